@@ -1,0 +1,68 @@
+# genai-stack: the README names two targets, `make synth` and `make test`; both install what they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_BOOT ?= python3
+PROFILE ?= managed-api
+VENV := .venv
+CHECKOV_VENV := .venv-checkov
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+CDK := node_modules/.bin/cdk
+UV_VERSION := 0.13.9
+CHECKOV_VERSION := 3.3.30
+
+# Node 20 prints an end-of-life banner on every jsii import (TOOLCHAIN.md trap 8).
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+.PHONY: help setup synth synth-all test lint format schema bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(UV) pip install --quiet --python $(PY) --compile-bytecode -e '.[dev]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# checkov pins old boto3/packaging/networkx: it gets its own environment (TOOLCHAIN.md).
+$(CHECKOV_VENV)/.installed: $(VENV)/.installed
+	$(UV) venv --quiet --allow-existing --python $(PY) $(CHECKOV_VENV)
+	$(UV) pip install --quiet --python $(CHECKOV_VENV)/bin/python --compile-bytecode checkov==$(CHECKOV_VERSION)
+	touch $@
+
+setup: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed ## create the Python, Node and checkov environments
+
+synth: $(VENV)/.installed node_modules/.installed ## synthesize PROFILE (default managed-api) into cdk.out and list its stacks
+	$(CDK) synth --quiet -c profile=$(PROFILE)
+	$(CDK) list -c profile=$(PROFILE)
+
+synth-all: $(VENV)/.installed node_modules/.installed ## synthesize every built-in profile
+	$(CDK) synth --quiet -c profile=all
+
+test: setup ## lint, then the whole test suite (compliance gates included)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest
+
+lint: $(VENV)/.installed ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed ## apply ruff fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+schema: $(VENV)/.installed ## regenerate profiles/profile.schema.json from stacks/config.py
+	$(PY) -m stacks.config --write-schema
+
+bench: setup ## benchmarks: synth time per profile (in-process and through the CDK CLI)
+	$(PY) bench/synth.py
+
+clean: ## remove synthesized output and environments
+	rm -rf cdk.out $(VENV) $(CHECKOV_VENV) node_modules .pytest_cache .ruff_cache

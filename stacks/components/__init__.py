@@ -1,0 +1,1 @@
+"""Reusable constructs: one unit per file, keyword-only typed props, secure defaults."""

@@ -1,0 +1,53 @@
+"""MonitoringHub: how every stack of a profile contributes dashboard widgets and alarms.
+
+The stage creates one hub per profile, right after the foundation (it needs the alarm topic), and
+hands it to every stack. Stacks create their alarms in their own scope and register them here; the
+observability stack, built last, renders the profile's one dashboard from what was registered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_sns as sns
+
+
+@dataclass(frozen=True)
+class DashboardSection:
+    title: str
+    widgets: tuple[cloudwatch.IWidget, ...]
+
+
+class MonitoringHub:
+    """Collects dashboard sections and alarms; alarms notify the profile's alarm topic."""
+
+    def __init__(self, *, alarm_topic: sns.ITopic) -> None:
+        self.alarm_topic = alarm_topic
+        self._sections: list[DashboardSection] = []
+        self._alarms: list[cloudwatch.IAlarm] = []
+
+    @property
+    def sections(self) -> tuple[DashboardSection, ...]:
+        return tuple(self._sections)
+
+    @property
+    def alarms(self) -> tuple[cloudwatch.IAlarm, ...]:
+        return tuple(self._alarms)
+
+    def add_section(self, title: str, widgets: Sequence[cloudwatch.IWidget]) -> None:
+        """A titled group of widgets on the profile's dashboard."""
+        if not widgets:
+            raise ValueError(f"dashboard section {title!r} has no widgets")
+        if any(section.title == title for section in self._sections):
+            raise ValueError(f"dashboard section {title!r} is added twice")
+        self._sections.append(DashboardSection(title=title, widgets=tuple(widgets)))
+
+    def add_alarm(self, alarm: cloudwatch.Alarm) -> None:
+        """The alarm notifies the alarm topic on ALARM and OK and shows in the dashboard's status widget."""
+        action = cw_actions.SnsAction(self.alarm_topic)
+        alarm.add_alarm_action(action)
+        alarm.add_ok_action(action)
+        self._alarms.append(alarm)

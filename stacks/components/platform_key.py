@@ -1,0 +1,84 @@
+"""PlatformKey: the customer-managed KMS key of one profile, usable by the AWS services that need it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from stacks.components.alarm_topic import ALARM_PUBLISHERS, ServicePublisher
+
+
+class PlatformKey(Construct):
+    """A symmetric KMS key with yearly rotation, retained on delete.
+
+    The key policy lets the account administer it (CDK default) and lets the services that publish to
+    an encrypted SNS topic use it (kms:GenerateDataKey* and kms:Decrypt, as the Amazon SNS developer
+    guide, "Encryption at rest", requires), limited to this account where the service sends
+    aws:SourceAccount; CloudWatch Logs may use it for log groups
+    of this account and region (kms:EncryptionContext:aws:logs:arn), as the CloudWatch Logs user guide
+    ("Encrypt log data in CloudWatch Logs using AWS KMS") prescribes.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        description: str,
+        topic_publishers: Sequence[ServicePublisher] = ALARM_PUBLISHERS,
+        allow_cloudwatch_logs: bool = True,
+        pending_window_days: int = 30,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.key = kms.Key(
+            self,
+            "Key",
+            description=description,
+            enable_key_rotation=True,
+            pending_window=Duration.days(pending_window_days),
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        for publisher in topic_publishers:
+            self.key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid=publisher.sid,
+                    principals=[iam.ServicePrincipal(publisher.service)],
+                    actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                    resources=["*"],  # in a key policy "*" means this key
+                    conditions=(
+                        {"StringEquals": {"aws:SourceAccount": stack.account}}
+                        if publisher.sends_source_account
+                        else None
+                    ),
+                )
+            )
+        if allow_cloudwatch_logs:
+            self.key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="AllowCloudWatchLogs",
+                    principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+                    actions=[
+                        "kms:Encrypt*",
+                        "kms:Decrypt*",
+                        "kms:ReEncrypt*",
+                        "kms:GenerateDataKey*",
+                        "kms:Describe*",
+                    ],
+                    resources=["*"],  # in a key policy "*" means this key
+                    conditions={
+                        "ArnLike": {
+                            "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
+                                service="logs",
+                                resource="log-group",
+                                resource_name="*",
+                                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                            )
+                        }
+                    },
+                )
+            )

@@ -1,0 +1,75 @@
+"""FoundationStack: the stateful base of a profile. Everything here is retained on stack deletion."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Stack
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from stacks import compliance
+from stacks.components.alarm_topic import AlarmTopic
+from stacks.components.platform_key import PlatformKey
+from stacks.components.secure_bucket import SecureBucket
+from stacks.config import Foundation
+
+
+class FoundationStack(Stack):
+    """KMS key, data / artifacts / access-log buckets and the alarm topic of one profile.
+
+    Termination protection is on and every resource is retained: deleting the stack must never
+    delete data. The construct IDs below fix the logical IDs; tests pin them.
+    """
+
+    key: kms.IKey
+    data_bucket: s3.IBucket
+    artifacts_bucket: s3.IBucket
+    log_bucket: s3.IBucket
+    alarm_topic: sns.ITopic
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        profile_name: str,
+        settings: Foundation,
+        alarm_emails: Sequence[str],
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, construct_id, termination_protection=True, **kwargs)
+
+        self.key = PlatformKey(
+            self, "PlatformKey", description=f"genai-stack {profile_name}: data, artifacts, alarms"
+        ).key
+
+        log_bucket = SecureBucket(
+            self,
+            "AccessLogs",
+            noncurrent_version_days=settings.noncurrent_version_days,
+            expiration_days=settings.access_log_days,
+        )
+        compliance.skip_checkov(log_bucket.bucket.node.default_child, compliance.ACCESS_LOG_BUCKET_NOT_LOGGED)
+        self.log_bucket = log_bucket.bucket
+
+        self.data_bucket = SecureBucket(
+            self,
+            "Data",
+            encryption_key=self.key,
+            access_logs_bucket=self.log_bucket,
+            access_logs_prefix="data/",
+            noncurrent_version_days=settings.noncurrent_version_days,
+        ).bucket
+        self.artifacts_bucket = SecureBucket(
+            self,
+            "Artifacts",
+            encryption_key=self.key,
+            access_logs_bucket=self.log_bucket,
+            access_logs_prefix="artifacts/",
+            noncurrent_version_days=settings.noncurrent_version_days,
+        ).bucket
+
+        self.alarm_topic = AlarmTopic(self, "Alarms", encryption_key=self.key, emails=alarm_emails).topic

@@ -1,0 +1,75 @@
+"""ObservabilityStack: cost controls and the profile's dashboard. Built last; it reads the hub."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from constructs import Construct
+
+from stacks.components.cost_controls import BudgetAlert, CostControls
+from stacks.components.monitoring import MonitoringHub
+from stacks.config import Budget, CostAllocation
+
+DASHBOARD_WIDTH = 24  # CloudWatch dashboards are 24 grid units wide
+
+
+class ObservabilityStack(Stack):
+    """AWS Budgets budget + Cost Anomaly Detection on the profile's tag, and one CloudWatch dashboard."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        profile_name: str,
+        description: str,
+        budget: Budget,
+        cost_allocation: CostAllocation,
+        emails: Sequence[str],
+        hub: MonitoringHub,
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+
+        self.cost_controls = CostControls(
+            self,
+            "CostControls",
+            tag_key=cost_allocation.tag_key,
+            tag_value=cost_allocation.tag_value,
+            monthly_limit_usd=budget.monthly_limit_usd,
+            alerts=[BudgetAlert(percent=t.percent, kind=t.kind) for t in budget.thresholds],
+            anomaly_threshold_usd=budget.anomaly_threshold_usd,
+            topic=hub.alarm_topic,
+            emails=emails,
+        )
+
+        self.dashboard = cloudwatch.Dashboard(
+            self,
+            "Dashboard",
+            default_interval=Duration.days(7),
+            period_override=cloudwatch.PeriodOverride.AUTO,
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.TextWidget(
+                markdown=(
+                    f"# genai-stack: {profile_name}\n{description}\n\n"
+                    f"Monthly budget {budget.monthly_limit_usd:g} USD on tag "
+                    f"`{cost_allocation.tag_key}={cost_allocation.tag_value}` (AWS Budgets console)."
+                ),
+                width=DASHBOARD_WIDTH,
+                height=3,
+            )
+        )
+        if hub.alarms:
+            self.dashboard.add_widgets(
+                cloudwatch.AlarmStatusWidget(
+                    title="Alarms", alarms=list(hub.alarms), width=DASHBOARD_WIDTH, height=3
+                )
+            )
+        for section in hub.sections:
+            self.dashboard.add_widgets(
+                cloudwatch.TextWidget(markdown=f"## {section.title}", width=DASHBOARD_WIDTH, height=1)
+            )
+            self.dashboard.add_widgets(*section.widgets)

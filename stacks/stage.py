@@ -1,0 +1,80 @@
+"""One profile's stacks, composed and wired by typed constructor arguments.
+
+- `ProfileStacks` (a construct) builds the stacks of one profile under any scope. `app.py` puts it
+  directly under the App, so the stacks are top-level and the stock CLI deploys them with
+  `cdk deploy --all -c profile=NAME`: the CLI's `--all` selects only the main assembly's stacks, and a
+  Stage's stacks live in a nested assembly ("No stack found in the main cloud assembly", measured
+  with aws-cdk 2.1148.1).
+- `GenAiStage` (a `cdk.Stage`) holds the same `ProfileStacks`, for teams that deploy a profile as a
+  stage of their own CDK Pipelines app (`pipeline.add_stage(GenAiStage(...))`).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Environment, Stage, Tags
+from constructs import Construct
+
+from stacks.components.monitoring import MonitoringHub
+from stacks.config import PROFILE_TAG, PROJECT_TAG, Profile
+from stacks.foundation_stack import FoundationStack
+from stacks.observability_stack import ObservabilityStack
+
+PROJECT = "genai-stack"
+
+
+class ProfileStacks(Construct):
+    """The stacks a profile asks for. Stack names are `<profile>-<part>`, e.g. `managed-api-foundation`.
+
+    Composition order is dependency order: foundation (stateful) first, then the approach stacks,
+    which register dashboard sections and alarms with the monitoring hub, and observability last.
+    Every resource is tagged with the project, the profile and the profile's cost-allocation tag.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, profile: Profile) -> None:
+        super().__init__(scope, construct_id)
+        self.profile = profile
+        env = Environment(account=profile.account, region=profile.region)
+
+        self.foundation = FoundationStack(
+            self,
+            "Foundation",
+            env=env,
+            stack_name=f"{profile.name}-foundation",
+            description=f"genai-stack {profile.name}: KMS key, buckets, alarm topic (stateful, retained)",
+            profile_name=profile.name,
+            settings=profile.foundation,
+            alarm_emails=profile.notifications.emails,
+        )
+        self.hub = MonitoringHub(alarm_topic=self.foundation.alarm_topic)
+
+        self.observability = ObservabilityStack(
+            self,
+            "Observability",
+            env=env,
+            stack_name=f"{profile.name}-observability",
+            description=f"genai-stack {profile.name}: budget, cost anomaly alerts, dashboard",
+            profile_name=profile.name,
+            budget=profile.budget,
+            cost_allocation=profile.cost_allocation,
+            emails=profile.notifications.emails,
+            hub=self.hub,
+        )
+
+        tags = Tags.of(self)
+        tags.add(PROJECT_TAG, PROJECT)
+        tags.add(PROFILE_TAG, profile.name)
+        tags.add(profile.cost_allocation.tag_key, profile.cost_allocation.tag_value)
+        for key, value in profile.tags.items():
+            tags.add(key, value)
+
+    @property
+    def stacks(self) -> tuple[FoundationStack | ObservabilityStack, ...]:
+        return (self.foundation, self.observability)
+
+
+class GenAiStage(Stage):
+    """A profile as a `cdk.Stage`, for CDK Pipelines; the stacks are those of `ProfileStacks`."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, profile: Profile) -> None:
+        super().__init__(scope, construct_id, env=Environment(account=profile.account, region=profile.region))
+        self.profile_stacks = ProfileStacks(self, profile.name, profile=profile)

@@ -1,0 +1,73 @@
+"""Shared fixtures. Every built-in profile is synthesized once per session, offline.
+
+The Node guard is installed before anything imports aws_cdk, so the jsii kernel (a Node process)
+runs the whole session with network access forbidden; the session synthesis itself also runs with
+Python sockets forbidden (tests/test_offline.py checks both guards bite).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.support.offline import forbid_python_network, install_node_guard
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+install_node_guard()
+
+from aws_cdk import App  # noqa: E402 - after the Node guard, on purpose
+
+from app import build_app  # noqa: E402
+from stacks.config import REPO_ROOT, builtin_profile_names  # noqa: E402
+from stacks.stage import ProfileStacks  # noqa: E402
+
+CDK_CONTEXT = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+
+
+def cdk_app(outdir: Path) -> App:
+    """An App with cdk.json's feature flags, like `cdk synth` (TOOLCHAIN.md trap 4)."""
+    return App(outdir=str(outdir), context=dict(CDK_CONTEXT))
+
+
+@dataclass
+class Synthesized:
+    """The cloud assembly of every built-in profile: templates by profile and stack construct id."""
+
+    outdir: Path
+    profiles: dict[str, ProfileStacks]
+    templates: dict[str, dict[str, dict]] = field(default_factory=dict)
+    template_paths: list[Path] = field(default_factory=list)
+
+    def template(self, profile: str, stack: str) -> dict:
+        return self.templates[profile][stack]
+
+    def resources(self, profile: str, stack: str, resource_type: str) -> dict[str, dict]:
+        return {
+            logical_id: resource
+            for logical_id, resource in self.template(profile, stack)["Resources"].items()
+            if resource["Type"] == resource_type
+        }
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    with forbid_python_network():
+        app = build_app("all", app=cdk_app(outdir))
+        assembly = app.synth()
+    profiles = {child.node.id: child for child in app.node.children if isinstance(child, ProfileStacks)}
+    result = Synthesized(outdir=outdir, profiles=profiles)
+    for stack_artifact in assembly.stacks:
+        profile, construct_id = stack_artifact.hierarchical_id.split("/")
+        result.templates.setdefault(profile, {})[construct_id] = stack_artifact.template
+        result.template_paths.append(Path(stack_artifact.template_full_path))
+    return result
+
+
+@pytest.fixture(scope="session")
+def profile_names() -> list[str]:
+    return builtin_profile_names()

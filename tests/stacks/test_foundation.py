@@ -1,0 +1,163 @@
+"""FoundationStack: key, buckets and alarm topic, asserted on the synthesized templates."""
+
+from __future__ import annotations
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from stacks.components.alarm_topic import ALARM_PUBLISHERS
+
+PROFILE = "managed-api"
+
+
+@pytest.fixture(scope="module")
+def template(synthesized) -> Template:
+    return Template.from_json(synthesized.template(PROFILE, "Foundation"))
+
+
+@pytest.fixture(scope="module")
+def buckets(synthesized) -> dict[str, dict]:
+    found = synthesized.resources(PROFILE, "Foundation", "AWS::S3::Bucket")
+    return {
+        name: found[logical]
+        for logical in found
+        for name in ("AccessLogs", "Data", "Artifacts")
+        if logical.startswith(name)
+    }
+
+
+def test_the_key_rotates_and_is_retained(template):
+    template.resource_count_is("AWS::KMS::Key", 1)
+    template.has_resource(
+        "AWS::KMS::Key",
+        {
+            "Properties": {"EnableKeyRotation": True},
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+        },
+    )
+
+
+def test_the_key_lets_only_the_alarm_publishers_and_this_regions_logs_use_it(synthesized):
+    (key,) = synthesized.resources(PROFILE, "Foundation", "AWS::KMS::Key").values()
+    statements = {s.get("Sid"): s for s in key["Properties"]["KeyPolicy"]["Statement"]}
+    for publisher in ALARM_PUBLISHERS:
+        statement = statements[publisher.sid]
+        assert statement["Principal"] == {"Service": publisher.service}
+        assert statement["Action"] == ["kms:Decrypt", "kms:GenerateDataKey*"]
+        assert ("Condition" in statement) is publisher.sends_source_account
+    logs = statements["AllowCloudWatchLogs"]
+    assert logs["Principal"] == {"Service": "logs.us-east-1.amazonaws.com"}
+    assert "kms:EncryptionContext:aws:logs:arn" in logs["Condition"]["ArnLike"]
+
+
+def test_three_buckets_private_versioned_and_retained(buckets):
+    assert set(buckets) == {"AccessLogs", "Data", "Artifacts"}
+    for bucket in buckets.values():
+        props = bucket["Properties"]
+        assert bucket["DeletionPolicy"] == bucket["UpdateReplacePolicy"] == "Retain"
+        assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+        assert props["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }
+        assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+        rules = {rule["Id"]: rule for rule in props["LifecycleConfiguration"]["Rules"]}
+        assert rules["expire-noncurrent-versions"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 90}
+        assert rules["expire-noncurrent-versions"]["AbortIncompleteMultipartUpload"] == {
+            "DaysAfterInitiation": 7
+        }
+
+
+def test_data_and_artifacts_use_the_key_and_the_log_bucket_uses_sse_s3(buckets):
+    for name in ("Data", "Artifacts"):
+        (rule,) = buckets[name]["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+        assert rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"]["Fn::GetAtt"][0].startswith(
+            "PlatformKey"
+        )
+        assert rule["BucketKeyEnabled"] is True
+    (rule,) = buckets["AccessLogs"]["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+
+
+def test_data_and_artifacts_log_into_the_access_log_bucket_which_expires_logs(buckets, synthesized):
+    log_bucket_id = next(
+        k
+        for k in synthesized.resources(PROFILE, "Foundation", "AWS::S3::Bucket")
+        if k.startswith("AccessLogs")
+    )
+    for name, prefix in (("Data", "data/"), ("Artifacts", "artifacts/")):
+        logging = buckets[name]["Properties"]["LoggingConfiguration"]
+        assert logging == {"DestinationBucketName": {"Ref": log_bucket_id}, "LogFilePrefix": prefix}
+    rules = {r["Id"]: r for r in buckets["AccessLogs"]["Properties"]["LifecycleConfiguration"]["Rules"]}
+    assert rules["expire-objects"]["ExpirationInDays"] == 365
+
+
+def test_every_bucket_denies_requests_without_tls(synthesized):
+    policies = synthesized.resources(PROFILE, "Foundation", "AWS::S3::BucketPolicy")
+    assert len(policies) == 3
+    for policy in policies.values():
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        tls = [
+            s
+            for s in statements
+            if s["Effect"] == "Deny"
+            and s.get("Condition", {}).get("Bool") == {"aws:SecureTransport": "false"}
+        ]
+        assert tls, "bucket policy without the TLS-only deny"
+        assert any(
+            s.get("Condition", {}).get("NumericLessThan") == {"s3:TlsVersion": 1.2} for s in statements
+        )
+
+
+def test_only_the_s3_logging_service_may_write_to_the_log_bucket(synthesized):
+    policies = synthesized.resources(PROFILE, "Foundation", "AWS::S3::BucketPolicy")
+    allows = [
+        s
+        for p in policies.values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Allow"
+    ]
+    assert allows
+    for statement in allows:
+        assert statement["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+        assert statement["Action"] == "s3:PutObject"
+
+
+def test_the_alarm_topic_is_encrypted_tls_only_and_retained(template, synthesized):
+    template.has_resource(
+        "AWS::SNS::Topic",
+        {
+            "Properties": {
+                "KmsMasterKeyId": {"Fn::GetAtt": [Match.string_like_regexp("^PlatformKey"), "Arn"]}
+            },
+            "DeletionPolicy": "Retain",
+        },
+    )
+    (policy,) = synthesized.resources(PROFILE, "Foundation", "AWS::SNS::TopicPolicy").values()
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        for s in statements
+    )
+    publishers = {s["Principal"]["Service"]: s for s in statements if s["Effect"] == "Allow"}
+    assert set(publishers) == {p.service for p in ALARM_PUBLISHERS}
+    assert all(s["Action"] == "sns:Publish" for s in publishers.values())
+    assert publishers["budgets.amazonaws.com"]["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    }
+
+
+def test_each_profile_email_subscribes_to_the_topic(synthesized):
+    expected = set(synthesized.profiles[PROFILE].profile.notifications.emails)
+    subscriptions = synthesized.resources(PROFILE, "Foundation", "AWS::SNS::Subscription").values()
+    assert {
+        s["Properties"]["Endpoint"] for s in subscriptions if s["Properties"]["Protocol"] == "email"
+    } == expected
+
+
+def test_the_stack_has_termination_protection(synthesized):
+    assert synthesized.profiles[PROFILE].foundation.termination_protection is True

@@ -1,0 +1,92 @@
+"""app.py and the real CDK CLI: the profile selection, errors without tracebacks, same templates."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from stacks.config import REPO_ROOT
+
+CDK = REPO_ROOT / "node_modules" / ".bin" / "cdk"
+BAD_PROFILE = "name: x\nregion: us-east-1\n"
+
+
+def run(command: list[str], tmp_path, **env) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "CDK_DISABLE_CLI_TELEMETRY": "true", **env}
+    return subprocess.run(  # noqa: S603 - our own commands
+        command, capture_output=True, text=True, cwd=REPO_ROOT, env=environment, check=False, timeout=600
+    )
+
+
+@pytest.fixture
+def bad_profile(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(BAD_PROFILE)
+    return path
+
+
+def test_python_app_reports_a_bad_profile_without_a_traceback(tmp_path, bad_profile):
+    result = run(
+        [sys.executable, "app.py"],
+        tmp_path,
+        CDK_CONTEXT_JSON=json.dumps({"profile": str(bad_profile)}),
+        CDK_OUTDIR=str(tmp_path / "out"),
+    )
+    assert result.returncode == 1
+    assert f"{bad_profile}: budget: required but missing" in result.stderr
+    assert f"{bad_profile}: name: 'x' is not allowed" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_python_app_lists_the_profiles_for_an_unknown_name(tmp_path):
+    result = run(
+        [sys.executable, "app.py"],
+        tmp_path,
+        CDK_CONTEXT_JSON=json.dumps({"profile": "nope"}),
+        CDK_OUTDIR=str(tmp_path / "out"),
+    )
+    assert result.returncode == 1
+    assert "nope: no built-in profile of that name (available: managed-api" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cdk_cli_reports_a_bad_profile_without_a_traceback(tmp_path, bad_profile):
+    result = run([str(CDK), "synth", "-c", f"profile={bad_profile}", "-o", str(tmp_path / "out")], tmp_path)
+    assert result.returncode != 0
+    assert f"{bad_profile}: budget: required but missing" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_cdk_cli_synthesizes_every_profile_to_the_same_templates_as_the_tests(tmp_path, synthesized):
+    """`cdk synth -c profile=all` with cdk.json's flags gives exactly the templates the tests assert on."""
+    out = tmp_path / "cli.out"
+    result = run([str(CDK), "synth", "--quiet", "-c", "profile=all", "-o", str(out)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    cli_stacks = [a for a in manifest["artifacts"].values() if a["type"] == "aws:cloudformation:stack"]
+    assert len(cli_stacks) == sum(len(t) for t in synthesized.templates.values())
+    for artifact in cli_stacks:
+        profile, stack = artifact["displayName"].split(" ")[0].split("/")
+        cli_template = json.loads((out / artifact["properties"]["templateFile"]).read_text())
+        assert without_cli_metadata(cli_template) == without_cli_metadata(
+            synthesized.template(profile, stack)
+        ), f"{profile}/{stack} differs between cdk synth and the tests"
+
+
+def without_cli_metadata(template: dict) -> dict:
+    """Drop only what the CLI adds on purpose: construct-path metadata and the CDKMetadata resource."""
+    template = json.loads(json.dumps(template))
+    template["Resources"].pop("CDKMetadata", None)
+    template.get("Conditions", {}).pop("CDKMetadataAvailable", None)
+    if not template.get("Conditions", True):
+        del template["Conditions"]
+    for resource in template["Resources"].values():
+        metadata = resource.get("Metadata", {})
+        metadata.pop("aws:cdk:path", None)
+        if "Metadata" in resource and not metadata:
+            del resource["Metadata"]
+    return template
