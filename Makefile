@@ -40,7 +40,7 @@ setup: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed ## 
 
 synth: $(VENV)/.installed node_modules/.installed ## synthesize PROFILE (default managed-api) into cdk.out and list its stacks
 	$(CDK) synth --quiet -c profile=$(PROFILE)
-	$(CDK) list -c profile=$(PROFILE)
+	$(CDK) list --app cdk.out
 
 synth-all: $(VENV)/.installed node_modules/.installed ## synthesize every built-in profile
 	$(CDK) synth --quiet -c profile=all
