@@ -93,8 +93,8 @@ def main() -> int:
         rows.append((profile, seconds_in, seconds_in / empty_in, seconds_cli, seconds_cli / empty_cli))
 
     print(f"synth time, median of {args.repeat} runs ({os.cpu_count()} cores)")
-    print(f"{'profile':<16} {'in-process s':>12} {'x empty':>8} {'cdk CLI s':>10} {'x empty':>8}")
-    print(f"{'(empty stack)':<16} {empty_in:>12.2f} {1:>8.2f} {empty_cli:>10.2f} {1:>8.2f}")
+    print(f"{'profile':<16} {'in-process s':>12} {'x base':>8} {'cdk CLI s':>10} {'x base':>8}")
+    print(f"{'(1-resource)':<16} {empty_in:>12.2f} {1:>8.2f} {empty_cli:>10.2f} {1:>8.2f}")
     for profile, seconds_in, ratio_in, seconds_cli, ratio_cli in rows:
         print(f"{profile:<16} {seconds_in:>12.2f} {ratio_in:>8.2f} {seconds_cli:>10.2f} {ratio_cli:>8.2f}")
     return 0
