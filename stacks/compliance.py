@@ -30,7 +30,6 @@ STATEFUL_RESOURCE_TYPES: frozenset[str] = frozenset(
         "AWS::RDS::DBCluster",
         "AWS::RDS::DBInstance",
         "AWS::EFS::FileSystem",
-        "AWS::Logs::LogGroup",
         "AWS::SageMaker::ModelPackageGroup",
     }
 )
@@ -42,6 +41,11 @@ class Acknowledgement:
 
     finding: str
     reason: str
+
+    def on(self, resource: str) -> Acknowledgement:
+        """The same acknowledgement for one wildcard resource, as cdk-nag names the finding:
+        `AwsSolutions-IAM5[Resource::<resource>]`."""
+        return Acknowledgement(finding=f"{self.finding}[Resource::{resource}]", reason=self.reason)
 
 
 # The acknowledgements in force. Each is defined here with its finding and reason and applied with
@@ -62,6 +66,72 @@ ACCESS_LOG_BUCKET_NOT_LOGGED = CheckovSkip(
     reason=(
         "This bucket is the target of the other buckets' S3 server access logs; logging it into itself "
         "would log its own log deliveries, and a second log bucket would only move the finding."
+    ),
+)
+
+
+INVOCATION_LOGGING_NO_RESOURCE_TYPE = Acknowledgement(
+    finding="AwsSolutions-IAM5[Resource::*]",
+    reason=(
+        "bedrock:Get/Put/DeleteModelInvocationLoggingConfiguration act on a per-account, per-region setting "
+        "and have no resource type in the Service Authorization Reference, so they accept only Resource '*'."
+    ),
+)
+
+LOG_STREAM_WILDCARD = Acknowledgement(
+    finding="AwsSolutions-IAM5",
+    reason=(
+        "Lambda names the log streams of its function at run time; the statement is limited to the streams "
+        "of the function's own log group."
+    ),
+)
+
+PROVIDER_FRAMEWORK_BASIC_EXECUTION = Acknowledgement(
+    finding="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+    reason=(
+        "The role of the CDK custom resource provider framework's own function, created by aws-cdk-lib; "
+        "it only writes its logs and invokes our handler."
+    ),
+)
+
+PROVIDER_FRAMEWORK_INVOKE = Acknowledgement(
+    finding="AwsSolutions-IAM5",
+    reason=(
+        "The CDK provider framework invokes the handler function by ARN and by ARN:* so that any "
+        "version or alias of that one function can be called; no other function is reachable."
+    ),
+)
+
+KNOWLEDGE_BASE_DOCUMENTS = Acknowledgement(
+    finding="AwsSolutions-IAM5",
+    reason=(
+        "The knowledge base reads every document under its own prefix of the data bucket "
+        "(s3:GetObject on <bucket>/knowledge-bases/<name>/*); document names are not known in advance."
+    ),
+)
+
+LAMBDA_CHECKOV_SKIPS = (
+    CheckovSkip(
+        check="CKV_AWS_115",
+        reason=(
+            "No reserved concurrency: a new account's concurrency limit of 10 leaves no room to reserve any, "
+            "and these functions run a handful of times a day (schedules, deployments, document uploads)."
+        ),
+    ),
+    CheckovSkip(
+        check="CKV_AWS_116",
+        reason=(
+            "No dead-letter queue: the callers retry and report failures themselves (CloudFormation for "
+            "custom resources, EventBridge retries for schedules), and a failed ingestion shows on the "
+            "ingestion alarm."
+        ),
+    ),
+    CheckovSkip(
+        check="CKV_AWS_117",
+        reason=(
+            "Not in a VPC: the functions call only AWS APIs (Bedrock control plane and agent APIs) over TLS "
+            "with IAM; a VPC would add NAT or endpoint cost and no protection."
+        ),
     ),
 )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aws_cdk import Stack
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
@@ -12,9 +13,12 @@ from constructs import Construct
 
 from stacks import compliance
 from stacks.components.alarm_topic import AlarmTopic
+from stacks.components.invocation_log_destination import INVOCATION_LOG_PREFIX, allow_bedrock_invocation_logs
+from stacks.components.knowledge_base_role import KnowledgeBaseRole
 from stacks.components.platform_key import PlatformKey
 from stacks.components.secure_bucket import SecureBucket
-from stacks.config import Foundation
+from stacks.components.vector_store import IndexSpec, VectorStore
+from stacks.config import Foundation, KnowledgeBase
 
 
 class FoundationStack(Stack):
@@ -38,6 +42,8 @@ class FoundationStack(Stack):
         profile_name: str,
         settings: Foundation,
         alarm_emails: Sequence[str],
+        knowledge_bases: Sequence[KnowledgeBase] = (),
+        bedrock_invocation_logs: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, termination_protection=True, **kwargs)
@@ -55,14 +61,16 @@ class FoundationStack(Stack):
         compliance.skip_checkov(log_bucket.bucket.node.default_child, compliance.ACCESS_LOG_BUCKET_NOT_LOGGED)
         self.log_bucket = log_bucket.bucket
 
-        self.data_bucket = SecureBucket(
+        data_bucket = SecureBucket(
             self,
             "Data",
             encryption_key=self.key,
             access_logs_bucket=self.log_bucket,
             access_logs_prefix="data/",
             noncurrent_version_days=settings.noncurrent_version_days,
+            event_bridge=True,
         ).bucket
+        self.data_bucket = data_bucket
         self.artifacts_bucket = SecureBucket(
             self,
             "Artifacts",
@@ -73,3 +81,30 @@ class FoundationStack(Stack):
         ).bucket
 
         self.alarm_topic = AlarmTopic(self, "Alarms", encryption_key=self.key, emails=alarm_emails).topic
+
+        # Knowledge-base vector stores are stateful: they live here, retained, with pinned logical IDs,
+        # beside the service roles that read the documents and write the vectors.
+        self.vector_index_arns: dict[str, str] = {}
+        self.knowledge_base_roles: dict[str, iam.IRole] = {}
+        if knowledge_bases:
+            store = VectorStore(
+                self,
+                "VectorStore",
+                encryption_key=self.key,
+                indexes=[IndexSpec(kb.name, kb.dimensions) for kb in knowledge_bases],
+            )
+            for kb in knowledge_bases:
+                self.vector_index_arns[kb.name] = store.index_arn(kb.name)
+                self.knowledge_base_roles[kb.name] = KnowledgeBaseRole(
+                    self,
+                    f"KnowledgeBaseRole-{kb.name}",
+                    name=kb.name,
+                    embedding_model_id=kb.embedding_model,
+                    index_arn=store.index_arn(kb.name),
+                    data_bucket=data_bucket,
+                    prefix=kb.prefix,
+                    encryption_key=self.key,
+                ).role
+
+        if bedrock_invocation_logs:
+            allow_bedrock_invocation_logs(self.data_bucket, self.key, prefix=INVOCATION_LOG_PREFIX)

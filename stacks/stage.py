@@ -11,9 +11,10 @@
 
 from __future__ import annotations
 
-from aws_cdk import Environment, Stage, Tags
+from aws_cdk import Environment, Stack, Stage, Tags
 from constructs import Construct
 
+from stacks.bedrock_stack import BedrockStack
 from stacks.components.monitoring import MonitoringHub
 from stacks.config import PROFILE_TAG, PROJECT_TAG, Profile
 from stacks.foundation_stack import FoundationStack
@@ -34,6 +35,7 @@ class ProfileStacks(Construct):
         super().__init__(scope, construct_id)
         self.profile = profile
         env = Environment(account=profile.account, region=profile.region)
+        bedrock = profile.bedrock
 
         self.foundation = FoundationStack(
             self,
@@ -44,8 +46,28 @@ class ProfileStacks(Construct):
             profile_name=profile.name,
             settings=profile.foundation,
             alarm_emails=profile.notifications.emails,
+            knowledge_bases=bedrock.knowledge_bases if bedrock else (),
+            bedrock_invocation_logs=bool(bedrock and bedrock.invocation_logging.enabled),
         )
         self.hub = MonitoringHub(alarm_topic=self.foundation.alarm_topic)
+
+        self.bedrock: BedrockStack | None = None
+        if bedrock is not None:
+            self.bedrock = BedrockStack(
+                self,
+                "Bedrock",
+                env=env,
+                stack_name=f"{profile.name}-bedrock",
+                description=f"genai-stack {profile.name}: Bedrock access, guardrail, knowledge bases",
+                profile_name=profile.name,
+                settings=bedrock,
+                encryption_key=self.foundation.key,
+                data_bucket=self.foundation.data_bucket,
+                vector_index_arns=self.foundation.vector_index_arns,
+                knowledge_base_roles=self.foundation.knowledge_base_roles,
+                log_retention_days=profile.foundation.log_retention_days,
+                hub=self.hub,
+            )
 
         self.observability = ObservabilityStack(
             self,
@@ -68,8 +90,8 @@ class ProfileStacks(Construct):
             tags.add(key, value)
 
     @property
-    def stacks(self) -> tuple[FoundationStack | ObservabilityStack, ...]:
-        return (self.foundation, self.observability)
+    def stacks(self) -> tuple[Stack, ...]:
+        return tuple(s for s in (self.foundation, self.bedrock, self.observability) if s is not None)
 
 
 class GenAiStage(Stage):

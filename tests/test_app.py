@@ -78,7 +78,7 @@ def test_cdk_cli_synthesizes_every_profile_to_the_same_templates_as_the_tests(tm
 
 
 def without_cli_metadata(template: dict) -> dict:
-    """Drop only what the CLI adds on purpose: construct-path metadata and the CDKMetadata resource."""
+    """Drop only what the CLI adds on purpose: construct-path and asset metadata, the CDKMetadata resource."""
     template = json.loads(json.dumps(template))
     template["Resources"].pop("CDKMetadata", None)
     template.get("Conditions", {}).pop("CDKMetadataAvailable", None)
@@ -86,7 +86,8 @@ def without_cli_metadata(template: dict) -> dict:
         del template["Conditions"]
     for resource in template["Resources"].values():
         metadata = resource.get("Metadata", {})
-        metadata.pop("aws:cdk:path", None)
+        for key in [k for k in metadata if k == "aws:cdk:path" or k.startswith("aws:asset:")]:
+            del metadata[key]
         if "Metadata" in resource and not metadata:
             del resource["Metadata"]
     return template

@@ -18,6 +18,7 @@ class SecureBucket(Construct):
     - `access_logs_bucket` given: server access logs go there under `access_logs_prefix`.
     - Noncurrent versions expire after `noncurrent_version_days`; incomplete multipart uploads are
       aborted after 7 days; `expiration_days` (optional) expires current objects too (log buckets).
+    - `event_bridge`: the bucket sends its object events to EventBridge (rules pick what they need).
     """
 
     def __init__(
@@ -30,6 +31,7 @@ class SecureBucket(Construct):
         access_logs_bucket: s3.IBucket | None = None,
         access_logs_prefix: str | None = None,
         expiration_days: int | None = None,
+        event_bridge: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         if access_logs_prefix and access_logs_bucket is None:
@@ -59,3 +61,12 @@ class SecureBucket(Construct):
             lifecycle_rules=rules,
             removal_policy=RemovalPolicy.RETAIN,
         )
+        if event_bridge:
+            # Set on the bucket itself: the L2 `event_bridge_enabled` adds a notifications Lambda.
+            self.bucket.node.default_child.notification_configuration = (
+                s3.CfnBucket.NotificationConfigurationProperty(
+                    event_bridge_configuration=s3.CfnBucket.EventBridgeConfigurationProperty(
+                        event_bridge_enabled=True
+                    )
+                )
+            )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from aws_cdk.assertions import Match, Template
 
@@ -113,18 +115,30 @@ def test_every_bucket_denies_requests_without_tls(synthesized):
         )
 
 
-def test_only_the_s3_logging_service_may_write_to_the_log_bucket(synthesized):
+def bucket_policy_allows(synthesized, bucket_prefix: str) -> list[dict]:
     policies = synthesized.resources(PROFILE, "Foundation", "AWS::S3::BucketPolicy")
-    allows = [
-        s
-        for p in policies.values()
-        for s in p["Properties"]["PolicyDocument"]["Statement"]
-        if s["Effect"] == "Allow"
-    ]
+    (policy,) = [p for p in policies.values() if p["Properties"]["Bucket"]["Ref"].startswith(bucket_prefix)]
+    return [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+
+
+def test_only_the_s3_logging_service_may_write_to_the_log_bucket(synthesized):
+    allows = bucket_policy_allows(synthesized, "AccessLogs")
     assert allows
     for statement in allows:
         assert statement["Principal"] == {"Service": "logging.s3.amazonaws.com"}
         assert statement["Action"] == "s3:PutObject"
+
+
+def test_bedrock_may_write_invocation_logs_only_under_its_prefix_of_the_data_bucket(synthesized):
+    (statement,) = bucket_policy_allows(synthesized, "Data")
+    assert statement["Principal"] == {"Service": "bedrock.amazonaws.com"}
+    assert statement["Action"] == "s3:PutObject"
+    resource = json.dumps(statement["Resource"])
+    assert "/bedrock-invocation-logs/AWSLogs/" in resource
+    assert resource.endswith('"/BedrockModelInvocationLogs/*"]]}')
+    assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert "aws:SourceArn" in statement["Condition"]["ArnLike"]
+    assert bucket_policy_allows(synthesized, "Artifacts") == []
 
 
 def test_the_alarm_topic_is_encrypted_tls_only_and_retained(template, synthesized):

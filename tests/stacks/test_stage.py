@@ -77,5 +77,7 @@ def test_gen_ai_stage_holds_the_same_stacks_for_pipelines(tmp_path, synthesized)
     stage = GenAiStage(app, "pipeline-stage", profile=profile)
     nested = app.synth().get_nested_assembly(stage.artifact_id)
     templates = {s.hierarchical_id.split("/")[-1]: s.template for s in nested.stacks}
-    assert {s.stack_name for s in nested.stacks} == {"managed-api-foundation", "managed-api-observability"}
+    assert {s.stack_name for s in nested.stacks} == {
+        s.stack_name for s in synthesized.profiles["managed-api"].stacks
+    }
     assert templates["Foundation"] == synthesized.template("managed-api", "Foundation")

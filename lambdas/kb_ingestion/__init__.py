@@ -1,0 +1,1 @@
+"""Knowledge base ingestion: start Bedrock ingestion jobs on a schedule and when documents change."""

@@ -1,0 +1,170 @@
+"""BedrockStack: the managed-API approach — model access, guardrail, knowledge bases, invocation
+logging, application inference profiles, prompts and model monitoring. It only wires."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from stacks.catalog import bedrock_catalog, guardrail_profile
+from stacks.components.application_inference_profile import ApplicationInferenceProfile
+from stacks.components.guardrail import Guardrail
+from stacks.components.invocation_logging import InvocationLogging
+from stacks.components.knowledge_base import KnowledgeBase
+from stacks.components.knowledge_base_ingestion import IngestionTarget, KnowledgeBaseIngestion
+from stacks.components.model_access import ApplicationProfileRef, ModelAccess, foundation_model_arn
+from stacks.components.model_monitoring import ModelMonitoring
+from stacks.components.monitoring import MonitoringHub
+from stacks.components.prompt_template import PromptTemplate
+from stacks.config import Bedrock
+
+
+class BedrockStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        profile_name: str,
+        settings: Bedrock,
+        encryption_key: kms.IKey,
+        data_bucket: s3.IBucket,
+        vector_index_arns: dict[str, str],
+        knowledge_base_roles: dict[str, iam.IRole],
+        log_retention_days: int,
+        hub: MonitoringHub,
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        catalog = bedrock_catalog()
+
+        guardrail = None
+        if settings.guardrail is not None:
+            profile = guardrail_profile(self.region) if settings.guardrail.tier == "STANDARD" else None
+            guardrail = Guardrail(
+                self,
+                "Guardrail",
+                name=f"{profile_name}-guardrail",
+                settings=settings.guardrail,
+                encryption_key=encryption_key,
+                cross_region_profile_arn=(
+                    self.format_arn(
+                        service="bedrock", resource="guardrail-profile", resource_name=profile.profile_id
+                    )
+                    if profile
+                    else None
+                ),
+            ).ref
+            CfnOutput(self, "GuardrailArn", value=guardrail.arn)
+            CfnOutput(self, "GuardrailVersion", value=guardrail.version)
+
+        app_profiles = []
+        for app in settings.application_inference_profiles:
+            source_arn = (
+                self.format_arn(service="bedrock", resource="inference-profile", resource_name=app.source)
+                if app.source in catalog.inference_profiles
+                else foundation_model_arn(self.region, app.source)
+            )
+            created = ApplicationInferenceProfile(
+                self,
+                f"AppProfile-{app.name}",
+                name=f"{profile_name}-{app.name}",
+                copy_from_arn=source_arn,
+                description=app.description,
+                tags=app.tags,
+            )
+            app_profiles.append(ApplicationProfileRef(arn=created.arn, source=app.source))
+            CfnOutput(self, f"AppProfileArn-{app.name}", value=created.arn)
+
+        access = ModelAccess(
+            self,
+            "ModelAccess",
+            catalog=catalog,
+            models=settings.models,
+            inference_profiles=settings.inference_profiles,
+            application_profiles=app_profiles,
+            guardrail=guardrail,
+            enforce_guardrail=bool(settings.guardrail and settings.guardrail.mandatory),
+        )
+        self.model_access_policy = access.policy
+        CfnOutput(self, "ModelAccessPolicyArn", value=access.policy.managed_policy_arn)
+
+        ingestion_targets = []
+        for kb in settings.knowledge_bases:
+            created = KnowledgeBase(
+                self,
+                f"KnowledgeBase-{kb.name}",
+                name=f"{profile_name}-{kb.name}",
+                description=kb.description,
+                embedding_model_id=kb.embedding_model,
+                dimensions=kb.dimensions,
+                index_arn=vector_index_arns[kb.name],
+                role=knowledge_base_roles[kb.name],
+                data_bucket=data_bucket,
+                prefix=kb.prefix,
+                chunking=kb.chunking,
+                encryption_key=encryption_key,
+            )
+            ingestion_targets.append(
+                IngestionTarget(
+                    name=kb.name,
+                    knowledge_base_id=created.id,
+                    knowledge_base_arn=created.arn,
+                    data_source_id=created.data_source_id,
+                    prefix=kb.prefix,
+                    schedule=kb.ingestion_schedule,
+                )
+            )
+            CfnOutput(self, f"KnowledgeBaseId-{kb.name}", value=created.id)
+        if ingestion_targets:
+            KnowledgeBaseIngestion(
+                self,
+                "Ingestion",
+                knowledge_bases=ingestion_targets,
+                data_bucket=data_bucket,
+                encryption_key=encryption_key,
+                log_retention_days=log_retention_days,
+                hub=hub,
+            )
+
+        logging = settings.invocation_logging
+        if logging.enabled:
+            InvocationLogging(
+                self,
+                "InvocationLogging",
+                bucket=data_bucket,
+                encryption_key=encryption_key,
+                log_retention_days=logging.log_retention_days,
+                text=logging.text,
+                image=logging.image,
+                embedding=logging.embedding,
+                take_over=logging.take_over,
+            )
+
+        for prompt in settings.prompts:
+            created = PromptTemplate(
+                self,
+                f"Prompt-{prompt.name}",
+                name=f"{profile_name}-{prompt.name}",
+                text=prompt.text,
+                variables=prompt.variables,
+                model_id=prompt.model,
+                max_tokens=prompt.max_tokens,
+                temperature=prompt.temperature,
+                encryption_key=encryption_key,
+                description=prompt.description,
+            )
+            CfnOutput(self, f"PromptVersionArn-{prompt.name}", value=created.version.attr_arn)
+
+        ModelMonitoring(
+            self,
+            "Monitoring",
+            model_ids=[*settings.models, *settings.inference_profiles],
+            guardrail=guardrail,
+            throttle_threshold=settings.alarms.throttles,
+            server_error_threshold=settings.alarms.server_errors,
+            hub=hub,
+        )

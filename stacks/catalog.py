@@ -1,0 +1,124 @@
+"""Data tables the profile validation and the stacks rely on, each kept as JSON with source and date.
+
+- `data/regions.json`: regions where every foundation resource type exists in CloudFormation;
+- `data/bedrock_models.json`: Bedrock foundation models (modality, embedding dimensions, the
+  regions that offer them on demand) and system cross-region inference profiles.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+
+Modality = Literal["text", "image", "embeddings"]
+
+
+@dataclass(frozen=True)
+class FoundationModel:
+    model_id: str
+    modality: Modality
+    regions: tuple[str, ...]  # regions offering on-demand, in-region invocation
+    dimensions: tuple[int, ...] = ()  # embedding sizes the model can produce
+
+
+@dataclass(frozen=True)
+class SystemInferenceProfile:
+    """A system-defined cross-region inference profile.
+
+    `routes` maps each source region (where it can be called) to the regions it may send the request
+    to; the destinations depend on the source. A `global.` profile may route to any commercial
+    region, so its routes are empty and IAM uses the region-less foundation-model ARN instead.
+    """
+
+    profile_id: str
+    model_id: str
+    routes: dict[str, tuple[str, ...]]
+    is_global: bool = False
+
+    @property
+    def source_regions(self) -> tuple[str, ...]:
+        return tuple(sorted(self.routes))
+
+    def destinations(self, source_region: str) -> tuple[str, ...]:
+        return self.routes[source_region]
+
+
+@dataclass(frozen=True)
+class BedrockCatalog:
+    models: dict[str, FoundationModel]
+    inference_profiles: dict[str, SystemInferenceProfile]
+
+    def model_of(self, model_or_profile_id: str) -> FoundationModel:
+        """The foundation model behind a model id or a system inference profile id."""
+        profile = self.inference_profiles.get(model_or_profile_id)
+        return self.models[profile.model_id if profile else model_or_profile_id]
+
+
+def _read(name: str) -> dict:
+    return json.loads((DATA_DIR / name).read_text(encoding="utf-8"))
+
+
+@cache
+def supported_regions() -> tuple[str, ...]:
+    """Regions where every foundation resource type exists in CloudFormation (see the data file)."""
+    return tuple(_read("regions.json")["regions"])
+
+
+@cache
+def bedrock_catalog() -> BedrockCatalog:
+    data = _read("bedrock_models.json")
+    models = {
+        model_id: FoundationModel(
+            model_id=model_id,
+            modality=entry["modality"],
+            regions=tuple(entry["regions"]),
+            dimensions=tuple(entry.get("dimensions", ())),
+        )
+        for model_id, entry in data["models"].items()
+    }
+    profiles = {
+        profile_id: SystemInferenceProfile(
+            profile_id=profile_id,
+            model_id=entry["model"],
+            routes={source: tuple(targets) for source, targets in entry["routes"].items()},
+            is_global=entry.get("global", False),
+        )
+        for profile_id, entry in data["inference_profiles"].items()
+    }
+    return BedrockCatalog(models=models, inference_profiles=profiles)
+
+
+@dataclass(frozen=True)
+class GuardrailProfile:
+    """A system guardrail profile: where a STANDARD-tier guardrail runs its safeguards."""
+
+    profile_id: str
+    source_region: str
+    destinations: tuple[str, ...]
+
+
+@cache
+def _guardrails() -> dict:
+    return _read("guardrails.json")
+
+
+def guardrail_languages(tier: str) -> tuple[str, ...]:
+    """Language codes the tier's content filters support (see data/guardrails.json)."""
+    return tuple(_guardrails()["tiers"][tier]["languages"])
+
+
+def topic_definition_limit(tier: str) -> int:
+    return int(_guardrails()["tiers"][tier]["topic_definition_max"])
+
+
+def guardrail_profile(region: str) -> GuardrailProfile | None:
+    """The verified system guardrail profile callable from `region`, if any."""
+    for profile_id, entry in _guardrails()["guardrail_profiles"].items():
+        if region in entry["routes"]:
+            return GuardrailProfile(profile_id, region, tuple(entry["routes"][region]))
+    return None

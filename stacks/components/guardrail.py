@@ -1,0 +1,122 @@
+"""Guardrail: an Amazon Bedrock guardrail with every policy type the profile sets, and a numbered
+version that is published again whenever the configuration changes."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_bedrock as bedrock
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from stacks.components.model_access import GuardrailRef
+from stacks.components.versioning import config_digest, keep_published_versions
+from stacks.config import Guardrail as GuardrailSettings
+
+B = bedrock.CfnGuardrail
+
+
+class Guardrail(Construct):
+    """AWS::Bedrock::Guardrail + AWS::Bedrock::GuardrailVersion.
+
+    `cross_region_profile_arn` is the system guardrail profile that the STANDARD tier needs (it
+    runs the safeguards in the geography's regions); CLASSIC takes none.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        name: str,
+        settings: GuardrailSettings,
+        encryption_key: kms.IKey,
+        cross_region_profile_arn: str | None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        if (settings.tier == "STANDARD") != (cross_region_profile_arn is not None):
+            raise ValueError(
+                "the STANDARD tier needs a cross-region guardrail profile, and CLASSIC takes none"
+            )
+        tier = settings.tier
+        properties = dict(
+            name=name,
+            description=f"genai-stack guardrail ({tier}; languages {', '.join(settings.languages)})",
+            blocked_input_messaging=settings.blocked_input_message,
+            blocked_outputs_messaging=settings.blocked_output_message,
+            kms_key_arn=encryption_key.key_arn,
+            cross_region_config=(
+                B.GuardrailCrossRegionConfigProperty(guardrail_profile_arn=cross_region_profile_arn)
+                if cross_region_profile_arn
+                else None
+            ),
+            content_policy_config=B.ContentPolicyConfigProperty(
+                filters_config=[
+                    B.ContentFilterConfigProperty(
+                        type=f.type,
+                        input_strength=f.input_strength,
+                        output_strength=f.output_strength,
+                        input_modalities=list(f.modalities),
+                        output_modalities=list(f.modalities),
+                    )
+                    for f in settings.content_filters
+                ],
+                content_filters_tier_config=B.ContentFiltersTierConfigProperty(tier_name=tier),
+            )
+            if settings.content_filters
+            else None,
+            topic_policy_config=B.TopicPolicyConfigProperty(
+                topics_config=[
+                    B.TopicConfigProperty(
+                        name=t.name, definition=t.definition, examples=list(t.examples) or None, type="DENY"
+                    )
+                    for t in settings.denied_topics
+                ],
+                topics_tier_config=B.TopicsTierConfigProperty(tier_name=tier),
+            )
+            if settings.denied_topics
+            else None,
+            word_policy_config=B.WordPolicyConfigProperty(
+                words_config=[B.WordConfigProperty(text=w) for w in settings.words] or None,
+                managed_word_lists_config=[B.ManagedWordsConfigProperty(type="PROFANITY")]
+                if settings.managed_profanity_filter
+                else None,
+            )
+            if settings.words or settings.managed_profanity_filter
+            else None,
+            sensitive_information_policy_config=B.SensitiveInformationPolicyConfigProperty(
+                pii_entities_config=[
+                    B.PiiEntityConfigProperty(type=p.type, action=p.action) for p in settings.pii_entities
+                ]
+                or None,
+                regexes_config=[
+                    B.RegexConfigProperty(
+                        name=r.name, pattern=r.pattern, action=r.action, description=r.description
+                    )
+                    for r in settings.regexes
+                ]
+                or None,
+            )
+            if settings.pii_entities or settings.regexes
+            else None,
+            contextual_grounding_policy_config=B.ContextualGroundingPolicyConfigProperty(
+                filters_config=[
+                    B.ContextualGroundingFilterConfigProperty(
+                        type="GROUNDING", threshold=settings.contextual_grounding.grounding_threshold
+                    ),
+                    B.ContextualGroundingFilterConfigProperty(
+                        type="RELEVANCE", threshold=settings.contextual_grounding.relevance_threshold
+                    ),
+                ]
+            )
+            if settings.contextual_grounding
+            else None,
+        )
+        self.guardrail = bedrock.CfnGuardrail(self, "Guardrail", **properties)
+        digest = config_digest(self.guardrail, properties)
+        self.version = bedrock.CfnGuardrailVersion(
+            self,
+            "Version",
+            guardrail_identifier=self.guardrail.attr_guardrail_id,
+            description=f"genai-stack config {digest}",
+        )
+        keep_published_versions(self.version)
+        self.ref = GuardrailRef(arn=self.guardrail.attr_guardrail_arn, version=self.version.attr_version)

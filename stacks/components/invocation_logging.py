@@ -1,0 +1,138 @@
+"""InvocationLogging: Bedrock model invocation logging to CloudWatch Logs and S3, through a custom
+resource (CloudFormation has no resource type for this per-account, per-region setting)."""
+
+from __future__ import annotations
+
+from aws_cdk import CustomResource, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import custom_resources as cr
+from constructs import Construct
+
+from stacks import compliance
+from stacks.components.invocation_log_destination import INVOCATION_LOG_PREFIX
+from stacks.components.python_function import PythonFunction, encrypted_log_group
+
+# The log stream Bedrock writes to (Bedrock user guide, "Monitor model invocation using CloudWatch
+# Logs and Amazon S3"); the delivery role may write only there.
+LOG_STREAM = "aws/bedrock/modelinvocations"
+
+
+class InvocationLogging(Construct):
+    """A KMS-encrypted log group, the role Bedrock assumes to write to it, and the custom resource
+    that calls PutModelInvocationLoggingConfiguration (logs also go to `bucket` under INVOCATION_LOG_PREFIX;
+    the foundation stack grants Bedrock the bucket and key permissions for that prefix).
+
+    On delete the configuration is removed only if it is still the one this resource set; with
+    `take_over` false, a configuration someone else set makes the deployment fail instead of
+    silently replacing it.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        bucket: s3.IBucket,
+        encryption_key: kms.IKey,
+        log_retention_days: int,
+        text: bool,
+        image: bool,
+        embedding: bool,
+        take_over: bool,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.log_group = encrypted_log_group(
+            self, "Logs", encryption_key=encryption_key, days=log_retention_days
+        )
+        self.delivery_role = iam.Role(
+            self,
+            "DeliveryRole",
+            description="Bedrock writes model invocation logs to the profile's log group",
+            assumed_by=iam.ServicePrincipal(
+                "bedrock.amazonaws.com",
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {
+                        "aws:SourceArn": f"arn:{stack.partition}:bedrock:{stack.region}:{stack.account}:*"
+                    },
+                },
+            ),
+        )
+        self.delivery_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteInvocationLogs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[f"{self.log_group.log_group_arn}:log-stream:{LOG_STREAM}"],
+            )
+        )
+
+        handler = PythonFunction(
+            self,
+            "Handler",
+            package="invocation_logging",
+            description="Custom resource: Bedrock model invocation logging configuration",
+            encryption_key=encryption_key,
+            log_retention_days=log_retention_days,
+            timeout_seconds=60,
+        )
+        handler.function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="ManageInvocationLogging",
+                actions=[
+                    "bedrock:GetModelInvocationLoggingConfiguration",
+                    "bedrock:PutModelInvocationLoggingConfiguration",
+                    "bedrock:DeleteModelInvocationLoggingConfiguration",
+                ],
+                resources=["*"],  # these actions have no resource type (Service Authorization Reference)
+            )
+        )
+        handler.function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="PassTheDeliveryRole",
+                actions=["iam:PassRole"],
+                resources=[self.delivery_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "bedrock.amazonaws.com"}},
+            )
+        )
+        compliance.acknowledge(handler.function.role, compliance.INVOCATION_LOGGING_NO_RESOURCE_TYPE)
+        provider = cr.Provider(
+            self,
+            "Provider",
+            on_event_handler=handler.function,
+            log_group=encrypted_log_group(
+                self, "ProviderLogs", encryption_key=encryption_key, days=log_retention_days
+            ),
+            provider_function_env_encryption=encryption_key,
+        )
+        framework = provider.node.find_child("framework-onEvent")
+        framework_role = framework.role
+        compliance.skip_checkov(framework.node.default_child, *compliance.LAMBDA_CHECKOV_SKIPS)
+        handler_id = Stack.of(self).get_logical_id(handler.function.node.default_child)
+        compliance.acknowledge(
+            framework_role,
+            compliance.PROVIDER_FRAMEWORK_BASIC_EXECUTION,
+            compliance.PROVIDER_FRAMEWORK_INVOKE.on(f"<{handler_id}.Arn>:*"),
+        )
+        self.resource = CustomResource(
+            self,
+            "Configuration",
+            service_token=provider.service_token,
+            resource_type="Custom::BedrockInvocationLogging",
+            properties={
+                "LogGroupName": self.log_group.log_group_name,
+                "CloudWatchRoleArn": self.delivery_role.role_arn,
+                "BucketName": bucket.bucket_name,
+                "KeyPrefix": INVOCATION_LOG_PREFIX,
+                "TextDataDeliveryEnabled": str(text).lower(),
+                "ImageDataDeliveryEnabled": str(image).lower(),
+                "EmbeddingDataDeliveryEnabled": str(embedding).lower(),
+                "VideoDataDeliveryEnabled": "false",
+                "TakeOver": str(take_over).lower(),
+            },
+        )
+        # Bedrock checks the destinations when the configuration is put: the role's policy first (the
+        # role itself is already a dependency through CloudWatchRoleArn).
+        self.resource.node.add_dependency(self.delivery_role.node.find_child("DefaultPolicy"))

@@ -1,0 +1,91 @@
+"""KnowledgeBaseRole: the service role a Bedrock knowledge base assumes to read its documents and
+write its vectors. It lives beside the data it reads (the foundation stack)."""
+
+from __future__ import annotations
+
+from aws_cdk import Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from stacks import compliance
+from stacks.components.model_access import foundation_model_arn
+
+# S3 Vectors actions the knowledge base uses on its index to write, read and remove vectors
+# (Amazon S3 user guide, "Identity and Access management in S3 Vectors": vector-level actions take
+# the Index resource type; QueryVectors with metadata also needs GetVectors).
+VECTOR_ACTIONS = [
+    "s3vectors:PutVectors",
+    "s3vectors:GetVectors",
+    "s3vectors:DeleteVectors",
+    "s3vectors:QueryVectors",
+    "s3vectors:GetIndex",
+]
+
+
+class KnowledgeBaseRole(Construct):
+    """Follows the Bedrock user guide ("Create a service role for Amazon Bedrock Knowledge Bases"):
+    trusted by bedrock.amazonaws.com for knowledge bases of this account and region only;
+    InvokeModel on the embedding model; ListBucket on the data bucket limited to the prefix and
+    GetObject under it; decrypt with the platform key; the vector actions on the one index.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        name: str,
+        embedding_model_id: str,
+        index_arn: str,
+        data_bucket: s3.Bucket,
+        prefix: str,
+        encryption_key: kms.IKey,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.role = iam.Role(
+            self,
+            "Role",
+            description=f"Bedrock knowledge base {name}: embed the documents under {prefix}",
+            assumed_by=iam.ServicePrincipal(
+                "bedrock.amazonaws.com",
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {
+                        "aws:SourceArn": stack.format_arn(
+                            service="bedrock", resource="knowledge-base", resource_name="*"
+                        )
+                    },
+                },
+            ),
+        )
+        statements = [
+            iam.PolicyStatement(
+                sid="EmbedWithTheModel",
+                actions=["bedrock:InvokeModel"],
+                resources=[foundation_model_arn(stack.region, embedding_model_id)],
+            ),
+            iam.PolicyStatement(
+                sid="ListTheDocumentPrefix",
+                actions=["s3:ListBucket"],
+                resources=[data_bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}},
+            ),
+            iam.PolicyStatement(
+                sid="ReadTheDocuments",
+                actions=["s3:GetObject"],
+                resources=[data_bucket.arn_for_objects(f"{prefix}*")],
+            ),
+            iam.PolicyStatement(sid="UseTheVectorIndex", actions=VECTOR_ACTIONS, resources=[index_arn]),
+            iam.PolicyStatement(
+                sid="DecryptWithThePlatformKey", actions=["kms:Decrypt"], resources=[encryption_key.key_arn]
+            ),
+        ]
+        for statement in statements:
+            self.role.add_to_policy(statement)
+        bucket_id = stack.get_logical_id(data_bucket.node.default_child)
+        compliance.acknowledge(
+            self.role, compliance.KNOWLEDGE_BASE_DOCUMENTS.on(f"<{bucket_id}.Arn>/{prefix}*")
+        )

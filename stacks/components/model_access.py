@@ -1,0 +1,181 @@
+"""ModelAccess: a managed policy to invoke exactly the profile's Bedrock models, optionally only
+with the profile's guardrail.
+
+Sources for the statements (Amazon Bedrock user guide, retrieved 2026-11-22):
+- inference-profiles-prereq.html: a system (cross-region) inference profile is invoked through its
+  ARN in the calling region, and the caller also needs the foundation model in every destination
+  region of the profile; AWS's example limits those foundation-model ARNs with the condition key
+  `bedrock:InferenceProfileArn`.
+- global-cross-region-inference.html: a `global.` profile needs the region-less foundation-model ARN
+  `arn:aws:bedrock:::foundation-model/ID` with `aws:RequestedRegion = unspecified`.
+- guardrails-permissions-id.html ("Enforce the use of specific guardrails in model inference
+  requests"): Allow InvokeModel/InvokeModelWithResponseStream with `StringEquals
+  bedrock:GuardrailIdentifier = <guardrail ARN>:<version>`, an explicit Deny with
+  `StringNotEquals` on the same key so no other grant can bypass it, and Allow
+  `bedrock:ApplyGuardrail` on the guardrail ARN without version.
+- API_runtime_Converse.html: Converse is authorised as bedrock:InvokeModel and ConverseStream as
+  bedrock:InvokeModelWithResponseStream (there is no bedrock:Converse action).
+Embedding models are granted without the guardrail condition: guardrails evaluate the prompts and
+responses of text and image generation, and the knowledge-base roles call embedding models only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aws_cdk import Stack
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from stacks.catalog import BedrockCatalog
+
+INVOKE_ACTIONS = ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
+
+
+def foundation_model_arn(region: str, model_id: str) -> str:
+    return f"arn:aws:bedrock:{region}::foundation-model/{model_id}"
+
+
+def global_foundation_model_arn(model_id: str) -> str:
+    return f"arn:aws:bedrock:::foundation-model/{model_id}"
+
+
+@dataclass(frozen=True)
+class GuardrailRef:
+    """A published guardrail version; callers pass `identifier` (ARN:version) to pin it."""
+
+    arn: str
+    version: str
+
+    @property
+    def identifier(self) -> str:
+        return f"{self.arn}:{self.version}"
+
+
+@dataclass(frozen=True)
+class ApplicationProfileRef:
+    """An application inference profile and the model or system profile it copies."""
+
+    arn: str
+    source: str
+
+
+class ModelAccess(Construct):
+    """`policy`: invoke the listed models and profiles, on their exact ARNs and nothing wider."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        catalog: BedrockCatalog,
+        models: Sequence[str],
+        inference_profiles: Sequence[str] = (),
+        application_profiles: Sequence[ApplicationProfileRef] = (),
+        guardrail: GuardrailRef | None = None,
+        enforce_guardrail: bool = False,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        if enforce_guardrail and guardrail is None:
+            raise ValueError("enforce_guardrail needs a guardrail")
+        stack = Stack.of(self)
+        region = stack.region
+        guarded = (
+            {"StringEquals": {"bedrock:GuardrailIdentifier": guardrail.identifier}}
+            if enforce_guardrail
+            else {}
+        )
+
+        def profile_arn(profile_id: str) -> str:
+            return f"arn:aws:bedrock:{region}:{stack.account}:inference-profile/{profile_id}"
+
+        statements: list[iam.PolicyStatement] = []
+        generation: list[str] = []  # every resource that generates content, for the guardrail Deny
+
+        def allow(
+            sid: str, resources: list[str], conditions: dict | None = None, *, embeddings: bool = False
+        ):
+            merged = dict(conditions or {})
+            if not embeddings and guarded:
+                merged = _merge(merged, guarded)
+                generation.extend(resources)
+            statements.append(
+                iam.PolicyStatement(
+                    sid=sid, actions=INVOKE_ACTIONS, resources=sorted(resources), conditions=merged or None
+                )
+            )
+
+        in_region = sorted(set(models))
+        text_models = [m for m in in_region if catalog.models[m].modality != "embeddings"]
+        embedding_models = [m for m in in_region if catalog.models[m].modality == "embeddings"]
+        if text_models:
+            allow("InvokeModelsInRegion", [foundation_model_arn(region, m) for m in text_models])
+        if embedding_models:
+            allow(
+                "InvokeEmbeddingModels",
+                [foundation_model_arn(region, m) for m in embedding_models],
+                embeddings=True,
+            )
+
+        app_by_source: dict[str, list[str]] = {}
+        for app in application_profiles:
+            app_by_source.setdefault(app.source, []).append(app.arn)
+        if application_profiles:
+            allow("InvokeApplicationInferenceProfiles", [app.arn for app in application_profiles])
+
+        for index, profile_id in enumerate(sorted(set(inference_profiles))):
+            profile = catalog.inference_profiles[profile_id]
+            callers = [profile_arn(profile_id), *app_by_source.get(profile_id, [])]
+            allow(f"InvokeInferenceProfile{index}", [profile_arn(profile_id)])
+            through_profile = {"StringLike": {"bedrock:InferenceProfileArn": callers}}
+            if profile.is_global:
+                allow(
+                    f"InvokeGlobalProfile{index}InRegion",
+                    [foundation_model_arn(region, profile.model_id)],
+                    _merge(through_profile, {"StringEquals": {"aws:RequestedRegion": region}}),
+                )
+                allow(
+                    f"InvokeGlobalProfile{index}Anywhere",
+                    [global_foundation_model_arn(profile.model_id)],
+                    _merge(through_profile, {"StringEquals": {"aws:RequestedRegion": "unspecified"}}),
+                )
+            else:
+                destinations = profile.destinations(region)
+                allow(
+                    f"InvokeProfile{index}Destinations",
+                    [foundation_model_arn(destination, profile.model_id) for destination in destinations],
+                    through_profile,
+                )
+
+        if enforce_guardrail:
+            statements.append(
+                iam.PolicyStatement(
+                    sid="DenyInvokeWithoutTheGuardrail",
+                    effect=iam.Effect.DENY,
+                    actions=INVOKE_ACTIONS,
+                    resources=sorted(set(generation)),
+                    conditions={"StringNotEquals": {"bedrock:GuardrailIdentifier": guardrail.identifier}},
+                )
+            )
+        if guardrail is not None:
+            statements.append(
+                iam.PolicyStatement(
+                    sid="ApplyTheGuardrail", actions=["bedrock:ApplyGuardrail"], resources=[guardrail.arn]
+                )
+            )
+        self.policy = iam.ManagedPolicy(
+            self,
+            "Policy",
+            description="genai-stack: invoke the profile's Bedrock models"
+            + (" only with its guardrail" if enforce_guardrail else ""),
+            statements=statements,
+        )
+
+
+def _merge(left: dict, right: dict) -> dict:
+    """Two IAM condition blocks as one (operators combined, keys within an operator combined)."""
+    merged = {operator: dict(keys) for operator, keys in left.items()}
+    for operator, keys in right.items():
+        merged.setdefault(operator, {}).update(keys)
+    return merged

@@ -1,0 +1,152 @@
+"""PythonFunction: a Lambda function from a package under `lambdas/`, packaged without Docker."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+
+import jsii
+from aws_cdk import (
+    AssetHashType,
+    BundlingOptions,
+    CfnDynamicReference,
+    CfnDynamicReferenceService,
+    DockerImage,
+    Duration,
+    ILocalBundling,
+    RemovalPolicy,
+    Stack,
+)
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from stacks import compliance
+
+LAMBDAS_DIR = Path(__file__).resolve().parents[2] / "lambdas"
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+ARCHITECTURE = lambda_.Architecture.ARM_64
+# Powertools for AWS Lambda (Python), the version the tests run against (pyproject.toml). Its public
+# layer ARN is resolved at deploy time from the SSM parameter that the Powertools team publishes per
+# region, architecture, Python version and release ("Install > Using SSM Parameter Store" in the
+# Powertools docs): no layer version number is hard-coded here.
+POWERTOOLS_VERSION = "3.37.0"
+POWERTOOLS_PARAMETER = f"/aws/service/powertools/python/arm64/python3.14/{POWERTOOLS_VERSION}"
+
+
+@jsii.implements(ILocalBundling)
+class _CopyPackage:
+    """Bundles `lambdas/__init__.py` and `lambdas/<package>/` (no __pycache__), on this machine."""
+
+    def __init__(self, package: str) -> None:
+        self.package = package
+
+    def try_bundle(self, output_dir: str, *, image: DockerImage, **_: object) -> bool:
+        target = Path(output_dir) / "lambdas"
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(LAMBDAS_DIR / "__init__.py", target / "__init__.py")
+        shutil.copytree(
+            LAMBDAS_DIR / self.package,
+            target / self.package,
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+            dirs_exist_ok=True,
+        )
+        return True
+
+
+def package_code(package: str) -> lambda_.Code:
+    """The code asset of one function package; its hash is that of the bundled files only."""
+    if not (LAMBDAS_DIR / package / "handler.py").is_file():
+        raise ValueError(f"lambdas/{package}/handler.py does not exist")
+    return lambda_.Code.from_asset(
+        str(LAMBDAS_DIR),
+        asset_hash_type=AssetHashType.OUTPUT,
+        # The image is never pulled: local bundling always succeeds (no Docker on the build machines).
+        bundling=BundlingOptions(
+            image=DockerImage.from_registry("local-bundling-only"), local=_CopyPackage(package)
+        ),
+    )
+
+
+class PythonFunction(Construct):
+    """Python 3.14 on arm64 with the Powertools layer, a KMS-encrypted log group and encrypted environment.
+
+    The handler is `lambdas.<package>.handler.on_event`.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        package: str,
+        description: str,
+        encryption_key: kms.IKey,
+        log_retention_days: int,
+        environment: Mapping[str, str] | None = None,
+        timeout_seconds: int = 60,
+        memory_size: int = 256,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = encrypted_log_group(
+            self, "Logs", encryption_key=encryption_key, days=log_retention_days
+        )
+        # Its own role, allowed to write only to its own log group (instead of the managed
+        # AWSLambdaBasicExecutionRole policy, which allows every log group of the account).
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=description[:1000],
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteOwnLogs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[f"{self.log_group.log_group_arn}:log-stream:*"],
+            )
+        )
+        powertools = lambda_.LayerVersion.from_layer_version_arn(
+            self,
+            "Powertools",
+            CfnDynamicReference(CfnDynamicReferenceService.SSM, POWERTOOLS_PARAMETER).to_string(),
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler=f"lambdas.{package}.handler.on_event",
+            code=package_code(package),
+            description=description,
+            layers=[powertools],
+            environment={"POWERTOOLS_SERVICE_NAME": package.replace("_", "-"), **(environment or {})},
+            environment_encryption=encryption_key,
+            log_group=self.log_group,
+            role=self.role,
+            timeout=Duration.seconds(timeout_seconds),
+            memory_size=memory_size,
+        )
+        resource = self.function.node.default_child
+        compliance.skip_checkov(resource, *compliance.LAMBDA_CHECKOV_SKIPS)
+        compliance.acknowledge(
+            self.role,
+            compliance.LOG_STREAM_WILDCARD.on(
+                f"<{Stack.of(self).get_logical_id(self.log_group.node.default_child)}.Arn>:log-stream:*"
+            ),
+        )
+
+
+def encrypted_log_group(
+    scope: Construct, construct_id: str, *, encryption_key: kms.IKey, days: int
+) -> logs.LogGroup:
+    """A KMS-encrypted log group with a retention in days (the profile validates the number), retained."""
+    log_group = logs.LogGroup(
+        scope, construct_id, encryption_key=encryption_key, removal_policy=RemovalPolicy.RETAIN
+    )
+    # RetentionDays is an enum of names in Python; the profile already holds a valid number of days.
+    log_group.node.default_child.retention_in_days = days
+    return log_group
