@@ -42,8 +42,14 @@ class BedrockStack(Stack):
         catalog = bedrock_catalog()
 
         guardrail = None
+        guardrail_profile_arns: list[str] = []
         if settings.guardrail is not None:
             profile = guardrail_profile(self.region) if settings.guardrail.tier == "STANDARD" else None
+            if profile is not None:
+                guardrail_profile_arns = [
+                    f"arn:{self.partition}:bedrock:{region}:{self.account}:guardrail-profile/{profile.profile_id}"
+                    for region in profile.destinations
+                ]
             guardrail = Guardrail(
                 self,
                 "Guardrail",
@@ -87,6 +93,7 @@ class BedrockStack(Stack):
             inference_profiles=settings.inference_profiles,
             application_profiles=app_profiles,
             guardrail=guardrail,
+            guardrail_profile_arns=guardrail_profile_arns,
             enforce_guardrail=bool(settings.guardrail and settings.guardrail.mandatory),
         )
         self.model_access_policy = access.policy

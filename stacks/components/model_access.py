@@ -74,6 +74,7 @@ class ModelAccess(Construct):
         inference_profiles: Sequence[str] = (),
         application_profiles: Sequence[ApplicationProfileRef] = (),
         guardrail: GuardrailRef | None = None,
+        guardrail_profile_arns: Sequence[str] = (),
         enforce_guardrail: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -121,8 +122,19 @@ class ModelAccess(Construct):
         app_by_source: dict[str, list[str]] = {}
         for app in application_profiles:
             app_by_source.setdefault(app.source, []).append(app.arn)
-        if application_profiles:
-            allow("InvokeApplicationInferenceProfiles", [app.arn for app in application_profiles])
+        for embeddings in (False, True):
+            apps = [
+                a.arn
+                for a in application_profiles
+                if (catalog.model_of(a.source).modality == "embeddings") == embeddings
+            ]
+            if apps:
+                sid = (
+                    "InvokeEmbeddingApplicationProfiles"
+                    if embeddings
+                    else "InvokeApplicationInferenceProfiles"
+                )
+                allow(sid, apps, embeddings=embeddings)
 
         for index, profile_id in enumerate(sorted(set(inference_profiles))):
             profile = catalog.inference_profiles[profile_id]
@@ -159,9 +171,13 @@ class ModelAccess(Construct):
                 )
             )
         if guardrail is not None:
+            # A STANDARD-tier guardrail runs through its guardrail profile: ApplyGuardrail also names
+            # the profile in every destination region (Bedrock user guide: guardrail-profiles-permissions).
             statements.append(
                 iam.PolicyStatement(
-                    sid="ApplyTheGuardrail", actions=["bedrock:ApplyGuardrail"], resources=[guardrail.arn]
+                    sid="ApplyTheGuardrail",
+                    actions=["bedrock:ApplyGuardrail"],
+                    resources=[guardrail.arn, *guardrail_profile_arns],
                 )
             )
         self.policy = iam.ManagedPolicy(

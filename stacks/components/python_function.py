@@ -65,8 +65,12 @@ def package_code(package: str) -> lambda_.Code:
         str(LAMBDAS_DIR),
         asset_hash_type=AssetHashType.OUTPUT,
         # The image is never pulled: local bundling always succeeds (no Docker on the build machines).
+        # CDK caches a bundle by source path and bundling options, not by the local bundler: the
+        # package in the environment keeps two functions' bundles apart.
         bundling=BundlingOptions(
-            image=DockerImage.from_registry("local-bundling-only"), local=_CopyPackage(package)
+            image=DockerImage.from_registry("local-bundling-only"),
+            local=_CopyPackage(package),
+            environment={"GENAI_STACK_PACKAGE": package},
         ),
     )
 

@@ -1,0 +1,493 @@
+"""BedrockStack (managed-api profile): template assertions per feature."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from stacks.catalog import bedrock_catalog, guardrail_profile
+from stacks.components.model_access import INVOKE_ACTIONS
+from stacks.config import load_profile
+
+PROFILE = "managed-api"
+GUARDED = "bedrock:GuardrailIdentifier"
+
+
+@pytest.fixture(scope="module")
+def settings():
+    return load_profile(PROFILE).bedrock
+
+
+@pytest.fixture(scope="module")
+def bedrock(synthesized) -> dict:
+    return synthesized.template(PROFILE, "Bedrock")["Resources"]
+
+
+def of_type(resources: dict, resource_type: str) -> dict[str, dict]:
+    return {k: r for k, r in resources.items() if r["Type"] == resource_type}
+
+
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def identity_statements(templates: dict[str, dict]) -> list[tuple[str, dict]]:
+    """Every statement of every identity policy (not resource policies) in the given templates."""
+    found = []
+    for stack, template in templates.items():
+        for logical_id, resource in template["Resources"].items():
+            documents = []
+            if resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+                documents.append(resource["Properties"]["PolicyDocument"])
+            if resource["Type"] == "AWS::IAM::Role":
+                documents += [p["PolicyDocument"] for p in resource["Properties"].get("Policies", [])]
+            for document in documents:
+                found += [(f"{stack}/{logical_id}", s) for s in document["Statement"]]
+    return found
+
+
+def is_generation_resource(resource) -> bool:
+    """A model, inference profile or application profile resource that is not an embedding model."""
+    text = json.dumps(resource)
+    embeddings = [m for m, info in bedrock_catalog().models.items() if info.modality == "embeddings"]
+    if any(f"foundation-model/{m}" in text for m in embeddings):
+        return False
+    return "foundation-model/" in text or "inference-profile" in text or "InferenceProfileArn" in text
+
+
+# --------------------------------------------------------------------------------------------------
+# Model access and guardrail enforcement
+
+
+@pytest.fixture(scope="module")
+def access_policy(bedrock) -> list[dict]:
+    (policy,) = of_type(bedrock, "AWS::IAM::ManagedPolicy").values()
+    return policy["Properties"]["PolicyDocument"]["Statement"]
+
+
+def test_invoke_is_allowed_on_exactly_the_profile_s_models(access_policy, settings):
+    catalog = bedrock_catalog()
+    allowed = {
+        r
+        for s in access_policy
+        if s["Effect"] == "Allow" and s["Action"] == INVOKE_ACTIONS
+        for r in as_list(s["Resource"])
+        if isinstance(r, str)
+    }
+    expected = {f"arn:aws:bedrock:us-east-1::foundation-model/{m}" for m in settings.models}
+    for profile_id in settings.inference_profiles:
+        profile = catalog.inference_profiles[profile_id]
+        expected |= {
+            f"arn:aws:bedrock:{r}::foundation-model/{profile.model_id}"
+            for r in profile.destinations("us-east-1")
+        }
+    assert allowed == expected
+    assert not any("*" in r for s in access_policy for r in as_list(s["Resource"]) if isinstance(r, str))
+
+
+def test_destination_region_models_are_reachable_only_through_the_profile(access_policy):
+    (statement,) = [s for s in access_policy if s["Sid"] == "InvokeProfile0Destinations"]
+    callers = json.dumps(statement["Condition"]["StringLike"]["bedrock:InferenceProfileArn"])
+    assert ":inference-profile/us.anthropic.claude-haiku-4-5-20251001-v1:0" in callers
+    assert "AppProfilespringsavings" in callers  # the campaign profile copies the same system profile
+
+
+def test_generation_needs_the_pinned_guardrail_version_and_anything_else_is_denied(access_policy):
+    generation = [
+        s
+        for s in access_policy
+        if s["Effect"] == "Allow" and s["Action"] == INVOKE_ACTIONS and s["Sid"] != "InvokeEmbeddingModels"
+    ]
+    assert len(generation) >= 3
+    for statement in generation:
+        identifier = statement["Condition"]["StringEquals"][GUARDED]
+        assert identifier["Fn::Join"][1][0] == {"Fn::GetAtt": ["GuardrailA5094A7B", "GuardrailArn"]}
+        assert identifier["Fn::Join"][1][2] == {"Fn::GetAtt": ["GuardrailVersionFD7632EA", "Version"]}
+    (deny,) = [s for s in access_policy if s["Effect"] == "Deny"]
+    assert deny["Action"] == INVOKE_ACTIONS
+    assert (
+        deny["Condition"]["StringNotEquals"][GUARDED] == generation[0]["Condition"]["StringEquals"][GUARDED]
+    )
+    denied = json.dumps(deny["Resource"])
+    for statement in generation:
+        for resource in as_list(statement["Resource"]):
+            assert json.dumps(resource) in denied
+
+
+def test_embedding_models_are_not_subject_to_the_guardrail(access_policy):
+    (statement,) = [s for s in access_policy if s["Sid"] == "InvokeEmbeddingModels"]
+    assert statement["Resource"] == "arn:aws:bedrock:us-east-1::foundation-model/amazon.titan-embed-text-v2:0"
+    assert "Condition" not in statement
+
+
+def test_apply_guardrail_names_the_guardrail_and_its_profile_in_every_destination(access_policy):
+    (statement,) = [s for s in access_policy if s["Sid"] == "ApplyTheGuardrail"]
+    resources = json.dumps(statement["Resource"])
+    assert '"GuardrailA5094A7B", "GuardrailArn"' in resources
+    for region in guardrail_profile("us-east-1").destinations:
+        assert f"arn:aws:bedrock:{region}:" in resources
+    assert resources.count(":guardrail-profile/us.guardrail.v1:0") == 3
+
+
+def test_every_role_that_may_invoke_a_generation_model_carries_the_guardrail_condition(synthesized):
+    """Over every stack of every profile whose guardrail is mandatory (the issue's enforcement proof)."""
+    checked = 0
+    for name, templates in synthesized.templates.items():
+        bedrock_settings = load_profile(name).bedrock
+        if not (bedrock_settings and bedrock_settings.guardrail and bedrock_settings.guardrail.mandatory):
+            continue
+        for where, statement in identity_statements(templates):
+            actions = set(as_list(statement["Action"]))
+            if statement["Effect"] != "Allow" or not actions & set(INVOKE_ACTIONS):
+                continue
+            if any(is_generation_resource(r) for r in as_list(statement["Resource"])):
+                assert GUARDED in statement.get("Condition", {}).get("StringEquals", {}), where
+                checked += 1
+    assert checked >= 3
+
+
+def test_no_data_or_model_action_on_a_wildcard_resource(synthesized):
+    """No identity policy grants a Bedrock, S3, KMS or DynamoDB action on Resource '*', except the
+    invocation-logging actions that have no resource type (acknowledged in stacks/compliance.py)."""
+    no_resource_type = {
+        "bedrock:GetModelInvocationLoggingConfiguration",
+        "bedrock:PutModelInvocationLoggingConfiguration",
+        "bedrock:DeleteModelInvocationLoggingConfiguration",
+    }
+    for where, statement in identity_statements(synthesized.templates[PROFILE]):
+        if "*" not in as_list(statement["Resource"]):
+            continue
+        data_actions = {
+            a for a in as_list(statement["Action"]) if a.split(":")[0] in {"bedrock", "s3", "kms", "dynamodb"}
+        }
+        assert data_actions <= no_resource_type, f"{where}: {sorted(data_actions - no_resource_type)} on '*'"
+
+
+def test_the_access_policy_arn_is_an_output(synthesized):
+    outputs = synthesized.template(PROFILE, "Bedrock")["Outputs"]
+    assert outputs["ModelAccessPolicyArn"]["Value"] == {"Ref": "ModelAccessPolicy2E8025FC"}
+
+
+# --------------------------------------------------------------------------------------------------
+# Guardrail
+
+
+@pytest.fixture(scope="module")
+def guardrail(bedrock) -> dict:
+    (resource,) = of_type(bedrock, "AWS::Bedrock::Guardrail").values()
+    return resource["Properties"]
+
+
+def test_guardrail_has_every_policy_type_from_the_profile(guardrail, settings):
+    g = settings.guardrail
+    filters = {f["Type"]: f for f in guardrail["ContentPolicyConfig"]["FiltersConfig"]}
+    assert set(filters) == {f.type for f in g.content_filters}
+    assert filters["PROMPT_ATTACK"]["OutputStrength"] == "NONE"
+    assert guardrail["ContentPolicyConfig"]["ContentFiltersTierConfig"] == {"TierName": "STANDARD"}
+    topics = guardrail["TopicPolicyConfig"]
+    assert [t["Name"] for t in topics["TopicsConfig"]] == [t.name for t in g.denied_topics]
+    assert topics["TopicsConfig"][0]["Examples"] == g.denied_topics[0].examples
+    assert topics["TopicsTierConfig"] == {"TierName": "STANDARD"}
+    words = guardrail["WordPolicyConfig"]
+    assert [w["Text"] for w in words["WordsConfig"]] == g.words
+    assert words["ManagedWordListsConfig"] == [{"Type": "PROFANITY"}]
+    pii = guardrail["SensitiveInformationPolicyConfig"]
+    assert {p["Type"]: p["Action"] for p in pii["PiiEntitiesConfig"]} == {
+        p.type: p.action for p in g.pii_entities
+    }
+    assert pii["RegexesConfig"][0]["Pattern"] == g.regexes[0].pattern
+    grounding = {
+        f["Type"]: f["Threshold"] for f in guardrail["ContextualGroundingPolicyConfig"]["FiltersConfig"]
+    }
+    assert grounding == {"GROUNDING": 0.75, "RELEVANCE": 0.5}
+    assert guardrail["BlockedInputMessaging"] == g.blocked_input_message
+    assert guardrail["BlockedOutputsMessaging"] == g.blocked_output_message
+
+
+def test_guardrail_uses_the_platform_key_and_the_us_guardrail_profile(guardrail):
+    assert guardrail["KmsKeyArn"]["Fn::GetStackOutput"]["StackName"] == "managed-api-foundation"
+    profile_arn = json.dumps(guardrail["CrossRegionConfig"]["GuardrailProfileArn"])
+    assert ":guardrail-profile/us.guardrail.v1:0" in profile_arn
+
+
+def test_a_numbered_version_is_published_and_kept(bedrock):
+    (version,) = of_type(bedrock, "AWS::Bedrock::GuardrailVersion").values()
+    assert re.fullmatch(r"genai-stack config [0-9a-f]{16}", version["Properties"]["Description"])
+    assert version["DeletionPolicy"] == version["UpdateReplacePolicy"] == "Retain"
+
+
+# --------------------------------------------------------------------------------------------------
+# Knowledge base, vector store and ingestion
+
+
+def test_the_knowledge_base_uses_the_s3_vectors_index_and_role_from_the_foundation(bedrock):
+    (kb,) = of_type(bedrock, "AWS::Bedrock::KnowledgeBase").values()
+    props = kb["Properties"]
+    vector = props["KnowledgeBaseConfiguration"]["VectorKnowledgeBaseConfiguration"]
+    assert (
+        vector["EmbeddingModelArn"]
+        == "arn:aws:bedrock:us-east-1::foundation-model/amazon.titan-embed-text-v2:0"
+    )
+    assert vector["EmbeddingModelConfiguration"]["BedrockEmbeddingModelConfiguration"]["Dimensions"] == 1024
+    storage = props["StorageConfiguration"]
+    assert storage["Type"] == "S3_VECTORS"
+    assert (
+        storage["S3VectorsConfiguration"]["IndexArn"]["Fn::GetStackOutput"]["StackName"]
+        == "managed-api-foundation"
+    )
+    assert props["RoleArn"]["Fn::GetStackOutput"]["OutputName"].startswith(
+        "PublishOutputFnGetAttKnowledgeBaseRoleproductfacts"
+    )
+
+
+def test_the_data_source_reads_its_prefix_with_the_profile_s_chunking(bedrock):
+    (source,) = of_type(bedrock, "AWS::Bedrock::DataSource").values()
+    props = source["Properties"]
+    assert props["DataSourceConfiguration"]["S3Configuration"]["InclusionPrefixes"] == [
+        "knowledge-bases/product-facts/"
+    ]
+    assert props["VectorIngestionConfiguration"]["ChunkingConfiguration"] == {
+        "ChunkingStrategy": "FIXED_SIZE",
+        "FixedSizeChunkingConfiguration": {"MaxTokens": 300, "OverlapPercentage": 20},
+    }
+    assert props["DataDeletionPolicy"] == "RETAIN"
+    assert "KmsKeyArn" in props["ServerSideEncryptionConfiguration"]
+
+
+def test_the_vector_store_is_encrypted_retained_and_sized_for_the_embeddings(synthesized):
+    (bucket,) = synthesized.resources(PROFILE, "Foundation", "AWS::S3Vectors::VectorBucket").values()
+    assert bucket["Properties"]["EncryptionConfiguration"]["SseType"] == "aws:kms"
+    (index,) = synthesized.resources(PROFILE, "Foundation", "AWS::S3Vectors::Index").values()
+    props = index["Properties"]
+    assert (props["DataType"], props["Dimension"], props["DistanceMetric"]) == ("float32", 1024, "cosine")
+    assert props["MetadataConfiguration"]["NonFilterableMetadataKeys"] == [
+        "AMAZON_BEDROCK_TEXT",
+        "AMAZON_BEDROCK_METADATA",
+    ]
+    for resource in (bucket, index):
+        assert resource["DeletionPolicy"] == resource["UpdateReplacePolicy"] == "Retain"
+    (key,) = synthesized.resources(PROFILE, "Foundation", "AWS::KMS::Key").values()
+    statements = {s.get("Sid"): s for s in key["Properties"]["KeyPolicy"]["Statement"]}
+    assert statements["AllowS3VectorsIndexing"]["Principal"] == {
+        "Service": "indexing.s3vectors.amazonaws.com"
+    }
+    assert statements["AllowS3VectorsIndexing"]["Action"] == "kms:Decrypt"
+
+
+def test_the_knowledge_base_role_reads_only_its_prefix_and_writes_only_its_index(synthesized):
+    policies = synthesized.resources(PROFILE, "Foundation", "AWS::IAM::Policy")
+    (policy,) = [p for k, p in policies.items() if k.startswith("KnowledgeBaseRoleproductfacts")]
+    statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+    assert set(statements) == {
+        "EmbedWithTheModel",
+        "ListTheDocumentPrefix",
+        "ReadTheDocuments",
+        "UseTheVectorIndex",
+        "DecryptWithThePlatformKey",
+    }
+    assert statements["ListTheDocumentPrefix"]["Condition"] == {
+        "StringLike": {"s3:prefix": ["knowledge-bases/product-facts/*"]}
+    }
+    assert json.dumps(statements["ReadTheDocuments"]["Resource"]).endswith(
+        '"/knowledge-bases/product-facts/*"]]}'
+    )
+    assert statements["UseTheVectorIndex"]["Resource"] == {
+        "Fn::GetAtt": ["VectorStoreIndexproductfacts02DAB1C3", "IndexArn"]
+    }
+    (role,) = [
+        r
+        for k, r in synthesized.resources(PROFILE, "Foundation", "AWS::IAM::Role").items()
+        if k.startswith("KnowledgeBaseRoleproductfacts")
+    ]
+    trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
+    assert trust["Principal"] == {"Service": "bedrock.amazonaws.com"}
+    assert set(trust["Condition"]) == {"StringEquals", "ArnLike"}
+
+
+def test_ingestion_runs_on_schedule_on_document_changes_and_is_checked(bedrock):
+    rules = {k: r["Properties"] for k, r in of_type(bedrock, "AWS::Events::Rule").items()}
+    (schedule,) = [r for k, r in rules.items() if k.startswith("IngestionScheduleproductfacts")]
+    assert schedule["ScheduleExpression"] == "rate(1 day)"
+    assert json.loads(schedule["Targets"][0]["Input"]) == {
+        "action": "ingest",
+        "knowledge_base": "product-facts",
+    }
+    (changes,) = [r for k, r in rules.items() if k.startswith("IngestionDocumentChanges")]
+    pattern = changes["EventPattern"]
+    assert pattern["source"] == ["aws.s3"]
+    assert pattern["detail-type"] == ["Object Created", "Object Deleted"]
+    assert pattern["detail"]["object"]["key"] == [{"prefix": "knowledge-bases/product-facts/"}]
+    (check,) = [r for k, r in rules.items() if k.startswith("IngestionStatusCheck")]
+    assert check["ScheduleExpression"] == "rate(15 minutes)"
+    assert json.loads(check["Targets"][0]["Input"]) == {"action": "check"}
+
+
+def test_the_data_bucket_sends_its_events_to_eventbridge_without_a_helper_function(synthesized):
+    buckets = synthesized.resources(PROFILE, "Foundation", "AWS::S3::Bucket")
+    (data,) = [b for k, b in buckets.items() if k.startswith("Data")]
+    assert data["Properties"]["NotificationConfiguration"] == {
+        "EventBridgeConfiguration": {"EventBridgeEnabled": True}
+    }
+    assert not synthesized.resources(PROFILE, "Foundation", "AWS::Lambda::Function")
+
+
+def test_a_failed_ingestion_raises_an_alarm_on_the_topic(bedrock):
+    (alarm,) = [
+        a["Properties"]
+        for k, a in of_type(bedrock, "AWS::CloudWatch::Alarm").items()
+        if k.startswith("IngestionIngestionFailed")
+    ]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("GenAiStack/KnowledgeBases", "IngestionJobFailed")
+    assert alarm["Dimensions"] == [{"Name": "KnowledgeBase", "Value": "product-facts"}]
+    assert alarm["AlarmActions"]
+    assert alarm["AlarmActions"] == alarm["OKActions"]
+
+
+def test_the_ingestion_function_may_start_jobs_only_on_its_knowledge_bases(bedrock):
+    policies = of_type(bedrock, "AWS::IAM::Policy")
+    (policy,) = [p for k, p in policies.items() if k.startswith("IngestionHandlerRole")]
+    statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+    assert set(statements["IngestTheKnowledgeBases"]["Action"]) == {
+        "bedrock:StartIngestionJob",
+        "bedrock:ListIngestionJobs",
+    }
+    assert statements["IngestTheKnowledgeBases"]["Resource"] == {
+        "Fn::GetAtt": ["KnowledgeBaseproductfactsKnowledgeBaseF3C66163", "KnowledgeBaseArn"]
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Invocation logging
+
+
+def test_invocation_logging_is_configured_by_the_custom_resource(bedrock, settings):
+    (resource,) = of_type(bedrock, "Custom::BedrockInvocationLogging").values()
+    props = resource["Properties"]
+    assert props["KeyPrefix"] == "bedrock-invocation-logs/"
+    assert props["TakeOver"] == str(settings.invocation_logging.take_over).lower()
+    assert props["TextDataDeliveryEnabled"] == "true"
+    assert props["BucketName"]["Fn::GetStackOutput"]["StackName"] == "managed-api-foundation"
+    (log_group,) = [
+        g for k, g in of_type(bedrock, "AWS::Logs::LogGroup").items() if k.startswith("InvocationLoggingLogs")
+    ]
+    assert log_group["Properties"]["RetentionInDays"] == settings.invocation_logging.log_retention_days
+    assert "KmsKeyId" in log_group["Properties"]
+
+
+def test_the_logging_handler_may_manage_only_the_logging_setting_and_pass_only_the_delivery_role(bedrock):
+    policies = of_type(bedrock, "AWS::IAM::Policy")
+    (policy,) = [p for k, p in policies.items() if k.startswith("InvocationLoggingHandlerRole")]
+    statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+    assert statements["ManageInvocationLogging"]["Resource"] == "*"
+    assert all(
+        a.endswith("ModelInvocationLoggingConfiguration")
+        for a in statements["ManageInvocationLogging"]["Action"]
+    )
+    assert statements["PassTheDeliveryRole"]["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "bedrock.amazonaws.com"}
+    }
+    (delivery,) = [p for k, p in policies.items() if k.startswith("InvocationLoggingDeliveryRole")]
+    (write,) = delivery["Properties"]["PolicyDocument"]["Statement"]
+    assert json.dumps(write["Resource"]).endswith(':log-stream:aws/bedrock/modelinvocations"]]}')
+
+
+# --------------------------------------------------------------------------------------------------
+# Application inference profiles, prompts, functions, monitoring
+
+
+def test_application_profiles_copy_their_source_and_carry_the_campaign_tag(bedrock, settings):
+    profiles = {
+        r["Properties"]["InferenceProfileName"]: r["Properties"]
+        for r in of_type(bedrock, "AWS::Bedrock::ApplicationInferenceProfile").values()
+    }
+    assert set(profiles) == {f"managed-api-{a.name}" for a in settings.application_inference_profiles}
+    spring = profiles["managed-api-spring-savings"]
+    assert ":inference-profile/us.anthropic.claude-haiku-4-5-20251001-v1:0" in json.dumps(
+        spring["ModelSource"]["CopyFrom"]
+    )
+    tags = {t["Key"]: t["Value"] for t in spring["Tags"]}
+    assert tags["campaign"] == "spring-savings"
+    assert tags["genai-stack:cost-center"] == "marketing-genai"
+    cards = profiles["managed-api-card-rewards"]
+    assert (
+        cards["ModelSource"]["CopyFrom"]
+        == "arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-lite-v1:0"
+    )
+
+
+def test_prompts_become_versioned_bedrock_prompts_with_their_variables(bedrock, settings):
+    (prompt,) = of_type(bedrock, "AWS::Bedrock::Prompt").values()
+    variant = prompt["Properties"]["Variants"][0]
+    text = variant["TemplateConfiguration"]["Text"]
+    assert text["Text"] == settings.prompts[0].text
+    assert [v["Name"] for v in text["InputVariables"]] == [
+        "audience",
+        "campaign",
+        "channel",
+        "disclosure",
+        "facts",
+        "language",
+    ]
+    assert variant["ModelId"] == "us.anthropic.claude-haiku-4-5-20251001-v1:0"
+    (version,) = of_type(bedrock, "AWS::Bedrock::PromptVersion").values()
+    assert version["DeletionPolicy"] == "Retain"
+    assert re.fullmatch(r"genai-stack config [0-9a-f]{16}", version["Properties"]["Description"])
+
+
+def test_functions_run_python_3_14_arm64_with_powertools_from_ssm_and_encrypted_environment(bedrock):
+    functions = {
+        k: r["Properties"]
+        for k, r in of_type(bedrock, "AWS::Lambda::Function").items()
+        if not k.startswith("InvocationLoggingProviderframework")
+    }
+    assert len(functions) == 2
+    for props in functions.values():
+        assert props["Runtime"] == "python3.14"
+        assert props["Architectures"] == ["arm64"]
+        assert props["Layers"] == ["{{resolve:ssm:/aws/service/powertools/python/arm64/python3.14/3.37.0}}"]
+        assert "KmsKeyArn" in props
+        assert props["Handler"].startswith("lambdas.")
+        assert props["Handler"].endswith(".handler.on_event")
+
+
+def test_function_assets_hold_only_their_own_package(synthesized):
+    handlers = {"kb_ingestion", "invocation_logging"}
+    seen = set()
+    for asset in synthesized.outdir.glob("asset.*"):
+        files = sorted(str(p.relative_to(asset)) for p in asset.rglob("*") if p.is_file())
+        packages = {f.split("/")[1] for f in files if f.count("/") >= 2}
+        if packages & handlers:
+            assert len(packages) == 1, files
+            assert "lambdas/__init__.py" in files
+            assert not any("__pycache__" in f for f in files)
+            seen |= packages
+    assert seen == handlers
+
+
+def test_each_model_has_throttle_and_server_error_alarms_on_the_topic(bedrock, settings):
+    alarms = [
+        a["Properties"]
+        for k, a in of_type(bedrock, "AWS::CloudWatch::Alarm").items()
+        if k.startswith("Monitoring")
+    ]
+    model_ids = [*settings.models, *settings.inference_profiles]
+    assert len(alarms) == 2 * len(model_ids)
+    for alarm in alarms:
+        assert alarm["Namespace"] == "AWS/Bedrock"
+        assert alarm["Dimensions"][0]["Value"] in model_ids
+        assert alarm["AlarmActions"]
+    thresholds = {a["MetricName"]: a["Threshold"] for a in alarms}
+    assert thresholds == {
+        "InvocationThrottles": settings.alarms.throttles,
+        "InvocationServerErrors": settings.alarms.server_errors,
+    }
+
+
+def test_the_dashboard_shows_the_bedrock_and_ingestion_sections(synthesized):
+    (dashboard,) = synthesized.resources(PROFILE, "Observability", "AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    assert "## Amazon Bedrock models" in body
+    assert "## Knowledge base ingestion" in body
+    assert "InvocationsIntervened" in body
