@@ -19,6 +19,7 @@ from stacks.components.model_access import ApplicationProfileRef, ModelAccess, f
 from stacks.components.model_monitoring import ModelMonitoring
 from stacks.components.monitoring import MonitoringHub
 from stacks.components.prompt_template import PromptTemplate
+from stacks.components.vector_store import VectorStorage
 from stacks.config import Bedrock
 
 
@@ -32,7 +33,7 @@ class BedrockStack(Stack):
         settings: Bedrock,
         encryption_key: kms.IKey,
         data_bucket: s3.IBucket,
-        vector_index_arns: dict[str, str],
+        knowledge_base_storage: dict[str, VectorStorage],
         knowledge_base_roles: dict[str, iam.IRole],
         log_retention_days: int,
         hub: MonitoringHub,
@@ -108,7 +109,7 @@ class BedrockStack(Stack):
                 description=kb.description,
                 embedding_model_id=kb.embedding_model,
                 dimensions=kb.dimensions,
-                index_arn=vector_index_arns[kb.name],
+                storage=knowledge_base_storage[kb.name],
                 role=knowledge_base_roles[kb.name],
                 data_bucket=data_bucket,
                 prefix=kb.prefix,

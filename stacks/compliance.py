@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Acknowledgment, CfnResource, Validations
+from aws_cdk import Acknowledgment, CfnResource, Stack, Validations
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import custom_resources as cr
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
@@ -110,6 +112,24 @@ KNOWLEDGE_BASE_DOCUMENTS = Acknowledgement(
     ),
 )
 
+VECTOR_STORE_SECRET_NOT_ROTATED = Acknowledgement(
+    finding="AwsSolutions-SMG4",
+    reason=(
+        "The Aurora vector store's logins are used only through the RDS Data API by Bedrock and the schema "
+        "function; rotation needs a rotation function with network access to the isolated cluster, which "
+        "this store deliberately has none of. Rotate by redeploying with a new secret."
+    ),
+)
+
+SERVERLESS_WRITER_NO_ENHANCED_MONITORING = CheckovSkip(
+    check="CKV_AWS_118",
+    reason=(
+        "The vector store's only instance is an Aurora Serverless v2 writer that pauses at 0 ACU; OS-level "
+        "enhanced monitoring would add log ingestion for a store that standard RDS metrics (capacity, "
+        "ACU utilisation) already describe."
+    ),
+)
+
 LAMBDA_CHECKOV_SKIPS = (
     CheckovSkip(
         check="CKV_AWS_115",
@@ -148,6 +168,18 @@ def acknowledge(scope: IConstruct, *acknowledgements: Acknowledgement) -> None:
     Validations.of(scope).acknowledge(
         *(Acknowledgment(id=a.finding, reason=a.reason) for a in acknowledgements)
     )
+
+
+def acknowledge_provider_framework(provider: cr.Provider, handler: lambda_.Function) -> None:
+    """The findings on the CDK provider framework's own function, which aws-cdk-lib creates."""
+    framework = provider.node.find_child("framework-onEvent")
+    handler_id = Stack.of(handler).get_logical_id(handler.node.default_child)
+    acknowledge(
+        framework.role,
+        PROVIDER_FRAMEWORK_BASIC_EXECUTION,
+        PROVIDER_FRAMEWORK_INVOKE.on(f"<{handler_id}.Arn>:*"),
+    )
+    skip_checkov(framework.node.default_child, *LAMBDA_CHECKOV_SKIPS)
 
 
 def skip_checkov(resource: CfnResource, *skips: CheckovSkip) -> None:

@@ -378,8 +378,10 @@ class KnowledgeBase(_Strict):
     description: str = Field(min_length=1, max_length=200)
     embedding_model: str
     dimensions: int = Field(gt=0)
-    vector_store: Literal["s3_vectors"] = Field(
-        default="s3_vectors", description="S3 Vectors: pay per use, no idle compute"
+    vector_store: Literal["s3_vectors", "aurora_pgvector"] = Field(
+        default="s3_vectors",
+        description="s3_vectors: pay per use, no idle compute; aurora_pgvector: Aurora PostgreSQL "
+        "Serverless v2 with pgvector, pausing at 0 ACU when idle",
     )
     chunking: Chunking = Field(default_factory=FixedChunking)
     ingestion_schedule: str = Field(default="rate(1 day)", pattern=_SCHEDULE)
@@ -387,6 +389,31 @@ class KnowledgeBase(_Strict):
     @property
     def prefix(self) -> str:
         return f"knowledge-bases/{self.name}/"
+
+    @property
+    def table_name(self) -> str:
+        """The pgvector table of an aurora_pgvector knowledge base."""
+        return self.name.replace("-", "_")
+
+
+class AuroraVectorStore(_Strict):
+    """The Aurora PostgreSQL Serverless v2 cluster shared by the aurora_pgvector knowledge bases."""
+
+    min_capacity: float = Field(
+        default=0, ge=0, le=256, multiple_of=0.5, description="ACUs; 0 pauses when idle"
+    )
+    max_capacity: float = Field(default=2, ge=1, le=256, multiple_of=0.5)
+    auto_pause_minutes: int = Field(default=10, ge=5, le=1440, description="Idle time before pausing (min 0)")
+
+    @model_validator(mode="after")
+    def _range(self) -> AuroraVectorStore:
+        if self.min_capacity > self.max_capacity:
+            raise ValueError(
+                located(
+                    "min_capacity", f"{self.min_capacity:g} is above max_capacity ({self.max_capacity:g})"
+                )
+            )
+        return self
 
 
 class InvocationLogging(_Strict):
@@ -468,6 +495,9 @@ class Bedrock(_Strict):
     )
     guardrail: Guardrail | None = None
     knowledge_bases: list[KnowledgeBase] = Field(default_factory=list, max_length=10)
+    aurora: AuroraVectorStore = Field(
+        default_factory=AuroraVectorStore, description="For aurora_pgvector stores"
+    )
     invocation_logging: InvocationLogging = Field(default_factory=InvocationLogging)
     application_inference_profiles: list[ApplicationInferenceProfile] = Field(default_factory=list)
     prompts: list[PromptTemplate] = Field(default_factory=list)
@@ -569,6 +599,14 @@ def bedrock_catalog_problems(bedrock: Bedrock, region: str) -> list[str]:
                 located(
                     f"{where}.embedding_model",
                     f"{kb.embedding_model!r} is a {model.modality} model, not an embeddings model",
+                )
+            )
+        elif kb.vector_store == "aurora_pgvector" and kb.dimensions > 2000:
+            problems.append(
+                located(
+                    f"{where}.dimensions",
+                    f"{kb.dimensions} is more than a pgvector HNSW index "
+                    "takes (2,000); use s3_vectors or a smaller embedding size",
                 )
             )
         elif model is not None and kb.dimensions not in model.dimensions:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -13,11 +13,13 @@ from constructs import Construct
 
 from stacks import compliance
 from stacks.components.alarm_topic import AlarmTopic
+from stacks.components.aurora_vector_store import AuroraVectorStore
 from stacks.components.invocation_log_destination import INVOCATION_LOG_PREFIX, allow_bedrock_invocation_logs
 from stacks.components.knowledge_base_role import KnowledgeBaseRole
 from stacks.components.platform_key import PlatformKey
 from stacks.components.secure_bucket import SecureBucket
-from stacks.components.vector_store import IndexSpec, VectorStore
+from stacks.components.vector_store import IndexSpec, S3VectorsStorage, VectorStorage, VectorStore
+from stacks.config import AuroraVectorStore as AuroraVectorStoreSettings
 from stacks.config import Foundation, KnowledgeBase
 
 
@@ -43,6 +45,7 @@ class FoundationStack(Stack):
         settings: Foundation,
         alarm_emails: Sequence[str],
         knowledge_bases: Sequence[KnowledgeBase] = (),
+        aurora: AuroraVectorStoreSettings | None = None,
         bedrock_invocation_logs: bool = False,
         **kwargs,
     ) -> None:
@@ -84,27 +87,45 @@ class FoundationStack(Stack):
 
         # Knowledge-base vector stores are stateful: they live here, retained, with pinned logical IDs,
         # beside the service roles that read the documents and write the vectors.
-        self.vector_index_arns: dict[str, str] = {}
+        self.knowledge_base_storage: dict[str, VectorStorage] = {}
         self.knowledge_base_roles: dict[str, iam.IRole] = {}
-        if knowledge_bases:
+        on_s3_vectors = [kb for kb in knowledge_bases if kb.vector_store == "s3_vectors"]
+        on_aurora = [kb for kb in knowledge_bases if kb.vector_store == "aurora_pgvector"]
+        if on_s3_vectors:
             store = VectorStore(
                 self,
                 "VectorStore",
                 encryption_key=self.key,
-                indexes=[IndexSpec(kb.name, kb.dimensions) for kb in knowledge_bases],
+                indexes=[IndexSpec(kb.name, kb.dimensions) for kb in on_s3_vectors],
             )
-            for kb in knowledge_bases:
-                self.vector_index_arns[kb.name] = store.index_arn(kb.name)
-                self.knowledge_base_roles[kb.name] = KnowledgeBaseRole(
-                    self,
-                    f"KnowledgeBaseRole-{kb.name}",
-                    name=kb.name,
-                    embedding_model_id=kb.embedding_model,
-                    index_arn=store.index_arn(kb.name),
-                    data_bucket=data_bucket,
-                    prefix=kb.prefix,
-                    encryption_key=self.key,
-                ).role
+            for kb in on_s3_vectors:
+                self.knowledge_base_storage[kb.name] = S3VectorsStorage(index_arn=store.index_arn(kb.name))
+        if on_aurora:
+            if aurora is None:
+                raise ValueError("aurora_pgvector knowledge bases need the aurora settings")
+            aurora_store = AuroraVectorStore(
+                self,
+                "AuroraVectorStore",
+                encryption_key=self.key,
+                tables=[IndexSpec(kb.table_name, kb.dimensions) for kb in on_aurora],
+                min_capacity=aurora.min_capacity,
+                max_capacity=aurora.max_capacity,
+                auto_pause=Duration.minutes(aurora.auto_pause_minutes),
+                log_retention_days=settings.log_retention_days,
+            )
+            for kb in on_aurora:
+                self.knowledge_base_storage[kb.name] = aurora_store.storage[kb.table_name]
+        for kb in knowledge_bases:
+            self.knowledge_base_roles[kb.name] = KnowledgeBaseRole(
+                self,
+                f"KnowledgeBaseRole-{kb.name}",
+                name=kb.name,
+                embedding_model_id=kb.embedding_model,
+                storage=self.knowledge_base_storage[kb.name],
+                data_bucket=data_bucket,
+                prefix=kb.prefix,
+                encryption_key=self.key,
+            ).role
 
         if bedrock_invocation_logs:
             allow_bedrock_invocation_logs(self.data_bucket, self.key, prefix=INVOCATION_LOG_PREFIX)

@@ -47,6 +47,7 @@ class ProfileStacks(Construct):
             settings=profile.foundation,
             alarm_emails=profile.notifications.emails,
             knowledge_bases=bedrock.knowledge_bases if bedrock else (),
+            aurora=bedrock.aurora if bedrock else None,
             bedrock_invocation_logs=bool(bedrock and bedrock.invocation_logging.enabled),
         )
         self.hub = MonitoringHub(alarm_topic=self.foundation.alarm_topic)
@@ -63,7 +64,7 @@ class ProfileStacks(Construct):
                 settings=bedrock,
                 encryption_key=self.foundation.key,
                 data_bucket=self.foundation.data_bucket,
-                vector_index_arns=self.foundation.vector_index_arns,
+                knowledge_base_storage=self.foundation.knowledge_base_storage,
                 knowledge_base_roles=self.foundation.knowledge_base_roles,
                 log_retention_days=profile.foundation.log_retention_days,
                 hub=self.hub,

@@ -50,7 +50,7 @@ def test_python_app_lists_the_profiles_for_an_unknown_name(tmp_path):
         CDK_OUTDIR=str(tmp_path / "out"),
     )
     assert result.returncode == 1
-    assert "nope: no built-in profile of that name (available: managed-api" in result.stderr
+    assert "nope: no built-in profile of that name (available: customer-service, managed-api" in result.stderr
     assert "Traceback" not in result.stderr
 
 

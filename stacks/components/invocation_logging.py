@@ -107,15 +107,7 @@ class InvocationLogging(Construct):
             ),
             provider_function_env_encryption=encryption_key,
         )
-        framework = provider.node.find_child("framework-onEvent")
-        framework_role = framework.role
-        compliance.skip_checkov(framework.node.default_child, *compliance.LAMBDA_CHECKOV_SKIPS)
-        handler_id = Stack.of(self).get_logical_id(handler.function.node.default_child)
-        compliance.acknowledge(
-            framework_role,
-            compliance.PROVIDER_FRAMEWORK_BASIC_EXECUTION,
-            compliance.PROVIDER_FRAMEWORK_INVOKE.on(f"<{handler_id}.Arn>:*"),
-        )
+        compliance.acknowledge_provider_framework(provider, handler.function)
         self.resource = CustomResource(
             self,
             "Configuration",

@@ -10,6 +10,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.components.model_access import foundation_model_arn
+from stacks.components.vector_store import S3VectorsStorage, VectorStorage
 from stacks.config import Chunking, FixedChunking, HierarchicalChunking, SemanticChunking
 
 
@@ -45,6 +46,32 @@ def chunking_configuration(chunking: Chunking) -> bedrock.CfnDataSource.Chunking
     raise TypeError(f"unknown chunking {chunking!r}")
 
 
+def storage_configuration(storage: VectorStorage) -> bedrock.CfnKnowledgeBase.StorageConfigurationProperty:
+    K = bedrock.CfnKnowledgeBase
+    if isinstance(storage, S3VectorsStorage):
+        return K.StorageConfigurationProperty(
+            type="S3_VECTORS",
+            s3_vectors_configuration=K.S3VectorsConfigurationProperty(index_arn=storage.index_arn),
+        )
+    # Column names of the table lambdas/pgvector_schema creates.
+    return K.StorageConfigurationProperty(
+        type="RDS",
+        rds_configuration=K.RdsConfigurationProperty(
+            resource_arn=storage.cluster_arn,
+            credentials_secret_arn=storage.secret_arn,
+            database_name=storage.database,
+            table_name=storage.table,
+            field_mapping=K.RdsFieldMappingProperty(
+                primary_key_field="id",
+                vector_field="embedding",
+                text_field="chunks",
+                metadata_field="metadata",
+                custom_metadata_field="custom_metadata",
+            ),
+        ),
+    )
+
+
 class KnowledgeBase(Construct):
     """AWS::Bedrock::KnowledgeBase (VECTOR, S3_VECTORS storage) + AWS::Bedrock::DataSource (S3 prefix).
 
@@ -61,7 +88,7 @@ class KnowledgeBase(Construct):
         description: str,
         embedding_model_id: str,
         dimensions: int,
-        index_arn: str,
+        storage: VectorStorage,
         role: iam.IRole,
         data_bucket: s3.IBucket,
         prefix: str,
@@ -88,12 +115,7 @@ class KnowledgeBase(Construct):
                     ),
                 ),
             ),
-            storage_configuration=bedrock.CfnKnowledgeBase.StorageConfigurationProperty(
-                type="S3_VECTORS",
-                s3_vectors_configuration=bedrock.CfnKnowledgeBase.S3VectorsConfigurationProperty(
-                    index_arn=index_arn
-                ),
-            ),
+            storage_configuration=storage_configuration(storage),
         )
         self.data_source = bedrock.CfnDataSource(
             self,

@@ -11,6 +11,7 @@ from constructs import Construct
 
 from stacks import compliance
 from stacks.components.model_access import foundation_model_arn
+from stacks.components.vector_store import S3VectorsStorage, VectorStorage
 
 # S3 Vectors actions the knowledge base uses on its index to write, read and remove vectors
 # (Amazon S3 user guide, "Identity and Access management in S3 Vectors": vector-level actions take
@@ -24,11 +25,37 @@ VECTOR_ACTIONS = [
 ]
 
 
+def storage_statements(storage: VectorStorage) -> list[iam.PolicyStatement]:
+    """What the knowledge base needs on its vector store."""
+    if isinstance(storage, S3VectorsStorage):
+        return [
+            iam.PolicyStatement(
+                sid="UseTheVectorIndex", actions=VECTOR_ACTIONS, resources=[storage.index_arn]
+            )
+        ]
+    # Aurora through the Data API (Bedrock user guide, "Create a service role for Amazon Bedrock
+    # Knowledge Bases": permissions for an Amazon RDS vector store).
+    return [
+        iam.PolicyStatement(
+            sid="DescribeTheCluster", actions=["rds:DescribeDBClusters"], resources=[storage.cluster_arn]
+        ),
+        iam.PolicyStatement(
+            sid="QueryTheCluster",
+            actions=["rds-data:ExecuteStatement", "rds-data:BatchExecuteStatement"],
+            resources=[storage.cluster_arn],
+        ),
+        iam.PolicyStatement(
+            sid="ReadTheLogin", actions=["secretsmanager:GetSecretValue"], resources=[storage.secret_arn]
+        ),
+    ]
+
+
 class KnowledgeBaseRole(Construct):
     """Follows the Bedrock user guide ("Create a service role for Amazon Bedrock Knowledge Bases"):
     trusted by bedrock.amazonaws.com for knowledge bases of this account and region only;
     InvokeModel on the embedding model; ListBucket on the data bucket limited to the prefix and
-    GetObject under it; decrypt with the platform key; the vector actions on the one index.
+    GetObject under it; decrypt with the platform key; on the vector store, the vector actions on the
+    one S3 Vectors index, or Data API access to the Aurora cluster with its login secret.
     """
 
     def __init__(
@@ -38,7 +65,7 @@ class KnowledgeBaseRole(Construct):
         *,
         name: str,
         embedding_model_id: str,
-        index_arn: str,
+        storage: VectorStorage,
         data_bucket: s3.Bucket,
         prefix: str,
         encryption_key: kms.IKey,
@@ -78,10 +105,10 @@ class KnowledgeBaseRole(Construct):
                 actions=["s3:GetObject"],
                 resources=[data_bucket.arn_for_objects(f"{prefix}*")],
             ),
-            iam.PolicyStatement(sid="UseTheVectorIndex", actions=VECTOR_ACTIONS, resources=[index_arn]),
             iam.PolicyStatement(
                 sid="DecryptWithThePlatformKey", actions=["kms:Decrypt"], resources=[encryption_key.key_arn]
             ),
+            *storage_statements(storage),
         ]
         for statement in statements:
             self.role.add_to_policy(statement)

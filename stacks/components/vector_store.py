@@ -22,6 +22,26 @@ class IndexSpec:
     dimensions: int
 
 
+@dataclass(frozen=True)
+class S3VectorsStorage:
+    """Where a knowledge base keeps its vectors: an S3 Vectors index."""
+
+    index_arn: str
+
+
+@dataclass(frozen=True)
+class AuroraStorage:
+    """Where a knowledge base keeps its vectors: a pgvector table in Aurora PostgreSQL (Data API)."""
+
+    cluster_arn: str
+    secret_arn: str  # the login Bedrock uses
+    database: str
+    table: str  # schema-qualified
+
+
+VectorStorage = S3VectorsStorage | AuroraStorage
+
+
 class VectorStore(Construct):
     """AWS::S3Vectors::VectorBucket (SSE-KMS with the platform key) and an AWS::S3Vectors::Index per spec.
 

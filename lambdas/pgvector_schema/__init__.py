@@ -1,0 +1,1 @@
+"""Custom resource: the pgvector schema a Bedrock knowledge base needs in Aurora PostgreSQL."""
