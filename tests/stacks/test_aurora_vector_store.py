@@ -1,0 +1,132 @@
+"""Knowledge bases on Aurora PostgreSQL Serverless v2 with pgvector (customer-service profile)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from stacks.config import load_profile
+
+PROFILE = "customer-service"
+
+
+@pytest.fixture(scope="module")
+def settings():
+    return load_profile(PROFILE).bedrock
+
+
+def one(synthesized, resource_type: str, stack: str = "Foundation") -> dict:
+    (resource,) = synthesized.resources(PROFILE, stack, resource_type).values()
+    return resource
+
+
+def test_the_cluster_scales_to_zero_within_the_profile_s_capacity(synthesized, settings):
+    props = one(synthesized, "AWS::RDS::DBCluster")["Properties"]
+    assert props["ServerlessV2ScalingConfiguration"] == {
+        "MinCapacity": settings.aurora.min_capacity,
+        "MaxCapacity": settings.aurora.max_capacity,
+        "SecondsUntilAutoPause": settings.aurora.auto_pause_minutes * 60,
+    }
+    assert props["Engine"] == "aurora-postgresql"
+    assert props["EngineVersion"].startswith("16.")
+    assert props["EnableHttpEndpoint"] is True  # the Data API: Bedrock's way in
+
+
+def test_the_cluster_is_encrypted_protected_and_retained(synthesized):
+    cluster = one(synthesized, "AWS::RDS::DBCluster")
+    props = cluster["Properties"]
+    assert props["StorageEncrypted"] is True
+    assert props["KmsKeyId"] == {"Fn::GetAtt": ["PlatformKey1C4A1A63", "Arn"]}
+    assert props["DeletionProtection"] is True
+    assert props["EnableIAMDatabaseAuthentication"] is True
+    assert props["BackupRetentionPeriod"] == 7
+    assert cluster["DeletionPolicy"] == cluster["UpdateReplacePolicy"] == "Retain"
+    for secret in synthesized.resources(PROFILE, "Foundation", "AWS::SecretsManager::Secret").values():
+        assert secret["DeletionPolicy"] == "Retain"
+        assert "KmsKeyId" in secret["Properties"]
+
+
+def test_the_network_is_isolated_with_flow_logs_and_no_way_in(synthesized):
+    foundation = synthesized.template(PROFILE, "Foundation")["Resources"]
+    types = {r["Type"] for r in foundation.values()}
+    assert not types & {"AWS::EC2::NatGateway", "AWS::EC2::InternetGateway", "AWS::EC2::SecurityGroupIngress"}
+    assert "AWS::EC2::FlowLog" in types
+    for group in synthesized.resources(PROFILE, "Foundation", "AWS::EC2::SecurityGroup").values():
+        assert not group["Properties"].get("SecurityGroupIngress")
+    for subnet in synthesized.resources(PROFILE, "Foundation", "AWS::EC2::Subnet").values():
+        assert subnet["Properties"]["MapPublicIpOnLaunch"] is False
+
+
+def test_the_schema_resource_creates_one_table_per_knowledge_base(synthesized, settings):
+    props = one(synthesized, "Custom::PgvectorSchema")["Properties"]
+    tables = json.loads(props["Tables"])
+    assert tables == sorted(
+        ({"dimensions": kb.dimensions, "name": kb.table_name} for kb in settings.knowledge_bases),
+        key=lambda t: t["name"],
+    )
+    assert props["Database"] == "vectors"
+    assert props["AdminSecretArn"] != props["BedrockSecretArn"]
+
+
+def test_knowledge_bases_use_the_rds_store_with_the_bedrock_login(synthesized):
+    kbs = synthesized.resources(PROFILE, "Bedrock", "AWS::Bedrock::KnowledgeBase")
+    assert len(kbs) == 2
+    for kb in kbs.values():
+        storage = kb["Properties"]["StorageConfiguration"]
+        assert storage["Type"] == "RDS"
+        rds = storage["RdsConfiguration"]
+        assert rds["DatabaseName"] == "vectors"
+        assert rds["TableName"].startswith("bedrock_integration.service_")
+        assert rds["FieldMapping"] == {
+            "PrimaryKeyField": "id",
+            "VectorField": "embedding",
+            "TextField": "chunks",
+            "MetadataField": "metadata",
+            "CustomMetadataField": "custom_metadata",
+        }
+        assert "BedrockLogin" in json.dumps(rds["CredentialsSecretArn"])
+
+
+def test_the_knowledge_base_roles_reach_the_cluster_only_through_the_data_api(synthesized):
+    policies = synthesized.resources(PROFILE, "Foundation", "AWS::IAM::Policy")
+    kb_policies = [p for k, p in policies.items() if k.startswith("KnowledgeBaseRole")]
+    assert len(kb_policies) == 2
+    for policy in kb_policies:
+        statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+        assert "UseTheVectorIndex" not in statements
+        assert set(statements["QueryTheCluster"]["Action"]) == {
+            "rds-data:ExecuteStatement",
+            "rds-data:BatchExecuteStatement",
+        }
+        assert statements["QueryTheCluster"]["Resource"] == statements["DescribeTheCluster"]["Resource"]
+        assert "BedrockLogin" in json.dumps(statements["ReadTheLogin"]["Resource"])
+
+
+def test_chunking_strategies_reach_the_data_sources(synthesized):
+    sources = synthesized.resources(PROFILE, "Bedrock", "AWS::Bedrock::DataSource").values()
+    strategies = {
+        s["Properties"]["DataSourceConfiguration"]["S3Configuration"]["InclusionPrefixes"][0]: s[
+            "Properties"
+        ]["VectorIngestionConfiguration"]["ChunkingConfiguration"]
+        for s in sources
+    }
+    faq = strategies["knowledge-bases/service-faq/"]
+    assert faq["ChunkingStrategy"] == "SEMANTIC"
+    assert faq["SemanticChunkingConfiguration"] == {
+        "MaxTokens": 300,
+        "BufferSize": 0,
+        "BreakpointPercentileThreshold": 95,
+    }
+    manuals = strategies["knowledge-bases/service-manuals/"]
+    assert manuals["ChunkingStrategy"] == "HIERARCHICAL"
+    assert manuals["HierarchicalChunkingConfiguration"] == {
+        "LevelConfigurations": [{"MaxTokens": 1500}, {"MaxTokens": 300}],
+        "OverlapTokens": 60,
+    }
+
+
+def test_a_classic_guardrail_has_no_cross_region_profile(synthesized):
+    guardrail = one(synthesized, "AWS::Bedrock::Guardrail", "Bedrock")["Properties"]
+    assert "CrossRegionConfig" not in guardrail
+    assert guardrail["TopicPolicyConfig"]["TopicsTierConfig"] == {"TierName": "CLASSIC"}
