@@ -11,16 +11,16 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from aws_cdk import CustomResource, Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_rds as rds
-from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from stacks import compliance
-from stacks.components.python_function import PythonFunction, encrypted_log_group
+from stacks.components.python_custom_resource import PythonCustomResource
+from stacks.components.python_function import encrypted_log_group
 from stacks.components.vector_store import AuroraStorage, IndexSpec
 
 DATABASE = "vectors"
@@ -102,39 +102,15 @@ class AuroraVectorStore(Construct):
             secret.apply_removal_policy(RemovalPolicy.RETAIN)
             compliance.acknowledge(secret, compliance.VECTOR_STORE_SECRET_NOT_ROTATED)
 
-        handler = PythonFunction(
+        schema = PythonCustomResource(
             self,
-            "SchemaHandler",
+            "Schema",
             package="pgvector_schema",
             description="Custom resource: pgvector schema for Bedrock knowledge bases",
+            resource_type="Custom::PgvectorSchema",
             encryption_key=encryption_key,
             log_retention_days=log_retention_days,
             timeout_seconds=600,  # a paused cluster takes seconds to resume; the handler retries
-        )
-        handler.function.add_to_role_policy(
-            iam.PolicyStatement(
-                sid="RunTheSchemaStatements",
-                actions=["rds-data:ExecuteStatement"],
-                resources=[self.cluster.cluster_arn],
-            )
-        )
-        self.cluster.secret.grant_read(handler.function)
-        self.bedrock_secret.grant_read(handler.function)
-        provider = cr.Provider(
-            self,
-            "SchemaProvider",
-            on_event_handler=handler.function,
-            log_group=encrypted_log_group(
-                self, "ProviderLogs", encryption_key=encryption_key, days=log_retention_days
-            ),
-            provider_function_env_encryption=encryption_key,
-        )
-        compliance.acknowledge_provider_framework(provider, handler.function)
-        self.schema = CustomResource(
-            self,
-            "Schema",
-            service_token=provider.service_token,
-            resource_type="Custom::PgvectorSchema",
             properties={
                 "ClusterArn": self.cluster.cluster_arn,
                 "AdminSecretArn": self.cluster.secret.secret_arn,
@@ -145,6 +121,17 @@ class AuroraVectorStore(Construct):
                 ),
             },
         )
+        handler = schema.handler.function
+        handler.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="RunTheSchemaStatements",
+                actions=["rds-data:ExecuteStatement"],
+                resources=[self.cluster.cluster_arn],
+            )
+        )
+        self.cluster.secret.grant_read(handler)
+        self.bedrock_secret.grant_read(handler)
+        self.schema = schema.resource
         self.schema.node.add_dependency(self.cluster)
         self.storage = {
             t.name: AuroraStorage(

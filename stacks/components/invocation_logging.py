@@ -3,16 +3,16 @@ resource (CloudFormation has no resource type for this per-account, per-region s
 
 from __future__ import annotations
 
-from aws_cdk import CustomResource, Stack
+from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
-from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from stacks import compliance
 from stacks.components.invocation_log_destination import INVOCATION_LOG_PREFIX
-from stacks.components.python_function import PythonFunction, encrypted_log_group
+from stacks.components.python_custom_resource import PythonCustomResource
+from stacks.components.python_function import encrypted_log_group
 
 # The log stream Bedrock writes to (Bedrock user guide, "Monitor model invocation using CloudWatch
 # Logs and Amazon S3"); the delivery role may write only there.
@@ -69,50 +69,14 @@ class InvocationLogging(Construct):
             )
         )
 
-        handler = PythonFunction(
-            self,
-            "Handler",
-            package="invocation_logging",
-            description="Custom resource: Bedrock model invocation logging configuration",
-            encryption_key=encryption_key,
-            log_retention_days=log_retention_days,
-            timeout_seconds=60,
-        )
-        handler.function.add_to_role_policy(
-            iam.PolicyStatement(
-                sid="ManageInvocationLogging",
-                actions=[
-                    "bedrock:GetModelInvocationLoggingConfiguration",
-                    "bedrock:PutModelInvocationLoggingConfiguration",
-                    "bedrock:DeleteModelInvocationLoggingConfiguration",
-                ],
-                resources=["*"],  # these actions have no resource type (Service Authorization Reference)
-            )
-        )
-        handler.function.add_to_role_policy(
-            iam.PolicyStatement(
-                sid="PassTheDeliveryRole",
-                actions=["iam:PassRole"],
-                resources=[self.delivery_role.role_arn],
-                conditions={"StringEquals": {"iam:PassedToService": "bedrock.amazonaws.com"}},
-            )
-        )
-        compliance.acknowledge(handler.function.role, compliance.INVOCATION_LOGGING_NO_RESOURCE_TYPE)
-        provider = cr.Provider(
-            self,
-            "Provider",
-            on_event_handler=handler.function,
-            log_group=encrypted_log_group(
-                self, "ProviderLogs", encryption_key=encryption_key, days=log_retention_days
-            ),
-            provider_function_env_encryption=encryption_key,
-        )
-        compliance.acknowledge_provider_framework(provider, handler.function)
-        self.resource = CustomResource(
+        configuration = PythonCustomResource(
             self,
             "Configuration",
-            service_token=provider.service_token,
+            package="invocation_logging",
+            description="Custom resource: Bedrock model invocation logging configuration",
             resource_type="Custom::BedrockInvocationLogging",
+            encryption_key=encryption_key,
+            log_retention_days=log_retention_days,
             properties={
                 "LogGroupName": self.log_group.log_group_name,
                 "CloudWatchRoleArn": self.delivery_role.role_arn,
@@ -125,6 +89,28 @@ class InvocationLogging(Construct):
                 "TakeOver": str(take_over).lower(),
             },
         )
+        handler = configuration.handler.function
+        handler.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="ManageInvocationLogging",
+                actions=[
+                    "bedrock:GetModelInvocationLoggingConfiguration",
+                    "bedrock:PutModelInvocationLoggingConfiguration",
+                    "bedrock:DeleteModelInvocationLoggingConfiguration",
+                ],
+                resources=["*"],  # these actions have no resource type (Service Authorization Reference)
+            )
+        )
+        handler.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="PassTheDeliveryRole",
+                actions=["iam:PassRole"],
+                resources=[self.delivery_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "bedrock.amazonaws.com"}},
+            )
+        )
+        compliance.acknowledge(handler.role, compliance.INVOCATION_LOGGING_NO_RESOURCE_TYPE)
+        self.resource = configuration.resource
         # Bedrock checks the destinations when the configuration is put: the role's policy first (the
         # role itself is already a dependency through CloudWatchRoleArn).
         self.resource.node.add_dependency(self.delivery_role.node.find_child("DefaultPolicy"))
