@@ -15,7 +15,7 @@ from stacks.components.guardrail import Guardrail
 from stacks.components.invocation_logging import InvocationLogging
 from stacks.components.knowledge_base import KnowledgeBase
 from stacks.components.knowledge_base_ingestion import IngestionTarget, KnowledgeBaseIngestion
-from stacks.components.model_access import ApplicationProfileRef, ModelAccess, foundation_model_arn
+from stacks.components.model_access import ApplicationProfileRef, ModelAccess, model_or_profile_arn
 from stacks.components.model_monitoring import ModelMonitoring
 from stacks.components.monitoring import MonitoringHub
 from stacks.components.prompt_template import PromptTemplate
@@ -43,43 +43,29 @@ class BedrockStack(Stack):
         catalog = bedrock_catalog()
 
         guardrail = None
-        guardrail_profile_arns: list[str] = []
+        guardrail_profile_arns: tuple[str, ...] = ()
         if settings.guardrail is not None:
-            profile = guardrail_profile(self.region) if settings.guardrail.tier == "STANDARD" else None
-            if profile is not None:
-                guardrail_profile_arns = [
-                    f"arn:{self.partition}:bedrock:{region}:{self.account}:guardrail-profile/{profile.profile_id}"
-                    for region in profile.destinations
-                ]
-            guardrail = Guardrail(
+            created_guardrail = Guardrail(
                 self,
                 "Guardrail",
                 name=f"{profile_name}-guardrail",
                 settings=settings.guardrail,
                 encryption_key=encryption_key,
-                cross_region_profile_arn=(
-                    self.format_arn(
-                        service="bedrock", resource="guardrail-profile", resource_name=profile.profile_id
-                    )
-                    if profile
-                    else None
-                ),
-            ).ref
+                cross_region_profile=guardrail_profile(self.region)
+                if settings.guardrail.tier == "STANDARD"
+                else None,
+            )
+            guardrail, guardrail_profile_arns = created_guardrail.ref, created_guardrail.profile_arns
             CfnOutput(self, "GuardrailArn", value=guardrail.arn)
             CfnOutput(self, "GuardrailVersion", value=guardrail.version)
 
         app_profiles = []
         for app in settings.application_inference_profiles:
-            source_arn = (
-                self.format_arn(service="bedrock", resource="inference-profile", resource_name=app.source)
-                if app.source in catalog.inference_profiles
-                else foundation_model_arn(self.region, app.source)
-            )
             created = ApplicationInferenceProfile(
                 self,
                 f"AppProfile-{app.name}",
                 name=f"{profile_name}-{app.name}",
-                copy_from_arn=source_arn,
+                copy_from_arn=model_or_profile_arn(self, app.source, catalog),
                 description=app.description,
                 tags=app.tags,
             )

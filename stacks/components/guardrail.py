@@ -3,10 +3,12 @@ version that is published again whenever the configuration changes."""
 
 from __future__ import annotations
 
+from aws_cdk import Stack
 from aws_cdk import aws_bedrock as bedrock
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from stacks.catalog import GuardrailProfile
 from stacks.components.model_access import GuardrailRef
 from stacks.components.versioning import config_digest, keep_published_versions
 from stacks.config import Guardrail as GuardrailSettings
@@ -17,8 +19,8 @@ B = bedrock.CfnGuardrail
 class Guardrail(Construct):
     """AWS::Bedrock::Guardrail + AWS::Bedrock::GuardrailVersion.
 
-    `cross_region_profile_arn` is the system guardrail profile that the STANDARD tier needs (it
-    runs the safeguards in the geography's regions); CLASSIC takes none.
+    `cross_region_profile` is the system guardrail profile that the STANDARD tier needs (it runs
+    the safeguards in the geography's regions); CLASSIC takes none.
     """
 
     def __init__(
@@ -29,12 +31,26 @@ class Guardrail(Construct):
         name: str,
         settings: GuardrailSettings,
         encryption_key: kms.IKey,
-        cross_region_profile_arn: str | None,
+        cross_region_profile: GuardrailProfile | None,
     ) -> None:
         super().__init__(scope, construct_id)
-        if (settings.tier == "STANDARD") != (cross_region_profile_arn is not None):
+        if (settings.tier == "STANDARD") != (cross_region_profile is not None):
             raise ValueError(
                 "the STANDARD tier needs a cross-region guardrail profile, and CLASSIC takes none"
+            )
+        stack = Stack.of(self)
+        cross_region_profile_arn = None
+        # The profile's ARN in each destination region: callers of ApplyGuardrail need all of them
+        # (Bedrock user guide, guardrail-profiles-permissions).
+        self.profile_arns: tuple[str, ...] = ()
+        if cross_region_profile is not None:
+            profile_id = cross_region_profile.profile_id
+            cross_region_profile_arn = stack.format_arn(
+                service="bedrock", resource="guardrail-profile", resource_name=profile_id
+            )
+            self.profile_arns = tuple(
+                f"arn:{stack.partition}:bedrock:{region}:{stack.account}:guardrail-profile/{profile_id}"
+                for region in cross_region_profile.destinations
             )
         tier = settings.tier
         properties = dict(

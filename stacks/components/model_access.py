@@ -37,6 +37,16 @@ def foundation_model_arn(region: str, model_id: str) -> str:
     return f"arn:aws:bedrock:{region}::foundation-model/{model_id}"
 
 
+def model_or_profile_arn(scope: Construct, model_or_profile_id: str, catalog: BedrockCatalog) -> str:
+    """The ARN to invoke or copy: a system inference profile's (this account and region), else the model's."""
+    stack = Stack.of(scope)
+    if model_or_profile_id in catalog.inference_profiles:
+        return stack.format_arn(
+            service="bedrock", resource="inference-profile", resource_name=model_or_profile_id
+        )
+    return foundation_model_arn(stack.region, model_or_profile_id)
+
+
 def global_foundation_model_arn(model_id: str) -> str:
     return f"arn:aws:bedrock:::foundation-model/{model_id}"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_cdk import App, Environment, Stack
 from aws_cdk import aws_kms as kms
 
+from stacks.catalog import guardrail_profile
 from stacks.components.guardrail import Guardrail
 from stacks.components.prompt_template import PromptTemplate
 from stacks.config import Guardrail as GuardrailSettings
@@ -20,7 +21,7 @@ def guardrail_version_description(settings: GuardrailSettings, stack_id: str, ap
         name="g",
         settings=settings,
         encryption_key=kms.Key(stack, "Key"),
-        cross_region_profile_arn="arn:aws:bedrock:us-east-1:123456789012:guardrail-profile/us.guardrail.v1:0",
+        cross_region_profile=guardrail_profile("us-east-1"),
     )
     return guardrail.version.description
 
