@@ -1,0 +1,89 @@
+"""Fallback and retries: try each target of an alias in order, retrying retryable failures with
+jittered exponential backoff, all within one deadline that stays under the API's timeout."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from lambdas.gateway.errors import GatewayError, ProviderError
+from lambdas.gateway.providers.base import ChatProvider, ChatResult
+from lambdas.gateway.schema import ChatCompletionRequest
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts_per_target: int = 2
+    base_backoff_seconds: float = 0.2
+    max_backoff_seconds: float = 2.0
+    deadline_seconds: float = 25.0  # API Gateway REST integrations time out at 29 s
+
+
+@dataclass(frozen=True)
+class Routed:
+    result: ChatResult
+    target: str
+    fallbacks: int  # targets given up on before this one answered
+    attempts: int
+
+
+def backoff(policy: RetryPolicy, attempt: int, rng: Callable[[], float]) -> float:
+    """Exponential backoff with "equal jitter": between half and all of the capped exponential step."""
+    step = min(policy.max_backoff_seconds, policy.base_backoff_seconds * (2**attempt))
+    return step * (0.5 + rng() / 2)
+
+
+def route(
+    targets: Sequence[ChatProvider],
+    request: ChatCompletionRequest,
+    *,
+    policy: RetryPolicy,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    rng: Callable[[], float] = random.random,
+) -> Routed:
+    deadline = clock() + policy.deadline_seconds
+    errors: list[ProviderError] = []
+    attempts = 0
+    for index, target in enumerate(targets):
+        for attempt in range(policy.attempts_per_target):
+            remaining = deadline - clock()
+            if remaining <= 0:
+                raise GatewayError(
+                    504,
+                    "the models did not answer within the gateway's deadline",
+                    type="timeout",
+                    code="deadline_exceeded",
+                )
+            attempts += 1
+            try:
+                result = target.chat(request, timeout=remaining)
+            except ProviderError as error:
+                if not error.retryable:
+                    raise GatewayError(
+                        502,
+                        f"upstream model rejected the request ({error})",
+                        type="upstream_error",
+                        code="upstream_rejected",
+                    ) from None
+                errors.append(error)
+                pause = backoff(policy, attempt, rng)
+                if attempt + 1 < policy.attempts_per_target and clock() + pause < deadline:
+                    sleep(pause)
+                continue
+            return Routed(result=result, target=target.name, fallbacks=index, attempts=attempts)
+    reasons = "; ".join(str(e) for e in errors[-3:])
+    if errors and all(e.timeout for e in errors):
+        raise GatewayError(504, f"every model timed out: {reasons}", type="timeout", code="upstream_timeout")
+    if errors and all(e.throttled for e in errors):
+        raise GatewayError(
+            503,
+            f"every model is throttled, retry later: {reasons}",
+            type="rate_limit_error",
+            code="upstream_throttled",
+        )
+    raise GatewayError(
+        502, f"every model failed: {reasons}", type="upstream_error", code="upstream_unavailable"
+    )

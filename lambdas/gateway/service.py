@@ -1,0 +1,257 @@
+"""The gateway's logic: aliases, validation limits, cache, routing with fallback, guardrails,
+retrieval and metrics. It takes every AWS client and clock as arguments (tests inject stubs)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from lambdas.gateway.cache import ResponseCache, cache_key, cacheable
+from lambdas.gateway.errors import GatewayError, ProviderError, bad_request
+from lambdas.gateway.providers.base import ChatProvider, EmbeddingProvider
+from lambdas.gateway.retrieval import Retriever, grounding_check, grounding_prompt
+from lambdas.gateway.router import RetryPolicy, route
+from lambdas.gateway.schema import (
+    ChatCompletionRequest,
+    EmbeddingRequest,
+    Message,
+    chat_response,
+    embedding_response,
+)
+
+CHARS_PER_TOKEN = 4  # rough upper-bound estimate of prompt tokens before calling a model
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What one request did, for metrics."""
+
+    alias: str
+    target: str
+    latency_ms: float
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    cache_hit: bool = False
+    fallbacks: int = 0
+    guardrail_intervened: bool = False
+
+
+class MetricsSink(Protocol):
+    def record(self, usage: Usage, *, tenant: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Price:
+    input_per_1k: float
+    output_per_1k: float
+
+
+@dataclass
+class Limits:
+    max_input_tokens: int = 32_000
+    max_output_tokens: int = 4_096
+
+
+@dataclass
+class Gateway:
+    chat_routes: Mapping[str, Sequence[ChatProvider]]
+    embedding_routes: Mapping[str, EmbeddingProvider]
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    limits: Limits = field(default_factory=Limits)
+    prices: Mapping[str, Price] = field(default_factory=dict)
+    cache: ResponseCache | None = None
+    guardrail: tuple[str, str] | None = None  # (identifier, version)
+    guardrail_client: Any = None
+    knowledge_bases: Mapping[str, str] = field(default_factory=dict)  # name -> knowledge base id
+    retriever: Retriever | None = None
+    clock: Callable[[], float] = time.monotonic
+
+    # ---------------------------------------------------------------------------------------------
+    def list_models(self) -> dict[str, Any]:
+        aliases = sorted({*self.chat_routes, *self.embedding_routes})
+        return {
+            "object": "list",
+            "data": [{"id": a, "object": "model", "created": 0, "owned_by": "genai-stack"} for a in aliases],
+        }
+
+    def chat(self, body: Any, *, tenant: str, metrics: MetricsSink) -> tuple[dict[str, Any], dict[str, str]]:
+        request = parse(ChatCompletionRequest, body)
+        targets = self.chat_routes.get(request.model)
+        if not targets:
+            raise GatewayError(
+                404,
+                f"unknown model {request.model!r}; GET /v1/models lists the aliases",
+                param="model",
+                code="model_not_found",
+            )
+        self._check_limits(request)
+        started = self.clock()
+        key = cache_key(request.model, request, self.guardrail[1] if self.guardrail else None)
+        use_cache = self.cache is not None and cacheable(request)
+        if use_cache:
+            hit = self.cache.get(key)
+            if hit is not None:
+                metrics.record(
+                    Usage(alias=request.model, target="cache", latency_ms=self._ms(started), cache_hit=True),
+                    tenant=tenant,
+                )
+                return hit, {"x-genai-target": "cache", "x-genai-cache": "hit"}
+
+        passages = []
+        if request.knowledge_base is not None:
+            request, passages = self._ground(request)
+        routed = route(targets, request, policy=self.policy, clock=self.clock)
+        result = routed.result
+        text, finish, intervened = result.text, result.finish_reason, result.guardrail_intervened
+        if passages and not intervened and self.guardrail and self.guardrail_client is not None:
+            blocked = grounding_check(
+                self.guardrail_client,
+                guardrail=self.guardrail,
+                passages=passages,
+                query=request.messages[-1].text,
+                answer=text,
+            )
+            if blocked is not None:
+                text, finish, intervened = blocked, "content_filter", True
+        extra = (
+            {"citations": [{"index": i, "source": p.source} for i, p in enumerate(passages, start=1)]}
+            if passages
+            else None
+        )
+        response = chat_response(
+            model=request.model,
+            text=text,
+            finish_reason=finish,
+            input_tokens=result.input_tokens,
+            output_tokens=result.output_tokens,
+            extra=extra,
+        )
+        if use_cache and not intervened:
+            self.cache.put(key, response)
+        price = self.prices.get(routed.target)
+        cost = (
+            (result.input_tokens * price.input_per_1k + result.output_tokens * price.output_per_1k) / 1000
+            if price
+            else 0.0
+        )
+        metrics.record(
+            Usage(
+                alias=request.model,
+                target=routed.target,
+                latency_ms=self._ms(started),
+                input_tokens=result.input_tokens,
+                output_tokens=result.output_tokens,
+                cost_usd=cost,
+                fallbacks=routed.fallbacks,
+                guardrail_intervened=intervened,
+            ),
+            tenant=tenant,
+        )
+        headers = {"x-genai-target": routed.target, "x-genai-fallbacks": str(routed.fallbacks)}
+        if use_cache:
+            headers["x-genai-cache"] = "miss"
+        return response, headers
+
+    def embeddings(
+        self, body: Any, *, tenant: str, metrics: MetricsSink
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        request = parse(EmbeddingRequest, body)
+        target = self.embedding_routes.get(request.model)
+        if target is None:
+            raise GatewayError(
+                404,
+                f"unknown embedding model {request.model!r}; GET /v1/models lists the aliases",
+                param="model",
+                code="model_not_found",
+            )
+        total_chars = sum(len(text) for text in request.inputs)
+        if total_chars // CHARS_PER_TOKEN > self.limits.max_input_tokens:
+            raise bad_request(
+                f"input is too long: about {total_chars // CHARS_PER_TOKEN} tokens, the limit is "
+                f"{self.limits.max_input_tokens}",
+                param="input",
+                code="context_length_exceeded",
+            )
+        started = self.clock()
+        try:
+            result = target.embed(
+                request.inputs, dimensions=request.dimensions, timeout=self.policy.deadline_seconds
+            )
+        except ProviderError as error:
+            status = 503 if error.throttled else 504 if error.timeout else 502
+            raise GatewayError(status, f"embedding model failed ({error})", type="upstream_error") from None
+        price = self.prices.get(target.name)
+        cost = result.input_tokens * price.input_per_1k / 1000 if price else 0.0
+        metrics.record(
+            Usage(
+                alias=request.model,
+                target=target.name,
+                latency_ms=self._ms(started),
+                input_tokens=result.input_tokens,
+                cost_usd=cost,
+            ),
+            tenant=tenant,
+        )
+        response = embedding_response(
+            model=request.model, vectors=result.vectors, input_tokens=result.input_tokens
+        )
+        return response, {"x-genai-target": target.name}
+
+    # ---------------------------------------------------------------------------------------------
+    def _check_limits(self, request: ChatCompletionRequest) -> None:
+        prompt_tokens = sum(len(m.text) for m in request.messages) // CHARS_PER_TOKEN
+        if prompt_tokens > self.limits.max_input_tokens:
+            raise bad_request(
+                f"messages are too long: about {prompt_tokens} tokens, the limit is "
+                f"{self.limits.max_input_tokens}",
+                param="messages",
+                code="context_length_exceeded",
+            )
+        if request.token_limit and request.token_limit > self.limits.max_output_tokens:
+            raise bad_request(
+                f"max_tokens {request.token_limit} is above the limit of {self.limits.max_output_tokens}",
+                param="max_tokens",
+                code="max_tokens_exceeded",
+            )
+
+    def _ground(self, request: ChatCompletionRequest) -> tuple[ChatCompletionRequest, list]:
+        knowledge_base_id = self.knowledge_bases.get(request.knowledge_base or "")
+        if knowledge_base_id is None or self.retriever is None:
+            known = ", ".join(sorted(self.knowledge_bases)) or "none"
+            raise bad_request(
+                f"unknown knowledge_base {request.knowledge_base!r} (known: {known})",
+                param="knowledge_base",
+                code="knowledge_base_not_found",
+            )
+        try:
+            passages = self.retriever.retrieve(knowledge_base_id, request.messages[-1].text)
+        except ProviderError as error:
+            raise GatewayError(
+                502, f"knowledge base retrieval failed ({error})", type="upstream_error"
+            ) from None
+        system = Message(role="system", content=grounding_prompt(passages))
+        grounded = request.model_copy(update={"messages": [system, *request.messages]})
+        return grounded, passages
+
+    def _ms(self, started: float) -> float:
+        return (self.clock() - started) * 1000
+
+
+def parse(model: type, body: Any):
+    """Validate a request body; every problem becomes a 400 naming the field."""
+    if not isinstance(body, dict):
+        raise bad_request("the request body must be a JSON object")
+    try:
+        return model.model_validate(body)
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or None
+        message = f"{where}: {first['msg']}" if where else first["msg"]
+        raise bad_request(
+            message, param=where, code="invalid_value" if first["type"] != "missing" else "missing_field"
+        ) from None

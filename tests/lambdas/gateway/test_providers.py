@@ -1,0 +1,294 @@
+"""Each provider against a stubbed client: request shape, response mapping, error classification."""
+
+from __future__ import annotations
+
+import io
+import json
+import urllib.error
+
+import boto3
+import pytest
+from botocore.response import StreamingBody
+from botocore.stub import Stubber
+
+from lambdas.gateway.errors import ProviderError
+from lambdas.gateway.guardrail import Guarded, Guardrail
+from lambdas.gateway.providers.bedrock import BedrockChat, BedrockEmbeddings
+from lambdas.gateway.providers.openai_format import OpenAIHttpChat, SageMakerChat
+from lambdas.gateway.schema import ChatCompletionRequest
+
+REQUEST = ChatCompletionRequest.model_validate(
+    {
+        "model": "copy",
+        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+        "temperature": 0.2,
+        "max_tokens": 50,
+        "stop": ["END"],
+    }
+)
+
+
+def client(service: str):
+    return boto3.client(service, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+
+
+def body(payload: dict) -> StreamingBody:
+    raw = json.dumps(payload).encode()
+    return StreamingBody(io.BytesIO(raw), len(raw))
+
+
+def openai_payload(text: str = "Hello") -> dict:
+    return {
+        "choices": [{"message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 7, "completion_tokens": 2},
+    }
+
+
+def test_bedrock_converse_carries_system_inference_settings_and_the_guardrail():
+    runtime = client("bedrock-runtime")
+    provider = BedrockChat(runtime, model_id="amazon.nova-lite-v1:0", guardrail=("gr-arn", "3"))
+    expected = {
+        "modelId": "amazon.nova-lite-v1:0",
+        "system": [{"text": "Be brief."}],
+        "messages": [{"role": "user", "content": [{"text": "Hi"}]}],
+        "inferenceConfig": {"temperature": 0.2, "maxTokens": 50, "stopSequences": ["END"]},
+        "guardrailConfig": {"guardrailIdentifier": "gr-arn", "guardrailVersion": "3"},
+    }
+    response = {
+        "output": {"message": {"role": "assistant", "content": [{"text": "Hello"}]}},
+        "stopReason": "end_turn",
+        "usage": {"inputTokens": 9, "outputTokens": 1, "totalTokens": 10},
+        "metrics": {"latencyMs": 5},
+    }
+    with Stubber(runtime) as stub:
+        stub.add_response("converse", response, expected)
+        result = provider.chat(REQUEST, timeout=5)
+    assert (result.text, result.finish_reason, result.input_tokens, result.output_tokens) == (
+        "Hello",
+        "stop",
+        9,
+        1,
+    )
+
+
+def test_a_bedrock_guardrail_intervention_is_a_content_filter_answer_not_an_error():
+    runtime = client("bedrock-runtime")
+    response = {
+        "output": {"message": {"role": "assistant", "content": [{"text": "Sorry, blocked."}]}},
+        "stopReason": "guardrail_intervened",
+        "usage": {"inputTokens": 9, "outputTokens": 0, "totalTokens": 9},
+        "metrics": {"latencyMs": 5},
+    }
+    with Stubber(runtime) as stub:
+        stub.add_response("converse", response)
+        result = BedrockChat(runtime, model_id="m", guardrail=("g", "1")).chat(REQUEST, timeout=5)
+    assert (result.text, result.finish_reason, result.guardrail_intervened) == (
+        "Sorry, blocked.",
+        "content_filter",
+        True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "retryable", "throttled"),
+    [
+        ("ThrottlingException", 429, True, True),
+        ("ServiceUnavailableException", 503, True, False),
+        ("ModelTimeoutException", 408, True, False),
+        ("ValidationException", 400, False, False),
+        ("AccessDeniedException", 403, False, False),
+    ],
+)
+def test_bedrock_errors_are_classified_for_retry_and_fallback(code, status, retryable, throttled):
+    runtime = client("bedrock-runtime")
+    with Stubber(runtime) as stub:
+        stub.add_client_error("converse", service_error_code=code, http_status_code=status)
+        with pytest.raises(ProviderError) as caught:
+            BedrockChat(runtime, model_id="m", guardrail=None).chat(REQUEST, timeout=5)
+    assert (caught.value.retryable, caught.value.throttled) == (retryable, throttled)
+
+
+def test_bedrock_embeddings_call_titan_once_per_input_with_the_dimensions():
+    runtime = client("bedrock-runtime")
+    with Stubber(runtime) as stub:
+        for text in ("a", "bb"):
+            stub.add_response(
+                "invoke_model",
+                {
+                    "body": body({"embedding": [0.1, 0.2], "inputTextTokenCount": len(text)}),
+                    "contentType": "application/json",
+                },
+                {
+                    "modelId": "amazon.titan-embed-text-v2:0",
+                    "body": json.dumps({"inputText": text, "dimensions": 256}),
+                    "contentType": "application/json",
+                    "accept": "application/json",
+                },
+            )
+        result = BedrockEmbeddings(runtime, model_id="amazon.titan-embed-text-v2:0").embed(
+            ["a", "bb"], dimensions=256, timeout=5
+        )
+    assert result.vectors == [[0.1, 0.2], [0.1, 0.2]]
+    assert result.input_tokens == 3
+
+
+def test_sagemaker_uses_the_messages_api_of_the_serving_container():
+    runtime = client("sagemaker-runtime")
+    expected_body = {
+        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+        "temperature": 0.2,
+        "max_tokens": 50,
+        "stop": ["END"],
+    }
+    with Stubber(runtime) as stub:
+        stub.add_response(
+            "invoke_endpoint",
+            {"Body": body(openai_payload())},
+            {
+                "EndpointName": "llm",
+                "ContentType": "application/json",
+                "Accept": "application/json",
+                "Body": json.dumps(expected_body),
+            },
+        )
+        result = SageMakerChat(runtime, endpoint="llm").chat(REQUEST, timeout=5)
+    assert (result.text, result.input_tokens, result.output_tokens) == ("Hello", 7, 2)
+
+
+def test_a_self_hosted_server_is_called_over_http_with_the_model_name():
+    seen = {}
+
+    class Response(io.BytesIO):
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *args):
+            return False
+
+    def opener(request, timeout):
+        seen["url"], seen["body"], seen["timeout"] = request.full_url, json.loads(request.data), timeout
+        return Response(json.dumps(openai_payload("Hi there")).encode())
+
+    result = OpenAIHttpChat(base_url="http://internal-alb:8000/", model="llama", opener=opener).chat(
+        REQUEST, timeout=3
+    )
+    assert seen["url"] == "http://internal-alb:8000/v1/chat/completions"
+    assert seen["body"]["model"] == "llama"
+    assert seen["timeout"] == 3
+    assert result.text == "Hi there"
+
+
+@pytest.mark.parametrize(
+    ("error", "retryable", "throttled"),
+    [
+        (urllib.error.HTTPError("u", 429, "slow down", {}, None), True, True),
+        (urllib.error.HTTPError("u", 503, "down", {}, None), True, False),
+        (urllib.error.HTTPError("u", 400, "bad", {}, None), False, False),
+        (urllib.error.URLError("refused"), True, False),
+        (TimeoutError(), True, False),
+    ],
+)
+def test_self_hosted_failures_are_classified(error, retryable, throttled):
+    def opener(request, timeout):
+        raise error
+
+    with pytest.raises(ProviderError) as caught:
+        OpenAIHttpChat(base_url="http://alb", model="m", opener=opener).chat(REQUEST, timeout=1)
+    assert (caught.value.retryable, caught.value.throttled) == (retryable, throttled)
+
+
+def test_only_http_urls_are_accepted_for_self_hosted_targets():
+    with pytest.raises(ValueError, match="not an http"):
+        OpenAIHttpChat(base_url="file:///etc/passwd", model="m")
+
+
+def test_a_non_openai_answer_is_a_retryable_failure():
+    runtime = client("sagemaker-runtime")
+    with Stubber(runtime) as stub:
+        stub.add_response("invoke_endpoint", {"Body": body({"generated_text": "x"})})
+        with pytest.raises(ProviderError, match="not an OpenAI chat completion"):
+            SageMakerChat(runtime, endpoint="llm").chat(REQUEST, timeout=5)
+
+
+class Recording:
+    applies_guardrail_itself = False
+    name = "sagemaker:llm"
+
+    def __init__(self, text="The answer"):
+        self.text = text
+        self.calls = 0
+
+    def chat(self, request, *, timeout):
+        from tests.lambdas.gateway.fakes import answer
+
+        self.calls += 1
+        return answer(self.text)
+
+
+def guardrail_response(intervened: bool, text: str = "") -> dict:
+    response = {
+        "usage": {
+            "topicPolicyUnits": 1,
+            "contentPolicyUnits": 1,
+            "wordPolicyUnits": 1,
+            "sensitiveInformationPolicyUnits": 1,
+            "sensitiveInformationPolicyFreeUnits": 0,
+            "contextualGroundingPolicyUnits": 0,
+        },
+        "action": "GUARDRAIL_INTERVENED" if intervened else "NONE",
+        "outputs": [{"text": text}] if intervened else [],
+        "assessments": [],
+    }
+    return response
+
+
+def test_apply_guardrail_blocks_the_input_before_the_model_is_called():
+    runtime = client("bedrock-runtime")
+    target = Recording()
+    with Stubber(runtime) as stub:
+        stub.add_response(
+            "apply_guardrail",
+            guardrail_response(True, "Not allowed."),
+            {
+                "guardrailIdentifier": "g",
+                "guardrailVersion": "2",
+                "source": "INPUT",
+                "content": [{"text": {"text": "Be brief.\nHi"}}],
+            },
+        )
+        result = Guarded(target, Guardrail(runtime, identifier="g", version="2")).chat(REQUEST, timeout=5)
+    assert (result.text, result.finish_reason, result.guardrail_intervened) == (
+        "Not allowed.",
+        "content_filter",
+        True,
+    )
+    assert target.calls == 0
+
+
+def test_apply_guardrail_checks_the_output_of_sagemaker_and_self_hosted_targets():
+    runtime = client("bedrock-runtime")
+    with Stubber(runtime) as stub:
+        stub.add_response("apply_guardrail", guardrail_response(False))
+        stub.add_response(
+            "apply_guardrail",
+            guardrail_response(True, "Redacted."),
+            {
+                "guardrailIdentifier": "g",
+                "guardrailVersion": "2",
+                "source": "OUTPUT",
+                "content": [{"text": {"text": "The answer"}}],
+            },
+        )
+        result = Guarded(Recording(), Guardrail(runtime, identifier="g", version="2")).chat(
+            REQUEST, timeout=5
+        )
+    assert (result.text, result.guardrail_intervened) == ("Redacted.", True)
+    with Stubber(runtime) as stub:
+        stub.add_response("apply_guardrail", guardrail_response(False))
+        stub.add_response("apply_guardrail", guardrail_response(False))
+        assert (
+            Guarded(Recording(), Guardrail(runtime, identifier="g", version="2"))
+            .chat(REQUEST, timeout=5)
+            .text
+            == "The answer"
+        )
