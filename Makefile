@@ -15,7 +15,7 @@ CHECKOV_VERSION := 3.3.30
 # Node 20 prints an end-of-life banner on every jsii import (TOOLCHAIN.md trap 8).
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help setup synth synth-all test lint format schema bench clean
+.PHONY: help setup synth synth-all test lint format schema bench gateway-local clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -63,6 +63,12 @@ schema: $(VENV)/.installed ## regenerate profiles/profile.schema.json from stack
 
 bench: setup ## benchmarks: synth time per profile (in-process and through the CDK CLI)
 	$(PY) bench/synth.py
+
+GATEWAY_CONFIG_FILE ?= lambdas/gateway/local-config.json
+GATEWAY_PORT ?= 8080
+GATEWAY_FLAGS ?= --echo
+gateway-local: $(VENV)/.installed ## serve the model gateway on localhost (GATEWAY_FLAGS= to call real models)
+	$(PY) -m lambdas.gateway.local --config $(GATEWAY_CONFIG_FILE) --port $(GATEWAY_PORT) $(GATEWAY_FLAGS)
 
 clean: ## remove synthesized output and environments
 	rm -rf cdk.out $(VENV) $(CHECKOV_VENV) node_modules .pytest_cache .ruff_cache

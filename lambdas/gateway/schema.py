@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import struct
 import time
 import uuid
 from typing import Annotated, Any, Literal
@@ -72,7 +74,7 @@ class EmbeddingRequest(_Request):
     model: str = Field(min_length=1)
     input: str | Annotated[list[str], Field(min_length=1, max_length=128)]
     dimensions: int | None = Field(default=None, ge=1)
-    encoding_format: Literal["float"] = "float"
+    encoding_format: Literal["float", "base64"] = "float"
 
     @property
     def inputs(self) -> list[str]:
@@ -105,10 +107,22 @@ def chat_response(
     }
 
 
-def embedding_response(*, model: str, vectors: list[list[float]], input_tokens: int) -> dict[str, Any]:
+def encode_vector(vector: list[float], encoding_format: str) -> list[float] | str:
+    """`base64`: the little-endian float32 bytes, base64-encoded (what OpenAI clients ask for by default)."""
+    if encoding_format == "base64":
+        return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+    return vector
+
+
+def embedding_response(
+    *, model: str, vectors: list[list[float]], input_tokens: int, encoding_format: str = "float"
+) -> dict[str, Any]:
     return {
         "object": "list",
-        "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
+        "data": [
+            {"object": "embedding", "index": i, "embedding": encode_vector(v, encoding_format)}
+            for i, v in enumerate(vectors)
+        ],
         "model": model,
         "usage": {"prompt_tokens": input_tokens, "total_tokens": input_tokens},
     }

@@ -198,7 +198,10 @@ class Gateway:
             tenant=tenant,
         )
         response = embedding_response(
-            model=request.model, vectors=result.vectors, input_tokens=result.input_tokens
+            model=request.model,
+            vectors=result.vectors,
+            input_tokens=result.input_tokens,
+            encoding_format=request.encoding_format,
         )
         return response, {"x-genai-target": target.name}
 

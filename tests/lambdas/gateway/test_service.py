@@ -227,3 +227,16 @@ def test_embedding_limits_and_unknown_aliases():
     with pytest.raises(GatewayError) as caught:
         service.embeddings({"model": "copy", "input": "x"}, tenant="t", metrics=RecordingMetrics())
     assert caught.value.status == 404
+
+
+def test_embeddings_can_be_returned_as_base64_float32():
+    import base64
+    import struct
+
+    response, _ = gateway().embeddings(
+        {"model": "embed", "input": "abc", "dimensions": 2, "encoding_format": "base64"},
+        tenant="t",
+        metrics=RecordingMetrics(),
+    )
+    raw = base64.b64decode(response["data"][0]["embedding"])
+    assert struct.unpack("<2f", raw) == (3.0, 3.0)

@@ -1,0 +1,121 @@
+"""The gateway's configuration (environment variable GATEWAY_CONFIG, JSON), validated at cold start,
+and how it becomes a Gateway with its providers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from lambdas.gateway.cache import ResponseCache
+from lambdas.gateway.guardrail import Guarded, Guardrail
+from lambdas.gateway.providers.bedrock import BedrockChat, BedrockEmbeddings
+from lambdas.gateway.providers.openai_format import OpenAIHttpChat, SageMakerChat
+from lambdas.gateway.retrieval import Retriever
+from lambdas.gateway.router import RetryPolicy
+from lambdas.gateway.service import Gateway, Limits, Price
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Target(_Strict):
+    kind: Literal["bedrock", "sagemaker", "openai_http"]
+    model: str | None = None  # bedrock: model / inference profile id or ARN; openai_http: model name
+    endpoint: str | None = None  # sagemaker
+    inference_component: str | None = None  # sagemaker, optional
+    url: str | None = None  # openai_http base URL
+
+    @model_validator(mode="after")
+    def _fields_for_kind(self) -> Target:
+        needed = {"bedrock": ["model"], "sagemaker": ["endpoint"], "openai_http": ["url", "model"]}[self.kind]
+        missing = [name for name in needed if not getattr(self, name)]
+        if missing:
+            raise ValueError(f"a {self.kind} target needs {', '.join(missing)}")
+        return self
+
+
+class GuardrailSettings(_Strict):
+    identifier: str
+    version: str
+
+
+class CacheSettings(_Strict):
+    table: str
+    ttl_seconds: int = Field(default=3600, ge=60)
+
+
+class Settings(_Strict):
+    chat: dict[str, list[Target]] = Field(default_factory=dict)
+    embeddings: dict[str, Target] = Field(default_factory=dict)
+    guardrail: GuardrailSettings | None = None
+    cache: CacheSettings | None = None
+    knowledge_bases: dict[str, str] = Field(default_factory=dict)
+    prices: dict[str, tuple[float, float]] = Field(
+        default_factory=dict
+    )  # target name -> (in, out) USD per 1k
+    deadline_seconds: float = Field(default=25.0, gt=0, le=28)  # under API Gateway's 29 s
+    attempts_per_target: int = Field(default=2, ge=1, le=5)
+    max_input_tokens: int = Field(default=32_000, ge=1)
+    max_output_tokens: int = Field(default=4_096, ge=1)
+    max_body_bytes: int = Field(default=1_000_000, ge=1_000)
+    log_prompts: bool = False
+
+    @model_validator(mode="after")
+    def _some_alias(self) -> Settings:
+        if not self.chat and not self.embeddings:
+            raise ValueError("no model alias is configured")
+        if any(not targets for targets in self.chat.values()):
+            raise ValueError("every chat alias needs at least one target")
+        if any(t.kind != "bedrock" for t in self.embeddings.values()):
+            raise ValueError("embedding aliases are served by Bedrock targets")
+        return self
+
+
+def build_gateway(settings: Settings, client: Callable[[str], Any]) -> Gateway:
+    """`client(service)` returns a boto3 client (tests pass stubs); created on first use only."""
+    guardrail = (settings.guardrail.identifier, settings.guardrail.version) if settings.guardrail else None
+
+    def chat_target(target: Target):
+        if target.kind == "bedrock":
+            return BedrockChat(client("bedrock-runtime"), model_id=target.model, guardrail=guardrail)
+        inner = (
+            SageMakerChat(
+                client("sagemaker-runtime"),
+                endpoint=target.endpoint,
+                inference_component=target.inference_component,
+            )
+            if target.kind == "sagemaker"
+            else OpenAIHttpChat(base_url=target.url, model=target.model)
+        )
+        if guardrail is None:
+            return inner
+        return Guarded(
+            inner, Guardrail(client("bedrock-runtime"), identifier=guardrail[0], version=guardrail[1])
+        )
+
+    return Gateway(
+        chat_routes={alias: [chat_target(t) for t in targets] for alias, targets in settings.chat.items()},
+        embedding_routes={
+            alias: BedrockEmbeddings(client("bedrock-runtime"), model_id=t.model)
+            for alias, t in settings.embeddings.items()
+        },
+        policy=RetryPolicy(
+            attempts_per_target=settings.attempts_per_target, deadline_seconds=settings.deadline_seconds
+        ),
+        limits=Limits(
+            max_input_tokens=settings.max_input_tokens, max_output_tokens=settings.max_output_tokens
+        ),
+        prices={name: Price(*price) for name, price in settings.prices.items()},
+        cache=ResponseCache(
+            client("dynamodb"), table=settings.cache.table, ttl_seconds=settings.cache.ttl_seconds
+        )
+        if settings.cache
+        else None,
+        guardrail=guardrail,
+        guardrail_client=client("bedrock-runtime") if guardrail else None,
+        knowledge_bases=settings.knowledge_bases,
+        retriever=Retriever(client("bedrock-agent-runtime")) if settings.knowledge_bases else None,
+    )

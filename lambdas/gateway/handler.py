@@ -1,0 +1,91 @@
+"""Lambda entry point of the gateway: API Gateway (REST, proxy) events in, OpenAI-style JSON out.
+
+Thin: decode and size-check the body, dispatch by method and path, turn every failure into an
+OpenAI-style error (4xx for the caller's mistakes, 502/503/504 for upstream ones, a plain 500 with
+no detail for a bug of ours), and emit metrics. Configuration is validated at cold start; AWS
+clients are created on first use.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from botocore.config import Config
+
+from lambdas.gateway.config import Settings, build_gateway
+from lambdas.gateway.errors import GatewayError, bad_request
+from lambdas.gateway.metrics import EmfMetrics
+from lambdas.gateway.service import Gateway
+
+logger = Logger(service="gateway")
+SETTINGS = Settings.model_validate_json(os.environ.get("GATEWAY_CONFIG") or "{}")  # validated at cold start
+# The SDK retries are off: the router retries with its own deadline and falls back between targets.
+SDK_CONFIG = Config(
+    retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=3, read_timeout=SETTINGS.deadline_seconds
+)
+
+
+@cache
+def aws_client(service: str) -> Any:
+    return boto3.client(service, config=SDK_CONFIG)
+
+
+@cache
+def gateway() -> Gateway:
+    return build_gateway(SETTINGS, aws_client)
+
+
+def response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": "application/json", **(headers or {})},
+        "body": json.dumps(body),
+    }
+
+
+def _body(event: dict[str, Any]) -> Any:
+    raw = event.get("body") or ""
+    data = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode()
+    if len(data) > SETTINGS.max_body_bytes:
+        raise GatewayError(
+            413,
+            f"the request body is {len(data)} bytes; the limit is {SETTINGS.max_body_bytes}",
+            code="request_too_large",
+        )
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise bad_request("the request body is not valid JSON", code="invalid_json") from None
+
+
+def on_event(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    context_info = event.get("requestContext") or {}
+    logger.append_keys(correlation_id=context_info.get("requestId"))
+    tenant = (context_info.get("identity") or {}).get("apiKeyId") or "anonymous"
+    method, path = event.get("httpMethod", ""), (event.get("path") or "").rstrip("/")
+    try:
+        if (method, path) == ("GET", "/v1/models"):
+            return response(200, gateway().list_models())
+        if path in ("/v1/chat/completions", "/v1/embeddings"):
+            if method != "POST":
+                raise GatewayError(405, f"{path} takes POST", code="method_not_allowed")
+            body = _body(event)
+            if SETTINGS.log_prompts:
+                logger.info("request", extra={"body": body})
+            operation = gateway().chat if path == "/v1/chat/completions" else gateway().embeddings
+            result, headers = operation(body, tenant=tenant, metrics=EmfMetrics())
+            logger.info("answered", extra={"path": path, "tenant": tenant, **headers})
+            return response(200, result, headers)
+        raise GatewayError(404, f"no route for {method} {path or '/'}", code="not_found")
+    except GatewayError as error:
+        logger.info("refused", extra={"status": error.status, "code": error.code})
+        return response(error.status, error.body())
+    except Exception:  # a bug of ours: log it, never show it
+        logger.exception("unexpected error")
+        return response(500, GatewayError(500, "internal error", type="server_error").body())

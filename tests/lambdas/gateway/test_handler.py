@@ -1,0 +1,166 @@
+"""The handler end to end: the official openai client against the locally served gateway, raw HTTP
+for bad requests, and property-based bodies that must never produce a 5xx of ours."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import urllib.error
+import urllib.request
+
+import openai
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lambdas.gateway.local import event_for, serve
+from lambdas.gateway.service import Gateway
+from tests.lambdas.gateway.fakes import FixedEmbeddings, ScriptedChat, answer
+
+CONFIG = {
+    "chat": {"copywriter": [{"kind": "bedrock", "model": "amazon.nova-lite-v1:0"}]},
+    "embeddings": {"embedder": {"kind": "bedrock", "model": "amazon.titan-embed-text-v2:0"}},
+    "max_body_bytes": 2000,
+}
+
+
+@pytest.fixture(scope="module")
+def handler_module():
+    import os
+
+    previous = os.environ.get("GATEWAY_CONFIG")
+    os.environ["GATEWAY_CONFIG"] = json.dumps(CONFIG)
+    module = importlib.reload(importlib.import_module("lambdas.gateway.handler"))
+    stubbed = Gateway(
+        chat_routes={
+            "copywriter": [ScriptedChat("bedrock:amazon.nova-lite-v1:0", answer("Save more this spring."))]
+        },
+        embedding_routes={"embedder": FixedEmbeddings()},
+    )
+    module.gateway = lambda: stubbed
+    yield module
+    if previous is None:
+        os.environ.pop("GATEWAY_CONFIG", None)
+    else:
+        os.environ["GATEWAY_CONFIG"] = previous
+
+
+@pytest.fixture(scope="module")
+def base_url(handler_module):
+    server = serve(handler_module.on_event)
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def client(base_url):
+    return openai.OpenAI(base_url=base_url, api_key="local-test-key", max_retries=0)
+
+
+def test_the_openai_client_completes_a_chat(client):
+    completion = client.chat.completions.create(
+        model="copywriter", messages=[{"role": "user", "content": "A slogan for savings"}], temperature=0
+    )
+    assert completion.choices[0].message.content == "Save more this spring."
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage.total_tokens == 15
+
+
+def test_the_openai_client_gets_embeddings(client):
+    result = client.embeddings.create(model="embedder", input=["hello", "hi"], dimensions=2)
+    assert [d.embedding for d in result.data] == [[5.0, 5.0], [2.0, 2.0]]
+
+
+def test_the_openai_client_lists_the_aliases(client):
+    assert sorted(m.id for m in client.models.list()) == ["copywriter", "embedder"]
+
+
+def test_the_openai_client_receives_proper_errors(client):
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
+    assert caught.value.body["code"] == "model_not_found"
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="copywriter", messages=[{"role": "wizard", "content": "x"}])
+    assert caught.value.body["param"] == "messages.0.role"
+    with pytest.raises(openai.BadRequestError, match="max_tokens"):
+        client.chat.completions.create(
+            model="copywriter", messages=[{"role": "user", "content": "x"}], max_tokens=10**6
+        )
+
+
+def raw(base_url: str, method: str, path: str, body: bytes | None = None) -> tuple[int, dict]:
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(base_url + path, data=body, method=method, headers=headers)  # noqa: S310 - loopback
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback test server
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "code"),
+    [
+        ("POST", "/chat/completions", b"{not json", 400, "invalid_json"),
+        ("POST", "/chat/completions", b'{"model": 3}', 400, "invalid_value"),
+        ("POST", "/chat/completions", b"x" * 3000, 413, "request_too_large"),
+        ("GET", "/chat/completions", None, 405, "method_not_allowed"),
+        ("GET", "/nothing-here", None, 404, "not_found"),
+    ],
+)
+def test_bad_http_requests_get_openai_errors_without_traces(base_url, method, path, body, status, code):
+    got, payload = raw(base_url, method, path, body)
+    assert got == status
+    assert payload["error"]["code"] == code
+    assert "Traceback" not in json.dumps(payload)
+
+
+def test_a_bug_of_ours_is_a_plain_500_with_no_detail(handler_module, monkeypatch):
+    def explode():
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(handler_module, "gateway", explode)
+    result = handler_module.on_event(event_for("GET", "/v1/models", {}, b""), None)
+    assert result["statusCode"] == 500
+    assert "secret internals" not in result["body"]
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+FIELDS = st.fixed_dictionaries(
+    {},
+    optional={
+        "model": st.sampled_from(["copywriter", "embedder", "nope"]) | JSON,
+        "messages": st.lists(
+            st.fixed_dictionaries(
+                {
+                    "role": st.sampled_from(["user", "system", "x"]) | JSON,
+                    "content": st.text(max_size=40) | JSON,
+                }
+            ),
+            max_size=3,
+        )
+        | JSON,
+        "temperature": st.floats(-1, 3) | JSON,
+        "max_tokens": st.integers(-5, 10_000) | JSON,
+        "input": st.text(max_size=20) | JSON,
+        "stop": JSON,
+    },
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=FIELDS | JSON, path=st.sampled_from(["/v1/chat/completions", "/v1/embeddings"]))
+def test_arbitrary_json_bodies_never_cause_a_5xx_of_ours(handler_module, body, path):
+    result = handler_module.on_event(event_for("POST", path, {}, json.dumps(body).encode()), None)
+    payload = json.loads(result["body"])
+    assert result["statusCode"] in (200, 400, 404, 413), payload
+    if result["statusCode"] == 200:
+        assert payload["object"] in ("chat.completion", "list")
+    else:
+        assert set(payload["error"]) == {"message", "type", "param", "code"}
