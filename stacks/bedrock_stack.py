@@ -44,6 +44,7 @@ class BedrockStack(Stack):
 
         guardrail = None
         guardrail_profile_arns: tuple[str, ...] = ()
+        self.knowledge_bases: dict[str, KnowledgeBase] = {}
         if settings.guardrail is not None:
             created_guardrail = Guardrail(
                 self,
@@ -84,6 +85,7 @@ class BedrockStack(Stack):
             enforce_guardrail=bool(settings.guardrail and settings.guardrail.mandatory),
         )
         self.model_access_policy = access.policy
+        self.guardrail = guardrail
         CfnOutput(self, "ModelAccessPolicyArn", value=access.policy.managed_policy_arn)
 
         ingestion_targets = []
@@ -102,6 +104,7 @@ class BedrockStack(Stack):
                 chunking=kb.chunking,
                 encryption_key=encryption_key,
             )
+            self.knowledge_bases[kb.name] = created
             ingestion_targets.append(
                 IngestionTarget(
                     name=kb.name,

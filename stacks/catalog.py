@@ -122,3 +122,10 @@ def guardrail_profile(region: str) -> GuardrailProfile | None:
         if region in entry["routes"]:
             return GuardrailProfile(profile_id, region, tuple(entry["routes"][region]))
     return None
+
+
+@cache
+def bedrock_prices() -> dict[str, tuple[float, float]]:
+    """Model id -> (input, output) USD per 1,000 tokens (see data/bedrock_prices.json and its caveat)."""
+    data = _read("bedrock_prices.json")["per_1k_tokens"]
+    return {model: (price["input"], price["output"]) for model, price in data.items()}

@@ -156,6 +156,62 @@ LAMBDA_CHECKOV_SKIPS = (
 )
 
 
+GATEWAY_API_FINDINGS = (
+    Acknowledgement(
+        finding="AwsSolutions-APIG3",
+        reason=(
+            "No AWS WAF web ACL by default: callers are limited per tenant by API keys and usage plans "
+            "(rate, burst, quota), and the body is validated; a web ACL costs a fixed monthly fee per rule."
+        ),
+    ),
+    Acknowledgement(
+        finding="AwsSolutions-APIG6",
+        reason=(
+            "Stage execution logging needs the account-wide API Gateway CloudWatch role, an account setting "
+            "this stack does not own; access logs (JSON, KMS) and X-Ray tracing are on."
+        ),
+    ),
+)
+
+GATEWAY_API_KEY_AUTH = (
+    Acknowledgement(
+        finding="AwsSolutions-APIG4",
+        reason=(
+            "auth: api_key: every method requires an API key bound to a tenant's usage plan, which is what "
+            "OpenAI-compatible clients send; set gateway.auth: iam for SigV4-signed callers."
+        ),
+    ),
+    Acknowledgement(
+        finding="AwsSolutions-COG4",
+        reason="No Cognito user pool: callers are services with API keys (or IAM with gateway.auth: iam).",
+    ),
+)
+
+GATEWAY_STAGE_CHECKOV_SKIPS = (
+    CheckovSkip(
+        check="CKV_AWS_120",
+        reason=(
+            "No API Gateway response cache: answers are cached by the gateway itself (exact match, only for "
+            "deterministic requests, keyed on the guardrail version), which a stage cache cannot do."
+        ),
+    ),
+)
+
+
+def gateway_method_skips(auth: str) -> tuple[CheckovSkip, ...]:
+    if auth != "api_key":
+        return ()
+    return (
+        CheckovSkip(
+            check="CKV_AWS_59",
+            reason=(
+                "auth: api_key: the method requires an API key of a tenant's usage plan "
+                "(checkov counts only IAM, Cognito or Lambda authorizers)."
+            ),
+        ),
+    )
+
+
 def enable_checks(scope: IConstruct) -> None:
     """Run the AWS Solutions pack on every resource below `scope` at synth (cdk-nag 3 plugin API).
 

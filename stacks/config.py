@@ -525,6 +525,124 @@ class Bedrock(_Strict):
         return self
 
 
+# --------------------------------------------------------------------------------------------------
+# Lambda orchestration: the model gateway
+
+
+class GatewayTarget(_Strict):
+    """One target of an alias: exactly one of `bedrock` (a model or inference profile listed under
+    bedrock), `sagemaker` (an endpoint name) or `self_hosted` (arrives with the self-hosted approach)."""
+
+    bedrock: str | None = None
+    sagemaker: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+    self_hosted: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> GatewayTarget:
+        chosen = [name for name in ("bedrock", "sagemaker", "self_hosted") if getattr(self, name)]
+        if len(chosen) != 1:
+            raise ValueError("names exactly one of bedrock, sagemaker or self_hosted")
+        if self.self_hosted:
+            raise ValueError(
+                located(
+                    "self_hosted",
+                    "self-hosted targets need the self-hosted approach's VPC and "
+                    "internal load balancer, which this profile does not deploy",
+                )
+            )
+        return self
+
+
+class GatewayTenant(_Strict):
+    """An API key and usage plan: steady rate, burst and monthly request quota."""
+
+    name: Slug
+    rate_per_second: float = Field(default=5, gt=0, le=10_000)
+    burst: int = Field(default=10, ge=1, le=5_000)
+    monthly_quota: int | None = Field(default=None, ge=1)
+
+
+class GatewayCache(_Strict):
+    enabled: bool = True
+    ttl_seconds: int = Field(default=3600, ge=60, le=30 * 24 * 3600)
+
+
+class GatewayAlarms(_Strict):
+    server_error_percent: float = Field(default=5, gt=0, le=100, description="5xx share over 5 minutes")
+    latency_p90_ms: int = Field(default=15_000, ge=100)
+
+
+class Gateway(_Strict):
+    """The OpenAI-compatible model gateway (API Gateway REST + Lambda)."""
+
+    aliases: dict[Slug, Annotated[list[GatewayTarget], Field(min_length=1, max_length=5)]] = Field(
+        min_length=1
+    )
+    embeddings: dict[Slug, str] = Field(default_factory=dict, description="alias -> Bedrock embedding model")
+    knowledge_bases: list[str] = Field(default_factory=list, description="knowledge bases requests may name")
+    auth: Literal["api_key", "iam"] = "api_key"
+    tenants: list[GatewayTenant] = Field(default_factory=list)
+    cache: GatewayCache = Field(default_factory=GatewayCache)
+    deadline_seconds: float = Field(default=25, ge=1, le=28)
+    max_body_kb: int = Field(default=256, ge=1, le=6144)
+    max_output_tokens: int = Field(default=4096, ge=1)
+    log_prompts: bool = Field(default=False, description="Log request bodies (prompts) in CloudWatch Logs")
+    alarms: GatewayAlarms = Field(default_factory=GatewayAlarms)
+
+    @model_validator(mode="after")
+    def _tenants(self) -> Gateway:
+        if self.auth == "api_key" and not self.tenants:
+            raise ValueError(
+                located("tenants", "is empty: with auth api_key every caller needs a tenant (API key)")
+            )
+        names = [t.name for t in self.tenants]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(located("tenants", f"names {', '.join(duplicates)} more than once"))
+        return self
+
+
+def gateway_problems(gateway: Gateway, bedrock: Bedrock | None) -> list[str]:
+    """Every Bedrock model a gateway alias uses must be allowed by the profile's bedrock section."""
+    allowed = set(bedrock.models) | set(bedrock.inference_profiles) if bedrock else set()
+    catalog = bedrock_catalog()
+    problems = []
+    if bedrock is None:
+        return ["needs the bedrock section: the gateway's model access and guardrail come from it"]
+    for alias, targets in gateway.aliases.items():
+        for index, target in enumerate(targets):
+            if target.bedrock and target.bedrock not in allowed:
+                problems.append(
+                    located(
+                        f"aliases.{alias}[{index}].bedrock",
+                        f"{target.bedrock!r} is not listed under "
+                        "bedrock.models or bedrock.inference_profiles",
+                    )
+                )
+            elif target.bedrock and catalog.model_of(target.bedrock).modality != "text":
+                problems.append(
+                    located(f"aliases.{alias}[{index}].bedrock", f"{target.bedrock!r} is not a text model")
+                )
+    for alias, model in gateway.embeddings.items():
+        known = bedrock_catalog().models.get(model)
+        if model not in allowed or known is None or known.modality != "embeddings":
+            problems.append(
+                located(
+                    f"embeddings.{alias}", f"{model!r} is not an embeddings model listed under bedrock.models"
+                )
+            )
+    kb_names = {kb.name for kb in bedrock.knowledge_bases} if bedrock else set()
+    for index, name in enumerate(gateway.knowledge_bases):
+        if name not in kb_names:
+            problems.append(
+                located(
+                    f"knowledge_bases[{index}]",
+                    f"{name!r} is not a knowledge base of bedrock.knowledge_bases",
+                )
+            )
+    return problems
+
+
 def bedrock_catalog_problems(bedrock: Bedrock, region: str) -> list[str]:
     """Model ids against the catalog: known, offered in the region, the right kind for their use."""
     catalog = bedrock_catalog()
@@ -655,6 +773,7 @@ class Profile(_Strict):
         default_factory=dict, max_length=40, description="Extra tags for every resource"
     )
     bedrock: Bedrock | None = Field(default=None, description="The managed-API approach (Amazon Bedrock)")
+    gateway: Gateway | None = Field(default=None, description="The OpenAI-compatible model gateway")
 
     @field_validator("region")
     @classmethod
@@ -674,6 +793,16 @@ class Profile(_Strict):
         if problems:
             raise ValueError("\n".join(problems))
         return bedrock
+
+    @field_validator("gateway")
+    @classmethod
+    def _gateway_models(cls, gateway: Gateway | None, info: ValidationInfo) -> Gateway | None:
+        if gateway is None:
+            return gateway
+        problems = gateway_problems(gateway, info.data.get("bedrock"))
+        if problems:
+            raise ValueError("\n".join(problems))
+        return gateway
 
     @field_validator("tags")
     @classmethod

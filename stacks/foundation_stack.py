@@ -14,6 +14,7 @@ from constructs import Construct
 from stacks import compliance
 from stacks.components.alarm_topic import AlarmTopic
 from stacks.components.aurora_vector_store import AuroraVectorStore
+from stacks.components.cache_table import CacheTable
 from stacks.components.invocation_log_destination import INVOCATION_LOG_PREFIX, allow_bedrock_invocation_logs
 from stacks.components.knowledge_base_role import KnowledgeBaseRole
 from stacks.components.platform_key import PlatformKey
@@ -47,6 +48,7 @@ class FoundationStack(Stack):
         knowledge_bases: Sequence[KnowledgeBase] = (),
         aurora: AuroraVectorStoreSettings | None = None,
         bedrock_invocation_logs: bool = False,
+        gateway_cache: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, termination_protection=True, **kwargs)
@@ -126,6 +128,10 @@ class FoundationStack(Stack):
                 prefix=kb.prefix,
                 encryption_key=self.key,
             ).role
+
+        self.cache_table = (
+            CacheTable(self, "GatewayCache", encryption_key=self.key).table if gateway_cache else None
+        )
 
         if bedrock_invocation_logs:
             allow_bedrock_invocation_logs(self.data_bucket, self.key, prefix=INVOCATION_LOG_PREFIX)

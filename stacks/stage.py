@@ -19,6 +19,7 @@ from stacks.components.monitoring import MonitoringHub
 from stacks.config import PROFILE_TAG, PROJECT_TAG, Profile
 from stacks.foundation_stack import FoundationStack
 from stacks.observability_stack import ObservabilityStack
+from stacks.orchestration_stack import OrchestrationStack
 
 PROJECT = "genai-stack"
 
@@ -48,6 +49,7 @@ class ProfileStacks(Construct):
             alarm_emails=profile.notifications.emails,
             knowledge_bases=bedrock.knowledge_bases if bedrock else (),
             aurora=bedrock.aurora if bedrock else None,
+            gateway_cache=bool(profile.gateway and profile.gateway.cache.enabled),
             bedrock_invocation_logs=bool(bedrock and bedrock.invocation_logging.enabled),
         )
         self.hub = MonitoringHub(alarm_topic=self.foundation.alarm_topic)
@@ -66,6 +68,22 @@ class ProfileStacks(Construct):
                 data_bucket=self.foundation.data_bucket,
                 knowledge_base_storage=self.foundation.knowledge_base_storage,
                 knowledge_base_roles=self.foundation.knowledge_base_roles,
+                log_retention_days=profile.foundation.log_retention_days,
+                hub=self.hub,
+            )
+
+        self.orchestration: OrchestrationStack | None = None
+        if profile.gateway is not None and self.bedrock is not None:
+            self.orchestration = OrchestrationStack(
+                self,
+                "Orchestration",
+                env=env,
+                stack_name=f"{profile.name}-orchestration",
+                description=f"genai-stack {profile.name}: OpenAI-compatible model gateway",
+                settings=profile.gateway,
+                bedrock=self.bedrock,
+                cache_table=self.foundation.cache_table,
+                encryption_key=self.foundation.key,
                 log_retention_days=profile.foundation.log_retention_days,
                 hub=self.hub,
             )
@@ -92,7 +110,8 @@ class ProfileStacks(Construct):
 
     @property
     def stacks(self) -> tuple[Stack, ...]:
-        return tuple(s for s in (self.foundation, self.bedrock, self.observability) if s is not None)
+        parts = (self.foundation, self.bedrock, self.orchestration, self.observability)
+        return tuple(s for s in parts if s is not None)
 
 
 class GenAiStage(Stage):

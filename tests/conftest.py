@@ -28,9 +28,15 @@ from stacks.stage import ProfileStacks  # noqa: E402
 CDK_CONTEXT = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
 
 
+# What the CDK CLI adds to the context of every synth: construct paths and asset locations in the
+# templates' metadata. API Gateway deployments hash their Lambda integrations' CloudFormation, metadata
+# included, so without these the tests would see other deployment logical IDs than `cdk synth`.
+CLI_CONTEXT = {"aws:cdk:enable-path-metadata": True, "aws:cdk:enable-asset-metadata": True}
+
+
 def cdk_app(outdir: Path) -> App:
-    """An App with cdk.json's feature flags, like `cdk synth` (TOOLCHAIN.md trap 4)."""
-    return App(outdir=str(outdir), context=dict(CDK_CONTEXT))
+    """An App with cdk.json's feature flags and the CLI's metadata settings, like `cdk synth` (TOOLCHAIN.md trap 4)."""
+    return App(outdir=str(outdir), context={**CDK_CONTEXT, **CLI_CONTEXT})
 
 
 @dataclass

@@ -1,0 +1,260 @@
+"""ModelGateway: the OpenAI-compatible API (API Gateway REST + lambdas/gateway) with usage plans."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from stacks import compliance
+from stacks.components.monitoring import MonitoringHub
+from stacks.components.python_function import PythonFunction, encrypted_log_group
+
+PATHS = (("POST", ("chat", "completions")), ("POST", ("embeddings",)), ("GET", ("models",)))
+EMF_NAMESPACE = "GenAiStack/Gateway"  # lambdas/gateway/metrics.py
+DIMENSIONS = "alias,service,target,tenant"  # the dimension set of every gateway EMF document
+
+
+@dataclass(frozen=True)
+class Tenant:
+    name: str
+    rate_per_second: float
+    burst: int
+    monthly_quota: int | None
+
+
+class ModelGateway(Construct):
+    """`config` becomes the function's GATEWAY_CONFIG (tokens allowed). The function role gets the
+    profile's model-access policy (so the guardrail enforcement of that policy applies to the gateway
+    too), the cache table, Retrieve on the knowledge bases and InvokeEndpoint on the SageMaker endpoints.
+
+    Auth: `api_key` (an API key and usage plan per tenant: rate, burst, monthly quota) or `iam`
+    (SigV4-signed callers; usage plans still throttle per key if tenants are given).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: Mapping[str, Any],
+        access_policy: iam.IManagedPolicy,
+        encryption_key: kms.IKey,
+        log_retention_days: int,
+        deadline_seconds: float,
+        auth: Literal["api_key", "iam"],
+        tenants: Sequence[Tenant],
+        cache_table: dynamodb.ITable | None = None,
+        knowledge_base_arns: Sequence[str] = (),
+        sagemaker_endpoints: Sequence[str] = (),
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.handler = PythonFunction(
+            self,
+            "Handler",
+            package="gateway",
+            description="OpenAI-compatible model gateway",
+            encryption_key=encryption_key,
+            log_retention_days=log_retention_days,
+            environment={"GATEWAY_CONFIG": stack.to_json_string(dict(config))},
+            timeout_seconds=int(deadline_seconds) + 3,  # the router's deadline comes first
+            memory_size=1024,
+        )
+        role = self.handler.role
+        role.add_managed_policy(access_policy)
+        if cache_table is not None:
+            cache_table.grant(role, "dynamodb:GetItem", "dynamodb:PutItem")
+            # The table uses the platform key: exact actions, not grant_encrypt_decrypt's wildcards.
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="UseTheCacheKey",
+                    actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+                    resources=[encryption_key.key_arn],
+                )
+            )
+        if knowledge_base_arns:
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="RetrieveFromKnowledgeBases",
+                    actions=["bedrock:Retrieve"],
+                    resources=list(knowledge_base_arns),
+                )
+            )
+        if sagemaker_endpoints:
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="InvokeEndpoints",
+                    actions=["sagemaker:InvokeEndpoint"],
+                    resources=[
+                        stack.format_arn(service="sagemaker", resource="endpoint", resource_name=e.lower())
+                        for e in sagemaker_endpoints
+                    ],
+                )
+            )
+
+        access_logs = encrypted_log_group(
+            self, "AccessLogs", encryption_key=encryption_key, days=log_retention_days
+        )
+        self.api = apigw.RestApi(
+            self,
+            "Api",
+            description="genai-stack model gateway (OpenAI-compatible)",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            cloud_watch_role=False,
+            api_key_source_type=apigw.ApiKeySourceType.HEADER,
+            deploy_options=apigw.StageOptions(
+                stage_name="api",
+                access_log_destination=apigw.LogGroupLogDestination(access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=True,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,
+                ),
+                metrics_enabled=True,
+                tracing_enabled=True,
+            ),
+        )
+        validator = self.api.add_request_validator(
+            "BodyValidator", validate_request_body=True, validate_request_parameters=True
+        )
+        json_object = self.api.add_model(
+            "JsonObject",
+            content_type="application/json",
+            schema=apigw.JsonSchema(schema=apigw.JsonSchemaVersion.DRAFT4, type=apigw.JsonSchemaType.OBJECT),
+        )
+        integration = apigw.LambdaIntegration(self.handler.function, proxy=True)
+        v1 = self.api.root.add_resource("v1")
+        for method, parts in PATHS:
+            resource = v1
+            for part in parts:
+                resource = resource.get_resource(part) or resource.add_resource(part)
+            resource.add_method(
+                method,
+                integration,
+                api_key_required=auth == "api_key",
+                authorization_type=apigw.AuthorizationType.IAM
+                if auth == "iam"
+                else apigw.AuthorizationType.NONE,
+                request_validator=validator if method == "POST" else None,
+                request_models={"application/json": json_object} if method == "POST" else None,
+            )
+        compliance.acknowledge(self.api, *compliance.GATEWAY_API_FINDINGS)
+        if auth == "api_key":
+            compliance.acknowledge(self.api, *compliance.GATEWAY_API_KEY_AUTH)
+        compliance.skip_checkov(
+            self.api.deployment_stage.node.default_child, *compliance.GATEWAY_STAGE_CHECKOV_SKIPS
+        )
+        for method in self.api.methods:
+            compliance.skip_checkov(method.node.default_child, *compliance.gateway_method_skips(auth))
+
+        for tenant in tenants:
+            plan = self.api.add_usage_plan(
+                f"Plan-{tenant.name}",
+                description=f"genai-stack gateway tenant {tenant.name}",
+                throttle=apigw.ThrottleSettings(rate_limit=tenant.rate_per_second, burst_limit=tenant.burst),
+                quota=apigw.QuotaSettings(limit=tenant.monthly_quota, period=apigw.Period.MONTH)
+                if tenant.monthly_quota
+                else None,
+            )
+            plan.add_api_stage(stage=self.api.deployment_stage)
+            key = self.api.add_api_key(
+                f"Key-{tenant.name}", description=f"genai-stack gateway tenant {tenant.name}"
+            )
+            plan.add_api_key(key)
+            CfnOutput(
+                stack,
+                f"GatewayApiKeyId-{tenant.name}",
+                value=key.key_id,
+                description=f"API key id of tenant {tenant.name} (get-api-key --include-value shows the key)",
+            )
+        CfnOutput(stack, "GatewayBaseUrl", value=f"{self.api.url}v1", description="OpenAI base_url")
+
+    def monitor(self, hub: MonitoringHub, *, server_error_percent: float, latency_p90_ms: int) -> None:
+        """Alarms (5xx share, p90 latency, function errors) and a dashboard section."""
+        period = Duration.minutes(5)
+        requests = self.api.metric_count(period=period, statistic="Sum")
+        errors = self.api.metric_server_error(period=period, statistic="Sum")
+        latency = self.api.metric_latency(period=period, statistic="p90")
+        error_rate = cw.MathExpression(
+            expression="100 * errors / MAX([requests, 1])",
+            label="5xx %",
+            using_metrics={"errors": errors, "requests": requests},
+            period=period,
+        )
+        alarms = [
+            cw.Alarm(
+                self,
+                "ServerErrorRate",
+                metric=error_rate,
+                threshold=server_error_percent,
+                evaluation_periods=1,
+                alarm_description=f"Gateway: 5xx above {server_error_percent:g}% of requests in 5 minutes",
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            ),
+            cw.Alarm(
+                self,
+                "LatencyP90",
+                metric=latency,
+                threshold=latency_p90_ms,
+                evaluation_periods=3,
+                alarm_description=f"Gateway: p90 latency above {latency_p90_ms} ms for 15 minutes",
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            ),
+            cw.Alarm(
+                self,
+                "FunctionErrors",
+                metric=self.handler.function.metric_errors(period=period),
+                threshold=1,
+                evaluation_periods=1,
+                alarm_description="Gateway function errors (bugs, not upstream failures)",
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            ),
+        ]
+        for alarm in alarms:
+            hub.add_alarm(alarm)
+
+        def search(metric: str, statistic: str) -> cw.MathExpression:
+            query = "{" + f"{EMF_NAMESPACE},{DIMENSIONS}" + "}" + f' MetricName="{metric}"'
+            return cw.MathExpression(
+                expression=f"SEARCH('{query}', '{statistic}', 300)",
+                label=metric,
+                period=period,
+                using_metrics={},
+            )
+
+        hub.add_section(
+            "Model gateway",
+            [
+                cw.GraphWidget(title="Requests and 5xx", left=[requests, errors], width=8),
+                cw.GraphWidget(title="p90 latency (ms)", left=[latency], width=8),
+                cw.GraphWidget(
+                    title="Tokens by alias, target, tenant",
+                    left=[search("InputTokens", "Sum"), search("OutputTokens", "Sum")],
+                    width=8,
+                ),
+                cw.GraphWidget(title="Estimated cost (USD)", left=[search("EstimatedCost", "Sum")], width=8),
+                cw.GraphWidget(
+                    title="Cache hits and fallbacks",
+                    left=[search("CacheHit", "Sum"), search("Fallback", "Sum")],
+                    width=8,
+                ),
+                cw.GraphWidget(
+                    title="Guardrail interventions", left=[search("GuardrailIntervention", "Sum")], width=8
+                ),
+            ],
+        )

@@ -1,0 +1,91 @@
+"""OrchestrationStack: the model gateway. It only wires: the gateway construct, its configuration
+from the profile, the Bedrock stack's policy, guardrail and knowledge bases, the cache table."""
+
+from __future__ import annotations
+
+from aws_cdk import Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from stacks.bedrock_stack import BedrockStack
+from stacks.catalog import bedrock_catalog, bedrock_prices
+from stacks.components.model_gateway import ModelGateway, Tenant
+from stacks.components.monitoring import MonitoringHub
+from stacks.config import Gateway
+
+
+def gateway_config(settings: Gateway, bedrock: BedrockStack, cache_table: dynamodb.ITable | None) -> dict:
+    """The GATEWAY_CONFIG document (lambdas/gateway/config.py validates it at cold start)."""
+    catalog, prices = bedrock_catalog(), bedrock_prices()
+    chat = {
+        alias: [
+            {"kind": "bedrock", "model": t.bedrock}
+            if t.bedrock
+            else {"kind": "sagemaker", "endpoint": t.sagemaker}
+            for t in targets
+        ]
+        for alias, targets in settings.aliases.items()
+    }
+    used = {t.bedrock for targets in settings.aliases.values() for t in targets if t.bedrock} | set(
+        settings.embeddings.values()
+    )
+    config: dict = {
+        "chat": chat,
+        "embeddings": {
+            alias: {"kind": "bedrock", "model": model} for alias, model in settings.embeddings.items()
+        },
+        "prices": {
+            f"bedrock:{m}": list(prices[catalog.model_of(m).model_id])
+            for m in sorted(used)
+            if catalog.model_of(m).model_id in prices
+        },
+        "knowledge_bases": {name: bedrock.knowledge_bases[name].id for name in settings.knowledge_bases},
+        "deadline_seconds": settings.deadline_seconds,
+        "max_output_tokens": settings.max_output_tokens,
+        "max_body_bytes": settings.max_body_kb * 1024,
+        "log_prompts": settings.log_prompts,
+    }
+    if bedrock.guardrail is not None:
+        config["guardrail"] = {"identifier": bedrock.guardrail.arn, "version": bedrock.guardrail.version}
+    if cache_table is not None:
+        config["cache"] = {"table": cache_table.table_name, "ttl_seconds": settings.cache.ttl_seconds}
+    return config
+
+
+class OrchestrationStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: Gateway,
+        bedrock: BedrockStack,
+        cache_table: dynamodb.ITable | None,
+        encryption_key: kms.IKey,
+        log_retention_days: int,
+        hub: MonitoringHub,
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        gateway = ModelGateway(
+            self,
+            "Gateway",
+            config=gateway_config(settings, bedrock, cache_table),
+            access_policy=bedrock.model_access_policy,
+            encryption_key=encryption_key,
+            log_retention_days=log_retention_days,
+            deadline_seconds=settings.deadline_seconds,
+            auth=settings.auth,
+            tenants=[Tenant(t.name, t.rate_per_second, t.burst, t.monthly_quota) for t in settings.tenants],
+            cache_table=cache_table,
+            knowledge_base_arns=[bedrock.knowledge_bases[name].arn for name in settings.knowledge_bases],
+            sagemaker_endpoints=sorted(
+                {t.sagemaker for ts in settings.aliases.values() for t in ts if t.sagemaker}
+            ),
+        )
+        gateway.monitor(
+            hub,
+            server_error_percent=settings.alarms.server_error_percent,
+            latency_p90_ms=settings.alarms.latency_p90_ms,
+        )
