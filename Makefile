@@ -61,8 +61,9 @@ format: $(VENV)/.installed ## apply ruff fixes and formatting
 schema: $(VENV)/.installed ## regenerate profiles/profile.schema.json from stacks/config.py
 	$(PY) -m stacks.config --write-schema
 
-bench: setup ## benchmarks: synth time per profile (in-process and through the CDK CLI)
+bench: setup ## benchmarks: synth time per profile; gateway overhead, cold start and cache path
 	$(PY) bench/synth.py
+	$(PY) bench/gateway.py
 
 GATEWAY_CONFIG_FILE ?= lambdas/gateway/local-config.json
 GATEWAY_PORT ?= 8080
