@@ -977,8 +977,10 @@ def _describe(error: dict[str, Any]) -> str:
     message = error["msg"]
     if kind == "value_error":
         message = message.removeprefix("Value error, ")
-        if message.startswith(("is ", "lists ", "sets ")):
+        if message.startswith(("is ", "lists ", "sets ")):  # about the value: show it
             return f"{_path(loc)}: {_value(error['input'])} {message}"
+        if message.startswith(("names ", "needs ")):  # about the field as a whole
+            return f"{_path(loc)}: {message}"
     return f"{_path(loc)}: {_value(error['input'])} is not allowed: {message[0].lower()}{message[1:]}"
 
 

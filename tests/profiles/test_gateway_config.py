@@ -1,0 +1,119 @@
+"""Profile validation of the gateway section."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stacks.config import ProfileError, load_profile
+
+BASE = {
+    "name": "team-a",
+    "description": "A test profile.",
+    "region": "us-east-1",
+    "cost_allocation": {"tag_value": "team-a"},
+    "budget": {"monthly_limit_usd": 100},
+    "bedrock": {"models": ["amazon.nova-lite-v1:0", "amazon.titan-embed-text-v2:0"]},
+}
+TENANTS = [{"name": "app"}]
+
+
+def error(tmp_path: Path, gateway: dict, **top) -> str:
+    path = tmp_path / "profile.yaml"
+    path.write_text(yaml.safe_dump({**BASE, **top, "gateway": gateway}))
+    with pytest.raises(ProfileError) as caught:
+        load_profile(str(path))
+    return str(caught.value)
+
+
+def test_a_valid_gateway_loads(tmp_path):
+    path = tmp_path / "profile.yaml"
+    gateway = {
+        "aliases": {"chat": [{"bedrock": "amazon.nova-lite-v1:0"}, {"sagemaker": "my-endpoint"}]},
+        "tenants": TENANTS,
+    }
+    path.write_text(yaml.safe_dump({**BASE, "gateway": gateway}))
+    loaded = load_profile(str(path)).gateway
+    assert loaded.auth == "api_key"
+    assert loaded.cache.enabled is True
+    assert [t.sagemaker for t in loaded.aliases["chat"]] == [None, "my-endpoint"]
+
+
+def test_a_bedrock_target_must_be_allowed_by_the_bedrock_section(tmp_path):
+    message = error(
+        tmp_path, {"aliases": {"chat": [{"bedrock": "amazon.nova-pro-v1:0"}]}, "tenants": TENANTS}
+    )
+    assert (
+        "gateway.aliases.chat[0].bedrock: 'amazon.nova-pro-v1:0' is not listed under bedrock.models"
+        in message
+    )
+
+
+def test_a_chat_alias_cannot_point_at_an_embedding_model(tmp_path):
+    message = error(
+        tmp_path, {"aliases": {"chat": [{"bedrock": "amazon.titan-embed-text-v2:0"}]}, "tenants": TENANTS}
+    )
+    assert "is not a text model" in message
+
+
+def test_a_target_names_exactly_one_backend(tmp_path):
+    message = error(
+        tmp_path,
+        {"aliases": {"chat": [{"bedrock": "amazon.nova-lite-v1:0", "sagemaker": "x"}]}, "tenants": TENANTS},
+    )
+    assert "gateway.aliases.chat[0]: names exactly one of bedrock, sagemaker or self_hosted" in message
+
+
+def test_self_hosted_targets_need_the_self_hosted_approach(tmp_path):
+    message = error(tmp_path, {"aliases": {"chat": [{"self_hosted": "llama"}]}, "tenants": TENANTS})
+    assert "gateway.aliases.chat[0].self_hosted: self-hosted targets need the self-hosted approach" in message
+
+
+def test_embedding_aliases_need_an_embeddings_model(tmp_path):
+    message = error(
+        tmp_path,
+        {
+            "aliases": {"chat": [{"bedrock": "amazon.nova-lite-v1:0"}]},
+            "embeddings": {"emb": "amazon.nova-lite-v1:0"},
+            "tenants": TENANTS,
+        },
+    )
+    assert "gateway.embeddings.emb: 'amazon.nova-lite-v1:0' is not an embeddings model" in message
+
+
+def test_api_key_auth_needs_tenants_and_knowledge_bases_must_exist(tmp_path):
+    message = error(tmp_path, {"aliases": {"chat": [{"bedrock": "amazon.nova-lite-v1:0"}]}})
+    assert "gateway.tenants: is empty: with auth api_key every caller needs a tenant" in message
+    message = error(
+        tmp_path,
+        {
+            "aliases": {"chat": [{"bedrock": "amazon.nova-lite-v1:0"}]},
+            "tenants": TENANTS,
+            "knowledge_bases": ["faq"],
+        },
+    )
+    assert "gateway.knowledge_bases[0]: 'faq' is not a knowledge base of bedrock.knowledge_bases" in message
+
+
+def test_the_gateway_needs_the_bedrock_section(tmp_path):
+    base = {k: v for k, v in BASE.items() if k != "bedrock"}
+    path = tmp_path / "profile.yaml"
+    path.write_text(
+        yaml.safe_dump({**base, "gateway": {"aliases": {"chat": [{"sagemaker": "x"}]}, "tenants": TENANTS}})
+    )
+    with pytest.raises(ProfileError, match="gateway: needs the bedrock section"):
+        load_profile(str(path))
+
+
+def test_the_deadline_stays_under_api_gateway_s_timeout(tmp_path):
+    message = error(
+        tmp_path,
+        {
+            "aliases": {"chat": [{"bedrock": "amazon.nova-lite-v1:0"}]},
+            "tenants": TENANTS,
+            "deadline_seconds": 40,
+        },
+    )
+    assert "gateway.deadline_seconds: 40 is not allowed" in message
