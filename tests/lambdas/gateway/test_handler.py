@@ -164,3 +164,23 @@ def test_arbitrary_json_bodies_never_cause_a_5xx_of_ours(handler_module, body, p
         assert payload["object"] in ("chat.completion", "list")
     else:
         assert set(payload["error"]) == {"message", "type", "param", "code"}
+
+
+def test_prompts_stay_out_of_the_logs_unless_the_profile_enables_them(handler_module, monkeypatch):
+    import io
+
+    from aws_lambda_powertools import Logger
+
+    stream = io.StringIO()
+    monkeypatch.setattr(handler_module, "logger", Logger(service="gateway-log-test", stream=stream))
+    body = {"model": "copywriter", "messages": [{"role": "user", "content": "my secret campaign idea"}]}
+    event = event_for("POST", "/v1/chat/completions", {}, json.dumps(body).encode())
+    handler_module.on_event(event, None)
+    logged = stream.getvalue()
+    assert '"message":"answered"' in logged  # the logs are captured: the next assertion can fail
+    assert "my secret campaign idea" not in logged
+    monkeypatch.setattr(
+        handler_module, "SETTINGS", handler_module.SETTINGS.model_copy(update={"log_prompts": True})
+    )
+    handler_module.on_event(event, None)
+    assert "my secret campaign idea" in stream.getvalue()
