@@ -129,3 +129,48 @@ def bedrock_prices() -> dict[str, tuple[float, float]]:
     """Model id -> (input, output) USD per 1,000 tokens (see data/bedrock_prices.json and its caveat)."""
     data = _read("bedrock_prices.json")["per_1k_tokens"]
     return {model: (price["input"], price["output"]) for model, price in data.items()}
+
+
+# Weights need this much more accelerator memory again for the KV cache and activations: a
+# conservative rule of thumb (20 %) for serving with a modest max_model_len.
+MODEL_MEMORY_OVERHEAD = 1.2
+
+
+@dataclass(frozen=True)
+class AcceleratorInstance:
+    instance_type: str
+    accelerator: Literal["inferentia2", "a10g", "l4"]
+    accelerators: int
+    accelerator_memory_gb: float
+    vcpus: int
+    memory_gib: float
+    hourly_usd_us_east_1: float | None
+
+    @property
+    def tensor_parallel_size(self) -> int:
+        """Devices a model is sharded over: each Inferentia2 chip has two NeuronCores."""
+        return self.accelerators * (2 if self.accelerator == "inferentia2" else 1)
+
+
+@cache
+def accelerator_instances() -> dict[str, AcceleratorInstance]:
+    data = _read("ec2_accelerators.json")["instances"]
+    return {name: AcceleratorInstance(instance_type=name, **entry) for name, entry in data.items()}
+
+
+def ami_parameter(accelerator: str) -> str:
+    """The public SSM parameter holding the latest Deep Learning AMI for the accelerator."""
+    return _read("ec2_accelerators.json")["ami_parameters"][accelerator]
+
+
+@dataclass(frozen=True)
+class ModelServers:
+    vllm_version: str
+    neuron_venv_glob: str
+    neuron_last_inf2_release: str
+    cloudwatch_agent_url: str
+
+
+def model_servers() -> ModelServers:
+    """What the model hosts install or find at boot (see data/ec2_accelerators.json, "servers")."""
+    return ModelServers(**_read("ec2_accelerators.json")["servers"])

@@ -155,6 +155,23 @@ LAMBDA_CHECKOV_SKIPS = (
     ),
 )
 
+# aws-cdk-lib's own handler that strips the rules of a new VPC's default security group (the
+# restrictDefaultSecurityGroup feature flag): a stack-level singleton created by ec2.Vpc.
+VPC_DEFAULT_SG_PROVIDER_CHECKOV_SKIPS = (
+    CheckovSkip(
+        check="CKV_AWS_115",
+        reason="aws-cdk-lib's handler that empties the VPC's default security group runs only at deployment.",
+    ),
+    CheckovSkip(
+        check="CKV_AWS_116",
+        reason="Invoked synchronously by CloudFormation, which reports a failure as a failed deployment.",
+    ),
+    CheckovSkip(
+        check="CKV_AWS_117",
+        reason="Calls only the EC2 control plane (RevokeSecurityGroupIngress/Egress) during deployment.",
+    ),
+)
+
 
 GATEWAY_API_FINDINGS = (
     Acknowledgement(
@@ -208,6 +225,66 @@ def gateway_method_skips(auth: str) -> tuple[CheckovSkip, ...]:
                 "auth: api_key: the method requires an API key of a tenant's usage plan "
                 "(checkov counts only IAM, Cognito or Lambda authorizers)."
             ),
+        ),
+    )
+
+
+LAMBDA_VPC_ACCESS_MANAGED_POLICY = Acknowledgement(
+    finding="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+    + "AWSLambdaVPCAccessExecutionRole]",
+    reason=(
+        "A function in a VPC needs to create and delete its network interfaces; the EC2 actions for that "
+        "take no narrower resources, and this AWS managed policy is what Lambda documents for it."
+    ),
+)
+
+SESSION_MANAGER_MANAGED_POLICY = Acknowledgement(
+    finding="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
+    + "AmazonSSMManagedInstanceCore]",
+    reason=(
+        "Session Manager is the only way onto the model hosts (no SSH, no public IP); AWS documents this "
+        "managed policy as what the SSM agent needs, and its actions have no narrower resources."
+    ),
+)
+
+MODEL_WEIGHTS = Acknowledgement(
+    finding="AwsSolutions-IAM5",
+    reason=(
+        "A model host reads every file of its model under models/<name>/ of the artifacts bucket; the file "
+        "names vary by model."
+    ),
+)
+
+NAMESPACED_METRICS = Acknowledgement(
+    finding="AwsSolutions-IAM5[Resource::*]",
+    reason=(
+        "cloudwatch:PutMetricData has no resource type; the statement is limited to the hosts' own namespace "
+        "with the cloudwatch:namespace condition key."
+    ),
+)
+
+INTERNAL_HTTP_LISTENER = (
+    CheckovSkip(
+        check="CKV_AWS_2",
+        reason=(
+            "Internal load balancer in private subnets, reachable only from the gateway's security group; "
+            "TLS would need a private certificate authority (a fixed monthly cost) for traffic that never "
+            "leaves the VPC."
+        ),
+    ),
+    CheckovSkip(
+        check="CKV_AWS_103", reason="The same internal HTTP listener: no TLS policy applies to plain HTTP."
+    ),
+)
+
+
+def internal_load_balancer(no_access_logs: bool) -> tuple[Acknowledgement, ...]:
+    if not no_access_logs:
+        return ()
+    return (
+        Acknowledgement(
+            finding="AwsSolutions-ELB2",
+            reason="No access-log bucket was given for this load balancer, so its access logs are off.",
         ),
     )
 

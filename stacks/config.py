@@ -35,9 +35,12 @@ from pydantic import (
 )
 
 from stacks.catalog import (
+    MODEL_MEMORY_OVERHEAD,
+    accelerator_instances,
     bedrock_catalog,
     guardrail_languages,
     guardrail_profile,
+    model_servers,
     supported_regions,
     topic_definition_limit,
 )
@@ -526,12 +529,192 @@ class Bedrock(_Strict):
 
 
 # --------------------------------------------------------------------------------------------------
+# Self-managed open models: EC2 model hosts
+
+# Auto Scaling scheduled actions take 5-field cron expressions (minute hour day month weekday).
+_CRON5 = r"^\S+( \S+){4}$"
+
+
+class OffHours(_Strict):
+    """Scale the fleet to zero outside working hours (Auto Scaling scheduled actions)."""
+
+    stop: str = Field(pattern=_CRON5, description="cron, e.g. '0 20 * * MON-FRI'")
+    start: str = Field(pattern=_CRON5, description="cron, e.g. '0 7 * * MON-FRI'")
+    timezone: str = Field(default="UTC", pattern=r"^[A-Za-z_]+(/[A-Za-z_+-]+)*$")
+
+
+class ModelWeights(_Strict):
+    """Weights in the artifacts bucket under models/<name>/ (put them there with `aws s3 sync`)."""
+
+    name: str = Field(pattern=r"^[a-zA-Z0-9._-]{1,64}$")
+    parameters_billions: float = Field(gt=0, le=2000)
+    bytes_per_parameter: float = Field(default=2, gt=0, le=4, description="2 for bf16/fp16, 1 for 8-bit")
+
+    @property
+    def prefix(self) -> str:
+        return f"models/{self.name}/"
+
+    @property
+    def size_gb(self) -> float:
+        return self.parameters_billions * self.bytes_per_parameter
+
+
+class ModelHost(_Strict):
+    """An Auto Scaling group of identical hosts serving one model behind an internal load balancer."""
+
+    name: Slug
+    instance_type: str
+    server: Literal["vllm-gpu", "vllm-neuron"]
+    model: ModelWeights
+    min_instances: int = Field(default=1, ge=0, le=100)
+    max_instances: int = Field(default=2, ge=1, le=100)
+    requests_per_target_per_minute: int = Field(
+        default=60, ge=1, description="target tracking on ALB requests"
+    )
+    max_model_len: int = Field(default=8192, ge=256, le=262_144)
+    max_num_seqs: int = Field(
+        default=8, ge=1, le=256, description="sequences served at once (on Neuron, the compiled batch size)"
+    )
+    volume_gb: int = Field(default=200, ge=50, le=16_000)
+    off_hours: OffHours | None = None
+    ami_ssm_parameter: str | None = Field(
+        default=None,
+        pattern=r"^/[A-Za-z0-9_./-]{1,1010}$",
+        description="SSM parameter holding the AMI id (default: the public Deep Learning AMI parameter "
+        "of the accelerator; required for Inferentia2, see docs/profiles/self-hosted.md)",
+    )
+
+    @model_validator(mode="after")
+    def _sizes(self) -> ModelHost:
+        problems = []
+        if self.min_instances > self.max_instances:
+            problems.append(
+                located(
+                    "min_instances", f"{self.min_instances} is above max_instances ({self.max_instances})"
+                )
+            )
+        if self.off_hours is not None and self.min_instances < 1:
+            problems.append(
+                located(
+                    "min_instances",
+                    "is 0 with off_hours: the fleet needs at least one host in "
+                    "working hours, since request-count scaling cannot start from zero hosts",
+                )
+            )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+class Network(_Strict):
+    """A new VPC (private subnets, endpoints, flow logs) or an existing one by id (no lookup)."""
+
+    cidr: str = Field(default="10.40.0.0/16", pattern=r"^\d{1,3}(\.\d{1,3}){3}/(1[6-9]|2[0-4])$")
+    max_azs: int = Field(default=2, ge=2, le=4)
+    nat_gateways: int = Field(default=0, ge=0, le=4, description="0: no internet egress at all")
+    existing_vpc_id: str | None = Field(default=None, pattern=r"^vpc-[0-9a-f]{8,17}$")
+    existing_private_subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = Field(
+        default_factory=list
+    )
+    existing_availability_zones: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _existing(self) -> Network:
+        if self.existing_vpc_id and (
+            len(self.existing_private_subnet_ids) < 2
+            or len(self.existing_private_subnet_ids) != len(self.existing_availability_zones)
+        ):
+            raise ValueError(
+                located(
+                    "existing_private_subnet_ids",
+                    "needs one private subnet per availability zone "
+                    "(at least two) and existing_availability_zones in the same order",
+                )
+            )
+        return self
+
+
+class Hosting(_Strict):
+    """The self-managed approach: open models on EC2 Inferentia2 or GPU hosts."""
+
+    network: Network = Field(default_factory=Network)
+    hosts: list[ModelHost] = Field(min_length=1, max_length=10)
+
+    @model_validator(mode="after")
+    def _hosts(self) -> Hosting:
+        problems = []
+        names = [h.name for h in self.hosts]
+        problems += [
+            located("hosts", f"names {n!r} more than once")
+            for n in sorted({n for n in names if names.count(n) > 1})
+        ]
+        for index, host in enumerate(self.hosts):
+            where = f"hosts[{index}]"
+            spec = accelerator_instances().get(host.instance_type)
+            if spec is None:
+                known = ", ".join(sorted(accelerator_instances()))
+                problems.append(
+                    located(
+                        f"{where}.instance_type",
+                        f"{host.instance_type!r} is not a known inf2, g5 or "
+                        f"g6 instance type (known: {known})",
+                    )
+                )
+                continue
+            expected = "vllm-neuron" if spec.accelerator == "inferentia2" else "vllm-gpu"
+            if host.server != expected:
+                problems.append(
+                    located(
+                        f"{where}.server",
+                        f"{host.server!r} does not run on {host.instance_type} "
+                        f"({spec.accelerator}); use {expected}",
+                    )
+                )
+            if spec.accelerator == "inferentia2" and host.ami_ssm_parameter is None:
+                pinned = model_servers().neuron_last_inf2_release
+                problems.append(
+                    located(
+                        f"{where}.ami_ssm_parameter",
+                        f"is required for Inferentia2: Neuron SDK releases after {pinned} no longer serve "
+                        "LLMs on Inf2, and the public Neuron DLAMI parameter only follows the latest "
+                        f"release; put the id of a Neuron {pinned} DLAMI in an SSM parameter of your own "
+                        "and name it here",
+                    )
+                )
+            needed = host.model.size_gb * MODEL_MEMORY_OVERHEAD
+            if needed > spec.accelerator_memory_gb:
+                problems.append(
+                    located(
+                        f"{where}.model",
+                        f"{host.model.name} needs about {needed:.0f} GB of accelerator "
+                        f"memory (weights x {MODEL_MEMORY_OVERHEAD:g} for the KV cache); "
+                        f"{host.instance_type} has {spec.accelerator_memory_gb:g} GB",
+                    )
+                )
+            if (
+                host.server == "vllm-gpu"
+                and self.network.nat_gateways == 0
+                and not self.network.existing_vpc_id
+            ):
+                problems.append(
+                    located(
+                        f"{where}.server",
+                        "'vllm-gpu' installs vLLM from PyPI at boot: set "
+                        "network.nat_gateways to 1 or more (the Neuron AMI brings vLLM with it)",
+                    )
+                )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+# --------------------------------------------------------------------------------------------------
 # Lambda orchestration: the model gateway
 
 
 class GatewayTarget(_Strict):
     """One target of an alias: exactly one of `bedrock` (a model or inference profile listed under
-    bedrock), `sagemaker` (an endpoint name) or `self_hosted` (arrives with the self-hosted approach)."""
+    bedrock), `sagemaker` (an endpoint name) or `self_hosted` (a host of the hosting section)."""
 
     bedrock: str | None = None
     sagemaker: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
@@ -542,14 +725,6 @@ class GatewayTarget(_Strict):
         chosen = [name for name in ("bedrock", "sagemaker", "self_hosted") if getattr(self, name)]
         if len(chosen) != 1:
             raise ValueError("names exactly one of bedrock, sagemaker or self_hosted")
-        if self.self_hosted:
-            raise ValueError(
-                located(
-                    "self_hosted",
-                    "self-hosted targets need the self-hosted approach's VPC and "
-                    "internal load balancer, which this profile does not deploy",
-                )
-            )
         return self
 
 
@@ -589,6 +764,23 @@ class Gateway(_Strict):
     log_prompts: bool = Field(default=False, description="Log request bodies (prompts) in CloudWatch Logs")
     alarms: GatewayAlarms = Field(default_factory=GatewayAlarms)
 
+    @property
+    def uses_self_hosted(self) -> bool:
+        return any(t.self_hosted for targets in self.aliases.values() for t in targets)
+
+    @property
+    def vpc_endpoints(self) -> tuple[str, ...]:
+        """The interface endpoints the gateway needs when it runs in the hosts' VPC (no NAT needed)."""
+        if not self.uses_self_hosted:
+            return ()
+        targets = [t for ts in self.aliases.values() for t in ts]
+        wanted = {
+            "BedrockRuntime": True,  # ApplyGuardrail, Bedrock targets, embeddings
+            "BedrockAgentRuntime": bool(self.knowledge_bases),
+            "SageMakerRuntime": any(t.sagemaker for t in targets),
+        }
+        return tuple(name for name, used in wanted.items() if used)
+
     @model_validator(mode="after")
     def _tenants(self) -> Gateway:
         if self.auth == "api_key" and not self.tenants:
@@ -602,15 +794,24 @@ class Gateway(_Strict):
         return self
 
 
-def gateway_problems(gateway: Gateway, bedrock: Bedrock | None) -> list[str]:
+def gateway_problems(gateway: Gateway, bedrock: Bedrock | None, hosting: Hosting | None = None) -> list[str]:
     """Every Bedrock model a gateway alias uses must be allowed by the profile's bedrock section."""
     allowed = set(bedrock.models) | set(bedrock.inference_profiles) if bedrock else set()
     catalog = bedrock_catalog()
     problems = []
     if bedrock is None:
         return ["needs the bedrock section: the gateway's model access and guardrail come from it"]
+    hosts = {h.name for h in hosting.hosts} if hosting else set()
     for alias, targets in gateway.aliases.items():
         for index, target in enumerate(targets):
+            if target.self_hosted and target.self_hosted not in hosts:
+                known = ", ".join(sorted(hosts)) or "none: add a hosting section"
+                problems.append(
+                    located(
+                        f"aliases.{alias}[{index}].self_hosted",
+                        f"{target.self_hosted!r} is not a host of the hosting section (hosts: {known})",
+                    )
+                )
             if target.bedrock and target.bedrock not in allowed:
                 problems.append(
                     located(
@@ -773,6 +974,7 @@ class Profile(_Strict):
         default_factory=dict, max_length=40, description="Extra tags for every resource"
     )
     bedrock: Bedrock | None = Field(default=None, description="The managed-API approach (Amazon Bedrock)")
+    hosting: Hosting | None = Field(default=None, description="Self-managed open models on EC2 hosts")
     gateway: Gateway | None = Field(default=None, description="The OpenAI-compatible model gateway")
 
     @field_validator("region")
@@ -799,7 +1001,7 @@ class Profile(_Strict):
     def _gateway_models(cls, gateway: Gateway | None, info: ValidationInfo) -> Gateway | None:
         if gateway is None:
             return gateway
-        problems = gateway_problems(gateway, info.data.get("bedrock"))
+        problems = gateway_problems(gateway, info.data.get("bedrock"), info.data.get("hosting"))
         if problems:
             raise ValueError("\n".join(problems))
         return gateway

@@ -17,11 +17,12 @@ from stacks.components.aurora_vector_store import AuroraVectorStore
 from stacks.components.cache_table import CacheTable
 from stacks.components.invocation_log_destination import INVOCATION_LOG_PREFIX, allow_bedrock_invocation_logs
 from stacks.components.knowledge_base_role import KnowledgeBaseRole
+from stacks.components.model_host_role import ModelHostRole
 from stacks.components.platform_key import PlatformKey
 from stacks.components.secure_bucket import SecureBucket
 from stacks.components.vector_store import IndexSpec, S3VectorsStorage, VectorStorage, VectorStore
 from stacks.config import AuroraVectorStore as AuroraVectorStoreSettings
-from stacks.config import Foundation, KnowledgeBase
+from stacks.config import Foundation, KnowledgeBase, ModelHost
 
 
 class FoundationStack(Stack):
@@ -49,6 +50,7 @@ class FoundationStack(Stack):
         aurora: AuroraVectorStoreSettings | None = None,
         bedrock_invocation_logs: bool = False,
         gateway_cache: bool = False,
+        model_hosts: Sequence[ModelHost] = (),
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, termination_protection=True, **kwargs)
@@ -129,6 +131,18 @@ class FoundationStack(Stack):
                 encryption_key=self.key,
             ).role
 
+        # Model host roles read their weights from the artifacts bucket: they live beside it.
+        self.model_host_roles: dict[str, iam.IRole] = {
+            host.name: ModelHostRole(
+                self,
+                f"ModelHostRole-{host.name}",
+                host_name=host.name,
+                artifacts_bucket=self.artifacts_bucket,
+                prefix=host.model.prefix,
+                encryption_key=self.key,
+            ).role
+            for host in model_hosts
+        }
         self.cache_table = (
             CacheTable(self, "GatewayCache", encryption_key=self.key).table if gateway_cache else None
         )

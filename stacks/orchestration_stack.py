@@ -1,5 +1,6 @@
 """OrchestrationStack: the model gateway. It only wires: the gateway construct, its configuration
-from the profile, the Bedrock stack's policy, guardrail and knowledge bases, the cache table."""
+from the profile, the Bedrock stack's policy, guardrail and knowledge bases, the cache table and,
+for self-hosted targets, the hosts' load balancers and VPC."""
 
 from __future__ import annotations
 
@@ -10,26 +11,34 @@ from constructs import Construct
 
 from stacks.bedrock_stack import BedrockStack
 from stacks.catalog import bedrock_catalog, bedrock_prices
-from stacks.components.model_gateway import ModelGateway, Tenant
+from stacks.components.model_gateway import GatewayNetwork, ModelGateway, Tenant
 from stacks.components.monitoring import MonitoringHub
-from stacks.config import Gateway
+from stacks.config import Gateway, GatewayTarget
+from stacks.hosting_stack import HostingStack
 
 
-def gateway_config(settings: Gateway, bedrock: BedrockStack, cache_table: dynamodb.ITable | None) -> dict:
+def target_config(target: GatewayTarget, hosting: HostingStack | None) -> dict:
+    if target.bedrock:
+        return {"kind": "bedrock", "model": target.bedrock}
+    if target.sagemaker:
+        return {"kind": "sagemaker", "endpoint": target.sagemaker}
+    fleet = hosting.fleets[target.self_hosted]
+    return {"kind": "openai_http", "url": fleet.url, "model": fleet.host.model.name}
+
+
+def gateway_config(
+    settings: Gateway,
+    bedrock: BedrockStack,
+    cache_table: dynamodb.ITable | None,
+    hosting: HostingStack | None = None,
+) -> dict:
     """The GATEWAY_CONFIG document (lambdas/gateway/config.py validates it at cold start)."""
     catalog, prices = bedrock_catalog(), bedrock_prices()
     chat = {
-        alias: [
-            {"kind": "bedrock", "model": t.bedrock}
-            if t.bedrock
-            else {"kind": "sagemaker", "endpoint": t.sagemaker}
-            for t in targets
-        ]
-        for alias, targets in settings.aliases.items()
+        alias: [target_config(t, hosting) for t in targets] for alias, targets in settings.aliases.items()
     }
-    used = {t.bedrock for targets in settings.aliases.values() for t in targets if t.bedrock} | set(
-        settings.embeddings.values()
-    )
+    used = {t.bedrock for targets in settings.aliases.values() for t in targets if t.bedrock}
+    used |= set(settings.embeddings.values())
     config: dict = {
         "chat": chat,
         "embeddings": {
@@ -65,13 +74,17 @@ class OrchestrationStack(Stack):
         encryption_key: kms.IKey,
         log_retention_days: int,
         hub: MonitoringHub,
+        hosting: HostingStack | None = None,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        network = None
+        if settings.uses_self_hosted:
+            network = GatewayNetwork(hosting.vpc, hosting.subnets, hosting.client_security_group)
         gateway = ModelGateway(
             self,
             "Gateway",
-            config=gateway_config(settings, bedrock, cache_table),
+            config=gateway_config(settings, bedrock, cache_table, hosting),
             access_policy=bedrock.model_access_policy,
             encryption_key=encryption_key,
             log_retention_days=log_retention_days,
@@ -83,6 +96,7 @@ class OrchestrationStack(Stack):
             sagemaker_endpoints=sorted(
                 {t.sagemaker for ts in settings.aliases.values() for t in ts if t.sagemaker}
             ),
+            network=network,
         )
         gateway.monitor(
             hub,

@@ -18,6 +18,7 @@ from stacks.bedrock_stack import BedrockStack
 from stacks.components.monitoring import MonitoringHub
 from stacks.config import PROFILE_TAG, PROJECT_TAG, Profile
 from stacks.foundation_stack import FoundationStack
+from stacks.hosting_stack import HostingStack
 from stacks.observability_stack import ObservabilityStack
 from stacks.orchestration_stack import OrchestrationStack
 
@@ -50,6 +51,7 @@ class ProfileStacks(Construct):
             knowledge_bases=bedrock.knowledge_bases if bedrock else (),
             aurora=bedrock.aurora if bedrock else None,
             gateway_cache=bool(profile.gateway and profile.gateway.cache.enabled),
+            model_hosts=profile.hosting.hosts if profile.hosting else (),
             bedrock_invocation_logs=bool(bedrock and bedrock.invocation_logging.enabled),
         )
         self.hub = MonitoringHub(alarm_topic=self.foundation.alarm_topic)
@@ -72,6 +74,25 @@ class ProfileStacks(Construct):
                 hub=self.hub,
             )
 
+        self.hosting: HostingStack | None = None
+        if profile.hosting is not None:
+            self.hosting = HostingStack(
+                self,
+                "Hosting",
+                env=env,
+                stack_name=f"{profile.name}-hosting",
+                description=f"genai-stack {profile.name}: EC2 model hosts serving open models",
+                settings=profile.hosting,
+                host_roles=self.foundation.model_host_roles,
+                artifacts_bucket=self.foundation.artifacts_bucket,
+                access_logs_bucket=self.foundation.log_bucket,
+                encryption_key=self.foundation.key,
+                alarm_topic=self.foundation.alarm_topic,
+                log_retention_days=profile.foundation.log_retention_days,
+                hub=self.hub,
+                gateway_endpoints=profile.gateway.vpc_endpoints if profile.gateway else (),
+            )
+
         self.orchestration: OrchestrationStack | None = None
         if profile.gateway is not None and self.bedrock is not None:
             self.orchestration = OrchestrationStack(
@@ -86,6 +107,7 @@ class ProfileStacks(Construct):
                 encryption_key=self.foundation.key,
                 log_retention_days=profile.foundation.log_retention_days,
                 hub=self.hub,
+                hosting=self.hosting,
             )
 
         self.observability = ObservabilityStack(
@@ -110,7 +132,7 @@ class ProfileStacks(Construct):
 
     @property
     def stacks(self) -> tuple[Stack, ...]:
-        parts = (self.foundation, self.bedrock, self.orchestration, self.observability)
+        parts = (self.foundation, self.bedrock, self.hosting, self.orchestration, self.observability)
         return tuple(s for s in parts if s is not None)
 
 

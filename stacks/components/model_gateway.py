@@ -10,6 +10,7 @@ from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
@@ -21,6 +22,15 @@ from stacks.components.python_function import PythonFunction, encrypted_log_grou
 PATHS = (("POST", ("chat", "completions")), ("POST", ("embeddings",)), ("GET", ("models",)))
 EMF_NAMESPACE = "GenAiStack/Gateway"  # lambdas/gateway/metrics.py
 DIMENSIONS = "alias,service,target,tenant"  # the dimension set of every gateway EMF document
+
+
+@dataclass(frozen=True)
+class GatewayNetwork:
+    """Where the function runs when it calls self-hosted models: the hosts' VPC, as their client."""
+
+    vpc: ec2.IVpc
+    subnets: ec2.SubnetSelection
+    client_security_group: ec2.ISecurityGroup
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,7 @@ class ModelGateway(Construct):
         cache_table: dynamodb.ITable | None = None,
         knowledge_base_arns: Sequence[str] = (),
         sagemaker_endpoints: Sequence[str] = (),
+        network: GatewayNetwork | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -68,6 +79,9 @@ class ModelGateway(Construct):
             environment={"GATEWAY_CONFIG": stack.to_json_string(dict(config))},
             timeout_seconds=int(deadline_seconds) + 3,  # the router's deadline comes first
             memory_size=1024,
+            vpc=network.vpc if network else None,
+            subnets=network.subnets if network else None,
+            security_groups=[network.client_security_group] if network else (),
         )
         role = self.handler.role
         role.add_managed_policy(access_policy)

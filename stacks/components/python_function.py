@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import jsii
@@ -18,6 +18,7 @@ from aws_cdk import (
     RemovalPolicy,
     Stack,
 )
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -93,6 +94,9 @@ class PythonFunction(Construct):
         environment: Mapping[str, str] | None = None,
         timeout_seconds: int = 60,
         memory_size: int = 256,
+        vpc: ec2.IVpc | None = None,
+        subnets: ec2.SubnetSelection | None = None,
+        security_groups: Sequence[ec2.ISecurityGroup] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = encrypted_log_group(
@@ -133,7 +137,13 @@ class PythonFunction(Construct):
             role=self.role,
             timeout=Duration.seconds(timeout_seconds),
             memory_size=memory_size,
+            vpc=vpc,
+            vpc_subnets=subnets,
+            security_groups=list(security_groups) or None,
         )
+        if vpc is not None:
+            # A function in a VPC needs network interfaces: the AWS managed policy that grants them.
+            compliance.acknowledge(self.role, compliance.LAMBDA_VPC_ACCESS_MANAGED_POLICY)
         resource = self.function.node.default_child
         compliance.skip_checkov(resource, *compliance.LAMBDA_CHECKOV_SKIPS)
         compliance.acknowledge(

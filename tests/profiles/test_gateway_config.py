@@ -66,9 +66,12 @@ def test_a_target_names_exactly_one_backend(tmp_path):
     assert "gateway.aliases.chat[0]: names exactly one of bedrock, sagemaker or self_hosted" in message
 
 
-def test_self_hosted_targets_need_the_self_hosted_approach(tmp_path):
+def test_self_hosted_targets_must_name_a_host_of_the_hosting_section(tmp_path):
     message = error(tmp_path, {"aliases": {"chat": [{"self_hosted": "llama"}]}, "tenants": TENANTS})
-    assert "gateway.aliases.chat[0].self_hosted: self-hosted targets need the self-hosted approach" in message
+    assert (
+        "gateway.aliases.chat[0].self_hosted: 'llama' is not a host of the hosting section "
+        "(hosts: none: add a hosting section)" in message
+    )
 
 
 def test_embedding_aliases_need_an_embeddings_model(tmp_path):

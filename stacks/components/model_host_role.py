@@ -1,0 +1,60 @@
+"""ModelHostRole: the instance role of one model host fleet, beside the weights it reads."""
+
+from __future__ import annotations
+
+from aws_cdk import Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from stacks import compliance
+
+
+class ModelHostRole(Construct):
+    """Session Manager (the AWS managed policy it requires) and read access to exactly the model's
+    prefix of the artifacts bucket. The hosting stack adds the host's own logs and metrics."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        host_name: str,
+        artifacts_bucket: s3.Bucket,
+        prefix: str,
+        encryption_key: kms.IKey,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+            description=f"genai-stack model host {host_name}: weights under {prefix}",
+        )
+        self.role.add_managed_policy(
+            iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore")
+        )
+        for statement in (
+            iam.PolicyStatement(
+                sid="ListTheModelPrefix",
+                actions=["s3:ListBucket"],
+                resources=[artifacts_bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}},
+            ),
+            iam.PolicyStatement(
+                sid="ReadTheModel",
+                actions=["s3:GetObject"],
+                resources=[artifacts_bucket.arn_for_objects(f"{prefix}*")],
+            ),
+            iam.PolicyStatement(
+                sid="DecryptTheModel", actions=["kms:Decrypt"], resources=[encryption_key.key_arn]
+            ),
+        ):
+            self.role.add_to_policy(statement)
+        bucket_id = Stack.of(self).get_logical_id(artifacts_bucket.node.default_child)
+        compliance.acknowledge(
+            self.role,
+            compliance.SESSION_MANAGER_MANAGED_POLICY,
+            compliance.MODEL_WEIGHTS.on(f"<{bucket_id}.Arn>/{prefix}*"),
+        )

@@ -1,0 +1,118 @@
+"""The model host's first-boot script: stacks/templates/model_host.sh.tmpl with the host's values.
+
+The template holds bash; this module holds the values and the CloudWatch agent configuration
+(JSON, written by the script verbatim). Placeholders are `{{ name }}`; rendering fails on a
+placeholder without a value and on a value without a placeholder, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Literal
+
+from stacks.catalog import model_servers
+
+TEMPLATE = "model_host.sh.tmpl"
+_PLACEHOLDER = re.compile(r"\{\{ ([a-z0-9_]+) \}\}")
+# Values land inside double-quoted bash strings: nothing in them may expand or end the string. CDK
+# tokens (`${Token[...]}`) are the one exception: CloudFormation replaces them before the host runs.
+_SAFE = re.compile(r"^[A-Za-z0-9 ._:/@+=,*-]*$")
+_TOKEN = re.compile(r"\$\{Token\[[A-Za-z0-9._-]+\]\}")
+
+ServerKind = Literal["vllm-gpu", "vllm-neuron"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerSpec:
+    """What one host fleet serves and how it reports. Strings may be CDK tokens (bucket and log
+    group names): they render as `${Token[...]}` and CloudFormation substitutes them."""
+
+    host_name: str
+    kind: ServerKind
+    model_name: str
+    model_s3_uri: str
+    region: str
+    port: int
+    health_path: str
+    tensor_parallel_size: int
+    max_model_len: int
+    max_num_seqs: int
+    log_group_name: str
+    metrics_namespace: str
+
+
+def cloudwatch_agent_config(spec: ServerSpec) -> dict:
+    """Logs (boot and server) to the host's log group, one stream per instance; memory, disk and,
+    on GPU hosts, the nvidia_gpu plugin's metrics, rolled up per host fleet (dimension ModelHost)."""
+    dimension = {"ModelHost": spec.host_name}
+    collected: dict = {
+        "mem": {"measurement": ["used_percent"], "append_dimensions": dimension},
+        "disk": {"measurement": ["used_percent"], "resources": ["/"], "append_dimensions": dimension},
+    }
+    if spec.kind == "vllm-gpu":
+        collected["nvidia_gpu"] = {
+            "measurement": ["utilization_gpu", "utilization_memory", "memory_used", "memory_total"],
+            "append_dimensions": dimension,
+        }
+    streams = [("/var/log/genai-model-host.log", "boot"), ("/var/log/genai-model-server.log", "server")]
+    return {
+        "agent": {"metrics_collection_interval": 60},
+        "metrics": {
+            "namespace": spec.metrics_namespace,
+            "metrics_collected": collected,
+            "aggregation_dimensions": [["ModelHost"]],
+        },
+        "logs": {
+            "logs_collected": {
+                "files": {
+                    "collect_list": [
+                        {
+                            "file_path": path,
+                            "log_group_name": spec.log_group_name,
+                            "log_stream_name": f"{{instance_id}}/{stream}",
+                        }
+                        for path, stream in streams
+                    ]
+                }
+            }
+        },
+    }
+
+
+def template_values(spec: ServerSpec) -> dict[str, str]:
+    servers = model_servers()
+    values = {
+        "kind": spec.kind,
+        "host_name": spec.host_name,
+        "model_name": spec.model_name,
+        "model_s3_uri": spec.model_s3_uri,
+        "port": str(spec.port),
+        "health_path": spec.health_path,
+        "tensor_parallel_size": str(spec.tensor_parallel_size),
+        "max_model_len": str(spec.max_model_len),
+        "max_num_seqs": str(spec.max_num_seqs),
+        "vllm_version": servers.vllm_version,
+        "neuron_venv_glob": servers.neuron_venv_glob,
+        "cloudwatch_agent_url": servers.cloudwatch_agent_url.format(region=spec.region),
+        "metrics_namespace": spec.metrics_namespace,
+    }
+    for name, value in values.items():
+        if not _SAFE.match(_TOKEN.sub("", value)):
+            raise ValueError(f"model host {spec.host_name}: {name} {value!r} is not safe in a shell string")
+    # The agent configuration sits in a quoted heredoc: JSON as it is.
+    values["cloudwatch_agent_config"] = json.dumps(cloudwatch_agent_config(spec), indent=1)
+    return values
+
+
+def render_user_data(spec: ServerSpec) -> str:
+    template = resources.files("stacks").joinpath("templates", TEMPLATE).read_text()
+    values = template_values(spec)
+    wanted = set(_PLACEHOLDER.findall(template))
+    if missing := wanted - set(values):
+        raise KeyError(f"{TEMPLATE}: no value for {sorted(missing)}")
+    if unused := set(values) - wanted:
+        raise KeyError(f"{TEMPLATE}: no placeholder for {sorted(unused)}")
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)

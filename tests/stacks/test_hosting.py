@@ -1,0 +1,230 @@
+"""HostingStack (self-hosted profile): network, hosts, front, scaling, observability, gateway wiring."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from stacks.catalog import ami_parameter
+from stacks.config import load_profile
+
+PROFILE = "self-hosted"
+
+
+@pytest.fixture(scope="module")
+def settings():
+    return load_profile(PROFILE).hosting
+
+
+@pytest.fixture(scope="module")
+def resources(synthesized) -> dict:
+    return synthesized.template(PROFILE, "Hosting")["Resources"]
+
+
+def of_type(resources: dict, resource_type: str) -> dict[str, dict]:
+    return {k: r for k, r in resources.items() if r["Type"] == resource_type}
+
+
+def service_names(resources: dict) -> set[str]:
+    """com.amazonaws.<region>.<service> (a string or a Join on AWS::Region) -> <service>."""
+    names = set()
+    for endpoint in of_type(resources, "AWS::EC2::VPCEndpoint").values():
+        name = endpoint["Properties"]["ServiceName"]
+        if isinstance(name, dict):
+            name = "".join(p if isinstance(p, str) else "<region>" for p in name["Fn::Join"][1])
+        names.add(name.removeprefix("com.amazonaws.").split(".", 1)[1])
+    return names
+
+
+def test_the_vpc_is_private_with_one_nat_flow_logs_and_the_endpoints(resources, settings):
+    assert len(of_type(resources, "AWS::EC2::NatGateway")) == settings.network.nat_gateways
+    assert len(of_type(resources, "AWS::EC2::FlowLog")) == 1
+    services = service_names(resources)
+    # The hosts' endpoints, plus Bedrock runtime for the gateway (guardrail and fallback); no agent
+    # or SageMaker runtime, since this profile's gateway uses neither knowledge bases nor endpoints.
+    assert services == {
+        "s3",
+        "dynamodb",
+        "ssm",
+        "ssmmessages",
+        "ec2messages",
+        "logs",
+        "monitoring",
+        "bedrock-runtime",
+    }
+    for subnet in of_type(resources, "AWS::EC2::Subnet").values():
+        assert subnet["Properties"]["MapPublicIpOnLaunch"] is False
+
+
+def test_interface_endpoints_admit_only_the_hosts_and_the_gateway(resources):
+    endpoint_groups = {k for k in of_type(resources, "AWS::EC2::SecurityGroup") if k.startswith("NetworkVpc")}
+    assert len(endpoint_groups) == 6
+    for logical_id in endpoint_groups:
+        group = resources[logical_id]["Properties"]
+        assert "SecurityGroupIngress" not in group  # no CIDR rule for the whole VPC
+        rules = [
+            r["Properties"]
+            for r in of_type(resources, "AWS::EC2::SecurityGroupIngress").values()
+            if r["Properties"]["GroupId"] == {"Fn::GetAtt": [logical_id, "GroupId"]}
+        ]
+        sources = sorted(r["SourceSecurityGroupId"]["Fn::GetAtt"][0] for r in rules)
+        assert len(sources) == 3
+        assert all(r["FromPort"] == 443 for r in rules)
+        assert sources[0].startswith("ClientSecurityGroup")
+
+
+def test_no_security_group_accepts_traffic_from_anywhere(synthesized):
+    for stack, template in synthesized.templates[PROFILE].items():
+        for logical_id, resource in template["Resources"].items():
+            rules = []
+            if resource["Type"] == "AWS::EC2::SecurityGroup":
+                rules = resource["Properties"].get("SecurityGroupIngress", [])
+            elif resource["Type"] == "AWS::EC2::SecurityGroupIngress":
+                rules = [resource["Properties"]]
+            for rule in rules:
+                assert rule.get("CidrIp") != "0.0.0.0/0", f"{stack}/{logical_id}"
+                assert rule.get("CidrIpv6") != "::/0", f"{stack}/{logical_id}"
+
+
+def test_hosts_use_imdsv2_encrypted_disks_no_public_ip_and_the_dlami_from_ssm(resources, synthesized):
+    templates = of_type(resources, "AWS::EC2::LaunchTemplate")
+    assert len(templates) == 2
+    parameters = synthesized.template(PROFILE, "Hosting").get("Parameters", {})
+    for template in templates.values():
+        data = template["Properties"]["LaunchTemplateData"]
+        assert data["MetadataOptions"] == {"HttpPutResponseHopLimit": 1, "HttpTokens": "required"}
+        (interface,) = data["NetworkInterfaces"]
+        assert interface["AssociatePublicIpAddress"] is False
+        (disk,) = data["BlockDeviceMappings"]
+        assert disk["Ebs"]["Encrypted"] is True
+        assert "KmsKeyId" in disk["Ebs"]
+        assert "KeyName" not in data
+        image = data["ImageId"]["Ref"]
+        assert parameters[image]["Type"] == "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"
+    defaults = {p["Default"] for p in parameters.values() if "Default" in p}
+    neuron = next(h for h in load_profile(PROFILE).hosting.hosts if h.server == "vllm-neuron")
+    assert neuron.ami_ssm_parameter in defaults  # pinned by the profile
+    assert ami_parameter("l4") in defaults  # the public GPU Deep Learning AMI parameter
+
+
+def test_the_instance_role_reads_only_its_model_prefix(synthesized, settings):
+    policies = synthesized.resources(PROFILE, "Foundation", "AWS::IAM::Policy")
+    for host in settings.hosts:
+        key = "ModelHostRole" + host.name.replace("-", "")
+        (policy,) = [p for k, p in policies.items() if k.startswith(key)]
+        statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+        assert statements["ListTheModelPrefix"]["Condition"] == {
+            "StringLike": {"s3:prefix": [f"{host.model.prefix}*"]}
+        }
+        assert json.dumps(statements["ReadTheModel"]["Resource"]).endswith(f'"/{host.model.prefix}*"]]}}')
+        assert set(statements) == {"ListTheModelPrefix", "ReadTheModel", "DecryptTheModel"}
+
+
+def test_the_load_balancers_are_internal_and_open_only_to_the_gateway(resources):
+    balancers = of_type(resources, "AWS::ElasticLoadBalancingV2::LoadBalancer")
+    assert len(balancers) == 2
+    for balancer in balancers.values():
+        assert balancer["Properties"]["Scheme"] == "internal"
+    ingress = [r["Properties"] for r in of_type(resources, "AWS::EC2::SecurityGroupIngress").values()]
+    to_balancers = [r for r in ingress if r["FromPort"] == 80]
+    assert len(to_balancers) == 2
+    for rule in to_balancers:
+        assert rule["SourceSecurityGroupId"]["Fn::GetAtt"][0].startswith("ClientSecurityGroup")
+
+
+def test_health_checks_scaling_and_off_hours(resources, settings):
+    for group in of_type(resources, "AWS::ElasticLoadBalancingV2::TargetGroup").values():
+        assert group["Properties"]["HealthCheckPath"] == "/health"
+        assert group["Properties"]["Port"] == 8000
+    groups = of_type(resources, "AWS::AutoScaling::AutoScalingGroup")
+    sizes = sorted((g["Properties"]["MinSize"], g["Properties"]["MaxSize"]) for g in groups.values())
+    assert sizes == sorted((str(h.min_instances), str(h.max_instances)) for h in settings.hosts)
+    for group in groups.values():
+        assert group["UpdatePolicy"]["AutoScalingRollingUpdate"]["MinInstancesInService"] == 0
+        assert group["Properties"]["HealthCheckType"] == "ELB"
+        assert group["Properties"]["NotificationConfigurations"]
+    policies = [p["Properties"] for p in of_type(resources, "AWS::AutoScaling::ScalingPolicy").values()]
+    assert {
+        p["TargetTrackingConfiguration"]["PredefinedMetricSpecification"]["PredefinedMetricType"]
+        for p in policies
+    } == {"ALBRequestCountPerTarget"}
+    actions = [a["Properties"] for a in of_type(resources, "AWS::AutoScaling::ScheduledAction").values()]
+    mistral = next(h for h in settings.hosts if h.name == "mistral-gpu")
+    assert sorted((a["Recurrence"], a["MinSize"]) for a in actions) == sorted(
+        [(mistral.off_hours.stop, 0), (mistral.off_hours.start, mistral.min_instances)]
+    )
+    assert {a["TimeZone"] for a in actions} == {"America/New_York"}
+
+
+def test_unhealthy_hosts_and_5xx_raise_alarms(resources, settings):
+    alarms = [a["Properties"] for a in of_type(resources, "AWS::CloudWatch::Alarm").values()]
+    assert len(alarms) == 2 * len(settings.hosts)
+    assert {a["MetricName"] for a in alarms} == {"UnHealthyHostCount", "HTTPCode_Target_5XX_Count"}
+    assert all(a["AlarmActions"] for a in alarms)
+
+
+def test_the_gateway_runs_in_the_vpc_and_calls_the_hosts(synthesized):
+    resources = synthesized.template(PROFILE, "Orchestration")["Resources"]
+    (function,) = [
+        r["Properties"]
+        for k, r in resources.items()
+        if r["Type"] == "AWS::Lambda::Function" and "Gateway" in k
+    ]
+    assert function["VpcConfig"]["SecurityGroupIds"]
+    config = json.dumps(function["Environment"]["Variables"]["GATEWAY_CONFIG"])
+    assert config.count('\\"kind\\":\\"openai_http\\"') == 2
+
+
+def test_the_default_security_group_is_emptied_and_balancers_log_access(resources):
+    assert of_type(resources, "Custom::VpcRestrictDefaultSG")
+    for balancer in of_type(resources, "AWS::ElasticLoadBalancingV2::LoadBalancer").values():
+        attributes = {a["Key"]: a["Value"] for a in balancer["Properties"]["LoadBalancerAttributes"]}
+        assert attributes["access_logs.s3.enabled"] == "true"
+        assert attributes["access_logs.s3.prefix"].startswith("alb/")
+        assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
+
+
+def test_the_dashboard_has_a_section_per_host_with_accelerator_utilisation(synthesized, settings):
+    (dashboard,) = synthesized.resources(PROFILE, "Observability", "AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    for host in settings.hosts:
+        assert f"Model host {host.name} ({host.instance_type})" in body
+    assert body.count("Accelerator utilisation") == len(settings.hosts)
+    assert "nvidia_smi_utilization_gpu" in body
+    assert "ModelHost" in body
+    assert "SEARCH(" in body  # NeuronCore metrics, named by neuron-monitor-cloudwatch.py
+    for title in ("Requests", "Target response time (p90)", "Healthy / unhealthy hosts"):
+        assert body.count(title) >= len(settings.hosts)
+
+
+def test_an_existing_vpc_is_used_by_id_without_lookup_or_new_network(tmp_path):
+    from aws_cdk import assertions
+
+    from stacks.stage import ProfileStacks
+    from tests.conftest import cdk_app
+
+    profile = load_profile(PROFILE)
+    network = profile.hosting.network.model_copy(
+        update={
+            "existing_vpc_id": "vpc-0123456789abcdef0",
+            "existing_private_subnet_ids": ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"],
+            "existing_availability_zones": ["us-east-1a", "us-east-1b"],
+        }
+    )
+    profile = profile.model_copy(update={"hosting": profile.hosting.model_copy(update={"network": network})})
+    app = cdk_app(tmp_path)
+    stacks = ProfileStacks(app, "existing-vpc", profile=profile)
+    assembly = app.synth()
+    manifest = json.loads((Path(assembly.directory) / "manifest.json").read_text())
+    assert "missing" not in manifest  # no context lookup (Vpc.from_lookup) was needed
+    template = assertions.Template.from_json(assembly.get_stack_artifact(stacks.hosting.artifact_id).template)
+    for absent in ("AWS::EC2::VPC", "AWS::EC2::Subnet", "AWS::EC2::NatGateway", "AWS::EC2::VPCEndpoint"):
+        template.resource_count_is(absent, 0)
+    groups = template.find_resources("AWS::AutoScaling::AutoScalingGroup")
+    assert len(groups) == len(profile.hosting.hosts)
+    for group in groups.values():
+        assert group["Properties"]["VPCZoneIdentifier"] == network.existing_private_subnet_ids
+    for group in template.find_resources("AWS::EC2::SecurityGroup").values():
+        assert group["Properties"]["VpcId"] == "vpc-0123456789abcdef0"
