@@ -7,19 +7,14 @@ import sys
 
 from aws_cdk import App
 
-from stacks.compliance import enable_checks
-from stacks.config import DEFAULT_PROFILE, ProfileError, load_profiles
-from stacks.stage import ProfileStacks
+from stacks.config import DEFAULT_PROFILE, ProfileError
+from stacks.stage import add_profiles
 
 
 def build_app(selection: str | None = None, *, app: App | None = None) -> App:
-    """An App with the stacks of each selected profile (top-level, so `cdk deploy --all` finds them)."""
+    """An App with the stacks of each selected profile (default: the `profile` context)."""
     app = app or App()
-    chosen = selection or app.node.try_get_context("profile") or DEFAULT_PROFILE
-    for profile in load_profiles(str(chosen)):
-        ProfileStacks(app, profile.name, profile=profile)
-    enable_checks(app)
-    return app
+    return add_profiles(app, str(selection or app.node.try_get_context("profile") or DEFAULT_PROFILE))
 
 
 def main() -> int:

@@ -11,12 +11,13 @@
 
 from __future__ import annotations
 
-from aws_cdk import Environment, Stack, Stage, Tags
+from aws_cdk import App, Environment, Stack, Stage, Tags
 from constructs import Construct
 
 from stacks.bedrock_stack import BedrockStack
+from stacks.compliance import enable_checks
 from stacks.components.monitoring import MonitoringHub
-from stacks.config import PROFILE_TAG, PROJECT_TAG, Profile
+from stacks.config import PROFILE_TAG, PROJECT_TAG, Profile, load_profiles
 from stacks.foundation_stack import FoundationStack
 from stacks.hosting_stack import HostingStack
 from stacks.observability_stack import ObservabilityStack
@@ -142,3 +143,12 @@ class GenAiStage(Stage):
     def __init__(self, scope: Construct, construct_id: str, *, profile: Profile) -> None:
         super().__init__(scope, construct_id, env=Environment(account=profile.account, region=profile.region))
         self.profile_stacks = ProfileStacks(self, profile.name, profile=profile)
+
+
+def add_profiles(app: App, selection: str) -> App:
+    """Add the stacks of each selected profile (`selection`: a name, a path or `all`) at the top
+    level of `app`, so `cdk deploy --all` finds them, and check them with cdk-nag at synth."""
+    for profile in load_profiles(selection):
+        ProfileStacks(app, profile.name, profile=profile)
+    enable_checks(app)
+    return app

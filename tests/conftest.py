@@ -7,7 +7,6 @@ Python sockets forbidden (tests/test_offline.py checks both guards bite).
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,24 +18,10 @@ from tests.support.offline import forbid_python_network, install_node_guard
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 install_node_guard()
 
-from aws_cdk import App  # noqa: E402 - after the Node guard, on purpose
-
-from app import build_app  # noqa: E402
-from stacks.config import REPO_ROOT, builtin_profile_names  # noqa: E402
+from app import build_app  # noqa: E402 - after the Node guard, on purpose (it imports aws_cdk)
+from stacks.cli.synth import cdk_app  # noqa: E402
+from stacks.config import builtin_profile_names  # noqa: E402
 from stacks.stage import ProfileStacks  # noqa: E402
-
-CDK_CONTEXT = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
-
-
-# What the CDK CLI adds to the context of every synth: construct paths and asset locations in the
-# templates' metadata. API Gateway deployments hash their Lambda integrations' CloudFormation, metadata
-# included, so without these the tests would see other deployment logical IDs than `cdk synth`.
-CLI_CONTEXT = {"aws:cdk:enable-path-metadata": True, "aws:cdk:enable-asset-metadata": True}
-
-
-def cdk_app(outdir: Path) -> App:
-    """An App with cdk.json's feature flags and the CLI's metadata settings, like `cdk synth` (TOOLCHAIN.md trap 4)."""
-    return App(outdir=str(outdir), context={**CDK_CONTEXT, **CLI_CONTEXT})
 
 
 @dataclass

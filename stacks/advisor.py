@@ -1,0 +1,194 @@
+"""The approach advisor behind `genai-stack recommend`: monthly cost of each approach at a volume,
+the crossover volumes where a self-hosted instance becomes cheaper than on-demand tokens, the
+reasons, and the built-in profile to start from. Prices come from stacks/data/*.json (via
+stacks.cost); fleet sizes from the throughput assumptions in ec2_accelerators.json."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from stacks.catalog import bedrock_catalog, bedrock_prices
+from stacks.cost import DATA, HOURS_PER_MONTH, fixed_price, instance_price, network_price
+
+Modality = Literal["text", "image", "embeddings"]
+DomainData = Literal["none", "labelled", "unlabelled"]
+
+DEFAULT_MODELS = {"text": "amazon.nova-lite-v1:0", "embeddings": "amazon.titan-embed-text-v2:0"}
+SELF_HOSTED_TYPES = ("inf2.xlarge", "g6.xlarge", "g5.xlarge")
+# What a self-hosted fleet needs besides its instances (stacks/components/model_network.py): one
+# internal ALB, 6 interface endpoints in 2 zones, and a NAT gateway for GPU hosts (vLLM from PyPI).
+ENDPOINT_ZONES = 6 * 2
+
+
+@dataclass(frozen=True)
+class Workload:
+    modality: Modality = "text"
+    requests: int = 0
+    input_tokens: int = 500
+    output_tokens: int = 200
+    domain_data: DomainData = "none"
+    latency_ms: int | None = None
+    budget_usd: float | None = None
+    model: str | None = None
+    tokens_per_second: float | None = None
+
+
+@dataclass
+class Option:
+    approach: str
+    detail: str
+    monthly_usd: float | None
+    profile: str
+    crossover_requests: int | None = None
+    instances: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Recommendation:
+    options: list[Option]
+    reasons: list[str]
+    profile: str
+
+    def as_dict(self) -> dict:
+        return {
+            "options": [asdict(o) for o in self.options],
+            "reasons": self.reasons,
+            "profile": self.profile,
+        }
+
+
+def _assumptions() -> dict:
+    return json.loads((DATA / "ec2_accelerators.json").read_text())["throughput_assumptions"]
+
+
+def per_request_usd(model: str, input_tokens: int, output_tokens: int) -> float:
+    input_price, output_price = bedrock_prices()[bedrock_catalog().model_of(model).model_id]
+    return (input_tokens * input_price + output_tokens * output_price) / 1000
+
+
+def platform_usd() -> float:
+    """What every profile pays regardless of approach: its key and its dashboard."""
+    return fixed_price("kms_key").usd + fixed_price("dashboard").usd
+
+
+def fleet_fixed_usd(instance_type: str) -> float:
+    """The self-hosted fleet's shared monthly cost besides the instances themselves."""
+    hourly = network_price("application_load_balancer").usd
+    hourly += ENDPOINT_ZONES * network_price("interface_endpoint_per_az").usd
+    if not instance_type.startswith("inf2."):
+        hourly += network_price("nat_gateway").usd
+    return hourly * HOURS_PER_MONTH + platform_usd()
+
+
+def requests_per_instance(instance_type: str, output_tokens: int, tokens_per_second: float | None) -> float:
+    assumptions = _assumptions()
+    rate = tokens_per_second or assumptions["output_tokens_per_second"][instance_type]
+    return rate * 3600 * HOURS_PER_MONTH * assumptions["utilisation"] / max(output_tokens, 1)
+
+
+def self_hosted_usd(instance_type: str, requests: int, work: Workload) -> tuple[float, int]:
+    capacity = requests_per_instance(instance_type, work.output_tokens, work.tokens_per_second)
+    instances = max(1, math.ceil(requests / capacity))
+    instance_month = instance_price(instance_type).usd * HOURS_PER_MONTH
+    return instances * instance_month + fleet_fixed_usd(instance_type), instances
+
+
+def crossover_requests(instance_type: str, per_request: float, work: Workload) -> int | None:
+    """The smallest monthly volume at which the self-hosted fleet (sized for the volume) costs no more
+    than on-demand tokens; None when it never does (an instance at full use costs more per request)."""
+    if per_request <= 0:
+        return None
+    capacity = requests_per_instance(instance_type, work.output_tokens, work.tokens_per_second)
+    instance_month = instance_price(instance_type).usd * HOURS_PER_MONTH
+    if instance_month / capacity >= per_request:
+        return None
+    fixed = fleet_fixed_usd(instance_type)
+    n = 1
+    while True:
+        volume = (n * instance_month + fixed) / per_request
+        if volume <= n * capacity:
+            return math.ceil(volume)
+        n += 1
+
+
+def recommend(work: Workload) -> Recommendation:
+    reasons: list[str] = []
+    options: list[Option] = []
+    if work.modality == "image":
+        note = "no image price in the price files: see the Amazon Bedrock pricing page"
+        options.append(
+            Option("managed API", "Bedrock image models, on demand", None, "managed-api", notes=[note])
+        )
+        reasons.append(
+            "Images: the self-hosted hosts serve text models only (vLLM); Bedrock serves image models."
+        )
+        return Recommendation(options, reasons, "managed-api")
+
+    model = work.model or DEFAULT_MODELS[work.modality]
+    per_request = per_request_usd(model, work.input_tokens, work.output_tokens)
+    managed = per_request * work.requests + platform_usd()
+    start_from = "customer-service" if work.domain_data == "unlabelled" else "managed-api"
+    detail = f"Bedrock {model}, on demand ({per_request * 1e6:,.2f} USD per million requests)"
+    options.append(Option("managed API", detail, round(managed, 2), start_from))
+    if work.modality == "text":
+        for instance_type in SELF_HOSTED_TYPES:
+            monthly, instances = self_hosted_usd(instance_type, work.requests, work)
+            options.append(
+                Option(
+                    "self-managed",
+                    f"{instances} x {instance_type} serving a 7-8B open model (vLLM)",
+                    round(monthly, 2),
+                    "self-hosted",
+                    crossover_requests=crossover_requests(instance_type, per_request, work),
+                    instances=instances,
+                )
+            )
+    else:
+        reasons.append(
+            "Embeddings: Bedrock embedding models cost fractions of a cent per request; no host pays off."
+        )
+    options.sort(key=lambda o: (o.monthly_usd is None, o.monthly_usd or 0))
+    best = options[0]
+
+    if work.domain_data == "unlabelled":
+        reasons.append(
+            "Unlabelled domain documents: ground answers in a knowledge base (retrieval) rather than "
+            "training; customer-service shows knowledge bases with citations."
+        )
+    elif work.domain_data == "labelled":
+        reasons.append(
+            "Labelled examples: fine-tuning (Bedrock customization or SageMaker training) can pay off; "
+            "the training-and-tuning approach is planned (issue 4). Start from the cheapest option below "
+            "and measure the base model first."
+        )
+    if work.latency_ms is not None and work.latency_ms < 1000:
+        reasons.append(
+            f"Latency target {work.latency_ms} ms: a dedicated host has no on-demand throttling and no "
+            "cold start, but measure time-to-first-token on your model; Bedrock's latency-optimized "
+            "inference is the managed alternative."
+        )
+    if work.budget_usd is not None:
+        over = [o for o in options if o.monthly_usd is not None and o.monthly_usd > work.budget_usd]
+        for option in over:
+            option.notes.append(f"above the budget of {work.budget_usd:,.0f} USD")
+        if best.monthly_usd is not None and best.monthly_usd > work.budget_usd:
+            reasons.append(f"No approach fits {work.budget_usd:,.0f} USD a month at this volume.")
+    if best.approach == "self-managed":
+        reasons.append(
+            f"At {work.requests:,} requests a month, {best.detail} costs less than on-demand tokens "
+            f"(crossover at {best.crossover_requests:,} requests); it adds hosts to operate."
+        )
+    else:
+        cheapest_cross = min((o.crossover_requests for o in options if o.crossover_requests), default=None)
+        if cheapest_cross:
+            reasons.append(
+                f"On-demand tokens are cheapest at {work.requests:,} requests a month; a self-hosted "
+                f"instance becomes cheaper from about {cheapest_cross:,} requests a month."
+            )
+        else:
+            reasons.append("On-demand tokens are cheapest at this volume, and no instance type crosses over.")
+    return Recommendation(options, reasons, best.profile)

@@ -1,0 +1,11 @@
+"""`genai-stack`: the command line of the project (Typer + rich). Each module registers its commands
+on `stacks.cli.app.app`; importing them here makes the console script see all of them."""
+
+from __future__ import annotations
+
+from stacks.cli import diff, plan, profiles, recommend  # noqa: F401 - registers the commands
+from stacks.cli.app import app
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,179 @@
+"""`genai-stack plan` and `genai-stack cost`: what a profile deploys and what it costs a month."""
+
+from __future__ import annotations
+
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from stacks.cli.app import app, console, errors, fail, print_json
+from stacks.cli.synth import Synthesis, synthesize
+from stacks.compliance import STATEFUL_RESOURCE_TYPES
+from stacks.config import ProfileError
+from stacks.cost import Estimate, Line, Usage, estimate
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+ProfileArgument = Annotated[
+    str, typer.Argument(metavar="PROFILE", help="A built-in profile name or a profile file.")
+]
+
+
+def synthesize_one(profile: str) -> Synthesis:
+    if profile == "all":
+        fail("name one profile (a built-in name or a file), not 'all'")
+    try:
+        with tempfile.TemporaryDirectory() as outdir, errors.status(f"Synthesizing {profile}"):
+            (result,) = synthesize(profile, Path(outdir))
+    except ProfileError as error:
+        fail(f"profile error\n{error}", code=2)
+    return result
+
+
+def _statement_actions(statement: dict) -> list[str]:
+    actions = statement.get("Action", [])
+    return [actions] if isinstance(actions, str) else list(actions)
+
+
+def role_permissions(templates: dict[str, dict]) -> dict[str, list[str]]:
+    """stack/role logical ID -> the actions its inline and attached policies allow (sorted, unique)."""
+    roles: dict[str, set[str]] = {}
+    for stack, template in templates.items():
+        resources = template.get("Resources", {})
+        for logical_id, resource in resources.items():
+            if resource["Type"] == "AWS::IAM::Role":
+                actions = roles.setdefault(f"{stack}/{logical_id}", set())
+                for policy in resource["Properties"].get("Policies", []):
+                    for statement in policy["PolicyDocument"]["Statement"]:
+                        actions.update(_statement_actions(statement))
+                for arn in resource["Properties"].get("ManagedPolicyArns", []):
+                    name = arn if isinstance(arn, str) else str(arn).split("policy/")[-1].split("'")[0]
+                    actions.add(f"managed policy {name.rstrip(']}')}")
+        for resource in resources.values():
+            if resource["Type"] not in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+                continue
+            statements = resource["Properties"]["PolicyDocument"]["Statement"]
+            for role in resource["Properties"].get("Roles", []):
+                if isinstance(role, dict) and "Ref" in role:
+                    key = f"{stack}/{role['Ref']}"
+                    if key in roles:
+                        for statement in statements:
+                            roles[key].update(_statement_actions(statement))
+    return {role: sorted(actions) for role, actions in sorted(roles.items())}
+
+
+def plan_document(result: Synthesis) -> dict:
+    stacks = {}
+    for stack, template in sorted(result.templates.items()):
+        resources = template.get("Resources", {})
+        stacks[stack] = {
+            "resources": dict(sorted(Counter(r["Type"] for r in resources.values()).items())),
+            "stateful": sorted(
+                f"{logical_id} ({r['Type']})"
+                for logical_id, r in resources.items()
+                if r["Type"] in STATEFUL_RESOURCE_TYPES
+            ),
+        }
+    return {
+        "profile": result.profile.name,
+        "region": result.profile.region,
+        "stacks": stacks,
+        "roles": role_permissions(result.templates),
+        "cost": estimate(result.profile, result.templates).as_dict(),
+    }
+
+
+@app.command()
+def plan(
+    profile: ProfileArgument,
+    json_output: JsonOption = False,
+) -> None:
+    """What a profile deploys: stacks, resources by type, stateful resources, IAM roles, fixed cost.
+
+    [b]Examples[/]: genai-stack plan managed-api ; genai-stack plan my-team.yaml --json
+    """
+    document = plan_document(synthesize_one(profile))
+    if json_output:
+        print_json(document)
+        return
+    console.rule(f"[bold]{document['profile']}[/] ({document['region']})")
+    for stack, details in document["stacks"].items():
+        table = Table(title=stack, title_justify="left")
+        table.add_column("Resource type")
+        table.add_column("Count", justify="right")
+        for resource_type, count in details["resources"].items():
+            table.add_row(resource_type, str(count))
+        console.print(table)
+        if details["stateful"]:
+            console.print(
+                "[bold]Stateful (retained, logical IDs pinned):[/] " + ", ".join(details["stateful"])
+            )
+    roles = Table(title="IAM roles and what they may do", title_justify="left")
+    roles.add_column("Role")
+    roles.add_column("Actions")
+    for role, actions in document["roles"].items():
+        roles.add_row(role, ", ".join(actions))
+    console.print(roles)
+    print_estimate(estimate_from(document))
+
+
+def estimate_from(document: dict) -> Estimate:
+    cost = document["cost"]
+
+    return Estimate(
+        profile=cost["profile"],
+        fixed=[Line(**line) for line in cost["fixed"]],
+        usage=[Line(**line) for line in cost["usage"]],
+        unpriced=cost["unpriced"],
+    )
+
+
+def print_estimate(result: Estimate) -> None:
+    table = Table(title=f"Monthly cost estimate: {result.profile} (us-east-1 prices)", title_justify="left")
+    for column in ("Part", "Item", "Quantity", "Unit price (USD)", "Unit", "USD/month"):
+        table.add_column(
+            column, justify="right" if column in ("Quantity", "Unit price (USD)", "USD/month") else "left"
+        )
+    for part, lines in (("fixed", result.fixed), ("usage", result.usage)):
+        for line in lines:
+            table.add_row(part, line.item, f"{line.quantity:,.6g}", f"{line.unit_price:g}", line.unit,
+                          f"{line.monthly_usd:,.2f}")  # fmt: skip
+    table.add_section()
+    table.add_row("fixed", "", "", "", "", f"{result.fixed_usd:,.2f}")
+    table.add_row("usage", "", "", "", "", f"{result.usage_usd:,.2f}")
+    table.add_row("[bold]total[/]", "", "", "", "", f"[bold]{result.total_usd:,.2f}[/]")
+    console.print(table)
+    for note in result.unpriced:
+        console.print(f"[yellow]not priced:[/] {note}", highlight=False)
+    console.print("Sources of every unit price: `--json` (field source) and stacks/data/*.json.")
+
+
+@app.command()
+def cost(
+    profile: ProfileArgument,
+    requests: Annotated[int, typer.Option(min=0, help="Requests a month.")] = 0,
+    input_tokens: Annotated[int, typer.Option(min=0, help="Input tokens per request.")] = 0,
+    output_tokens: Annotated[int, typer.Option(min=0, help="Output tokens per request.")] = 0,
+    images: Annotated[int, typer.Option(min=0, help="Images generated a month.")] = 0,
+    hours_active: Annotated[
+        float, typer.Option(min=0, max=730, help="Hours a month the model hosts run (max 730).")
+    ] = 730,
+    json_output: JsonOption = False,
+) -> None:
+    """A profile's monthly cost: fixed parts and usage, each line with the unit price it used.
+
+    Fixed: instances, load balancers, VPC endpoints, NAT gateways, keys, dashboards, alarms (counted
+    on the synthesized templates). Usage: tokens of the profile's primary Bedrock model.
+
+    [b]Example[/]: genai-stack cost managed-api --requests 1000000 --input-tokens 500 --output-tokens 200
+    """
+    result = synthesize_one(profile)
+    usage = Usage(requests, input_tokens, output_tokens, images, hours_active)
+    report = estimate(result.profile, result.templates, usage)
+    if json_output:
+        print_json(report.as_dict())
+    else:
+        print_estimate(report)

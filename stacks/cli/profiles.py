@@ -1,0 +1,103 @@
+"""`genai-stack profiles` and `genai-stack validate`."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from stacks.cli.app import EXIT_FOUND, app, console, errors, print_json
+from stacks.cli.synth import synthesize
+from stacks.config import ProfileError, load_profile
+from stacks.cost import estimate
+
+
+def approaches(profile) -> list[str]:
+    found = []
+    if profile.bedrock:
+        found.append("managed API")
+    if profile.hosting:
+        found.append("self-managed")
+    if profile.gateway:
+        found.append("gateway")
+    return found
+
+
+@app.command("profiles")
+def list_profiles(
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+) -> None:
+    """The built-in profiles: approach, stacks and estimated fixed monthly cost (no usage).
+
+    Synthesizes every built-in profile once (a few seconds).
+
+    [b]Example[/]: genai-stack profiles --json
+    """
+    with tempfile.TemporaryDirectory() as outdir, errors.status("Synthesizing the built-in profiles"):
+        results = synthesize("all", Path(outdir))
+    rows = []
+    for result in sorted(results, key=lambda r: r.profile.name):
+        fixed = estimate(result.profile, result.templates)
+        rows.append(
+            {
+                "name": result.profile.name,
+                "description": result.profile.description,
+                "region": result.profile.region,
+                "approaches": approaches(result.profile),
+                "stacks": sorted(result.templates),
+                "fixed_monthly_usd": fixed.fixed_usd,
+            }
+        )
+    if json_output:
+        print_json(rows)
+        return
+    table = Table(title="Built-in profiles")
+    for column in ("Profile", "Approach", "Region", "Stacks", "Fixed USD/month"):
+        table.add_column(column, justify="right" if column.startswith("Fixed") else "left")
+    for row in rows:
+        table.add_row(
+            row["name"],
+            ", ".join(row["approaches"]) or "foundation only",
+            row["region"],
+            "\n".join(row["stacks"]),
+            f"{row['fixed_monthly_usd']:,.2f}",
+        )
+    console.print(table)
+    console.print(
+        "Fixed = what runs with no requests; `genai-stack cost PROFILE --requests N ...` adds usage."
+    )
+
+
+@app.command()
+def validate(
+    files: Annotated[list[str], typer.Argument(help="Profile files (or built-in names) to check.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+) -> None:
+    """Check profile files against the profile rules; exit status 1 if any has an error.
+
+    Each error names the file, the field and what is allowed.
+
+    [b]Examples[/]: genai-stack validate profiles/*.yaml ; genai-stack validate my-team.yaml --json
+    """
+    report = {}
+    for name in files:
+        try:
+            load_profile(name)
+            report[name] = []
+        except ProfileError as error:
+            report[name] = str(error).splitlines()  # each line names the file and the field
+    if json_output:
+        print_json({"valid": not any(report.values()), "files": report})
+    else:
+        for name, problems in report.items():
+            if problems:
+                errors.print(f"[bold red]✗ {name}[/]", highlight=False)
+                for problem in problems:
+                    errors.print(f"  {problem}", highlight=False, markup=False)
+            else:
+                console.print(f"[green]✓[/] {name}", highlight=False)
+    if any(report.values()):
+        raise typer.Exit(EXIT_FOUND)

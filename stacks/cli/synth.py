@@ -1,0 +1,47 @@
+"""Synthesis for the command line: the app of app.py, with cdk.json's context and the CLI's metadata
+settings, so that templates are the ones `cdk synth` writes (TOOLCHAIN.md trap 4)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from aws_cdk import App
+
+from stacks.config import REPO_ROOT, Profile, load_profiles
+from stacks.stage import add_profiles
+
+# What the CDK CLI adds to the context of every synth: construct paths and asset locations in the
+# templates' metadata (API Gateway deployment logical IDs hash them).
+CLI_CONTEXT = {"aws:cdk:enable-path-metadata": True, "aws:cdk:enable-asset-metadata": True}
+
+
+def cdk_context(root: Path = REPO_ROOT) -> dict:
+    return {**json.loads((root / "cdk.json").read_text())["context"], **CLI_CONTEXT}
+
+
+def cdk_app(outdir: Path) -> App:
+    """An App with cdk.json's feature flags and the CLI's metadata settings, like `cdk synth`."""
+    return App(outdir=str(outdir), context=cdk_context())
+
+
+@dataclass
+class Synthesis:
+    """The stacks of one profile: templates by stack name (the CloudFormation stack name)."""
+
+    profile: Profile
+    templates: dict[str, dict]
+
+
+def synthesize(selection: str, outdir: Path) -> list[Synthesis]:
+    """Synthesize the selected profiles in-process into `outdir` (cdk-nag runs, as with `cdk synth`).
+    Raises ProfileError for a bad profile."""
+    profiles = {p.name: p for p in load_profiles(selection)}
+    app = add_profiles(cdk_app(outdir), selection)
+    assembly = app.synth()
+    by_profile: dict[str, dict[str, dict]] = {name: {} for name in profiles}
+    for artifact in assembly.stacks:
+        profile = artifact.hierarchical_id.split("/")[0]
+        by_profile[profile][artifact.stack_name] = artifact.template
+    return [Synthesis(profiles[name], templates) for name, templates in by_profile.items()]

@@ -1,0 +1,214 @@
+"""The monthly cost model behind `genai-stack cost`, `plan` and `profiles`.
+
+Fixed parts are counted on the synthesized templates (what will be deployed: keys, dashboards,
+alarms, secrets, NAT gateways, interface endpoints per zone, load balancers) and on the profile
+(model host instances and the hours they run). Usage parts are token prices of the profile's primary
+Bedrock model. Every line carries the unit price it used and where that price comes from
+(stacks/data/*.json).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from pathlib import Path
+
+from stacks.catalog import accelerator_instances, bedrock_catalog, bedrock_prices
+from stacks.config import Profile
+
+DATA = Path(__file__).with_name("data")
+HOURS_PER_MONTH = 730
+
+
+@cache
+def _json(name: str) -> dict:
+    return json.loads((DATA / name).read_text())
+
+
+@dataclass(frozen=True)
+class Price:
+    usd: float
+    unit: str
+    source: str
+
+
+def fixed_price(key: str) -> Price:
+    entry = _json("fixed_prices.json")["prices"][key]
+    return Price(entry["usd"], entry["unit"], f"{entry['source']} (read {entry['retrieved']})")
+
+
+def network_price(key: str) -> Price:
+    data = _json("ec2_accelerators.json")
+    usd = data["network_hourly_usd_us_east_1"][key]
+    return Price(usd, "hour", f"{data['sources']['network']}")
+
+
+def instance_price(instance_type: str) -> Price:
+    data = _json("ec2_accelerators.json")
+    usd = accelerator_instances()[instance_type].hourly_usd_us_east_1
+    return Price(usd, "instance-hour", f"{data['sources']['prices']} (read {data['retrieved']})")
+
+
+def token_prices(model: str) -> tuple[Price, Price]:
+    data = _json("bedrock_prices.json")
+    source = f"{data['source']} (read {data['retrieved']})"
+    input_usd, output_usd = bedrock_prices()[model]
+    return Price(input_usd, "1,000 input tokens", source), Price(output_usd, "1,000 output tokens", source)
+
+
+@dataclass(frozen=True)
+class Line:
+    item: str
+    quantity: float
+    unit_price: float
+    unit: str
+    monthly_usd: float
+    source: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    images: int = 0
+    hours_active: float = HOURS_PER_MONTH
+
+
+@dataclass
+class Estimate:
+    profile: str
+    fixed: list[Line] = field(default_factory=list)
+    usage: list[Line] = field(default_factory=list)
+    unpriced: list[str] = field(default_factory=list)
+
+    @property
+    def fixed_usd(self) -> float:
+        return round(sum(line.monthly_usd for line in self.fixed), 2)
+
+    @property
+    def usage_usd(self) -> float:
+        return round(sum(line.monthly_usd for line in self.usage), 2)
+
+    @property
+    def total_usd(self) -> float:
+        return round(self.fixed_usd + self.usage_usd, 2)
+
+    def as_dict(self) -> dict:
+        return {
+            "profile": self.profile,
+            "fixed": [asdict(line) for line in self.fixed],
+            "usage": [asdict(line) for line in self.usage],
+            "unpriced": self.unpriced,
+            "fixed_usd": self.fixed_usd,
+            "usage_usd": self.usage_usd,
+            "total_usd": self.total_usd,
+        }
+
+
+def _line(item: str, quantity: float, price: Price, factor: float = 1.0) -> Line:
+    """quantity x unit price x factor (e.g. hours in a month for hourly prices)."""
+    return Line(
+        item=item,
+        quantity=quantity,
+        unit_price=price.usd,
+        unit=price.unit,
+        monthly_usd=round(quantity * price.usd * factor, 2),
+        source=price.source,
+    )
+
+
+def count_resources(templates: dict[str, dict]) -> dict[str, int]:
+    """Resource type -> count over the given templates (stack name -> template)."""
+    counts: dict[str, int] = {}
+    for template in templates.values():
+        for resource in template.get("Resources", {}).values():
+            counts[resource["Type"]] = counts.get(resource["Type"], 0) + 1
+    return counts
+
+
+def interface_endpoint_zones(templates: dict[str, dict]) -> int:
+    """Interface endpoints are billed per endpoint and per zone: one ENI per subnet."""
+    zones = 0
+    for template in templates.values():
+        for resource in template.get("Resources", {}).values():
+            props = resource.get("Properties", {})
+            if resource["Type"] == "AWS::EC2::VPCEndpoint" and props.get("VpcEndpointType") == "Interface":
+                zones += len(props.get("SubnetIds", []))
+    return zones
+
+
+def primary_target(profile: Profile) -> tuple[str, str] | None:
+    """What serves the bulk of the requests: the first target of the gateway's first alias
+    ('bedrock' | 'sagemaker' | 'self_hosted', name), else the first model of the bedrock section."""
+    if profile.gateway and profile.gateway.aliases:
+        first = next(iter(profile.gateway.aliases.values()))[0]
+        for kind in ("bedrock", "sagemaker", "self_hosted"):
+            if getattr(first, kind):
+                return kind, getattr(first, kind)
+    if profile.bedrock and profile.bedrock.models:
+        return "bedrock", profile.bedrock.models[0]
+    return None
+
+
+def estimate(profile: Profile, templates: dict[str, dict], usage: Usage | None = None) -> Estimate:
+    usage = usage or Usage()
+    counts = count_resources(templates)
+    result = Estimate(profile=profile.name)
+    add = result.fixed.append
+    for resource_type, key, item in (
+        ("AWS::KMS::Key", "kms_key", "KMS keys"),
+        ("AWS::SecretsManager::Secret", "secret", "Secrets Manager secrets"),
+        ("AWS::CloudWatch::Dashboard", "dashboard", "CloudWatch dashboards"),
+        ("AWS::CloudWatch::Alarm", "alarm", "CloudWatch alarms"),
+        ("AWS::Budgets::Budget", "budget", "AWS Budgets budgets"),
+    ):
+        if counts.get(resource_type):
+            add(_line(item, counts[resource_type], fixed_price(key)))
+    if counts.get("AWS::EC2::NatGateway"):
+        add(
+            _line(
+                "NAT gateways", counts["AWS::EC2::NatGateway"], network_price("nat_gateway"), HOURS_PER_MONTH
+            )
+        )
+    if zones := interface_endpoint_zones(templates):
+        price = network_price("interface_endpoint_per_az")
+        add(_line("Interface VPC endpoints (per zone)", zones, price, HOURS_PER_MONTH))
+    if balancers := counts.get("AWS::ElasticLoadBalancingV2::LoadBalancer"):
+        price = network_price("application_load_balancer")
+        add(_line("Application load balancers", balancers, price, HOURS_PER_MONTH))
+    if profile.bedrock and profile.bedrock.aurora and counts.get("AWS::RDS::DBCluster"):
+        # The vector store's floor: its minimum capacity all month (0 ACU pauses when idle).
+        floor = profile.bedrock.aurora.min_capacity
+        item = f"Aurora Serverless v2 floor ({floor:g} ACU minimum)"
+        add(_line(item, floor, fixed_price("aurora_acu_hour"), HOURS_PER_MONTH))
+    for host in profile.hosting.hosts if profile.hosting else ():
+        hours = min(usage.hours_active, HOURS_PER_MONTH)
+        price = instance_price(host.instance_type)
+        item = f"{host.name}: {host.min_instances} x {host.instance_type}, {hours:g} h"
+        add(_line(item, host.min_instances, price, hours))
+
+    target = primary_target(profile)
+    if usage.requests and target and target[0] == "bedrock":
+        # Inference profiles are priced as their model in the source region (bedrock_prices.json).
+        model = bedrock_catalog().model_of(target[1]).model_id
+        if model in bedrock_prices():
+            price_in, price_out = token_prices(model)
+            result.usage.append(
+                _line(f"{model} input tokens", usage.requests * usage.input_tokens / 1000, price_in)
+            )
+            result.usage.append(
+                _line(f"{model} output tokens", usage.requests * usage.output_tokens / 1000, price_out)
+            )
+        else:
+            result.unpriced.append(f"{model}: no token price in stacks/data/bedrock_prices.json")
+    elif usage.requests and target:
+        result.unpriced.append(
+            f"requests: served by {target[0].replace('_', '-')} {target[1]}, priced by its instance hours"
+        )
+    elif usage.requests:
+        result.unpriced.append("requests: the profile has no model to serve them")
+    if usage.images:
+        result.unpriced.append(f"{usage.images} images: no image model price in the price files")
+    return result

@@ -1,0 +1,127 @@
+"""The `genai-stack` commands through Typer's runner: output, --json, exit statuses, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from stacks.cli import app
+from stacks.config import builtin_profile_names
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_every_command_has_help_with_an_example():
+    for command in ("profiles", "validate", "plan", "cost", "recommend", "diff"):
+        result = invoke(command, "--help")
+        assert result.exit_code == 0, command
+        assert "Example" in result.output, command
+
+
+def test_profiles_lists_every_builtin_profile_with_stacks_and_fixed_cost():
+    result = invoke("profiles", "--json")
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert sorted(rows) == builtin_profile_names()
+    assert "self-hosted-hosting" in rows["self-hosted"]["stacks"]
+    assert rows["self-hosted"]["approaches"] == ["managed API", "self-managed", "gateway"]
+    assert rows["self-hosted"]["fixed_monthly_usd"] > rows["managed-api"]["fixed_monthly_usd"] > 0
+
+
+def test_validate_passes_good_files_and_fails_bad_ones_with_file_and_field(tmp_path):
+    good = invoke("validate", "managed-api", "self-hosted")
+    assert good.exit_code == 0
+    assert "✓ managed-api" in good.output
+    bad = tmp_path / "team.yaml"
+    bad.write_text(yaml.safe_dump({"name": "team", "description": "x", "region": "mars-1"}))
+    result = invoke("validate", "managed-api", str(bad))
+    assert result.exit_code == 1
+    assert "team.yaml" in result.output
+    assert "region" in result.output
+    as_json = invoke("validate", str(bad), "--json")
+    assert as_json.exit_code == 1
+    document = json.loads(as_json.stdout)
+    assert document["valid"] is False
+    assert any("region" in problem for problem in document["files"][str(bad)])
+
+
+def test_plan_shows_stacks_stateful_resources_roles_and_cost():
+    result = invoke("plan", "managed-api", "--json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert set(document["stacks"]) >= {"managed-api-foundation", "managed-api-bedrock"}
+    foundation = document["stacks"]["managed-api-foundation"]
+    assert foundation["resources"]["AWS::KMS::Key"] == 1
+    assert any(entry.startswith("PlatformKey") for entry in foundation["stateful"])
+    actions = {a for role_actions in document["roles"].values() for a in role_actions}
+    assert "bedrock:InvokeModel" in actions
+    assert document["cost"]["fixed_usd"] > 0
+    text = invoke("plan", "managed-api")
+    assert "IAM roles and what they may do" in text.output
+    assert "Monthly cost estimate" in text.output
+
+
+def test_cost_splits_fixed_and_usage_with_the_price_of_each_line():
+    result = invoke(
+        "cost",
+        "managed-api",
+        "--requests",
+        "1000000",
+        "--input-tokens",
+        "500",
+        "--output-tokens",
+        "200",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["usage_usd"] == 1500.0
+    assert all(
+        {"unit_price", "unit", "source"} <= set(line) for line in document["fixed"] + document["usage"]
+    )
+    assert document["total_usd"] == pytest.approx(document["fixed_usd"] + document["usage_usd"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("plan", "no-such-profile"), "no-such-profile"),
+        (("cost", "all"), "name one profile"),
+        (("cost", "managed-api", "--requests", "-5"), "Invalid value for '--requests'"),
+        (("cost", "managed-api", "--requests", "many"), "Invalid value for '--requests'"),
+        (("cost", "self-hosted", "--hours-active", "800"), "less than or equal to"),
+        (
+            ("recommend", "--requests", "10", "--modality", "video"),
+            "'video' is not one of text, image, embeddings",
+        ),
+        (("recommend", "--requests", "10", "--model", "gpt-x"), "'gpt-x' has no token price"),
+        (
+            ("recommend", "--requests", "10", "--domain-data", "some"),
+            "is not one of none, labelled, unlabelled",
+        ),
+    ],
+)
+def test_bad_input_gets_a_clear_message_and_a_non_zero_exit(args, message):
+    result = invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_recommend_ranks_approaches_with_crossover_and_a_profile():
+    result = invoke(
+        "recommend", "--requests", "2000000", "--model", "anthropic.claude-haiku-4-5-20251001-v1:0", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["profile"] == "self-hosted"
+    assert document["options"][0]["crossover_requests"] == 441_008
+    text = invoke("recommend", "--requests", "10000", "--domain-data", "unlabelled")
+    assert "Start from the profile customer-service" in text.output

@@ -1,0 +1,112 @@
+"""The cost model and the approach advisor against worked examples computed by hand from the price
+files (stacks/data/*.json). If a price changes, these examples must be recomputed on purpose."""
+
+from __future__ import annotations
+
+import pytest
+
+from stacks.advisor import Workload, crossover_requests, per_request_usd, recommend, self_hosted_usd
+from stacks.config import load_profile
+from stacks.cost import Usage, estimate
+
+
+def lines(items) -> dict[str, float]:
+    return {line.item: line.monthly_usd for line in items}
+
+
+def test_self_hosted_fixed_costs_by_hand(synthesized):
+    profile = load_profile("self-hosted")
+    result = estimate(profile, synthesized.templates["self-hosted"], Usage(hours_active=100))
+    fixed = lines(result.fixed)
+    assert fixed["NAT gateways"] == 32.85  # 1 x 0.045 x 730
+    assert fixed["Interface VPC endpoints (per zone)"] == 87.60  # 6 endpoints x 2 zones x 0.01 x 730
+    assert fixed["Application load balancers"] == 32.85  # 2 x 0.0225 x 730
+    assert fixed["llama-neuron: 1 x inf2.xlarge, 100 h"] == 75.82  # 0.7582 x 100
+    assert fixed["mistral-gpu: 1 x g6.xlarge, 100 h"] == 80.48  # 0.8048 x 100
+    assert fixed["KMS keys"] == 1.0
+    assert fixed["CloudWatch dashboards"] == 3.0
+    alarms = sum(1 for t in synthesized.templates["self-hosted"].values()
+                 for r in t["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm")  # fmt: skip
+    assert fixed["CloudWatch alarms"] == round(alarms * 0.10, 2)
+    assert result.fixed_usd == round(sum(fixed.values()), 2)
+    for line in result.fixed:
+        assert line.source  # every line says where its price comes from
+
+
+def test_managed_api_tokens_by_hand(synthesized):
+    profile = load_profile("managed-api")
+    usage = Usage(requests=1_000_000, input_tokens=500, output_tokens=200)
+    result = estimate(profile, synthesized.templates["managed-api"], usage)
+    usage_lines = lines(result.usage)
+    # The first alias's first target: the Claude Haiku 4.5 inference profile, priced as the model
+    # (0.001 and 0.005 USD per 1,000 tokens): 500,000 x 0.001 = 500; 200,000 x 0.005 = 1,000.
+    assert usage_lines == {
+        "anthropic.claude-haiku-4-5-20251001-v1:0 input tokens": 500.0,
+        "anthropic.claude-haiku-4-5-20251001-v1:0 output tokens": 1000.0,
+    }
+    assert result.total_usd == round(result.fixed_usd + 1500.0, 2)
+    assert not lines(result.fixed).get("NAT gateways")  # no VPC in this profile
+
+
+def test_aurora_floor_is_zero_when_the_store_pauses(synthesized):
+    profile = load_profile("customer-service")
+    fixed = lines(estimate(profile, synthesized.templates["customer-service"]).fixed)
+    assert fixed["Aurora Serverless v2 floor (0 ACU minimum)"] == 0.0
+    assert fixed["Secrets Manager secrets"] > 0
+
+
+def test_requests_served_by_hosts_and_images_are_reported_as_unpriced(synthesized):
+    profile = load_profile("self-hosted")
+    result = estimate(profile, synthesized.templates["self-hosted"], Usage(requests=10, images=5))
+    assert result.usage == []
+    assert any("served by self-hosted llama-neuron" in note for note in result.unpriced)
+    assert any("5 images" in note for note in result.unpriced)
+
+
+def test_the_per_request_price_by_hand():
+    # Nova Lite: 500 x 0.00006 / 1000 + 200 x 0.00024 / 1000 = 0.00003 + 0.000048
+    assert per_request_usd("amazon.nova-lite-v1:0", 500, 200) == pytest.approx(0.000078)
+
+
+def test_the_crossover_between_haiku_tokens_and_one_inf2_instance_by_hand():
+    work = Workload(
+        requests=0, input_tokens=500, output_tokens=200, model="anthropic.claude-haiku-4-5-20251001-v1:0"
+    )
+    per_request = 0.0015  # 500 x 0.001 / 1000 + 200 x 0.005 / 1000
+    assert per_request_usd(work.model, 500, 200) == pytest.approx(per_request)
+    # inf2.xlarge month: 0.7582 x 730 = 553.486; fleet: ALB 0.0225 + 12 endpoint-zones x 0.01 = 0.1425/h
+    # x 730 = 104.025; platform: key 1 + dashboard 3. Total 661.511 USD; / 0.0015 = 441,007.33 requests.
+    # One instance serves 400 tok/s x 3600 x 730 x 0.5 / 200 = 2,628,000 requests: it fits.
+    assert crossover_requests("inf2.xlarge", per_request, work) == 441_008
+    monthly, instances = self_hosted_usd("inf2.xlarge", 441_008, work)
+    assert instances == 1
+    assert monthly == pytest.approx(661.511)
+    assert monthly <= 441_008 * per_request < monthly + per_request
+
+
+def test_no_crossover_when_a_full_instance_costs_more_per_request_than_tokens():
+    work = Workload(input_tokens=500, output_tokens=200)
+    # Nova Lite at 0.000078 per request; a full g6.xlarge: 587.504 / (450 x 3600 x 730 x 0.5 / 200)
+    # = 587.504 / 2,956,500 = 0.000199 per request: it never catches up.
+    assert crossover_requests("g6.xlarge", per_request_usd("amazon.nova-lite-v1:0", 500, 200), work) is None
+
+
+def test_the_advisor_ranks_by_cost_and_explains():
+    low = recommend(Workload(requests=10_000, model="anthropic.claude-haiku-4-5-20251001-v1:0"))
+    assert low.options[0].approach == "managed API"
+    assert low.profile == "managed-api"
+    assert any("becomes cheaper from about 441,008" in r for r in low.reasons)
+    high = recommend(Workload(requests=2_000_000, model="anthropic.claude-haiku-4-5-20251001-v1:0"))
+    assert high.options[0].approach == "self-managed"
+    assert high.profile == "self-hosted"
+    costs = [o.monthly_usd for o in high.options]
+    assert costs == sorted(costs)
+    grounded = recommend(Workload(requests=1000, domain_data="unlabelled", budget_usd=1))
+    assert grounded.profile == "customer-service"
+    assert any("knowledge base" in r for r in grounded.reasons)
+    assert any("above the budget" in n for o in grounded.options for n in o.notes)
+    images = recommend(Workload(modality="image", requests=100))
+    assert images.options[0].monthly_usd is None
+    assert images.profile == "managed-api"
+    embeddings = recommend(Workload(modality="embeddings", requests=100))
+    assert [o.approach for o in embeddings.options] == ["managed API"]
