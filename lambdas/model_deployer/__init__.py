@@ -1,0 +1,1 @@
+"""Model deployer: deploy an approved SageMaker model package version to its configured endpoint."""
