@@ -131,7 +131,9 @@ def recommend(work: Workload) -> Recommendation:
     model = work.model or DEFAULT_MODELS[work.modality]
     per_request = per_request_usd(model, work.input_tokens, work.output_tokens)
     managed = per_request * work.requests + platform_usd()
-    start_from = "customer-service" if work.domain_data == "unlabelled" else "managed-api"
+    start_from = {"unlabelled": "customer-service", "labelled": "custom-model"}.get(
+        work.domain_data, "managed-api"
+    )
     detail = f"Bedrock {model}, on demand ({per_request * 1e6:,.2f} USD per million requests)"
     options.append(Option("managed API", detail, round(managed, 2), start_from))
     if work.modality == "text":
@@ -161,9 +163,9 @@ def recommend(work: Workload) -> Recommendation:
         )
     elif work.domain_data == "labelled":
         reasons.append(
-            "Labelled examples: fine-tuning (Bedrock customization or SageMaker training) can pay off; "
-            "the training-and-tuning approach is planned (issue 4). Start from the cheapest option below "
-            "and measure the base model first."
+            "Labelled examples: fine-tuning (Bedrock customization or a SageMaker training pipeline) can "
+            "pay off; custom-model shows both with evaluation, a model registry and approval-driven "
+            "deployment. Measure the base model first."
         )
     if work.latency_ms is not None and work.latency_ms < 1000:
         reasons.append(

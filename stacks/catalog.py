@@ -174,3 +174,71 @@ class ModelServers:
 def model_servers() -> ModelServers:
     """What the model hosts install or find at boot (see data/ec2_accelerators.json, "servers")."""
     return ModelServers(**_read("ec2_accelerators.json")["servers"])
+
+
+# --------------------------------------------------------------------------------------------------
+# SageMaker: Deep Learning Container images, instance types, Bedrock customization (data/sagemaker.json)
+
+
+@dataclass(frozen=True)
+class SageMakerInstance:
+    instance_type: str
+    accelerator: Literal["gpu", "neuron"]
+    accelerators: int
+    accelerator_memory_gb: float
+    local_nvme: bool
+    hourly_usd_us_east_1: float | None
+
+
+@cache
+def sagemaker_data() -> dict:
+    return _read("sagemaker.json")
+
+
+def _instances(table: str) -> dict[str, SageMakerInstance]:
+    return {
+        name: SageMakerInstance(instance_type=name, **entry)
+        for name, entry in sagemaker_data()[table].items()
+    }
+
+
+@cache
+def training_instances() -> dict[str, SageMakerInstance]:
+    return _instances("training_instances")
+
+
+@cache
+def inference_instances() -> dict[str, SageMakerInstance]:
+    return _instances("inference_instances")
+
+
+def image_regions(image: str) -> tuple[str, ...]:
+    """Regions where the Deep Learning Container image is published (by its registry table)."""
+    accounts = sagemaker_data()["registry_accounts"]
+    regions = set(accounts["default_regions"]) | set(accounts["by_region"])
+    if sagemaker_data()["images"][image]["kind"] == "serving-neuron":
+        regions &= set(sagemaker_data()["neuron_regions"])
+    return tuple(sorted(regions))
+
+
+def image_uri(image: str, region: str) -> str:
+    """<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>, resolved at synth time from the
+    data table; ValueError for a region without the image (profiles check this first)."""
+    if region not in image_regions(image):
+        raise ValueError(f"the {image} image is not published in {region}")
+    accounts = sagemaker_data()["registry_accounts"]
+    account = accounts["by_region"].get(region, accounts["default"])
+    entry = sagemaker_data()["images"][image]
+    return f"{account}.dkr.ecr.{region}.amazonaws.com/{entry['repository']}:{entry['tag']}"
+
+
+def image_repository_arn(image: str, region: str) -> str:
+    """The ECR repository ARN of an image (what a role needs to pull it)."""
+    registry, _, rest = image_uri(image, region).partition(".dkr.ecr.")
+    repository = rest.split("/", 1)[1].split(":")[0]
+    return f"arn:aws:ecr:{region}:{registry}:repository/{repository}"
+
+
+def customization_models(region: str) -> dict[str, tuple[str, ...]]:
+    """Base model id -> customization types it supports in the region."""
+    return {m: tuple(kinds) for m, kinds in sagemaker_data()["customization"].get(region, {}).items()}

@@ -38,11 +38,16 @@ from stacks.catalog import (
     MODEL_MEMORY_OVERHEAD,
     accelerator_instances,
     bedrock_catalog,
+    customization_models,
     guardrail_languages,
     guardrail_profile,
+    image_regions,
+    inference_instances,
     model_servers,
+    sagemaker_data,
     supported_regions,
     topic_definition_limit,
+    training_instances,
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -709,6 +714,313 @@ class Hosting(_Strict):
 
 
 # --------------------------------------------------------------------------------------------------
+# Training and tuning: SageMaker training pipelines, the model registry, inference endpoints, Bedrock
+# model customization
+
+
+# `<profile>-<name>` prefixes job, model package group and custom model names, which SageMaker and
+# Bedrock limit to 63 characters including the run suffix the pipelines append.
+NAME_PREFIX_LIMIT = 50
+
+
+class TrainingMetric(_Strict):
+    """The metric the evaluation step reads from the training job and compares with `threshold`."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_:.-]{1,255}$", description="e.g. 'eval:loss'")
+    regex: str = Field(
+        min_length=1, max_length=500, description="SageMaker metric definition: captures the value in the log"
+    )
+    threshold: float
+    goal: Literal["minimize", "maximize"] = "minimize"
+
+    @field_validator("regex")
+    @classmethod
+    def _one_group(cls, regex: str) -> str:
+        try:
+            groups = re.compile(regex).groups
+        except re.error as error:
+            raise ValueError(f"is not a regular expression ({error})") from None
+        if groups != 1:
+            raise ValueError("needs exactly one capturing group (the metric value)")
+        return regex
+
+
+class SpotTraining(_Strict):
+    """Managed spot training: cheaper, interruptible; the job checkpoints to the artifacts bucket."""
+
+    max_wait_hours: float = Field(gt=0, le=672, description="wait for spot capacity plus run time")
+
+
+class TrainingPipeline(_Strict):
+    """A Step Functions pipeline: train (SageMaker) -> evaluate -> register in the model registry."""
+
+    name: Slug
+    image: Literal["pytorch-training"] = Field(
+        default="pytorch-training", description="Deep Learning Container (stacks/data/sagemaker.json)"
+    )
+    source_key: str = Field(
+        pattern=r"^code/[A-Za-z0-9._/-]+\.tar\.gz$",
+        description="training code in the artifacts bucket (sourcedir.tar.gz with the entry point)",
+    )
+    entry_point: str = Field(pattern=r"^[A-Za-z0-9._/-]+\.py$")
+    data_prefix: str = Field(
+        pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/$", description="the 'train' channel in the data bucket"
+    )
+    instance_type: str
+    instance_count: int = Field(default=1, ge=1, le=16)
+    volume_gb: int = Field(default=100, ge=30, le=16_384)
+    max_runtime_hours: float = Field(default=24, gt=0, le=672)
+    hyperparameters: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,256}$")], str] = Field(
+        default_factory=dict, max_length=100
+    )
+    spot: SpotTraining | None = None
+    network_isolation: bool = Field(default=True, description="no network access from the training container")
+    metric: TrainingMetric
+    schedule: str | None = Field(default=None, pattern=_SCHEDULE, description="periodic retraining")
+    deploy_to: Slug | None = Field(
+        default=None, description="endpoint of the inference section to roll on approval"
+    )
+
+    @model_validator(mode="after")
+    def _checks(self) -> TrainingPipeline:
+        problems = []
+        if self.instance_type not in training_instances():
+            known = ", ".join(sorted(training_instances()))
+            problems.append(
+                located(
+                    "instance_type", f"{self.instance_type!r} is not a known training type (known: {known})"
+                )
+            )
+        if self.spot is not None and self.spot.max_wait_hours < self.max_runtime_hours:
+            problems.append(
+                located(
+                    "spot.max_wait_hours",
+                    f"{self.spot.max_wait_hours:g} is below max_runtime_hours ({self.max_runtime_hours:g})",
+                )
+            )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+class BedrockCustomization(_Strict):
+    """A Bedrock model customization job run by a state machine, then made callable (or not)."""
+
+    name: Slug
+    base_model: str = Field(description="customizable base model id, e.g. amazon.nova-micro-v1:0:128k")
+    kind: Literal["FINE_TUNING", "CONTINUED_PRE_TRAINING"] = "FINE_TUNING"
+    data_prefix: str = Field(
+        pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/$",
+        description="data bucket prefix holding train.jsonl (and validation.jsonl if used)",
+    )
+    validation_data: bool = Field(default=False, description="also pass <prefix>validation.jsonl")
+    hyperparameters: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")], str] = Field(
+        default_factory=dict, max_length=20
+    )
+    serving: Literal["none", "on_demand", "provisioned"] = Field(
+        default="none",
+        description="provisioned throughput is a fixed hourly cost for as long as it exists",
+    )
+    model_units: int = Field(default=1, ge=1, le=10, description="provisioned throughput model units")
+    schedule: str | None = Field(default=None, pattern=_SCHEDULE)
+
+
+class AsyncInference(_Strict):
+    """Asynchronous inference: requests queue, results land in the artifacts bucket (long jobs)."""
+
+    max_concurrent_invocations_per_instance: int = Field(default=1, ge=1, le=1000)
+
+
+class InferenceEndpoint(_Strict):
+    """A SageMaker endpoint serving a model from the artifacts bucket with the matching container."""
+
+    name: Slug
+    instance_type: str
+    container: Literal["lmi", "tgi", "lmi-neuron"] = Field(
+        description="LMI (DJL Serving + vLLM) or TGI on GPU; LMI with Neuron on Inferentia2"
+    )
+    model_prefix: str = Field(
+        pattern=r"^models/[A-Za-z0-9._-]+/$", description="uncompressed weights in the artifacts bucket"
+    )
+    min_instances: int = Field(default=1, ge=0, le=100)
+    max_instances: int = Field(default=2, ge=1, le=100)
+    invocations_per_instance: int = Field(
+        default=10, ge=1, description="target tracking: invocations per instance per minute"
+    )
+    max_model_len: int = Field(default=4096, ge=128, le=262_144)
+    data_capture_percentage: int = Field(default=20, ge=0, le=100, description="0 turns data capture off")
+    monitoring_schedule: str | None = Field(
+        default="cron(0 * ? * * *)", pattern=r"^cron\(\S+( \S+){5}\)$",
+        description="Model Monitor data-quality schedule (hourly by default; null: none)",
+    )  # fmt: skip
+    async_inference: AsyncInference | None = None
+    inference_components: bool = Field(
+        default=False, description="host the model as an inference component (allows scaling to zero)"
+    )
+    off_hours: OffHours | None = None
+
+    @model_validator(mode="after")
+    def _checks(self) -> InferenceEndpoint:
+        problems = []
+        spec = inference_instances().get(self.instance_type)
+        if spec is None:
+            known = ", ".join(sorted(inference_instances()))
+            problems.append(
+                located(
+                    "instance_type",
+                    f"{self.instance_type!r} is not a known ml.g5, ml.g6 or ml.inf2 endpoint type "
+                    f"(known: {known})",
+                )
+            )
+        else:
+            neuron_container = self.container == "lmi-neuron"
+            if (spec.accelerator == "neuron") != neuron_container:
+                wanted = "lmi-neuron" if spec.accelerator == "neuron" else "lmi or tgi"
+                problems.append(
+                    located(
+                        "container",
+                        f"{self.container!r} does not run on {self.instance_type} ({spec.accelerator}); "
+                        f"use {wanted}",
+                    )
+                )
+        if self.min_instances > self.max_instances:
+            problems.append(
+                located(
+                    "min_instances", f"{self.min_instances} is above max_instances ({self.max_instances})"
+                )
+            )
+        scales_to_zero = self.inference_components or self.async_inference is not None
+        if self.min_instances == 0 and not scales_to_zero:
+            problems.append(
+                located(
+                    "min_instances",
+                    "is 0, which only inference components or asynchronous endpoints allow "
+                    "(set inference_components: true or async_inference)",
+                )
+            )
+        if self.off_hours is not None and not scales_to_zero:
+            problems.append(
+                located(
+                    "off_hours",
+                    "needs an endpoint that can scale to zero: set inference_components: true "
+                    "(or async_inference); a plain endpoint keeps at least one instance",
+                )
+            )
+        if self.inference_components and self.async_inference is not None:
+            problems.append(
+                located("async_inference", "cannot be combined with inference_components on one endpoint")
+            )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+class Inference(_Strict):
+    """SageMaker real-time (or asynchronous) endpoints."""
+
+    endpoints: list[InferenceEndpoint] = Field(min_length=1, max_length=10)
+
+    @field_validator("endpoints")
+    @classmethod
+    def _unique(cls, endpoints: list[InferenceEndpoint]) -> list[InferenceEndpoint]:
+        names = [e.name for e in endpoints]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"names {', '.join(duplicates)} more than once")
+        return endpoints
+
+
+class Training(_Strict):
+    """The training-and-tuning approach: SageMaker training pipelines and Bedrock customization."""
+
+    pipelines: list[TrainingPipeline] = Field(default_factory=list, max_length=10)
+    customizations: list[BedrockCustomization] = Field(default_factory=list, max_length=10)
+
+    @model_validator(mode="after")
+    def _some(self) -> Training:
+        if not self.pipelines and not self.customizations:
+            raise ValueError("needs at least one of pipelines or customizations")
+        names = [p.name for p in self.pipelines] + [c.name for c in self.customizations]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"names {', '.join(duplicates)} more than once (pipelines and customizations)")
+        return self
+
+
+def training_problems(training: Training, inference: Inference | None, region: str | None) -> list[str]:
+    """Cross-section checks: images and base models offered in the region, deploy_to endpoints exist."""
+    problems = []
+    endpoints = {e.name for e in inference.endpoints} if inference else set()
+    by_name = {e.name: e for e in inference.endpoints} if inference else {}
+    for index, pipeline in enumerate(training.pipelines):
+        where = f"pipelines[{index}]"
+        target = by_name.get(pipeline.deploy_to) if pipeline.deploy_to else None
+        if target is not None and (target.inference_components or target.async_inference is not None):
+            problems.append(
+                located(
+                    f"{where}.deploy_to",
+                    f"{pipeline.deploy_to!r} is an inference-component or asynchronous endpoint; approved "
+                    "models are rolled out to real-time endpoints with one model variant only",
+                )
+            )
+        if region and region not in image_regions(pipeline.image):
+            problems.append(located(f"{where}.image", f"{pipeline.image!r} is not published in {region}"))
+        if pipeline.deploy_to and pipeline.deploy_to not in endpoints:
+            known = ", ".join(sorted(endpoints)) or "none: add an inference section"
+            problems.append(
+                located(
+                    f"{where}.deploy_to", f"{pipeline.deploy_to!r} is not an inference endpoint ({known})"
+                )
+            )
+    offered = customization_models(region) if region else {}
+    on_demand = sagemaker_data()["on_demand_deployment"]
+    for index, job in enumerate(training.customizations):
+        where = f"customizations[{index}]"
+        if job.base_model not in offered:
+            known = ", ".join(sorted(offered)) or "none"
+            problems.append(
+                located(
+                    f"{where}.base_model",
+                    f"{job.base_model!r} cannot be customized in {region} (can: {known})",
+                )
+            )
+        elif job.kind not in offered[job.base_model]:
+            problems.append(
+                located(
+                    f"{where}.kind",
+                    f"{job.kind} is not offered for {job.base_model} "
+                    f"(offered: {', '.join(offered[job.base_model])})",
+                )
+            )
+        if job.serving == "on_demand" and (
+            region not in on_demand["regions"] or job.base_model not in on_demand["base_models"]
+        ):
+            problems.append(
+                located(
+                    f"{where}.serving",
+                    "on_demand deployment of custom models is offered for "
+                    f"{', '.join(on_demand['base_models'])} in {', '.join(on_demand['regions'])}; "
+                    "use provisioned or none",
+                )
+            )
+    return problems
+
+
+def inference_problems(inference: Inference, region: str | None) -> list[str]:
+    problems = []
+    for index, endpoint in enumerate(inference.endpoints):
+        if region and region not in image_regions(endpoint.container):
+            problems.append(
+                located(
+                    f"endpoints[{index}].container",
+                    f"the {endpoint.container} image is not published in {region} "
+                    f"(regions: {', '.join(image_regions(endpoint.container))})",
+                )
+            )
+    return problems
+
+
+# --------------------------------------------------------------------------------------------------
 # Lambda orchestration: the model gateway
 
 
@@ -975,6 +1287,10 @@ class Profile(_Strict):
     )
     bedrock: Bedrock | None = Field(default=None, description="The managed-API approach (Amazon Bedrock)")
     hosting: Hosting | None = Field(default=None, description="Self-managed open models on EC2 hosts")
+    inference: Inference | None = Field(default=None, description="SageMaker inference endpoints")
+    training: Training | None = Field(
+        default=None, description="SageMaker training pipelines and Bedrock model customization"
+    )
     gateway: Gateway | None = Field(default=None, description="The OpenAI-compatible model gateway")
 
     @field_validator("region")
@@ -995,6 +1311,37 @@ class Profile(_Strict):
         if problems:
             raise ValueError("\n".join(problems))
         return bedrock
+
+    @field_validator("inference")
+    @classmethod
+    def _inference_in_region(cls, inference: Inference | None, info: ValidationInfo) -> Inference | None:
+        if inference is not None and (problems := inference_problems(inference, info.data.get("region"))):
+            raise ValueError("\n".join(problems))
+        return inference
+
+    @field_validator("training")
+    @classmethod
+    def _training_in_region(cls, training: Training | None, info: ValidationInfo) -> Training | None:
+        if training is None:
+            return training
+        problems = training_problems(training, info.data.get("inference"), info.data.get("region"))
+        profile_name = info.data.get("name") or ""
+        for section, items in (
+            ("pipelines", training.pipelines),
+            ("customizations", training.customizations),
+        ):
+            for index, item in enumerate(items):
+                if len(f"{profile_name}-{item.name}") > NAME_PREFIX_LIMIT:
+                    problems.append(
+                        located(
+                            f"{section}[{index}].name",
+                            f"{item.name!r} makes '{profile_name}-{item.name}', longer than "
+                            f"{NAME_PREFIX_LIMIT} characters (SageMaker and Bedrock names derive from it)",
+                        )
+                    )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return training
 
     @field_validator("gateway")
     @classmethod

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
 
-from stacks.catalog import accelerator_instances, bedrock_catalog, bedrock_prices
+from stacks.catalog import accelerator_instances, bedrock_catalog, bedrock_prices, inference_instances
 from stacks.config import Profile
 
 DATA = Path(__file__).with_name("data")
@@ -47,6 +47,12 @@ def network_price(key: str) -> Price:
 def instance_price(instance_type: str) -> Price:
     data = _json("ec2_accelerators.json")
     usd = accelerator_instances()[instance_type].hourly_usd_us_east_1
+    return Price(usd, "instance-hour", f"{data['sources']['prices']} (read {data['retrieved']})")
+
+
+def sagemaker_price(instance_type: str) -> Price:
+    data = _json("sagemaker.json")
+    usd = inference_instances()[instance_type].hourly_usd_us_east_1
     return Price(usd, "instance-hour", f"{data['sources']['prices']} (read {data['retrieved']})")
 
 
@@ -189,6 +195,22 @@ def estimate(profile: Profile, templates: dict[str, dict], usage: Usage | None =
         item = f"{host.name}: {host.min_instances} x {host.instance_type}, {hours:g} h"
         add(_line(item, host.min_instances, price, hours))
 
+    for endpoint in profile.inference.endpoints if profile.inference else ():
+        spec = inference_instances()[endpoint.instance_type]
+        hours = min(usage.hours_active, HOURS_PER_MONTH)
+        item = f"endpoint {endpoint.name}: {endpoint.min_instances} x {endpoint.instance_type}, {hours:g} h"
+        if spec.hourly_usd_us_east_1 is None:
+            result.unpriced.append(
+                f"{item}: no price for {endpoint.instance_type} in stacks/data/sagemaker.json"
+            )
+        elif endpoint.min_instances:
+            add(_line(item, endpoint.min_instances, sagemaker_price(endpoint.instance_type), hours))
+    for job in profile.training.customizations if profile.training else ():
+        if job.serving == "provisioned":
+            result.unpriced.append(
+                f"customization {job.name}: provisioned throughput ({job.model_units} model units) is a "
+                "fixed hourly cost for as long as it exists, see https://aws.amazon.com/bedrock/pricing/"
+            )
     target = primary_target(profile)
     if usage.requests and target and target[0] == "bedrock":
         # Inference profiles are priced as their model in the source region (bedrock_prices.json).

@@ -14,15 +14,18 @@ from constructs import Construct
 from stacks import compliance
 from stacks.components.alarm_topic import AlarmTopic
 from stacks.components.aurora_vector_store import AuroraVectorStore
+from stacks.components.bedrock_customization_role import BedrockCustomizationRole
 from stacks.components.cache_table import CacheTable
 from stacks.components.invocation_log_destination import INVOCATION_LOG_PREFIX, allow_bedrock_invocation_logs
 from stacks.components.knowledge_base_role import KnowledgeBaseRole
+from stacks.components.model_endpoint_role import ModelEndpointRole
 from stacks.components.model_host_role import ModelHostRole
 from stacks.components.platform_key import PlatformKey
 from stacks.components.secure_bucket import SecureBucket
+from stacks.components.training_job_role import TrainingJobRole, output_prefix
 from stacks.components.vector_store import IndexSpec, S3VectorsStorage, VectorStorage, VectorStore
 from stacks.config import AuroraVectorStore as AuroraVectorStoreSettings
-from stacks.config import Foundation, KnowledgeBase, ModelHost
+from stacks.config import Foundation, Inference, KnowledgeBase, ModelHost, Training
 
 
 class FoundationStack(Stack):
@@ -51,13 +54,18 @@ class FoundationStack(Stack):
         bedrock_invocation_logs: bool = False,
         gateway_cache: bool = False,
         model_hosts: Sequence[ModelHost] = (),
+        inference: Inference | None = None,
+        training: Training | None = None,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, termination_protection=True, **kwargs)
 
-        self.key = PlatformKey(
+        platform_key = PlatformKey(
             self, "PlatformKey", description=f"genai-stack {profile_name}: data, artifacts, alarms"
-        ).key
+        )
+        self.key = platform_key.key
+        if training is not None and training.customizations:
+            platform_key.allow_bedrock_custom_models()
 
         log_bucket = SecureBucket(
             self,
@@ -143,9 +151,77 @@ class FoundationStack(Stack):
             ).role
             for host in model_hosts
         }
+        # SageMaker roles read and write the buckets: they live beside them (see each construct).
+        region = Stack.of(self).region
+        self.endpoint_roles: dict[str, ModelEndpointRole] = {
+            e.name: ModelEndpointRole(
+                self,
+                f"EndpointRole-{e.name}",
+                settings=e,
+                endpoint_name=f"{profile_name}-{e.name}",
+                artifacts_bucket=self.artifacts_bucket,
+                encryption_key=self.key,
+                region=region,
+            )
+            for e in (inference.endpoints if inference else ())
+        }
+        self.training_roles: dict[str, iam.IRole] = {}
+        self.customization_roles: dict[str, iam.IRole] = {}
+        for pipeline in training.pipelines if training else ():
+            self.training_roles[pipeline.name] = TrainingJobRole(
+                self,
+                f"TrainingRole-{pipeline.name}",
+                settings=pipeline,
+                data_bucket=data_bucket,
+                artifacts_bucket=self.artifacts_bucket,
+                encryption_key=self.key,
+                region=region,
+            ).role
+            if pipeline.deploy_to:
+                # The endpoint serves the models this pipeline trains once they are approved.
+                allow_endpoint_to_read_trained_models(
+                    self.endpoint_roles[pipeline.deploy_to].role,
+                    self.artifacts_bucket,
+                    f"{output_prefix(pipeline)}*",
+                )
+        for job in training.customizations if training else ():
+            self.customization_roles[job.name] = BedrockCustomizationRole(
+                self,
+                f"CustomizationRole-{job.name}",
+                settings=job,
+                data_bucket=data_bucket,
+                artifacts_bucket=self.artifacts_bucket,
+                encryption_key=self.key,
+            ).role
+
         self.cache_table = (
             CacheTable(self, "GatewayCache", encryption_key=self.key).table if gateway_cache else None
         )
 
         if bedrock_invocation_logs:
             allow_bedrock_invocation_logs(self.data_bucket, self.key, prefix=INVOCATION_LOG_PREFIX)
+
+
+TRAINED_MODELS = compliance.Acknowledgement(
+    finding="AwsSolutions-IAM5",
+    reason=(
+        "An endpoint serves the model.tar.gz of whichever training job produced the approved model "
+        "package; the job names are made at run time, so the role reads the pipeline's output prefix."
+    ),
+)
+
+
+def allow_endpoint_to_read_trained_models(role: iam.Role, bucket: s3.Bucket, pattern: str) -> None:
+    """Let an endpoint's execution role read the trained models of a pipeline that deploys to it."""
+    policy = iam.Policy(
+        role,
+        "TrainedModels",
+        roles=[role],
+        statements=[
+            iam.PolicyStatement(
+                sid="ReadTrainedModels", actions=["s3:GetObject"], resources=[bucket.arn_for_objects(pattern)]
+            )
+        ],
+    )
+    bucket_id = Stack.of(role).get_logical_id(bucket.node.default_child)
+    compliance.acknowledge(policy, TRAINED_MODELS.on(f"<{bucket_id}.Arn>/{pattern}"))

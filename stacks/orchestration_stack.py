@@ -4,6 +4,8 @@ for self-hosted targets, the hosts' load balancers and VPC."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aws_cdk import Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
@@ -17,11 +19,15 @@ from stacks.config import Gateway, GatewayTarget
 from stacks.hosting_stack import HostingStack
 
 
-def target_config(target: GatewayTarget, hosting: HostingStack | None) -> dict:
+def target_config(
+    target: GatewayTarget, hosting: HostingStack | None, endpoints: Mapping[str, str] | None = None
+) -> dict:
+    """`endpoints`: the profile's inference endpoints, short name -> SageMaker endpoint name; a
+    SageMaker target naming one of them calls it, any other name is an endpoint outside the profile."""
     if target.bedrock:
         return {"kind": "bedrock", "model": target.bedrock}
     if target.sagemaker:
-        return {"kind": "sagemaker", "endpoint": target.sagemaker}
+        return {"kind": "sagemaker", "endpoint": (endpoints or {}).get(target.sagemaker, target.sagemaker)}
     fleet = hosting.fleets[target.self_hosted]
     return {"kind": "openai_http", "url": fleet.url, "model": fleet.host.model.name}
 
@@ -31,11 +37,13 @@ def gateway_config(
     bedrock: BedrockStack,
     cache_table: dynamodb.ITable | None,
     hosting: HostingStack | None = None,
+    endpoints: Mapping[str, str] | None = None,
 ) -> dict:
     """The GATEWAY_CONFIG document (lambdas/gateway/config.py validates it at cold start)."""
     catalog, prices = bedrock_catalog(), bedrock_prices()
     chat = {
-        alias: [target_config(t, hosting) for t in targets] for alias, targets in settings.aliases.items()
+        alias: [target_config(t, hosting, endpoints) for t in targets]
+        for alias, targets in settings.aliases.items()
     }
     used = {t.bedrock for targets in settings.aliases.values() for t in targets if t.bedrock}
     used |= set(settings.embeddings.values())
@@ -75,16 +83,18 @@ class OrchestrationStack(Stack):
         log_retention_days: int,
         hub: MonitoringHub,
         hosting: HostingStack | None = None,
+        endpoints: Mapping[str, str] | None = None,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        endpoints = dict(endpoints or {})
         network = None
         if settings.uses_self_hosted:
             network = GatewayNetwork(hosting.vpc, hosting.subnets, hosting.client_security_group)
         gateway = ModelGateway(
             self,
             "Gateway",
-            config=gateway_config(settings, bedrock, cache_table, hosting),
+            config=gateway_config(settings, bedrock, cache_table, hosting, endpoints),
             access_policy=bedrock.model_access_policy,
             encryption_key=encryption_key,
             log_retention_days=log_retention_days,
@@ -94,7 +104,12 @@ class OrchestrationStack(Stack):
             cache_table=cache_table,
             knowledge_base_arns=[bedrock.knowledge_bases[name].arn for name in settings.knowledge_bases],
             sagemaker_endpoints=sorted(
-                {t.sagemaker for ts in settings.aliases.values() for t in ts if t.sagemaker}
+                {
+                    endpoints.get(t.sagemaker, t.sagemaker)
+                    for ts in settings.aliases.values()
+                    for t in ts
+                    if t.sagemaker
+                }
             ),
             network=network,
         )

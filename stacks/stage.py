@@ -20,8 +20,10 @@ from stacks.components.monitoring import MonitoringHub
 from stacks.config import PROFILE_TAG, PROJECT_TAG, Profile, load_profiles
 from stacks.foundation_stack import FoundationStack
 from stacks.hosting_stack import HostingStack
+from stacks.inference_stack import InferenceStack
 from stacks.observability_stack import ObservabilityStack
 from stacks.orchestration_stack import OrchestrationStack
+from stacks.training_stack import TrainingStack
 
 PROJECT = "genai-stack"
 
@@ -53,6 +55,8 @@ class ProfileStacks(Construct):
             aurora=bedrock.aurora if bedrock else None,
             gateway_cache=bool(profile.gateway and profile.gateway.cache.enabled),
             model_hosts=profile.hosting.hosts if profile.hosting else (),
+            inference=profile.inference,
+            training=profile.training,
             bedrock_invocation_logs=bool(bedrock and bedrock.invocation_logging.enabled),
         )
         self.hub = MonitoringHub(alarm_topic=self.foundation.alarm_topic)
@@ -94,6 +98,48 @@ class ProfileStacks(Construct):
                 gateway_endpoints=profile.gateway.vpc_endpoints if profile.gateway else (),
             )
 
+        self.inference: InferenceStack | None = None
+        if profile.inference is not None:
+            self.inference = InferenceStack(
+                self,
+                "Inference",
+                env=env,
+                stack_name=f"{profile.name}-inference",
+                description=f"genai-stack {profile.name}: SageMaker inference endpoints",
+                settings=profile.inference,
+                profile_name=profile.name,
+                roles=self.foundation.endpoint_roles,
+                artifacts_bucket=self.foundation.artifacts_bucket,
+                encryption_key=self.foundation.key,
+                log_retention_days=profile.foundation.log_retention_days,
+                hub=self.hub,
+            )
+
+        self.training: TrainingStack | None = None
+        if profile.training is not None:
+            self.training = TrainingStack(
+                self,
+                "Training",
+                env=env,
+                stack_name=f"{profile.name}-training",
+                description=f"genai-stack {profile.name}: training pipelines, model registry, customization",
+                settings=profile.training,
+                inference=profile.inference,
+                profile_name=profile.name,
+                training_roles=self.foundation.training_roles,
+                customization_roles=self.foundation.customization_roles,
+                endpoint_roles=self.foundation.endpoint_roles,
+                data_bucket=self.foundation.data_bucket,
+                artifacts_bucket=self.foundation.artifacts_bucket,
+                encryption_key=self.foundation.key,
+                log_retention_days=profile.foundation.log_retention_days,
+                hub=self.hub,
+                cost_tags={profile.cost_allocation.tag_key: profile.cost_allocation.tag_value},
+            )
+            if self.inference is not None:
+                # The deployer rolls endpoints the inference stack created.
+                self.training.add_stack_dependency(self.inference)
+
         self.orchestration: OrchestrationStack | None = None
         if profile.gateway is not None and self.bedrock is not None:
             self.orchestration = OrchestrationStack(
@@ -109,6 +155,7 @@ class ProfileStacks(Construct):
                 log_retention_days=profile.foundation.log_retention_days,
                 hub=self.hub,
                 hosting=self.hosting,
+                endpoints=self.inference.endpoint_names if self.inference else None,
             )
 
         self.observability = ObservabilityStack(
@@ -133,7 +180,15 @@ class ProfileStacks(Construct):
 
     @property
     def stacks(self) -> tuple[Stack, ...]:
-        parts = (self.foundation, self.bedrock, self.hosting, self.orchestration, self.observability)
+        parts = (
+            self.foundation,
+            self.bedrock,
+            self.hosting,
+            self.inference,
+            self.training,
+            self.orchestration,
+            self.observability,
+        )
         return tuple(s for s in parts if s is not None)
 
 

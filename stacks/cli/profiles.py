@@ -19,6 +19,8 @@ def approaches(profile) -> list[str]:
     found = []
     if profile.bedrock:
         found.append("managed API")
+    if profile.inference or profile.training:
+        found.append("training and tuning")
     if profile.hosting:
         found.append("self-managed")
     if profile.gateway:

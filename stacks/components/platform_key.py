@@ -82,3 +82,19 @@ class PlatformKey(Construct):
                     },
                 )
             )
+
+    def allow_bedrock_custom_models(self) -> None:
+        """Bedrock encrypts customized models with this key and decrypts them to serve them
+        (provisioned throughput, on-demand deployment): the key policy statement of the Amazon Nova
+        user guide's custom-model encryption page, limited by the custom-model encryption context."""
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowBedrockCustomModels",
+                principals=[iam.ServicePrincipal("bedrock.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=["*"],  # in a key policy "*" means this key
+                conditions={
+                    "ForAnyValue:StringEquals": {"kms:EncryptionContextKeys": "aws:bedrock:custom-model"}
+                },
+            )
+        )

@@ -110,3 +110,12 @@ def test_the_advisor_ranks_by_cost_and_explains():
     assert images.profile == "managed-api"
     embeddings = recommend(Workload(modality="embeddings", requests=100))
     assert [o.approach for o in embeddings.options] == ["managed API"]
+
+
+def test_custom_model_endpoints_by_hand(synthesized):
+    profile = load_profile("custom-model")
+    result = estimate(profile, synthesized.templates["custom-model"])
+    fixed = lines(result.fixed)
+    assert fixed["endpoint support-llm: 1 x ml.g6.2xlarge, 730 h"] == 892.06  # 1.222 x 730
+    assert fixed["endpoint support-llm-inf2: 1 x ml.inf2.xlarge, 730 h"] == 553.34  # 0.758 x 730
+    assert not any("long-documents" in item for item in fixed)  # asynchronous, 0 instances when idle

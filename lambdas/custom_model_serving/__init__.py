@@ -1,0 +1,1 @@
+"""Custom model serving: delete a Bedrock customization pipeline's serving when its stack goes."""

@@ -1,0 +1,123 @@
+"""TrainingStack: SageMaker training pipelines (train -> evaluate -> register), the approval-to-
+deployment loop, and Bedrock model customization. It only wires the constructs of stacks/components
+to the foundation's roles, buckets and key, and registers their monitoring."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from stacks.catalog import image_uri, inference_instances
+from stacks.components.bedrock_customization import BedrockCustomization
+from stacks.components.model_deployment import EndpointDeployment, ModelDeployment
+from stacks.components.model_endpoint import DATA_CAPTURE_ROOT, container_environment
+from stacks.components.model_endpoint_role import ModelEndpointRole
+from stacks.components.monitoring import MonitoringHub
+from stacks.components.training_pipeline import TrainingPipeline
+from stacks.config import Inference, InferenceEndpoint, Training
+
+
+class TrainingStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: Training,
+        inference: Inference | None,
+        profile_name: str,
+        training_roles: dict[str, iam.IRole],
+        customization_roles: dict[str, iam.IRole],
+        endpoint_roles: dict[str, ModelEndpointRole],
+        data_bucket: s3.IBucket,
+        artifacts_bucket: s3.IBucket,
+        encryption_key: kms.IKey,
+        log_retention_days: int,
+        hub: MonitoringHub,
+        cost_tags: dict[str, str],
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        endpoints = {e.name: e for e in inference.endpoints} if inference else {}
+        deployments = []
+        self.pipelines: dict[str, TrainingPipeline] = {}
+        for pipeline in settings.pipelines:
+            target = endpoints.get(pipeline.deploy_to) if pipeline.deploy_to else None
+            built = TrainingPipeline(
+                self,
+                f"Pipeline-{pipeline.name}",
+                settings=pipeline,
+                pipeline_name=f"{profile_name}-{pipeline.name}",
+                role=training_roles[pipeline.name],
+                data_bucket=data_bucket,
+                artifacts_bucket=artifacts_bucket,
+                encryption_key=encryption_key,
+                region=self.region,
+                log_retention_days=log_retention_days,
+                inference_image_uri=image_uri(target.container, self.region) if target else None,
+            )
+            built.monitor(hub)
+            self.pipelines[pipeline.name] = built
+            CfnOutput(self, f"StateMachine-{pipeline.name}", value=built.state_machine.state_machine_arn)
+            if target is not None:
+                deployments.append(
+                    _deployment(built, target, profile_name, endpoint_roles, artifacts_bucket, encryption_key)
+                )
+        if deployments:
+            ModelDeployment(
+                self,
+                "ModelDeployment",
+                deployments=deployments,
+                encryption_key=encryption_key,
+                log_retention_days=log_retention_days,
+            ).monitor(hub)
+        for job in settings.customizations:
+            customization = BedrockCustomization(
+                self,
+                f"Customization-{job.name}",
+                settings=job,
+                job_prefix=f"{profile_name}-{job.name}",
+                role=customization_roles[job.name],
+                data_bucket=data_bucket,
+                artifacts_bucket=artifacts_bucket,
+                encryption_key=encryption_key,
+                region=self.region,
+                log_retention_days=log_retention_days,
+                tags=cost_tags,
+            )
+            customization.monitor(hub)
+            CfnOutput(self, f"StateMachine-{job.name}", value=customization.state_machine.state_machine_arn)
+
+
+def _deployment(
+    pipeline: TrainingPipeline,
+    endpoint: InferenceEndpoint,
+    profile_name: str,
+    endpoint_roles: dict[str, ModelEndpointRole],
+    artifacts_bucket: s3.IBucket,
+    encryption_key: kms.IKey,
+) -> EndpointDeployment:
+    """What the deployer needs to roll `endpoint` to an approved model of `pipeline`: the instance type,
+    role, container settings, data capture and network isolation of the endpoint the stack created."""
+    nvme = inference_instances()[endpoint.instance_type].local_nvme
+    capture = (
+        f"s3://{artifacts_bucket.bucket_name}/{DATA_CAPTURE_ROOT}"
+        if endpoint.data_capture_percentage
+        else None
+    )
+    return EndpointDeployment(
+        model_package_group=pipeline.model_package_group_name,
+        endpoint_name=f"{profile_name}-{endpoint.name}",
+        execution_role_arn=endpoint_roles[endpoint.name].role.role_arn,
+        instance_type=endpoint.instance_type,
+        initial_instance_count=max(endpoint.min_instances, 1),
+        # SageMaker refuses a volume key on instance types with local NVMe storage (ml.g5, ml.g6).
+        kms_key_arn=None if nvme else encryption_key.key_arn,
+        data_capture_s3_uri=capture,
+        data_capture_percentage=endpoint.data_capture_percentage or 100,
+        enable_network_isolation=True,
+        environment=container_environment(endpoint),
+    )

@@ -1,0 +1,207 @@
+"""Profile validation of the training-and-tuning sections: inference endpoints, training pipelines and
+Bedrock customization. One test per rule; each error names the file, the field and what is allowed."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stacks.config import ProfileError, load_profile
+
+BASE = {
+    "name": "team-a",
+    "description": "A test profile.",
+    "region": "us-east-1",
+    "cost_allocation": {"tag_value": "team-a"},
+    "budget": {"monthly_limit_usd": 100},
+}
+ENDPOINT = {
+    "name": "support-llm",
+    "instance_type": "ml.g6.2xlarge",
+    "container": "lmi",
+    "model_prefix": "models/support-llm/",
+}
+PIPELINE = {
+    "name": "support-tuning",
+    "source_key": "code/support-tuning/sourcedir.tar.gz",
+    "entry_point": "train.py",
+    "data_prefix": "training/support/",
+    "instance_type": "ml.g5.2xlarge",
+    "metric": {"name": "eval:loss", "regex": "eval_loss=([0-9.]+)", "threshold": 1.5},
+}
+CUSTOMIZATION = {
+    "name": "nova-support",
+    "base_model": "amazon.nova-micro-v1:0:128k",
+    "data_prefix": "customization/nova-support/",
+}
+
+
+def load(tmp_path: Path, **sections):
+    path = tmp_path / "profile.yaml"
+    path.write_text(yaml.safe_dump({**BASE, **sections}))
+    return load_profile(str(path))
+
+
+def error(tmp_path: Path, **sections) -> str:
+    with pytest.raises(ProfileError) as caught:
+        load(tmp_path, **sections)
+    return str(caught.value)
+
+
+def endpoint(**changes) -> dict:
+    return {**copy.deepcopy(ENDPOINT), **changes}
+
+
+def pipeline(**changes) -> dict:
+    return {**copy.deepcopy(PIPELINE), **changes}
+
+
+def test_a_full_training_profile_loads_with_defaults(tmp_path):
+    profile = load(
+        tmp_path,
+        inference={"endpoints": [endpoint()]},
+        training={"pipelines": [pipeline(deploy_to="support-llm")], "customizations": [CUSTOMIZATION]},
+    )
+    (loaded,) = profile.inference.endpoints
+    assert (loaded.min_instances, loaded.max_instances, loaded.data_capture_percentage) == (1, 2, 20)
+    assert loaded.monitoring_schedule == "cron(0 * ? * * *)"
+    assert profile.training.pipelines[0].network_isolation is True
+    assert profile.training.customizations[0].serving == "none"  # provisioned throughput only when asked
+
+
+def test_endpoint_instance_types_come_from_the_table(tmp_path):
+    message = error(tmp_path, inference={"endpoints": [endpoint(instance_type="ml.p5.48xlarge")]})
+    assert (
+        "inference.endpoints[0].instance_type: 'ml.p5.48xlarge' is not a known ml.g5, ml.g6 or ml.inf2"
+        in message
+    )
+    assert "ml.inf2.xlarge" in message
+
+
+def test_inferentia2_needs_the_neuron_container_and_the_reverse(tmp_path):
+    message = error(tmp_path, inference={"endpoints": [endpoint(instance_type="ml.inf2.xlarge")]})
+    assert (
+        "inference.endpoints[0].container: 'lmi' does not run on ml.inf2.xlarge (neuron); use lmi-neuron"
+        in message
+    )
+    message = error(tmp_path, inference={"endpoints": [endpoint(container="lmi-neuron")]})
+    assert "'lmi-neuron' does not run on ml.g6.2xlarge (gpu); use lmi or tgi" in message
+
+
+def test_min_above_max_and_zero_instances_only_where_supported(tmp_path):
+    message = error(tmp_path, inference={"endpoints": [endpoint(min_instances=3, max_instances=2)]})
+    assert "inference.endpoints[0].min_instances: 3 is above max_instances (2)" in message
+    message = error(tmp_path, inference={"endpoints": [endpoint(min_instances=0)]})
+    assert "min_instances: is 0, which only inference components or asynchronous endpoints allow" in message
+    assert load(tmp_path, inference={"endpoints": [endpoint(min_instances=0, inference_components=True)]})
+
+
+def test_off_hours_only_on_endpoints_that_scale_to_zero(tmp_path):
+    off_hours = {"stop": "0 20 * * MON-FRI", "start": "0 7 * * MON-FRI"}
+    message = error(tmp_path, inference={"endpoints": [endpoint(off_hours=off_hours)]})
+    assert "inference.endpoints[0].off_hours: needs an endpoint that can scale to zero" in message
+    ok = load(tmp_path, inference={"endpoints": [endpoint(off_hours=off_hours, async_inference={})]})
+    assert ok.inference.endpoints[0].async_inference.max_concurrent_invocations_per_instance == 1
+    message = error(
+        tmp_path, inference={"endpoints": [endpoint(inference_components=True, async_inference={})]}
+    )
+    assert "async_inference: cannot be combined with inference_components" in message
+
+
+def test_endpoint_names_are_unique(tmp_path):
+    message = error(tmp_path, inference={"endpoints": [endpoint(), endpoint()]})
+    assert "inference.endpoints: names support-llm more than once" in message
+
+
+def test_an_image_outside_its_regions_is_a_profile_error(tmp_path):
+    neuron = endpoint(instance_type="ml.inf2.xlarge", container="lmi-neuron")
+    message = error(tmp_path, region="us-west-1", inference={"endpoints": [neuron]})
+    assert "inference.endpoints[0].container: the lmi-neuron image is not published in us-west-1" in message
+
+
+def test_training_instance_types_spot_wait_and_the_metric_regex(tmp_path):
+    message = error(tmp_path, training={"pipelines": [pipeline(instance_type="ml.m5.xlarge")]})
+    assert "training.pipelines[0].instance_type: 'ml.m5.xlarge' is not a known training type" in message
+    message = error(
+        tmp_path, training={"pipelines": [pipeline(max_runtime_hours=10, spot={"max_wait_hours": 5})]}
+    )
+    assert "training.pipelines[0].spot.max_wait_hours: 5 is below max_runtime_hours (10)" in message
+    bad_metric = {"name": "eval:loss", "regex": "eval_loss=[0-9.]+", "threshold": 1}
+    message = error(tmp_path, training={"pipelines": [pipeline(metric=bad_metric)]})
+    assert "needs exactly one capturing group" in message
+
+
+def test_deploy_to_must_name_an_inference_endpoint(tmp_path):
+    message = error(tmp_path, training={"pipelines": [pipeline(deploy_to="nowhere")]})
+    expected = "'nowhere' is not an inference endpoint (none: add an inference section)"
+    assert f"training.pipelines[0].deploy_to: {expected}" in message
+    message = error(
+        tmp_path,
+        inference={"endpoints": [endpoint()]},
+        training={"pipelines": [pipeline(deploy_to="nowhere")]},
+    )
+    assert "'nowhere' is not an inference endpoint (support-llm)" in message
+
+
+def test_customization_base_models_kinds_and_serving_by_region(tmp_path):
+    message = error(
+        tmp_path, training={"customizations": [{**CUSTOMIZATION, "base_model": "amazon.titan-x"}]}
+    )
+    assert (
+        "training.customizations[0].base_model: 'amazon.titan-x' cannot be customized in us-east-1" in message
+    )
+    message = error(
+        tmp_path, training={"customizations": [{**CUSTOMIZATION, "kind": "CONTINUED_PRE_TRAINING"}]}
+    )
+    assert (
+        "training.customizations[0].kind: CONTINUED_PRE_TRAINING is not offered for amazon.nova-micro"
+        in message
+    )
+    llama = {**CUSTOMIZATION, "base_model": "meta.llama3-1-8b-instruct-v1:0:128k", "serving": "on_demand"}
+    message = error(tmp_path, region="us-west-2", training={"customizations": [llama]})
+    assert (
+        "training.customizations[0].serving: on_demand deployment of custom models is offered for" in message
+    )
+    assert load(
+        tmp_path, region="us-west-2", training={"customizations": [{**llama, "serving": "provisioned"}]}
+    )
+
+
+def test_training_needs_something_and_unique_names(tmp_path):
+    message = error(tmp_path, training={})
+    assert "training: needs at least one of pipelines or customizations" in message
+    message = error(
+        tmp_path,
+        training={
+            "pipelines": [pipeline(name="same")],
+            "customizations": [{**CUSTOMIZATION, "name": "same"}],
+        },
+    )
+    assert "names same more than once" in message
+
+
+def test_approved_models_roll_out_only_to_plain_real_time_endpoints(tmp_path):
+    component = endpoint(inference_components=True)
+    message = error(
+        tmp_path,
+        inference={"endpoints": [component]},
+        training={"pipelines": [pipeline(deploy_to="support-llm")]},
+    )
+    assert (
+        "training.pipelines[0].deploy_to: 'support-llm' is an inference-component or asynchronous endpoint"
+        in (message)
+    )
+
+
+def test_job_names_derived_from_the_profile_stay_within_the_limit(tmp_path):
+    long_name = "a" + "b" * 30
+    message = error(
+        tmp_path,
+        name="team-" + "x" * 20,
+        training={"pipelines": [pipeline(name=long_name)]},
+    )
+    assert f"training.pipelines[0].name: '{long_name}' makes" in message
+    assert "longer than 50 characters" in message
