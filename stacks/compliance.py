@@ -9,9 +9,11 @@ if any, live in `.cfnlintrc` with their reasons.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
-from aws_cdk import Acknowledgment, CfnResource, Stack, Validations
+from aws_cdk import Acknowledgment, CfnResource, Stack, Token, Validations
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import custom_resources as cr
 from cdk_nag import AwsSolutionsChecks
@@ -321,3 +323,34 @@ def skip_checkov(resource: CfnResource, *skips: CheckovSkip) -> None:
     resource.add_metadata(
         "checkov", {"skip": [*existing, *({"id": s.check, "comment": s.reason} for s in skips)]}
     )
+
+
+STATE_MACHINE_DELIVERY_AND_TRACING = Acknowledgement(
+    finding="AwsSolutions-IAM5[Resource::*]",
+    reason=(
+        "aws-cdk-lib's statements for a state machine's log delivery (logs:CreateLogDelivery, "
+        "PutResourcePolicy, DescribeLogGroups, ...) and X-Ray (xray:PutTraceSegments, GetSamplingRules, "
+        "...): these actions have no resource type in the Service Authorization Reference, only '*'."
+    ),
+)
+
+
+def nag_resource(scope: IConstruct, value: str) -> str:
+    """A policy resource as cdk-nag 3 names it in an IAM5 finding id (its flattenCfnReference): the
+    resolved value with Fn::Join flattened, `{"Ref": X}` as `<X>`, `{"Fn::GetAtt": [A, B]}` as `<A.B>`,
+    `${...}` as `<...>`; a literal string unchanged. Use it with `Acknowledgement.on(...)`."""
+
+    def visit(node: Any) -> str:
+        if isinstance(node, str):
+            return node.replace("${", "<").replace("}", ">")
+        if isinstance(node, dict) and "Fn::Join" in node:
+            delimiter, items = node["Fn::Join"]
+            return delimiter.join(visit(item) for item in items)
+        if isinstance(node, dict) and "Fn::GetAtt" in node:
+            resource, attribute = node["Fn::GetAtt"]
+            return f"<{visit(resource)}.{visit(attribute)}>"
+        if isinstance(node, dict) and "Ref" in node:
+            return f"<{visit(node['Ref'])}>"
+        return json.dumps(node, separators=(",", ":"))
+
+    return visit(Stack.of(scope).resolve(value)) if Token.is_unresolved(value) else value

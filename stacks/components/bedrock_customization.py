@@ -19,7 +19,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from stacks import compliance
-from stacks.compliance import Acknowledgement
+from stacks.compliance import STATE_MACHINE_DELIVERY_AND_TRACING, Acknowledgement, nag_resource
 from stacks.components.bedrock_customization_role import output_prefix, training_key, validation_key
 from stacks.components.model_access import foundation_model_arn
 from stacks.components.monitoring import MonitoringHub
@@ -52,15 +52,6 @@ GENERATED_BEDROCK_ARNS = Acknowledgement(
         "pipeline gives them are not part of the ARN, so the actions are scoped to the resource type in this "
         "account and region (as the Step Functions developer guide's Bedrock policies are). The base model, "
         "the passed role and the KMS key are exact ARNs."
-    ),
-)
-
-STATE_MACHINE_DELIVERY_AND_TRACING = Acknowledgement(
-    finding="AwsSolutions-IAM5[Resource::*]",
-    reason=(
-        "aws-cdk-lib's statements for a state machine's log delivery (logs:CreateLogDelivery, "
-        "PutResourcePolicy, DescribeLogGroups, ...) and X-Ray (xray:PutTraceSegments, GetSamplingRules, "
-        "...): these actions have no resource type in the Service Authorization Reference, only '*'."
     ),
 )
 
@@ -314,7 +305,7 @@ class BedrockCustomization(Construct):
             self.state_machine.role,
             STATE_MACHINE_DELIVERY_AND_TRACING,
             *(
-                GENERATED_BEDROCK_ARNS.on(_nag(self, arn))
+                GENERATED_BEDROCK_ARNS.on(nag_resource(self, arn))
                 for arn in (custom_models, jobs, *serving_arns[settings.serving])
             ),
         )
@@ -524,9 +515,9 @@ class BedrockCustomization(Construct):
         compliance.acknowledge(
             cleanup.handler.role,
             SERVING_LISTS,
-            PIPELINE_EXECUTIONS.on(_nag(self, executions)),
-            GENERATED_BEDROCK_ARNS.on(_nag(self, provisioned_models)),
-            GENERATED_BEDROCK_ARNS.on(_nag(self, deployments)),
+            PIPELINE_EXECUTIONS.on(nag_resource(self, executions)),
+            GENERATED_BEDROCK_ARNS.on(nag_resource(self, provisioned_models)),
+            GENERATED_BEDROCK_ARNS.on(nag_resource(self, deployments)),
         )
         return cleanup
 
@@ -570,23 +561,3 @@ class BedrockCustomization(Construct):
             ],
         )
         return alarm
-
-
-def _nag(scope: Construct, value: str) -> str:
-    """A resource string as cdk-nag names it in a finding: the resolved value with `<AWS::Region>` for
-    a Ref and `<Logical.Attr>` for a GetAtt (so the acknowledgement holds with or without a concrete
-    account and region)."""
-
-    def render(part: object) -> str:
-        if isinstance(part, str):
-            return part
-        if isinstance(part, dict) and "Ref" in part:
-            return f"<{part['Ref']}>"
-        if isinstance(part, dict) and "Fn::GetAtt" in part:
-            return f"<{'.'.join(part['Fn::GetAtt'])}>"
-        if isinstance(part, dict) and "Fn::Join" in part:
-            separator, parts = part["Fn::Join"]
-            return separator.join(render(p) for p in parts)
-        raise ValueError(f"cannot name {part!r} as cdk-nag does")
-
-    return render(Stack.of(scope).resolve(value))

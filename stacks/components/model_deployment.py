@@ -26,10 +26,9 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from stacks import compliance
-from stacks.compliance import Acknowledgement
+from stacks.compliance import Acknowledgement, nag_resource
 from stacks.components.monitoring import MonitoringHub
 from stacks.components.python_function import PythonFunction
-from stacks.components.training_job_role import nag_resource
 from stacks.components.training_pipeline import SAGEMAKER_NAME, sagemaker_arn
 
 # lambdas/model_deployer/handler.py names its entry point `handler`, not PythonFunction's `on_event`.

@@ -17,9 +17,6 @@ encrypted with the key (the guide asks for kms:CreateGrant for a volume KMS key)
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -28,6 +25,7 @@ from constructs import Construct
 
 from stacks import compliance
 from stacks.catalog import image_repository_arn, inference_instances
+from stacks.compliance import nag_resource
 from stacks.components.model_endpoint import (
     async_prefix,
     captures_data,
@@ -96,26 +94,6 @@ MONITOR_PROCESSING_LOGS = compliance.Acknowledgement(
         "/aws/sagemaker/ProcessingJobs log group in streams named after each generated job name."
     ),
 )
-
-
-def nag_resource(scope: Construct, value: str) -> str:
-    """A resource as cdk-nag writes it in a finding id (cdk-nag 3 `flattenCfnReference`): the resolved
-    value with Fn::Join flattened, `{"Ref": X}` as `<X>` and `{"Fn::GetAtt": [A, B]}` as `<A.B>`."""
-
-    def visit(node: Any) -> str:
-        if isinstance(node, str):
-            return node.replace("${", "<").replace("}", ">")
-        if isinstance(node, dict) and "Fn::Join" in node:
-            delimiter, items = node["Fn::Join"]
-            return delimiter.join(visit(item) for item in items)
-        if isinstance(node, dict) and "Fn::GetAtt" in node:
-            resource, attribute = node["Fn::GetAtt"]
-            return f"<{visit(resource)}.{visit(attribute)}>"
-        if isinstance(node, dict) and "Ref" in node:
-            return f"<{visit(node['Ref'])}>"
-        return json.dumps(node, separators=(",", ":"))
-
-    return visit(Stack.of(scope).resolve(value))
 
 
 class ModelEndpointRole(Construct):

@@ -13,17 +13,15 @@ permissions are the same either way.
 
 from __future__ import annotations
 
-from typing import Any
-
-from aws_cdk import ArnFormat, Stack, Token
+from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
-from constructs import Construct, IConstruct
+from constructs import Construct
 
 from stacks import compliance
 from stacks.catalog import image_repository_arn, training_instances
-from stacks.compliance import Acknowledgement
+from stacks.compliance import Acknowledgement, nag_resource
 from stacks.config import TrainingPipeline
 
 # SageMaker writes training logs to this group and training metrics to this namespace (SageMaker
@@ -84,28 +82,6 @@ def uses_volume_key(settings: TrainingPipeline) -> bool:
     ResourceConfig.VolumeKmsKeyId: "You can't request a VolumeKmsKeyId when using an instance type
     with local storage")."""
     return not training_instances()[settings.instance_type].local_nvme
-
-
-def nag_resource(scope: IConstruct, value: str) -> str:
-    """A policy resource as cdk-nag 3 names it in an IAM5 finding (its flattenCfnReference):
-    Ref -> <Name>, Fn::GetAtt -> <Id.Attr>, Fn::Join joined, literal strings unchanged."""
-
-    def visit(node: Any) -> str:
-        if isinstance(node, str):
-            return node.replace("${", "<").replace("}", ">")
-        if "Fn::Join" in node:
-            delimiter, items = node["Fn::Join"]
-            return delimiter.join(visit(item) for item in items)
-        if "Fn::GetAtt" in node:
-            resource, attribute = node["Fn::GetAtt"]
-            return f"<{visit(resource)}.{visit(attribute)}>"
-        if "Ref" in node:
-            return f"<{visit(node['Ref'])}>"
-        if "Fn::ImportValue" in node:
-            return visit(node["Fn::ImportValue"])
-        raise ValueError(f"cannot name {node!r} as cdk-nag does")
-
-    return visit(Stack.of(scope).resolve(value)) if Token.is_unresolved(value) else value
 
 
 class TrainingJobRole(Construct):

@@ -32,7 +32,7 @@ from constructs import Construct
 
 from stacks import compliance
 from stacks.catalog import image_uri
-from stacks.compliance import Acknowledgement
+from stacks.compliance import STATE_MACHINE_DELIVERY_AND_TRACING, Acknowledgement
 from stacks.components.monitoring import MonitoringHub
 from stacks.components.python_function import PythonFunction, encrypted_log_group
 from stacks.components.training_job_role import (
@@ -62,15 +62,6 @@ TRAINING_RETRY_ERRORS = [
 REGISTER_RETRY_ERRORS = ["SageMaker.ThrottlingException", "SageMaker.SageMakerException"]
 CONTENT_TYPES = ["application/json"]
 
-STATE_MACHINE_ACCOUNT_WIDE = Acknowledgement(
-    finding="AwsSolutions-IAM5[Resource::*]",
-    reason=(
-        "The state machine's log delivery (logs:CreateLogDelivery and the other vended-log actions) and "
-        "X-Ray tracing (xray:PutTraceSegments, PutTelemetryRecords, GetSamplingRules, GetSamplingTargets) "
-        "have no resource type (Service Authorization Reference); aws-cdk-lib adds them for logging and "
-        "tracing, which cdk-nag SF1/SF2 require."
-    ),
-)
 PIPELINE_TRAINING_JOBS = Acknowledgement(
     finding="AwsSolutions-IAM5",
     reason=(
@@ -381,7 +372,7 @@ class TrainingPipeline(Construct):
         function_arn = self.evaluation.function.function_arn
         compliance.acknowledge(
             sm_role,
-            STATE_MACHINE_ACCOUNT_WIDE,
+            STATE_MACHINE_DELIVERY_AND_TRACING,
             PIPELINE_TRAINING_JOBS.on(
                 nag_resource(self, sagemaker_arn(stack, "training-job", f"{prefix}-*"))
             ),
