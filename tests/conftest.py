@@ -19,9 +19,9 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 install_node_guard()
 
 from app import build_app  # noqa: E402 - after the Node guard, on purpose (it imports aws_cdk)
-from stacks.cli.synth import cdk_app  # noqa: E402
-from stacks.config import builtin_profile_names  # noqa: E402
-from stacks.stage import ProfileStacks  # noqa: E402
+from stacks.cli.synth import cdk_app  # noqa: E402 - after the Node guard
+from stacks.config import builtin_profile_names  # noqa: E402 - after the Node guard
+from stacks.stage import ProfileStacks  # noqa: E402 - after the Node guard
 
 
 @dataclass

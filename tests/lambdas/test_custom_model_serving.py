@@ -17,10 +17,10 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
-from moto.server import ThreadedMotoServer
 
 from lambdas.custom_model_serving import logic
 from lambdas.custom_model_serving.logic import Serving, StillBusyError
+from tests.support.moto_server import moto_server
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -79,11 +79,8 @@ V2_DEPLOYMENT = deployment_arn("v2")
 
 @pytest.fixture(scope="module")
 def moto_endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

@@ -27,10 +27,10 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
-from moto.server import ThreadedMotoServer
 
 from lambdas.model_deployer import logic
 from lambdas.model_deployer.logic import Deployment, EndpointBusyError
+from tests.support.moto_server import moto_server
 
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/sagemaker-execution"
@@ -53,11 +53,8 @@ def _client(endpoint_url: str | None = None) -> Any:
 
 @pytest.fixture(scope="module")
 def moto_endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 class MotoSageMaker:

@@ -87,7 +87,9 @@ class Built:
 def build(outdir: Path, monkeypatch: pytest.MonkeyPatch) -> Built:
     # No training type in the catalogue lacks local NVMe: pretend ml.g6.xlarge does, to cover the
     # volume-key path (VolumeKmsKeyId and the role's kms:CreateGrant).
-    takes_key = lambda settings: settings.instance_type == PLAIN.instance_type  # noqa: E731
+    def takes_key(settings) -> bool:
+        return settings.instance_type == PLAIN.instance_type
+
     monkeypatch.setattr(training_job_role, "uses_volume_key", takes_key)
     monkeypatch.setattr(training_pipeline, "uses_volume_key", takes_key)
     app = cdk_app(outdir)
