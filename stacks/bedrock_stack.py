@@ -11,6 +11,8 @@ from constructs import Construct
 
 from stacks.catalog import bedrock_catalog, guardrail_profile
 from stacks.components.application_inference_profile import ApplicationInferenceProfile
+from stacks.components.drift_monitor import ALL_MODELS as DRIFT_ALL_MODELS
+from stacks.components.drift_monitor import DriftMonitor, DriftSource, invocation_log_hours_prefix
 from stacks.components.guardrail import Guardrail
 from stacks.components.invocation_logging import InvocationLogging
 from stacks.components.knowledge_base import KnowledgeBase
@@ -55,6 +57,7 @@ class BedrockStack(Stack):
                 cross_region_profile=guardrail_profile(self.region)
                 if settings.guardrail.tier == "STANDARD"
                 else None,
+                log_retention_days=log_retention_days,
             )
             guardrail, guardrail_profile_arns = created_guardrail.ref, created_guardrail.profile_arns
             CfnOutput(self, "GuardrailArn", value=guardrail.arn)
@@ -113,6 +116,7 @@ class BedrockStack(Stack):
                     data_source_id=created.data_source_id,
                     prefix=kb.prefix,
                     schedule=kb.ingestion_schedule,
+                    storage=knowledge_base_storage[kb.name],
                 )
             )
             CfnOutput(self, f"KnowledgeBaseId-{kb.name}", value=created.id)
@@ -140,6 +144,28 @@ class BedrockStack(Stack):
                 embedding=logging.embedding,
                 take_over=logging.take_over,
             )
+            if logging.drift is not None and logging.text:
+                # Drift of the logged text invocations, per model and for all models together.
+                DriftMonitor(
+                    self,
+                    "Drift",
+                    profile_name=profile_name,
+                    sources=[
+                        DriftSource(
+                            name="bedrock",
+                            source="bedrock",
+                            bucket=data_bucket,
+                            prefix=invocation_log_hours_prefix(self.account, self.region),
+                            baseline_bucket=data_bucket,
+                            baseline_key="monitoring/bedrock-invocations/drift/baseline.json",
+                            alarm_targets=(DRIFT_ALL_MODELS,),
+                        )
+                    ],
+                    settings=logging.drift,
+                    encryption_key=encryption_key,
+                    log_retention_days=log_retention_days,
+                    hub=hub,
+                )
 
         for prompt in settings.prompts:
             created = PromptTemplate(

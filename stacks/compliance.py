@@ -132,45 +132,88 @@ SERVERLESS_WRITER_NO_ENHANCED_MONITORING = CheckovSkip(
     ),
 )
 
-LAMBDA_CHECKOV_SKIPS = (
-    CheckovSkip(
-        check="CKV_AWS_115",
-        reason=(
-            "No reserved concurrency: a new account's concurrency limit of 10 leaves no room to reserve any, "
-            "and these functions run a handful of times a day (schedules, deployments, document uploads)."
-        ),
-    ),
-    CheckovSkip(
-        check="CKV_AWS_116",
-        reason=(
-            "No dead-letter queue: the callers retry and report failures themselves (CloudFormation for "
-            "custom resources, EventBridge retries for schedules), and a failed ingestion shows on the "
-            "ingestion alarm."
-        ),
-    ),
-    CheckovSkip(
-        check="CKV_AWS_117",
-        reason=(
-            "Not in a VPC: the functions call only AWS APIs (Bedrock control plane and agent APIs) over TLS "
-            "with IAM; a VPC would add NAT or endpoint cost and no protection."
-        ),
+# checkov's three Lambda checks, for every function of ours (PythonFunction) and the CDK provider
+# framework's own functions. Each reason covers every kind of caller these functions have. Sources:
+# - "Configuring reserved concurrency for a function" (you can reserve up to the unreserved account
+#   concurrency minus 100): https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html
+# - "Lambda quotas" (new AWS accounts have reduced concurrency quotas):
+#   https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
+# - "AWS::Lambda::Function DeadLetterConfig" (the dead-letter queue for failed asynchronous invocations):
+#   https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-lambda-function-deadletterconfig.html
+# - "Using AWS Lambda with CloudFormation" (CloudFormation invokes the function asynchronously with a
+#   callback URL): https://docs.aws.amazon.com/lambda/latest/dg/services-cloudformation.html
+LAMBDA_NO_RESERVED_CONCURRENCY = CheckovSkip(
+    check="CKV_AWS_115",
+    reason=(
+        "No reserved concurrency: a reservation is carved out of the account's regional pool, Lambda keeps "
+        "at least 100 of it unreserved, and new accounts start on a reduced concurrency quota, where a "
+        "reservation may not fit at all (Lambda guide, configuration-concurrency and gettingstarted-limits). "
+        "The gateway's callers are throttled before it by API Gateway (the account's throttle, and per "
+        "tenant by usage plans); the other functions run on schedules, deployments, queue messages and "
+        "document uploads."
     ),
 )
+
+LAMBDA_NO_DEAD_LETTER_QUEUE = CheckovSkip(
+    check="CKV_AWS_116",
+    reason=(
+        "No function dead-letter queue: Lambda sends only failed asynchronous invocations there "
+        "(AWS::Lambda::Function DeadLetterConfig). API Gateway (the gateway), the provider framework (custom "
+        "resource handlers) and Step Functions (pipeline steps) invoke synchronously and get the error back; "
+        "the deployer's SQS queue has its own dead-letter queue; CloudFormation fails the resource that gets "
+        "no answer; EventBridge retries the scheduled functions, whose next run catches up."
+    ),
+)
+
+LAMBDA_OUTSIDE_VPC = CheckovSkip(
+    check="CKV_AWS_117",
+    reason=(
+        "Not in a VPC: the function calls only AWS service endpoints (Bedrock, SageMaker, S3, DynamoDB, the "
+        "RDS Data API, CloudWatch, ...) over TLS, authorised by IAM, and reaches no private host; a VPC "
+        "would add NAT or endpoint cost and no protection. Functions that call private hosts (the gateway of "
+        "a self-hosted profile) are in the VPC and carry no such skip."
+    ),
+)
+
+
+def lambda_checkov_skips(*, in_vpc: bool) -> tuple[CheckovSkip, ...]:
+    """The checkov skips of one Lambda function: CKV_AWS_117 only for a function without a VpcConfig
+    (for one with a VpcConfig, checkov passes it and the skip would match nothing)."""
+    return (
+        LAMBDA_NO_RESERVED_CONCURRENCY,
+        LAMBDA_NO_DEAD_LETTER_QUEUE,
+        *(() if in_vpc else (LAMBDA_OUTSIDE_VPC,)),
+    )
+
+
+# For functions outside a VPC (the provider framework's own); PythonFunction calls
+# lambda_checkov_skips(in_vpc=...) so that a function in a VPC gets no CKV_AWS_117 skip.
+LAMBDA_CHECKOV_SKIPS = lambda_checkov_skips(in_vpc=False)
 
 # aws-cdk-lib's own handler that strips the rules of a new VPC's default security group (the
 # restrictDefaultSecurityGroup feature flag): a stack-level singleton created by ec2.Vpc.
 VPC_DEFAULT_SG_PROVIDER_CHECKOV_SKIPS = (
     CheckovSkip(
         check="CKV_AWS_115",
-        reason="aws-cdk-lib's handler that empties the VPC's default security group runs only at deployment.",
+        reason=(
+            "aws-cdk-lib's handler that empties a new VPC's default security group runs only when "
+            "CloudFormation creates or updates that VPC; there is no traffic to reserve concurrency for."
+        ),
     ),
     CheckovSkip(
         check="CKV_AWS_116",
-        reason="Invoked synchronously by CloudFormation, which reports a failure as a failed deployment.",
+        reason=(
+            "CloudFormation invokes this custom-resource handler asynchronously and waits for its answer at "
+            "the response URL (Lambda guide, services-cloudformation); a failure fails the deployment, and a "
+            "queued event could no longer be answered."
+        ),
     ),
     CheckovSkip(
         check="CKV_AWS_117",
-        reason="Calls only the EC2 control plane (RevokeSecurityGroupIngress/Egress) during deployment.",
+        reason=(
+            "Calls only the EC2 control plane (RevokeSecurityGroupIngress/Egress on the VPC's default "
+            "security group) during deployment; it reaches no private host."
+        ),
     ),
 )
 
@@ -186,9 +229,23 @@ GATEWAY_API_FINDINGS = (
     Acknowledgement(
         finding="AwsSolutions-APIG6",
         reason=(
-            "Stage execution logging needs the account-wide API Gateway CloudWatch role, an account setting "
-            "this stack does not own; access logs (JSON, KMS) and X-Ray tracing are on."
+            "Stage execution logging is off: API Gateway writes it to log groups it creates and manages "
+            "itself (API-Gateway-Execution-Logs_<api id>/<stage>), outside the platform key and the "
+            "profile's retention (API Gateway guide, set-up-logging). Access logs (JSON, KMS, retention), "
+            "X-Ray tracing and the function's own logs are on."
         ),
+    ),
+)
+
+# The account-level role API Gateway uses to write CloudWatch logs (gateway.api_gateway_account_role:
+# create). It serves every API of the account and region, so it cannot be narrowed to our log group.
+API_GATEWAY_ACCOUNT_ROLE = Acknowledgement(
+    finding="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+    + "AmazonAPIGatewayPushToCloudWatchLogs]",
+    reason=(
+        "API Gateway's CloudWatch Logs role is one setting per account and region, used by every REST API "
+        "there, not only this one; AWS documents this managed policy as what that role needs (API Gateway "
+        "guide, 'Permissions for CloudWatch logging')."
     ),
 )
 
@@ -217,26 +274,19 @@ GATEWAY_STAGE_CHECKOV_SKIPS = (
 )
 
 
-def gateway_method_skips(auth: str) -> tuple[CheckovSkip, ...]:
-    if auth != "api_key":
-        return ()
-    return (
-        CheckovSkip(
-            check="CKV_AWS_59",
-            reason=(
-                "auth: api_key: the method requires an API key of a tenant's usage plan "
-                "(checkov counts only IAM, Cognito or Lambda authorizers)."
-            ),
-        ),
-    )
+# No CKV_AWS_59 skip on the gateway's methods: checkov 3.3.30 passes an AWS::ApiGateway::Method whose
+# AuthorizationType is NONE when ApiKeyRequired is true (checkov/cloudformation/checks/resource/aws/
+# APIGatewayAuthorization.py), and with `auth: iam` the AuthorizationType is AWS_IAM.
 
 
-LAMBDA_VPC_ACCESS_MANAGED_POLICY = Acknowledgement(
-    finding="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-    + "AWSLambdaVPCAccessExecutionRole]",
+LAMBDA_NETWORK_INTERFACES = Acknowledgement(
+    finding="AwsSolutions-IAM5",
     reason=(
-        "A function in a VPC needs to create and delete its network interfaces; the EC2 actions for that "
-        "take no narrower resources, and this AWS managed policy is what Lambda documents for it."
+        "A function in a VPC: Lambda creates, describes and deletes the function's network interfaces with "
+        "its execution role (the actions of AWSLambdaVPCAccessExecutionRole). ec2:DescribeNetworkInterfaces "
+        "and ec2:DescribeSubnets accept only Resource '*'; the write actions are limited to EC2 resources "
+        "of this account and region because the interface, subnet and security-group ids are not known "
+        "before deploy (Lambda developer guide, configuration-vpc, 'Required IAM permissions')."
     ),
 )
 

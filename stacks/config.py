@@ -14,6 +14,7 @@ while the committed schema is stale).
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from collections.abc import Sequence
@@ -424,6 +425,24 @@ class AuroraVectorStore(_Strict):
         return self
 
 
+class DriftMonitoring(_Strict):
+    """The project's own drift job over captured requests (and Bedrock invocation logs): prompt and answer
+    lengths, language mix, refusal rate and the distance of the window's mean text embedding from a
+    baseline, as CloudWatch metrics with alarms (stacks/components/drift_monitor.py)."""
+
+    schedule: str = Field(default="rate(1 hour)", pattern=_SCHEDULE, description="EventBridge schedule")
+    window_hours: int = Field(default=1, ge=1, le=24, description="hours of captured data read per run")
+    min_records: int = Field(
+        default=20, ge=1, le=100_000, description="fewer records in a window publish no distance or rates"
+    )
+    distance_threshold: float = Field(
+        default=0.25, gt=0, le=2, description="alarm above this cosine distance from the baseline centroid"
+    )
+    refusal_rate_percent: float = Field(
+        default=20, gt=0, le=100, description="alarm above this share of refused or guardrail-blocked answers"
+    )
+
+
 class InvocationLogging(_Strict):
     """Bedrock model invocation logging (one setting per account and region)."""
 
@@ -433,6 +452,10 @@ class InvocationLogging(_Strict):
     text: bool = True
     image: bool = True
     embedding: bool = False
+    drift: DriftMonitoring | None = Field(
+        default_factory=DriftMonitoring,
+        description="drift job over the logged text invocations (needs text: true; null: none)",
+    )
 
     _retention = field_validator("log_retention_days")(classmethod(lambda cls, days: _known_retention(days)))
 
@@ -848,16 +871,38 @@ class InferenceEndpoint(_Strict):
         default=10, ge=1, description="target tracking: invocations per instance per minute"
     )
     max_model_len: int = Field(default=4096, ge=128, le=262_144)
-    data_capture_percentage: int = Field(default=20, ge=0, le=100, description="0 turns data capture off")
+    data_capture_percentage: int = Field(
+        default=20,
+        ge=0,
+        le=100,
+        description="share of requests captured to S3 (0: off); default 0 on inference-component endpoints",
+    )
+    # SageMaker Model Monitor "is no longer open to new customers" (SageMaker developer guide, "Data
+    # capture", https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-data-capture.html, and
+    # "Amazon SageMaker Model Monitor availability change"): an explicit opt-in, off by default. Drift is
+    # measured by the project's own drift monitor (stacks/components/drift_monitor.py) instead.
     monitoring_schedule: str | None = Field(
-        default="cron(0 * ? * * *)", pattern=r"^cron\(\S+( \S+){5}\)$",
-        description="Model Monitor data-quality schedule (hourly by default; null: none)",
-    )  # fmt: skip
+        default=None,
+        pattern=r"^cron\(\S+( \S+){5}\)$",
+        description=(
+            "Model Monitor data-quality schedule, e.g. cron(0 * ? * * *); null (default): none. Only for "
+            "accounts that already use SageMaker Model Monitor: it is no longer open to new customers"
+        ),
+    )
     async_inference: AsyncInference | None = None
     inference_components: bool = Field(
         default=False, description="host the model as an inference component (allows scaling to zero)"
     )
     off_hours: OffHours | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_capture_by_default_on_components(cls, data: Any) -> Any:
+        """Inference-component endpoints get no data capture unless asked (and asking is refused below)."""
+        components = isinstance(data, dict) and data.get("inference_components")
+        if components and "data_capture_percentage" not in data:
+            return {**data, "data_capture_percentage": 0}
+        return data
 
     @model_validator(mode="after")
     def _checks(self) -> InferenceEndpoint:
@@ -910,15 +955,64 @@ class InferenceEndpoint(_Strict):
             problems.append(
                 located("async_inference", "cannot be combined with inference_components on one endpoint")
             )
+        problems += self._monitoring_problems()
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    def _monitoring_problems(self) -> list[str]:
+        """What SageMaker does not accept (or AWS does not document) for capture and Model Monitor.
+
+        - Model Monitor "currently supports only endpoints that host a single model" (SageMaker developer
+          guide, "Data and model quality monitoring with Amazon SageMaker Model Monitor",
+          https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor.html), and its EndpointInput names
+          an endpoint only, never an inference component (AWS::SageMaker::DataQualityJobDefinition
+          EndpointInput): an endpoint of inference components hosts models per component.
+        - Data capture is documented per endpoint and production variant (captures land under
+          `{endpoint-name}/{variant-name}/yyyy/mm/dd/hh/`, "Capture data from real-time endpoint",
+          https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-data-capture-endpoint.html); no AWS
+          page documents data capture for endpoints that host inference components, so it is refused
+          here rather than discovered at deploy time.
+        - A Model Monitor schedule reads captured data: it needs data capture on.
+        """
+        problems = []
+        components = "is not supported with inference_components: true"
+        if self.inference_components and self.data_capture_percentage > 0:
+            problems.append(
+                located(
+                    "data_capture_percentage",
+                    f"{self.data_capture_percentage} {components}: SageMaker documents data capture per "
+                    "endpoint and production variant, not per inference component (model-monitor-data-"
+                    "capture-endpoint.html); set 0, or host the model on a plain endpoint",
+                )
+            )
+        if self.inference_components and self.monitoring_schedule is not None:
+            problems.append(
+                located(
+                    "monitoring_schedule",
+                    f"{self.monitoring_schedule!r} {components}: Model Monitor supports only endpoints that "
+                    "host a single model (model-monitor.html); set null",
+                )
+            )
+        elif self.monitoring_schedule is not None and self.data_capture_percentage == 0:
+            problems.append(
+                located(
+                    "monitoring_schedule",
+                    f"{self.monitoring_schedule!r} needs data capture (data_capture_percentage above 0): "
+                    "Model Monitor reads the captured requests",
+                )
+            )
+        return problems
 
 
 class Inference(_Strict):
     """SageMaker real-time (or asynchronous) endpoints."""
 
     endpoints: list[InferenceEndpoint] = Field(min_length=1, max_length=10)
+    drift: DriftMonitoring | None = Field(
+        default_factory=DriftMonitoring,
+        description="drift job over the captured data of endpoints with data capture (null: none)",
+    )
 
     @field_validator("endpoints")
     @classmethod
@@ -1059,6 +1153,25 @@ class GatewayAlarms(_Strict):
     latency_p90_ms: int = Field(default=15_000, ge=100)
 
 
+# API Gateway REST integrations time out after 29 s by default ("Quotas for configuring and running a
+# REST API in API Gateway", maximum integration timeout:
+# https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-execution-service-limits-table.html).
+# The gateway function's timeout is its deadline + GATEWAY_TIMEOUT_HEADROOM_SECONDS (the deadline
+# fires first and answers a clean 504), and stays GATEWAY_API_MARGIN_SECONDS under API Gateway's,
+# so API Gateway never gives up on a function that is still running.
+API_GATEWAY_INTEGRATION_TIMEOUT_SECONDS = 29
+GATEWAY_TIMEOUT_HEADROOM_SECONDS = 3
+GATEWAY_API_MARGIN_SECONDS = 1
+GATEWAY_MAX_DEADLINE_SECONDS = (
+    API_GATEWAY_INTEGRATION_TIMEOUT_SECONDS - GATEWAY_API_MARGIN_SECONDS - GATEWAY_TIMEOUT_HEADROOM_SECONDS
+)
+
+
+def gateway_function_timeout_seconds(deadline_seconds: float) -> int:
+    """The gateway Lambda's timeout (whole seconds) for a deadline."""
+    return math.ceil(deadline_seconds) + GATEWAY_TIMEOUT_HEADROOM_SECONDS
+
+
 class Gateway(_Strict):
     """The OpenAI-compatible model gateway (API Gateway REST + Lambda)."""
 
@@ -1070,10 +1183,25 @@ class Gateway(_Strict):
     auth: Literal["api_key", "iam"] = "api_key"
     tenants: list[GatewayTenant] = Field(default_factory=list)
     cache: GatewayCache = Field(default_factory=GatewayCache)
-    deadline_seconds: float = Field(default=25, ge=1, le=28)
+    deadline_seconds: float = Field(
+        default=25,
+        ge=1,
+        description="Time a request may take from entry to answer; the function times out "
+        f"{GATEWAY_TIMEOUT_HEADROOM_SECONDS} s later, under API Gateway's 29 s",
+    )
     max_body_kb: int = Field(default=256, ge=1, le=6144)
     max_output_tokens: int = Field(default=4096, ge=1)
     log_prompts: bool = Field(default=False, description="Log request bodies (prompts) in CloudWatch Logs")
+    # API Gateway writes access logs with one CloudWatch Logs role per account and region
+    # (AWS::ApiGateway::Account; API Gateway developer guide, "Permissions for CloudWatch logging",
+    # https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-logging.html). Like Bedrock
+    # invocation logging, one profile per account and region owns it; `genai-stack doctor` checks it.
+    api_gateway_account_role: Literal["create", "existing"] = Field(
+        default="create",
+        description="API Gateway's CloudWatch Logs role, one setting per account and region: 'create' sets "
+        "it to a role of this profile (kept when the stack is deleted); 'existing' relies on the one "
+        "already set (every other profile in the same account and region)",
+    )
     alarms: GatewayAlarms = Field(default_factory=GatewayAlarms)
 
     @property
@@ -1092,6 +1220,19 @@ class Gateway(_Strict):
             "SageMakerRuntime": any(t.sagemaker for t in targets),
         }
         return tuple(name for name, used in wanted.items() if used)
+
+    @field_validator("deadline_seconds")
+    @classmethod
+    def _under_api_gateway(cls, seconds: float) -> float:
+        timeout = gateway_function_timeout_seconds(seconds)
+        if timeout > API_GATEWAY_INTEGRATION_TIMEOUT_SECONDS - GATEWAY_API_MARGIN_SECONDS:
+            raise ValueError(
+                f"the function would time out after {timeout} s "
+                f"(deadline + {GATEWAY_TIMEOUT_HEADROOM_SECONDS} s), "
+                f"not under API Gateway's {API_GATEWAY_INTEGRATION_TIMEOUT_SECONDS} s integration timeout "
+                f"with {GATEWAY_API_MARGIN_SECONDS} s to spare; allowed: 1 to {GATEWAY_MAX_DEADLINE_SECONDS}"
+            )
+        return seconds
 
     @model_validator(mode="after")
     def _tenants(self) -> Gateway:

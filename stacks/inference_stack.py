@@ -1,5 +1,7 @@
 """InferenceStack: the SageMaker endpoints of the training-and-tuning approach. It only wires: one
-ModelEndpoint per endpoint of the profile, with its roles from the foundation, and its monitoring."""
+ModelEndpoint per endpoint of the profile, with its roles from the foundation, and its monitoring; and
+the drift monitor over the captured data of the endpoints that capture (SageMaker Model Monitor is an
+opt-in per endpoint, `monitoring_schedule`, for accounts that already have it)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,14 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.components.model_endpoint import ModelEndpoint
+from stacks.components.drift_monitor import DriftMonitor, DriftSource
+from stacks.components.model_endpoint import (
+    VARIANT,
+    ModelEndpoint,
+    captures_data,
+    data_capture_prefix,
+    monitoring_prefix,
+)
 from stacks.components.model_endpoint_role import ModelEndpointRole
 from stacks.components.monitoring import MonitoringHub
 from stacks.config import Inference
@@ -27,6 +36,7 @@ class InferenceStack(Stack):
         encryption_key: kms.IKey,
         log_retention_days: int,
         hub: MonitoringHub,
+        approved_models: frozenset[str] = frozenset(),
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -43,10 +53,37 @@ class InferenceStack(Stack):
                 encryption_key=encryption_key,
                 region=self.region,
                 log_retention_days=log_retention_days,
+                # A training pipeline deploys its approved versions to this endpoint.
+                approved_models=settings_.name in approved_models,
             )
             endpoint.monitor(hub)
             self.endpoints[settings_.name] = endpoint
             CfnOutput(self, f"EndpointName-{settings_.name}", value=endpoint.endpoint_name)
+
+        capturing = [e for e in self.endpoints.values() if captures_data(e.settings)]
+        self.drift: DriftMonitor | None = None
+        if settings.drift is not None and capturing:
+            self.drift = DriftMonitor(
+                self,
+                "Drift",
+                profile_name=profile_name,
+                sources=[
+                    DriftSource(
+                        name=e.endpoint_name,
+                        source="sagemaker",
+                        bucket=artifacts_bucket,
+                        prefix=f"{data_capture_prefix(e.endpoint_name)}{VARIANT}/",
+                        baseline_bucket=artifacts_bucket,
+                        baseline_key=f"{monitoring_prefix(e.endpoint_name)}drift/baseline.json",
+                        alarm_targets=(e.endpoint_name,),
+                    )
+                    for e in capturing
+                ],
+                settings=settings.drift,
+                encryption_key=encryption_key,
+                log_retention_days=log_retention_days,
+                hub=hub,
+            )
 
     @property
     def endpoint_names(self) -> dict[str, str]:

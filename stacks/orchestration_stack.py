@@ -64,7 +64,15 @@ def gateway_config(
         "log_prompts": settings.log_prompts,
     }
     if bedrock.guardrail is not None:
-        config["guardrail"] = {"identifier": bedrock.guardrail.arn, "version": bedrock.guardrail.version}
+        # `config` is the guardrail configuration's digest, a literal: it makes this stack's template
+        # change with every new guardrail version. The CDK CLI skips a stack whose template did not
+        # change, and only a deployed template re-reads `version` through Fn::GetStackOutput, so
+        # without it the gateway would keep sending the old version (stacks/components/guardrail.py).
+        config["guardrail"] = {
+            "identifier": bedrock.guardrail.arn,
+            "version": bedrock.guardrail.version,
+            "config": bedrock.guardrail.config_digest,
+        }
     if cache_table is not None:
         config["cache"] = {"table": cache_table.table_name, "ttl_seconds": settings.cache.ttl_seconds}
     return config
@@ -112,6 +120,7 @@ class OrchestrationStack(Stack):
                 }
             ),
             network=network,
+            account_logging_role=settings.api_gateway_account_role,
         )
         gateway.monitor(
             hub,

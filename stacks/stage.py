@@ -113,6 +113,12 @@ class ProfileStacks(Construct):
                 encryption_key=self.foundation.key,
                 log_retention_days=profile.foundation.log_retention_days,
                 hub=self.hub,
+                # endpoints a training pipeline deploys its approved versions to
+                approved_models=frozenset(
+                    p.deploy_to
+                    for p in (profile.training.pipelines if profile.training else ())
+                    if p.deploy_to
+                ),
             )
 
         self.training: TrainingStack | None = None

@@ -10,10 +10,10 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.catalog import image_uri, inference_instances
+from stacks.catalog import image_uri
 from stacks.components.bedrock_customization import BedrockCustomization
 from stacks.components.model_deployment import EndpointDeployment, ModelDeployment
-from stacks.components.model_endpoint import DATA_CAPTURE_ROOT, container_environment
+from stacks.components.model_endpoint import container_environment
 from stacks.components.model_endpoint_role import ModelEndpointRole
 from stacks.components.monitoring import MonitoringHub
 from stacks.components.training_pipeline import TrainingPipeline
@@ -63,9 +63,7 @@ class TrainingStack(Stack):
             self.pipelines[pipeline.name] = built
             CfnOutput(self, f"StateMachine-{pipeline.name}", value=built.state_machine.state_machine_arn)
             if target is not None:
-                deployments.append(
-                    _deployment(built, target, profile_name, endpoint_roles, artifacts_bucket, encryption_key)
-                )
+                deployments.append(_deployment(built, target, profile_name, endpoint_roles, encryption_key))
         if deployments:
             ModelDeployment(
                 self,
@@ -97,27 +95,17 @@ def _deployment(
     endpoint: InferenceEndpoint,
     profile_name: str,
     endpoint_roles: dict[str, ModelEndpointRole],
-    artifacts_bucket: s3.IBucket,
     encryption_key: kms.IKey,
 ) -> EndpointDeployment:
-    """What the deployer needs to roll `endpoint` to an approved model of `pipeline`: the instance type,
-    role, container settings, data capture and network isolation of the endpoint the stack created."""
-    nvme = inference_instances()[endpoint.instance_type].local_nvme
-    capture = (
-        f"s3://{artifacts_bucket.bucket_name}/{DATA_CAPTURE_ROOT}"
-        if endpoint.data_capture_percentage
-        else None
-    )
+    """What the deployer needs to roll `endpoint` to an approved model of `pipeline`: the role, container
+    settings and network isolation of the model the stack created, and the platform key, which the
+    endpoint's configuration uses for captured data (and, without local NVMe, its volume). The other
+    settings come from the endpoint's configuration, which the deployer copies."""
     return EndpointDeployment(
         model_package_group=pipeline.model_package_group_name,
         endpoint_name=f"{profile_name}-{endpoint.name}",
         execution_role_arn=endpoint_roles[endpoint.name].role.role_arn,
-        instance_type=endpoint.instance_type,
-        initial_instance_count=max(endpoint.min_instances, 1),
-        # SageMaker refuses a volume key on instance types with local NVMe storage (ml.g5, ml.g6).
-        kms_key_arn=None if nvme else encryption_key.key_arn,
-        data_capture_s3_uri=capture,
-        data_capture_percentage=endpoint.data_capture_percentage or 100,
+        kms_key_arn=encryption_key.key_arn,
         enable_network_isolation=True,
         environment=container_environment(endpoint),
     )

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.access.recording import RECORDING, install_call_recording
 from tests.support.offline import forbid_python_network, install_node_guard
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 install_node_guard()
+install_call_recording()  # boto3 calls of our Lambda code, checked against access rows at the end
 
 from app import build_app  # noqa: E402 - after the Node guard, on purpose (it imports aws_cdk)
 from stacks.cli.synth import cdk_app  # noqa: E402 - after the Node guard
@@ -62,3 +64,17 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
 @pytest.fixture(scope="session")
 def profile_names() -> list[str]:
     return builtin_profile_names()
+
+
+# The access check of recorded boto3 calls (tests/access/test_recorded_calls.py) runs last, after
+# every Lambda test of the session has had its calls recorded.
+RECORDED_CALLS_CHECK = "tests/access/test_recorded_calls.py"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.nodeid.startswith(RECORDED_CALLS_CHECK))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" and report.nodeid.startswith("tests/lambdas/"):
+        RECORDING.lambda_tests_run += 1

@@ -11,10 +11,13 @@ ResourceProperties (CloudFormation passes every value as a string):
 - ProvisionedModelName, DeploymentName: the exact names of the serving resources the pipeline makes;
 - Serving: none | on_demand | provisioned.
 
-Create and Update make no AWS call: they validate the properties and report. The physical id names
-the pipeline and its serving mode, so a changed serving mode makes CloudFormation delete the old
-"resource", which removes the serving the pipeline no longer uses. Delete (logic.remove_serving)
-stops the executions, then deletes the two named resources if they exist.
+Create and Update make no AWS call: they validate the properties and report. The physical id
+`custom-model-serving:<JobPrefix>:<Serving>` names the pipeline and its serving mode, so a changed
+serving mode makes CloudFormation delete the old "resource", which removes the serving the pipeline
+no longer uses. A Delete removes only what its physical id owns (logic.remove_serving with that id's
+mode): the rollback of a switch from provisioned to on_demand ends with a Delete of the on_demand id,
+which must leave the Provisioned Throughput in use alone. A Delete whose id records no mode (the
+provider framework's marker after a failed Create, which the framework answers itself) owns nothing.
 
 Environment: none of its own; boto3 takes the Region from Lambda's AWS_REGION.
 """
@@ -31,11 +34,19 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lambdas.custom_model_serving.logic import CONFLICT_RETRY_SECONDS, Outcome, Serving, remove_serving
+from lambdas.custom_model_serving.logic import (
+    CONFLICT_RETRY_SECONDS,
+    MODES,
+    Mode,
+    Outcome,
+    Serving,
+    remove_serving,
+)
 
 # Bedrock resource names: ([0-9a-zA-Z][_-]?){1,63} (botocore model 2023-04-20).
 NAME = r"^([0-9a-zA-Z][_-]?){1,63}$"
 STATE_MACHINE_ARN = r"^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[^:\s]{1,80}$"
+PHYSICAL_ID_PREFIX = "custom-model-serving"
 # Stop retrying deletions this long before Lambda's own timeout, to report a clear error in time.
 SAFETY_MARGIN_MS = 20_000
 
@@ -72,7 +83,7 @@ class ServingProperties(BaseModel):
     serving: Literal["none", "on_demand", "provisioned"] = Field(alias="Serving")
 
     def physical_resource_id(self) -> str:
-        return f"custom-model-serving:{self.job_prefix}:{self.serving}"
+        return f"{PHYSICAL_ID_PREFIX}:{self.job_prefix}:{self.serving}"
 
     def resources(self) -> Serving:
         return Serving(
@@ -128,10 +139,31 @@ def _waiter(context: LambdaContext) -> Any:
     return wait
 
 
-def _delete(request: CustomResourceEvent, context: LambdaContext) -> Outcome:
+def registered_mode(physical_resource_id: str | None) -> Mode | None:
+    """The serving mode a physical id of ours records, or None for any other id."""
+    parts = (physical_resource_id or "").split(":")
+    if len(parts) == 3 and parts[0] == PHYSICAL_ID_PREFIX and parts[2] in MODES:
+        return parts[2]  # type: ignore[return-value]
+    return None
+
+
+def _delete(request: CustomResourceEvent, context: LambdaContext) -> Outcome | None:
+    """Remove what the physical id owns; None (and no AWS call) when it records no serving mode."""
+    mode = registered_mode(request.physical_resource_id)
+    if mode is None:
+        logger.warning(
+            "physical id records no serving mode: nothing to remove",
+            extra={"physical_resource_id": request.physical_resource_id},
+        )
+        return None
     properties = _parse(RecordedProperties, request.resource_properties, "ResourceProperties")
+    if properties.serving != mode:
+        logger.warning(
+            "the properties name another serving mode than the physical id; the id decides",
+            extra={"physical_id_serving": mode, "properties_serving": properties.serving},
+        )
     return remove_serving(
-        bedrock_client(), stepfunctions_client(), properties.resources(), wait=_waiter(context)
+        bedrock_client(), stepfunctions_client(), properties.resources(), mode=mode, wait=_waiter(context)
     )
 
 
@@ -156,6 +188,11 @@ def on_event(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return {"PhysicalResourceId": properties.physical_resource_id(), "Data": {"Action": "registered"}}
 
     outcome = _delete(request, context)
+    if outcome is None:
+        return {
+            "PhysicalResourceId": request.physical_resource_id or f"{PHYSICAL_ID_PREFIX}:unknown",
+            "Data": {"Action": "nothing-owned"},
+        }
     logger.info(
         "serving removed",
         extra={
@@ -165,7 +202,7 @@ def on_event(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         },
     )
     return {
-        "PhysicalResourceId": request.physical_resource_id or "custom-model-serving:unknown",
+        "PhysicalResourceId": request.physical_resource_id,
         "Data": {
             "Action": "removed",
             "StoppedExecutions": str(len(outcome.stopped_executions)),

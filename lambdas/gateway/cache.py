@@ -10,7 +10,12 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lambdas.gateway.deadline import MIN_CALL_SECONDS, Deadline, as_timed
 from lambdas.gateway.schema import ChatCompletionRequest
+
+# A cache call is worth less than the model call: it gets at most this long (DynamoDB answers a
+# GetItem in milliseconds), and a slow cache is a miss that leaves the rest of the deadline intact.
+CACHE_TIMEOUT_SECONDS = 1.0
 
 
 def cache_key(alias: str, request: ChatCompletionRequest, guardrail_version: str | None) -> str:
@@ -35,7 +40,9 @@ def cacheable(request: ChatCompletionRequest) -> bool:
 
 
 class ResponseCache:
-    """Items: {pk: key, response: JSON text, expires_at: epoch seconds (the table's TTL attribute)}."""
+    """Items: {pk: key, response: JSON text, expires_at: epoch seconds (the table's TTL attribute)}.
+
+    `client`: a DynamoDB client or a TimedClients of them (lambdas/gateway/deadline.py)."""
 
     def __init__(
         self,
@@ -45,16 +52,19 @@ class ResponseCache:
         ttl_seconds: int,
         clock: Callable[[], float] = time.time,
         on_error: Callable[[str, Exception], None] = lambda op, error: None,
+        timeout_seconds: float = CACHE_TIMEOUT_SECONDS,
     ) -> None:
-        self.client = client
+        self.clients = as_timed(client)
         self.table = table
         self.ttl_seconds = ttl_seconds
         self.clock = clock
         self.on_error = on_error
+        self.timeout_seconds = timeout_seconds
 
-    def get(self, key: str) -> dict[str, Any] | None:
+    def get(self, key: str, deadline: Deadline | None = None) -> dict[str, Any] | None:
+        client = self.clients.within(deadline, "the cache lookup", cap=self.timeout_seconds)
         try:
-            item = self.client.get_item(TableName=self.table, Key={"pk": {"S": key}}).get("Item")
+            item = client.get_item(TableName=self.table, Key={"pk": {"S": key}}).get("Item")
             # DynamoDB deletes expired items lazily: an item past its TTL is a miss.
             if not item or int(item["expires_at"]["N"]) <= self.clock():
                 return None
@@ -63,9 +73,13 @@ class ResponseCache:
             self.on_error("get", error)
             return None
 
-    def put(self, key: str, response: dict[str, Any]) -> None:
+    def put(self, key: str, response: dict[str, Any], deadline: Deadline | None = None) -> None:
+        """Skipped when the deadline is (nearly) gone: the answer is worth more than its cache entry."""
+        if deadline is not None and deadline.remaining() < MIN_CALL_SECONDS:
+            return
+        client = self.clients.within(deadline, "the cache write", cap=self.timeout_seconds)
         try:
-            self.client.put_item(
+            client.put_item(
                 TableName=self.table,
                 Item={
                     "pk": {"S": key},

@@ -13,7 +13,7 @@ class EchoChat:
     def __init__(self, name: str) -> None:
         self.name = f"echo:{name}"
 
-    def chat(self, request, *, timeout: float) -> ChatResult:
+    def chat(self, request, *, deadline) -> ChatResult:
         text = request.messages[-1].text
         return ChatResult(
             text=f"echo: {text}", finish_reason="stop", input_tokens=len(text.split()), output_tokens=2
@@ -24,7 +24,7 @@ class EchoEmbeddings:
     def __init__(self, name: str) -> None:
         self.name = f"echo:{name}"
 
-    def embed(self, inputs, *, dimensions, timeout) -> EmbeddingResult:
+    def embed(self, inputs, *, dimensions, deadline) -> EmbeddingResult:
         return EmbeddingResult(
             vectors=[[float(len(t))] * (dimensions or 8) for t in inputs], input_tokens=len(inputs)
         )

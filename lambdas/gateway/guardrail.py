@@ -7,6 +7,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lambdas.gateway.deadline import Deadline, as_timed
 from lambdas.gateway.errors import ProviderError
 from lambdas.gateway.providers.aws_errors import provider_error
 from lambdas.gateway.providers.base import ChatProvider, ChatResult
@@ -14,15 +15,18 @@ from lambdas.gateway.schema import ChatCompletionRequest
 
 
 class Guardrail:
+    """`client`: a bedrock-runtime client or a TimedClients of them."""
+
     def __init__(self, client: Any, *, identifier: str, version: str) -> None:
-        self.client = client
+        self.clients = as_timed(client)
         self.identifier = identifier
         self.version = version
 
-    def check(self, source: str, text: str) -> str | None:
+    def check(self, source: str, text: str, deadline: Deadline | None = None) -> str | None:
         """None when the text passes, else the guardrail's blocked message."""
+        client = self.clients.within(deadline, f"the guardrail check ({source})")
         try:
-            response = self.client.apply_guardrail(
+            response = client.apply_guardrail(
                 guardrailIdentifier=self.identifier,
                 guardrailVersion=self.version,
                 source=source,
@@ -46,9 +50,9 @@ class Guarded:
         self.guardrail = guardrail
         self.name = target.name
 
-    def chat(self, request: ChatCompletionRequest, *, timeout: float) -> ChatResult:
+    def chat(self, request: ChatCompletionRequest, *, deadline: Deadline) -> ChatResult:
         prompt = "\n".join(m.text for m in request.messages if m.role != "assistant")
-        blocked = self.guardrail.check("INPUT", prompt)
+        blocked = self.guardrail.check("INPUT", prompt, deadline)
         if blocked is not None:
             return ChatResult(
                 text=blocked,
@@ -57,8 +61,8 @@ class Guarded:
                 output_tokens=0,
                 guardrail_intervened=True,
             )
-        result = self.target.chat(request, timeout=timeout)
-        blocked = self.guardrail.check("OUTPUT", result.text)
+        result = self.target.chat(request, deadline=deadline)
+        blocked = self.guardrail.check("OUTPUT", result.text, deadline)
         if blocked is None:
             return result
         return ChatResult(

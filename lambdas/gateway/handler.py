@@ -1,9 +1,10 @@
 """Lambda entry point of the gateway: API Gateway (REST, proxy) events in, OpenAI-style JSON out.
 
-Thin: decode and size-check the body, dispatch by method and path, turn every failure into an
-OpenAI-style error (4xx for the caller's mistakes, 502/503/504 for upstream ones, a plain 500 with
-no detail for a bug of ours), and emit metrics. Configuration is validated at cold start; AWS
-clients are created on first use.
+Thin: start the request's deadline, decode and size-check the body, dispatch by method and path,
+turn every failure into an OpenAI-style error (4xx for the caller's mistakes, 502/503/504 for
+upstream ones and for a deadline that ran out, a plain 500 with no detail for a bug of ours), and
+emit metrics. Configuration is validated at cold start; AWS clients are created on first use, one
+per service and timeout step (lambdas/gateway/deadline.py).
 """
 
 from __future__ import annotations
@@ -16,24 +17,21 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger
-from botocore.config import Config
 
 from lambdas.gateway.config import Settings, build_gateway
+from lambdas.gateway.deadline import Deadline, TimedClients, sdk_config
 from lambdas.gateway.errors import GatewayError, bad_request
 from lambdas.gateway.metrics import EmfMetrics
 from lambdas.gateway.service import Gateway
 
 logger = Logger(service="gateway")
 SETTINGS = Settings.model_validate_json(os.environ.get("GATEWAY_CONFIG") or "{}")  # validated at cold start
-# The SDK retries are off: the router retries with its own deadline and falls back between targets.
-SDK_CONFIG = Config(
-    retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=3, read_timeout=SETTINGS.deadline_seconds
-)
 
 
 @cache
-def aws_client(service: str) -> Any:
-    return boto3.client(service, config=SDK_CONFIG)
+def aws_client(service: str) -> TimedClients:
+    """The service's clients, one per timeout step; SDK retries off (the router retries in the deadline)."""
+    return TimedClients(lambda timeout: boto3.client(service, config=sdk_config(timeout)))
 
 
 @cache
@@ -65,6 +63,7 @@ def _body(event: dict[str, Any]) -> Any:
 
 
 def on_event(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    deadline = Deadline.start(SETTINGS.deadline_seconds, context=context)
     context_info = event.get("requestContext") or {}
     logger.append_keys(correlation_id=context_info.get("requestId"))
     tenant = (context_info.get("identity") or {}).get("apiKeyId") or "anonymous"
@@ -79,7 +78,7 @@ def on_event(event: dict[str, Any], context: Any) -> dict[str, Any]:
             if SETTINGS.log_prompts:
                 logger.info("request", extra={"body": body})
             operation = gateway().chat if path == "/v1/chat/completions" else gateway().embeddings
-            result, headers = operation(body, tenant=tenant, metrics=EmfMetrics())
+            result, headers = operation(body, tenant=tenant, metrics=EmfMetrics(), deadline=deadline)
             logger.info("answered", extra={"path": path, "tenant": tenant, **headers})
             return response(200, result, headers)
         raise GatewayError(404, f"no route for {method} {path or '/'}", code="not_found")

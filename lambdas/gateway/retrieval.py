@@ -8,6 +8,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lambdas.gateway.deadline import Deadline, as_timed
 from lambdas.gateway.providers.aws_errors import provider_error
 
 
@@ -18,13 +19,16 @@ class Passage:
 
 
 class Retriever:
+    """`client`: a bedrock-agent-runtime client or a TimedClients of them."""
+
     def __init__(self, client: Any, *, results: int = 5) -> None:
-        self.client = client
+        self.clients = as_timed(client)
         self.results = results
 
-    def retrieve(self, knowledge_base_id: str, query: str) -> list[Passage]:
+    def retrieve(self, knowledge_base_id: str, query: str, deadline: Deadline | None = None) -> list[Passage]:
+        client = self.clients.within(deadline, "knowledge base retrieval")
         try:
-            response = self.client.retrieve(
+            response = client.retrieve(
                 knowledgeBaseId=knowledge_base_id,
                 retrievalQuery={"text": query},
                 retrievalConfiguration={"vectorSearchConfiguration": {"numberOfResults": self.results}},
@@ -48,12 +52,19 @@ def grounding_prompt(passages: list[Passage]) -> str:
 
 
 def grounding_check(
-    client: Any, *, guardrail: tuple[str, str], passages: list[Passage], query: str, answer: str
+    client: Any,
+    *,
+    guardrail: tuple[str, str],
+    passages: list[Passage],
+    query: str,
+    answer: str,
+    deadline: Deadline | None = None,
 ) -> str | None:
     """The guardrail's contextual grounding check (qualifiers grounding_source, query, guard_content):
     None when the answer is grounded and relevant, else the guardrail's blocked message."""
+    timed = as_timed(client).within(deadline, "the grounding check")
     try:
-        response = client.apply_guardrail(
+        response = timed.apply_guardrail(
             guardrailIdentifier=guardrail[0],
             guardrailVersion=guardrail[1],
             source="OUTPUT",

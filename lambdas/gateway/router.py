@@ -1,5 +1,5 @@
 """Fallback and retries: try each target of an alias in order, retrying retryable failures with
-jittered exponential backoff, all within one deadline that stays under the API's timeout."""
+jittered exponential backoff, all within the request's deadline (lambdas/gateway/deadline.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from lambdas.gateway.deadline import Deadline
 from lambdas.gateway.errors import GatewayError, ProviderError
 from lambdas.gateway.providers.base import ChatProvider, ChatResult
 from lambdas.gateway.schema import ChatCompletionRequest
@@ -18,7 +19,7 @@ class RetryPolicy:
     attempts_per_target: int = 2
     base_backoff_seconds: float = 0.2
     max_backoff_seconds: float = 2.0
-    deadline_seconds: float = 25.0  # API Gateway REST integrations time out at 29 s
+    deadline_seconds: float = 25.0  # a request's budget when the caller starts no deadline of its own
 
 
 @dataclass(frozen=True)
@@ -43,23 +44,19 @@ def route(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     rng: Callable[[], float] = random.random,
+    deadline: Deadline | None = None,
 ) -> Routed:
-    deadline = clock() + policy.deadline_seconds
+    """`deadline`: the request's (started at entry); without one, `policy.deadline_seconds` from now."""
+    if deadline is None:
+        deadline = Deadline.start(policy.deadline_seconds, clock=clock)
     errors: list[ProviderError] = []
     attempts = 0
     for index, target in enumerate(targets):
         for attempt in range(policy.attempts_per_target):
-            remaining = deadline - clock()
-            if remaining <= 0:
-                raise GatewayError(
-                    504,
-                    "the models did not answer within the gateway's deadline",
-                    type="timeout",
-                    code="deadline_exceeded",
-                )
+            deadline.check(f"attempt {attempts + 1} ({target.name})")
             attempts += 1
             try:
-                result = target.chat(request, timeout=remaining)
+                result = target.chat(request, deadline=deadline)
             except ProviderError as error:
                 if not error.retryable:
                     raise GatewayError(
@@ -70,7 +67,7 @@ def route(
                     ) from None
                 errors.append(error)
                 pause = backoff(policy, attempt, rng)
-                if attempt + 1 < policy.attempts_per_target and clock() + pause < deadline:
+                if attempt + 1 < policy.attempts_per_target and pause < deadline.remaining():
                     sleep(pause)
                 continue
             return Routed(result=result, target=target.name, fallbacks=index, attempts=attempts)

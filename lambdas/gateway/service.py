@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from lambdas.gateway.cache import ResponseCache, cache_key, cacheable
+from lambdas.gateway.deadline import Deadline
 from lambdas.gateway.errors import GatewayError, ProviderError, bad_request
 from lambdas.gateway.providers.base import ChatProvider, EmbeddingProvider
 from lambdas.gateway.retrieval import Retriever, grounding_check, grounding_prompt
@@ -79,7 +80,20 @@ class Gateway:
             "data": [{"id": a, "object": "model", "created": 0, "owned_by": "genai-stack"} for a in aliases],
         }
 
-    def chat(self, body: Any, *, tenant: str, metrics: MetricsSink) -> tuple[dict[str, Any], dict[str, str]]:
+    def _deadline(self, deadline: Deadline | None) -> Deadline:
+        """The request's deadline (started at entry by the handler), else policy.deadline_seconds."""
+        return (
+            deadline
+            if deadline is not None
+            else Deadline.start(self.policy.deadline_seconds, clock=self.clock)
+        )
+
+    def chat(
+        self, body: Any, *, tenant: str, metrics: MetricsSink, deadline: Deadline | None = None
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """Cache lookup, retrieval, model calls (with retries and fallback), grounding check and cache
+        write all run within one deadline: each AWS call checks it and gets only the time left."""
+        deadline = self._deadline(deadline)
         request = parse(ChatCompletionRequest, body)
         targets = self.chat_routes.get(request.model)
         if not targets:
@@ -94,7 +108,7 @@ class Gateway:
         key = cache_key(request.model, request, self.guardrail[1] if self.guardrail else None)
         use_cache = self.cache is not None and cacheable(request)
         if use_cache:
-            hit = self.cache.get(key)
+            hit = self.cache.get(key, deadline)
             if hit is not None:
                 metrics.record(
                     Usage(alias=request.model, target="cache", latency_ms=self._ms(started), cache_hit=True),
@@ -104,18 +118,27 @@ class Gateway:
 
         passages = []
         if request.knowledge_base is not None:
-            request, passages = self._ground(request)
-        routed = route(targets, request, policy=self.policy, clock=self.clock)
+            request, passages = self._ground(request, deadline)
+        routed = route(targets, request, policy=self.policy, clock=self.clock, deadline=deadline)
         result = routed.result
         text, finish, intervened = result.text, result.finish_reason, result.guardrail_intervened
         if passages and not intervened and self.guardrail and self.guardrail_client is not None:
-            blocked = grounding_check(
-                self.guardrail_client,
-                guardrail=self.guardrail,
-                passages=passages,
-                query=request.messages[-1].text,
-                answer=text,
-            )
+            try:
+                blocked = grounding_check(
+                    self.guardrail_client,
+                    guardrail=self.guardrail,
+                    passages=passages,
+                    query=request.messages[-1].text,
+                    answer=text,
+                    deadline=deadline,
+                )
+            except ProviderError as error:  # an unchecked answer is not returned
+                raise GatewayError(
+                    504 if error.timeout else 502,
+                    f"the grounding check failed ({error})",
+                    type="timeout" if error.timeout else "upstream_error",
+                    code="upstream_timeout" if error.timeout else None,
+                ) from None
             if blocked is not None:
                 text, finish, intervened = blocked, "content_filter", True
         extra = (
@@ -132,7 +155,7 @@ class Gateway:
             extra=extra,
         )
         if use_cache and not intervened:
-            self.cache.put(key, response)
+            self.cache.put(key, response, deadline)
         price = self.prices.get(routed.target)
         cost = (
             (result.input_tokens * price.input_per_1k + result.output_tokens * price.output_per_1k) / 1000
@@ -158,8 +181,9 @@ class Gateway:
         return response, headers
 
     def embeddings(
-        self, body: Any, *, tenant: str, metrics: MetricsSink
+        self, body: Any, *, tenant: str, metrics: MetricsSink, deadline: Deadline | None = None
     ) -> tuple[dict[str, Any], dict[str, str]]:
+        deadline = self._deadline(deadline)
         request = parse(EmbeddingRequest, body)
         target = self.embedding_routes.get(request.model)
         if target is None:
@@ -179,9 +203,7 @@ class Gateway:
             )
         started = self.clock()
         try:
-            result = target.embed(
-                request.inputs, dimensions=request.dimensions, timeout=self.policy.deadline_seconds
-            )
+            result = target.embed(request.inputs, dimensions=request.dimensions, deadline=deadline)
         except ProviderError as error:
             status = 503 if error.throttled else 504 if error.timeout else 502
             raise GatewayError(status, f"embedding model failed ({error})", type="upstream_error") from None
@@ -222,7 +244,9 @@ class Gateway:
                 code="max_tokens_exceeded",
             )
 
-    def _ground(self, request: ChatCompletionRequest) -> tuple[ChatCompletionRequest, list]:
+    def _ground(
+        self, request: ChatCompletionRequest, deadline: Deadline
+    ) -> tuple[ChatCompletionRequest, list]:
         knowledge_base_id = self.knowledge_bases.get(request.knowledge_base or "")
         if knowledge_base_id is None or self.retriever is None:
             known = ", ".join(sorted(self.knowledge_bases)) or "none"
@@ -232,8 +256,15 @@ class Gateway:
                 code="knowledge_base_not_found",
             )
         try:
-            passages = self.retriever.retrieve(knowledge_base_id, request.messages[-1].text)
+            passages = self.retriever.retrieve(knowledge_base_id, request.messages[-1].text, deadline)
         except ProviderError as error:
+            if error.timeout:
+                raise GatewayError(
+                    504,
+                    f"knowledge base retrieval timed out ({error})",
+                    type="timeout",
+                    code="upstream_timeout",
+                ) from None
             raise GatewayError(
                 502, f"knowledge base retrieval failed ({error})", type="upstream_error"
             ) from None

@@ -11,6 +11,11 @@ ResourceProperties (CloudFormation passes every value as a string):
   default "true"; VideoDataDeliveryEnabled: default "false";
 - TakeOver: "true" to replace a configuration someone else set, default "false".
 
+An Update during a rollback (the stack's status is UPDATE_ROLLBACK_IN_PROGRESS, read with
+cloudformation:DescribeStacks on the event's StackId only when a foreign configuration is found)
+leaves a foreign configuration in place and succeeds, so that a rollback can always complete; a
+Delete never fails on a configuration it does not own.
+
 Environment: none of its own; boto3 takes the Region from Lambda's AWS_REGION.
 """
 
@@ -51,6 +56,7 @@ class CustomResourceEvent(BaseModel):
     old_resource_properties: dict[str, Any] | None = Field(default=None, alias="OldResourceProperties")
     physical_resource_id: str | None = Field(default=None, alias="PhysicalResourceId")
     logical_resource_id: str | None = Field(default=None, alias="LogicalResourceId")
+    stack_id: str | None = Field(default=None, alias="StackId")
 
 
 class LoggingProperties(BaseModel):
@@ -105,10 +111,32 @@ def _parse(model: type[Model], data: Any, where: str) -> Model:
         raise ValueError(f"invalid custom resource request: {problems}") from None
 
 
+_RETRIES = Config(retries={"mode": "standard", "max_attempts": 5})
+
+
 @cache
 def bedrock_client() -> Any:
     """The `bedrock` control-plane client, built on first use: no AWS work at import time."""
-    return boto3.client("bedrock", config=Config(retries={"mode": "standard", "max_attempts": 5}))
+    return boto3.client("bedrock", config=_RETRIES)
+
+
+@cache
+def cloudformation_client() -> Any:
+    return boto3.client("cloudformation", config=_RETRIES)
+
+
+# The stack statuses of a rollback in progress (CloudFormation user guide, "Stack status codes":
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-describing-stacks.html).
+# ContinueUpdateRollback puts a stack back into UPDATE_ROLLBACK_IN_PROGRESS.
+ROLLBACK_STATUSES = frozenset({"UPDATE_ROLLBACK_IN_PROGRESS", "ROLLBACK_IN_PROGRESS"})
+
+
+def stack_is_rolling_back(client: Any, stack_id: str | None) -> bool:
+    """Whether the stack that sent the request is rolling back (False when the event names none)."""
+    if not stack_id:
+        return False
+    (stack,) = client.describe_stacks(StackName=stack_id)["Stacks"]
+    return stack["StackStatus"] in ROLLBACK_STATUSES
 
 
 def _previous_settings(request: CustomResourceEvent) -> LoggingSettings | None:
@@ -124,7 +152,18 @@ def _previous_settings(request: CustomResourceEvent) -> LoggingSettings | None:
 def _create_or_update(request: CustomResourceEvent) -> Outcome:
     properties = _parse(LoggingProperties, request.resource_properties, "ResourceProperties")
     previous = _previous_settings(request) if request.request_type == "Update" else None
-    return apply(bedrock_client(), properties.settings(), previous=previous, take_over=properties.take_over)
+    return apply(
+        bedrock_client(),
+        properties.settings(),
+        previous=previous,
+        take_over=properties.take_over,
+        # CloudFormation creates nothing while rolling back: only an Update can be a rollback's.
+        rolling_back=(
+            (lambda: stack_is_rolling_back(cloudformation_client(), request.stack_id))
+            if request.request_type == "Update"
+            else (lambda: False)
+        ),
+    )
 
 
 def _delete(request: CustomResourceEvent) -> Outcome:

@@ -14,7 +14,7 @@ service-side default for them cannot make our own configuration look foreign.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -135,12 +135,17 @@ def _foreign_message(region: str, config: Mapping[str, Any]) -> str:
     )
 
 
+def _never() -> bool:
+    return False
+
+
 def apply(
     client: Any,
     desired: LoggingSettings,
     *,
     previous: LoggingSettings | None = None,
     take_over: bool = False,
+    rolling_back: Callable[[], bool] = _never,
 ) -> Outcome:
     """Create or Update: put `desired` unless that would silently overwrite someone else's setting.
 
@@ -148,6 +153,16 @@ def apply(
     `desired` (a retried Create), or when it equals `previous` (what this resource set before an
     Update). Anything else belongs to someone else: replaced only when `take_over` is true,
     otherwise a ForeignConfigurationError naming its destinations fails the deployment.
+
+    Except in a rollback. CloudFormation rolls a failed Update back by sending this resource another
+    Update with the old properties; if that fails too the stack stops in UPDATE_ROLLBACK_FAILED and
+    needs ContinueUpdateRollback by hand (CloudFormation API reference, ContinueUpdateRollback:
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ContinueUpdateRollback.html).
+    A foreign configuration that failed the forward Update is still there during the rollback, so the
+    ownership check would fail it again. `rolling_back()` (asked only when a foreign configuration is
+    found) says whether this Update is a rollback; then the foreign configuration is left exactly as it
+    is, never replaced (not even with `take_over`), and the request succeeds with action "retained":
+    a rollback restores, it does not take anything over.
     """
     region = client.meta.region_name
     current = current_config(client)
@@ -155,6 +170,13 @@ def apply(
     detail = ""
     ours = [desired] if previous is None else [desired, previous]
     if current is not None and not any(is_set_by(current, settings) for settings in ours):
+        if rolling_back():
+            return Outcome(
+                physical_resource_id(region, desired),
+                configured=False,
+                action="retained",
+                detail=describe(current),
+            )
         if not take_over:
             raise ForeignConfigurationError(_foreign_message(region, current))
         action, detail = "replaced", describe(current)

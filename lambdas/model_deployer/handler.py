@@ -1,30 +1,43 @@
-"""Lambda entry point: "SageMaker Model Package State Change" events in, endpoint deployments out.
+"""Lambda entry point: approvals from the deployer's queue in, endpoint rollouts out.
 
-The EventBridge rule sends `source: aws.sagemaker`, `detail-type: SageMaker Model Package State Change`.
+An EventBridge rule puts each "SageMaker Model Package State Change" event (`source: aws.sagemaker`)
+of an approved version into an SQS queue; an event source mapping hands them over one at a time, as
+SQS messages whose body is the event.
 - An Approved version of a configured group is deployed (logic.deploy) and `ModelDeployed` is
   published (namespace GenAiStack/ModelRegistry, dimension EndpointName) when the endpoint changed.
 - Other approval statuses and groups without a deployment are logged and ignored ({"ignored": why}).
-- An event without that shape (wrong source/detail-type, missing detail fields) raises ValueError:
-  it means a misrouted rule or a hand-made invocation, and must show up as a function error (and in
-  the on-failure destination) rather than pass as a silent success.
-- EndpointBusyError (endpoint Creating/Updating) propagates, so Lambda's asynchronous retry
-  redelivers the event later.
+- EndpointBusyError (the endpoint is Creating/Updating, e.g. a rollout of up to 30 minutes or more):
+  the message is reported as a batch item failure, so it stays in the queue and comes back when the
+  queue's visibility timeout runs out ("After your queue's visibility timeout runs out, the message
+  will again reappear in the queue", Lambda developer guide, "Handling errors for an SQS event source in
+  Lambda": https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html). It is tried
+  again until the endpoint is free; the queue's redrive policy (maxReceiveCount) moves it to the
+  dead-letter queue after about six hours of waiting. Each attempt re-checks that the version is still
+  the group's latest approved one, so a later approval supersedes a waiting one.
+- Anything else (an event without the expected shape, a refused request, a missing endpoint) will not
+  succeed by waiting: the message goes to the dead-letter queue at once, with the error as a message
+  attribute, and is removed from the queue. The dead-letter queue's depth is alarmed.
 
-DEPLOYMENTS (validated at cold start) is a JSON list of deployments, one per model package group.
+Environment (validated at cold start): DEPLOYMENTS, a JSON list of deployments, one per model package
+group; DEAD_LETTER_QUEUE_URL, the dead-letter queue.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from functools import cache
 from typing import Any, Literal
 
 import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from lambdas.model_deployer.logic import Deployment, deploy
+from lambdas.model_deployer.logic import Deployment, EndpointBusyError, deploy
 
 NAMESPACE = "GenAiStack/ModelRegistry"
 DETAIL_TYPE = "SageMaker Model Package State Change"
@@ -41,22 +54,8 @@ class _Deployment(BaseModel):
     model_package_group: str = Field(max_length=63, pattern=NAME)
     endpoint_name: str = Field(max_length=63, pattern=NAME)
     execution_role_arn: str = Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/\S+$")
-    instance_type: str = Field(pattern=r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
-    initial_instance_count: int = Field(ge=1)
-    variant_name: str = Field(default="AllTraffic", max_length=63, pattern=NAME)
-    kms_key_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/\S+$")
-    data_capture_s3_uri: str | None = Field(
-        default=None, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/\S*)?$"
-    )
-    data_capture_percentage: int = Field(default=100, ge=1, le=100)
     enable_network_isolation: bool = False
     environment: dict[str, str] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _capture_needs_a_destination(self) -> _Deployment:
-        if "data_capture_percentage" in self.model_fields_set and not self.data_capture_s3_uri:
-            raise ValueError("data_capture_percentage is set but data_capture_s3_uri is not")
-        return self
 
 
 _DEPLOYMENTS = TypeAdapter(list[_Deployment])
@@ -87,7 +86,14 @@ def _load_deployments(raw: str | None) -> dict[str, Deployment]:
     return {item.model_package_group: Deployment(**item.model_dump()) for item in items}
 
 
+def _load_queue_url(raw: str | None) -> str:
+    if not raw or not re.match(r"^https?://[^/\s]+/\d{12}/[\w-]{1,80}$", raw):
+        raise RuntimeError(f"environment variable DEAD_LETTER_QUEUE_URL is not an SQS queue URL: {raw!r}")
+    return raw
+
+
 DEPLOYMENTS = _load_deployments(os.environ.get("DEPLOYMENTS"))  # validated at cold start
+DEAD_LETTER_QUEUE_URL = _load_queue_url(os.environ.get("DEAD_LETTER_QUEUE_URL"))
 
 
 class _Detail(BaseModel):
@@ -112,12 +118,52 @@ def sagemaker() -> Any:
     return boto3.client("sagemaker")
 
 
+@cache
+def sqs() -> Any:
+    return boto3.client("sqs")
+
+
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """SQS batch in (one approval per message), {"batchItemFailures": [...]} out: the approvals that
+    wait for a busy endpoint."""
+    return process_partial_response(event=event, record_handler=_record, processor=processor, context=context)
+
+
+def _record(record: SQSRecord) -> dict[str, Any]:
+    logger.append_keys(
+        message_id=record.message_id, receive_count=record.attributes.approximate_receive_count
+    )
     try:
-        change = _StateChange.model_validate(event)
-    except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'event'}: {e['msg']}" for e in error.errors())
+        return approval(record.body)
+    except EndpointBusyError as error:
+        logger.info("endpoint busy: the approval waits in the queue", extra={"reason": str(error)})
+        raise
+    except Exception as error:  # every other failure: to the dead-letter queue at once
+        logger.exception("deployment failed: the approval goes to the dead-letter queue")
+        sqs().send_message(
+            QueueUrl=DEAD_LETTER_QUEUE_URL,
+            MessageBody=record.body,
+            MessageAttributes={
+                "Error": {"DataType": "String", "StringValue": str(error)[:4000] or repr(error)}
+            },
+        )
+        return {"dead_lettered": str(error)}
+
+
+def approval(body: str) -> dict[str, Any]:
+    """One approval event (the message body): validated, then deployed or ignored."""
+    try:
+        change = _StateChange.model_validate(json.loads(body))
+    except (ValidationError, ValueError) as error:
+        problems = (
+            "; ".join(f"{'.'.join(map(str, e['loc'])) or 'event'}: {e['msg']}" for e in error.errors())
+            if isinstance(error, ValidationError)
+            else f"not JSON ({error})"
+        )
         raise ValueError(f"not a {DETAIL_TYPE} event from aws.sagemaker: {problems}") from None
     detail = change.detail
     logger.append_keys(

@@ -1,17 +1,27 @@
 """Deployment logic over an injected `sagemaker` client (tests pass a moto-backed or stubbed one).
 
-One approved model package version becomes a Model and an EndpointConfig that share one name,
-`{endpoint}-v{version}-{digest}`, and the endpoint is created with, or updated to, that config.
-The digest covers the package ARN, its containers and the deployment settings, so a name always
-means the same content: a re-delivered event finds its own resources and reuses them, while a
-changed setting (or a package group recreated with the same version numbers) gets new ones.
+Ownership (see stacks/components/model_endpoint.py): the inference stack's CloudFormation creates the
+endpoint and owns its settings (instance type and count, startup timeouts, routing, volume key, data
+capture); the model registry owns which model it serves. Both writers build their endpoint
+configuration with `endpoint_config_request`, which copies a whole configuration and swaps the model:
+
+- `deploy` (an approval): the endpoint's *current* configuration with the approved version's model;
+- `config_for_settings` (the custom resource between the template's configuration and the endpoint):
+  the template's *new* configuration with the model the endpoint serves now, when that model is an
+  approved version. So a later `cdk deploy` changes settings but never puts the initial model back.
+
+One approved package version becomes a Model named `{endpoint}-v{version}-{digest}`; its digest covers
+the package ARN, its containers, role and isolation, so a re-delivered event finds its own model. The
+endpoint configuration is named the same way, its digest covering the model and every copied setting.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -19,25 +29,41 @@ from botocore.exceptions import ClientError
 NAME_MAX = 63  # SageMaker model, endpoint config and endpoint names: [a-zA-Z0-9](-*[a-zA-Z0-9])*, <= 63
 BUSY_STATUSES = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"})
 FAILED_STATUSES = frozenset({"Failed", "RollingBack", "UpdateRollbackFailed"})
+# What CreateEndpointConfig takes from a DescribeEndpointConfig answer (everything but the name, ARN
+# and creation time; SageMaker API reference, CreateEndpointConfig and DescribeEndpointConfig).
+COPIED_SETTINGS = (
+    "ProductionVariants",
+    "DataCaptureConfig",
+    "KmsKeyId",
+    "AsyncInferenceConfig",
+    "ExplainerConfig",
+    "ExecutionRoleArn",
+    "VpcConfig",
+    "EnableNetworkIsolation",
+)
+# "If no headers are specified Amazon SageMaker AI will by default base64 encode when capturing the
+# data" (SageMaker API reference, CaptureContentTypeHeader:
+# https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CaptureContentTypeHeader.html).
+# The servers behind these endpoints speak JSON, so captured requests and answers are kept readable.
+JSON_CAPTURE = {"JsonContentTypes": ["application/json"]}
 
 
 class EndpointBusyError(RuntimeError):
-    """The endpoint is in a transition; raised so that Lambda's asynchronous retry redelivers the event."""
+    """The endpoint is in a transition: the approval waits in the queue and is tried again later."""
+
+
+class EndpointNotReadyError(RuntimeError):
+    """The endpoint does not exist (yet): the inference stack creates it, never the deployer."""
 
 
 @dataclass(frozen=True)
 class Deployment:
-    """Where and how the approved versions of one model package group are deployed."""
+    """Which endpoint the approved versions of one model package group are served from, and how their
+    models are made (the endpoint's settings are copied from its current configuration)."""
 
     model_package_group: str
     endpoint_name: str
     execution_role_arn: str
-    instance_type: str
-    initial_instance_count: int
-    variant_name: str = "AllTraffic"
-    kms_key_arn: str | None = None
-    data_capture_s3_uri: str | None = None
-    data_capture_percentage: int = 100
     enable_network_isolation: bool = False
     environment: dict[str, str] = field(default_factory=dict)
 
@@ -48,12 +74,27 @@ def resource_name(endpoint_name: str, version: int, digest: str) -> str:
     return endpoint_name[: NAME_MAX - len(suffix)].rstrip("-") + suffix
 
 
-def deployment_name(
+def deployed_version(endpoint_name: str, name: str) -> int | None:
+    """The package version a model or configuration named by `resource_name` was made for, or None
+    for any other name (the inference stack's own model and configuration have generated names)."""
+    match = re.search(r"-v(\d+)-([0-9a-f]{8})$", name)
+    if match and resource_name(endpoint_name, int(match.group(1)), match.group(2)) == name:
+        return int(match.group(1))
+    return None
+
+
+def _digest(*content: Any) -> str:
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def model_name(
     deployment: Deployment, package_arn: str, version: int, containers: list[dict[str, Any]]
 ) -> str:
-    """The name of the Model and EndpointConfig that deploy `package_arn` as `deployment` says."""
-    content = json.dumps([package_arn, containers, asdict(deployment)], sort_keys=True)
-    return resource_name(deployment.endpoint_name, version, hashlib.sha256(content.encode()).hexdigest())
+    """The name of the Model that serves `package_arn` on the deployment's endpoint."""
+    digest = _digest(
+        package_arn, containers, deployment.execution_role_arn, deployment.enable_network_isolation
+    )
+    return resource_name(deployment.endpoint_name, version, digest)
 
 
 def model_containers(package: dict[str, Any], environment: dict[str, str]) -> list[dict[str, Any]]:
@@ -88,37 +129,30 @@ def model_request(name: str, deployment: Deployment, containers: list[dict[str, 
     return request
 
 
-def endpoint_config_request(name: str, deployment: Deployment) -> dict[str, Any]:
-    """CreateEndpointConfig arguments: one variant serving model `name`, KMS and data capture if set.
+def served_model(config: dict[str, Any]) -> str:
+    """The model of a configuration's one production variant; ValueError for any other shape (inference
+    components, several variants, shadow variants), which the deployer cannot roll."""
+    variants = config.get("ProductionVariants", [])
+    if len(variants) != 1 or "ModelName" not in variants[0] or config.get("ShadowProductionVariants"):
+        raise ValueError(
+            f"endpoint configuration {config.get('EndpointConfigName')} does not have exactly one production "
+            "variant holding a model; only such endpoints can be rolled to an approved model"
+        )
+    return variants[0]["ModelName"]
 
-    Note: SageMaker rejects KmsKeyId for instance types with local NVMe storage (e.g. ml.g5, ml.p4d),
-    whose volumes are always encrypted; leave kms_key_arn unset for those.
-    """
-    request: dict[str, Any] = {
-        "EndpointConfigName": name,
-        "ProductionVariants": [
-            {
-                "VariantName": deployment.variant_name,
-                "ModelName": name,
-                "InstanceType": deployment.instance_type,
-                "InitialInstanceCount": deployment.initial_instance_count,
-                "InitialVariantWeight": 1.0,
-            }
-        ],
-    }
-    if deployment.kms_key_arn:
-        request["KmsKeyId"] = deployment.kms_key_arn
-    if deployment.data_capture_s3_uri:
-        capture: dict[str, Any] = {
-            "EnableCapture": True,
-            "InitialSamplingPercentage": deployment.data_capture_percentage,
-            "DestinationS3Uri": deployment.data_capture_s3_uri,
-            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
-        }
-        if deployment.kms_key_arn:
-            capture["KmsKeyId"] = deployment.kms_key_arn
-        request["DataCaptureConfig"] = capture
-    return request
+
+def endpoint_config_request(
+    base: dict[str, Any], model: str, endpoint_name: str, version: int
+) -> dict[str, Any]:
+    """CreateEndpointConfig arguments: every setting of `base` (a DescribeEndpointConfig answer), its
+    variant serving `model`; captured JSON is stored as text. Named for `version` and the content."""
+    served_model(base)
+    request = {key: copy.deepcopy(base[key]) for key in COPIED_SETTINGS if key in base}
+    request["ProductionVariants"][0]["ModelName"] = model
+    capture = request.get("DataCaptureConfig")
+    if capture and capture.get("EnableCapture", True) and not capture.get("CaptureContentTypeHeader"):
+        capture["CaptureContentTypeHeader"] = copy.deepcopy(JSON_CAPTURE)
+    return {"EndpointConfigName": resource_name(endpoint_name, version, _digest(request)), **request}
 
 
 def latest_approved_package(client: Any, group: str) -> str | None:
@@ -145,13 +179,13 @@ def describe_endpoint(client: Any, name: str) -> dict[str, Any] | None:
 
 
 def deploy(client: Any, deployment: Deployment, package_arn: str) -> dict[str, str]:
-    """Deploy the approved package version `package_arn` to the deployment's endpoint.
+    """Roll the deployment's endpoint to the approved package version `package_arn`.
 
-    Returns {endpoint, model, endpoint_config, action} with action "created", "updated" or
-    "unchanged" (the endpoint already serves, or is rolling out, this version: a re-delivered event),
-    or {"ignored": reason} when the package is not the group's latest approved version (a late or
+    Returns {endpoint, model, endpoint_config, action} with action "updated" or "unchanged" (the
+    endpoint already serves, or is rolling out, this version: a re-delivered event), or
+    {"ignored": reason} when the package is not the group's latest approved version (a late or
     re-delivered event must not roll the endpoint back). Raises EndpointBusyError while the endpoint
-    is in a transition.
+    is in a transition, EndpointNotReadyError when it does not exist.
     """
     latest = latest_approved_package(client, deployment.model_package_group)
     if latest != package_arn:
@@ -160,42 +194,78 @@ def deploy(client: Any, deployment: Deployment, package_arn: str) -> dict[str, s
             f"{deployment.model_package_group} (latest approved: {latest})"
         }
     package = client.describe_model_package(ModelPackageName=package_arn)
+    version = package["ModelPackageVersion"]
     containers = model_containers(package, deployment.environment)
-    name = deployment_name(deployment, package_arn, package["ModelPackageVersion"], containers)
-    result = {"endpoint": deployment.endpoint_name, "model": name, "endpoint_config": name}
+    model = model_name(deployment, package_arn, version, containers)
 
     current = describe_endpoint(client, deployment.endpoint_name)
-    if current is not None:
-        status = current["EndpointStatus"]
-        rolling_out = current.get("PendingDeploymentSummary", {}).get("EndpointConfigName")
-        if name in (current["EndpointConfigName"], rolling_out) and status not in FAILED_STATUSES:
-            return {**result, "action": "unchanged"}
-        if status in BUSY_STATUSES:
-            raise EndpointBusyError(
-                f"endpoint {deployment.endpoint_name} is {status}; cannot deploy {package_arn} now, "
-                "retry when it is InService"
-            )
+    if current is None:
+        raise EndpointNotReadyError(
+            f"endpoint {deployment.endpoint_name} does not exist; the inference stack creates it "
+            f"(deploy it, then approve {package_arn} again or redrive this message)"
+        )
+    base = client.describe_endpoint_config(EndpointConfigName=current["EndpointConfigName"])
+    config = endpoint_config_request(base, model, deployment.endpoint_name, version)
+    name = config["EndpointConfigName"]
+    result = {"endpoint": deployment.endpoint_name, "model": model, "endpoint_config": name}
 
-    _create_unless_exists(client.create_model, model_request(name, deployment, containers), "model")
-    _create_unless_exists(
-        client.create_endpoint_config, endpoint_config_request(name, deployment), "endpoint configuration"
-    )
+    status = current["EndpointStatus"]
+    rolling_out = current.get("PendingDeploymentSummary", {}).get("EndpointConfigName")
+    if status not in FAILED_STATUSES:
+        if served_model(base) == model:
+            return {**result, "endpoint_config": current["EndpointConfigName"], "action": "unchanged"}
+        if rolling_out == name:
+            return {**result, "action": "unchanged"}
+    if status in BUSY_STATUSES:
+        raise EndpointBusyError(
+            f"endpoint {deployment.endpoint_name} is {status}; cannot deploy {package_arn} now, "
+            "retry when it is InService"
+        )
+
+    _create_unless_exists(client.create_model, model_request(model, deployment, containers), "model")
+    _create_unless_exists(client.create_endpoint_config, config, "endpoint configuration")
     try:
-        if current is None:
-            client.create_endpoint(EndpointName=deployment.endpoint_name, EndpointConfigName=name)
-        else:
-            client.update_endpoint(EndpointName=deployment.endpoint_name, EndpointConfigName=name)
+        client.update_endpoint(EndpointName=deployment.endpoint_name, EndpointConfigName=name)
     except ClientError as error:
-        # Another deployment got there between DescribeEndpoint and this call.
-        if _is(error, "Cannot update in-progress endpoint") or _is(
-            error, "Cannot create already existing endpoint"
-        ):
+        # Another rollout (or a stack update) got there between DescribeEndpoint and this call.
+        if _is(error, "Cannot update in-progress endpoint"):
             raise EndpointBusyError(
                 f"endpoint {deployment.endpoint_name} changed while deploying {package_arn}: "
                 f"{error.response['Error']['Message']}"
             ) from error
         raise
-    return {**result, "action": "created" if current is None else "updated"}
+    return {**result, "action": "updated"}
+
+
+def config_for_settings(client: Any, endpoint_name: str, template_config: str) -> str:
+    """The configuration CloudFormation should give the endpoint for the template's `template_config`.
+
+    While the endpoint does not exist or serves the inference stack's own model, that is the template's
+    configuration itself. Once it serves an approved version (a model named by `resource_name`), it is
+    a copy of the template's configuration serving that model, created here: the new settings apply
+    and the approved model stays. Raises EndpointBusyError while the endpoint is in a transition (a
+    rollout in progress would make CloudFormation's UpdateEndpoint fail anyway).
+    """
+    current = describe_endpoint(client, endpoint_name)
+    if current is None:
+        return template_config
+    if current["EndpointStatus"] in BUSY_STATUSES:
+        raise EndpointBusyError(
+            f"endpoint {endpoint_name} is {current['EndpointStatus']} (a model rollout or another update); "
+            "deploy the stack again when it is InService"
+        )
+    live = current["EndpointConfigName"]
+    # The inference stack's configurations have generated names: the endpoint then serves its model.
+    if deployed_version(endpoint_name, live) is None:
+        return template_config
+    model = served_model(client.describe_endpoint_config(EndpointConfigName=live))
+    version = deployed_version(endpoint_name, model)
+    if version is None:
+        return template_config
+    template = client.describe_endpoint_config(EndpointConfigName=template_config)
+    request = endpoint_config_request(template, model, endpoint_name, version)
+    _create_unless_exists(client.create_endpoint_config, request, "endpoint configuration")
+    return request["EndpointConfigName"]
 
 
 def _create_unless_exists(create: Any, request: dict[str, Any], kind: str) -> None:

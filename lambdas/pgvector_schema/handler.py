@@ -3,6 +3,11 @@
 ResourceProperties: ClusterArn, AdminSecretArn (the cluster's master secret, used for the DDL),
 BedrockSecretArn (the login role Bedrock uses), Database, Tables (JSON list of {name, dimensions}).
 Delete does nothing: the tables hold the knowledge bases' vectors and are retained with the cluster.
+
+Create and Update first read the dimensions of the tables that exist and fail, before any change,
+when one differs from the request (logic.check_dimensions says why and what to do instead); the
+rollback Update, which carries the old dimensions, then finds them matching. Every Data API call
+waits out a resuming cluster until this invocation's time is almost up (logic.execute).
 """
 
 from __future__ import annotations
@@ -15,9 +20,17 @@ import boto3
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lambdas.pgvector_schema.logic import VectorTable, run, statements
+from lambdas.pgvector_schema.logic import (
+    VectorTable,
+    check_dimensions,
+    existing_dimensions,
+    run,
+    statements,
+)
 
 logger = Logger(service="pgvector-schema")
+# Stop waiting for a resuming cluster this long before Lambda's own timeout, to report a clear error.
+SAFETY_MARGIN_SECONDS = 20.0
 
 
 class _Table(BaseModel):
@@ -64,17 +77,21 @@ def on_event(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if props is None:
         logger.info("delete: tables and vectors are kept")
         return {"PhysicalResourceId": physical_id}
+    tables = [VectorTable(t.name, t.dimensions) for t in props.tables]
     rds_data, secrets = clients()
+
+    def time_left() -> float:
+        return context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS
+
+    target = {
+        "cluster_arn": props.cluster_arn,
+        "secret_arn": props.admin_secret_arn,
+        "database": props.database,
+    }
+    check_dimensions(tables, existing_dimensions(rds_data, time_left=time_left, **target))
     password = json.loads(secrets.get_secret_value(SecretId=props.bedrock_secret_arn)["SecretString"])[
         "password"
     ]
-    tables = [VectorTable(t.name, t.dimensions) for t in props.tables]
-    count = run(
-        rds_data,
-        cluster_arn=props.cluster_arn,
-        secret_arn=props.admin_secret_arn,
-        database=props.database,
-        sql=statements(tables, password),
-    )
+    count = run(rds_data, sql=statements(tables, password), time_left=time_left, **target)
     logger.info("schema ready", extra={"tables": [t.name for t in tables], "statements": count})
     return {"PhysicalResourceId": physical_id, "Data": {"Statements": str(count)}}

@@ -5,6 +5,21 @@ store: Amazon Aurora"): the vector extension, a schema, a login role for Bedrock
 base a table with id (uuid), embedding (vector), chunks (text), metadata (json) and custom_metadata
 (jsonb), an HNSW index on the embedding for cosine distance and GIN indexes for text and metadata
 filtering. Every statement is idempotent, so Create and Update run the same list.
+
+A table's `vector(N)` column cannot take vectors of another size, and `CREATE TABLE IF NOT EXISTS`
+silently keeps an existing table: so before any statement, `check_dimensions` reads the dimensions
+of the tables that already exist and refuses a change with a message that says what to do (see
+`DimensionsChangedError`). The request then fails before it changed anything, and the rollback
+Update, which carries the old dimensions, finds them matching and succeeds.
+
+The cluster pauses at 0 ACUs; a Data API call while it resumes fails with DatabaseResumingException
+("A request was cancelled because the Aurora Serverless v2 DB instance was paused. The Data API
+request automatically resumes the DB instance. Wait a few seconds and try again": botocore reference,
+RDSDataService DatabaseResumingException,
+https://docs.aws.amazon.com/botocore/latest/reference/services/rds-data/client/exceptions/DatabaseResumingException.html;
+Aurora user guide, "Scaling to Zero ACUs with automatic pause and resume for Aurora Serverless v2",
+https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-serverless-v2-auto-pause.html).
+`execute` retries it with exponential backoff for as long as the caller's time allows.
 """
 
 from __future__ import annotations
@@ -26,7 +41,28 @@ INDEXES = (
     ("chunks", "gin (to_tsvector('simple', chunks))"),
     ("custom_metadata", "gin (custom_metadata)"),
 )
-RETRYABLE = {"DatabaseResumingException", "DatabaseUnavailableException", "StatementTimeoutException"}
+RETRYABLE = frozenset(
+    {"DatabaseResumingException", "DatabaseUnavailableException", "StatementTimeoutException"}
+)
+FIRST_DELAY_SECONDS = 1.0
+MAX_DELAY_SECONDS = 16.0
+# The embedding column of every table of SCHEMA with its type modifier: pgvector's vector_typmod_in
+# returns a `vector(N)` column's N as the type modifier, which PostgreSQL keeps in pg_attribute.atttypmod
+# (pgvector, src/vector.c, vector_typmod_in: https://github.com/pgvector/pgvector/blob/master/src/vector.c).
+DIMENSIONS_QUERY = (
+    "SELECT c.relname, a.atttypmod FROM pg_attribute a "
+    "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = 'bedrock_integration' AND c.relkind = 'r' AND a.attname = 'embedding' "
+    "AND NOT a.attisdropped"
+)
+
+
+class DatabaseNotReadyError(RuntimeError):
+    """The cluster was still resuming (or unavailable) when the caller's time ran out."""
+
+
+class DimensionsChangedError(ValueError):
+    """A table exists with other embedding dimensions than the request asks for."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +105,78 @@ def statements(tables: Sequence[VectorTable], bedrock_password: str) -> list[str
     return sql
 
 
+def execute(
+    client: Any,
+    *,
+    cluster_arn: str,
+    secret_arn: str,
+    database: str,
+    sql: str,
+    time_left: Callable[[], float],
+    sleep: Callable[[float], None] | None = None,
+) -> dict[str, Any]:
+    """ExecuteStatement, retried while the cluster resumes: waits of 1, 2, 4, 8, 16, 16, ... seconds for
+    as long as `time_left()` (seconds) still covers the next wait; then DatabaseNotReadyError. Any
+    other error is raised at once."""
+    sleep = sleep or time.sleep  # looked up per call, so that a test can replace time.sleep
+    delay = FIRST_DELAY_SECONDS
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            return client.execute_statement(
+                resourceArn=cluster_arn, secretArn=secret_arn, database=database, sql=sql
+            )
+        except ClientError as error:
+            code = error.response["Error"]["Code"]
+            if code not in RETRYABLE:
+                raise
+            if time_left() < delay:
+                raise DatabaseNotReadyError(
+                    f"the Aurora cluster {cluster_arn} still answers {code} after {attempts} attempts; "
+                    "it may take longer to resume than this request could wait: retry the deployment "
+                    "(the cluster keeps resuming on its own)"
+                ) from error
+            sleep(delay)
+            delay = min(MAX_DELAY_SECONDS, delay * 2)
+
+
+def existing_dimensions(
+    client: Any,
+    *,
+    time_left: Callable[[], float],
+    sleep: Callable[[float], None] | None = None,
+    **target: str,
+) -> dict[str, int]:
+    """The embedding dimensions of the tables of SCHEMA that exist: pgvector keeps a `vector(N)`
+    column's N as the column's type modifier (pg_attribute.atttypmod)."""
+    response = execute(
+        client,
+        sql=DIMENSIONS_QUERY,
+        time_left=time_left,
+        sleep=sleep,
+        **target,
+    )
+    return {record[0]["stringValue"]: int(record[1]["longValue"]) for record in response.get("records", [])}
+
+
+def check_dimensions(tables: Sequence[VectorTable], existing: dict[str, int]) -> None:
+    """DimensionsChangedError naming every table whose existing dimensions differ from the request."""
+    changed = [
+        f"{SCHEMA}.{table.name} holds vector({existing[table.name]}), the profile asks for {table.dimensions}"
+        for table in tables
+        if table.name in existing and existing[table.name] != table.dimensions
+    ]
+    if changed:
+        raise DimensionsChangedError(
+            "; ".join(changed) + ". A knowledge base's embedding dimensions cannot change in place: its "
+            "vectors would no longer fit the column and its knowledge base must be re-created and "
+            "re-ingested anyway. Add a knowledge base under a new name (a new table and a new knowledge "
+            "base, ingested afresh), move its users, then remove the old one; or restore the old "
+            "dimensions. Nothing was changed."
+        )
+
+
 def run(
     client: Any,
     *,
@@ -76,20 +184,18 @@ def run(
     secret_arn: str,
     database: str,
     sql: Sequence[str],
-    attempts: int = 10,
-    sleep: Callable[[float], None] = time.sleep,
+    time_left: Callable[[], float],
+    sleep: Callable[[float], None] | None = None,
 ) -> int:
-    """Execute each statement; retry while a paused cluster resumes. Returns the statements run."""
+    """Execute each statement in order, each retried while the cluster resumes. Returns the count."""
     for statement in sql:
-        for attempt in range(1, attempts + 1):
-            try:
-                client.execute_statement(
-                    resourceArn=cluster_arn, secretArn=secret_arn, database=database, sql=statement
-                )
-                break
-            except ClientError as error:
-                code = error.response["Error"]["Code"]
-                if code not in RETRYABLE or attempt == attempts:
-                    raise
-                sleep(min(30.0, 2.0 * attempt))
+        execute(
+            client,
+            cluster_arn=cluster_arn,
+            secret_arn=secret_arn,
+            database=database,
+            sql=statement,
+            time_left=time_left,
+            sleep=sleep,
+        )
     return len(sql)

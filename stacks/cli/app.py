@@ -16,7 +16,8 @@ app = typer.Typer(
     help=(
         "Choose, review and reuse genai-stack profiles without reading the code: list the built-in "
         "profiles, validate your own, plan a profile's stacks, estimate its monthly cost, get an "
-        "approach recommended for a workload, and diff the synthesized templates for a pull request."
+        "approach recommended for a workload, diff the synthesized templates for a pull request, and check "
+        "an AWS account for what a profile needs before the first deploy."
     ),
     no_args_is_help=True,
     add_completion=False,

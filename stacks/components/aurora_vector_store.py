@@ -93,7 +93,8 @@ class AuroraVectorStore(Construct):
         )
         if restrict_default_sg is not None:
             compliance.skip_checkov(
-                restrict_default_sg.node.find_child("Handler"), *compliance.LAMBDA_CHECKOV_SKIPS
+                restrict_default_sg.node.find_child("Handler"),
+                *compliance.VPC_DEFAULT_SG_PROVIDER_CHECKOV_SKIPS,
             )
         self.bedrock_secret = rds.DatabaseSecret(
             self, "BedrockLogin", username="bedrock_user", encryption_key=encryption_key
@@ -110,7 +111,13 @@ class AuroraVectorStore(Construct):
             resource_type="Custom::PgvectorSchema",
             encryption_key=encryption_key,
             log_retention_days=log_retention_days,
-            timeout_seconds=600,  # a paused cluster takes seconds to resume; the handler retries
+            # A paused cluster answers DatabaseResumingException while it resumes; the handler retries
+            # with exponential backoff until 20 s before this timeout (lambdas/pgvector_schema/logic.py).
+            # A changed `dimensions` fails the Create/Update before any DDL, and the rollback Update
+            # (the old dimensions) succeeds: a table is never silently kept at the old size, nor
+            # dropped under a knowledge base that still serves from it. The way to new dimensions is a
+            # knowledge base under a new name (a new table, a new knowledge base ingested afresh).
+            timeout_seconds=600,
             properties={
                 "ClusterArn": self.cluster.cluster_arn,
                 "AdminSecretArn": self.cluster.secret.secret_arn,

@@ -24,7 +24,7 @@ from stacks.components.bedrock_customization_role import output_prefix, training
 from stacks.components.model_access import foundation_model_arn
 from stacks.components.monitoring import MonitoringHub
 from stacks.components.python_custom_resource import PythonCustomResource
-from stacks.components.python_function import encrypted_log_group
+from stacks.components.python_function import PythonFunction, encrypted_log_group
 from stacks.config import BedrockCustomization as BedrockCustomizationSettings
 
 # Bedrock names: jobs [a-zA-Z0-9](-*[a-zA-Z0-9+\-.])*, custom models, Provisioned Throughputs and
@@ -39,6 +39,19 @@ PREFIX_MAX = NAME_MAX - 1 - RUN_ID_LENGTH
 # AWS SDK service exceptions (`<Service>.<Exception>`).
 TRANSIENT_ERRORS = ["Bedrock.ThrottlingException", "Bedrock.InternalServerException"]
 NOT_FOUND = ["Bedrock.ResourceNotFoundException"]
+# Errors the deployment task (a Lambda function) may succeed after: Lambda's transient service errors
+# (Step Functions developer guide, "Handle Lambda service exceptions":
+# https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html) and the
+# function's own Bedrock throttling/internal errors, reported under their exception names.
+DEPLOYMENT_TRANSIENT_ERRORS = [
+    "Lambda.ClientExecutionTimeoutException",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+    "ThrottlingException",
+    "InternalServerException",
+]
 
 # --------------------------------------------------------------------------------------------------
 # Acknowledged findings: every wildcard below is a resource whose ARN Bedrock or Step Functions
@@ -108,13 +121,16 @@ class BedrockCustomization(Construct):
        bucket, the custom model encrypted with the platform key; `DescribeJob` reads the model's ARN;
     3. serving `provisioned`: the Provisioned Throughput `<job_prefix>-pt` (settings.model_units, no
        commitment) is created, or moved to the new model if it exists; `on_demand`: likewise the custom
-       model deployment `<job_prefix>-on-demand`; `none`: the custom model ARN is the result.
+       model deployment `<job_prefix>-on-demand`, by the Lambda task `Deploy` (Step Functions' Bedrock
+       SDK integration cannot be shown to know the deployment APIs); `none`: the custom model ARN is
+       the result.
 
     Provisioned Throughput is a FIXED HOURLY COST for as long as it exists, whether or not it is called.
     The pipeline keeps at most one per customization (later runs update it in place), and the custom
-    resource `ServingCleanup` stops running executions and deletes it (and the on-demand deployment) when
-    the stack is deleted or the serving mode changes. Custom models themselves are kept: they cost only
-    storage, and deleting trained models is a decision for people.
+    resource `ServingCleanup` removes the serving of the mode its physical id records, stopping the runs
+    of that mode first, when the stack is deleted or the serving mode changes (never the serving of the
+    mode a rollback restored). Custom models themselves are kept: they cost only storage, and deleting
+    trained models is a decision for people.
 
     Every Bedrock call retries throttling and internal errors with backoff; any other error ends the
     execution in the `Failed` state with the error and cause. Logs (ALL, with execution data) go to a
@@ -162,9 +178,9 @@ class BedrockCustomization(Construct):
 
         failed = sfn.Fail(self, "Failed", error_path="$.error.Error", cause_path="$.error.Cause")
 
-        def guarded(state: sfn.TaskStateBase | sfn.CustomState) -> None:
+        def guarded(state: sfn.TaskStateBase | sfn.CustomState, errors: list[str] = TRANSIENT_ERRORS) -> None:
             state.add_retry(
-                errors=TRANSIENT_ERRORS,
+                errors=errors,
                 interval=Duration.seconds(10),
                 max_attempts=5,
                 backoff_rate=2,
@@ -253,7 +269,11 @@ class BedrockCustomization(Construct):
                 self._provisioned(guarded, done, tags, custom_models, provisioned_models)
             )
         elif settings.serving == "on_demand":
-            definition = definition.next(self._on_demand(guarded, done, tags, custom_models, deployments))
+            definition = definition.next(
+                self._on_demand(
+                    guarded, done, tags, custom_models, deployments, encryption_key, log_retention_days
+                )
+            )
         else:
             definition = definition.next(done)
 
@@ -299,8 +319,16 @@ class BedrockCustomization(Construct):
             ),
         ):
             self.state_machine.add_to_role_policy(statement)
+        if settings.serving == "on_demand":
+            self.state_machine.add_to_role_policy(
+                iam.PolicyStatement(
+                    sid="InvokeTheDeployer",
+                    actions=["lambda:InvokeFunction"],
+                    resources=[self.deployer.function.function_arn],
+                )
+            )
         # The generated-ARN wildcards each serving mode's calls use (beyond jobs and custom models).
-        serving_arns = {"none": (), "provisioned": (provisioned_models,), "on_demand": (deployments,)}
+        serving_arns = {"none": (), "provisioned": (provisioned_models,), "on_demand": ()}
         compliance.acknowledge(
             self.state_machine.role,
             STATE_MACHINE_DELIVERY_AND_TRACING,
@@ -391,66 +419,83 @@ class BedrockCustomization(Construct):
         create.next(done)
         return find.next(update).next(done)
 
-    def _on_demand(self, guarded, done, tags, custom_models: str, deployments: str) -> sfn.IChainable:
-        """Get the pipeline's on-demand deployment: move it to the new model, or create it."""
+    def _on_demand(
+        self,
+        guarded,
+        done,
+        tags,
+        custom_models: str,
+        deployments: str,
+        encryption_key: kms.IKey,
+        log_retention_days: int,
+    ) -> sfn.IChainable:
+        """Point the pipeline's on-demand deployment at the new model, or create it: one Lambda task.
+
+        Not `aws-sdk:bedrock:createCustomModelDeployment` / `getCustomModelDeployment` /
+        `updateCustomModelDeployment`: these APIs are newer than Step Functions' Bedrock SDK integration
+        (January 2024), whose actions follow the SDK releases quarterly and are listed nowhere, so their
+        support cannot be verified (lambdas/custom_model_deployment/logic.py cites the pages). The
+        function calls them with boto3; its role may only manage deployments and read custom models of
+        this account and Region, and the state machine may invoke only this function.
+        """
         name = self.deployment_name
-        create_parameters = {
-            "ModelDeploymentName": name,
-            "ModelArn": sfn.JsonPath.string_at("$.job.customModelArn"),
+        self.deployer = PythonFunction(
+            self,
+            "Deployer",
+            package="custom_model_deployment",
+            description=f"Point the on-demand deployment {name} at the newest custom model",
+            encryption_key=encryption_key,
+            log_retention_days=log_retention_days,
+        )
+        for statement in (
+            iam.PolicyStatement(
+                sid="FindTheDeployment",
+                actions=["bedrock:GetCustomModelDeployment"],
+                resources=[deployments],
+            ),
+            iam.PolicyStatement(
+                sid="CreateOrMoveTheDeployment",
+                actions=["bedrock:CreateCustomModelDeployment", "bedrock:UpdateCustomModelDeployment"],
+                resources=[deployments, custom_models],
+            ),
+            *(
+                [
+                    iam.PolicyStatement(
+                        sid="TagTheDeployment", actions=["bedrock:TagResource"], resources=[deployments]
+                    )
+                ]
+                if tags
+                else []
+            ),
+        ):
+            self.deployer.function.add_to_role_policy(statement)
+        compliance.acknowledge(
+            self.deployer.role,
+            *(GENERATED_BEDROCK_ARNS.on(nag_resource(self, arn)) for arn in (deployments, custom_models)),
+        )
+        payload = {
+            "DeploymentName": name,
+            "ModelArn.$": "$.job.customModelArn",
+            "ClientRequestToken.$": f"States.Format('{name}-{{}}', $.runId)",
             "Description": f"Newest custom model of the Bedrock customization {self.job_prefix}",
-            "ClientRequestToken": sfn.JsonPath.format(f"{name}-{{}}", sfn.JsonPath.string_at("$.runId")),
         }
         if tags:
-            create_parameters["Tags"] = _tags(tags)
-        create = tasks.CallAwsService(
+            payload["Tags"] = _tags(tags)
+        deploy = sfn.CustomState(
             self,
-            "CreateDeployment",
-            comment="Deploy the custom model for on-demand inference (billed per token)",
-            service="bedrock",
-            action="createCustomModelDeployment",
-            iam_action="bedrock:CreateCustomModelDeployment",
-            iam_resources=[custom_models],
-            additional_iam_statements=(
-                [iam.PolicyStatement(actions=["bedrock:TagResource"], resources=[deployments])]
-                if tags
-                else None
-            ),
-            parameters=create_parameters,
-            result_selector={"arn": sfn.JsonPath.string_at("$.CustomModelDeploymentArn")},
-            result_path="$.serving",
-        )
-        guarded(create)
-        update = tasks.CallAwsService(
-            self,
-            "UpdateDeployment",
-            comment="Move the existing deployment to the new custom model",
-            service="bedrock",
-            action="updateCustomModelDeployment",
-            iam_action="bedrock:UpdateCustomModelDeployment",
-            iam_resources=[deployments, custom_models],
-            parameters={
-                "CustomModelDeploymentIdentifier": name,
-                "ModelArn": sfn.JsonPath.string_at("$.job.customModelArn"),
+            "Deploy",
+            state_json={
+                "Type": "Task",
+                "Comment": "Deploy the custom model for on-demand inference (billed per token), or move the "
+                "deployment to it",
+                "Resource": f"arn:{Aws.PARTITION}:states:::lambda:invoke",
+                "Parameters": {"FunctionName": self.deployer.function.function_arn, "Payload": payload},
+                "ResultSelector": {"arn.$": "$.Payload.arn"},
+                "ResultPath": "$.serving",
             },
-            result_path=sfn.JsonPath.DISCARD,
         )
-        guarded(update)
-        find = tasks.CallAwsService(
-            self,
-            "FindDeployment",
-            comment=f"Does {name} exist?",
-            service="bedrock",
-            action="getCustomModelDeployment",
-            iam_action="bedrock:GetCustomModelDeployment",
-            iam_resources=[deployments],
-            parameters={"CustomModelDeploymentIdentifier": name},
-            result_selector={"arn": sfn.JsonPath.string_at("$.CustomModelDeploymentArn")},
-            result_path="$.serving",
-        )
-        find.add_catch(create, errors=NOT_FOUND, result_path=sfn.JsonPath.DISCARD)
-        guarded(find)
-        create.next(done)
-        return find.next(update).next(done)
+        guarded(deploy, DEPLOYMENT_TRANSIENT_ERRORS)
+        return deploy.next(done)
 
     def _cleanup(
         self, encryption_key: kms.IKey, log_retention_days: int, provisioned_models: str, deployments: str
@@ -485,15 +530,19 @@ class BedrockCustomization(Construct):
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
         # Both serving kinds always: after a change of serving mode, the Delete of the old mode runs
-        # with the new policy.
+        # with the new policy (and a Delete removes only the kind its physical id records).
         for statement in (
             iam.PolicyStatement(
                 sid="ListThePipelineExecutions",
                 actions=["states:ListExecutions"],
                 resources=[self.state_machine.state_machine_arn],
             ),
+            # Only the runs whose definition serves the Delete's mode are stopped: each run's own
+            # definition comes from DescribeStateMachineForExecution (lambdas/custom_model_serving).
             iam.PolicyStatement(
-                sid="StopThePipelineExecutions", actions=["states:StopExecution"], resources=[executions]
+                sid="StopThePipelineExecutions",
+                actions=["states:DescribeStateMachineForExecution", "states:StopExecution"],
+                resources=[executions],
             ),
             iam.PolicyStatement(
                 sid="FindTheServing",

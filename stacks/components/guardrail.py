@@ -1,5 +1,17 @@
-"""Guardrail: an Amazon Bedrock guardrail with every policy type the profile sets, and a numbered
-version that is published again whenever the configuration changes."""
+"""Guardrail: an Amazon Bedrock guardrail with every policy type the profile sets, a numbered
+version that is published again whenever the configuration changes, and the window of versions
+callers may send while a change rolls out (the current and the previous one).
+
+Rollout of a guardrail change under `cdk deploy --all` (bedrock stack first, orchestration after):
+1. the bedrock stack publishes version N+1; the window custom resource, updated with it, returns
+   Current = ARN:N+1 and Previous = ARN:N (CloudFormation's OldResourceProperties); the model-access
+   policy accepts both, so the gateway, which still sends N, keeps working;
+2. the orchestration stack's template embeds `GuardrailRef.config_digest`, so it differs too and
+   the CDK CLI deploys it (an unchanged template is skipped, and only a deployed template re-reads
+   the version through Fn::GetStackOutput): the gateway then sends N+1;
+3. N stays accepted until the next guardrail change; a rollback of either stack is an Update that
+   lands on an accepted pair as well.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +22,7 @@ from constructs import Construct
 
 from stacks.catalog import GuardrailProfile
 from stacks.components.model_access import GuardrailRef
+from stacks.components.python_custom_resource import PythonCustomResource
 from stacks.components.versioning import config_digest, keep_published_versions
 from stacks.config import Guardrail as GuardrailSettings
 
@@ -32,6 +45,7 @@ class Guardrail(Construct):
         settings: GuardrailSettings,
         encryption_key: kms.IKey,
         cross_region_profile: GuardrailProfile | None,
+        log_retention_days: int,
     ) -> None:
         super().__init__(scope, construct_id)
         if (settings.tier == "STANDARD") != (cross_region_profile is not None):
@@ -135,4 +149,28 @@ class Guardrail(Construct):
             description=f"genai-stack config {digest}",
         )
         keep_published_versions(self.version)
-        self.ref = GuardrailRef(arn=self.guardrail.attr_guardrail_arn, version=self.version.attr_version)
+        self.digest = digest
+        self.window = PythonCustomResource(
+            self,
+            "VersionWindow",
+            package="guardrail_window",
+            description="Guardrail versions the model-access policy accepts (current and previous)",
+            resource_type="Custom::GuardrailVersionWindow",
+            properties={
+                "GuardrailArn": self.guardrail.attr_guardrail_arn,
+                "Version": self.version.attr_version,
+            },
+            encryption_key=encryption_key,
+            log_retention_days=log_retention_days,
+            timeout_seconds=30,
+        )
+        self.ref = GuardrailRef(
+            arn=self.guardrail.attr_guardrail_arn,
+            version=self.version.attr_version,
+            key_arn=encryption_key.key_arn,
+            config_digest=digest,
+            accepted=(
+                self.window.resource.get_att_string("Current"),
+                self.window.resource.get_att_string("Previous"),
+            ),
+        )

@@ -12,7 +12,7 @@ from constructs import Construct
 from stacks import compliance
 from stacks.components.invocation_log_destination import INVOCATION_LOG_PREFIX
 from stacks.components.python_custom_resource import PythonCustomResource
-from stacks.components.python_function import encrypted_log_group
+from stacks.components.python_function import encrypted_log_group, log_stream_arn
 
 # The log stream Bedrock writes to (Bedrock user guide, "Monitor model invocation using CloudWatch
 # Logs and Amazon S3"); the delivery role may write only there.
@@ -65,7 +65,9 @@ class InvocationLogging(Construct):
             iam.PolicyStatement(
                 sid="WriteInvocationLogs",
                 actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[f"{self.log_group.log_group_arn}:log-stream:{LOG_STREAM}"],
+                # The one stream Bedrock writes (model-invocation-logging.html, "Set up a CloudWatch Logs
+                # destination"), as an ARN built from the group's name: `log_group_arn` ends in `:*`.
+                resources=[log_stream_arn(self.log_group, LOG_STREAM)],
             )
         )
 
@@ -107,6 +109,19 @@ class InvocationLogging(Construct):
                 actions=["iam:PassRole"],
                 resources=[self.delivery_role.role_arn],
                 conditions={"StringEquals": {"iam:PassedToService": "bedrock.amazonaws.com"}},
+            )
+        )
+        # Is this Update a rollback's? Asked only when a foreign configuration is found, so that the
+        # rollback Update succeeds instead of failing the same ownership check again
+        # (lambdas/invocation_logging/logic.py, apply). On the stack's own ARN (AWS::StackId): DescribeStacks
+        # with a StackName is authorized on the stack ARN arn:aws:cloudformation:*:*:stack/NAME/ID
+        # (CloudFormation API reference, DescribeStacks, its resource-level policy example:
+        # https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DescribeStacks.html).
+        handler.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="ReadTheStackStatus",
+                actions=["cloudformation:DescribeStacks"],
+                resources=[stack.stack_id],
             )
         )
         compliance.acknowledge(handler.role, compliance.INVOCATION_LOGGING_NO_RESOURCE_TYPE)

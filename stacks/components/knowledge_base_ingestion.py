@@ -16,6 +16,7 @@ from constructs import Construct
 
 from stacks.components.monitoring import MonitoringHub
 from stacks.components.python_function import PythonFunction
+from stacks.components.vector_store import AuroraStorage, VectorStorage
 
 NAMESPACE = "GenAiStack/KnowledgeBases"  # lambdas/kb_ingestion/handler.py publishes here
 CHECK_EVERY = Duration.minutes(15)
@@ -29,6 +30,8 @@ class IngestionTarget:
     data_source_id: str
     prefix: str
     schedule: str  # an EventBridge schedule expression, validated by the profile
+    # Where the vectors live: an Aurora store is woken from auto-pause before each job (kb_ingestion).
+    storage: VectorStorage | None = None
 
 
 class KnowledgeBaseIngestion(Construct):
@@ -58,9 +61,21 @@ class KnowledgeBaseIngestion(Construct):
                 "knowledge_base_id": k.knowledge_base_id,
                 "data_source_id": k.data_source_id,
                 "prefix": k.prefix,
+                **(
+                    {
+                        "database": {
+                            "cluster_arn": k.storage.cluster_arn,
+                            "secret_arn": k.storage.secret_arn,
+                            "database": k.storage.database,
+                        }
+                    }
+                    if isinstance(k.storage, AuroraStorage)
+                    else {}
+                ),
             }
             for k in knowledge_bases
         ]
+        aurora = [k.storage for k in knowledge_bases if isinstance(k.storage, AuroraStorage)]
         self.handler = PythonFunction(
             self,
             "Handler",
@@ -69,7 +84,37 @@ class KnowledgeBaseIngestion(Construct):
             encryption_key=encryption_key,
             log_retention_days=log_retention_days,
             environment={"KNOWLEDGE_BASES": stack.to_json_string(config)},
+            # Waking a paused Aurora store can take tens of seconds before the job starts.
+            **({"timeout_seconds": 120} if aurora else {}),
         )
+        if aurora:
+            # `SELECT 1` through the Data API on the store's cluster with the store's login: the caller
+            # needs rds-data:ExecuteStatement on the cluster and secretsmanager:GetSecretValue on the
+            # secret, which the Data API reads with the caller's permissions (Aurora user guide,
+            # "Authorizing access to the Amazon RDS Data API":
+            # https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.access.html), and so
+            # kms:Decrypt on the secret's key through Secrets Manager.
+            for statement in (
+                iam.PolicyStatement(
+                    sid="WakeTheVectorStores",
+                    actions=["rds-data:ExecuteStatement"],
+                    resources=sorted({a.cluster_arn for a in aurora}),
+                ),
+                iam.PolicyStatement(
+                    sid="ReadTheVectorStoreLogins",
+                    actions=["secretsmanager:GetSecretValue"],
+                    resources=sorted({a.secret_arn for a in aurora}),
+                ),
+                iam.PolicyStatement(
+                    sid="DecryptTheVectorStoreLogins",
+                    actions=["kms:Decrypt"],
+                    resources=[encryption_key.key_arn],
+                    conditions={
+                        "StringEquals": {"kms:ViaService": f"secretsmanager.{stack.region}.amazonaws.com"}
+                    },
+                ),
+            ):
+                self.handler.function.add_to_role_policy(statement)
         self.handler.function.add_to_role_policy(
             iam.PolicyStatement(
                 sid="IngestTheKnowledgeBases",

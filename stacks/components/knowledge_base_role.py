@@ -105,8 +105,16 @@ class KnowledgeBaseRole(Construct):
                 actions=["s3:GetObject"],
                 resources=[data_bucket.arn_for_objects(f"{prefix}*")],
             ),
+            # The platform key, for three things the service does with this role: read KMS-encrypted
+            # documents (kms:Decrypt through S3), encrypt the transient data of an ingestion job with the
+            # data source's customer key (kms:GenerateDataKey and kms:Decrypt; Bedrock user guide,
+            # encryption-kb.html, "Encryption of transient data storage during data ingestion"), and
+            # write to a vector store encrypted with that key (the S3 Vectors bucket, SSE-KMS; the
+            # Aurora login secret). Without GenerateDataKey every ingestion job fails.
             iam.PolicyStatement(
-                sid="DecryptWithThePlatformKey", actions=["kms:Decrypt"], resources=[encryption_key.key_arn]
+                sid="UseThePlatformKey",
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=[encryption_key.key_arn],
             ),
             *storage_statements(storage),
         ]

@@ -10,9 +10,12 @@ Sources for the statements (Amazon Bedrock user guide, retrieved 2026-11-22):
   `arn:aws:bedrock:::foundation-model/ID` with `aws:RequestedRegion = unspecified`.
 - guardrails-permissions-id.html ("Enforce the use of specific guardrails in model inference
   requests"): Allow InvokeModel/InvokeModelWithResponseStream with `StringEquals
-  bedrock:GuardrailIdentifier = <guardrail ARN>:<version>`, an explicit Deny with
+  bedrock:GuardrailIdentifier = <guardrail ARN>:<version>` (a list of such values is allowed,
+  example 5: here the current and the previous version, see GuardrailRef), an explicit Deny with
   `StringNotEquals` on the same key so no other grant can bypass it, and Allow
   `bedrock:ApplyGuardrail` on the guardrail ARN without version.
+- guardrails-permissions-kms.html: callers of a guardrail encrypted with a customer managed key
+  need `kms:Decrypt` on that key.
 - API_runtime_Converse.html: Converse is authorised as bedrock:InvokeModel and ConverseStream as
   bedrock:InvokeModelWithResponseStream (there is no bedrock:Converse action).
 Embedding models are granted without the guardrail condition: guardrails evaluate the prompts and
@@ -53,14 +56,29 @@ def global_foundation_model_arn(model_id: str) -> str:
 
 @dataclass(frozen=True)
 class GuardrailRef:
-    """A published guardrail version; callers pass `identifier` (ARN:version) to pin it."""
+    """A published guardrail version; callers pass `identifier` (ARN:version) to pin it.
+
+    `accepted`: the `ARN:VERSION` values the policy lets through (default: `identifier` alone); the
+    Guardrail construct passes the current and the previous version, so a caller that still sends
+    the previous one (the gateway, until its own stack is updated) keeps working during a rollout.
+    `key_arn`: the KMS key the guardrail is encrypted with (callers need kms:Decrypt on it).
+    `config_digest`: changes whenever the guardrail's configuration does (a literal, not a token),
+    so a template that embeds it changes with every new version.
+    """
 
     arn: str
     version: str
+    key_arn: str | None = None
+    config_digest: str = ""
+    accepted: tuple[str, ...] = ()
 
     @property
     def identifier(self) -> str:
         return f"{self.arn}:{self.version}"
+
+    @property
+    def accepted_identifiers(self) -> list[str]:
+        return list(self.accepted or (self.identifier,))
 
 
 @dataclass(frozen=True)
@@ -92,8 +110,10 @@ class ModelAccess(Construct):
             raise ValueError("enforce_guardrail needs a guardrail")
         stack = Stack.of(self)
         region = stack.region
+        # The condition key's value is `ARN:VERSION` for a numeric version, and several values may be
+        # listed (guardrails-permissions-id, examples 1 and 5).
         guarded = (
-            {"StringEquals": {"bedrock:GuardrailIdentifier": guardrail.identifier}}
+            {"StringEquals": {"bedrock:GuardrailIdentifier": guardrail.accepted_identifiers}}
             if enforce_guardrail
             else {}
         )
@@ -177,7 +197,9 @@ class ModelAccess(Construct):
                     effect=iam.Effect.DENY,
                     actions=INVOKE_ACTIONS,
                     resources=sorted(set(generation)),
-                    conditions={"StringNotEquals": {"bedrock:GuardrailIdentifier": guardrail.identifier}},
+                    conditions={
+                        "StringNotEquals": {"bedrock:GuardrailIdentifier": guardrail.accepted_identifiers}
+                    },
                 )
             )
         if guardrail is not None:
@@ -190,6 +212,20 @@ class ModelAccess(Construct):
                     resources=[guardrail.arn, *guardrail_profile_arns],
                 )
             )
+            if guardrail.key_arn is not None:
+                # Callers of a guardrail encrypted with a customer managed key need kms:Decrypt on
+                # that key, during inference as well as ApplyGuardrail (Bedrock user guide, "(Optional)
+                # Create a customer managed key for your guardrail", statement
+                # AllowRoleToUseEncryptedGuardrailDuringInference:
+                # https://docs.aws.amazon.com/bedrock/latest/userguide/guardrails-permissions-kms.html).
+                # The exact key ARN; no kms:ViaService or encryption-context condition, because that
+                # page documents none, and a guessed one (e.g. the Region of a cross-Region guardrail
+                # profile) could deny the real call.
+                statements.append(
+                    iam.PolicyStatement(
+                        sid="DecryptTheGuardrail", actions=["kms:Decrypt"], resources=[guardrail.key_arn]
+                    )
+                )
         self.policy = iam.ManagedPolicy(
             self,
             "Policy",

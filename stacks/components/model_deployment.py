@@ -1,17 +1,42 @@
 """ModelDeployment: roll an endpoint to each newly approved model version (lambdas/model_deployer).
 
-An EventBridge rule matches "SageMaker Model Package State Change" events of the configured model
-package groups whose ModelApprovalStatus is Approved (the event also fires on creation and on
-rejection, hence the status filter) and invokes the deployer asynchronously. The deployer creates a
-Model and EndpointConfig named `<endpoint>-v<version>-<digest>` and creates or updates the
-endpoint. A failed deployment is retried by Lambda (twice, for up to six hours: an endpoint that is
-busy updating raises, so the event comes back later) and then lands in a KMS-encrypted dead-letter
-queue, whose depth is alarmed.
+Who owns the endpoint. The inference stack's CloudFormation creates the endpoint and owns its settings;
+the model registry (through this deployer) owns which model it serves. CloudFormation never gives the
+endpoint a configuration that serves the initial model once an approved version is live: between the
+template's configuration and the endpoint sits a custom resource (ModelEndpoint with
+`approved_models`), which hands the endpoint a copy of the new template configuration serving the live
+approved model. An unchanged template makes no call at all (the CDK CLI skips an unchanged stack, and
+CloudFormation updates only resources whose properties changed). The alternatives were weighed:
+- CloudFormation alone with RetainAllVariantProperties: it retains only variant properties
+  (DesiredInstanceCount, DesiredWeight, DataCaptureConfig; UpdateEndpoint, SageMaker API reference),
+  never the model, so any template change of the configuration would put the initial model back;
+- the deployer creating the endpoint itself: autoscaling, alarms and the monitoring schedule need an
+  endpoint at deploy time, and a created-on-approval endpoint would leave the profile serving nothing;
+- an approved-model parameter read by the template: the template could not switch between the
+  initial weights (a model prefix) and a package, and a deploy would be needed to roll out.
+The deployer builds each configuration from the endpoint's *current* one (logic.endpoint_config_request),
+so the approved model gets exactly the template's settings: data capture with its destination, key
+and CaptureContentTypeHeader, volume key, startup timeouts, routing.
+
+Delivery. An EventBridge rule matches "SageMaker Model Package State Change" events of the configured
+groups whose ModelApprovalStatus is Approved (the event also fires on creation and on rejection) and
+puts them in an SQS queue; the deployer reads it one message at a time. Lambda's asynchronous retries
+would not do: a function error is retried twice, one and two minutes later ("How Lambda handles errors
+and retries with asynchronous invocation":
+https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html), while a rollout
+keeps an endpoint Updating for 30 minutes or more. With the queue, an approval for a busy endpoint is
+reported as a batch item failure and comes back after the queue's visibility timeout (RETRY_DELAY):
+"After your queue's visibility timeout runs out, the message will again reappear in the queue"
+(https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html). After MAX_WAIT
+(maxReceiveCount receptions) SQS moves it to the KMS-encrypted dead-letter queue, whose depth is
+alarmed; failures that waiting cannot fix are sent there by the deployer at once. The visibility
+timeout is at least six times the function timeout, as the Lambda guide asks ("Creating and
+configuring an Amazon SQS event source mapping":
+https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -21,12 +46,12 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from stacks import compliance
-from stacks.compliance import Acknowledgement, nag_resource
+from stacks.compliance import Acknowledgement, CheckovSkip, nag_resource
 from stacks.components.monitoring import MonitoringHub
 from stacks.components.python_function import PythonFunction
 from stacks.components.training_pipeline import SAGEMAKER_NAME, sagemaker_arn
@@ -38,9 +63,23 @@ DETAIL_TYPE = "SageMaker Model Package State Change"
 # endpoint name to fit 63 characters (lambdas/model_deployer/logic.py resource_name). Up to this
 # length (versions below 10^8) the name is never cut, so `<endpoint>-v*` covers every name it makes.
 ENDPOINT_NAME_MAX = 63 - len("-v") - 8 - len("-") - 8
+FUNCTION_TIMEOUT = Duration.seconds(60)
+# An approval for a busy endpoint is tried again every RETRY_DELAY, for MAX_WAIT at most.
+RETRY_DELAY = Duration.minutes(10)
+MAX_WAIT = Duration.hours(6)
+MAX_RECEIVES = int(MAX_WAIT.to_seconds() // RETRY_DELAY.to_seconds())
+# EventBridge's delivery to the queue (the target's retry policy).
 RETRY_ATTEMPTS = 2
 MAX_EVENT_AGE = Duration.hours(6)
 
+APPROVALS_SQS_MANAGED_ENCRYPTION = CheckovSkip(
+    check="CKV_AWS_27",
+    reason=(
+        "The approvals queue is encrypted at rest with SQS-managed keys (SqsManagedSseEnabled), which "
+        "checkov does not recognise. It holds approval events only (model package ARNs and statuses); "
+        "a customer managed key would need a key-policy grant to events.amazonaws.com on the platform key."
+    ),
+)
 MODEL_PACKAGE_LISTING = Acknowledgement(
     finding="AwsSolutions-IAM5[Resource::*]",
     reason=(
@@ -58,41 +97,39 @@ DEPLOYED_VERSIONS = Acknowledgement(
         "named <endpoint>-v<version>-<digest>; the version numbers are SageMaker's."
     ),
 )
-DEAD_LETTERS_NOT_REDRIVEN = Acknowledgement(
-    finding="AwsSolutions-SQS3",
+ENDPOINT_CONFIGS = Acknowledgement(
+    finding="AwsSolutions-IAM5",
     reason=(
-        "This queue is itself the dead-letter queue: the on-failure destination of the deployer's "
-        "asynchronous invocations (cdk-nag only recognises redrive policies of other queues)."
+        "sagemaker:DescribeEndpointConfig (read-only) on this account's endpoint configurations: the "
+        "deployer copies the endpoint's current configuration, which may be the inference stack's own, "
+        "whose name CloudFormation generates and SageMaker lowercases in its ARN, so no exact ARN can be "
+        "written into the policy."
     ),
 )
 
 
 @dataclass(frozen=True)
 class EndpointDeployment:
-    """One DEPLOYMENTS item of lambdas/model_deployer: where the approved versions of a group go.
+    """One DEPLOYMENTS item of lambdas/model_deployer: which endpoint the approved versions of a group
+    go to, and how their models are made. The endpoint's settings (instance type and count, data
+    capture, keys) are not repeated here: the deployer copies them from the endpoint's configuration.
 
-    `kms_key_arn` encrypts the endpoint's storage volume and the captured data; leave it unset for
-    instance types with local NVMe storage (ml.g5, ml.g6), for which SageMaker refuses the key.
+    `kms_key_arn` is the key that configuration uses (storage volume and/or captured data): the deployer
+    creates configurations with it, so it may create grants on it for SageMaker.
     """
 
     model_package_group: str
     endpoint_name: str
     execution_role_arn: str
-    instance_type: str
-    initial_instance_count: int
     kms_key_arn: str | None = None
-    data_capture_s3_uri: str | None = None
-    data_capture_percentage: int = 100
     enable_network_isolation: bool = False
     environment: Mapping[str, str] = field(default_factory=dict)
-    variant_name: str = "AllTraffic"
 
     def problems(self) -> list[str]:
         found = []
         for label, name in (
             ("model_package_group", self.model_package_group),
             ("endpoint_name", self.endpoint_name),
-            ("variant_name", self.variant_name),
         ):
             if not SAGEMAKER_NAME.match(name):
                 found.append(f"{label} {name!r} is not a SageMaker name")
@@ -101,46 +138,33 @@ class EndpointDeployment:
                 f"endpoint_name {self.endpoint_name!r} is longer than {ENDPOINT_NAME_MAX} characters, "
                 "so the deployer would cut it in model names and the IAM policy could not name them"
             )
-        if not re.match(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$", self.instance_type):
-            found.append(f"instance_type {self.instance_type!r} is not an ml.* instance type")
-        if self.initial_instance_count < 1:
-            found.append("initial_instance_count must be at least 1")
-        if not 1 <= self.data_capture_percentage <= 100:
-            found.append("data_capture_percentage must be between 1 and 100")
         return [f"deployment of {self.model_package_group}: {p}" for p in found]
 
     def as_environment_item(self) -> dict[str, object]:
-        """The item exactly as lambdas/model_deployer/handler.py's _Deployment validates it (unset
-        optional fields are left out; the capture percentage only goes with a capture destination)."""
-        item: dict[str, object] = {
+        """The item exactly as lambdas/model_deployer/handler.py's _Deployment validates it."""
+        return {
             "model_package_group": self.model_package_group,
             "endpoint_name": self.endpoint_name,
             "execution_role_arn": self.execution_role_arn,
-            "instance_type": self.instance_type,
-            "initial_instance_count": self.initial_instance_count,
-            "variant_name": self.variant_name,
             "enable_network_isolation": self.enable_network_isolation,
             "environment": dict(self.environment),
         }
-        if self.kms_key_arn is not None:
-            item["kms_key_arn"] = self.kms_key_arn
-        if self.data_capture_s3_uri is not None:
-            item["data_capture_s3_uri"] = self.data_capture_s3_uri
-            item["data_capture_percentage"] = self.data_capture_percentage
-        return item
 
 
 class ModelDeployment(Construct):
     """The deployer function (lambdas/model_deployer) with DEPLOYMENTS built from `deployments`, the
-    EventBridge rule on approvals of their groups, Lambda's asynchronous retries with a dead-letter
-    queue (encrypted with `encryption_key`, TLS only), and exactly the IAM the deployer needs:
+    EventBridge rule on approvals of their groups into the approvals queue (SQS-managed encryption, TLS
+    only), its event source mapping, the dead-letter queue (encrypted with `encryption_key`, TLS only),
+    and exactly the IAM the deployer needs:
 
     - sagemaker:DescribeModelPackage on the groups' versions; sagemaker:ListModelPackages (no resource);
     - sagemaker:CreateModel / CreateEndpointConfig on `model/<endpoint>-v*` / `endpoint-config/<endpoint>-v*`;
-    - sagemaker:CreateEndpoint / UpdateEndpoint on `endpoint/<endpoint>` and its configs,
-      sagemaker:DescribeEndpoint on `endpoint/<endpoint>`;
+    - sagemaker:UpdateEndpoint on `endpoint/<endpoint>` and its configs (never CreateEndpoint: the
+      inference stack creates the endpoint), sagemaker:DescribeEndpoint on `endpoint/<endpoint>`,
+      sagemaker:DescribeEndpointConfig on `endpoint-config/*` (see ENDPOINT_CONFIGS);
     - iam:PassRole on the execution roles, to SageMaker only;
-    - kms:CreateGrant (for AWS resources) and kms:DescribeKey on the keys the endpoints use.
+    - kms:CreateGrant (for AWS resources) and kms:DescribeKey on the keys the endpoints use;
+    - consuming the approvals queue (the event source mapping), sending to the dead-letter queue.
     """
 
     def __init__(
@@ -177,7 +201,18 @@ class ModelDeployment(Construct):
             enforce_ssl=True,
             retention_period=Duration.days(14),
         )
-        compliance.acknowledge(self.dead_letters, DEAD_LETTERS_NOT_REDRIVEN)
+        # Approval events only (model package ARNs and statuses): SQS-managed encryption, which
+        # EventBridge can write to without a grant on a customer managed key.
+        self.approvals = sqs.Queue(
+            self,
+            "Approvals",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            visibility_timeout=RETRY_DELAY,
+            retention_period=MAX_WAIT.plus(Duration.days(1)),
+            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=MAX_RECEIVES, queue=self.dead_letters),
+        )
+        compliance.skip_checkov(self.approvals.node.default_child, APPROVALS_SQS_MANAGED_ENCRYPTION)
 
         self.handler = PythonFunction(
             self,
@@ -188,8 +223,9 @@ class ModelDeployment(Construct):
             log_retention_days=log_retention_days,
             environment={
                 "DEPLOYMENTS": stack.to_json_string([d.as_environment_item() for d in deployments]),
+                "DEAD_LETTER_QUEUE_URL": self.dead_letters.queue_url,
             },
-            timeout_seconds=60,
+            timeout_seconds=int(FUNCTION_TIMEOUT.to_seconds()),
         )
         function = self.handler.function
         function.node.default_child.handler = DEPLOYER_ENTRY_POINT
@@ -198,6 +234,7 @@ class ModelDeployment(Construct):
         models = [sagemaker_arn(stack, "model", f"{d.endpoint_name}-v*") for d in deployments]
         configs = [sagemaker_arn(stack, "endpoint-config", f"{d.endpoint_name}-v*") for d in deployments]
         endpoints = [sagemaker_arn(stack, "endpoint", d.endpoint_name) for d in deployments]
+        all_configs = sagemaker_arn(stack, "endpoint-config", "*")
         statements = [
             iam.PolicyStatement(
                 sid="ReadApprovedVersions", actions=["sagemaker:DescribeModelPackage"], resources=versions
@@ -211,11 +248,16 @@ class ModelDeployment(Construct):
             ),
             iam.PolicyStatement(
                 sid="RollTheEndpoints",
-                actions=["sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint"],
+                actions=["sagemaker:UpdateEndpoint"],
                 resources=[*endpoints, *configs],
             ),
             iam.PolicyStatement(
                 sid="WatchTheEndpoints", actions=["sagemaker:DescribeEndpoint"], resources=endpoints
+            ),
+            iam.PolicyStatement(
+                sid="CopyTheEndpointConfigs",
+                actions=["sagemaker:DescribeEndpointConfig"],
+                resources=[all_configs],
             ),
             iam.PolicyStatement(
                 sid="PassTheExecutionRoles",
@@ -253,25 +295,15 @@ class ModelDeployment(Construct):
             self.handler.role,
             MODEL_PACKAGE_LISTING,
             *(DEPLOYED_VERSIONS.on(nag_resource(self, arn)) for arn in [*versions, *models, *configs]),
+            ENDPOINT_CONFIGS.on(nag_resource(self, all_configs)),
         )
 
-        # Lambda's asynchronous retries (function errors: a busy endpoint, throttling) and the queue
-        # for what still fails. The role must be allowed to send before the configuration is made.
-        invoke_config = lambda_.CfnEventInvokeConfig(
-            self,
-            "AsyncInvoke",
-            function_name=function.function_name,
-            qualifier="$LATEST",
-            maximum_retry_attempts=RETRY_ATTEMPTS,
-            maximum_event_age_in_seconds=int(MAX_EVENT_AGE.to_seconds()),
-            destination_config=lambda_.CfnEventInvokeConfig.DestinationConfigProperty(
-                on_failure=lambda_.CfnEventInvokeConfig.OnFailureProperty(
-                    destination=self.dead_letters.queue_arn
-                )
-            ),
+        # One approval per invocation; a busy endpoint's approval is a batch item failure and waits.
+        function.add_event_source(
+            event_sources.SqsEventSource(
+                self.approvals, batch_size=1, report_batch_item_failures=True, max_concurrency=2
+            )
         )
-        invoke_config.node.add_dependency(self.handler.role)
-
         self.rule = events.Rule(
             self,
             "OnApproval",
@@ -282,7 +314,7 @@ class ModelDeployment(Construct):
                 detail={"ModelPackageGroupName": groups, "ModelApprovalStatus": ["Approved"]},
             ),
             targets=[
-                targets.LambdaFunction(function, retry_attempts=RETRY_ATTEMPTS, max_event_age=MAX_EVENT_AGE)
+                targets.SqsQueue(self.approvals, retry_attempts=RETRY_ATTEMPTS, max_event_age=MAX_EVENT_AGE)
             ],
         )
 
@@ -297,8 +329,9 @@ class ModelDeployment(Construct):
                 self,
                 "FailedDeployments",
                 alarm_description=(
-                    "Model deployment: an approved model version could not be deployed after retries "
-                    "(the event is in the dead-letter queue; see the deployer's logs)"
+                    "Model deployment: an approved model version could not be deployed (refused, or its "
+                    "endpoint stayed busy for 6 hours); the event is in the dead-letter queue, see the "
+                    "deployer's logs"
                 ),
                 metric=waiting,
                 threshold=1,
@@ -328,6 +361,13 @@ class ModelDeployment(Construct):
                     left=[function.metric_invocations(period=period), function.metric_errors(period=period)],
                     width=8,
                 ),
-                cw.GraphWidget(title="Dead-letter queue", left=[waiting], width=8),
+                cw.GraphWidget(
+                    title="Approvals waiting / dead-lettered",
+                    left=[
+                        self.approvals.metric_approximate_number_of_messages_not_visible(period=period),
+                        waiting,
+                    ],
+                    width=8,
+                ),
             ],
         )

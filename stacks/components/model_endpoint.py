@@ -24,10 +24,18 @@ Built from one `stacks.config.InferenceEndpoint`:
   writes under `<endpoint>/<variant>/yyyy/mm/dd/hh/` ("Capture data": the S3 path is
   `s3://{destination-bucket-prefix}/{endpoint-name}/{variant-name}/yyyy/mm/dd/hh/filename.jsonl`), so
   everything of this endpoint lands under `data-capture/<endpoint>/`, the only prefix its role may write;
+- with `approved_models` (a training pipeline deploys here): CloudFormation creates the endpoint and
+  owns its settings, the model deployer owns which model it serves; the endpoint's configuration goes
+  through the ApprovedModelConfig custom resource, so a later deploy keeps the approved model
+  (lambdas/model_deployer/endpoint_settings.py, and the reasons in stacks/components/model_deployment.py);
 - off hours (`settings.off_hours`): Application Auto Scaling scheduled actions that pin the capacity to 0
   at `stop` and restore min/max at `start`, in the profile's time zone;
-- a Model Monitor data-quality schedule when data capture is on and `settings.monitoring_schedule` is set:
-  the prebuilt analyzer (`model_monitor_image_uri`) reads the captured data and writes statistics under
+- only where the profile opts in (`settings.monitoring_schedule`, null by default) and data capture is on:
+  a Model Monitor data-quality schedule. SageMaker Model Monitor "is no longer open to new customers"
+  (SageMaker developer guide, "Data capture",
+  https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-data-capture.html), so this is for accounts
+  that already use it; everyone else gets drift metrics from `DriftMonitor` (the inference stack). The
+  prebuilt analyzer (`model_monitor_image_uri`) reads the captured data and writes statistics under
   `monitoring/<endpoint>/`. No baseline is attached: until a baselining job has produced
   `statistics.json` and `constraints.json` (e.g. with the SageMaker Python SDK's `suggest_baseline` over a
   sample of captured requests, written under `monitoring/<endpoint>/baseline/`, which the monitor role may
@@ -57,8 +65,11 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from stacks import compliance
 from stacks.catalog import accelerator_instances, image_uri, inference_instances, sagemaker_data
+from stacks.compliance import Acknowledgement, nag_resource
 from stacks.components.monitoring import MonitoringHub
+from stacks.components.python_custom_resource import PythonCustomResource
 from stacks.components.python_function import encrypted_log_group
 from stacks.config import InferenceEndpoint
 
@@ -75,6 +86,16 @@ MONITOR_INSTANCE_TYPE = "ml.m5.large"
 MONITOR_VOLUME_GB = 30
 MONITOR_MAX_RUNTIME_SECONDS = 3600  # at most one schedule period for the default hourly schedule
 PERIOD = Duration.minutes(5)
+APPROVED_MODEL_CONFIG_ENTRY_POINT = "lambdas.model_deployer.endpoint_settings.on_event"
+APPROVED_MODEL_CONFIGS = Acknowledgement(
+    finding="AwsSolutions-IAM5",
+    reason=(
+        "The endpoint's approved-model custom resource reads endpoint configurations (read-only) and "
+        "creates copies named <endpoint>-v<version>-<digest> like the model deployer's. It must read the "
+        "template's configuration, whose name CloudFormation generates and SageMaker lowercases in its "
+        "ARN, so no exact ARN can be written for DescribeEndpointConfig."
+    ),
+)
 
 # --------------------------------------------------------------------------------------------------
 # Names and prefixes shared with ModelEndpointRole
@@ -112,7 +133,8 @@ def captures_data(settings: InferenceEndpoint) -> bool:
 
 
 def monitors_data_quality(settings: InferenceEndpoint) -> bool:
-    """A Model Monitor schedule needs captured data to read."""
+    """Model Monitor only where the profile opts in, and only over captured data (the profile refuses a
+    schedule without capture, and both on inference components: InferenceEndpoint._monitoring_problems)."""
     return captures_data(settings) and settings.monitoring_schedule is not None
 
 
@@ -254,6 +276,10 @@ class ModelEndpoint(Construct):
     `role` is the execution role of `ModelEndpointRole.role` (foundation stack); `monitor_role` is
     `ModelEndpointRole.monitor_role`, required exactly when data capture is on and a monitoring schedule is
     set. `region` must be the stack's concrete region: the container images are resolved at synth time.
+
+    `approved_models`: a training pipeline deploys its approved versions here (lambdas/model_deployer).
+    The endpoint then takes its configuration through `ApprovedModelConfig` (see `_endpoint_config_name`),
+    so that no later deploy of this stack puts the initial model back.
     """
 
     def __init__(
@@ -269,6 +295,7 @@ class ModelEndpoint(Construct):
         region: str,
         log_retention_days: int,
         monitor_role: iam.IRole | None = None,
+        approved_models: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         check_names(settings, endpoint_name)
@@ -344,11 +371,14 @@ class ModelEndpoint(Construct):
             async_inference_config=self._async_config(bucket, encryption_key) if self.is_async else None,
         )
 
+        self.approved_model_config: PythonCustomResource | None = None
+        if approved_models:
+            self.approved_model_config = self._approved_model_config(encryption_key, log_retention_days)
         self.endpoint = sagemaker.CfnEndpoint(
             self,
             "Endpoint",
             endpoint_name=endpoint_name,
-            endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
+            endpoint_config_name=self._endpoint_config_name(),
         )
         for group in self.log_groups:
             self.endpoint.node.add_dependency(group)
@@ -382,6 +412,80 @@ class ModelEndpoint(Construct):
         if monitor_role is not None:
             self.monitoring_schedule = self._model_monitor(bucket, encryption_key, monitor_role)
         self.alarms: list[cw.Alarm] = []
+
+    # ------------------------------------------------------------------------------ endpoint owner
+
+    def _endpoint_config_name(self) -> str:
+        """The configuration CloudFormation gives the endpoint.
+
+        Without approved models: the template's configuration. With them, the name the
+        ApprovedModelConfig custom resource returns (lambdas/model_deployer/endpoint_settings.py): the
+        template's configuration while the endpoint serves this stack's model, else a copy of it serving
+        the approved model that is live. CloudFormation updates the endpoint only when this value
+        changes (an AWS::SageMaker::Endpoint's EndpointConfigName: "Update requires: No interruption",
+        i.e. UpdateEndpoint, CloudFormation template reference, AWS::SageMaker::Endpoint:
+        https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-sagemaker-endpoint.html),
+        so it can never send a configuration serving the initial model once an approved one is live.
+        RetainAllVariantProperties would not help: UpdateEndpoint retains DesiredInstanceCount,
+        DesiredWeight and DataCaptureConfig, never the model (SageMaker API reference, VariantProperty).
+        """
+        if self.approved_model_config is None:
+            return self.endpoint_config.attr_endpoint_config_name
+        return self.approved_model_config.resource.get_att_string("EndpointConfigName")
+
+    def _approved_model_config(self, key: kms.IKey, log_retention_days: int) -> PythonCustomResource:
+        stack = Stack.of(self)
+
+        def config_arn(name: str) -> str:
+            return stack.format_arn(
+                service="sagemaker", resource="endpoint-config", resource_name=name, region=self.region
+            )
+
+        chooser = PythonCustomResource(
+            self,
+            "ApprovedModelConfig",
+            package="model_deployer",
+            description=f"genai-stack: keep the approved model of {self.endpoint_name} across stack updates",
+            resource_type="Custom::ApprovedModelEndpointConfig",
+            properties={
+                "EndpointName": self.endpoint_name,
+                # A replaced template configuration (any settings change) has a new name: only then
+                # does the resource run.
+                "TemplateConfigName": self.endpoint_config.attr_endpoint_config_name,
+            },
+            encryption_key=key,
+            log_retention_days=log_retention_days,
+        )
+        chooser.handler.function.node.default_child.handler = APPROVED_MODEL_CONFIG_ENTRY_POINT
+        copies = config_arn(f"{self.endpoint_name}-v*")
+        every_config = config_arn("*")
+        for statement in (
+            iam.PolicyStatement(
+                sid="WatchTheEndpoint", actions=["sagemaker:DescribeEndpoint"], resources=[self.endpoint_arn]
+            ),
+            iam.PolicyStatement(
+                sid="ReadTheConfigs", actions=["sagemaker:DescribeEndpointConfig"], resources=[every_config]
+            ),
+            iam.PolicyStatement(
+                sid="CopyTheTemplateConfig", actions=["sagemaker:CreateEndpointConfig"], resources=[copies]
+            ),
+            # CreateEndpointConfig with a KmsKeyId (volume, captured data): SageMaker uses the key
+            # through grants the caller creates.
+            iam.PolicyStatement(
+                sid="LetTheEndpointUseItsKey",
+                actions=["kms:CreateGrant"],
+                resources=[key.key_arn],
+                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+            ),
+            iam.PolicyStatement(sid="CheckTheKey", actions=["kms:DescribeKey"], resources=[key.key_arn]),
+        ):
+            chooser.handler.function.add_to_role_policy(statement)
+        compliance.acknowledge(
+            chooser.handler.role,
+            APPROVED_MODEL_CONFIGS.on(nag_resource(self, copies)),
+            APPROVED_MODEL_CONFIGS.on(nag_resource(self, every_config)),
+        )
+        return chooser
 
     # ---------------------------------------------------------------------------------------- config
 
@@ -431,7 +535,10 @@ class ModelEndpoint(Construct):
                 sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Input"),
                 sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Output"),
             ],
-            # Captured as JSON text rather than base64, so that the analyzer can read it.
+            # Captured as JSON text rather than base64: "If no headers are specified Amazon SageMaker AI
+            # will by default base64 encode when capturing the data" (SageMaker API reference,
+            # CaptureContentTypeHeader: https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CaptureContentTypeHeader.html).
+            # The model deployer's configurations copy this whole block (lambdas/model_deployer/logic.py).
             capture_content_type_header=sagemaker.CfnEndpointConfig.CaptureContentTypeHeaderProperty(
                 json_content_types=["application/json"]
             ),
@@ -566,6 +673,12 @@ class ModelEndpoint(Construct):
     def _model_monitor(
         self, bucket: str, key: kms.IKey, monitor_role: iam.IRole
     ) -> sagemaker.CfnMonitoringSchedule:
+        """The opt-in Model Monitor schedule. CreateMonitoringSchedule fails in accounts that never used
+        Model Monitor ("no longer open to new customers", model-monitor-data-capture.html)."""
+        if self.inference_component_name is not None:
+            # EndpointInput names an endpoint, not a component; Model Monitor "supports only endpoints that
+            # host a single model" (model-monitor.html). The profile refuses it; this guards direct use.
+            raise ValueError(f"{self.endpoint_name}: no Model Monitor on an inference-component endpoint")
         dq = sagemaker.CfnDataQualityJobDefinition
         # Unnamed: every property is create-only, so a change replaces the definition, which a fixed
         # name would block. The schedule takes the generated name from the ARN (".../<name>").

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_dynamodb as dynamodb
@@ -18,6 +18,7 @@ from constructs import Construct
 from stacks import compliance
 from stacks.components.monitoring import MonitoringHub
 from stacks.components.python_function import PythonFunction, encrypted_log_group
+from stacks.config import gateway_function_timeout_seconds
 
 PATHS = (("POST", ("chat", "completions")), ("POST", ("embeddings",)), ("GET", ("models",)))
 EMF_NAMESPACE = "GenAiStack/Gateway"  # lambdas/gateway/metrics.py
@@ -48,6 +49,12 @@ class ModelGateway(Construct):
 
     Auth: `api_key` (an API key and usage plan per tenant: rate, burst, monthly quota) or `iam`
     (SigV4-signed callers; usage plans still throttle per key if tenants are given).
+
+    `account_logging_role`: the stage's access logging needs API Gateway's account-level CloudWatch
+    Logs role (one per account and region). `create` makes a role of ours (AWS managed policy
+    AmazonAPIGatewayPushToCloudWatchLogs), sets it with AWS::ApiGateway::Account, keeps both on delete
+    so that other APIs of the account keep logging, and makes the stage wait for it; `existing` relies
+    on the role already set (checked by `genai-stack doctor`).
     """
 
     def __init__(
@@ -66,6 +73,7 @@ class ModelGateway(Construct):
         knowledge_base_arns: Sequence[str] = (),
         sagemaker_endpoints: Sequence[str] = (),
         network: GatewayNetwork | None = None,
+        account_logging_role: Literal["create", "existing"] = "create",
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -77,7 +85,8 @@ class ModelGateway(Construct):
             encryption_key=encryption_key,
             log_retention_days=log_retention_days,
             environment={"GATEWAY_CONFIG": stack.to_json_string(dict(config))},
-            timeout_seconds=int(deadline_seconds) + 3,  # the router's deadline comes first
+            # The request's deadline comes first (a clean 504); API Gateway's 29 s comes last.
+            timeout_seconds=gateway_function_timeout_seconds(deadline_seconds),
             memory_size=1024,
             vpc=network.vpc if network else None,
             subnets=network.subnets if network else None,
@@ -123,7 +132,19 @@ class ModelGateway(Construct):
             "Api",
             description="genai-stack model gateway (OpenAI-compatible)",
             endpoint_types=[apigw.EndpointType.REGIONAL],
-            cloud_watch_role=False,
+            # A stage with AccessLogSetting fails to deploy in an account and region without the
+            # CloudWatch Logs role ("CloudWatch Logs role ARN must be set in account settings to enable
+            # logging"; API Gateway guide, "Permissions for CloudWatch logging":
+            # https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-logging.html).
+            # aws-cdk-lib's cloud_watch_role creates the role and AWS::ApiGateway::Account and makes the
+            # stage depend on the account. Retained: "When you delete a stack containing this resource,
+            # API Gateway can still assume the provided IAM role" (AWS::ApiGateway::Account,
+            # https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-apigateway-account.html),
+            # so the role must outlive the stack too.
+            cloud_watch_role=account_logging_role == "create",
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN
+            if account_logging_role == "create"
+            else None,
             api_key_source_type=apigw.ApiKeySourceType.HEADER,
             deploy_options=apigw.StageOptions(
                 stage_name="api",
@@ -168,13 +189,15 @@ class ModelGateway(Construct):
                 request_models={"application/json": json_object} if method == "POST" else None,
             )
         compliance.acknowledge(self.api, *compliance.GATEWAY_API_FINDINGS)
+        if account_logging_role == "create":
+            compliance.acknowledge(
+                self.api.node.find_child("CloudWatchRole"), compliance.API_GATEWAY_ACCOUNT_ROLE
+            )
         if auth == "api_key":
             compliance.acknowledge(self.api, *compliance.GATEWAY_API_KEY_AUTH)
         compliance.skip_checkov(
             self.api.deployment_stage.node.default_child, *compliance.GATEWAY_STAGE_CHECKOV_SKIPS
         )
-        for method in self.api.methods:
-            compliance.skip_checkov(method.node.default_child, *compliance.gateway_method_skips(auth))
 
         for tenant in tenants:
             plan = self.api.add_usage_plan(

@@ -17,7 +17,7 @@ from stacks import compliance
 from stacks.catalog import accelerator_instances, ami_parameter
 from stacks.components.model_host_user_data import ServerSpec, render_user_data
 from stacks.components.monitoring import MonitoringHub
-from stacks.components.python_function import encrypted_log_group
+from stacks.components.python_function import encrypted_log_group, log_stream_arn
 from stacks.config import ModelHost
 
 PORT = 8000
@@ -63,7 +63,9 @@ class ModelHostFleet(Construct):
                 iam.PolicyStatement(
                     sid="WriteOwnLogs",
                     actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                    resources=[logs.log_group_arn, f"{logs.log_group_arn}:log-stream:*"],
+                    # DescribeLogStreams acts on the group (its `:*` ARN); the other two on a stream
+                    # of it, whose ARN is built from the group's name (log_stream_arn says why).
+                    resources=[logs.log_group_arn, log_stream_arn(logs)],
                 ),
                 iam.PolicyStatement(
                     sid="PutOwnMetrics",
@@ -73,10 +75,9 @@ class ModelHostFleet(Construct):
                 ),
             ],
         )
-        logs_id = stack.get_logical_id(logs.node.default_child)
         compliance.acknowledge(
             own,
-            compliance.LOG_STREAM_WILDCARD.on(f"<{logs_id}.Arn>:log-stream:*"),
+            compliance.LOG_STREAM_WILDCARD.on(compliance.nag_resource(self, log_stream_arn(logs))),
             compliance.NAMESPACED_METRICS,
         )
         prefix = host.model.prefix

@@ -21,6 +21,11 @@ class PlatformKey(Construct):
     aws:SourceAccount; CloudWatch Logs may use it for log groups
     of this account and region (kms:EncryptionContext:aws:logs:arn), as the CloudWatch Logs user guide
     ("Encrypt log data in CloudWatch Logs using AWS KMS") prescribes.
+
+    IAM principals of the account use the key through their identity policies (e.g. the model-access
+    policy's kms:Decrypt for callers of the guardrail encrypted with it): CDK's default statement
+    gives the account `kms:*`, which is what "enables IAM policies" for a key (AWS KMS developer
+    guide, "Default key policy": https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html).
     """
 
     def __init__(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import jsii
 from aws_cdk import (
+    ArnFormat,
     AssetHashType,
     BundlingOptions,
     CfnDynamicReference,
@@ -110,11 +111,12 @@ class PythonFunction(Construct):
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=description[:1000],
         )
+        own_streams = log_stream_arn(self.log_group)
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="WriteOwnLogs",
                 actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[f"{self.log_group.log_group_arn}:log-stream:*"],
+                resources=[own_streams],
             )
         )
         powertools = lambda_.LayerVersion.from_layer_version_arn(
@@ -142,15 +144,21 @@ class PythonFunction(Construct):
             security_groups=list(security_groups) or None,
         )
         if vpc is not None:
-            # A function in a VPC needs network interfaces: the AWS managed policy that grants them.
-            compliance.acknowledge(self.role, compliance.LAMBDA_VPC_ACCESS_MANAGED_POLICY)
+            statements = vpc_network_interfaces_statements(self)
+            for statement in statements:
+                self.role.add_to_policy(statement)
+            compliance.acknowledge(
+                self.role,
+                *(
+                    compliance.LAMBDA_NETWORK_INTERFACES.on(compliance.nag_resource(self, resource))
+                    for statement in statements
+                    for resource in statement.resources
+                ),
+            )
         resource = self.function.node.default_child
-        compliance.skip_checkov(resource, *compliance.LAMBDA_CHECKOV_SKIPS)
+        compliance.skip_checkov(resource, *compliance.lambda_checkov_skips(in_vpc=vpc is not None))
         compliance.acknowledge(
-            self.role,
-            compliance.LOG_STREAM_WILDCARD.on(
-                f"<{Stack.of(self).get_logical_id(self.log_group.node.default_child)}.Arn>:log-stream:*"
-            ),
+            self.role, compliance.LOG_STREAM_WILDCARD.on(compliance.nag_resource(self, own_streams))
         )
 
 
@@ -164,3 +172,57 @@ def encrypted_log_group(
     # RetentionDays is an enum of names in Python; the profile already holds a valid number of days.
     log_group.node.default_child.retention_in_days = days
     return log_group
+
+
+def log_stream_arn(log_group: logs.ILogGroup, stream: str = "*") -> str:
+    """The ARN that logs:CreateLogStream and logs:PutLogEvents evaluate for a stream of `log_group`:
+    `arn:<partition>:logs:<region>:<account>:log-group:<name>:log-stream:<stream>` (Service Authorization
+    Reference, Amazon CloudWatch Logs, resource type log-stream).
+
+    Built from the group's *name*: `GetAtt <AWS::Logs::LogGroup>.Arn` (`log_group.log_group_arn`) already
+    ends in `:*` (CloudFormation user guide, AWS::Logs::LogGroup "Return values"), so appending
+    `:log-stream:*` to it gives `...:log-group:<name>:*:log-stream:*`, which matches no stream at all.
+    """
+    return Stack.of(log_group).format_arn(
+        service="logs",
+        resource="log-group",
+        resource_name=f"{log_group.log_group_name}:log-stream:{stream}",
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
+
+
+# The network-interface actions a function in a VPC needs on its execution role; Lambda creates and
+# deletes the function's ENIs with it (Lambda developer guide, "Giving Lambda functions access to
+# resources in an Amazon VPC" > "Required IAM permissions": ec2:CreateNetworkInterface,
+# ec2:DescribeNetworkInterfaces, ec2:DescribeSubnets, ec2:DeleteNetworkInterface,
+# ec2:AssignPrivateIpAddresses, ec2:UnassignPrivateIpAddresses — the content of the managed policy
+# AWSLambdaVPCAccessExecutionRole). A role CDK does not create gets none of these from CDK: without them
+# Lambda refuses to create the function ("The provided execution role does not have permissions to call
+# CreateNetworkInterface on EC2").
+VPC_DESCRIBE_ACTIONS = ("ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets")
+VPC_WRITE_ACTIONS = (
+    "ec2:CreateNetworkInterface",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+)
+VPC_NETWORK_INTERFACE_ACTIONS = VPC_DESCRIBE_ACTIONS + VPC_WRITE_ACTIONS
+
+
+def vpc_network_interfaces_statements(scope: Construct) -> list[iam.PolicyStatement]:
+    """The ENI statements of a VPC function's role. The Describe actions accept only Resource '*'
+    (configuration-vpc: "This action only works if it's allowed on all resources"); the others are
+    limited to EC2 resources of this account and region, the form the same page gives for
+    DeleteNetworkInterface (`arn:aws:ec2:<region>:<account>:*/*`): CreateNetworkInterface names the
+    new interface, the subnet and the security groups, and their ids are not known before deploy."""
+    stack = Stack.of(scope)
+    return [
+        iam.PolicyStatement(
+            sid="DescribeVpcNetworkInterfaces", actions=list(VPC_DESCRIBE_ACTIONS), resources=["*"]
+        ),
+        iam.PolicyStatement(
+            sid="ManageVpcNetworkInterfaces",
+            actions=list(VPC_WRITE_ACTIONS),
+            resources=[f"arn:{stack.partition}:ec2:{stack.region}:{stack.account}:*/*"],
+        ),
+    ]

@@ -9,6 +9,7 @@ starts with ours.
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,7 +31,18 @@ DEPLOYMENT_NAME = f"{PREFIX}-on-demand"
 MODEL_ARN = f"arn:aws:bedrock:{REGION}:{ACCOUNT}:custom-model/amazon.nova-micro-v1:0:128k/abcdefghijkl"
 FOUNDATION_ARN = f"arn:aws:bedrock:{REGION}::foundation-model/amazon.nova-micro-v1:0:128k"
 NOW = datetime(2026, 1, 5, 3, 0, tzinfo=UTC)
-DEFINITION = '{"StartAt": "Wait", "States": {"Wait": {"Type": "Pass", "End": true}}}'
+
+
+def definition(mode: str) -> str:
+    """A pipeline definition that serves `mode` the way BedrockCustomization's does: the serving
+    resource's exact name is a task parameter (`none` names neither)."""
+    parameters = {
+        "provisioned": {"ProvisionedModelId": f"{PREFIX}-pt"},
+        "on_demand": {"Payload": {"DeploymentName": f"{PREFIX}-on-demand"}},
+        "none": {},
+    }[mode]
+    state = {"Type": "Pass", "Parameters": parameters, "End": True, "Comment": f"Does {PREFIX}-pt exist?"}
+    return json.dumps({"StartAt": "Serve", "States": {"Serve": state}})
 
 
 def pt_arn(suffix: str) -> str:
@@ -95,13 +107,27 @@ def stepfunctions(moto_endpoint):
 
 
 @pytest.fixture
-def state_machine(stepfunctions, request):
-    name = f"pipeline-{abs(hash(request.node.name)) % 10**8}"
-    arn = stepfunctions.create_state_machine(
-        name=name, definition=DEFINITION, roleArn=f"arn:aws:iam::{ACCOUNT}:role/pipeline"
-    )["stateMachineArn"]
-    yield arn
-    stepfunctions.delete_state_machine(stateMachineArn=arn)
+def make_machine(stepfunctions, request):
+    """make_machine(mode): a pipeline state machine whose definition serves `mode`, deleted afterwards."""
+    made = []
+
+    def make(mode: str) -> str:
+        name = f"pipeline-{mode}-{abs(hash(request.node.name)) % 10**8}"
+        arn = stepfunctions.create_state_machine(
+            name=name, definition=definition(mode), roleArn=f"arn:aws:iam::{ACCOUNT}:role/pipeline"
+        )["stateMachineArn"]
+        made.append(arn)
+        return arn
+
+    yield make
+    for arn in made:
+        stepfunctions.delete_state_machine(stateMachineArn=arn)
+
+
+@pytest.fixture
+def state_machine(make_machine):
+    """A pipeline serving `provisioned`."""
+    return make_machine("provisioned")
 
 
 @pytest.fixture
@@ -177,18 +203,15 @@ def test_delete_stops_the_pipeline_and_removes_exactly_its_serving(
     running = [stepfunctions.start_execution(stateMachineArn=state_machine)["executionArn"] for _ in range(2)]
     provisioned(stub, pt_summary(f"{PREFIX}-v2-pt", V2_PT), pt_summary(PT_NAME, OURS_PT))
     expect_pt_delete(stub)
-    deployments(
-        stub,
-        deployment_summary(DEPLOYMENT_NAME, OURS_DEPLOYMENT),
-        deployment_summary(f"x-{DEPLOYMENT_NAME}", V2_DEPLOYMENT),
-    )
-    expect_deployment_delete(stub)
+    # No deployment call is queued: the on-demand deployment is not this registration's to touch.
 
-    outcome = logic.remove_serving(bedrock, stepfunctions, serving(state_machine), wait=no_time_left)
+    outcome = logic.remove_serving(
+        bedrock, stepfunctions, serving(state_machine), mode="provisioned", wait=no_time_left
+    )
 
     assert sorted(outcome.stopped_executions) == sorted(running)
     assert outcome.provisioned_throughput == "deleted"
-    assert outcome.deployment == "deleted"
+    assert outcome.deployment == "kept"
     for arn in running:
         described = stepfunctions.describe_execution(executionArn=arn)
         assert described["status"] == "ABORTED"
@@ -198,21 +221,49 @@ def test_delete_stops_the_pipeline_and_removes_exactly_its_serving(
     )
 
 
+def test_an_on_demand_registration_deletes_only_the_deployment(bedrock, stub, stepfunctions, make_machine):
+    state_machine = make_machine("on_demand")
+    running = stepfunctions.start_execution(stateMachineArn=state_machine)["executionArn"]
+    deployments(
+        stub,
+        deployment_summary(DEPLOYMENT_NAME, OURS_DEPLOYMENT),
+        deployment_summary(f"x-{DEPLOYMENT_NAME}", V2_DEPLOYMENT),
+    )
+    expect_deployment_delete(stub)
+    outcome = logic.remove_serving(
+        bedrock, stepfunctions, serving(state_machine), mode="on_demand", wait=no_time_left
+    )
+    assert outcome == logic.Outcome(
+        stopped_executions=[running], provisioned_throughput="kept", deployment="deleted"
+    )
+
+
 def test_finished_executions_are_left_alone(bedrock, stub, stepfunctions, state_machine):
     done = stepfunctions.start_execution(stateMachineArn=state_machine)["executionArn"]
     stepfunctions.stop_execution(executionArn=done)
     provisioned(stub)
-    deployments(stub)
-    outcome = logic.remove_serving(bedrock, stepfunctions, serving(state_machine), wait=no_time_left)
+    outcome = logic.remove_serving(
+        bedrock, stepfunctions, serving(state_machine), mode="provisioned", wait=no_time_left
+    )
     assert outcome.stopped_executions == []
 
 
 def test_nothing_to_delete_is_a_success(bedrock, stub, stepfunctions, state_machine):
     provisioned(stub, pt_summary(f"{PREFIX}-v2-pt", V2_PT))  # only another pipeline's
-    deployments(stub)
-    outcome = logic.remove_serving(bedrock, stepfunctions, serving(state_machine), wait=no_time_left)
+    outcome = logic.remove_serving(
+        bedrock, stepfunctions, serving(state_machine), mode="provisioned", wait=no_time_left
+    )
+    assert outcome == logic.Outcome(stopped_executions=[], provisioned_throughput="absent", deployment="kept")
+
+
+def test_no_serving_deletes_nothing_and_stops_its_runs(bedrock, stub, stepfunctions, make_machine):
+    state_machine = make_machine("none")
+    running = stepfunctions.start_execution(stateMachineArn=state_machine)["executionArn"]
+    outcome = logic.remove_serving(
+        bedrock, stepfunctions, serving(state_machine), mode="none", wait=no_time_left
+    )
     assert outcome == logic.Outcome(
-        stopped_executions=[], provisioned_throughput="absent", deployment="absent"
+        stopped_executions=[running], provisioned_throughput="kept", deployment="kept"
     )
 
 
@@ -224,6 +275,10 @@ def test_serving_deleted_meanwhile_counts_as_absent(bedrock, stub, stepfunctions
         http_status_code=404,
         expected_params={"provisionedModelId": OURS_PT},
     )
+    outcome = logic.remove_serving(
+        bedrock, stepfunctions, serving(state_machine), mode="provisioned", wait=no_time_left
+    )
+    assert outcome.provisioned_throughput == "absent"
     deployments(stub, deployment_summary(DEPLOYMENT_NAME, OURS_DEPLOYMENT))
     stub.add_client_error(
         "delete_custom_model_deployment",
@@ -231,9 +286,23 @@ def test_serving_deleted_meanwhile_counts_as_absent(bedrock, stub, stepfunctions
         http_status_code=404,
         expected_params={"customModelDeploymentIdentifier": OURS_DEPLOYMENT},
     )
-    outcome = logic.remove_serving(bedrock, stepfunctions, serving(state_machine), wait=no_time_left)
-    assert outcome.provisioned_throughput == "absent"
+    outcome = logic.remove_serving(
+        bedrock, stepfunctions, serving(state_machine), mode="on_demand", wait=no_time_left
+    )
     assert outcome.deployment == "absent"
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"), [("provisioned", "provisioned"), ("on_demand", "on_demand"), ("none", "none")]
+)
+def test_the_serving_of_a_definition_is_read_from_its_exact_resource_names(mode, expected):
+    pipeline = serving("arn:aws:states:us-east-1:123456789012:stateMachine:p")
+    assert pipeline.mode_of(definition(mode)) == expected
+    # A name that merely contains ours (another customization's) does not count.
+    other = json.dumps(
+        {"StartAt": "S", "States": {"S": {"Type": "Pass", "Parameters": {"X": f"{PT_NAME}-v2"}, "End": True}}}
+    )
+    assert pipeline.mode_of(other) == "none"
 
 
 def test_a_throughput_still_being_created_is_retried_until_it_can_be_deleted(
@@ -247,9 +316,10 @@ def test_a_throughput_still_being_created_is_retried_until_it_can_be_deleted(
             http_status_code=409,
         )
     expect_pt_delete(stub)
-    deployments(stub)
     waits = Waits(allowed=5)
-    outcome = logic.remove_serving(bedrock, stepfunctions, serving(state_machine), wait=waits)
+    outcome = logic.remove_serving(
+        bedrock, stepfunctions, serving(state_machine), mode="provisioned", wait=waits
+    )
     assert outcome.provisioned_throughput == "deleted"
     assert waits.calls == 2
 
@@ -265,7 +335,9 @@ def test_a_throughput_that_stays_busy_fails_the_delete_with_a_clear_error(
             http_status_code=409,
         )
     with pytest.raises(StillBusyError, match=rf"Provisioned Throughput {PT_NAME}.*delete the stack again"):
-        logic.remove_serving(bedrock, stepfunctions, serving(state_machine), wait=Waits(allowed=1))
+        logic.remove_serving(
+            bedrock, stepfunctions, serving(state_machine), mode="provisioned", wait=Waits(allowed=1)
+        )
 
 
 def test_other_errors_propagate(bedrock, stub, stepfunctions, state_machine):
@@ -273,7 +345,9 @@ def test_other_errors_propagate(bedrock, stub, stepfunctions, state_machine):
         "list_provisioned_model_throughputs", service_error_code="AccessDeniedException", http_status_code=403
     )
     with pytest.raises(Exception, match="AccessDeniedException"):
-        logic.remove_serving(bedrock, stepfunctions, serving(state_machine), wait=no_time_left)
+        logic.remove_serving(
+            bedrock, stepfunctions, serving(state_machine), mode="provisioned", wait=no_time_left
+        )
 
 
 def test_every_page_of_the_list_is_searched(bedrock, stub):
@@ -288,6 +362,9 @@ def test_an_execution_that_ended_meanwhile_is_not_an_error():
             return {
                 "executions": [{"executionArn": "arn:aws:states:us-east-1:123456789012:execution:p:gone"}]
             }
+
+        def describe_state_machine_for_execution(self, **kwargs):
+            return {"definition": definition("provisioned")}
 
         def stop_execution(self, **kwargs):
             raise ClientError(
@@ -397,7 +474,6 @@ def test_delete_end_to_end_removes_the_serving_and_keeps_the_physical_id(
     execution = stepfunctions.start_execution(stateMachineArn=state_machine)["executionArn"]
     provisioned(stub, pt_summary(PT_NAME, OURS_PT))
     expect_pt_delete(stub)
-    deployments(stub)
     physical_id = f"custom-model-serving:{PREFIX}:provisioned"
     event = cfn_event(
         "Delete", properties(state_machine, Serving="provisioned"), PhysicalResourceId=physical_id
@@ -409,19 +485,18 @@ def test_delete_end_to_end_removes_the_serving_and_keeps_the_physical_id(
             "Action": "removed",
             "StoppedExecutions": "1",
             "ProvisionedThroughput": "deleted",
-            "Deployment": "absent",
+            "Deployment": "kept",
         },
     }
     assert stepfunctions.describe_execution(executionArn=execution)["status"] == "ABORTED"
 
 
 def test_delete_ignores_properties_a_later_version_no_longer_knows(handler, stub, state_machine):
-    provisioned(stub)
     deployments(stub)
     event = cfn_event(
         "Delete",
         {**properties(state_machine), "RetiredProperty": "x"},
-        PhysicalResourceId="custom-model-serving:x",
+        PhysicalResourceId=f"custom-model-serving:{PREFIX}:on_demand",
     )
     assert handler.on_event(event, FakeLambdaContext())["Data"]["Action"] == "removed"
 
@@ -434,9 +509,135 @@ def test_delete_gives_up_retrying_before_lambda_times_out(handler, stub, state_m
     stub.add_client_error(
         "delete_provisioned_model_throughput", service_error_code="ConflictException", http_status_code=409
     )
-    event = cfn_event("Delete", properties(state_machine), PhysicalResourceId="custom-model-serving:x")
+    event = cfn_event(
+        "Delete",
+        properties(state_machine, Serving="provisioned"),
+        PhysicalResourceId=f"custom-model-serving:{PREFIX}:provisioned",
+    )
     with pytest.raises(StillBusyError):
         handler.on_event(event, FakeLambdaContext(remaining_ms=30_000))
+
+
+# --------------------------------------------------------------------------------------------------
+# The CloudFormation event sequences of a rollback (CloudFormation user guide, "Update request for
+# CloudFormation custom resources" and "Delete request for CloudFormation custom resources": a different
+# PhysicalResourceId returned by an Update is a replacement, and the old id gets a Delete at cleanup,
+# including after the Update that a rollback sends with the old properties).
+
+
+class RecordedExecutions:
+    """A stepfunctions client whose running executions each run the definition they started with
+    (moto answers DescribeStateMachineForExecution with the state machine's current definition)."""
+
+    def __init__(self, runs: dict[str, str]) -> None:
+        self.runs = runs  # execution ARN -> serving mode of the definition it started with
+        self.stopped: list[str] = []
+
+    def list_executions(self, **kwargs):
+        return {"executions": [{"executionArn": arn} for arn in self.runs if arn not in self.stopped]}
+
+    def describe_state_machine_for_execution(self, *, executionArn):
+        return {"definition": definition(self.runs[executionArn])}
+
+    def stop_execution(self, *, executionArn, **kwargs):
+        self.stopped.append(executionArn)
+
+
+def execution_arn(name: str) -> str:
+    return f"arn:aws:states:us-east-1:{ACCOUNT}:execution:pipeline:{name}"
+
+
+MACHINE = f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:pipeline"
+PROVISIONED_ID = f"custom-model-serving:{PREFIX}:provisioned"
+ON_DEMAND_ID = f"custom-model-serving:{PREFIX}:on_demand"
+
+
+def registers(handler, monkeypatch, event: dict) -> str:
+    """Run a Create or Update that must make no AWS call; returns the physical id it reports."""
+    monkeypatch.setattr(handler, "bedrock_client", _NoAwsCalls())
+    monkeypatch.setattr(handler, "stepfunctions_client", _NoAwsCalls())
+    response = handler.on_event(event, FakeLambdaContext())
+    assert response["Data"] == {"Action": "registered"}
+    return response["PhysicalResourceId"]
+
+
+def test_a_rolled_back_switch_to_on_demand_keeps_the_throughput_in_use(handler, monkeypatch, bedrock, stub):
+    provisioned_props = properties(MACHINE, Serving="provisioned")
+    on_demand_props = properties(MACHINE, Serving="on_demand")
+    # Create, then an Update to on_demand that another resource's failure rolls back.
+    assert registers(handler, monkeypatch, cfn_event("Create", provisioned_props)) == PROVISIONED_ID
+    forward = cfn_event(
+        "Update", on_demand_props, PhysicalResourceId=PROVISIONED_ID, OldResourceProperties=provisioned_props
+    )
+    assert registers(handler, monkeypatch, forward) == ON_DEMAND_ID
+    rollback = cfn_event(
+        "Update", provisioned_props, PhysicalResourceId=ON_DEMAND_ID, OldResourceProperties=on_demand_props
+    )
+    assert registers(handler, monkeypatch, rollback) == PROVISIONED_ID
+    # Cleanup: the Delete of the on_demand id. A run of the restored definition (started before the
+    # update, hours into its customization job) and one started in between with the on_demand one.
+    runs = RecordedExecutions({execution_arn("weekly"): "provisioned", execution_arn("between"): "on_demand"})
+    monkeypatch.setattr(handler, "bedrock_client", lambda: bedrock)
+    monkeypatch.setattr(handler, "stepfunctions_client", lambda: runs)
+    deployments(stub)  # only the deployment is looked for; a Provisioned Throughput call would fail here
+    response = handler.on_event(
+        cfn_event("Delete", on_demand_props, PhysicalResourceId=ON_DEMAND_ID), FakeLambdaContext()
+    )
+    assert response["PhysicalResourceId"] == ON_DEMAND_ID
+    assert response["Data"]["ProvisionedThroughput"] == "kept"
+    assert runs.stopped == [execution_arn("between")]
+
+
+def test_a_completed_switch_to_on_demand_deletes_the_old_throughput_only(handler, monkeypatch, bedrock, stub):
+    runs = RecordedExecutions({execution_arn("old"): "provisioned", execution_arn("new"): "on_demand"})
+    monkeypatch.setattr(handler, "stepfunctions_client", lambda: runs)
+    provisioned(stub, pt_summary(PT_NAME, OURS_PT))
+    expect_pt_delete(stub)  # and no deployment call: the new serving is not this id's
+    response = handler.on_event(
+        cfn_event("Delete", properties(MACHINE, Serving="provisioned"), PhysicalResourceId=PROVISIONED_ID),
+        FakeLambdaContext(),
+    )
+    assert response["Data"]["ProvisionedThroughput"] == "deleted"
+    assert response["Data"]["Deployment"] == "kept"
+    assert runs.stopped == [execution_arn("old")]
+
+
+def test_the_physical_id_decides_what_a_delete_owns_not_the_properties(handler, monkeypatch, bedrock, stub):
+    runs = RecordedExecutions({})
+    monkeypatch.setattr(handler, "stepfunctions_client", lambda: runs)
+    deployments(stub)
+    response = handler.on_event(
+        cfn_event("Delete", properties(MACHINE, Serving="provisioned"), PhysicalResourceId=ON_DEMAND_ID),
+        FakeLambdaContext(),
+    )
+    assert response["Data"]["ProvisionedThroughput"] == "kept"
+
+
+# The CDK provider framework answers a failed Create with this physical id and answers the Delete that
+# follows itself (aws-cdk-lib 2.275, custom-resources/lib/provider-framework/runtime/cfn-response.js).
+CREATE_FAILED_MARKER = "AWSCDK::CustomResourceProviderFramework::CREATE_FAILED"
+
+
+@pytest.mark.parametrize("physical_id", [CREATE_FAILED_MARKER, "7d6c5b4a-0000-4000-8000-000000000000"])
+def test_a_delete_after_a_failed_create_owns_nothing_and_calls_nothing(handler, monkeypatch, physical_id):
+    monkeypatch.setattr(handler, "bedrock_client", _NoAwsCalls())
+    monkeypatch.setattr(handler, "stepfunctions_client", _NoAwsCalls())
+    response = handler.on_event(
+        cfn_event("Delete", properties(MACHINE), PhysicalResourceId=physical_id), FakeLambdaContext()
+    )
+    assert response == {"PhysicalResourceId": physical_id, "Data": {"Action": "nothing-owned"}}
+
+
+def test_a_delete_after_a_create_that_succeeded_in_a_failed_stack_finds_nothing_and_succeeds(
+    handler, monkeypatch, stub
+):
+    monkeypatch.setattr(handler, "stepfunctions_client", lambda: RecordedExecutions({}))
+    provisioned(stub)
+    response = handler.on_event(
+        cfn_event("Delete", properties(MACHINE, Serving="provisioned"), PhysicalResourceId=PROVISIONED_ID),
+        FakeLambdaContext(),
+    )
+    assert response["Data"]["ProvisionedThroughput"] == "absent"
 
 
 @pytest.mark.parametrize(

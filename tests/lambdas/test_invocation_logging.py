@@ -11,6 +11,7 @@ import io
 import json
 import sys
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 import boto3
 import pytest
@@ -155,6 +156,32 @@ def test_update_still_refuses_a_configuration_someone_else_set_since(client, stu
         logic.apply(client, MOVED, previous=OURS)
 
 
+def test_a_rollback_update_leaves_a_foreign_configuration_in_place_and_succeeds(client, stub):
+    # The forward Update failed on FOREIGN; CloudFormation's rollback Update carries the old
+    # properties (OURS) and names the failed new ones (MOVED) as the old ones.
+    currently(stub, FOREIGN)
+    outcome = logic.apply(client, OURS, previous=MOVED, rolling_back=lambda: True)
+    assert outcome == logic.Outcome(
+        OURS_ID, configured=False, action="retained", detail=logic.describe(FOREIGN)
+    )
+
+
+def test_a_rollback_never_takes_over_even_when_the_old_properties_allowed_it(client, stub):
+    currently(stub, FOREIGN)
+    assert logic.apply(client, OURS, previous=MOVED, take_over=True, rolling_back=lambda: True).action == (
+        "retained"
+    )
+
+
+def test_the_rollback_question_is_asked_only_for_a_foreign_configuration(client, stub):
+    def never_asked() -> bool:
+        raise AssertionError("no DescribeStacks while the configuration is ours")
+
+    currently(stub, MOVED.logging_config())  # the forward Update had succeeded
+    expect_put(stub, OURS)
+    assert logic.apply(client, OURS, previous=MOVED, rolling_back=never_asked).action == "configured"
+
+
 def test_delete_removes_our_configuration(client, stub):
     currently(stub, OURS.logging_config())
     expect_delete(stub)
@@ -219,7 +246,7 @@ def cfn_event(request_type: str, properties: dict, **extra: object) -> dict:
         "RequestType": request_type,
         "ServiceToken": SERVICE_TOKEN,
         "ResponseURL": "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/x",
-        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/genai-bedrock/0f1e2d3c",
+        "StackId": STACK_ID,
         "RequestId": "7d6c5b4a-0000-4000-8000-000000000000",
         "LogicalResourceId": "InvocationLogging",
         "ResourceType": "Custom::BedrockInvocationLogging",
@@ -228,10 +255,46 @@ def cfn_event(request_type: str, properties: dict, **extra: object) -> dict:
     }
 
 
+STACK_ID = "arn:aws:cloudformation:us-east-1:123456789012:stack/genai-bedrock/0f1e2d3c"
+
+
 @pytest.fixture
-def handler(monkeypatch, client):
+def cloudformation():
+    return boto3.client(
+        "cloudformation", region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+
+
+@pytest.fixture
+def stacks(cloudformation):
+    with Stubber(cloudformation) as stubber:
+        yield stubber
+        stubber.assert_no_pending_responses()
+
+
+def stack_status(stacks: Stubber, status: str) -> None:
+    """Queue the DescribeStacks answer for the stack that sent the request."""
+    stacks.add_response(
+        "describe_stacks",
+        {
+            "Stacks": [
+                {
+                    "StackId": STACK_ID,
+                    "StackName": "genai-bedrock",
+                    "CreationTime": datetime(2026, 1, 1, tzinfo=UTC),
+                    "StackStatus": status,
+                }
+            ]
+        },
+        {"StackName": STACK_ID},
+    )
+
+
+@pytest.fixture
+def handler(monkeypatch, client, cloudformation):
     module = importlib.import_module("lambdas.invocation_logging.handler")
     monkeypatch.setattr(module, "bedrock_client", lambda: client)
+    monkeypatch.setattr(module, "cloudformation_client", lambda: cloudformation)
     return module
 
 
@@ -300,11 +363,93 @@ def test_update_treats_the_old_properties_configuration_as_ours(handler, stub):
     )
 
 
-def test_update_with_unreadable_old_properties_does_not_claim_a_foreign_configuration(handler, stub):
+def test_update_with_unreadable_old_properties_does_not_claim_a_foreign_configuration(handler, stub, stacks):
     currently(stub, FOREIGN)
+    stack_status(stacks, "UPDATE_IN_PROGRESS")
     event = cfn_event("Update", PROPERTIES, OldResourceProperties={}, PhysicalResourceId=OURS_ID)
     with pytest.raises(ForeignConfigurationError):
         handler.on_event(event, CONTEXT)
+
+
+# --------------------------------------------------------------------------------------------------
+# The CloudFormation event sequences of a rollback (CloudFormation user guide, "Update request for
+# CloudFormation custom resources": a rollback sends an Update with the old properties; a new
+# PhysicalResourceId gets the old one deleted at cleanup).
+
+MOVED_PROPERTIES = {**PROPERTIES, "LogGroupName": "genai-invocations-v2", "ImageDataDeliveryEnabled": "false"}
+MOVED_ID = (
+    "bedrock-invocation-logging:us-east-1:genai-invocations-v2:genai-logs-bucket/bedrock-invocation-logs/"
+)
+
+
+def test_an_update_refused_for_a_foreign_configuration_can_be_rolled_back(handler, stub, stacks):
+    # Create: logging is ours.
+    currently(stub, None)
+    expect_put(stub, OURS)
+    assert handler.on_event(cfn_event("Create", PROPERTIES), CONTEXT)["PhysicalResourceId"] == OURS_ID
+    # Someone else sets the account's configuration; the next Update refuses to overwrite it ...
+    currently(stub, FOREIGN)
+    stack_status(stacks, "UPDATE_IN_PROGRESS")
+    forward = cfn_event(
+        "Update", MOVED_PROPERTIES, OldResourceProperties=PROPERTIES, PhysicalResourceId=OURS_ID
+    )
+    with pytest.raises(ForeignConfigurationError, match="security-team/bedrock"):
+        handler.on_event(forward, CONTEXT)
+    # ... and the rollback Update, with the old properties, completes and leaves it alone.
+    currently(stub, FOREIGN)
+    stack_status(stacks, "UPDATE_ROLLBACK_IN_PROGRESS")
+    rollback = cfn_event(
+        "Update", PROPERTIES, OldResourceProperties=MOVED_PROPERTIES, PhysicalResourceId=OURS_ID
+    )
+    assert handler.on_event(rollback, CONTEXT) == {
+        "PhysicalResourceId": OURS_ID,
+        "Data": {"LoggingConfigured": "false", "Action": "retained"},
+    }
+    # A later Delete of the stack leaves it alone as well.
+    currently(stub, FOREIGN)
+    assert handler.on_event(cfn_event("Delete", PROPERTIES, PhysicalResourceId=OURS_ID), CONTEXT)["Data"] == {
+        "LoggingConfigured": "false",
+        "Action": "retained",
+    }
+
+
+def test_a_rolled_back_move_restores_ours_and_the_cleanup_delete_keeps_it(handler, stub, stacks):
+    # The forward Update moved the destinations; another resource failed; rollback with the old ones.
+    currently(stub, OURS.logging_config())
+    expect_put(stub, MOVED)
+    forward = cfn_event(
+        "Update", MOVED_PROPERTIES, OldResourceProperties=PROPERTIES, PhysicalResourceId=OURS_ID
+    )
+    assert handler.on_event(forward, CONTEXT)["PhysicalResourceId"] == MOVED_ID
+    currently(stub, MOVED.logging_config())
+    expect_put(stub, OURS)
+    rollback = cfn_event(
+        "Update", PROPERTIES, OldResourceProperties=MOVED_PROPERTIES, PhysicalResourceId=MOVED_ID
+    )
+    assert handler.on_event(rollback, CONTEXT)["PhysicalResourceId"] == OURS_ID
+    # Cleanup: the Delete of the id the failed update made, with its properties, keeps ours.
+    currently(stub, OURS.logging_config())
+    cleanup = cfn_event("Delete", MOVED_PROPERTIES, PhysicalResourceId=MOVED_ID)
+    assert handler.on_event(cleanup, CONTEXT)["Data"]["Action"] == "retained"
+
+
+# The CDK provider framework answers a failed Create with this physical id and its Delete itself
+# (aws-cdk-lib 2.275, custom-resources/lib/provider-framework/runtime/cfn-response.js).
+CREATE_FAILED_MARKER = "AWSCDK::CustomResourceProviderFramework::CREATE_FAILED"
+
+
+def test_a_delete_after_a_failed_create_leaves_the_foreign_configuration(handler, stub):
+    currently(stub, FOREIGN)
+    with pytest.raises(ForeignConfigurationError):
+        handler.on_event(cfn_event("Create", PROPERTIES), CONTEXT)
+    currently(stub, FOREIGN)
+    response = handler.on_event(
+        cfn_event("Delete", PROPERTIES, PhysicalResourceId=CREATE_FAILED_MARKER), CONTEXT
+    )
+    assert response == {
+        "PhysicalResourceId": CREATE_FAILED_MARKER,
+        "Data": {"LoggingConfigured": "false", "Action": "retained"},
+    }
 
 
 def test_delete_of_our_configuration_keeps_the_physical_id(handler, stub):
@@ -380,4 +525,5 @@ def test_import_makes_no_aws_call_and_the_client_is_built_once(monkeypatch):
     module = importlib.import_module("lambdas.invocation_logging.handler")
     assert calls == []
     assert module.bedrock_client() is module.bedrock_client()
-    assert calls == ["bedrock"]
+    assert module.cloudformation_client() is module.cloudformation_client()
+    assert calls == ["bedrock", "cloudformation"]

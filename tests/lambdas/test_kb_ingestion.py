@@ -201,3 +201,156 @@ def test_bad_configuration_fails_at_cold_start(monkeypatch):
     monkeypatch.setenv("KNOWLEDGE_BASES", '[{"name": "faq"}]')
     with pytest.raises(RuntimeError, match="KNOWLEDGE_BASES is not valid"):
         importlib.reload(importlib.import_module("lambdas.kb_ingestion.handler"))
+
+
+# --------------------------------------------------------------------------------------------------
+# Aurora vector stores: wake the paused cluster before an ingestion job starts
+
+CLUSTER = "arn:aws:rds:us-east-1:123456789012:cluster:vectors"
+SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:bedrock-login-AbCdEf"
+STORE = logic.AuroraDatabase(cluster_arn=CLUSTER, secret_arn=SECRET, database="vectors")
+ON_AURORA = KnowledgeBaseTarget(
+    name="manuals",
+    knowledge_base_id="KB00000003",
+    data_source_id="DS00000003",
+    prefix="kb/manuals/",
+    database=STORE,
+)
+PING = {"resourceArn": CLUSTER, "secretArn": SECRET, "database": "vectors", "sql": "SELECT 1"}
+
+
+@pytest.fixture
+def rds():
+    return boto3.client(
+        "rds-data", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+
+
+def resuming(stub: Stubber) -> None:
+    stub.add_client_error(
+        "execute_statement",
+        service_error_code="DatabaseResumingException",
+        service_message="The Aurora DB instance is resuming after being auto-paused. Please wait a few "
+        "seconds and try again.",
+        http_status_code=400,
+        expected_params=PING,
+    )
+
+
+def test_a_paused_cluster_is_woken_with_exponential_backoff(rds):
+    waits = []
+    with Stubber(rds) as stub:
+        for _ in range(3):
+            resuming(stub)
+        stub.add_response("execute_statement", {}, PING)
+        assert logic.wake_database(rds, STORE, time_left=lambda: 60.0, sleep=waits.append) == 4
+        stub.assert_no_pending_responses()
+    assert waits == [1.0, 2.0, 4.0]
+
+
+def test_the_wake_gives_up_when_the_next_wait_does_not_fit(rds):
+    with Stubber(rds) as stub:
+        resuming(stub)
+        with pytest.raises(logic.DatabaseNotReadyError, match="no ingestion job was started"):
+            logic.wake_database(rds, STORE, time_left=lambda: 0.5, sleep=lambda s: pytest.fail("no wait"))
+
+
+def test_other_data_api_errors_are_not_retried(rds):
+    with Stubber(rds) as stub:
+        stub.add_client_error(
+            "execute_statement", service_error_code="ForbiddenException", http_status_code=403
+        )
+        with pytest.raises(Exception, match="ForbiddenException"):
+            logic.wake_database(rds, STORE, time_left=lambda: 60.0, sleep=lambda s: pytest.fail("no wait"))
+
+
+class RemainingTime:
+    def __init__(self, ms: int) -> None:
+        self.ms = ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.ms
+
+
+@pytest.fixture
+def aurora_handler(monkeypatch, client, rds):
+    targets = [FAQ, ON_AURORA]
+    monkeypatch.setenv(
+        "KNOWLEDGE_BASES",
+        json.dumps(
+            [
+                {
+                    "name": t.name,
+                    "knowledge_base_id": t.knowledge_base_id,
+                    "data_source_id": t.data_source_id,
+                    "prefix": t.prefix,
+                    **(
+                        {
+                            "database": {
+                                "cluster_arn": CLUSTER,
+                                "secret_arn": SECRET,
+                                "database": "vectors",
+                            }
+                        }
+                        if t.database
+                        else {}
+                    ),
+                }
+                for t in targets
+            ]
+        ),
+    )
+    module = importlib.reload(importlib.import_module("lambdas.kb_ingestion.handler"))
+    monkeypatch.setattr(module, "bedrock_agent", lambda: client)
+    monkeypatch.setattr(module, "rds_data", lambda: rds)
+    monkeypatch.setattr(logic.time, "sleep", lambda seconds: None)
+    return module
+
+
+def test_scheduled_ingestion_of_an_aurora_knowledge_base_waits_for_the_resuming_cluster(
+    aurora_handler, client, rds
+):
+    assert aurora_handler.TARGETS[1].database == STORE
+    with Stubber(rds) as rds_stub, Stubber(client) as stub:
+        resuming(rds_stub)  # the first Data API call after the pause
+        rds_stub.add_response("execute_statement", {}, PING)
+        stub.add_response("start_ingestion_job", {"ingestionJob": {**JOB, "knowledgeBaseId": "KB00000003"}})
+        event = {"action": "ingest", "knowledge_base": "manuals"}
+        assert aurora_handler.on_event(event, RemainingTime(60_000)) == {"started": {"manuals": "JOB0000001"}}
+        rds_stub.assert_no_pending_responses()
+        stub.assert_no_pending_responses()
+
+
+def test_no_job_starts_while_the_cluster_does_not_answer(aurora_handler, client, rds):
+    with Stubber(rds) as rds_stub, Stubber(client):
+        resuming(rds_stub)  # the Stubber raises on any start_ingestion_job call
+        with pytest.raises(logic.DatabaseNotReadyError):
+            aurora_handler.on_event(s3_event("kb/manuals/new.pdf"), RemainingTime(5_500))
+
+
+def test_a_knowledge_base_on_s3_vectors_wakes_nothing(aurora_handler, client, monkeypatch):
+    monkeypatch.setattr(aurora_handler, "rds_data", lambda: pytest.fail("no Data API call for S3 Vectors"))
+    with Stubber(client) as stub:
+        stub.add_response("start_ingestion_job", {"ingestionJob": JOB})
+        assert aurora_handler.on_event(s3_event("kb/faq/new.pdf"), RemainingTime(60_000))["started"] == {
+            "faq": "JOB0000001"
+        }
+
+
+def test_a_bad_database_entry_fails_at_cold_start(monkeypatch):
+    monkeypatch.setenv(
+        "KNOWLEDGE_BASES",
+        json.dumps(
+            [
+                {
+                    "name": "m",
+                    "knowledge_base_id": "K",
+                    "data_source_id": "D",
+                    "prefix": "p/",
+                    "database": {"cluster_arn": "vectors", "secret_arn": SECRET, "database": "v"},
+                }
+            ]
+        ),
+    )
+    with pytest.raises(RuntimeError, match="KNOWLEDGE_BASES is not valid"):
+        importlib.reload(importlib.import_module("lambdas.kb_ingestion.handler"))

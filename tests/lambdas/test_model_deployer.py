@@ -1,5 +1,9 @@
 """Model deployer Lambda: logic against moto's SageMaker (server mode), edge cases with Stubber,
-the handler end to end.
+the approved-model custom resource, the handler end to end over moto's SQS.
+
+The endpoint exists before any approval (the inference stack creates it): `live` makes it on moto
+from a "template" configuration shaped like the stack's (data capture with key, destination and
+CaptureContentTypeHeader, startup timeouts, routing).
 
 What moto 5.2.5 serves here: model package groups, versioned model packages, approval updates,
 describe/list model packages, CreateModel/DescribeModel, CreateEndpointConfig/DescribeEndpointConfig,
@@ -14,6 +18,7 @@ CreateEndpoint/DescribeEndpoint. What it does not, and how the tests cover it:
 
 from __future__ import annotations
 
+import copy
 import importlib
 import io
 import json
@@ -30,6 +35,7 @@ from botocore.stub import Stubber
 
 from lambdas.model_deployer import logic
 from lambdas.model_deployer.logic import Deployment, EndpointBusyError
+from stacks.components import model_deployment
 from tests.support.moto_server import moto_server
 
 ACCOUNT = "123456789012"
@@ -129,101 +135,124 @@ def make_deployment(group: str, endpoint: str, **overrides: Any) -> Deployment:
         "model_package_group": group,
         "endpoint_name": endpoint,
         "execution_role_arn": ROLE,
-        "instance_type": "ml.m5.xlarge",  # moto knows no ml.g5 / ml.inf2 types
-        "initial_instance_count": 2,
-        "variant_name": "Primary",
-        "kms_key_arn": KMS,
-        "data_capture_s3_uri": CAPTURE,
-        "data_capture_percentage": 20,
         "enable_network_isolation": True,
         "environment": {"SM_NUM_GPUS": "4", "MAX_INPUT_LENGTH": "4096"},
     }
     return Deployment(**{**settings, **overrides})
 
 
+CAPTURE_CONFIG = {
+    "EnableCapture": True,
+    "InitialSamplingPercentage": 20,
+    "DestinationS3Uri": CAPTURE,
+    "KmsKeyId": KMS,
+    "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+    "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]},
+}
+
+
+def template_config(name: str, *, instances: int = 2, capture: dict | None = None) -> dict[str, Any]:
+    """A CreateEndpointConfig request shaped like the inference stack's (variant mode)."""
+    return {
+        "EndpointConfigName": name,
+        "ProductionVariants": [
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": f"{name}-model",
+                "InstanceType": "ml.m5.xlarge",  # moto knows no ml.g5 / ml.inf2 types
+                "InitialInstanceCount": instances,
+                "InitialVariantWeight": 1.0,
+                "ModelDataDownloadTimeoutInSeconds": 3600,
+                "ContainerStartupHealthCheckTimeoutInSeconds": 3600,
+                "RoutingConfig": {"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"},
+            }
+        ],
+        "KmsKeyId": KMS,
+        "DataCaptureConfig": copy.deepcopy(CAPTURE_CONFIG if capture is None else capture),
+    }
+
+
+def make_template(admin: Any, name: str, **changes: Any) -> dict[str, Any]:
+    """The stack's model and configuration (CloudFormation-generated names), on moto."""
+    request = template_config(name, **changes)
+    admin.create_model(
+        ModelName=f"{name}-model",
+        ExecutionRoleArn=ROLE,
+        PrimaryContainer={
+            "Image": f"{IMAGE}-initial",
+            "ModelDataUrl": "s3://genai-artifacts/models/initial/",
+        },
+    )
+    admin.create_endpoint_config(**request)
+    return request
+
+
+@pytest.fixture
+def live(moto, endpoint) -> dict[str, Any]:
+    """The endpoint as the inference stack creates it, serving its initial model."""
+    template = make_template(moto.admin, f"EndpointConfig-{uuid.uuid4().hex[:12]}")
+    moto.admin.create_endpoint(EndpointName=endpoint, EndpointConfigName=template["EndpointConfigName"])
+    return template
+
+
+def serving(moto: MotoSageMaker, endpoint: str) -> tuple[str, dict[str, Any]]:
+    """The model the endpoint serves and its configuration."""
+    name = moto.admin.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
+    config = moto.admin.describe_endpoint_config(EndpointConfigName=name)
+    return config["ProductionVariants"][0]["ModelName"], config
+
+
+def settings_of(config: dict[str, Any]) -> dict[str, Any]:
+    """Everything CreateEndpointConfig takes but the names."""
+    copied = {key: copy.deepcopy(config[key]) for key in logic.COPIED_SETTINGS if key in config}
+    for variant in copied["ProductionVariants"]:
+        variant.pop("ModelName")
+    return copied
+
+
 # --------------------------------------------------------------------------------------------------
-# Logic against moto
+# Logic against moto: approvals
 
 
-def test_the_first_approval_creates_model_endpoint_config_and_endpoint(moto, group, endpoint):
+def test_an_approval_rolls_the_endpoint_with_every_setting_of_its_current_config(moto, group, endpoint, live):
     arn = register(moto.admin, group, "a")
     result = logic.deploy(moto.client, make_deployment(group, endpoint), arn)
 
-    name = result["model"]
-    assert result == {"endpoint": endpoint, "model": name, "endpoint_config": name, "action": "created"}
-    assert name.startswith(f"{endpoint}-v1-")
-    assert len(name) <= 63
-    assert NAME_PATTERN.match(name)
+    model, config = result["model"], result["endpoint_config"]
+    assert result == {"endpoint": endpoint, "model": model, "endpoint_config": config, "action": "updated"}
+    for name in (model, config):
+        assert name.startswith(f"{endpoint}-v1-")
+        assert len(name) <= 63
+        assert NAME_PATTERN.match(name)
+        assert logic.deployed_version(endpoint, name) == 1
 
-    model = moto.admin.describe_model(ModelName=name)
-    assert model["ExecutionRoleArn"] == ROLE
-    assert model["PrimaryContainer"] == {
+    assert moto.admin.describe_model(ModelName=model)["PrimaryContainer"] == {
         "Image": f"{IMAGE}-a",
         "ModelDataUrl": "s3://genai-artifacts/models/a/model.tar.gz",
         "Environment": {"HF_MODEL_ID": "/opt/ml/model", "SM_NUM_GPUS": "4", "MAX_INPUT_LENGTH": "4096"},
     }
     assert moto.request("CreateModel")["EnableNetworkIsolation"] is True  # moto does not keep it
-
-    config = moto.admin.describe_endpoint_config(EndpointConfigName=name)
-    assert config["ProductionVariants"] == [
-        {
-            "VariantName": "Primary",
-            "ModelName": name,
-            "InstanceType": "ml.m5.xlarge",
-            "InitialInstanceCount": 2,
-            "InitialVariantWeight": 1.0,
-        }
-    ]
-    assert config["KmsKeyId"] == KMS
-    assert config["DataCaptureConfig"] == {
-        "EnableCapture": True,
-        "InitialSamplingPercentage": 20,
-        "DestinationS3Uri": CAPTURE,
-        "KmsKeyId": KMS,
-        "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
-    }
-
-    live = moto.admin.describe_endpoint(EndpointName=endpoint)
-    assert live["EndpointConfigName"] == name
-    assert live["EndpointStatus"] == "InService"
-    assert live["ProductionVariants"][0]["VariantName"] == "Primary"
-    assert "UpdateEndpoint" not in moto.operations()
+    # The template's settings, all of them: data capture with destination, key and readable JSON.
+    created = moto.request("CreateEndpointConfig")
+    assert created["DataCaptureConfig"] == CAPTURE_CONFIG
+    assert settings_of(created) == settings_of(live)
+    assert created["ProductionVariants"][0]["ModelName"] == model
+    assert moto.request("UpdateEndpoint") == {"EndpointName": endpoint, "EndpointConfigName": config}
+    assert "CreateEndpoint" not in moto.operations()
+    assert serving(moto, endpoint)[0] == model
 
 
-def test_without_kms_and_capture_the_config_has_neither(moto, group, endpoint):
-    arn = register(moto.admin, group, "a")
-    deployment = make_deployment(
-        group, endpoint, kms_key_arn=None, data_capture_s3_uri=None, environment={}, variant_name="AllTraffic"
-    )
-    name = logic.deploy(moto.client, deployment, arn)["endpoint_config"]
-    config = moto.admin.describe_endpoint_config(EndpointConfigName=name)
-    assert "KmsKeyId" not in config
-    assert not config.get("DataCaptureConfig")
-    assert config["ProductionVariants"][0]["VariantName"] == "AllTraffic"
-    assert moto.admin.describe_model(ModelName=name)["PrimaryContainer"]["Environment"] == {
-        "HF_MODEL_ID": "/opt/ml/model",
-        "SM_NUM_GPUS": "1",
-    }
+def test_a_config_captured_without_the_header_gets_readable_json(moto, group, endpoint):
+    """Finding: a deployer configuration without CaptureContentTypeHeader stores base64."""
+    bare = {k: v for k, v in CAPTURE_CONFIG.items() if k != "CaptureContentTypeHeader"}
+    template = make_template(moto.admin, f"EndpointConfig-{uuid.uuid4().hex[:12]}", capture=bare)
+    moto.admin.create_endpoint(EndpointName=endpoint, EndpointConfigName=template["EndpointConfigName"])
+    logic.deploy(moto.client, make_deployment(group, endpoint), register(moto.admin, group, "a"))
+    capture = serving(moto, endpoint)[1]["DataCaptureConfig"]
+    assert capture == {**bare, "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]}}
 
 
-def test_a_new_approved_version_updates_the_endpoint_to_its_config(moto, group, endpoint):
-    deployment = make_deployment(group, endpoint)
-    first = logic.deploy(moto.client, deployment, register(moto.admin, group, "a"))
-    second = logic.deploy(moto.client, deployment, register(moto.admin, group, "b"))
-
-    assert second["action"] == "updated"
-    assert second["model"].startswith(f"{endpoint}-v2-")
-    assert second["model"] != first["model"]
-    assert moto.request("UpdateEndpoint") == {"EndpointName": endpoint, "EndpointConfigName": second["model"]}
-    assert (
-        moto.admin.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"] == second["endpoint_config"]
-    )
-    assert moto.admin.describe_model(ModelName=second["model"])["PrimaryContainer"]["Image"] == f"{IMAGE}-b"
-    # the previous version's resources stay for a rollback
-    assert moto.admin.describe_model(ModelName=first["model"])["PrimaryContainer"]["Image"] == f"{IMAGE}-a"
-
-
-def test_a_redelivered_event_changes_nothing(moto, group, endpoint):
+def test_a_redelivered_event_changes_nothing(moto, group, endpoint, live):
     deployment = make_deployment(group, endpoint)
     arn = register(moto.admin, group, "a")
     first = logic.deploy(moto.client, deployment, arn)
@@ -232,24 +261,28 @@ def test_a_redelivered_event_changes_nothing(moto, group, endpoint):
     again = logic.deploy(moto.client, deployment, arn)
 
     assert again == {**first, "action": "unchanged"}
-    assert moto.operations() == ["ListModelPackages", "DescribeModelPackage", "DescribeEndpoint"]
-    assert (
-        moto.admin.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"] == first["endpoint_config"]
-    )
+    assert moto.operations() == [
+        "ListModelPackages",
+        "DescribeModelPackage",
+        "DescribeEndpoint",
+        "DescribeEndpointConfig",
+    ]
 
 
-def test_changed_settings_get_new_resources_for_the_same_version(moto, group, endpoint):
-    arn = register(moto.admin, group, "a")
-    first = logic.deploy(moto.client, make_deployment(group, endpoint), arn)
-    bigger = logic.deploy(moto.client, make_deployment(group, endpoint, initial_instance_count=4), arn)
-    assert bigger["action"] == "updated"
-    assert bigger["model"] != first["model"]
-    assert bigger["model"].startswith(f"{endpoint}-v1-")
-    config = moto.admin.describe_endpoint_config(EndpointConfigName=bigger["endpoint_config"])
-    assert config["ProductionVariants"][0]["InitialInstanceCount"] == 4
+def test_a_new_approved_version_updates_the_endpoint_and_keeps_the_old_resources(moto, group, endpoint, live):
+    deployment = make_deployment(group, endpoint)
+    first = logic.deploy(moto.client, deployment, register(moto.admin, group, "a"))
+    second = logic.deploy(moto.client, deployment, register(moto.admin, group, "b"))
+
+    assert second["action"] == "updated"
+    assert second["model"].startswith(f"{endpoint}-v2-")
+    assert serving(moto, endpoint)[0] == second["model"]
+    assert settings_of(serving(moto, endpoint)[1]) == settings_of(live)
+    assert moto.admin.describe_model(ModelName=second["model"])["PrimaryContainer"]["Image"] == f"{IMAGE}-b"
+    assert moto.admin.describe_model(ModelName=first["model"])["PrimaryContainer"]["Image"] == f"{IMAGE}-a"
 
 
-def test_a_late_event_for_an_older_version_does_not_roll_back(moto, group, endpoint):
+def test_a_late_event_for_an_older_version_does_not_roll_back(moto, group, endpoint, live):
     deployment = make_deployment(group, endpoint)
     old = register(moto.admin, group, "a")
     logic.deploy(moto.client, deployment, old)
@@ -259,10 +292,10 @@ def test_a_late_event_for_an_older_version_does_not_roll_back(moto, group, endpo
 
     assert "is not the latest approved version" in late["ignored"]
     assert f"{group}/2" in late["ignored"]
-    assert moto.admin.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"] == new["endpoint_config"]
+    assert serving(moto, endpoint)[0] == new["model"]
 
 
-def test_rejecting_the_newest_version_and_reapproving_an_older_one_rolls_back(moto, group, endpoint):
+def test_rejecting_the_newest_version_and_reapproving_an_older_one_rolls_back(moto, group, endpoint, live):
     deployment = make_deployment(group, endpoint)
     old = register(moto.admin, group, "a")
     first = logic.deploy(moto.client, deployment, old)
@@ -272,10 +305,106 @@ def test_rejecting_the_newest_version_and_reapproving_an_older_one_rolls_back(mo
 
     rollback = logic.deploy(moto.client, deployment, old)
 
-    assert rollback == {**first, "action": "updated"}
-    assert (
-        moto.admin.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"] == first["endpoint_config"]
-    )
+    assert rollback == {**first, "action": "updated"}  # the same model and configuration as before
+    assert serving(moto, endpoint)[0] == first["model"]
+
+
+def test_an_approval_before_the_endpoint_exists_is_refused_not_created(moto, group, endpoint):
+    with pytest.raises(logic.EndpointNotReadyError, match=f"endpoint {endpoint} does not exist"):
+        logic.deploy(moto.client, make_deployment(group, endpoint), register(moto.admin, group, "a"))
+    assert "CreateEndpoint" not in moto.operations()
+    assert "CreateModel" not in moto.operations()
+
+
+# --------------------------------------------------------------------------------------------------
+# One owner: a later stack deploy keeps the approved model (logic.config_for_settings, the custom
+# resource between the template's configuration and the endpoint), emulating CloudFormation: it gives
+# the endpoint whatever configuration the resource returns.
+
+
+def stack_update(moto: MotoSageMaker, endpoint: str, **changes: Any) -> str:
+    """A deploy of the inference stack whose configuration changed: CloudFormation makes the new
+    template configuration, runs the custom resource, then UpdateEndpoint with its answer."""
+    template = make_template(moto.admin, f"EndpointConfig-{uuid.uuid4().hex[:12]}", **changes)
+    chosen = logic.config_for_settings(moto.client, endpoint, template["EndpointConfigName"])
+    moto.client.update_endpoint(EndpointName=endpoint, EndpointConfigName=chosen)
+    return template["EndpointConfigName"]
+
+
+def test_a_later_stack_deploy_keeps_the_approved_model_and_applies_the_new_settings(
+    moto, group, endpoint, live
+):
+    deployment = make_deployment(group, endpoint)
+    approved = logic.deploy(moto.client, deployment, register(moto.admin, group, "a"))
+
+    new_capture = {**CAPTURE_CONFIG, "InitialSamplingPercentage": 50}
+    template = stack_update(moto, endpoint, instances=4, capture=new_capture)
+
+    model, config = serving(moto, endpoint)
+    assert model == approved["model"]  # not the template's initial model
+    assert config["EndpointConfigName"] != template
+    assert logic.deployed_version(endpoint, config["EndpointConfigName"]) == 1
+    assert config["ProductionVariants"][0]["InitialInstanceCount"] == 4
+    assert config["DataCaptureConfig"] == new_capture
+    template_settings = settings_of(moto.admin.describe_endpoint_config(EndpointConfigName=template))
+    assert settings_of(config) == template_settings
+
+    # The approval re-delivered afterwards finds its model live and changes nothing.
+    again = logic.deploy(moto.client, deployment, register_latest(moto, group))
+    assert again["action"] == "unchanged"
+
+    # The next approval keeps the new settings.
+    newer = logic.deploy(moto.client, deployment, register(moto.admin, group, "b"))
+    assert settings_of(serving(moto, endpoint)[1]) == template_settings
+    assert serving(moto, endpoint)[0] == newer["model"]
+
+
+def register_latest(moto: MotoSageMaker, group: str) -> str:
+    return logic.latest_approved_package(moto.admin, group)
+
+
+def test_before_any_approval_a_stack_deploy_applies_the_template_as_it_is(moto, endpoint, live):
+    template = stack_update(moto, endpoint, instances=3)
+    assert serving(moto, endpoint)[1]["EndpointConfigName"] == template
+    assert "CreateEndpointConfig" not in moto.operations()
+
+
+def test_the_first_stack_deploy_creates_the_endpoint_with_the_template(moto, endpoint):
+    assert logic.config_for_settings(moto.client, endpoint, "EndpointConfig-abc") == "EndpointConfig-abc"
+    assert moto.operations() == ["DescribeEndpoint"]
+
+
+def test_a_stack_deploy_during_a_rollout_fails_before_touching_the_endpoint(stubbed):
+    client, stub = stubbed
+    stub.add_response("describe_endpoint", _endpoint("Updating"), {"EndpointName": "chat"})
+    with pytest.raises(EndpointBusyError, match="endpoint chat is Updating"):
+        logic.config_for_settings(client, "chat", "EndpointConfig-abc")
+
+
+def test_the_custom_resource_handler_answers_cloudformation(monkeypatch, moto, group, endpoint, live):
+    from lambdas.model_deployer import endpoint_settings
+
+    monkeypatch.setattr(endpoint_settings, "sagemaker", lambda: moto.client)
+    approved = logic.deploy(moto.client, make_deployment(group, endpoint), register(moto.admin, group, "a"))
+    template = make_template(moto.admin, f"EndpointConfig-{uuid.uuid4().hex[:12]}", instances=5)
+    event = {
+        "RequestType": "Update",
+        "PhysicalResourceId": endpoint,
+        "ResourceProperties": {
+            "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:provider",
+            "EndpointName": endpoint,
+            "TemplateConfigName": template["EndpointConfigName"],
+        },
+    }
+    answer = endpoint_settings.on_event(event, LambdaContext())
+    chosen = answer["Data"]["EndpointConfigName"]
+    assert answer["PhysicalResourceId"] == endpoint
+    config = moto.admin.describe_endpoint_config(EndpointConfigName=chosen)
+    assert config["ProductionVariants"][0]["ModelName"] == approved["model"]
+    assert config["ProductionVariants"][0]["InitialInstanceCount"] == 5
+    assert endpoint_settings.on_event({**event, "RequestType": "Delete"}, LambdaContext()) == {
+        "PhysicalResourceId": endpoint
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -298,6 +427,11 @@ PACKAGE = {
     },
 }
 STUB_DEPLOYMENT = make_deployment("chat-models", "chat")
+LIVE_CONFIG = {
+    **template_config("EndpointConfig-live"),
+    "EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:endpoint-config/endpointconfig-live",
+    "CreationTime": NOW,
+}
 
 
 @pytest.fixture
@@ -327,7 +461,7 @@ def _stub_package(stub: Stubber) -> None:
     stub.add_response("describe_model_package", PACKAGE, {"ModelPackageName": PACKAGE_ARN})
 
 
-def _endpoint(status: str, config: str = "chat-v2-0123abcd", **extra: Any) -> dict[str, Any]:
+def _endpoint(status: str, config: str = "EndpointConfig-live", **extra: Any) -> dict[str, Any]:
     return {
         "EndpointName": "chat",
         "EndpointArn": f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:endpoint/chat",
@@ -339,53 +473,65 @@ def _endpoint(status: str, config: str = "chat-v2-0123abcd", **extra: Any) -> di
     }
 
 
-def _derived_name() -> str:
-    """The Model / EndpointConfig name the logic derives for PACKAGE and STUB_DEPLOYMENT."""
+def _stub_live(stub: Stubber, status: str, **extra: Any) -> None:
+    stub.add_response("describe_endpoint", _endpoint(status, **extra), {"EndpointName": "chat"})
+    stub.add_response("describe_endpoint_config", LIVE_CONFIG, {"EndpointConfigName": "EndpointConfig-live"})
+
+
+def _derived() -> tuple[str, dict[str, Any]]:
+    """The Model name and CreateEndpointConfig request the logic derives for PACKAGE on LIVE_CONFIG."""
     containers = logic.model_containers(PACKAGE, STUB_DEPLOYMENT.environment)
-    return logic.deployment_name(STUB_DEPLOYMENT, PACKAGE_ARN, 3, containers)
+    model = logic.model_name(STUB_DEPLOYMENT, PACKAGE_ARN, 3, containers)
+    return model, logic.endpoint_config_request(LIVE_CONFIG, model, "chat", 3)
+
+
+def test_the_requests_are_valid_sagemaker_requests():
+    from botocore.validate import ParamValidator
+
+    model, config = _derived()
+    shapes = _client().meta.service_model
+    containers = logic.model_containers(PACKAGE, STUB_DEPLOYMENT.environment)
+    for operation, params in (
+        ("CreateEndpointConfig", config),
+        ("CreateModel", logic.model_request(model, STUB_DEPLOYMENT, containers)),
+    ):
+        report = ParamValidator().validate(params, shapes.operation_model(operation).input_shape)
+        assert not report.has_errors(), report.generate_report()
 
 
 def test_existing_model_and_endpoint_config_of_the_same_name_are_reused(stubbed):
     client, stub = stubbed
-    name = _derived_name()
+    model, config = _derived()
     _stub_package(stub)
-    stub.add_client_error(
-        "describe_endpoint",
-        service_error_code="ValidationException",
-        service_message=f'Could not find endpoint "arn:aws:sagemaker:us-east-1:{ACCOUNT}:endpoint/chat".',
-    )
+    _stub_live(stub, "InService")
     stub.add_client_error(
         "create_model",
         service_error_code="ValidationException",
-        service_message=f'Cannot create already existing model "arn:aws:sagemaker:us-east-1:{ACCOUNT}:model/{name}".',
+        service_message=f'Cannot create already existing model "arn:aws:sagemaker:us-east-1:{ACCOUNT}:model/{model}".',
     )
     stub.add_client_error(
         "create_endpoint_config",
         service_error_code="ValidationException",
         service_message="Cannot create already existing endpoint configuration "
-        f'"arn:aws:sagemaker:us-east-1:{ACCOUNT}:endpoint-config/{name}".',
+        f'"arn:aws:sagemaker:us-east-1:{ACCOUNT}:endpoint-config/{config["EndpointConfigName"]}".',
     )
     stub.add_response(
-        "create_endpoint",
+        "update_endpoint",
         {"EndpointArn": f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:endpoint/chat"},
-        {"EndpointName": "chat", "EndpointConfigName": name},
+        {"EndpointName": "chat", "EndpointConfigName": config["EndpointConfigName"]},
     )
     assert logic.deploy(client, STUB_DEPLOYMENT, PACKAGE_ARN) == {
         "endpoint": "chat",
-        "model": name,
-        "endpoint_config": name,
-        "action": "created",
+        "model": model,
+        "endpoint_config": config["EndpointConfigName"],
+        "action": "updated",
     }
 
 
 def test_other_create_model_errors_propagate(stubbed):
     client, stub = stubbed
     _stub_package(stub)
-    stub.add_client_error(
-        "describe_endpoint",
-        service_error_code="ValidationException",
-        service_message="Could not find endpoint x",
-    )
+    _stub_live(stub, "InService")
     stub.add_client_error(
         "create_model",
         service_error_code="ValidationException",
@@ -399,7 +545,7 @@ def test_other_create_model_errors_propagate(stubbed):
 def test_an_endpoint_in_transition_raises_a_retriable_error_before_creating_anything(stubbed, status):
     client, stub = stubbed
     _stub_package(stub)
-    stub.add_response("describe_endpoint", _endpoint(status), {"EndpointName": "chat"})
+    _stub_live(stub, status)
     # no create_* response is queued: the Stubber would fail any further call
     with pytest.raises(
         EndpointBusyError, match=f"endpoint chat is {status}; cannot deploy .*/chat-models/3 now"
@@ -409,11 +555,12 @@ def test_an_endpoint_in_transition_raises_a_retriable_error_before_creating_anyt
 
 def test_a_redelivery_during_its_own_rollout_is_unchanged(stubbed):
     client, stub = stubbed
-    name = _derived_name()
+    _, config = _derived()
     _stub_package(stub)
-    stub.add_response(
-        "describe_endpoint",
-        _endpoint("Updating", PendingDeploymentSummary={"EndpointConfigName": name, "StartTime": NOW}),
+    _stub_live(
+        stub,
+        "Updating",
+        PendingDeploymentSummary={"EndpointConfigName": config["EndpointConfigName"], "StartTime": NOW},
     )
     assert logic.deploy(client, STUB_DEPLOYMENT, PACKAGE_ARN)["action"] == "unchanged"
 
@@ -421,7 +568,7 @@ def test_a_redelivery_during_its_own_rollout_is_unchanged(stubbed):
 def test_an_update_racing_another_deployment_is_retriable(stubbed):
     client, stub = stubbed
     _stub_package(stub)
-    stub.add_response("describe_endpoint", _endpoint("InService"))
+    _stub_live(stub, "InService")
     stub.add_response("create_model", {"ModelArn": f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:model/m"})
     stub.add_response(
         "create_endpoint_config",
@@ -436,15 +583,28 @@ def test_an_update_racing_another_deployment_is_retriable(stubbed):
         logic.deploy(client, STUB_DEPLOYMENT, PACKAGE_ARN)
 
 
+def test_an_endpoint_with_inference_components_is_refused():
+    components = {
+        **LIVE_CONFIG,
+        "ProductionVariants": [{"VariantName": "AllTraffic", "InstanceType": "ml.g5.xlarge"}],
+    }
+    with pytest.raises(ValueError, match="exactly one production variant holding a model"):
+        logic.endpoint_config_request(components, "m", "chat", 1)
+
+
 def test_long_endpoint_names_are_shortened_to_valid_distinct_names():
     long_endpoint = "a" * 40 + "-" + "b" * 22  # 63 characters, the maximum
     name = logic.resource_name(long_endpoint, 12345, "0123456789abcdef")
     assert len(name) == 63
     assert NAME_PATTERN.match(name)
     assert name.endswith("-v12345-01234567")
+    assert logic.deployed_version(long_endpoint, name) == 12345
     assert logic.resource_name(long_endpoint, 12345, "fedcba9876543210") != name
     # truncation that would end on a hyphen drops it
     assert logic.resource_name("a" * 50 + "-" + "b" * 12, 1, "0123456789") == "a" * 50 + "-v1-01234567"
+    # the stack's own names are not deployed versions
+    assert logic.deployed_version("chat", "EndpointConfig-3fKq9xZ") is None
+    assert logic.deployed_version("chat", "chatty-v1-01234567") is None
 
 
 def test_a_package_with_several_containers_becomes_a_serial_pipeline():
@@ -471,7 +631,7 @@ def test_a_package_with_several_containers_becomes_a_serial_pipeline():
 
 
 # --------------------------------------------------------------------------------------------------
-# Handler
+# Handler: approvals from SQS (moto), busy endpoints wait in the queue
 
 
 @dataclass
@@ -510,15 +670,85 @@ def deployments_json(group: str, endpoint: str) -> str:
                 "model_package_group": group,
                 "endpoint_name": endpoint,
                 "execution_role_arn": ROLE,
-                "instance_type": "ml.m5.xlarge",
-                "initial_instance_count": 1,
-                "kms_key_arn": KMS,
-                "data_capture_s3_uri": CAPTURE,
-                "data_capture_percentage": 50,
                 "environment": {"MAX_INPUT_LENGTH": "2048"},
             }
         ]
     )
+
+
+class Queues:
+    """The approvals queue and its dead-letter queue on moto, as the stack makes them."""
+
+    def __init__(self, endpoint_url: str) -> None:
+        self.sqs = boto3.client(
+            "sqs",
+            region_name="us-east-1",
+            endpoint_url=endpoint_url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        suffix = uuid.uuid4().hex[:8]
+        self.dead_letters = self.sqs.create_queue(QueueName=f"dead-letters-{suffix}")["QueueUrl"]
+        dlq_arn = self.sqs.get_queue_attributes(QueueUrl=self.dead_letters, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        self.approvals = self.sqs.create_queue(
+            QueueName=f"approvals-{suffix}",
+            Attributes={
+                "VisibilityTimeout": str(int(model_deployment.RETRY_DELAY.to_seconds())),
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": model_deployment.MAX_RECEIVES}
+                ),
+            },
+        )["QueueUrl"]
+
+    def put(self, event: dict[str, Any] | str) -> None:
+        body = event if isinstance(event, str) else json.dumps(event)
+        self.sqs.send_message(QueueUrl=self.approvals, MessageBody=body)
+
+    def poll(self) -> dict[str, Any] | None:
+        """What the event source mapping hands the function: an SQS event of one record, or None."""
+        messages = self.sqs.receive_message(
+            QueueUrl=self.approvals, MaxNumberOfMessages=1, AttributeNames=["All"]
+        ).get("Messages", [])
+        if not messages:
+            return None
+        (message,) = messages
+        return {
+            "Records": [
+                {
+                    "messageId": message["MessageId"],
+                    "receiptHandle": message["ReceiptHandle"],
+                    "body": message["Body"],
+                    "attributes": message["Attributes"],
+                    "messageAttributes": {},
+                    "md5OfBody": message["MD5OfBody"],
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": f"arn:aws:sqs:us-east-1:{ACCOUNT}:approvals",
+                    "awsRegion": "us-east-1",
+                }
+            ]
+        }
+
+    def succeed(self, event: dict[str, Any]) -> None:
+        """The event source mapping deletes a message the function did not report as failed."""
+        self.sqs.delete_message(QueueUrl=self.approvals, ReceiptHandle=event["Records"][0]["receiptHandle"])
+
+    def time_passes(self, event: dict[str, Any]) -> None:
+        """The visibility timeout runs out (moto keeps real time): the message is visible again."""
+        self.sqs.change_message_visibility(
+            QueueUrl=self.approvals, ReceiptHandle=event["Records"][0]["receiptHandle"], VisibilityTimeout=0
+        )
+
+    def dead_lettered(self) -> list[dict[str, Any]]:
+        return self.sqs.receive_message(
+            QueueUrl=self.dead_letters, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+        ).get("Messages", [])
+
+
+@pytest.fixture
+def queues(moto_endpoint) -> Queues:
+    return Queues(moto_endpoint)
 
 
 @pytest.fixture
@@ -526,15 +756,23 @@ def logs() -> io.StringIO:
     return io.StringIO()
 
 
-def load_handler(monkeypatch, deployments: str, client: Any, logs: io.StringIO) -> Any:
+def load_handler(
+    monkeypatch, deployments: str, client: Any, logs: io.StringIO, queues: Queues | None = None
+) -> Any:
     """Reload the handler with DEPLOYMENTS set and `client` injected; its log lines go to `logs`.
 
     Powertools configures a service's logger once per process (a reload reuses it, with the stream
     it was first given), so the test points that logger's handler at the test's buffer.
     """
     monkeypatch.setenv("DEPLOYMENTS", deployments)
+    monkeypatch.setenv(
+        "DEAD_LETTER_QUEUE_URL",
+        queues.dead_letters if queues else f"https://sqs.us-east-1.amazonaws.com/{ACCOUNT}/dead-letters",
+    )
     module = importlib.reload(importlib.import_module("lambdas.model_deployer.handler"))
     monkeypatch.setattr(module, "sagemaker", lambda: client)
+    if queues is not None:
+        monkeypatch.setattr(module, "sqs", lambda: queues.sqs)
     monkeypatch.setattr(module.logger.registered_handler, "stream", logs)
     return module
 
@@ -548,20 +786,20 @@ def lines(logs: io.StringIO) -> list[dict]:
     return [json.loads(line) for line in logs.getvalue().splitlines()]
 
 
-def test_the_handler_deploys_an_approval_and_publishes_a_metric(
-    monkeypatch, capsys, logs, moto, group, endpoint
+def test_the_handler_deploys_an_approval_from_the_queue_and_publishes_a_metric(
+    monkeypatch, capsys, logs, moto, queues, group, endpoint, live
 ):
-    handler = load_handler(monkeypatch, deployments_json(group, endpoint), moto.client, logs)
+    handler = load_handler(monkeypatch, deployments_json(group, endpoint), moto.client, logs, queues)
     arn = register(moto.admin, group, "a")
+    queues.put(state_change(arn, group))
     capsys.readouterr()
 
-    result = handler.handler(state_change(arn, group), LambdaContext())
+    event = queues.poll()
+    assert handler.handler(event, LambdaContext()) == {"batchItemFailures": []}
+    queues.succeed(event)
 
-    assert result["action"] == "created"
-    assert result["endpoint"] == endpoint
-    config = moto.admin.describe_endpoint_config(EndpointConfigName=result["endpoint_config"])
-    assert config["DataCaptureConfig"]["InitialSamplingPercentage"] == 50
-    assert config["ProductionVariants"][0]["VariantName"] == "AllTraffic"
+    model = serving(moto, endpoint)[0]
+    assert model.startswith(f"{endpoint}-v1-")
     assert moto.request("CreateModel")["EnableNetworkIsolation"] is False
     metrics = metrics_in(capsys.readouterr().out)
     assert [m["ModelDeployed"] for m in metrics] == [[1.0]]
@@ -572,13 +810,69 @@ def test_the_handler_deploys_an_approval_and_publishes_a_metric(
     (decision,) = [log for log in lines(logs) if log["message"] == "model deployed"]
     assert decision["service"] == "model-deployer"
     assert decision["model_package_arn"] == arn
-    assert decision["action"] == "created"
+    assert decision["action"] == "updated"
     assert decision["function_request_id"] == LambdaContext.aws_request_id
 
-    # re-delivery: same names, nothing deployed, no second metric
-    again = handler.handler(state_change(arn, group), LambdaContext())
-    assert again == {**result, "action": "unchanged"}
+    # re-delivery: nothing deployed, no second metric
+    queues.put(state_change(arn, group))
+    assert handler.handler(queues.poll(), LambdaContext()) == {"batchItemFailures": []}
     assert metrics_in(capsys.readouterr().out) == []
+    assert queues.dead_lettered() == []
+
+
+def test_an_approval_for_a_busy_endpoint_waits_in_the_queue_then_rolls(
+    monkeypatch, logs, moto, queues, group, endpoint, live
+):
+    """Finding: Lambda's two asynchronous retries (+1, +2 minutes) end in the dead-letter queue while
+    a rollout keeps the endpoint Updating for 30 minutes; from the queue, the approval waits."""
+    arn = register(moto.admin, group, "a")
+    busy = _client(moto.client.meta.endpoint_url)
+
+    def updating(params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        answer = moto.admin.describe_endpoint(EndpointName=endpoint)
+        return AWSResponse(None, 200, {}, None), {**answer, "EndpointStatus": "Updating"}
+
+    busy.meta.events.register("before-call.sagemaker.DescribeEndpoint", updating)
+    handler = load_handler(monkeypatch, deployments_json(group, endpoint), busy, logs, queues)
+    queues.put(state_change(arn, group))
+
+    event = queues.poll()
+    message_id = event["Records"][0]["messageId"]
+    assert handler.handler(event, LambdaContext()) == {"batchItemFailures": [{"itemIdentifier": message_id}]}
+    assert queues.poll() is None  # invisible for the visibility timeout: re-queued with a delay
+    assert queues.dead_lettered() == []
+    assert serving(moto, endpoint)[1]["EndpointConfigName"] == live["EndpointConfigName"]
+    (waiting,) = [log for log in lines(logs) if log["message"].startswith("endpoint busy")]
+    assert "is Updating" in waiting["reason"]
+
+    # The visibility timeout runs out, the rollout is over: the same message rolls the endpoint.
+    queues.time_passes(event)
+    handler = load_handler(monkeypatch, deployments_json(group, endpoint), moto.client, logs, queues)
+    again = queues.poll()
+    assert again["Records"][0]["messageId"] == message_id
+    assert again["Records"][0]["attributes"]["ApproximateReceiveCount"] == "2"
+    assert handler.handler(again, LambdaContext()) == {"batchItemFailures": []}
+    assert serving(moto, endpoint)[0].startswith(f"{endpoint}-v1-")
+
+
+def test_the_wait_is_bounded_by_the_queue_s_redrive_policy():
+    """About six hours of waiting, then the dead-letter queue (and its alarm)."""
+    waited = model_deployment.MAX_RECEIVES * model_deployment.RETRY_DELAY.to_seconds()
+    assert 5.5 * 3600 <= waited <= 6 * 3600
+    # Lambda: the visibility timeout must be at least the function timeout; six times is advised.
+    assert model_deployment.RETRY_DELAY.to_seconds() >= 6 * model_deployment.FUNCTION_TIMEOUT.to_seconds()
+
+
+def test_a_failure_waiting_cannot_fix_goes_to_the_dead_letter_queue_at_once(
+    monkeypatch, logs, moto, queues, group, endpoint
+):
+    handler = load_handler(monkeypatch, deployments_json(group, endpoint), moto.client, logs, queues)
+    queues.put(state_change(register(moto.admin, group, "a"), group))  # no endpoint: not created here
+    event = queues.poll()
+    assert handler.handler(event, LambdaContext()) == {"batchItemFailures": []}
+    (dead,) = queues.dead_lettered()
+    assert dead["Body"] == event["Records"][0]["body"]
+    assert f"endpoint {endpoint} does not exist" in dead["MessageAttributes"]["Error"]["StringValue"]
 
 
 @pytest.mark.parametrize(
@@ -594,32 +888,26 @@ def test_the_handler_deploys_an_approval_and_publishes_a_metric(
     ],
 )
 def test_the_handler_ignores_other_statuses_and_groups_without_calling_aws(
-    monkeypatch, capsys, logs, status, group_name, reason
+    monkeypatch, logs, status, group_name, reason
 ):
     client = _client()
     handler = load_handler(monkeypatch, deployments_json("chat-models", "chat"), client, logs)
-    event = state_change(PACKAGE_ARN, group_name, status)
     with Stubber(client):  # nothing queued: any SageMaker call would fail
-        assert handler.handler(event, LambdaContext()) == {
+        assert handler.approval(json.dumps(state_change(PACKAGE_ARN, group_name, status))) == {
             "ignored": reason,
             "model_package_arn": PACKAGE_ARN,
         }
-    assert metrics_in(capsys.readouterr().out) == []
-    (log,) = lines(logs)
-    assert (log["message"], log["reason"], log["model_package_group"]) == (
-        "event ignored",
-        reason,
-        group_name,
-    )
+    (log,) = [line for line in lines(logs) if line["message"] == "event ignored"]
+    assert (log["reason"], log["model_package_group"]) == (reason, group_name)
 
 
-def test_the_handler_ignores_a_stale_approval(monkeypatch, logs, moto, group, endpoint):
+def test_the_handler_ignores_a_stale_approval(monkeypatch, logs, moto, group, endpoint, live):
     handler = load_handler(monkeypatch, deployments_json(group, endpoint), moto.client, logs)
     old = register(moto.admin, group, "a")
     register(moto.admin, group, "b")
-    result = handler.handler(state_change(old, group), LambdaContext())
+    result = handler.approval(json.dumps(state_change(old, group)))
     assert "is not the latest approved version" in result["ignored"]
-    assert "CreateEndpoint" not in moto.operations()
+    assert "UpdateEndpoint" not in moto.operations()
 
 
 @pytest.mark.parametrize(
@@ -647,27 +935,16 @@ def test_a_malformed_event_is_rejected_with_the_missing_fields(monkeypatch, logs
         Stubber(client),
         pytest.raises(ValueError, match="not a SageMaker Model Package State Change event") as info,
     ):
-        handler.handler(event, LambdaContext())
+        handler.approval(json.dumps(event))
     assert message in str(info.value)
-
-
-def test_the_handler_lets_a_busy_endpoint_error_through_for_a_retry(monkeypatch, capsys, logs):
-    client = _client()
-    handler = load_handler(monkeypatch, deployments_json("chat-models", "chat"), client, logs)
-    with Stubber(client) as stub:
-        _stub_package(stub)
-        stub.add_response("describe_endpoint", _endpoint("Updating"))
-        with pytest.raises(EndpointBusyError, match="endpoint chat is Updating"):
-            handler.handler(state_change(PACKAGE_ARN, "chat-models", version=3), LambdaContext())
-    assert metrics_in(capsys.readouterr().out) == []
+    with pytest.raises(ValueError, match="not JSON"):
+        handler.approval("{not json")
 
 
 VALID = {
     "model_package_group": "chat-models",
     "endpoint_name": "chat",
     "execution_role_arn": ROLE,
-    "instance_type": "ml.inf2.xlarge",
-    "initial_instance_count": 1,
 }
 
 
@@ -678,18 +955,6 @@ VALID = {
         ("{not json", "DEPLOYMENTS is not valid: DEPLOYMENTS: Invalid JSON"),
         ("[]", "DEPLOYMENTS is not valid: it lists no deployment"),
         (
-            json.dumps([{**VALID, "initial_instance_count": 0}]),
-            "DEPLOYMENTS[0].initial_instance_count: Input should be greater than or equal to 1",
-        ),
-        (
-            json.dumps([{**VALID, "data_capture_percentage": 101}]),
-            "DEPLOYMENTS[0].data_capture_percentage: Input should be less than or equal to 100",
-        ),
-        (
-            json.dumps([{**VALID, "data_capture_percentage": 10}]),
-            "data_capture_percentage is set but data_capture_s3_uri is not",
-        ),
-        (
             json.dumps([{k: v for k, v in VALID.items() if k != "execution_role_arn"}]),
             "DEPLOYMENTS[0].execution_role_arn: Field required",
         ),
@@ -698,8 +963,8 @@ VALID = {
             "DEPLOYMENTS[0].endpoint_name: String should match pattern",
         ),
         (
-            json.dumps([{**VALID, "instance_typ": "ml.g5.xlarge"}]),
-            "DEPLOYMENTS[0].instance_typ: Extra inputs are not permitted",
+            json.dumps([{**VALID, "instance_type": "ml.g5.xlarge"}]),
+            "DEPLOYMENTS[0].instance_type: Extra inputs are not permitted",
         ),
         (
             json.dumps([VALID, {**VALID, "endpoint_name": "chat-2"}]),
@@ -712,6 +977,7 @@ VALID = {
     ],
 )
 def test_bad_deployments_fail_at_cold_start_with_a_clear_message(monkeypatch, value, message):
+    monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", f"https://sqs.us-east-1.amazonaws.com/{ACCOUNT}/dlq")
     if value is None:
         monkeypatch.delenv("DEPLOYMENTS", raising=False)
     else:
@@ -721,23 +987,23 @@ def test_bad_deployments_fail_at_cold_start_with_a_clear_message(monkeypatch, va
     assert message in str(info.value)
 
 
+def test_a_bad_dead_letter_queue_url_fails_at_cold_start(monkeypatch):
+    monkeypatch.setenv("DEPLOYMENTS", json.dumps([VALID]))
+    monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", "arn:aws:sqs:us-east-1:123456789012:dlq")
+    with pytest.raises(RuntimeError, match="DEAD_LETTER_QUEUE_URL is not an SQS queue URL"):
+        importlib.reload(importlib.import_module("lambdas.model_deployer.handler"))
+
+
 def test_valid_deployments_get_their_defaults(monkeypatch):
     monkeypatch.setenv("DEPLOYMENTS", json.dumps([VALID]))
+    monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", f"https://sqs.us-east-1.amazonaws.com/{ACCOUNT}/dlq")
     module = importlib.reload(importlib.import_module("lambdas.model_deployer.handler"))
-    expected = {
+    assert {
         "chat-models": Deployment(
             model_package_group="chat-models",
             endpoint_name="chat",
             execution_role_arn=ROLE,
-            instance_type="ml.inf2.xlarge",
-            initial_instance_count=1,
-            variant_name="AllTraffic",
-            kms_key_arn=None,
-            data_capture_s3_uri=None,
-            data_capture_percentage=100,
             enable_network_isolation=False,
             environment={},
         )
-    }
-    loaded = module.DEPLOYMENTS
-    assert loaded == expected
+    } == module.DEPLOYMENTS

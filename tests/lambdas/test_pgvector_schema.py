@@ -45,29 +45,67 @@ def test_unsafe_names_and_unsupported_sizes_are_refused(name, dimensions):
         VectorTable(name, dimensions)
 
 
+TARGET = {"resourceArn": CLUSTER, "secretArn": ADMIN, "database": "vectors"}
+ARGS = {"cluster_arn": CLUSTER, "secret_arn": ADMIN, "database": "vectors"}
+
+
+def resuming(stub: Stubber) -> None:
+    """The Data API's answer while a paused Aurora Serverless v2 instance resumes."""
+    stub.add_client_error(
+        "execute_statement",
+        service_error_code="DatabaseResumingException",
+        service_message="The Aurora DB instance is resuming after being auto-paused. Please wait a few "
+        "seconds and try again.",
+        http_status_code=400,
+    )
+
+
+def plenty() -> float:
+    return 600.0
+
+
 def test_statements_run_in_order_and_a_resuming_cluster_is_waited_for():
     rds = client("rds-data")
     waits = []
     with Stubber(rds) as stub:
-        expected = {"resourceArn": CLUSTER, "secretArn": ADMIN, "database": "vectors"}
-        stub.add_response("execute_statement", {}, {**expected, "sql": "one"})
-        stub.add_client_error(
-            "execute_statement", service_error_code="DatabaseResumingException", http_status_code=400
-        )
-        stub.add_response("execute_statement", {}, {**expected, "sql": "two"})
-        assert (
-            logic.run(
-                rds,
-                cluster_arn=CLUSTER,
-                secret_arn=ADMIN,
-                database="vectors",
-                sql=["one", "two"],
-                sleep=waits.append,
-            )
-            == 2
-        )
+        stub.add_response("execute_statement", {}, {**TARGET, "sql": "one"})
+        resuming(stub)
+        resuming(stub)
+        stub.add_response("execute_statement", {}, {**TARGET, "sql": "two"})
+        assert logic.run(rds, **ARGS, sql=["one", "two"], time_left=plenty, sleep=waits.append) == 2
         stub.assert_no_pending_responses()
-    assert waits == [2.0]
+    assert waits == [1.0, 2.0]
+
+
+def test_the_backoff_doubles_up_to_its_cap_while_time_is_left():
+    rds = client("rds-data")
+    waits = []
+    with Stubber(rds) as stub:
+        for _ in range(7):
+            resuming(stub)
+        stub.add_response("execute_statement", {}, {**TARGET, "sql": "one"})
+        logic.execute(rds, **ARGS, sql="one", time_left=plenty, sleep=waits.append)
+        stub.assert_no_pending_responses()
+    assert waits == [1.0, 2.0, 4.0, 8.0, 16.0, 16.0, 16.0]
+
+
+def test_the_wait_ends_with_a_clear_error_when_the_time_runs_out():
+    rds = client("rds-data")
+    budget = [5.0]
+    waits = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        budget[0] -= seconds
+
+    with Stubber(rds) as stub:
+        for _ in range(3):
+            resuming(stub)
+        with pytest.raises(
+            logic.DatabaseNotReadyError, match=r"still answers DatabaseResumingException after 3"
+        ):
+            logic.execute(rds, **ARGS, sql="one", time_left=lambda: budget[0], sleep=sleep)
+    assert waits == [1.0, 2.0]  # the next wait (4 s) would not fit in the 2 s left
 
 
 def test_other_database_errors_fail_at_once():
@@ -77,17 +115,38 @@ def test_other_database_errors_fail_at_once():
             "execute_statement", service_error_code="BadRequestException", http_status_code=400
         )
         with pytest.raises(Exception, match="BadRequestException"):
-            logic.run(
-                rds,
-                cluster_arn=CLUSTER,
-                secret_arn=ADMIN,
-                database="vectors",
-                sql=["bad"],
-                sleep=lambda _: None,
-            )
+            logic.run(rds, **ARGS, sql=["bad"], time_left=plenty, sleep=lambda _: pytest.fail("no wait"))
 
 
-def event(request_type: str = "Create", **props) -> dict:
+def dimensions_answer(**tables: int) -> dict:
+    """ExecuteStatement's answer to logic.DIMENSIONS_QUERY for the given tables."""
+    return {"records": [[{"stringValue": name}, {"longValue": dims}] for name, dims in tables.items()]}
+
+
+def test_existing_dimensions_are_read_from_the_column_type_modifier():
+    rds = client("rds-data")
+    with Stubber(rds) as stub:
+        stub.add_response(
+            "execute_statement",
+            dimensions_answer(faq=1024, manuals=256),
+            {**TARGET, "sql": logic.DIMENSIONS_QUERY},
+        )
+        assert logic.existing_dimensions(rds, time_left=plenty, **ARGS) == {"faq": 1024, "manuals": 256}
+
+
+def test_a_changed_dimension_is_refused_with_what_to_do_and_new_tables_are_fine():
+    tables = [VectorTable("faq", 256), VectorTable("manuals", 256), VectorTable("new", 1024)]
+    with pytest.raises(logic.DimensionsChangedError) as raised:
+        logic.check_dimensions(tables, {"faq": 1024, "manuals": 256})
+    message = str(raised.value)
+    assert "bedrock_integration.faq holds vector(1024), the profile asks for 256" in message
+    assert "manuals" not in message
+    assert "new name" in message
+    assert "Nothing was changed" in message
+    logic.check_dimensions(tables, {"manuals": 256})  # new tables: nothing to refuse
+
+
+def event(request_type: str = "Create", dimensions: int = 1024, **extra) -> dict:
     return {
         "RequestType": request_type,
         "LogicalResourceId": "Schema",
@@ -97,32 +156,104 @@ def event(request_type: str = "Create", **props) -> dict:
             "AdminSecretArn": ADMIN,
             "BedrockSecretArn": BEDROCK,
             "Database": "vectors",
-            "Tables": json.dumps([{"name": "faq", "dimensions": 1024}]),
-            **props,
+            "Tables": json.dumps([{"name": "faq", "dimensions": dimensions}]),
         },
+        **extra,
     }
 
 
-def test_the_handler_reads_the_bedrock_password_and_runs_the_schema(monkeypatch):
+class FakeContext:
+    def __init__(self, remaining_ms: int = 600_000) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    """Stubbed rds-data and secretsmanager clients behind the handler; no real sleeping."""
     rds, secrets = client("rds-data"), client("secretsmanager")
     monkeypatch.setattr(handler_module, "clients", lambda: (rds, secrets))
+    monkeypatch.setattr(logic.time, "sleep", lambda seconds: None)
     with Stubber(rds) as rds_stub, Stubber(secrets) as secrets_stub:
-        secrets_stub.add_response(
-            "get_secret_value", {"SecretString": json.dumps({"password": "s3cret"})}, {"SecretId": BEDROCK}
-        )
-        for _ in logic.statements([VectorTable("faq", 1024)], "s3cret"):
-            rds_stub.add_response("execute_statement", {})
-        result = handler_module.on_event(event(), None)
+        yield rds_stub, secrets_stub
         rds_stub.assert_no_pending_responses()
+        secrets_stub.assert_no_pending_responses()
+
+
+def expect_schema(rds_stub: Stubber, secrets_stub: Stubber, dimensions: int, existing: dict) -> None:
+    rds_stub.add_response(
+        "execute_statement", dimensions_answer(**existing), {**TARGET, "sql": logic.DIMENSIONS_QUERY}
+    )
+    secrets_stub.add_response(
+        "get_secret_value", {"SecretString": json.dumps({"password": "s3cret"})}, {"SecretId": BEDROCK}
+    )
+    for statement in logic.statements([VectorTable("faq", dimensions)], "s3cret"):
+        rds_stub.add_response("execute_statement", {}, {**TARGET, "sql": statement})
+
+
+def test_the_handler_reads_the_bedrock_password_and_runs_the_schema(aws):
+    expect_schema(*aws, 1024, {})
+    result = handler_module.on_event(event(), FakeContext())
     assert result == {"PhysicalResourceId": "pgvector-schema:Schema", "Data": {"Statements": "10"}}
 
 
-def test_delete_keeps_the_vectors_and_calls_nothing(monkeypatch):
-    monkeypatch.setattr(handler_module, "clients", lambda: pytest.fail("no AWS call on delete"))
-    result = handler_module.on_event(
-        {**event("Delete"), "PhysicalResourceId": "pgvector-schema:Schema"}, None
+def test_a_paused_cluster_is_waited_for_from_the_first_query(aws):
+    rds_stub, secrets_stub = aws
+    resuming(rds_stub)  # the first Data API call after a pause
+    resuming(rds_stub)
+    expect_schema(rds_stub, secrets_stub, 1024, {})
+    assert handler_module.on_event(event(), FakeContext())["Data"] == {"Statements": "10"}
+
+
+def test_the_wait_stops_before_lambda_times_out(aws, monkeypatch):
+    rds_stub, _ = aws
+    resuming(rds_stub)
+    with pytest.raises(logic.DatabaseNotReadyError):
+        # 20.5 s left minus the 20 s margin: not even the first 1 s wait fits.
+        handler_module.on_event(event(), FakeContext(remaining_ms=20_500))
+
+
+# --------------------------------------------------------------------------------------------------
+# The CloudFormation event sequences of a rollback (CloudFormation user guide, "Update request for
+# CloudFormation custom resources": a rollback sends an Update with the old properties).
+
+
+def test_a_dimension_change_fails_before_any_change_and_its_rollback_succeeds(aws):
+    rds_stub, secrets_stub = aws
+    expect_schema(rds_stub, secrets_stub, 1024, {})
+    assert (
+        handler_module.on_event(event("Create"), FakeContext())["PhysicalResourceId"]
+        == "pgvector-schema:Schema"
     )
-    assert result == {"PhysicalResourceId": "pgvector-schema:Schema"}
+    # Update to 256 dimensions: refused after the read, before the secret or any DDL.
+    rds_stub.add_response(
+        "execute_statement", dimensions_answer(faq=1024), {**TARGET, "sql": logic.DIMENSIONS_QUERY}
+    )
+    with pytest.raises(
+        logic.DimensionsChangedError, match="holds vector\\(1024\\), the profile asks for 256"
+    ):
+        handler_module.on_event(
+            event("Update", 256, PhysicalResourceId="pgvector-schema:Schema"), FakeContext()
+        )
+    # The rollback Update carries the old dimensions: they match, the idempotent schema runs again.
+    expect_schema(rds_stub, secrets_stub, 1024, {"faq": 1024})
+    rollback = handler_module.on_event(
+        event("Update", 1024, PhysicalResourceId="pgvector-schema:Schema"), FakeContext()
+    )
+    assert rollback["PhysicalResourceId"] == "pgvector-schema:Schema"
+
+
+@pytest.mark.parametrize(
+    "physical_id", ["pgvector-schema:Schema", "AWSCDK::CustomResourceProviderFramework::CREATE_FAILED"]
+)
+def test_delete_keeps_the_vectors_and_calls_nothing(monkeypatch, physical_id):
+    # Also the Delete after a failed Create (the provider framework's marker id), which the framework
+    # answers itself (aws-cdk-lib 2.275, provider-framework/runtime/cfn-response.js).
+    monkeypatch.setattr(handler_module, "clients", lambda: pytest.fail("no AWS call on delete"))
+    result = handler_module.on_event({**event("Delete"), "PhysicalResourceId": physical_id}, None)
+    assert result == {"PhysicalResourceId": physical_id}
 
 
 def test_a_missing_property_is_a_clear_error(monkeypatch):
@@ -130,4 +261,4 @@ def test_a_missing_property_is_a_clear_error(monkeypatch):
     bad = event()
     del bad["ResourceProperties"]["ClusterArn"]
     with pytest.raises(ValueError, match="ClusterArn"):
-        handler_module.on_event(bad, None)
+        handler_module.on_event(bad, FakeContext())

@@ -120,3 +120,18 @@ def test_the_deadline_stays_under_api_gateway_s_timeout(tmp_path):
         },
     )
     assert "gateway.deadline_seconds: 40 is not allowed" in message
+
+
+def test_the_function_timeout_stays_under_api_gateway_s_29_seconds_with_a_margin(tmp_path):
+    """The function times out at deadline + 3 s (whole seconds); API Gateway's REST integration gives
+    up at 29 s. 25.5 s would make it 29 s: refused, naming the field, the value and what is allowed."""
+    from stacks.config import gateway_function_timeout_seconds
+
+    gateway = {"aliases": {"chat": [{"bedrock": "amazon.nova-lite-v1:0"}]}, "tenants": TENANTS}
+    message = error(tmp_path, {**gateway, "deadline_seconds": 25.5})
+    assert "gateway.deadline_seconds: 25.5 is not allowed" in message
+    assert "API Gateway's 29 s integration timeout" in message
+    assert "allowed: 1 to 25" in message
+    path = tmp_path / "ok.yaml"
+    path.write_text(yaml.safe_dump({**BASE, "gateway": {**gateway, "deadline_seconds": 25}}))
+    assert gateway_function_timeout_seconds(load_profile(str(path)).gateway.deadline_seconds) == 28

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stacks.config import ProfileError, load_profile
+from stacks.config import ProfileError, load_profile, load_profiles
 
 BASE = {
     "name": "team-a",
@@ -67,7 +67,8 @@ def test_a_full_training_profile_loads_with_defaults(tmp_path):
     )
     (loaded,) = profile.inference.endpoints
     assert (loaded.min_instances, loaded.max_instances, loaded.data_capture_percentage) == (1, 2, 20)
-    assert loaded.monitoring_schedule == "cron(0 * ? * * *)"
+    assert loaded.monitoring_schedule is None  # Model Monitor is closed to new customers: opt-in only
+    assert profile.inference.drift.schedule == "rate(1 hour)"  # our own drift job instead
     assert profile.training.pipelines[0].network_isolation is True
     assert profile.training.customizations[0].serving == "none"  # provisioned throughput only when asked
 
@@ -205,3 +206,61 @@ def test_job_names_derived_from_the_profile_stay_within_the_limit(tmp_path):
     )
     assert f"training.pipelines[0].name: '{long_name}' makes" in message
     assert "longer than 50 characters" in message
+
+
+# --------------------------------------------------------------------------------------------------
+# Data capture and Model Monitor: what SageMaker accepts
+
+
+def test_model_monitor_is_an_opt_in_that_needs_data_capture(tmp_path):
+    hourly = "cron(0 * ? * * *)"
+    opted_in = load(tmp_path, inference={"endpoints": [endpoint(monitoring_schedule=hourly)]})
+    assert opted_in.inference.endpoints[0].monitoring_schedule == hourly
+    message = error(
+        tmp_path, inference={"endpoints": [endpoint(monitoring_schedule=hourly, data_capture_percentage=0)]}
+    )
+    assert (
+        "inference.endpoints[0].monitoring_schedule: 'cron(0 * ? * * *)' needs data capture "
+        "(data_capture_percentage above 0)" in message
+    )
+
+
+def test_inference_components_capture_nothing_by_default(tmp_path):
+    profile = load(tmp_path, inference={"endpoints": [endpoint(inference_components=True, min_instances=0)]})
+    assert profile.inference.endpoints[0].data_capture_percentage == 0
+
+
+def test_data_capture_on_inference_components_is_refused_with_the_reason(tmp_path):
+    components = endpoint(name="components", inference_components=True, data_capture_percentage=20)
+    message = error(tmp_path, inference={"endpoints": [endpoint(), components]})
+    assert (
+        "inference.endpoints[1].data_capture_percentage: 20 is not supported with inference_components: "
+        "true: SageMaker documents data capture per endpoint and production variant, not per inference "
+        "component (model-monitor-data-capture-endpoint.html)" in message
+    )
+
+
+def test_model_monitor_on_inference_components_is_refused_with_the_reason(tmp_path):
+    components = endpoint(inference_components=True, monitoring_schedule="cron(0 * ? * * *)")
+    message = error(tmp_path, inference={"endpoints": [components]})
+    assert (
+        "inference.endpoints[0].monitoring_schedule: 'cron(0 * ? * * *)' is not supported with "
+        "inference_components: true: Model Monitor supports only endpoints that host a single model "
+        "(model-monitor.html)" in message
+    )
+
+
+def test_the_drift_job_can_be_tuned_or_turned_off(tmp_path):
+    tuned = {"schedule": "rate(6 hours)", "window_hours": 6, "distance_threshold": 0.4}
+    profile = load(tmp_path, inference={"endpoints": [endpoint()], "drift": tuned})
+    assert (profile.inference.drift.window_hours, profile.inference.drift.distance_threshold) == (6, 0.4)
+    assert load(tmp_path, inference={"endpoints": [endpoint()], "drift": None}).inference.drift is None
+    message = error(tmp_path, inference={"endpoints": [endpoint()], "drift": {"window_hours": 48}})
+    assert "inference.drift.window_hours: 48" in message
+
+
+def test_no_builtin_profile_uses_model_monitor():
+    """Model Monitor "is no longer open to new customers" (SageMaker developer guide, Data capture)."""
+    for profile in load_profiles("all"):
+        for settings in profile.inference.endpoints if profile.inference else ():
+            assert settings.monitoring_schedule is None, f"{profile.name}: {settings.name}"

@@ -130,3 +130,23 @@ def test_a_classic_guardrail_has_no_cross_region_profile(synthesized):
     guardrail = one(synthesized, "AWS::Bedrock::Guardrail", "Bedrock")["Properties"]
     assert "CrossRegionConfig" not in guardrail
     assert guardrail["TopicPolicyConfig"]["TopicsTierConfig"] == {"TierName": "CLASSIC"}
+
+
+def test_ingestion_wakes_the_aurora_store_with_its_login_before_starting_a_job(synthesized):
+    # lambdas/kb_ingestion wakes a paused cluster (Data API `SELECT 1`) before StartIngestionJob.
+    functions = synthesized.resources(PROFILE, "Bedrock", "AWS::Lambda::Function")
+    (ingestion,) = [f for k, f in functions.items() if k.startswith("IngestionHandler")]
+    props = ingestion["Properties"]
+    assert props["Timeout"] == 120
+    config = json.dumps(props["Environment"]["Variables"]["KNOWLEDGE_BASES"])
+    assert config.count('\\"cluster_arn\\"') == 2  # both knowledge bases of the profile are on Aurora
+    policies = synthesized.resources(PROFILE, "Bedrock", "AWS::IAM::Policy")
+    (policy,) = [p for k, p in policies.items() if k.startswith("IngestionHandlerRole")]
+    by_sid = {s.get("Sid"): s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+    assert by_sid["WakeTheVectorStores"]["Action"] == "rds-data:ExecuteStatement"
+    assert "AuroraVectorStoreCluster" in json.dumps(by_sid["WakeTheVectorStores"]["Resource"])
+    assert by_sid["ReadTheVectorStoreLogins"]["Action"] == "secretsmanager:GetSecretValue"
+    assert "BedrockLogin" in json.dumps(by_sid["ReadTheVectorStoreLogins"]["Resource"])
+    decrypt = by_sid["DecryptTheVectorStoreLogins"]
+    assert decrypt["Action"] == "kms:Decrypt"
+    assert "secretsmanager." in json.dumps(decrypt["Condition"]["StringEquals"]["kms:ViaService"])

@@ -67,6 +67,45 @@ def access_policy(bedrock) -> list[dict]:
     return policy["Properties"]["PolicyDocument"]["Statement"]
 
 
+def test_the_policy_accepts_the_current_and_the_previous_guardrail_version(bedrock):
+    """The version window: a custom resource fed the guardrail ARN and the published version, whose
+    Current and Previous (`ARN:VERSION`, lambdas/guardrail_window) the policy lists; it needs no AWS
+    permission of its own."""
+    ((_window_id, window),) = of_type(bedrock, "Custom::GuardrailVersionWindow").items()
+    props = window["Properties"]
+    assert props["GuardrailArn"] == {"Fn::GetAtt": ["GuardrailA5094A7B", "GuardrailArn"]}
+    assert props["Version"] == {"Fn::GetAtt": ["GuardrailVersionFD7632EA", "Version"]}
+    handler_policies = [
+        s
+        for k, r in of_type(bedrock, "AWS::IAM::Policy").items()
+        if k.startswith("GuardrailVersionWindowHandler")
+        for s in r["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    assert not [s for s in handler_policies if any(a.startswith("bedrock:") for a in as_list(s["Action"]))]
+
+
+def test_callers_may_decrypt_the_guardrail_s_key_and_nothing_else_with_it(
+    access_policy, bedrock, synthesized
+):
+    """Callers of a KMS-encrypted guardrail need kms:Decrypt on its key (Bedrock user guide,
+    guardrails-permissions-kms); the exact key ARN the guardrail names. The platform key's policy
+    lets the account's IAM policies grant it (KMS "Default key policy": the account statement)."""
+    (statement,) = [s for s in access_policy if s.get("Sid") == "DecryptTheGuardrail"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Action"] == "kms:Decrypt"
+    (guardrail,) = of_type(bedrock, "AWS::Bedrock::Guardrail").values()
+    assert statement["Resource"] == guardrail["Properties"]["KmsKeyArn"]
+    assert not [s for s in access_policy if s is not statement and "kms:" in json.dumps(s["Action"])]
+    (key,) = synthesized.resources(PROFILE, "Foundation", "AWS::KMS::Key").values()
+    key_policy = key["Properties"]["KeyPolicy"]["Statement"]
+    assert not [s for s in key_policy if s["Effect"] == "Deny"]
+    account_root = {"Fn::Join": ["", ["arn:aws:iam::", {"Ref": "AWS::AccountId"}, ":root"]]}
+    (account,) = [s for s in key_policy if s["Principal"].get("AWS") == account_root]
+    assert account["Action"] == "kms:*"
+    assert account["Resource"] == "*"
+    assert "Condition" not in account
+
+
 def test_invoke_is_allowed_on_exactly_the_profile_s_models(access_policy, settings):
     catalog = bedrock_catalog()
     allowed = {
@@ -94,17 +133,20 @@ def test_destination_region_models_are_reachable_only_through_the_profile(access
     assert "AppProfilespringsavings" in callers  # the campaign profile copies the same system profile
 
 
-def test_generation_needs_the_pinned_guardrail_version_and_anything_else_is_denied(access_policy):
+def test_generation_needs_the_pinned_guardrail_version_and_anything_else_is_denied(access_policy, bedrock):
     generation = [
         s
         for s in access_policy
         if s["Effect"] == "Allow" and s["Action"] == INVOKE_ACTIONS and s["Sid"] != "InvokeEmbeddingModels"
     ]
     assert len(generation) >= 3
+    (window_id,) = of_type(bedrock, "Custom::GuardrailVersionWindow")
     for statement in generation:
-        identifier = statement["Condition"]["StringEquals"][GUARDED]
-        assert identifier["Fn::Join"][1][0] == {"Fn::GetAtt": ["GuardrailA5094A7B", "GuardrailArn"]}
-        assert identifier["Fn::Join"][1][2] == {"Fn::GetAtt": ["GuardrailVersionFD7632EA", "Version"]}
+        identifiers = statement["Condition"]["StringEquals"][GUARDED]
+        assert identifiers == [
+            {"Fn::GetAtt": [window_id, "Current"]},
+            {"Fn::GetAtt": [window_id, "Previous"]},
+        ]
     (deny,) = [s for s in access_policy if s["Effect"] == "Deny"]
     assert deny["Action"] == INVOKE_ACTIONS
     assert (
@@ -285,7 +327,7 @@ def test_the_knowledge_base_role_reads_only_its_prefix_and_writes_only_its_index
         "ListTheDocumentPrefix",
         "ReadTheDocuments",
         "UseTheVectorIndex",
-        "DecryptWithThePlatformKey",
+        "UseThePlatformKey",
     }
     assert statements["ListTheDocumentPrefix"]["Condition"] == {
         "StringLike": {"s3:prefix": ["knowledge-bases/product-facts/*"]}
@@ -450,7 +492,12 @@ def test_functions_run_python_3_14_arm64_with_powertools_from_ssm_and_encrypted_
         for k, r in of_type(bedrock, "AWS::Lambda::Function").items()
         if "Providerframework" not in k
     }
-    assert len(functions) == 2
+    for handler in (
+        "GuardrailVersionWindowHandler",
+        "IngestionHandler",
+        "InvocationLoggingConfigurationHandler",
+    ):
+        assert any(k.startswith(handler) for k in functions), handler
     for props in functions.values():
         assert props["Runtime"] == "python3.14"
         assert props["Architectures"] == ["arm64"]

@@ -18,6 +18,7 @@ from stacks import compliance
 from stacks.cli.synth import cdk_app
 from stacks.components import bedrock_customization, bedrock_customization_role
 from stacks.components.bedrock_customization import (
+    DEPLOYMENT_TRANSIENT_ERRORS,
     TRANSIENT_ERRORS,
     BedrockCustomization,
     check_job_prefix,
@@ -265,7 +266,7 @@ def test_every_task_retries_throttling_and_fails_into_the_fail_state(synth, sett
     for name, task in tasks_of(definition).items():
         assert task["Retry"] == [
             {
-                "ErrorEquals": TRANSIENT_ERRORS,
+                "ErrorEquals": DEPLOYMENT_TRANSIENT_ERRORS if name == "Deploy" else TRANSIENT_ERRORS,
                 "IntervalSeconds": 10,
                 "MaxAttempts": 5,
                 "BackoffRate": 2,
@@ -322,21 +323,30 @@ def test_provisioned_serving_creates_or_moves_the_one_provisioned_throughput(syn
 def test_on_demand_serving_creates_or_moves_the_deployment_and_buys_no_throughput(synth):
     definition = synth.definition(ON_DEMAND)
     states = definition["States"]
-    assert states["DescribeJob"]["Next"] == "FindDeployment"
-    assert states["FindDeployment"]["Parameters"] == {
-        "CustomModelDeploymentIdentifier": "custom-model-nova-support-on-demand"
-    }
-    assert states["FindDeployment"]["Catch"][0]["Next"] == "CreateDeployment"
-    create = states["CreateDeployment"]
-    assert create["Resource"].endswith(":::aws-sdk:bedrock:createCustomModelDeployment")
-    assert create["Parameters"]["ModelDeploymentName"] == "custom-model-nova-support-on-demand"
-    assert create["Parameters"]["ModelArn.$"] == "$.job.customModelArn"
-    assert create["ResultSelector"] == {"arn.$": "$.CustomModelDeploymentArn"}
-    assert states["UpdateDeployment"]["Parameters"] == {
-        "CustomModelDeploymentIdentifier": "custom-model-nova-support-on-demand",
+    assert states["DescribeJob"]["Next"] == "Deploy"
+    deploy = states["Deploy"]
+    # A Lambda task, not aws-sdk:bedrock:*CustomModelDeployment (newer than Step Functions' Bedrock
+    # SDK integration; lambdas/custom_model_deployment/logic.py).
+    assert deploy["Resource"] == "arn:${AWS::Partition}:states:::lambda:invoke"
+    assert deploy["Parameters"]["FunctionName"].startswith("${CustomizationnovasupportDeployerFunction")
+    assert deploy["Parameters"]["Payload"] == {
+        "DeploymentName": "custom-model-nova-support-on-demand",
         "ModelArn.$": "$.job.customModelArn",
+        "ClientRequestToken.$": "States.Format('custom-model-nova-support-on-demand-{}', $.runId)",
+        "Description": "Newest custom model of the Bedrock customization custom-model-nova-support",
     }
+    assert deploy["ResultSelector"] == {"arn.$": "$.Payload.arn"}
+    assert deploy["ResultPath"] == "$.serving"
+    assert deploy["Next"] == "Report"
     assert not {r for r in resources_called(definition) if "Provisioned" in r}
+
+
+@pytest.mark.parametrize("settings", ALL, ids=lambda s: s.serving)
+def test_no_state_calls_a_bedrock_api_newer_than_the_step_functions_integration(synth, settings):
+    # CreateCustomModelDeployment, GetCustomModelDeployment and UpdateCustomModelDeployment (2025) cannot
+    # be shown to be in Step Functions' AWS SDK integration for Bedrock (January 2024, updated quarterly).
+    called = resources_called(synth.definition(settings))
+    assert not {r for r in called if "CustomModelDeployment" in r}, called
 
 
 def test_no_serving_ends_with_the_custom_model_and_calls_nothing_else(synth):
@@ -492,8 +502,28 @@ def test_a_pipeline_without_serving_gets_no_serving_permissions_and_no_tagging(s
         f"arn:aws:bedrock:{REGION}::foundation-model/amazon.titan-text-express-v1:0:8k"
     )
     on_demand = _actions(synth.statements(synth.training, "CustomizationnovasupportStateMachineRole"))
-    assert on_demand["bedrock:CreateCustomModelDeployment"] == [_arn("custom-model")]
-    assert not [a for a in on_demand if "Provisioned" in a]
+    assert not [a for a in on_demand if "Provisioned" in a or "Deployment" in a]
+    deployer = synth.one(synth.training, "AWS::Lambda::Function", "novasupportDeployerFunction")
+    (deployer_id,) = [k for k, v in synth.training["Resources"].items() if v is deployer]
+    assert on_demand["lambda:InvokeFunction"] == [{"Fn::GetAtt": [deployer_id, "Arn"]}]  # exactly, no :*
+
+
+def test_the_deployer_may_manage_only_deployments_and_read_only_custom_models(synth):
+    by_sid = {s["Sid"]: s for s in synth.statements(synth.training, "novasupportDeployerRole")}
+    assert set(by_sid) >= {"FindTheDeployment", "CreateOrMoveTheDeployment"}
+    assert by_sid["FindTheDeployment"]["Action"] == "bedrock:GetCustomModelDeployment"
+    assert by_sid["FindTheDeployment"]["Resource"] == _arn("custom-model-deployment")
+    assert by_sid["CreateOrMoveTheDeployment"]["Action"] == [
+        "bedrock:CreateCustomModelDeployment",
+        "bedrock:UpdateCustomModelDeployment",
+    ]
+    assert by_sid["CreateOrMoveTheDeployment"]["Resource"] == [
+        _arn("custom-model-deployment"),
+        _arn("custom-model"),
+    ]
+    assert "TagTheDeployment" not in by_sid  # no tags on this pipeline
+    function = synth.one(synth.training, "AWS::Lambda::Function", "novasupportDeployerFunction")
+    assert function["Properties"]["Handler"] == "lambdas.custom_model_deployment.handler.on_event"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -518,6 +548,10 @@ def test_the_cleanup_handler_may_stop_only_its_executions_and_delete_serving(syn
     by_sid = {s["Sid"]: s for s in statements}
     machine_id = next(iter(synth.of_type(synth.training, "AWS::StepFunctions::StateMachine", "novapt")))
     assert by_sid["ListThePipelineExecutions"]["Resource"] == {"Ref": machine_id}
+    assert by_sid["StopThePipelineExecutions"]["Action"] == [
+        "states:DescribeStateMachineForExecution",
+        "states:StopExecution",
+    ]
     assert by_sid["StopThePipelineExecutions"]["Resource"] == {
         "Fn::Join": [
             "",
@@ -581,3 +615,17 @@ def test_every_acknowledgement_of_these_constructs_names_a_finding_and_gives_a_r
     for entry in entries:
         assert re.fullmatch(r"AwsSolutions-IAM5(\[Resource::\*\])?", entry.finding), entry.finding
         assert len(entry.reason.split()) >= 15, entry.finding
+
+
+@pytest.mark.parametrize("settings", ALL, ids=lambda s: s.serving)
+def test_the_cleanup_reads_each_definition_s_serving_mode_from_the_real_definition(synth, settings):
+    # The serving clean-up stops only the runs whose definition serves the mode of the physical id it
+    # deletes; it recognises the mode by the serving resource's exact name in the definition.
+    from lambdas.custom_model_serving.logic import Serving
+
+    pipeline = Serving(
+        state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:p",
+        provisioned_model_name=f"{prefix(settings)}-pt",
+        deployment_name=f"{prefix(settings)}-on-demand",
+    )
+    assert pipeline.mode_of(json.dumps(synth.definition(settings))) == settings.serving

@@ -45,6 +45,7 @@ ENDPOINTS = {
         invocations_per_instance=20,
         max_model_len=8192,
         data_capture_percentage=25,
+        monitoring_schedule="cron(0 * ? * * *)",  # Model Monitor is an opt-in (closed to new customers)
     ),
     "neuron": InferenceEndpoint(
         name="neuron",
@@ -78,6 +79,10 @@ ENDPOINTS = {
         monitoring_schedule=None,
     ),
 }
+
+
+# Endpoints a training pipeline deploys its approved versions to (the model deployer).
+APPROVED_MODELS = {"chat"}
 
 
 def endpoint_name(key: str) -> str:
@@ -137,6 +142,7 @@ def built(tmp_path_factory) -> Built:
             encryption_key=key,
             region=REGION,
             log_retention_days=90,
+            approved_models=name in APPROVED_MODELS,
         )
         endpoint.monitor(hub)
         endpoints[name] = endpoint
@@ -330,7 +336,12 @@ def test_endpoints_have_their_names_and_encrypted_log_groups_first(built):
     }
     assert names == {endpoint_name(n) for n in ENDPOINTS}
     groups = resources(built, "Inference", "AWS::Logs::LogGroup")
-    by_name = {g["Properties"]["LogGroupName"]: (k, g) for k, g in groups.items()}
+    # (the approved-model custom resource's functions have log groups with generated names)
+    by_name = {
+        g["Properties"]["LogGroupName"]: (k, g)
+        for k, g in groups.items()
+        if "LogGroupName" in g["Properties"]
+    }
     assert set(by_name) == {f"/aws/sagemaker/Endpoints/{endpoint_name(n)}" for n in ENDPOINTS} | {
         "/aws/sagemaker/InferenceComponents/test-assist-model"
     }
@@ -718,3 +729,71 @@ def test_every_acknowledgement_of_the_roles_names_its_finding_and_gives_a_reason
     for ack in acks:
         assert ack.finding.startswith("AwsSolutions-IAM5")
         assert len(ack.reason.split()) >= 8, ack.finding
+
+
+# --- one owner: the model deployer's endpoints ---------------------------------------------------------
+
+
+def test_an_endpoint_with_approved_models_gets_its_config_only_through_the_custom_resource(built):
+    """Finding: the deployer rolled the endpoint, and a later deploy whose template configuration
+    changed put the initial model back (CloudFormation's UpdateEndpoint with the template's config).
+    The endpoint's EndpointConfigName now comes from the custom resource, which keeps a live approved
+    model (lambdas/model_deployer/logic.config_for_settings, tested in tests/lambdas/test_model_deployer.py)."""
+    stack = built.inference
+    for name, endpoint in built.endpoints.items():
+        props = props_of(built, stack, endpoint.endpoint)
+        config_id = stack.get_logical_id(endpoint.endpoint_config)
+        template_name = {"Fn::GetAtt": [config_id, "EndpointConfigName"]}
+        if name not in APPROVED_MODELS:
+            assert endpoint.approved_model_config is None
+            assert props["EndpointConfigName"] == template_name
+            continue
+        chooser = endpoint.approved_model_config
+        chooser_id = stack.get_logical_id(chooser.resource.node.default_child)
+        assert props["EndpointConfigName"] == {"Fn::GetAtt": [chooser_id, "EndpointConfigName"]}
+        chooser_props = built.templates["Inference"]["Resources"][chooser_id]
+        assert chooser_props["Type"] == "Custom::ApprovedModelEndpointConfig"
+        assert chooser_props["Properties"]["EndpointName"] == endpoint_name(name)
+        # It runs exactly when the template's configuration is replaced (any settings change).
+        assert chooser_props["Properties"]["TemplateConfigName"] == template_name
+        # Its handler is the deployer's own logic.
+        function = props_of(built, stack, chooser.handler.function.node.default_child)
+        assert function["Handler"] == "lambdas.model_deployer.endpoint_settings.on_event"
+        from lambdas.model_deployer import endpoint_settings
+
+        assert callable(endpoint_settings.on_event)
+
+
+def test_the_approved_model_resource_may_read_and_copy_configs_but_never_change_the_endpoint(built):
+    endpoint = built.endpoints["chat"]
+    policy = endpoint.approved_model_config.handler.role.node.find_child("DefaultPolicy").node.default_child
+    document = props_of(built, built.inference, policy)["PolicyDocument"]["Statement"]
+    statements = {s.get("Sid"): s for s in document}
+    sagemaker_actions = {a for s in document for a in as_list(s["Action"]) if a.startswith("sagemaker:")}
+    assert sagemaker_actions == {
+        "sagemaker:DescribeEndpoint",
+        "sagemaker:DescribeEndpointConfig",
+        "sagemaker:CreateEndpointConfig",
+    }
+    arn = f"arn:aws:sagemaker:{REGION}:123456789012"
+    assert flat(statements["WatchTheEndpoint"]["Resource"]) == f"{arn}:endpoint/test-chat"
+    assert flat(statements["CopyTheTemplateConfig"]["Resource"]) == f"{arn}:endpoint-config/test-chat-v*"
+    assert statements["LetTheEndpointUseItsKey"]["Condition"] == {
+        "Bool": {"kms:GrantIsForAWSResource": "true"}
+    }
+
+
+def test_every_config_with_data_capture_stores_json_readable(built):
+    """ "If no headers are specified Amazon SageMaker AI will by default base64 encode when capturing
+    the data" (API_CaptureContentTypeHeader); the deployer's copies keep this block."""
+    configs = resources(built, "Inference", "AWS::SageMaker::EndpointConfig")
+    captured = [
+        c["Properties"]["DataCaptureConfig"]
+        for c in configs.values()
+        if "DataCaptureConfig" in c["Properties"]
+    ]
+    assert len(captured) == sum(1 for s in ENDPOINTS.values() if s.data_capture_percentage)
+    for capture in captured:
+        assert "application/json" in capture["CaptureContentTypeHeader"]["JsonContentTypes"]
+        assert capture["DestinationS3Uri"]
+        assert capture["KmsKeyId"]

@@ -139,18 +139,12 @@ def build(outdir: Path, monkeypatch: pytest.MonkeyPatch) -> Built:
                 model_package_group=NAMES[SPOT.name],
                 endpoint_name="demo-support-llm",
                 execution_role_arn=EXECUTION_ROLE,
-                instance_type="ml.g6.2xlarge",
-                initial_instance_count=1,
-                data_capture_s3_uri="s3://demo-capture-bucket/capture/support-llm/",
-                data_capture_percentage=20,
                 environment={"OPTION_ROLLING_BATCH": "vllm"},
             ),
             EndpointDeployment(
                 model_package_group=NAMES[PLAIN.name],
                 endpoint_name="demo-copy-llm",
                 execution_role_arn=EXECUTION_ROLE,
-                instance_type="ml.inf2.xlarge",
-                initial_instance_count=2,
                 kms_key_arn=ENDPOINT_KEY,
                 enable_network_isolation=True,
             ),
@@ -595,7 +589,7 @@ def test_the_approval_rule_matches_approved_versions_of_the_configured_groups(te
         },
     }
     (target,) = rule["Targets"]
-    assert target["Arn"] == {"Fn::GetAtt": [_deployer_id(templates), "Arn"]}
+    assert target["Arn"] == {"Fn::GetAtt": [_queue_id(templates, "Approvals"), "Arn"]}
     assert target["RetryPolicy"] == {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 6 * 3600}
 
 
@@ -604,28 +598,64 @@ def _deployer_id(templates) -> str:
     return logical_id
 
 
-def test_failed_deployments_are_retried_then_kept_in_an_encrypted_tls_only_queue(templates):
+def _queue_id(templates, name: str) -> str:
+    (logical_id,) = resources(templates["Training"], "AWS::SQS::Queue", f"ModelDeployment{name}")
+    return logical_id
+
+
+def test_approvals_wait_in_a_queue_while_the_endpoint_is_busy_then_go_to_an_alarmed_dead_letter_queue(
+    templates,
+):
+    """Finding: Lambda's asynchronous retries (twice, +1 and +2 minutes) cannot outlast a 30-minute
+    rollout. The approval waits in an SQS queue: a busy endpoint's approval is a batch item failure and
+    comes back after the visibility timeout, for about six hours, then SQS moves it to the DLQ."""
     training = templates["Training"]
-    (queue_id, queue) = next(iter(resources(training, "AWS::SQS::Queue", "ModelDeployment").items()))
-    assert "PlatformKey" in flat(queue["Properties"]["KmsMasterKeyId"])
-    assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
-    policy = one(training, "AWS::SQS::QueuePolicy", "ModelDeployment")["Properties"]["PolicyDocument"]
-    (deny,) = policy["Statement"]
-    assert deny["Effect"] == "Deny"
-    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-    config = one(training, "AWS::Lambda::EventInvokeConfig")
-    assert config["Properties"] == {
-        "FunctionName": {"Ref": _deployer_id(templates)},
-        "Qualifier": "$LATEST",
-        "MaximumRetryAttempts": 2,
-        "MaximumEventAgeInSeconds": 6 * 3600,
-        "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": [queue_id, "Arn"]}}},
+    approvals_id, dead_letters_id = _queue_id(templates, "Approvals"), _queue_id(templates, "DeadLetters")
+    approvals = training["Resources"][approvals_id]["Properties"]
+    assert approvals["VisibilityTimeout"] == 600
+    assert approvals["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": [dead_letters_id, "Arn"]},
+        "maxReceiveCount": 36,
     }
-    # The role may send before the configuration is made (Lambda checks the destination).
-    assert any(d.startswith("ModelDeploymentDeployerRole") for d in config["DependsOn"])
+    assert approvals["SqsManagedSseEnabled"] is True
+    assert approvals["MessageRetentionPeriod"] >= 6 * 3600
+    dead_letters = training["Resources"][dead_letters_id]["Properties"]
+    assert "PlatformKey" in flat(dead_letters["KmsMasterKeyId"])
+    assert dead_letters["MessageRetentionPeriod"] == 14 * 24 * 3600
+    for policy in resources(training, "AWS::SQS::QueuePolicy", "ModelDeployment").values():
+        deny = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+        assert [d["Condition"] for d in deny] == [{"Bool": {"aws:SecureTransport": "false"}}]
+    # EventBridge may send to the approvals queue, from this rule only.
+    (approvals_policy,) = [
+        p["Properties"]["PolicyDocument"]
+        for p in resources(training, "AWS::SQS::QueuePolicy", "ModelDeployment").values()
+        if p["Properties"]["Queues"] == [{"Ref": approvals_id}]
+    ]
+    (send,) = [s for s in approvals_policy["Statement"] if s["Effect"] == "Allow"]
+    assert send["Principal"] == {"Service": "events.amazonaws.com"}
+    assert "OnApproval" in flat(send["Condition"]["ArnEquals"]["aws:SourceArn"])
+
+    (mapping,) = resources(training, "AWS::Lambda::EventSourceMapping").values()
+    assert mapping["Properties"]["EventSourceArn"] == {"Fn::GetAtt": [approvals_id, "Arn"]}
+    assert mapping["Properties"]["FunctionName"] == {"Ref": _deployer_id(templates)}
+    assert mapping["Properties"]["BatchSize"] == 1
+    assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    function = training["Resources"][_deployer_id(templates)]["Properties"]
+    assert function["Timeout"] * 6 <= approvals["VisibilityTimeout"]
+    assert function["Environment"]["Variables"]["DEAD_LETTER_QUEUE_URL"] == {"Ref": dead_letters_id}
+    # No asynchronous invocation path is left.
+    assert not resources(training, "AWS::Lambda::EventInvokeConfig")
+    assert not [
+        p
+        for p in resources(training, "AWS::Lambda::Permission").values()
+        if "events" in flat(p["Properties"]["Principal"])
+    ]
+
     alarm = one(training, "AWS::CloudWatch::Alarm", "ModelDeploymentFailedDeployments")["Properties"]
     assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
-    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}]
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": [dead_letters_id, "QueueName"]}}
+    ]
     assert alarm["Threshold"] == 1
     assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
 
@@ -640,25 +670,20 @@ def test_the_deployer_runs_its_real_entry_point(templates):
 
 
 def test_the_deployments_pass_the_deployer_s_own_validation(templates, monkeypatch):
-    raw = templates["Training"]["Resources"][_deployer_id(templates)]["Properties"]["Environment"][
+    variables = templates["Training"]["Resources"][_deployer_id(templates)]["Properties"]["Environment"][
         "Variables"
-    ]["DEPLOYMENTS"]
+    ]
+    raw = variables["DEPLOYMENTS"]
     assert isinstance(raw, str)  # no deploy-time values in this test's deployments
     monkeypatch.setenv("DEPLOYMENTS", raw)
+    monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/dead-letters")
     handler = importlib.reload(importlib.import_module("lambdas.model_deployer.handler"))
     loaded = handler._load_deployments(raw)
     support, copy_llm = loaded["demo-support-tuning"], loaded["demo-copy-tuning"]
     assert support.endpoint_name == "demo-support-llm"
-    assert support.data_capture_percentage == 20
     assert support.environment == {"OPTION_ROLLING_BATCH": "vllm"}
-    assert support.kms_key_arn is None
-    assert copy_llm.kms_key_arn == ENDPOINT_KEY
+    assert support.enable_network_isolation is False
     assert copy_llm.enable_network_isolation is True
-    assert copy_llm.initial_instance_count == 2
-    assert copy_llm.data_capture_s3_uri is None
-    assert (
-        "data_capture_percentage" not in json.loads(raw)[1]
-    )  # the deployer refuses it without a destination
 
 
 def test_the_deployer_may_do_exactly_what_a_deployment_needs(templates):
@@ -682,7 +707,11 @@ def test_the_deployer_may_do_exactly_what_a_deployment_needs(templates):
     endpoints = [f"{arn}:endpoint/demo-copy-llm", f"{arn}:endpoint/demo-support-llm"]
     assert sorted(found["CreateEndpointConfigs"]["Resource"]) == configs
     assert sorted(found["RollTheEndpoints"]["Resource"]) == sorted(endpoints + configs)
+    # UpdateEndpoint only: the inference stack creates the endpoints.
+    assert _actions(found["RollTheEndpoints"]) == ["sagemaker:UpdateEndpoint"]
     assert sorted(found["WatchTheEndpoints"]["Resource"]) == endpoints
+    assert found["CopyTheEndpointConfigs"]["Resource"] == f"{arn}:endpoint-config/*"
+    assert _actions(found["CopyTheEndpointConfigs"]) == ["sagemaker:DescribeEndpointConfig"]
     assert found["PassTheExecutionRoles"]["Resource"] == EXECUTION_ROLE
     assert found["PassTheExecutionRoles"]["Condition"] == {
         "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
@@ -691,6 +720,7 @@ def test_the_deployer_may_do_exactly_what_a_deployment_needs(templates):
     assert found["LetEndpointsUseTheirKeys"]["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
     assert found["CheckTheKeys"]["Resource"] == ENDPOINT_KEY
     assert "PlatformKey" in str(found["EncryptFailureReports"]["Resource"])
+    assert "DeadLetters" in str(found["ReportFailures"]["Resource"])
     wildcard = [s for s in found.values() if s["Resource"] == "*"]
     assert [_actions(s) for s in wildcard] == [["sagemaker:ListModelPackages"]]
 
@@ -761,9 +791,7 @@ def test_reserved_hyperparameters_are_refused():
     [
         ({"endpoint_name": "e" * (model_deployment.ENDPOINT_NAME_MAX + 1)}, "longer than"),
         ({"endpoint_name": "bad_name"}, "is not a SageMaker name"),
-        ({"instance_type": "g5.xlarge"}, "is not an ml.* instance type"),
-        ({"initial_instance_count": 0}, "at least 1"),
-        ({"data_capture_percentage": 0}, "between 1 and 100"),
+        ({"model_package_group": "bad_group"}, "is not a SageMaker name"),
     ],
 )
 def test_a_deployment_the_deployer_would_refuse_is_refused_at_synth(changes, message):
@@ -774,8 +802,6 @@ def test_a_deployment_the_deployer_would_refuse_is_refused_at_synth(changes, mes
         "model_package_group": "demo-support-tuning",
         "endpoint_name": "demo-support-llm",
         "execution_role_arn": EXECUTION_ROLE,
-        "instance_type": "ml.g6.xlarge",
-        "initial_instance_count": 1,
         **changes,
     }
     with pytest.raises(ValueError, match=message):
@@ -795,8 +821,6 @@ def test_two_deployments_to_one_endpoint_are_refused():
     item = {
         "endpoint_name": "demo-support-llm",
         "execution_role_arn": EXECUTION_ROLE,
-        "instance_type": "ml.g6.xlarge",
-        "initial_instance_count": 1,
     }
     with pytest.raises(ValueError, match="endpoint_name 'demo-support-llm' is used by more than one"):
         ModelDeployment(

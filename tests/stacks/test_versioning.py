@@ -22,6 +22,7 @@ def guardrail_version_description(settings: GuardrailSettings, stack_id: str, ap
         settings=settings,
         encryption_key=kms.Key(stack, "Key"),
         cross_region_profile=guardrail_profile("us-east-1"),
+        log_retention_days=30,
     )
     return guardrail.version.description
 

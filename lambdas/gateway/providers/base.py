@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from lambdas.gateway.deadline import Deadline
 from lambdas.gateway.schema import ChatCompletionRequest
 
 
@@ -24,15 +25,16 @@ class EmbeddingResult:
 
 
 class ChatProvider(Protocol):
-    """One target. `timeout` is the time left in seconds; raise ProviderError on failure."""
+    """One target. Each call it makes checks `deadline` first and gets only the time left
+    (lambdas/gateway/deadline.py); raise ProviderError on failure."""
 
     name: str
     applies_guardrail_itself: bool  # True: the model call enforces the guardrail (Bedrock Converse)
 
-    def chat(self, request: ChatCompletionRequest, *, timeout: float) -> ChatResult: ...
+    def chat(self, request: ChatCompletionRequest, *, deadline: Deadline) -> ChatResult: ...
 
 
 class EmbeddingProvider(Protocol):
     name: str
 
-    def embed(self, inputs: list[str], *, dimensions: int | None, timeout: float) -> EmbeddingResult: ...
+    def embed(self, inputs: list[str], *, dimensions: int | None, deadline: Deadline) -> EmbeddingResult: ...

@@ -8,6 +8,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lambdas.gateway.deadline import Deadline, as_timed
 from lambdas.gateway.providers.aws_errors import provider_error
 from lambdas.gateway.providers.base import ChatResult, EmbeddingResult
 from lambdas.gateway.schema import ChatCompletionRequest
@@ -27,12 +28,12 @@ class BedrockChat:
     applies_guardrail_itself = True
 
     def __init__(self, client: Any, *, model_id: str, guardrail: tuple[str, str] | None) -> None:
-        self.client = client
+        self.clients = as_timed(client)
         self.model_id = model_id
         self.name = f"bedrock:{model_id}"
         self.guardrail = guardrail
 
-    def chat(self, request: ChatCompletionRequest, *, timeout: float) -> ChatResult:
+    def chat(self, request: ChatCompletionRequest, *, deadline: Deadline) -> ChatResult:
         system = [{"text": m.text} for m in request.messages if m.role == "system"]
         messages = [
             {"role": m.role, "content": [{"text": m.text}]} for m in request.messages if m.role != "system"
@@ -52,8 +53,9 @@ class BedrockChat:
                 "guardrailIdentifier": self.guardrail[0],
                 "guardrailVersion": self.guardrail[1],
             }
+        client = self.clients.within(deadline, self.name)
         try:
-            response = self.client.converse(**call)
+            response = client.converse(**call)
         except (ClientError, BotoCoreError) as error:
             raise provider_error(self.name, error) from None
         content = response["output"]["message"]["content"]
@@ -70,18 +72,19 @@ class BedrockChat:
 
 class BedrockEmbeddings:
     def __init__(self, client: Any, *, model_id: str) -> None:
-        self.client = client
+        self.clients = as_timed(client)
         self.model_id = model_id
         self.name = f"bedrock:{model_id}"
 
-    def embed(self, inputs: list[str], *, dimensions: int | None, timeout: float) -> EmbeddingResult:
+    def embed(self, inputs: list[str], *, dimensions: int | None, deadline: Deadline) -> EmbeddingResult:
         vectors, tokens = [], 0
-        for text in inputs:  # Titan Text Embeddings V2 takes one text per call
+        for index, text in enumerate(inputs):  # Titan Text Embeddings V2 takes one text per call
             body: dict[str, Any] = {"inputText": text}
             if dimensions:
                 body["dimensions"] = dimensions
+            client = self.clients.within(deadline, f"{self.name} input {index + 1} of {len(inputs)}")
             try:
-                response = self.client.invoke_model(
+                response = client.invoke_model(
                     modelId=self.model_id,
                     body=json.dumps(body),
                     contentType="application/json",

@@ -10,6 +10,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lambdas.gateway.deadline import Deadline, as_timed
 from lambdas.gateway.errors import ProviderError
 from lambdas.gateway.providers.aws_errors import provider_error
 from lambdas.gateway.providers.base import ChatResult
@@ -51,12 +52,12 @@ class SageMakerChat:
     applies_guardrail_itself = False
 
     def __init__(self, client: Any, *, endpoint: str, inference_component: str | None = None) -> None:
-        self.client = client
+        self.clients = as_timed(client)
         self.endpoint = endpoint
         self.inference_component = inference_component
         self.name = f"sagemaker:{endpoint}"
 
-    def chat(self, request: ChatCompletionRequest, *, timeout: float) -> ChatResult:
+    def chat(self, request: ChatCompletionRequest, *, deadline: Deadline) -> ChatResult:
         call: dict[str, Any] = {
             "EndpointName": self.endpoint,
             "ContentType": "application/json",
@@ -65,8 +66,9 @@ class SageMakerChat:
         }
         if self.inference_component:
             call["InferenceComponentName"] = self.inference_component
+        client = self.clients.within(deadline, self.name)
         try:
-            response = self.client.invoke_endpoint(**call)
+            response = client.invoke_endpoint(**call)
         except (ClientError, BotoCoreError) as error:
             raise provider_error(self.name, error) from None
         return parse_openai(self.name, response["Body"].read())
@@ -85,12 +87,13 @@ class OpenAIHttpChat:
         self.name = f"openai_http:{model}"
         self.opener = opener
 
-    def chat(self, request: ChatCompletionRequest, *, timeout: float) -> ChatResult:
+    def chat(self, request: ChatCompletionRequest, *, deadline: Deadline) -> ChatResult:
+        timeout = deadline.check(self.name)  # urllib takes a timeout per call: the exact time left
         data = json.dumps(openai_body(request, self.model)).encode()
         headers = {"Content-Type": "application/json"}
         http_request = urllib.request.Request(self.url, data=data, headers=headers)  # noqa: S310 - http(s) checked in __init__
         try:
-            with self.opener(http_request, timeout=max(timeout, 0.1)) as response:
+            with self.opener(http_request, timeout=timeout) as response:
                 payload = response.read()
         except urllib.error.HTTPError as error:
             throttled = error.code == 429

@@ -27,10 +27,12 @@ class ScriptedChat:
         self.requests = []
         self.clock = clock
         self.cost = cost
+        self.time_left: list[float] = []  # the deadline's remaining time at each call
 
-    def chat(self, request, *, timeout: float) -> ChatResult:
+    def chat(self, request, *, deadline) -> ChatResult:
         self.calls += 1
         self.requests.append(request)
+        self.time_left.append(deadline.remaining())
         if self.clock is not None:
             self.clock.now += self.cost
         step = self.script.pop(0) if len(self.script) > 1 else self.script[0]
@@ -42,7 +44,7 @@ class ScriptedChat:
 class FixedEmbeddings:
     name = "bedrock:amazon.titan-embed-text-v2:0"
 
-    def embed(self, inputs, *, dimensions, timeout) -> EmbeddingResult:
+    def embed(self, inputs, *, dimensions, deadline) -> EmbeddingResult:
         size = dimensions or 4
         return EmbeddingResult(
             vectors=[[float(len(t))] * size for t in inputs], input_tokens=sum(len(t) for t in inputs)

@@ -11,6 +11,7 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
+from lambdas.gateway.deadline import Deadline
 from lambdas.gateway.errors import ProviderError
 from lambdas.gateway.guardrail import Guarded, Guardrail
 from lambdas.gateway.providers.bedrock import BedrockChat, BedrockEmbeddings
@@ -26,6 +27,9 @@ REQUEST = ChatCompletionRequest.model_validate(
         "stop": ["END"],
     }
 )
+
+
+DEADLINE = Deadline(expires_at=float("inf"), budget=5.0)  # never runs out
 
 
 def client(service: str):
@@ -62,7 +66,7 @@ def test_bedrock_converse_carries_system_inference_settings_and_the_guardrail():
     }
     with Stubber(runtime) as stub:
         stub.add_response("converse", response, expected)
-        result = provider.chat(REQUEST, timeout=5)
+        result = provider.chat(REQUEST, deadline=DEADLINE)
     assert (result.text, result.finish_reason, result.input_tokens, result.output_tokens) == (
         "Hello",
         "stop",
@@ -81,7 +85,7 @@ def test_a_bedrock_guardrail_intervention_is_a_content_filter_answer_not_an_erro
     }
     with Stubber(runtime) as stub:
         stub.add_response("converse", response)
-        result = BedrockChat(runtime, model_id="m", guardrail=("g", "1")).chat(REQUEST, timeout=5)
+        result = BedrockChat(runtime, model_id="m", guardrail=("g", "1")).chat(REQUEST, deadline=DEADLINE)
     assert (result.text, result.finish_reason, result.guardrail_intervened) == (
         "Sorry, blocked.",
         "content_filter",
@@ -104,7 +108,7 @@ def test_bedrock_errors_are_classified_for_retry_and_fallback(code, status, retr
     with Stubber(runtime) as stub:
         stub.add_client_error("converse", service_error_code=code, http_status_code=status)
         with pytest.raises(ProviderError) as caught:
-            BedrockChat(runtime, model_id="m", guardrail=None).chat(REQUEST, timeout=5)
+            BedrockChat(runtime, model_id="m", guardrail=None).chat(REQUEST, deadline=DEADLINE)
     assert (caught.value.retryable, caught.value.throttled) == (retryable, throttled)
 
 
@@ -126,7 +130,7 @@ def test_bedrock_embeddings_call_titan_once_per_input_with_the_dimensions():
                 },
             )
         result = BedrockEmbeddings(runtime, model_id="amazon.titan-embed-text-v2:0").embed(
-            ["a", "bb"], dimensions=256, timeout=5
+            ["a", "bb"], dimensions=256, deadline=DEADLINE
         )
     assert result.vectors == [[0.1, 0.2], [0.1, 0.2]]
     assert result.input_tokens == 3
@@ -151,7 +155,7 @@ def test_sagemaker_uses_the_messages_api_of_the_serving_container():
                 "Body": json.dumps(expected_body),
             },
         )
-        result = SageMakerChat(runtime, endpoint="llm").chat(REQUEST, timeout=5)
+        result = SageMakerChat(runtime, endpoint="llm").chat(REQUEST, deadline=DEADLINE)
     assert (result.text, result.input_tokens, result.output_tokens) == ("Hello", 7, 2)
 
 
@@ -170,11 +174,11 @@ def test_a_self_hosted_server_is_called_over_http_with_the_model_name():
         return Response(json.dumps(openai_payload("Hi there")).encode())
 
     result = OpenAIHttpChat(base_url="http://internal-alb:8000/", model="llama", opener=opener).chat(
-        REQUEST, timeout=3
+        REQUEST, deadline=Deadline(expires_at=13.0, budget=3.0, clock=lambda: 10.0)
     )
     assert seen["url"] == "http://internal-alb:8000/v1/chat/completions"
     assert seen["body"]["model"] == "llama"
-    assert seen["timeout"] == 3
+    assert seen["timeout"] == 3  # urllib gets exactly the time left
     assert result.text == "Hi there"
 
 
@@ -193,7 +197,7 @@ def test_self_hosted_failures_are_classified(error, retryable, throttled):
         raise error
 
     with pytest.raises(ProviderError) as caught:
-        OpenAIHttpChat(base_url="http://alb", model="m", opener=opener).chat(REQUEST, timeout=1)
+        OpenAIHttpChat(base_url="http://alb", model="m", opener=opener).chat(REQUEST, deadline=DEADLINE)
     assert (caught.value.retryable, caught.value.throttled) == (retryable, throttled)
 
 
@@ -207,7 +211,7 @@ def test_a_non_openai_answer_is_a_retryable_failure():
     with Stubber(runtime) as stub:
         stub.add_response("invoke_endpoint", {"Body": body({"generated_text": "x"})})
         with pytest.raises(ProviderError, match="not an OpenAI chat completion"):
-            SageMakerChat(runtime, endpoint="llm").chat(REQUEST, timeout=5)
+            SageMakerChat(runtime, endpoint="llm").chat(REQUEST, deadline=DEADLINE)
 
 
 class Recording:
@@ -218,7 +222,7 @@ class Recording:
         self.text = text
         self.calls = 0
 
-    def chat(self, request, *, timeout):
+    def chat(self, request, *, deadline):
         from tests.lambdas.gateway.fakes import answer
 
         self.calls += 1
@@ -256,7 +260,9 @@ def test_apply_guardrail_blocks_the_input_before_the_model_is_called():
                 "content": [{"text": {"text": "Be brief.\nHi"}}],
             },
         )
-        result = Guarded(target, Guardrail(runtime, identifier="g", version="2")).chat(REQUEST, timeout=5)
+        result = Guarded(target, Guardrail(runtime, identifier="g", version="2")).chat(
+            REQUEST, deadline=DEADLINE
+        )
     assert (result.text, result.finish_reason, result.guardrail_intervened) == (
         "Not allowed.",
         "content_filter",
@@ -280,7 +286,7 @@ def test_apply_guardrail_checks_the_output_of_sagemaker_and_self_hosted_targets(
             },
         )
         result = Guarded(Recording(), Guardrail(runtime, identifier="g", version="2")).chat(
-            REQUEST, timeout=5
+            REQUEST, deadline=DEADLINE
         )
     assert (result.text, result.guardrail_intervened) == ("Redacted.", True)
     with Stubber(runtime) as stub:
@@ -288,7 +294,7 @@ def test_apply_guardrail_checks_the_output_of_sagemaker_and_self_hosted_targets(
         stub.add_response("apply_guardrail", guardrail_response(False))
         assert (
             Guarded(Recording(), Guardrail(runtime, identifier="g", version="2"))
-            .chat(REQUEST, timeout=5)
+            .chat(REQUEST, deadline=DEADLINE)
             .text
             == "The answer"
         )

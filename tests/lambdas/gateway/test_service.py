@@ -145,7 +145,7 @@ class FakeRetriever:
     def __init__(self):
         self.queries = []
 
-    def retrieve(self, knowledge_base_id, query):
+    def retrieve(self, knowledge_base_id, query, deadline=None):
         self.queries.append((knowledge_base_id, query))
         return [Passage(text="Bills are due on the 5th.", source="s3://docs/billing.pdf")]
 

@@ -1,0 +1,1 @@
+"""Custom model deployment task of the Bedrock customization pipeline."""

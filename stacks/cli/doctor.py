@@ -1,0 +1,652 @@
+"""`genai-stack doctor PROFILE`: what the target account and region lack for the profile.
+
+What a stack cannot create but a deploy or the first request needs (DESIGN.md, rule 11): the CDK
+bootstrap, account-level settings (API Gateway's CloudWatch role, Bedrock invocation logging), model
+access and Marketplace subscriptions, Model Monitor availability, AMI parameters, service quotas and
+the cost-allocation tag. Every call is a read (Get*/List*), made with the default credential chain in
+the profile's region. Each check is a function of the clients it needs (injected, so tests stub
+them) returning rows; `run_checks` picks the checks the profile needs; the command prints the table.
+docs/operations.md, "Before the first deploy", explains each check with its AWS page.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+from botocore.exceptions import BotoCoreError, ClientError
+from rich.table import Table
+
+from stacks.catalog import accelerator_instances, bedrock_catalog
+from stacks.cli.app import EXIT_ERROR, EXIT_FOUND, app, console, errors, fail, print_json
+from stacks.config import Profile, ProfileError, load_profile
+
+Status = Literal["ok", "warn", "fail"]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One finding: `detail` says what was found and, unless ok, what to do about it."""
+
+    check: str
+    status: Status
+    detail: str
+
+
+@dataclass(frozen=True)
+class Requirements:
+    """What the synthesized templates of the profile need from the account (see `requirements_of`)."""
+
+    bootstrap_version: int
+    bootstrap_parameter: str
+    ami_parameters: tuple[str, ...] = ()
+    uses_model_monitor: bool = False
+
+
+@dataclass
+class Clients:
+    """boto3 clients of the caller's account in the profile's region (stubbed in tests)."""
+
+    sts: Any
+    ssm: Any
+    apigateway: Any
+    bedrock: Any
+    sagemaker: Any
+    service_quotas: Any
+    ce: Any
+
+
+def make_clients(region: str) -> Clients:
+    """The default credential chain (environment, profile, SSO, instance role), in the profile's region."""
+    import boto3
+
+    session = boto3.Session(region_name=region)
+    return Clients(
+        sts=session.client("sts"),
+        ssm=session.client("ssm"),
+        apigateway=session.client("apigateway"),
+        bedrock=session.client("bedrock"),
+        sagemaker=session.client("sagemaker"),
+        service_quotas=session.client("service-quotas"),
+        ce=session.client("ce"),  # Cost Explorer has one endpoint (us-east-1); botocore resolves it
+    )
+
+
+def _code(error: ClientError) -> str:
+    return error.response.get("Error", {}).get("Code", "")
+
+
+# --------------------------------------------------------------------------------------------------
+# What the synthesized templates require
+
+# Resource types of SageMaker Model Monitor (a profile that synthesizes any of them uses it).
+MODEL_MONITOR_TYPES = frozenset(
+    {
+        "AWS::SageMaker::MonitoringSchedule",
+        "AWS::SageMaker::DataQualityJobDefinition",
+        "AWS::SageMaker::ModelQualityJobDefinition",
+        "AWS::SageMaker::ModelBiasJobDefinition",
+        "AWS::SageMaker::ModelExplainabilityJobDefinition",
+    }
+)
+_SSM_PARAMETER_TYPE = "AWS::SSM::Parameter::Value<"
+
+
+def requirements_from(manifest: Mapping[str, Any], templates: Iterable[Mapping[str, Any]]) -> Requirements:
+    """The bootstrap version is what the CDK CLI checks before it deploys: the highest
+    `requiresBootstrapStackVersion` of the cloud assembly's stack and asset-manifest artifacts, read
+    from the SSM parameter they name (default synthesizer: /cdk-bootstrap/hnb659fds/version; its file
+    assets need version 6, the templates' CheckBootstrapVersion rule says the same). The AMI parameters
+    are the SSM parameters the templates resolve at deploy time (`AWS::SSM::Parameter::Value<...>`)."""
+    versions, parameters = [], set()
+    for artifact in manifest.get("artifacts", {}).values():
+        properties = artifact.get("properties") or {}
+        if "requiresBootstrapStackVersion" in properties:
+            versions.append(int(properties["requiresBootstrapStackVersion"]))
+            parameters.add(
+                properties.get("bootstrapStackVersionSsmParameter", "/cdk-bootstrap/hnb659fds/version")
+            )
+    bootstrap_parameter = sorted(parameters)[0] if parameters else "/cdk-bootstrap/hnb659fds/version"
+    ami, monitor = set(), False
+    for template in templates:
+        for parameter in (template.get("Parameters") or {}).values():
+            default = parameter.get("Default")
+            if str(parameter.get("Type", "")).startswith(_SSM_PARAMETER_TYPE) and default not in parameters:
+                ami.add(default)
+        monitor |= any(
+            r.get("Type") in MODEL_MONITOR_TYPES for r in (template.get("Resources") or {}).values()
+        )
+    return Requirements(
+        bootstrap_version=max(versions, default=6),
+        bootstrap_parameter=bootstrap_parameter,
+        ami_parameters=tuple(sorted(ami)),
+        uses_model_monitor=monitor,
+    )
+
+
+def requirements_of(profile_name: str) -> Requirements:
+    """Synthesize the profile offline (as `cdk synth` would) and read what it needs."""
+    from stacks.cli.synth import synthesize
+
+    with tempfile.TemporaryDirectory() as outdir:
+        (result,) = synthesize(profile_name, Path(outdir))
+        manifest = json.loads((Path(outdir) / "manifest.json").read_text())
+    return requirements_from(manifest, result.templates.values())
+
+
+# --------------------------------------------------------------------------------------------------
+# The checks
+
+
+def check_credentials(identity: Mapping[str, Any], *, account: str | None, region: str) -> list[Row]:
+    """`identity`: sts:GetCallerIdentity's answer (which needs no permission)."""
+    caller = identity["Account"]
+    if account and caller != account:
+        return [
+            Row(
+                "credentials",
+                "fail",
+                f"the credentials are for account {caller}, the profile deploys to {account}: "
+                "use credentials of the profile's account",
+            )
+        ]
+    return [Row("credentials", "ok", f"account {caller} ({identity.get('Arn', '')}), region {region}")]
+
+
+def check_bootstrap(ssm: Any, *, parameter: str, required: int, account: str, region: str) -> list[Row]:
+    """CDK bootstrap: the version the synthesized assets need (CDK guide, "Bootstrapping";
+    https://docs.aws.amazon.com/cdk/v2/guide/bootstrapping.html)."""
+    fix = f"run `npx cdk bootstrap aws://{account}/{region}` with the project's CDK CLI"
+    try:
+        value = ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
+    except ClientError as error:
+        if _code(error) != "ParameterNotFound":
+            raise
+        return [
+            Row("CDK bootstrap", "fail", f"{parameter} not found: the environment is not bootstrapped; {fix}")
+        ]
+    if not value.isdigit() or int(value) < required:
+        return [Row("CDK bootstrap", "fail", f"version {value}, the assets need {required} or later; {fix}")]
+    return [Row("CDK bootstrap", "ok", f"version {value} (needs {required}; {parameter})")]
+
+
+def check_api_gateway_role(
+    apigateway: Any, *, setting: Literal["create", "existing"], stack_name: str
+) -> list[Row]:
+    """API Gateway's CloudWatch Logs role: access logging fails without it (API Gateway guide,
+    "Permissions for CloudWatch logging"); one per account and region (AWS::ApiGateway::Account)."""
+    role_arn = apigateway.get_account().get("cloudwatchRoleArn")
+    name = "API Gateway CloudWatch role"
+    if setting == "existing":
+        if not role_arn:
+            return [
+                Row(
+                    name,
+                    "fail",
+                    "gateway.api_gateway_account_role is 'existing' but the account has no CloudWatch Logs "
+                    "role: the stage's access logging would fail. Deploy the profile that says 'create' "
+                    "first, or say 'create' in this one",
+                )
+            ]
+        return [Row(name, "ok", f"set: {role_arn}")]
+    if not role_arn:
+        return [
+            Row(
+                name, "ok", "none set yet: this profile creates it (gateway.api_gateway_account_role: create)"
+            )
+        ]
+    if role_arn.rsplit("/", 1)[-1].startswith(f"{stack_name}-"):
+        return [Row(name, "ok", f"set by this profile: {role_arn}")]
+    return [
+        Row(
+            name,
+            "warn",
+            f"already set to {role_arn}; deploying replaces it with this profile's role for every API of "
+            "the account and region. Say 'existing' in gateway.api_gateway_account_role to keep it",
+        )
+    ]
+
+
+def base_models(profile: Profile) -> list[str]:
+    """The foundation models behind the profile's models and inference profiles, in order."""
+    if profile.bedrock is None:
+        return []
+    catalog = bedrock_catalog()
+    ids = [
+        catalog.model_of(m).model_id for m in [*profile.bedrock.models, *profile.bedrock.inference_profiles]
+    ]
+    return list(dict.fromkeys(ids))
+
+
+def _third_party(model_id: str) -> bool:
+    return not model_id.startswith("amazon.")
+
+
+SUBSCRIBE_FIX = (
+    "subscribe before the first request: the caller of the first invocation needs aws-marketplace:Subscribe, "
+    "Unsubscribe and ViewSubscriptions (the gateway's role has none), so invoke the model once from the "
+    "console playground as an administrator, or run `aws bedrock list-foundation-model-agreement-offers "
+    "--model-id {model}` and `aws bedrock create-foundation-model-agreement --model-id {model} "
+    "--offer-token ...`"
+)
+
+
+def _model_availability(bedrock: Any, model: str) -> Row:
+    check = f"Bedrock {model}"
+    found = bedrock.get_foundation_model_availability(modelId=model)
+    if found.get("regionAvailability") != "AVAILABLE":
+        return Row(
+            check,
+            "fail",
+            f"not offered in {bedrock.meta.region_name}: use an inference profile or another model",
+        )
+    if found.get("authorizationStatus") != "AUTHORIZED":
+        return Row(
+            check, "fail", "not authorized for these credentials: an IAM policy or SCP denies this model"
+        )
+    if _third_party(model):
+        agreement = found.get("agreementAvailability") or {}
+        status = agreement.get("status")
+        if status == "PENDING":
+            return Row(
+                check, "warn", "Marketplace subscription in progress (up to 15 minutes): run doctor again"
+            )
+        if status == "ERROR":
+            return Row(check, "fail", f"Marketplace subscription failed: {agreement.get('errorMessage', '')}")
+        if status != "AVAILABLE" or found.get("entitlementAvailability") != "AVAILABLE":
+            return Row(
+                check, "fail", "no AWS Marketplace subscription yet: " + SUBSCRIBE_FIX.format(model=model)
+            )
+        return Row(check, "ok", "offered, authorized, Marketplace subscription active")
+    return Row(check, "ok", "offered and authorized")
+
+
+def check_model_access(bedrock: Any, *, models: Sequence[str]) -> list[Row]:
+    """Model access per model and, for third-party models, the AWS Marketplace subscription and the
+    Anthropic first-use form (Bedrock user guide, "Access Amazon Bedrock foundation models":
+    https://docs.aws.amazon.com/bedrock/latest/userguide/model-access.html)."""
+    operations = bedrock.meta.service_model.operation_names
+    by_model: dict[str, Row] = {}
+    for model in models:
+        if "GetFoundationModelAvailability" in operations:
+            by_model[model] = _model_availability(bedrock, model)
+            continue
+        try:  # an older botocore: only whether the model is offered here
+            bedrock.get_foundation_model(modelIdentifier=model)
+            by_model[model] = Row(
+                f"Bedrock {model}", "warn", "offered; subscription not checkable with this boto3"
+            )
+        except ClientError as error:
+            by_model[model] = Row(
+                f"Bedrock {model}", "fail", f"{_code(error)}: not offered or not allowed here"
+            )
+    rows = list(by_model.values())
+    anthropic = [m for m in models if m.startswith("anthropic.")]
+    if anthropic and "GetUseCaseForModelAccess" in operations:
+        rows.append(_anthropic_form(bedrock, entitled=all(by_model[m].status == "ok" for m in anthropic)))
+    return rows
+
+
+def _anthropic_form(bedrock: Any, *, entitled: bool) -> Row:
+    """Anthropic asks first-time customers for use-case details once per account, or once in the
+    organization's management account (model-access page); PutUseCaseForModelAccess submits them."""
+    check = "Anthropic first-use form"
+    try:
+        submitted = bool(bedrock.get_use_case_for_model_access().get("formData"))
+    except ClientError as error:
+        if _code(error) != "ResourceNotFoundException":
+            raise
+        submitted = False
+    if submitted:
+        return Row(check, "ok", "submitted in this account")
+    if entitled:
+        return Row(
+            check,
+            "ok",
+            "not in this account, but the Anthropic models are already subscribed (organization form)",
+        )
+    return Row(
+        check,
+        "fail",
+        "not submitted: Anthropic models refuse the first call until it is. Submit it in the Bedrock console "
+        "(model catalog, an Anthropic model) or with `aws bedrock put-use-case-for-model-access`, unless "
+        "your organization's management account has submitted it for the organization",
+    )
+
+
+def check_model_monitor(sagemaker: Any) -> list[Row]:
+    """SageMaker Model Monitor is no longer open to new customers (SageMaker guide, "Data capture":
+    https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-data-capture.html). No API says
+    whether an account counts as existing; monitoring schedules already in the region show it does."""
+    schedules = sagemaker.list_monitoring_schedules(MaxResults=1).get("MonitoringScheduleSummaries", [])
+    if schedules:
+        return [
+            Row(
+                "Model Monitor",
+                "ok",
+                "this account already runs monitoring schedules here (an existing customer)",
+            )
+        ]
+    return [
+        Row(
+            "Model Monitor",
+            "warn",
+            "cannot be checked: Model Monitor is closed to new customers and no API tells whether "
+            "this account may still create schedules. Ask AWS (your account team or support) before "
+            "deploying, or turn the profile's Model Monitor schedules off",
+        )
+    ]
+
+
+def check_ami_parameters(ssm: Any, *, names: Sequence[str]) -> list[Row]:
+    """The SSM parameters the host templates resolve at deploy time (a missing one fails the stack)."""
+    rows = []
+    for start in range(0, len(names), 10):  # GetParameters takes at most 10 names
+        batch = list(names[start : start + 10])
+        found = ssm.get_parameters(Names=batch)
+        values = {p["Name"]: p["Value"] for p in found.get("Parameters", [])}
+        for name in batch:
+            if name in values:
+                rows.append(Row(f"AMI parameter {name}", "ok", values[name]))
+            else:
+                rows.append(
+                    Row(
+                        f"AMI parameter {name}",
+                        "fail",
+                        "not found in this region: create it with the AMI id to pin (`aws ssm "
+                        f"put-parameter --name {name} --type String --data-type aws:ec2:image "
+                        "--value ami-...`)",
+                    )
+                )
+    return rows
+
+
+# EC2 On-Demand vCPU quotas by instance family (EC2 user guide, "Amazon EC2 instance quotas":
+# https://docs.aws.amazon.com/ec2/latest/instancetypes/ec2-instance-quotas.html; the codes are the
+# Service Quotas codes of those quotas, and GetServiceQuota returns the name, shown in the row).
+EC2_ON_DEMAND_QUOTAS: dict[str, tuple[str, str]] = {
+    "g": ("L-DB2E81BA", "Running On-Demand G and VT instances"),
+    "vt": ("L-DB2E81BA", "Running On-Demand G and VT instances"),
+    "inf": ("L-1945791B", "Running On-Demand Inf instances"),
+}
+
+
+def ec2_vcpu_demand(profile: Profile) -> dict[str, int]:
+    """vCPUs of the hosts at max_instances, summed per On-Demand quota code."""
+    demand: dict[str, int] = defaultdict(int)
+    for host in profile.hosting.hosts if profile.hosting else ():
+        family = re.match(r"[a-z]+", host.instance_type).group(0)
+        code, _ = EC2_ON_DEMAND_QUOTAS[family]
+        demand[code] += host.max_instances * accelerator_instances()[host.instance_type].vcpus
+    return dict(demand)
+
+
+def _quota_value(service_quotas: Any, service: str, code: str) -> tuple[float, str]:
+    try:
+        quota = service_quotas.get_service_quota(ServiceCode=service, QuotaCode=code)["Quota"]
+    except ClientError as error:
+        if _code(error) != "NoSuchResourceException":
+            raise
+        quota = service_quotas.get_aws_default_service_quota(ServiceCode=service, QuotaCode=code)["Quota"]
+    return float(quota["Value"]), quota.get("QuotaName", code)
+
+
+def check_ec2_quotas(service_quotas: Any, *, demand: Mapping[str, int]) -> list[Row]:
+    rows = []
+    for code, vcpus in sorted(demand.items()):
+        value, name = _quota_value(service_quotas, "ec2", code)
+        check = f"EC2 quota {name}"
+        if value < vcpus:
+            rows.append(
+                Row(
+                    check,
+                    "fail",
+                    f"{value:g} vCPUs; the hosts need up to {vcpus} at max_instances. Request an "
+                    "increase: `aws service-quotas request-service-quota-increase --service-code ec2 "
+                    f"--quota-code {code} --desired-value {vcpus}` (instances already running also count)",
+                )
+            )
+        else:
+            rows.append(
+                Row(
+                    check,
+                    "ok",
+                    f"{value:g} vCPUs, the hosts need up to {vcpus} (running instances also count)",
+                )
+            )
+    return rows
+
+
+def sagemaker_instance_demand(profile: Profile) -> dict[str, int]:
+    """Instances per SageMaker quota name ("<type> for endpoint usage", "... for training job usage",
+    "... for spot training job usage"; SageMaker endpoints and quotas, AWS General Reference:
+    https://docs.aws.amazon.com/general/latest/gr/sagemaker.html)."""
+    demand: dict[str, int] = defaultdict(int)
+    for endpoint in profile.inference.endpoints if profile.inference else ():
+        demand[f"{endpoint.instance_type} for endpoint usage"] += endpoint.max_instances
+    for pipeline in profile.training.pipelines if profile.training else ():
+        kind = "spot training job usage" if pipeline.spot else "training job usage"
+        demand[f"{pipeline.instance_type} for {kind}"] += pipeline.instance_count  # schedules may overlap
+    return dict(demand)
+
+
+def _sagemaker_quotas(service_quotas: Any) -> dict[str, float]:
+    """Quota name -> value: the applied values, then AWS's defaults for quotas never changed (Service
+    Quotas lists only the applied values it has)."""
+    values: dict[str, float] = {}
+    for operation in ("list_aws_default_service_quotas", "list_service_quotas"):  # applied values win
+        for page in service_quotas.get_paginator(operation).paginate(ServiceCode="sagemaker"):
+            values.update({q["QuotaName"]: float(q["Value"]) for q in page.get("Quotas", [])})
+    return values
+
+
+def check_sagemaker_quotas(service_quotas: Any, *, demand: Mapping[str, int]) -> list[Row]:
+    values = _sagemaker_quotas(service_quotas)
+    rows = []
+    for name, instances in sorted(demand.items()):
+        check = f"SageMaker quota {name}"
+        if name not in values:
+            rows.append(
+                Row(check, "warn", "no such quota in this region: is the instance type offered here?")
+            )
+        elif values[name] < instances:
+            rows.append(
+                Row(
+                    check,
+                    "fail",
+                    f"{values[name]:g} instances; the profile asks up to {instances}. Request an "
+                    "increase in the Service Quotas console (Amazon SageMaker)",
+                )
+            )
+        else:
+            rows.append(Row(check, "ok", f"{values[name]:g} instances, the profile asks up to {instances}"))
+    return rows
+
+
+def check_invocation_logging(bedrock: Any, *, enabled: bool, take_over: bool, stack_name: str) -> list[Row]:
+    """Bedrock model invocation logging is one setting per account and region; the profile's custom
+    resource refuses to overwrite someone else's unless take_over is set (docs/operations.md)."""
+    config = bedrock.get_model_invocation_logging_configuration().get("loggingConfig") or {}
+    log_group = (config.get("cloudWatchConfig") or {}).get("logGroupName")
+    bucket = (config.get("s3Config") or {}).get("bucketName")
+    check = "Bedrock invocation logging"
+    if not (log_group or bucket):
+        state = "not configured: this profile configures it" if enabled else "not configured"
+        return [Row(check, "ok", state)]
+    where = " and ".join(
+        x for x in (f"log group {log_group}" if log_group else "", f"bucket {bucket}" if bucket else "") if x
+    )
+    if not enabled:
+        return [Row(check, "ok", f"owned elsewhere ({where}); this profile leaves it alone")]
+    if log_group and log_group.startswith(f"{stack_name}-"):
+        return [Row(check, "ok", f"set by this profile ({where})")]
+    if take_over:
+        return [Row(check, "warn", f"set by someone else ({where}); take_over: true replaces it")]
+    return [
+        Row(
+            check,
+            "fail",
+            f"set by someone else ({where}): the deploy fails rather than overwrite it. Set "
+            "bedrock.invocation_logging.take_over: true to replace it, or enabled: false to leave it",
+        )
+    ]
+
+
+def check_cost_allocation_tag(ce: Any, *, tag_key: str) -> list[Row]:
+    """Budgets and anomaly monitors filter on the tag only once it is an active cost-allocation tag
+    (Billing guide, "Activating user-defined cost allocation tags":
+    https://docs.aws.amazon.com/awsaccountbilling/latest/aboutv2/activating-tags.html)."""
+    tags = ce.list_cost_allocation_tags(TagKeys=[tag_key]).get("CostAllocationTags", [])
+    check = f"cost-allocation tag {tag_key}"
+    if not tags:
+        return [
+            Row(
+                check,
+                "warn",
+                "not known to Billing yet (keys appear up to 24 hours after a resource carries them): "
+                "activate it after the first deploy, or the budget and anomaly monitor see no spend",
+            )
+        ]
+    if tags[0].get("Status") != "Active":
+        return [
+            Row(
+                check,
+                "fail",
+                "inactive: the budget and anomaly monitor see no spend. Run `aws ce "
+                "update-cost-allocation-tags-status --cost-allocation-tags-status "
+                f"TagKey={tag_key},Status=Active`",
+            )
+        ]
+    return [Row(check, "ok", "active")]
+
+
+# --------------------------------------------------------------------------------------------------
+# Running them
+
+
+def _guarded(check: str, run: Callable[[], list[Row]]) -> list[Row]:
+    """A failed call is a row, not a traceback: the caller lacks a permission or the call is refused."""
+    try:
+        return run()
+    except ClientError as error:
+        message = error.response.get("Error", {}).get("Message", "")
+        return [Row(check, "fail", f"could not check: {_code(error)} {message}".strip())]
+    except BotoCoreError as error:
+        return [Row(check, "fail", f"could not check: {error}")]
+
+
+def run_checks(profile: Profile, requirements: Requirements, clients: Clients) -> list[Row]:
+    """Every check the profile needs, in deploy order. Raises when there are no usable credentials
+    (sts:GetCallerIdentity needs no permission, so its failure means no credentials at all)."""
+    region = profile.region
+    identity = clients.sts.get_caller_identity()
+    rows = check_credentials(identity, account=profile.account, region=region)
+    account = profile.account or identity["Account"]
+    rows += _guarded(
+        "CDK bootstrap",
+        lambda: check_bootstrap(
+            clients.ssm,
+            parameter=requirements.bootstrap_parameter,
+            required=requirements.bootstrap_version,
+            account=account,
+            region=region,
+        ),
+    )
+    if profile.gateway is not None:
+        rows += _guarded(
+            "API Gateway CloudWatch role",
+            lambda: check_api_gateway_role(
+                clients.apigateway,
+                setting=profile.gateway.api_gateway_account_role,
+                stack_name=f"{profile.name}-orchestration",
+            ),
+        )
+    if models := base_models(profile):
+        rows += _guarded("Bedrock model access", lambda: check_model_access(clients.bedrock, models=models))
+    if profile.bedrock is not None:
+        logging = profile.bedrock.invocation_logging
+        rows += _guarded(
+            "Bedrock invocation logging",
+            lambda: check_invocation_logging(
+                clients.bedrock,
+                enabled=logging.enabled,
+                take_over=logging.take_over,
+                stack_name=f"{profile.name}-bedrock",
+            ),
+        )
+    if requirements.uses_model_monitor:
+        rows += _guarded("Model Monitor", lambda: check_model_monitor(clients.sagemaker))
+    if requirements.ami_parameters:
+        rows += _guarded(
+            "AMI parameters", lambda: check_ami_parameters(clients.ssm, names=requirements.ami_parameters)
+        )
+    if ec2 := ec2_vcpu_demand(profile):
+        rows += _guarded("EC2 quotas", lambda: check_ec2_quotas(clients.service_quotas, demand=ec2))
+    if sagemaker := sagemaker_instance_demand(profile):
+        rows += _guarded(
+            "SageMaker quotas", lambda: check_sagemaker_quotas(clients.service_quotas, demand=sagemaker)
+        )
+    rows += _guarded(
+        "cost-allocation tag",
+        lambda: check_cost_allocation_tag(clients.ce, tag_key=profile.cost_allocation.tag_key),
+    )
+    return rows
+
+
+STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
+
+
+@app.command()
+def doctor(
+    profile: Annotated[str, typer.Argument(help="A built-in profile name or a profile file.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+) -> None:
+    """Check the target account before the first deploy: read-only calls with your AWS credentials in
+    the profile's region. Exit status 1 and a table of what to fix when a deploy or the first request
+    would fail; warnings alone exit 0.
+
+    Checks (where the profile uses them): CDK bootstrap version, API Gateway's CloudWatch role, Bedrock
+    model access and Marketplace subscriptions (Anthropic first-use form), invocation-logging owner,
+    Model Monitor availability, AMI parameters, EC2 and SageMaker instance quotas, cost-allocation tag.
+
+    [b]Example[/]: AWS_PROFILE=prod genai-stack doctor managed-api
+    """
+    try:
+        loaded = load_profile(profile)
+    except ProfileError as error:
+        fail(str(error))
+    with errors.status(f"Synthesizing {loaded.name} (offline) to see what it needs"):
+        requirements = requirements_of(profile)
+    try:
+        rows = run_checks(loaded, requirements, make_clients(loaded.region))
+    except (BotoCoreError, ClientError) as error:
+        fail(f"no usable AWS credentials for {loaded.region}: {error}", EXIT_ERROR)
+    failed = any(row.status == "fail" for row in rows)
+    if json_output:
+        print_json(
+            {
+                "profile": loaded.name,
+                "region": loaded.region,
+                "clear": not failed,
+                "checks": [asdict(r) for r in rows],
+            }
+        )
+    else:
+        table = Table(title=f"genai-stack doctor {loaded.name} ({loaded.region})")
+        for column in ("Check", "Status", "Found / what to do"):
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(row.check, f"[{STYLE[row.status]}]{row.status}[/]", row.detail)
+        console.print(table)
+        console.print(
+            "Nothing blocks the deploy." if not failed else "Fix the failed checks before deploying."
+        )
+    if failed:
+        raise typer.Exit(EXIT_FOUND)

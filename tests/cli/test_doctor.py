@@ -1,0 +1,461 @@
+"""`genai-stack doctor`: each check against stubbed AWS answers (botocore Stubber, no network), one
+passing and one failing case each, and the command's exit statuses."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from botocore.exceptions import NoCredentialsError
+from botocore.stub import Stubber
+from typer.testing import CliRunner
+
+from stacks.cli import app
+from stacks.cli import doctor as doc
+from stacks.config import load_profile
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+HAIKU = "anthropic.claude-haiku-4-5-20251001-v1:0"
+NOVA = "amazon.nova-lite-v1:0"
+
+
+class Stubs:
+    """Clients with fake credentials; every call must have been stubbed, in order, per client."""
+
+    def __init__(self) -> None:
+        self.stubbers: dict[str, Stubber] = {}
+
+    def client(self, service: str):
+        client = boto3.client(
+            service, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
+        )
+        self.stubbers[service] = Stubber(client)
+        self.stubbers[service].activate()
+        return client
+
+    def __getitem__(self, service: str) -> Stubber:
+        return self.stubbers[service]
+
+    def clients(self) -> doc.Clients:
+        return doc.Clients(
+            **{
+                attr: self.client(service)
+                for attr, service in (
+                    ("sts", "sts"),
+                    ("ssm", "ssm"),
+                    ("apigateway", "apigateway"),
+                    ("bedrock", "bedrock"),
+                    ("sagemaker", "sagemaker"),
+                    ("service_quotas", "service-quotas"),
+                    ("ce", "ce"),
+                )
+            }
+        )
+
+    def verify(self) -> None:
+        for stubber in self.stubbers.values():
+            stubber.assert_no_pending_responses()
+
+
+@pytest.fixture
+def stubs() -> Iterator[Stubs]:
+    found = Stubs()
+    yield found
+    found.verify()
+
+
+def statuses(rows: list[doc.Row]) -> list[str]:
+    return [row.status for row in rows]
+
+
+# --------------------------------------------------------------------------------------------------
+# What the synthesized templates need
+
+
+def test_requirements_come_from_the_cloud_assembly_and_the_templates():
+    manifest = {
+        "artifacts": {
+            "a.assets": {
+                "type": "cdk:asset-manifest",
+                "properties": {
+                    "requiresBootstrapStackVersion": 6,
+                    "bootstrapStackVersionSsmParameter": "/cdk-bootstrap/hnb659fds/version",
+                },
+            },
+            "a": {"type": "aws:cloudformation:stack", "properties": {"requiresBootstrapStackVersion": 8}},
+            "Tree": {"type": "cdk:tree"},
+        }
+    }
+    ssm_ami = "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"
+    templates = [
+        {
+            "Parameters": {
+                "BootstrapVersion": {
+                    "Type": "AWS::SSM::Parameter::Value<String>",
+                    "Default": "/cdk-bootstrap/hnb659fds/version",
+                },
+                "Ami": {"Type": ssm_ami, "Default": "/genai-stack/ami/neuron"},
+            },
+            "Resources": {"S": {"Type": "AWS::SageMaker::MonitoringSchedule"}},
+        },
+        {"Resources": {"B": {"Type": "AWS::S3::Bucket"}}},
+    ]
+    found = doc.requirements_from(manifest, templates)
+    assert found.bootstrap_version == 8
+    assert found.bootstrap_parameter == "/cdk-bootstrap/hnb659fds/version"
+    assert found.ami_parameters == ("/genai-stack/ami/neuron",)
+    assert found.uses_model_monitor is True
+    assert doc.requirements_from(manifest, templates[1:]).uses_model_monitor is False
+
+
+# --------------------------------------------------------------------------------------------------
+# One check at a time
+
+
+def test_credentials_of_another_account_fail():
+    identity = {"Account": "111111111111", "Arn": "arn:aws:iam::111111111111:user/x"}
+    assert statuses(doc.check_credentials(identity, account=None, region=REGION)) == ["ok"]
+    assert statuses(doc.check_credentials(identity, account=ACCOUNT, region=REGION)) == ["fail"]
+
+
+def test_bootstrap_version_must_reach_what_the_assets_need(stubs):
+    ssm = stubs.client("ssm")
+    name = "/cdk-bootstrap/hnb659fds/version"
+    for value in ("27", "5"):
+        stubs["ssm"].add_response(
+            "get_parameter", {"Parameter": {"Name": name, "Value": value}}, {"Name": name}
+        )
+    stubs["ssm"].add_client_error("get_parameter", "ParameterNotFound", expected_params={"Name": name})
+    check = dict(parameter=name, required=6, account=ACCOUNT, region=REGION)
+    assert statuses(doc.check_bootstrap(ssm, **check)) == ["ok"]
+    (old,) = doc.check_bootstrap(ssm, **check)
+    assert old.status == "fail"
+    assert "version 5, the assets need 6" in old.detail
+    (missing,) = doc.check_bootstrap(ssm, **check)
+    assert missing.status == "fail"
+    assert f"cdk bootstrap aws://{ACCOUNT}/{REGION}" in missing.detail
+
+
+def test_existing_api_gateway_role_must_be_set(stubs):
+    apigateway = stubs.client("apigateway")
+    role = "arn:aws:iam::123456789012:role/platform-apigw-logs"
+    stubs["apigateway"].add_response("get_account", {"cloudwatchRoleArn": role})
+    stubs["apigateway"].add_response("get_account", {})
+    assert statuses(doc.check_api_gateway_role(apigateway, setting="existing", stack_name="x")) == ["ok"]
+    (row,) = doc.check_api_gateway_role(apigateway, setting="existing", stack_name="x")
+    assert row.status == "fail"
+    assert "'existing'" in row.detail
+
+
+def test_create_warns_when_it_would_replace_someone_else_s_role(stubs):
+    apigateway = stubs.client("apigateway")
+    ours = "arn:aws:iam::123456789012:role/managed-api-orchestration-GatewayApiCloudWatchRole-AbC"
+    theirs = "arn:aws:iam::123456789012:role/platform-apigw-logs"
+    for arn in (None, ours, theirs):
+        stubs["apigateway"].add_response("get_account", {"cloudwatchRoleArn": arn} if arn else {})
+    stack = "managed-api-orchestration"
+    assert statuses(doc.check_api_gateway_role(apigateway, setting="create", stack_name=stack)) == ["ok"]
+    assert statuses(doc.check_api_gateway_role(apigateway, setting="create", stack_name=stack)) == ["ok"]
+    (row,) = doc.check_api_gateway_role(apigateway, setting="create", stack_name=stack)
+    assert row.status == "warn"
+    assert theirs in row.detail
+
+
+def availability(model: str, *, agreement: str = "AVAILABLE", entitled: bool = True, **overrides) -> dict:
+    return {
+        "modelId": model,
+        "agreementAvailability": {"status": agreement},
+        "authorizationStatus": "AUTHORIZED",
+        "entitlementAvailability": "AVAILABLE" if entitled else "NOT_AVAILABLE",
+        "regionAvailability": "AVAILABLE",
+        **overrides,
+    }
+
+
+def test_the_availability_api_is_in_the_pinned_boto3():
+    operations = boto3.client("bedrock", region_name=REGION).meta.service_model.operation_names
+    assert {"GetFoundationModelAvailability", "GetUseCaseForModelAccess"} <= set(operations)
+
+
+def test_models_offered_authorized_and_subscribed_pass(stubs):
+    bedrock = stubs.client("bedrock")
+    stubs["bedrock"].add_response("get_foundation_model_availability", availability(NOVA), {"modelId": NOVA})
+    stubs["bedrock"].add_response(
+        "get_foundation_model_availability", availability(HAIKU), {"modelId": HAIKU}
+    )
+    stubs["bedrock"].add_response("get_use_case_for_model_access", {"formData": b'{"companyName": "x"}'})
+    rows = doc.check_model_access(bedrock, models=[NOVA, HAIKU])
+    assert [(r.check, r.status) for r in rows] == [
+        (f"Bedrock {NOVA}", "ok"),
+        (f"Bedrock {HAIKU}", "ok"),
+        ("Anthropic first-use form", "ok"),
+    ]
+
+
+def test_a_third_party_model_without_subscription_or_form_fails(stubs):
+    bedrock = stubs.client("bedrock")
+    stubs["bedrock"].add_response(
+        "get_foundation_model_availability",
+        availability(HAIKU, agreement="NOT_AVAILABLE", entitled=False),
+        {"modelId": HAIKU},
+    )
+    stubs["bedrock"].add_client_error("get_use_case_for_model_access", "ResourceNotFoundException")
+    subscription, form = doc.check_model_access(bedrock, models=[HAIKU])
+    assert subscription.status == "fail"
+    assert "Marketplace" in subscription.detail
+    assert "aws-marketplace:Subscribe" in subscription.detail
+    assert form.status == "fail"
+    assert "put-use-case-for-model-access" in form.detail
+
+
+def test_a_model_not_offered_or_denied_fails(stubs):
+    bedrock = stubs.client("bedrock")
+    stubs["bedrock"].add_response(
+        "get_foundation_model_availability",
+        availability(NOVA, regionAvailability="NOT_AVAILABLE"),
+        {"modelId": NOVA},
+    )
+    stubs["bedrock"].add_response(
+        "get_foundation_model_availability",
+        availability(NOVA, authorizationStatus="NOT_AUTHORIZED"),
+        {"modelId": NOVA},
+    )
+    assert statuses(doc.check_model_access(bedrock, models=[NOVA])) == ["fail"]
+    (denied,) = doc.check_model_access(bedrock, models=[NOVA])
+    assert "SCP" in denied.detail
+
+
+def test_model_monitor_is_ok_for_an_existing_customer_and_unknown_otherwise(stubs):
+    sagemaker = stubs.client("sagemaker")
+    summary = {
+        "MonitoringScheduleName": "s",
+        "MonitoringScheduleArn": "arn:aws:sagemaker:us-east-1:123456789012:monitoring-schedule/s",
+        "CreationTime": "2026-01-01T00:00:00Z",
+        "LastModifiedTime": "2026-01-01T00:00:00Z",
+        "MonitoringScheduleStatus": "Scheduled",
+    }
+    stubs["sagemaker"].add_response(
+        "list_monitoring_schedules", {"MonitoringScheduleSummaries": [summary]}, {"MaxResults": 1}
+    )
+    stubs["sagemaker"].add_response(
+        "list_monitoring_schedules", {"MonitoringScheduleSummaries": []}, {"MaxResults": 1}
+    )
+    assert statuses(doc.check_model_monitor(sagemaker)) == ["ok"]
+    (row,) = doc.check_model_monitor(sagemaker)
+    assert row.status == "warn"
+    assert "closed to new customers" in row.detail
+
+
+def test_ami_parameters_must_exist(stubs):
+    ssm = stubs.client("ssm")
+    pinned, public = "/genai-stack/ami/neuron-2.28", "/aws/service/deeplearning/ami/x/latest/ami-id"
+    stubs["ssm"].add_response(
+        "get_parameters",
+        {"Parameters": [{"Name": public, "Value": "ami-0123456789abcdef0"}], "InvalidParameters": [pinned]},
+        {"Names": [pinned, public]},
+    )
+    rows = doc.check_ami_parameters(ssm, names=[pinned, public])
+    assert [(r.check, r.status) for r in rows] == [
+        (f"AMI parameter {pinned}", "fail"),
+        (f"AMI parameter {public}", "ok"),
+    ]
+    assert "put-parameter" in rows[0].detail
+
+
+def test_ec2_demand_is_vcpus_at_max_instances_per_quota():
+    # self-hosted: 3 x inf2.xlarge (4 vCPUs) on the Inf quota, 2 x g6.xlarge (4 vCPUs) on G and VT.
+    assert doc.ec2_vcpu_demand(load_profile("self-hosted")) == {"L-1945791B": 12, "L-DB2E81BA": 8}
+
+
+def quota(code: str, name: str, value: float) -> dict:
+    return {"Quota": {"ServiceCode": "ec2", "QuotaCode": code, "QuotaName": name, "Value": value}}
+
+
+def test_ec2_quotas_below_the_hosts_need_fail(stubs):
+    quotas = stubs.client("service-quotas")
+    inf = ("L-1945791B", "Running On-Demand Inf instances")
+    stubs["service-quotas"].add_response(
+        "get_service_quota", quota(*inf, 16), {"ServiceCode": "ec2", "QuotaCode": inf[0]}
+    )
+    stubs["service-quotas"].add_client_error(
+        "get_service_quota",
+        "NoSuchResourceException",
+        expected_params={"ServiceCode": "ec2", "QuotaCode": inf[0]},
+    )
+    stubs["service-quotas"].add_response(
+        "get_aws_default_service_quota", quota(*inf, 0), {"ServiceCode": "ec2", "QuotaCode": inf[0]}
+    )
+    assert statuses(doc.check_ec2_quotas(quotas, demand={inf[0]: 12})) == ["ok"]
+    (row,) = doc.check_ec2_quotas(quotas, demand={inf[0]: 12})
+    assert row.status == "fail"
+    assert row.check == "EC2 quota Running On-Demand Inf instances"
+    assert "--quota-code L-1945791B --desired-value 12" in row.detail
+
+
+def test_sagemaker_demand_counts_endpoint_and_training_instances():
+    demand = doc.sagemaker_instance_demand(load_profile("custom-model"))
+    assert demand["ml.g6.2xlarge for endpoint usage"] == 3
+    assert demand["ml.inf2.xlarge for endpoint usage"] == 2
+    assert demand["ml.g5.2xlarge for endpoint usage"] == 2
+    assert demand["ml.g5.2xlarge for spot training job usage"] == 1
+
+
+def sagemaker_quotas(stubs: Stubs, defaults: dict[str, float], applied: dict[str, float]) -> None:
+    for operation, values in (
+        ("list_aws_default_service_quotas", defaults),
+        ("list_service_quotas", applied),
+    ):
+        stubs["service-quotas"].add_response(
+            operation,
+            {"Quotas": [{"QuotaName": n, "Value": v, "QuotaCode": "L-X"} for n, v in values.items()]},
+            {"ServiceCode": "sagemaker"},
+        )
+
+
+def test_sagemaker_quotas_use_applied_values_over_defaults(stubs):
+    quotas = stubs.client("service-quotas")
+    name = "ml.g6.2xlarge for endpoint usage"
+    sagemaker_quotas(stubs, {name: 0}, {name: 4})
+    assert statuses(doc.check_sagemaker_quotas(quotas, demand={name: 3})) == ["ok"]
+    sagemaker_quotas(stubs, {name: 0}, {})
+    (row,) = doc.check_sagemaker_quotas(quotas, demand={name: 3})
+    assert row.status == "fail"
+    assert "0 instances; the profile asks up to 3" in row.detail
+
+
+def logging_config(log_group: str) -> dict:
+    return {
+        "loggingConfig": {
+            "cloudWatchConfig": {
+                "logGroupName": log_group,
+                "roleArn": "arn:aws:iam::123456789012:role/r",
+            },
+            "textDataDeliveryEnabled": True,
+        }
+    }
+
+
+def test_invocation_logging_owned_by_someone_else_fails_without_take_over(stubs):
+    bedrock = stubs.client("bedrock")
+    stack = "managed-api-bedrock"
+    for answer in ({}, logging_config(f"{stack}-InvocationLoggingLogs-x"), logging_config("team-b-logs")):
+        stubs["bedrock"].add_response("get_model_invocation_logging_configuration", answer)
+    stubs["bedrock"].add_response("get_model_invocation_logging_configuration", logging_config("team-b-logs"))
+    check = dict(enabled=True, stack_name=stack)
+    assert statuses(doc.check_invocation_logging(bedrock, take_over=False, **check)) == ["ok"]
+    assert statuses(doc.check_invocation_logging(bedrock, take_over=False, **check)) == ["ok"]
+    (foreign,) = doc.check_invocation_logging(bedrock, take_over=False, **check)
+    assert foreign.status == "fail"
+    assert "take_over" in foreign.detail
+    assert statuses(doc.check_invocation_logging(bedrock, take_over=True, **check)) == ["warn"]
+
+
+def test_the_cost_allocation_tag_must_be_active(stubs):
+    ce = stubs.client("ce")
+    key = "genai-stack:cost-center"
+    for status in ("Active", "Inactive"):
+        stubs["ce"].add_response(
+            "list_cost_allocation_tags",
+            {"CostAllocationTags": [{"TagKey": key, "Type": "UserDefined", "Status": status}]},
+            {"TagKeys": [key]},
+        )
+    stubs["ce"].add_response("list_cost_allocation_tags", {"CostAllocationTags": []}, {"TagKeys": [key]})
+    assert statuses(doc.check_cost_allocation_tag(ce, tag_key=key)) == ["ok"]
+    (inactive,) = doc.check_cost_allocation_tag(ce, tag_key=key)
+    assert inactive.status == "fail"
+    assert f"TagKey={key},Status=Active" in inactive.detail
+    assert statuses(doc.check_cost_allocation_tag(ce, tag_key=key)) == ["warn"]
+
+
+def test_a_refused_call_is_a_failed_row_not_a_traceback(stubs):
+    ce = stubs.client("ce")
+    stubs["ce"].add_client_error("list_cost_allocation_tags", "AccessDeniedException", "not allowed")
+    (row,) = doc._guarded("cost-allocation tag", lambda: doc.check_cost_allocation_tag(ce, tag_key="k"))
+    assert row.status == "fail"
+    assert "AccessDeniedException" in row.detail
+
+
+# --------------------------------------------------------------------------------------------------
+# The command: which checks run for a profile, the table, the exit status
+
+runner = CliRunner()
+MANAGED_API = doc.Requirements(bootstrap_version=6, bootstrap_parameter="/cdk-bootstrap/hnb659fds/version")
+
+
+def stub_managed_api(stubs: Stubs, *, bootstrap: str) -> doc.Clients:
+    """The calls doctor makes for managed-api, in order per client."""
+    clients = stubs.clients()
+    stubs["sts"].add_response(
+        "get_caller_identity",
+        {"Account": ACCOUNT, "Arn": f"arn:aws:iam::{ACCOUNT}:user/ops", "UserId": "AIDEXAMPLE"},
+    )
+    stubs["ssm"].add_response(
+        "get_parameter",
+        {"Parameter": {"Name": MANAGED_API.bootstrap_parameter, "Value": bootstrap}},
+        {"Name": MANAGED_API.bootstrap_parameter},
+    )
+    stubs["apigateway"].add_response("get_account", {})
+    for model in (NOVA, "amazon.titan-embed-text-v2:0", HAIKU):
+        stubs["bedrock"].add_response(
+            "get_foundation_model_availability", availability(model), {"modelId": model}
+        )
+    stubs["bedrock"].add_response("get_use_case_for_model_access", {"formData": b'{"companyName": "x"}'})
+    stubs["bedrock"].add_response("get_model_invocation_logging_configuration", {})
+    stubs["ce"].add_response(
+        "list_cost_allocation_tags",
+        {
+            "CostAllocationTags": [
+                {"TagKey": "genai-stack:cost-center", "Type": "UserDefined", "Status": "Active"}
+            ]
+        },
+        {"TagKeys": ["genai-stack:cost-center"]},
+    )
+    return clients
+
+
+@pytest.fixture
+def no_synth(monkeypatch):
+    monkeypatch.setattr(doc, "requirements_of", lambda name: MANAGED_API)
+
+
+def test_a_clear_account_exits_0(stubs, monkeypatch, no_synth):
+    clients = stub_managed_api(stubs, bootstrap="27")
+    monkeypatch.setattr(doc, "make_clients", lambda region: clients)
+    result = runner.invoke(app, ["doctor", "managed-api", "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["clear"] is True
+    checks = [row["check"] for row in document["checks"]]
+    assert checks[:3] == ["credentials", "CDK bootstrap", "API Gateway CloudWatch role"]
+    assert "Anthropic first-use form" in checks
+    assert not any(c.startswith(("EC2", "SageMaker", "AMI", "Model Monitor")) for c in checks)
+
+
+def test_anything_failed_exits_1_with_the_table_of_what_to_fix(stubs, monkeypatch, no_synth):
+    clients = stub_managed_api(stubs, bootstrap="5")
+    monkeypatch.setattr(doc, "make_clients", lambda region: clients)
+    result = runner.invoke(app, ["doctor", "managed-api"])
+    assert result.exit_code == 1, result.output
+    assert "CDK bootstrap" in result.output
+    assert "fail" in result.output
+    assert "Fix the failed checks" in result.output
+
+
+def test_no_credentials_is_a_clear_error_with_exit_2(monkeypatch, no_synth):
+    class NoCredentials:
+        def get_caller_identity(self):
+            raise NoCredentialsError
+
+    monkeypatch.setattr(doc, "make_clients", lambda region: doc.Clients(NoCredentials(), *(None,) * 6))
+    result = runner.invoke(app, ["doctor", "managed-api"])
+    assert result.exit_code == 2
+    assert "no usable AWS credentials" in result.output
+
+
+def test_doctor_has_help_with_an_example():
+    result = runner.invoke(app, ["doctor", "--help"])
+    assert result.exit_code == 0
+    assert "Example" in result.output
