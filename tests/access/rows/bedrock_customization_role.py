@@ -1,0 +1,85 @@
+"""The Bedrock model customization service role (CreateModelCustomizationJob RoleArn): Bedrock reads
+the training and validation data and writes the job output with it.
+
+Bedrock user guide, "Create a service role for model customization": s3:GetObject and s3:ListBucket
+on the training and validation data, s3:GetObject, s3:PutObject and s3:ListBucket on the output
+location; data encrypted with a KMS key needs the key's permissions ("Encryption of custom models":
+kms:Decrypt to read, kms:GenerateDataKey to write, through S3):
+https://docs.aws.amazon.com/bedrock/latest/userguide/model-customization-iam-role.html,
+https://docs.aws.amazon.com/bedrock/latest/userguide/encryption-custom-job.html
+The s3:prefix Bedrock lists with is taken as the S3 URI's key (the object, or the output prefix).
+"""
+
+from __future__ import annotations
+
+import json
+
+from tests.access.deployment import Deployment, Role
+from tests.access.rows import Call
+from tests.access.rows.s3_objects import TLS, get_object, list_objects, put_object
+from tests.access.rows.service_resources import resources, s3_arn, s3_uri
+
+WHY = "Bedrock runs the customization job with its service role (model-customization-iam-role)"
+
+
+def _jobs(deployment: Deployment, role: Role) -> list[dict]:
+    jobs = []
+    for machine in resources(deployment, "AWS::StepFunctions::StateMachine"):
+        for state in json.loads(machine.properties["DefinitionString"])["States"].values():
+            if (
+                state.get("Type") == "Task"
+                and ":bedrock:createModelCustomizationJob" in state.get("Resource", "")
+                and state["Parameters"].get("RoleArn") == role.arn
+            ):
+                jobs.append(state["Parameters"])
+    return jobs
+
+
+def rows(role: Role, deployment: Deployment) -> list[Call] | None:
+    jobs = _jobs(deployment, role)
+    if not jobs:
+        return None
+    result: list[Call] = []
+    for job in jobs:
+        inputs = [job["TrainingDataConfig"]["S3Uri"]] + [
+            v["S3Uri"] for v in (job.get("ValidationDataConfig") or {}).get("Validators", [])
+        ]
+        for uri in inputs:
+            bucket_name, key = s3_uri(uri)
+            result += list_objects(deployment, bucket_name, key, f"{WHY}: training and validation data")
+            result += get_object(deployment, bucket_name, key, f"{WHY}: training and validation data")
+            result.append(
+                Call(
+                    "s3:PutObject",
+                    s3_arn(deployment, bucket_name, key),
+                    "the training data is read-only",
+                    context=TLS,
+                    expect="deny",
+                )
+            )
+        bucket_name, prefix = s3_uri(job["OutputDataConfig"]["S3Uri"])
+        output = f"{prefix}abcd1234efgh/step_wise_training_metrics.csv"
+        result += list_objects(deployment, bucket_name, prefix, f"{WHY}: the output location")
+        result += put_object(deployment, bucket_name, output, f"{WHY}: the job's metrics and output")
+        result += get_object(deployment, bucket_name, output, f"{WHY}: the output location")
+        data_bucket, _ = s3_uri(inputs[0])
+        result += [
+            Call(
+                "s3:GetObject",
+                s3_arn(deployment, data_bucket, "customization/another-job/train.jsonl"),
+                "not another job's data",
+                context=TLS,
+                expect="deny",
+            ),
+            Call(
+                "s3:PutObject",
+                s3_arn(deployment, bucket_name, "models/support-llm/model.safetensors"),
+                "writes only under the output prefix",
+                context=TLS,
+                expect="deny",
+            ),
+        ]
+    return result
+
+
+BUILDERS = (rows,)

@@ -1,0 +1,182 @@
+"""The model gateway (lambdas/gateway): its calls follow its configuration (GATEWAY_CONFIG, read by
+lambdas/gateway/config.py), so the rows are derived from the resolved configuration of each
+deployed function, target by target.
+
+Calls (file: line of the call):
+- bedrock-runtime Converse (providers/bedrock.py BedrockChat.chat): bedrock:InvokeModel on the model
+  or inference profile, with bedrock:GuardrailIdentifier when a guardrail is configured; also
+  ApplyGuardrail on the guardrail (and kms:Decrypt on its key) because the request names it.
+- bedrock-runtime InvokeModel (providers/bedrock.py BedrockEmbeddings.embed): bedrock:InvokeModel.
+- bedrock-runtime ApplyGuardrail (guardrail.py Guardrail.check, retrieval.py grounding_check).
+- sagemaker-runtime InvokeEndpoint (providers/openai_format.py SageMakerChat.chat):
+  sagemaker:InvokeEndpoint on arn:${Partition}:sagemaker:${Region}:${Account}:endpoint/${EndpointName}
+  (Service Authorization Reference, SageMaker AI; endpoint names are stored lower case in ARNs).
+- dynamodb GetItem / PutItem (cache.py): arn:${Partition}:dynamodb:${Region}:${Account}:table/${TableName}
+  (Service Authorization Reference, DynamoDB).
+- bedrock-agent-runtime Retrieve (retrieval.py Retriever.retrieve): bedrock:Retrieve on the knowledge base.
+"""
+
+from __future__ import annotations
+
+from lambdas.gateway.config import Settings
+from tests.access.deployment import Deployment, Function
+from tests.access.rows import Call
+from tests.access.rows.bedrock_arns import (
+    CONVERSE_WHY,
+    apply_guardrail_rows,
+    foundation_model,
+    guardrail,
+    invocation_targets,
+)
+
+PACKAGE = "gateway"
+HANDLERS = ("lambdas.gateway.handler.on_event",)
+APIS = frozenset(
+    {
+        "bedrock-runtime.Converse",
+        "bedrock-runtime.InvokeModel",
+        "bedrock-runtime.ApplyGuardrail",
+        "sagemaker-runtime.InvokeEndpoint",
+        "dynamodb.GetItem",
+        "dynamodb.PutItem",
+        "bedrock-agent-runtime.Retrieve",
+    }
+)
+ANOTHER_MODEL = "amazon.nova-pro-v1:0"  # a model no built-in profile's gateway uses
+
+
+def rows(function: Function, deployment: Deployment) -> list[Call]:
+    settings = Settings.model_validate_json(function.environment["GATEWAY_CONFIG"])
+    result: list[Call] = []
+    rail = (
+        guardrail(deployment, settings.guardrail.identifier, settings.guardrail.version)
+        if settings.guardrail
+        else None
+    )
+    with_rail = {"bedrock:GuardrailIdentifier": rail.identifier} if rail else {}
+
+    chat_models = sorted(
+        {t.model for targets in settings.chat.values() for t in targets if t.kind == "bedrock"}
+    )
+    for model in chat_models:
+        for resource, context in invocation_targets(deployment, model):
+            result.append(
+                Call(
+                    "bedrock:InvokeModel",
+                    resource,
+                    f"{CONVERSE_WHY}; chat target {model}",
+                    context={**context, **with_rail},
+                    api="bedrock-runtime.Converse",
+                )
+            )
+            if rail:
+                result.append(
+                    Call(
+                        "bedrock:InvokeModel",
+                        resource,
+                        "a chat model must not answer without the profile's guardrail",
+                        context=context,
+                        expect="deny",
+                    )
+                )
+                result.append(
+                    Call(
+                        "bedrock:InvokeModel",
+                        resource,
+                        "nor with another version of the guardrail",
+                        context={
+                            **context,
+                            "bedrock:GuardrailIdentifier": f"{rail.arn}:{int(rail.version) + 1}",
+                        },
+                        expect="deny",
+                    )
+                )
+    if chat_models:
+        result.append(
+            Call(
+                "bedrock:InvokeModel",
+                foundation_model(deployment, ANOTHER_MODEL),
+                "a model the configuration does not name is refused",
+                context=with_rail,
+                expect="deny",
+            )
+        )
+        if rail:
+            result += apply_guardrail_rows(deployment, rail, api="bedrock-runtime.Converse")
+
+    for alias, target in sorted(settings.embeddings.items()):
+        for resource, context in invocation_targets(deployment, target.model):
+            result.append(
+                Call(
+                    "bedrock:InvokeModel",
+                    resource,
+                    f"embedding alias {alias}: InvokeModel (providers/bedrock.py BedrockEmbeddings)",
+                    context=context,
+                    api="bedrock-runtime.InvokeModel",
+                )
+            )
+
+    endpoints = sorted(
+        {t.endpoint for targets in settings.chat.values() for t in targets if t.kind == "sagemaker"}
+    )
+    for endpoint in endpoints:
+        result.append(
+            Call(
+                "sagemaker:InvokeEndpoint",
+                deployment.arn("sagemaker", f"endpoint/{endpoint.lower()}"),
+                "SageMaker chat target (providers/openai_format.py SageMakerChat)",
+                api="sagemaker-runtime.InvokeEndpoint",
+            )
+        )
+    if endpoints:
+        result.append(
+            Call(
+                "sagemaker:InvokeEndpoint",
+                deployment.arn("sagemaker", "endpoint/another-endpoint"),
+                "an endpoint the configuration does not name is refused",
+                expect="deny",
+            )
+        )
+    guarded_elsewhere = any(t.kind != "bedrock" for targets in settings.chat.values() for t in targets)
+    if rail and (guarded_elsewhere or settings.knowledge_bases):
+        result += apply_guardrail_rows(deployment, rail, api="bedrock-runtime.ApplyGuardrail")
+
+    if settings.cache:
+        table = deployment.arn("dynamodb", f"table/{settings.cache.table}")
+        for operation in ("GetItem", "PutItem"):
+            result.append(
+                Call(
+                    f"dynamodb:{operation}",
+                    table,
+                    "response cache (cache.py ResponseCache)",
+                    api=f"dynamodb.{operation}",
+                )
+            )
+        result.append(
+            Call(
+                "dynamodb:GetItem",
+                deployment.arn("dynamodb", "table/another-table"),
+                "only the cache table",
+                expect="deny",
+            )
+        )
+
+    for name, knowledge_base_id in sorted(settings.knowledge_bases.items()):
+        result.append(
+            Call(
+                "bedrock:Retrieve",
+                deployment.arn("bedrock", f"knowledge-base/{knowledge_base_id}"),
+                f"retrieval from knowledge base {name} (retrieval.py Retriever)",
+                api="bedrock-agent-runtime.Retrieve",
+            )
+        )
+    if settings.knowledge_bases:
+        result.append(
+            Call(
+                "bedrock:Retrieve",
+                deployment.arn("bedrock", "knowledge-base/ANOTHERKB1"),
+                "another tenant's knowledge base is refused",
+                expect="deny",
+            )
+        )
+    return result

@@ -1,0 +1,185 @@
+"""Model deployer (lambdas/model_deployer).
+
+handler.py (SQS approvals, logic.py deploy): lists the group's approved versions, describes the
+package, the endpoint and its current endpoint configuration, creates a model (passing the
+endpoint's execution role) and an endpoint configuration named after the version, updates the
+endpoint; a failed approval is sent to the dead-letter queue (sqs SendMessage).
+endpoint_settings.py (custom resource, logic.py config_for_settings): describes the endpoint and its
+configurations and creates a copy of the template's configuration serving the approved model.
+
+ARN formats (Service Authorization Reference, Amazon SageMaker AI; SageMaker stores names lower case
+in ARNs): model-package/${ModelPackageName} (a versioned package: GROUP/VERSION), model/${ModelName},
+endpoint-config/${EndpointConfigName}, endpoint/${EndpointName}; ListModelPackages has no resource
+type ("*"): https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsagemaker.html
+CreateModel passes ExecutionRoleArn: iam:PassRole with iam:PassedToService sagemaker.amazonaws.com
+("SageMaker AI roles": https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html).
+SQS queue ARN: arn:${Partition}:sqs:${Region}:${Account}:${QueueName} (Service Authorization Reference, SQS).
+"""
+
+from __future__ import annotations
+
+import json
+
+from lambdas.model_deployer.logic import resource_name
+from tests.access.deployment import Deployment, Function
+from tests.access.rows import Call
+from tests.access.rows.lambda_runtime import queue_rows
+
+PACKAGE = "model_deployer"
+HANDLERS = ("lambdas.model_deployer.handler.handler", "lambdas.model_deployer.endpoint_settings.on_event")
+APIS = frozenset(
+    {
+        "sagemaker.ListModelPackages",
+        "sagemaker.DescribeModelPackage",
+        "sagemaker.DescribeEndpoint",
+        "sagemaker.DescribeEndpointConfig",
+        "sagemaker.CreateModel",
+        "sagemaker.CreateEndpointConfig",
+        "sagemaker.UpdateEndpoint",
+        "sqs.SendMessage",
+    }
+)
+PASSED = {"iam:PassedToService": "sagemaker.amazonaws.com"}
+DIGEST = "0123456789abcdef"
+
+
+def _sagemaker(deployment: Deployment, resource: str) -> str:
+    return deployment.arn("sagemaker", resource.lower())
+
+
+def _template_configs(deployment: Deployment, endpoint: str) -> list[str]:
+    """Names of the endpoint configurations the inference stack's templates create for `endpoint`."""
+    names = []
+    for stack, template in deployment.templates.items():
+        for logical_id, resource in template["Resources"].items():
+            if resource["Type"] != "AWS::SageMaker::Endpoint":
+                continue
+            if deployment.resolver.get_att(stack, logical_id, "EndpointName") != endpoint:
+                continue
+            names.append(deployment.resolver.resolve(stack, resource["Properties"]["EndpointConfigName"]))
+    return names
+
+
+def _config_rows(deployment: Deployment, endpoint: str, api: str) -> list[Call]:
+    versioned = resource_name(endpoint, 3, DIGEST)
+    return [
+        Call(
+            "sagemaker:DescribeEndpoint",
+            _sagemaker(deployment, f"endpoint/{endpoint}"),
+            "logic.py describe_endpoint",
+            api="sagemaker.DescribeEndpoint",
+        ),
+        Call(
+            "sagemaker:DescribeEndpointConfig",
+            _sagemaker(deployment, f"endpoint-config/{versioned}"),
+            "an approved version's configuration",
+            api="sagemaker.DescribeEndpointConfig",
+        ),
+        *[
+            Call(
+                "sagemaker:DescribeEndpointConfig",
+                _sagemaker(deployment, f"endpoint-config/{name}"),
+                "the inference stack's configuration",
+                api="sagemaker.DescribeEndpointConfig",
+            )
+            for name in _template_configs(deployment, endpoint)
+        ],
+        Call(
+            "sagemaker:CreateEndpointConfig",
+            _sagemaker(deployment, f"endpoint-config/{versioned}"),
+            "logic.py endpoint_config_request",
+            api=api,
+        ),
+        Call(
+            "sagemaker:CreateEndpointConfig",
+            _sagemaker(deployment, f"endpoint-config/{resource_name('another-endpoint', 3, DIGEST)}"),
+            "configurations for other endpoints",
+            expect="deny",
+        ),
+    ]
+
+
+def rows(function: Function, deployment: Deployment) -> list[Call]:
+    if function.handler.endswith("endpoint_settings.on_event"):
+        result = []
+        for resource in deployment.templates[function.stack]["Resources"].values():
+            if resource["Type"] == "Custom::ApprovedModelEndpointConfig":
+                endpoint = deployment.resolver.resolve(function.stack, resource["Properties"]["EndpointName"])
+                result += _config_rows(deployment, endpoint, "sagemaker.CreateEndpointConfig")
+        return result
+
+    result = [
+        Call(
+            "sagemaker:ListModelPackages",
+            "*",
+            "logic.py latest_approved_package",
+            api="sagemaker.ListModelPackages",
+        )
+    ]
+    for item in json.loads(function.environment["DEPLOYMENTS"]):
+        group, endpoint = item["model_package_group"], item["endpoint_name"]
+        model = resource_name(endpoint, 3, DIGEST)
+        result += _config_rows(deployment, endpoint, "sagemaker.CreateEndpointConfig")
+        result += [
+            Call(
+                "sagemaker:DescribeModelPackage",
+                _sagemaker(deployment, f"model-package/{group}/3"),
+                "logic.py deploy",
+                api="sagemaker.DescribeModelPackage",
+            ),
+            Call(
+                "sagemaker:CreateModel",
+                _sagemaker(deployment, f"model/{model}"),
+                "logic.py deploy",
+                api="sagemaker.CreateModel",
+            ),
+            Call(
+                "iam:PassRole",
+                item["execution_role_arn"],
+                "CreateModel passes the endpoint's execution role",
+                context=PASSED,
+                api="sagemaker.CreateModel",
+            ),
+            Call(
+                "sagemaker:UpdateEndpoint",
+                _sagemaker(deployment, f"endpoint/{endpoint}"),
+                "logic.py deploy",
+                api="sagemaker.UpdateEndpoint",
+            ),
+            Call(
+                "sagemaker:DescribeModelPackage",
+                _sagemaker(deployment, "model-package/another-group/3"),
+                "another group's packages",
+                expect="deny",
+            ),
+            Call(
+                "sagemaker:CreateModel",
+                _sagemaker(deployment, f"model/{resource_name('another-endpoint', 3, DIGEST)}"),
+                "models for other endpoints",
+                expect="deny",
+            ),
+            Call(
+                "sagemaker:UpdateEndpoint",
+                _sagemaker(deployment, "endpoint/another-endpoint"),
+                "another endpoint",
+                expect="deny",
+            ),
+            Call(
+                "iam:PassRole",
+                deployment.arn("iam", "role/another-role", region=""),
+                "no other role",
+                context=PASSED,
+                expect="deny",
+            ),
+        ]
+    queue_url = function.environment.get("DEAD_LETTER_QUEUE_URL")
+    if queue_url:
+        queue = deployment.arn("sqs", queue_url.rsplit("/", 1)[-1])
+        result += queue_rows(
+            deployment,
+            queue,
+            ["sqs:SendMessage"],
+            "handler.py sends a failed approval to the dead-letter queue",
+            api="sqs.SendMessage",
+        )
+    return result

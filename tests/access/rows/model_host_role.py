@@ -1,0 +1,102 @@
+"""EC2 model host instance roles: what the host does with its instance profile.
+
+- Boot (stacks/templates model host user data): `aws s3 sync s3://ARTIFACTS/models/<name>/ ...`
+  lists the prefix (s3:ListBucket with s3:prefix, ListObjectsV2) and reads each object (s3:GetObject),
+  kms:Decrypt through S3 for the SSE-KMS artifacts bucket (rows/s3_objects.py cites the S3 pages).
+- The CloudWatch agent (stacks/components/model_host_user_data.py cloudwatch_agent_config) puts the
+  boot and server logs to the host's log group, stream `<instance-id>/boot|server`
+  (logs:CreateLogStream, logs:PutLogEvents), and metrics in the namespace GenAiStack/ModelHosts
+  (cloudwatch:PutMetricData with cloudwatch:namespace). CloudWatch agent guide, "Create IAM roles
+  and users for use with the CloudWatch agent" and "Manually create or edit the CloudWatch agent
+  configuration file": https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/create-iam-roles-for-cloudwatch-agent.html,
+  https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch-Agent-Configuration-File-Details.html
+- Session Manager: the SSM Agent registers (ssm:UpdateInstanceInformation), opens its channels
+  (ssmmessages:CreateControlChannel, CreateDataChannel, OpenControlChannel, OpenDataChannel) and polls
+  (ec2messages:GetMessages). Systems Manager user guide, "Step 2: Verify or add instance permissions
+  for Session Manager": https://docs.aws.amazon.com/systems-manager/latest/userguide/session-manager-getting-started-instance-profile.html
+"""
+
+from __future__ import annotations
+
+from stacks.components.model_host_fleet import METRICS_NAMESPACE
+from stacks.config import load_profile
+from tests.access.deployment import Deployment, Role
+from tests.access.rows import Call
+from tests.access.rows.s3_objects import TLS, get_object, list_objects
+from tests.access.rows.service_resources import bucket, ref_by_path, s3_arn, write_log_rows
+
+WHY = "the model host boots with its instance role (user data)"
+INSTANCE = "i-0123456789abcdef0"
+SSM_WHY = "SSM Agent for Session Manager (session-manager-getting-started-instance-profile)"
+
+
+def rows(role: Role, deployment: Deployment) -> list[Call] | None:
+    if role.service_principals != ("ec2.amazonaws.com",) or "/ModelHostRole-" not in role.path:
+        return None
+    host_name = role.path.split("/ModelHostRole-", 1)[1].split("/", 1)[0]
+    hosting = load_profile(deployment.profile).hosting
+    hosts = {h.name: h for h in hosting.hosts}
+    host = hosts[host_name]
+    artifacts = bucket(deployment, "Artifacts")
+    prefix = host.model.prefix
+    log_group = ref_by_path(deployment, "AWS::Logs::LogGroup", f"/Host-{host_name}/Logs/Resource")
+    result = [
+        *list_objects(deployment, artifacts, prefix, f"{WHY}: aws s3 sync lists the model prefix"),
+        *get_object(deployment, artifacts, f"{prefix}config.json", f"{WHY}: aws s3 sync reads the weights"),
+        *write_log_rows(deployment, log_group, f"{INSTANCE}/boot", f"{WHY}: CloudWatch agent logs"),
+        *write_log_rows(deployment, log_group, f"{INSTANCE}/server", f"{WHY}: CloudWatch agent logs"),
+        Call(
+            "cloudwatch:PutMetricData",
+            "*",
+            f"{WHY}: CloudWatch agent metrics",
+            context={"cloudwatch:namespace": METRICS_NAMESPACE},
+        ),
+        Call("ssm:UpdateInstanceInformation", deployment.arn("ec2", f"instance/{INSTANCE}"), SSM_WHY),
+        *(
+            Call(f"ssmmessages:{action}", "*", SSM_WHY)
+            for action in (
+                "CreateControlChannel",
+                "CreateDataChannel",
+                "OpenControlChannel",
+                "OpenDataChannel",
+            )
+        ),
+        Call("ec2messages:GetMessages", "*", SSM_WHY),
+    ]
+    for other in hosts.values():
+        if other.model.prefix != prefix:
+            result.append(
+                Call(
+                    "s3:GetObject",
+                    s3_arn(deployment, artifacts, f"{other.model.prefix}config.json"),
+                    f"not another host's model ({other.name})",
+                    context=TLS,
+                    expect="deny",
+                )
+            )
+    result += [
+        Call(
+            "s3:ListBucket",
+            s3_arn(deployment, artifacts),
+            "not the whole bucket",
+            context={**TLS, "s3:prefix": "models/"},
+            expect="deny",
+        ),
+        Call(
+            "cloudwatch:PutMetricData",
+            "*",
+            "only the hosts' namespace",
+            context={"cloudwatch:namespace": "AWS/EC2"},
+            expect="deny",
+        ),
+        Call(
+            "logs:PutLogEvents",
+            deployment.arn("logs", f"log-group:another-log-group:log-stream:{INSTANCE}/boot"),
+            "only the host's log group",
+            expect="deny",
+        ),
+    ]
+    return result
+
+
+BUILDERS = (rows,)

@@ -1,0 +1,265 @@
+"""Step Functions state machine roles (the calls each Task state makes with the role) and the
+EventBridge rule roles that start a state machine.
+
+- `arn:aws:states:::sagemaker:createTrainingJob.sync`: sagemaker:CreateTrainingJob,
+  DescribeTrainingJob, StopTrainingJob (and ListTags) on the training job, iam:PassRole of the job's
+  role with iam:PassedToService sagemaker.amazonaws.com, events:PutTargets, PutRule, DescribeRule on
+  rule/StepFunctionsGetEventsForSageMakerTrainingJobsRule (Step Functions developer guide, "IAM
+  policies for Amazon SageMaker": https://docs.aws.amazon.com/step-functions/latest/dg/sagemaker-iam.html).
+- `arn:aws:states:::bedrock:createModelCustomizationJob.sync`: bedrock:CreateModelCustomizationJob,
+  GetModelCustomizationJob, StopModelCustomizationJob, iam:PassRole of the customization role to
+  bedrock.amazonaws.com (Step Functions developer guide, "IAM policies for Amazon Bedrock":
+  https://docs.aws.amazon.com/step-functions/latest/dg/bedrock-iam.html); creating with JobTags /
+  CustomModelTags also needs bedrock:TagResource ("Tagging Amazon Bedrock resources":
+  https://docs.aws.amazon.com/bedrock/latest/userguide/tagging.html); a custom model encrypted with
+  CustomModelKmsKeyId needs kms:Decrypt, GenerateDataKey, DescribeKey and CreateGrant for the role
+  that creates the job, through Bedrock ("Encryption of custom models":
+  https://docs.aws.amazon.com/bedrock/latest/userguide/encryption-custom-job.html).
+- `arn:aws:states:::aws-sdk:<service>:<action>`: the IAM action of the API ("AWS SDK service
+  integrations": https://docs.aws.amazon.com/step-functions/latest/dg/supported-services-awssdk.html).
+- Lambda tasks (a function ARN or `arn:aws:states:::lambda:invoke` with FunctionName):
+  lambda:InvokeFunction on the function ("IAM policies for AWS Lambda":
+  https://docs.aws.amazon.com/step-functions/latest/dg/lambda-iam.html).
+- LoggingConfiguration: logs:CreateLogDelivery, GetLogDelivery, UpdateLogDelivery, DeleteLogDelivery,
+  ListLogDeliveries, PutResourcePolicy, DescribeResourcePolicies, DescribeLogGroups on "*" ("Logging
+  Step Functions executions in CloudWatch Logs": https://docs.aws.amazon.com/step-functions/latest/dg/cw-logs.html).
+- TracingConfiguration: xray:PutTraceSegments, PutTelemetryRecords, GetSamplingRules,
+  GetSamplingTargets on "*" ("Trace Step Functions request data in AWS X-Ray":
+  https://docs.aws.amazon.com/step-functions/latest/dg/concepts-xray-tracing.html).
+- An EventBridge rule target that is a state machine is started with the target's role:
+  states:StartExecution on the state machine (EventBridge user guide, "Using identity-based
+  policies for Amazon EventBridge", Step Functions targets:
+  https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-identity-based.html).
+"""
+
+from __future__ import annotations
+
+import json
+
+from tests.access.deployment import Deployment, Role
+from tests.access.rows import Call
+from tests.access.rows.bedrock_arns import foundation_model
+from tests.access.rows.service_resources import Resource, resources
+
+LOG_DELIVERY = (
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+)
+XRAY = (
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+)
+SAGEMAKER_RULE = "rule/StepFunctionsGetEventsForSageMakerTrainingJobsRule"
+
+
+def _definition(machine: Resource) -> dict:
+    return json.loads(machine.properties["DefinitionString"])
+
+
+def _pass_role(deployment: Deployment, role_arn: str, service: str, why: str) -> list[Call]:
+    return [
+        Call("iam:PassRole", role_arn, why, context={"iam:PassedToService": service}),
+        Call(
+            "iam:PassRole",
+            role_arn,
+            f"the role goes to {service} only",
+            context={"iam:PassedToService": "ec2.amazonaws.com"},
+            expect="deny",
+        ),
+        Call(
+            "iam:PassRole",
+            deployment.arn("iam", "role/another-role", region=""),
+            "no other role may be passed",
+            context={"iam:PassedToService": service},
+            expect="deny",
+        ),
+    ]
+
+
+def training_job_name(definition: dict, parameters: dict) -> str:
+    """The training job's name: literal, or the path of a Pass state's
+    States.Format('<prefix>{}', ...) with the execution's hash in place of {}."""
+    if "TrainingJobName" in parameters:
+        return parameters["TrainingJobName"]
+    path = parameters["TrainingJobName.$"]  # e.g. $.job.name
+    result_path, _, field = path.rpartition(".")
+    for state in definition["States"].values():
+        if state.get("Type") == "Pass" and state.get("ResultPath") == result_path:
+            expression = state["Parameters"][f"{field}.$"]
+            return expression.split("'")[1].replace("{}", "0123456789abcdef0123456789abcdef")
+    raise KeyError(f"no Pass state sets {path}")
+
+
+def _training_job(deployment: Deployment, definition: dict, parameters: dict) -> list[Call]:
+    job = deployment.arn("sagemaker", f"training-job/{training_job_name(definition, parameters)}")
+    why = "createTrainingJob.sync (sagemaker-iam)"
+    return [
+        *(
+            Call(f"sagemaker:{action}", job, why)
+            for action in ("CreateTrainingJob", "DescribeTrainingJob", "StopTrainingJob", "ListTags")
+        ),
+        *_pass_role(deployment, parameters["RoleArn"], "sagemaker.amazonaws.com", why),
+        *(
+            Call(
+                f"events:{action}",
+                deployment.arn("events", SAGEMAKER_RULE),
+                f"{why}: the managed rule that reports job state",
+            )
+            for action in ("PutTargets", "PutRule", "DescribeRule")
+        ),
+        Call(
+            "sagemaker:CreateTrainingJob",
+            deployment.arn("sagemaker", "training-job/another-job"),
+            "only the pipeline's jobs",
+            expect="deny",
+        ),
+        Call(
+            "events:PutTargets",
+            deployment.arn("events", "rule/another-rule"),
+            "only Step Functions' managed rule",
+            expect="deny",
+        ),
+    ]
+
+
+def _customization_job(deployment: Deployment, parameters: dict) -> list[Call]:
+    why = "createModelCustomizationJob.sync (bedrock-iam)"
+    job = deployment.arn("bedrock", "model-customization-job/abcd1234efgh")
+    model = deployment.arn(
+        "bedrock", f"custom-model/{parameters['BaseModelIdentifier'].rsplit('/', 1)[-1]}/abcd1234efgh"
+    )
+    base = parameters["BaseModelIdentifier"]
+    result = [
+        Call("bedrock:CreateModelCustomizationJob", base, f"{why}: the base model"),
+        Call("bedrock:CreateModelCustomizationJob", model, f"{why}: the new custom model"),
+        Call("bedrock:GetModelCustomizationJob", job, f"{why}: waits for the job"),
+        Call("bedrock:StopModelCustomizationJob", job, f"{why}: stops the job when the execution stops"),
+        *_pass_role(deployment, parameters["RoleArn"], "bedrock.amazonaws.com", why),
+        Call(
+            "bedrock:CreateModelCustomizationJob",
+            foundation_model(deployment, "amazon.nova-pro-v1:0"),
+            "only the configured base model",
+            expect="deny",
+        ),
+    ]
+    if parameters.get("JobTags") or parameters.get("CustomModelTags"):
+        result += [
+            Call("bedrock:TagResource", job, f"{why}: JobTags (tagging)"),
+            Call("bedrock:TagResource", model, f"{why}: CustomModelTags (tagging)"),
+        ]
+    key = parameters.get("CustomModelKmsKeyId")
+    if key:
+        via = {"kms:ViaService": f"bedrock.{deployment.region}.amazonaws.com"}
+        result += [
+            Call(action, key, f"{why}: CustomModelKmsKeyId (encryption-custom-job)", context=via)
+            for action in ("kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:CreateGrant")
+        ]
+    return result
+
+
+def _aws_sdk(deployment: Deployment, service: str, action: str, parameters: dict) -> list[Call]:
+    why = f"aws-sdk:{service}:{action} (supported-services-awssdk)"
+    if (service, action) == ("sagemaker", "createModelPackage"):
+        group = parameters["ModelPackageGroupName"]
+        return [
+            Call(
+                "sagemaker:CreateModelPackage",
+                deployment.arn("sagemaker", f"model-package-group/{group}"),
+                why,
+            ),
+            Call(
+                "sagemaker:CreateModelPackage",
+                deployment.arn("sagemaker", "model-package-group/another-group"),
+                "only the pipeline's model package group",
+                expect="deny",
+            ),
+        ]
+    if (service, action) == ("bedrock", "getModelCustomizationJob"):
+        return [
+            Call(
+                "bedrock:GetModelCustomizationJob",
+                deployment.arn("bedrock", "model-customization-job/abcd1234efgh"),
+                why,
+            )
+        ]
+    raise NotImplementedError(f"no rows for the Task resource aws-sdk:{service}:{action}")
+
+
+def _invoke(deployment: Deployment, function_arn: str) -> list[Call]:
+    why = "a Lambda task invokes the function (lambda-iam)"
+    return [
+        Call("lambda:InvokeFunction", function_arn, why),
+        Call(
+            "lambda:InvokeFunction",
+            deployment.arn("lambda", "function:another-function"),
+            "no other function",
+            expect="deny",
+        ),
+    ]
+
+
+def state_machine_role(role: Role, deployment: Deployment) -> list[Call] | None:
+    machines = [
+        r
+        for r in resources(deployment, "AWS::StepFunctions::StateMachine")
+        if r.properties["RoleArn"] == role.arn
+    ]
+    if not machines:
+        return None
+    result: list[Call] = []
+    for machine in machines:
+        definition = _definition(machine)
+        for task in (s for s in definition["States"].values() if s.get("Type") == "Task"):
+            resource, parameters = task["Resource"], task.get("Parameters", {})
+            if resource.startswith(f"arn:{deployment.partition}:lambda:"):
+                result += _invoke(deployment, resource)
+            elif resource.startswith("arn:aws:states:::lambda:invoke"):
+                result += _invoke(deployment, parameters["FunctionName"])
+            elif resource.startswith("arn:aws:states:::sagemaker:createTrainingJob"):
+                result += _training_job(deployment, definition, parameters)
+            elif resource.startswith("arn:aws:states:::bedrock:createModelCustomizationJob"):
+                result += _customization_job(deployment, parameters)
+            elif resource.startswith("arn:aws:states:::aws-sdk:"):
+                service, action = resource.removeprefix("arn:aws:states:::aws-sdk:").split(":", 1)
+                result += _aws_sdk(deployment, service, action, parameters)
+            else:
+                raise NotImplementedError(f"{machine.path}: no rows for the Task resource {resource}")
+        if machine.properties.get("LoggingConfiguration"):
+            result += [
+                Call(action, "*", "execution logs (cw-logs); the actions only work on '*'")
+                for action in LOG_DELIVERY
+            ]
+        if (machine.properties.get("TracingConfiguration") or {}).get("Enabled"):
+            result += [Call(action, "*", "X-Ray tracing (concepts-xray-tracing)") for action in XRAY]
+    return result
+
+
+def rule_role(role: Role, deployment: Deployment) -> list[Call] | None:
+    machines = [
+        target["Arn"]
+        for rule in resources(deployment, "AWS::Events::Rule")
+        for target in rule.properties.get("Targets", [])
+        if target.get("RoleArn") == role.arn and target["Arn"].split(":")[2] == "states"
+    ]
+    if not machines:
+        return None
+    why = "EventBridge starts the target state machine with the target's role (eb-use-identity-based)"
+    return [Call("states:StartExecution", arn, why) for arn in machines] + [
+        Call(
+            "states:StartExecution",
+            deployment.arn("states", "stateMachine:another-state-machine"),
+            "no other state machine",
+            expect="deny",
+        )
+    ]
+
+
+BUILDERS = (state_machine_role, rule_role)
