@@ -326,12 +326,20 @@ def read_exchanges(s3: Any, target: Target, start: datetime, end: datetime) -> t
 
 
 def load_baseline(s3: Any, target: Target) -> dict[str, Any]:
-    """{group: {"prompt": [...], "answer": [...], ...}}; empty when none was written yet (or an old one)."""
+    """{group: {"prompt": [...], "answer": [...], ...}}; empty when none was written yet (or an old one).
+
+    Whether it exists is asked with ListObjectsV2 first: the role may list only the baseline key (and
+    the sources), and S3 answers GetObject on a missing key with 403 AccessDenied, not 404, to a
+    caller without s3:ListBucket on the bucket (Amazon S3 API reference, GetObject, "Permissions").
+    """
+    listed = s3.list_objects_v2(Bucket=target.baseline_bucket, Prefix=target.baseline_key, MaxKeys=1)
+    if not any(item.get("Key") == target.baseline_key for item in listed.get("Contents", [])):
+        return {}
     try:
         body = s3.get_object(Bucket=target.baseline_bucket, Key=target.baseline_key)["Body"].read()
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-            return {}
+            return {}  # deleted between the two calls
         raise
     document = json.loads(body)
     if document.get("version") != BASELINE_VERSION or document.get("dimensions") != DIMENSIONS:

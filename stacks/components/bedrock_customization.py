@@ -458,6 +458,19 @@ class BedrockCustomization(Construct):
                 actions=["bedrock:CreateCustomModelDeployment", "bedrock:UpdateCustomModelDeployment"],
                 resources=[deployments, custom_models],
             ),
+            # The custom model is encrypted with the platform key: Bedrock uses it, through the caller,
+            # when it sets up serving for the model (Nova user guide, customize-fine-tune-encrypt.html,
+            # statement PermissionsNovaProvisionedThroughput; the page names provisioned throughput, the
+            # on-demand deployment of a customer-key model is not described, so the same statement as
+            # the state machine's, limited to calls through Bedrock, is granted here).
+            iam.PolicyStatement(
+                sid="ServeTheEncryptedModel",
+                actions=["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:CreateGrant"],
+                resources=[encryption_key.key_arn],
+                conditions={
+                    "StringEquals": {"kms:ViaService": f"bedrock.{Stack.of(self).region}.amazonaws.com"}
+                },
+            ),
             *(
                 [
                     iam.PolicyStatement(

@@ -199,6 +199,14 @@ class DriftMonitor(Construct):
                     actions=["s3:GetObject"],
                     resources=[source.bucket.arn_for_objects(f"{source.prefix}*")],
                 ),
+                # The function asks whether the baseline exists with ListObjectsV2 (prefix = its key):
+                # without s3:ListBucket, GetObject on a missing key is 403, not 404 (S3 API, GetObject).
+                iam.PolicyStatement(
+                    sid=f"FindBaseline{index}",
+                    actions=["s3:ListBucket"],
+                    resources=[source.baseline_bucket.bucket_arn],
+                    conditions={"StringEquals": {"s3:prefix": [source.baseline_key]}},
+                ),
                 iam.PolicyStatement(
                     sid=f"ReadAndWriteBaseline{index}",
                     actions=["s3:GetObject", "s3:PutObject"],

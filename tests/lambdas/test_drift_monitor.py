@@ -448,3 +448,21 @@ def test_the_handler_analyses_the_window_of_the_scheduled_event(monkeypatch, aws
 def test_a_wrong_environment_fails_at_cold_start(monkeypatch, name, value, problem):
     with pytest.raises(RuntimeError, match=f"drift monitor environment is not valid: .*{problem}"):
         load_handler(monkeypatch, {**ENVIRONMENT, name: value})
+
+
+def test_a_missing_baseline_is_found_by_listing_not_by_a_403_from_get_object():
+    """Real S3 answers GetObject on a missing key with 403 AccessDenied to a role without s3:ListBucket
+    on the bucket (S3 API reference, GetObject, "Permissions"); moto answers 404 whatever the policy.
+    load_baseline must therefore ask with ListObjectsV2 and never read a key that is not there."""
+    from botocore.stub import Stubber
+
+    s3 = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(s3) as stub:
+        stub.add_response(
+            "list_objects_v2",
+            {"KeyCount": 0, "IsTruncated": False},
+            {"Bucket": BUCKET, "Prefix": CAPTURE.baseline_key, "MaxKeys": 1},
+        )
+        # No get_object response is queued: a GetObject call would fail the test (as the 403 would).
+        assert logic.load_baseline(s3, CAPTURE) == {}
+        stub.assert_no_pending_responses()
