@@ -7,13 +7,7 @@ creates the role, keeps it on delete, and its stage waits for the account settin
 
 from __future__ import annotations
 
-from aws_cdk import Environment, Stack
-from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
-from aws_cdk.assertions import Template
-
-from stacks.components.model_gateway import ModelGateway
-from tests.conftest import cdk_app
+from tests.support.gateway_stack import gateway_template
 
 PUSH_TO_LOGS = "service-role/AmazonAPIGatewayPushToCloudWatchLogs"
 
@@ -47,32 +41,6 @@ def test_a_profile_that_relies_on_the_existing_role_creates_none(synthesized):
         resources = synthesized.template(profile, "Orchestration")["Resources"]
         assert of_type(resources, "AWS::ApiGateway::Account") == {}, profile
         assert not any(PUSH_TO_LOGS in str(r) for r in of_type(resources, "AWS::IAM::Role").values())
-
-
-def gateway_template(tmp_path, **props) -> Template:
-    stack = Stack(cdk_app(tmp_path), "Gw", env=Environment(account="123456789012", region="us-east-1"))
-    policy = iam.ManagedPolicy(
-        stack,
-        "Access",
-        statements=[
-            iam.PolicyStatement(
-                actions=["bedrock:InvokeModel"], resources=["arn:aws:bedrock:us-east-1::foundation-model/x"]
-            )
-        ],
-    )
-    ModelGateway(
-        stack,
-        "Gateway",
-        config={"chat": {"a": [{"kind": "bedrock", "model": "x"}]}},
-        access_policy=policy,
-        encryption_key=kms.Key(stack, "Key"),
-        log_retention_days=30,
-        deadline_seconds=20,
-        auth="iam",
-        tenants=[],
-        **props,
-    )
-    return Template.from_stack(stack)
 
 
 def test_the_construct_creates_the_account_setting_only_when_asked(tmp_path):
