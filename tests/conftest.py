@@ -24,6 +24,7 @@ from app import build_app  # noqa: E402 - after the Node guard, on purpose (it i
 from stacks.cli.synth import cdk_app  # noqa: E402 - after the Node guard
 from stacks.config import builtin_profile_names  # noqa: E402 - after the Node guard
 from stacks.stage import ProfileStacks  # noqa: E402 - after the Node guard
+from tests.compliance.tools import ComplianceJobs, start_compliance_jobs  # noqa: E402 - after the Node guard
 
 
 @dataclass
@@ -34,6 +35,8 @@ class Synthesized:
     profiles: dict[str, ProfileStacks]
     templates: dict[str, dict[str, dict]] = field(default_factory=dict)
     template_paths: list[Path] = field(default_factory=list)
+    # checkov and cfn-lint over these templates, running in the background (tests/compliance/tools.py)
+    compliance: ComplianceJobs | None = None
 
     def template(self, profile: str, stack: str) -> dict:
         return self.templates[profile][stack]
@@ -58,6 +61,9 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
         profile, construct_id = stack_artifact.hierarchical_id.split("/")
         result.templates.setdefault(profile, {})[construct_id] = stack_artifact.template
         result.template_paths.append(Path(stack_artifact.template_full_path))
+    # The scanners need only the templates: they start now and run beside the Python tests, whose
+    # compliance tests come last and wait for them (pytest_collection_modifyitems below).
+    result.compliance = start_compliance_jobs(result, tmp_path_factory.mktemp("checkov") / "without-skips.")
     return result
 
 
@@ -72,7 +78,14 @@ RECORDED_CALLS_CHECK = "tests/access/test_recorded_calls.py"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: item.nodeid.startswith(RECORDED_CALLS_CHECK))
+    """The compliance tests run after the others (their scanners run in the background meanwhile),
+    and the recorded-calls check runs last of all."""
+    items.sort(
+        key=lambda item: (
+            item.nodeid.startswith(RECORDED_CALLS_CHECK),
+            item.nodeid.startswith("tests/compliance/"),
+        )
+    )
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

@@ -12,8 +12,6 @@ a small template by `test_checkov_is_live_and_honours_the_skips_that_skip_checko
 from __future__ import annotations
 
 import json
-import os
-import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,40 +21,24 @@ from aws_cdk import Stack
 from aws_cdk import aws_s3 as s3
 
 from stacks import compliance
-from stacks.config import REPO_ROOT
+from tests.compliance.tools import CHECKOV, CHECKOV_ENV, Resource, checkov_args, skips_in
 from tests.conftest import cdk_app
 
-CHECKOV = REPO_ROOT / ".venv-checkov" / "bin" / "checkov"
-# Offline: no download of its policy bundle, no call to the vendor's mapping API (TOOLCHAIN.md trap 9).
-OFFLINE_ENV = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"}
 
-BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{40,}")  # checkov.common.util.secrets, "general" patterns
-Resource = tuple[str, str]  # (template path relative to the scanned directory, logical id)
+def checkov_reports(result: subprocess.CompletedProcess) -> list[dict]:
+    assert result.stdout.strip(), result.stderr
+    report = json.loads(result.stdout)
+    return report if isinstance(report, list) else [report]
 
 
 def run_checkov(directory) -> list[dict]:
     if not CHECKOV.is_file():
         pytest.fail(f"{CHECKOV} is missing: `make setup` installs it")
-    result = subprocess.run(  # noqa: S603 - fixed tool, our own directory
-        [
-            str(CHECKOV),
-            "-d",
-            str(directory),
-            "--framework",
-            "cloudformation",
-            "--skip-download",
-            "--output",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        env=OFFLINE_ENV,
-        check=False,
-        timeout=600,
+    return checkov_reports(
+        subprocess.run(  # noqa: S603 - fixed tool, our own directory
+            checkov_args(directory), capture_output=True, text=True, env=CHECKOV_ENV, check=False, timeout=600
+        )
     )
-    assert result.stdout.strip(), result.stderr
-    report = json.loads(result.stdout)
-    return report if isinstance(report, list) else [report]
 
 
 def checks(reports: list[dict], outcome: str) -> set[tuple[str, str, str]]:
@@ -65,15 +47,6 @@ def checks(reports: list[dict], outcome: str) -> set[tuple[str, str, str]]:
         (check["file_path"].lstrip("/"), check["resource"].split(".", 1)[1], check["check_id"])
         for report in reports
         for check in report["results"][outcome]
-    }
-
-
-def skips_in(template: dict) -> dict[str, list[dict]]:
-    """The checkov skips of each resource of a template: {logical id: [{"id", "comment"}]}."""
-    return {
-        logical_id: resource["Metadata"]["checkov"]["skip"]
-        for logical_id, resource in template.get("Resources", {}).items()
-        if (resource.get("Metadata") or {}).get("checkov", {}).get("skip")
     }
 
 
@@ -91,29 +64,15 @@ class CheckovRun:
 
 
 @pytest.fixture(scope="module")
-def checkov_run(synthesized, tmp_path_factory) -> CheckovRun:
-    # checkov parses JSON as YAML and adds the file's path to every mapping as `__file__`; CKV_AWS_45
-    # runs its secret patterns over the Lambda environment mapping, `__file__` included, and the
-    # base64 pattern `[A-Za-z0-9+/]{40,}` matches a path with 40 such characters before `.template`.
-    # A directory name ending in "." keeps that run to the template's own name.
-    stripped = tmp_path_factory.mktemp("checkov") / "without-skips."
-    skips: dict[Resource, list[dict]] = {}
-    paths: dict[Resource, str] = {}
-    for path in synthesized.template_paths:
-        name = str(path.relative_to(synthesized.outdir))
-        template = json.loads(path.read_text())
-        for logical_id, entries in skips_in(template).items():
-            skips[(name, logical_id)] = entries
-        for logical_id, resource in template.get("Resources", {}).items():
-            metadata = resource.get("Metadata") or {}
-            paths[(name, logical_id)] = metadata.get("aws:cdk:path", logical_id)
-            metadata.pop("checkov", None)
-        copy = stripped / name
-        assert not BASE64_RUN.search(str(copy)), f"{copy}: checkov would take this path for a secret"
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        copy.write_text(json.dumps(template, indent=1))  # as the CDK writes it: line numbers stay useful
-    reports = run_checkov(stripped)
-    return CheckovRun(reports=reports, failed=checks(reports, "failed_checks"), skips=skips, paths=paths)
+def checkov_run(synthesized) -> CheckovRun:
+    """The session's checkov run (started when the templates were synthesized: tests/compliance/tools.py)."""
+    jobs = synthesized.compliance
+    if jobs.checkov is None:
+        pytest.fail(jobs.missing)
+    reports = checkov_reports(jobs.checkov.result())
+    return CheckovRun(
+        reports=reports, failed=checks(reports, "failed_checks"), skips=jobs.skips, paths=jobs.paths
+    )
 
 
 def test_checkov_finds_no_failed_check_without_a_skip(checkov_run):
