@@ -19,6 +19,7 @@ from botocore.stub import Stubber
 
 from lambdas.custom_model_deployment import logic
 from lambdas.custom_model_deployment.logic import Deployment, Outcome
+from tests.support.stubs import offline_client, stubbed
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -38,16 +39,13 @@ WANTED = Deployment(
 
 @pytest.fixture
 def bedrock():
-    return boto3.client(
-        "bedrock", region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
-    )
+    return offline_client("bedrock", REGION)
 
 
 @pytest.fixture
 def stub(bedrock):
-    with Stubber(bedrock) as stubber:
+    with stubbed(bedrock) as stubber:
         yield stubber
-        stubber.assert_no_pending_responses()
 
 
 def existing(stub: Stubber, model_arn: str) -> None:

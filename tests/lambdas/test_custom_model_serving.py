@@ -22,6 +22,7 @@ from botocore.stub import Stubber
 from lambdas.custom_model_serving import logic
 from lambdas.custom_model_serving.logic import Serving, StillBusyError
 from tests.support.moto_server import moto_server
+from tests.support.stubs import offline_client, stubbed
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -132,16 +133,13 @@ def state_machine(make_machine):
 
 @pytest.fixture
 def bedrock():
-    return boto3.client(
-        "bedrock", region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
-    )
+    return offline_client("bedrock", REGION)
 
 
 @pytest.fixture
 def stub(bedrock):
-    with Stubber(bedrock) as stubber:
+    with stubbed(bedrock) as stubber:
         yield stubber
-        stubber.assert_no_pending_responses()
 
 
 def serving(state_machine: str) -> Serving:

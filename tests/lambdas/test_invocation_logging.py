@@ -19,6 +19,7 @@ from botocore.stub import Stubber
 
 from lambdas.invocation_logging import logic
 from lambdas.invocation_logging.logic import ForeignConfigurationError, LoggingSettings
+from tests.support.stubs import offline_client, stubbed
 
 REGION = "us-east-1"
 ROLE_ARN = "arn:aws:iam::123456789012:role/genai-bedrock-invocation-logging"
@@ -37,16 +38,13 @@ FOREIGN = {
 
 @pytest.fixture
 def client():
-    return boto3.client(
-        "bedrock", region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
-    )
+    return offline_client("bedrock", REGION)
 
 
 @pytest.fixture
 def stub(client):
-    with Stubber(client) as stubber:
+    with stubbed(client) as stubber:
         yield stubber
-        stubber.assert_no_pending_responses()
 
 
 def currently(stub: Stubber, config: dict | None) -> None:
@@ -260,16 +258,13 @@ STACK_ID = "arn:aws:cloudformation:us-east-1:123456789012:stack/genai-bedrock/0f
 
 @pytest.fixture
 def cloudformation():
-    return boto3.client(
-        "cloudformation", region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
-    )
+    return offline_client("cloudformation", REGION)
 
 
 @pytest.fixture
 def stacks(cloudformation):
-    with Stubber(cloudformation) as stubber:
+    with stubbed(cloudformation) as stubber:
         yield stubber
-        stubber.assert_no_pending_responses()
 
 
 def stack_status(stacks: Stubber, status: str) -> None:

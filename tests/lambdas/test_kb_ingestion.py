@@ -6,12 +6,12 @@ import importlib
 import json
 from datetime import UTC, datetime
 
-import boto3
 import pytest
 from botocore.stub import Stubber
 
 from lambdas.kb_ingestion import logic
 from lambdas.kb_ingestion.logic import KnowledgeBaseTarget
+from tests.support.stubs import offline_client
 
 FAQ = KnowledgeBaseTarget(
     name="faq", knowledge_base_id="KB00000001", data_source_id="DS00000001", prefix="kb/faq/"
@@ -31,9 +31,7 @@ JOB = {
 
 @pytest.fixture
 def client():
-    return boto3.client(
-        "bedrock-agent", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
-    )
+    return offline_client("bedrock-agent")
 
 
 def test_targets_are_chosen_by_prefix():
@@ -221,9 +219,7 @@ PING = {"resourceArn": CLUSTER, "secretArn": SECRET, "database": "vectors", "sql
 
 @pytest.fixture
 def rds():
-    return boto3.client(
-        "rds-data", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
-    )
+    return offline_client("rds-data")
 
 
 def resuming(stub: Stubber) -> None:
