@@ -131,11 +131,6 @@ def bedrock_prices() -> dict[str, tuple[float, float]]:
     return {model: (price["input"], price["output"]) for model, price in data.items()}
 
 
-# Weights need this much more accelerator memory again for the KV cache and activations: a
-# conservative rule of thumb (20 %) for serving with a modest max_model_len.
-MODEL_MEMORY_OVERHEAD = 1.2
-
-
 @dataclass(frozen=True)
 class AcceleratorInstance:
     instance_type: str
@@ -188,6 +183,7 @@ class SageMakerInstance:
     accelerator_memory_gb: float
     local_nvme: bool
     hourly_usd_us_east_1: float | None
+    memory_gib: float | None = None  # host memory (inference instances; data/sagemaker.json "memory")
 
 
 @cache
@@ -242,3 +238,44 @@ def image_repository_arn(image: str, region: str) -> str:
 def customization_models(region: str) -> dict[str, tuple[str, ...]]:
     """Base model id -> customization types it supports in the region."""
     return {m: tuple(kinds) for m, kinds in sagemaker_data()["customization"].get(region, {}).items()}
+
+
+# --------------------------------------------------------------------------------------------------
+# Model sizes and the sizing rules of hosts and endpoints (data/models.json, each with its source)
+
+
+@dataclass(frozen=True)
+class ModelArchitecture:
+    """What a model's config.json says about its size: enough to size weights and the KV cache."""
+
+    name: str
+    parameters_billions: float
+    layers: int
+    kv_heads: int
+    head_dim: int
+    max_position_embeddings: int
+
+    def kv_bytes_per_token(self, bytes_per_value: float) -> float:
+        """2 (K and V) x layers x KV heads x head_dim x bytes per value."""
+        return 2 * self.layers * self.kv_heads * self.head_dim * bytes_per_value
+
+
+@dataclass(frozen=True)
+class SizingRules:
+    neuron_host_memory_factor: float
+    accelerator_memory_utilization: float
+    kv_cache_bytes_per_value: float
+    neuron_compiled_copies_of_weights: float
+    os_reserve_gb: float
+    unknown_architecture_kv_overhead: float
+
+
+@cache
+def model_architectures() -> dict[str, ModelArchitecture]:
+    data = _read("models.json")["architectures"]
+    return {name: ModelArchitecture(name=name, **entry) for name, entry in data.items()}
+
+
+@cache
+def sizing_rules() -> SizingRules:
+    return SizingRules(**_read("models.json")["rules"])

@@ -36,7 +36,7 @@ from pydantic import (
 )
 
 from stacks.catalog import (
-    MODEL_MEMORY_OVERHEAD,
+    ModelArchitecture,
     accelerator_instances,
     bedrock_catalog,
     customization_models,
@@ -44,8 +44,10 @@ from stacks.catalog import (
     guardrail_profile,
     image_regions,
     inference_instances,
+    model_architectures,
     model_servers,
     sagemaker_data,
+    sizing_rules,
     supported_regions,
     topic_definition_limit,
     training_instances,
@@ -571,20 +573,173 @@ class OffHours(_Strict):
     timezone: str = Field(default="UTC", pattern=r"^[A-Za-z_]+(/[A-Za-z_+-]+)*$")
 
 
-class ModelWeights(_Strict):
+class ModelSize(_Strict):
+    """How big a served model is: a known architecture (data/models.json, from the model's config.json)
+    or its parameter count. With the architecture the KV cache is sized exactly; without it, as a share
+    of the weights. The weights' own name or S3 prefix says nothing of their size, hence this field."""
+
+    architecture: str | None = Field(
+        default=None, description="a known architecture (data/models.json), e.g. 'llama-3.1-8b'"
+    )
+    parameters_billions: float | None = Field(
+        default=None, gt=0, le=2000, description="default: the architecture's parameter count"
+    )
+    bytes_per_parameter: float = Field(default=2, gt=0, le=4, description="2 for bf16/fp16, 1 for 8-bit")
+
+    @model_validator(mode="after")
+    def _known(self) -> ModelSize:
+        if self.architecture is not None and self.architecture not in model_architectures():
+            known = ", ".join(sorted(model_architectures()))
+            raise ValueError(
+                located(
+                    "architecture",
+                    f"{self.architecture!r} is not a known architecture (known: {known}); give "
+                    "parameters_billions instead",
+                )
+            )
+        if self.architecture is None and self.parameters_billions is None:
+            raise ValueError(located("parameters_billions", "is required when no architecture is given"))
+        return self
+
+    @property
+    def spec(self) -> ModelArchitecture | None:
+        return model_architectures()[self.architecture] if self.architecture else None
+
+    @property
+    def billions(self) -> float:
+        if self.parameters_billions is not None:
+            return self.parameters_billions
+        assert self.spec is not None  # _known
+        return self.spec.parameters_billions
+
+    @property
+    def size_gb(self) -> float:
+        """Weights in GB (10^9 bytes)."""
+        return self.billions * self.bytes_per_parameter
+
+
+class ModelWeights(ModelSize):
     """Weights in the artifacts bucket under models/<name>/ (put them there with `aws s3 sync`)."""
 
     name: str = Field(pattern=r"^[a-zA-Z0-9._-]{1,64}$")
-    parameters_billions: float = Field(gt=0, le=2000)
-    bytes_per_parameter: float = Field(default=2, gt=0, le=4, description="2 for bf16/fp16, 1 for 8-bit")
 
     @property
     def prefix(self) -> str:
         return f"models/{self.name}/"
 
-    @property
-    def size_gb(self) -> float:
-        return self.parameters_billions * self.bytes_per_parameter
+
+_GIB = 2**30 / 1e9  # GB per GiB
+
+
+def sizing_problems(
+    *,
+    where: str = "",
+    model: ModelSize,
+    label: str,
+    instance_type: str,
+    neuron: bool,
+    accelerator_memory_gb: float,
+    host_memory_gib: float | None,
+    max_model_len: int,
+    max_num_seqs: int,
+    volume_gb: int | None,
+    fitting: dict[str, float],
+) -> list[str]:
+    """Do the weights, KV cache and compile fit the instance? One message per rule, each located at the
+    field to change (rules and sources: data/models.json, "sources").
+
+    - Neuron: host memory >= neuron_host_memory_factor x weights (load and compile pin the weights in
+      host memory: aws-neuron-sdk#1222);
+    - accelerator memory x utilization >= weights + KV cache, for max_model_len x max_num_seqs tokens on
+      Neuron (allocated up front for the compiled batch) and one sequence of max_model_len on GPUs
+      (vLLM pages the cache); KV bytes per token = 2 x layers x KV heads x head_dim x 2 (bf16);
+    - max_model_len within the architecture's max_position_embeddings;
+    - disk (when the profile sets it) >= weights + Neuron compiled artifacts + the AMI's own room.
+
+    `fitting` maps instance types of the same accelerator to their host memory (GiB), to name one that fits.
+    """
+    rules = sizing_rules()
+    problems = []
+    weights = model.size_gb
+    spec = model.spec
+    if neuron and host_memory_gib is not None:
+        needed = weights * rules.neuron_host_memory_factor
+        if host_memory_gib * _GIB < needed:
+            bigger = sorted((gib, name) for name, gib in fitting.items() if gib * _GIB >= needed)
+            hint = f"use {bigger[0][1]} ({bigger[0][0]:g} GiB) or larger" if bigger else "no instance fits"
+            problems.append(
+                located(
+                    f"{where}instance_type",
+                    f"{instance_type!r} has {host_memory_gib:g} GiB of host memory; Neuron compiles and "
+                    f"loads {label} ({weights:.1f} GB of weights) through host memory and needs about "
+                    f"{rules.neuron_host_memory_factor:g}x the weights, {needed:.0f} GB (an 8B model was "
+                    f"OOM-killed compiling with 32 GiB, aws-neuron-sdk#1222): {hint}",
+                )
+            )
+    usable = accelerator_memory_gb * rules.accelerator_memory_utilization
+    if spec is not None and max_model_len > spec.max_position_embeddings:
+        problems.append(
+            located(
+                f"{where}max_model_len",
+                f"{max_model_len} is above the {spec.max_position_embeddings} positions of {spec.name}",
+            )
+        )
+    if spec is None:
+        needed = weights * rules.unknown_architecture_kv_overhead
+        if needed > usable:
+            problems.append(
+                located(
+                    f"{where}model",
+                    f"{label} needs about {needed:.0f} GB of accelerator memory (weights x "
+                    f"{rules.unknown_architecture_kv_overhead:g} for the KV cache, no architecture given); "
+                    f"{instance_type} has {accelerator_memory_gb:g} GB, {usable:.1f} GB usable",
+                )
+            )
+        return problems + _disk_problems(where, weights, neuron, volume_gb)
+    per_token_gb = spec.kv_bytes_per_token(rules.kv_cache_bytes_per_value) / 1e9
+    sequences = max_num_seqs if neuron else 1
+    kv = per_token_gb * max_model_len * sequences
+    if weights > usable:
+        problems.append(
+            located(
+                f"{where}model",
+                f"{label} has {weights:.1f} GB of weights; {instance_type} has "
+                f"{accelerator_memory_gb:g} GB of accelerator memory, {usable:.1f} GB usable: use a larger "
+                "instance or 8-bit weights",
+            )
+        )
+    elif weights + kv > usable:
+        tokens = int((usable - weights) / per_token_gb / sequences)
+        batch = f" x max_num_seqs {max_num_seqs}" if neuron else ""
+        per = " per sequence" if neuron else ""
+        problems.append(
+            located(
+                f"{where}max_model_len",
+                f"{max_model_len}{batch} needs {kv:.1f} GB of KV cache ({per_token_gb * 1e6:.0f} kB per "
+                f"token for {spec.name}) on top of {weights:.1f} GB of weights; {instance_type} has "
+                f"{usable:.1f} GB usable ({accelerator_memory_gb:g} GB x "
+                f"{rules.accelerator_memory_utilization:g}): at most {tokens} tokens fit{per}",
+            )
+        )
+    return problems + _disk_problems(where, weights, neuron, volume_gb)
+
+
+def _disk_problems(where: str, weights: float, neuron: bool, volume_gb: int | None) -> list[str]:
+    if volume_gb is None:
+        return []
+    rules = sizing_rules()
+    compiled = weights * rules.neuron_compiled_copies_of_weights if neuron else 0
+    needed = weights + compiled + rules.os_reserve_gb
+    if volume_gb >= needed:
+        return []
+    parts = f"{weights:.0f} GB of weights" + (f", {compiled:.0f} GB of compiled artifacts" if neuron else "")
+    return [
+        located(
+            f"{where}volume_gb",
+            f"{volume_gb} is too small: {parts} and {rules.os_reserve_gb:g} GB for the AMI need at least "
+            f"{math.ceil(needed)} GB",
+        )
+    ]
 
 
 class ModelHost(_Strict):
@@ -605,11 +760,18 @@ class ModelHost(_Strict):
     )
     volume_gb: int = Field(default=200, ge=50, le=16_000)
     off_hours: OffHours | None = None
+    # One of the two pins the AMI: a fleet is replaced only when the profile (or the user's own
+    # parameter) changes, never because AWS published a new Deep Learning AMI (Hosting._hosts).
+    ami_id: str | None = Field(
+        default=None,
+        pattern=r"^ami-[0-9a-f]{8,17}$",
+        description="the AMI of the hosts, in the profile's region (or ami_ssm_parameter)",
+    )
     ami_ssm_parameter: str | None = Field(
         default=None,
         pattern=r"^/[A-Za-z0-9_./-]{1,1010}$",
-        description="SSM parameter holding the AMI id (default: the public Deep Learning AMI parameter "
-        "of the accelerator; required for Inferentia2, see docs/profiles/self-hosted.md)",
+        description="an SSM parameter of your own holding the AMI id (or ami_id); not a public "
+        "/aws/service/ 'latest' parameter, see docs/profiles/self-hosted.md",
     )
 
     @model_validator(mode="after")
@@ -662,6 +824,44 @@ class Network(_Strict):
         return self
 
 
+def _ami_problems(host: ModelHost, where: str, accelerator: str) -> list[str]:
+    """The AMI must be pinned. CloudFormation re-reads an SSM parameter on every deploy, and the public
+    Deep Learning AMI parameters (/aws/service/deeplearning/.../latest/ami-id) follow AWS's releases:
+    an unrelated deploy after a new DLAMI would replace every host (a rolling update and, on Neuron,
+    a recompile). On Inf2, releases after the last Neuron SDK that serves LLMs there break serving."""
+    if host.ami_id and host.ami_ssm_parameter:
+        return [located(f"{where}.ami_id", "and ami_ssm_parameter are both set: name the AMI once")]
+    if host.ami_ssm_parameter and host.ami_ssm_parameter.startswith("/aws/service/"):
+        return [
+            located(
+                f"{where}.ami_ssm_parameter",
+                f"{host.ami_ssm_parameter!r} is a public parameter that follows AWS's latest AMI: every "
+                "deploy after a new release would replace the fleet; copy its current value into "
+                "ami_id or into an SSM parameter of your own",
+            )
+        ]
+    if host.ami_id or host.ami_ssm_parameter:
+        return []
+    if accelerator == "inferentia2":
+        pinned = model_servers().neuron_last_inf2_release
+        reason = (
+            f"Neuron SDK releases after {pinned} no longer serve LLMs on Inf2, and the public Neuron "
+            f"DLAMI parameter only follows the latest release; use a Neuron {pinned} DLAMI"
+        )
+    else:
+        reason = (
+            "the public GPU Deep Learning AMI parameter follows AWS's latest release, so a deploy after "
+            "a new release would replace the fleet"
+        )
+    return [
+        located(
+            f"{where}.ami_ssm_parameter",
+            f"is required (or ami_id): {reason}; put the AMI id in ami_id or in an SSM parameter of "
+            "your own and name it here",
+        )
+    ]
+
+
 class Hosting(_Strict):
     """The self-managed approach: open models on EC2 Inferentia2 or GPU hosts."""
 
@@ -698,27 +898,25 @@ class Hosting(_Strict):
                         f"({spec.accelerator}); use {expected}",
                     )
                 )
-            if spec.accelerator == "inferentia2" and host.ami_ssm_parameter is None:
-                pinned = model_servers().neuron_last_inf2_release
-                problems.append(
-                    located(
-                        f"{where}.ami_ssm_parameter",
-                        f"is required for Inferentia2: Neuron SDK releases after {pinned} no longer serve "
-                        "LLMs on Inf2, and the public Neuron DLAMI parameter only follows the latest "
-                        f"release; put the id of a Neuron {pinned} DLAMI in an SSM parameter of your own "
-                        "and name it here",
-                    )
-                )
-            needed = host.model.size_gb * MODEL_MEMORY_OVERHEAD
-            if needed > spec.accelerator_memory_gb:
-                problems.append(
-                    located(
-                        f"{where}.model",
-                        f"{host.model.name} needs about {needed:.0f} GB of accelerator "
-                        f"memory (weights x {MODEL_MEMORY_OVERHEAD:g} for the KV cache); "
-                        f"{host.instance_type} has {spec.accelerator_memory_gb:g} GB",
-                    )
-                )
+            problems += _ami_problems(host, where, spec.accelerator)
+            fitting = {
+                n: i.memory_gib
+                for n, i in accelerator_instances().items()
+                if i.accelerator == spec.accelerator
+            }
+            problems += sizing_problems(
+                where=f"{where}.",
+                model=host.model,
+                label=host.model.name,
+                instance_type=host.instance_type,
+                neuron=spec.accelerator == "inferentia2",
+                accelerator_memory_gb=spec.accelerator_memory_gb,
+                host_memory_gib=spec.memory_gib,
+                max_model_len=host.max_model_len,
+                max_num_seqs=host.max_num_seqs,
+                volume_gb=host.volume_gb,
+                fitting=fitting,
+            )
             if (
                 host.server == "vllm-gpu"
                 and self.network.nat_gateways == 0
@@ -871,6 +1069,17 @@ class InferenceEndpoint(_Strict):
         default=10, ge=1, description="target tracking: invocations per instance per minute"
     )
     max_model_len: int = Field(default=4096, ge=128, le=262_144)
+    max_num_seqs: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description="sequences at once (LMI max_rolling_batch_size; on Neuron the compiled batch size)",
+    )
+    model: ModelSize | None = Field(
+        default=None,
+        description="the size of the model under model_prefix: with it the validator checks host memory, "
+        "accelerator memory and max_model_len against the instance (the built-in profiles give it)",
+    )
     data_capture_percentage: int = Field(
         default=20,
         ge=0,
@@ -927,6 +1136,24 @@ class InferenceEndpoint(_Strict):
                         f"{self.container!r} does not run on {self.instance_type} ({spec.accelerator}); "
                         f"use {wanted}",
                     )
+                )
+            if self.model is not None:
+                fitting = {
+                    n: i.memory_gib
+                    for n, i in inference_instances().items()
+                    if i.accelerator == spec.accelerator and i.memory_gib is not None
+                }
+                problems += sizing_problems(
+                    model=self.model,
+                    label=f"the model under {self.model_prefix}",
+                    instance_type=self.instance_type,
+                    neuron=spec.accelerator == "neuron",
+                    accelerator_memory_gb=spec.accelerator_memory_gb,
+                    host_memory_gib=spec.memory_gib,
+                    max_model_len=self.max_model_len,
+                    max_num_seqs=self.max_num_seqs,
+                    volume_gb=None,  # SageMaker sizes the ML storage volume of the instance type
+                    fitting=fitting,
                 )
         if self.min_instances > self.max_instances:
             problems.append(
@@ -1049,12 +1276,17 @@ def training_problems(training: Training, inference: Inference | None, region: s
     for index, pipeline in enumerate(training.pipelines):
         where = f"pipelines[{index}]"
         target = by_name.get(pipeline.deploy_to) if pipeline.deploy_to else None
-        if target is not None and (target.inference_components or target.async_inference is not None):
+        if target is not None and target.inference_components:
+            # Asynchronous endpoints are rolled like real-time ones (one variant holding the model,
+            # UpdateEndpoint). docs/profiles/custom-model.md, "Rollouts", says why not components.
             problems.append(
                 located(
                     f"{where}.deploy_to",
-                    f"{pipeline.deploy_to!r} is an inference-component or asynchronous endpoint; approved "
-                    "models are rolled out to real-time endpoints with one model variant only",
+                    f"{pipeline.deploy_to!r} is an inference-component endpoint; approved models are rolled "
+                    "out to real-time and asynchronous endpoints only: an inference-component endpoint's "
+                    "configuration holds no model (UpdateEndpoint cannot change it), the model is a property "
+                    "of the AWS::SageMaker::InferenceComponent that CloudFormation owns, so a later deploy "
+                    "would put the stack's model back",
                 )
             )
         if region and region not in image_regions(pipeline.image):
@@ -1125,6 +1357,17 @@ class GatewayTarget(_Strict):
     bedrock: str | None = None
     sagemaker: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
     self_hosted: str | None = None
+    max_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="Output tokens sent when a request sets no max_tokens, and the cap of a larger one "
+        "(default: gateway.max_output_tokens); keep a generation inside the deadline (docs/gateway.md)",
+    )
+    system_prompt: Literal["keep", "merge"] = Field(
+        default="keep",
+        description="merge: system messages are prepended to the first user turn, for models whose chat "
+        "template refuses a system role (Mistral 7B Instruct v0.1/v0.2)",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> GatewayTarget:
@@ -1233,6 +1476,22 @@ class Gateway(_Strict):
                 f"with {GATEWAY_API_MARGIN_SECONDS} s to spare; allowed: 1 to {GATEWAY_MAX_DEADLINE_SECONDS}"
             )
         return seconds
+
+    @model_validator(mode="after")
+    def _target_max_tokens(self) -> Gateway:
+        problems = [
+            located(
+                f"aliases.{alias}[{index}].max_tokens",
+                f"{t.max_tokens} is above max_output_tokens ({self.max_output_tokens}); "
+                f"allowed: 1 to {self.max_output_tokens}",
+            )
+            for alias, targets in self.aliases.items()
+            for index, t in enumerate(targets)
+            if t.max_tokens is not None and t.max_tokens > self.max_output_tokens
+        ]
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
 
     @model_validator(mode="after")
     def _tenants(self) -> Gateway:

@@ -66,6 +66,8 @@ class FoundationStack(Stack):
         self.key = platform_key.key
         if training is not None and training.customizations:
             platform_key.allow_bedrock_custom_models()
+        if model_hosts:  # their launch templates encrypt root volumes with this key
+            platform_key.allow_auto_scaling_volumes()
 
         log_bucket = SecureBucket(
             self,

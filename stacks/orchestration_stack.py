@@ -23,13 +23,20 @@ def target_config(
     target: GatewayTarget, hosting: HostingStack | None, endpoints: Mapping[str, str] | None = None
 ) -> dict:
     """`endpoints`: the profile's inference endpoints, short name -> SageMaker endpoint name; a
-    SageMaker target naming one of them calls it, any other name is an endpoint outside the profile."""
+    SageMaker target naming one of them calls it, any other name is an endpoint outside the profile.
+    The target's limits (max_tokens, system_prompt) are written only when the profile sets them."""
+    limits: dict = {}
+    if target.max_tokens is not None:
+        limits["max_tokens"] = target.max_tokens
+    if target.system_prompt != "keep":
+        limits["system_prompt"] = target.system_prompt
     if target.bedrock:
-        return {"kind": "bedrock", "model": target.bedrock}
+        return {"kind": "bedrock", "model": target.bedrock, **limits}
     if target.sagemaker:
-        return {"kind": "sagemaker", "endpoint": (endpoints or {}).get(target.sagemaker, target.sagemaker)}
+        endpoint = (endpoints or {}).get(target.sagemaker, target.sagemaker)
+        return {"kind": "sagemaker", "endpoint": endpoint, **limits}
     fleet = hosting.fleets[target.self_hosted]
-    return {"kind": "openai_http", "url": fleet.url, "model": fleet.host.model.name}
+    return {"kind": "openai_http", "url": fleet.url, "model": fleet.host.model.name, **limits}
 
 
 def gateway_config(

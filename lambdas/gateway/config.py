@@ -15,6 +15,7 @@ from lambdas.gateway.providers.openai_format import OpenAIHttpChat, SageMakerCha
 from lambdas.gateway.retrieval import Retriever
 from lambdas.gateway.router import RetryPolicy
 from lambdas.gateway.service import Gateway, Limits, Price
+from lambdas.gateway.shaping import Shaped, SystemPrompt
 
 
 class _Strict(BaseModel):
@@ -27,6 +28,10 @@ class Target(_Strict):
     endpoint: str | None = None  # sagemaker
     inference_component: str | None = None  # sagemaker, optional
     url: str | None = None  # openai_http base URL
+    # The target's output limit: sent when a request sets no max_tokens, and caps a larger one
+    # (lambdas/gateway/shaping.py); without it, the gateway's max_output_tokens.
+    max_tokens: int | None = Field(default=None, ge=1)
+    system_prompt: SystemPrompt = "keep"  # merge: into the first user turn (templates without system)
 
     @model_validator(mode="after")
     def _fields_for_kind(self) -> Target:
@@ -74,6 +79,16 @@ class Settings(_Strict):
             raise ValueError("every chat alias needs at least one target")
         if any(t.kind != "bedrock" for t in self.embeddings.values()):
             raise ValueError("embedding aliases are served by Bedrock targets")
+        over = [
+            f"{alias}[{index}]"
+            for alias, targets in self.chat.items()
+            for index, t in enumerate(targets)
+            if t.max_tokens and t.max_tokens > self.max_output_tokens
+        ]
+        if over:
+            raise ValueError(
+                f"max_tokens of {', '.join(over)} is above max_output_tokens ({self.max_output_tokens})"
+            )
         return self
 
 
@@ -82,17 +97,28 @@ def build_gateway(settings: Settings, client: Callable[[str], Any]) -> Gateway:
     fit in each request's deadline) or one client (tests pass stubs); created on first use only."""
     guardrail = (settings.guardrail.identifier, settings.guardrail.version) if settings.guardrail else None
 
+    def shaped(target: Target, provider):
+        """Every target gets a bounded max_tokens: its own, else the gateway's max_output_tokens."""
+        return Shaped(
+            provider,
+            max_tokens=target.max_tokens or settings.max_output_tokens,
+            system_prompt=target.system_prompt,
+        )
+
     def chat_target(target: Target):
         if target.kind == "bedrock":
-            return BedrockChat(client("bedrock-runtime"), model_id=target.model, guardrail=guardrail)
-        inner = (
+            return shaped(
+                target, BedrockChat(client("bedrock-runtime"), model_id=target.model, guardrail=guardrail)
+            )
+        inner = shaped(
+            target,
             SageMakerChat(
                 client("sagemaker-runtime"),
                 endpoint=target.endpoint,
                 inference_component=target.inference_component,
             )
             if target.kind == "sagemaker"
-            else OpenAIHttpChat(base_url=target.url, model=target.model)
+            else OpenAIHttpChat(base_url=target.url, model=target.model),
         )
         if guardrail is None:
             return inner

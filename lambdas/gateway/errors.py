@@ -34,12 +34,21 @@ def bad_request(message: str, *, param: str | None = None, code: str = "invalid_
 
 class ProviderError(Exception):
     """A target failed. `retryable`: throttling, 5xx or timeout (try again, then fall back);
-    otherwise the request itself is wrong for the target (4xx, no fallback)."""
+    otherwise the request itself is wrong for the target (4xx, no fallback).
+    `client_message`: the model itself refused the request as the caller's error (a 4xx from the
+    model server): the caller gets a 400 with the model's own message instead of a 502."""
 
     def __init__(
-        self, message: str, *, retryable: bool, throttled: bool = False, timeout: bool = False
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        throttled: bool = False,
+        timeout: bool = False,
+        client_message: str | None = None,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.throttled = throttled
         self.timeout = timeout
+        self.client_message = client_message

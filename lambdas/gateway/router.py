@@ -58,6 +58,12 @@ def route(
             try:
                 result = target.chat(request, deadline=deadline)
             except ProviderError as error:
+                if error.client_message is not None:  # the model refused the caller's request
+                    raise GatewayError(
+                        400,
+                        f"the model refused the request: {error.client_message}",
+                        code="model_rejected_request",
+                    ) from None
                 if not error.retryable:
                     raise GatewayError(
                         502,

@@ -6,6 +6,11 @@ SQS messages whose body is the event.
 - An Approved version of a configured group is deployed (logic.deploy) and `ModelDeployed` is
   published (namespace GenAiStack/ModelRegistry, dimension EndpointName) when the endpoint changed.
 - Other approval statuses and groups without a deployment are logged and ignored ({"ignored": why}).
+- UpdateEndpoint only starts a rollout, so `ModelDeployed` counts rollouts started. Its outcome comes
+  back through the same queue as a "SageMaker Endpoint State Change" event of the endpoint (a second
+  rule): a failed or rolled-back update (logic.rollout_failure) publishes `RolloutFailed` (same
+  namespace and dimension), which an alarm watches (stacks/components/model_deployment.py), and is
+  logged with SageMaker's FailureReason; other states are logged only.
 - EndpointBusyError (the endpoint is Creating/Updating, e.g. a rollout of up to 30 minutes or more):
   the message is reported as a batch item failure, so it stays in the queue and comes back when the
   queue's visibility timeout runs out ("After your queue's visibility timeout runs out, the message
@@ -37,10 +42,11 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from lambdas.model_deployer.logic import Deployment, EndpointBusyError, deploy
+from lambdas.model_deployer.logic import Deployment, EndpointBusyError, deploy, rollout_failure
 
 NAMESPACE = "GenAiStack/ModelRegistry"
 DETAIL_TYPE = "SageMaker Model Package State Change"
+ENDPOINT_DETAIL_TYPE = "SageMaker Endpoint State Change"
 NAME = r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"  # SageMaker entity names (endpoint, variant, package group)
 
 logger = Logger(service="model-deployer")
@@ -113,6 +119,21 @@ class _StateChange(BaseModel):
     detail: _Detail
 
 
+class _EndpointDetail(BaseModel):
+    """The fields of an endpoint state change that tell a rollout's outcome (DescribeEndpoint's names)."""
+
+    endpoint: str = Field(alias="EndpointName", pattern=NAME, max_length=63)
+    status: str = Field(alias="EndpointStatus", min_length=1)
+    config: str | None = Field(default=None, alias="EndpointConfigName")
+    reason: str | None = Field(default=None, alias="FailureReason")
+
+
+class _EndpointStateChange(BaseModel):
+    source: Literal["aws.sagemaker"]
+    detail_type: Literal["SageMaker Endpoint State Change"] = Field(alias="detail-type")
+    detail: _EndpointDetail
+
+
 @cache
 def sagemaker() -> Any:
     return boto3.client("sagemaker")
@@ -138,6 +159,8 @@ def _record(record: SQSRecord) -> dict[str, Any]:
         message_id=record.message_id, receive_count=record.attributes.approximate_receive_count
     )
     try:
+        if _detail_type(record.body) == ENDPOINT_DETAIL_TYPE:
+            return endpoint_state(record.body)
         return approval(record.body)
     except EndpointBusyError as error:
         logger.info("endpoint busy: the approval waits in the queue", extra={"reason": str(error)})
@@ -152,6 +175,35 @@ def _record(record: SQSRecord) -> dict[str, Any]:
             },
         )
         return {"dead_lettered": str(error)}
+
+
+def _detail_type(body: str) -> str | None:
+    try:
+        event = json.loads(body)
+    except ValueError:
+        return None  # approval() reports it
+    return event.get("detail-type") if isinstance(event, dict) else None
+
+
+def endpoint_state(body: str) -> dict[str, Any]:
+    """One endpoint state change (the message body): a failed or rolled-back update publishes
+    RolloutFailed for the endpoint; any other state is logged."""
+    try:
+        change = _EndpointStateChange.model_validate_json(body)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'event'}: {e['msg']}" for e in error.errors())
+        raise ValueError(f"not a {ENDPOINT_DETAIL_TYPE} event from aws.sagemaker: {problems}") from None
+    detail = change.detail
+    logger.append_keys(endpoint=detail.endpoint, endpoint_status=detail.status, endpoint_config=detail.config)
+    failure = rollout_failure(detail.status, detail.reason)
+    if failure is None:
+        logger.info("endpoint state changed")
+        return {"endpoint": detail.endpoint, "status": detail.status}
+    logger.error("endpoint rollout failed", extra={"failure": failure})
+    with single_metric(name="RolloutFailed", unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:
+        metric.add_dimension(name="EndpointName", value=detail.endpoint)
+        metric.add_metadata(key="FailureReason", value=detail.reason or "")
+    return {"endpoint": detail.endpoint, "status": detail.status, "failure": failure}
 
 
 def approval(body: str) -> dict[str, Any]:
@@ -178,6 +230,7 @@ def approval(body: str) -> dict[str, Any]:
     result = deploy(sagemaker(), deployment, detail.arn)
     if "ignored" in result:
         return _ignored(result["ignored"], detail.arn)
+    # "updated": the rollout has started; its outcome arrives as an endpoint state change (endpoint_state).
     logger.info(
         "model deployed" if result["action"] != "unchanged" else "model already deployed", extra=result
     )

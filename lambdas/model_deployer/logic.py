@@ -29,18 +29,24 @@ from botocore.exceptions import ClientError
 NAME_MAX = 63  # SageMaker model, endpoint config and endpoint names: [a-zA-Z0-9](-*[a-zA-Z0-9])*, <= 63
 BUSY_STATUSES = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"})
 FAILED_STATUSES = frozenset({"Failed", "RollingBack", "UpdateRollbackFailed"})
-# What CreateEndpointConfig takes from a DescribeEndpointConfig answer (everything but the name, ARN
-# and creation time; SageMaker API reference, CreateEndpointConfig and DescribeEndpointConfig).
-COPIED_SETTINGS = (
-    "ProductionVariants",
-    "DataCaptureConfig",
-    "KmsKeyId",
-    "AsyncInferenceConfig",
-    "ExplainerConfig",
-    "ExecutionRoleArn",
-    "VpcConfig",
-    "EnableNetworkIsolation",
-)
+# Not copied from a DescribeEndpointConfig answer: the name (each copy has its own) and Tags, which
+# DescribeEndpointConfig does not return (tags cost nothing on a configuration: SageMaker bills the
+# endpoint's instances).
+NOT_COPIED = frozenset({"EndpointConfigName", "Tags"})
+
+
+def copied_settings(client: Any) -> tuple[str, ...]:
+    """Every CreateEndpointConfig parameter that DescribeEndpointConfig returns, but the name, read from
+    the client's own service model (SageMaker API reference, CreateEndpointConfig and
+    DescribeEndpointConfig). A hand-written list drops what SageMaker adds later (MetricsConfig,
+    CrossRegionTrafficConfig were missing from it), and a setting the client cannot send is one its
+    service model does not have, so the copy is always exactly what this client can give back."""
+    model = client.meta.service_model
+    create = model.operation_model("CreateEndpointConfig").input_shape.members
+    describe = model.operation_model("DescribeEndpointConfig").output_shape.members
+    return tuple(key for key in create if key in describe and key not in NOT_COPIED)
+
+
 # "If no headers are specified Amazon SageMaker AI will by default base64 encode when capturing the
 # data" (SageMaker API reference, CaptureContentTypeHeader:
 # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CaptureContentTypeHeader.html).
@@ -142,12 +148,13 @@ def served_model(config: dict[str, Any]) -> str:
 
 
 def endpoint_config_request(
-    base: dict[str, Any], model: str, endpoint_name: str, version: int
+    client: Any, base: dict[str, Any], model: str, endpoint_name: str, version: int
 ) -> dict[str, Any]:
-    """CreateEndpointConfig arguments: every setting of `base` (a DescribeEndpointConfig answer), its
-    variant serving `model`; captured JSON is stored as text. Named for `version` and the content."""
+    """CreateEndpointConfig arguments: every setting of `base` (a DescribeEndpointConfig answer, see
+    `copied_settings`), its variant serving `model`; captured JSON is stored as text. Named for
+    `version` and the content."""
     served_model(base)
-    request = {key: copy.deepcopy(base[key]) for key in COPIED_SETTINGS if key in base}
+    request = {key: copy.deepcopy(base[key]) for key in copied_settings(client) if key in base}
     request["ProductionVariants"][0]["ModelName"] = model
     capture = request.get("DataCaptureConfig")
     if capture and capture.get("EnableCapture", True) and not capture.get("CaptureContentTypeHeader"):
@@ -205,7 +212,7 @@ def deploy(client: Any, deployment: Deployment, package_arn: str) -> dict[str, s
             f"(deploy it, then approve {package_arn} again or redrive this message)"
         )
     base = client.describe_endpoint_config(EndpointConfigName=current["EndpointConfigName"])
-    config = endpoint_config_request(base, model, deployment.endpoint_name, version)
+    config = endpoint_config_request(client, base, model, deployment.endpoint_name, version)
     name = config["EndpointConfigName"]
     result = {"endpoint": deployment.endpoint_name, "model": model, "endpoint_config": name}
 
@@ -263,9 +270,33 @@ def config_for_settings(client: Any, endpoint_name: str, template_config: str) -
     if version is None:
         return template_config
     template = client.describe_endpoint_config(EndpointConfigName=template_config)
-    request = endpoint_config_request(template, model, endpoint_name, version)
+    request = endpoint_config_request(client, template, model, endpoint_name, version)
     _create_unless_exists(client.create_endpoint_config, request, "endpoint configuration")
     return request["EndpointConfigName"]
+
+
+def rollout_failure(status: str, reason: str | None) -> str | None:
+    """What went wrong, from a "SageMaker Endpoint State Change" event's EndpointStatus and
+    FailureReason, or None while nothing has (in service, or still in a transition).
+
+    UpdateEndpoint returns at once; its outcome arrives later as this event (SageMaker developer guide,
+    "Events that Amazon SageMaker AI sends to Amazon EventBridge", endpoint state change:
+    https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html).
+    A rollout that fails is rolled back: the endpoint serves its previous configuration again and
+    reports InService, with the reason: "If the status of the endpoint is Failed, or the status is
+    InService but update operation fails, this provides the reason why it failed" (SageMaker API
+    reference, EndpointMetadata, FailureReason:
+    https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_EndpointMetadata.html). Failed and
+    UpdateRollbackFailed (the rollback failed too) are failures whatever the reason says. The status
+    is compared without case and underscores: the API spells it InService, published event examples
+    IN_SERVICE.
+    """
+    normalised = re.sub(r"[_\s-]", "", status).lower()
+    if normalised in {"failed", "updaterollbackfailed"}:
+        return f"endpoint is {status}: {reason or 'no reason given'}"
+    if normalised == "inservice" and reason:
+        return f"update failed and was rolled back, the endpoint serves its previous configuration: {reason}"
+    return None
 
 
 def _create_unless_exists(create: Any, request: dict[str, Any], kind: str) -> None:

@@ -61,6 +61,7 @@ class Clients:
     sagemaker: Any
     service_quotas: Any
     ce: Any
+    iam: Any
 
 
 def make_clients(region: str) -> Clients:
@@ -76,6 +77,7 @@ def make_clients(region: str) -> Clients:
         sagemaker=session.client("sagemaker"),
         service_quotas=session.client("service-quotas"),
         ce=session.client("ce"),  # Cost Explorer has one endpoint (us-east-1); botocore resolves it
+        iam=session.client("iam"),
     )
 
 
@@ -368,6 +370,32 @@ def check_ami_parameters(ssm: Any, *, names: Sequence[str]) -> list[Row]:
     return rows
 
 
+AUTO_SCALING_SERVICE_LINKED_ROLE = "AWSServiceRoleForAutoScaling"
+
+
+def check_auto_scaling_role(iam: Any) -> list[Row]:
+    """The platform key's policy names EC2 Auto Scaling's service-linked role (it launches the hosts with
+    KMS-encrypted volumes: EC2 Auto Scaling user guide, "Required AWS KMS key policy for use with encrypted
+    volumes"). KMS refuses a key policy whose principal does not exist, and the role is created only by the
+    first Auto Scaling group of the account, so in a fresh account the foundation stack would fail."""
+    check = f"IAM role {AUTO_SCALING_SERVICE_LINKED_ROLE}"
+    try:
+        iam.get_role(RoleName=AUTO_SCALING_SERVICE_LINKED_ROLE)
+    except ClientError as error:
+        if _code(error) != "NoSuchEntity":
+            raise
+        return [
+            Row(
+                check,
+                "fail",
+                "missing: the platform key's policy names it, and KMS refuses a policy whose principal does "
+                "not exist. Create it once per account: `aws iam create-service-linked-role "
+                "--aws-service-name autoscaling.amazonaws.com`",
+            )
+        ]
+    return [Row(check, "ok", "exists")]
+
+
 # EC2 On-Demand vCPU quotas by instance family (EC2 user guide, "Amazon EC2 instance quotas":
 # https://docs.aws.amazon.com/ec2/latest/instancetypes/ec2-instance-quotas.html; the codes are the
 # Service Quotas codes of those quotas, and GetServiceQuota returns the name, shown in the row).
@@ -588,6 +616,7 @@ def run_checks(profile: Profile, requirements: Requirements, clients: Clients) -
             "AMI parameters", lambda: check_ami_parameters(clients.ssm, names=requirements.ami_parameters)
         )
     if ec2 := ec2_vcpu_demand(profile):
+        rows += _guarded("EC2 Auto Scaling role", lambda: check_auto_scaling_role(clients.iam))
         rows += _guarded("EC2 quotas", lambda: check_ec2_quotas(clients.service_quotas, demand=ec2))
     if sagemaker := sagemaker_instance_demand(profile):
         rows += _guarded(

@@ -33,6 +33,16 @@ alarmed; failures that waiting cannot fix are sent there by the deployer at once
 timeout is at least six times the function timeout, as the Lambda guide asks ("Creating and
 configuring an Amazon SQS event source mapping":
 https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html).
+
+Outcome. UpdateEndpoint returns as soon as the rollout starts, and a rollout that fails (the new model
+does not load or pass its health check in time) is rolled back by SageMaker: the endpoint keeps serving
+the previous model and reports InService with a FailureReason (SageMaker API reference,
+EndpointMetadata: https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_EndpointMetadata.html).
+Rather than hold a Lambda for a 30-60 minute rollout, a second rule puts the endpoints' "SageMaker
+Endpoint State Change" events ("Events that Amazon SageMaker AI sends to Amazon EventBridge":
+https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html) into the
+same queue; the deployer publishes RolloutFailed (GenAiStack/ModelRegistry, EndpointName) for a failed
+or rolled-back update, and `monitor` raises an alarm on it through the MonitoringHub.
 """
 
 from __future__ import annotations
@@ -59,6 +69,9 @@ from stacks.components.training_pipeline import SAGEMAKER_NAME, sagemaker_arn
 # lambdas/model_deployer/handler.py names its entry point `handler`, not PythonFunction's `on_event`.
 DEPLOYER_ENTRY_POINT = "lambdas.model_deployer.handler.handler"
 DETAIL_TYPE = "SageMaker Model Package State Change"
+ENDPOINT_DETAIL_TYPE = "SageMaker Endpoint State Change"
+NAMESPACE = "GenAiStack/ModelRegistry"  # lambdas/model_deployer/handler.py NAMESPACE
+ALARM_PERIOD = Duration.minutes(5)
 # The deployer names models and endpoint configs `<endpoint>-v<version>-<8 hex digits>` and cuts the
 # endpoint name to fit 63 characters (lambdas/model_deployer/logic.py resource_name). Up to this
 # length (versions below 10^8) the name is never cut, so `<endpoint>-v*` covers every name it makes.
@@ -76,7 +89,8 @@ APPROVALS_SQS_MANAGED_ENCRYPTION = CheckovSkip(
     check="CKV_AWS_27",
     reason=(
         "The approvals queue is encrypted at rest with SQS-managed keys (SqsManagedSseEnabled), which "
-        "checkov does not recognise. It holds approval events only (model package ARNs and statuses); "
+        "checkov does not recognise. It holds SageMaker state-change events only (model package and "
+        "endpoint names, ARNs, statuses and failure reasons); "
         "a customer managed key would need a key-policy grant to events.amazonaws.com on the platform key."
     ),
 )
@@ -165,6 +179,9 @@ class ModelDeployment(Construct):
     - iam:PassRole on the execution roles, to SageMaker only;
     - kms:CreateGrant (for AWS resources) and kms:DescribeKey on the keys the endpoints use;
     - consuming the approvals queue (the event source mapping), sending to the dead-letter queue.
+
+    A second rule puts the endpoints' state changes into the same queue: the rollouts' outcomes, which
+    `monitor` alarms on (RolloutFailed, see the module docstring).
     """
 
     def __init__(
@@ -201,7 +218,7 @@ class ModelDeployment(Construct):
             enforce_ssl=True,
             retention_period=Duration.days(14),
         )
-        # Approval events only (model package ARNs and statuses): SQS-managed encryption, which
+        # SageMaker state-change events only (approvals, endpoint statuses): SQS-managed encryption, which
         # EventBridge can write to without a grant on a customer managed key.
         self.approvals = sqs.Queue(
             self,
@@ -317,10 +334,55 @@ class ModelDeployment(Construct):
                 targets.SqsQueue(self.approvals, retry_attempts=RETRY_ATTEMPTS, max_event_age=MAX_EVENT_AGE)
             ],
         )
+        # The rollouts' outcomes: every state change of the deployed endpoints (EndpointStatus is not
+        # matched: the event spells it unlike the API, and InService with a FailureReason is a failure).
+        self.outcome_rule = events.Rule(
+            self,
+            "OnEndpointStateChange",
+            description="Report the outcome of model rollouts (failed or rolled-back endpoint updates)",
+            event_pattern=events.EventPattern(
+                source=["aws.sagemaker"],
+                detail_type=[ENDPOINT_DETAIL_TYPE],
+                detail={"EndpointName": [d.endpoint_name for d in deployments]},
+            ),
+            targets=[
+                targets.SqsQueue(self.approvals, retry_attempts=RETRY_ATTEMPTS, max_event_age=MAX_EVENT_AGE)
+            ],
+        )
+
+    def rollout_failures(self, endpoint_name: str, period: Duration = ALARM_PERIOD) -> cw.Metric:
+        """RolloutFailed of one endpoint, exactly as lambdas/model_deployer/handler.py publishes it
+        (single_metric: the namespace and the one dimension EndpointName)."""
+        return cw.Metric(
+            namespace=NAMESPACE,
+            metric_name="RolloutFailed",
+            dimensions_map={"EndpointName": endpoint_name},
+            statistic="Sum",
+            period=period,
+        )
 
     def monitor(self, hub: MonitoringHub) -> None:
-        """An alarm as soon as a failed deployment is in the dead-letter queue; deployments and errors."""
+        """Alarms as soon as a failed deployment is in the dead-letter queue and when a rollout fails
+        (per endpoint); rollouts, failures and errors on the dashboard."""
         period = Duration.minutes(5)
+        self.rollout_alarms = []
+        for deployment in self.deployments:
+            alarm = cw.Alarm(
+                self,
+                f"RolloutFailed-{deployment.endpoint_name}",
+                alarm_description=(
+                    f"Model deployment: an update of endpoint {deployment.endpoint_name} failed or was "
+                    "rolled back by SageMaker (it serves its previous model); see FailureReason in the "
+                    "deployer's logs and DescribeEndpoint"
+                ),
+                metric=self.rollout_failures(deployment.endpoint_name, period),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            )
+            hub.add_alarm(alarm)
+            self.rollout_alarms.append(alarm)
         waiting = self.dead_letters.metric_approximate_number_of_messages_visible(
             period=period, statistic="Maximum"
         )
@@ -343,7 +405,7 @@ class ModelDeployment(Construct):
         function = self.handler.function
         deployed = [
             cw.Metric(
-                namespace="GenAiStack/ModelRegistry",  # lambdas/model_deployer/handler.py NAMESPACE
+                namespace=NAMESPACE,
                 metric_name="ModelDeployed",
                 dimensions_map={"EndpointName": d.endpoint_name},
                 statistic="Sum",
@@ -355,7 +417,17 @@ class ModelDeployment(Construct):
         hub.add_section(
             "Model deployment",
             [
-                cw.GraphWidget(title="Versions deployed per hour", left=deployed, width=8),
+                cw.GraphWidget(
+                    title="Rollouts started / failed per hour",
+                    left=deployed,
+                    right=[
+                        self.rollout_failures(d.endpoint_name, Duration.hours(1)).with_(
+                            label=f"{d.endpoint_name} failed"
+                        )
+                        for d in self.deployments
+                    ],
+                    width=8,
+                ),
                 cw.GraphWidget(
                     title="Deployer invocations and errors",
                     left=[function.metric_invocations(period=period), function.metric_errors(period=period)],

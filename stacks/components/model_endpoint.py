@@ -215,6 +215,9 @@ def container_environment(settings: InferenceEndpoint) -> dict[str, str]:
             "OPTION_ROLLING_BATCH": "auto",
             "TENSOR_PARALLEL_DEGREE": str(2 * spec.accelerators),
             "OPTION_N_POSITIONS": str(settings.max_model_len),
+            # The compiled batch; LMI's default is 32 (djl_python properties_manager), whose KV cache
+            # the profile validator does not size (stacks.config.sizing_problems).
+            "OPTION_MAX_ROLLING_BATCH_SIZE": str(settings.max_num_seqs),
             "OPTION_DTYPE": "fp16",
             "OPTION_MODEL_LOADING_TIMEOUT": str(STARTUP_TIMEOUT_SECONDS["neuron"]),
         }
@@ -299,6 +302,13 @@ class ModelEndpoint(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         check_names(settings, endpoint_name)
+        if approved_models and settings.inference_components:
+            # The profile refuses it too (stacks/config.py training_problems), with the same reason.
+            raise ValueError(
+                f"{endpoint_name}: approved_models needs a real-time or asynchronous endpoint; on inference "
+                "components the model belongs to the AWS::SageMaker::InferenceComponent, which "
+                "UpdateEndpoint cannot change and CloudFormation owns"
+            )
         if monitors_data_quality(settings) != (monitor_role is not None):
             raise ValueError(
                 f"{endpoint_name}: monitor_role is required exactly when data capture is on and a monitoring "

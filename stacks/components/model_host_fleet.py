@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack
+from collections.abc import Callable
+from typing import Any
+
+import jsii
+from aws_cdk import (
+    CfnAutoScalingRollingUpdate,
+    CfnAutoScalingScheduledAction,
+    CfnCreationPolicy,
+    CfnResourceSignal,
+    CfnUpdatePolicy,
+    Duration,
+    IStableStringProducer,
+    Lazy,
+    Stack,
+)
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_ec2 as ec2
@@ -14,7 +28,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from stacks import compliance
-from stacks.catalog import accelerator_instances, ami_parameter
+from stacks.catalog import accelerator_instances
 from stacks.components.model_host_user_data import ServerSpec, render_user_data
 from stacks.components.monitoring import MonitoringHub
 from stacks.components.python_function import encrypted_log_group, log_stream_arn
@@ -24,10 +38,46 @@ PORT = 8000
 HEALTH_PATH = "/health"
 METRICS_NAMESPACE = "GenAiStack/ModelHosts"
 
+# How long a new host may take from launch to a passing /health: the boot script waits this long,
+# then signals CloudFormation FAILURE; CloudFormation waits as long for the signal (CreationPolicy
+# and the rolling update's PauseTime) and the load balancer's grace period covers it too.
+# - Neuron: the NxD Inference vLLM guide (Neuron 2.28, "Loading pre-compiled models"): "a small-ish
+#   model of 15GB might take around 15min to compile", on top of the S3 sync of the weights; 2x that
+#   plus the sync fills the hour that is PauseTime's maximum ("The maximum amount of time that can be
+#   specified for the pause time is one hour (PT1H)": CloudFormation user guide, UpdatePolicy
+#   attribute, https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-updatepolicy.html).
+# - GPU: vLLM from PyPI and the weights from S3, no compile: 30 minutes.
+BOOT_MINUTES = 5  # cloud-init, the CloudWatch agent and the service user before the server starts
+STARTUP_MINUTES = {"vllm-neuron": 55, "vllm-gpu": 30}
+
+
+def startup_timeout(server: str) -> Duration:
+    """Launch to signal: boot, then the server's own wait for /health (at most one hour)."""
+    return Duration.minutes(BOOT_MINUTES + STARTUP_MINUTES[server])
+
+
+def min_instances_in_service(host: ModelHost) -> int:
+    """Hosts kept serving while a rolling update replaces the others: the fleet's minimum, but below
+    MaxSize, which CloudFormation requires ("MinInstancesInService ... must be less than the MaxSize
+    of the Auto Scaling group", UpdatePolicy attribute page)."""
+    return max(0, min(host.min_instances, host.max_instances - 1))
+
+
+@jsii.implements(IStableStringProducer)
+class _LogicalIdOf:
+    """The logical ID of a resource built later in the same stack, produced when the template renders."""
+
+    def __init__(self, resource: Callable[[], Any]) -> None:
+        self._resource = resource
+
+    def produce(self) -> str:
+        resource = self._resource()
+        return Stack.of(resource).get_logical_id(resource)
+
 
 class ModelHostFleet(Construct):
-    """Hosts: the Deep Learning AMI of the accelerator (Neuron or NVIDIA GPU) from its public SSM
-    parameter at deploy time, IMDSv2 only, an encrypted root volume, no public IP and no SSH (Session
+    """Hosts: the AMI the profile pins (an id, or an SSM parameter of the user's), IMDSv2 only,
+    an encrypted root volume, no public IP and no SSH (Session
     Manager only), user data that fetches the weights from S3 and runs an OpenAI-compatible server.
     Front: an internal ALB reachable only from `client_security_group`, health checks on /health,
     target tracking on requests per target, optional off-hours scale to zero, rolling replacement
@@ -66,6 +116,14 @@ class ModelHostFleet(Construct):
                     # DescribeLogStreams acts on the group (its `:*` ARN); the other two on a stream
                     # of it, whose ARN is built from the group's name (log_stream_arn says why).
                     resources=[logs.log_group_arn, log_stream_arn(logs)],
+                ),
+                iam.PolicyStatement(
+                    # `aws cloudformation signal-resource` after /health passes (or fails): the
+                    # CloudFormation API reference, SignalResource; the action acts on the stack
+                    # (Service Authorization Reference, AWS CloudFormation, resource type "stack").
+                    sid="SignalOwnStack",
+                    actions=["cloudformation:SignalResource"],
+                    resources=[stack.stack_id],
                 ),
                 iam.PolicyStatement(
                     sid="PutOwnMetrics",
@@ -115,15 +173,23 @@ class ModelHostFleet(Construct):
                     max_num_seqs=host.max_num_seqs,
                     log_group_name=logs.log_group_name,
                     metrics_namespace=METRICS_NAMESPACE,
+                    health_wait_minutes=STARTUP_MINUTES[host.server],
+                    stack_name=stack.stack_name,
+                    # The group is built below; its logical ID is known when the template renders.
+                    group_logical_id=Lazy.string(_LogicalIdOf(lambda: self.group.node.default_child)),
                 )
             )
         )
+        startup = startup_timeout(host.server)
         launch_template = ec2.LaunchTemplate(
             self,
             "LaunchTemplate",
             instance_type=ec2.InstanceType(host.instance_type),
-            machine_image=ec2.MachineImage.from_ssm_parameter(
-                host.ami_ssm_parameter or ami_parameter(spec.accelerator)
+            # Pinned by the profile (config.py _ami_problems refuses the public `latest` parameters).
+            machine_image=(
+                ec2.MachineImage.generic_linux({stack.region: host.ami_id})
+                if host.ami_id
+                else ec2.MachineImage.from_ssm_parameter(host.ami_ssm_parameter)
             ),
             role=self.role,
             security_group=self.security_group,
@@ -155,13 +221,50 @@ class ModelHostFleet(Construct):
             max_capacity=host.max_instances,
             health_checks=autoscaling.HealthChecks.with_additional_checks(
                 additional_types=[autoscaling.AdditionalHealthCheckType.ELB],
-                grace_period=Duration.minutes(30),
-            ),
-            update_policy=autoscaling.UpdatePolicy.rolling_update(
-                min_instances_in_service=0, pause_time=Duration.minutes(30)
+                grace_period=startup,
             ),
             notifications=[autoscaling.NotificationConfiguration(topic=alarm_topic)],
             group_metrics=[autoscaling.GroupMetrics.all()],
+        )
+        # Each new host signals SUCCESS once its /health answers, or FAILURE when it gives up
+        # (model_host.sh.tmpl, step 7): creation waits for min_instances signals, and a rolling
+        # update replaces one host at a time, keeping min_instances_in_service serving, waiting
+        # for each new host's signal and rolling back on FAILURE or timeout. CloudFormation user
+        # guide, CreationPolicy attribute and UpdatePolicy attribute (WaitOnResourceSignals,
+        # PauseTime, SuspendProcesses):
+        # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-creationpolicy.html
+        # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-updatepolicy.html
+        # SuspendProcesses (CDK's default list) includes ScheduledActions, which the UpdatePolicy page
+        # requires when a group has scheduled actions (off_hours). A fleet that off_hours scaled
+        # to zero has no host to replace: the update changes the launch template and waits for
+        # no signal; the morning's hosts start from the new template and their signals, sent
+        # outside an update, are refused, which the script logs and ignores.
+        # Both policies by hand: CDK's `signals` and `wait_on_resource_signals` would also grant
+        # SignalResource on AWS::StackId in the role's stack (the foundation), not this one.
+        waits = host.min_instances > 0
+        group_resource: autoscaling.CfnAutoScalingGroup = self.group.node.default_child
+        if waits:
+            group_resource.cfn_options.creation_policy = CfnCreationPolicy(
+                resource_signal=CfnResourceSignal(count=host.min_instances, timeout=startup.to_iso_string())
+            )
+        group_resource.cfn_options.update_policy = CfnUpdatePolicy(
+            auto_scaling_rolling_update=CfnAutoScalingRollingUpdate(
+                max_batch_size=1,
+                min_instances_in_service=min_instances_in_service(host),
+                pause_time=startup.to_iso_string(),
+                wait_on_resource_signals=waits,
+                suspend_processes=[
+                    "HealthCheck",
+                    "ReplaceUnhealthy",
+                    "AZRebalance",
+                    "AlarmNotification",
+                    "ScheduledActions",
+                    "InstanceRefresh",
+                ],
+            ),
+            auto_scaling_scheduled_action=CfnAutoScalingScheduledAction(
+                ignore_unmodified_group_size_properties=True
+            ),
         )
 
         self.load_balancer = elbv2.ApplicationLoadBalancer(

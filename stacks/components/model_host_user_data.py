@@ -42,6 +42,11 @@ class ServerSpec:
     max_num_seqs: int
     log_group_name: str
     metrics_namespace: str
+    # Signals (model_host_fleet.py): how long the script waits for /health before it signals
+    # FAILURE, and the stack and Auto Scaling group that CloudFormation waits on.
+    health_wait_minutes: int
+    stack_name: str
+    group_logical_id: str
 
 
 def cloudwatch_agent_config(spec: ServerSpec) -> dict:
@@ -98,6 +103,9 @@ def template_values(spec: ServerSpec) -> dict[str, str]:
         "neuron_venv_glob": servers.neuron_venv_glob,
         "cloudwatch_agent_url": servers.cloudwatch_agent_url.format(region=spec.region),
         "metrics_namespace": spec.metrics_namespace,
+        "health_wait_minutes": str(spec.health_wait_minutes),
+        "stack_name": spec.stack_name,
+        "group_logical_id": spec.group_logical_id,
     }
     for name, value in values.items():
         if not _SAFE.match(_TOKEN.sub("", value)):

@@ -15,11 +15,13 @@ from stacks.config import Network
 
 E = ec2.InterfaceVpcEndpointAwsService
 # What the hosts call without internet: Session Manager (SSM, SSM messages, EC2 messages), CloudWatch
-# Logs and metrics. What the gateway may call from the VPC (each only when it does, as every interface
-# endpoint is billed per hour and zone): Bedrock runtime (models, ApplyGuardrail), agent runtime
-# (Retrieve), SageMaker runtime. S3 (weights) and DynamoDB (gateway cache) use free gateway endpoints.
+# Logs and metrics, CloudFormation (the host's SignalResource after /health, model_host_fleet.py).
+# What the gateway may call from the VPC (each only when it does, as every interface endpoint is
+# billed per hour and zone): Bedrock runtime (models, ApplyGuardrail), agent runtime (Retrieve),
+# SageMaker runtime. S3 (weights) and DynamoDB (gateway cache) use free gateway endpoints.
 HOST_ENDPOINTS = {"Ssm": E.SSM, "SsmMessages": E.SSM_MESSAGES, "Ec2Messages": E.EC2_MESSAGES,
-                  "Logs": E.CLOUDWATCH_LOGS, "Monitoring": E.CLOUDWATCH_MONITORING}  # fmt: skip
+                  "Logs": E.CLOUDWATCH_LOGS, "Monitoring": E.CLOUDWATCH_MONITORING,
+                  "CloudFormation": E.CLOUDFORMATION}  # fmt: skip
 GATEWAY_ENDPOINTS = {"BedrockRuntime": E.BEDROCK_RUNTIME, "BedrockAgentRuntime": E.BEDROCK_AGENT_RUNTIME,
                      "SageMakerRuntime": E.SAGEMAKER_RUNTIME}  # fmt: skip
 

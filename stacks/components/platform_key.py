@@ -11,6 +11,11 @@ from constructs import Construct
 
 from stacks.components.alarm_topic import ALARM_PUBLISHERS, ServicePublisher
 
+# The default service-linked role of EC2 Auto Scaling (its path and name are fixed by AWS: EC2 Auto
+# Scaling user guide, "Service-linked roles for Amazon EC2 Auto Scaling",
+# https://docs.aws.amazon.com/autoscaling/ec2/userguide/autoscaling-service-linked-role.html).
+AUTO_SCALING_SERVICE_LINKED_ROLE = "aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+
 
 class PlatformKey(Construct):
     """A symmetric KMS key with yearly rotation, retained on delete.
@@ -101,5 +106,51 @@ class PlatformKey(Construct):
                 conditions={
                     "ForAnyValue:StringEquals": {"kms:EncryptionContextKeys": "aws:bedrock:custom-model"}
                 },
+            )
+        )
+
+    def allow_auto_scaling_volumes(self) -> None:
+        """EC2 Auto Scaling launches the model hosts with root volumes encrypted by this key, as its
+        service-linked role AWSServiceRoleForAutoScaling, whose AWS-defined permissions cover AWS
+        managed keys only: the key policy must name the role (EC2 Auto Scaling user guide, "Required
+        AWS KMS key policy for use with encrypted volumes", example 1:
+        https://docs.aws.amazon.com/autoscaling/ec2/userguide/key-policy-requirements-EBS-encryption.html).
+        Without these two statements every launch fails with Client.InternalError ("Client error on
+        launch"; AWS re:Post, https://repost.aws/knowledge-center/kms-launch-ec2-instance).
+
+        The role must exist when this policy is written: KMS refuses a key policy naming a principal
+        that does not exist. Auto Scaling creates it with the account's first group; in a new account,
+        `aws iam create-service-linked-role --aws-service-name autoscaling.amazonaws.com` once
+        (docs/profiles/self-hosted.md, "Before the first deploy")."""
+        stack = Stack.of(self)
+        service_linked_role = iam.ArnPrincipal(
+            stack.format_arn(
+                service="iam",
+                region="",
+                resource="role",
+                resource_name=AUTO_SCALING_SERVICE_LINKED_ROLE,
+            )
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowAutoScalingServiceLinkedRoleUse",
+                principals=[service_linked_role],
+                actions=[
+                    "kms:Encrypt",
+                    "kms:Decrypt",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:DescribeKey",
+                ],
+                resources=["*"],  # in a key policy "*" means this key
+            )
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowAutoScalingServiceLinkedRoleGrants",
+                principals=[service_linked_role],
+                actions=["kms:CreateGrant"],
+                resources=["*"],  # in a key policy "*" means this key
+                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
             )
         )

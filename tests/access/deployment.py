@@ -54,6 +54,9 @@ class Function:
         return (self.properties.get("LoggingConfig") or {}).get("LogGroup") or f"/aws/lambda/{self.name}"
 
 
+AUTO_SCALING_SLR = "AWSServiceRoleForAutoScaling"
+
+
 def _path(resource: Mapping[str, Any], logical_id: str) -> str:
     return resource.get("Metadata", {}).get("aws:cdk:path", logical_id)
 
@@ -132,7 +135,19 @@ class Deployment:
                 policy = self.managed_policies[self.resolver.ref(stack, logical_id)]
             for name in attached:
                 roles[name].policies.append(policy)
+        if any(True for _ in self._resources("AWS::AutoScaling::AutoScalingGroup")):
+            roles[AUTO_SCALING_SLR] = self._auto_scaling_service_linked_role()
         return roles
+
+    def _auto_scaling_service_linked_role(self) -> Role:
+        """Not a role of ours: EC2 Auto Scaling launches the groups' instances as its service-linked
+        role (created by AWS, not in any template). Its AWS-defined policy grants no use of customer
+        managed keys, so what it may do with our key comes from the key policy alone ("Required AWS
+        KMS key policy for use with encrypted volumes":
+        https://docs.aws.amazon.com/autoscaling/ec2/userguide/key-policy-requirements-EBS-encryption.html)."""
+        path = f"aws-service-role/autoscaling.amazonaws.com/{AUTO_SCALING_SLR}"
+        arn = f"arn:{self.partition}:iam::{self.account}:role/{path}"
+        return Role("", "", path, AUTO_SCALING_SLR, arn, ("autoscaling.amazonaws.com",))
 
     def _managed(self, arn: str, where: str) -> Policy:
         if arn.startswith(f"arn:{self.partition}:iam::aws:policy/"):

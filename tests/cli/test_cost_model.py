@@ -19,9 +19,9 @@ def test_self_hosted_fixed_costs_by_hand(synthesized):
     result = estimate(profile, synthesized.templates["self-hosted"], Usage(hours_active=100))
     fixed = lines(result.fixed)
     assert fixed["NAT gateways"] == 32.85  # 1 x 0.045 x 730
-    assert fixed["Interface VPC endpoints (per zone)"] == 87.60  # 6 endpoints x 2 zones x 0.01 x 730
+    assert fixed["Interface VPC endpoints (per zone)"] == 102.20  # 7 endpoints x 2 zones x 0.01 x 730
     assert fixed["Application load balancers"] == 32.85  # 2 x 0.0225 x 730
-    assert fixed["llama-neuron: 1 x inf2.xlarge, 100 h"] == 75.82  # 0.7582 x 100
+    assert fixed["llama-neuron: 1 x inf2.8xlarge, 100 h"] == 196.79  # 1.9679 x 100
     assert fixed["mistral-gpu: 1 x g6.xlarge, 100 h"] == 80.48  # 0.8048 x 100
     assert fixed["KMS keys"] == 1.0
     assert fixed["CloudWatch dashboards"] == 3.0
@@ -117,5 +117,5 @@ def test_custom_model_endpoints_by_hand(synthesized):
     result = estimate(profile, synthesized.templates["custom-model"])
     fixed = lines(result.fixed)
     assert fixed["endpoint support-llm: 1 x ml.g6.2xlarge, 730 h"] == 892.06  # 1.222 x 730
-    assert fixed["endpoint support-llm-inf2: 1 x ml.inf2.xlarge, 730 h"] == 553.34  # 0.758 x 730
+    assert fixed["endpoint support-llm-inf2: 1 x ml.inf2.8xlarge, 730 h"] == 1436.64  # 1.968 x 730
     assert not any("long-documents" in item for item in fixed)  # asynchronous, 0 instances when idle

@@ -51,6 +51,7 @@ class Stubs:
                     ("sagemaker", "sagemaker"),
                     ("service_quotas", "service-quotas"),
                     ("ce", "ce"),
+                    ("iam", "iam"),
                 )
             }
         )
@@ -265,9 +266,35 @@ def test_ami_parameters_must_exist(stubs):
     assert "put-parameter" in rows[0].detail
 
 
+def test_the_auto_scaling_service_linked_role_must_exist_before_the_key_names_it(stubs):
+    iam = stubs.client("iam")
+    stubs["iam"].add_client_error(
+        "get_role", service_error_code="NoSuchEntity", http_status_code=404,
+        expected_params={"RoleName": "AWSServiceRoleForAutoScaling"},
+    )  # fmt: skip
+    stubs["iam"].add_response(
+        "get_role",
+        {
+            "Role": {
+                "Path": "/aws-service-role/autoscaling.amazonaws.com/",
+                "RoleName": "AWSServiceRoleForAutoScaling",
+                "RoleId": "AROAEXAMPLEEXAMPLE123",
+                "Arn": f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/autoscaling.amazonaws.com/"
+                "AWSServiceRoleForAutoScaling",
+                "CreateDate": "2026-01-01T00:00:00Z",
+            }
+        },
+        {"RoleName": "AWSServiceRoleForAutoScaling"},
+    )
+    missing = doc.check_auto_scaling_role(iam)
+    assert statuses(missing) == ["fail"]
+    assert "create-service-linked-role --aws-service-name autoscaling.amazonaws.com" in missing[0].detail
+    assert statuses(doc.check_auto_scaling_role(iam)) == ["ok"]
+
+
 def test_ec2_demand_is_vcpus_at_max_instances_per_quota():
-    # self-hosted: 3 x inf2.xlarge (4 vCPUs) on the Inf quota, 2 x g6.xlarge (4 vCPUs) on G and VT.
-    assert doc.ec2_vcpu_demand(load_profile("self-hosted")) == {"L-1945791B": 12, "L-DB2E81BA": 8}
+    # self-hosted: 3 x inf2.8xlarge (32 vCPUs) on the Inf quota, 2 x g6.xlarge (4 vCPUs) on G and VT.
+    assert doc.ec2_vcpu_demand(load_profile("self-hosted")) == {"L-1945791B": 96, "L-DB2E81BA": 8}
 
 
 def quota(code: str, name: str, value: float) -> dict:
@@ -298,7 +325,7 @@ def test_ec2_quotas_below_the_hosts_need_fail(stubs):
 def test_sagemaker_demand_counts_endpoint_and_training_instances():
     demand = doc.sagemaker_instance_demand(load_profile("custom-model"))
     assert demand["ml.g6.2xlarge for endpoint usage"] == 3
-    assert demand["ml.inf2.xlarge for endpoint usage"] == 2
+    assert demand["ml.inf2.8xlarge for endpoint usage"] == 2
     assert demand["ml.g5.2xlarge for endpoint usage"] == 2
     assert demand["ml.g5.2xlarge for spot training job usage"] == 1
 
@@ -449,7 +476,7 @@ def test_no_credentials_is_a_clear_error_with_exit_2(monkeypatch, no_synth):
         def get_caller_identity(self):
             raise NoCredentialsError
 
-    monkeypatch.setattr(doc, "make_clients", lambda region: doc.Clients(NoCredentials(), *(None,) * 6))
+    monkeypatch.setattr(doc, "make_clients", lambda region: doc.Clients(NoCredentials(), *(None,) * 7))
     result = runner.invoke(app, ["doctor", "managed-api"])
     assert result.exit_code == 2
     assert "no usable AWS credentials" in result.output

@@ -204,7 +204,7 @@ def serving(moto: MotoSageMaker, endpoint: str) -> tuple[str, dict[str, Any]]:
 
 def settings_of(config: dict[str, Any]) -> dict[str, Any]:
     """Everything CreateEndpointConfig takes but the names."""
-    copied = {key: copy.deepcopy(config[key]) for key in logic.COPIED_SETTINGS if key in config}
+    copied = {key: copy.deepcopy(config[key]) for key in logic.copied_settings(_client()) if key in config}
     for variant in copied["ProductionVariants"]:
         variant.pop("ModelName")
     return copied
@@ -482,7 +482,7 @@ def _derived() -> tuple[str, dict[str, Any]]:
     """The Model name and CreateEndpointConfig request the logic derives for PACKAGE on LIVE_CONFIG."""
     containers = logic.model_containers(PACKAGE, STUB_DEPLOYMENT.environment)
     model = logic.model_name(STUB_DEPLOYMENT, PACKAGE_ARN, 3, containers)
-    return model, logic.endpoint_config_request(LIVE_CONFIG, model, "chat", 3)
+    return model, logic.endpoint_config_request(_client(), LIVE_CONFIG, model, "chat", 3)
 
 
 def test_the_requests_are_valid_sagemaker_requests():
@@ -589,7 +589,7 @@ def test_an_endpoint_with_inference_components_is_refused():
         "ProductionVariants": [{"VariantName": "AllTraffic", "InstanceType": "ml.g5.xlarge"}],
     }
     with pytest.raises(ValueError, match="exactly one production variant holding a model"):
-        logic.endpoint_config_request(components, "m", "chat", 1)
+        logic.endpoint_config_request(_client(), components, "m", "chat", 1)
 
 
 def test_long_endpoint_names_are_shortened_to_valid_distinct_names():
@@ -1007,3 +1007,108 @@ def test_valid_deployments_get_their_defaults(monkeypatch):
             environment={},
         )
     } == module.DEPLOYMENTS
+
+
+# --------------------------------------------------------------------------------------------------
+# Issue 19: every setting copied; the rollout's outcome reported
+
+
+def test_every_setting_sagemaker_returns_is_copied_even_ones_added_after_the_deployer():
+    """Finding: a hand-written list of copied settings dropped MetricsConfig and CrossRegionTrafficConfig
+    (parameters SageMaker added later); the copy now takes every CreateEndpointConfig parameter that
+    DescribeEndpointConfig returns, from the client's own service model."""
+    shapes = _client().meta.service_model
+    create = set(shapes.operation_model("CreateEndpointConfig").input_shape.members)
+    describe = set(shapes.operation_model("DescribeEndpointConfig").output_shape.members)
+    assert set(logic.copied_settings(_client())) == (create & describe) - {"EndpointConfigName"}
+    assert {"MetricsConfig", "CrossRegionTrafficConfig", "ProductionVariants"} <= set(
+        logic.copied_settings(_client())
+    )
+
+    newer = {
+        **LIVE_CONFIG,
+        "MetricsConfig": {"EnableEnhancedMetrics": True, "MetricPublishFrequencyInSeconds": 10},
+        "CrossRegionTrafficConfig": {"MaxCrossRegionPercentPerEndpoint": 20},
+    }
+    request = logic.endpoint_config_request(_client(), newer, "approved", "chat", 3)
+    assert request["MetricsConfig"] == newer["MetricsConfig"]
+    assert request["CrossRegionTrafficConfig"] == newer["CrossRegionTrafficConfig"]
+
+
+def endpoint_state_change(endpoint: str, status: str, reason: str | None = None) -> dict[str, Any]:
+    """A "SageMaker Endpoint State Change" event (EventBridge; SageMaker developer guide, "Events that
+    Amazon SageMaker AI sends to Amazon EventBridge"), trimmed to the fields that matter."""
+    detail: dict[str, Any] = {
+        "EndpointName": endpoint,
+        "EndpointArn": f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:endpoint/{endpoint.lower()}",
+        "EndpointConfigName": f"{endpoint}-v1-0123abcd",
+        "EndpointStatus": status,
+        "CreationTime": 1763888400000,
+        "LastModifiedTime": 1763890200000,
+    }
+    if reason is not None:
+        detail["FailureReason"] = reason
+    return {
+        "version": "0",
+        "id": "9a1d2f3e-0000-4000-8000-000000000003",
+        "detail-type": "SageMaker Endpoint State Change",
+        "source": "aws.sagemaker",
+        "account": ACCOUNT,
+        "time": "2026-11-23T09:30:00Z",
+        "region": "us-east-1",
+        "resources": [detail["EndpointArn"]],
+        "detail": detail,
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "failed"),
+    [
+        (
+            "InService",
+            "The primary container for production variant AllTraffic did not pass the ping health check.",
+            True,
+        ),
+        ("IN_SERVICE", "Failed to download model data.", True),
+        ("Failed", None, True),
+        ("UpdateRollbackFailed", "Both the rolling deployment and auto-rollback failed.", True),
+        ("InService", None, False),
+        ("IN_SERVICE", None, False),
+        ("Updating", None, False),
+        ("RollingBack", "rolling back", False),  # transitional: its end is reported
+    ],
+)
+def test_rollout_failures_are_told_from_the_endpoint_status_and_failure_reason(status, reason, failed):
+    assert (logic.rollout_failure(status, reason) is not None) is failed
+
+
+def test_a_rolled_back_rollout_raises_the_alarm_metric(monkeypatch, capsys, logs, queues, group, endpoint):
+    """Finding: UpdateEndpoint returns as soon as the rollout starts and the deployer reported
+    "updated"; a rollout SageMaker rolled back (InService again, with a FailureReason) was silent.
+    Its endpoint state change, queued by the second rule, now publishes RolloutFailed with exactly the
+    namespace and dimension the RolloutFailed alarm watches (tests/stacks/test_training_pipeline.py)."""
+    handler = load_handler(monkeypatch, deployments_json(group, endpoint), _client(), logs, queues)
+    reason = "The primary container for production variant AllTraffic did not pass the ping health check."
+    queues.put(endpoint_state_change(endpoint, "InService", reason))
+    capsys.readouterr()
+
+    event = queues.poll()
+    assert handler.handler(event, LambdaContext()) == {"batchItemFailures": []}
+    metrics = metrics_in(capsys.readouterr().out)
+    assert [m["RolloutFailed"] for m in metrics] == [[1.0]]
+    (directive,) = metrics[0]["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == model_deployment.NAMESPACE
+    assert directive["Dimensions"] == [["EndpointName"]]
+    assert metrics[0]["EndpointName"] == endpoint
+    assert metrics[0]["FailureReason"] == reason
+    (logged,) = [log for log in lines(logs) if log["message"] == "endpoint rollout failed"]
+    assert logged["level"] == "ERROR"
+    assert reason in logged["failure"]
+    assert queues.dead_lettered() == []
+
+    # A rollout that ends in service without a reason publishes nothing.
+    queues.succeed(event)
+    queues.put(endpoint_state_change(endpoint, "IN_SERVICE"))
+    assert handler.handler(queues.poll(), LambdaContext()) == {"batchItemFailures": []}
+    assert metrics_in(capsys.readouterr().out) == []
+    assert queues.dead_lettered() == []

@@ -135,3 +135,34 @@ def test_the_function_timeout_stays_under_api_gateway_s_29_seconds_with_a_margin
     path = tmp_path / "ok.yaml"
     path.write_text(yaml.safe_dump({**BASE, "gateway": {**gateway, "deadline_seconds": 25}}))
     assert gateway_function_timeout_seconds(load_profile(str(path)).gateway.deadline_seconds) == 28
+
+
+def test_a_target_s_max_tokens_stays_within_the_gateway_s_max_output_tokens(tmp_path):
+    gateway = {
+        "aliases": {"chat": [{"bedrock": "amazon.nova-lite-v1:0"}, {"sagemaker": "llm", "max_tokens": 3000}]},
+        "tenants": TENANTS,
+        "max_output_tokens": 2048,
+    }
+    message = error(tmp_path, gateway)
+    assert "gateway.aliases.chat[1].max_tokens: 3000 is above max_output_tokens (2048)" in message
+    assert "allowed: 1 to 2048" in message
+
+
+def test_system_prompt_is_keep_or_merge(tmp_path):
+    gateway = {"aliases": {"chat": [{"sagemaker": "llm", "system_prompt": "drop"}]}, "tenants": TENANTS}
+    message = error(tmp_path, gateway)
+    assert "gateway.aliases.chat[0].system_prompt" in message
+    assert "'keep'" in message
+    assert "'merge'" in message
+
+
+def test_the_self_hosted_mistral_target_merges_the_system_prompt_and_every_model_server_is_bounded():
+    """Mistral 7B Instruct v0.1/v0.2's chat template raises on a system role (Mistral docs,
+    "Tokenization": https://docs.mistral.ai/cookbook/concept-deep-dive-tokenization-templates)."""
+    for name in ("self-hosted", "custom-model"):
+        gateway = load_profile(name).gateway
+        servers = [t for ts in gateway.aliases.values() for t in ts if not t.bedrock]
+        assert servers
+        assert all(t.max_tokens and t.max_tokens <= gateway.max_output_tokens for t in servers)
+    targets = load_profile("self-hosted").gateway.aliases["mistral"]
+    assert [(t.self_hosted, t.system_prompt) for t in targets] == [("mistral-gpu", "merge"), (None, "keep")]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stacks.catalog import MODEL_MEMORY_OVERHEAD, accelerator_instances
+from stacks.catalog import accelerator_instances, sizing_rules
 from stacks.config import ProfileError, load_profile
 
 BASE = {
@@ -20,7 +20,7 @@ BASE = {
 }
 NEURON_HOST = {
     "name": "llama",
-    "instance_type": "inf2.xlarge",
+    "instance_type": "inf2.8xlarge",
     "server": "vllm-neuron",
     "model": {"name": "llama-3.1-8b", "parameters_billions": 8},
     "ami_ssm_parameter": "/team/ami/neuron-2.28",
@@ -64,7 +64,7 @@ def test_an_unknown_instance_type_lists_the_known_ones(tmp_path):
 def test_the_server_must_match_the_accelerator(tmp_path):
     message = error(tmp_path, {"hosts": [host(server="vllm-gpu")]})
     assert (
-        "hosting.hosts[0].server: 'vllm-gpu' does not run on inf2.xlarge (inferentia2); use vllm-neuron"
+        "hosting.hosts[0].server: 'vllm-gpu' does not run on inf2.8xlarge (inferentia2); use vllm-neuron"
         in (message)
     )
     message = error(
@@ -76,30 +76,79 @@ def test_the_server_must_match_the_accelerator(tmp_path):
 
 def test_the_model_must_fit_the_accelerator_memory(tmp_path):
     memory = accelerator_instances()["g5.xlarge"].accelerator_memory_gb
+    overhead = sizing_rules().unknown_architecture_kv_overhead
     billions = 13
+    gpu = {"instance_type": "g5.xlarge", "server": "vllm-gpu"}
     message = error(
         tmp_path,
         {
             "network": {"nat_gateways": 1},
-            "hosts": [
-                host(
-                    instance_type="g5.xlarge",
-                    server="vllm-gpu",
-                    model={"name": "big", "parameters_billions": billions},
-                )
-            ],
+            "hosts": [host(**gpu, model={"name": "big", "parameters_billions": billions})],
         },
     )
-    needed = billions * 2 * MODEL_MEMORY_OVERHEAD
+    needed = billions * 2 * overhead
     assert f"hosting.hosts[0].model: big needs about {needed:.0f} GB of accelerator memory" in message
     assert f"g5.xlarge has {memory:g} GB" in message
     # 8-bit weights of the same model fit.
-    small = host(
-        instance_type="g5.xlarge",
-        server="vllm-gpu",
-        model={"name": "big", "parameters_billions": billions, "bytes_per_parameter": 1},
-    )
+    small = host(**gpu, model={"name": "big", "parameters_billions": billions, "bytes_per_parameter": 1})
     assert load(tmp_path, {"network": {"nat_gateways": 1}, "hosts": [small]}).hosting.hosts[0]
+
+
+LLAMA = {"name": "llama-3.1-8b-instruct", "architecture": "llama-3.1-8b"}
+
+
+def test_neuron_needs_twice_the_weights_in_host_memory(tmp_path):
+    # Llama 3.1 8B in bf16 (16 GB) on inf2.xlarge (16 GiB): compile and load run out of host memory.
+    message = error(tmp_path, {"hosts": [host(instance_type="inf2.xlarge", model=LLAMA)]})
+    assert (
+        "hosting.hosts[0].instance_type: 'inf2.xlarge' has 16 GiB of host memory; Neuron compiles and "
+        "loads llama-3.1-8b-instruct (16.1 GB of weights) through host memory and needs about 2x the "
+        "weights, 32 GB" in message
+    )
+    assert "aws-neuron-sdk#1222): use inf2.8xlarge (128 GiB) or larger" in message
+    assert load(tmp_path, {"hosts": [host(model=LLAMA)]}).hosting.hosts[0].model.billions == 8.03
+
+
+def test_neuron_kv_cache_is_max_model_len_times_the_compiled_batch(tmp_path):
+    # 128 kB per token (2 x 32 layers x 8 KV heads x 128 x 2 bytes); 32,768 x 8 = 34 GB of KV cache.
+    message = error(tmp_path, {"hosts": [host(model=LLAMA, max_model_len=32768, max_num_seqs=8)]})
+    assert (
+        "hosting.hosts[0].max_model_len: 32768 x max_num_seqs 8 needs 34.4 GB of KV cache (131 kB per "
+        "token for llama-3.1-8b) on top of 16.1 GB of weights; inf2.8xlarge has 28.8 GB usable" in message
+    )
+    assert "at most 12149 tokens fit per sequence" in message
+    hosts = load(tmp_path, {"hosts": [host(model=LLAMA, max_model_len=8192, max_num_seqs=4)]}).hosting.hosts
+    assert hosts[0].max_model_len == 8192
+
+
+def test_gpu_kv_cache_needs_one_sequence_of_max_model_len(tmp_path):
+    gpu = {"instance_type": "g6.xlarge", "server": "vllm-gpu", "max_num_seqs": 64}
+    mistral = {"name": "mistral", "architecture": "mistral-7b-v0.3"}
+    hosting = {"network": {"nat_gateways": 1}, "hosts": [host(**gpu, model=mistral, max_model_len=32768)]}
+    assert load(tmp_path, hosting).hosting.hosts[0].max_num_seqs == 64  # vLLM pages the cache
+    message = error(tmp_path, {**hosting, "hosts": [host(**gpu, model=mistral, max_model_len=65536)]})
+    assert "hosting.hosts[0].max_model_len: 65536 is above the 32768 positions of mistral-7b-v0.3" in message
+    llama = host(**gpu, model=LLAMA, max_model_len=131072)
+    message = error(tmp_path, {**hosting, "hosts": [llama]})
+    assert "hosting.hosts[0].max_model_len: 131072 needs 17.2 GB of KV cache" in message
+    assert "at most 42266 tokens fit" in message
+
+
+def test_the_volume_holds_weights_compiled_artifacts_and_the_ami(tmp_path):
+    message = error(tmp_path, {"hosts": [host(model=LLAMA, volume_gb=80)]})
+    assert (
+        "hosting.hosts[0].volume_gb: 80 is too small: 16 GB of weights, 16 GB of compiled artifacts and "
+        "60 GB for the AMI need at least 93 GB" in message
+    )
+    assert load(tmp_path, {"hosts": [host(model=LLAMA, volume_gb=100)]}).hosting.hosts[0].volume_gb == 100
+
+
+def test_the_model_size_comes_from_a_known_architecture_or_a_parameter_count(tmp_path):
+    message = error(tmp_path, {"hosts": [host(model={"name": "x", "architecture": "gpt-9"})]})
+    assert "hosting.hosts[0].model.architecture: 'gpt-9' is not a known architecture" in message
+    assert "llama-3.1-8b" in message
+    message = error(tmp_path, {"hosts": [host(model={"name": "x"})]})
+    assert "hosting.hosts[0].model.parameters_billions: is required when no architecture is given" in message
 
 
 def test_min_must_not_exceed_max_and_off_hours_need_a_host_in_working_hours(tmp_path):
@@ -156,14 +205,26 @@ def test_inferentia2_hosts_must_name_their_own_pinned_ami_parameter(tmp_path):
     unpinned = host()
     del unpinned["ami_ssm_parameter"]
     message = error(tmp_path, {"hosts": [unpinned]})
-    assert (
-        "hosting.hosts[0].ami_ssm_parameter: is required for Inferentia2: Neuron SDK releases after 2.28"
-        in (message)
+    assert "hosting.hosts[0].ami_ssm_parameter: is required (or ami_id): Neuron SDK releases after 2.28" in (
+        message
     )
     message = error(tmp_path, {"hosts": [host(ami_ssm_parameter="ami-0123456789abcdef0")]})
     assert "hosting.hosts[0].ami_ssm_parameter" in message
-    # GPU hosts default to the public GPU Deep Learning AMI parameter.
+
+
+def test_every_host_pins_its_ami_and_public_latest_parameters_are_refused(tmp_path):
+    """CloudFormation re-reads an SSM parameter on every deploy: the public DLAMI parameters follow
+    AWS's releases and would replace the fleet in an unrelated deploy."""
     gpu = host(instance_type="g6.xlarge", server="vllm-gpu")
     del gpu["ami_ssm_parameter"]
-    loaded = load(tmp_path, {"network": {"nat_gateways": 1}, "hosts": [gpu]}).hosting.hosts[0]
-    assert loaded.ami_ssm_parameter is None
+    network = {"nat_gateways": 1}
+    message = error(tmp_path, {"network": network, "hosts": [gpu]})
+    assert "hosting.hosts[0].ami_ssm_parameter: is required (or ami_id): the public GPU Deep" in message
+    public = "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
+    message = error(tmp_path, {"network": network, "hosts": [{**gpu, "ami_ssm_parameter": public}]})
+    assert f"hosting.hosts[0].ami_ssm_parameter: {public!r} is a public parameter that follows" in message
+    both = {**gpu, "ami_id": "ami-0123456789abcdef0", "ami_ssm_parameter": "/team/ami/gpu"}
+    message = error(tmp_path, {"network": network, "hosts": [both]})
+    assert "hosting.hosts[0].ami_id: and ami_ssm_parameter are both set" in message
+    loaded = load(tmp_path, {"network": network, "hosts": [{**gpu, "ami_id": "ami-0123456789abcdef0"}]})
+    assert loaded.hosting.hosts[0].ami_id == "ami-0123456789abcdef0"

@@ -191,10 +191,18 @@ def test_approved_models_roll_out_only_to_plain_real_time_endpoints(tmp_path):
         inference={"endpoints": [component]},
         training={"pipelines": [pipeline(deploy_to="support-llm")]},
     )
-    assert (
-        "training.pipelines[0].deploy_to: 'support-llm' is an inference-component or asynchronous endpoint"
-        in (message)
+    assert "training.pipelines[0].deploy_to: 'support-llm' is an inference-component endpoint" in message
+    assert "the model is a property of the AWS::SageMaker::InferenceComponent" in message
+
+
+def test_approved_models_roll_out_to_asynchronous_endpoints(tmp_path):
+    queued = endpoint(async_inference={}, min_instances=0)
+    profile = load(
+        tmp_path,
+        inference={"endpoints": [queued]},
+        training={"pipelines": [pipeline(deploy_to="support-llm")]},
     )
+    assert profile.training.pipelines[0].deploy_to == "support-llm"
 
 
 def test_job_names_derived_from_the_profile_stay_within_the_limit(tmp_path):
@@ -264,3 +272,49 @@ def test_no_builtin_profile_uses_model_monitor():
     for profile in load_profiles("all"):
         for settings in profile.inference.endpoints if profile.inference else ():
             assert settings.monitoring_schedule is None, f"{profile.name}: {settings.name}"
+
+
+LLAMA = {"architecture": "llama-3.1-8b"}
+
+
+def test_a_neuron_endpoint_needs_twice_the_weights_in_host_memory(tmp_path):
+    small = endpoint(instance_type="ml.inf2.xlarge", container="lmi-neuron", model=LLAMA)
+    message = error(tmp_path, inference={"endpoints": [small]})
+    assert (
+        "inference.endpoints[0].instance_type: 'ml.inf2.xlarge' has 16 GiB of host memory; Neuron compiles "
+        "and loads the model under models/support-llm/ (16.1 GB of weights) through host memory" in message
+    )
+    assert "use ml.inf2.8xlarge (128 GiB) or larger" in message
+    fits = endpoint(instance_type="ml.inf2.8xlarge", container="lmi-neuron", model=LLAMA)
+    assert load(tmp_path, inference={"endpoints": [fits]}).inference.endpoints[0].model.size_gb > 16
+
+
+def test_a_neuron_endpoint_sizes_the_kv_cache_of_its_compiled_batch(tmp_path):
+    # LMI's default batch (32) x 4,096 tokens: 17.2 GB of KV cache on top of 16.1 GB of weights.
+    batch = endpoint(instance_type="ml.inf2.8xlarge", container="lmi-neuron", model=LLAMA, max_num_seqs=32)
+    message = error(tmp_path, inference={"endpoints": [batch]})
+    assert "inference.endpoints[0].max_model_len: 4096 x max_num_seqs 32 needs 17.2 GB of KV cache" in message
+
+
+def test_an_endpoint_max_model_len_fits_the_model_and_the_gpu(tmp_path):
+    too_long = endpoint(model={"architecture": "mistral-7b-v0.3"}, max_model_len=65536)
+    message = error(tmp_path, inference={"endpoints": [too_long]})
+    assert (
+        "inference.endpoints[0].max_model_len: 65536 is above the 32768 positions of mistral-7b-v0.3"
+        in message
+    )
+    long_documents = endpoint(model=LLAMA, instance_type="ml.g5.2xlarge", max_model_len=32768)
+    assert (
+        load(tmp_path, inference={"endpoints": [long_documents]}).inference.endpoints[0].max_model_len
+        == 32768
+    )
+
+
+def test_the_built_in_endpoints_name_their_model_and_long_documents_take_long_contracts():
+    profile = load_profile("custom-model")
+    assert all(e.model is not None for e in profile.inference.endpoints)
+    by_name = {e.name: e for e in profile.inference.endpoints}
+    assert by_name["long-documents"].max_model_len >= 32768  # ~24k words of contract plus the summary
+    assert by_name["support-llm-inf2"].instance_type == "ml.inf2.8xlarge"
+    hosted = load_profile("self-hosted").hosting.hosts
+    assert all(h.model.architecture for h in hosted)

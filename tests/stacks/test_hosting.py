@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from stacks.catalog import ami_parameter
 from stacks.config import load_profile
 
 PROFILE = "self-hosted"
@@ -52,6 +51,7 @@ def test_the_vpc_is_private_with_one_nat_flow_logs_and_the_endpoints(resources, 
         "ec2messages",
         "logs",
         "monitoring",
+        "cloudformation",  # the hosts' SignalResource after /health
         "bedrock-runtime",
     }
     for subnet in of_type(resources, "AWS::EC2::Subnet").values():
@@ -60,7 +60,7 @@ def test_the_vpc_is_private_with_one_nat_flow_logs_and_the_endpoints(resources, 
 
 def test_interface_endpoints_admit_only_the_hosts_and_the_gateway(resources):
     endpoint_groups = {k for k in of_type(resources, "AWS::EC2::SecurityGroup") if k.startswith("NetworkVpc")}
-    assert len(endpoint_groups) == 6
+    assert len(endpoint_groups) == 7  # six for the hosts, Bedrock runtime for the gateway
     for logical_id in endpoint_groups:
         group = resources[logical_id]["Properties"]
         assert "SecurityGroupIngress" not in group  # no CIDR rule for the whole VPC
@@ -104,9 +104,34 @@ def test_hosts_use_imdsv2_encrypted_disks_no_public_ip_and_the_dlami_from_ssm(re
         image = data["ImageId"]["Ref"]
         assert parameters[image]["Type"] == "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"
     defaults = {p["Default"] for p in parameters.values() if "Default" in p}
-    neuron = next(h for h in load_profile(PROFILE).hosting.hosts if h.server == "vllm-neuron")
-    assert neuron.ami_ssm_parameter in defaults  # pinned by the profile
-    assert ami_parameter("l4") in defaults  # the public GPU Deep Learning AMI parameter
+    pinned = {h.ami_ssm_parameter for h in load_profile(PROFILE).hosting.hosts}
+    assert pinned <= defaults  # the parameters of the user's that the profile names
+    assert not [d for d in defaults if str(d).startswith("/aws/service/")]  # no public `latest` AMI
+
+
+def test_an_ami_id_in_the_profile_is_used_as_it_is(tmp_path):
+    """A pinned id needs no parameter: the launch template carries it."""
+    from stacks.stage import ProfileStacks
+    from tests.conftest import cdk_app
+
+    profile = load_profile(PROFILE)
+    hosts = [
+        h.model_copy(update={"ami_id": "ami-0123456789abcdef0", "ami_ssm_parameter": None})
+        if h.server == "vllm-gpu"
+        else h
+        for h in profile.hosting.hosts
+    ]
+    profile = profile.model_copy(update={"hosting": profile.hosting.model_copy(update={"hosts": hosts})})
+    app = cdk_app(tmp_path)
+    stacks = ProfileStacks(app, "pinned-ami", profile=profile)
+    template = app.synth().get_stack_artifact(stacks.hosting.artifact_id).template
+    images = [
+        r["Properties"]["LaunchTemplateData"]["ImageId"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::EC2::LaunchTemplate"
+    ]
+    assert "ami-0123456789abcdef0" in images
+    assert len([i for i in images if isinstance(i, dict) and "Ref" in i]) == 1  # the Neuron parameter
 
 
 def test_the_instance_role_reads_only_its_model_prefix(synthesized, settings):
@@ -142,7 +167,6 @@ def test_health_checks_scaling_and_off_hours(resources, settings):
     sizes = sorted((g["Properties"]["MinSize"], g["Properties"]["MaxSize"]) for g in groups.values())
     assert sizes == sorted((str(h.min_instances), str(h.max_instances)) for h in settings.hosts)
     for group in groups.values():
-        assert group["UpdatePolicy"]["AutoScalingRollingUpdate"]["MinInstancesInService"] == 0
         assert group["Properties"]["HealthCheckType"] == "ELB"
         assert group["Properties"]["NotificationConfigurations"]
     policies = [p["Properties"] for p in of_type(resources, "AWS::AutoScaling::ScalingPolicy").values()]
@@ -228,3 +252,102 @@ def test_an_existing_vpc_is_used_by_id_without_lookup_or_new_network(tmp_path):
         assert group["Properties"]["VPCZoneIdentifier"] == network.existing_private_subnet_ids
     for group in template.find_resources("AWS::EC2::SecurityGroup").values():
         assert group["Properties"]["VpcId"] == "vpc-0123456789abcdef0"
+
+
+def test_the_key_lets_auto_scaling_launch_hosts_with_encrypted_volumes(synthesized):
+    """EC2 Auto Scaling user guide, "Required AWS KMS key policy for use with encrypted volumes",
+    example 1: the service-linked role uses the key and creates grants for AWS resources."""
+    (key,) = synthesized.resources(PROFILE, "Foundation", "AWS::KMS::Key").values()
+    statements = {s.get("Sid"): s for s in key["Properties"]["KeyPolicy"]["Statement"]}
+    role = {
+        "Fn::Join": [
+            "",
+            [
+                "arn:aws:iam::",
+                {"Ref": "AWS::AccountId"},
+                ":role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling",
+            ],
+        ]
+    }
+    use = statements["AllowAutoScalingServiceLinkedRoleUse"]
+    assert use["Principal"] == {"AWS": role}
+    assert sorted(use["Action"]) == sorted(
+        ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
+    )
+    grants = statements["AllowAutoScalingServiceLinkedRoleGrants"]
+    assert grants["Principal"] == {"AWS": role}
+    assert grants["Action"] == "kms:CreateGrant"
+    assert grants["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+
+
+def test_profiles_without_hosts_keep_auto_scaling_off_the_key(synthesized):
+    (key,) = synthesized.resources("managed-api", "Foundation", "AWS::KMS::Key").values()
+    assert "AutoScaling" not in json.dumps(key["Properties"]["KeyPolicy"])
+
+
+def test_rolling_updates_keep_hosts_serving_and_wait_for_each_new_hosts_signal(resources, settings):
+    """CloudFormation user guide, UpdatePolicy attribute (MinInstancesInService below MaxSize,
+    WaitOnResourceSignals, PauseTime at most PT1H, ScheduledActions suspended with scheduled
+    actions) and CreationPolicy attribute (ResourceSignal Count and Timeout)."""
+    groups = of_type(resources, "AWS::AutoScaling::AutoScalingGroup")
+    by_host = {
+        h.name: next(g for k, g in groups.items() if k.startswith("Host" + h.name.replace("-", "")))
+        for h in settings.hosts
+    }
+    timeouts = {"llama-neuron": "PT1H", "mistral-gpu": "PT35M"}  # boot + documented load times
+    for host in settings.hosts:
+        group = by_host[host.name]
+        rolling = group["UpdatePolicy"]["AutoScalingRollingUpdate"]
+        assert rolling["MinInstancesInService"] == host.min_instances >= 1
+        assert rolling["MinInstancesInService"] < host.max_instances
+        assert rolling["MaxBatchSize"] == 1
+        assert rolling["WaitOnResourceSignals"] is True
+        assert rolling["PauseTime"] == timeouts[host.name]
+        assert "ScheduledActions" in rolling["SuspendProcesses"]
+        assert group["UpdatePolicy"]["AutoScalingScheduledAction"] == {
+            "IgnoreUnmodifiedGroupSizeProperties": True
+        }
+        assert group["CreationPolicy"] == {
+            "ResourceSignal": {"Count": host.min_instances, "Timeout": timeouts[host.name]}
+        }
+        grace = int(group["Properties"]["HealthCheckGracePeriod"])
+        assert grace == {"PT1H": 3600, "PT35M": 2100}[timeouts[host.name]]
+
+
+def test_each_host_signals_its_own_group_in_the_hosting_stack(synthesized, resources):
+    groups = of_type(resources, "AWS::AutoScaling::AutoScalingGroup")
+    templates = of_type(resources, "AWS::EC2::LaunchTemplate")
+    for logical_id, template in templates.items():
+        script = json.dumps(template["Properties"]["LaunchTemplateData"]["UserData"])
+        (group_id,) = [g for g in groups if g.startswith(logical_id.split("LaunchTemplate")[0])]
+        assert f'readonly GROUP_LOGICAL_ID=\\"{group_id}\\"' in script
+        assert 'readonly STACK_NAME=\\"self-hosted-hosting\\"' in script
+    policies = [p["Properties"]["PolicyDocument"] for p in of_type(resources, "AWS::IAM::Policy").values()]
+    signal = [s for p in policies for s in p["Statement"] if s.get("Sid") == "SignalOwnStack"]
+    assert len(signal) == len(groups)
+    assert all(s["Resource"] == {"Ref": "AWS::StackId"} for s in signal)
+    foundation = json.dumps(synthesized.template(PROFILE, "Foundation"))
+    assert "cloudformation:SignalResource" not in foundation  # not on the foundation's own stack
+
+
+def test_without_the_key_statements_auto_scaling_could_not_launch_a_host(synthesized):
+    """The access rows of AWSServiceRoleForAutoScaling (tests/access/rows/autoscaling_service_linked_role.py)
+    pass with the key policy as synthesized and fail on the key policy before this change."""
+    import copy
+
+    from tests.access.conftest import deployment_of
+    from tests.access.deployment import AUTO_SCALING_SLR
+    from tests.access.rows import service_role_rows
+    from tests.access.test_access import mismatches
+
+    def failures(templates):
+        deployment = deployment_of(synthesized, PROFILE, templates)
+        role = deployment.roles[AUTO_SCALING_SLR]
+        return mismatches(deployment, role, service_role_rows(role, deployment))
+
+    assert failures(None) == []
+    before = copy.deepcopy(synthesized.templates[PROFILE])
+    (key,) = [r for r in before["Foundation"]["Resources"].values() if r["Type"] == "AWS::KMS::Key"]
+    statements = key["Properties"]["KeyPolicy"]["Statement"]
+    statements[:] = [s for s in statements if "AutoScaling" not in s.get("Sid", "")]
+    assert len(failures(before)) == 7  # every allow row; the three deny rows still hold

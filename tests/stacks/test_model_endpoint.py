@@ -81,8 +81,9 @@ ENDPOINTS = {
 }
 
 
-# Endpoints a training pipeline deploys its approved versions to (the model deployer).
-APPROVED_MODELS = {"chat"}
+# Endpoints a training pipeline deploys its approved versions to (the model deployer): real-time and
+# asynchronous ones (inference components are refused by the profile, stacks/config.py).
+APPROVED_MODELS = {"chat", "batch"}
 
 
 def endpoint_name(key: str) -> str:
@@ -797,3 +798,85 @@ def test_every_config_with_data_capture_stores_json_readable(built):
         assert "application/json" in capture["CaptureContentTypeHeader"]["JsonContentTypes"]
         assert capture["DestinationS3Uri"]
         assert capture["KmsKeyId"]
+
+
+# --- one definition: the deployer's configuration is the stack's (issue 19) -------------------------
+
+
+@pytest.mark.parametrize("key", sorted(APPROVED_MODELS | {"neuron"}))
+def test_the_deployer_s_endpoint_config_equals_the_stack_s_except_the_model(built, key):
+    """The stack's AWS::SageMaker::EndpointConfig is the one definition of the endpoint's settings
+    (startup timeouts, routing, capture with its content-type header, volume key, async output); the
+    deployer copies it (lambdas/model_deployer/logic.copied_settings). The synthesized properties,
+    resolved, are served as SageMaker's DescribeEndpointConfig answer (the Stubber checks them against
+    the API's output shape, so CloudFormation's property names are the API's), and the deployer's
+    CreateEndpointConfig request must be exactly those properties with the approved model."""
+    from botocore.stub import ANY, Stubber
+
+    from lambdas.model_deployer import logic
+    from tests.access.resolver import Resolver
+    from tests.lambdas import test_model_deployer as deployer
+
+    endpoint = built.endpoints[key]
+    resolver = Resolver(built.templates, account="123456789012", region=REGION)
+    template = resolver.resolve("Inference", props_of(built, built.inference, endpoint.endpoint_config))
+    assert "Tags" not in template  # Tags are not copied (DescribeEndpointConfig does not return them)
+    live = "test-config-live"
+    described = {
+        "EndpointConfigName": live,
+        "EndpointConfigArn": f"arn:aws:sagemaker:{REGION}:123456789012:endpoint-config/{live}",
+        "CreationTime": deployer.NOW,
+        **template,
+    }
+    model = logic.model_name(
+        deployer.STUB_DEPLOYMENT,
+        deployer.PACKAGE_ARN,
+        3,
+        logic.model_containers(deployer.PACKAGE, deployer.STUB_DEPLOYMENT.environment),
+    )
+    expected = json.loads(json.dumps(template))
+    expected["ProductionVariants"][0]["ModelName"] = model
+
+    client = deployer._client()
+    with Stubber(client) as stub:
+        deployer._stub_package(stub)
+        stub.add_response(
+            "describe_endpoint", deployer._endpoint("InService", live), {"EndpointName": "chat"}
+        )
+        stub.add_response("describe_endpoint_config", described, {"EndpointConfigName": live})
+        stub.add_response("create_model", {"ModelArn": f"arn:aws:sagemaker:{REGION}:123456789012:model/m"})
+        stub.add_response(
+            "create_endpoint_config",
+            {"EndpointConfigArn": f"arn:aws:sagemaker:{REGION}:123456789012:endpoint-config/c"},
+            {"EndpointConfigName": ANY, **expected},
+        )
+        stub.add_response(
+            "update_endpoint",
+            {"EndpointArn": f"arn:aws:sagemaker:{REGION}:123456789012:endpoint/chat"},
+            {"EndpointName": "chat", "EndpointConfigName": ANY},
+        )
+        assert logic.deploy(client, deployer.STUB_DEPLOYMENT, deployer.PACKAGE_ARN)["action"] == "updated"
+        stub.assert_no_pending_responses()
+    variant = expected["ProductionVariants"][0]
+    assert variant["ContainerStartupHealthCheckTimeoutInSeconds"] > 0
+    assert variant["ModelDataDownloadTimeoutInSeconds"] > 0
+
+
+def test_approved_models_on_inference_components_are_refused_at_synth(tmp_path):
+    """The deployer rolls endpoints with UpdateEndpoint; an inference-component endpoint's configuration
+    holds no model, so approvals would only reach the dead-letter queue."""
+    stack = Stack(cdk_app(tmp_path), "Refused", env=Environment(account="123456789012", region=REGION))
+    key = kms.Key(stack, "Key")
+    with pytest.raises(ValueError, match="approved_models needs a real-time or asynchronous endpoint"):
+        ModelEndpoint(
+            stack,
+            "Endpoint",
+            settings=ENDPOINTS["assist"],
+            endpoint_name="test-assist",
+            role=iam.Role(stack, "Role", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com")),
+            artifacts_bucket=s3.Bucket(stack, "Artifacts"),
+            encryption_key=key,
+            region=REGION,
+            log_retention_days=30,
+            approved_models=True,
+        )

@@ -31,6 +31,9 @@ def spec(kind: str, **changes) -> ServerSpec:
         "max_num_seqs": 8,
         "log_group_name": "genai-model-host-logs",
         "metrics_namespace": "GenAiStack/ModelHosts",
+        "health_wait_minutes": 55,
+        "stack_name": "self-hosted-hosting",
+        "group_logical_id": "HostllamaGroupASG0123ABCD",
     }
     return ServerSpec(**{**values, **changes})
 
@@ -137,3 +140,49 @@ def test_the_script_fits_the_16_kb_user_data_limit(kind):
     # EC2 refuses user data above 16 KB (before base64); a long bucket name must still fit.
     long = spec(kind, model_s3_uri="s3://" + "b" * 63 + "/models/" + "m" * 64 + "/")
     assert len(render_user_data(long).encode()) < 16 * 1024
+
+
+def exec_start(script: str) -> str:
+    (line,) = [line for line in script.splitlines() if line.startswith("ExecStart=${PYTHON}")]
+    return line
+
+
+def test_neuron_hosts_pass_the_kv_cache_flags_the_pinned_neuron_vllm_requires():
+    """vLLM User Guide for NxD Inference (Neuron 2.28.1), Known Issues: num_gpu_blocks_override
+    exactly max_num_seqs without prefix caching or chunked prefill; its server quickstart passes
+    --no-enable-prefix-caching (vLLM V1 turns prefix caching on by default)."""
+    script = render_user_data(spec("vllm-neuron", max_num_seqs=4))
+    assert 'SERVER_FLAGS="--num-gpu-blocks-override ${MAX_NUM_SEQS} --no-enable-prefix-caching"' in script
+    assert 'readonly MAX_NUM_SEQS="4"' in script
+    assert exec_start(script).endswith("--max-num-seqs ${MAX_NUM_SEQS} ${SERVER_FLAGS}")
+    gpu = render_user_data(spec("vllm-gpu"))
+    assert "--num-gpu-blocks-override" not in gpu.split("vllm-neuron)", 1)[0].split("vllm-gpu)", 1)[1]
+
+
+def test_the_server_unit_puts_the_venv_bin_first_on_path():
+    """neuronx-cc (the Neuron compiler vLLM runs) lives in the venv's bin, which systemd's PATH lacks."""
+    for kind in ("vllm-gpu", "vllm-neuron"):
+        script = render_user_data(spec(kind))
+        unit = script.split("<<UNIT", 1)[1].split("\nUNIT\n", 1)[0]
+        assert 'Environment=PATH=$(dirname "${PYTHON}"):/usr/local/sbin:' in unit
+
+
+def test_package_installs_wait_for_the_dpkg_lock_and_dpkg_is_not_called_directly():
+    script = render_user_data(spec("vllm-gpu"))
+    assert "readonly APT_GET=(apt-get -o DPkg::Lock::Timeout=600)" in script
+    commands = [line.strip() for line in script.splitlines() if not line.strip().startswith("#")]
+    assert not [c for c in commands if re.match(r"^(dpkg|apt-get|apt) ", c)]
+    assert sum('"${APT_GET[@]}"' in c for c in commands) == 3
+
+
+def test_the_host_signals_cloudformation_after_health_passes_or_fails():
+    script = render_user_data(spec("vllm-neuron", health_wait_minutes=55))
+    assert 'readonly STACK_NAME="self-hosted-hosting"' in script
+    assert 'readonly GROUP_LOGICAL_ID="HostllamaGroupASG0123ABCD"' in script
+    assert "aws cloudformation signal-resource --stack-name" in script
+    tail = script.split("# 7.", 1)[1]
+    assert "$((HEALTH_WAIT_MINUTES * 4))" in tail
+    assert 'readonly HEALTH_WAIT_MINUTES="55"' in script
+    healthy, unhealthy = tail.split("done", 1)
+    assert healthy.index("signal SUCCESS") < healthy.index("exit 0")
+    assert unhealthy.index("signal FAILURE") < unhealthy.index("exit 1")

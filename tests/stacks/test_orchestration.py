@@ -366,3 +366,39 @@ def test_the_gateway_s_guardrail_is_accepted_in_every_state_of_a_rollout(synthes
     assert not allows(Account.GUARDRAIL)
     assert not allows(f"{Account.GUARDRAIL}:1")
     assert not allows(f"arn:aws:bedrock:us-east-1:{Account.ACCOUNT}:guardrail/other1234567:3")
+
+
+def test_target_limits_reach_gateway_config_only_when_the_profile_sets_them():
+    from lambdas.gateway.config import Target
+    from stacks.config import GatewayTarget
+    from stacks.orchestration_stack import target_config
+
+    plain = target_config(GatewayTarget(bedrock="amazon.nova-micro-v1:0"), None)
+    assert plain == {"kind": "bedrock", "model": "amazon.nova-micro-v1:0"}  # templates unchanged
+    limited = target_config(
+        GatewayTarget(sagemaker="support-llm", max_tokens=512, system_prompt="merge"),
+        None,
+        {"support-llm": "genai-custom-support-llm"},
+    )
+    assert limited == {
+        "kind": "sagemaker",
+        "endpoint": "genai-custom-support-llm",
+        "max_tokens": 512,
+        "system_prompt": "merge",
+    }
+    assert Target.model_validate(limited).max_tokens == 512
+
+
+def test_the_self_hosted_gateway_bounds_each_fleet_and_merges_mistral_s_system_prompt(synthesized):
+    resources = synthesized.template("self-hosted", "Orchestration")["Resources"]
+    (fn,) = [
+        r["Properties"] for k, r in of_type(resources, "AWS::Lambda::Function").items() if "Gateway" in k
+    ]
+    settings = Settings.model_validate(json.loads(render(fn["Environment"]["Variables"]["GATEWAY_CONFIG"])))
+    limits = {
+        alias: [(t.kind, t.max_tokens, t.system_prompt) for t in ts] for alias, ts in settings.chat.items()
+    }
+    assert limits == {
+        "llama": [("openai_http", 512, "keep"), ("bedrock", None, "keep")],
+        "mistral": [("openai_http", 512, "merge"), ("bedrock", None, "keep")],
+    }

@@ -579,7 +579,7 @@ def _actions(statement: dict) -> list[str]:
 
 
 def test_the_approval_rule_matches_approved_versions_of_the_configured_groups(templates):
-    rule = one(templates["Training"], "AWS::Events::Rule", "ModelDeployment")["Properties"]
+    rule = one(templates["Training"], "AWS::Events::Rule", "ModelDeploymentOnApproval")["Properties"]
     assert rule["EventPattern"] == {
         "source": ["aws.sagemaker"],
         "detail-type": ["SageMaker Model Package State Change"],
@@ -625,15 +625,17 @@ def test_approvals_wait_in_a_queue_while_the_endpoint_is_busy_then_go_to_an_alar
     for policy in resources(training, "AWS::SQS::QueuePolicy", "ModelDeployment").values():
         deny = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
         assert [d["Condition"] for d in deny] == [{"Bool": {"aws:SecureTransport": "false"}}]
-    # EventBridge may send to the approvals queue, from this rule only.
+    # EventBridge may send to the approvals queue, from the two rules only (approvals, rollout outcomes).
     (approvals_policy,) = [
         p["Properties"]["PolicyDocument"]
         for p in resources(training, "AWS::SQS::QueuePolicy", "ModelDeployment").values()
         if p["Properties"]["Queues"] == [{"Ref": approvals_id}]
     ]
-    (send,) = [s for s in approvals_policy["Statement"] if s["Effect"] == "Allow"]
-    assert send["Principal"] == {"Service": "events.amazonaws.com"}
-    assert "OnApproval" in flat(send["Condition"]["ArnEquals"]["aws:SourceArn"])
+    sends = [s for s in approvals_policy["Statement"] if s["Effect"] == "Allow"]
+    assert all(send["Principal"] == {"Service": "events.amazonaws.com"} for send in sends)
+    assert sorted(flat(send["Condition"]["ArnEquals"]["aws:SourceArn"]) for send in sends) == [
+        f"<{rule_id}.Arn>" for rule_id in sorted(resources(training, "AWS::Events::Rule", "ModelDeployment"))
+    ]
 
     (mapping,) = resources(training, "AWS::Lambda::EventSourceMapping").values()
     assert mapping["Properties"]["EventSourceArn"] == {"Fn::GetAtt": [approvals_id, "Arn"]}
@@ -733,12 +735,14 @@ def test_alarms_and_dashboard_sections(built, templates):
     alarms = resources(templates["Training"], "AWS::CloudWatch::Alarm")
     metrics = sorted(a["Properties"].get("MetricName") for a in alarms.values())
     assert metrics == sorted(
-        ["ExecutionsFailed", "ExecutionsTimedOut"] * 2 + ["ApproximateNumberOfMessagesVisible"]
+        ["ExecutionsFailed", "ExecutionsTimedOut"] * 2
+        + ["ApproximateNumberOfMessagesVisible"]
+        + ["RolloutFailed"] * 2
     )
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"]
         assert alarm["Properties"]["OKActions"]
-    assert len(result.hub.alarms) == 5
+    assert len(result.hub.alarms) == 7
     assert [s.title for s in result.hub.sections] == [
         "Training pipeline support-tuning",
         "Training pipeline copy-tuning",
@@ -833,3 +837,50 @@ def test_two_deployments_to_one_endpoint_are_refused():
             encryption_key=kms.Key.from_key_arn(stack, "K", ENDPOINT_KEY),
             log_retention_days=30,
         )
+
+
+# --- the rollouts' outcomes (issue 19) -------------------------------------------------------------
+
+
+def test_endpoint_state_changes_of_the_deployed_endpoints_reach_the_deployer(templates):
+    """Finding: UpdateEndpoint returns when the rollout starts, and a rollout SageMaker rolls back was
+    silent. SageMaker's "SageMaker Endpoint State Change" events of the deployed endpoints go to the
+    deployer's queue (the same event source mapping), which reports failures as RolloutFailed."""
+    training = templates["Training"]
+    rule = one(training, "AWS::Events::Rule", "ModelDeploymentOnEndpointStateChange")["Properties"]
+    assert rule["EventPattern"] == {
+        "source": ["aws.sagemaker"],
+        "detail-type": ["SageMaker Endpoint State Change"],
+        "detail": {"EndpointName": ["demo-support-llm", "demo-copy-llm"]},
+    }
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [_queue_id(templates, "Approvals"), "Arn"]}
+
+
+def test_a_failed_rollout_raises_an_alarm_on_the_metric_the_deployer_publishes(built, templates):
+    """The alarm watches exactly the namespace, metric and dimension set the handler's single_metric
+    emits (tests/lambdas/test_model_deployer.py, test_a_rolled_back_rollout_raises_the_alarm_metric),
+    and notifies the alarm topic through the MonitoringHub."""
+    result, _ = built
+    source = (REPO_ROOT / "lambdas" / "model_deployer" / "handler.py").read_text()
+    handler_namespace = next(
+        node.value.value
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["NAMESPACE"]
+    )
+    alarms = {
+        logical_id: alarm["Properties"]
+        for logical_id, alarm in resources(templates["Training"], "AWS::CloudWatch::Alarm").items()
+        if alarm["Properties"].get("MetricName") == "RolloutFailed"
+    }
+    watched = sorted(d["Value"] for a in alarms.values() for d in a["Dimensions"])
+    assert watched == ["demo-copy-llm", "demo-support-llm"]
+    for alarm in alarms.values():
+        assert alarm["Namespace"] == handler_namespace == model_deployment.NAMESPACE
+        assert [d["Name"] for d in alarm["Dimensions"]] == ["EndpointName"]
+        assert alarm["Statistic"] == "Sum"
+        assert alarm["Threshold"] == 1
+        assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert alarm["TreatMissingData"] == "notBreaching"
+        assert alarm["AlarmActions"]  # the hub's alarm topic
+    assert set(result.deployment.rollout_alarms) <= set(result.hub.alarms)

@@ -42,7 +42,7 @@ def test_every_endpoint_of_the_profile_is_deployed_under_the_profile_name(synthe
     # ml.inf2 has no local NVMe storage: its configuration carries the platform key; ml.g5/g6 cannot.
     with_key = [c for c in configs if "KmsKeyId" in c]
     assert [v["InstanceType"] for c in with_key for v in c["ProductionVariants"] if "InstanceType" in v] == [
-        "ml.inf2.xlarge"
+        "ml.inf2.8xlarge"
     ]
 
 
@@ -98,9 +98,13 @@ def test_the_loop_train_evaluate_register_approve_deploy_is_wired(synthesized, p
     assert group["Properties"]["ModelPackageGroupName"] == f"{PROFILE}-support-tuning"
     assert group["DeletionPolicy"] == "Retain"
     rules = [r["Properties"] for r in of_type(synthesized, "Training", "AWS::Events::Rule").values()]
-    approval = [r for r in rules if "EventPattern" in r]
-    assert len(approval) == 1
-    assert approval[0]["EventPattern"]["detail"]["ModelApprovalStatus"] == ["Approved"]
+    patterns = {r["EventPattern"]["detail-type"][0]: r["EventPattern"] for r in rules if "EventPattern" in r}
+    assert sorted(patterns) == ["SageMaker Endpoint State Change", "SageMaker Model Package State Change"]
+    assert patterns["SageMaker Model Package State Change"]["detail"]["ModelApprovalStatus"] == ["Approved"]
+    # The rollouts' outcomes (issue 19): the deployed endpoint's state changes reach the deployer.
+    assert patterns["SageMaker Endpoint State Change"]["detail"] == {
+        "EndpointName": [f"{PROFILE}-support-llm"]
+    }
     schedules = [r for r in rules if "ScheduleExpression" in r]
     assert {r["ScheduleExpression"] for r in schedules} == {profile.training.pipelines[0].schedule}
     functions = of_type(synthesized, "Training", "AWS::Lambda::Function")
@@ -123,7 +127,11 @@ def test_the_gateway_calls_the_profile_endpoint_by_its_full_name(synthesized):
         if r["Type"] == "AWS::Lambda::Function" and "Gateway" in k
     ]
     config = json.loads(unjoin(function["Environment"]["Variables"]["GATEWAY_CONFIG"]))
-    assert config["chat"]["support"][0] == {"kind": "sagemaker", "endpoint": f"{PROFILE}-support-llm"}
+    assert config["chat"]["support"][0] == {
+        "kind": "sagemaker",
+        "endpoint": f"{PROFILE}-support-llm",
+        "max_tokens": 512,  # the profile's bound (docs/gateway.md, "Per-target limits")
+    }
     policies = json.dumps([r for r in resources.values() if r["Type"] == "AWS::IAM::Policy"])
     assert f":endpoint/{PROFILE}-support-llm" in policies
 

@@ -12,7 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.gateway.deadline import Deadline, as_timed
 from lambdas.gateway.errors import ProviderError
-from lambdas.gateway.providers.aws_errors import provider_error
+from lambdas.gateway.providers.aws_errors import model_server_error, provider_error
 from lambdas.gateway.providers.base import ChatResult
 from lambdas.gateway.schema import ChatCompletionRequest
 
@@ -96,12 +96,11 @@ class OpenAIHttpChat:
             with self.opener(http_request, timeout=timeout) as response:
                 payload = response.read()
         except urllib.error.HTTPError as error:
-            throttled = error.code == 429
-            raise ProviderError(
-                f"{self.name}: HTTP {error.code}",
-                retryable=throttled or error.code >= 500,
-                throttled=throttled,
-            ) from None
+            try:
+                detail = error.read()
+            except (OSError, AttributeError):
+                detail = b""
+            raise model_server_error(self.name, error.code, detail) from None
         except TimeoutError:
             raise ProviderError(f"{self.name}: timed out", retryable=True, timeout=True) from None
         except (urllib.error.URLError, OSError) as error:

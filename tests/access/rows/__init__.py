@@ -111,6 +111,7 @@ SERVICE_ROLE_FAMILIES: tuple[str, ...] = (
     "bedrock_customization_role",
     "model_host_role",
     "autoscaling_roles",
+    "autoscaling_service_linked_role",
     "state_machine_roles",
 )
 

@@ -38,6 +38,10 @@ def rows(role: Role, deployment: Deployment) -> list[Call] | None:
     hosts = {h.name: h for h in hosting.hosts}
     host = hosts[host_name]
     artifacts = bucket(deployment, "Artifacts")
+    hosting_stack, foundation_stack = (
+        next(name for name in deployment.templates if name.endswith(suffix))
+        for suffix in ("-hosting", "-foundation")
+    )
     prefix = host.model.prefix
     log_group = ref_by_path(deployment, "AWS::Logs::LogGroup", f"/Host-{host_name}/Logs/Resource")
     result = [
@@ -62,6 +66,17 @@ def rows(role: Role, deployment: Deployment) -> list[Call] | None:
             )
         ),
         Call("ec2messages:GetMessages", "*", SSM_WHY),
+        Call(
+            "cloudformation:SignalResource",
+            deployment.resolver.resolve(hosting_stack, {"Ref": "AWS::StackId"}),
+            f"{WHY}: aws cloudformation signal-resource after /health (model_host.sh.tmpl)",
+        ),
+        Call(
+            "cloudformation:SignalResource",
+            deployment.resolver.resolve(foundation_stack, {"Ref": "AWS::StackId"}),
+            "only the hosting stack waits for the hosts' signals",
+            expect="deny",
+        ),
     ]
     for other in hosts.values():
         if other.model.prefix != prefix:
