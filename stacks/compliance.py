@@ -307,6 +307,14 @@ MODEL_WEIGHTS = Acknowledgement(
     ),
 )
 
+COMPILED_MODEL = Acknowledgement(
+    finding="AwsSolutions-IAM5",
+    reason=(
+        "A Neuron model host writes the model it compiled under models/<name>/neuron-compiled/ of the "
+        "artifacts bucket; the key and file names depend on the Neuron release and the settings."
+    ),
+)
+
 NAMESPACED_METRICS = Acknowledgement(
     finding="AwsSolutions-IAM5[Resource::*]",
     reason=(

@@ -20,6 +20,7 @@ from stacks.components.invocation_log_destination import INVOCATION_LOG_PREFIX, 
 from stacks.components.knowledge_base_role import KnowledgeBaseRole
 from stacks.components.model_endpoint_role import ModelEndpointRole
 from stacks.components.model_host_role import ModelHostRole
+from stacks.components.model_host_user_data import NEURON_COMPILED_PREFIX
 from stacks.components.platform_key import PlatformKey
 from stacks.components.secure_bucket import SecureBucket
 from stacks.components.training_job_role import TrainingJobRole, output_prefix
@@ -150,6 +151,9 @@ class FoundationStack(Stack):
                 artifacts_bucket=self.artifacts_bucket,
                 prefix=host.model.prefix,
                 encryption_key=self.key,
+                compiled_prefix=(
+                    host.model.prefix + NEURON_COMPILED_PREFIX if host.server == "vllm-neuron" else None
+                ),
             ).role
             for host in model_hosts
         }

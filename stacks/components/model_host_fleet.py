@@ -48,6 +48,10 @@ METRICS_NAMESPACE = "GenAiStack/ModelHosts"
 #   attribute, https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-updatepolicy.html).
 # - GPU: vLLM from PyPI and the weights from S3, no compile: 30 minutes.
 BOOT_MINUTES = 5  # cloud-init, the CloudWatch agent and the service user before the server starts
+# The host signals FAILURE this long before CloudFormation's timeout (which starts when the instance is
+# launched, as the host's clock does at boot): a host that cannot serve rolls the update back at once
+# instead of letting the timeout run out.
+SIGNAL_MARGIN_MINUTES = 2
 STARTUP_MINUTES = {"vllm-neuron": 55, "vllm-gpu": 30}
 
 
@@ -173,7 +177,7 @@ class ModelHostFleet(Construct):
                     max_num_seqs=host.max_num_seqs,
                     log_group_name=logs.log_group_name,
                     metrics_namespace=METRICS_NAMESPACE,
-                    health_wait_minutes=STARTUP_MINUTES[host.server],
+                    signal_by_minutes=BOOT_MINUTES + STARTUP_MINUTES[host.server] - SIGNAL_MARGIN_MINUTES,
                     stack_name=stack.stack_name,
                     # The group is built below; its logical ID is known when the template renders.
                     group_logical_id=Lazy.string(_LogicalIdOf(lambda: self.group.node.default_child)),

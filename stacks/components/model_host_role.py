@@ -13,7 +13,8 @@ from stacks import compliance
 
 class ModelHostRole(Construct):
     """Session Manager (the AWS managed policy it requires) and read access to exactly the model's
-    prefix of the artifacts bucket. The hosting stack adds the host's own logs and metrics."""
+    prefix of the artifacts bucket; Neuron hosts (`compiled_prefix`) also write their compiled
+    model under it (model_host.sh.tmpl). The hosting stack adds the host's own logs and metrics."""
 
     def __init__(
         self,
@@ -24,6 +25,7 @@ class ModelHostRole(Construct):
         artifacts_bucket: s3.Bucket,
         prefix: str,
         encryption_key: kms.IKey,
+        compiled_prefix: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.role = iam.Role(
@@ -52,9 +54,33 @@ class ModelHostRole(Construct):
             ),
         ):
             self.role.add_to_policy(statement)
+        if compiled_prefix is not None:
+            if not compiled_prefix.startswith(prefix):
+                raise ValueError(f"model host {host_name}: {compiled_prefix} is not under {prefix}")
+            # aws s3 sync / cp upload with PutObject (multipart parts too); SSE-KMS writes need
+            # kms:GenerateDataKey on the bucket's key ("Using server-side encryption with AWS KMS
+            # keys": https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html).
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="WriteTheCompiledModel",
+                    actions=["s3:PutObject"],
+                    resources=[artifacts_bucket.arn_for_objects(f"{compiled_prefix}*")],
+                )
+            )
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="EncryptTheCompiledModel",
+                    actions=["kms:GenerateDataKey"],
+                    resources=[encryption_key.key_arn],
+                )
+            )
         bucket_id = Stack.of(self).get_logical_id(artifacts_bucket.node.default_child)
         compliance.acknowledge(
             self.role,
             compliance.SESSION_MANAGER_MANAGED_POLICY,
             compliance.MODEL_WEIGHTS.on(f"<{bucket_id}.Arn>/{prefix}*"),
         )
+        if compiled_prefix is not None:
+            compliance.acknowledge(
+                self.role, compliance.COMPILED_MODEL.on(f"<{bucket_id}.Arn>/{compiled_prefix}*")
+            )

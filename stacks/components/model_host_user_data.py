@@ -23,6 +23,10 @@ _SAFE = re.compile(r"^[A-Za-z0-9 ._:/@+=,*-]*$")
 _TOKEN = re.compile(r"\$\{Token\[[A-Za-z0-9._-]+\]\}")
 
 ServerKind = Literal["vllm-gpu", "vllm-neuron"]
+# Where Neuron hosts keep compiled models, under the model's own prefix of the artifacts bucket:
+# `<prefix>neuron-compiled/<key>/` (key: see model_host.sh.tmpl). The weights' sync skips it and the
+# host role may write only there (model_host_role.py).
+NEURON_COMPILED_PREFIX = "neuron-compiled/"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,9 +46,10 @@ class ServerSpec:
     max_num_seqs: int
     log_group_name: str
     metrics_namespace: str
-    # Signals (model_host_fleet.py): how long the script waits for /health before it signals
-    # FAILURE, and the stack and Auto Scaling group that CloudFormation waits on.
-    health_wait_minutes: int
+    # Signals (model_host_fleet.py): minutes after the instance booted by which the script has
+    # signalled (FAILURE if /health has not answered by then; a little before CloudFormation's own
+    # timeout, which runs from the same moment), and the stack and group CloudFormation waits on.
+    signal_by_minutes: int
     stack_name: str
     group_logical_id: str
 
@@ -100,10 +105,12 @@ def template_values(spec: ServerSpec) -> dict[str, str]:
         "max_model_len": str(spec.max_model_len),
         "max_num_seqs": str(spec.max_num_seqs),
         "vllm_version": servers.vllm_version,
+        "neuron_release": servers.neuron_last_inf2_release,
+        "compiled_s3_prefix": f"{spec.model_s3_uri.rstrip('/')}/{NEURON_COMPILED_PREFIX}",
         "neuron_venv_glob": servers.neuron_venv_glob,
         "cloudwatch_agent_url": servers.cloudwatch_agent_url.format(region=spec.region),
         "metrics_namespace": spec.metrics_namespace,
-        "health_wait_minutes": str(spec.health_wait_minutes),
+        "signal_by_minutes": str(spec.signal_by_minutes),
         "stack_name": spec.stack_name,
         "group_logical_id": spec.group_logical_id,
     }

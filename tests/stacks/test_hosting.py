@@ -134,7 +134,9 @@ def test_an_ami_id_in_the_profile_is_used_as_it_is(tmp_path):
     assert len([i for i in images if isinstance(i, dict) and "Ref" in i]) == 1  # the Neuron parameter
 
 
-def test_the_instance_role_reads_only_its_model_prefix(synthesized, settings):
+def test_the_instance_role_reads_its_model_prefix_and_writes_only_compiled_neuron_models(
+    synthesized, settings
+):
     policies = synthesized.resources(PROFILE, "Foundation", "AWS::IAM::Policy")
     for host in settings.hosts:
         key = "ModelHostRole" + host.name.replace("-", "")
@@ -144,7 +146,17 @@ def test_the_instance_role_reads_only_its_model_prefix(synthesized, settings):
             "StringLike": {"s3:prefix": [f"{host.model.prefix}*"]}
         }
         assert json.dumps(statements["ReadTheModel"]["Resource"]).endswith(f'"/{host.model.prefix}*"]]}}')
-        assert set(statements) == {"ListTheModelPrefix", "ReadTheModel", "DecryptTheModel"}
+        read = {"ListTheModelPrefix", "ReadTheModel", "DecryptTheModel"}
+        if host.server == "vllm-neuron":
+            # The compiled model goes back to S3 under the model's neuron-compiled/ prefix, only there.
+            assert set(statements) == read | {"WriteTheCompiledModel", "EncryptTheCompiledModel"}
+            assert statements["WriteTheCompiledModel"]["Action"] == "s3:PutObject"
+            assert json.dumps(statements["WriteTheCompiledModel"]["Resource"]).endswith(
+                f'"/{host.model.prefix}neuron-compiled/*"]]}}'
+            )
+            assert statements["EncryptTheCompiledModel"]["Action"] == "kms:GenerateDataKey"
+        else:
+            assert set(statements) == read
 
 
 def test_the_load_balancers_are_internal_and_open_only_to_the_gateway(resources):

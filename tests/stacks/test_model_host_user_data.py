@@ -31,7 +31,7 @@ def spec(kind: str, **changes) -> ServerSpec:
         "max_num_seqs": 8,
         "log_group_name": "genai-model-host-logs",
         "metrics_namespace": "GenAiStack/ModelHosts",
-        "health_wait_minutes": 55,
+        "signal_by_minutes": 58,
         "stack_name": "self-hosted-hosting",
         "group_logical_id": "HostllamaGroupASG0123ABCD",
     }
@@ -176,13 +176,139 @@ def test_package_installs_wait_for_the_dpkg_lock_and_dpkg_is_not_called_directly
 
 
 def test_the_host_signals_cloudformation_after_health_passes_or_fails():
-    script = render_user_data(spec("vllm-neuron", health_wait_minutes=55))
+    script = render_user_data(spec("vllm-neuron", signal_by_minutes=58))
     assert 'readonly STACK_NAME="self-hosted-hosting"' in script
     assert 'readonly GROUP_LOGICAL_ID="HostllamaGroupASG0123ABCD"' in script
     assert "aws cloudformation signal-resource --stack-name" in script
-    tail = script.split("# 7.", 1)[1]
-    assert "$((HEALTH_WAIT_MINUTES * 4))" in tail
-    assert 'readonly HEALTH_WAIT_MINUTES="55"' in script
+    tail = script.split("# 6. Wait for the health endpoint", 1)[1]
+    # The wait ends by a deadline counted from boot, as CloudFormation's timeout runs from the launch.
+    assert 'readonly SIGNAL_BY_MINUTES="58"' in script
+    assert 'SIGNAL_DEADLINE=$(( $(date -d "$(uptime -s)" +%s) + SIGNAL_BY_MINUTES * 60 ))' in script
+    assert "while (( $(date +%s) < SIGNAL_DEADLINE )); do" in tail
     healthy, unhealthy = tail.split("done", 1)
     assert healthy.index("signal SUCCESS") < healthy.index("exit 0")
     assert unhealthy.index("signal FAILURE") < unhealthy.index("exit 1")
+
+
+def neuron_section(script: str) -> str:
+    return script.split("  vllm-neuron)", 1)[1].split("\n    ;;", 1)[0]
+
+
+def test_the_weights_sync_leaves_the_compiled_models_in_s3():
+    script = render_user_data(spec("vllm-neuron"))
+    assert (
+        'aws s3 sync --only-show-errors --exclude "neuron-compiled/*" "${MODEL_S3_URI}" "${MODEL_DIR}"'
+        in script
+    )
+    assert (
+        'readonly COMPILED_S3_PREFIX="s3://artifacts-bucket/models/llama-3.1-8b-instruct/neuron-compiled/"'
+        in script
+    )
+    assert f'readonly NEURON_RELEASE="{user_data.model_servers().neuron_last_inf2_release}"' in script
+
+
+def compiled_key(tmp_path: Path, dtype: str = "bfloat16", **changes) -> str:
+    """Run the script's key lines in bash, with a stand-in for the venv's python."""
+    script = render_user_data(spec("vllm-neuron", **changes))
+    section = neuron_section(script)
+    key_lines = section[section.index("    if versions=") : section.index("    # The marker")]
+    header = [line for line in script.splitlines() if re.match(r"^readonly [A-Z0-9_]+=\"[^$]*\"$", line)]
+    python = tmp_path / "python"
+    python.write_text('#!/bin/bash\necho "nxdi0.7.14366-cc2.21.18209.0+043b1bf7"\n')
+    python.chmod(0o755)
+    model = tmp_path / "model"
+    model.mkdir(exist_ok=True)
+    (model / "config.json").write_text(json.dumps({"torch_dtype": dtype}))
+    program = "\n".join(
+        [
+            "set -euo pipefail",
+            *header,
+            'log() { echo "$*" >&2; }',
+            f"PYTHON={python}",
+            f"MODEL_DIR={model}",
+            "NEURON_VENV=/opt/aws_neuronx_venv_pytorch_inference_vllm_0_13",
+            'SERVER_FLAGS="--num-gpu-blocks-override ${MAX_NUM_SEQS} --no-enable-prefix-caching"',
+            'COMPILED_S3_URI=""',
+            key_lines,
+            'echo "${COMPILED_S3_URI}"',
+        ]
+    )
+    result = subprocess.run(["bash", "-c", program], capture_output=True, text=True, check=True)  # noqa: S603, S607
+    return result.stdout.strip()
+
+
+def test_the_compiled_model_key_names_the_release_versions_and_settings(tmp_path):
+    uri = compiled_key(tmp_path, tensor_parallel_size=2, max_model_len=8192, max_num_seqs=8)
+    release = user_data.model_servers().neuron_last_inf2_release
+    prefix = "s3://artifacts-bucket/models/llama-3.1-8b-instruct/neuron-compiled/"
+    assert uri.startswith(
+        f"{prefix}neuron{release}-tp2-len8192-seqs8-nxdi0.7.14366-cc2.21.18209.0_043b1bf7-config"
+    )
+    assert uri.endswith("/")
+    # Every setting that shapes the compiled graph gives another key.
+    others = {
+        compiled_key(tmp_path, tensor_parallel_size=4),
+        compiled_key(tmp_path, max_model_len=4096),
+        compiled_key(tmp_path, max_num_seqs=4),
+    }
+    assert uri not in others
+    assert len(others) == 3
+    # Other weights' config.json (dtype, architecture) too.
+    assert (
+        compiled_key(tmp_path, dtype="float16", tensor_parallel_size=2, max_model_len=8192, max_num_seqs=8)
+        != uri
+    )
+    assert compiled_key(tmp_path, tensor_parallel_size=2, max_model_len=8192, max_num_seqs=8) == uri
+
+
+def test_neuron_hosts_load_compiled_models_from_s3_when_the_key_is_complete():
+    """vLLM User Guide for NxD Inference (Neuron 2.28.1), "Loading pre-compiled models": vLLM loads
+    a pre-compiled model from NEURON_COMPILED_ARTIFACTS, else compiles and stores it there."""
+    script = render_user_data(spec("vllm-neuron"))
+    section = neuron_section(script)
+    assert 'DEVICE_ENV="Environment=NEURON_COMPILED_ARTIFACTS=${COMPILED_DIR}"' in section
+    check = 'if [[ -n "${COMPILED_S3_URI}" ]] && aws s3 ls "${COMPILED_S3_URI}${COMPLETE_MARKER}" > /dev/null; then'
+    load = (
+        'aws s3 sync --only-show-errors --exclude "${COMPLETE_MARKER}" "${COMPILED_S3_URI}" "${COMPILED_DIR}"'
+    )
+    assert section.index(check) < section.index(load) < section.index("COMPILED_FROM_S3=1")
+    # Loaded before the server's unit starts, and the unit points vLLM at the same directory.
+    assert script.index(load) < script.index("systemctl enable --now genai-model-server.service")
+    assert "${DEVICE_ENV}" in script.split("<<UNIT", 1)[1].split("\nUNIT\n", 1)[0]
+    gpu = render_user_data(spec("vllm-gpu"))
+    assert "NEURON_COMPILED_ARTIFACTS" not in gpu.split("vllm-neuron)", 1)[0]
+
+
+def test_a_host_that_compiled_uploads_after_health_with_the_marker_last():
+    script = render_user_data(spec("vllm-neuron"))
+    upload = script.split("upload_compiled() {", 1)[1].split("\n}\n", 1)[0]
+    assert '"${COMPILED_FROM_S3}" == 1' in upload  # a host that loaded the model uploads nothing
+    sync = 'aws s3 sync --only-show-errors "${COMPILED_DIR}" "${COMPILED_S3_URI}"'
+    marker = 'aws s3 cp - "${COMPILED_S3_URI}${COMPLETE_MARKER}"'
+    assert upload.index(sync) < upload.index(marker)
+    healthy = script.split("# 6. Wait for the health endpoint", 1)[1].split("done", 1)[0]
+    assert healthy.index("curl -sf") < healthy.index("signal SUCCESS") < healthy.index("upload_compiled")
+    assert healthy.index("upload_compiled") < healthy.index("exit 0")
+    assert (
+        "upload_compiled" not in script.split("# 6. Wait for the health endpoint", 1)[1].split("done", 1)[1]
+    )
+
+
+def test_a_failed_boot_step_signals_failure_at_once():
+    """Under `set -e` a failing step (the weights' sync, a missing venv) would end the script without
+    a signal, and CloudFormation would wait out the whole creation or update timeout."""
+    script = render_user_data(spec("vllm-gpu"))
+    assert script.startswith("#!/bin/bash")
+    assert "set -Eeuo pipefail" in script  # the ERR trap also fires inside functions
+    trap = script.index("trap 'failed ${LINENO}' ERR")
+    assert script.index("signal() {") < trap < script.index("# 1. The CloudWatch agent")
+    failed = script.split("failed() {", 1)[1].split("}", 1)[0]
+    assert failed.index("trap - ERR") < failed.index("signal FAILURE") < failed.index("exit 1")
+
+
+def test_the_package_lists_update_is_retried_while_another_apt_holds_its_lock():
+    """DPkg::Lock::Timeout covers dpkg's lock only; `apt-get update` takes the lists' lock and gives up."""
+    gpu = render_user_data(spec("vllm-gpu")).split("  vllm-gpu)", 1)[1]
+    retry = 'for attempt in $(seq 1 40); do\n        "${APT_GET[@]}" update -q && break\n'
+    assert retry in gpu
+    assert gpu.count('"${APT_GET[@]}" update') == 1  # no update outside the retry

@@ -3,6 +3,10 @@
 - Boot (stacks/templates model host user data): `aws s3 sync s3://ARTIFACTS/models/<name>/ ...`
   lists the prefix (s3:ListBucket with s3:prefix, ListObjectsV2) and reads each object (s3:GetObject),
   kms:Decrypt through S3 for the SSE-KMS artifacts bucket (rows/s3_objects.py cites the S3 pages).
+- Neuron hosts: `aws s3 ls <prefix>neuron-compiled/<key>/_COMPLETE` (ListBucket with that s3:prefix)
+  and a sync of the compiled model down (GetObject); after /health a host that compiled uploads it
+  (`aws s3 sync` / `aws s3 cp -`: s3:PutObject, which also authorizes multipart uploads' parts, and
+  kms:GenerateDataKey for SSE-KMS) under `<prefix>neuron-compiled/` and nowhere else.
 - The CloudWatch agent (stacks/components/model_host_user_data.py cloudwatch_agent_config) puts the
   boot and server logs to the host's log group, stream `<instance-id>/boot|server`
   (logs:CreateLogStream, logs:PutLogEvents), and metrics in the namespace GenAiStack/ModelHosts
@@ -19,14 +23,19 @@
 from __future__ import annotations
 
 from stacks.components.model_host_fleet import METRICS_NAMESPACE
+from stacks.components.model_host_user_data import NEURON_COMPILED_PREFIX
 from stacks.config import load_profile
 from tests.access.deployment import Deployment, Role
 from tests.access.rows import Call
-from tests.access.rows.s3_objects import TLS, get_object, list_objects
+from tests.access.rows.s3_objects import TLS, get_object, list_objects, put_object
 from tests.access.rows.service_resources import bucket, ref_by_path, s3_arn, write_log_rows
 
 WHY = "the model host boots with its instance role (user data)"
 INSTANCE = "i-0123456789abcdef0"
+# A compiled-model key as model_host.sh.tmpl builds it (release, settings, versions, hashes).
+COMPILED_KEY = (
+    "neuron2.28-tp2-len8192-seqs8-nxdi0.7.14366-cc2.21.18209.0_043b1bf7-config0123abcd4567-args89ef0123abcd"
+)
 SSM_WHY = "SSM Agent for Session Manager (session-manager-getting-started-instance-profile)"
 
 
@@ -78,8 +87,47 @@ def rows(role: Role, deployment: Deployment) -> list[Call] | None:
             expect="deny",
         ),
     ]
+    compiled = f"{prefix}{NEURON_COMPILED_PREFIX}{COMPILED_KEY}/"
+    if host.server == "vllm-neuron":
+        why = f"{WHY}: the compiled model (model_host.sh.tmpl)"
+        result += [
+            *list_objects(deployment, artifacts, f"{compiled}_COMPLETE", f"{why}: aws s3 ls the marker"),
+            *get_object(deployment, artifacts, f"{compiled}model.pt", f"{why}: aws s3 sync loads it"),
+            *put_object(deployment, artifacts, f"{compiled}model.pt", f"{why}: aws s3 sync uploads it"),
+            *put_object(deployment, artifacts, f"{compiled}_COMPLETE", f"{why}: the marker, last"),
+            Call(
+                "s3:PutObject",
+                s3_arn(deployment, artifacts, f"{prefix}config.json"),
+                "never over the weights (writes only under neuron-compiled/)",
+                context=TLS,
+                expect="deny",
+            ),
+        ]
+    else:
+        result.append(
+            Call(
+                "s3:PutObject",
+                s3_arn(deployment, artifacts, f"{compiled}model.pt"),
+                "GPU hosts compile nothing and write nothing",
+                context=TLS,
+                expect="deny",
+            )
+        )
     for other in hosts.values():
         if other.model.prefix != prefix:
+            result.append(
+                Call(
+                    "s3:PutObject",
+                    s3_arn(
+                        deployment,
+                        artifacts,
+                        f"{other.model.prefix}{NEURON_COMPILED_PREFIX}{COMPILED_KEY}/model.pt",
+                    ),
+                    f"not another host's compiled model ({other.name})",
+                    context=TLS,
+                    expect="deny",
+                )
+            )
             result.append(
                 Call(
                     "s3:GetObject",
