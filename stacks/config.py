@@ -25,12 +25,15 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
     PrivateAttr,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -204,6 +207,7 @@ class Foundation(_Strict):
 # Managed API: Amazon Bedrock
 
 Slug = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")]
+_SLUG_SCHEMA = TypeAdapter(Slug).json_schema()
 Strength = Literal["NONE", "LOW", "MEDIUM", "HIGH"]
 ContentFilterType = Literal["SEXUAL", "VIOLENCE", "HATE", "INSULTS", "MISCONDUCT", "PROMPT_ATTACK"]
 # AWS::Bedrock::Guardrail PiiEntityConfig.Type (cfn-lint 1.58.0 schema of the CloudFormation registry).
@@ -998,9 +1002,18 @@ class TrainingPipeline(_Strict):
     network_isolation: bool = Field(default=True, description="no network access from the training container")
     metric: TrainingMetric
     schedule: str | None = Field(default=None, pattern=_SCHEDULE, description="periodic retraining")
-    deploy_to: Slug | None = Field(
-        default=None, description="endpoint of the inference section to roll on approval"
-    )
+    # A list since one model can be served by several endpoints (custom-model: real-time and async);
+    # a single name, the earlier form, is still read as a list of one.
+    deploy_to: Annotated[
+        tuple[Slug, ...],
+        BeforeValidator(lambda value: [value] if isinstance(value, str) else value),
+        WithJsonSchema(
+            {
+                "anyOf": [_SLUG_SCHEMA, {"type": "array", "items": _SLUG_SCHEMA, "uniqueItems": True}],
+                "description": "endpoints of the inference section to roll on approval (a name or a list)",
+            }
+        ),
+    ] = ()
 
     @model_validator(mode="after")
     def _checks(self) -> TrainingPipeline:
@@ -1012,6 +1025,9 @@ class TrainingPipeline(_Strict):
                     "instance_type", f"{self.instance_type!r} is not a known training type (known: {known})"
                 )
             )
+        repeated = sorted({e for e in self.deploy_to if self.deploy_to.count(e) > 1})
+        if repeated:
+            problems.append(located("deploy_to", f"names {', '.join(map(repr, repeated))} more than once"))
         if self.spot is not None and self.spot.max_wait_hours < self.max_runtime_hours:
             problems.append(
                 located(
@@ -1275,27 +1291,50 @@ def training_problems(training: Training, inference: Inference | None, region: s
     by_name = {e.name: e for e in inference.endpoints} if inference else {}
     for index, pipeline in enumerate(training.pipelines):
         where = f"pipelines[{index}]"
-        target = by_name.get(pipeline.deploy_to) if pipeline.deploy_to else None
-        if target is not None and target.inference_components:
-            # Asynchronous endpoints are rolled like real-time ones (one variant holding the model,
-            # UpdateEndpoint). docs/profiles/custom-model.md, "Rollouts", says why not components.
+        if region and region not in image_regions(pipeline.image):
+            problems.append(located(f"{where}.image", f"{pipeline.image!r} is not published in {region}"))
+        for position, name in enumerate(pipeline.deploy_to):
+            field = f"{where}.deploy_to[{position}]"
+            target = by_name.get(name)
+            if target is None:
+                known = ", ".join(sorted(endpoints)) or "none: add an inference section"
+                problems.append(located(field, f"{name!r} is not an inference endpoint ({known})"))
+            elif target.inference_components:
+                # Asynchronous endpoints are rolled like real-time ones (one variant holding the model,
+                # UpdateEndpoint). docs/profiles/custom-model.md, "Rollouts", says why not components.
+                problems.append(
+                    located(
+                        field,
+                        f"{name!r} is an inference-component endpoint; approved models are rolled "
+                        "out to real-time and asynchronous endpoints only: an inference-component endpoint's "
+                        "configuration holds no model (UpdateEndpoint cannot change it), the model is a "
+                        "property of the AWS::SageMaker::InferenceComponent that CloudFormation owns, so a "
+                        "later deploy would put the stack's model back",
+                    )
+                )
+        containers = sorted({by_name[n].container for n in pipeline.deploy_to if n in by_name})
+        if len(containers) > 1:
+            # A model version registers one serving image (the package's container), which every
+            # endpoint it is rolled to runs.
             problems.append(
                 located(
                     f"{where}.deploy_to",
-                    f"{pipeline.deploy_to!r} is an inference-component endpoint; approved models are rolled "
-                    "out to real-time and asynchronous endpoints only: an inference-component endpoint's "
-                    "configuration holds no model (UpdateEndpoint cannot change it), the model is a property "
-                    "of the AWS::SageMaker::InferenceComponent that CloudFormation owns, so a later deploy "
-                    "would put the stack's model back",
+                    f"endpoints with different containers ({', '.join(containers)}); each approved version "
+                    "registers one serving image, so the endpoints of one pipeline share a container",
                 )
             )
-        if region and region not in image_regions(pipeline.image):
-            problems.append(located(f"{where}.image", f"{pipeline.image!r} is not published in {region}"))
-        if pipeline.deploy_to and pipeline.deploy_to not in endpoints:
-            known = ", ".join(sorted(endpoints)) or "none: add an inference section"
+    # One owner per endpoint: the deployer rolls an endpoint to the approved versions of one group.
+    owners: dict[str, list[str]] = {}
+    for pipeline in training.pipelines:
+        for name in pipeline.deploy_to:
+            owners.setdefault(name, []).append(pipeline.name)
+    for name, pipelines in sorted(owners.items()):
+        if len(pipelines) > 1:
             problems.append(
                 located(
-                    f"{where}.deploy_to", f"{pipeline.deploy_to!r} is not an inference endpoint ({known})"
+                    "pipelines",
+                    f"endpoint {name!r} is a deploy_to target of {', '.join(pipelines)}; an endpoint "
+                    "serves the approved versions of one pipeline",
                 )
             )
     offered = customization_models(region) if region else {}

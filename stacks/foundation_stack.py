@@ -183,10 +183,10 @@ class FoundationStack(Stack):
                 encryption_key=self.key,
                 region=region,
             ).role
-            if pipeline.deploy_to:
+            for endpoint in pipeline.deploy_to:
                 # The endpoint serves the models this pipeline trains once they are approved.
                 allow_endpoint_to_read_trained_models(
-                    self.endpoint_roles[pipeline.deploy_to].role,
+                    self.endpoint_roles[endpoint].role,
                     self.artifacts_bucket,
                     f"{output_prefix(pipeline)}*",
                 )

@@ -115,9 +115,9 @@ class ProfileStacks(Construct):
                 hub=self.hub,
                 # endpoints a training pipeline deploys its approved versions to
                 approved_models=frozenset(
-                    p.deploy_to
+                    name
                     for p in (profile.training.pipelines if profile.training else ())
-                    if p.deploy_to
+                    for name in p.deploy_to
                 ),
             )
 

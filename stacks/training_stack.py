@@ -45,7 +45,7 @@ class TrainingStack(Stack):
         deployments = []
         self.pipelines: dict[str, TrainingPipeline] = {}
         for pipeline in settings.pipelines:
-            target = endpoints.get(pipeline.deploy_to) if pipeline.deploy_to else None
+            targets = [endpoints[name] for name in pipeline.deploy_to]
             built = TrainingPipeline(
                 self,
                 f"Pipeline-{pipeline.name}",
@@ -57,13 +57,15 @@ class TrainingStack(Stack):
                 encryption_key=encryption_key,
                 region=self.region,
                 log_retention_days=log_retention_days,
-                inference_image_uri=image_uri(target.container, self.region) if target else None,
+                inference_image_uri=_inference_image(targets, self.region),
             )
             built.monitor(hub)
             self.pipelines[pipeline.name] = built
             CfnOutput(self, f"StateMachine-{pipeline.name}", value=built.state_machine.state_machine_arn)
-            if target is not None:
-                deployments.append(_deployment(built, target, profile_name, endpoint_roles, encryption_key))
+            # One approval, every listed endpoint (lambdas/model_deployer rolls each).
+            deployments += [
+                _deployment(built, target, profile_name, endpoint_roles, encryption_key) for target in targets
+            ]
         if deployments:
             ModelDeployment(
                 self,
@@ -88,6 +90,12 @@ class TrainingStack(Stack):
             )
             customization.monitor(hub)
             CfnOutput(self, f"StateMachine-{job.name}", value=customization.state_machine.state_machine_arn)
+
+
+def _inference_image(targets: list[InferenceEndpoint], region: str) -> str | None:
+    """The serving image registered with each model version: the endpoints' container (one, see
+    stacks/config.py training_problems), or None without endpoints (the training image is registered)."""
+    return image_uri(targets[0].container, region) if targets else None
 
 
 def _deployment(

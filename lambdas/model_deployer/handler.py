@@ -3,8 +3,11 @@
 An EventBridge rule puts each "SageMaker Model Package State Change" event (`source: aws.sagemaker`)
 of an approved version into an SQS queue; an event source mapping hands them over one at a time, as
 SQS messages whose body is the event.
-- An Approved version of a configured group is deployed (logic.deploy) and `ModelDeployed` is
-  published (namespace GenAiStack/ModelRegistry, dimension EndpointName) when the endpoint changed.
+- An Approved version of a configured group is deployed to each endpoint the group is deployed to
+  (logic.deploy_each) and `ModelDeployed` is published (namespace GenAiStack/ModelRegistry, dimension
+  EndpointName) for each endpoint that changed. While any of them is busy the approval waits (below)
+  and is tried again on all of them (those already rolled are "unchanged"); a failure of one endpoint
+  sends it to the dead-letter queue once no endpoint waits, after the others were rolled.
 - Other approval statuses and groups without a deployment are logged and ignored ({"ignored": why}).
 - UpdateEndpoint only starts a rollout, so `ModelDeployed` counts rollouts started. Its outcome comes
   back through the same queue as a "SageMaker Endpoint State Change" event of the endpoint (a second
@@ -23,8 +26,8 @@ SQS messages whose body is the event.
   succeed by waiting: the message goes to the dead-letter queue at once, with the error as a message
   attribute, and is removed from the queue. The dead-letter queue's depth is alarmed.
 
-Environment (validated at cold start): DEPLOYMENTS, a JSON list of deployments, one per model package
-group; DEAD_LETTER_QUEUE_URL, the dead-letter queue.
+Environment (validated at cold start): DEPLOYMENTS, a JSON list of deployments, one per endpoint (a
+model package group may have several); DEAD_LETTER_QUEUE_URL, the dead-letter queue.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from lambdas.model_deployer.logic import Deployment, EndpointBusyError, deploy, rollout_failure
+from lambdas.model_deployer.logic import Deployment, EndpointBusyError, deploy_each, rollout_failure
 
 NAMESPACE = "GenAiStack/ModelRegistry"
 DETAIL_TYPE = "SageMaker Model Package State Change"
@@ -67,8 +70,9 @@ class _Deployment(BaseModel):
 _DEPLOYMENTS = TypeAdapter(list[_Deployment])
 
 
-def _load_deployments(raw: str | None) -> dict[str, Deployment]:
-    """DEPLOYMENTS: a JSON list of deployments; returns them by model package group."""
+def _load_deployments(raw: str | None) -> dict[str, tuple[Deployment, ...]]:
+    """DEPLOYMENTS: a JSON list of deployments; returns them by model package group (a group may be
+    deployed to several endpoints; an endpoint serves one group)."""
     if not raw:
         raise RuntimeError("environment variable DEPLOYMENTS is not set")
     try:
@@ -81,15 +85,17 @@ def _load_deployments(raw: str | None) -> dict[str, Deployment]:
         raise RuntimeError(f"environment variable DEPLOYMENTS is not valid: {problems}") from None
     if not items:
         raise RuntimeError("environment variable DEPLOYMENTS is not valid: it lists no deployment")
-    for key in ("model_package_group", "endpoint_name"):
-        values = [getattr(item, key) for item in items]
-        duplicates = sorted({value for value in values if values.count(value) > 1})
-        if duplicates:
-            raise RuntimeError(
-                f"environment variable DEPLOYMENTS is not valid: {key} must be unique (one model package "
-                f"group per endpoint), repeated: {', '.join(duplicates)}"
-            )
-    return {item.model_package_group: Deployment(**item.model_dump()) for item in items}
+    values = [item.endpoint_name for item in items]
+    duplicates = sorted({value for value in values if values.count(value) > 1})
+    if duplicates:
+        raise RuntimeError(
+            "environment variable DEPLOYMENTS is not valid: endpoint_name must be unique (one model "
+            f"package group per endpoint), repeated: {', '.join(duplicates)}"
+        )
+    by_group: dict[str, list[Deployment]] = {}
+    for item in items:
+        by_group.setdefault(item.model_package_group, []).append(Deployment(**item.model_dump()))
+    return {group: tuple(deployments) for group, deployments in by_group.items()}
 
 
 def _load_queue_url(raw: str | None) -> str:
@@ -223,24 +229,32 @@ def approval(body: str) -> dict[str, Any]:
     )
     if detail.status != "Approved":
         return _ignored(f"approval status is {detail.status!r}, not 'Approved'", detail.arn)
-    deployment = DEPLOYMENTS.get(detail.group)
-    if deployment is None:
+    deployments = DEPLOYMENTS.get(detail.group)
+    if deployments is None:
         return _ignored(f"no deployment is configured for model package group {detail.group!r}", detail.arn)
 
-    result = deploy(sagemaker(), deployment, detail.arn)
-    if "ignored" in result:
-        return _ignored(result["ignored"], detail.arn)
-    # "updated": the rollout has started; its outcome arrives as an endpoint state change (endpoint_state).
-    logger.info(
-        "model deployed" if result["action"] != "unchanged" else "model already deployed", extra=result
-    )
-    if result["action"] != "unchanged":
-        with single_metric(
-            name="ModelDeployed", unit=MetricUnit.Count, value=1, namespace=NAMESPACE
-        ) as metric:
-            metric.add_dimension(name="EndpointName", value=result["endpoint"])
-            metric.add_metadata(key="ModelPackageArn", value=detail.arn)
-    return result
+    results, busy, failures = deploy_each(sagemaker(), deployments, detail.arn)
+    if results and "ignored" in results[0]:
+        return _ignored(results[0]["ignored"], detail.arn)
+    for result in results:
+        # "updated": the rollout has started; its outcome arrives as an endpoint state change
+        # (endpoint_state).
+        logger.info(
+            "model deployed" if result["action"] != "unchanged" else "model already deployed", extra=result
+        )
+        if result["action"] != "unchanged":
+            with single_metric(
+                name="ModelDeployed", unit=MetricUnit.Count, value=1, namespace=NAMESPACE
+            ) as metric:
+                metric.add_dimension(name="EndpointName", value=result["endpoint"])
+                metric.add_metadata(key="ModelPackageArn", value=detail.arn)
+    # A busy endpoint keeps the approval in the queue (the endpoints done are "unchanged" next time);
+    # only when no endpoint waits does a refusal send it to the dead-letter queue.
+    if busy:
+        raise EndpointBusyError("; ".join(busy))
+    if failures:
+        raise RuntimeError("; ".join(failures))
+    return results[0] if len(results) == 1 else {"deployments": results}
 
 
 def _ignored(reason: str, arn: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import copy
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -242,6 +243,33 @@ def deploy(client: Any, deployment: Deployment, package_arn: str) -> dict[str, s
             ) from error
         raise
     return {**result, "action": "updated"}
+
+
+def deploy_each(
+    client: Any, deployments: Sequence[Deployment], package_arn: str
+) -> tuple[list[dict[str, str]], list[str], list[str]]:
+    """One approval, every endpoint its group is deployed to: `deploy` on each, so an endpoint that is
+    busy or refused does not keep the others from their rollout.
+
+    Returns (results, busy, failures): the results of the endpoints deployed (or the one {"ignored"}
+    result when the package is not the latest approved version: the same for every endpoint), the
+    EndpointBusyError messages and the other errors' messages, one per endpoint. The caller retries
+    the approval while any endpoint is busy; the endpoints already rolled are then "unchanged".
+    """
+    results, busy, failures = [], [], []
+    for deployment in deployments:
+        try:
+            result = deploy(client, deployment, package_arn)
+        except EndpointBusyError as error:
+            busy.append(str(error))
+            continue
+        except Exception as error:  # refused, missing endpoint: reported once the others are done
+            failures.append(f"endpoint {deployment.endpoint_name}: {error}")
+            continue
+        if "ignored" in result:
+            return [result], [], []
+        results.append(result)
+    return results, busy, failures
 
 
 def config_for_settings(client: Any, endpoint_name: str, template_config: str) -> str:

@@ -125,8 +125,10 @@ ENDPOINT_CONFIGS = Acknowledgement(
 @dataclass(frozen=True)
 class EndpointDeployment:
     """One DEPLOYMENTS item of lambdas/model_deployer: which endpoint the approved versions of a group
-    go to, and how their models are made. The endpoint's settings (instance type and count, data
-    capture, keys) are not repeated here: the deployer copies them from the endpoint's configuration.
+    go to, and how their models are made. A group deployed to several endpoints has one item per
+    endpoint; the deployer rolls each of them on one approval. The endpoint's settings (instance type
+    and count, data capture, keys) are not repeated here: the deployer copies them from the endpoint's
+    configuration.
 
     `kms_key_arn` is the key that configuration uses (storage volume and/or captured data): the deployer
     creates configurations with it, so it may create grants on it for SageMaker.
@@ -197,18 +199,19 @@ class ModelDeployment(Construct):
         if not deployments:
             raise ValueError("ModelDeployment needs at least one deployment")
         problems = [p for d in deployments for p in d.problems()]
-        for key in ("model_package_group", "endpoint_name"):
-            values = [getattr(d, key) for d in deployments]
-            problems += [
-                f"{key} {v!r} is used by more than one deployment"
-                for v in sorted(set(values))
-                if values.count(v) > 1
-            ]
+        # A group may be deployed to several endpoints (one approval rolls each); an endpoint serves
+        # the approved versions of one group.
+        endpoint_names = [d.endpoint_name for d in deployments]
+        problems += [
+            f"endpoint_name {v!r} is used by more than one deployment"
+            for v in sorted(set(endpoint_names))
+            if endpoint_names.count(v) > 1
+        ]
         if problems:
             raise ValueError("; ".join(problems))
         stack = Stack.of(self)
         self.deployments = tuple(deployments)
-        groups = [d.model_package_group for d in deployments]
+        groups = list(dict.fromkeys(d.model_package_group for d in deployments))
 
         self.dead_letters = sqs.Queue(
             self,

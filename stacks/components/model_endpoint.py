@@ -208,7 +208,10 @@ def container_environment(settings: InferenceEndpoint) -> dict[str, str]:
         }
     if settings.container == "lmi-neuron":
         # LMI with transformers-neuronx: the tensor-parallel degree counts NeuronCores, two per
-        # Inferentia2 chip; n_positions is the compiled sequence length (input + output).
+        # Inferentia2 chip (as the SageMaker SDK's JumpStart Neuron configs: ml.inf2.xlarge 2,
+        # ml.inf2.48xlarge 24); n_positions is the compiled sequence length (input + output).
+        # Its transformers is 4.45.2 (stacks/data/sagemaker.json): weights must come with a
+        # config.json in the transformers 4 layout (top-level rope_theta / rope_scaling).
         return {
             "OPTION_MODEL_ID": MODEL_DIR,
             "OPTION_ENTRYPOINT": "djl_python.transformers_neuronx",
@@ -404,6 +407,14 @@ class ModelEndpoint(Construct):
                 specification=sagemaker.CfnInferenceComponent.InferenceComponentSpecificationProperty(
                     model_name=self.model.attr_model_name,
                     compute_resource_requirements=sagemaker.CfnInferenceComponent.InferenceComponentComputeResourceRequirementsProperty(
+                        # Every accelerator device of the instance. On ml.inf2 a device is one
+                        # Inferentia2 chip, not a NeuronCore: the API counts "accelerators
+                        # (GPUs and AWS Inferentia)" (SageMaker API reference,
+                        # InferenceComponentComputeResourceRequirements), and Neuron containers
+                        # are given whole devices, "the number of Inferentia/Trainium chips"
+                        # (Neuron Containers FAQ). The runtime then reserves every core it sees
+                        # (Neuron Runtime configuration guide), so the two cores per chip that
+                        # TENSOR_PARALLEL_DEGREE counts need no NEURON_RT_VISIBLE_CORES.
                         number_of_accelerator_devices_required=self.instance.accelerators,
                         min_memory_required_in_mb=self._component_memory_mb(),
                     ),

@@ -663,7 +663,7 @@ def state_change(arn: str, group: str, status: str = "Approved", version: int = 
     }
 
 
-def deployments_json(group: str, endpoint: str) -> str:
+def deployments_json(group: str, *endpoints: str) -> str:
     return json.dumps(
         [
             {
@@ -672,6 +672,7 @@ def deployments_json(group: str, endpoint: str) -> str:
                 "execution_role_arn": ROLE,
                 "environment": {"MAX_INPUT_LENGTH": "2048"},
             }
+            for endpoint in endpoints
         ]
     )
 
@@ -855,6 +856,63 @@ def test_an_approval_for_a_busy_endpoint_waits_in_the_queue_then_rolls(
     assert serving(moto, endpoint)[0].startswith(f"{endpoint}-v1-")
 
 
+def test_one_approval_rolls_every_endpoint_of_the_group_and_waits_only_for_the_busy_one(
+    monkeypatch, capsys, logs, moto, queues, group, endpoint, live
+):
+    """Issue 19: a pipeline deploying to a real-time and an async endpoint; the second is Updating."""
+    second = f"docs-{uuid.uuid4().hex[:8]}"
+    template = make_template(moto.admin, f"EndpointConfig-{uuid.uuid4().hex[:12]}")
+    moto.admin.create_endpoint(EndpointName=second, EndpointConfigName=template["EndpointConfigName"])
+    arn = register(moto.admin, group, "a")
+    rolling = {second}
+
+    def updating(params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        name = json.loads(params["body"])["EndpointName"]
+        if name not in rolling:
+            return None  # the call goes to moto
+        answer = moto.admin.describe_endpoint(EndpointName=name)
+        return AWSResponse(None, 200, {}, None), {**answer, "EndpointStatus": "Updating"}
+
+    moto.client.meta.events.register("before-call.sagemaker.DescribeEndpoint", updating)
+    handler = load_handler(monkeypatch, deployments_json(group, endpoint, second), moto.client, logs, queues)
+    queues.put(state_change(arn, group))
+    capsys.readouterr()
+
+    event = queues.poll()
+    message_id = event["Records"][0]["messageId"]
+    assert handler.handler(event, LambdaContext()) == {"batchItemFailures": [{"itemIdentifier": message_id}]}
+    assert serving(moto, endpoint)[0].startswith(f"{endpoint}-v1-")  # the free one rolled at once
+    assert serving(moto, second)[1]["EndpointConfigName"] == template["EndpointConfigName"]
+    assert [m["EndpointName"] for m in metrics_in(capsys.readouterr().out)] == [endpoint]
+    (waiting,) = [log for log in lines(logs) if log["message"].startswith("endpoint busy")]
+    assert f"endpoint {second} is Updating" in waiting["reason"]
+
+    queues.time_passes(event)
+    rolling.clear()  # the other rollout is over
+    assert handler.handler(queues.poll(), LambdaContext()) == {"batchItemFailures": []}
+    assert serving(moto, second)[0].startswith(f"{second}-v1-")
+    assert [m["EndpointName"] for m in metrics_in(capsys.readouterr().out)] == [second]  # first: unchanged
+    assert queues.dead_lettered() == []
+
+
+def test_a_refused_endpoint_does_not_keep_the_others_from_their_rollout(
+    monkeypatch, logs, moto, queues, group, endpoint, live
+):
+    missing = f"docs-{uuid.uuid4().hex[:8]}"
+    handler = load_handler(monkeypatch, deployments_json(group, missing, endpoint), moto.client, logs, queues)
+    queues.put(state_change(register(moto.admin, group, "a"), group))
+    event = queues.poll()
+    assert handler.handler(event, LambdaContext()) == {"batchItemFailures": []}
+    assert serving(moto, endpoint)[0].startswith(f"{endpoint}-v1-")
+    (dead,) = queues.dead_lettered()
+    assert f"endpoint {missing} does not exist" in dead["MessageAttributes"]["Error"]["StringValue"]
+
+
+def test_a_group_may_be_deployed_to_several_endpoints(monkeypatch, logs):
+    module = load_handler(monkeypatch, deployments_json("chat-models", "chat", "docs"), None, logs)
+    assert [d.endpoint_name for d in module.DEPLOYMENTS["chat-models"]] == ["chat", "docs"]
+
+
 def test_the_wait_is_bounded_by_the_queue_s_redrive_policy():
     """About six hours of waiting, then the dead-letter queue (and its alarm)."""
     waited = model_deployment.MAX_RECEIVES * model_deployment.RETRY_DELAY.to_seconds()
@@ -967,10 +1025,6 @@ VALID = {
             "DEPLOYMENTS[0].instance_type: Extra inputs are not permitted",
         ),
         (
-            json.dumps([VALID, {**VALID, "endpoint_name": "chat-2"}]),
-            "model_package_group must be unique (one model package group per endpoint), repeated: chat-models",
-        ),
-        (
             json.dumps([VALID, {**VALID, "model_package_group": "other"}]),
             "endpoint_name must be unique (one model package group per endpoint), repeated: chat",
         ),
@@ -999,12 +1053,14 @@ def test_valid_deployments_get_their_defaults(monkeypatch):
     monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", f"https://sqs.us-east-1.amazonaws.com/{ACCOUNT}/dlq")
     module = importlib.reload(importlib.import_module("lambdas.model_deployer.handler"))
     assert {
-        "chat-models": Deployment(
-            model_package_group="chat-models",
-            endpoint_name="chat",
-            execution_role_arn=ROLE,
-            enable_network_isolation=False,
-            environment={},
+        "chat-models": (
+            Deployment(
+                model_package_group="chat-models",
+                endpoint_name="chat",
+                execution_role_arn=ROLE,
+                enable_network_isolation=False,
+                environment={},
+            ),
         )
     } == module.DEPLOYMENTS
 

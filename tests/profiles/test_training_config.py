@@ -138,7 +138,7 @@ def test_training_instance_types_spot_wait_and_the_metric_regex(tmp_path):
 def test_deploy_to_must_name_an_inference_endpoint(tmp_path):
     message = error(tmp_path, training={"pipelines": [pipeline(deploy_to="nowhere")]})
     expected = "'nowhere' is not an inference endpoint (none: add an inference section)"
-    assert f"training.pipelines[0].deploy_to: {expected}" in message
+    assert f"training.pipelines[0].deploy_to[0]: {expected}" in message
     message = error(
         tmp_path,
         inference={"endpoints": [endpoint()]},
@@ -191,7 +191,7 @@ def test_approved_models_roll_out_only_to_plain_real_time_endpoints(tmp_path):
         inference={"endpoints": [component]},
         training={"pipelines": [pipeline(deploy_to="support-llm")]},
     )
-    assert "training.pipelines[0].deploy_to: 'support-llm' is an inference-component endpoint" in message
+    assert "training.pipelines[0].deploy_to[0]: 'support-llm' is an inference-component endpoint" in message
     assert "the model is a property of the AWS::SageMaker::InferenceComponent" in message
 
 
@@ -202,7 +202,56 @@ def test_approved_models_roll_out_to_asynchronous_endpoints(tmp_path):
         inference={"endpoints": [queued]},
         training={"pipelines": [pipeline(deploy_to="support-llm")]},
     )
-    assert profile.training.pipelines[0].deploy_to == "support-llm"
+    assert profile.training.pipelines[0].deploy_to == ("support-llm",)  # a single name: a list of one
+
+
+def test_deploy_to_lists_several_endpoints_each_checked(tmp_path):
+    endpoints = [
+        endpoint(),
+        endpoint(name="long-documents", async_inference={}, min_instances=0),
+        endpoint(name="support-llm-inf2", inference_components=True),
+    ]
+    profile = load(
+        tmp_path,
+        inference={"endpoints": endpoints},
+        training={"pipelines": [pipeline(deploy_to=["support-llm", "long-documents"])]},
+    )
+    assert profile.training.pipelines[0].deploy_to == ("support-llm", "long-documents")
+    message = error(
+        tmp_path,
+        inference={"endpoints": endpoints},
+        training={"pipelines": [pipeline(deploy_to=["support-llm", "support-llm-inf2", "nowhere"])]},
+    )
+    assert (
+        "training.pipelines[0].deploy_to[1]: 'support-llm-inf2' is an inference-component endpoint" in message
+    )
+    assert "training.pipelines[0].deploy_to[2]: 'nowhere' is not an inference endpoint" in message
+    assert "deploy_to[0]" not in message
+
+
+def test_deploy_to_names_each_endpoint_once_and_one_pipeline_per_endpoint(tmp_path):
+    message = error(tmp_path, training={"pipelines": [pipeline(deploy_to=["a-b", "a-b"])]})
+    assert "training.pipelines[0].deploy_to: names 'a-b' more than once" in message
+    message = error(
+        tmp_path,
+        inference={"endpoints": [endpoint()]},
+        training={
+            "pipelines": [
+                pipeline(deploy_to=["support-llm"]),
+                pipeline(name="other-tuning", deploy_to="support-llm"),
+            ]
+        },
+    )
+    assert "endpoint 'support-llm' is a deploy_to target of support-tuning, other-tuning" in message
+
+
+def test_deploy_to_endpoints_share_the_registered_serving_container(tmp_path):
+    message = error(
+        tmp_path,
+        inference={"endpoints": [endpoint(), endpoint(name="other", container="tgi")]},
+        training={"pipelines": [pipeline(deploy_to=["support-llm", "other"])]},
+    )
+    assert "training.pipelines[0].deploy_to: endpoints with different containers (lmi, tgi)" in message
 
 
 def test_job_names_derived_from_the_profile_stay_within_the_limit(tmp_path):

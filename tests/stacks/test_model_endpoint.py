@@ -248,6 +248,52 @@ def test_lmi_neuron_shards_over_two_neuron_cores_per_chip(built):
     assert container_environment(bigger)["TENSOR_PARALLEL_DEGREE"] == "12"
 
 
+@pytest.mark.parametrize(("instance_type", "chips"), [("ml.inf2.xlarge", 1), ("ml.inf2.24xlarge", 6)])
+def test_a_neuron_inference_component_takes_every_chip_and_shards_over_both_cores(
+    tmp_path, instance_type, chips
+):
+    # SageMaker counts accelerator devices (GPUs, Inferentia chips), the Neuron runtime reserves every
+    # core of the devices a container gets: the component asks for chips, tensor parallelism counts
+    # cores, and nothing narrows the visible cores.
+    from aws_cdk.assertions import Template
+
+    stack = Stack(cdk_app(tmp_path), "S", env=Environment(account="123456789012", region=REGION))
+    settings = ENDPOINTS["neuron"].model_copy(
+        update={"instance_type": instance_type, "inference_components": True, "min_instances": 0}
+    )
+    ModelEndpoint(
+        stack,
+        "E",
+        settings=settings,
+        endpoint_name="n",
+        role=iam.Role(stack, "R", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com")),
+        artifacts_bucket=s3.Bucket(stack, "B"),
+        encryption_key=kms.Key(stack, "K"),
+        region=REGION,
+        log_retention_days=30,
+    )
+    template = Template.from_stack(stack)
+    (component,) = template.find_resources("AWS::SageMaker::InferenceComponent").values()
+    requirements = component["Properties"]["Specification"]["ComputeResourceRequirements"]
+    assert requirements["NumberOfAcceleratorDevicesRequired"] == chips
+    (model,) = template.find_resources("AWS::SageMaker::Model").values()
+    env = model["Properties"]["PrimaryContainer"]["Environment"]
+    assert env["TENSOR_PARALLEL_DEGREE"] == str(2 * chips)
+    assert not {k for k in env if k.startswith("NEURON_RT_")}
+
+
+def test_the_neuron_image_records_a_transformers_that_predates_rope_parameters():
+    # transformers 5 writes RoPE under rope_parameters only; a 4.x reader silently falls back to
+    # rope_theta 10000 (stacks/data/sagemaker.json, lmi-neuron notes). Llama 3.1 needs >= 4.43.
+    from stacks.catalog import sagemaker_data
+
+    entry = sagemaker_data()["images"]["lmi-neuron"]
+    major, minor, _ = (int(part) for part in entry["transformers"].split("."))
+    assert (4, 43) <= (major, minor) < (5, 0)
+    assert "rope_parameters" in entry["notes"]
+    assert "rope_theta" in entry["notes"]
+
+
 def test_tgi_gets_the_gpu_count_and_token_limits(built):
     env = props_of(built, built.inference, built.endpoints["assist"].model)["PrimaryContainer"]["Environment"]
     assert env == {

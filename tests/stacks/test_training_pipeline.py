@@ -681,7 +681,7 @@ def test_the_deployments_pass_the_deployer_s_own_validation(templates, monkeypat
     monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/dead-letters")
     handler = importlib.reload(importlib.import_module("lambdas.model_deployer.handler"))
     loaded = handler._load_deployments(raw)
-    support, copy_llm = loaded["demo-support-tuning"], loaded["demo-copy-tuning"]
+    ((support,), (copy_llm,)) = loaded["demo-support-tuning"], loaded["demo-copy-tuning"]
     assert support.endpoint_name == "demo-support-llm"
     assert support.environment == {"OPTION_ROLLING_BATCH": "vllm"}
     assert support.enable_network_isolation is False
@@ -884,3 +884,38 @@ def test_a_failed_rollout_raises_an_alarm_on_the_metric_the_deployer_publishes(b
         assert alarm["TreatMissingData"] == "notBreaching"
         assert alarm["AlarmActions"]  # the hub's alarm topic
     assert set(result.deployment.rollout_alarms) <= set(result.hub.alarms)
+
+
+def test_one_group_rolls_several_endpoints():
+    """Issue 19: one approval, a real-time and an async endpoint (custom-model's support-tuning)."""
+    from aws_cdk import aws_kms as kms
+
+    stack = _stack()
+    ModelDeployment(
+        stack,
+        "D",
+        deployments=[
+            EndpointDeployment(
+                model_package_group="demo-support-tuning",
+                endpoint_name=name,
+                execution_role_arn=EXECUTION_ROLE,
+            )
+            for name in ("demo-support-llm", "demo-long-documents")
+        ],
+        encryption_key=kms.Key.from_key_arn(stack, "K", ENDPOINT_KEY),
+        log_retention_days=30,
+    )
+    from aws_cdk.assertions import Template
+
+    template = Template.from_stack(stack).to_json()
+    rules = {k: r["Properties"] for k, r in template["Resources"].items() if r["Type"] == "AWS::Events::Rule"}
+    (approval,) = [r for k, r in rules.items() if "OnApproval" in k]
+    assert approval["EventPattern"]["detail"]["ModelPackageGroupName"] == ["demo-support-tuning"]
+    (outcome,) = [r for k, r in rules.items() if "OnEndpointStateChange" in k]
+    assert outcome["EventPattern"]["detail"]["EndpointName"] == ["demo-support-llm", "demo-long-documents"]
+    found = statements(template, "DDeployerRole")
+    arn = f"arn:<AWS::Partition>:sagemaker:{REGION}:{ACCOUNT}"  # a stack without the test app's partition
+    assert found["ReadApprovedVersions"]["Resource"] == f"{arn}:model-package/demo-support-tuning/*"
+    assert {f"{arn}:endpoint/demo-support-llm", f"{arn}:endpoint/demo-long-documents"} <= set(
+        found["RollTheEndpoints"]["Resource"]
+    )

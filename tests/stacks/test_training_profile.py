@@ -61,11 +61,14 @@ def test_the_execution_roles_live_in_the_foundation_beside_the_buckets(synthesiz
 
 def test_the_deployed_endpoint_can_read_the_models_its_pipeline_trains(synthesized):
     policies = of_type(synthesized, "Foundation", "AWS::IAM::Policy")
-    trained = [p for k, p in policies.items() if "TrainedModels" in k]
-    assert len(trained) == 1
-    (statement,) = trained[0]["Properties"]["PolicyDocument"]["Statement"]
-    assert statement["Action"] == "s3:GetObject"
-    assert json.dumps(statement["Resource"]).endswith('/training/support-tuning/output/*"]]}')
+    trained = {k: p for k, p in policies.items() if "TrainedModels" in k}
+    # deploy_to: [support-llm, long-documents] (issue 19), not the inference-component endpoint
+    owners = sorted(k.split("Role")[1] for k in trained)  # EndpointRole<endpoint>RoleTrainedModels...
+    assert owners == ["longdocuments", "supportllm"]
+    for policy in trained.values():
+        (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert statement["Action"] == "s3:GetObject"
+        assert json.dumps(statement["Resource"]).endswith('/training/support-tuning/output/*"]]}')
 
 
 def test_no_role_has_sagemaker_full_access_or_a_star_on_data_and_model_actions(synthesized):
@@ -103,18 +106,27 @@ def test_the_loop_train_evaluate_register_approve_deploy_is_wired(synthesized, p
     assert patterns["SageMaker Model Package State Change"]["detail"]["ModelApprovalStatus"] == ["Approved"]
     # The rollouts' outcomes (issue 19): the deployed endpoint's state changes reach the deployer.
     assert patterns["SageMaker Endpoint State Change"]["detail"] == {
-        "EndpointName": [f"{PROFILE}-support-llm"]
+        "EndpointName": [f"{PROFILE}-support-llm", f"{PROFILE}-long-documents"]
     }
     schedules = [r for r in rules if "ScheduleExpression" in r]
     assert {r["ScheduleExpression"] for r in schedules} == {profile.training.pipelines[0].schedule}
     functions = of_type(synthesized, "Training", "AWS::Lambda::Function")
     (deployer,) = [f["Properties"] for k, f in functions.items() if k.startswith("ModelDeploymentDeployer")]
     deployments = json.loads(unjoin(deployer["Environment"]["Variables"]["DEPLOYMENTS"]))
-    (deployment,) = deployments
-    assert deployment["endpoint_name"] == f"{PROFILE}-support-llm"
-    # The endpoint's settings (instance type, capture, keys) come from its current configuration.
-    assert "instance_type" not in deployment
-    assert deployment["enable_network_isolation"] is True
+    # One approval, both endpoints that serve the model (issue 19); support-llm-inf2 is refused.
+    assert [d["endpoint_name"] for d in deployments] == [
+        f"{PROFILE}-support-llm",
+        f"{PROFILE}-long-documents",
+    ]
+    assert {d["model_package_group"] for d in deployments} == {f"{PROFILE}-support-tuning"}
+    for deployment in deployments:
+        # The endpoint's settings (instance type, capture, keys) come from its current configuration.
+        assert "instance_type" not in deployment
+        assert deployment["enable_network_isolation"] is True
+    # Each listed endpoint takes its configuration through the approved-model custom resource.
+    resources = synthesized.template(PROFILE, "Inference")["Resources"]
+    approved = [r for r in resources.values() if r["Type"] == "Custom::ApprovedModelEndpointConfig"]
+    assert len(approved) == 2
     stage = synthesized.profiles[PROFILE]
     assert stage.inference in stage.training.dependencies
 

@@ -101,11 +101,17 @@ def _config_rows(deployment: Deployment, endpoint: str, api: str) -> list[Call]:
 
 def rows(function: Function, deployment: Deployment) -> list[Call]:
     if function.handler.endswith("endpoint_settings.on_event"):
+        # Each endpoint's custom resource has its own handler (ModelEndpoint's ApprovedModelConfig):
+        # the rows of the custom resource beside this function only (several with a multi-endpoint
+        # deploy_to, issue 19).
+        owner = function.path.split("/Handler/")[0] + "/"
         result = []
         for resource in deployment.templates[function.stack]["Resources"].values():
-            if resource["Type"] == "Custom::ApprovedModelEndpointConfig":
+            path = resource.get("Metadata", {}).get("aws:cdk:path", "")
+            if resource["Type"] == "Custom::ApprovedModelEndpointConfig" and path.startswith(owner):
                 endpoint = deployment.resolver.resolve(function.stack, resource["Properties"]["EndpointName"])
                 result += _config_rows(deployment, endpoint, "sagemaker.CreateEndpointConfig")
+        assert result, f"no Custom::ApprovedModelEndpointConfig beside {function.path}"
         return result
 
     result = [
