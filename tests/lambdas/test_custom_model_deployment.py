@@ -8,18 +8,16 @@ proves the code made none.
 from __future__ import annotations
 
 import importlib
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from lambdas.custom_model_deployment import logic
 from lambdas.custom_model_deployment.logic import Deployment, Outcome
-from tests.support.stubs import offline_client, stubbed
+from tests.support.stubs import import_counting_clients, offline_client, stubbed
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -187,15 +185,7 @@ def test_a_bad_request_is_named_before_any_aws_call(handler, monkeypatch, change
 
 
 def test_import_makes_no_aws_call_and_the_client_is_built_once(monkeypatch):
-    calls = []
-
-    def fake_client(service, **kwargs):
-        calls.append(service)
-        return object()
-
-    monkeypatch.setattr(boto3, "client", fake_client)
-    monkeypatch.delitem(sys.modules, "lambdas.custom_model_deployment.handler", raising=False)
-    module = importlib.import_module("lambdas.custom_model_deployment.handler")
+    module, calls = import_counting_clients(monkeypatch, "lambdas.custom_model_deployment.handler")
     assert calls == []
     assert module.bedrock_client() is module.bedrock_client()
     assert calls == ["bedrock"]

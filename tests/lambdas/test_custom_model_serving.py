@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -22,7 +21,7 @@ from botocore.stub import Stubber
 from lambdas.custom_model_serving import logic
 from lambdas.custom_model_serving.logic import Serving, StillBusyError
 from tests.support.moto_server import moto_server
-from tests.support.stubs import offline_client, stubbed
+from tests.support.stubs import import_counting_clients, offline_client, stubbed
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -656,15 +655,7 @@ def test_a_bad_property_is_named_before_any_aws_call(handler, monkeypatch, chang
 
 
 def test_import_makes_no_aws_call_and_the_clients_are_built_once(monkeypatch):
-    calls = []
-
-    def fake_client(service, **kwargs):
-        calls.append(service)
-        return object()
-
-    monkeypatch.setattr(boto3, "client", fake_client)
-    monkeypatch.delitem(sys.modules, "lambdas.custom_model_serving.handler", raising=False)
-    module = importlib.import_module("lambdas.custom_model_serving.handler")
+    module, calls = import_counting_clients(monkeypatch, "lambdas.custom_model_serving.handler")
     assert calls == []
     assert module.bedrock_client() is module.bedrock_client()
     assert module.stepfunctions_client() is module.stepfunctions_client()

@@ -9,17 +9,15 @@ from __future__ import annotations
 import importlib
 import io
 import json
-import sys
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-import boto3
 import pytest
 from botocore.stub import Stubber
 
 from lambdas.invocation_logging import logic
 from lambdas.invocation_logging.logic import ForeignConfigurationError, LoggingSettings
-from tests.support.stubs import offline_client, stubbed
+from tests.support.stubs import import_counting_clients, offline_client, stubbed
 
 REGION = "us-east-1"
 ROLE_ARN = "arn:aws:iam::123456789012:role/genai-bedrock-invocation-logging"
@@ -509,15 +507,7 @@ def test_an_unknown_request_type_is_rejected(handler, monkeypatch):
 
 
 def test_import_makes_no_aws_call_and_the_client_is_built_once(monkeypatch):
-    calls = []
-
-    def fake_client(service, **kwargs):
-        calls.append(service)
-        return object()
-
-    monkeypatch.setattr(boto3, "client", fake_client)
-    monkeypatch.delitem(sys.modules, "lambdas.invocation_logging.handler", raising=False)
-    module = importlib.import_module("lambdas.invocation_logging.handler")
+    module, calls = import_counting_clients(monkeypatch, "lambdas.invocation_logging.handler")
     assert calls == []
     assert module.bedrock_client() is module.bedrock_client()
     assert module.cloudformation_client() is module.cloudformation_client()

@@ -23,3 +23,20 @@ def stubbed(client) -> Iterator[Stubber]:
     with Stubber(client) as stubber:
         yield stubber
         stubber.assert_no_pending_responses()
+
+
+def import_counting_clients(monkeypatch, module_name: str):
+    """Import `module_name` afresh with boto3.client replaced by a counter; returns (module, the services
+    a client was built for). Handlers must build no client at import, and each client only once."""
+    import importlib
+    import sys
+
+    calls: list[str] = []
+
+    def fake_client(service, **kwargs):
+        calls.append(service)
+        return object()
+
+    monkeypatch.setattr(boto3, "client", fake_client)
+    monkeypatch.delitem(sys.modules, module_name, raising=False)
+    return importlib.import_module(module_name), calls

@@ -17,6 +17,7 @@ is not of that family. Until a family covers a role, its construct path stays in
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import import_module
@@ -49,34 +50,24 @@ RowBuilder = Callable[["Function", "Deployment"], list[Call]]
 ServiceRoleBuilder = Callable[["Role", "Deployment"], "list[Call] | None"]
 
 
-def _families() -> dict[str, ModuleType]:
-    from tests.access.rows import (
-        cdk_provider,
-        custom_model_deployment,
-        custom_model_serving,
-        drift_monitor,
-        gateway,
-        guardrail_window,
-        invocation_logging,
-        kb_ingestion,
-        model_deployer,
-        pgvector_schema,
-        training_evaluation,
-    )
+# The row families of Lambda functions, one module of tests/access/rows each.
+FUNCTION_FAMILIES = (
+    "cdk_provider",
+    "custom_model_deployment",
+    "custom_model_serving",
+    "drift_monitor",
+    "gateway",
+    "guardrail_window",
+    "invocation_logging",
+    "kb_ingestion",
+    "model_deployer",
+    "pgvector_schema",
+    "training_evaluation",
+)
 
-    modules = [
-        cdk_provider,
-        custom_model_deployment,
-        custom_model_serving,
-        drift_monitor,
-        gateway,
-        guardrail_window,
-        invocation_logging,
-        kb_ingestion,
-        model_deployer,
-        pgvector_schema,
-        training_evaluation,
-    ]
+
+def _families() -> dict[str, ModuleType]:
+    modules = [importlib.import_module(f"tests.access.rows.{name}") for name in FUNCTION_FAMILIES]
     return {handler: module for module in modules for handler in module.HANDLERS}
 
 
