@@ -17,9 +17,10 @@ Modality = Literal["text", "image", "embeddings"]
 DomainData = Literal["none", "labelled", "unlabelled"]
 
 DEFAULT_MODELS = {"text": "amazon.nova-lite-v1:0", "embeddings": "amazon.titan-embed-text-v2:0"}
-SELF_HOSTED_TYPES = ("inf2.xlarge", "g6.xlarge", "g5.xlarge")
+SELF_HOSTED_TYPES = ("inf2.8xlarge", "g6.xlarge", "g5.xlarge")
 # What a self-hosted fleet needs besides its instances (stacks/components/model_network.py): one
-# internal ALB, 6 interface endpoints in 2 zones, and a NAT gateway for GPU hosts (vLLM from PyPI).
+# internal ALB and 6 interface endpoints in 2 zones; no NAT gateway (weights and vLLM's wheels come
+# from S3 through the gateway endpoint).
 ENDPOINT_ZONES = 6 * 2
 
 
@@ -75,12 +76,10 @@ def platform_usd() -> float:
     return fixed_price("kms_key").usd + fixed_price("dashboard").usd
 
 
-def fleet_fixed_usd(instance_type: str) -> float:
+def fleet_fixed_usd() -> float:
     """The self-hosted fleet's shared monthly cost besides the instances themselves."""
     hourly = network_price("application_load_balancer").usd
     hourly += ENDPOINT_ZONES * network_price("interface_endpoint_per_az").usd
-    if not instance_type.startswith("inf2."):
-        hourly += network_price("nat_gateway").usd
     return hourly * HOURS_PER_MONTH + platform_usd()
 
 
@@ -94,7 +93,7 @@ def self_hosted_usd(instance_type: str, requests: int, work: Workload) -> tuple[
     capacity = requests_per_instance(instance_type, work.output_tokens, work.tokens_per_second)
     instances = max(1, math.ceil(requests / capacity))
     instance_month = instance_price(instance_type).usd * HOURS_PER_MONTH
-    return instances * instance_month + fleet_fixed_usd(instance_type), instances
+    return instances * instance_month + fleet_fixed_usd(), instances
 
 
 def crossover_requests(instance_type: str, per_request: float, work: Workload) -> int | None:
@@ -106,7 +105,7 @@ def crossover_requests(instance_type: str, per_request: float, work: Workload) -
     instance_month = instance_price(instance_type).usd * HOURS_PER_MONTH
     if instance_month / capacity >= per_request:
         return None
-    fixed = fleet_fixed_usd(instance_type)
+    fixed = fleet_fixed_usd()
     n = 1
     while True:
         volume = (n * instance_month + fixed) / per_request

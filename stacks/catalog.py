@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -164,6 +165,8 @@ class ModelServers:
     neuron_venv_glob: str
     neuron_last_inf2_release: str
     cloudwatch_agent_url: str
+    gpu_python: str  # the Python of the GPU AMI (Ubuntu 22.04): the wheelhouse's ABI
+    gpu_wheel_platform: str  # its glibc as a wheel platform tag
 
 
 def model_servers() -> ModelServers:
@@ -279,3 +282,38 @@ def model_architectures() -> dict[str, ModelArchitecture]:
 @cache
 def sizing_rules() -> SizingRules:
     return SizingRules(**_read("models.json")["rules"])
+
+
+@dataclass(frozen=True)
+class StartupBudget:
+    """Launch to a passing /health for one model host, step by step (data/models.json, "startup")."""
+
+    steps: tuple[tuple[str, float], ...]
+    margin: float
+    limit_minutes: int  # CloudFormation's maximum rolling-update PauseTime
+
+    @property
+    def minutes(self) -> int:
+        return math.ceil(sum(minutes for _, minutes in self.steps) * self.margin)
+
+    def describe(self) -> str:
+        steps = " + ".join(f"{name} {minutes:.0f}" for name, minutes in self.steps)
+        return f"({steps}) x {self.margin:g} = {self.minutes} minutes"
+
+
+def startup_budget(weights_gb: float, *, neuron: bool) -> StartupBudget:
+    """Boot, the weights from S3, vLLM from the wheelhouse (GPU) or the first compile (Neuron), the
+    server's own start; times the margin. Figures and sources: data/models.json "startup"."""
+    rules = _read("models.json")["startup"]
+    steps: list[tuple[str, float]] = [
+        ("boot", rules["boot_minutes"]),
+        ("weights download", weights_gb / rules["s3_download_gb_per_minute"]),
+    ]
+    if neuron:
+        steps.append(("Neuron compile", weights_gb * rules["neuron_compile_minutes_per_gb"]))
+    else:
+        steps.append(("vLLM install", rules["gpu_install_minutes"]))
+    steps.append(("server start", rules["server_start_minutes"]))
+    return StartupBudget(
+        steps=tuple(steps), margin=rules["margin"], limit_minutes=rules["pause_time_max_minutes"]
+    )

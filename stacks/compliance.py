@@ -307,6 +307,14 @@ MODEL_WEIGHTS = Acknowledgement(
     ),
 )
 
+WHEELHOUSE = Acknowledgement(
+    finding="AwsSolutions-IAM5",
+    reason=(
+        "A GPU model host installs vLLM from the wheelhouse under wheels/vllm-<version>/ of the artifacts "
+        "bucket (genai-stack wheelhouse); the wheel file names vary by release and Python ABI."
+    ),
+)
+
 COMPILED_MODEL = Acknowledgement(
     finding="AwsSolutions-IAM5",
     reason=(

@@ -40,6 +40,7 @@ from pydantic import (
 
 from stacks.catalog import (
     ModelArchitecture,
+    StartupBudget,
     accelerator_instances,
     bedrock_catalog,
     customization_models,
@@ -51,6 +52,7 @@ from stacks.catalog import (
     model_servers,
     sagemaker_data,
     sizing_rules,
+    startup_budget,
     supported_regions,
     topic_definition_limit,
     training_instances,
@@ -635,6 +637,11 @@ class ModelWeights(ModelSize):
 _GIB = 2**30 / 1e9  # GB per GiB
 
 
+def host_startup_budget(host: ModelHost) -> StartupBudget:
+    """Launch to a passing /health for this host's model and server (data/models.json "startup")."""
+    return startup_budget(host.model.size_gb, neuron=host.server == "vllm-neuron")
+
+
 def sizing_problems(
     *,
     where: str = "",
@@ -903,6 +910,17 @@ class Hosting(_Strict):
                     )
                 )
             problems += _ami_problems(host, where, spec.accelerator)
+            budget = host_startup_budget(host)
+            if budget.minutes > budget.limit_minutes:
+                problems.append(
+                    located(
+                        f"{where}.model",
+                        f"{host.model.name} needs about {budget.minutes} minutes from launch to a healthy "
+                        f"server {budget.describe()}, above the {budget.limit_minutes} minutes "
+                        "CloudFormation waits for a host in a rolling update (UpdatePolicy PauseTime): use "
+                        "a smaller or quantized model (bytes_per_parameter)",
+                    )
+                )
             fitting = {
                 n: i.memory_gib
                 for n, i in accelerator_instances().items()
@@ -921,18 +939,6 @@ class Hosting(_Strict):
                 volume_gb=host.volume_gb,
                 fitting=fitting,
             )
-            if (
-                host.server == "vllm-gpu"
-                and self.network.nat_gateways == 0
-                and not self.network.existing_vpc_id
-            ):
-                problems.append(
-                    located(
-                        f"{where}.server",
-                        "'vllm-gpu' installs vLLM from PyPI at boot: set "
-                        "network.nat_gateways to 1 or more (the Neuron AMI brings vLLM with it)",
-                    )
-                )
         if problems:
             raise ValueError("\n".join(problems))
         return self

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Duration, Stack
+from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -20,7 +20,7 @@ from stacks.components.invocation_log_destination import INVOCATION_LOG_PREFIX, 
 from stacks.components.knowledge_base_role import KnowledgeBaseRole
 from stacks.components.model_endpoint_role import ModelEndpointRole
 from stacks.components.model_host_role import ModelHostRole
-from stacks.components.model_host_user_data import NEURON_COMPILED_PREFIX
+from stacks.components.model_host_user_data import NEURON_COMPILED_PREFIX, wheelhouse_prefix
 from stacks.components.platform_key import PlatformKey
 from stacks.components.secure_bucket import SecureBucket
 from stacks.components.training_job_role import TrainingJobRole, output_prefix
@@ -97,6 +97,14 @@ class FoundationStack(Stack):
             access_logs_prefix="artifacts/",
             noncurrent_version_days=settings.noncurrent_version_days,
         ).bucket
+        # Where weights (models/<name>/) and vLLM's wheels (wheels/) go before the hosts or endpoints
+        # start: deploy this stack first, upload, then the rest (docs/profiles/self-hosted.md).
+        CfnOutput(
+            self,
+            "ArtifactsBucketName",
+            value=self.artifacts_bucket.bucket_name,
+            description="models/<name>/ for weights, wheels/ for vLLM (genai-stack wheelhouse)",
+        )
 
         self.alarm_topic = AlarmTopic(self, "Alarms", encryption_key=self.key, emails=alarm_emails).topic
 
@@ -154,6 +162,7 @@ class FoundationStack(Stack):
                 compiled_prefix=(
                     host.model.prefix + NEURON_COMPILED_PREFIX if host.server == "vllm-neuron" else None
                 ),
+                wheelhouse_prefix=wheelhouse_prefix() if host.server == "vllm-gpu" else None,
             ).role
             for host in model_hosts
         }

@@ -355,11 +355,11 @@ class ModelDeployment(Construct):
 
     def rollout_failures(self, endpoint_name: str, period: Duration = ALARM_PERIOD) -> cw.Metric:
         """RolloutFailed of one endpoint, exactly as lambdas/model_deployer/handler.py publishes it
-        (single_metric: the namespace and the one dimension EndpointName)."""
+        (single_metric: the namespace, EndpointName and Powertools' service dimension)."""
         return cw.Metric(
             namespace=NAMESPACE,
             metric_name="RolloutFailed",
-            dimensions_map={"EndpointName": endpoint_name},
+            dimensions_map=self.handler.emf_dimensions(EndpointName=endpoint_name),
             statistic="Sum",
             period=period,
         )
@@ -410,7 +410,7 @@ class ModelDeployment(Construct):
             cw.Metric(
                 namespace=NAMESPACE,
                 metric_name="ModelDeployed",
-                dimensions_map={"EndpointName": d.endpoint_name},
+                dimensions_map=self.handler.emf_dimensions(EndpointName=d.endpoint_name),
                 statistic="Sum",
                 period=Duration.hours(1),
                 label=d.endpoint_name,

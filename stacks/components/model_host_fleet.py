@@ -29,10 +29,10 @@ from constructs import Construct
 
 from stacks import compliance
 from stacks.catalog import accelerator_instances
-from stacks.components.model_host_user_data import ServerSpec, render_user_data
+from stacks.components.model_host_user_data import ServerSpec, render_user_data, wheelhouse_prefix
 from stacks.components.monitoring import MonitoringHub
 from stacks.components.python_function import encrypted_log_group, log_stream_arn
-from stacks.config import ModelHost
+from stacks.config import ModelHost, host_startup_budget
 
 PORT = 8000
 HEALTH_PATH = "/health"
@@ -40,24 +40,19 @@ METRICS_NAMESPACE = "GenAiStack/ModelHosts"
 
 # How long a new host may take from launch to a passing /health: the boot script waits this long,
 # then signals CloudFormation FAILURE; CloudFormation waits as long for the signal (CreationPolicy
-# and the rolling update's PauseTime) and the load balancer's grace period covers it too.
-# - Neuron: the NxD Inference vLLM guide (Neuron 2.28, "Loading pre-compiled models"): "a small-ish
-#   model of 15GB might take around 15min to compile", on top of the S3 sync of the weights; 2x that
-#   plus the sync fills the hour that is PauseTime's maximum ("The maximum amount of time that can be
-#   specified for the pause time is one hour (PT1H)": CloudFormation user guide, UpdatePolicy
-#   attribute, https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-updatepolicy.html).
-# - GPU: vLLM from PyPI and the weights from S3, no compile: 30 minutes.
-BOOT_MINUTES = 5  # cloud-init, the CloudWatch agent and the service user before the server starts
+# and the rolling update's PauseTime) and the load balancer's grace period covers it too. Derived per
+# host from its weights (catalog.startup_budget; figures and sources in data/models.json "startup":
+# the Neuron guide's compile time per GB, download and start-up assumptions, a margin); the profile
+# refuses a host whose budget is above the hour CloudFormation allows a rolling update's PauseTime.
 # The host signals FAILURE this long before CloudFormation's timeout (which starts when the instance is
 # launched, as the host's clock does at boot): a host that cannot serve rolls the update back at once
 # instead of letting the timeout run out.
 SIGNAL_MARGIN_MINUTES = 2
-STARTUP_MINUTES = {"vllm-neuron": 55, "vllm-gpu": 30}
 
 
-def startup_timeout(server: str) -> Duration:
-    """Launch to signal: boot, then the server's own wait for /health (at most one hour)."""
-    return Duration.minutes(BOOT_MINUTES + STARTUP_MINUTES[server])
+def startup_timeout(host: ModelHost) -> Duration:
+    """Launch to signal: the host's start-up budget (at most one hour, config.py refuses more)."""
+    return Duration.minutes(host_startup_budget(host).minutes)
 
 
 def min_instances_in_service(host: ModelHost) -> int:
@@ -169,6 +164,7 @@ class ModelHostFleet(Construct):
                     kind=host.server,
                     model_name=host.model.name,
                     model_s3_uri=f"s3://{artifacts_bucket.bucket_name}/{prefix}",
+                    wheelhouse_s3_uri=f"s3://{artifacts_bucket.bucket_name}/{wheelhouse_prefix()}",
                     region=stack.region,
                     port=PORT,
                     health_path=HEALTH_PATH,
@@ -177,14 +173,14 @@ class ModelHostFleet(Construct):
                     max_num_seqs=host.max_num_seqs,
                     log_group_name=logs.log_group_name,
                     metrics_namespace=METRICS_NAMESPACE,
-                    signal_by_minutes=BOOT_MINUTES + STARTUP_MINUTES[host.server] - SIGNAL_MARGIN_MINUTES,
+                    signal_by_minutes=startup_timeout(host).to_minutes() - SIGNAL_MARGIN_MINUTES,
                     stack_name=stack.stack_name,
                     # The group is built below; its logical ID is known when the template renders.
                     group_logical_id=Lazy.string(_LogicalIdOf(lambda: self.group.node.default_child)),
                 )
             )
         )
-        startup = startup_timeout(host.server)
+        startup = startup_timeout(host)
         launch_template = ec2.LaunchTemplate(
             self,
             "LaunchTemplate",

@@ -14,7 +14,8 @@ from stacks import compliance
 class ModelHostRole(Construct):
     """Session Manager (the AWS managed policy it requires) and read access to exactly the model's
     prefix of the artifacts bucket; Neuron hosts (`compiled_prefix`) also write their compiled
-    model under it (model_host.sh.tmpl). The hosting stack adds the host's own logs and metrics."""
+    model under it (model_host.sh.tmpl); GPU hosts (`wheelhouse_prefix`) also read vLLM's wheels.
+    The hosting stack adds the host's own logs and metrics."""
 
     def __init__(
         self,
@@ -26,6 +27,7 @@ class ModelHostRole(Construct):
         prefix: str,
         encryption_key: kms.IKey,
         compiled_prefix: str | None = None,
+        wheelhouse_prefix: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.role = iam.Role(
@@ -37,17 +39,18 @@ class ModelHostRole(Construct):
         self.role.add_managed_policy(
             iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore")
         )
+        readable = [prefix] if wheelhouse_prefix is None else [prefix, wheelhouse_prefix]
         for statement in (
             iam.PolicyStatement(
                 sid="ListTheModelPrefix",
                 actions=["s3:ListBucket"],
                 resources=[artifacts_bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}},
+                conditions={"StringLike": {"s3:prefix": [f"{p}*" for p in readable]}},
             ),
             iam.PolicyStatement(
                 sid="ReadTheModel",
                 actions=["s3:GetObject"],
-                resources=[artifacts_bucket.arn_for_objects(f"{prefix}*")],
+                resources=[artifacts_bucket.arn_for_objects(f"{p}*") for p in readable],
             ),
             iam.PolicyStatement(
                 sid="DecryptTheModel", actions=["kms:Decrypt"], resources=[encryption_key.key_arn]
@@ -80,6 +83,10 @@ class ModelHostRole(Construct):
             compliance.SESSION_MANAGER_MANAGED_POLICY,
             compliance.MODEL_WEIGHTS.on(f"<{bucket_id}.Arn>/{prefix}*"),
         )
+        if wheelhouse_prefix is not None:
+            compliance.acknowledge(
+                self.role, compliance.WHEELHOUSE.on(f"<{bucket_id}.Arn>/{wheelhouse_prefix}*")
+            )
         if compiled_prefix is not None:
             compliance.acknowledge(
                 self.role, compliance.COMPILED_MODEL.on(f"<{bucket_id}.Arn>/{compiled_prefix}*")

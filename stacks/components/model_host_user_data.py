@@ -29,6 +29,12 @@ ServerKind = Literal["vllm-gpu", "vllm-neuron"]
 NEURON_COMPILED_PREFIX = "neuron-compiled/"
 
 
+def wheelhouse_prefix() -> str:
+    """Where GPU hosts install vLLM from, in the artifacts bucket: `wheels/vllm-<version>/<cpXY>/`,
+    staged by `genai-stack wheelhouse` (stacks/cli/wheelhouse.py); the host role reads only this."""
+    return f"wheels/vllm-{model_servers().vllm_version}/"
+
+
 @dataclass(frozen=True, kw_only=True)
 class ServerSpec:
     """What one host fleet serves and how it reports. Strings may be CDK tokens (bucket and log
@@ -38,6 +44,8 @@ class ServerSpec:
     kind: ServerKind
     model_name: str
     model_s3_uri: str
+    # s3://<artifacts>/<wheelhouse_prefix()>: vLLM's wheels for GPU hosts whose AMI has no venv
+    wheelhouse_s3_uri: str
     region: str
     port: int
     health_path: str
@@ -105,6 +113,7 @@ def template_values(spec: ServerSpec) -> dict[str, str]:
         "max_model_len": str(spec.max_model_len),
         "max_num_seqs": str(spec.max_num_seqs),
         "vllm_version": servers.vllm_version,
+        "wheelhouse_s3_uri": spec.wheelhouse_s3_uri,
         "neuron_release": servers.neuron_last_inf2_release,
         "compiled_s3_prefix": f"{spec.model_s3_uri.rstrip('/')}/{NEURON_COMPILED_PREFIX}",
         "neuron_venv_glob": servers.neuron_venv_glob,

@@ -119,6 +119,9 @@ class PythonFunction(Construct):
                 resources=[own_streams],
             )
         )
+        # Powertools' service name: its logs say it, and its Metrics add it to every metric as the
+        # dimension `service` (EMF), so an alarm on such a metric must name it too (emf_dimensions).
+        self.service_name = package.replace("_", "-")
         powertools = lambda_.LayerVersion.from_layer_version_arn(
             self,
             "Powertools",
@@ -133,7 +136,7 @@ class PythonFunction(Construct):
             code=package_code(package),
             description=description,
             layers=[powertools],
-            environment={"POWERTOOLS_SERVICE_NAME": package.replace("_", "-"), **(environment or {})},
+            environment={"POWERTOOLS_SERVICE_NAME": self.service_name, **(environment or {})},
             environment_encryption=encryption_key,
             log_group=self.log_group,
             role=self.role,
@@ -160,6 +163,13 @@ class PythonFunction(Construct):
         compliance.acknowledge(
             self.role, compliance.LOG_STREAM_WILDCARD.on(compliance.nag_resource(self, own_streams))
         )
+
+    def emf_dimensions(self, **dimensions: str) -> dict[str, str]:
+        """The dimensions of a metric this function publishes with Powertools Metrics: the ones the
+        code adds and `service`, which Powertools adds whenever POWERTOOLS_SERVICE_NAME is set
+        (Powertools for AWS Lambda (Python), Metrics: "service ... used as a dimension",
+        https://docs.aws.amazon.com/powertools/python/latest/core/metrics/)."""
+        return {**dimensions, "service": self.service_name}
 
 
 def encrypted_log_group(

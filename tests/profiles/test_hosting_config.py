@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stacks.catalog import accelerator_instances, sizing_rules
+from stacks.catalog import accelerator_instances, sizing_rules, startup_budget
 from stacks.config import ProfileError, load_profile
 
 BASE = {
@@ -166,9 +166,33 @@ def test_off_hours_take_five_field_cron_expressions(tmp_path):
     assert "hosting.hosts[0].off_hours.stop" in message
 
 
-def test_gpu_hosts_need_egress_to_install_vllm(tmp_path):
-    message = error(tmp_path, {"hosts": [host(instance_type="g6.xlarge", server="vllm-gpu")]})
-    assert "hosting.hosts[0].server: 'vllm-gpu' installs vLLM from PyPI at boot" in message
+def test_gpu_hosts_need_no_egress(tmp_path):
+    """vLLM comes from the wheelhouse in S3 (genai-stack wheelhouse), not from PyPI through a NAT."""
+    mistral = {"name": "mistral", "architecture": "mistral-7b-v0.3"}
+    gpu = host(instance_type="g6.xlarge", server="vllm-gpu", model=mistral, max_model_len=8192)
+    hosting = load(tmp_path, {"hosts": [gpu]}).hosting
+    assert hosting.network.nat_gateways == 0
+
+
+def test_the_start_up_budget_adds_download_compile_and_start_with_a_margin():
+    """data/models.json "startup": the Neuron guide's ~15 minutes to compile a 15 GB model, the rest
+    labelled assumptions; 8B bf16 (16.1 GB) on Neuron, 7B (14.5 GB) on a GPU."""
+    neuron = startup_budget(16.06, neuron=True)
+    assert neuron.describe() == (
+        "(boot 5 + weights download 5 + Neuron compile 16 + server start 5) x 1.5 = 48 minutes"
+    )
+    assert startup_budget(14.5, neuron=False).minutes == 38
+    assert neuron.limit_minutes == 60
+
+
+def test_a_model_that_cannot_compile_within_a_rolling_updates_pause_is_refused(tmp_path):
+    big = {"name": "llama-70b", "parameters_billions": 70.6}
+    message = error(tmp_path, {"hosts": [host(instance_type="inf2.48xlarge", model=big)]})
+    assert (
+        "hosting.hosts[0].model: llama-70b needs about 298 minutes from launch to a healthy server" in message
+    )
+    assert "Neuron compile 141" in message
+    assert "UpdatePolicy PauseTime" in message
 
 
 def test_host_names_are_unique(tmp_path):

@@ -23,6 +23,7 @@ def spec(kind: str, **changes) -> ServerSpec:
         "kind": kind,
         "model_name": "llama-3.1-8b-instruct",
         "model_s3_uri": "s3://artifacts-bucket/models/llama-3.1-8b-instruct/",
+        "wheelhouse_s3_uri": "s3://artifacts-bucket/wheels/vllm-0.31.0/",
         "region": "us-east-1",
         "port": 8000,
         "health_path": "/health",
@@ -172,7 +173,10 @@ def test_package_installs_wait_for_the_dpkg_lock_and_dpkg_is_not_called_directly
     assert "readonly APT_GET=(apt-get -o DPkg::Lock::Timeout=600)" in script
     commands = [line.strip() for line in script.splitlines() if not line.strip().startswith("#")]
     assert not [c for c in commands if re.match(r"^(dpkg|apt-get|apt) ", c)]
-    assert sum('"${APT_GET[@]}"' in c for c in commands) == 3
+    # One install: the CloudWatch agent's package, a local file (no package lists, no repository).
+    assert [c for c in commands if '"${APT_GET[@]}"' in c] == [
+        'DEBIAN_FRONTEND=noninteractive "${APT_GET[@]}" install -y -q /tmp/amazon-cloudwatch-agent.deb'
+    ]
 
 
 def test_the_host_signals_cloudformation_after_health_passes_or_fails():
@@ -306,9 +310,126 @@ def test_a_failed_boot_step_signals_failure_at_once():
     assert failed.index("trap - ERR") < failed.index("signal FAILURE") < failed.index("exit 1")
 
 
-def test_the_package_lists_update_is_retried_while_another_apt_holds_its_lock():
-    """DPkg::Lock::Timeout covers dpkg's lock only; `apt-get update` takes the lists' lock and gives up."""
-    gpu = render_user_data(spec("vllm-gpu")).split("  vllm-gpu)", 1)[1]
-    retry = 'for attempt in $(seq 1 40); do\n        "${APT_GET[@]}" update -q && break\n'
-    assert retry in gpu
-    assert gpu.count('"${APT_GET[@]}" update') == 1  # no update outside the retry
+def test_nothing_is_installed_from_the_internet_at_boot():
+    """No package index (PyPI), no apt repository, no model hub: the hosts' subnets may have no NAT."""
+    for kind in ("vllm-gpu", "vllm-neuron"):
+        script = render_user_data(spec(kind))
+        commands = [line.strip() for line in script.splitlines() if not line.strip().startswith("#")]
+        assert not [c for c in commands if " update" in c and "APT_GET" in c]
+        pips = [c for c in commands if " install " in c and "pip" in c]
+        assert all("--no-index" in c for c in pips), pips
+        assert "huggingface" not in script.lower()
+        assert "pypi.org" not in script
+
+
+def gpu_install(tmp_path: Path, wheels: list[str], venv_exists: bool = False) -> subprocess.CompletedProcess:
+    """Run the GPU section in bash with stand-ins for aws (the wheelhouse sync), python3 and die."""
+    script = render_user_data(spec("vllm-gpu"))
+    section = script.split("  vllm-gpu)\n", 1)[1].split("    PYTHON=/opt/genai/venv/bin/python", 1)[0]
+    header = [line for line in script.splitlines() if re.match(r"^readonly [A-Z0-9_]+=\"[^$]*\"$", line)]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    stub = f'#!/bin/bash\necho "$(basename "$0") $*" >> {calls}\n'
+    (bin_dir / "aws").write_text(stub + 'mkdir -p "$5"\n' + "".join(f'touch "$5/{w}"\n' for w in wheels))
+    (bin_dir / "python3").write_text(
+        stub + 'if [[ "$1" == -c ]]; then echo cp310; fi\n'
+        'if [[ "$1" == -m ]]; then mkdir -p "$4/bin"; printf "#!/bin/bash\\n'
+        f'echo \\"venv-python \\$*\\" >> {calls}\\n" > "$4/bin/python"; '
+        'chmod +x "$4/bin/python"; fi\n'
+    )
+    for tool in ("aws", "python3"):
+        (bin_dir / tool).chmod(0o755)
+    root = tmp_path / "root"
+    section = section.replace("/opt/genai/", f"{root}/")
+    (root).mkdir()
+    if venv_exists:
+        (root / "venv" / "bin").mkdir(parents=True)
+        (root / "venv" / "bin" / "python").write_text("#!/bin/bash\n")
+        (root / "venv" / "bin" / "python").chmod(0o755)
+    program = "\n".join(
+        [
+            "set -Eeuo pipefail",
+            f"export PATH={bin_dir}:$PATH",
+            *header,
+            'log() { echo "$*"; }',
+            'die() { echo "DIE $*"; exit 3; }',
+            section,
+            "echo INSTALLED",
+        ]
+    )
+    result = subprocess.run(["bash", "-c", program], capture_output=True, text=True, check=False)  # noqa: S603, S607
+    result.calls = calls.read_text().splitlines() if calls.exists() else []
+    return result
+
+
+def test_gpu_hosts_install_vllm_from_the_wheelhouse_in_s3(tmp_path):
+    result = gpu_install(
+        tmp_path, ["vllm-0.31.0-cp38-abi3-manylinux_2_31_x86_64.whl", "pip-26.3-py3-none-any.whl"]
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "INSTALLED" in result.stdout
+    sync, *_rest = [c for c in result.calls if c.startswith("aws ")]
+    assert sync.startswith("aws s3 sync --only-show-errors s3://artifacts-bucket/wheels/vllm-0.31.0/cp310/ ")
+    assert any(c.startswith("python3 -m venv --without-pip ") for c in result.calls)
+    (install,) = [c for c in result.calls if c.startswith("venv-python ")]
+    assert "/pip-26.3-py3-none-any.whl/pip install --quiet --no-index --find-links" in install
+    assert install.endswith(" pip vllm==0.31.0")
+
+
+def test_a_missing_wheelhouse_stops_the_boot_with_the_command_to_stage_it(tmp_path):
+    result = gpu_install(tmp_path, ["pip-26.3-py3-none-any.whl"])  # no vllm wheel
+    assert result.returncode == 3
+    assert (
+        "DIE no vLLM 0.31.0 wheelhouse for cp310 at s3://artifacts-bucket/wheels/vllm-0.31.0/cp310/"
+        in result.stdout
+    )
+    assert "genai-stack wheelhouse" in result.stdout
+    assert not [c for c in result.calls if c.startswith("venv-python ")]
+
+
+def test_an_ami_with_the_venv_installs_nothing(tmp_path):
+    result = gpu_install(tmp_path, [], venv_exists=True)
+    assert result.returncode == 0
+    assert "INSTALLED" in result.stdout
+    assert result.calls == []
+
+
+def test_every_stop_after_the_trap_signals_failure():
+    """`exit` does not fire the ERR trap: a step that stops the boot goes through die (or failed)."""
+    for kind in ("vllm-gpu", "vllm-neuron"):
+        script = render_user_data(spec(kind))
+        body = script.split("trap 'failed ${LINENO}' ERR", 1)[1]
+        functions = body.split("\n}\n", 1)[0]  # die() itself
+        rest = body.split("\n}\n", 1)[1]
+        assert 'failed "${BASH_LINENO[0]}"' in functions
+        # Only the last line exits with a failure, right after its own FAILURE signal.
+        assert rest.count("exit 1") == 1
+        assert rest.rstrip().endswith("signal FAILURE\nexit 1")
+
+
+def test_die_logs_the_reason_and_signals_failure(tmp_path):
+    script = render_user_data(spec("vllm-gpu"))
+    signal = script[script.index("signal() {") : script.index("trap 'failed ${LINENO}' ERR")]
+    die = script[script.index("die() {") : script.index("\n}\n", script.index("die() {")) + 3]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "aws").write_text(f'#!/bin/bash\necho "aws $*" >> {tmp_path}/calls\n')
+    (bin_dir / "aws").chmod(0o755)
+    program = "\n".join(
+        [
+            "set -Eeuo pipefail",
+            f"export PATH={bin_dir}:$PATH",
+            'STACK_NAME=s; GROUP_LOGICAL_ID=g; log() { echo "$*"; }; imds() { echo i-1; }',
+            signal,
+            "trap 'failed ${LINENO}' ERR",
+            die,
+            'die "no config.json"',
+            "echo NOT-REACHED",
+        ]
+    )
+    result = subprocess.run(["bash", "-c", program], capture_output=True, text=True, check=False)  # noqa: S603, S607
+    assert result.returncode == 1
+    assert "no config.json" in result.stdout
+    assert "NOT-REACHED" not in result.stdout
+    assert "--status FAILURE" in (tmp_path / "calls").read_text()

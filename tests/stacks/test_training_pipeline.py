@@ -873,11 +873,16 @@ def test_a_failed_rollout_raises_an_alarm_on_the_metric_the_deployer_publishes(b
         for logical_id, alarm in resources(templates["Training"], "AWS::CloudWatch::Alarm").items()
         if alarm["Properties"].get("MetricName") == "RolloutFailed"
     }
-    watched = sorted(d["Value"] for a in alarms.values() for d in a["Dimensions"])
+    watched = sorted(
+        d["Value"] for a in alarms.values() for d in a["Dimensions"] if d["Name"] == "EndpointName"
+    )
     assert watched == ["demo-copy-llm", "demo-support-llm"]
     for alarm in alarms.values():
         assert alarm["Namespace"] == handler_namespace == model_deployment.NAMESPACE
-        assert [d["Name"] for d in alarm["Dimensions"]] == ["EndpointName"]
+        # Powertools adds `service` (POWERTOOLS_SERVICE_NAME) to what single_metric emits: the
+        # signal contract (tests/signals) runs the handler with the template's environment to prove it.
+        assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]}.keys() == {"EndpointName", "service"}
+        assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]}["service"] == "model-deployer"
         assert alarm["Statistic"] == "Sum"
         assert alarm["Threshold"] == 1
         assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"

@@ -7,6 +7,9 @@
   and a sync of the compiled model down (GetObject); after /health a host that compiled uploads it
   (`aws s3 sync` / `aws s3 cp -`: s3:PutObject, which also authorizes multipart uploads' parts, and
   kms:GenerateDataKey for SSE-KMS) under `<prefix>neuron-compiled/` and nowhere else.
+- GPU hosts whose AMI has no vLLM venv: `aws s3 sync s3://ARTIFACTS/wheels/vllm-<version>/<cpXY>/ ...`
+  (ListBucket with that s3:prefix, GetObject of each wheel), staged by `genai-stack wheelhouse`; read
+  only, only this vLLM version's wheels.
 - The CloudWatch agent (stacks/components/model_host_user_data.py cloudwatch_agent_config) puts the
   boot and server logs to the host's log group, stream `<instance-id>/boot|server`
   (logs:CreateLogStream, logs:PutLogEvents), and metrics in the namespace GenAiStack/ModelHosts
@@ -23,7 +26,7 @@
 from __future__ import annotations
 
 from stacks.components.model_host_fleet import METRICS_NAMESPACE
-from stacks.components.model_host_user_data import NEURON_COMPILED_PREFIX
+from stacks.components.model_host_user_data import NEURON_COMPILED_PREFIX, wheelhouse_prefix
 from stacks.config import load_profile
 from tests.access.deployment import Deployment, Role
 from tests.access.rows import Call
@@ -103,12 +106,41 @@ def rows(role: Role, deployment: Deployment) -> list[Call] | None:
                 expect="deny",
             ),
         ]
-    else:
-        result.append(
+    wheels = f"{wheelhouse_prefix()}cp310/"
+    wheel = f"{wheels}vllm-0.31.0-cp38-abi3-manylinux_2_31_x86_64.whl"
+    if host.server == "vllm-gpu":
+        why = f"{WHY}: vLLM from the wheelhouse (model_host.sh.tmpl)"
+        result += [
+            *list_objects(deployment, artifacts, wheels, f"{why}: aws s3 sync lists it"),
+            *get_object(deployment, artifacts, wheel, f"{why}: aws s3 sync reads each wheel"),
             Call(
                 "s3:PutObject",
                 s3_arn(deployment, artifacts, f"{compiled}model.pt"),
                 "GPU hosts compile nothing and write nothing",
+                context=TLS,
+                expect="deny",
+            ),
+            Call(
+                "s3:PutObject",
+                s3_arn(deployment, artifacts, wheel),
+                "the wheelhouse is read only for hosts",
+                context=TLS,
+                expect="deny",
+            ),
+            Call(
+                "s3:GetObject",
+                s3_arn(deployment, artifacts, "wheels/vllm-0.0.1/cp310/vllm-0.0.1-py3-none-any.whl"),
+                "only the pinned vLLM version's wheels",
+                context=TLS,
+                expect="deny",
+            ),
+        ]
+    else:
+        result.append(
+            Call(
+                "s3:GetObject",
+                s3_arn(deployment, artifacts, wheel),
+                "Neuron hosts use the AMI's vLLM, never the wheelhouse",
                 context=TLS,
                 expect="deny",
             )
