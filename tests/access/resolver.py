@@ -34,6 +34,8 @@ section of each type's page, table below). A type or attribute that is not in th
 | AWS::EC2::Subnet | subnet id | SubnetId | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-ec2-subnet.html |
 | AWS::EC2::SecurityGroup | group id (in a VPC) | GroupId | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-ec2-securitygroup.html |
 | AWS::ElasticLoadBalancingV2::LoadBalancer | ARN | DNSName, LoadBalancerFullName | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-elasticloadbalancingv2-loadbalancer.html |
+| AWS::CloudWatch::Alarm | name | Arn = `arn:P:cloudwatch:R:A:alarm:NAME` | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-cloudwatch-alarm.html |
+| AWS::ElasticLoadBalancingV2::TargetGroup | ARN | TargetGroupArn, TargetGroupFullName = `targetgroup/NAME/ID` | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-elasticloadbalancingv2-targetgroup.html |
 | AWS::S3Vectors::VectorBucket | ARN | VectorBucketArn | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-s3vectors-vectorbucket.html |
 | AWS::S3Vectors::Index | ARN | IndexArn | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-s3vectors-index.html |
 | AWS::Events::Rule | name | Arn | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-events-rule.html |
@@ -304,6 +306,17 @@ RETURN_VALUES: dict[str, dict[str, Attribute]] = {
         "DNSName": lambda p: (
             f"internal-{p.short_id(20)}-{int(p.seed[:8], 16)}.{p.resolver.region}.elb.{p.resolver.url_suffix}"
         ),
+    },
+    "AWS::CloudWatch::Alarm": {
+        "Ref": lambda p: p.name("AlarmName", 255),
+        "Arn": lambda p: p.arn("cloudwatch", f"alarm:{p.name('AlarmName', 255)}"),
+    },
+    "AWS::ElasticLoadBalancingV2::TargetGroup": {
+        "Ref": lambda p: p.arn("elasticloadbalancing", f"targetgroup/{p.name('Name', 32)}/{p.seed[:16]}"),
+        "TargetGroupArn": lambda p: p.arn(
+            "elasticloadbalancing", f"targetgroup/{p.name('Name', 32)}/{p.seed[:16]}"
+        ),
+        "TargetGroupFullName": lambda p: f"targetgroup/{p.name('Name', 32)}/{p.seed[:16]}",
     },
     "AWS::S3Vectors::VectorBucket": {
         "Ref": lambda p: p.arn("s3vectors", f"bucket/{p.name('VectorBucketName', 63, lower=True)}"),

@@ -1,0 +1,318 @@
+"""What OUR code EMITS, captured by running it: one small exercise per emitting function.
+
+Each exercise imports the function's handler afresh inside exactly the environment the template gives
+that function (its resolved Environment.Variables, plus the variables the Lambda runtime sets; every
+other POWERTOOLS_* variable removed), drives the code path that publishes metrics with stubbed AWS
+clients, and captures what is published:
+- embedded metric format (Powertools Metrics prints `{"_aws": {"CloudWatchMetrics": [...]}}` to
+  stdout; CloudWatch "Specification: Embedded metric format":
+  https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html):
+  every (namespace, metric, dimension set) of every document, with the document's dimension values;
+- PutMetricData calls (the drift monitor), through a recording client.
+Powertools reads POWERTOOLS_SERVICE_NAME when a metrics object is built and then adds a `service`
+dimension; unit tests that do not set the variable miss it, which is why the environment here is
+the template's.
+
+The model hosts' CloudWatch agent is read from the configuration file their user data writes (the
+resolved launch template): the agent names a plugin's measurement `<plugin>_<measurement>` (`nvidia_smi_`
+for nvidia_gpu) and publishes each `aggregation_dimensions` set as its own series, besides the
+per-instance series with `host` and the plugin's dimensions ("Manually create or edit the CloudWatch
+agent configuration file":
+https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch-Agent-Configuration-File-Details.html;
+"Collect NVIDIA GPU metrics":
+https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch-Agent-NVIDIA-GPU.html).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import importlib
+import io
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from tests.access.deployment import Deployment, Function
+from tests.signals.readers import Identity
+
+ACCOUNT = "123456789012"
+
+
+@dataclass(frozen=True)
+class Emitted:
+    identity: Identity
+    emitter: str  # who publishes it (function path or host fleet) and how
+
+
+# ----------------------------------------------------------------------------------- environment
+@contextlib.contextmanager
+def lambda_environment(function: Function, region: str) -> Iterator[None]:
+    """Exactly the function's template variables (plus what Lambda's runtime sets: "Defined runtime
+    environment variables", https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html)."""
+    saved = dict(os.environ)
+    for name in list(os.environ):
+        if name.startswith("POWERTOOLS_"):
+            del os.environ[name]
+    os.environ.update({key: str(value) for key, value in function.environment.items()})
+    os.environ.update(
+        {
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
+            "AWS_LAMBDA_FUNCTION_NAME": function.name,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+        }
+    )
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def fresh_import(module_name: str) -> Iterator[Any]:
+    """The module imported anew (its cold-start code reads this environment); the session's copy is
+    put back afterwards."""
+    saved = sys.modules.pop(module_name, None)
+    try:
+        yield importlib.import_module(module_name)
+    finally:
+        if saved is not None:
+            sys.modules[module_name] = saved
+        else:
+            sys.modules.pop(module_name, None)
+
+
+@contextlib.contextmanager
+def patched(target: Any, **values: Any) -> Iterator[None]:
+    old = {name: getattr(target, name) for name in values}
+    for name, value in values.items():
+        setattr(target, name, value)
+    try:
+        yield
+    finally:
+        for name, value in old.items():
+            setattr(target, name, value)
+
+
+def reset_powertools_metrics() -> None:
+    """Powertools' `Metrics` keeps metrics, dimensions and metadata at class level across instances."""
+    from aws_lambda_powertools.metrics import Metrics
+
+    metrics = Metrics()
+    metrics.clear_metrics()
+    metrics.clear_default_dimensions()
+
+
+def emf_identities(stdout: str) -> list[Identity]:
+    found = []
+    for line in stdout.splitlines():
+        line = line.strip()
+        if not line.startswith("{") or '"_aws"' not in line:
+            continue
+        document = json.loads(line)
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            for dimension_set in directive["Dimensions"]:
+                values = {name: document[name] for name in dimension_set}
+                for metric in directive["Metrics"]:
+                    found.append(Identity.of(directive["Namespace"], metric["Name"], values))
+    return found
+
+
+class LambdaContext:
+    function_name = "exercise"
+    memory_limit_in_mb = 256
+    invoked_function_arn = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:exercise"
+    aws_request_id = "00000000-0000-0000-0000-000000000000"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+class RecordingCloudWatch:
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def put_metric_data(self, **kwargs: Any) -> dict:
+        self.calls.append(kwargs)
+        return {}
+
+    def identities(self) -> list[Identity]:
+        return [
+            Identity.of(
+                call["Namespace"], datum["MetricName"], {d["Name"]: d["Value"] for d in datum["Dimensions"]}
+            )
+            for call in self.calls
+            for datum in call["MetricData"]
+        ]
+
+
+# ------------------------------------------------------------------------------------- exercises
+def exercise_kb_ingestion(module: Any, function: Function, deployment: Deployment) -> None:
+    """The scheduled `check`: IngestionJobFailed per knowledge base (the latest job failed)."""
+    with patched(module, bedrock_agent=lambda: None, latest_job_failed=lambda client, target: True):
+        module.on_event({"action": "check"}, LambdaContext())
+
+
+def exercise_model_deployer(module: Any, function: Function, deployment: Deployment) -> None:
+    """An approval rolled to every endpoint of its group (ModelDeployed), then a failed rollout of
+    each endpoint (RolloutFailed). SageMaker itself is stubbed out at logic.deploy_each."""
+    for group, targets in module.DEPLOYMENTS.items():
+
+        def deploy_each(client: Any, deployments: Any, arn: str, targets: Any = targets) -> Any:
+            return [{"action": "updated", "endpoint": t.endpoint_name} for t in targets], [], []
+
+        event = {
+            "source": "aws.sagemaker",
+            "detail-type": module.DETAIL_TYPE,
+            "detail": {
+                "ModelPackageGroupName": group,
+                "ModelPackageArn": f"arn:aws:sagemaker:{deployment.region}:{ACCOUNT}:model-package/{group}/1",
+                "ModelApprovalStatus": "Approved",
+            },
+        }
+        with patched(module, sagemaker=lambda: None, deploy_each=deploy_each):
+            module.approval(json.dumps(event))
+        for target in targets:
+            failed = {
+                "source": "aws.sagemaker",
+                "detail-type": module.ENDPOINT_DETAIL_TYPE,
+                "detail": {
+                    "EndpointName": target.endpoint_name,
+                    "EndpointStatus": "Failed",
+                    "FailureReason": "x",
+                },
+            }
+            module.endpoint_state(json.dumps(failed))
+
+
+def exercise_drift_monitor(module: Any, function: Function, deployment: Deployment) -> RecordingCloudWatch:
+    """One scheduled run over enough exchanges, with a baseline, so every metric is published
+    (distances, rates, lengths, the heartbeat). S3 reads are stubbed at logic level."""
+    from lambdas.drift_monitor import logic
+
+    minimum = module.SETTINGS.min_records
+    model = "amazon.nova-lite-v1:0"  # a Bedrock model id as invocation logs record it
+
+    def read_exchanges(s3: Any, target: Any, start: Any, end: Any) -> tuple[list, bool]:
+        group = target.name if target.source == "sagemaker" else model
+        return [logic.Exchange(group=group, prompt="hello 你好", answer="hi") for _ in range(minimum)], False
+
+    def load_baseline(s3: Any, target: Any) -> dict:
+        vector = logic.embed("something else")
+        groups = [target.name] if target.source == "sagemaker" else [model, logic.ALL_MODELS]
+        return {group: {"prompt": vector, "answer": vector} for group in groups}
+
+    cloudwatch = RecordingCloudWatch()
+    with (
+        patched(
+            logic, read_exchanges=read_exchanges, load_baseline=load_baseline, save_baseline=lambda *a: None
+        ),
+        patched(module, s3=lambda: None, cloudwatch=lambda: cloudwatch),
+    ):
+        module.on_event(
+            {"source": "aws.events", "detail-type": "Scheduled Event", "time": "2026-11-23T11:20:00Z"},
+            LambdaContext(),
+        )
+    return cloudwatch
+
+
+def exercise_gateway(module: Any, function: Function, deployment: Deployment) -> None:
+    """The per-request EMF document the handler writes (handler.EmfMetrics, as on_event uses it), for
+    the first alias and target of the template's GATEWAY_CONFIG and one tenant."""
+    from lambdas.gateway.service import Usage
+
+    config = json.loads(function.environment["GATEWAY_CONFIG"])
+    alias, targets = next(iter(config["chat"].items()))
+    target = targets[0].get("model") or targets[0].get("endpoint")
+    module.EmfMetrics().record(Usage(alias=alias, target=str(target), latency_ms=1.0), tenant="tenant-a")
+
+
+EXERCISES: dict[str, Callable[[Any, Function, Deployment], Any]] = {
+    "lambdas.kb_ingestion.handler.on_event": exercise_kb_ingestion,
+    "lambdas.model_deployer.handler.handler": exercise_model_deployer,
+    "lambdas.drift_monitor.handler.on_event": exercise_drift_monitor,
+    "lambdas.gateway.handler.on_event": exercise_gateway,
+}
+
+
+def run_exercise(function: Function, deployment: Deployment) -> list[Emitted]:
+    exercise = EXERCISES[function.handler]
+    module_name = function.handler.rsplit(".", 1)[0]
+    out = io.StringIO()
+    reset_powertools_metrics()
+    with (
+        lambda_environment(function, deployment.region),
+        fresh_import(module_name) as module,
+        contextlib.redirect_stdout(out),
+    ):
+        result = exercise(module, function, deployment)
+    reset_powertools_metrics()
+    found = [Emitted(i, f"{function.path} (EMF)") for i in emf_identities(out.getvalue())]
+    if isinstance(result, RecordingCloudWatch):
+        found += [Emitted(i, f"{function.path} (PutMetricData)") for i in result.identities()]
+    return found
+
+
+# ----------------------------------------------------------------------------- CloudWatch agent
+AGENT_PREFIX = {"mem": "mem_", "disk": "disk_", "nvidia_gpu": "nvidia_smi_", "cpu": "cpu_"}
+AGENT_PLUGIN_DIMENSIONS = {"disk": ("device", "fstype", "path"), "nvidia_gpu": ("index", "name", "arch")}
+
+
+def agent_config(user_data: str) -> dict | None:
+    start = user_data.find("<<'AGENT_CONFIG'\n")
+    if start < 0:
+        return None
+    start = user_data.index("\n", start) + 1
+    return json.loads(user_data[start : user_data.index("\nAGENT_CONFIG", start)])
+
+
+def agent_identities(config: dict) -> Iterator[Identity]:
+    metrics = config["metrics"]
+    namespace = metrics.get("namespace", "CWAgent")
+    for plugin, settings in metrics["metrics_collected"].items():
+        appended = settings.get("append_dimensions", {})
+        for measurement in settings.get("measurement", []):
+            name = (
+                measurement
+                if measurement.startswith(AGENT_PREFIX[plugin])
+                else AGENT_PREFIX[plugin] + measurement
+            )
+            full = {"host": "ip-10-0-0-1.ec2.internal", **appended}
+            full |= {d: f"<{d}>" for d in AGENT_PLUGIN_DIMENSIONS.get(plugin, ())}
+            yield Identity.of(namespace, name, full)
+            for names in metrics.get("aggregation_dimensions", []):
+                if set(names) <= set(full):
+                    yield Identity.of(namespace, name, {n: full[n] for n in names})
+
+
+def host_emitters(deployment: Deployment) -> list[Emitted]:
+    found = []
+    for stack, template in deployment.templates.items():
+        for logical_id, resource in template["Resources"].items():
+            if resource["Type"] != "AWS::EC2::LaunchTemplate":
+                continue
+            encoded = deployment.resolver.resolve(
+                stack, resource["Properties"]["LaunchTemplateData"].get("UserData")
+            )
+            if not encoded:
+                continue
+            config = agent_config(base64.b64decode(encoded).decode())
+            if config is None:
+                continue
+            path = resource.get("Metadata", {}).get("aws:cdk:path", logical_id)
+            found += [Emitted(i, f"{path} (CloudWatch agent)") for i in agent_identities(config)]
+    return found
+
+
+def emitters_of(deployment: Deployment) -> list[Emitted]:
+    found = host_emitters(deployment)
+    for function in deployment.functions:
+        if function.handler in EXERCISES:
+            found += run_exercise(function, deployment)
+    return found
