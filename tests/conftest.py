@@ -20,8 +20,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 install_node_guard()
 install_call_recording()  # boto3 calls of our Lambda code, checked against access rows at the end
 
-from app import build_app  # noqa: E402 - after the Node guard, on purpose (it imports aws_cdk)
-from stacks.cli.synth import cdk_app  # noqa: E402 - after the Node guard
+from stacks.cli.synth import cdk_app, synthesize_app  # noqa: E402, F401 - after the Node guard; cdk_app for the tests
 from stacks.config import builtin_profile_names  # noqa: E402 - after the Node guard
 from stacks.stage import ProfileStacks  # noqa: E402 - after the Node guard
 from tests.compliance.tools import ComplianceJobs, start_compliance_jobs  # noqa: E402 - after the Node guard
@@ -53,8 +52,9 @@ class Synthesized:
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     outdir = tmp_path_factory.mktemp("cdk.out")
     with forbid_python_network():
-        app = build_app("all", app=cdk_app(outdir))
-        assembly = app.synth()
+        # The CLI's own in-process synthesis (as app.py's build_app): later CLI commands of this
+        # session (`genai-stack profiles`, `plan`) reuse these templates instead of synthesizing again.
+        app, assembly, _ = synthesize_app("all", outdir)
     profiles = {child.node.id: child for child in app.node.children if isinstance(child, ProfileStacks)}
     result = Synthesized(outdir=outdir, profiles=profiles)
     for stack_artifact in assembly.stacks:
@@ -86,6 +86,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.nodeid.startswith("tests/compliance/"),
         )
     )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """`genai-stack diff`'s scenarios (tests/cli/test_diff.py) synthesize two trees each: start them
+    now, in a background thread, when any test that reads them will run."""
+    if any(item.nodeid.startswith("tests/cli/test_diff.py::") for item in session.items):
+        from tests.cli import test_diff
+
+        test_diff.start_scenarios(session.config._tmp_path_factory.mktemp("diff-scenarios"))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

@@ -42,6 +42,28 @@ def test_python_app_reports_a_bad_profile_without_a_traceback(tmp_path, bad_prof
     assert "Traceback" not in result.stderr + result.stdout
 
 
+WITH_MODULES_REPORTED = (
+    "import runpy, sys\n"
+    "try:\n"
+    "    runpy.run_path('app.py', run_name='__main__')\n"
+    "finally:\n"
+    "    print('aws_cdk loaded' if 'aws_cdk' in sys.modules else 'aws_cdk not loaded', file=sys.stderr)\n"
+)
+
+
+def test_a_bad_profile_is_reported_before_the_cdk_starts(tmp_path, bad_profile):
+    """The profile is validated from the CLI's context (CDK_CONTEXT_JSON, or the overflow file) before
+    aws_cdk and its Node.js kernel load: the error comes in a fraction of the time."""
+    overflow = tmp_path / "context.json"
+    overflow.write_text(json.dumps({"profile": str(bad_profile)}))
+    for context in ({"CDK_CONTEXT_JSON": json.dumps({"profile": str(bad_profile)})},
+                    {"CDK_CONTEXT_JSON": "{}", "CONTEXT_OVERFLOW_LOCATION_ENV": str(overflow)}):  # fmt: skip
+        result = run([sys.executable, "-c", WITH_MODULES_REPORTED], tmp_path, **context)
+        assert result.returncode == 1, result.stderr
+        assert f"{bad_profile}: budget: required but missing" in result.stderr
+        assert "aws_cdk not loaded" in result.stderr
+
+
 def test_python_app_lists_the_profiles_for_an_unknown_name(tmp_path):
     result = run(
         [sys.executable, "app.py"],

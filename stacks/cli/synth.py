@@ -3,9 +3,11 @@ settings, so that templates are the ones `cdk synth` writes (TOOLCHAIN.md trap 4
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aws_cdk import App
 
@@ -34,9 +36,18 @@ class Synthesis:
     templates: dict[str, dict]
 
 
-def synthesize(selection: str, outdir: Path) -> list[Synthesis]:
-    """Synthesize the selected profiles in-process into `outdir` (cdk-nag runs, as with `cdk synth`).
-    Raises ProfileError for a bad profile."""
+# Per process: the same profiles (by content) synthesize to the same templates, so a process that
+# asks twice (a shell session of plan and cost through one interpreter, the test suite) pays once.
+_SYNTHESIZED: dict[tuple[str, ...], list[Synthesis]] = {}
+
+
+def _key(profiles: dict[str, Profile]) -> tuple[str, ...]:
+    return tuple(p.model_dump_json() for p in profiles.values())
+
+
+def synthesize_app(selection: str, outdir: Path) -> tuple[App, Any, list[Synthesis]]:
+    """Synthesize the selected profiles in-process into `outdir`: the App, its cloud assembly and the
+    templates by profile, which later `synthesize` calls of this process reuse. Raises ProfileError."""
     profiles = {p.name: p for p in load_profiles(selection)}
     app = add_profiles(cdk_app(outdir), selection)
     assembly = app.synth()
@@ -44,4 +55,16 @@ def synthesize(selection: str, outdir: Path) -> list[Synthesis]:
     for artifact in assembly.stacks:
         profile = artifact.hierarchical_id.split("/")[0]
         by_profile[profile][artifact.stack_name] = artifact.template
-    return [Synthesis(profiles[name], templates) for name, templates in by_profile.items()]
+    result = [Synthesis(profiles[name], templates) for name, templates in by_profile.items()]
+    _SYNTHESIZED[_key(profiles)] = copy.deepcopy(result)
+    return app, assembly, result
+
+
+def synthesize(selection: str, outdir: Path) -> list[Synthesis]:
+    """Synthesize the selected profiles in-process into `outdir` (cdk-nag runs, as with `cdk synth`).
+    Raises ProfileError for a bad profile. A selection whose profiles this process synthesized
+    before, with the same content, returns copies of those templates (`outdir` stays empty)."""
+    profiles = {p.name: p for p in load_profiles(selection)}
+    if (key := _key(profiles)) in _SYNTHESIZED:
+        return copy.deepcopy(_SYNTHESIZED[key])
+    return synthesize_app(selection, outdir)[2]

@@ -8,9 +8,11 @@ several tests read its result; only the unchanged scenario synthesizes every pro
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import shutil
 import subprocess
+import sys
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,12 +81,10 @@ def run_diff(repo: Path, *args: str, markdown: Path | None = None) -> Run:
     )
 
 
-@pytest.fixture(scope="module")
-def origin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def make_origin(root: Path) -> Path:
     """A repository holding the committed app on `main`."""
-    if not (REPO_ROOT / ".git").exists():
-        pytest.skip("needs the project's git repository")
-    repo = tmp_path_factory.mktemp("origin")
+    repo = root / "origin"
+    repo.mkdir(parents=True)
     archive = repo / "app.tar"
     git(REPO_ROOT, "archive", "--format=tar", f"--output={archive}", "HEAD", *APP_FILES)
     with tarfile.open(archive) as tar:
@@ -96,8 +96,16 @@ def origin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return repo
 
 
-def clone(origin: Path, tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
-    target = tmp_path_factory.mktemp(name) / "repo"
+@pytest.fixture(scope="module")
+def origin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not (REPO_ROOT / ".git").exists():
+        pytest.skip("needs the project's git repository")
+    return make_origin(tmp_path_factory.mktemp("diff"))
+
+
+def clone(origin: Path, root: Path, name: str) -> Path:
+    target = root / name / "repo"
+    target.parent.mkdir(parents=True)
     git(origin.parent, "clone", "--quiet", str(origin), str(target))
     return target
 
@@ -117,36 +125,95 @@ def worktrees(repo: Path) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------------
-# Scenarios (each runs the command once)
+# Scenarios: each runs the installed `genai-stack diff` once, as a user would, and several tests read
+# its result. They synthesize two trees each (most of this module's time), so the session starts them
+# in a background thread as soon as the tests are collected (tests/conftest.py), one after another
+# on the machine's other core; the fixtures below only wait for them.
 
 
-@pytest.fixture(scope="module")
-def unchanged(origin, tmp_path_factory) -> tuple[Path, Run]:
+def _unchanged(origin: Path, root: Path) -> tuple[Path, list[str], Path | None]:
     """No edits, default options: every built-in profile against origin/main."""
-    repo = clone(origin, tmp_path_factory, "unchanged")
-    return repo, run_diff(repo)
+    return clone(origin, root, "unchanged"), [], None
 
 
-@pytest.fixture(scope="module")
-def changed(origin, tmp_path_factory) -> Run:
+def _changed(origin: Path, root: Path) -> tuple[Path, list[str], Path | None]:
     """A pull request with a profile edit (the GPU host's instance type and the hosts' network range)
     and a refactor that renames the data bucket's construct, so that its logical ID changes."""
-    repo = clone(origin, tmp_path_factory, "changed")
+    repo = clone(origin, root, "changed")
     profile = repo / "profiles" / "self-hosted.yaml"
     edit(profile, "instance_type: g6.xlarge", "instance_type: g6.2xlarge")
     edit(profile, "cidr: 10.40.0.0/16", "cidr: 10.41.0.0/16")
     edit(repo / "stacks" / "foundation_stack.py", '"Data",', '"DataStore",')
-    return run_diff(repo, "--profile", "self-hosted", "--json", markdown=repo.parent / "diff.md")
+    return repo, ["--profile", "self-hosted", "--json"], repo.parent / "diff.md"
 
 
-@pytest.fixture(scope="module")
-def swapped_profile(origin, tmp_path_factory) -> Run:
+def _swapped_profile(origin: Path, root: Path) -> tuple[Path, list[str], Path | None]:
     """managed-api removed and the same profile added as `sandbox`: stacks removed and added."""
-    repo = clone(origin, tmp_path_factory, "swapped-profile")
+    repo = clone(origin, root, "swapped-profile")
     profiles = repo / "profiles"
     (profiles / "managed-api.yaml").rename(profiles / "sandbox.yaml")
     edit(profiles / "sandbox.yaml", "name: managed-api", "name: sandbox")
-    return run_diff(repo, "-p", "managed-api", "-p", "sandbox", "--json")
+    return repo, ["-p", "managed-api", "-p", "sandbox", "--json"], None
+
+
+SCENARIOS = {"unchanged": _unchanged, "changed": _changed, "swapped_profile": _swapped_profile}
+GENAI_STACK = Path(sys.executable).with_name("genai-stack")
+
+
+class Scenarios:
+    """The scenarios' runs, one after another in a thread; `run(name)` waits for that one."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._done: dict[str, concurrent.futures.Future] = {}
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="diff")
+        self._origin = self._pool.submit(make_origin, root)
+        for name in SCENARIOS:
+            self._done[name] = self._pool.submit(self._run, name)
+        self._pool.shutdown(wait=False)
+
+    def _run(self, name: str) -> tuple[Path, Run]:
+        repo, args, markdown = SCENARIOS[name](self._origin.result(), self.root)
+        extra = ["--output", str(markdown)] if markdown else []
+        result = subprocess.run(  # noqa: S603 - the project's own console script
+            [str(GENAI_STACK), "diff", *args, *extra], cwd=repo, capture_output=True, text=True, timeout=900
+        )
+        markdown_text = markdown.read_text() if markdown and markdown.exists() else None
+        return repo, Run(result.returncode, result.stdout, result.stderr, markdown_text)
+
+    def run(self, name: str) -> tuple[Path, Run]:
+        return self._done[name].result(timeout=900)
+
+
+_STARTED: list[Scenarios] = []
+
+
+def start_scenarios(root: Path) -> None:
+    """Called once the session's tests are collected, when any of this module's tests will run."""
+    if not _STARTED and (REPO_ROOT / ".git").exists() and GIT is not None:
+        _STARTED.append(Scenarios(root))
+
+
+def _scenario(name: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Run]:
+    if not (REPO_ROOT / ".git").exists():
+        pytest.skip("needs the project's git repository")
+    start_scenarios(tmp_path_factory.mktemp("diff-scenarios"))  # run alone: start them now
+    return _STARTED[0].run(name)
+
+
+@pytest.fixture(scope="module")
+def unchanged(tmp_path_factory) -> tuple[Path, Run]:
+    return _scenario("unchanged", tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def changed(tmp_path_factory) -> Run:
+    return _scenario("changed", tmp_path_factory)[1]
+
+
+@pytest.fixture(scope="module")
+def swapped_profile(tmp_path_factory) -> Run:
+    return _scenario("swapped_profile", tmp_path_factory)[1]
 
 
 def resources(document: dict, stack_id: str) -> dict[str, dict]:
@@ -251,7 +318,7 @@ def test_a_removed_profile_lists_its_stacks_as_removed_and_a_new_one_as_added(sw
 
 
 def test_a_base_ref_that_does_not_exist_exits_2_with_a_clear_message(origin, tmp_path_factory):
-    repo = clone(origin, tmp_path_factory, "bad-ref")
+    repo = clone(origin, tmp_path_factory.mktemp("bad-ref"), "bad-ref")
     run = run_diff(repo, "--base", "no-such-branch")
     assert run.exit_code == 2
     assert "base ref 'no-such-branch' does not exist" in run.stderr
@@ -260,7 +327,7 @@ def test_a_base_ref_that_does_not_exist_exits_2_with_a_clear_message(origin, tmp
 
 
 def test_an_unknown_profile_exits_2_and_leaves_no_worktree(origin, tmp_path_factory):
-    repo = clone(origin, tmp_path_factory, "bad-profile")
+    repo = clone(origin, tmp_path_factory.mktemp("bad-profile"), "bad-profile")
     run = run_diff(repo, "--profile", "no-such-profile")
     assert run.exit_code == 2
     assert "unknown profile no-such-profile" in run.stderr
@@ -269,7 +336,7 @@ def test_an_unknown_profile_exits_2_and_leaves_no_worktree(origin, tmp_path_fact
 
 
 def test_a_failing_synth_exits_2_with_its_error_and_removes_the_worktree(origin, tmp_path_factory):
-    repo = clone(origin, tmp_path_factory, "broken")
+    repo = clone(origin, tmp_path_factory.mktemp("broken"), "broken")
     with (repo / "stacks" / "foundation_stack.py").open("a") as module:
         module.write("\nraise RuntimeError('broken on purpose')\n")
     run = run_diff(repo, "-p", "managed-api")
