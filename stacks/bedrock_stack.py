@@ -3,6 +3,8 @@ logging, application inference profiles, prompts and model monitoring. It only w
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -10,7 +12,12 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.catalog import bedrock_catalog, guardrail_profile
-from stacks.components.application_inference_profile import ApplicationInferenceProfile
+from stacks.components.application_inference_profile import (
+    ALIAS_TAG,
+    ApplicationInferenceProfile,
+    GatewayRoute,
+    gateway_routes,
+)
 from stacks.components.drift_monitor import ALL_MODELS as DRIFT_ALL_MODELS
 from stacks.components.drift_monitor import DriftMonitor, DriftSource, invocation_log_hours_prefix
 from stacks.components.guardrail import Guardrail
@@ -18,11 +25,11 @@ from stacks.components.invocation_logging import InvocationLogging
 from stacks.components.knowledge_base import KnowledgeBase
 from stacks.components.knowledge_base_ingestion import IngestionTarget, KnowledgeBaseIngestion
 from stacks.components.model_access import ApplicationProfileRef, ModelAccess, model_or_profile_arn
-from stacks.components.model_monitoring import ModelMonitoring
+from stacks.components.model_monitoring import ModelMonitoring, MonitoredProfile
 from stacks.components.monitoring import MonitoringHub
 from stacks.components.prompt_template import PromptTemplate
 from stacks.components.vector_store import VectorStorage
-from stacks.config import Bedrock
+from stacks.config import Bedrock, Gateway
 
 
 class BedrockStack(Stack):
@@ -39,8 +46,12 @@ class BedrockStack(Stack):
         knowledge_base_roles: dict[str, iam.IRole],
         log_retention_days: int,
         hub: MonitoringHub,
+        gateway: Gateway | None = None,
+        cost_tags: Mapping[str, str] | None = None,
         **kwargs,
     ) -> None:
+        """`gateway`: the profile's model gateway; each of its Bedrock targets gets an application
+        inference profile here (tagged with `cost_tags` and the alias), see `self.gateway_profiles`."""
         super().__init__(scope, construct_id, **kwargs)
         catalog = bedrock_catalog()
 
@@ -64,6 +75,8 @@ class BedrockStack(Stack):
             CfnOutput(self, "GuardrailVersion", value=guardrail.version)
 
         app_profiles = []
+        monitored: list[MonitoredProfile] = []  # where this profile's own Bedrock traffic is counted
+        campaigns: dict[str, ApplicationProfileRef] = {}
         for app in settings.application_inference_profiles:
             created = ApplicationInferenceProfile(
                 self,
@@ -73,8 +86,46 @@ class BedrockStack(Stack):
                 description=app.description,
                 tags=app.tags,
             )
-            app_profiles.append(ApplicationProfileRef(arn=created.arn, source=app.source))
+            campaigns[app.name] = ApplicationProfileRef(arn=created.arn, source=app.source)
+            app_profiles.append(campaigns[app.name])
+            monitored.append(
+                MonitoredProfile(
+                    f"campaign {app.name} ({app.source})",
+                    created.arn,
+                    created.profile.attr_inference_profile_id,
+                )
+            )
             CfnOutput(self, f"AppProfileArn-{app.name}", value=created.arn)
+
+        # Every Bedrock call of the gateway goes through an application inference profile, so the
+        # cost-allocation tag reaches its tokens (stacks/components/application_inference_profile.py).
+        self.gateway_routes: list[GatewayRoute] = gateway_routes(profile_name, gateway, settings)
+        self.gateway_profiles: dict[tuple[str, str, str], ApplicationProfileRef] = {}
+        names = [r.name for r in self.gateway_routes if r.campaign is None]
+        if len(names) != len(set(names)):
+            raise ValueError(f"gateway application inference profile names collide: {sorted(names)}")
+        for route in self.gateway_routes:
+            if route.campaign is not None:
+                self.gateway_profiles[route.key] = campaigns[route.campaign]
+                continue
+            created = ApplicationInferenceProfile(
+                self,
+                f"GatewayProfile-{route.kind}-{route.alias}-{route.model}",
+                name=route.name,
+                copy_from_arn=model_or_profile_arn(self, route.model, catalog),
+                description=f"genai-stack {profile_name} gateway {route.kind} alias {route.alias}",
+                tags={**(cost_tags or {}), ALIAS_TAG: route.alias},
+            )
+            ref = ApplicationProfileRef(arn=created.arn, source=route.model)
+            self.gateway_profiles[route.key] = ref
+            app_profiles.append(ref)
+            monitored.append(
+                MonitoredProfile(
+                    f"gateway {route.alias} ({route.model})",
+                    created.arn,
+                    created.profile.attr_inference_profile_id,
+                )
+            )
 
         access = ModelAccess(
             self,
@@ -186,6 +237,7 @@ class BedrockStack(Stack):
             self,
             "Monitoring",
             model_ids=[*settings.models, *settings.inference_profiles],
+            profiles=monitored,
             guardrail=guardrail,
             throttle_threshold=settings.alarms.throttles,
             server_error_threshold=settings.alarms.server_errors,

@@ -1397,9 +1397,16 @@ def inference_problems(inference: Inference, region: str | None) -> list[str]:
 
 class GatewayTarget(_Strict):
     """One target of an alias: exactly one of `bedrock` (a model or inference profile listed under
-    bedrock), `sagemaker` (an endpoint name) or `self_hosted` (a host of the hosting section)."""
+    bedrock), `application_inference_profile` (a campaign profile of
+    bedrock.application_inference_profiles), `sagemaker` (an endpoint name) or `self_hosted` (a host
+    of the hosting section). Bedrock targets are invoked through an application inference profile
+    (created per alias and model, or the named campaign one), so their spend carries the
+    cost-allocation tag (docs/cost.md)."""
 
     bedrock: str | None = None
+    application_inference_profile: str | None = Field(
+        default=None, description="A name from bedrock.application_inference_profiles (a campaign profile)"
+    )
     sagemaker: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
     self_hosted: str | None = None
     max_tokens: int | None = Field(
@@ -1416,9 +1423,12 @@ class GatewayTarget(_Strict):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> GatewayTarget:
-        chosen = [name for name in ("bedrock", "sagemaker", "self_hosted") if getattr(self, name)]
+        kinds = ("bedrock", "application_inference_profile", "sagemaker", "self_hosted")
+        chosen = [name for name in kinds if getattr(self, name)]
         if len(chosen) != 1:
-            raise ValueError("names exactly one of bedrock, sagemaker or self_hosted")
+            raise ValueError(
+                "names exactly one of bedrock, application_inference_profile, sagemaker or self_hosted"
+            )
         return self
 
 
@@ -1439,6 +1449,12 @@ class GatewayCache(_Strict):
 class GatewayAlarms(_Strict):
     server_error_percent: float = Field(default=5, gt=0, le=100, description="5xx share over 5 minutes")
     latency_p90_ms: int = Field(default=15_000, ge=100)
+    fallback_percent: float = Field(
+        default=20,
+        gt=0,
+        le=100,
+        description="share of an alias's requests answered by a later target (its first failed), 15 minutes",
+    )
 
 
 # API Gateway REST integrations time out after 29 s by default ("Quotas for configuring and running a
@@ -1581,6 +1597,21 @@ def gateway_problems(gateway: Gateway, bedrock: Bedrock | None, hosting: Hosting
                 problems.append(
                     located(f"aliases.{alias}[{index}].bedrock", f"{target.bedrock!r} is not a text model")
                 )
+            if target.application_inference_profile:
+                where = f"aliases.{alias}[{index}].application_inference_profile"
+                campaigns = {a.name: a for a in bedrock.application_inference_profiles}
+                app = campaigns.get(target.application_inference_profile)
+                if app is None:
+                    known = ", ".join(sorted(campaigns)) or "none: add bedrock.application_inference_profiles"
+                    problems.append(
+                        located(
+                            where,
+                            f"{target.application_inference_profile!r} is not a name of "
+                            f"bedrock.application_inference_profiles (allowed: {known})",
+                        )
+                    )
+                elif app.source in allowed and catalog.model_of(app.source).modality != "text":
+                    problems.append(located(where, f"{app.name!r} copies {app.source!r}, not a text model"))
     for alias, model in gateway.embeddings.items():
         known = bedrock_catalog().models.get(model)
         if model not in allowed or known is None or known.modality != "embeddings":

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from stacks.catalog import accelerator_instances, bedrock_catalog, bedrock_prices, inference_instances
 from stacks.config import Profile
+from stacks.observability import custom_metric_sets
 
 DATA = Path(__file__).with_name("data")
 HOURS_PER_MONTH = 730
@@ -134,6 +135,19 @@ def count_resources(templates: dict[str, dict]) -> dict[str, int]:
     return counts
 
 
+def alarm_metrics(templates: dict[str, dict]) -> int:
+    """Alarms are billed per metric they evaluate: a metric-math alarm over two metrics counts two
+    (Amazon CloudWatch pricing page, Alarms: "per alarm metric"; metric math alarms are charged for
+    each metric in the expression)."""
+    total = 0
+    for template in templates.values():
+        for resource in template.get("Resources", {}).values():
+            if resource["Type"] == "AWS::CloudWatch::Alarm":
+                queries = resource["Properties"].get("Metrics")
+                total += sum(1 for q in queries if "MetricStat" in q) if queries else 1
+    return total
+
+
 def interface_endpoint_zones(templates: dict[str, dict]) -> int:
     """Interface endpoints are billed per endpoint and per zone: one ENI per subnet."""
     zones = 0
@@ -167,11 +181,14 @@ def estimate(profile: Profile, templates: dict[str, dict], usage: Usage | None =
         ("AWS::KMS::Key", "kms_key", "KMS keys"),
         ("AWS::SecretsManager::Secret", "secret", "Secrets Manager secrets"),
         ("AWS::CloudWatch::Dashboard", "dashboard", "CloudWatch dashboards"),
-        ("AWS::CloudWatch::Alarm", "alarm", "CloudWatch alarms"),
         ("AWS::Budgets::Budget", "budget", "AWS Budgets budgets"),
     ):
         if counts.get(resource_type):
             add(_line(item, counts[resource_type], fixed_price(key)))
+    if metrics := alarm_metrics(templates):
+        add(_line("CloudWatch alarm metrics", metrics, fixed_price("alarm")))
+    if series := sum(s.count for s in custom_metric_sets(profile)):
+        add(_line("CloudWatch custom metrics (ours)", series, fixed_price("custom_metric")))
     if counts.get("AWS::EC2::NatGateway"):
         add(
             _line(

@@ -1,5 +1,6 @@
 """InferenceStack: the SageMaker endpoints of the training-and-tuning approach. It only wires: one
-ModelEndpoint per endpoint of the profile, with its roles from the foundation, and its monitoring; and
+ModelEndpoint per endpoint of the profile, with its roles from the foundation, and its monitoring; a
+rule that tells the alarm topic when any of them fails or rolls an update back; and
 the drift monitor over the captured data of the endpoints that capture (SageMaker Model Monitor is an
 opt-in per endpoint, `monitoring_schedule`, for accounts that already have it)."""
 
@@ -13,6 +14,7 @@ from constructs import Construct
 from stacks.components.drift_monitor import DriftMonitor, DriftSource
 from stacks.components.model_endpoint import (
     VARIANT,
+    EndpointFailureNotice,
     ModelEndpoint,
     captures_data,
     data_capture_prefix,
@@ -59,6 +61,14 @@ class InferenceStack(Stack):
             endpoint.monitor(hub)
             self.endpoints[settings_.name] = endpoint
             CfnOutput(self, f"EndpointName-{settings_.name}", value=endpoint.endpoint_name)
+
+        if self.endpoints:
+            EndpointFailureNotice(
+                self,
+                "EndpointFailures",
+                endpoint_names=[e.endpoint_name for e in self.endpoints.values()],
+                topic=hub.alarm_topic,
+            )
 
         capturing = [e for e in self.endpoints.values() if captures_data(e.settings)]
         self.drift: DriftMonitor | None = None

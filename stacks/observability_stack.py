@@ -8,7 +8,7 @@ from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
-from stacks.components.cost_controls import BudgetAlert, CostControls
+from stacks.components.cost_controls import BudgetAlert, CostControls, GatewayCost
 from stacks.components.monitoring import MonitoringHub
 from stacks.config import Budget, CostAllocation
 
@@ -29,6 +29,8 @@ class ObservabilityStack(Stack):
         cost_allocation: CostAllocation,
         emails: Sequence[str],
         hub: MonitoringHub,
+        bedrock_budget: bool = False,
+        gateway_cost: GatewayCost | None = None,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -43,6 +45,8 @@ class ObservabilityStack(Stack):
             anomaly_threshold_usd=budget.anomaly_threshold_usd,
             topic=hub.alarm_topic,
             emails=emails,
+            bedrock_budget=bedrock_budget,
+            gateway_cost=gateway_cost,
         )
 
         self.dashboard = cloudwatch.Dashboard(

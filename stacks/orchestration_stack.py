@@ -13,6 +13,8 @@ from constructs import Construct
 
 from stacks.bedrock_stack import BedrockStack
 from stacks.catalog import bedrock_catalog, bedrock_prices
+from stacks.components.cost_controls import GatewayCost
+from stacks.components.model_access import ApplicationProfileRef
 from stacks.components.model_gateway import GatewayNetwork, ModelGateway, Tenant
 from stacks.components.monitoring import MonitoringHub
 from stacks.config import Gateway, GatewayTarget
@@ -20,18 +22,29 @@ from stacks.hosting_stack import HostingStack
 
 
 def target_config(
-    target: GatewayTarget, hosting: HostingStack | None, endpoints: Mapping[str, str] | None = None
+    target: GatewayTarget,
+    hosting: HostingStack | None,
+    endpoints: Mapping[str, str] | None = None,
+    profile: ApplicationProfileRef | None = None,
 ) -> dict:
     """`endpoints`: the profile's inference endpoints, short name -> SageMaker endpoint name; a
     SageMaker target naming one of them calls it, any other name is an endpoint outside the profile.
-    The target's limits (max_tokens, system_prompt) are written only when the profile sets them."""
+    `profile`: the application inference profile a Bedrock target invokes (`invoke`, its ARN: the
+    call then carries the cost-allocation tag); `model` stays the model or system profile it copies
+    (prices, metrics, logs). The target's limits (max_tokens, system_prompt) are written only when
+    the profile sets them."""
     limits: dict = {}
     if target.max_tokens is not None:
         limits["max_tokens"] = target.max_tokens
     if target.system_prompt != "keep":
         limits["system_prompt"] = target.system_prompt
-    if target.bedrock:
-        return {"kind": "bedrock", "model": target.bedrock, **limits}
+    if target.bedrock or target.application_inference_profile:
+        if profile is None and target.application_inference_profile:
+            raise ValueError(
+                f"no ARN for application inference profile {target.application_inference_profile}"
+            )
+        invoke = {"invoke": profile.arn} if profile is not None else {}
+        return {"kind": "bedrock", "model": profile.source if profile else target.bedrock, **invoke, **limits}
     if target.sagemaker:
         endpoint = (endpoints or {}).get(target.sagemaker, target.sagemaker)
         return {"kind": "sagemaker", "endpoint": endpoint, **limits}
@@ -48,16 +61,27 @@ def gateway_config(
 ) -> dict:
     """The GATEWAY_CONFIG document (lambdas/gateway/config.py validates it at cold start)."""
     catalog, prices = bedrock_catalog(), bedrock_prices()
+    profiles = bedrock.gateway_profiles  # (kind, alias, model or campaign) -> application profile
+
+    def through(alias: str, target: GatewayTarget) -> ApplicationProfileRef | None:
+        named = target.application_inference_profile or target.bedrock
+        return profiles[("chat", alias, named)] if named else None
+
     chat = {
-        alias: [target_config(t, hosting, endpoints) for t in targets]
+        alias: [target_config(t, hosting, endpoints, through(alias, t)) for t in targets]
         for alias, targets in settings.aliases.items()
     }
-    used = {t.bedrock for targets in settings.aliases.values() for t in targets if t.bedrock}
+    used = {t["model"] for targets in chat.values() for t in targets if t["kind"] == "bedrock"}
     used |= set(settings.embeddings.values())
     config: dict = {
         "chat": chat,
         "embeddings": {
-            alias: {"kind": "bedrock", "model": model} for alias, model in settings.embeddings.items()
+            alias: {
+                "kind": "bedrock",
+                "model": model,
+                "invoke": profiles[("embeddings", alias, model)].arn,
+            }
+            for alias, model in settings.embeddings.items()
         },
         "prices": {
             f"bedrock:{m}": list(prices[catalog.model_of(m).model_id])
@@ -129,8 +153,14 @@ class OrchestrationStack(Stack):
             network=network,
             account_logging_role=settings.api_gateway_account_role,
         )
+        # The gateway's EMF `service` and aliases: the cost alarm sums its per-alias EstimatedCost.
+        self.gateway_cost = GatewayCost(
+            gateway.handler.service_name, (*settings.aliases, *settings.embeddings)
+        )
         gateway.monitor(
             hub,
             server_error_percent=settings.alarms.server_error_percent,
             latency_p90_ms=settings.alarms.latency_p90_ms,
+            fallback_percent=settings.alarms.fallback_percent,
+            aliases_with_fallbacks=[alias for alias, targets in settings.aliases.items() if len(targets) > 1],
         )

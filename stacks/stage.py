@@ -17,6 +17,7 @@ from constructs import Construct
 from stacks.bedrock_stack import BedrockStack
 from stacks.compliance import enable_checks
 from stacks.components.monitoring import MonitoringHub
+from stacks.components.python_function import PROFILE_CONTEXT
 from stacks.config import PROFILE_TAG, PROJECT_TAG, Profile, load_profiles
 from stacks.foundation_stack import FoundationStack
 from stacks.hosting_stack import HostingStack
@@ -38,6 +39,9 @@ class ProfileStacks(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, profile: Profile) -> None:
         super().__init__(scope, construct_id)
+        # Read by constructs that name things shared by every profile in one account and region
+        # (Powertools service names, API names): python_function.profile_scoped.
+        self.node.set_context(PROFILE_CONTEXT, profile.name)
         self.profile = profile
         env = Environment(account=profile.account, region=profile.region)
         bedrock = profile.bedrock
@@ -77,6 +81,8 @@ class ProfileStacks(Construct):
                 knowledge_base_roles=self.foundation.knowledge_base_roles,
                 log_retention_days=profile.foundation.log_retention_days,
                 hub=self.hub,
+                gateway=profile.gateway,
+                cost_tags={profile.cost_allocation.tag_key: profile.cost_allocation.tag_value},
             )
 
         self.hosting: HostingStack | None = None
@@ -175,6 +181,8 @@ class ProfileStacks(Construct):
             cost_allocation=profile.cost_allocation,
             emails=profile.notifications.emails,
             hub=self.hub,
+            bedrock_budget=self.bedrock is not None,
+            gateway_cost=self.orchestration.gateway_cost if self.orchestration else None,
         )
 
         tags = Tags.of(self)

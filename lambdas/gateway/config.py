@@ -25,6 +25,10 @@ class _Strict(BaseModel):
 class Target(_Strict):
     kind: Literal["bedrock", "sagemaker", "openai_http"]
     model: str | None = None  # bedrock: model / inference profile id or ARN; openai_http: model name
+    # bedrock: the application inference profile ARN the call names as modelId, so the spend carries
+    # the profile's cost-allocation tag; `model` (what it copies) still names the target in metrics,
+    # prices and logs. Without it the call names `model` itself.
+    invoke: str | None = None
     endpoint: str | None = None  # sagemaker
     inference_component: str | None = None  # sagemaker, optional
     url: str | None = None  # openai_http base URL
@@ -39,6 +43,8 @@ class Target(_Strict):
         missing = [name for name in needed if not getattr(self, name)]
         if missing:
             raise ValueError(f"a {self.kind} target needs {', '.join(missing)}")
+        if self.invoke and self.kind != "bedrock":
+            raise ValueError(f"a {self.kind} target has no application inference profile (invoke)")
         return self
 
 
@@ -108,7 +114,13 @@ def build_gateway(settings: Settings, client: Callable[[str], Any]) -> Gateway:
     def chat_target(target: Target):
         if target.kind == "bedrock":
             return shaped(
-                target, BedrockChat(client("bedrock-runtime"), model_id=target.model, guardrail=guardrail)
+                target,
+                BedrockChat(
+                    client("bedrock-runtime"),
+                    model_id=target.model,
+                    invoke_id=target.invoke,
+                    guardrail=guardrail,
+                ),
             )
         inner = shaped(
             target,
@@ -129,7 +141,7 @@ def build_gateway(settings: Settings, client: Callable[[str], Any]) -> Gateway:
     return Gateway(
         chat_routes={alias: [chat_target(t) for t in targets] for alias, targets in settings.chat.items()},
         embedding_routes={
-            alias: BedrockEmbeddings(client("bedrock-runtime"), model_id=t.model)
+            alias: BedrockEmbeddings(client("bedrock-runtime"), model_id=t.model, invoke_id=t.invoke)
             for alias, t in settings.embeddings.items()
         },
         policy=RetryPolicy(

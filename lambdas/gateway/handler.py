@@ -21,10 +21,10 @@ from aws_lambda_powertools import Logger
 from lambdas.gateway.config import Settings, build_gateway
 from lambdas.gateway.deadline import Deadline, TimedClients, sdk_config
 from lambdas.gateway.errors import GatewayError, bad_request
-from lambdas.gateway.metrics import EmfMetrics
+from lambdas.gateway.metrics import EmfMetrics, record_unhandled_error
 from lambdas.gateway.service import Gateway
 
-logger = Logger(service="gateway")
+logger = Logger()  # service: POWERTOOLS_SERVICE_NAME (the template scopes it to the profile)
 SETTINGS = Settings.model_validate_json(os.environ.get("GATEWAY_CONFIG") or "{}")  # validated at cold start
 
 
@@ -85,6 +85,7 @@ def on_event(event: dict[str, Any], context: Any) -> dict[str, Any]:
     except GatewayError as error:
         logger.info("refused", extra={"status": error.status, "code": error.code})
         return response(error.status, error.body())
-    except Exception:  # a bug of ours: log it, never show it
+    except Exception:  # a bug of ours: log it, count it (Lambda's Errors never sees it), never show it
         logger.exception("unexpected error")
+        record_unhandled_error()
         return response(500, GatewayError(500, "internal error", type="server_error").body())

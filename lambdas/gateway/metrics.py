@@ -1,4 +1,15 @@
-"""Gateway metrics in CloudWatch embedded metric format (Powertools), by alias, target and tenant."""
+"""Gateway metrics in CloudWatch embedded metric format (Powertools).
+
+Three documents, each with Powertools' `service` dimension (POWERTOOLS_SERVICE_NAME, scoped to the
+profile by the stack), and each read by an alarm or a dashboard widget (tests/signals):
+- per request, by alias, target and tenant: Latency, InputTokens, OutputTokens, EstimatedCost,
+  CacheHit, Fallback, GuardrailIntervention (the dashboard's breakdowns);
+- per request, by alias only: Requests, FellBack (1 when a target other than the first answered) and
+  EstimatedCost, so that alarms can watch an alias without SEARCH (alarms cannot use SEARCH
+  expressions) and without one series per tenant and target;
+- per unexpected error (a bug of ours, answered with a plain 500): UnhandledErrors, by service only.
+  The handler catches it, so Lambda's own Errors metric never counts it.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +20,16 @@ from lambdas.gateway.service import Usage
 NAMESPACE = "GenAiStack/Gateway"
 
 
+def _document() -> EphemeralMetrics:
+    # service=None: Powertools reads POWERTOOLS_SERVICE_NAME, which the template sets per profile.
+    return EphemeralMetrics(namespace=NAMESPACE)
+
+
 class EmfMetrics:
-    """One EMF document per request: Latency, InputTokens, OutputTokens, EstimatedCost, CacheHit,
-    Fallback, GuardrailIntervention, with dimensions alias, target and tenant."""
+    """The per-request documents (see the module docstring)."""
 
     def record(self, usage: Usage, *, tenant: str) -> None:
-        metrics = EphemeralMetrics(namespace=NAMESPACE, service="gateway")
+        metrics = _document()
         metrics.add_dimension(name="alias", value=usage.alias)
         metrics.add_dimension(name="target", value=usage.target)
         metrics.add_dimension(name="tenant", value=tenant)
@@ -28,3 +43,15 @@ class EmfMetrics:
             name="GuardrailIntervention", unit=MetricUnit.Count, value=int(usage.guardrail_intervened)
         )
         metrics.flush_metrics()
+        per_alias = _document()
+        per_alias.add_dimension(name="alias", value=usage.alias)
+        per_alias.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+        per_alias.add_metric(name="FellBack", unit=MetricUnit.Count, value=int(usage.fallbacks > 0))
+        per_alias.add_metric(name="EstimatedCost", unit=MetricUnit.NoUnit, value=usage.cost_usd)
+        per_alias.flush_metrics()
+
+
+def record_unhandled_error() -> None:
+    metrics = _document()
+    metrics.add_metric(name="UnhandledErrors", unit=MetricUnit.Count, value=1)
+    metrics.flush_metrics()

@@ -13,6 +13,8 @@ from rich.table import Table
 from stacks.cli.app import app, console, errors, fail, print_json
 from stacks.cli.synth import Synthesis, synthesize
 from stacks.compliance import STATEFUL_RESOURCE_TYPES
+from stacks.components.application_inference_profile import gateway_routes
+from stacks.components.cost_controls import ESTIMATED_COST_METRIC
 from stacks.config import ProfileError
 from stacks.cost import Estimate, Line, Usage, estimate
 
@@ -65,6 +67,66 @@ def role_permissions(templates: dict[str, dict]) -> dict[str, list[str]]:
     return {role: sorted(actions) for role, actions in sorted(roles.items())}
 
 
+def spend_visibility(result: Synthesis) -> dict:
+    """Each budget and cost alarm of the synthesized templates, what spend it can see, and which
+    application inference profile each gateway target's Bedrock calls go through (docs/cost.md)."""
+    profile = result.profile
+    tag = f"{profile.cost_allocation.tag_key}={profile.cost_allocation.tag_value}"
+    budgets, alarms = [], []
+    for stack, template in sorted(result.templates.items()):
+        for logical_id, resource in sorted(template.get("Resources", {}).items()):
+            props = resource.get("Properties", {})
+            if resource["Type"] == "AWS::Budgets::Budget":
+                data = props["Budget"]
+                filters = data.get("CostFilters", {})
+                if "TagKeyValue" in filters:
+                    sees = (
+                        f"spend tagged {tag}: Bedrock calls through this profile's application "
+                        "inference profiles, and every tagged resource (instances, endpoints, "
+                        "storage, functions)"
+                    )
+                elif "Service" in filters:
+                    sees = (
+                        f"all {', '.join(filters['Service'])} spend of the account, every profile: also "
+                        "what tags cannot reach (knowledge-base embeddings and ingestion, calls not "
+                        "made through an application inference profile)"
+                    )
+                else:
+                    sees = "all spend of the account"
+                budgets.append(
+                    {
+                        "budget": f"{stack}/{logical_id}",
+                        "monthly_limit_usd": data["BudgetLimit"]["Amount"],
+                        "filters": filters,
+                        "sees": sees,
+                    }
+                )
+            elif resource["Type"] == "AWS::CloudWatch::Alarm" and ESTIMATED_COST_METRIC in str(
+                props.get("Metrics", [])
+            ):
+                periods = [q.get("Period") or q.get("MetricStat", {}).get("Period") for q in props["Metrics"]]
+                alarms.append(
+                    {
+                        "alarm": f"{stack}/{logical_id}",
+                        "threshold_usd": props["Threshold"],
+                        "window_hours": max(p for p in periods if p) / 3600,
+                        "sees": "the gateway's own estimate (tokens x list prices) of every alias, target "
+                        "and tenant; not knowledge-base embeddings, not calls outside the gateway",
+                    }
+                )
+    routes = [
+        {
+            "alias": route.alias,
+            "kind": route.kind,
+            "model": route.model,
+            "application_inference_profile": route.name,
+            "campaign": route.campaign is not None,
+        }
+        for route in gateway_routes(profile.name, profile.gateway, profile.bedrock)
+    ]
+    return {"tag": tag, "budgets": budgets, "alarms": alarms, "gateway_targets": routes}
+
+
 def plan_document(result: Synthesis) -> dict:
     stacks = {}
     for stack, template in sorted(result.templates.items()):
@@ -83,6 +145,7 @@ def plan_document(result: Synthesis) -> dict:
         "stacks": stacks,
         "roles": role_permissions(result.templates),
         "cost": estimate(result.profile, result.templates).as_dict(),
+        "spend": spend_visibility(result),
     }
 
 
@@ -117,7 +180,33 @@ def plan(
     for role, actions in document["roles"].items():
         roles.add_row(role, ", ".join(actions))
     console.print(roles)
+    print_spend(document["spend"])
     print_estimate(estimate_from(document))
+
+
+def print_spend(spend: dict) -> None:
+    budgets = Table(title="Budgets and cost alarms: what spend each can see", title_justify="left")
+    for column in ("Budget or alarm", "Limit (USD)", "Sees"):
+        budgets.add_column(column, justify="right" if column.startswith("Limit") else "left")
+    for budget in spend["budgets"]:
+        budgets.add_row(budget["budget"], f"{budget['monthly_limit_usd']:g}/month", budget["sees"])
+    for alarm in spend["alarms"]:
+        budgets.add_row(
+            alarm["alarm"], f"{alarm['threshold_usd']:g}/{alarm['window_hours']:g} h", alarm["sees"]
+        )
+    console.print(budgets)
+    if spend["gateway_targets"]:
+        targets = Table(
+            title="Gateway Bedrock targets: the application inference profile each goes through "
+            f"(tag {spend['tag']})",
+            title_justify="left",
+        )
+        for column in ("Alias", "Kind", "Model", "Application inference profile"):
+            targets.add_column(column)
+        for route in spend["gateway_targets"]:
+            name = route["application_inference_profile"] + (" (campaign)" if route["campaign"] else "")
+            targets.add_row(route["alias"], route["kind"], route["model"], name)
+        console.print(targets)
 
 
 def estimate_from(document: dict) -> Estimate:

@@ -1,4 +1,5 @@
-"""AlarmTopic: the encrypted SNS topic that alarms, budgets and cost-anomaly alerts publish to."""
+"""AlarmTopic: the encrypted SNS topic that alarms, budgets, cost-anomaly alerts, EventBridge rules and
+Auto Scaling notifications publish to."""
 
 from __future__ import annotations
 
@@ -39,7 +40,20 @@ ALARM_PUBLISHERS: tuple[ServicePublisher, ...] = (
     # Cost Anomaly Detection alerts. Cost Management user guide, "Creating an Amazon SNS topic for
     # anomaly notifications" (policy example without source conditions).
     ServicePublisher("costalerts.amazonaws.com", sends_source_account=False),
+    # EventBridge rules with the topic as target (the SageMaker endpoint state-change rule,
+    # model_endpoint.EndpointFailureNotice): the topic policy must allow events.amazonaws.com to publish
+    # and, the topic being encrypted, the key policy must let it use the key (AWS re:Post, "Why isn't
+    # my Amazon SNS topic receiving Amazon EventBridge notifications?":
+    # https://repost.aws/knowledge-center/sns-not-getting-eventbridge-notification; its examples have
+    # no source conditions, so none is required here).
+    ServicePublisher("events.amazonaws.com", sends_source_account=False),
 )
+# EC2 Auto Scaling notifications (ModelHostFleet) are published by the service-linked role
+# AWSServiceRoleForAutoScaling, not a service principal: its AWS-defined policy allows sns:Publish and
+# the key policy statement PlatformKey.allow_auto_scaling_volumes gives it kms:GenerateDataKey* and
+# kms:Decrypt on the key, which is what an encrypted topic needs from a publisher (SNS developer guide,
+# "Enable compatibility between event sources from AWS services and encrypted topics":
+# https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services).
 
 
 class AlarmTopic(Construct):

@@ -599,6 +599,7 @@ class BedrockCustomization(Construct):
             threshold=1,
             evaluation_periods=1,
             comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            # ExecutionsFailed exists only for periods with a failed execution: no data is none.
             treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
         )
         hub.add_alarm(alarm)

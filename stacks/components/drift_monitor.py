@@ -283,6 +283,8 @@ class DriftMonitor(Construct):
                         threshold=threshold,
                         evaluation_periods=windows,
                         datapoints_to_alarm=windows,
+                        # A window without traffic publishes no drift figures: not drift. That the
+                        # monitor itself stopped is the "stopped" alarm's job (breaching, below).
                         comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
                         # Too few records publish nothing: quiet hours and endpoints at zero are not drift.
                         treat_missing_data=cw.TreatMissingData.NOT_BREACHING,

@@ -170,22 +170,29 @@ class KnowledgeBaseIngestion(Construct):
         )
         widgets: list[cw.IWidget] = []
         for index, kb in enumerate(knowledge_bases):
+            # As the check publishes it: single_metric with KnowledgeBase, plus Powertools' service.
             failed = cw.Metric(
                 namespace=NAMESPACE,
                 metric_name="IngestionJobFailed",
-                dimensions_map={"KnowledgeBase": kb.name},
+                dimensions_map=self.handler.emf_dimensions(KnowledgeBase=kb.name),
                 statistic="Maximum",
                 period=CHECK_EVERY,
             )
             alarm = cw.Alarm(
                 self,
                 f"IngestionFailed{index}",
-                alarm_description=f"Knowledge base {kb.name}: the latest ingestion job failed",
-                metric=failed,
+                alarm_description=(
+                    f"Knowledge base {kb.name}: the latest ingestion job failed, or the status check has "
+                    "published nothing for 30 minutes (see the ingestion function's log)"
+                ),
+                # Two check intervals per period: the schedule's jitter may leave one interval empty.
+                metric=failed.with_(period=Duration.minutes(CHECK_EVERY.to_minutes() * 2)),
                 threshold=1,
                 evaluation_periods=1,
                 comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                # The check publishes 0 or 1 every 15 minutes for every knowledge base: no data means
+                # the check stopped (failing, throttled, rule disabled), which hides failures: breaching.
+                treat_missing_data=cw.TreatMissingData.BREACHING,
             )
             hub.add_alarm(alarm)
             widgets.append(

@@ -382,6 +382,7 @@ class ModelDeployment(Construct):
                 threshold=1,
                 evaluation_periods=1,
                 comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                # Published only when a rollout fails: no data is no failure.
                 treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
             )
             hub.add_alarm(alarm)
@@ -402,7 +403,14 @@ class ModelDeployment(Construct):
                 threshold=1,
                 evaluation_periods=1,
                 comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                # SQS publishes a queue's metrics only while it is active, up to six hours after the
+                # last send or receive ("Available CloudWatch metrics for Amazon SQS": "all metrics
+                # emit non-negative values only when the queue is active"; SQS developer guide,
+                # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-available-cloudwatch-metrics.html).
+                # A message that sits in the dead-letter queue stops the data after six hours:
+                # notBreaching would turn the alarm OK with the failure still there. ignore keeps
+                # the state until data says otherwise (the queue is redriven or purged).
+                treat_missing_data=cw.TreatMissingData.IGNORE,
             )
         )
         function = self.handler.function

@@ -17,12 +17,12 @@ from constructs import Construct
 
 from stacks import compliance
 from stacks.components.monitoring import MonitoringHub
-from stacks.components.python_function import PythonFunction, encrypted_log_group
+from stacks.components.python_function import PythonFunction, encrypted_log_group, profile_scoped
 from stacks.config import gateway_function_timeout_seconds
 
 PATHS = (("POST", ("chat", "completions")), ("POST", ("embeddings",)), ("GET", ("models",)))
 EMF_NAMESPACE = "GenAiStack/Gateway"  # lambdas/gateway/metrics.py
-DIMENSIONS = "alias,service,target,tenant"  # the dimension set of every gateway EMF document
+DIMENSIONS = "alias,service,target,tenant"  # the dimension set of the per-request EMF document
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,10 @@ class ModelGateway(Construct):
         self.api = apigw.RestApi(
             self,
             "Api",
+            # API Gateway's metrics are keyed by ApiName (and Stage): one name per profile, so that two
+            # profiles' gateways in one account and region are two series ("Amazon API Gateway
+            # dimensions and metrics": https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-metrics-and-dimensions.html).
+            rest_api_name=profile_scoped(self, "gateway"),
             description="genai-stack model gateway (OpenAI-compatible)",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             # A stage with AccessLogSetting fails to deploy in an account and region without the
@@ -160,7 +164,9 @@ class ModelGateway(Construct):
                     status=True,
                     user=True,
                 ),
-                metrics_enabled=True,
+                # API-level metrics (ApiName, Stage) come without it; MetricsEnabled buys per-method
+                # detailed metrics (billed as custom metrics) that no alarm or widget reads.
+                metrics_enabled=False,
                 tracing_enabled=True,
             ),
         )
@@ -221,8 +227,33 @@ class ModelGateway(Construct):
             )
         CfnOutput(stack, "GatewayBaseUrl", value=f"{self.api.url}v1", description="OpenAI base_url")
 
-    def monitor(self, hub: MonitoringHub, *, server_error_percent: float, latency_p90_ms: int) -> None:
-        """Alarms (5xx share, p90 latency, function errors) and a dashboard section."""
+    def emf_metric(
+        self, name: str, *, statistic: str = "Sum", period: Duration, **dimensions: str
+    ) -> cw.Metric:
+        """A metric of lambdas/gateway/metrics.py, with the dimensions its document has (plus service)."""
+        return cw.Metric(
+            namespace=EMF_NAMESPACE,
+            metric_name=name,
+            dimensions_map=self.handler.emf_dimensions(**dimensions),
+            statistic=statistic,
+            period=period,
+        )
+
+    def monitor(
+        self,
+        hub: MonitoringHub,
+        *,
+        server_error_percent: float,
+        latency_p90_ms: int,
+        fallback_percent: float,
+        aliases_with_fallbacks: Sequence[str] = (),
+    ) -> None:
+        """Alarms (5xx share, p90 latency, unhandled errors, function errors, fallback share per alias
+        with more than one target) and a dashboard section.
+
+        TreatMissingData: the API's metrics exist only for periods with requests, UnhandledErrors and
+        the per-alias metrics only when something happened, and Lambda's Errors only with
+        invocations; so no data means no request and nothing wrong: notBreaching for all of them."""
         period = Duration.minutes(5)
         requests = self.api.metric_count(period=period, statistic="Sum")
         errors = self.api.metric_server_error(period=period, statistic="Sum")
@@ -233,40 +264,78 @@ class ModelGateway(Construct):
             using_metrics={"errors": errors, "requests": requests},
             period=period,
         )
-        alarms = [
-            cw.Alarm(
-                self,
-                "ServerErrorRate",
-                metric=error_rate,
-                threshold=server_error_percent,
-                evaluation_periods=1,
-                alarm_description=f"Gateway: 5xx above {server_error_percent:g}% of requests in 5 minutes",
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        unhandled = self.emf_metric("UnhandledErrors", period=period)
+        never = cw.TreatMissingData.NOT_BREACHING
+        hub.alarm(
+            self,
+            "ServerErrorRate",
+            metric=error_rate,
+            threshold=server_error_percent,
+            description=f"Gateway: 5xx above {server_error_percent:g}% of requests in 5 minutes",
+            missing=never,
+        )
+        hub.alarm(
+            self,
+            "LatencyP90",
+            metric=latency,
+            threshold=latency_p90_ms,
+            periods=3,
+            description=f"Gateway: p90 latency above {latency_p90_ms} ms for 15 minutes",
+            missing=never,
+        )
+        hub.alarm(
+            self,
+            "UnhandledErrors",
+            metric=unhandled,
+            threshold=1,
+            description=(
+                "Gateway: a request hit a bug of ours (answered 500 'internal error'); the stack "
+                "trace is in the function's log ('unexpected error')"
             ),
-            cw.Alarm(
+            missing=never,
+        )
+        # The handler answers every exception itself, so Errors counts only what it cannot: timeouts,
+        # out-of-memory and failed cold starts (Lambda developer guide, "Types of metrics for Lambda
+        # functions", Errors).
+        hub.alarm(
+            self,
+            "FunctionErrors",
+            metric=self.handler.function.metric_errors(period=period),
+            threshold=1,
+            description="Gateway function: a timeout, out-of-memory or failed cold start",
+            missing=never,
+        )
+        for alias in aliases_with_fallbacks:
+            served = self.emf_metric("Requests", period=period, alias=alias)
+            fell_back = self.emf_metric("FellBack", period=period, alias=alias)
+            hub.alarm(
                 self,
-                "LatencyP90",
-                metric=latency,
-                threshold=latency_p90_ms,
-                evaluation_periods=3,
-                alarm_description=f"Gateway: p90 latency above {latency_p90_ms} ms for 15 minutes",
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-            ),
-            cw.Alarm(
-                self,
-                "FunctionErrors",
-                metric=self.handler.function.metric_errors(period=period),
-                threshold=1,
-                evaluation_periods=1,
-                alarm_description="Gateway function errors (bugs, not upstream failures)",
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-            ),
-        ]
-        for alarm in alarms:
-            hub.add_alarm(alarm)
+                f"FallbackShare-{alias}",
+                metric=cw.MathExpression(
+                    expression="100 * fellback / MAX([served, 1])",
+                    label=f"{alias}: answered by a fallback %",
+                    using_metrics={"fellback": fell_back, "served": served},
+                    period=period,
+                ),
+                threshold=fallback_percent,
+                periods=3,
+                description=(
+                    f"Gateway alias {alias}: more than {fallback_percent:g}% of requests answered by a "
+                    "later target for 15 minutes (its first target fails, throttles or is down)"
+                ),
+                missing=never,
+            )
 
         def search(metric: str, statistic: str) -> cw.MathExpression:
-            query = "{" + f"{EMF_NAMESPACE},{DIMENSIONS}" + "}" + f' MetricName="{metric}"'
+            # This profile's gateway only: its service name (two profiles may share the account), an
+            # exact dimension-value term (CloudWatch user guide, "CloudWatch search expression
+            # syntax": https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/search-expression-syntax.html).
+            query = (
+                "{"
+                + f"{EMF_NAMESPACE},{DIMENSIONS}"
+                + "}"
+                + f' MetricName="{metric}" service="{self.handler.service_name}"'
+            )
             return cw.MathExpression(
                 expression=f"SEARCH('{query}', '{statistic}', 300)",
                 label=metric,
@@ -292,6 +361,11 @@ class ModelGateway(Construct):
                 ),
                 cw.GraphWidget(
                     title="Guardrail interventions", left=[search("GuardrailIntervention", "Sum")], width=8
+                ),
+                cw.GraphWidget(
+                    title="p90 latency by alias, target, tenant (ms)",
+                    left=[search("Latency", "p90")],
+                    width=8,
                 ),
             ],
         )

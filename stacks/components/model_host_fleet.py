@@ -29,7 +29,12 @@ from constructs import Construct
 
 from stacks import compliance
 from stacks.catalog import accelerator_instances
-from stacks.components.model_host_user_data import ServerSpec, render_user_data, wheelhouse_prefix
+from stacks.components.model_host_user_data import (
+    NEURON_CORE_METRIC,
+    ServerSpec,
+    render_user_data,
+    wheelhouse_prefix,
+)
 from stacks.components.monitoring import MonitoringHub
 from stacks.components.python_function import encrypted_log_group, log_stream_arn
 from stacks.config import ModelHost, host_startup_budget
@@ -48,6 +53,7 @@ METRICS_NAMESPACE = "GenAiStack/ModelHosts"
 # launched, as the host's clock does at boot): a host that cannot serve rolls the update back at once
 # instead of letting the timeout run out.
 SIGNAL_MARGIN_MINUTES = 2
+ALARM_PERIOD = Duration.minutes(5)
 
 
 def startup_timeout(host: ModelHost) -> Duration:
@@ -197,7 +203,11 @@ class ModelHostFleet(Construct):
             require_imdsv2=True,
             http_put_response_hop_limit=1,
             associate_public_ip_address=False,
-            detailed_monitoring=True,
+            # EC2 detailed monitoring (1-minute AWS/EC2 metrics, paid per metric) is off: no alarm or
+            # widget reads AWS/EC2; the hosts' health is read from the load balancer and the CloudWatch
+            # agent (monitor below). EC2 user guide, "Manage detailed monitoring for your EC2 instances":
+            # https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/manage-detailed-monitoring.html
+            detailed_monitoring=False,
             block_devices=[
                 ec2.BlockDevice(
                     device_name="/dev/sda1",
@@ -332,55 +342,134 @@ class ModelHostFleet(Construct):
                 "TargetGroup": self.target_group.target_group_full_name,
             },
             statistic=statistic,
-            period=Duration.minutes(5),
+            period=ALARM_PERIOD,
         )
 
+    def _load_balancer_metric(self, name: str, statistic: str) -> cw.Metric:
+        """A metric the load balancer itself publishes: dimension LoadBalancer only (HTTPCode_ELB_5XX_Count
+        has no TargetGroup dimension: "CloudWatch metrics for your Application Load Balancer",
+        https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-cloudwatch-metrics.html)."""
+        return cw.Metric(
+            namespace="AWS/ApplicationELB",
+            metric_name=name,
+            dimensions_map={"LoadBalancer": self.load_balancer.load_balancer_full_name},
+            statistic=statistic,
+            period=ALARM_PERIOD,
+        )
+
+    def _host_metric(self, name: str, statistic: str, label: str) -> cw.Metric:
+        """A CloudWatch agent metric rolled up per fleet (model_host_user_data.cloudwatch_agent_config)."""
+        return cw.Metric(
+            namespace=METRICS_NAMESPACE,
+            metric_name=name,
+            dimensions_map={"ModelHost": self.host.name},
+            statistic=statistic,
+            period=ALARM_PERIOD,
+            label=label,
+        )
+
+    def startup_periods(self) -> int:
+        """Alarm periods that cover a new host's start-up (launch to a passing /health): a host that is
+        still starting is neither healthy nor a fault. Every off_hours morning and every scale-out
+        starts hosts, so the host-count alarms look past this window."""
+        return -(-int(startup_timeout(self.host).to_minutes()) // int(ALARM_PERIOD.to_minutes())) + 1
+
     def monitor(self, hub: MonitoringHub) -> None:
-        period = Duration.minutes(5)
         unhealthy = self._target_metric("UnHealthyHostCount", "Maximum")
         healthy = self._target_metric("HealthyHostCount", "Minimum")
         errors = self._target_metric("HTTPCode_Target_5XX_Count", "Sum")
+        balancer_errors = self._load_balancer_metric("HTTPCode_ELB_5XX_Count", "Sum")
         requests = self._target_metric("RequestCount", "Sum")
         latency = self._target_metric("TargetResponseTime", "p90")
-        for alarm in (
-            cw.Alarm(
-                self,
-                "UnhealthyHosts",
-                metric=unhealthy,
-                threshold=1,
-                evaluation_periods=3,
-                alarm_description=f"Model host {self.host.name}: a host failed health checks for 15 minutes",
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        # Auto Scaling publishes the group metrics every minute (group_metrics above): "EC2 Auto
+        # Scaling group metrics", https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-metrics.html
+        desired = cw.Metric(
+            namespace="AWS/AutoScaling",
+            metric_name="GroupDesiredCapacity",
+            dimensions_map={"AutoScalingGroupName": self.group.auto_scaling_group_name},
+            statistic="Minimum",
+            period=ALARM_PERIOD,
+        )
+        startup = self.startup_periods()
+        name = self.host.name
+        alarm, never = hub.alarm, cw.TreatMissingData.NOT_BREACHING
+        # No healthy host while the fleet should run. HealthyHostCount is 0 both when every host fails
+        # and when off_hours scaled the fleet to 0 at night, so the alarm reads "the group wants hosts
+        # (desired >= 1) and none is healthy": a fleet stopped by its schedule (desired 0) never
+        # alarms, and a morning start or a replacement is given the start-up budget. A gap in either
+        # metric is no evidence of a dead fleet (notBreaching); requests that find no healthy host are
+        # 503s from the load balancer itself, alarmed on by BalancerErrors.
+        alarm(
+            self,
+            "NoHealthyHost",
+            metric=cw.MathExpression(
+                expression="IF(desired >= 1 AND healthy < 1, 1, 0)",
+                using_metrics={"desired": desired, "healthy": healthy},
+                label="wanted hosts but none healthy",
+                period=ALARM_PERIOD,
             ),
-            cw.Alarm(
-                self,
-                "ServerErrors",
-                metric=errors,
-                threshold=10,
-                evaluation_periods=1,
-                alarm_description=f"Model host {self.host.name}: 10 or more 5xx in 5 minutes",
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            threshold=1,
+            periods=startup,
+            description=(
+                f"Model host {name}: the group wants hosts but none passed /health for "
+                f"{startup * 5} minutes (longer than a host's start-up); the gateway falls back or fails"
             ),
-        ):
-            hub.add_alarm(alarm)
+            missing=never,
+        )
+        # A host that stays unhealthy past its start-up budget (a new host is unhealthy while it loads
+        # or compiles its model). No data: no registered target to count (notBreaching).
+        alarm(
+            self,
+            "UnhealthyHosts",
+            metric=unhealthy,
+            threshold=1,
+            periods=startup,
+            description=(
+                f"Model host {name}: a host failed health checks for {startup * 5} minutes "
+                "(longer than its start-up)"
+            ),
+            missing=never,
+        )
+        # The servers' own 5xx. The load balancer publishes the count only for periods with requests:
+        # no data means no requests, hence no errors (notBreaching).
+        alarm(
+            self,
+            "ServerErrors",
+            metric=errors,
+            threshold=10,
+            description=f"Model host {name}: 10 or more 5xx from the servers in 5 minutes",
+            missing=never,
+        )
+        # The load balancer's own 5xx: 503 when no target is registered or healthy, 502/504 when a
+        # server drops or times out. Published only for periods with such responses (notBreaching).
+        alarm(
+            self,
+            "BalancerErrors",
+            metric=balancer_errors,
+            threshold=5,
+            description=(
+                f"Model host {name}: 5 or more 5xx from the load balancer itself in 5 minutes "
+                "(503: no healthy host; 502/504: a server dropped or timed out)"
+            ),
+            missing=never,
+        )
+        # A full root volume stops the server (weights, compiled models and logs live there). The
+        # agent publishes every minute while a host runs; no host (off_hours), no data: notBreaching.
+        alarm(
+            self,
+            "DiskFull",
+            metric=self._host_metric("disk_used_percent", "Maximum", "disk used % (fullest host)"),
+            threshold=90,
+            periods=3,
+            description=f"Model host {name}: a host's root volume is 90 % full or more for 15 min",
+            missing=never,
+        )
         if self.host.server == "vllm-gpu":
             # The CloudWatch agent's nvidia_gpu plugin, rolled up per fleet (model_host_user_data.py).
-            utilisation: cw.IMetric = cw.Metric(
-                namespace=METRICS_NAMESPACE,
-                metric_name="nvidia_smi_utilization_gpu",
-                dimensions_map={"ModelHost": self.host.name},
-                statistic="Average",
-                period=period,
-                label="GPU utilisation %",
-            )
+            utilisation = self._host_metric("nvidia_smi_utilization_gpu", "Average", "GPU utilisation %")
         else:
-            # neuron-monitor-cloudwatch.py (AWS Neuron tools) names its own metrics: search for them.
-            utilisation = cw.MathExpression(
-                expression=f"SEARCH('{{{METRICS_NAMESPACE}}} NeuronCore', 'Average', 300)",
-                label="NeuronCore",
-                period=period,
-                using_metrics={},
-            )
+            # Published by the host's own neuron-monitor reader (model_host_user_data.NEURON_METRICS).
+            utilisation = self._host_metric(NEURON_CORE_METRIC, "Average", "NeuronCore utilisation %")
         hub.add_section(
             f"Model host {self.host.name} ({self.host.instance_type})",
             [
@@ -388,5 +477,16 @@ class ModelHostFleet(Construct):
                 cw.GraphWidget(title="Target response time (p90)", left=[latency], width=6),
                 cw.GraphWidget(title="Healthy / unhealthy hosts", left=[healthy, unhealthy], width=6),
                 cw.GraphWidget(title="Accelerator utilisation", left=[utilisation], width=6),
+                cw.GraphWidget(
+                    title="Load balancer 5xx / server 5xx", left=[balancer_errors, errors], width=6
+                ),
+                cw.GraphWidget(
+                    title="Memory / disk used % (fullest host)",
+                    left=[
+                        self._host_metric("mem_used_percent", "Maximum", "memory used %"),
+                        self._host_metric("disk_used_percent", "Maximum", "disk used %"),
+                    ],
+                    width=6,
+                ),
             ],
         )

@@ -27,6 +27,10 @@ ServerKind = Literal["vllm-gpu", "vllm-neuron"]
 # `<prefix>neuron-compiled/<key>/` (key: see model_host.sh.tmpl). The weights' sync skips it and the
 # host role may write only there (model_host_role.py).
 NEURON_COMPILED_PREFIX = "neuron-compiled/"
+# NeuronCore utilisation, published per fleet by stacks/templates/neuron_metrics.py (installed on
+# Neuron hosts by the boot script) from neuron-monitor's reports.
+NEURON_METRICS_SCRIPT = "neuron_metrics.py"
+NEURON_CORE_METRIC = "NeuronCoreUtilization"
 
 
 def wheelhouse_prefix() -> str:
@@ -63,18 +67,34 @@ class ServerSpec:
 
 
 def cloudwatch_agent_config(spec: ServerSpec) -> dict:
-    """Logs (boot and server) to the host's log group, one stream per instance; memory, disk and,
-    on GPU hosts, the nvidia_gpu plugin's metrics, rolled up per host fleet (dimension ModelHost)."""
+    """Logs (boot and server) to the host's log group, one stream per instance; memory and root-disk
+    used %, and on GPU hosts GPU utilisation, published ONLY rolled up per host fleet (dimension
+    ModelHost): each is read by the fleet's dashboard section or alarms (model_host_fleet.monitor).
+
+    `append_dimensions` adds ModelHost to the plugin's series, `aggregation_dimensions` publishes the
+    [ModelHost] roll-up, and `drop_original_metrics` (per plugin) stops the per-instance originals
+    (dimensions host, and device/fstype/path or index/name/arch), which nothing reads and which would
+    be paid per metric and instance ("Manually create or edit the CloudWatch agent configuration
+    file", metrics section:
+    https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch-Agent-Configuration-File-Details.html).
+    Not collected: GPU memory (vLLM reserves gpu_memory_utilization of it at start, so "used" is a
+    constant) and memory-bandwidth utilisation (utilization_memory), which no decision reads."""
     dimension = {"ModelHost": spec.host_name}
+
+    def plugin(prefix: str, measurements: list[str], **extra: object) -> dict:
+        return {
+            "measurement": measurements,
+            "append_dimensions": dimension,
+            "drop_original_metrics": [f"{prefix}{m}" for m in measurements],
+            **extra,
+        }
+
     collected: dict = {
-        "mem": {"measurement": ["used_percent"], "append_dimensions": dimension},
-        "disk": {"measurement": ["used_percent"], "resources": ["/"], "append_dimensions": dimension},
+        "mem": plugin("mem_", ["used_percent"]),
+        "disk": plugin("disk_", ["used_percent"], resources=["/"]),
     }
     if spec.kind == "vllm-gpu":
-        collected["nvidia_gpu"] = {
-            "measurement": ["utilization_gpu", "utilization_memory", "memory_used", "memory_total"],
-            "append_dimensions": dimension,
-        }
+        collected["nvidia_gpu"] = plugin("nvidia_smi_", ["utilization_gpu"])
     streams = [("/var/log/genai-model-host.log", "boot"), ("/var/log/genai-model-server.log", "server")]
     return {
         "agent": {"metrics_collection_interval": 60},
@@ -98,6 +118,12 @@ def cloudwatch_agent_config(spec: ServerSpec) -> dict:
             }
         },
     }
+
+
+def neuron_metrics_script() -> str:
+    """stacks/templates/neuron_metrics.py without its comment lines (Python in a quoted heredoc)."""
+    text = resources.files("stacks").joinpath("templates", NEURON_METRICS_SCRIPT).read_text()
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
 
 
 def template_values(spec: ServerSpec) -> dict[str, str]:
@@ -127,7 +153,11 @@ def template_values(spec: ServerSpec) -> dict[str, str]:
         if not _SAFE.match(_TOKEN.sub("", value)):
             raise ValueError(f"model host {spec.host_name}: {name} {value!r} is not safe in a shell string")
     # The agent configuration sits in a quoted heredoc: JSON as it is.
-    values["cloudwatch_agent_config"] = json.dumps(cloudwatch_agent_config(spec), indent=1)
+    # Not indented (EC2 user data is at most 16 KB); one item a line, so no "}}" as in a placeholder.
+    values["cloudwatch_agent_config"] = json.dumps(
+        cloudwatch_agent_config(spec), indent=0, separators=(",", ":")
+    )
+    values["neuron_metrics_script"] = neuron_metrics_script()
     return values
 
 

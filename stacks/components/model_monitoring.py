@@ -9,7 +9,8 @@ InvocationsIntervened (monitoring-guardrails-cw-metrics.html).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cw
@@ -31,9 +32,45 @@ def bedrock_metric(name: str, model_id: str, statistic: str = "Sum") -> cw.Metri
     )
 
 
+@dataclass(frozen=True)
+class MonitoredProfile:
+    """An application inference profile of this profile: its label, ARN and ID (CloudFormation
+    attributes InferenceProfileArn and InferenceProfileId)."""
+
+    label: str
+    arn: str
+    profile_id: str
+
+
+def profile_metric(name: str, profile: MonitoredProfile, statistic: str = "Sum") -> cw.IMetric:
+    """A Bedrock metric of calls made through `profile`. Bedrock records such calls under the profile
+    as ModelId; AWS's pages do not say whether the value is the profile's ARN or its ID (a call may
+    name either: "modelId ... the ID or ARN of an inference profile", Bedrock API reference,
+    InvokeModel), so both series are summed; each is this profile's alone."""
+    by_arn = bedrock_metric(name, profile.arn, statistic)
+    by_id = bedrock_metric(name, profile.profile_id, statistic)
+    key = name.lower()  # ids unique within a graph that shows several of these
+    return cw.MathExpression(
+        expression=f"FILL({key}arn, 0) + FILL({key}id, 0)",
+        using_metrics={f"{key}arn": by_arn, f"{key}id": by_id},
+        label=f"{profile.label} {name}",
+        period=PERIOD,
+    )
+
+
+def tokens_widget(label: str, metric: Callable[[str], cw.IMetric], width: int) -> cw.GraphWidget:
+    """Input and output tokens of one model or profile (`metric` makes the named metric)."""
+    return cw.GraphWidget(
+        title=f"{label}: tokens", left=[metric("InputTokenCount"), metric("OutputTokenCount")], width=width
+    )
+
+
 class ModelMonitoring(Construct):
-    """Per model: a graph row (invocations, latency, throttles and errors, tokens) and two alarms
-    (throttles, server errors) registered with the hub; one guardrail-interventions graph."""
+    """Dashboard rows for the profile's models and system inference profiles (account-wide: every
+    caller of the account shows there, so they get no alarm) and, per application inference profile
+    of this profile (the gateway's and the campaigns', where its own traffic is counted), a row and
+    two alarms (throttles, server errors) registered with the hub; one guardrail-interventions graph.
+    Alarms on a base model's metrics would fire for another profile's traffic in the same account."""
 
     def __init__(
         self,
@@ -41,6 +78,7 @@ class ModelMonitoring(Construct):
         construct_id: str,
         *,
         model_ids: Sequence[str],
+        profiles: Sequence[MonitoredProfile] = (),
         guardrail: GuardrailRef | None,
         throttle_threshold: int,
         server_error_threshold: int,
@@ -49,46 +87,54 @@ class ModelMonitoring(Construct):
         super().__init__(scope, construct_id)
         widgets: list[cw.IWidget] = []
         self.alarms: list[cw.Alarm] = []
-        for index, model_id in enumerate(model_ids):
-            throttles = bedrock_metric("InvocationThrottles", model_id)
-            server_errors = bedrock_metric("InvocationServerErrors", model_id)
+        for model_id in model_ids:
             widgets += [
                 cw.GraphWidget(
-                    title=f"{model_id}: invocations and latency",
+                    title=f"{model_id} (whole account): invocations and latency",
                     left=[bedrock_metric("Invocations", model_id)],
                     right=[bedrock_metric("InvocationLatency", model_id, "p90")],
                     width=8,
                 ),
                 cw.GraphWidget(
-                    title=f"{model_id}: throttles and errors",
-                    left=[throttles, server_errors, bedrock_metric("InvocationClientErrors", model_id)],
-                    width=8,
-                ),
-                cw.GraphWidget(
-                    title=f"{model_id}: tokens",
+                    title=f"{model_id} (whole account): throttles and errors",
                     left=[
-                        bedrock_metric("InputTokenCount", model_id),
-                        bedrock_metric("OutputTokenCount", model_id),
+                        bedrock_metric("InvocationThrottles", model_id),
+                        bedrock_metric("InvocationServerErrors", model_id),
+                        bedrock_metric("InvocationClientErrors", model_id),
                     ],
                     width=8,
                 ),
+                tokens_widget(f"{model_id} (whole account)", lambda n, m=model_id: bedrock_metric(n, m), 8),
+            ]
+        for index, profile in enumerate(profiles):
+            throttles = profile_metric("InvocationThrottles", profile)
+            server_errors = profile_metric("InvocationServerErrors", profile)
+            widgets += [
+                cw.GraphWidget(
+                    title=f"{profile.label}: invocations, throttles and errors",
+                    left=[profile_metric("Invocations", profile), throttles, server_errors],
+                    width=12,
+                ),
+                tokens_widget(profile.label, lambda n, p=profile: profile_metric(n, p), 12),
             ]
             for kind, metric, threshold in (
                 ("Throttles", throttles, throttle_threshold),
                 ("ServerErrors", server_errors, server_error_threshold),
             ):
-                alarm = cw.Alarm(
-                    self,
-                    f"{kind}{index}",
-                    alarm_description=f"Bedrock {model_id}: {kind} reached {threshold} in 5 minutes",
-                    metric=metric,
-                    threshold=threshold,
-                    evaluation_periods=1,
-                    comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                    treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                # Bedrock publishes these only for periods with invocations (and FILL makes the
+                # missing form 0): no data is no call, hence no throttle or error.
+                self.alarms.append(
+                    hub.alarm(
+                        self,
+                        f"{kind}{index}",
+                        metric=metric,
+                        threshold=threshold,
+                        description=(
+                            f"Bedrock through {profile.label}: {kind} reached {threshold} in 5 minutes"
+                        ),
+                        missing=cw.TreatMissingData.NOT_BREACHING,
+                    )
                 )
-                hub.add_alarm(alarm)
-                self.alarms.append(alarm)
         if guardrail is not None:
             widgets.append(
                 cw.GraphWidget(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_sns as sns
+from constructs import Construct
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,33 @@ class MonitoringHub:
         if any(section.title == title for section in self._sections):
             raise ValueError(f"dashboard section {title!r} is added twice")
         self._sections.append(DashboardSection(title=title, widgets=tuple(widgets)))
+
+    def alarm(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        metric: cloudwatch.IMetric,
+        threshold: float,
+        description: str,
+        missing: cloudwatch.TreatMissingData,
+        periods: int = 1,
+    ) -> cloudwatch.Alarm:
+        """An alarm on `metric` reaching `threshold` (>=) in `periods` consecutive periods, added with
+        `add_alarm`. `missing` is a choice, not CloudWatch's default: say why beside the call
+        (tests/signals/test_alarm_behaviour.py checks every alarm sets it)."""
+        created = cloudwatch.Alarm(
+            scope,
+            construct_id,
+            metric=metric,
+            threshold=threshold,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=periods,
+            alarm_description=description,
+            treat_missing_data=missing,
+        )
+        self.add_alarm(created)
+        return created
 
     def add_alarm(self, alarm: cloudwatch.Alarm) -> None:
         """The alarm notifies the alarm topic on ALARM and OK and shows in the dashboard's status widget."""

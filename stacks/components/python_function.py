@@ -77,6 +77,18 @@ def package_code(package: str) -> lambda_.Code:
     )
 
 
+# The construct context key ProfileStacks sets to the profile's name (stacks/stage.py).
+PROFILE_CONTEXT = "genai-stack:profile-name"
+
+
+def profile_scoped(scope: Construct, name: str) -> str:
+    """`<profile>-<name>` under a profile's stacks, `name` elsewhere (a construct used on its own).
+    For names that CloudWatch keys metrics by and that every profile would otherwise share in one
+    account and region: Powertools' `service` dimension, API Gateway's ApiName."""
+    profile = scope.node.try_get_context(PROFILE_CONTEXT)
+    return f"{profile}-{name}" if profile else name
+
+
 class PythonFunction(Construct):
     """Python 3.14 on arm64 with the Powertools layer, a KMS-encrypted log group and encrypted environment.
 
@@ -121,7 +133,8 @@ class PythonFunction(Construct):
         )
         # Powertools' service name: its logs say it, and its Metrics add it to every metric as the
         # dimension `service` (EMF), so an alarm on such a metric must name it too (emf_dimensions).
-        self.service_name = package.replace("_", "-")
+        # Scoped to the profile: two profiles in one account and region must not share a series.
+        self.service_name = profile_scoped(self, package.replace("_", "-"))
         powertools = lambda_.LayerVersion.from_layer_version_arn(
             self,
             "Powertools",

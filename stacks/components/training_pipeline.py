@@ -478,6 +478,8 @@ class TrainingPipeline(Construct):
                     threshold=1,
                     evaluation_periods=1,
                     comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                    # Step Functions publishes ExecutionsFailed/TimedOut only for periods with such an
+                    # execution: no data is none of them.
                     treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
                 )
             )

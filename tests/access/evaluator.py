@@ -52,7 +52,9 @@ class Request:
 
     @property
     def account(self) -> str:
-        return self.principal.split(":")[4]
+        """The role's account; "" for an AWS service principal (e.g. `events.amazonaws.com`)."""
+        parts = self.principal.split(":")
+        return parts[4] if len(parts) > 4 else ""
 
 
 @dataclass(frozen=True)
@@ -235,7 +237,11 @@ def _statements(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 def _principal_match(statement: Mapping[str, Any], request: Request) -> Literal["direct", "account", "none"]:
     """Who a resource-policy statement names: the request's role itself (or everyone: direct), the
-    role's account (the account root delegates to the account's IAM policies), or someone else."""
+    role's account (the account root delegates to the account's IAM policies), or someone else. A
+    request by an AWS service principal (its principal is the service name, e.g. `events.amazonaws.com`)
+    is matched by a `Service` principal of that name ("AWS JSON policy elements: Principal", AWS
+    service principals:
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html)."""
     if "NotPrincipal" in statement:
         raise UnsupportedPolicy("NotPrincipal is not supported")
     principal = statement.get("Principal")
@@ -246,6 +252,8 @@ def _principal_match(statement: Mapping[str, Any], request: Request) -> Literal[
     result: Literal["direct", "account", "none"] = "none"
     for kind, names in principal.items():
         for name in _as_list(names):
+            if kind == "Service" and name == request.principal:
+                return "direct"
             if kind != "AWS":
                 continue  # service and federated principals never match a role's request
             if name == "*" or name == request.principal:

@@ -35,6 +35,7 @@ section of each type's page, table below). A type or attribute that is not in th
 | AWS::EC2::SecurityGroup | group id (in a VPC) | GroupId | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-ec2-securitygroup.html |
 | AWS::ElasticLoadBalancingV2::LoadBalancer | ARN | DNSName, LoadBalancerFullName | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-elasticloadbalancingv2-loadbalancer.html |
 | AWS::CloudWatch::Alarm | name | Arn = `arn:P:cloudwatch:R:A:alarm:NAME` | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-cloudwatch-alarm.html |
+| AWS::AutoScaling::AutoScalingGroup | name (AutoScalingGroupName or generated) | - | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-autoscaling-autoscalinggroup.html |
 | AWS::ElasticLoadBalancingV2::TargetGroup | ARN | TargetGroupArn, TargetGroupFullName = `targetgroup/NAME/ID` | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-elasticloadbalancingv2-targetgroup.html |
 | AWS::S3Vectors::VectorBucket | ARN | VectorBucketArn | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-s3vectors-vectorbucket.html |
 | AWS::S3Vectors::Index | ARN | IndexArn | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-s3vectors-index.html |
@@ -307,6 +308,7 @@ RETURN_VALUES: dict[str, dict[str, Attribute]] = {
             f"internal-{p.short_id(20)}-{int(p.seed[:8], 16)}.{p.resolver.region}.elb.{p.resolver.url_suffix}"
         ),
     },
+    "AWS::AutoScaling::AutoScalingGroup": {"Ref": lambda p: p.name("AutoScalingGroupName", 255)},
     "AWS::CloudWatch::Alarm": {
         "Ref": lambda p: p.name("AlarmName", 255),
         "Arn": lambda p: p.arn("cloudwatch", f"alarm:{p.name('AlarmName', 255)}"),

@@ -5,6 +5,8 @@ topic, queue) that apply."""
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 
 from stacks.config import builtin_profile_names
@@ -41,3 +43,18 @@ def test_service_roles_can_make_their_calls_and_only_those(deployments, profile)
         if rows is not None:
             problems += mismatches(deployment, role, rows)
     assert not problems, f"{profile}: {len(problems)} access rows fail\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("profile", builtin_profile_names())
+def test_the_services_that_publish_to_the_encrypted_alarm_topic_can_and_only_they(deployments, profile):
+    from tests.access.rows import SERVICE_PRINCIPAL_FAMILIES
+
+    deployment = deployments[profile]
+    problems = []
+    for name in SERVICE_PRINCIPAL_FAMILIES:
+        family = importlib.import_module(f"tests.access.rows.{name}")
+        for service, row in family.rows(deployment):
+            decision = family.decide(deployment, service, row)
+            if decision.allowed != (row.expect == "allow"):
+                problems.append(f"  {service}: expected {row.describe()}\n    got: {decision.reason}")
+    assert not problems, f"{profile}: {len(problems)} publisher rows fail\n" + "\n".join(problems)

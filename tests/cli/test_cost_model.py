@@ -8,6 +8,7 @@ import pytest
 from stacks.advisor import Workload, crossover_requests, per_request_usd, recommend, self_hosted_usd
 from stacks.config import load_profile
 from stacks.cost import Usage, estimate
+from stacks.observability import custom_metric_sets
 
 
 def lines(items) -> dict[str, float]:
@@ -25,9 +26,24 @@ def test_self_hosted_fixed_costs_by_hand(synthesized):
     assert fixed["mistral-gpu: 1 x g6.xlarge, 100 h"] == 80.48  # 0.8048 x 100
     assert fixed["KMS keys"] == 1.0
     assert fixed["CloudWatch dashboards"] == 3.0
-    alarms = sum(1 for t in synthesized.templates["self-hosted"].values()
-                 for r in t["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm")  # fmt: skip
-    assert fixed["CloudWatch alarms"] == round(alarms * 0.10, 2)
+    # Alarms are billed per metric they evaluate: a metric-math alarm over two metrics is two.
+    metrics = sum(
+        len([q for q in r["Properties"]["Metrics"] if "MetricStat" in q])
+        if "Metrics" in r["Properties"]
+        else 1
+        for t in synthesized.templates["self-hosted"].values()
+        for r in t["Resources"].values()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+    )
+    alarms = sum(
+        1 for t in synthesized.templates["self-hosted"].values() for r in t["Resources"].values()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+    )  # fmt: skip
+    assert metrics > alarms  # the gateway's 5xx share and fallback shares are metric math
+    assert fixed["CloudWatch alarm metrics"] == round(metrics * 0.10, 2)
+    # Our own metrics, counted from the emitting code's dimension sets (stacks/observability.py).
+    series = sum(s.count for s in custom_metric_sets(profile))
+    assert fixed["CloudWatch custom metrics (ours)"] == round(series * 0.30, 2)
     assert result.fixed_usd == round(sum(fixed.values()), 2)
     for line in result.fixed:
         assert line.source  # every line says where its price comes from

@@ -63,7 +63,10 @@ def test_a_target_names_exactly_one_backend(tmp_path):
         tmp_path,
         {"aliases": {"chat": [{"bedrock": "amazon.nova-lite-v1:0", "sagemaker": "x"}]}, "tenants": TENANTS},
     )
-    assert "gateway.aliases.chat[0]: names exactly one of bedrock, sagemaker or self_hosted" in message
+    assert (
+        "gateway.aliases.chat[0]: names exactly one of bedrock, application_inference_profile, sagemaker or "
+        "self_hosted" in message
+    )
 
 
 def test_self_hosted_targets_must_name_a_host_of_the_hosting_section(tmp_path):

@@ -103,7 +103,13 @@ VALUE_KINDS: dict[str, Callable[[Deployment], set[str]] | None] = {
     "InferenceComponentName": lambda d: _property(
         d, "AWS::SageMaker::InferenceComponent", "InferenceComponentName"
     ),
-    "ModelId": _model_ids,
+    # A model the profile may invoke, or one of its application inference profiles (ARN or ID: calls
+    # through a profile are recorded under it, stacks/components/model_monitoring.py).
+    "ModelId": lambda d: (
+        _model_ids(d)
+        | _attribute(d, "AWS::Bedrock::ApplicationInferenceProfile", "InferenceProfileArn")
+        | _attribute(d, "AWS::Bedrock::ApplicationInferenceProfile", "InferenceProfileId")
+    ),
     "GuardrailArn": lambda d: _attribute(d, "AWS::Bedrock::Guardrail", "GuardrailArn"),
     "GuardrailVersion": lambda d: _attribute(d, "AWS::Bedrock::GuardrailVersion", "Version") | {"DRAFT"},
     "Operation": lambda d: {"ApplyGuardrail"},
@@ -173,6 +179,9 @@ def search_matches(search: Search, identity: Identity) -> bool:
         return False
     if search.metric_name is not None and identity.name != search.metric_name:
         return False
+    values = dict(identity.dimensions)
+    if any(values.get(name) != value for name, value in search.dimension_values):
+        return False
     return search.term is None or search.term.lower() in identity.name.lower()
 
 
@@ -204,5 +213,8 @@ def reads(read: Identity | Search, shape: tuple[str, str, frozenset[str]]) -> bo
     """Whether a reader reads metrics of this emitted shape (namespace, name, dimension names)."""
     namespace, name, names = shape
     if isinstance(read, Search):
-        return search_matches(read, Identity.of(namespace, name, dict.fromkeys(names, "")))
+        shape_only = Search(
+            read.namespace, read.dimension_names, read.metric_name, read.term, read.expression
+        )
+        return search_matches(shape_only, Identity.of(namespace, name, dict.fromkeys(names, "")))
     return (read.namespace, read.name, read.dimension_names) == shape

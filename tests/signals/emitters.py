@@ -20,7 +20,13 @@ per-instance series with `host` and the plugin's dimensions ("Manually create or
 agent configuration file":
 https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch-Agent-Configuration-File-Details.html;
 "Collect NVIDIA GPU metrics":
-https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch-Agent-NVIDIA-GPU.html).
+https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch-Agent-NVIDIA-GPU.html);
+a measurement listed in its plugin's `drop_original_metrics` publishes only the aggregated sets.
+
+Neuron hosts publish NeuronCore utilisation with our own reader of neuron-monitor's reports
+(stacks/templates/neuron_metrics.py, embedded in the user data): it is run here as the host runs it,
+with the namespace and host name of the user data, on a report shaped as the Neuron Monitor User Guide
+shows it, and a fake `aws` that records the put-metric-data call.
 """
 
 from __future__ import annotations
@@ -31,7 +37,10 @@ import importlib
 import io
 import json
 import os
+import re
+import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -223,14 +232,27 @@ def exercise_drift_monitor(module: Any, function: Function, deployment: Deployme
 
 
 def exercise_gateway(module: Any, function: Function, deployment: Deployment) -> None:
-    """The per-request EMF document the handler writes (handler.EmfMetrics, as on_event uses it), for
-    the first alias and target of the template's GATEWAY_CONFIG and one tenant."""
+    """The per-request EMF documents the handler writes (handler.EmfMetrics, as on_event uses it), for
+    every alias and target of the template's GATEWAY_CONFIG and one tenant; and a request that hits a
+    bug of ours, through on_event (UnhandledErrors)."""
+    from lambdas.gateway.local import event_for
     from lambdas.gateway.service import Usage
 
     config = json.loads(function.environment["GATEWAY_CONFIG"])
-    alias, targets = next(iter(config["chat"].items()))
-    target = targets[0].get("model") or targets[0].get("endpoint")
-    module.EmfMetrics().record(Usage(alias=alias, target=str(target), latency_ms=1.0), tenant="tenant-a")
+    routes = {**config.get("chat", {}), **{alias: [t] for alias, t in config.get("embeddings", {}).items()}}
+    for alias, targets in routes.items():  # every alias and every target that may answer it
+        for target in targets:
+            name = target.get("model") or target.get("endpoint") or target.get("host")
+            module.EmfMetrics().record(
+                Usage(alias=alias, target=str(name), latency_ms=1.0), tenant="tenant-a"
+            )
+
+    def bug() -> Any:
+        raise RuntimeError("a bug of ours")
+
+    module.gateway = bug
+    answer = module.on_event(event_for("GET", "/v1/models", {}, b""), LambdaContext())
+    assert answer["statusCode"] == 500, answer
 
 
 EXERCISES: dict[str, Callable[[Any, Function, Deployment], Any]] = {
@@ -277,6 +299,7 @@ def agent_identities(config: dict) -> Iterator[Identity]:
     namespace = metrics.get("namespace", "CWAgent")
     for plugin, settings in metrics["metrics_collected"].items():
         appended = settings.get("append_dimensions", {})
+        dropped = set(settings.get("drop_original_metrics", []))
         for measurement in settings.get("measurement", []):
             name = (
                 measurement
@@ -285,10 +308,49 @@ def agent_identities(config: dict) -> Iterator[Identity]:
             )
             full = {"host": "ip-10-0-0-1.ec2.internal", **appended}
             full |= {d: f"<{d}>" for d in AGENT_PLUGIN_DIMENSIONS.get(plugin, ())}
-            yield Identity.of(namespace, name, full)
+            if not dropped & {name, measurement}:
+                yield Identity.of(namespace, name, full)
             for names in metrics.get("aggregation_dimensions", []):
                 if set(names) <= set(full):
                     yield Identity.of(namespace, name, {n: full[n] for n in names})
+
+
+NEURON_REPORT = {
+    "neuron_runtime_data": [
+        {"report": {"neuroncore_counters": {"neuroncores_in_use": {"0": {"neuroncore_utilization": 42.0}}}}}
+    ]
+}
+
+
+def _readonly(user_data: str, name: str) -> str:
+    return re.search(rf'^readonly {name}="([^"]*)"$', user_data, re.M).group(1)
+
+
+def neuron_metrics_identities(user_data: str) -> list[Identity]:
+    """Run the user data's neuron_metrics.py as its systemd unit does, on one report; what it puts."""
+    match = re.search(r"<<'NEURON_METRICS'\n(.*?)\nNEURON_METRICS\n", user_data, re.S)
+    if match is None:
+        return []
+    with tempfile.TemporaryDirectory() as folder:
+        script, calls, fake = (os.path.join(folder, n) for n in ("neuron_metrics.py", "calls", "aws"))
+        with open(script, "w") as file:
+            file.write(match.group(1))
+        with open(fake, "w") as file:
+            file.write(f'#!/bin/bash\nprintf "%s\\n" "$@" > {calls}\n')
+        os.chmod(fake, 0o700)
+        namespace, host = _readonly(user_data, "METRICS_NAMESPACE"), _readonly(user_data, "HOST_NAME")
+        subprocess.run(  # noqa: S603 - the script of our own user data, with the tests' Python
+            [sys.executable, script, namespace, host],
+            input=json.dumps(NEURON_REPORT) + "\n",
+            env={"PATH": f"{folder}:/usr/bin:/bin"},
+            check=True,
+            text=True,
+        )
+        with open(calls) as file:
+            call = file.read().splitlines()
+    arguments = dict(zip(call[2::2], call[3::2], strict=True))
+    name, value = arguments["--dimensions"].split("=", 1)
+    return [Identity.of(arguments["--namespace"], arguments["--metric-name"], {name: value})]
 
 
 def host_emitters(deployment: Deployment) -> list[Emitted]:
@@ -302,11 +364,13 @@ def host_emitters(deployment: Deployment) -> list[Emitted]:
             )
             if not encoded:
                 continue
-            config = agent_config(base64.b64decode(encoded).decode())
+            user_data = base64.b64decode(encoded).decode()
+            config = agent_config(user_data)
             if config is None:
                 continue
             path = resource.get("Metadata", {}).get("aws:cdk:path", logical_id)
             found += [Emitted(i, f"{path} (CloudWatch agent)") for i in agent_identities(config)]
+            found += [Emitted(i, f"{path} (neuron_metrics.py)") for i in neuron_metrics_identities(user_data)]
     return found
 
 

@@ -56,6 +56,8 @@ class Search:
     metric_name: str | None
     term: str | None
     expression: str
+    # Exact dimension-value terms (`service="managed-api-gateway"`): only series with these values.
+    dimension_values: tuple[tuple[str, str], ...] = ()
 
     def __str__(self) -> str:
         return self.expression
@@ -77,16 +79,38 @@ class Reader:
 
 
 _SEARCH = re.compile(r"SEARCH\(\s*'\{([^}]*)\}\s*([^']*)'")
-_METRIC_NAME = re.compile(r'MetricName\s*=\s*"([^"]+)"')
+_EXACT = re.compile(r'([A-Za-z0-9_.:-]+)\s*=\s*"([^"]+)"')
 
 
 def parse_searches(expression: str) -> Iterator[Search]:
+    """SEARCH('{Namespace,Dim...} MetricName="X" Dim="value" term', ...): exact terms are `Name="value"`
+    (MetricName, or a dimension's value), the rest a partial-match term."""
     for match in _SEARCH.finditer(expression):
         schema = [part.strip().strip('"') for part in match[1].split(",")]
         rest = match[2]
-        name = _METRIC_NAME.search(rest)
-        term = _METRIC_NAME.sub("", rest).strip() or None
-        yield Search(schema[0], frozenset(schema[1:]), name[1] if name else None, term, expression)
+        exact = dict(_EXACT.findall(rest))
+        name = exact.pop("MetricName", None)
+        term = _EXACT.sub("", rest).strip() or None
+        yield Search(schema[0], frozenset(schema[1:]), name, term, expression, tuple(sorted(exact.items())))
+
+
+_INSIGHTS = re.compile(
+    r"SELECT\s+\w+\((\w+)\)\s+FROM\s+SCHEMA\(([^)]*)\)(?:\s+WHERE\s+(.*?))?\s*(?:GROUP BY|ORDER BY|LIMIT|$)",
+    re.IGNORECASE,
+)
+_WHERE_EQUALS = re.compile(r"(\w+)\s*=\s*'([^']*)'")
+
+
+def parse_insights(expression: str) -> Iterator[Search]:
+    """A Metrics Insights query `SELECT FUNC(Metric) FROM SCHEMA("Namespace", Dim...) WHERE Dim = 'v'`
+    (alarms may use these, not SEARCH): SCHEMA, like SEARCH's braces, matches only metrics with exactly
+    those dimension names; `=` conditions are exact values ("Metrics Insights query components and
+    syntax": https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch-metrics-insights-querylanguage.html)."""
+    match = _INSIGHTS.search(expression)
+    if match:
+        schema = [part.strip().strip('"') for part in match[2].split(",")]
+        exact = tuple(sorted(_WHERE_EQUALS.findall(match[3] or "")))
+        yield Search(schema[0], frozenset(schema[1:]), match[1], None, expression, exact)
 
 
 def _dims(resolver: Resolver, stack_name: str, dimensions: list[dict] | None) -> dict[str, str]:
@@ -117,6 +141,8 @@ def alarm_readers(
                 yield Reader(profile, construct_id, logical_id, identity)
             elif "Expression" in query:
                 for search in parse_searches(query["Expression"]):
+                    yield Reader(profile, construct_id, logical_id, search)
+                for search in parse_insights(query["Expression"]):
                     yield Reader(profile, construct_id, logical_id, search)
 
 

@@ -7,8 +7,8 @@ knowledge-base and rollout alarms watch nothing). Readers come from the synthesi
 (readers.py), AWS's own metrics from AWS's documentation (aws_metrics.json, each entry with its
 page), ours from running the emitting code with the template's environment (emitters.py).
 
-FINDINGS and UNREAD list today's known failures, one strict xfail each: fixing one makes its case
-XPASS (a failure), so delete its line then. A key that names no reader/emitted shape fails too.
+An emitted metric nothing reads fails too, unless EXPLORATORY lists it with a reason (custom metrics
+are paid per series: read it, stop publishing it, or say why it is kept); a stale EXPLORATORY key fails.
 """
 
 from __future__ import annotations
@@ -25,54 +25,6 @@ from tests.signals.emitters import Emitted
 from tests.signals.readers import Identity
 
 PROFILES = builtin_profile_names()
-
-SERVICE = "Powertools adds a `service` dimension (POWERTOOLS_SERVICE_NAME is set by the template)"
-KB = f"kb ingestion: reads {{KnowledgeBase}}; {SERVICE}, so {{KnowledgeBase, service}} is emitted"
-NEURON = (
-    "SEARCH schema {GenAiStack/ModelHosts} matches only dimensionless metrics; the agent publishes "
-    "{ModelHost} and per-instance sets, and no NeuronCore metric at all"
-)
-
-GATEWAY_LATENCY = "the gateway's per-request Latency is published but no alarm or widget reads it"
-HOST_METRIC = (
-    "CloudWatch agent metric of the model hosts that no alarm or widget reads (custom metrics are paid "
-    "per metric): read it, stop collecting it, or list it as EXPLORATORY with a reason"
-)
-HOST_SHAPES = (
-    "mem_used_percent{ModelHost, host}",
-    "mem_used_percent{ModelHost}",
-    "disk_used_percent{ModelHost, device, fstype, host, path}",
-    "disk_used_percent{ModelHost}",
-    "nvidia_smi_utilization_gpu{ModelHost, arch, host, index, name}",
-    "nvidia_smi_utilization_memory{ModelHost, arch, host, index, name}",
-    "nvidia_smi_utilization_memory{ModelHost}",
-    "nvidia_smi_memory_used{ModelHost, arch, host, index, name}",
-    "nvidia_smi_memory_used{ModelHost}",
-    "nvidia_smi_memory_total{ModelHost, arch, host, index, name}",
-    "nvidia_smi_memory_total{ModelHost}",
-)
-
-# reader key (profile/stack/alarm-or-widget/metric) -> why it has no emitter today
-FINDINGS: dict[str, str] = {
-    "managed-api/Bedrock/IngestionIngestionFailed0D181DF59/IngestionJobFailed": KB,
-    "managed-api/Observability/Dashboard: product-facts: latest ingestion failed (1) or not (0)/IngestionJobFailed": KB,
-    "customer-service/Bedrock/IngestionIngestionFailed0D181DF59/IngestionJobFailed": KB,
-    "customer-service/Bedrock/IngestionIngestionFailed1CC1FC8C0/IngestionJobFailed": KB,
-    "customer-service/Observability/Dashboard: service-faq: latest ingestion failed (1) or not (0)/IngestionJobFailed": KB,
-    "customer-service/Observability/Dashboard: service-manuals: latest ingestion failed (1) or not (0)/IngestionJobFailed": KB,
-    "self-hosted/Observability/Dashboard: Accelerator utilisation/NeuronCore": NEURON,
-}
-
-# emitted shape key (profile/namespace/metric{dimension names}) -> why no alarm or widget reads it
-UNREAD: dict[str, str] = {
-    "managed-api/GenAiStack/KnowledgeBases/IngestionJobFailed{KnowledgeBase, service}": KB,
-    "customer-service/GenAiStack/KnowledgeBases/IngestionJobFailed{KnowledgeBase, service}": KB,
-    **{
-        f"{profile}/GenAiStack/Gateway/Latency{{alias, service, target, tenant}}": GATEWAY_LATENCY
-        for profile in ("managed-api", "custom-model", "self-hosted")
-    },
-    **{f"self-hosted/GenAiStack/ModelHosts/{shape}": HOST_METRIC for shape in HOST_SHAPES},
-}
 
 # emitted shape key -> why it is published although nothing reads it (kept for ad-hoc analysis)
 EXPLORATORY: dict[str, str] = {}
@@ -97,26 +49,8 @@ def _failures(profile, readers, deployment, emitted, *, only=None, skip=()) -> l
 @pytest.mark.parametrize("profile", PROFILES)
 def test_every_alarm_and_widget_metric_has_an_emitter(profile, readers, emitted, signal_deployments):
     assert readers[profile], f"{profile}: no alarm or widget metric found (extraction broke?)"
-    failures = _failures(
-        profile, readers[profile], signal_deployments[profile], emitted[profile], skip=FINDINGS
-    )
+    failures = _failures(profile, readers[profile], signal_deployments[profile], emitted[profile])
     assert not failures, "metrics read that nothing emits:\n" + "\n".join(failures)
-
-
-@pytest.mark.parametrize(
-    "key",
-    [pytest.param(key, marks=pytest.mark.xfail(strict=True, reason=why)) for key, why in FINDINGS.items()],
-)
-def test_known_finding(key, readers, emitted, signal_deployments):
-    profile = key.split("/", 1)[0]
-    failures = _failures(profile, readers[profile], signal_deployments[profile], emitted[profile], only=key)
-    assert not failures, "\n".join(failures)
-
-
-def test_every_finding_names_a_reader(readers):
-    """A stale FINDINGS key would xfail for the wrong reason (reader gone), so it fails here."""
-    missing = [key for key in FINDINGS if key not in readers[key.split("/", 1)[0]]]
-    assert not missing, f"FINDINGS keys that name no alarm or widget metric: {missing}"
 
 
 def _unread(profile, readers, emitted) -> dict[str, Emitted]:
@@ -131,25 +65,16 @@ def _unread(profile, readers, emitted) -> dict[str, Emitted]:
 @pytest.mark.parametrize("profile", PROFILES)
 def test_every_emitted_metric_is_read(profile, readers, emitted):
     unread = _unread(profile, readers[profile], emitted[profile])
-    unexplained = {k: v for k, v in unread.items() if k not in EXPLORATORY and k not in UNREAD}
+    unexplained = {k: v for k, v in unread.items() if k not in EXPLORATORY}
     assert not unexplained, "emitted, read by no alarm or widget, not EXPLORATORY:\n" + "\n".join(
         f"{key} by {item.emitter}" for key, item in unexplained.items()
     )
 
 
-def test_exploratory_and_unread_keys_name_emitted_metrics(emitted):
+def test_exploratory_keys_name_emitted_metrics(emitted):
     shapes = {shape_key(profile, item) for profile, items in emitted.items() for item in items}
-    stale = [key for key in (*EXPLORATORY, *UNREAD) if key not in shapes]
-    assert not stale, f"EXPLORATORY/UNREAD keys that name nothing emitted: {stale}"
-
-
-@pytest.mark.parametrize(
-    "key",
-    [pytest.param(key, marks=pytest.mark.xfail(strict=True, reason=why)) for key, why in UNREAD.items()],
-)
-def test_known_unread(key, readers, emitted):
-    profile = key.split("/", 1)[0]
-    assert key not in _unread(profile, readers[profile], emitted[profile])
+    stale = [key for key in EXPLORATORY if key not in shapes]
+    assert not stale, f"EXPLORATORY keys that name nothing emitted: {stale}"
 
 
 def test_every_profile_emits_something_of_its_own(emitted):
@@ -160,11 +85,10 @@ def test_every_profile_emits_something_of_its_own(emitted):
 
 # -------------------------------------------------------------------------- the checker can fail
 def _passing_alarm_with_dimensions(profile, readers, deployment, emitted):
-    for key, reader in readers.items():
+    for reader in readers.values():
         identity = reader.read
         if (
-            key not in FINDINGS
-            and not reader.where.startswith("Dashboard")
+            not reader.where.startswith("Dashboard")
             and isinstance(identity, Identity)
             and len(identity.dimensions) >= 2
             and check(identity, deployment, emitted) is None
@@ -205,8 +129,8 @@ def test_renaming_an_emitted_metric_is_found(readers, emitted, signal_deployment
         for e in emitted[profile]
     ]
     deployment = signal_deployments[profile]
-    before = _failures(profile, readers[profile], deployment, emitted[profile], skip=FINDINGS)
-    after = _failures(profile, readers[profile], deployment, renamed, skip=FINDINGS)
+    before = _failures(profile, readers[profile], deployment, emitted[profile])
+    after = _failures(profile, readers[profile], deployment, renamed)
     assert not before
     assert any("InputTokens" in f for f in after), after
     assert any("InputTokensRenamed" in key for key in _unread(profile, readers[profile], renamed))

@@ -54,6 +54,8 @@ def is_generation_resource(resource) -> bool:
     embeddings = [m for m, info in bedrock_catalog().models.items() if info.modality == "embeddings"]
     if any(f"foundation-model/{m}" in text for m in embeddings):
         return False
+    if "GatewayProfileembeddings" in text:  # the application profile of an embedding alias
+        return False
     return "foundation-model/" in text or "inference-profile" in text or "InferenceProfileArn" in text
 
 
@@ -137,7 +139,9 @@ def test_generation_needs_the_pinned_guardrail_version_and_anything_else_is_deni
     generation = [
         s
         for s in access_policy
-        if s["Effect"] == "Allow" and s["Action"] == INVOKE_ACTIONS and s["Sid"] != "InvokeEmbeddingModels"
+        if s["Effect"] == "Allow"
+        and s["Action"] == INVOKE_ACTIONS
+        and not s["Sid"].startswith("InvokeEmbedding")  # models and application profiles
     ]
     assert len(generation) >= 3
     (window_id,) = of_type(bedrock, "Custom::GuardrailVersionWindow")
@@ -382,7 +386,12 @@ def test_a_failed_ingestion_raises_an_alarm_on_the_topic(bedrock):
         if k.startswith("IngestionIngestionFailed")
     ]
     assert (alarm["Namespace"], alarm["MetricName"]) == ("GenAiStack/KnowledgeBases", "IngestionJobFailed")
-    assert alarm["Dimensions"] == [{"Name": "KnowledgeBase", "Value": "product-facts"}]
+    # Powertools adds `service` to what the check publishes (the signal contract runs it to prove it).
+    assert alarm["Dimensions"] == [
+        {"Name": "KnowledgeBase", "Value": "product-facts"},
+        {"Name": "service", "Value": "managed-api-kb-ingestion"},
+    ]
+    assert alarm["TreatMissingData"] == "breaching"  # the check stopped
     assert alarm["AlarmActions"]
     assert alarm["AlarmActions"] == alarm["OKActions"]
 
@@ -452,7 +461,10 @@ def test_application_profiles_copy_their_source_and_carry_the_campaign_tag(bedro
         r["Properties"]["InferenceProfileName"]: r["Properties"]
         for r in of_type(bedrock, "AWS::Bedrock::ApplicationInferenceProfile").values()
     }
-    assert set(profiles) == {f"managed-api-{a.name}" for a in settings.application_inference_profiles}
+    campaigns = {f"managed-api-{a.name}" for a in settings.application_inference_profiles}
+    assert campaigns <= set(
+        profiles
+    )  # and one per gateway alias and model: tests/stacks/test_gateway_spend.py
     spring = profiles["managed-api-spring-savings"]
     assert ":inference-profile/us.anthropic.claude-haiku-4-5-20251001-v1:0" in json.dumps(
         spring["ModelSource"]["CopyFrom"]
@@ -521,19 +533,31 @@ def test_function_assets_hold_only_their_own_package(synthesized):
     assert seen == handlers
 
 
-def test_each_model_has_throttle_and_server_error_alarms_on_the_topic(bedrock, settings):
+def test_each_application_inference_profile_has_throttle_and_server_error_alarms_on_the_topic(
+    bedrock, settings
+):
+    """Alarms watch this profile's own traffic: calls through its application inference profiles
+    (recorded under the profile's ARN or ID, both summed); base models are shared by every caller of
+    the account, so they get dashboard rows but no alarm."""
     alarms = [
         a["Properties"]
         for k, a in of_type(bedrock, "AWS::CloudWatch::Alarm").items()
         if k.startswith("Monitoring")
     ]
-    model_ids = [*settings.models, *settings.inference_profiles]
-    assert len(alarms) == 2 * len(model_ids)
+    profiles = of_type(bedrock, "AWS::Bedrock::ApplicationInferenceProfile")
+    assert len(alarms) == 2 * len(profiles) > 0
     for alarm in alarms:
-        assert alarm["Namespace"] == "AWS/Bedrock"
-        assert alarm["Dimensions"][0]["Value"] in model_ids
+        stats = [q["MetricStat"]["Metric"] for q in alarm["Metrics"] if "MetricStat" in q]
+        assert {m["Namespace"] for m in stats} == {"AWS/Bedrock"}
+        (arn, profile_id) = [m["Dimensions"][0]["Value"] for m in stats]
+        (logical_id,) = {arn["Fn::GetAtt"][0], profile_id["Fn::GetAtt"][0]}
+        assert logical_id in profiles
+        assert [arn["Fn::GetAtt"][1], profile_id["Fn::GetAtt"][1]] == [
+            "InferenceProfileArn",
+            "InferenceProfileId",
+        ]
         assert alarm["AlarmActions"]
-    thresholds = {a["MetricName"]: a["Threshold"] for a in alarms}
+    thresholds = {a["Metrics"][1]["MetricStat"]["Metric"]["MetricName"]: a["Threshold"] for a in alarms}
     assert thresholds == {
         "InvocationThrottles": settings.alarms.throttles,
         "InvocationServerErrors": settings.alarms.server_errors,

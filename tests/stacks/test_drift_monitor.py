@@ -320,7 +320,12 @@ def test_custom_model_gets_the_drift_job_for_its_capturing_endpoint(synthesized)
     assert inference.drift is not None
     environment = inference.drift.function.function.node.default_child.environment
     template = synthesized.templates["custom-model"]["Inference"]
-    (rule,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::Events::Rule"]
+    # The stack's one scheduled rule (the other rule forwards endpoint failures to the alarm topic).
+    (rule,) = [
+        r
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Events::Rule" and "ScheduleExpression" in r["Properties"]
+    ]
     assert rule["Properties"]["ScheduleExpression"] == "rate(1 hour)"
     variables = [
         r["Properties"]["Environment"]["Variables"]

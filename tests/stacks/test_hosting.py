@@ -200,9 +200,74 @@ def test_health_checks_scaling_and_off_hours(resources, settings):
 
 def test_unhealthy_hosts_and_5xx_raise_alarms(resources, settings):
     alarms = [a["Properties"] for a in of_type(resources, "AWS::CloudWatch::Alarm").values()]
-    assert len(alarms) == 2 * len(settings.hosts)
-    assert {a["MetricName"] for a in alarms} == {"UnHealthyHostCount", "HTTPCode_Target_5XX_Count"}
+    assert len(alarms) == 5 * len(settings.hosts)
+    named = {
+        q["MetricStat"]["Metric"]["MetricName"] if "MetricStat" in q else None
+        for a in alarms
+        for q in a.get("Metrics", [{"MetricStat": {"Metric": a}}])
+    }
+    assert sorted(named - {None}) == [
+        "GroupDesiredCapacity",
+        "HTTPCode_ELB_5XX_Count",
+        "HTTPCode_Target_5XX_Count",
+        "HealthyHostCount",
+        "UnHealthyHostCount",
+        "disk_used_percent",
+    ]
     assert all(a["AlarmActions"] for a in alarms)
+    assert all("TreatMissingData" in a for a in alarms)
+
+
+def alarms_on(resources: dict, metric: str) -> list[dict]:
+    found = []
+    for alarm in of_type(resources, "AWS::CloudWatch::Alarm").values():
+        props = alarm["Properties"]
+        names = [props.get("MetricName")] + [
+            q["MetricStat"]["Metric"]["MetricName"] for q in props.get("Metrics", []) if "MetricStat" in q
+        ]
+        if metric in names:
+            found.append(props)
+    return found
+
+
+def test_each_fleet_alarms_on_the_load_balancers_own_5xx(resources, settings):
+    """503s for "no healthy target" come from the load balancer, not the targets: HTTPCode_ELB_5XX_Count,
+    dimension LoadBalancer only (ALB CloudWatch metrics page)."""
+    alarms = alarms_on(resources, "HTTPCode_ELB_5XX_Count")
+    assert len(alarms) == len(settings.hosts)
+    for alarm in alarms:
+        assert [d["Name"] for d in alarm["Dimensions"]] == ["LoadBalancer"]
+        assert alarm["Statistic"] == "Sum"
+        assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_no_healthy_host_alarms_only_while_the_group_wants_hosts_and_after_start_up(resources, settings):
+    """HealthyHostCount alone is 0 every night for an off_hours fleet: the alarm also needs the group's
+    desired capacity, and looks past a host's start-up budget."""
+    from stacks.components.model_host_fleet import startup_timeout
+
+    alarms = alarms_on(resources, "HealthyHostCount")
+    assert len(alarms) == len(settings.hosts)
+    budgets = sorted(int(startup_timeout(h).to_minutes()) for h in settings.hosts)
+    windows = []
+    for alarm in alarms:
+        (expression,) = [q["Expression"] for q in alarm["Metrics"] if "Expression" in q]
+        assert expression == "IF(desired >= 1 AND healthy < 1, 1, 0)"
+        stats = {
+            q["Id"]: q["MetricStat"]["Metric"]["MetricName"] for q in alarm["Metrics"] if "MetricStat" in q
+        }
+        assert stats == {"desired": "GroupDesiredCapacity", "healthy": "HealthyHostCount"}
+        assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert alarm["TreatMissingData"] == "notBreaching"
+        windows.append(alarm["EvaluationPeriods"] * 5)
+    assert all(w > b for w, b in zip(sorted(windows), budgets, strict=True))
+
+
+def test_detailed_monitoring_is_off(resources):
+    """Nothing reads AWS/EC2 per-instance metrics; detailed monitoring is paid per metric."""
+    for template in of_type(resources, "AWS::EC2::LaunchTemplate").values():
+        data = template["Properties"]["LaunchTemplateData"]
+        assert data.get("Monitoring", {}).get("Enabled", False) is False
 
 
 def test_the_gateway_runs_in_the_vpc_and_calls_the_hosts(synthesized):
@@ -234,7 +299,11 @@ def test_the_dashboard_has_a_section_per_host_with_accelerator_utilisation(synth
     assert body.count("Accelerator utilisation") == len(settings.hosts)
     assert "nvidia_smi_utilization_gpu" in body
     assert "ModelHost" in body
-    assert "SEARCH(" in body  # NeuronCore metrics, named by neuron-monitor-cloudwatch.py
+    assert "SEARCH('{GenAiStack/ModelHosts}" not in body  # it matched no NeuronCore series (issue 20)
+    assert "NeuronCoreUtilization" in body  # stacks/templates/neuron_metrics.py, per ModelHost
+    assert "mem_used_percent" in body
+    assert "disk_used_percent" in body
+    assert "HTTPCode_ELB_5XX_Count" in body
     for title in ("Requests", "Target response time (p90)", "Healthy / unhealthy hosts"):
         assert body.count(title) >= len(settings.hosts)
 
@@ -367,4 +436,5 @@ def test_without_the_key_statements_auto_scaling_could_not_launch_a_host(synthes
     (key,) = [r for r in before["Foundation"]["Resources"].values() if r["Type"] == "AWS::KMS::Key"]
     statements = key["Properties"]["KeyPolicy"]["Statement"]
     statements[:] = [s for s in statements if "AutoScaling" not in s.get("Sid", "")]
-    assert len(failures(before)) == 7  # every allow row; the three deny rows still hold
+    # every allow row (launches, and the notifications' data keys); the three deny rows still hold
+    assert len(failures(before)) == 9

@@ -433,3 +433,75 @@ def test_die_logs_the_reason_and_signals_failure(tmp_path):
     assert "no config.json" in result.stdout
     assert "NOT-REACHED" not in result.stdout
     assert "--status FAILURE" in (tmp_path / "calls").read_text()
+
+
+def test_the_agent_publishes_only_the_fleet_rollups_that_the_dashboard_and_alarms_read():
+    """Per-instance series (dimension `host` and the plugins' own) are dropped, only [ModelHost] stays;
+    GPU memory (a constant under vLLM's preallocation) and memory bandwidth are not collected."""
+    for kind in ("vllm-gpu", "vllm-neuron"):
+        config = cloudwatch_agent_config(spec(kind))["metrics"]
+        for name, plugin in config["metrics_collected"].items():
+            prefix = {"mem": "mem_", "disk": "disk_", "nvidia_gpu": "nvidia_smi_"}[name]
+            assert plugin["append_dimensions"] == {"ModelHost": "llama"}
+            assert plugin["drop_original_metrics"] == [prefix + m for m in plugin["measurement"]]
+    gpu = cloudwatch_agent_config(spec("vllm-gpu"))["metrics"]["metrics_collected"]
+    assert gpu["nvidia_gpu"]["measurement"] == ["utilization_gpu"]
+    assert gpu["mem"]["measurement"] == gpu["disk"]["measurement"] == ["used_percent"]
+
+
+# One neuron-monitor report, shaped as the Neuron Monitor User Guide shows it ("neuroncore_counters":
+# https://awsdocs-neuron.readthedocs-hosted.com/en/latest/tools/neuron-sys-tools/neuron-monitor-user-guide.html).
+NEURON_REPORT = {
+    "neuron_runtime_data": [
+        {
+            "pid": 1234,
+            "report": {
+                "neuroncore_counters": {
+                    "period": 1.0,
+                    "neuroncores_in_use": {
+                        "0": {"neuroncore_utilization": 40.0, "flops": 1},
+                        "1": {"neuroncore_utilization": 60.0, "flops": 1},
+                    },
+                    "error": "",
+                }
+            },
+        }
+    ],
+    "system_data": {},
+}
+
+
+def run_neuron_metrics(tmp_path: Path, lines: list[str]) -> list[list[str]]:
+    """The script as the host gets it (from the rendered user data), with a fake `aws` that records
+    its arguments."""
+    script = render_user_data(spec("vllm-neuron"))
+    body = re.search(r"<<'NEURON_METRICS'\n(.*?)\nNEURON_METRICS\n", script, re.S).group(1)
+    (tmp_path / "neuron_metrics.py").write_text(body)
+    calls = tmp_path / "calls"
+    fake = tmp_path / "aws"
+    fake.write_text(f'#!/bin/bash\nprintf "%s\\n" "$@" >> {calls}\necho --- >> {calls}\n')
+    fake.chmod(0o755)
+    subprocess.run(  # noqa: S603 - the script this test wrote, with the Python running the tests
+        [sys.executable, str(tmp_path / "neuron_metrics.py"), "GenAiStack/ModelHosts", "llama"],
+        input="".join(line + "\n" for line in lines),
+        env={"PATH": f"{tmp_path}:/usr/bin:/bin"},
+        check=True,
+        text=True,
+    )
+    text = calls.read_text() if calls.exists() else ""
+    return [call.strip("\n").split("\n") for call in text.split("---\n") if call.strip()]
+
+
+def test_neuron_hosts_publish_neuroncore_utilisation_per_fleet(tmp_path):
+    script = render_user_data(spec("vllm-neuron"))
+    assert "neuron-monitor-cloudwatch.py" not in script  # its metric names are documented nowhere
+    assert "neuron-monitor | python3 /opt/genai/neuron_metrics.py ${METRICS_NAMESPACE} ${HOST_NAME}" in script
+    idle = {"neuron_runtime_data": []}
+    (call,) = run_neuron_metrics(tmp_path, [json.dumps(NEURON_REPORT), "not json", json.dumps(idle)])
+    assert call[:2] == ["cloudwatch", "put-metric-data"]
+    arguments = dict(zip(call[2::2], call[3::2], strict=True))
+    assert arguments["--namespace"] == "GenAiStack/ModelHosts"
+    assert arguments["--metric-name"] == user_data.NEURON_CORE_METRIC == "NeuronCoreUtilization"
+    assert arguments["--dimensions"] == "ModelHost=llama"
+    assert arguments["--unit"] == "Percent"
+    assert float(arguments["--value"]) == 25.0  # (50 + 0) / 2: the busy report and the idle one

@@ -17,9 +17,16 @@ from tests.conftest import cdk_app
 PROFILE = "managed-api"
 
 
+def tag_budget(synthesized) -> dict:
+    """The budget on the cost-allocation tag (the other one filters on the Bedrock service)."""
+    budgets = synthesized.resources(PROFILE, "Observability", "AWS::Budgets::Budget")
+    (budget,) = [b for b in budgets.values() if "TagKeyValue" in b["Properties"]["Budget"]["CostFilters"]]
+    return budget
+
+
 def test_the_budget_is_monthly_on_the_cost_allocation_tag(synthesized):
     profile = load_profile(PROFILE)
-    (budget,) = synthesized.resources(PROFILE, "Observability", "AWS::Budgets::Budget").values()
+    budget = tag_budget(synthesized)
     data = budget["Properties"]["Budget"]
     assert data["BudgetType"] == "COST"
     assert data["TimeUnit"] == "MONTHLY"
@@ -30,7 +37,7 @@ def test_the_budget_is_monthly_on_the_cost_allocation_tag(synthesized):
 
 def test_each_threshold_notifies_the_topic_and_the_emails(synthesized):
     profile = load_profile(PROFILE)
-    (budget,) = synthesized.resources(PROFILE, "Observability", "AWS::Budgets::Budget").values()
+    budget = tag_budget(synthesized)
     notifications = budget["Properties"]["NotificationsWithSubscribers"]
     assert [
         (n["Notification"]["Threshold"], n["Notification"]["NotificationType"]) for n in notifications

@@ -143,15 +143,24 @@ def test_the_cache_table_is_stateful_in_the_foundation(synthesized):
 
 def test_gateway_alarms_and_dashboard_section(resources, synthesized):
     alarms = {k: a["Properties"] for k, a in of_type(resources, "AWS::CloudWatch::Alarm").items()}
-    assert len(alarms) == 3
+    # 5xx share, p90 latency, unhandled errors (caught by the handler, so Lambda's Errors misses
+    # them), function errors (timeouts, out of memory), and a fallback share per alias with a fallback.
+    kinds = sorted(re.sub(r"[0-9A-F]{8}$", "", k.split("Gateway", 1)[1]) for k in alarms)
+    assert kinds == sorted(
+        ["ServerErrorRate", "LatencyP90", "UnhandledErrors", "FunctionErrors", "FallbackSharecopywriter"]
+    )
     for alarm in alarms.values():
         assert alarm["AlarmActions"]
     (rate,) = [a for k, a in alarms.items() if k.startswith("GatewayServerErrorRate")]
     assert rate["Threshold"] == 5
+    (share,) = [a for k, a in alarms.items() if k.startswith("GatewayFallbackShare")]
+    assert share["Threshold"] == 20
+    assert share["EvaluationPeriods"] == 3
     (dashboard,) = synthesized.resources(PROFILE, "Observability", "AWS::CloudWatch::Dashboard").values()
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
     assert "## Model gateway" in body
     assert "GenAiStack/Gateway,alias,service,target,tenant" in body
+    assert 'service=\\\\\\"managed-api-gateway\\\\\\"' in body  # this profile's gateway only
 
 
 def test_outputs_give_the_base_url_and_the_key_ids(synthesized, gateway_settings):

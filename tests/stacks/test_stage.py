@@ -58,9 +58,11 @@ def test_budget_and_anomaly_resources_carry_the_tags_too(synthesized):
             "AWS::CE::AnomalySubscription",
             "AWS::Budgets::Budget",
         ):
-            (resource,) = synthesized.resources(name, "Observability", resource_type).values()
-            tags = {t["Key"]: t["Value"] for t in resource["Properties"]["ResourceTags"]}
-            assert tags[profile.cost_allocation.tag_key] == profile.cost_allocation.tag_value
+            resources = synthesized.resources(name, "Observability", resource_type).values()
+            assert resources, (name, resource_type)
+            for resource in resources:  # budgets: on the tag, and on the Bedrock service
+                tags = {t["Key"]: t["Value"] for t in resource["Properties"]["ResourceTags"]}
+                assert tags[profile.cost_allocation.tag_key] == profile.cost_allocation.tag_value
 
 
 def test_the_stacks_are_top_level_so_cdk_deploy_all_selects_them(synthesized):

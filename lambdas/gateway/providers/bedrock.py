@@ -27,9 +27,14 @@ FINISH = {
 class BedrockChat:
     applies_guardrail_itself = True
 
-    def __init__(self, client: Any, *, model_id: str, guardrail: tuple[str, str] | None) -> None:
+    def __init__(
+        self, client: Any, *, model_id: str, guardrail: tuple[str, str] | None, invoke_id: str | None = None
+    ) -> None:
+        """`model_id` names the target (metrics, prices, logs); the call's modelId is `invoke_id`, the
+        application inference profile ARN whose tags reach the bill, when given."""
         self.clients = as_timed(client)
         self.model_id = model_id
+        self.invoke_id = invoke_id or model_id
         self.name = f"bedrock:{model_id}"
         self.guardrail = guardrail
 
@@ -45,7 +50,7 @@ class BedrockChat:
             inference["topP"] = request.top_p
         if request.stop_sequences:
             inference["stopSequences"] = request.stop_sequences
-        call: dict[str, Any] = {"modelId": self.model_id, "messages": messages, "inferenceConfig": inference}
+        call: dict[str, Any] = {"modelId": self.invoke_id, "messages": messages, "inferenceConfig": inference}
         if system:
             call["system"] = system
         if self.guardrail:
@@ -71,9 +76,10 @@ class BedrockChat:
 
 
 class BedrockEmbeddings:
-    def __init__(self, client: Any, *, model_id: str) -> None:
+    def __init__(self, client: Any, *, model_id: str, invoke_id: str | None = None) -> None:
         self.clients = as_timed(client)
         self.model_id = model_id
+        self.invoke_id = invoke_id or model_id  # as BedrockChat
         self.name = f"bedrock:{model_id}"
 
     def embed(self, inputs: list[str], *, dimensions: int | None, deadline: Deadline) -> EmbeddingResult:
@@ -85,7 +91,7 @@ class BedrockEmbeddings:
             client = self.clients.within(deadline, f"{self.name} input {index + 1} of {len(inputs)}")
             try:
                 response = client.invoke_model(
-                    modelId=self.model_id,
+                    modelId=self.invoke_id,
                     body=json.dumps(body),
                     contentType="application/json",
                     accept="application/json",

@@ -123,6 +123,12 @@ def service_role_rows(role: Role, deployment: Deployment) -> list[Call] | None:
     return None
 
 
+# Families whose requester is an AWS service principal, not a role (only resource policies decide):
+# each module has `rows(deployment) -> [(service principal, Call)]` and `decide(deployment, service,
+# call)`; test_access.py checks them for every profile.
+SERVICE_PRINCIPAL_FAMILIES: tuple[str, ...] = ("topic_publishers",)
+
+
 # Roles that have no rows yet, by construct path (metadata aws:cdk:path). The coverage test fails
 # for a role without rows that is not listed here, and for a listed role that now has rows.
 ROLES_AWAITING_ROWS: frozenset[str] = frozenset()

@@ -17,6 +17,7 @@ from tests.access.rows import Call
 from tests.access.rows.service_resources import resources
 
 WHY = "EC2 Auto Scaling launches hosts with CMK-encrypted EBS (key-policy-requirements-EBS-encryption)"
+NOTIFY = "EC2 Auto Scaling notifications to the KMS-encrypted alarm topic (sns-key-management)"
 
 
 def rows(role: Role, deployment: Deployment) -> list[Call] | None:
@@ -44,6 +45,11 @@ def rows(role: Role, deployment: Deployment) -> list[Call] | None:
                 "kms:DescribeKey",
             )
         ]
+        # Its notifications to the alarm topic, encrypted with the same key: SNS asks for a data key
+        # (with plaintext) and decrypts it on the publisher's behalf (SNS developer guide, "Enable
+        # compatibility between event sources from AWS services and encrypted topics":
+        # https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services).
+        result += [Call(action, key, NOTIFY) for action in ("kms:GenerateDataKey", "kms:Decrypt")]
         result += [
             Call("kms:CreateGrant", key, WHY, context={"kms:GrantIsForAWSResource": True}),
             Call(

@@ -14,6 +14,11 @@
   the foundation model in every Region it routes to ("Prerequisites for inference profiles":
   https://docs.aws.amazon.com/bedrock/latest/userguide/inference-profiles-prereq.html); the routes
   are AWS's table, kept in stacks/data/bedrock_models.json (inference-profiles-support.html).
+- An application inference profile is invoked by its ARN; the caller also needs what it copies: the
+  foundation model, or the system profile and the foundation model in each of its destination
+  Regions ("Prerequisites for inference profiles": "If you specify an inference profile in the
+  Resource field ..., you must also specify the foundation model in each Region associated with
+  it"). bedrock:InferenceProfileArn then names the profile the request went through.
 - bedrock:GuardrailIdentifier carries `GUARDRAIL_ARN:VERSION` of the guardrail the request names
   ("Enforce the use of specific guardrails in model inference requests":
   https://docs.aws.amazon.com/bedrock/latest/userguide/guardrails-permissions-id.html).
@@ -40,8 +45,17 @@ def foundation_model(deployment: Deployment, model_id: str, region: str | None =
     return deployment.arn("bedrock", f"foundation-model/{model_id}", region=region, account="")
 
 
-def invocation_targets(deployment: Deployment, model_id: str) -> list[tuple[str, dict[str, str]]]:
-    """(resource ARN, extra context) pairs AWS evaluates for one model invocation."""
+def invocation_targets(
+    deployment: Deployment, model_id: str, through: str | None = None
+) -> list[tuple[str, dict[str, str]]]:
+    """(resource ARN, extra context) pairs AWS evaluates for one model invocation. `through`: the
+    ARN of the application inference profile the call names, `model_id` what that profile copies."""
+    if through is not None:
+        assert ":application-inference-profile/" in through, through
+        via = {"bedrock:InferenceProfileArn": through}
+        return [(through, {})] + [
+            (resource, {**context, **via}) for resource, context in invocation_targets(deployment, model_id)
+        ]
     if model_id.startswith("arn:"):
         raise NotImplementedError(f"model ARNs as modelId ({model_id}) need their own rows")
     profile = bedrock_catalog().inference_profiles.get(model_id)

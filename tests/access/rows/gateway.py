@@ -3,10 +3,12 @@ lambdas/gateway/config.py), so the rows are derived from the resolved configurat
 deployed function, target by target.
 
 Calls (file: line of the call):
-- bedrock-runtime Converse (providers/bedrock.py BedrockChat.chat): bedrock:InvokeModel on the model
-  or inference profile, with bedrock:GuardrailIdentifier when a guardrail is configured; also
+- bedrock-runtime Converse (providers/bedrock.py BedrockChat.chat): bedrock:InvokeModel on the
+  target's application inference profile (`invoke`) and what it copies (bedrock_arns.py
+  invocation_targets), with bedrock:GuardrailIdentifier when a guardrail is configured; also
   ApplyGuardrail on the guardrail (and kms:Decrypt on its key) because the request names it.
-- bedrock-runtime InvokeModel (providers/bedrock.py BedrockEmbeddings.embed): bedrock:InvokeModel.
+- bedrock-runtime InvokeModel (providers/bedrock.py BedrockEmbeddings.embed): bedrock:InvokeModel,
+  likewise through the embedding alias's application inference profile.
 - bedrock-runtime ApplyGuardrail (guardrail.py Guardrail.check, retrieval.py grounding_check).
 - sagemaker-runtime InvokeEndpoint (providers/openai_format.py SageMakerChat.chat):
   sagemaker:InvokeEndpoint on arn:${Partition}:sagemaker:${Region}:${Account}:endpoint/${EndpointName}
@@ -43,6 +45,7 @@ APIS = frozenset(
     }
 )
 ANOTHER_MODEL = "amazon.nova-pro-v1:0"  # a model no built-in profile's gateway uses
+ANOTHER_APP_PROFILE = "application-inference-profile/anotherprof1"  # e.g. another profile's
 
 
 def rows(function: Function, deployment: Deployment) -> list[Call]:
@@ -56,10 +59,11 @@ def rows(function: Function, deployment: Deployment) -> list[Call]:
     with_rail = {"bedrock:GuardrailIdentifier": rail.identifier} if rail else {}
 
     chat_models = sorted(
-        {t.model for targets in settings.chat.values() for t in targets if t.kind == "bedrock"}
+        {(t.model, t.invoke) for targets in settings.chat.values() for t in targets if t.kind == "bedrock"},
+        key=str,
     )
-    for model in chat_models:
-        for resource, context in invocation_targets(deployment, model):
+    for model, through in chat_models:
+        for resource, context in invocation_targets(deployment, model, through):
             result.append(
                 Call(
                     "bedrock:InvokeModel",
@@ -101,11 +105,20 @@ def rows(function: Function, deployment: Deployment) -> list[Call]:
                 expect="deny",
             )
         )
+        result.append(
+            Call(
+                "bedrock:InvokeModel",
+                deployment.arn("bedrock", ANOTHER_APP_PROFILE),
+                "another profile's application inference profile is refused (its spend is not ours)",
+                context=with_rail,
+                expect="deny",
+            )
+        )
         if rail:
             result += apply_guardrail_rows(deployment, rail, api="bedrock-runtime.Converse")
 
     for alias, target in sorted(settings.embeddings.items()):
-        for resource, context in invocation_targets(deployment, target.model):
+        for resource, context in invocation_targets(deployment, target.model, target.invoke):
             result.append(
                 Call(
                     "bedrock:InvokeModel",

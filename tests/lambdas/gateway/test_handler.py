@@ -115,14 +115,26 @@ def test_bad_http_requests_get_openai_errors_without_traces(base_url, method, pa
     assert "Traceback" not in json.dumps(payload)
 
 
-def test_a_bug_of_ours_is_a_plain_500_with_no_detail(handler_module, monkeypatch):
+def test_a_bug_of_ours_is_a_plain_500_with_no_detail_and_is_counted(handler_module, monkeypatch, capsys):
+    """Lambda's Errors metric never counts a caught exception: the handler publishes UnhandledErrors,
+    which the gateway's alarm watches (stacks/components/model_gateway.py)."""
+
     def explode():
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr(handler_module, "gateway", explode)
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "managed-api-gateway")
+    capsys.readouterr()
     result = handler_module.on_event(event_for("GET", "/v1/models", {}, b""), None)
     assert result["statusCode"] == 500
     assert "secret internals" not in result["body"]
+    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    (emf,) = [d for d in documents if "UnhandledErrors" in d]
+    assert emf["UnhandledErrors"] == [1.0]
+    (directive,) = emf["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "GenAiStack/Gateway"
+    assert directive["Dimensions"] == [["service"]]
+    assert emf["service"] == "managed-api-gateway"
 
 
 JSON = st.recursive(

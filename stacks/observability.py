@@ -1,0 +1,202 @@
+"""The custom CloudWatch metrics a profile pays for: who emits them, with which dimensions, how many
+series the profile's settings make.
+
+CloudWatch bills each custom metric, "a unique combination of metric name and dimensions" (namespace,
+name and dimension values: CloudWatch user guide, "Metrics concepts", Dimensions:
+https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch_concepts.html#Dimension),
+per month it is published in (Amazon CloudWatch pricing page, Metrics). So the series count follows
+the dimension values the emitting code can put: one gateway series per alias, target that may answer
+and tenant, one ingestion series per knowledge base, and so on. The cost model prices the result
+(stacks/cost.py); tests/signals checks every set below against what the code emits when run with the
+template's environment (names and dimension names), so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stacks.config import Profile
+
+GATEWAY = "GenAiStack/Gateway"
+GATEWAY_PER_REQUEST = (
+    "Latency",
+    "InputTokens",
+    "OutputTokens",
+    "EstimatedCost",
+    "CacheHit",
+    "Fallback",
+    "GuardrailIntervention",
+)
+GATEWAY_PER_ALIAS = ("Requests", "FellBack", "EstimatedCost")
+DRIFT = "GenAiStack/Drift"
+DRIFT_METRICS = (
+    "Requests",
+    "PromptLengthP50",
+    "PromptLengthP90",
+    "AnswerLengthP50",
+    "AnswerLengthP90",
+    "NonAsciiShare",
+    "CjkShare",
+    "RefusalRate",
+    "GuardrailInterventionRate",
+    "PromptDistance",
+    "AnswerDistance",
+)
+
+
+@dataclass(frozen=True)
+class MetricSet:
+    """Metrics one emitter publishes with one dimension set, and how many value combinations the
+    profile gives that set (`series` per metric name)."""
+
+    emitter: str
+    namespace: str
+    metrics: tuple[str, ...]
+    dimensions: tuple[str, ...]
+    series: int
+    why: str
+
+    @property
+    def count(self) -> int:
+        return len(self.metrics) * self.series
+
+
+def _gateway_sets(profile: Profile) -> list[MetricSet]:
+    gateway = profile.gateway
+    if gateway is None:
+        return []
+    tenants = max(1, len(gateway.tenants))  # API keys; `anonymous` without one
+    # target: any target of the alias that may answer, and `cache` for a cache hit (chat only).
+    cache = int(gateway.cache.enabled)
+    aliases = {alias: len(targets) + cache for alias, targets in gateway.aliases.items()}
+    aliases.update(dict.fromkeys(gateway.embeddings, 1))
+    routes = sum(aliases.values())
+    emitter = "lambdas/gateway/metrics.py (EMF)"
+    return [
+        MetricSet(
+            emitter,
+            GATEWAY,
+            GATEWAY_PER_REQUEST,
+            ("alias", "service", "target", "tenant"),
+            routes * tenants,
+            f"{routes} alias-target pairs x {tenants} tenants",
+        ),
+        MetricSet(
+            emitter, GATEWAY, GATEWAY_PER_ALIAS, ("alias", "service"), len(aliases), f"{len(aliases)} aliases"
+        ),
+        MetricSet(emitter, GATEWAY, ("UnhandledErrors",), ("service",), 1, "one per gateway"),
+    ]
+
+
+def _bedrock_sets(profile: Profile) -> list[MetricSet]:
+    bedrock = profile.bedrock
+    if bedrock is None:
+        return []
+    result = []
+    if bedrock.knowledge_bases:
+        result.append(
+            MetricSet(
+                "lambdas/kb_ingestion/handler.py (EMF)",
+                "GenAiStack/KnowledgeBases",
+                ("IngestionJobFailed",),
+                ("KnowledgeBase", "service"),
+                len(bedrock.knowledge_bases),
+                f"{len(bedrock.knowledge_bases)} knowledge bases",
+            )
+        )
+    logging = bedrock.invocation_logging
+    if logging is not None and logging.enabled and logging.drift is not None and logging.text:
+        # Target: each Bedrock model id seen in the logs, and `all` (lambdas/drift_monitor/logic.py);
+        # the profile's models bound what the roles may invoke.
+        models = len(bedrock.models) + len(bedrock.inference_profiles) + 1
+        result += _drift_sets(models, "Bedrock models the profile may invoke, and all")
+    return result
+
+
+def _drift_sets(targets: int, why: str) -> list[MetricSet]:
+    emitter = "lambdas/drift_monitor/logic.py (PutMetricData)"
+    return [
+        MetricSet(
+            emitter, DRIFT, DRIFT_METRICS, ("Profile", "Source", "Target"), targets, f"{targets} {why}"
+        ),
+        MetricSet(emitter, DRIFT, ("RunsCompleted",), ("Profile",), 1, "one per drift job"),
+    ]
+
+
+def _inference_sets(profile: Profile) -> list[MetricSet]:
+    inference = profile.inference
+    if inference is None:
+        return []
+    result = []
+    pipelines = profile.training.pipelines if profile.training else ()
+    deployed = sorted({endpoint for p in pipelines for endpoint in p.deploy_to})
+    if deployed:
+        result.append(
+            MetricSet(
+                "lambdas/model_deployer/handler.py (EMF)",
+                "GenAiStack/ModelRegistry",
+                ("ModelDeployed", "RolloutFailed"),
+                ("EndpointName", "service"),
+                len(deployed),
+                f"{len(deployed)} endpoints receiving approved models",
+            )
+        )
+    capturing = [e for e in inference.endpoints if e.data_capture_percentage]
+    if inference.drift is not None and capturing:
+        result += _drift_sets(len(capturing), "endpoints capturing data")
+    return result
+
+
+def _host_sets(profile: Profile) -> list[MetricSet]:
+    """Model hosts publish per fleet only (dimension ModelHost; the CloudWatch agent drops its
+    per-instance series: model_host_user_data.cloudwatch_agent_config): memory and disk used % on
+    every fleet, GPU utilisation on GPU fleets, NeuronCore utilisation (neuron_metrics.py) on Neuron ones."""
+    hosting = profile.hosting
+    if hosting is None or not hosting.hosts:
+        return []
+    namespace = "GenAiStack/ModelHosts"  # model_host_fleet.METRICS_NAMESPACE
+    hosts = hosting.hosts
+    gpu = sum(h.server == "vllm-gpu" for h in hosts)
+    result = [
+        MetricSet(
+            "CloudWatch agent (model_host_user_data.py)",
+            namespace,
+            ("mem_used_percent", "disk_used_percent"),
+            ("ModelHost",),
+            len(hosts),
+            f"{len(hosts)} host fleets",
+        )
+    ]
+    if gpu:
+        result.append(
+            MetricSet(
+                "CloudWatch agent nvidia_gpu (model_host_user_data.py)",
+                namespace,
+                ("nvidia_smi_utilization_gpu",),
+                ("ModelHost",),
+                gpu,
+                f"{gpu} GPU fleets",
+            )
+        )
+    if len(hosts) - gpu:
+        result.append(
+            MetricSet(
+                "stacks/templates/neuron_metrics.py (PutMetricData)",
+                namespace,
+                ("NeuronCoreUtilization",),
+                ("ModelHost",),
+                len(hosts) - gpu,
+                f"{len(hosts) - gpu} Neuron fleets",
+            )
+        )
+    return result
+
+
+def custom_metric_sets(profile: Profile) -> list[MetricSet]:
+    """Every custom metric set the profile's code publishes (AWS services' own metrics are free)."""
+    return [
+        *_gateway_sets(profile),
+        *_bedrock_sets(profile),
+        *_inference_sets(profile),
+        *_host_sets(profile),
+    ]
