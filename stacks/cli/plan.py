@@ -89,7 +89,8 @@ def spend_visibility(result: Synthesis) -> dict:
                     sees = (
                         f"all {', '.join(filters['Service'])} spend of the account, every profile: also "
                         "what tags cannot reach (knowledge-base embeddings and ingestion, calls not "
-                        "made through an application inference profile)"
+                        "made through an application inference profile); not third-party models sold "
+                        "through AWS Marketplace (e.g. Claude), billed under their own service names"
                     )
                 else:
                     sees = "all spend of the account"

@@ -11,6 +11,7 @@ pip's own reference, `pip download` (--platform, --python-version, --implementat
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -34,8 +35,33 @@ def python_tag(python: str) -> str:
     return f"cp{major}{minor}"
 
 
+_MANYLINUX = re.compile(r"^manylinux_2_(\d+)_(\w+)$")
+# The legacy aliases of manylinux_2_17 / 2_12 / 2_5 (PEP 600, "Legacy manylinux tags").
+_LEGACY = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+
+
+def compatible_platforms(platform: str) -> list[str]:
+    """Every wheel platform tag a host with `platform`'s glibc installs: manylinux_2_N for N from its
+    glibc down to 2_5, and their legacy names. `pip download --platform` matches tags exactly for
+    PEP 600 names (pypa/pip#10760), so each is passed; vLLM and PyTorch ship manylinux_2_28 / 2014
+    wheels, which a single manylinux_2_35 would miss."""
+    match = _MANYLINUX.match(platform)
+    if match is None:
+        raise ValueError(
+            f"--platform {platform!r}: give a manylinux_2_N_ARCH tag, e.g. manylinux_2_35_x86_64"
+        )
+    newest, arch = int(match[1]), match[2]
+    tags = []
+    for minor in range(newest, 4, -1):
+        tags.append(f"manylinux_2_{minor}_{arch}")
+        if minor in _LEGACY:
+            tags.append(f"{_LEGACY[minor]}_{arch}")
+    return tags
+
+
 def download_command(destination: Path, *, python: str, platform: str) -> list[str]:
     """pip download of vLLM (pinned) and pip, binary wheels only, for the hosts' platform and Python."""
+    platforms = [flag for tag in compatible_platforms(platform) for flag in ("--platform", tag)]
     return [
         sys.executable,
         "-m",
@@ -44,8 +70,7 @@ def download_command(destination: Path, *, python: str, platform: str) -> list[s
         "--dest",
         str(destination),
         "--only-binary=:all:",
-        "--platform",
-        platform,
+        *platforms,
         "--python-version",
         python,
         "--implementation",

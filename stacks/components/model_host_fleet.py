@@ -403,7 +403,10 @@ class ModelHostFleet(Construct):
             self,
             "NoHealthyHost",
             metric=cw.MathExpression(
-                expression="IF(desired >= 1 AND healthy < 1, 1, 0)",
+                # FILL: with no target registered (every host gone, launches failing) the load balancer
+                # publishes no HealthyHostCount at all ("no data for a metric, the metric is not
+                # reported", ALB CloudWatch metrics page): that gap is zero healthy hosts.
+                expression="IF(desired >= 1 AND FILL(healthy, 0) < 1, 1, 0)",
                 using_metrics={"desired": desired, "healthy": healthy},
                 label="wanted hosts but none healthy",
                 period=ALARM_PERIOD,

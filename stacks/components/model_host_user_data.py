@@ -169,4 +169,14 @@ def render_user_data(spec: ServerSpec) -> str:
         raise KeyError(f"{TEMPLATE}: no value for {sorted(missing)}")
     if unused := set(values) - wanted:
         raise KeyError(f"{TEMPLATE}: no placeholder for {sorted(unused)}")
-    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+    return _strip_comments(_PLACEHOLDER.sub(lambda m: values[m.group(1)], template))
+
+
+# Comment lines explain the template in the repository; the host does not need them, and EC2 takes at
+# most 16 KB of user data. Kept: the shebang, shellcheck directives and the numbered step headings
+# ("# 1. ..."), which mark the boot log's steps for a reader of the rendered script.
+_COMMENT = re.compile(r"^[ \t]*#(?!!|[ \t]*shellcheck|[ \t]*\d+\. ).*\n", re.MULTILINE)
+
+
+def _strip_comments(script: str) -> str:
+    return _COMMENT.sub("", script)

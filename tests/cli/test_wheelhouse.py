@@ -38,7 +38,17 @@ def test_pip_downloads_binary_wheels_of_the_pinned_vllm_and_pip_for_the_hosts_pl
     # --platform and --python-version need --only-binary=:all: (pip download reference): no sdist
     # would build on a host without a compiler anyway.
     assert "--only-binary=:all:" in command
-    assert command[command.index("--platform") + 1] == "manylinux_2_35_x86_64"
+    # Every tag a glibc 2.35 host installs: pip matches PEP 600 tags exactly (pypa/pip#10760), and
+    # PyTorch's and vLLM's wheels are manylinux_2_28 / manylinux2014, not 2_35.
+    platforms = [command[i + 1] for i, arg in enumerate(command) if arg == "--platform"]
+    assert platforms[0] == "manylinux_2_35_x86_64"
+    assert {
+        "manylinux_2_28_x86_64",
+        "manylinux_2_17_x86_64",
+        "manylinux2014_x86_64",
+        "manylinux1_x86_64",
+    } <= set(platforms)
+    assert "manylinux_2_36_x86_64" not in platforms  # newer than the host's glibc
     assert command[command.index("--python-version") + 1] == "3.10"
     assert command[command.index("--implementation") + 1] == "cp"
     assert command[-2:] == [f"vllm=={VERSION}", "pip"]
@@ -58,6 +68,8 @@ def test_the_defaults_are_the_gpu_amis_python_and_glibc():
     assert model_servers().gpu_wheel_platform == "manylinux_2_35_x86_64"
     with pytest.raises(ValueError, match=r"give MAJOR\.MINOR"):
         module.python_tag("three")
+    with pytest.raises(ValueError, match="manylinux_2_N_ARCH"):
+        module.compatible_platforms("linux_x86_64")
 
 
 def test_the_command_prints_where_to_upload_and_fails_cleanly(tmp_path, monkeypatch):

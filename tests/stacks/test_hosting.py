@@ -252,7 +252,7 @@ def test_no_healthy_host_alarms_only_while_the_group_wants_hosts_and_after_start
     windows = []
     for alarm in alarms:
         (expression,) = [q["Expression"] for q in alarm["Metrics"] if "Expression" in q]
-        assert expression == "IF(desired >= 1 AND healthy < 1, 1, 0)"
+        assert expression == "IF(desired >= 1 AND FILL(healthy, 0) < 1, 1, 0)"  # no targets: no data
         stats = {
             q["Id"]: q["MetricStat"]["Metric"]["MetricName"] for q in alarm["Metrics"] if "MetricStat" in q
         }

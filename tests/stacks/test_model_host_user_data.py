@@ -138,9 +138,26 @@ def test_the_launch_templates_carry_the_rendered_script(synthesized):
 
 @pytest.mark.parametrize("kind", ["vllm-gpu", "vllm-neuron"])
 def test_the_script_fits_the_16_kb_user_data_limit(kind):
-    # EC2 refuses user data above 16 KB (before base64); a long bucket name must still fit.
-    long = spec(kind, model_s3_uri="s3://" + "b" * 63 + "/models/" + "m" * 64 + "/")
-    assert len(render_user_data(long).encode()) < 16 * 1024
+    # EC2 refuses user data above 16 KB (before base64); long bucket and log group names must still
+    # fit, with room to grow (the template's comments are not shipped).
+    long = spec(
+        kind,
+        model_s3_uri="s3://" + "b" * 63 + "/models/" + "m" * 64 + "/",
+        wheelhouse_s3_uri="s3://" + "b" * 63 + "/wheels/vllm-0.31.0/",
+        log_group_name="l" * 512,
+    )
+    assert len(render_user_data(long).encode()) < 14 * 1024
+
+
+def test_comments_stay_in_the_template_and_the_step_headings_in_the_script():
+    script = render_user_data(spec("vllm-gpu"))
+    comments = [line.strip() for line in script.splitlines() if line.strip().startswith("#")]
+    assert comments[0] == "#!/bin/bash"
+    assert (
+        "# 6. Wait for the health endpoint. The load balancer's health check decides when traffic arrives."
+        in comments
+    )
+    assert all(c.startswith(("#!", "# shellcheck")) or c[2:3].isdigit() for c in comments), comments
 
 
 def exec_start(script: str) -> str:
@@ -215,7 +232,9 @@ def compiled_key(tmp_path: Path, dtype: str = "bfloat16", **changes) -> str:
     """Run the script's key lines in bash, with a stand-in for the venv's python."""
     script = render_user_data(spec("vllm-neuron", **changes))
     section = neuron_section(script)
-    key_lines = section[section.index("    if versions=") : section.index("    # The marker")]
+    key_lines = section[
+        section.index("    if versions=") : section.index('    if [[ -n "${COMPILED_S3_URI}" ]]')
+    ]
     header = [line for line in script.splitlines() if re.match(r"^readonly [A-Z0-9_]+=\"[^$]*\"$", line)]
     python = tmp_path / "python"
     python.write_text('#!/bin/bash\necho "nxdi0.7.14366-cc2.21.18209.0+043b1bf7"\n')
@@ -505,3 +524,15 @@ def test_neuron_hosts_publish_neuroncore_utilisation_per_fleet(tmp_path):
     assert arguments["--dimensions"] == "ModelHost=llama"
     assert arguments["--unit"] == "Percent"
     assert float(arguments["--value"]) == 25.0  # (50 + 0) / 2: the busy report and the idle one
+
+
+def test_gpu_hosts_check_for_the_compiler_and_headers_vllm_builds_against_before_starting():
+    """Triton (vLLM's kernels) compiles a C module at first start: without gcc or Python.h the server
+    fails after loading the weights (vllm-project/vllm#27890); the boot stops first, with the reason."""
+    gpu = render_user_data(spec("vllm-gpu"))
+    section = gpu.split("  vllm-gpu)", 1)[1].split("\n    ;;", 1)[0]
+    check = section.split("PYTHON=/opt/genai/venv/bin/python", 1)[1]
+    assert "command -v gcc" in check
+    assert 'sysconfig.get_paths()["include"]+"/Python.h"' in check
+    assert 'die "the AMI lacks gcc or the Python headers' in check
+    assert "Python.h" not in neuron_section(render_user_data(spec("vllm-neuron")))  # the DLAMI's venv
