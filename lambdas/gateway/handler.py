@@ -60,6 +60,8 @@ def _body(event: dict[str, Any]) -> Any:
         return json.loads(data)
     except (ValueError, UnicodeDecodeError):
         raise bad_request("the request body is not valid JSON", code="invalid_json") from None
+    except RecursionError:  # a small body can nest deeper than Python's parser recurses
+        raise bad_request("the request body nests too deeply", code="invalid_json") from None
 
 
 def on_event(event: dict[str, Any], context: Any) -> dict[str, Any]:

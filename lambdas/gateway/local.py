@@ -60,6 +60,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default listen backlog is 5: a burst of parallel clients (a load test, an eval
+    # run) had connections refused before a thread could take them.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], on_event: Handler) -> None:
         super().__init__(address, _RequestHandler)

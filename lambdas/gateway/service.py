@@ -205,6 +205,12 @@ class Gateway:
         try:
             result = target.embed(request.inputs, dimensions=request.dimensions, deadline=deadline)
         except ProviderError as error:
+            if error.client_message is not None:  # the model refused the input (too long, ...)
+                raise GatewayError(
+                    400,
+                    f"the embedding model refused the request: {error.client_message}",
+                    code="model_rejected_request",
+                ) from None
             status = 503 if error.throttled else 504 if error.timeout else 502
             raise GatewayError(status, f"embedding model failed ({error})", type="upstream_error") from None
         price = self.prices.get(target.name)

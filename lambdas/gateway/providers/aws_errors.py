@@ -75,6 +75,19 @@ def provider_error(target: str, error: Exception) -> ProviderError:
             original = error.response.get("OriginalStatusCode")
             body = error.response.get("OriginalMessage") or error.response.get("Error", {}).get("Message")
             return model_server_error(f"{target} ModelError", int(original or 500), body)
+        message = str(error.response.get("Error", {}).get("Message") or "")[:MESSAGE_CHARS]
+        if code == "ValidationException":
+            # Bedrock's 400 for a request the model cannot take (input too long for its context,
+            # a parameter out of range): the caller's request, answered as a 400 with Bedrock's
+            # message and not retried or fallen back from (Bedrock API reference, Converse, Errors:
+            # "ValidationException ... Input validation failed", HTTP 400:
+            # https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html).
+            return ProviderError(
+                f"{target}: {code} ({message})", retryable=False, client_message=message or code
+            )
         retryable = code in RETRYABLE or status >= 500
-        return ProviderError(f"{target}: {code}", retryable=retryable, throttled=code in THROTTLED)
+        # Other 4xx (AccessDenied, ResourceNotFound: our configuration) stay our fault, with the
+        # reason kept for the log and the 502's message.
+        detail = f" ({message})" if message else ""
+        return ProviderError(f"{target}: {code}{detail}", retryable=retryable, throttled=code in THROTTLED)
     return ProviderError(f"{target}: {type(error).__name__}", retryable=True)

@@ -104,6 +104,8 @@ def raw(base_url: str, method: str, path: str, body: bytes | None = None) -> tup
         ("POST", "/chat/completions", b"{not json", 400, "invalid_json"),
         ("POST", "/chat/completions", b'{"model": 3}', 400, "invalid_value"),
         ("POST", "/chat/completions", b"x" * 3000, 413, "request_too_large"),
+        # 2 KB nested 1,000 levels deep: Python's JSON parser recurses past its limit (was a 500).
+        ("POST", "/chat/completions", b"[" * 1000 + b"]" * 1000, 400, "invalid_json"),
         ("GET", "/chat/completions", None, 405, "method_not_allowed"),
         ("GET", "/nothing-here", None, 404, "not_found"),
     ],
@@ -196,3 +198,18 @@ def test_prompts_stay_out_of_the_logs_unless_the_profile_enables_them(handler_mo
     )
     handler_module.on_event(event, None)
     assert "my secret campaign idea" in stream.getvalue()
+
+
+def test_the_local_server_takes_a_burst_of_parallel_connections(handler_module):
+    """socketserver's default backlog of 5 refused connections at ~50 parallel clients."""
+    import concurrent.futures
+
+    server = serve(handler_module.on_event)
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        assert server.request_queue_size >= 64
+        with concurrent.futures.ThreadPoolExecutor(max_workers=50) as pool:
+            statuses = list(pool.map(lambda _: raw(url, "GET", "/models")[0], range(50)))
+        assert statuses == [200] * 50
+    finally:
+        server.shutdown()

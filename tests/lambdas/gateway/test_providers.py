@@ -112,6 +112,35 @@ def test_bedrock_errors_are_classified_for_retry_and_fallback(code, status, retr
     assert (caught.value.retryable, caught.value.throttled) == (retryable, throttled)
 
 
+def test_a_request_bedrock_refuses_is_the_callers_400_with_bedrocks_message():
+    """A prompt longer than the model's context is Bedrock's ValidationException (HTTP 400): the caller
+    gets a 400 with that message (was a 502 `upstream_rejected` with the message lost, which SDKs
+    retry); AccessDenied stays our fault (502) but keeps its reason."""
+    runtime = client("bedrock-runtime")
+    too_long = "Input is too long for requested model."
+    with Stubber(runtime) as stub:
+        stub.add_client_error(
+            "converse",
+            service_error_code="ValidationException",
+            service_message=too_long,
+            http_status_code=400,
+        )
+        with pytest.raises(ProviderError) as caught:
+            BedrockChat(runtime, model_id="m", guardrail=None).chat(REQUEST, deadline=DEADLINE)
+    assert caught.value.client_message == too_long
+    with Stubber(runtime) as stub:
+        stub.add_client_error(
+            "converse",
+            service_error_code="AccessDeniedException",
+            service_message="no access",
+            http_status_code=403,
+        )
+        with pytest.raises(ProviderError) as caught:
+            BedrockChat(runtime, model_id="m", guardrail=None).chat(REQUEST, deadline=DEADLINE)
+    assert caught.value.client_message is None
+    assert "no access" in str(caught.value)
+
+
 def test_bedrock_embeddings_call_titan_once_per_input_with_the_dimensions():
     runtime = client("bedrock-runtime")
     with Stubber(runtime) as stub:

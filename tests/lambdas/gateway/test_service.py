@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from lambdas.gateway.cache import ResponseCache
-from lambdas.gateway.errors import GatewayError
+from lambdas.gateway.errors import GatewayError, ProviderError
 from lambdas.gateway.retrieval import Passage
 from lambdas.gateway.router import RetryPolicy
 from lambdas.gateway.service import Gateway, Limits, Price
@@ -240,3 +240,21 @@ def test_embeddings_can_be_returned_as_base64_float32():
     )
     raw = base64.b64decode(response["data"][0]["embedding"])
     assert struct.unpack("<2f", raw) == (3.0, 3.0)
+
+
+def test_an_embedding_input_the_model_refuses_is_the_callers_400_with_its_message():
+    class Refusing:
+        name = "bedrock:amazon.titan-embed-text-v2:0"
+
+        def embed(self, inputs, *, dimensions, deadline):
+            raise ProviderError(
+                "t: ValidationException", retryable=False, client_message="Too many input tokens."
+            )
+
+    service = Gateway(
+        chat_routes={}, embedding_routes={"embed": Refusing()}, policy=RetryPolicy(), clock=FakeClock()
+    )
+    with pytest.raises(GatewayError) as caught:
+        service.embeddings({"model": "embed", "input": "x"}, tenant="t", metrics=RecordingMetrics())
+    assert caught.value.status == 400
+    assert "Too many input tokens." in caught.value.message
