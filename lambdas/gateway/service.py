@@ -282,10 +282,35 @@ class Gateway:
         return (self.clock() - started) * 1000
 
 
+# What a request may carry without being answered differently: null, false, 0 and empty values are
+# the OpenAI API's own defaults for the parameters the gateway does not implement, so clients that
+# send them explicitly (LangChain sends its defaults) are served; anything else is refused below.
+_NEUTRAL: tuple[Any, ...] = (None, False, 0, "", [], {})
+
+
+def unsupported_parameters(model: type, body: dict[str, Any]) -> list[str]:
+    """The body's parameters that `model` does not implement, with a value that would change the
+    answer: the gateway refuses them rather than answer as if they were not there (a tool call
+    coming back as empty content, a json_schema ignored)."""
+    known = set(model.model_fields)
+    return sorted(
+        key for key, value in body.items() if key not in known and not any(value == n for n in _NEUTRAL)
+    )
+
+
 def parse(model: type, body: Any):
-    """Validate a request body; every problem becomes a 400 naming the field."""
+    """Validate a request body; every problem becomes a 400 naming the field. A parameter the gateway
+    does not implement is refused by name (docs/gateway.md lists what is supported), never dropped."""
     if not isinstance(body, dict):
         raise bad_request("the request body must be a JSON object")
+    if unsupported := unsupported_parameters(model, body):
+        alias = body.get("model")
+        raise bad_request(
+            f"{', '.join(unsupported)}: not supported by this gateway for model {alias!r}; remove "
+            f"{'it' if len(unsupported) == 1 else 'them'} or see the supported parameters in docs/gateway.md",
+            param=unsupported[0],
+            code="unsupported_parameter",
+        )
     try:
         return model.model_validate(body)
     except ValidationError as error:

@@ -88,6 +88,51 @@ def test_the_openai_client_receives_proper_errors(client):
         )
 
 
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "rate",
+        "parameters": {"type": "object", "properties": {"term": {"type": "string"}}},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("options", "param"),
+    [
+        ({"tools": [TOOL]}, "tools"),
+        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"seed": 7}, "seed"),
+        ({"presence_penalty": 0.5}, "presence_penalty"),
+        ({"logprobs": True}, "logprobs"),
+        ({"user": "alice"}, "user"),
+    ],
+)
+def test_a_parameter_the_gateway_does_not_implement_is_refused_by_name_not_dropped(client, options, param):
+    """A tool call answered as empty content, or a JSON schema ignored, looks like success to the caller:
+    the gateway names what it will not honour instead."""
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model="copywriter", messages=[{"role": "user", "content": "x"}], **options
+        )
+    assert caught.value.body["code"] == "unsupported_parameter"
+    assert caught.value.body["param"] == param
+    assert "'copywriter'" in caught.value.body["message"]
+
+
+def test_the_openai_defaults_that_clients_send_explicitly_are_served(client):
+    """LangChain and others send some parameters at their neutral defaults; those change nothing."""
+    completion = client.chat.completions.create(
+        model="copywriter",
+        messages=[{"role": "user", "content": "x"}],
+        presence_penalty=0,
+        frequency_penalty=0,
+        logprobs=False,
+        n=1,
+    )
+    assert completion.choices[0].message.content == "Save more this spring."
+
+
 def raw(base_url: str, method: str, path: str, body: bytes | None = None) -> tuple[int, dict]:
     headers = {"Content-Type": "application/json"}
     request = urllib.request.Request(base_url + path, data=body, method=method, headers=headers)  # noqa: S310 - loopback
