@@ -28,6 +28,14 @@ class Message(_Request):
     role: Role
     content: str | list[TextPart]
 
+    @field_validator("role", mode="before")
+    @classmethod
+    def _developer_is_system(cls, role: Any) -> Any:
+        # OpenAI's `developer` role is the system role of its newer models ("developer messages are
+        # instructions provided by the application developer, prioritized ahead of user messages",
+        # OpenAI API reference, Chat Completions, messages): the backends know it as `system`.
+        return "system" if role == "developer" else role
+
     @property
     def text(self) -> str:
         return self.content if isinstance(self.content, str) else "".join(part.text for part in self.content)

@@ -120,6 +120,19 @@ def test_a_parameter_the_gateway_does_not_implement_is_refused_by_name_not_dropp
     assert "'copywriter'" in caught.value.body["message"]
 
 
+def test_the_developer_role_is_the_system_role(handler_module):
+    """OpenAI clients send `developer` for the application's instructions (was a 400)."""
+    from lambdas.gateway.schema import ChatCompletionRequest
+
+    request = ChatCompletionRequest.model_validate(
+        {
+            "model": "copywriter",
+            "messages": [{"role": "developer", "content": "Be brief."}, {"role": "user", "content": "x"}],
+        }
+    )
+    assert [m.role for m in request.messages] == ["system", "user"]
+
+
 def test_the_openai_defaults_that_clients_send_explicitly_are_served(client):
     """LangChain and others send some parameters at their neutral defaults; those change nothing."""
     completion = client.chat.completions.create(
