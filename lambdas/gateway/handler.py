@@ -73,6 +73,8 @@ def on_event(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         if (method, path) == ("GET", "/v1/models"):
             return response(200, gateway().list_models())
+        if method == "GET" and path.startswith("/v1/models/"):
+            return response(200, gateway().get_model(path.removeprefix("/v1/models/")))
         if path in ("/v1/chat/completions", "/v1/embeddings"):
             if method != "POST":
                 raise GatewayError(405, f"{path} takes POST", code="method_not_allowed")

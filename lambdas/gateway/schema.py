@@ -84,6 +84,25 @@ class EmbeddingRequest(_Request):
     dimensions: int | None = Field(default=None, ge=1)
     encoding_format: Literal["float", "base64"] = "float"
 
+    @field_validator("input", mode="before")
+    @classmethod
+    def _text_not_tokens(cls, value: Any) -> Any:
+        # OpenAI accepts token ids (a list of ints, or of int lists) that its own tokenizer made;
+        # the gateway's models tokenize text themselves, so ids cannot be turned back into text here.
+        if (
+            isinstance(value, list)
+            and value
+            and all(
+                isinstance(item, int) or (isinstance(item, list) and all(isinstance(i, int) for i in item))
+                for item in value
+            )
+        ):
+            raise ValueError(
+                "token ids are not accepted, send text (LangChain's OpenAIEmbeddings: "
+                "check_embedding_ctx_length=False)"
+            )
+        return value
+
     @property
     def inputs(self) -> list[str]:
         return [self.input] if isinstance(self.input, str) else list(self.input)

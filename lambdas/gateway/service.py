@@ -75,10 +75,15 @@ class Gateway:
     # ---------------------------------------------------------------------------------------------
     def list_models(self) -> dict[str, Any]:
         aliases = sorted({*self.chat_routes, *self.embedding_routes})
-        return {
-            "object": "list",
-            "data": [{"id": a, "object": "model", "created": 0, "owned_by": "genai-stack"} for a in aliases],
-        }
+        return {"object": "list", "data": [_model_object(a) for a in aliases]}
+
+    def get_model(self, alias: str) -> dict[str, Any]:
+        """GET /v1/models/{id}: one alias, as the list gives it; 404 for any other id."""
+        if alias not in self.chat_routes and alias not in self.embedding_routes:
+            raise GatewayError(
+                404, f"unknown model {alias!r}; GET /v1/models lists the aliases", code="model_not_found"
+            )
+        return _model_object(alias)
 
     def _deadline(self, deadline: Deadline | None) -> Deadline:
         """The request's deadline (started at entry by the handler), else policy.deadline_seconds."""
@@ -296,6 +301,10 @@ def unsupported_parameters(model: type, body: dict[str, Any]) -> list[str]:
     return sorted(
         key for key, value in body.items() if key not in known and not any(value == n for n in _NEUTRAL)
     )
+
+
+def _model_object(alias: str) -> dict[str, Any]:
+    return {"id": alias, "object": "model", "created": 0, "owned_by": "genai-stack"}
 
 
 def parse(model: type, body: Any):

@@ -20,7 +20,12 @@ from stacks.components.monitoring import MonitoringHub
 from stacks.components.python_function import PythonFunction, encrypted_log_group, profile_scoped
 from stacks.config import gateway_function_timeout_seconds
 
-PATHS = (("POST", ("chat", "completions")), ("POST", ("embeddings",)), ("GET", ("models",)))
+PATHS = (
+    ("POST", ("chat", "completions")),
+    ("POST", ("embeddings",)),
+    ("GET", ("models",)),
+    ("GET", ("models", "{id}")),  # one alias (OpenAI clients retrieve a model by id)
+)
 EMF_NAMESPACE = "GenAiStack/Gateway"  # lambdas/gateway/metrics.py
 DIMENSIONS = "alias,service,target,tenant"  # the dimension set of the per-request EMF document
 

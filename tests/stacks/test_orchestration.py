@@ -94,10 +94,10 @@ def test_the_function_may_use_only_its_cache_table_key_and_knowledge_bases(resou
     assert "KnowledgeBase" in json.dumps(statements["RetrieveFromKnowledgeBases"]["Resource"])
 
 
-def test_the_three_openai_routes_require_an_api_key_and_posts_are_validated(resources):
+def test_the_four_openai_routes_require_an_api_key_and_posts_are_validated(resources):
     methods = of_type(resources, "AWS::ApiGateway::Method")
     assert {m["Properties"]["HttpMethod"] for m in methods.values()} == {"GET", "POST"}
-    assert len(methods) == 3
+    assert len(methods) == 4  # chat, embeddings, models and models/{id}
     for method in methods.values():
         props = method["Properties"]
         assert props["ApiKeyRequired"] is True
@@ -106,7 +106,7 @@ def test_the_three_openai_routes_require_an_api_key_and_posts_are_validated(reso
             assert "RequestValidatorId" in props
             assert "application/json" in props["RequestModels"]
     paths = {r["Properties"]["PathPart"] for r in of_type(resources, "AWS::ApiGateway::Resource").values()}
-    assert paths == {"v1", "chat", "completions", "embeddings", "models"}
+    assert paths == {"v1", "chat", "completions", "embeddings", "models", "{id}"}
 
 
 def test_each_tenant_has_a_key_and_a_usage_plan_with_its_limits(resources, gateway_settings):

@@ -75,6 +75,21 @@ def test_the_openai_client_lists_the_aliases(client):
     assert sorted(m.id for m in client.models.list()) == ["copywriter", "embedder"]
 
 
+def test_the_openai_client_retrieves_one_model_and_gets_404_for_another(client):
+    assert client.models.retrieve("embedder").id == "embedder"
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.models.retrieve("gpt-4o")
+    assert caught.value.body["code"] == "model_not_found"
+
+
+def test_token_id_embedding_input_is_refused_with_what_to_do_instead(client):
+    """OpenAI-tokenized ids cannot be turned back into text for the profile's models: LangChain's
+    default (check_embedding_ctx_length) sends them; the error says how to send text."""
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.embeddings.create(model="embedder", input=[[15339, 1917]])
+    assert "check_embedding_ctx_length=False" in caught.value.body["message"]
+
+
 def test_the_openai_client_receives_proper_errors(client):
     with pytest.raises(openai.NotFoundError) as caught:
         client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
