@@ -108,6 +108,16 @@ class Gateway:
                 param="model",
                 code="model_not_found",
             )
+        if request.temperature > 1 and any(t.name.startswith("bedrock:") for t in targets):
+            # Converse takes 0 to 1 (Bedrock API reference, InferenceConfiguration, temperature:
+            # https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_InferenceConfiguration.html);
+            # OpenAI's 0 to 2 is refused rather than clamped without a word.
+            raise bad_request(
+                f"temperature {request.temperature:g}: alias {request.model!r} routes to Bedrock models, "
+                "which take 0 to 1",
+                param="temperature",
+                code="invalid_value",
+            )
         self._check_limits(request)
         started = self.clock()
         key = cache_key(request.model, request, self.guardrail[1] if self.guardrail else None)

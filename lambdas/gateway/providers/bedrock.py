@@ -43,7 +43,7 @@ class BedrockChat:
         messages = [
             {"role": m.role, "content": [{"text": m.text}]} for m in request.messages if m.role != "system"
         ]
-        inference: dict[str, Any] = {"temperature": min(request.temperature, 1.0)}
+        inference: dict[str, Any] = {"temperature": request.temperature}  # 0-1, checked by the service
         if request.token_limit:
             inference["maxTokens"] = request.token_limit
         if request.top_p is not None:

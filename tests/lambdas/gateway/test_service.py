@@ -258,3 +258,16 @@ def test_an_embedding_input_the_model_refuses_is_the_callers_400_with_its_messag
         service.embeddings({"model": "embed", "input": "x"}, tenant="t", metrics=RecordingMetrics())
     assert caught.value.status == 400
     assert "Too many input tokens." in caught.value.message
+
+
+def test_a_temperature_above_bedrocks_range_is_refused_not_clamped():
+    """OpenAI takes 0-2, Converse 0-1: 1.5 used to reach Bedrock as 1.0 without a word."""
+    with pytest.raises(GatewayError) as caught:
+        gateway().chat({**CHAT, "temperature": 1.5}, tenant="t", metrics=RecordingMetrics())
+    assert (caught.value.status, caught.value.param) == (400, "temperature")
+    assert "'copy' routes to Bedrock models" in caught.value.message
+    # Other backends take OpenAI's range.
+    response, _ = gateway(ScriptedChat("sagemaker:e", answer())).chat(
+        {**CHAT, "temperature": 1.5}, tenant="t", metrics=RecordingMetrics()
+    )
+    assert response["object"] == "chat.completion"
