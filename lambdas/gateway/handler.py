@@ -88,7 +88,7 @@ def on_event(event: dict[str, Any], context: Any) -> dict[str, Any]:
         raise GatewayError(404, f"no route for {method} {path or '/'}", code="not_found")
     except GatewayError as error:
         logger.info("refused", extra={"status": error.status, "code": error.code})
-        return response(error.status, error.body())
+        return response(error.status, error.body(), error.headers)
     except Exception:  # a bug of ours: log it, count it (Lambda's Errors never sees it), never show it
         logger.exception("unexpected error")
         record_unhandled_error()

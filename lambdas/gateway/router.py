@@ -3,6 +3,7 @@ jittered exponential backoff, all within the request's deadline (lambdas/gateway
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -81,11 +82,14 @@ def route(
     if errors and all(e.timeout for e in errors):
         raise GatewayError(504, f"every model timed out: {reasons}", type="timeout", code="upstream_timeout")
     if errors and all(e.throttled for e in errors):
+        # 429 with Retry-After: OpenAI clients wait and retry a rate limit (a 503 they treat as an
+        # outage); the wait is the router's own longest backoff, rounded up to whole seconds.
         raise GatewayError(
-            503,
+            429,
             f"every model is throttled, retry later: {reasons}",
             type="rate_limit_error",
             code="upstream_throttled",
+            headers={"Retry-After": str(math.ceil(policy.max_backoff_seconds))},
         )
     raise GatewayError(
         502, f"every model failed: {reasons}", type="upstream_error", code="upstream_unavailable"

@@ -286,3 +286,18 @@ def test_the_local_server_takes_a_burst_of_parallel_connections(handler_module):
         assert statuses == [200] * 50
     finally:
         server.shutdown()
+
+
+def test_an_error_carries_its_headers_to_the_caller(handler_module, monkeypatch):
+    from lambdas.gateway.errors import GatewayError
+
+    def throttled():
+        raise GatewayError(
+            429, "every model is throttled", type="rate_limit_error", headers={"Retry-After": "2"}
+        )
+
+    monkeypatch.setattr(handler_module, "gateway", throttled)
+    result = handler_module.on_event(event_for("GET", "/v1/models", {}, b""), None)
+    assert result["statusCode"] == 429
+    assert result["headers"]["Retry-After"] == "2"
+    assert json.loads(result["body"])["error"]["type"] == "rate_limit_error"

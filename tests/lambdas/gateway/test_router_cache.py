@@ -56,7 +56,7 @@ def test_a_rejected_request_is_not_retried_nor_sent_elsewhere():
     assert second.calls == 0
 
 
-@pytest.mark.parametrize(("error", "status"), [(THROTTLED, 503), (TIMEOUT, 504), (SERVER_ERROR, 502)])
+@pytest.mark.parametrize(("error", "status"), [(THROTTLED, 429), (TIMEOUT, 504), (SERVER_ERROR, 502)])
 def test_when_every_target_fails_the_status_says_why(error, status):
     with pytest.raises(GatewayError) as caught:
         run(ScriptedChat("a", error), ScriptedChat("b", error))
@@ -136,3 +136,12 @@ def test_a_cache_outage_is_a_miss_and_is_reported(moto_endpoint):
     assert cache.get("k") is None
     cache.put("k", {"x": 1})
     assert seen == ["get", "put"]
+
+
+def test_a_throttled_answer_says_when_to_retry():
+    """OpenAI clients honour Retry-After on a 429 (they would treat a 503 as an outage)."""
+    with pytest.raises(GatewayError) as caught:
+        run(ScriptedChat("a", THROTTLED), ScriptedChat("b", THROTTLED))
+    assert caught.value.status == 429
+    assert caught.value.type == "rate_limit_error"
+    assert int(caught.value.headers["Retry-After"]) >= 1
