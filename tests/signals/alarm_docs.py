@@ -31,7 +31,8 @@ NO_HEALTHY_HOST = (
 # What to do, by metric name (and namespace where a name is shared).
 RUNBOOK: dict[str, str] = {
     "5XXError": "Gateway 5xx: look at the function's log for `refused`/`unexpected error` and at the targets' "
-    "alarms; upstream throttling shows as 503, timeouts as 504.",
+    "alarms; every target timing out shows as 504, failing as 502 (throttling is a 429, not counted here: "
+    "see the Bedrock throttle alarms).",
     "Latency": "Gateway p90 latency: check the targets' latency widgets; lower `max_tokens` per target or "
     "move the alias to a faster model.",
     "EstimatedCost": "The gateway's estimated model spend passed a day's share of the monthly budget: the "
