@@ -8,7 +8,7 @@ from tests.support.gateway_stack import gateway_template
 def test_iam_auth_makes_every_method_sigv4_and_drops_the_key_requirement(tmp_path):
     template = gateway_template(tmp_path)
     methods = template.find_resources("AWS::ApiGateway::Method")
-    assert len(methods) == 3
+    assert len(methods) == 4  # chat, embeddings, models, models/{id}
     for method in methods.values():
         assert method["Properties"]["AuthorizationType"] == "AWS_IAM"
         assert method["Properties"]["ApiKeyRequired"] is False
