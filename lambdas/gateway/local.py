@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import json
 import os
 import threading
@@ -22,6 +23,15 @@ from urllib.parse import urlsplit
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
+def key_id(headers: dict[str, str]) -> str:
+    """What API Gateway puts in requestContext.identity.apiKeyId: an id, never the key. Locally the
+    key (x-api-key, or an OpenAI client's `Authorization: Bearer`) is hashed, so a key never becomes
+    a tenant in logs and metrics."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    key = lowered.get("x-api-key") or lowered.get("authorization", "").removeprefix("Bearer ").strip()
+    return f"local-{hashlib.sha256(key.encode()).hexdigest()[:12]}" if key else "local"
+
+
 def event_for(method: str, path: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
     return {
         "httpMethod": method,
@@ -31,7 +41,7 @@ def event_for(method: str, path: str, headers: dict[str, str], body: bytes) -> d
         "isBase64Encoded": bool(body),
         "requestContext": {
             "requestId": str(uuid.uuid4()),
-            "identity": {"apiKeyId": headers.get("x-api-key", "local")},
+            "identity": {"apiKeyId": key_id(headers)},
         },
     }
 

@@ -301,3 +301,15 @@ def test_an_error_carries_its_headers_to_the_caller(handler_module, monkeypatch)
     assert result["statusCode"] == 429
     assert result["headers"]["Retry-After"] == "2"
     assert json.loads(result["body"])["error"]["type"] == "rate_limit_error"
+
+
+def test_the_local_server_never_makes_a_key_the_tenant():
+    """API Gateway gives the handler the key's id; the local adapter used the key itself, so the
+    secret reached logs and the metrics' tenant dimension."""
+    from lambdas.gateway.local import key_id
+
+    for headers in ({"x-api-key": "sk-secret-123"}, {"Authorization": "Bearer sk-secret-123"}):
+        tenant = event_for("GET", "/v1/models", headers, b"")["requestContext"]["identity"]["apiKeyId"]
+        assert "secret" not in tenant
+        assert tenant == key_id({"x-api-key": "sk-secret-123"})  # one tenant per key, either header
+    assert event_for("GET", "/v1/models", {}, b"")["requestContext"]["identity"]["apiKeyId"] == "local"
