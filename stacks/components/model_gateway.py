@@ -27,6 +27,29 @@ PATHS = (
     ("GET", ("models", "{id}")),  # one alias (OpenAI clients retrieve a model by id)
 )
 EMF_NAMESPACE = "GenAiStack/Gateway"  # lambdas/gateway/metrics.py
+# API Gateway's own errors in the OpenAI format: (response type, status, error type, code). A wrong or
+# missing key is OpenAI's 401 invalid_api_key (API Gateway says 403); throttles and quotas are 429.
+GATEWAY_RESPONSES = (
+    (apigw.ResponseType.INVALID_API_KEY, "401", "invalid_request_error", "invalid_api_key"),
+    (apigw.ResponseType.ACCESS_DENIED, "403", "invalid_request_error", "access_denied"),
+    (apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN, "403", "invalid_request_error", "missing_auth"),
+    (apigw.ResponseType.THROTTLED, "429", "rate_limit_error", "rate_limit_exceeded"),
+    (apigw.ResponseType.QUOTA_EXCEEDED, "429", "rate_limit_error", "quota_exceeded"),
+    (apigw.ResponseType.REQUEST_TOO_LARGE, "413", "invalid_request_error", "request_too_large"),
+    (apigw.ResponseType.INTEGRATION_TIMEOUT, "504", "timeout", "gateway_timeout"),
+    (apigw.ResponseType.DEFAULT_4_XX, None, "invalid_request_error", "gateway_error"),
+    (apigw.ResponseType.DEFAULT_5_XX, None, "server_error", "gateway_error"),
+)
+
+
+def openai_error_template(error_type: str, code: str) -> str:
+    """A gateway response body in the OpenAI error format around API Gateway's quoted message."""
+    return (
+        '{"error": {"message": $context.error.messageString, '
+        f'"type": "{error_type}", "param": null, "code": "{code}"}}}}'
+    )
+
+
 DIMENSIONS = "alias,service,target,tenant"  # the dimension set of the per-request EMF document
 
 
@@ -199,6 +222,7 @@ class ModelGateway(Construct):
                 request_validator=validator if method == "POST" else None,
                 request_models={"application/json": json_object} if method == "POST" else None,
             )
+        self._openai_gateway_responses()
         compliance.acknowledge(self.api, *compliance.GATEWAY_API_FINDINGS)
         if account_logging_role == "create":
             compliance.acknowledge(
@@ -231,6 +255,23 @@ class ModelGateway(Construct):
                 description=f"API key id of tenant {tenant.name} (get-api-key --include-value shows the key)",
             )
         CfnOutput(stack, "GatewayBaseUrl", value=f"{self.api.url}v1", description="OpenAI base_url")
+
+    def _openai_gateway_responses(self) -> None:
+        """Errors API Gateway answers itself (a missing or wrong key, a usage plan's throttle or quota,
+        a body over its limit, an integration timeout) as OpenAI error objects, so that OpenAI clients
+        raise their typed errors (AuthenticationError, RateLimitError) instead of failing to parse
+        `{"message": "Forbidden"}`. Gateway response templates take simple substitutions only;
+        $context.error.messageString is the message already quoted as a JSON string ("Gateway
+        responses for REST APIs" and "x-amazon-apigateway-gateway-responses.responseTemplates",
+        API Gateway developer guide:
+        https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-gatewayResponse-definition.html)."""
+        for response_type, status, error_type, code in GATEWAY_RESPONSES:
+            self.api.add_gateway_response(
+                f"OpenAiError{response_type.response_type}",
+                type=response_type,
+                status_code=status,
+                templates={"application/json": openai_error_template(error_type, code)},
+            )
 
     def emf_metric(
         self, name: str, *, statistic: str = "Sum", period: Duration, **dimensions: str

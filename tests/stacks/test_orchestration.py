@@ -411,3 +411,29 @@ def test_the_self_hosted_gateway_bounds_each_fleet_and_merges_mistral_s_system_p
         "llama": [("openai_http", 512, "keep"), ("bedrock", None, "keep")],
         "mistral": [("openai_http", 512, "merge"), ("bedrock", None, "keep")],
     }
+
+
+def test_api_gateways_own_errors_come_back_as_openai_error_objects(resources):
+    """A wrong key, a usage plan's throttle or quota, an oversized body: API Gateway answers these
+    itself; OpenAI clients need `{"error": {...}}` to raise their typed errors."""
+    responses = {
+        r["Properties"]["ResponseType"]: r["Properties"]
+        for r in of_type(resources, "AWS::ApiGateway::GatewayResponse").values()
+    }
+    assert {"INVALID_API_KEY", "THROTTLED", "QUOTA_EXCEEDED", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(responses)
+    assert responses["INVALID_API_KEY"]["StatusCode"] == "401"  # OpenAI's invalid_api_key status
+    assert responses["THROTTLED"]["StatusCode"] == "429"
+    for response_type, props in responses.items():
+        body = props["ResponseTemplates"]["application/json"]
+        # $context.error.messageString is API Gateway's message, already a quoted JSON string.
+        rendered = json.loads(body.replace("$context.error.messageString", '"Forbidden"'))
+        assert rendered["error"]["message"] == "Forbidden", response_type
+        assert set(rendered["error"]) == {"message", "type", "param", "code"}, response_type
+    assert (
+        json.loads(
+            responses["THROTTLED"]["ResponseTemplates"]["application/json"].replace(
+                "$context.error.messageString", '"x"'
+            )
+        )["error"]["type"]
+        == "rate_limit_error"
+    )
