@@ -16,8 +16,8 @@ import json
 
 from tests.access.deployment import Deployment, Role
 from tests.access.rows import Call
-from tests.access.rows.s3_objects import TLS, get_object, list_objects, put_object
-from tests.access.rows.service_resources import resources, s3_arn, s3_uri
+from tests.access.rows.s3_objects import denied_object, get_object, list_objects, put_object
+from tests.access.rows.service_resources import resources, s3_uri
 
 WHY = "Bedrock runs the customization job with its service role (model-customization-iam-role)"
 
@@ -49,13 +49,7 @@ def rows(role: Role, deployment: Deployment) -> list[Call] | None:
             result += list_objects(deployment, bucket_name, key, f"{WHY}: training and validation data")
             result += get_object(deployment, bucket_name, key, f"{WHY}: training and validation data")
             result.append(
-                Call(
-                    "s3:PutObject",
-                    s3_arn(deployment, bucket_name, key),
-                    "the training data is read-only",
-                    context=TLS,
-                    expect="deny",
-                )
+                denied_object(deployment, "s3:PutObject", bucket_name, key, "the training data is read-only")
             )
         bucket_name, prefix = s3_uri(job["OutputDataConfig"]["S3Uri"])
         output = f"{prefix}abcd1234efgh/step_wise_training_metrics.csv"
@@ -64,19 +58,19 @@ def rows(role: Role, deployment: Deployment) -> list[Call] | None:
         result += get_object(deployment, bucket_name, output, f"{WHY}: the output location")
         data_bucket, _ = s3_uri(inputs[0])
         result += [
-            Call(
+            denied_object(
+                deployment,
                 "s3:GetObject",
-                s3_arn(deployment, data_bucket, "customization/another-job/train.jsonl"),
+                data_bucket,
+                "customization/another-job/train.jsonl",
                 "not another job's data",
-                context=TLS,
-                expect="deny",
             ),
-            Call(
+            denied_object(
+                deployment,
                 "s3:PutObject",
-                s3_arn(deployment, bucket_name, "models/support-llm/model.safetensors"),
+                bucket_name,
+                "models/support-llm/model.safetensors",
                 "writes only under the output prefix",
-                context=TLS,
-                expect="deny",
             ),
         ]
     return result

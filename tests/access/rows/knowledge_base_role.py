@@ -24,7 +24,7 @@ from tests.access.deployment import Deployment, Role
 from tests.access.rows import Call
 from tests.access.rows.bedrock_arns import foundation_model
 from tests.access.rows.pgvector_schema import secret_rows
-from tests.access.rows.s3_objects import TLS, get_object, list_objects
+from tests.access.rows.s3_objects import TLS, denied_object, get_object, list_objects
 from tests.access.rows.service_resources import Resource, bucket, resources, s3_arn
 
 KB_WHY = "Bedrock ingests and queries the knowledge base with its service role (kb-permissions)"
@@ -70,12 +70,12 @@ def rows(role: Role, deployment: Deployment) -> list[Call] | None:
                     deployment, bucket_name, f"{prefix}faq/billing.pdf", f"{KB_WHY}: read a document"
                 )
                 result.append(
-                    Call(
+                    denied_object(
+                        deployment,
                         "s3:GetObject",
-                        s3_arn(deployment, bucket_name, "knowledge-bases/another-kb/doc.pdf"),
+                        bucket_name,
+                        "knowledge-bases/another-kb/doc.pdf",
                         "not another knowledge base's documents",
-                        context=TLS,
-                        expect="deny",
                     )
                 )
             key = (source.get("ServerSideEncryptionConfiguration") or {}).get("KmsKeyArn")

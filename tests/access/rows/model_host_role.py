@@ -30,7 +30,7 @@ from stacks.components.model_host_user_data import NEURON_COMPILED_PREFIX, wheel
 from stacks.config import load_profile
 from tests.access.deployment import Deployment, Role
 from tests.access.rows import Call
-from tests.access.rows.s3_objects import TLS, get_object, list_objects, put_object
+from tests.access.rows.s3_objects import TLS, denied_object, get_object, list_objects, put_object
 from tests.access.rows.service_resources import bucket, ref_by_path, s3_arn, write_log_rows
 
 WHY = "the model host boots with its instance role (user data)"
@@ -98,12 +98,12 @@ def rows(role: Role, deployment: Deployment) -> list[Call] | None:
             *get_object(deployment, artifacts, f"{compiled}model.pt", f"{why}: aws s3 sync loads it"),
             *put_object(deployment, artifacts, f"{compiled}model.pt", f"{why}: aws s3 sync uploads it"),
             *put_object(deployment, artifacts, f"{compiled}_COMPLETE", f"{why}: the marker, last"),
-            Call(
+            denied_object(
+                deployment,
                 "s3:PutObject",
-                s3_arn(deployment, artifacts, f"{prefix}config.json"),
+                artifacts,
+                f"{prefix}config.json",
                 "never over the weights (writes only under neuron-compiled/)",
-                context=TLS,
-                expect="deny",
             ),
         ]
     wheels = f"{wheelhouse_prefix()}cp310/"
@@ -113,60 +113,52 @@ def rows(role: Role, deployment: Deployment) -> list[Call] | None:
         result += [
             *list_objects(deployment, artifacts, wheels, f"{why}: aws s3 sync lists it"),
             *get_object(deployment, artifacts, wheel, f"{why}: aws s3 sync reads each wheel"),
-            Call(
+            denied_object(
+                deployment,
                 "s3:PutObject",
-                s3_arn(deployment, artifacts, f"{compiled}model.pt"),
+                artifacts,
+                f"{compiled}model.pt",
                 "GPU hosts compile nothing and write nothing",
-                context=TLS,
-                expect="deny",
             ),
-            Call(
-                "s3:PutObject",
-                s3_arn(deployment, artifacts, wheel),
-                "the wheelhouse is read only for hosts",
-                context=TLS,
-                expect="deny",
+            denied_object(
+                deployment, "s3:PutObject", artifacts, wheel, "the wheelhouse is read only for hosts"
             ),
-            Call(
+            denied_object(
+                deployment,
                 "s3:GetObject",
-                s3_arn(deployment, artifacts, "wheels/vllm-0.0.1/cp310/vllm-0.0.1-py3-none-any.whl"),
+                artifacts,
+                "wheels/vllm-0.0.1/cp310/vllm-0.0.1-py3-none-any.whl",
                 "only the pinned vLLM version's wheels",
-                context=TLS,
-                expect="deny",
             ),
         ]
     else:
         result.append(
-            Call(
+            denied_object(
+                deployment,
                 "s3:GetObject",
-                s3_arn(deployment, artifacts, wheel),
+                artifacts,
+                wheel,
                 "Neuron hosts use the AMI's vLLM, never the wheelhouse",
-                context=TLS,
-                expect="deny",
             )
         )
     for other in hosts.values():
         if other.model.prefix != prefix:
             result.append(
-                Call(
+                denied_object(
+                    deployment,
                     "s3:PutObject",
-                    s3_arn(
-                        deployment,
-                        artifacts,
-                        f"{other.model.prefix}{NEURON_COMPILED_PREFIX}{COMPILED_KEY}/model.pt",
-                    ),
+                    artifacts,
+                    f"{other.model.prefix}{NEURON_COMPILED_PREFIX}{COMPILED_KEY}/model.pt",
                     f"not another host's compiled model ({other.name})",
-                    context=TLS,
-                    expect="deny",
                 )
             )
             result.append(
-                Call(
+                denied_object(
+                    deployment,
                     "s3:GetObject",
-                    s3_arn(deployment, artifacts, f"{other.model.prefix}config.json"),
+                    artifacts,
+                    f"{other.model.prefix}config.json",
                     f"not another host's model ({other.name})",
-                    context=TLS,
-                    expect="deny",
                 )
             )
     result += [

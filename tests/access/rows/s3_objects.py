@@ -78,6 +78,13 @@ def put_object(
     ]
 
 
+def denied_object(deployment: Deployment, action: str, bucket: str, key_name: str, why: str) -> Call:
+    """An object call over TLS that the role must not be allowed (another prefix, a read-only one)."""
+    return Call(
+        action, f"arn:{deployment.partition}:s3:::{bucket}/{key_name}", why, context=TLS, expect="deny"
+    )
+
+
 def list_objects(
     deployment: Deployment, bucket: str, prefix: str, why: str, api: str = "s3.ListObjectsV2"
 ) -> list[Call]:

@@ -34,12 +34,11 @@ import json
 
 from tests.access.deployment import Deployment, Role
 from tests.access.rows import Call
-from tests.access.rows.s3_objects import TLS, get_object, list_objects, put_object
+from tests.access.rows.s3_objects import denied_object, get_object, list_objects, put_object
 from tests.access.rows.service_resources import (
     ecr_repository,
     log_stream_arn,
     resources,
-    s3_arn,
     s3_uri,
     write_log_rows,
 )
@@ -107,12 +106,12 @@ def endpoint_role(role: Role, deployment: Deployment) -> list[Call] | None:
             result += _prefix_rows(deployment, source["S3Uri"], f"{ENDPOINT_WHY}: the model")
             bucket_name, _ = s3_uri(source["S3Uri"])
             result.append(
-                Call(
+                denied_object(
+                    deployment,
                     "s3:GetObject",
-                    s3_arn(deployment, bucket_name, "models/another-model/config.json"),
+                    bucket_name,
+                    "models/another-model/config.json",
                     "not another model's weights",
-                    context=TLS,
-                    expect="deny",
                 )
             )
         for endpoint, config, component in _hosting(deployment, model_name):
@@ -139,12 +138,12 @@ def endpoint_role(role: Role, deployment: Deployment) -> list[Call] | None:
                     f"{why}: data capture (model-monitor-data-capture-endpoint)",
                 )
                 result.append(
-                    Call(
+                    denied_object(
+                        deployment,
                         "s3:PutObject",
-                        s3_arn(deployment, bucket_name, f"{key}another-endpoint/AllTraffic/capture.jsonl"),
+                        bucket_name,
+                        f"{key}another-endpoint/AllTraffic/capture.jsonl",
                         "captures only under the endpoint's own prefix",
-                        context=TLS,
-                        expect="deny",
                     )
                 )
             asynchronous = (config.get("AsyncInferenceConfig") or {}).get("OutputConfig")
@@ -273,19 +272,19 @@ def training_role(role: Role, deployment: Deployment) -> list[Call] | None:
         result.append(_metrics("/aws/sagemaker/TrainingJobs", TRAINING_WHY))
         data_bucket, data_key = s3_uri(task["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"])
         result += [
-            Call(
+            denied_object(
+                deployment,
                 "s3:GetObject",
-                s3_arn(deployment, data_bucket, "training/another-pipeline/train.jsonl"),
+                data_bucket,
+                "training/another-pipeline/train.jsonl",
                 "not another pipeline's data",
-                context=TLS,
-                expect="deny",
             ),
-            Call(
+            denied_object(
+                deployment,
                 "s3:PutObject",
-                s3_arn(deployment, data_bucket, f"{data_key}train.jsonl"),
+                data_bucket,
+                f"{data_key}train.jsonl",
                 "the training data is read-only",
-                context=TLS,
-                expect="deny",
             ),
             Call(
                 "cloudwatch:PutMetricData",
