@@ -64,9 +64,10 @@ format: $(VENV)/.installed ## apply ruff fixes and formatting
 schema: $(VENV)/.installed ## regenerate profiles/profile.schema.json from stacks/config.py
 	$(PY) -m stacks.config --write-schema
 
-bench: setup ## benchmarks: synth time per profile; gateway overhead, cold start and cache path
+bench: setup ## benchmarks: synth time per profile; gateway overhead, cold start and cache path; upstream connections
 	$(PY) bench/synth.py
 	$(PY) bench/gateway.py
+	$(PY) bench/upstream.py
 
 GATEWAY_CONFIG_FILE ?= lambdas/gateway/local-config.json
 GATEWAY_PORT ?= 8080

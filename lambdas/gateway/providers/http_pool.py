@@ -1,0 +1,383 @@
+"""Kept-alive HTTP/1.1 connections to self-hosted model servers, reused across requests and across
+the invocations of a warm Lambda (stdlib `http.client` only: no runtime dependency).
+
+Opening a connection per request costs a TCP handshake, and a TLS handshake once the hop to the
+load balancer is encrypted; a connection kept in the process is reused by the next request
+(`bench/upstream.py` measures both). AWS's Lambda guide: "Use a keep-alive directive to maintain
+persistent connections. Lambda purges idle connections over time. Attempting to reuse an idle
+connection when invoking a function will result in a connection error" ("Best practices for working
+with AWS Lambda functions", https://docs.aws.amazon.com/lambda/latest/dg/best-practices.html).
+So a kept connection may be dead when it is taken again; the pool:
+- drops an idle connection older than `max_idle_seconds` (50 s: under the internal ALB's connection
+  idle timeout, 60 s by default, after which the ALB closes it; "Edit attributes for your
+  Application Load Balancer", Connection idle timeout,
+  https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-load-balancer-attributes.html),
+  and one whose socket is readable while idle (the server closed it or sent something unasked);
+- retries a request once on a fresh connection when a REUSED connection fails with
+  RemoteDisconnected (closed before any response byte), BrokenPipe or ConnectionReset; a fresh
+  connection's failure, a timeout and an error after the response started are never retried;
+- reads every response to its end, and keeps the connection only when the response allows it
+  (HTTP/1.1 without `Connection: close`, a known length: `HTTPResponse.will_close` is false) and no
+  error happened on it.
+Each call takes its timeout (the request deadline's time left) on the socket; the connect (and TLS
+handshake) waits at most CONNECT_TIMEOUT_SECONDS of it, like the AWS clients'.
+
+Thread safety: a connection is used by one request at a time (taken out of the idle list under a
+lock and put back after); the local server is threaded, a Lambda environment runs one request at a
+time. At most `max_idle_per_host` idle connections are kept per (scheme, host, port); more may be
+open at once under concurrency and are closed instead of kept.
+
+TLS: one `ssl.SSLContext` per pool, made once, with default verification (certificate chain and
+host name). The internal ALB listener is plain HTTP today (stacks/components/model_host_fleet.py,
+port 80); when it gets an HTTPS listener with a certificate from a private CA, pass that CA's bundle
+as `ca_file` (`shared_pool(ca_file=...)`); no gateway setting carries one yet.
+"""
+
+from __future__ import annotations
+
+import http.client
+import select
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from urllib.parse import SplitResult, urlsplit
+
+from lambdas.gateway.deadline import CONNECT_TIMEOUT_SECONDS
+
+MAX_IDLE_PER_HOST = 8
+MAX_IDLE_SECONDS = 50.0  # under the ALB's default 60 s connection idle timeout
+# A reused connection the server already closed fails with one of these before any response byte
+# (RemoteDisconnected is a ConnectionResetError: https://docs.python.org/3/library/http.client.html;
+# over TLS a peer that closes without close_notify gives SSLEOFError).
+STALE = (
+    http.client.RemoteDisconnected,
+    BrokenPipeError,
+    ConnectionResetError,
+    ConnectionAbortedError,
+    ssl.SSLEOFError,
+)
+
+Key = tuple[str, str, int]
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    reason: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass
+class _Idle:
+    connection: http.client.HTTPConnection
+    since: float
+
+
+@dataclass
+class PoolStats:
+    """What the pool did (tests and the benchmark read it)."""
+
+    opened: int = 0
+    reused: int = 0
+    retried_stale: int = 0
+    dropped_idle: int = 0
+
+
+@dataclass
+class HttpPool:
+    max_idle_per_host: int = MAX_IDLE_PER_HOST
+    max_idle_seconds: float = MAX_IDLE_SECONDS
+    ca_file: str | None = None  # a private CA's PEM bundle for an HTTPS hop (default: system CAs)
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    stats: PoolStats = field(default_factory=PoolStats)
+
+    def __post_init__(self) -> None:
+        if self.max_idle_per_host < 0:
+            raise ValueError("max_idle_per_host must be >= 0")
+        self._lock = threading.Lock()
+        self._idle: dict[Key, list[_Idle]] = {}
+        self._ssl: ssl.SSLContext | None = None
+
+    # -- connections -------------------------------------------------------------------------
+    def ssl_context(self) -> ssl.SSLContext:
+        """Made once per pool: default verification, the private CA bundle if one is given."""
+        with self._lock:
+            if self._ssl is None:
+                self._ssl = ssl.create_default_context(cafile=self.ca_file)
+            return self._ssl
+
+    def _open(self, key: Key, timeout: float) -> http.client.HTTPConnection:
+        scheme, host, port = key
+        connect = min(CONNECT_TIMEOUT_SECONDS, timeout)
+        if scheme == "https":
+            connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+                host, port, timeout=connect, context=self.ssl_context()
+            )
+        else:
+            connection = http.client.HTTPConnection(host, port, timeout=connect)
+        try:
+            connection.connect()  # TCP (and TLS) handshake within the connect timeout
+        except BaseException:
+            connection.close()
+            raise
+        with self._lock:
+            self.stats.opened += 1
+        return connection
+
+    def _take(self, key: Key) -> http.client.HTTPConnection | None:
+        """An idle connection that still looks alive, newest first; dead or old ones are closed."""
+        now = self.clock()
+        while True:
+            with self._lock:
+                idle = self._idle.get(key)
+                if not idle:
+                    return None
+                entry = idle.pop()
+            if now - entry.since <= self.max_idle_seconds and _looks_alive(entry.connection):
+                return entry.connection
+            entry.connection.close()
+            with self._lock:
+                self.stats.dropped_idle += 1
+
+    def _give_back(self, key: Key, connection: http.client.HTTPConnection) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(key, [])
+            if len(idle) < self.max_idle_per_host:
+                idle.append(_Idle(connection, self.clock()))
+                return
+        connection.close()
+
+    def idle_count(self, key: Key | None = None) -> int:
+        with self._lock:
+            if key is not None:
+                return len(self._idle.get(key, []))
+            return sum(len(idle) for idle in self._idle.values())
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for entries in idle.values():
+            for entry in entries:
+                entry.connection.close()
+
+    # -- requests ----------------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float,
+    ) -> Response:
+        """Send one request and read the whole response, on a kept connection when there is one.
+
+        Raises what http.client and the socket raise: TimeoutError, OSError (refused, reset,
+        ssl.SSLError), http.client.HTTPException (a malformed or cut response)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{url!r} is not an http(s) URL")
+        key: Key = (parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+        target = _request_target(parts)
+        deadline = self.clock() + timeout
+        connection = self._take(key)
+        reused = connection is not None
+        if connection is None:
+            connection = self._open(key, timeout)
+        while True:
+            try:
+                response = self._exchange(connection, method, target, body, headers, deadline)
+            except STALE:
+                connection.close()
+                if not reused:
+                    raise
+                # The server closed the kept connection (idle timeout, restart) before answering:
+                # once, on a fresh connection.
+                with self._lock:
+                    self.stats.retried_stale += 1
+                reused = False
+                connection = self._open(key, max(deadline - self.clock(), 0.001))
+                continue
+            except BaseException:
+                connection.close()  # never reuse a connection after an error
+                raise
+            break
+        if reused:
+            with self._lock:
+                self.stats.reused += 1
+        if response.will_close:
+            connection.close()
+        else:
+            self._give_back(key, connection)
+        return Response(
+            status=response.status, reason=response.reason, headers=response.headers, body=response.body
+        )
+
+    def stream(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float,
+    ) -> StreamedResponse:
+        """Send one request and return the response before its body is read (server-sent events),
+        on a kept connection when there is one (retried once on a fresh one if the kept connection
+        turns out closed before any response byte, as `request`)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{url!r} is not an http(s) URL")
+        key: Key = (parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+        target = _request_target(parts)
+        deadline = self.clock() + timeout
+        connection = self._take(key)
+        reused = connection is not None
+        if connection is None:
+            connection = self._open(key, timeout)
+        while True:
+            try:
+                left = deadline - self.clock()
+                if left <= 0:
+                    raise TimeoutError("no time left for the request")
+                if connection.sock is not None:
+                    connection.sock.settimeout(left)
+                connection.timeout = left
+                connection.request(method, target, body=body, headers=dict(headers or {}))
+                response = connection.getresponse()
+            except STALE:
+                connection.close()
+                if not reused:
+                    raise
+                with self._lock:
+                    self.stats.retried_stale += 1
+                reused = False
+                connection = self._open(key, max(deadline - self.clock(), 0.001))
+                continue
+            except BaseException:
+                connection.close()
+                raise
+            break
+        if reused:
+            with self._lock:
+                self.stats.reused += 1
+        return StreamedResponse(self, key, connection, response, deadline)
+
+    def _exchange(
+        self,
+        connection: http.client.HTTPConnection,
+        method: str,
+        target: str,
+        body: bytes | None,
+        headers: Mapping[str, str] | None,
+        deadline: float,
+    ) -> _Pending:
+        left = deadline - self.clock()
+        if left <= 0:
+            raise TimeoutError("no time left for the request")
+        if connection.sock is not None:
+            connection.sock.settimeout(left)
+        connection.timeout = left
+        connection.request(method, target, body=body, headers=dict(headers or {}))
+        response = connection.getresponse()  # STALE up to here: no response byte has arrived
+        try:
+            payload = response.read()  # to the end, so the connection can carry the next request
+        except STALE as error:  # cut mid-answer: the server had the request, never resend it
+            raise http.client.IncompleteRead(b"") from error
+        return _Pending(
+            status=response.status,
+            reason=response.reason,
+            headers={name.lower(): value for name, value in response.getheaders()},
+            body=payload,
+            will_close=response.will_close,
+        )
+
+
+class StreamedResponse:
+    """A response read as it arrives (`chunks()`); its connection goes back to the pool only when the
+    body was read to the end and the server keeps it open, else it is closed. Use it in `with`."""
+
+    def __init__(
+        self,
+        pool: HttpPool,
+        key: Key,
+        connection: http.client.HTTPConnection,
+        response: http.client.HTTPResponse,
+        deadline: float,
+    ) -> None:
+        self.pool = pool
+        self.key = key
+        self.connection = connection
+        self.response = response
+        self.deadline = deadline
+        self.status = response.status
+        self.headers = {name.lower(): value for name, value in response.getheaders()}
+        self._done = False
+
+    def chunks(self, size: int = 65536) -> Iterator[bytes]:
+        """The body as it arrives (chunked transfer decoded); each read waits at most the time left."""
+        while True:
+            left = self.deadline - self.pool.clock()
+            if left <= 0:
+                raise TimeoutError("no time left for the stream")
+            if self.connection.sock is not None:
+                self.connection.sock.settimeout(left)
+            data = self.response.read1(size)
+            if not data:
+                self._done = True
+                return
+            yield data
+
+    def read(self) -> bytes:
+        return b"".join(self.chunks())
+
+    def close(self) -> None:
+        if self._done and not self.response.will_close:
+            self.pool._give_back(self.key, self.connection)
+        else:
+            self.connection.close()
+
+    def __enter__(self) -> StreamedResponse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class _Pending:
+    status: int
+    reason: str
+    headers: Mapping[str, str]
+    body: bytes
+    will_close: bool
+
+
+def _request_target(parts: SplitResult) -> str:
+    """Path and query of a split URL (fields by position: `parts.query` reads like a DynamoDB call
+    to the access checks' scan of boto3 calls)."""
+    path, query = parts[2] or "/", parts[3]
+    return f"{path}?{query}" if query else path
+
+
+def _looks_alive(connection: http.client.HTTPConnection) -> bool:
+    """An idle kept connection has nothing to read: readable means the server closed it (EOF) or
+    sent something unasked; either way it cannot carry a request."""
+    sock = connection.sock
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable
+
+
+@cache
+def shared_pool(ca_file: str | None = None) -> HttpPool:
+    """One pool per process (per CA bundle): made on first use, kept for a warm Lambda's life."""
+    return HttpPool(ca_file=ca_file)

@@ -1,0 +1,224 @@
+"""Self-hosted targets keep their HTTP connections: OpenAIHttpChat against a real local server
+(HTTP/1.1 keep-alive, plain and TLS) that counts the TCP connections it accepts and the TLS
+handshakes it completes (tests/support/upstream.py). With urllib (the code before the pool) every
+request was a new connection, and would be a new TLS handshake on an encrypted hop."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+import time
+
+import pytest
+
+from lambdas.gateway.deadline import Deadline
+from lambdas.gateway.errors import ProviderError
+from lambdas.gateway.providers.http_pool import HttpPool
+from lambdas.gateway.providers.openai_format import OpenAIHttpChat
+from lambdas.gateway.schema import ChatCompletionRequest
+from tests.support.upstream import Behaviour, self_signed_certificate, upstream
+
+REQUEST = ChatCompletionRequest.model_validate(
+    {"model": "self-hosted", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5}
+)
+N = 10
+
+
+def deadline(seconds: float = 5.0) -> Deadline:
+    return Deadline.start(seconds)
+
+
+@pytest.fixture
+def pool():
+    pool = HttpPool()
+    yield pool
+    pool.close()
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"))
+
+
+def test_requests_share_one_kept_alive_connection():
+    # The default pool (one per process), as the gateway builds the target: this is what the
+    # Lambda keeps between invocations. With urllib.request.urlopen it was N connections.
+    with upstream() as server:
+        target = OpenAIHttpChat(base_url=server.url, model="llama")
+        answers = [target.chat(REQUEST, deadline=deadline()) for _ in range(N)]
+        assert [a.text for a in answers] == ["Hi"] * N
+        assert (server.requests, server.connections) == (N, 1)
+
+
+def test_a_new_target_object_reuses_the_process_pool():
+    """build_gateway runs once per cold start, but a target built again still finds the connection."""
+    with upstream() as server:
+        OpenAIHttpChat(base_url=server.url, model="a").chat(REQUEST, deadline=deadline())
+        OpenAIHttpChat(base_url=server.url + "/", model="b").chat(REQUEST, deadline=deadline())
+        assert server.connections == 1
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced(pool):
+    with upstream(Behaviour(idle_timeout=0.1)) as server:
+        target = OpenAIHttpChat(base_url=server.url, model="m", pool=pool)
+        target.chat(REQUEST, deadline=deadline())
+        time.sleep(0.4)  # the server closes the idle connection (an ALB after its idle timeout)
+        assert target.chat(REQUEST, deadline=deadline()).text == "Hi"
+        assert server.connections == 2
+        assert pool.stats.dropped_idle == 1  # seen closed before a request was written to it
+
+
+def test_an_idle_connection_older_than_the_limit_is_not_reused():
+    now = [0.0]
+    pool = HttpPool(max_idle_seconds=50, clock=lambda: now[0])
+    with upstream() as server:
+        target = OpenAIHttpChat(base_url=server.url, model="m", pool=pool)
+        target.chat(REQUEST, deadline=deadline())
+        now[0] = 51.0  # a Lambda thawed after a minute: the ALB has closed it by now
+        target.chat(REQUEST, deadline=deadline())
+        assert server.connections == 2
+        assert pool.stats.dropped_idle == 1
+    pool.close()
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+def test_a_kept_connection_closed_without_an_answer_is_retried_once_on_a_fresh_one(tls, request):
+    certificate = request.getfixturevalue("certificate") if tls else None
+    pool = HttpPool(ca_file=str(certificate[0]) if tls else None)
+    # The server takes the 2nd request of a connection and closes it unanswered (a restart, or an
+    # idle close racing the request): RemoteDisconnected (or SSLEOFError) on a reused connection.
+    with upstream(Behaviour(drop=lambda n: n == 2), certificate=certificate) as server:
+        target = OpenAIHttpChat(base_url=server.url, model="m", pool=pool)
+        target.chat(REQUEST, deadline=deadline())
+        assert target.chat(REQUEST, deadline=deadline()).text == "Hi"
+        assert (server.connections, server.requests, pool.stats.retried_stale) == (2, 3, 1)
+    pool.close()
+
+
+def test_an_answer_cut_short_on_a_kept_connection_is_not_sent_again(pool):
+    """The server had the request (it started answering): resending could run it twice."""
+    with upstream(Behaviour(cut=lambda n: n == 2)) as server:
+        target = OpenAIHttpChat(base_url=server.url, model="m", pool=pool)
+        target.chat(REQUEST, deadline=deadline())
+        with pytest.raises(ProviderError, match="unreachable") as caught:
+            target.chat(REQUEST, deadline=deadline())
+        assert caught.value.retryable  # the router decides, within the deadline
+        assert (server.connections, server.requests, pool.stats.retried_stale) == (1, 2, 0)
+        assert pool.idle_count() == 0
+
+
+def test_a_fresh_connection_closed_without_an_answer_is_not_retried(pool):
+    with upstream(Behaviour(drop=lambda n: True)) as server:
+        target = OpenAIHttpChat(base_url=server.url, model="m", pool=pool)
+        with pytest.raises(ProviderError, match="unreachable") as caught:
+            target.chat(REQUEST, deadline=deadline())
+        assert caught.value.retryable  # the router retries and falls back, within the deadline
+        assert (server.connections, server.requests, pool.stats.retried_stale) == (1, 1, 0)
+        assert pool.idle_count() == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "retryable", "throttled", "client_message"),
+    [
+        (400, {"error": {"message": "maximum context length is 8192 tokens"}}, False, False,
+         "maximum context length is 8192 tokens"),
+        (422, {"error": "Input validation error"}, False, False, "Input validation error"),
+        (429, {"error": "slow down"}, True, True, None),
+        (503, {"detail": "loading"}, True, False, None),
+    ],
+)  # fmt: skip
+def test_error_statuses_map_as_before_and_keep_the_connection(
+    status, body, retryable, throttled, client_message, pool
+):
+    with upstream(Behaviour(status=status, body=json.dumps(body).encode())) as server:
+        target = OpenAIHttpChat(base_url=server.url, model="m", pool=pool)
+        for _ in range(2):
+            with pytest.raises(ProviderError, match=f"HTTP {status}") as caught:
+                target.chat(REQUEST, deadline=deadline())
+            error = caught.value
+            assert (error.retryable, error.throttled, error.client_message) == (
+                retryable,
+                throttled,
+                client_message,
+            )
+        assert server.connections == 1  # an answered error status was read to its end: reusable
+
+
+def test_connection_close_from_the_server_is_honoured(pool):
+    with upstream(Behaviour(connection_close=True)) as server:
+        target = OpenAIHttpChat(base_url=server.url, model="m", pool=pool)
+        for _ in range(3):
+            target.chat(REQUEST, deadline=deadline())
+        assert server.connections == 3
+        assert pool.idle_count() == 0
+
+
+def test_the_call_times_out_at_the_deadline_and_the_connection_is_dropped(pool):
+    with upstream(Behaviour(delay=1.0)) as server:
+        target = OpenAIHttpChat(base_url=server.url, model="m", pool=pool)
+        started = time.monotonic()
+        with pytest.raises(ProviderError, match="timed out") as caught:
+            target.chat(REQUEST, deadline=deadline(0.3))
+        assert caught.value.timeout
+        assert caught.value.retryable
+        assert time.monotonic() - started < 0.8  # the deadline's time left, not the server's pace
+        assert pool.idle_count() == 0  # a late answer must not be read as the next request's
+        server.behaviour.delay = 0
+        target.chat(REQUEST, deadline=deadline())
+        assert server.connections == 2
+
+
+def test_an_unreachable_server_is_a_retryable_failure(pool):
+    with upstream() as server:
+        url = server.url
+    with pytest.raises(ProviderError, match="unreachable") as caught:
+        OpenAIHttpChat(base_url=url, model="m", pool=pool).chat(REQUEST, deadline=deadline())
+    assert caught.value.retryable
+    assert not caught.value.timeout
+
+
+def test_concurrent_requests_each_get_a_connection_and_idle_ones_are_bounded():
+    pool = HttpPool(max_idle_per_host=2)
+    with upstream(Behaviour(delay=0.05)) as server:
+        target = OpenAIHttpChat(base_url=server.url, model="m", pool=pool)
+        errors: list[BaseException] = []
+
+        def work():
+            try:
+                for _ in range(5):
+                    target.chat(REQUEST, deadline=deadline())
+            except BaseException as error:
+                errors.append(error)
+
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert server.requests == 20
+        assert server.connections <= 20 // 2  # reused, not one per request
+        assert pool.idle_count() <= 2
+    pool.close()
+
+
+def test_tls_one_handshake_for_many_requests(certificate):
+    pool = HttpPool(ca_file=str(certificate[0]))  # the private CA of the hop
+    with upstream(certificate=certificate) as server:
+        assert server.url.startswith("https://")
+        target = OpenAIHttpChat(base_url=server.url, model="m", pool=pool)
+        for _ in range(N):
+            assert target.chat(REQUEST, deadline=deadline()).text == "Hi"
+        assert (server.requests, server.connections, server.handshakes) == (N, 1, 1)
+        assert pool.ssl_context() is pool.ssl_context()  # one context, made once
+    pool.close()
+
+
+def test_tls_verifies_the_server_certificate_by_default(certificate, pool):
+    with upstream(certificate=certificate) as server:
+        target = OpenAIHttpChat(base_url=server.url, model="m", pool=pool)  # system CAs only
+        with pytest.raises(ProviderError, match="CERTIFICATE_VERIFY_FAILED"):
+            target.chat(REQUEST, deadline=deadline())
+        assert server.handshakes == 0
+    assert HttpPool().ssl_context().verify_mode == ssl.CERT_REQUIRED
