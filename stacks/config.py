@@ -209,6 +209,8 @@ class Foundation(_Strict):
 # Managed API: Amazon Bedrock
 
 Slug = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")]
+# An interface VPC endpoint id: vpce- and 17 hex digits (8 in older ids), as the hosting VPC ids below.
+VpcEndpointId = Annotated[str, Field(pattern=r"^vpce-[0-9a-f]{8,17}$")]
 _SLUG_SCHEMA = TypeAdapter(Slug).json_schema()
 Strength = Literal["NONE", "LOW", "MEDIUM", "HIGH"]
 ContentFilterType = Literal["SEXUAL", "VIOLENCE", "HATE", "INSULTS", "MISCONDUCT", "PROMPT_ATTACK"]
@@ -1507,6 +1509,30 @@ class Gateway(_Strict):
         "already set (every other profile in the same account and region)",
     )
     alarms: GatewayAlarms = Field(default_factory=GatewayAlarms)
+    # Protection when deployed (stacks/components/gateway_protection.py, docs/gateway.md "Protection").
+    endpoint: Literal["public", "private"] = Field(
+        default="public",
+        description="'public': a REGIONAL API behind an AWS WAF web ACL (AWS managed common and "
+        "known-bad-inputs rules, a rate-based rule); 'private': a PRIVATE API reachable only through the "
+        "execute-api interface VPC endpoints in private_vpc_endpoint_ids",
+    )
+    # Existing endpoints of the callers' network, not one created here: a private API is called from the
+    # consumers' VPCs, whose network team owns the execute-api endpoint, and an endpoint with private DNS
+    # cuts its VPC off from every public API's default hostname (API Gateway guide, "Private REST APIs in
+    # API Gateway", best practices: https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-private-apis.html).
+    private_vpc_endpoint_ids: list[VpcEndpointId] = Field(
+        default_factory=list,
+        max_length=20,
+        description="endpoint: private: the execute-api interface VPC endpoints (vpce-...) the callers "
+        "use; the API is associated with each and its resource policy denies every other path",
+    )
+    waf_rate_limit: int = Field(
+        default=3000,
+        ge=10,
+        le=2_000_000_000,
+        description="endpoint: public: requests from one IP address in 5 minutes above which the web ACL "
+        "blocks that address (AWS WAF rate-based rule; minimum 10)",
+    )
 
     @property
     def uses_self_hosted(self) -> bool:
@@ -1564,6 +1590,38 @@ class Gateway(_Strict):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(located("tenants", f"names {', '.join(duplicates)} more than once"))
+        return self
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> Gateway:
+        ids = self.private_vpc_endpoint_ids
+        if self.endpoint == "private" and not ids:
+            raise ValueError(
+                located(
+                    "private_vpc_endpoint_ids",
+                    "is empty: endpoint private needs the execute-api interface VPC endpoint(s) the "
+                    "callers use (vpce-...), or set endpoint: public",
+                )
+            )
+        if self.endpoint == "public" and ids:
+            raise ValueError(
+                located(
+                    "private_vpc_endpoint_ids",
+                    f"{ids} is set with endpoint: public, where nothing uses it; allowed: endpoint: private",
+                )
+            )
+        if self.endpoint == "private" and "waf_rate_limit" in self.model_fields_set:
+            raise ValueError(
+                located(
+                    "waf_rate_limit",
+                    "is set with endpoint: private, which has no web ACL; allowed only with endpoint: public",
+                )
+            )
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(
+                located("private_vpc_endpoint_ids", f"names {', '.join(duplicates)} more than once")
+            )
         return self
 
 

@@ -1,10 +1,10 @@
 """The monthly cost model behind `genai-stack cost`, `plan` and `profiles`.
 
 Fixed parts are counted on the synthesized templates (what will be deployed: keys, dashboards,
-alarms, secrets, NAT gateways, interface endpoints per zone, load balancers) and on the profile
-(model host instances and the hours they run). Usage parts are token prices of the profile's primary
-Bedrock model. Every line carries the unit price it used and where that price comes from
-(stacks/data/*.json).
+alarms, secrets, NAT gateways, interface endpoints per zone, load balancers, WAF web ACLs and rules)
+and on the profile (model host instances and the hours they run). Usage parts are token prices of the
+profile's primary Bedrock model (and WAF request fees). Every line carries the unit price it used and
+where that price comes from (stacks/data/*.json).
 """
 
 from __future__ import annotations
@@ -159,6 +159,17 @@ def interface_endpoint_zones(templates: dict[str, dict]) -> int:
     return zones
 
 
+def web_acl_rules(templates: dict[str, dict]) -> int:
+    """AWS WAF bills each rule of a web ACL a month; a managed rule group counts as one rule (AWS WAF
+    pricing page)."""
+    return sum(
+        len(resource["Properties"].get("Rules", []))
+        for template in templates.values()
+        for resource in template.get("Resources", {}).values()
+        if resource["Type"] == "AWS::WAFv2::WebACL"
+    )
+
+
 def primary_target(profile: Profile) -> tuple[str, str] | None:
     """What serves the bulk of the requests: the first target of the gateway's first alias
     ('bedrock' | 'sagemaker' | 'self_hosted', name), else the first model of the bedrock section."""
@@ -185,6 +196,9 @@ def estimate(profile: Profile, templates: dict[str, dict], usage: Usage | None =
     ):
         if counts.get(resource_type):
             add(_line(item, counts[resource_type], fixed_price(key)))
+    if web_acls := counts.get("AWS::WAFv2::WebACL"):
+        add(_line("AWS WAF web ACLs", web_acls, fixed_price("waf_web_acl")))
+        add(_line("AWS WAF rules", web_acl_rules(templates), fixed_price("waf_rule")))
     if metrics := alarm_metrics(templates):
         add(_line("CloudWatch alarm metrics", metrics, fixed_price("alarm")))
     if series := sum(s.count for s in custom_metric_sets(profile)):
@@ -228,6 +242,11 @@ def estimate(profile: Profile, templates: dict[str, dict], usage: Usage | None =
                 f"customization {job.name}: provisioned throughput ({job.model_units} model units) is a "
                 "fixed hourly cost for as long as it exists, see https://aws.amazon.com/bedrock/pricing/"
             )
+    if usage.requests and web_acls:
+        # Every request to a public gateway passes its web ACL.
+        result.usage.append(
+            _line("AWS WAF requests inspected", web_acls * usage.requests / 1e6, fixed_price("waf_requests"))
+        )
     target = primary_target(profile)
     if usage.requests and target and target[0] == "bedrock":
         # Inference profiles are priced as their model in the source region (bedrock_prices.json).

@@ -62,6 +62,7 @@ class Clients:
     service_quotas: Any
     ce: Any
     iam: Any
+    ec2: Any = None
 
 
 def make_clients(region: str) -> Clients:
@@ -78,6 +79,7 @@ def make_clients(region: str) -> Clients:
         service_quotas=session.client("service-quotas"),
         ce=session.client("ce"),  # Cost Explorer has one endpoint (us-east-1); botocore resolves it
         iam=session.client("iam"),
+        ec2=session.client("ec2"),
     )
 
 
@@ -570,6 +572,47 @@ def _guarded(check: str, run: Callable[[], list[Row]]) -> list[Row]:
         return [Row(check, "fail", f"could not check: {error}")]
 
 
+def check_private_endpoints(ec2: Any, *, ids: Sequence[str], region: str) -> list[Row]:
+    """A PRIVATE API is associated with each of `ids` at deploy: each must be an execute-api interface
+    endpoint of this region, or the deploy fails ("Create a private API", API Gateway guide:
+    https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-private-api-create.html)."""
+    name = "Gateway private VPC endpoints"
+    service = f"com.amazonaws.{region}.execute-api"
+    try:
+        found = ec2.describe_vpc_endpoints(VpcEndpointIds=list(ids))["VpcEndpoints"]
+    except ClientError as error:
+        if _code(error).startswith("InvalidVpcEndpointId"):
+            return [
+                Row(
+                    name,
+                    "fail",
+                    f"{error.response['Error'].get('Message', 'not found')}: "
+                    f"gateway.private_vpc_endpoint_ids must name existing {service} endpoints "
+                    f"(aws ec2 describe-vpc-endpoints --filters Name=service-name,Values={service})",
+                )
+            ]
+        raise
+    rows = []
+    by_id = {endpoint["VpcEndpointId"]: endpoint for endpoint in found}
+    for endpoint_id in ids:
+        endpoint = by_id.get(endpoint_id)
+        if endpoint is None:
+            rows.append(Row(name, "fail", f"{endpoint_id} not found in {region}"))
+        elif endpoint.get("ServiceName") != service:
+            rows.append(
+                Row(
+                    name,
+                    "fail",
+                    f"{endpoint_id} is an endpoint of {endpoint.get('ServiceName')}, not {service}",
+                )
+            )
+        elif endpoint.get("State", "").lower() != "available":
+            rows.append(Row(name, "warn", f"{endpoint_id} is {endpoint.get('State')}, not available yet"))
+        else:
+            rows.append(Row(name, "ok", f"{endpoint_id}: {service} in {endpoint.get('VpcId')}"))
+    return rows
+
+
 def run_checks(profile: Profile, requirements: Requirements, clients: Clients) -> list[Row]:
     """Every check the profile needs, in deploy order. Raises when there are no usable credentials
     (sts:GetCallerIdentity needs no permission, so its failure means no credentials at all)."""
@@ -594,6 +637,13 @@ def run_checks(profile: Profile, requirements: Requirements, clients: Clients) -
                 clients.apigateway,
                 setting=profile.gateway.api_gateway_account_role,
                 stack_name=f"{profile.name}-orchestration",
+            ),
+        )
+    if profile.gateway is not None and profile.gateway.endpoint == "private":
+        rows += _guarded(
+            "Gateway private VPC endpoints",
+            lambda: check_private_endpoints(
+                clients.ec2, ids=profile.gateway.private_vpc_endpoint_ids, region=region
             ),
         )
     if models := base_models(profile):

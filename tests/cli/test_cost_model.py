@@ -74,9 +74,27 @@ def test_aurora_floor_is_zero_when_the_store_pauses(synthesized):
 def test_requests_served_by_hosts_and_images_are_reported_as_unpriced(synthesized):
     profile = load_profile("self-hosted")
     result = estimate(profile, synthesized.templates["self-hosted"], Usage(requests=10, images=5))
-    assert result.usage == []
+    # Only the web ACL's per-request fee is priced; the hosts' share is in their instance hours.
+    assert [line.item for line in result.usage] == ["AWS WAF requests inspected"]
     assert any("served by self-hosted llama-neuron" in note for note in result.unpriced)
     assert any("5 images" in note for note in result.unpriced)
+
+
+def test_a_public_gateway_s_web_acl_by_hand(synthesized):
+    """AWS WAF: 5 USD per web ACL and 1 USD per rule (a managed rule group is one rule) a month, 0.60 USD
+    per million requests (stacks/data/fixed_prices.json)."""
+    result = estimate(
+        load_profile("self-hosted"), synthesized.templates["self-hosted"], Usage(requests=2_000_000)
+    )
+    fixed = lines(result.fixed)
+    assert fixed["AWS WAF web ACLs"] == 5.0
+    assert fixed["AWS WAF rules"] == 3.0  # rate-based rule, common rule set, known bad inputs
+    assert lines(result.usage)["AWS WAF requests inspected"] == 1.2  # 2 x 0.60
+    # The bank's gateway is private: no web ACL, nothing to pay for it.
+    private = estimate(
+        load_profile("managed-api"), synthesized.templates["managed-api"], Usage(requests=10**6)
+    )
+    assert not [line for line in private.fixed + private.usage if "WAF" in line.item]
 
 
 def test_the_per_request_price_by_hand():

@@ -52,6 +52,7 @@ class Stubs:
                     ("service_quotas", "service-quotas"),
                     ("ce", "ce"),
                     ("iam", "iam"),
+                    ("ec2", "ec2"),
                 )
             }
         )
@@ -408,6 +409,37 @@ def test_a_refused_call_is_a_failed_row_not_a_traceback(stubs):
 # --------------------------------------------------------------------------------------------------
 # The command: which checks run for a profile, the table, the exit status
 
+PLACEHOLDER_VPCE = "vpce-0123456789abcdef0"  # profiles/managed-api.yaml
+
+
+def endpoint(
+    endpoint_id: str, *, service: str = f"com.amazonaws.{REGION}.execute-api", state: str = "available"
+):
+    return {"VpcEndpointId": endpoint_id, "ServiceName": service, "State": state, "VpcId": "vpc-1"}
+
+
+def test_private_gateway_endpoints_must_exist_and_be_execute_api_endpoints(stubs):
+    ec2 = stubs.client("ec2")
+    ids = ["vpce-0a1b2c3d4e5f60718", "vpce-0a1b2c3d4e5f60719"]
+    stubs["ec2"].add_response(
+        "describe_vpc_endpoints",
+        {"VpcEndpoints": [endpoint(ids[0]), endpoint(ids[1], service=f"com.amazonaws.{REGION}.s3")]},
+        {"VpcEndpointIds": ids},
+    )
+    stubs["ec2"].add_client_error(
+        "describe_vpc_endpoints",
+        "InvalidVpcEndpointId.NotFound",
+        "The Vpc Endpoint Id 'vpce-0123456789abcdef0' does not exist",
+    )
+    first, second = doc.check_private_endpoints(ec2, ids=ids, region=REGION)
+    assert (first.status, second.status) == ("ok", "fail")
+    assert "s3" in second.detail
+    (row,) = doc.check_private_endpoints(ec2, ids=[PLACEHOLDER_VPCE], region=REGION)
+    assert row.status == "fail"
+    assert "does not exist" in row.detail
+    assert "private_vpc_endpoint_ids" in row.detail
+
+
 runner = CliRunner()
 MANAGED_API = doc.Requirements(bootstrap_version=6, bootstrap_parameter="/cdk-bootstrap/hnb659fds/version")
 
@@ -425,6 +457,11 @@ def stub_managed_api(stubs: Stubs, *, bootstrap: str) -> doc.Clients:
         {"Name": MANAGED_API.bootstrap_parameter},
     )
     stubs["apigateway"].add_response("get_account", {})
+    stubs["ec2"].add_response(
+        "describe_vpc_endpoints",
+        {"VpcEndpoints": [endpoint(PLACEHOLDER_VPCE)]},
+        {"VpcEndpointIds": [PLACEHOLDER_VPCE]},
+    )
     for model in (NOVA, "amazon.titan-embed-text-v2:0", HAIKU):
         stubs["bedrock"].add_response(
             "get_foundation_model_availability", availability(model), {"modelId": model}
@@ -476,7 +513,7 @@ def test_no_credentials_is_a_clear_error_with_exit_2(monkeypatch, no_synth):
         def get_caller_identity(self):
             raise NoCredentialsError
 
-    monkeypatch.setattr(doc, "make_clients", lambda region: doc.Clients(NoCredentials(), *(None,) * 7))
+    monkeypatch.setattr(doc, "make_clients", lambda region: doc.Clients(NoCredentials(), *(None,) * 8))
     result = runner.invoke(app, ["doctor", "managed-api"])
     assert result.exit_code == 2
     assert "no usable AWS credentials" in result.output
