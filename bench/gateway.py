@@ -7,6 +7,12 @@
    bedrock-runtime client (each in a fresh interpreter; interpreter start-up subtracted).
 3. Cache-hit path: a request answered from the DynamoDB cache (moto server over HTTP on loopback)
    against one that misses and writes.
+4. Streamed time to first token: a local OpenAI-compatible backend streaming its first event at
+   once, asked directly and through the gateway (`make gateway-local`'s server, a self-hosted
+   target on the pooled connection): the median time from sending the request to reading the first
+   content event, and the gateway's addition (target < 5 ms).
+5. Keys: the same request through the local server with and without the key check (the key
+   authorizer's logic on a key file), and the authorizer's answer alone.
 """
 
 from __future__ import annotations
@@ -142,10 +148,149 @@ def cache_path(repeat: int = 200) -> tuple[float, float]:
         server.stop()
 
 
+FIRST_EVENT = (
+    b'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":"Save"},"finish_reason":null}]}\n\n'
+)
+REST_EVENTS = (
+    b'data: {"choices":[{"index":0,"delta":{"content":" more"},"finish_reason":null}]}\n\n'
+    b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+    b'data: {"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2}}\n\n'
+    b"data: [DONE]\n\n"
+)
+
+
+def streaming_backend():
+    """A loopback OpenAI-compatible server: the first event at once, the rest 20 ms later."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            import socket
+
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for part, pause in ((FIRST_EVENT, 0.02), (REST_EVENTS, 0)):
+                self.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+                self.wfile.flush()
+                time.sleep(pause)
+            self.wfile.write(b"0\r\n\r\n")
+
+        def log_message(self, *args) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def first_content_ms(url: str, body: dict, headers: dict | None = None) -> float:
+    """Send a streamed request; the time until the first event with content has been read."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    data = json.dumps(body).encode()
+    start = time.perf_counter()
+    connection.request(
+        "POST", parts.path, body=data, headers={"Content-Type": "application/json", **(headers or {})}
+    )
+    response = connection.getresponse()
+    seen = b""
+    while b'"content":"S' not in seen.replace(b" ", b""):
+        data = response.read1(65536)  # what has arrived (a chunked body's readline waits for the next chunk)
+        if not data:
+            raise RuntimeError("the stream ended without content")
+        seen += data
+    elapsed = time.perf_counter() - start
+    response.read()
+    connection.close()
+    return elapsed * 1000
+
+
+def streamed_ttft(repeat: int = 150) -> tuple[float, float]:
+    from lambdas.gateway.local import serve
+    from lambdas.gateway.providers.openai_format import OpenAIHttpChat
+
+    backend = streaming_backend()
+    backend_url = f"http://127.0.0.1:{backend.server_address[1]}"
+    target = OpenAIHttpChat(base_url=backend_url, model="m")
+    handler.gateway = lambda: Gateway(chat_routes={"copy": [target]}, embedding_routes={})
+    server = serve(handler.on_event)
+    body = {**BODY, "stream": True}
+    direct_body = {**body, "model": "m"}
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            for _ in range(20):  # warm up both paths
+                first_content_ms(f"{backend_url}/v1/chat/completions", direct_body)
+                first_content_ms(f"http://127.0.0.1:{server.server_address[1]}/v1/chat/completions", body)
+            direct = statistics.median(
+                first_content_ms(f"{backend_url}/v1/chat/completions", direct_body) for _ in range(repeat)
+            )
+            through = statistics.median(
+                first_content_ms(f"http://127.0.0.1:{server.server_address[1]}/v1/chat/completions", body)
+                for _ in range(repeat)
+            )
+    finally:
+        server.shutdown()
+        backend.shutdown()
+    return through, direct
+
+
+def key_check(repeat: int = 300) -> tuple[float, float, float]:
+    """(request with the key check, without, the authorizer's answer alone) in ms (median)."""
+    import tempfile
+    import urllib.request
+
+    from lambdas.gateway.local import serve
+    from lambdas.gateway_authorizer.keys import FileKeyStore, authorize, key_hash
+
+    handler.gateway = lambda: Gateway(chat_routes={"copy": [StubChat()]}, embedding_routes={})
+    with tempfile.TemporaryDirectory() as directory:
+        store = FileKeyStore(Path(directory) / "keys.json")
+        key = store.add("bench")
+        keyed, open_ = serve(handler.on_event, keys=store), serve(handler.on_event)
+
+        def get(server) -> None:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{server.server_address[1]}/v1/models",
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback
+                response.read()
+
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                for _ in range(50):
+                    get(keyed)
+                    get(open_)
+                with_keys = median_us(lambda: get(keyed), repeat) / 1000
+                without = median_us(lambda: get(open_), repeat) / 1000
+            arn = "arn:aws:execute-api:us-east-1:123456789012:abc/api/GET/v1/models"
+            store.lookup(key_hash(key))
+            alone = median_us(lambda: authorize(f"Bearer {key}", arn, store), 3000) / 1000
+        finally:
+            keyed.shutdown()
+            open_.shutdown()
+    return with_keys, without, alone
+
+
 def main() -> int:
     full, bare = warm_overhead()
     gateway_import, boto_client = cold_start()
     hit, missed = cache_path()
+    through, direct = streamed_ttft()
+    with_keys, without_keys, authorizer_alone = key_check()
     print("gateway benchmarks (one run, 2-core machine)")
     print(f"warm request through the handler   {full:8.1f} us (median); bare provider call {bare:.2f} us")
     print(f"  gateway overhead per request     {(full - bare) / 1000:8.3f} ms (target < 2 ms)")
@@ -158,6 +303,16 @@ def main() -> int:
         f"cache hit (moto over HTTP)         {hit / 1000:8.2f} ms; miss + write {missed / 1000:.2f} ms "
         f"({missed / hit:.2f}x the hit)"
     )
+    print(
+        f"streamed first token, via gateway  {through:8.2f} ms (median); backend directly {direct:.2f} ms "
+        f"({through / direct:.2f}x)"
+    )
+    print(f"  added by the gateway             {through - direct:8.2f} ms (target < 5 ms)")
+    print(
+        f"request with the key check         {with_keys:8.2f} ms (median); without {without_keys:.2f} ms; "
+        f"the authorizer's answer alone {authorizer_alone * 1000:.1f} us"
+    )
+    print(f"  added by the key check           {with_keys - without_keys:8.2f} ms")
     return 0
 
 

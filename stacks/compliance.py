@@ -218,22 +218,19 @@ VPC_DEFAULT_SG_PROVIDER_CHECKOV_SKIPS = (
 )
 
 
-GATEWAY_API_FINDINGS = (
-    Acknowledgement(
-        finding="AwsSolutions-APIG3",
-        reason=(
-            "No AWS WAF web ACL by default: callers are limited per tenant by API keys and usage plans "
-            "(rate, burst, quota), and the body is validated; a web ACL costs a fixed monthly fee per rule."
-        ),
-    ),
-    Acknowledgement(
-        finding="AwsSolutions-APIG6",
-        reason=(
-            "Stage execution logging is off: API Gateway writes it to log groups it creates and manages "
-            "itself (API-Gateway-Execution-Logs_<api id>/<stage>), outside the platform key and the "
-            "profile's retention (API Gateway guide, set-up-logging). Access logs (JSON, KMS, retention), "
-            "X-Ray tracing and the function's own logs are on."
-        ),
+# None left on every gateway API: APIG3 (no WAF) no longer fires on a public API, which has its web ACL,
+# and APIG6 (no execution logging) on none, whose stages log at ERROR into a group of ours
+# (stacks/components/gateway_protection.py). Kept as the hook ModelGateway applies.
+GATEWAY_API_FINDINGS: tuple[Acknowledgement, ...] = ()
+
+# gateway.endpoint: private. AWS WAF can sit in front of a private API too; it is not added there.
+GATEWAY_PRIVATE_NO_WAF = Acknowledgement(
+    finding="AwsSolutions-APIG3",
+    reason=(
+        "gateway.endpoint private: the API has no internet endpoint; its resource policy denies every "
+        "request that does not come through the listed execute-api VPC endpoints of the bank's network, "
+        "where callers also need a tenant key and are throttled by their usage plan. The web ACL, its "
+        "fixed monthly fee and its 8 KB body rule guard the public endpoint."
     ),
 )
 
@@ -251,15 +248,12 @@ API_GATEWAY_ACCOUNT_ROLE = Acknowledgement(
 
 GATEWAY_API_KEY_AUTH = (
     Acknowledgement(
-        finding="AwsSolutions-APIG4",
-        reason=(
-            "auth: api_key: every method requires an API key bound to a tenant's usage plan, which is what "
-            "OpenAI-compatible clients send; set gateway.auth: iam for SigV4-signed callers."
-        ),
-    ),
-    Acknowledgement(
         finding="AwsSolutions-COG4",
-        reason="No Cognito user pool: callers are services with API keys (or IAM with gateway.auth: iam).",
+        reason=(
+            "No Cognito user pool: callers are services with bearer keys (what OpenAI clients send), "
+            "checked by the key authorizer against the key table and metered by the tenant's usage plan; "
+            "gateway.auth: iam for SigV4-signed callers."
+        ),
     ),
 )
 

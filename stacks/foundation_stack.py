@@ -11,11 +11,12 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from lambdas.gateway_authorizer.keys import KEY_TABLE_OUTPUT
 from stacks import compliance
 from stacks.components.alarm_topic import AlarmTopic
 from stacks.components.aurora_vector_store import AuroraVectorStore
 from stacks.components.bedrock_customization_role import BedrockCustomizationRole
-from stacks.components.cache_table import CacheTable
+from stacks.components.cache_table import CacheTable, GatewayKeyTable
 from stacks.components.invocation_log_destination import INVOCATION_LOG_PREFIX, allow_bedrock_invocation_logs
 from stacks.components.knowledge_base_role import KnowledgeBaseRole
 from stacks.components.model_endpoint_role import ModelEndpointRole
@@ -54,6 +55,7 @@ class FoundationStack(Stack):
         aurora: AuroraVectorStoreSettings | None = None,
         bedrock_invocation_logs: bool = False,
         gateway_cache: bool = False,
+        gateway_keys: bool = False,
         model_hosts: Sequence[ModelHost] = (),
         inference: Inference | None = None,
         training: Training | None = None,
@@ -212,6 +214,16 @@ class FoundationStack(Stack):
         self.cache_table = (
             CacheTable(self, "GatewayCache", encryption_key=self.key).table if gateway_cache else None
         )
+        self.key_table = (
+            GatewayKeyTable(self, "GatewayKeys", encryption_key=self.key).table if gateway_keys else None
+        )
+        if self.key_table is not None:
+            CfnOutput(
+                self,
+                KEY_TABLE_OUTPUT,
+                value=self.key_table.table_name,
+                description="the gateway's key table (genai-stack keys)",
+            )
 
         if bedrock_invocation_logs:
             allow_bedrock_invocation_logs(self.data_bucket, self.key, prefix=INVOCATION_LOG_PREFIX)

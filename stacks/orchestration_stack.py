@@ -14,6 +14,7 @@ from constructs import Construct
 from stacks.bedrock_stack import BedrockStack
 from stacks.catalog import bedrock_catalog, bedrock_prices
 from stacks.components.cost_controls import GatewayCost
+from stacks.components.gateway_protection import GatewayProtection
 from stacks.components.model_access import ApplicationProfileRef
 from stacks.components.model_gateway import GatewayNetwork, ModelGateway, Tenant
 from stacks.components.monitoring import MonitoringHub
@@ -121,6 +122,7 @@ class OrchestrationStack(Stack):
         encryption_key: kms.IKey,
         log_retention_days: int,
         hub: MonitoringHub,
+        key_table: dynamodb.ITable | None = None,
         hosting: HostingStack | None = None,
         endpoints: Mapping[str, str] | None = None,
         **kwargs,
@@ -141,6 +143,7 @@ class OrchestrationStack(Stack):
             auth=settings.auth,
             tenants=[Tenant(t.name, t.rate_per_second, t.burst, t.monthly_quota) for t in settings.tenants],
             cache_table=cache_table,
+            key_table=key_table,
             knowledge_base_arns=[bedrock.knowledge_bases[name].arn for name in settings.knowledge_bases],
             sagemaker_endpoints=sorted(
                 {
@@ -152,6 +155,11 @@ class OrchestrationStack(Stack):
             ),
             network=network,
             account_logging_role=settings.api_gateway_account_role,
+            protection=GatewayProtection(
+                endpoint=settings.endpoint,
+                vpc_endpoint_ids=tuple(settings.private_vpc_endpoint_ids),
+                waf_rate_limit=settings.waf_rate_limit,
+            ),
         )
         # The gateway's EMF `service` and aliases: the cost alarm sums its per-alias EstimatedCost.
         self.gateway_cost = GatewayCost(

@@ -11,7 +11,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.gateway.deadline import MIN_CALL_SECONDS, Deadline, as_timed
-from lambdas.gateway.schema import ChatCompletionRequest
+from lambdas.gateway.schema import ChatCompletionRequest, Message
 
 # A cache call is worth less than the model call: it gets at most this long (DynamoDB answers a
 # GetItem in milliseconds), and a slow cache is a miss that leaves the rest of the deadline intact.
@@ -24,14 +24,43 @@ def cache_key(alias: str, request: ChatCompletionRequest, guardrail_version: str
     normalised = {
         "alias": alias,
         "guardrail": guardrail_version,
-        "messages": [[m.role, m.text.strip()] for m in request.messages],
+        "messages": [_message(m) for m in request.messages],
         "temperature": request.temperature,
         "top_p": request.top_p,
         "max_tokens": request.token_limit,
         "stop": request.stop_sequences,
         "knowledge_base": request.knowledge_base,
     }
+    # Every other parameter that changes the answer, when set (so a plain request keeps its key).
+    for name in ANSWER_PARAMETERS:
+        value = getattr(request, name)
+        if value is not None and not (name == "n" and value == 1):
+            normalised[name] = value.model_dump() if hasattr(value, "model_dump") else value
+    if request.tools:
+        normalised["tools"] = [tool.model_dump() for tool in request.tools]
     return hashlib.sha256(json.dumps(normalised, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+ANSWER_PARAMETERS = (
+    "n",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+    "seed",
+    "logprobs",
+    "top_logprobs",
+    "presence_penalty",
+    "frequency_penalty",
+    "reasoning_effort",
+)
+
+
+def _message(message: Message) -> list[Any]:
+    """[role, text] for a plain message (as before: whitespace around the text does not count); tool
+    calls, tool results and images in full."""
+    if message.text_only and not message.tool_calls and not message.tool_call_id:
+        return [message.role, message.text.strip()]
+    return [message.role, message.model_dump(mode="json", exclude_none=True)]
 
 
 def cacheable(request: ChatCompletionRequest) -> bool:

@@ -3,6 +3,7 @@ ApplyGuardrail on the input and on the output (Bedrock passes it inside Converse
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -10,7 +11,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from lambdas.gateway.deadline import Deadline, as_timed
 from lambdas.gateway.errors import ProviderError
 from lambdas.gateway.providers.aws_errors import provider_error
-from lambdas.gateway.providers.base import ChatProvider, ChatResult
+from lambdas.gateway.providers.base import ChatProvider, ChatResult, Delta
 from lambdas.gateway.schema import ChatCompletionRequest
 
 
@@ -40,8 +41,21 @@ class Guardrail:
         return "".join(o.get("text", "") for o in outputs)
 
 
+# A stream is checked in windows before it is released: the first short, for a quick first token,
+# then one ApplyGuardrail text unit each ("a text unit can contain up to 1,000 characters", Amazon
+# Bedrock pricing, Guardrails; ApplyGuardrail:
+# https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ApplyGuardrail.html). Each
+# check also sees the end of the text released before it, so that words cut at a window's edge are
+# read whole.
+FIRST_WINDOW_CHARS = 200
+WINDOW_CHARS = 1000
+OVERLAP_CHARS = 100
+
+
 class Guarded:
-    """A target wrapped in ApplyGuardrail: INPUT before the call, OUTPUT after it."""
+    """A target wrapped in ApplyGuardrail: INPUT before the call, OUTPUT after it (on a stream: on
+    each window of output before it is released, and the stream ends with the guardrail's message
+    when it intervenes)."""
 
     applies_guardrail_itself = True
 
@@ -62,7 +76,11 @@ class Guarded:
                 guardrail_intervened=True,
             )
         result = self.target.chat(request, deadline=deadline)
-        blocked = self.guardrail.check("OUTPUT", result.text, deadline)
+        # A tool call's arguments are output too (and a tool call alone has no text to check).
+        output = "\n".join(
+            [result.text, *(c.get("function", {}).get("arguments", "") for c in result.tool_calls)]
+        )
+        blocked = self.guardrail.check("OUTPUT", output, deadline) if output.strip() else None
         if blocked is None:
             return result
         return ChatResult(
@@ -72,6 +90,44 @@ class Guarded:
             output_tokens=result.output_tokens,
             guardrail_intervened=True,
         )
+
+    def stream(self, request: ChatCompletionRequest, *, deadline: Deadline) -> Iterator[Delta]:
+        prompt = "\n".join(m.text for m in request.messages if m.role != "assistant")
+        blocked = self.guardrail.check("INPUT", prompt, deadline)
+        if blocked is not None:
+            yield Delta(text=blocked, finish_reason="content_filter", guardrail_intervened=True)
+            return
+        held: list[Delta] = []
+        pending, released = "", ""
+        window = FIRST_WINDOW_CHARS
+        upstream = self.target.stream(request, deadline=deadline)
+        try:
+            for delta in upstream:
+                held.append(delta)
+                pending += delta.text + "".join(
+                    c.get("function", {}).get("arguments", "") for c in delta.tool_calls
+                )
+                if len(pending) < window and delta.finish_reason is None:
+                    continue
+                if pending.strip():
+                    blocked = self.guardrail.check("OUTPUT", released[-OVERLAP_CHARS:] + pending, deadline)
+                    if blocked is not None:
+                        yield Delta(text=blocked, finish_reason="content_filter", guardrail_intervened=True)
+                        return
+                released += pending
+                pending, window = "", WINDOW_CHARS
+                yield from held
+                held = []
+            if pending.strip():
+                blocked = self.guardrail.check("OUTPUT", released[-OVERLAP_CHARS:] + pending, deadline)
+                if blocked is not None:
+                    yield Delta(text=blocked, finish_reason="content_filter", guardrail_intervened=True)
+                    return
+            yield from held
+        finally:
+            close = getattr(upstream, "close", None)
+            if close is not None:
+                close()  # an intervention stops reading the model (and frees its connection)
 
 
 __all__ = ["Guarded", "Guardrail", "ProviderError"]

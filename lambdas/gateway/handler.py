@@ -12,12 +12,14 @@ from __future__ import annotations
 import base64
 import json
 import os
+from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger
 
+from lambdas.gateway import sse
 from lambdas.gateway.config import Settings, build_gateway
 from lambdas.gateway.deadline import Deadline, TimedClients, sdk_config
 from lambdas.gateway.errors import GatewayError, bad_request
@@ -64,11 +66,30 @@ def _body(event: dict[str, Any]) -> Any:
         raise bad_request("the request body nests too deeply", code="invalid_json") from None
 
 
+def _guarded(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """A stream whose status is already sent: a bug of ours during it is logged and counted, and the
+    caller gets an `error` event with no detail (as the 500 of a buffered answer)."""
+    try:
+        yield from chunks
+    except Exception:
+        logger.exception("unexpected error during a stream")
+        record_unhandled_error()
+        yield sse.event(GatewayError(500, "internal error", type="server_error").body())
+
+
+def tenant_of(request_context: dict[str, Any]) -> str:
+    """The tenant's name from the key authorizer (lambdas/gateway_authorizer), else the API key id
+    API Gateway gives; never a key."""
+    authorizer = request_context.get("authorizer") or {}
+    identity = request_context.get("identity") or {}
+    return authorizer.get("tenant") or identity.get("apiKeyId") or "anonymous"
+
+
 def on_event(event: dict[str, Any], context: Any) -> dict[str, Any]:
     deadline = Deadline.start(SETTINGS.deadline_seconds, context=context)
     context_info = event.get("requestContext") or {}
     logger.append_keys(correlation_id=context_info.get("requestId"))
-    tenant = (context_info.get("identity") or {}).get("apiKeyId") or "anonymous"
+    tenant = tenant_of(context_info)
     method, path = event.get("httpMethod", ""), (event.get("path") or "").rstrip("/")
     try:
         if (method, path) == ("GET", "/v1/models"):
@@ -81,6 +102,16 @@ def on_event(event: dict[str, Any], context: Any) -> dict[str, Any]:
             body = _body(event)
             if SETTINGS.log_prompts:
                 logger.info("request", extra={"body": body})
+            if path == "/v1/chat/completions" and isinstance(body, dict) and body.get("stream") is True:
+                chunks, headers = gateway().chat_stream(
+                    body, tenant=tenant, metrics=EmfMetrics(), deadline=deadline
+                )
+                logger.info("streaming", extra={"path": path, "tenant": tenant, **headers})
+                return {
+                    "statusCode": 200,
+                    "headers": {"Content-Type": sse.CONTENT_TYPE, "Cache-Control": "no-cache", **headers},
+                    "stream": _guarded(chunks),
+                }
             operation = gateway().chat if path == "/v1/chat/completions" else gateway().embeddings
             result, headers = operation(body, tenant=tenant, metrics=EmfMetrics(), deadline=deadline)
             logger.info("answered", extra={"path": path, "tenant": tenant, **headers})

@@ -3,7 +3,8 @@
 Three documents, each with Powertools' `service` dimension (POWERTOOLS_SERVICE_NAME, scoped to the
 profile by the stack), and each read by an alarm or a dashboard widget (tests/signals):
 - per request, by alias, target and tenant: Latency, InputTokens, OutputTokens, EstimatedCost,
-  CacheHit, Fallback, GuardrailIntervention (the dashboard's breakdowns);
+  CacheHit, Fallback, GuardrailIntervention, and TimeToFirstToken for streamed answers (the
+  dashboard's breakdowns);
 - per request, by alias only: Requests, FellBack (1 when a target other than the first answered) and
   EstimatedCost, so that alarms can watch an alias without SEARCH (alarms cannot use SEARCH
   expressions) and without one series per tenant and target;
@@ -33,6 +34,8 @@ class EmfMetrics:
         metrics.add_dimension(name="alias", value=usage.alias)
         metrics.add_dimension(name="target", value=usage.target)
         metrics.add_dimension(name="tenant", value=tenant)
+        if usage.user:  # a hash, as a property of the document: never a dimension (a series per user)
+            metrics.add_metadata(key="user", value=usage.user)
         metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=usage.latency_ms)
         metrics.add_metric(name="InputTokens", unit=MetricUnit.Count, value=usage.input_tokens)
         metrics.add_metric(name="OutputTokens", unit=MetricUnit.Count, value=usage.output_tokens)
@@ -42,6 +45,10 @@ class EmfMetrics:
         metrics.add_metric(
             name="GuardrailIntervention", unit=MetricUnit.Count, value=int(usage.guardrail_intervened)
         )
+        if usage.time_to_first_token_ms is not None:  # streamed answers only
+            metrics.add_metric(
+                name="TimeToFirstToken", unit=MetricUnit.Milliseconds, value=usage.time_to_first_token_ms
+            )
         metrics.flush_metrics()
         per_alias = _document()
         per_alias.add_dimension(name="alias", value=usage.alias)

@@ -8,6 +8,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from lambdas.gateway.deadline import Deadline
 from lambdas.gateway.errors import GatewayError, ProviderError
@@ -25,7 +26,7 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class Routed:
-    result: ChatResult
+    result: ChatResult | Any  # what `call` returned (a ChatResult unless route was given a call)
     target: str
     fallbacks: int  # targets given up on before this one answered
     attempts: int
@@ -46,8 +47,12 @@ def route(
     sleep: Callable[[float], None] = time.sleep,
     rng: Callable[[], float] = random.random,
     deadline: Deadline | None = None,
+    call: Callable[[ChatProvider], Any] | None = None,
 ) -> Routed:
-    """`deadline`: the request's (started at entry); without one, `policy.deadline_seconds` from now."""
+    """`deadline`: the request's (started at entry); without one, `policy.deadline_seconds` from now.
+    `call(target)`: what to do with a target (default: its chat answer; a stream opens it and waits
+    for its first delta, so that a target failing before it has said anything is retried or
+    fallen back from like any other)."""
     if deadline is None:
         deadline = Deadline.start(policy.deadline_seconds, clock=clock)
     errors: list[ProviderError] = []
@@ -57,7 +62,7 @@ def route(
             deadline.check(f"attempt {attempts + 1} ({target.name})")
             attempts += 1
             try:
-                result = target.chat(request, deadline=deadline)
+                result = call(target) if call else target.chat(request, deadline=deadline)
             except ProviderError as error:
                 if error.client_message is not None:  # the model refused the caller's request
                     raise GatewayError(

@@ -3,17 +3,20 @@ retrieval and metrics. It takes every AWS client and clock as arguments (tests i
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from lambdas.gateway import sse
 from lambdas.gateway.cache import ResponseCache, cache_key, cacheable
 from lambdas.gateway.deadline import Deadline
 from lambdas.gateway.errors import GatewayError, ProviderError, bad_request
 from lambdas.gateway.providers.base import ChatProvider, EmbeddingProvider
+from lambdas.gateway.providers.bedrock import unsupported as bedrock_unsupported
 from lambdas.gateway.retrieval import Retriever, grounding_check, grounding_prompt
 from lambdas.gateway.router import RetryPolicy, route
 from lambdas.gateway.schema import (
@@ -40,6 +43,14 @@ class Usage:
     cache_hit: bool = False
     fallbacks: int = 0
     guardrail_intervened: bool = False
+    # A hash of the request's `user` (OpenAI's end-user id): a property of the request's log and EMF
+    # document, never a dimension (one custom metric series per end user) and never the raw id.
+    user: str | None = None
+    time_to_first_token_ms: float | None = None  # streamed answers: entry to the first content sent
+
+
+def hashed_user(user: str | None) -> str | None:
+    return hashlib.sha256(user.encode()).hexdigest()[:16] if user else None
 
 
 class MetricsSink(Protocol):
@@ -100,6 +111,30 @@ class Gateway:
         write all run within one deadline: each AWS call checks it and gets only the time left."""
         deadline = self._deadline(deadline)
         request = parse(ChatCompletionRequest, body)
+        if request.stream:
+            request = request.model_copy(update={"stream": False, "stream_options": None})
+        targets = self._targets(request)
+        started = self.clock()
+        key = cache_key(request.model, request, self.guardrail[1] if self.guardrail else None)
+        use_cache = self.cache is not None and cacheable(request)
+        if use_cache:
+            hit = self.cache.get(key, deadline)
+            if hit is not None:
+                metrics.record(
+                    Usage(
+                        alias=request.model,
+                        target="cache",
+                        latency_ms=self._ms(started),
+                        cache_hit=True,
+                        user=hashed_user(request.user),
+                    ),
+                    tenant=tenant,
+                )
+                return hit, {"x-genai-target": "cache", "x-genai-cache": "hit"}
+        return self._answer(request, targets, key if use_cache else None, tenant, metrics, deadline, started)
+
+    def _targets(self, request: ChatCompletionRequest) -> Sequence[ChatProvider]:
+        """The alias's targets, after every check that refuses the request before a model is called."""
         targets = self.chat_routes.get(request.model)
         if not targets:
             raise GatewayError(
@@ -118,32 +153,37 @@ class Gateway:
                 param="temperature",
                 code="invalid_value",
             )
+        self._check_features(request, targets)
         self._check_limits(request)
-        started = self.clock()
-        key = cache_key(request.model, request, self.guardrail[1] if self.guardrail else None)
-        use_cache = self.cache is not None and cacheable(request)
-        if use_cache:
-            hit = self.cache.get(key, deadline)
-            if hit is not None:
-                metrics.record(
-                    Usage(alias=request.model, target="cache", latency_ms=self._ms(started), cache_hit=True),
-                    tenant=tenant,
-                )
-                return hit, {"x-genai-target": "cache", "x-genai-cache": "hit"}
+        return targets
 
+    def _answer(
+        self,
+        request: ChatCompletionRequest,
+        targets: Sequence[ChatProvider],
+        key: str | None,
+        tenant: str,
+        metrics: MetricsSink,
+        deadline: Deadline,
+        started: float,
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        use_cache = key is not None
         passages = []
         if request.knowledge_base is not None:
             request, passages = self._ground(request, deadline)
         routed = route(targets, request, policy=self.policy, clock=self.clock, deadline=deadline)
         result = routed.result
         text, finish, intervened = result.text, result.finish_reason, result.guardrail_intervened
-        if passages and not intervened and self.guardrail and self.guardrail_client is not None:
+        tool_calls, choices = result.tool_calls, result.choices
+        # A tool call alone is not an answer to ground (the grounding check takes the answer's text).
+        answered = bool(text) or not tool_calls
+        if passages and answered and not intervened and self.guardrail and self.guardrail_client is not None:
             try:
                 blocked = grounding_check(
                     self.guardrail_client,
                     guardrail=self.guardrail,
                     passages=passages,
-                    query=request.messages[-1].text,
+                    query=_question(request),
                     answer=text,
                     deadline=deadline,
                 )
@@ -156,6 +196,7 @@ class Gateway:
                 ) from None
             if blocked is not None:
                 text, finish, intervened = blocked, "content_filter", True
+                tool_calls, choices = (), ()
         extra = (
             {"citations": [{"index": i, "source": p.source} for i, p in enumerate(passages, start=1)]}
             if passages
@@ -168,6 +209,11 @@ class Gateway:
             input_tokens=result.input_tokens,
             output_tokens=result.output_tokens,
             extra=extra,
+            tool_calls=tool_calls,
+            reasoning_content=None if intervened else result.reasoning_content,
+            cached_tokens=result.cached_tokens,
+            logprobs=None if intervened else result.logprobs,
+            choices=choices,
         )
         if use_cache and not intervened:
             self.cache.put(key, response, deadline)
@@ -187,6 +233,7 @@ class Gateway:
                 cost_usd=cost,
                 fallbacks=routed.fallbacks,
                 guardrail_intervened=intervened,
+                user=hashed_user(request.user),
             ),
             tenant=tenant,
         )
@@ -194,6 +241,76 @@ class Gateway:
         if use_cache:
             headers["x-genai-cache"] = "miss"
         return response, headers
+
+    def chat_stream(
+        self, body: Any, *, tenant: str, metrics: MetricsSink, deadline: Deadline | None = None
+    ) -> tuple[Iterator[bytes], dict[str, str]]:
+        """`stream: true`: the answer as server-sent events (OpenAI's chat.completion.chunk objects,
+        then `data: [DONE]`), each sent as the model produces it. Everything that can refuse the
+        request does so before the first byte, with a status and an error object as for `chat`: the
+        checks, and every target failing before its first delta (retries and fallback as usual). A
+        target failing after it has begun ends the stream with an `error` event (OpenAI clients raise
+        it). Answers that must be whole before anything is sent (a cached one, and grounded ones,
+        checked against their passages) are produced by `chat` and sent as one chunk."""
+        deadline = self._deadline(deadline)
+        request = parse(ChatCompletionRequest, body)
+        include_usage = bool(request.stream_options and request.stream_options.include_usage)
+        streamed = request.model_copy(update={"stream": False, "stream_options": None})
+        for name, why, asked in (
+            ("n", "a stream carries one choice", request.n > 1),
+            ("logprobs", "streamed answers carry no log probabilities here", request.wants_logprobs),
+        ):
+            if asked:
+                raise bad_request(
+                    f"{name} with stream: not supported for model {request.model!r} ({why}); send it "
+                    "without stream",
+                    param=name,
+                    code="unsupported_parameter",
+                )
+        if request.knowledge_base is not None or (self.cache is not None and cacheable(streamed)):
+            response, headers = self.chat(
+                streamed.model_dump(exclude_none=True), tenant=tenant, metrics=metrics, deadline=deadline
+            )
+            return sse.whole(response, include_usage=include_usage), headers
+        targets = self._targets(streamed)
+        started = self.clock()
+        routed = route(
+            targets,
+            streamed,
+            policy=self.policy,
+            clock=self.clock,
+            deadline=deadline,
+            call=lambda target: sse.Opened.of(target.stream(streamed, deadline=deadline)),
+        )
+        headers = {"x-genai-target": routed.target, "x-genai-fallbacks": str(routed.fallbacks)}
+
+        def record(answer: sse.Answered) -> None:
+            price = self.prices.get(routed.target)
+            cost = (
+                (answer.input_tokens * price.input_per_1k + answer.output_tokens * price.output_per_1k) / 1000
+                if price
+                else 0.0
+            )
+            metrics.record(
+                Usage(
+                    alias=request.model,
+                    target=routed.target,
+                    latency_ms=self._ms(started),
+                    input_tokens=answer.input_tokens,
+                    output_tokens=answer.output_tokens,
+                    cost_usd=cost,
+                    fallbacks=routed.fallbacks,
+                    guardrail_intervened=answer.guardrail_intervened,
+                    user=hashed_user(request.user),
+                    time_to_first_token_ms=(answer.first_at - started) * 1000 if answer.first_at else None,
+                ),
+                tenant=tenant,
+            )
+
+        chunks = sse.chunks(
+            routed.result, model=request.model, include_usage=include_usage, clock=self.clock, on_end=record
+        )
+        return chunks, headers
 
     def embeddings(
         self, body: Any, *, tenant: str, metrics: MetricsSink, deadline: Deadline | None = None
@@ -237,6 +354,7 @@ class Gateway:
                 latency_ms=self._ms(started),
                 input_tokens=result.input_tokens,
                 cost_usd=cost,
+                user=hashed_user(request.user),
             ),
             tenant=tenant,
         )
@@ -249,6 +367,31 @@ class Gateway:
         return response, {"x-genai-target": target.name}
 
     # ---------------------------------------------------------------------------------------------
+    def _check_features(self, request: ChatCompletionRequest, targets: Sequence[ChatProvider]) -> None:
+        """Every target of the alias must honour what the request asks for: one that cannot (a fallback
+        included) would answer as if the parameter were not there, so the request is refused by name."""
+        refused: list[tuple[str, str, str]] = []  # (parameter, target, reason)
+        for target in targets:
+            if target.name.startswith("bedrock:"):
+                model_id = target.name.removeprefix("bedrock:")
+                refused += [
+                    (param, target.name, why) for param, why in bedrock_unsupported(model_id, request)
+                ]
+            elif request.n > 1 and self.guardrail is not None:
+                # ApplyGuardrail wraps these targets and checks the one answer it is given.
+                refused.append(("n", target.name, "the guardrail checks one answer per request"))
+        if not refused:
+            return
+        params = sorted({param for param, _, _ in refused})
+        reasons = "; ".join(dict.fromkeys(f"{target}: {why}" for _, target, why in refused))
+        raise bad_request(
+            f"{', '.join(params)}: not supported for model {request.model!r} ({reasons}); remove "
+            f"{'it' if len(params) == 1 else 'them'} or use an alias whose targets all take "
+            f"{'it' if len(params) == 1 else 'them'} (docs/gateway.md, compatibility table)",
+            param=refused[0][0],
+            code="unsupported_parameter",
+        )
+
     def _check_limits(self, request: ChatCompletionRequest) -> None:
         prompt_tokens = sum(len(m.text) for m in request.messages) // CHARS_PER_TOKEN
         if prompt_tokens > self.limits.max_input_tokens:
@@ -277,7 +420,7 @@ class Gateway:
                 code="knowledge_base_not_found",
             )
         try:
-            passages = self.retriever.retrieve(knowledge_base_id, request.messages[-1].text, deadline)
+            passages = self.retriever.retrieve(knowledge_base_id, _question(request), deadline)
         except ProviderError as error:
             if error.timeout:
                 raise GatewayError(
@@ -311,6 +454,12 @@ def unsupported_parameters(model: type, body: dict[str, Any]) -> list[str]:
     return sorted(
         key for key, value in body.items() if key not in known and not any(value == n for n in _NEUTRAL)
     )
+
+
+def _question(request: ChatCompletionRequest) -> str:
+    """The last user message's text: what retrieval searches for (in a tool conversation the last
+    message is a tool result)."""
+    return next(m.text for m in reversed(request.messages) if m.role == "user")
 
 
 def _model_object(alias: str) -> dict[str, Any]:

@@ -3,11 +3,12 @@ templates refuse a system role. Build_gateway wraps every target in one Shaped."
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Literal
 
 from lambdas.gateway.deadline import Deadline
-from lambdas.gateway.providers.base import ChatProvider, ChatResult
-from lambdas.gateway.schema import ChatCompletionRequest, Message
+from lambdas.gateway.providers.base import ChatProvider, ChatResult, Delta
+from lambdas.gateway.schema import ChatCompletionRequest
 
 SystemPrompt = Literal["keep", "merge"]
 
@@ -34,7 +35,7 @@ def merge_system(request: ChatCompletionRequest) -> ChatCompletionRequest:
         return request
     rest = [m for m in request.messages if m.role != "system"]
     first = next(i for i, m in enumerate(rest) if m.role == "user")  # the schema requires one
-    rest[first] = Message(role="user", content="\n\n".join([*system, rest[first].text]))
+    rest[first] = rest[first].prefixed("\n\n".join(system))  # its images kept
     return request.model_copy(update={"messages": rest})
 
 
@@ -57,3 +58,6 @@ class Shaped:
 
     def chat(self, request: ChatCompletionRequest, *, deadline: Deadline) -> ChatResult:
         return self.target.chat(self.shape(request), deadline=deadline)
+
+    def stream(self, request: ChatCompletionRequest, *, deadline: Deadline) -> Iterator[Delta]:
+        return self.target.stream(self.shape(request), deadline=deadline)

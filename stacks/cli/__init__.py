@@ -3,7 +3,7 @@ on `stacks.cli.app.app`; importing them here makes the console script see all of
 
 from __future__ import annotations
 
-from stacks.cli import diff, doctor, plan, profiles, recommend, wheelhouse  # noqa: F401 - registers the commands
+from stacks.cli import diff, doctor, keys, plan, profiles, recommend, wheelhouse  # noqa: F401 - registers the commands
 from stacks.cli.app import app
 
 

@@ -1,4 +1,4 @@
-"""CacheTable: the gateway's exact-match response cache (stateful, retained)."""
+"""The gateway's stateful tables: the exact-match response cache and the key table (both retained)."""
 
 from __future__ import annotations
 
@@ -15,16 +15,40 @@ class CacheTable(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, encryption_key: kms.IKey) -> None:
         super().__init__(scope, construct_id)
-        self.table = dynamodb.Table(
-            self,
-            "Table",
-            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
-            encryption_key=encryption_key,
-            time_to_live_attribute="expires_at",
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            removal_policy=RemovalPolicy.RETAIN,
+        self.table = stateful_table(
+            self, "Table", encryption_key=encryption_key, time_to_live_attribute="expires_at"
         )
+
+
+class GatewayKeyTable(Construct):
+    """The gateway's keys: `pk` is a key's SHA-256 (never the key), with `tenant` and `key_id` (the
+    API Gateway key in the tenant's usage plan). Written by `genai-stack keys`, read by the key
+    authorizer (lambdas/gateway_authorizer). Stateful and retained: losing it revokes every key."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, encryption_key: kms.IKey) -> None:
+        super().__init__(scope, construct_id)
+        self.table = stateful_table(self, "Table", encryption_key=encryption_key)
+
+
+def stateful_table(
+    scope: Construct,
+    construct_id: str,
+    *,
+    encryption_key: kms.IKey,
+    time_to_live_attribute: str | None = None,
+) -> dynamodb.Table:
+    """On-demand, keyed by the string `pk`, encrypted with the platform key, point-in-time recovery,
+    retained on stack deletion."""
+    return dynamodb.Table(
+        scope,
+        construct_id,
+        partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+        billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+        encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+        encryption_key=encryption_key,
+        time_to_live_attribute=time_to_live_attribute,
+        point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+            point_in_time_recovery_enabled=True
+        ),
+        removal_policy=RemovalPolicy.RETAIN,
+    )

@@ -15,7 +15,10 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from lambdas.gateway.errors import GATEWAY_RESPONSES
+from lambdas.gateway_authorizer.keys import AUTHORIZER_CACHE_SECONDS, TOKEN_PATTERN
 from stacks import compliance
+from stacks.components.gateway_protection import PUBLIC, GatewayProtection, GatewayWebAcl, execution_log_group
 from stacks.components.monitoring import MonitoringHub
 from stacks.components.python_function import PythonFunction, encrypted_log_group, profile_scoped
 from stacks.config import gateway_function_timeout_seconds
@@ -26,20 +29,8 @@ PATHS = (
     ("GET", ("models",)),
     ("GET", ("models", "{id}")),  # one alias (OpenAI clients retrieve a model by id)
 )
+STREAMED_ROUTE = ("chat", "completions")  # lambdas/gateway/runtime.py STREAMED_PATHS
 EMF_NAMESPACE = "GenAiStack/Gateway"  # lambdas/gateway/metrics.py
-# API Gateway's own errors in the OpenAI format: (response type, status, error type, code). A wrong or
-# missing key is OpenAI's 401 invalid_api_key (API Gateway says 403); throttles and quotas are 429.
-GATEWAY_RESPONSES = (
-    (apigw.ResponseType.INVALID_API_KEY, "401", "invalid_request_error", "invalid_api_key"),
-    (apigw.ResponseType.ACCESS_DENIED, "403", "invalid_request_error", "access_denied"),
-    (apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN, "403", "invalid_request_error", "missing_auth"),
-    (apigw.ResponseType.THROTTLED, "429", "rate_limit_error", "rate_limit_exceeded"),
-    (apigw.ResponseType.QUOTA_EXCEEDED, "429", "rate_limit_error", "quota_exceeded"),
-    (apigw.ResponseType.REQUEST_TOO_LARGE, "413", "invalid_request_error", "request_too_large"),
-    (apigw.ResponseType.INTEGRATION_TIMEOUT, "504", "timeout", "gateway_timeout"),
-    (apigw.ResponseType.DEFAULT_4_XX, None, "invalid_request_error", "gateway_error"),
-    (apigw.ResponseType.DEFAULT_5_XX, None, "server_error", "gateway_error"),
-)
 
 
 def openai_error_template(error_type: str, code: str) -> str:
@@ -48,6 +39,11 @@ def openai_error_template(error_type: str, code: str) -> str:
         '{"error": {"message": $context.error.messageString, '
         f'"type": "{error_type}", "param": null, "code": "{code}"}}}}'
     )
+
+
+def usage_plan_name(scope: Construct, tenant: str) -> str:
+    """The usage plan of a tenant, by name (`genai-stack keys` finds it by this name)."""
+    return profile_scoped(scope, f"gateway-{tenant}")
 
 
 DIMENSIONS = "alias,service,target,tenant"  # the dimension set of the per-request EMF document
@@ -75,14 +71,19 @@ class ModelGateway(Construct):
     profile's model-access policy (so the guardrail enforcement of that policy applies to the gateway
     too), the cache table, Retrieve on the knowledge bases and InvokeEndpoint on the SageMaker endpoints.
 
-    Auth: `api_key` (an API key and usage plan per tenant: rate, burst, monthly quota) or `iam`
-    (SigV4-signed callers; usage plans still throttle per key if tenants are given).
+    Auth: `api_key` (bearer keys checked by a Lambda authorizer against `key_table`, each key in its
+    tenant's usage plan: rate, burst, monthly quota; keys are minted by `genai-stack keys`) or `iam`
+    (SigV4-signed callers).
 
     `account_logging_role`: the stage's access logging needs API Gateway's account-level CloudWatch
     Logs role (one per account and region). `create` makes a role of ours (AWS managed policy
     AmazonAPIGatewayPushToCloudWatchLogs), sets it with AWS::ApiGateway::Account, keeps both on delete
     so that other APIs of the account keep logging, and makes the stage wait for it; `existing` relies
     on the role already set (checked by `genai-stack doctor`).
+
+    `protection` (stacks/components/gateway_protection.py): public (default: REGIONAL behind an AWS WAF
+    web ACL) or private (PRIVATE, only through the given execute-api VPC endpoints). Either way the stage
+    logs executions at ERROR without bodies into an encrypted group created before it.
     """
 
     def __init__(
@@ -98,10 +99,12 @@ class ModelGateway(Construct):
         auth: Literal["api_key", "iam"],
         tenants: Sequence[Tenant],
         cache_table: dynamodb.ITable | None = None,
+        key_table: dynamodb.ITable | None = None,
         knowledge_base_arns: Sequence[str] = (),
         sagemaker_endpoints: Sequence[str] = (),
         network: GatewayNetwork | None = None,
         account_logging_role: Literal["create", "existing"] = "create",
+        protection: GatewayProtection = PUBLIC,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -112,7 +115,13 @@ class ModelGateway(Construct):
             description="OpenAI-compatible model gateway",
             encryption_key=encryption_key,
             log_retention_days=log_retention_days,
-            environment={"GATEWAY_CONFIG": stack.to_json_string(dict(config))},
+            environment={
+                "GATEWAY_CONFIG": stack.to_json_string(dict(config)),
+                # The managed Python runtime's wrapper-script hook starts the gateway's own runtime
+                # loop, which can stream (lambdas/gateway/runtime.py says why; "Modifying the runtime
+                # environment": https://docs.aws.amazon.com/lambda/latest/dg/runtimes-modify.html).
+                "AWS_LAMBDA_EXEC_WRAPPER": "/var/task/lambdas/gateway/bootstrap",
+            },
             # The request's deadline comes first (a clean 504); API Gateway's 29 s comes last.
             timeout_seconds=gateway_function_timeout_seconds(deadline_seconds),
             memory_size=1024,
@@ -144,7 +153,8 @@ class ModelGateway(Construct):
             role.add_to_policy(
                 iam.PolicyStatement(
                     sid="InvokeEndpoints",
-                    actions=["sagemaker:InvokeEndpoint"],
+                    # Streamed answers call InvokeEndpointWithResponseStream, an action of its own.
+                    actions=["sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream"],
                     resources=[
                         stack.format_arn(service="sagemaker", resource="endpoint", resource_name=e.lower())
                         for e in sagemaker_endpoints
@@ -163,7 +173,10 @@ class ModelGateway(Construct):
             # dimensions and metrics": https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-metrics-and-dimensions.html).
             rest_api_name=profile_scoped(self, "gateway"),
             description="genai-stack model gateway (OpenAI-compatible)",
-            endpoint_types=[apigw.EndpointType.REGIONAL],
+            # public: REGIONAL behind a WAF web ACL; private: PRIVATE through the callers' VPC endpoints
+            # only (stacks/components/gateway_protection.py).
+            endpoint_configuration=protection.endpoint_configuration(self),
+            policy=protection.resource_policy(auth=auth),
             # A stage with AccessLogSetting fails to deploy in an account and region without the
             # CloudWatch Logs role ("CloudWatch Logs role ARN must be set in account settings to enable
             # logging"; API Gateway guide, "Permissions for CloudWatch logging":
@@ -177,7 +190,11 @@ class ModelGateway(Construct):
             cloud_watch_role_removal_policy=RemovalPolicy.RETAIN
             if account_logging_role == "create"
             else None,
-            api_key_source_type=apigw.ApiKeySourceType.HEADER,
+            # auth api_key: the authorizer reads the OpenAI client's `Authorization: Bearer <key>` and
+            # returns the usage-plan key (_key_authorizer); x-api-key is not read.
+            api_key_source_type=apigw.ApiKeySourceType.AUTHORIZER
+            if auth == "api_key"
+            else apigw.ApiKeySourceType.HEADER,
             deploy_options=apigw.StageOptions(
                 stage_name="api",
                 access_log_destination=apigw.LogGroupLogDestination(access_logs),
@@ -196,6 +213,10 @@ class ModelGateway(Construct):
                 # detailed metrics (billed as custom metrics) that no alarm or widget reads.
                 metrics_enabled=False,
                 tracing_enabled=True,
+                # Execution logs: errors only, never request or response bodies (prompts), into the
+                # encrypted group _protect creates before the stage.
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                data_trace_enabled=False,
             ),
         )
         validator = self.api.add_request_validator(
@@ -207,6 +228,22 @@ class ModelGateway(Construct):
             schema=apigw.JsonSchema(schema=apigw.JsonSchemaVersion.DRAFT4, type=apigw.JsonSchemaType.OBJECT),
         )
         integration = apigw.LambdaIntegration(self.handler.function, proxy=True)
+        # Chat completions stream (stream=true answers server-sent events as the model produces them):
+        # API Gateway invokes the function with InvokeWithResponseStream and relays its output as it
+        # comes; the function's runtime loop (lambdas/gateway/runtime.py) writes API Gateway's
+        # streaming format on this route ("Stream the integration response for your proxy
+        # integrations in API Gateway":
+        # https://docs.aws.amazon.com/apigateway/latest/developerguide/response-transfer-mode.html).
+        streamed = apigw.LambdaIntegration(
+            self.handler.function, proxy=True, response_transfer_mode=apigw.ResponseTransferMode.STREAM
+        )
+        authorizer = (
+            self._key_authorizer(
+                key_table, encryption_key=encryption_key, log_retention_days=log_retention_days
+            )
+            if auth == "api_key"
+            else None
+        )
         v1 = self.api.root.add_resource("v1")
         for method, parts in PATHS:
             resource = v1
@@ -214,15 +251,17 @@ class ModelGateway(Construct):
                 resource = resource.get_resource(part) or resource.add_resource(part)
             resource.add_method(
                 method,
-                integration,
+                streamed if parts == STREAMED_ROUTE else integration,
                 api_key_required=auth == "api_key",
+                authorizer=authorizer,
                 authorization_type=apigw.AuthorizationType.IAM
                 if auth == "iam"
-                else apigw.AuthorizationType.NONE,
+                else apigw.AuthorizationType.CUSTOM,
                 request_validator=validator if method == "POST" else None,
                 request_models={"application/json": json_object} if method == "POST" else None,
             )
         self._openai_gateway_responses()
+        self._protect(protection, encryption_key=encryption_key, log_retention_days=log_retention_days)
         compliance.acknowledge(self.api, *compliance.GATEWAY_API_FINDINGS)
         if account_logging_role == "create":
             compliance.acknowledge(
@@ -234,9 +273,14 @@ class ModelGateway(Construct):
             self.api.deployment_stage.node.default_child, *compliance.GATEWAY_STAGE_CHECKOV_SKIPS
         )
 
+        # One usage plan per tenant (rate, burst, monthly quota). Its keys are not in the template:
+        # `genai-stack keys create PROFILE TENANT` mints them (API Gateway key + the key table's
+        # hash) and finds the plan by this name, so keys are issued, rotated and revoked without a
+        # deploy and never pass through CloudFormation.
         for tenant in tenants:
             plan = self.api.add_usage_plan(
                 f"Plan-{tenant.name}",
+                name=usage_plan_name(self, tenant.name),
                 description=f"genai-stack gateway tenant {tenant.name}",
                 throttle=apigw.ThrottleSettings(rate_limit=tenant.rate_per_second, burst_limit=tenant.burst),
                 quota=apigw.QuotaSettings(limit=tenant.monthly_quota, period=apigw.Period.MONTH)
@@ -244,17 +288,56 @@ class ModelGateway(Construct):
                 else None,
             )
             plan.add_api_stage(stage=self.api.deployment_stage)
-            key = self.api.add_api_key(
-                f"Key-{tenant.name}", description=f"genai-stack gateway tenant {tenant.name}"
+        CfnOutput(stack, "GatewayBaseUrl", value=self.base_url, description="OpenAI base_url")
+
+    def _key_authorizer(
+        self, key_table: dynamodb.ITable | None, *, encryption_key: kms.IKey, log_retention_days: int
+    ) -> apigw.TokenAuthorizer:
+        """`Authorization: Bearer <key>` (what every OpenAI client sends with `api_key=`) checked by a
+        TOKEN authorizer against the key table (hashes only, lambdas/gateway_authorizer), which returns
+        the tenant and the usage-plan key API Gateway meters (API key source AUTHORIZER). A header that
+        does not match the token pattern is refused 401 by API Gateway without invoking the function;
+        answers are cached per key for AUTHORIZER_CACHE_SECONDS, so a revoked key stops working within
+        that time ("Use API Gateway Lambda authorizers",
+        https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-use-lambda-authorizer.html;
+        "Choose an API key source in API Gateway",
+        https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-api-key-source.html)."""
+        if key_table is None:
+            raise ValueError("auth api_key needs the key table (FoundationStack gateway_keys)")
+        function = PythonFunction(
+            self,
+            "Authorizer",
+            package="gateway_authorizer",
+            description="Gateway key authorizer (Bearer key -> tenant and usage-plan key)",
+            encryption_key=encryption_key,
+            log_retention_days=log_retention_days,
+            environment={"KEY_TABLE": key_table.table_name},
+            timeout_seconds=10,
+            memory_size=256,
+        )
+        key_table.grant(function.role, "dynamodb:GetItem")
+        # The table is encrypted with the platform key: a read may need kms:Decrypt through DynamoDB
+        # ("Encryption at rest: how it works", customer managed key permissions,
+        # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/encryption.howitworks.html).
+        function.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadTheKeyTable",
+                actions=["kms:Decrypt", "kms:DescribeKey"],
+                resources=[encryption_key.key_arn],
+                conditions={
+                    "StringEquals": {"kms:ViaService": f"dynamodb.{Stack.of(self).region}.amazonaws.com"}
+                },
             )
-            plan.add_api_key(key)
-            CfnOutput(
-                stack,
-                f"GatewayApiKeyId-{tenant.name}",
-                value=key.key_id,
-                description=f"API key id of tenant {tenant.name} (get-api-key --include-value shows the key)",
-            )
-        CfnOutput(stack, "GatewayBaseUrl", value=f"{self.api.url}v1", description="OpenAI base_url")
+        )
+        self.authorizer_function = function
+        return apigw.TokenAuthorizer(
+            self,
+            "KeyAuthorizer",
+            handler=function.function,
+            identity_source=apigw.IdentitySource.header("Authorization"),
+            validation_regex=TOKEN_PATTERN,
+            results_cache_ttl=Duration.seconds(AUTHORIZER_CACHE_SECONDS),
+        )
 
     def _openai_gateway_responses(self) -> None:
         """Errors API Gateway answers itself (a missing or wrong key, a usage plan's throttle or quota,
@@ -267,11 +350,37 @@ class ModelGateway(Construct):
         https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-gatewayResponse-definition.html)."""
         for response_type, status, error_type, code in GATEWAY_RESPONSES:
             self.api.add_gateway_response(
-                f"OpenAiError{response_type.response_type}",
-                type=response_type,
+                f"OpenAiError{response_type}",
+                type=apigw.ResponseType.of(response_type),
                 status_code=status,
                 templates={"application/json": openai_error_template(error_type, code)},
             )
+
+    def _protect(
+        self,
+        protection: GatewayProtection,
+        *,
+        encryption_key: kms.IKey,
+        log_retention_days: int,
+    ) -> None:
+        """The stage's execution log group (before the stage), the web ACL of a public API, and the
+        base URL a client uses (for a private API: the Route 53 alias of its first VPC endpoint)."""
+        self.execution_logs = execution_log_group(
+            self, "ExecutionLogs", api=self.api, encryption_key=encryption_key, days=log_retention_days
+        )
+        self.web_acl: GatewayWebAcl | None = None
+        if protection.private:
+            compliance.acknowledge(self.api, compliance.GATEWAY_PRIVATE_NO_WAF)
+        else:
+            self.web_acl = GatewayWebAcl(
+                self,
+                "Waf",
+                stage=self.api.deployment_stage,
+                encryption_key=encryption_key,
+                log_retention_days=log_retention_days,
+                rate_limit=protection.waf_rate_limit,
+            )
+        self.base_url = protection.base_url(self.api)
 
     def emf_metric(
         self, name: str, *, statistic: str = "Sum", period: Duration, **dimensions: str

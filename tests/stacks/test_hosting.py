@@ -275,7 +275,7 @@ def test_the_gateway_runs_in_the_vpc_and_calls_the_hosts(synthesized):
     (function,) = [
         r["Properties"]
         for k, r in resources.items()
-        if r["Type"] == "AWS::Lambda::Function" and "Gateway" in k
+        if r["Type"] == "AWS::Lambda::Function" and k.startswith("GatewayHandler")
     ]
     assert function["VpcConfig"]["SecurityGroupIds"]
     config = json.dumps(function["Environment"]["Variables"]["GATEWAY_CONFIG"])

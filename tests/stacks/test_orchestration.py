@@ -8,6 +8,8 @@ import re
 import pytest
 
 from lambdas.gateway.config import Settings
+from lambdas.gateway_authorizer.keys import AUTHORIZER_CACHE_SECONDS, new_key
+from stacks.cli.keys import usage_plan_name
 from stacks.config import load_profile
 
 PROFILE = "managed-api"
@@ -40,7 +42,9 @@ def render(value) -> str:
 @pytest.fixture(scope="module")
 def function(resources) -> dict:
     (fn,) = [
-        r["Properties"] for k, r in of_type(resources, "AWS::Lambda::Function").items() if "Gateway" in k
+        r["Properties"]
+        for k, r in of_type(resources, "AWS::Lambda::Function").items()
+        if k.startswith("GatewayHandler")
     ]
     return fn
 
@@ -94,13 +98,16 @@ def test_the_function_may_use_only_its_cache_table_key_and_knowledge_bases(resou
     assert "KnowledgeBase" in json.dumps(statements["RetrieveFromKnowledgeBases"]["Resource"])
 
 
-def test_the_four_openai_routes_require_an_api_key_and_posts_are_validated(resources):
+def test_the_four_openai_routes_require_a_bearer_key_and_posts_are_validated(resources):
     methods = of_type(resources, "AWS::ApiGateway::Method")
     assert {m["Properties"]["HttpMethod"] for m in methods.values()} == {"GET", "POST"}
     assert len(methods) == 4  # chat, embeddings, models and models/{id}
+    (authorizer_id,) = of_type(resources, "AWS::ApiGateway::Authorizer")
     for method in methods.values():
         props = method["Properties"]
-        assert props["ApiKeyRequired"] is True
+        assert props["ApiKeyRequired"] is True  # the authorizer's usage-plan key is still metered
+        assert props["AuthorizationType"] == "CUSTOM"
+        assert props["AuthorizerId"] == {"Ref": authorizer_id}
         assert props["Integration"]["Type"] == "AWS_PROXY"
         if props["HttpMethod"] == "POST":
             assert "RequestValidatorId" in props
@@ -109,15 +116,45 @@ def test_the_four_openai_routes_require_an_api_key_and_posts_are_validated(resou
     assert paths == {"v1", "chat", "completions", "embeddings", "models", "{id}"}
 
 
-def test_each_tenant_has_a_key_and_a_usage_plan_with_its_limits(resources, gateway_settings):
+def test_each_tenant_has_a_usage_plan_with_its_limits_named_as_genai_stack_keys_finds_it(
+    resources, gateway_settings
+):
     plans = [r["Properties"] for r in of_type(resources, "AWS::ApiGateway::UsagePlan").values()]
-    assert len(plans) == len(gateway_settings.tenants) == len(of_type(resources, "AWS::ApiGateway::ApiKey"))
-    by_description = {p["Description"].split()[-1]: p for p in plans}
+    assert len(plans) == len(gateway_settings.tenants)
+    by_name = {p["UsagePlanName"]: p for p in plans}
     for tenant in gateway_settings.tenants:
-        plan = by_description[tenant.name]
+        plan = by_name[usage_plan_name(PROFILE, tenant.name)]
         assert plan["Throttle"] == {"BurstLimit": tenant.burst, "RateLimit": tenant.rate_per_second}
         assert plan["Quota"] == {"Limit": tenant.monthly_quota, "Period": "MONTH"}
-    assert len(of_type(resources, "AWS::ApiGateway::UsagePlanKey")) == len(gateway_settings.tenants)
+    # Keys are minted by `genai-stack keys`, never in the template (their values would be in it).
+    assert not of_type(resources, "AWS::ApiGateway::ApiKey")
+    assert not of_type(resources, "AWS::ApiGateway::UsagePlanKey")
+
+
+def test_the_key_authorizer_reads_the_bearer_header_and_supplies_the_usage_plan_key(resources, synthesized):
+    (api,) = of_type(resources, "AWS::ApiGateway::RestApi").values()
+    assert api["Properties"]["ApiKeySourceType"] == "AUTHORIZER"
+    (authorizer,) = of_type(resources, "AWS::ApiGateway::Authorizer").values()
+    props = authorizer["Properties"]
+    assert props["Type"] == "TOKEN"
+    assert props["IdentitySource"] == "method.request.header.Authorization"
+    assert props["AuthorizerResultTtlInSeconds"] == AUTHORIZER_CACHE_SECONDS > 0
+    pattern = re.compile(props["IdentityValidationExpression"])
+    assert pattern.match("Bearer " + new_key())  # what `genai-stack keys` mints passes API Gateway's check
+    assert not pattern.match("Bearer sk-with-dashes-0123456789")  # never reaches the function
+    assert not pattern.match(new_key())  # the header must say Bearer, as OpenAI clients do
+    uri = json.dumps(props["AuthorizerUri"])
+    (function,) = [
+        r["Properties"]
+        for k, r in of_type(resources, "AWS::Lambda::Function").items()
+        if f'"{k}", "Arn"' in uri
+    ]
+    assert function["Handler"] == "lambdas.gateway_authorizer.handler.on_event"
+    # The key table is in the foundation stack (stateful) and the function reads only it.
+    tables = synthesized.resources(PROFILE, "Foundation", "AWS::DynamoDB::Table")
+    (table_id,) = tables.keys() - {"GatewayCacheTable939219AC"}
+    assert table_id.startswith("GatewayKeysTable")
+    assert "GatewayKeyTableName" in synthesized.template(PROFILE, "Foundation")["Outputs"]
 
 
 def test_the_stage_writes_access_logs_and_traces(resources):
@@ -132,7 +169,7 @@ def test_the_stage_writes_access_logs_and_traces(resources):
 
 
 def test_the_cache_table_is_stateful_in_the_foundation(synthesized):
-    (table,) = synthesized.resources(PROFILE, "Foundation", "AWS::DynamoDB::Table").values()
+    table = synthesized.resources(PROFILE, "Foundation", "AWS::DynamoDB::Table")["GatewayCacheTable939219AC"]
     props = table["Properties"]
     assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert props["SSESpecification"]["SSEEnabled"] is True
@@ -163,10 +200,10 @@ def test_gateway_alarms_and_dashboard_section(resources, synthesized):
     assert 'service=\\\\\\"managed-api-gateway\\\\\\"' in body  # this profile's gateway only
 
 
-def test_outputs_give_the_base_url_and_the_key_ids(synthesized, gateway_settings):
+def test_outputs_give_the_base_url_and_no_keys(synthesized):
     outputs = synthesized.template(PROFILE, "Orchestration")["Outputs"]
     assert "GatewayBaseUrl" in outputs
-    assert sum(1 for name in outputs if name.startswith("GatewayApiKeyId")) == len(gateway_settings.tenants)
+    assert not [name for name in outputs if "ApiKey" in name]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -401,7 +438,9 @@ def test_target_limits_reach_gateway_config_only_when_the_profile_sets_them():
 def test_the_self_hosted_gateway_bounds_each_fleet_and_merges_mistral_s_system_prompt(synthesized):
     resources = synthesized.template("self-hosted", "Orchestration")["Resources"]
     (fn,) = [
-        r["Properties"] for k, r in of_type(resources, "AWS::Lambda::Function").items() if "Gateway" in k
+        r["Properties"]
+        for k, r in of_type(resources, "AWS::Lambda::Function").items()
+        if k.startswith("GatewayHandler")
     ]
     settings = Settings.model_validate(json.loads(render(fn["Environment"]["Variables"]["GATEWAY_CONFIG"])))
     limits = {
@@ -437,3 +476,30 @@ def test_api_gateways_own_errors_come_back_as_openai_error_objects(resources):
         )["error"]["type"]
         == "rate_limit_error"
     )
+
+
+def test_chat_completions_streams_through_the_gateway_s_own_runtime_loop(resources, synthesized):
+    """API Gateway streams only from InvokeWithResponseStream (the 2021-11-15 response-streaming URI)
+    and only what the function writes in its streaming format: the chat route streams, the others
+    stay buffered, and the function starts lambdas/gateway/runtime.py through the wrapper script,
+    which must be in the bundle and executable."""
+    from lambdas.gateway.runtime import STREAMED_PATHS
+
+    methods = of_type(resources, "AWS::ApiGateway::Method").values()
+    streamed = {
+        m["Properties"]["HttpMethod"]: json.dumps(m["Properties"]["Integration"]["Uri"])
+        for m in methods
+        if m["Properties"]["Integration"].get("ResponseTransferMode") == "STREAM"
+    }
+    assert list(streamed) == ["POST"]
+    assert "/2021-11-15/functions/" in streamed["POST"]
+    assert "/response-streaming-invocations" in streamed["POST"]
+    assert {"/v1/chat/completions"} == STREAMED_PATHS
+    wrapper = "/var/task/lambdas/gateway/bootstrap"
+    function = next(
+        r for k, r in of_type(resources, "AWS::Lambda::Function").items() if k.startswith("GatewayHandler")
+    )
+    assert function["Properties"]["Environment"]["Variables"]["AWS_LAMBDA_EXEC_WRAPPER"] == wrapper
+    asset = synthesized.outdir / f"asset.{function['Metadata']['aws:asset:path'].removeprefix('asset.')}"
+    script = asset / wrapper.removeprefix("/var/task/")
+    assert script.stat().st_mode & 0o111

@@ -136,7 +136,7 @@ def test_the_gateway_calls_the_profile_endpoint_by_its_full_name(synthesized):
     (function,) = [
         r["Properties"]
         for k, r in resources.items()
-        if r["Type"] == "AWS::Lambda::Function" and "Gateway" in k
+        if r["Type"] == "AWS::Lambda::Function" and k.startswith("GatewayHandler")
     ]
     config = json.loads(unjoin(function["Environment"]["Variables"]["GATEWAY_CONFIG"]))
     assert config["chat"]["support"][0] == {

@@ -57,6 +57,7 @@ FUNCTION_FAMILIES = (
     "custom_model_serving",
     "drift_monitor",
     "gateway",
+    "gateway_authorizer",
     "guardrail_window",
     "invocation_logging",
     "kb_ingestion",

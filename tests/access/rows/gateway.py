@@ -10,8 +10,10 @@ Calls (file: line of the call):
 - bedrock-runtime InvokeModel (providers/bedrock.py BedrockEmbeddings.embed): bedrock:InvokeModel,
   likewise through the embedding alias's application inference profile.
 - bedrock-runtime ApplyGuardrail (guardrail.py Guardrail.check, retrieval.py grounding_check).
-- sagemaker-runtime InvokeEndpoint (providers/openai_format.py SageMakerChat.chat):
-  sagemaker:InvokeEndpoint on arn:${Partition}:sagemaker:${Region}:${Account}:endpoint/${EndpointName}
+- bedrock-runtime ConverseStream (BedrockChat.stream): bedrock:InvokeModelWithResponseStream, likewise.
+- sagemaker-runtime InvokeEndpoint / InvokeEndpointWithResponseStream (providers/openai_format.py
+  SageMakerChat.chat / .stream): sagemaker:InvokeEndpoint / sagemaker:InvokeEndpointWithResponseStream
+  on arn:${Partition}:sagemaker:${Region}:${Account}:endpoint/${EndpointName}
   (Service Authorization Reference, SageMaker AI; endpoint names are stored lower case in ARNs).
 - dynamodb GetItem / PutItem (cache.py): arn:${Partition}:dynamodb:${Region}:${Account}:table/${TableName}
   (Service Authorization Reference, DynamoDB).
@@ -36,9 +38,11 @@ HANDLERS = ("lambdas.gateway.handler.on_event",)
 APIS = frozenset(
     {
         "bedrock-runtime.Converse",
+        "bedrock-runtime.ConverseStream",
         "bedrock-runtime.InvokeModel",
         "bedrock-runtime.ApplyGuardrail",
         "sagemaker-runtime.InvokeEndpoint",
+        "sagemaker-runtime.InvokeEndpointWithResponseStream",
         "dynamodb.GetItem",
         "dynamodb.PutItem",
         "bedrock-agent-runtime.Retrieve",
@@ -73,7 +77,26 @@ def rows(function: Function, deployment: Deployment) -> list[Call]:
                     api="bedrock-runtime.Converse",
                 )
             )
+            result.append(
+                Call(
+                    "bedrock:InvokeModelWithResponseStream",
+                    resource,
+                    f"ConverseStream (stream: true; providers/bedrock.py BedrockChat.stream) needs "
+                    f"bedrock:InvokeModelWithResponseStream; chat target {model}",
+                    context={**context, **with_rail},
+                    api="bedrock-runtime.ConverseStream",
+                )
+            )
             if rail:
+                result.append(
+                    Call(
+                        "bedrock:InvokeModelWithResponseStream",
+                        resource,
+                        "a streamed answer must not come without the profile's guardrail either",
+                        context=context,
+                        expect="deny",
+                    )
+                )
                 result.append(
                     Call(
                         "bedrock:InvokeModel",
@@ -139,6 +162,15 @@ def rows(function: Function, deployment: Deployment) -> list[Call]:
                 deployment.arn("sagemaker", f"endpoint/{endpoint.lower()}"),
                 "SageMaker chat target (providers/openai_format.py SageMakerChat)",
                 api="sagemaker-runtime.InvokeEndpoint",
+            )
+        )
+        result.append(
+            Call(
+                "sagemaker:InvokeEndpointWithResponseStream",
+                deployment.arn("sagemaker", f"endpoint/{endpoint.lower()}"),
+                "streamed answers (SageMakerChat.stream); a separate action in the Service "
+                "Authorization Reference, SageMaker AI",
+                api="sagemaker-runtime.InvokeEndpointWithResponseStream",
             )
         )
     if endpoints:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from lambdas.gateway.errors import ProviderError
 from lambdas.gateway.providers.base import ChatResult, EmbeddingResult
+from lambdas.gateway.providers.http_pool import Response
 from lambdas.gateway.service import Usage
 
 
@@ -84,3 +85,20 @@ THROTTLED = ProviderError("t: ThrottlingException", retryable=True, throttled=Tr
 SERVER_ERROR = ProviderError("t: InternalServerException", retryable=True)
 TIMEOUT = ProviderError("t: timed out", retryable=True, timeout=True)
 REJECTED = ProviderError("t: ValidationException", retryable=False)
+
+
+class ScriptedPool:
+    """Stands in for HttpPool in OpenAIHttpChat: records each call, answers (status, body) or raises."""
+
+    def __init__(self, outcome):
+        self.outcome = outcome
+        self.calls: list[dict] = []
+
+    def request(self, method, url, *, body=None, headers=None, timeout):
+        self.calls.append(
+            {"method": method, "url": url, "body": body, "headers": headers, "timeout": timeout}
+        )
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        status, payload = self.outcome
+        return Response(status=status, reason="", headers={}, body=payload)

@@ -10,9 +10,7 @@ response, which is where Stubber's `modeled_fields` puts them."""
 
 from __future__ import annotations
 
-import io
 import json
-import urllib.error
 
 import pytest
 
@@ -22,7 +20,7 @@ from lambdas.gateway.errors import GatewayError, ProviderError
 from lambdas.gateway.providers.openai_format import OpenAIHttpChat, SageMakerChat
 from lambdas.gateway.router import RetryPolicy, route
 from lambdas.gateway.schema import ChatCompletionRequest
-from tests.lambdas.gateway.fakes import FakeClock, RecordingMetrics, ScriptedChat, answer
+from tests.lambdas.gateway.fakes import FakeClock, RecordingMetrics, ScriptedChat, ScriptedPool, answer
 from tests.support.stubs import offline_client, stubbed
 
 REQUEST = ChatCompletionRequest.model_validate(
@@ -145,9 +143,7 @@ def test_through_the_gateway_a_sagemaker_container_error_answers_from_bedrock():
     ],
 )
 def test_a_self_hosted_server_s_error_body_is_read_the_same_way(status, body, retryable, client_message):
-    def opener(request, timeout):
-        raise urllib.error.HTTPError("u", status, "x", {}, io.BytesIO(body.encode()))
-
+    pool = ScriptedPool((status, body.encode()))
     with pytest.raises(ProviderError) as caught:
-        OpenAIHttpChat(base_url="http://alb", model="m", opener=opener).chat(REQUEST, deadline=DEADLINE)
+        OpenAIHttpChat(base_url="http://alb", model="m", pool=pool).chat(REQUEST, deadline=DEADLINE)
     assert (caught.value.retryable, caught.value.client_message) == (retryable, client_message)

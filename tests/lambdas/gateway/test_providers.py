@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
-import urllib.error
 
 import boto3
 import pytest
@@ -17,6 +17,7 @@ from lambdas.gateway.guardrail import Guarded, Guardrail
 from lambdas.gateway.providers.bedrock import BedrockChat, BedrockEmbeddings
 from lambdas.gateway.providers.openai_format import OpenAIHttpChat, SageMakerChat
 from lambdas.gateway.schema import ChatCompletionRequest
+from tests.lambdas.gateway.fakes import ScriptedPool
 
 REQUEST = ChatCompletionRequest.model_validate(
     {
@@ -189,44 +190,33 @@ def test_sagemaker_uses_the_messages_api_of_the_serving_container():
 
 
 def test_a_self_hosted_server_is_called_over_http_with_the_model_name():
-    seen = {}
-
-    class Response(io.BytesIO):
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *args):
-            return False
-
-    def opener(request, timeout):
-        seen["url"], seen["body"], seen["timeout"] = request.full_url, json.loads(request.data), timeout
-        return Response(json.dumps(openai_payload("Hi there")).encode())
-
-    result = OpenAIHttpChat(base_url="http://internal-alb:8000/", model="llama", opener=opener).chat(
+    pool = ScriptedPool((200, json.dumps(openai_payload("Hi there")).encode()))
+    result = OpenAIHttpChat(base_url="http://internal-alb:8000/", model="llama", pool=pool).chat(
         REQUEST, deadline=Deadline(expires_at=13.0, budget=3.0, clock=lambda: 10.0)
     )
-    assert seen["url"] == "http://internal-alb:8000/v1/chat/completions"
-    assert seen["body"]["model"] == "llama"
-    assert seen["timeout"] == 3  # urllib gets exactly the time left
+    (call,) = pool.calls
+    assert (call["method"], call["url"]) == ("POST", "http://internal-alb:8000/v1/chat/completions")
+    assert json.loads(call["body"])["model"] == "llama"
+    assert call["timeout"] == 3  # the pool gets exactly the time left
     assert result.text == "Hi there"
 
 
 @pytest.mark.parametrize(
-    ("error", "retryable", "throttled"),
+    ("outcome", "retryable", "throttled"),
     [
-        (urllib.error.HTTPError("u", 429, "slow down", {}, None), True, True),
-        (urllib.error.HTTPError("u", 503, "down", {}, None), True, False),
-        (urllib.error.HTTPError("u", 400, "bad", {}, None), False, False),
-        (urllib.error.URLError("refused"), True, False),
+        ((429, b"slow down"), True, True),
+        ((503, b"down"), True, False),
+        ((400, b"bad"), False, False),
+        (ConnectionRefusedError(111, "Connection refused"), True, False),
+        (http.client.RemoteDisconnected("closed"), True, False),
         (TimeoutError(), True, False),
     ],
 )
-def test_self_hosted_failures_are_classified(error, retryable, throttled):
-    def opener(request, timeout):
-        raise error
-
+def test_self_hosted_failures_are_classified(outcome, retryable, throttled):
     with pytest.raises(ProviderError) as caught:
-        OpenAIHttpChat(base_url="http://alb", model="m", opener=opener).chat(REQUEST, deadline=DEADLINE)
+        OpenAIHttpChat(base_url="http://alb", model="m", pool=ScriptedPool(outcome)).chat(
+            REQUEST, deadline=DEADLINE
+        )
     assert (caught.value.retryable, caught.value.throttled) == (retryable, throttled)
 
 

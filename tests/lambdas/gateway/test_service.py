@@ -77,7 +77,11 @@ def test_a_fallback_is_visible_in_headers_and_metrics():
             400,
             "max_tokens",
         ),
-        ({"model": "copy", "messages": [{"role": "user", "content": "x"}], "stream": True}, 400, "stream"),
+        (
+            {"model": "copy", "messages": [{"role": "user", "content": "x"}], "stream_options": {"x": 1}},
+            400,
+            "stream_options.x",
+        ),
         (["not", "an", "object"], 400, None),
     ],
 )
