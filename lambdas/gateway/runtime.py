@@ -38,6 +38,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from lambdas.gateway.routes import route_of
+
 VERSION = "2018-06-01"
 # The routes whose integration streams (stacks/components/model_gateway.py): their answers must be in
 # API Gateway's streaming format, streamed or not.
@@ -66,7 +68,7 @@ class Context:
 
 
 def streamed(event: dict[str, Any]) -> bool:
-    return (event.get("path") or "").rstrip("/") in STREAMED_PATHS
+    return route_of(event) in STREAMED_PATHS
 
 
 def body_chunks(result: dict[str, Any]) -> Iterator[bytes]:
@@ -162,14 +164,19 @@ class RuntimeApi:
                 if data:
                     connection.send(_chunk(data))
         except Exception as error:  # reported to Lambda, then the loop goes on
+            traceback.print_exc()  # the error the trailers report, in the function's log too
             document = base64.b64encode(json.dumps(error_document(error)).encode()).decode()
             trailers = (
                 f"Lambda-Runtime-Function-Error-Type: {type(error).__name__}\r\n"
                 f"Lambda-Runtime-Function-Error-Body: {document}\r\n"
             ).encode()
-        connection.send(b"0\r\n" + trailers + b"\r\n")
-        connection.getresponse().read()
-        connection.close()
+        try:
+            connection.send(b"0\r\n" + trailers + b"\r\n")
+            connection.getresponse().read()
+        except (OSError, http.client.HTTPException):  # the response was dropped: on to the next invocation
+            traceback.print_exc()
+        finally:
+            connection.close()
 
 
 def _chunk(data: bytes) -> bytes:

@@ -25,10 +25,11 @@ KEY_PREFIX = "gsk"
 KEY_ALPHABET = string.ascii_letters + string.digits
 KEY_RANDOM_CHARACTERS = 45
 # API Gateway checks the Authorization header against this before it invokes the authorizer; a
-# missing or malformed header is answered 401 without a Lambda invocation (AWS::ApiGateway::Authorizer
+# missing or malformed header (anything but a key as minted here) is answered 401 without a Lambda
+# invocation or a key-table read (AWS::ApiGateway::Authorizer
 # IdentityValidationExpression, "Use API Gateway Lambda authorizers",
 # https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-use-lambda-authorizer.html).
-TOKEN_PATTERN = r"^Bearer [A-Za-z0-9]{20,128}$"  # noqa: S105 - a pattern, not a password
+TOKEN_PATTERN = rf"^Bearer {KEY_PREFIX}[A-Za-z0-9]{{{KEY_RANDOM_CHARACTERS}}}$"  # exactly what new_key mints
 _TOKEN = re.compile(TOKEN_PATTERN)
 # How long API Gateway keeps the authorizer's answer for a key (AuthorizerResultTtlInSeconds; default
 # 300, at most 3600: "Authorizer", API Gateway API reference,

@@ -26,13 +26,25 @@ from constructs import Construct
 
 from stacks.components.python_function import log_stream_arn, profile_scoped
 
-# The Core rule set's rule that blocks any body over 8 KB ("SizeRestrictions_BODY: Inspects for request
-# bodies that are over 8 KB (8,192 bytes)"; AWS WAF guide, "Baseline rule groups", Core rule set:
-# https://docs.aws.amazon.com/waf/latest/developerguide/aws-managed-rule-groups-baseline.html). A chat
-# request with a long prompt or conversation history is routinely above 8 KB, so the rule would block
-# ordinary use: it is overridden to COUNT (still visible in the WAF logs and metrics). Body size is bounded
-# by the gateway itself (gateway.max_body_kb, answered 413) and by API Gateway's 10 MB payload limit.
-COUNT_ONLY_RULES = ("SizeRestrictions_BODY",)
+# The managed rules that inspect the request BODY are counted, not blocked ("Baseline rule groups", AWS
+# WAF guide: https://docs.aws.amazon.com/waf/latest/developerguide/aws-managed-rule-groups-baseline.html).
+# A body here is a prompt: SizeRestrictions_BODY blocks any body over 8 KB (a long prompt or
+# conversation history is routinely above it), and the others block text that looks like an attack
+# on a web application (<script>, ../../etc/passwd, http://169.254.169.254, ${jndi:...}), which a
+# prompt about code or security legitimately contains; the gateway answers JSON only, never renders
+# or fetches what a prompt says, and is not Java. Counted rules stay visible in the WAF logs and
+# metrics. Bodies are bounded by the gateway (gateway.max_body_kb, 413) and API Gateway's 10 MB limit,
+# checked by the request validator and the guardrail. Header, URI, query and cookie rules still block.
+COUNT_ONLY_RULES: dict[str, tuple[str, ...]] = {
+    "AWSManagedRulesCommonRuleSet": (
+        "SizeRestrictions_BODY",
+        "EC2MetaDataSSRF_BODY",
+        "GenericLFI_BODY",
+        "GenericRFI_BODY",
+        "CrossSiteScripting_BODY",
+    ),
+    "AWSManagedRulesKnownBadInputsRuleSet": ("JavaDeserializationRCE_BODY", "Log4JRCE_BODY"),
+}
 MANAGED_RULE_GROUPS = ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet")
 # Headers that carry a caller's key: never written to the WAF logs (AWS WAF guide, "Log fields" /
 # RedactedFields: https://docs.aws.amazon.com/waf/latest/APIReference/API_LoggingConfiguration.html).
@@ -172,7 +184,7 @@ class GatewayWebAcl(Construct):
     """A REGIONAL AWS WAF web ACL on the gateway's stage.
 
     Rules, in order: a rate-based rule (block a client IP above `rate_limit` requests in 5 minutes),
-    AWSManagedRulesCommonRuleSet (SizeRestrictions_BODY counted, not blocked: COUNT_ONLY_RULES) and
+    AWSManagedRulesCommonRuleSet (its body rules counted, not blocked: COUNT_ONLY_RULES) and
     AWSManagedRulesKnownBadInputsRuleSet. Everything else is allowed on to API Gateway, which then
     checks keys, usage plans and the body.
 
@@ -226,16 +238,12 @@ class GatewayWebAcl(Construct):
             )
         ]
         for priority, group in enumerate(MANAGED_RULE_GROUPS, start=1):
-            overrides = (
-                [
-                    wafv2.CfnWebACL.RuleActionOverrideProperty(
-                        name=rule, action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={})
-                    )
-                    for rule in COUNT_ONLY_RULES
-                ]
-                if group == "AWSManagedRulesCommonRuleSet"
-                else None
-            )
+            overrides = [
+                wafv2.CfnWebACL.RuleActionOverrideProperty(
+                    name=rule, action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={})
+                )
+                for rule in COUNT_ONLY_RULES.get(group, ())
+            ] or None
             rules.append(
                 wafv2.CfnWebACL.RuleProperty(
                     name=group,

@@ -53,13 +53,31 @@ def test_a_public_gateway_has_a_regional_web_acl_with_the_managed_groups_and_a_r
         assert rules[group]["OverrideAction"] == {"None": {}}  # the group's own actions (block) apply
 
 
-def test_the_8_kb_body_rule_only_counts_so_long_prompts_pass(synthesized):
-    """SizeRestrictions_BODY blocks every body over 8 KB (AWS WAF guide, baseline rule groups); a chat
-    request with a long prompt is bigger than that."""
+def test_the_body_rules_only_count_so_prompts_about_code_and_long_prompts_pass(synthesized):
+    """The managed rules that read the body block bodies over 8 KB and text such as <script>,
+    ../../etc/passwd or ${jndi:...} (AWS WAF guide, baseline rule groups): a prompt is such a body.
+    They count; header, URI and query rules keep blocking."""
     _, acl = one(synthesized, "custom-model", "AWS::WAFv2::WebACL")
-    (common,) = [r for r in acl["Properties"]["Rules"] if r["Name"] == "AWSManagedRulesCommonRuleSet"]
-    overrides = common["Statement"]["ManagedRuleGroupStatement"]["RuleActionOverrides"]
-    assert overrides == [{"Name": "SizeRestrictions_BODY", "ActionToUse": {"Count": {}}}]
+    counted = {
+        r["Name"]: sorted(
+            o["Name"]
+            for o in r["Statement"]["ManagedRuleGroupStatement"].get("RuleActionOverrides", [])
+            if o["ActionToUse"] == {"Count": {}}
+        )
+        for r in acl["Properties"]["Rules"]
+        if "ManagedRuleGroupStatement" in r["Statement"]
+    }
+    assert counted == {
+        "AWSManagedRulesCommonRuleSet": [
+            "CrossSiteScripting_BODY",
+            "EC2MetaDataSSRF_BODY",
+            "GenericLFI_BODY",
+            "GenericRFI_BODY",
+            "SizeRestrictions_BODY",
+        ],
+        "AWSManagedRulesKnownBadInputsRuleSet": ["JavaDeserializationRCE_BODY", "Log4JRCE_BODY"],
+    }
+    assert all(name.endswith("_BODY") for names in counted.values() for name in names)
 
 
 @pytest.mark.parametrize("profile", PUBLIC)

@@ -77,7 +77,7 @@ def fake_api():
 
     def start(event: dict) -> tuple[FakeRuntimeApi, runtime.RuntimeApi]:
         server = FakeRuntimeApi(event)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         servers.append(server)
         return server, runtime.RuntimeApi(f"127.0.0.1:{server.server_address[1]}")
 
@@ -181,4 +181,23 @@ def test_the_wrapper_script_starts_this_runtime():
 
     script = Path(runtime.__file__).with_name("bootstrap")
     assert script.stat().st_mode & 0o111  # Lambda runs it: it must be executable in the bundle
-    assert "exec python3 -m lambdas.gateway.runtime" in script.read_text()
+    assert "-m lambdas.gateway.runtime" in script.read_text()
+
+
+def test_the_route_is_the_matched_resource_not_a_custom_domain_s_path(fake_api):
+    """Behind a custom domain's base path mapping, `path` carries the base path; the route API Gateway
+    matched is `resource` (the streamed route must still answer in the streaming format)."""
+    from lambdas.gateway.routes import route_of
+
+    event = {"httpMethod": "POST", "path": "/llm/v1/chat/completions", "resource": "/v1/chat/completions"}
+    server, api = fake_api(event)
+    runtime.serve_one(api, lambda e, c: {"statusCode": 200, "headers": {}, "body": "{}"})
+    _, headers, _, _ = server.posts.get(timeout=5)
+    assert headers["lambda-runtime-function-response-mode"] == "streaming"
+    models = {
+        "path": "/llm/v1/models/copywriter",
+        "resource": "/v1/models/{id}",
+        "pathParameters": {"id": "copywriter"},
+    }
+    assert route_of(models) == "/v1/models/copywriter"
+    assert route_of({"path": "/v1/models/"}) == "/v1/models"  # the local server's events
