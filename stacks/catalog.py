@@ -126,6 +126,13 @@ def guardrail_profile(region: str) -> GuardrailProfile | None:
 
 
 @cache
+def bedrock_image_prices() -> dict[str, float]:
+    """Image model id -> USD per generated image at its default size and quality (see
+    data/bedrock_prices.json `per_image` and its source)."""
+    return {model: float(entry["usd"]) for model, entry in _read("bedrock_prices.json")["per_image"].items()}
+
+
+@cache
 def bedrock_prices() -> dict[str, tuple[float, float]]:
     """Model id -> (input, output) USD per 1,000 tokens (see data/bedrock_prices.json and its caveat)."""
     data = _read("bedrock_prices.json")["per_1k_tokens"]

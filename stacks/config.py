@@ -1473,6 +1473,12 @@ GATEWAY_MAX_DEADLINE_SECONDS = (
 )
 
 
+# Images of url responses (data bucket, gateway-images/) expire after this many days by default: a
+# pre-signed URL is valid for an hour at most (lambdas/gateway/images.py MAX_URL_SECONDS), so a few
+# days leave time to download and keep nothing for long.
+GATEWAY_IMAGE_RETENTION_DAYS = 3
+
+
 def gateway_function_timeout_seconds(deadline_seconds: float) -> int:
     """The gateway Lambda's timeout (whole seconds) for a deadline."""
     return math.ceil(deadline_seconds) + GATEWAY_TIMEOUT_HEADROOM_SECONDS
@@ -1485,6 +1491,18 @@ class Gateway(_Strict):
         min_length=1
     )
     embeddings: dict[Slug, str] = Field(default_factory=dict, description="alias -> Bedrock embedding model")
+    images: dict[Slug, str] = Field(
+        default_factory=dict,
+        description="alias -> Bedrock image model listed under bedrock.models (POST /v1/images/generations; "
+        "docs/gateway.md, Images)",
+    )
+    image_retention_days: int = Field(
+        default=GATEWAY_IMAGE_RETENTION_DAYS,
+        ge=1,
+        le=365,
+        description="Days the images of url responses stay in the data bucket (gateway-images/, a "
+        "lifecycle rule) before they expire",
+    )
     knowledge_bases: list[str] = Field(default_factory=list, description="knowledge bases requests may name")
     auth: Literal["api_key", "iam"] = "api_key"
     tenants: list[GatewayTenant] = Field(default_factory=list)
@@ -1676,6 +1694,38 @@ def gateway_problems(gateway: Gateway, bedrock: Bedrock | None, hosting: Hosting
             problems.append(
                 located(
                     f"embeddings.{alias}", f"{model!r} is not an embeddings model listed under bedrock.models"
+                )
+            )
+    from lambdas.gateway.images import IMAGE_MODELS  # the request bodies the gateway can build
+
+    image_models = sorted(
+        m for m in bedrock.models if m in catalog.models and catalog.models[m].modality == "image"
+    )
+    for alias, model in gateway.images.items():
+        known = catalog.models.get(model)
+        if model not in bedrock.models:
+            problems.append(
+                located(
+                    f"images.{alias}",
+                    f"{model!r} is not listed under bedrock.models (image models listed: "
+                    f"{', '.join(image_models) or 'none'})",
+                )
+            )
+        elif known is None or known.modality != "image":
+            problems.append(
+                located(
+                    f"images.{alias}",
+                    f"{model!r} is not an image-generation model; allowed: an image model of "
+                    "stacks/data/bedrock_models.json "
+                    f"({', '.join(m for m in IMAGE_MODELS if m in catalog.models)})",
+                )
+            )
+        elif model not in IMAGE_MODELS:
+            problems.append(
+                located(
+                    f"images.{alias}",
+                    f"{model!r}: the gateway has no request body for this model; allowed: "
+                    f"{', '.join(IMAGE_MODELS)}",
                 )
             )
     kb_names = {kb.name for kb in bedrock.knowledge_bases} if bedrock else set()

@@ -14,7 +14,13 @@ from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
 
-from stacks.catalog import accelerator_instances, bedrock_catalog, bedrock_prices, inference_instances
+from stacks.catalog import (
+    accelerator_instances,
+    bedrock_catalog,
+    bedrock_image_prices,
+    bedrock_prices,
+    inference_instances,
+)
 from stacks.config import Profile
 from stacks.observability import custom_metric_sets
 
@@ -62,6 +68,11 @@ def token_prices(model: str) -> tuple[Price, Price]:
     source = f"{data['source']} (read {data['retrieved']})"
     input_usd, output_usd = bedrock_prices()[model]
     return Price(input_usd, "1,000 input tokens", source), Price(output_usd, "1,000 output tokens", source)
+
+
+def image_price(model: str) -> Price:
+    data = _json("bedrock_prices.json")
+    return Price(bedrock_image_prices()[model], "image", data["per_image_source"])
 
 
 @dataclass(frozen=True)
@@ -267,6 +278,10 @@ def estimate(profile: Profile, templates: dict[str, dict], usage: Usage | None =
         )
     elif usage.requests:
         result.unpriced.append("requests: the profile has no model to serve them")
-    if usage.images:
+    image_models = list(profile.gateway.images.values()) if profile.gateway else []
+    if usage.images and image_models and image_models[0] in bedrock_image_prices():
+        # The gateway's first image alias makes the images (one price per image: bedrock_prices.json).
+        result.usage.append(_line(f"{image_models[0]} images", usage.images, image_price(image_models[0])))
+    elif usage.images:
         result.unpriced.append(f"{usage.images} images: no image model price in the price files")
     return result

@@ -11,6 +11,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from lambdas.gateway.images import IMAGE_PREFIX
 from lambdas.gateway_authorizer.keys import KEY_TABLE_OUTPUT
 from stacks import compliance
 from stacks.components.alarm_topic import AlarmTopic
@@ -56,6 +57,7 @@ class FoundationStack(Stack):
         bedrock_invocation_logs: bool = False,
         gateway_cache: bool = False,
         gateway_keys: bool = False,
+        gateway_image_days: int | None = None,
         model_hosts: Sequence[ModelHost] = (),
         inference: Inference | None = None,
         training: Training | None = None,
@@ -91,6 +93,16 @@ class FoundationStack(Stack):
             event_bridge=True,
         ).bucket
         self.data_bucket = data_bucket
+        if gateway_image_days is not None:
+            # The gateway's generated images (url responses, lambdas/gateway/images.py) are served
+            # by pre-signed URLs valid an hour at most: they expire after a few days, and their
+            # noncurrent versions a day later (the bucket is versioned).
+            data_bucket.add_lifecycle_rule(
+                id="expire-gateway-images",
+                prefix=IMAGE_PREFIX,
+                expiration=Duration.days(gateway_image_days),
+                noncurrent_version_expiration=Duration.days(1),
+            )
         self.artifacts_bucket = SecureBucket(
             self,
             "Artifacts",

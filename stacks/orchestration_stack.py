@@ -9,10 +9,11 @@ from collections.abc import Mapping
 from aws_cdk import Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.bedrock_stack import BedrockStack
-from stacks.catalog import bedrock_catalog, bedrock_prices
+from stacks.catalog import bedrock_catalog, bedrock_image_prices, bedrock_prices
 from stacks.components.cost_controls import GatewayCost
 from stacks.components.gateway_protection import GatewayProtection
 from stacks.components.model_access import ApplicationProfileRef
@@ -59,9 +60,12 @@ def gateway_config(
     cache_table: dynamodb.ITable | None,
     hosting: HostingStack | None = None,
     endpoints: Mapping[str, str] | None = None,
+    image_store: Mapping[str, str] | None = None,
 ) -> dict:
-    """The GATEWAY_CONFIG document (lambdas/gateway/config.py validates it at cold start)."""
+    """The GATEWAY_CONFIG document (lambdas/gateway/config.py validates it at cold start).
+    `image_store`: bucket and key_id for the images of url responses (when there are image aliases)."""
     catalog, prices = bedrock_catalog(), bedrock_prices()
+    image_prices = bedrock_image_prices()
     profiles = bedrock.gateway_profiles  # (kind, alias, model or campaign) -> application profile
 
     def through(alias: str, target: GatewayTarget) -> ApplicationProfileRef | None:
@@ -105,6 +109,17 @@ def gateway_config(
             "version": bedrock.guardrail.version,
             "config": bedrock.guardrail.config_digest,
         }
+    if settings.images:
+        # Image models are invoked by their foundation-model ARN: no application inference profile
+        # (stacks/components/application_inference_profile.py makes them for chat and embeddings),
+        # because AWS's table of the models inference profiles support, which
+        # stacks/data/bedrock_models.json records, lists no image-generation model.
+        config["images"] = {
+            alias: {"model": model, "price_per_image": image_prices.get(model, 0.0)}
+            for alias, model in settings.images.items()
+        }
+        if image_store is not None:
+            config["image_store"] = dict(image_store)
     if cache_table is not None:
         config["cache"] = {"table": cache_table.table_name, "ttl_seconds": settings.cache.ttl_seconds}
     return config
@@ -125,17 +140,29 @@ class OrchestrationStack(Stack):
         key_table: dynamodb.ITable | None = None,
         hosting: HostingStack | None = None,
         endpoints: Mapping[str, str] | None = None,
+        data_bucket: s3.IBucket | None = None,
         **kwargs,
     ) -> None:
+        """`data_bucket`: where the images of url responses go (gateway-images/), with image aliases."""
         super().__init__(scope, construct_id, **kwargs)
         endpoints = dict(endpoints or {})
+        image_bucket = data_bucket if settings.images else None
         network = None
         if settings.uses_self_hosted:
             network = GatewayNetwork(hosting.vpc, hosting.subnets, hosting.client_security_group)
         gateway = ModelGateway(
             self,
             "Gateway",
-            config=gateway_config(settings, bedrock, cache_table, hosting, endpoints),
+            config=gateway_config(
+                settings,
+                bedrock,
+                cache_table,
+                hosting,
+                endpoints,
+                {"bucket": image_bucket.bucket_name, "key_id": encryption_key.key_arn}
+                if image_bucket
+                else None,
+            ),
             access_policy=bedrock.model_access_policy,
             encryption_key=encryption_key,
             log_retention_days=log_retention_days,
@@ -160,10 +187,11 @@ class OrchestrationStack(Stack):
                 vpc_endpoint_ids=tuple(settings.private_vpc_endpoint_ids),
                 waf_rate_limit=settings.waf_rate_limit,
             ),
+            image_bucket=image_bucket,
         )
         # The gateway's EMF `service` and aliases: the cost alarm sums its per-alias EstimatedCost.
         self.gateway_cost = GatewayCost(
-            gateway.handler.service_name, (*settings.aliases, *settings.embeddings)
+            gateway.handler.service_name, (*settings.aliases, *settings.embeddings, *settings.images)
         )
         gateway.monitor(
             hub,

@@ -59,6 +59,9 @@ class ProfileStacks(Construct):
             aurora=bedrock.aurora if bedrock else None,
             gateway_cache=bool(profile.gateway and profile.gateway.cache.enabled),
             gateway_keys=bool(profile.gateway and profile.gateway.auth == "api_key"),
+            gateway_image_days=profile.gateway.image_retention_days
+            if profile.gateway and profile.gateway.images
+            else None,
             model_hosts=profile.hosting.hosts if profile.hosting else (),
             inference=profile.inference,
             training=profile.training,
@@ -170,6 +173,7 @@ class ProfileStacks(Construct):
                 hub=self.hub,
                 hosting=self.hosting,
                 endpoints=self.inference.endpoint_names if self.inference else None,
+                data_bucket=self.foundation.data_bucket,
             )
 
         self.observability = ObservabilityStack(

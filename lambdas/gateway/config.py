@@ -10,6 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lambdas.gateway.cache import ResponseCache
 from lambdas.gateway.guardrail import Guarded, Guardrail
+from lambdas.gateway.images import (
+    IMAGE_MODELS,
+    MAX_URL_SECONDS,
+    BedrockImages,
+    ImageService,
+    ImageStore,
+    ImageTarget,
+)
 from lambdas.gateway.providers.bedrock import BedrockChat, BedrockEmbeddings
 from lambdas.gateway.providers.openai_format import OpenAIHttpChat, SageMakerChat
 from lambdas.gateway.retrieval import Retriever
@@ -54,6 +62,25 @@ class GuardrailSettings(_Strict):
     config: str | None = None  # the configuration's digest: unused here, it makes the template change
 
 
+class ImageAlias(_Strict):
+    model: str  # a Bedrock image model id of lambdas/gateway/images.py IMAGE_MODELS
+    price_per_image: float = Field(default=0.0, ge=0)  # USD, for EstimatedCost
+
+    @model_validator(mode="after")
+    def _known(self) -> ImageAlias:
+        if self.model not in IMAGE_MODELS:
+            raise ValueError(
+                f"{self.model!r} is not an image model the gateway maps ({', '.join(IMAGE_MODELS)})"
+            )
+        return self
+
+
+class ImageStoreSettings(_Strict):
+    bucket: str
+    key_id: str | None = None  # the platform key (the data bucket requires SSE-KMS with it)
+    url_seconds: int = Field(default=MAX_URL_SECONDS, ge=60, le=MAX_URL_SECONDS)
+
+
 class CacheSettings(_Strict):
     table: str
     ttl_seconds: int = Field(default=3600, ge=60)
@@ -62,6 +89,8 @@ class CacheSettings(_Strict):
 class Settings(_Strict):
     chat: dict[str, list[Target]] = Field(default_factory=dict)
     embeddings: dict[str, Target] = Field(default_factory=dict)
+    images: dict[str, ImageAlias] = Field(default_factory=dict)
+    image_store: ImageStoreSettings | None = None  # url responses; without it, b64_json only
     guardrail: GuardrailSettings | None = None
     cache: CacheSettings | None = None
     knowledge_bases: dict[str, str] = Field(default_factory=dict)
@@ -79,7 +108,7 @@ class Settings(_Strict):
 
     @model_validator(mode="after")
     def _some_alias(self) -> Settings:
-        if not self.chat and not self.embeddings:
+        if not self.chat and not self.embeddings and not self.images:
             raise ValueError("no model alias is configured")
         if any(not targets for targets in self.chat.values()):
             raise ValueError("every chat alias needs at least one target")
@@ -160,4 +189,26 @@ def build_gateway(settings: Settings, client: Callable[[str], Any]) -> Gateway:
         guardrail_client=client("bedrock-runtime") if guardrail else None,
         knowledge_bases=settings.knowledge_bases,
         retriever=Retriever(client("bedrock-agent-runtime")) if settings.knowledge_bases else None,
+        images=ImageService(
+            routes={
+                alias: BedrockImages(client("bedrock-runtime"), ImageTarget(a.model, a.price_per_image))
+                for alias, a in settings.images.items()
+            },
+            guardrail=Guardrail(client("bedrock-runtime"), identifier=guardrail[0], version=guardrail[1])
+            if guardrail
+            else None,
+            store=ImageStore(
+                client("s3"),
+                bucket=settings.image_store.bucket,
+                key_id=settings.image_store.key_id,
+                url_seconds=settings.image_store.url_seconds,
+            )
+            if settings.image_store
+            else None,
+            policy=RetryPolicy(
+                attempts_per_target=settings.attempts_per_target, deadline_seconds=settings.deadline_seconds
+            ),
+        )
+        if settings.images
+        else None,
     )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from lambdas.gateway.config import Settings
-from lambdas.gateway.providers.base import ChatResult, EmbeddingResult
+from lambdas.gateway.providers.base import ChatResult, Delta, EmbeddingResult
 from lambdas.gateway.service import Gateway
 
 
@@ -18,6 +20,14 @@ class EchoChat:
         return ChatResult(
             text=f"echo: {text}", finish_reason="stop", input_tokens=len(text.split()), output_tokens=2
         )
+
+    def stream(self, request, *, deadline) -> Iterator[Delta]:
+        """The same answer, a word at a time."""
+        answer = self.chat(request, deadline=deadline)
+        words = answer.text.split(" ")
+        for index, word in enumerate(words):
+            yield Delta(text=word if index == 0 else f" {word}")
+        yield Delta(finish_reason="stop", input_tokens=answer.input_tokens, output_tokens=len(words))
 
 
 class EchoEmbeddings:

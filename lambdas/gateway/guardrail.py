@@ -25,13 +25,19 @@ class Guardrail:
 
     def check(self, source: str, text: str, deadline: Deadline | None = None) -> str | None:
         """None when the text passes, else the guardrail's blocked message."""
+        return self.check_content(source, {"text": {"text": text}}, deadline)
+
+    def check_content(
+        self, source: str, content: dict[str, Any], deadline: Deadline | None = None
+    ) -> str | None:
+        """One GuardrailContentBlock (text, or an image: lambdas/gateway/images.py); as `check`."""
         client = self.clients.within(deadline, f"the guardrail check ({source})")
         try:
             response = client.apply_guardrail(
                 guardrailIdentifier=self.identifier,
                 guardrailVersion=self.version,
                 source=source,
-                content=[{"text": {"text": text}}],
+                content=[content],
             )
         except (ClientError, BotoCoreError) as error:
             raise provider_error("guardrail", error) from None

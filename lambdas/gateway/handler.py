@@ -18,12 +18,14 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger
+from botocore.config import Config
 
 from lambdas.gateway import sse
 from lambdas.gateway.config import Settings, build_gateway
 from lambdas.gateway.deadline import Deadline, TimedClients, sdk_config
 from lambdas.gateway.errors import GatewayError, bad_request
 from lambdas.gateway.metrics import EmfMetrics, record_unhandled_error
+from lambdas.gateway.routes import route_of
 from lambdas.gateway.service import Gateway
 
 logger = Logger()  # service: POWERTOOLS_SERVICE_NAME (the template scopes it to the profile)
@@ -33,7 +35,10 @@ SETTINGS = Settings.model_validate_json(os.environ.get("GATEWAY_CONFIG") or "{}"
 @cache
 def aws_client(service: str) -> TimedClients:
     """The service's clients, one per timeout step; SDK retries off (the router retries in the deadline)."""
-    return TimedClients(lambda timeout: boto3.client(service, config=sdk_config(timeout)))
+    # S3: Signature Version 4, which pre-signed URLs of SSE-KMS objects need (Amazon S3 API
+    # reference, "Authenticating Requests (AWS Signature Version 4)"; lambdas/gateway/images.py).
+    extra = Config(signature_version="s3v4") if service == "s3" else Config()
+    return TimedClients(lambda timeout: boto3.client(service, config=sdk_config(timeout).merge(extra)))
 
 
 @cache
@@ -90,13 +95,13 @@ def on_event(event: dict[str, Any], context: Any) -> dict[str, Any]:
     context_info = event.get("requestContext") or {}
     logger.append_keys(correlation_id=context_info.get("requestId"))
     tenant = tenant_of(context_info)
-    method, path = event.get("httpMethod", ""), (event.get("path") or "").rstrip("/")
+    method, path = event.get("httpMethod", ""), route_of(event)
     try:
         if (method, path) == ("GET", "/v1/models"):
             return response(200, gateway().list_models())
         if method == "GET" and path.startswith("/v1/models/"):
             return response(200, gateway().get_model(path.removeprefix("/v1/models/")))
-        if path in ("/v1/chat/completions", "/v1/embeddings"):
+        if path in ("/v1/chat/completions", "/v1/embeddings", "/v1/images/generations"):
             if method != "POST":
                 raise GatewayError(405, f"{path} takes POST", code="method_not_allowed")
             body = _body(event)
@@ -112,7 +117,11 @@ def on_event(event: dict[str, Any], context: Any) -> dict[str, Any]:
                     "headers": {"Content-Type": sse.CONTENT_TYPE, "Cache-Control": "no-cache", **headers},
                     "stream": _guarded(chunks),
                 }
-            operation = gateway().chat if path == "/v1/chat/completions" else gateway().embeddings
+            operation = {
+                "/v1/chat/completions": gateway().chat,
+                "/v1/embeddings": gateway().embeddings,
+                "/v1/images/generations": gateway().generate_images,
+            }[path]
             result, headers = operation(body, tenant=tenant, metrics=EmfMetrics(), deadline=deadline)
             logger.info("answered", extra={"path": path, "tenant": tenant, **headers})
             return response(200, result, headers)

@@ -140,7 +140,8 @@ def serve(
     """Start serving in a background thread; `server.server_address` tells the port; `shutdown()` stops.
     `keys`: check bearer keys as the deployed API does (None: no key check, for handler tests)."""
     server = _Server((host, port), on_event, keys)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # A short poll: shutdown() waits up to one poll interval (socketserver's default is 0.5 s).
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return server
 
 

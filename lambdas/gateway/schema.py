@@ -251,6 +251,19 @@ class ChatCompletionRequest(_Request):
         return bool(self.logprobs) or bool(self.top_logprobs)
 
 
+class ImageRequest(_Request):
+    """OpenAI's images.generate parameters the gateway honours (any other is refused by name)."""
+
+    model: str = Field(min_length=1)
+    prompt: str = Field(min_length=1)
+    n: int = Field(default=1, ge=1, le=10)
+    size: str | None = Field(default=None, pattern=r"^(auto|[0-9]{1,5}x[0-9]{1,5})$")
+    quality: Literal["auto", "standard", "hd", "medium", "high"] | None = None
+    # OpenAI's default is url; without an image store the gateway answers b64_json (images.py).
+    response_format: Literal["url", "b64_json"] | None = None
+    user: str | None = Field(default=None, max_length=256)  # hashed into the metrics, not sent on
+
+
 class EmbeddingRequest(_Request):
     model: str = Field(min_length=1)
     input: str | Annotated[list[str], Field(min_length=1, max_length=128)]

@@ -15,6 +15,7 @@ from lambdas.gateway import sse
 from lambdas.gateway.cache import ResponseCache, cache_key, cacheable
 from lambdas.gateway.deadline import Deadline
 from lambdas.gateway.errors import GatewayError, ProviderError, bad_request
+from lambdas.gateway.images import ImageService
 from lambdas.gateway.providers.base import ChatProvider, EmbeddingProvider
 from lambdas.gateway.providers.bedrock import unsupported as bedrock_unsupported
 from lambdas.gateway.retrieval import Retriever, grounding_check, grounding_prompt
@@ -22,6 +23,7 @@ from lambdas.gateway.router import RetryPolicy, route
 from lambdas.gateway.schema import (
     ChatCompletionRequest,
     EmbeddingRequest,
+    ImageRequest,
     Message,
     chat_response,
     embedding_response,
@@ -81,16 +83,21 @@ class Gateway:
     guardrail_client: Any = None
     knowledge_bases: Mapping[str, str] = field(default_factory=dict)  # name -> knowledge base id
     retriever: Retriever | None = None
+    images: ImageService | None = None  # POST /v1/images/generations (lambdas/gateway/images.py)
     clock: Callable[[], float] = time.monotonic
 
     # ---------------------------------------------------------------------------------------------
     def list_models(self) -> dict[str, Any]:
-        aliases = sorted({*self.chat_routes, *self.embedding_routes})
+        aliases = sorted({*self.chat_routes, *self.embedding_routes, *self._image_routes})
         return {"object": "list", "data": [_model_object(a) for a in aliases]}
 
     def get_model(self, alias: str) -> dict[str, Any]:
         """GET /v1/models/{id}: one alias, as the list gives it; 404 for any other id."""
-        if alias not in self.chat_routes and alias not in self.embedding_routes:
+        if (
+            alias not in self.chat_routes
+            and alias not in self.embedding_routes
+            and alias not in self._image_routes
+        ):
             raise GatewayError(
                 404, f"unknown model {alias!r}; GET /v1/models lists the aliases", code="model_not_found"
             )
@@ -365,6 +372,42 @@ class Gateway:
             encoding_format=request.encoding_format,
         )
         return response, {"x-genai-target": target.name}
+
+    @property
+    def _image_routes(self) -> Mapping[str, Any]:
+        return self.images.routes if self.images is not None else {}
+
+    def generate_images(
+        self, body: Any, *, tenant: str, metrics: MetricsSink, deadline: Deadline | None = None
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """POST /v1/images/generations; the cost is the model's price per image times the images."""
+        deadline = self._deadline(deadline)
+        request = parse(ImageRequest, body)
+        if self.images is None or request.model not in self.images.routes:
+            raise GatewayError(
+                404,
+                f"unknown image model {request.model!r}; GET /v1/models lists the aliases",
+                param="model",
+                code="model_not_found",
+            )
+        started = self.clock()
+        response, generated, size, _quality = self.images.generate(request, tenant=tenant, deadline=deadline)
+        price = self.images.routes[request.model].target.price_per_image
+        metrics.record(
+            Usage(
+                alias=request.model,
+                target=generated.target,
+                latency_ms=self._ms(started),
+                cost_usd=price * len(generated.images),
+                user=hashed_user(request.user),
+            ),
+            tenant=tenant,
+        )
+        return response, {
+            "x-genai-target": generated.target,
+            "x-genai-images": str(len(generated.images)),
+            "x-genai-size": size,
+        }
 
     # ---------------------------------------------------------------------------------------------
     def _check_features(self, request: ChatCompletionRequest, targets: Sequence[ChatProvider]) -> None:

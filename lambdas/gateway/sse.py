@@ -145,7 +145,7 @@ def chunks(
     """The gateway's events for a target's deltas: a first chunk with the role, one per delta with
     content, a last one with the finish reason, the usage (stream_options.include_usage), [DONE].
     A failure after the first byte (the status is sent) becomes an `error` event, and the stream
-    ends without [DONE]. `on_end` gets the totals either way (metrics)."""
+    ends without [DONE]. `on_end` gets the totals either way (metrics), before the last event."""
     ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     answer, finish = Answered(), None
     yield _chunk(ident, created, model, {"role": "assistant", "content": ""})
@@ -171,6 +171,7 @@ def chunks(
             if delta.cached_tokens is not None:
                 answer.cached_tokens = delta.cached_tokens
     except (ProviderError, GatewayError) as error:
+        on_end(answer)  # before the last event: a caller that has read it may look at the metrics
         yield event(
             {
                 "error": {
@@ -181,7 +182,6 @@ def chunks(
                 }
             }
         )
-        on_end(answer)
         return
     yield _chunk(ident, created, model, {}, finish or "stop")
     if include_usage:
@@ -195,8 +195,8 @@ def chunks(
                 "usage": _usage(answer),
             }
         )
-    yield DONE
     on_end(answer)
+    yield DONE
 
 
 def whole(response: dict[str, Any], *, include_usage: bool) -> Iterator[bytes]:

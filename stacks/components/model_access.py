@@ -20,6 +20,15 @@ Sources for the statements (Amazon Bedrock user guide, retrieved 2026-11-22):
   bedrock:InvokeModelWithResponseStream (there is no bedrock:Converse action).
 Embedding models are granted without the guardrail condition: guardrails evaluate the prompts and
 responses of text and image generation, and the knowledge-base roles call embedding models only.
+Image-generation models are granted without it too: AWS's list of the models Amazon Bedrock
+Guardrails supports on InvokeModel ("Supported Regions and models for Amazon Bedrock Guardrails",
+https://docs.aws.amazon.com/bedrock/latest/userguide/guardrails-supported.html) names text models
+and documents no guarded InvokeModel of an image model, so a Deny on a missing GuardrailIdentifier
+would either block the call or rely on undocumented behaviour. The gateway, their only caller here,
+checks the prompt and every generated image with ApplyGuardrail instead (lambdas/gateway/images.py;
+images in ApplyGuardrail: "Block harmful images with content filters",
+https://docs.aws.amazon.com/bedrock/latest/userguide/guardrails-mmfilter.html). This is why the
+mandatory-guardrail profiles (managed-api) configure no image alias.
 """
 
 from __future__ import annotations
@@ -138,10 +147,15 @@ class ModelAccess(Construct):
             )
 
         in_region = sorted(set(models))
-        text_models = [m for m in in_region if catalog.models[m].modality != "embeddings"]
+        text_models = [m for m in in_region if catalog.models[m].modality == "text"]
         embedding_models = [m for m in in_region if catalog.models[m].modality == "embeddings"]
+        image_models = [m for m in in_region if catalog.models[m].modality == "image"]
         if text_models:
             allow("InvokeModelsInRegion", [foundation_model_arn(region, m) for m in text_models])
+        if image_models:  # checked with ApplyGuardrail by the gateway (module docstring)
+            allow(
+                "InvokeImageModels", [foundation_model_arn(region, m) for m in image_models], embeddings=True
+            )
         if embedding_models:
             allow(
                 "InvokeEmbeddingModels",

@@ -13,11 +13,14 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from lambdas.gateway.errors import GATEWAY_RESPONSES
+from lambdas.gateway.images import IMAGE_PREFIX
 from lambdas.gateway_authorizer.keys import AUTHORIZER_CACHE_SECONDS, TOKEN_PATTERN
 from stacks import compliance
+from stacks.components.drift_monitor import _AcknowledgeWhenResolved
 from stacks.components.gateway_protection import PUBLIC, GatewayProtection, GatewayWebAcl, execution_log_group
 from stacks.components.monitoring import MonitoringHub
 from stacks.components.python_function import PythonFunction, encrypted_log_group, profile_scoped
@@ -29,8 +32,19 @@ PATHS = (
     ("GET", ("models",)),
     ("GET", ("models", "{id}")),  # one alias (OpenAI clients retrieve a model by id)
 )
+IMAGES_ROUTE = ("POST", ("images", "generations"))  # only when the profile has image aliases
 STREAMED_ROUTE = ("chat", "completions")  # lambdas/gateway/runtime.py STREAMED_PATHS
 EMF_NAMESPACE = "GenAiStack/Gateway"  # lambdas/gateway/metrics.py
+
+
+GENERATED_IMAGES = compliance.Acknowledgement(
+    finding="AwsSolutions-IAM5",
+    reason=(
+        "The gateway writes each generated image under a new random name below gateway-images/ in the "
+        "data bucket and signs its GET URL (lambdas/gateway/images.py); the names are made per request, "
+        "so the role is scoped to that prefix."
+    ),
+)
 
 
 def openai_error_template(error_type: str, code: str) -> str:
@@ -105,7 +119,10 @@ class ModelGateway(Construct):
         network: GatewayNetwork | None = None,
         account_logging_role: Literal["create", "existing"] = "create",
         protection: GatewayProtection = PUBLIC,
+        image_bucket: s3.IBucket | None = None,
     ) -> None:
+        """`image_bucket`: the data bucket, when the profile has image aliases: the route
+        POST /v1/images/generations, and the images of url responses under IMAGE_PREFIX."""
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self.handler = PythonFunction(
@@ -159,6 +176,36 @@ class ModelGateway(Construct):
                         stack.format_arn(service="sagemaker", resource="endpoint", resource_name=e.lower())
                         for e in sagemaker_endpoints
                     ],
+                )
+            )
+
+        if image_bucket is not None:
+            # Write the images and sign their GET URLs (a pre-signed URL acts with the signer's
+            # permissions: Amazon S3 user guide, "Sharing objects with presigned URLs"), under the
+            # prefix only.
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="StoreGeneratedImages",
+                    actions=["s3:PutObject", "s3:GetObject"],
+                    resources=[image_bucket.arn_for_objects(f"{IMAGE_PREFIX}*")],
+                )
+            )
+            # The bucket is the foundation stack's: cdk-nag names the finding after the resolved
+            # cross-stack reference, which exists only once the app has resolved it.
+            self.node.add_validation(
+                _AcknowledgeWhenResolved(
+                    role, GENERATED_IMAGES, image_bucket.arn_for_objects(f"{IMAGE_PREFIX}*")
+                )
+            )
+            # The bucket's SSE-KMS key, through S3 only ("Using server-side encryption with AWS KMS
+            # keys": PutObject needs kms:GenerateDataKey, GetObject kms:Decrypt:
+            # https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html).
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="EncryptGeneratedImages",
+                    actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                    resources=[encryption_key.key_arn],
+                    conditions={"StringEquals": {"kms:ViaService": f"s3.{stack.region}.amazonaws.com"}},
                 )
             )
 
@@ -245,7 +292,7 @@ class ModelGateway(Construct):
             else None
         )
         v1 = self.api.root.add_resource("v1")
-        for method, parts in PATHS:
+        for method, parts in (*PATHS, IMAGES_ROUTE) if image_bucket is not None else PATHS:
             resource = v1
             for part in parts:
                 resource = resource.get_resource(part) or resource.add_resource(part)

@@ -18,6 +18,13 @@ Calls (file: line of the call):
 - dynamodb GetItem / PutItem (cache.py): arn:${Partition}:dynamodb:${Region}:${Account}:table/${TableName}
   (Service Authorization Reference, DynamoDB).
 - bedrock-agent-runtime Retrieve (retrieval.py Retriever.retrieve): bedrock:Retrieve on the knowledge base.
+- bedrock-runtime InvokeModel (images.py BedrockImages.generate): bedrock:InvokeModel on the image
+  model's foundation-model ARN, without a guardrail (image models are exempt from the
+  GuardrailIdentifier condition: stacks/components/model_access.py says why); ApplyGuardrail on the
+  prompt and on each image (images.py ImageService._guard).
+- s3 PutObject (images.py ImageStore.put) under gateway-images/ in the data bucket, SSE-KMS:
+  kms:GenerateDataKey through S3; the pre-signed GET URL acts as the role (s3:GetObject, kms:Decrypt
+  through S3), so GetObject is a row too (no boto3 call: the URL's holder makes it).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from tests.access.rows.bedrock_arns import (
     guardrail,
     invocation_targets,
 )
+from tests.access.rows.s3_objects import TLS, get_object, put_object
 
 PACKAGE = "gateway"
 HANDLERS = ("lambdas.gateway.handler.on_event",)
@@ -46,6 +54,7 @@ APIS = frozenset(
         "dynamodb.GetItem",
         "dynamodb.PutItem",
         "bedrock-agent-runtime.Retrieve",
+        "s3.PutObject",
     }
 )
 ANOTHER_MODEL = "amazon.nova-pro-v1:0"  # a model no built-in profile's gateway uses
@@ -206,6 +215,8 @@ def rows(function: Function, deployment: Deployment) -> list[Call]:
             )
         )
 
+    result += image_rows(settings, deployment, rail)
+
     for name, knowledge_base_id in sorted(settings.knowledge_bases.items()):
         result.append(
             Call(
@@ -221,6 +232,63 @@ def rows(function: Function, deployment: Deployment) -> list[Call]:
                 "bedrock:Retrieve",
                 deployment.arn("bedrock", "knowledge-base/ANOTHERKB1"),
                 "another tenant's knowledge base is refused",
+                expect="deny",
+            )
+        )
+    return result
+
+
+def image_rows(settings: Settings, deployment: Deployment, rail) -> list[Call]:
+    """POST /v1/images/generations: the image model, the guardrail checks, the stored images."""
+    result: list[Call] = []
+    for alias, target in sorted(settings.images.items()):
+        result.append(
+            Call(
+                "bedrock:InvokeModel",
+                foundation_model(deployment, target.model),
+                f"image alias {alias}: InvokeModel (images.py BedrockImages), without a guardrail "
+                "(ApplyGuardrail checks the prompt and the images)",
+                api="bedrock-runtime.InvokeModel",
+            )
+        )
+    if not settings.images:
+        return result
+    if rail:
+        result += apply_guardrail_rows(deployment, rail, api="bedrock-runtime.ApplyGuardrail")
+    store = settings.image_store
+    assert store is not None, "image aliases come with the image store"
+    name = "gateway-images/tenant-a/2026/12/01/0123456789abcdef.png"
+    result += put_object(deployment, store.bucket, name, "images.py ImageStore.put (url responses)")
+    result += get_object(deployment, store.bucket, name, "the pre-signed GET URL acts as the role", api=None)
+    for other in ("documents/faq.pdf", "invocation-logs/AWSLogs/x.json.gz", "gateway-imagesX/a.png"):
+        for action in ("s3:PutObject", "s3:GetObject"):
+            result.append(
+                Call(
+                    action,
+                    f"arn:{deployment.partition}:s3:::{store.bucket}/{other}",
+                    "only the gateway-images/ prefix of the data bucket",
+                    context=TLS,
+                    expect="deny",
+                )
+            )
+    result.append(
+        Call(
+            "s3:PutObject",
+            f"arn:{deployment.partition}:s3:::another-bucket/gateway-images/a.png",
+            "only the profile's data bucket",
+            context=TLS,
+            expect="deny",
+        )
+    )
+    # The cache (model_gateway.py) and a guardrail encrypted with the platform key grant the key
+    # without a condition; otherwise it is usable through S3 only.
+    if not settings.cache and not (rail and rail.key_arn == store.key_id):
+        result.append(
+            Call(
+                "kms:Decrypt",
+                store.key_id,
+                "the platform key only through S3 (kms:ViaService)",
+                context={"kms:ViaService": f"sqs.{deployment.region}.amazonaws.com"},
                 expect="deny",
             )
         )

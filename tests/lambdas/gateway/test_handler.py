@@ -314,3 +314,44 @@ def test_the_local_server_never_makes_a_key_the_tenant():
         assert "secret" not in tenant
         assert tenant == key_id({"x-api-key": "sk-secret-123"})  # one tenant per key, either header
     assert event_for("GET", "/v1/models", {}, b"")["requestContext"]["identity"]["apiKeyId"] == "local"
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    depth=st.integers(1, 5000),
+    opener=st.sampled_from([(b"[", b"]"), (b'{"a":', b"}")]),
+    where=st.sampled_from(["body", "content", "stop", "tools"]),
+    padding=st.integers(0, 3000),
+    path=st.sampled_from(["/v1/chat/completions", "/v1/embeddings"]),
+    stream=st.booleans(),
+)
+def test_nested_and_oversized_bodies_get_a_4xx_never_a_5xx(
+    handler_module, depth, opener, where, padding, path, stream
+):
+    """Bodies nested to any depth, anywhere in the request, and over the size limit: a 400 or 413
+    (or an answer), never a 500 of ours (a RecursionError escaped the parser before)."""
+    open_, close = opener
+    nested = open_ * depth + b"1" + close * depth
+    if where == "body":
+        raw = nested
+    else:
+        field = {
+            "content": b'"messages":[{"role":"user","content":%s}]',
+            "stop": b'"stop":%s',
+            "tools": b'"tools":%s',
+        }
+        raw = (
+            b'{"model":"copywriter","stream":%s,"pad":"%s",'
+            % (
+                b"true" if stream else b"false",
+                b"x" * padding,
+            )
+            + field[where] % nested
+            + b"}"
+        )
+    result = handler_module.on_event(event_for("POST", path, {}, raw), None)
+    assert result["statusCode"] in (200, 400, 404, 413), result
+    if "body" in result:
+        payload = json.loads(result["body"])
+        if result["statusCode"] != 200:
+            assert set(payload["error"]) == {"message", "type", "param", "code"}

@@ -145,7 +145,9 @@ class StreamingServer:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
 
@@ -401,3 +403,15 @@ def test_langchain_streams(setup, served):
 def _restore_handler():
     yield
     os.environ.pop("GATEWAY_CONFIG", None)
+
+
+def test_make_gateway_local_with_echo_models_streams_too(served):
+    from lambdas.gateway.config import Settings
+    from lambdas.gateway.echo import echo_gateway
+
+    client, _ = served(
+        echo_gateway(Settings.model_validate({"chat": {"a": [{"kind": "bedrock", "model": "m"}]}}))
+    )
+    text, chunks = streamed_text(client, messages=[{"role": "user", "content": "spring sale"}])
+    assert text == "echo: spring sale"
+    assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) == 3

@@ -1,0 +1,329 @@
+"""POST /v1/images/generations: OpenAI's images.generate on Bedrock image models.
+
+The request (lambdas/gateway/schema.py ImageRequest) is checked against the alias's model before
+anything is called: size, n and prompt length within what the model documents, every other
+parameter refused by name. Then, in order: the profile's guardrail on the prompt (ApplyGuardrail,
+source INPUT); InvokeModel with the model's own body; the guardrail on each generated image
+(ApplyGuardrail, source OUTPUT, an image content block); the images returned as b64_json or stored
+under `gateway-images/` in the data bucket and returned as pre-signed GET URLs.
+
+Why the guardrail is applied here and not passed to InvokeModel: AWS's list of models that Amazon
+Bedrock Guardrails supports (Bedrock user guide, "Supported Regions and models for Amazon Bedrock
+Guardrails": https://docs.aws.amazon.com/bedrock/latest/userguide/guardrails-supported.html) names
+text-generation models and documents no guarded InvokeModel of an image-generation model, while
+ApplyGuardrail takes text and images ("Block harmful images with content filters": PNG and JPEG up
+to 4 MB, https://docs.aws.amazon.com/bedrock/latest/userguide/guardrails-mmfilter.html;
+GuardrailContentBlock:
+https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_GuardrailContentBlock.html).
+The model-access policy exempts image models from its GuardrailIdentifier condition accordingly
+(stacks/components/model_access.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from lambdas.gateway.deadline import Deadline, as_timed
+from lambdas.gateway.errors import GatewayError, ProviderError, bad_request
+from lambdas.gateway.guardrail import Guardrail
+from lambdas.gateway.providers.aws_errors import provider_error
+from lambdas.gateway.router import RetryPolicy, route
+from lambdas.gateway.schema import ImageRequest
+
+IMAGE_PREFIX = "gateway-images/"
+# A pre-signed URL stops working when the credentials that signed it expire, whatever its own
+# expiry says (Amazon S3 user guide, "Sharing objects with presigned URLs": a URL created with
+# temporary credentials expires when those credentials do, even if it was created with a later
+# expiry: https://docs.aws.amazon.com/AmazonS3/latest/userguide/ShareObjectPreSignedURL.html).
+# A function signs with its execution role's temporary credentials, whose remaining lifetime it does
+# not control: URLs are asked for an hour at most, and may end sooner (docs/gateway.md, Images).
+MAX_URL_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class ImageModel:
+    """What one Bedrock image model takes: its request family, sizes, images per call, prompt length."""
+
+    family: str  # "amazon" (Nova Canvas / Titan Image Generator body) or "stability" (SD3.5 body)
+    max_images: int
+    max_prompt_chars: int
+    sizes: tuple[str, ...] = ()  # amazon: width x height the model accepts
+    aspect_ratios: tuple[str, ...] = ()  # stability: the size's ratio picks the model's aspect_ratio
+    qualities: tuple[str, ...] = ("standard",)
+
+
+# Amazon Nova Canvas: TEXT_IMAGE body, text 1 to 1,024 characters, numberOfImages 1 to 5, quality
+# standard | premium (Amazon Nova user guide, "Request and response structure for image generation":
+# https://docs.aws.amazon.com/nova/latest/userguide/image-gen-req-resp-structure.html). The sizes
+# are the square and common ratios within its documented limits (each side 320 to 4,096 pixels and
+# divisible by 16, under 4.2 million pixels), the ones OpenAI clients send. Nova Canvas reached end of
+# life on 2026-09-30, so stacks/data/bedrock_models.json leaves it out and no profile can name it; the
+# body is kept for its successor of the same TEXT_IMAGE family.
+# Stable Diffusion 3.5 Large: prompt up to 10,000 characters, one image per call, ~1 megapixel at an
+# aspect_ratio of 16:9, 1:1, 21:9, 2:3, 3:2, 4:5, 5:4, 9:16, 9:21 (Bedrock user guide,
+# "Stability.ai Stable Diffusion 3.5 Large":
+# https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-diffusion-3-5-large.html).
+IMAGE_MODELS: dict[str, ImageModel] = {
+    "amazon.nova-canvas-v1:0": ImageModel(
+        family="amazon",
+        max_images=5,
+        max_prompt_chars=1024,
+        sizes=("512x512", "1024x1024", "1024x576", "576x1024", "1280x720", "720x1280"),
+        qualities=("standard", "premium"),
+    ),
+    "stability.sd3-5-large-v1:0": ImageModel(
+        family="stability",
+        max_images=1,
+        max_prompt_chars=10_000,
+        aspect_ratios=("1:1", "16:9", "9:16", "21:9", "9:21", "3:2", "2:3", "5:4", "4:5"),
+    ),
+}
+
+# OpenAI's quality values and the model's: "auto"/"standard" are a model's default, "hd"/"high" its best.
+_QUALITY = {
+    "auto": "standard",
+    "standard": "standard",
+    "medium": "standard",
+    "hd": "premium",
+    "high": "premium",
+}
+
+
+def aspect_ratio(size: str) -> str | None:
+    try:
+        width, height = (int(part) for part in size.split("x"))
+    except ValueError:
+        return None
+    if width <= 0 or height <= 0:
+        return None
+    divisor = math.gcd(width, height)
+    return f"{width // divisor}:{height // divisor}"
+
+
+def allowed_sizes(model: ImageModel) -> str:
+    if model.family == "stability":
+        return (
+            "a width x height whose ratio is one of " + ", ".join(model.aspect_ratios) + " (e.g. 1024x1024)"
+        )
+    return ", ".join(model.sizes)
+
+
+@dataclass(frozen=True)
+class ImageTarget:
+    """One image alias: the Bedrock model it invokes and its price per image (USD)."""
+
+    model_id: str
+    price_per_image: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return f"bedrock:{self.model_id}"
+
+    @property
+    def spec(self) -> ImageModel:
+        return IMAGE_MODELS[self.model_id]
+
+
+@dataclass(frozen=True)
+class Generated:
+    images: list[bytes]  # PNG bytes, one per image
+    target: str
+
+
+class BedrockImages:
+    """InvokeModel of one image model; `client`: a bedrock-runtime client or TimedClients of them."""
+
+    def __init__(self, client: Any, target: ImageTarget) -> None:
+        self.clients = as_timed(client)
+        self.target = target
+        self.name = target.name
+
+    def body(self, request: ImageRequest, size: str, quality: str) -> dict[str, Any]:
+        spec = self.target.spec
+        if spec.family == "stability":
+            return {
+                "prompt": request.prompt,
+                "mode": "text-to-image",
+                "aspect_ratio": aspect_ratio(size),
+                "output_format": "png",
+            }
+        width, height = (int(part) for part in size.split("x"))
+        return {
+            "taskType": "TEXT_IMAGE",
+            "textToImageParams": {"text": request.prompt},
+            "imageGenerationConfig": {
+                "numberOfImages": request.n,
+                "width": width,
+                "height": height,
+                "quality": quality,
+            },
+        }
+
+    def generate(self, body: dict[str, Any], *, deadline: Deadline) -> list[bytes]:
+        client = self.clients.within(deadline, self.name)
+        try:
+            response = client.invoke_model(
+                modelId=self.target.model_id,
+                body=json.dumps(body),
+                contentType="application/json",
+                accept="application/json",
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise provider_error(self.name, error) from None
+        payload = json.loads(response["body"].read())
+        reasons = [r for r in payload.get("finish_reasons") or [] if r]
+        if reasons:  # Stability: "Filter reason: prompt" and the like, with no image
+            raise ProviderError(f"{self.name}: {reasons[0]}", retryable=False, client_message=reasons[0])
+        if payload.get("error"):  # Nova Canvas reports a refusal in the body
+            raise ProviderError(
+                f"{self.name}: {payload['error']}", retryable=False, client_message=payload["error"]
+            )
+        return [base64.b64decode(image) for image in payload.get("images") or []]
+
+
+class ImageStore:
+    """Generated images in the data bucket under IMAGE_PREFIX (SSE-KMS with the platform key, which
+    the bucket requires), handed out as pre-signed GET URLs signed by the gateway's role."""
+
+    def __init__(self, client: Any, *, bucket: str, key_id: str | None, url_seconds: int) -> None:
+        self.clients = as_timed(client)
+        self.bucket = bucket
+        self.key_id = key_id
+        self.url_seconds = min(url_seconds, MAX_URL_SECONDS)
+
+    def put(self, data: bytes, *, tenant: str, deadline: Deadline) -> str:
+        key = f"{IMAGE_PREFIX}{tenant}/{time.strftime('%Y/%m/%d')}/{uuid.uuid4().hex}.png"
+        extra = {"SSEKMSKeyId": self.key_id} if self.key_id else {}
+        client = self.clients.within(deadline, "storing the image")
+        try:
+            client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=data,
+                ContentType="image/png",
+                ServerSideEncryption="aws:kms",
+                **extra,
+            )
+            return client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=self.url_seconds
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise GatewayError(502, f"storing the image failed ({error})", type="upstream_error") from None
+
+
+@dataclass
+class ImageService:
+    routes: dict[str, BedrockImages]
+    guardrail: Guardrail | None = None
+    store: ImageStore | None = None
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    clock: Callable[[], float] = time.monotonic
+
+    def check(self, request: ImageRequest) -> tuple[BedrockImages, str, str]:
+        """The alias's target, size and model quality; every refusal before a model is called."""
+        target = self.routes.get(request.model)
+        if target is None:
+            raise GatewayError(
+                404,
+                f"unknown image model {request.model!r}; GET /v1/models lists the aliases",
+                param="model",
+                code="model_not_found",
+            )
+        spec = target.target.spec
+        size = request.size if request.size not in (None, "auto") else "1024x1024"
+        fits = aspect_ratio(size) in spec.aspect_ratios if spec.family == "stability" else size in spec.sizes
+        if not fits:
+            raise bad_request(
+                f"size {size!r} is not supported by image model {request.model!r}; allowed: "
+                f"{allowed_sizes(spec)}",
+                param="size",
+                code="invalid_value",
+            )
+        if request.n > spec.max_images:
+            raise bad_request(
+                f"n {request.n}: image model {request.model!r} makes at most {spec.max_images} "
+                f"image{'s' if spec.max_images > 1 else ''} per request",
+                param="n",
+                code="invalid_value",
+            )
+        if len(request.prompt) > spec.max_prompt_chars:
+            raise bad_request(
+                f"prompt is {len(request.prompt)} characters; image model {request.model!r} takes at most "
+                f"{spec.max_prompt_chars}",
+                param="prompt",
+                code="invalid_value",
+            )
+        quality = _QUALITY[request.quality or "auto"]
+        if quality not in spec.qualities:
+            raise bad_request(
+                f"quality {request.quality!r} is not supported by image model {request.model!r}; allowed: "
+                f"auto, standard",
+                param="quality",
+                code="unsupported_parameter",
+            )
+        if self.response_format(request) == "url" and self.store is None:
+            raise bad_request(
+                "response_format url: this gateway stores no images; use b64_json",
+                param="response_format",
+                code="unsupported_parameter",
+            )
+        return target, size, quality
+
+    def response_format(self, request: ImageRequest) -> str:
+        """OpenAI's default is url; a gateway without an image store answers b64_json."""
+        return request.response_format or ("url" if self.store is not None else "b64_json")
+
+    def _guard(self, source: str, content: dict[str, Any], deadline: Deadline) -> None:
+        if self.guardrail is None:
+            return
+        try:
+            blocked = self.guardrail.check_content(source, content, deadline)
+        except ProviderError as error:  # an unchecked prompt or image is not passed on
+            raise GatewayError(
+                504 if error.timeout else 502,
+                f"the guardrail check failed ({error})",
+                type="timeout" if error.timeout else "upstream_error",
+            ) from None
+        if blocked is not None:
+            raise GatewayError(
+                400,
+                blocked or "the request was blocked by the content policy",
+                type="invalid_request_error",
+                param="prompt" if source == "INPUT" else None,
+                code="content_policy_violation",
+            )
+
+    def generate(
+        self, request: ImageRequest, *, tenant: str, deadline: Deadline
+    ) -> tuple[dict[str, Any], Generated, str, str]:
+        target, size, quality = self.check(request)
+        self._guard("INPUT", {"text": {"text": request.prompt}}, deadline)
+        body = target.body(request, size, quality)
+        routed = route(
+            [target],
+            request,
+            policy=self.policy,
+            clock=self.clock,
+            deadline=deadline,
+            call=lambda t: t.generate(body, deadline=deadline),
+        )
+        images: list[bytes] = routed.result
+        for image in images:
+            self._guard("OUTPUT", {"image": {"format": "png", "source": {"bytes": image}}}, deadline)
+        data = []
+        for image in images:
+            if self.response_format(request) == "url":
+                data.append({"url": self.store.put(image, tenant=tenant, deadline=deadline)})
+            else:
+                data.append({"b64_json": base64.b64encode(image).decode()})
+        response = {"created": int(time.time()), "data": data}
+        return response, Generated(images=images, target=target.name), size, quality

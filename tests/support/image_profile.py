@@ -1,0 +1,57 @@
+"""A profile with a gateway image alias, synthesized once per test session.
+
+No built-in profile has one (docs/gateway.md, Images: the only current image model of the catalog,
+Stable Diffusion 3.5 Large, is offered in us-west-2 only, and managed-api's mandatory guardrail cannot
+be enforced by IAM on image models), so the template and access tests of POST /v1/images/generations
+use the customer-service profile (us-west-2, mandatory guardrail) with a gateway added."""
+
+from __future__ import annotations
+
+import tempfile
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from stacks.cli.synth import Synthesis, synthesize
+from stacks.config import PROFILES_DIR
+
+IMAGE_MODEL = "stability.sd3-5-large-v1:0"
+NAME = "images-test"
+
+
+def image_profile_data() -> dict:
+    data = yaml.safe_load((PROFILES_DIR / "customer-service.yaml").read_text(encoding="utf-8"))
+    data["name"] = NAME
+    data["bedrock"]["models"].append(IMAGE_MODEL)
+    # What these tests read is the gateway, its role and the data bucket: the knowledge bases, their
+    # Aurora store and invocation logging go (they make the synthesis twice as long).
+    for section in ("knowledge_bases", "aurora", "invocation_logging"):
+        data["bedrock"].pop(section, None)
+    data["bedrock"]["guardrail"].pop("contextual_grounding", None)
+    data["gateway"] = {
+        "aliases": {"assistant": [{"bedrock": "amazon.nova-lite-v1:0"}]},
+        "images": {"painter": IMAGE_MODEL},
+        "tenants": [{"name": "studio"}],
+        "cache": {"enabled": False},
+        "api_gateway_account_role": "existing",
+    }
+    return data
+
+
+@cache
+def image_profile_synthesis() -> Synthesis:
+    directory = Path(tempfile.mkdtemp(prefix="images-profile-"))
+    path = directory / f"{NAME}.yaml"
+    path.write_text(yaml.safe_dump(image_profile_data()), encoding="utf-8")
+    (synthesis,) = synthesize(str(path), directory / "cdk.out")
+    return synthesis
+
+
+def image_profile_deployment():
+    """The profile's resolved IAM picture (tests/access), for the checks built-in profiles cannot make."""
+    from tests.access.conftest import ACCOUNT
+    from tests.access.deployment import Deployment
+
+    synthesis = image_profile_synthesis()
+    return Deployment(NAME, synthesis.templates, account=ACCOUNT, region=synthesis.profile.region)
