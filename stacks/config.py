@@ -1701,6 +1701,20 @@ def gateway_problems(gateway: Gateway, bedrock: Bedrock | None, hosting: Hosting
     image_models = sorted(
         m for m in bedrock.models if m in catalog.models and catalog.models[m].modality == "image"
     )
+    guardrail = bedrock.guardrail if bedrock else None
+    if gateway.images and guardrail and not any("IMAGE" in f.modalities for f in guardrail.content_filters):
+        # ApplyGuardrail evaluates images with content filters only, and only where the filter's
+        # modalities include IMAGE ("Block harmful images with content filters", Bedrock user guide:
+        # https://docs.aws.amazon.com/bedrock/latest/userguide/guardrails-mmfilter.html): without one
+        # every generated image would pass unevaluated.
+        problems.append(
+            located(
+                "images",
+                "the guardrail evaluates generated images only with content filters whose modalities "
+                "include IMAGE: add IMAGE to bedrock.guardrail.content_filters[].modalities (e.g. SEXUAL, "
+                "VIOLENCE, HATE)",
+            )
+        )
     for alias, model in gateway.images.items():
         known = catalog.models.get(model)
         if model not in bedrock.models:
@@ -1753,6 +1767,21 @@ def bedrock_catalog_problems(bedrock: Bedrock, region: str) -> list[str]:
                 else f" (known: {', '.join(sorted(catalog.models))})"
             )
             problems.append(located(f"models[{index}]", f"{model_id!r} is not a known Bedrock model{hint}"))
+        elif model.modality == "image" and bedrock.guardrail and bedrock.guardrail.mandatory:
+            # The model-access policy holds generation calls to the guardrail with a
+            # bedrock:GuardrailIdentifier condition; Bedrock documents guardrails on InvokeModel for
+            # text models only ("Supported Regions and models for Amazon Bedrock Guardrails":
+            # https://docs.aws.amazon.com/bedrock/latest/userguide/guardrails-supported.html), so an
+            # image model would be granted without it (stacks/components/model_access.py).
+            problems.append(
+                located(
+                    f"models[{index}]",
+                    f"{model_id!r} is an image model, which IAM cannot hold to the guardrail (no guarded "
+                    "InvokeModel is documented for image models) while guardrail.mandatory is true: set "
+                    "bedrock.guardrail.mandatory: false to rely on the gateway's ApplyGuardrail checks of "
+                    "prompts and images, or remove the model",
+                )
+            )
         elif region not in model.regions:
             profiles = sorted(
                 p.profile_id

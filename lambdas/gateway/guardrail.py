@@ -41,6 +41,15 @@ class Guardrail:
             )
         except (ClientError, BotoCoreError) as error:
             raise provider_error("guardrail", error) from None
+        images = (response.get("usage") or {}).get("guardrailCoverage", {}).get("images")
+        if "image" in content and images and images.get("guarded", 0) < images.get("total", 0):
+            # "The count of images guardrails guarded" below the total: an image went through no
+            # filter (GuardrailImageCoverage, Bedrock API reference:
+            # https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_GuardrailImageCoverage.html).
+            raise ProviderError(
+                f"guardrail: {images.get('guarded', 0)} of {images.get('total', 0)} images evaluated",
+                retryable=False,
+            )
         if response.get("action") != "GUARDRAIL_INTERVENED":
             return None
         outputs = response.get("outputs") or [{"text": ""}]

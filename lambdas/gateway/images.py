@@ -181,6 +181,8 @@ class BedrockImages:
             raise provider_error(self.name, error) from None
         payload = json.loads(response["body"].read())
         reasons = [r for r in payload.get("finish_reasons") or [] if r]
+        if reasons and reasons[0].lower().startswith("inference error"):  # the model failed: retry, fall back
+            raise ProviderError(f"{self.name}: {reasons[0]}", retryable=True)
         if reasons:  # Stability: "Filter reason: prompt" and the like, with no image
             raise ProviderError(f"{self.name}: {reasons[0]}", retryable=False, client_message=reasons[0])
         if payload.get("error"):  # Nova Canvas reports a refusal in the body

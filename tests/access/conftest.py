@@ -20,7 +20,14 @@ def deployment_of(synthesized, profile: str, templates: dict[str, dict] | None =
     for child in stacks.node.children:
         if isinstance(child, Stack):
             by_name[child.stack_name] = (templates or synthesized.templates[profile])[child.node.id]
-    return Deployment(profile, by_name, account=settings.account or ACCOUNT, region=settings.region)
+    guardrail = settings.bedrock.guardrail if settings.bedrock else None
+    return Deployment(
+        profile,
+        by_name,
+        account=settings.account or ACCOUNT,
+        region=settings.region,
+        guardrail_enforced=bool(guardrail and guardrail.mandatory),
+    )
 
 
 @pytest.fixture(scope="session")

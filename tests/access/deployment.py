@@ -64,8 +64,19 @@ def _path(resource: Mapping[str, Any], logical_id: str) -> str:
 class Deployment:
     """The resolved IAM picture of one profile (every stack, one account and Region)."""
 
-    def __init__(self, profile: str, templates: Mapping[str, dict], *, account: str, region: str) -> None:
+    def __init__(
+        self,
+        profile: str,
+        templates: Mapping[str, dict],
+        *,
+        account: str,
+        region: str,
+        guardrail_enforced: bool = True,
+    ) -> None:
         self.profile = profile
+        # The profile's bedrock.guardrail.mandatory: whether IAM must refuse a generation call without
+        # the guardrail (rows deny it) or only the code passes it (rows/gateway.py).
+        self.guardrail_enforced = guardrail_enforced
         self.templates = templates
         self.resolver = Resolver(templates, account=account, region=region)
         self.account = account

@@ -75,18 +75,30 @@ def test_the_data_bucket_expires_generated_images(templates):
     assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
 
 
-def test_image_models_are_granted_without_the_guardrail_condition_and_chat_models_with_it(templates):
+def test_image_models_are_granted_without_the_guardrail_condition(templates):
     policies = of_type(templates[f"{NAME}-bedrock"], "AWS::IAM::ManagedPolicy")
-    statements = [
-        s
-        for p in policies.values()
-        for s in p["Properties"]["PolicyDocument"]["Statement"]
-        if s.get("Sid") in ("InvokeImageModels", "DenyInvokeWithoutTheGuardrail")
-    ]
-    by_sid = {s["Sid"]: s for s in statements}
+    by_sid = {
+        s.get("Sid"): s for p in policies.values() for s in p["Properties"]["PolicyDocument"]["Statement"]
+    }
     assert "Condition" not in by_sid["InvokeImageModels"]
     assert IMAGE_MODEL in json.dumps(by_sid["InvokeImageModels"]["Resource"])
-    assert IMAGE_MODEL not in json.dumps(by_sid["DenyInvokeWithoutTheGuardrail"]["Resource"])
+    # Only a profile whose guardrail is not mandatory may have them (the validator, next test).
+    assert "DenyInvokeWithoutTheGuardrail" not in by_sid
+
+
+def test_a_mandatory_guardrail_refuses_image_models_and_images_need_image_filters(tmp_path):
+    """IAM cannot hold an image model to the guardrail (no guarded InvokeModel is documented for
+    image models), and ApplyGuardrail reads images only with content filters whose modalities include
+    IMAGE: a profile that says otherwise would let images through unchecked."""
+    data = image_profile_data()
+    data["bedrock"]["guardrail"]["mandatory"] = True
+    with pytest.raises(ProfileError, match=r"bedrock\.models\[\d\]: .*image model, which IAM cannot hold"):
+        load_profile(write(tmp_path, data))
+    data = image_profile_data()
+    for content_filter in data["bedrock"]["guardrail"]["content_filters"]:
+        content_filter.pop("modalities", None)  # TEXT only
+    with pytest.raises(ProfileError, match=r"gateway\.images: .*modalities include IMAGE"):
+        load_profile(write(tmp_path, data))
 
 
 def test_the_gateway_role_makes_its_image_calls_and_only_those(templates):

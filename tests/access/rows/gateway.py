@@ -96,7 +96,7 @@ def rows(function: Function, deployment: Deployment) -> list[Call]:
                     api="bedrock-runtime.ConverseStream",
                 )
             )
-            if rail:
+            if rail and deployment.guardrail_enforced:  # bedrock.guardrail.mandatory
                 result.append(
                     Call(
                         "bedrock:InvokeModelWithResponseStream",

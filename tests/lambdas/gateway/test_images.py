@@ -40,6 +40,7 @@ class FakeBedrock:
         self.guardrail_checks: list[dict] = []
         self.script: list[Any] = []  # per invoke_model: an exception, or a response payload
         self.block: set[str] = set()  # sources whose check intervenes
+        self.unguarded_images = 0  # images the guardrail reports it did not evaluate
 
     def invoke_model(self, **call):
         self.calls.append(valid("InvokeModel", call))
@@ -55,7 +56,9 @@ class FakeBedrock:
         self.guardrail_checks.append(valid("ApplyGuardrail", call))
         if call["source"] in self.block:
             return {"action": "GUARDRAIL_INTERVENED", "outputs": [{"text": "Sorry, that is not allowed."}]}
-        return {"action": "NONE", "outputs": []}
+        images = sum(1 for block in call["content"] if "image" in block)
+        coverage = {"images": {"guarded": images - self.unguarded_images, "total": images}} if images else {}
+        return {"action": "NONE", "outputs": [], "usage": {"guardrailCoverage": coverage}}
 
 
 def client_error(code: str, message: str) -> ClientError:
@@ -222,6 +225,17 @@ def test_the_guardrail_checks_each_generated_image(served, bedrock):
     assert caught.value.body["code"] == "content_policy_violation"
 
 
+def test_an_image_the_guardrail_did_not_evaluate_is_not_returned(served, bedrock):
+    """ApplyGuardrail reports `guarded` below `total` images when no filter read one (GuardrailImageCoverage):
+    "not intervened" then says nothing about the image."""
+    client = served(guardrail=True)
+    bedrock.unguarded_images = 1
+    with pytest.raises(openai.InternalServerError) as caught:
+        client.images.generate(model="painter", prompt="a bicycle", response_format="b64_json")
+    assert caught.value.status_code == 502
+    assert "0 of 1 images evaluated" in caught.value.message
+
+
 def test_a_model_validation_exception_is_a_400_with_its_message(served, bedrock):
     bedrock.script = [client_error("ValidationException", "prompt contains blocked words")]
     with pytest.raises(openai.BadRequestError) as caught:
@@ -235,6 +249,15 @@ def test_a_filtered_stable_diffusion_answer_is_a_400(served, bedrock):
     with pytest.raises(openai.BadRequestError) as caught:
         served().images.generate(model="painter", prompt="a bicycle")
     assert "Filter reason: prompt" in caught.value.body["message"]
+
+
+def test_a_stable_diffusion_inference_error_is_retried_then_a_502(served, bedrock):
+    """SD3.5's finish_reasons "Inference error" is the model failing, not the caller's prompt."""
+    bedrock.script = [{"finish_reasons": ["Inference error"]}] * 2
+    with pytest.raises(openai.APIStatusError) as caught:
+        served().images.generate(model="painter", prompt="a bicycle")
+    assert caught.value.status_code == 502
+    assert len(bedrock.calls) == 2  # retried within the deadline
 
 
 def test_throttling_is_a_429_with_retry_after(served, bedrock):
