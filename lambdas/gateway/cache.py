@@ -11,7 +11,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.gateway.deadline import MIN_CALL_SECONDS, Deadline, as_timed
-from lambdas.gateway.schema import ChatCompletionRequest, Message
+from lambdas.gateway.schema import ANSWER_OPTIONS, ChatCompletionRequest, Message
 
 # A cache call is worth less than the model call: it gets at most this long (DynamoDB answers a
 # GetItem in milliseconds), and a slow cache is a miss that leaves the rest of the deadline intact.
@@ -41,18 +41,7 @@ def cache_key(alias: str, request: ChatCompletionRequest, guardrail_version: str
     return hashlib.sha256(json.dumps(normalised, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-ANSWER_PARAMETERS = (
-    "n",
-    "tool_choice",
-    "parallel_tool_calls",
-    "response_format",
-    "seed",
-    "logprobs",
-    "top_logprobs",
-    "presence_penalty",
-    "frequency_penalty",
-    "reasoning_effort",
-)
+ANSWER_PARAMETERS = ("n", *ANSWER_OPTIONS)
 
 
 def _message(message: Message) -> list[Any]:

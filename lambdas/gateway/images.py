@@ -22,7 +22,6 @@ The model-access policy exempts image models from its GuardrailIdentifier condit
 from __future__ import annotations
 
 import base64
-import json
 import math
 import time
 import uuid
@@ -35,7 +34,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from lambdas.gateway.deadline import Deadline, as_timed
 from lambdas.gateway.errors import GatewayError, ProviderError, bad_request
 from lambdas.gateway.guardrail import Guardrail
-from lambdas.gateway.providers.aws_errors import provider_error
+from lambdas.gateway.providers.bedrock import invoke_json
 from lambdas.gateway.router import RetryPolicy, route
 from lambdas.gateway.schema import ImageRequest
 
@@ -170,16 +169,7 @@ class BedrockImages:
 
     def generate(self, body: dict[str, Any], *, deadline: Deadline) -> list[bytes]:
         client = self.clients.within(deadline, self.name)
-        try:
-            response = client.invoke_model(
-                modelId=self.target.model_id,
-                body=json.dumps(body),
-                contentType="application/json",
-                accept="application/json",
-            )
-        except (ClientError, BotoCoreError) as error:
-            raise provider_error(self.name, error) from None
-        payload = json.loads(response["body"].read())
+        payload = invoke_json(client, self.name, self.target.model_id, body)
         reasons = [r for r in payload.get("finish_reasons") or [] if r]
         if reasons and reasons[0].lower().startswith("inference error"):  # the model failed: retry, fall back
             raise ProviderError(f"{self.name}: {reasons[0]}", retryable=True)

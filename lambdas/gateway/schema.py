@@ -164,6 +164,21 @@ ToolChoice = Literal["none", "auto", "required"] | NamedToolChoice
 ReasoningEffort = Literal["minimal", "low", "medium", "high"]
 
 
+# The optional OpenAI parameters that change the answer when set: part of the cache key
+# (lambdas/gateway/cache.py) and forwarded as sent to OpenAI-format backends (providers/openai_format.py).
+ANSWER_OPTIONS = (
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+    "seed",
+    "logprobs",
+    "top_logprobs",
+    "presence_penalty",
+    "frequency_penalty",
+    "reasoning_effort",
+)
+
+
 class ChatCompletionRequest(_Request):
     model: str = Field(min_length=1)
     messages: list[Message] = Field(min_length=1)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -19,7 +19,7 @@ from lambdas.gateway.images import ImageService
 from lambdas.gateway.providers.base import ChatProvider, EmbeddingProvider
 from lambdas.gateway.providers.bedrock import unsupported as bedrock_unsupported
 from lambdas.gateway.retrieval import Retriever, grounding_check, grounding_prompt
-from lambdas.gateway.router import RetryPolicy, route
+from lambdas.gateway.router import RetryPolicy, Routed, route
 from lambdas.gateway.schema import (
     ChatCompletionRequest,
     EmbeddingRequest,
@@ -224,23 +224,9 @@ class Gateway:
         )
         if use_cache and not intervened:
             self.cache.put(key, response, deadline)
-        price = self.prices.get(routed.target)
-        cost = (
-            (result.input_tokens * price.input_per_1k + result.output_tokens * price.output_per_1k) / 1000
-            if price
-            else 0.0
-        )
         metrics.record(
-            Usage(
-                alias=request.model,
-                target=routed.target,
-                latency_ms=self._ms(started),
-                input_tokens=result.input_tokens,
-                output_tokens=result.output_tokens,
-                cost_usd=cost,
-                fallbacks=routed.fallbacks,
-                guardrail_intervened=intervened,
-                user=hashed_user(request.user),
+            self._usage(
+                request, routed, started, result.input_tokens, result.output_tokens, intervened=intervened
             ),
             tenant=tenant,
         )
@@ -292,27 +278,16 @@ class Gateway:
         headers = {"x-genai-target": routed.target, "x-genai-fallbacks": str(routed.fallbacks)}
 
         def record(answer: sse.Answered) -> None:
-            price = self.prices.get(routed.target)
-            cost = (
-                (answer.input_tokens * price.input_per_1k + answer.output_tokens * price.output_per_1k) / 1000
-                if price
-                else 0.0
+            usage = self._usage(
+                request,
+                routed,
+                started,
+                answer.input_tokens,
+                answer.output_tokens,
+                intervened=answer.guardrail_intervened,
             )
-            metrics.record(
-                Usage(
-                    alias=request.model,
-                    target=routed.target,
-                    latency_ms=self._ms(started),
-                    input_tokens=answer.input_tokens,
-                    output_tokens=answer.output_tokens,
-                    cost_usd=cost,
-                    fallbacks=routed.fallbacks,
-                    guardrail_intervened=answer.guardrail_intervened,
-                    user=hashed_user(request.user),
-                    time_to_first_token_ms=(answer.first_at - started) * 1000 if answer.first_at else None,
-                ),
-                tenant=tenant,
-            )
+            first = (answer.first_at - started) * 1000 if answer.first_at else None
+            metrics.record(replace(usage, time_to_first_token_ms=first), tenant=tenant)
 
         chunks = sse.chunks(
             routed.result, model=request.model, include_usage=include_usage, clock=self.clock, on_end=record
@@ -478,6 +453,33 @@ class Gateway:
         system = Message(role="system", content=grounding_prompt(passages))
         grounded = request.model_copy(update={"messages": [system, *request.messages]})
         return grounded, passages
+
+    def _usage(
+        self,
+        request: ChatCompletionRequest,
+        routed: Routed,
+        started: float,
+        input_tokens: int,
+        output_tokens: int,
+        *,
+        intervened: bool,
+    ) -> Usage:
+        """A chat answer's metrics: tokens and their cost at the target's price."""
+        price = self.prices.get(routed.target)
+        cost = (
+            (input_tokens * price.input_per_1k + output_tokens * price.output_per_1k) / 1000 if price else 0.0
+        )
+        return Usage(
+            alias=request.model,
+            target=routed.target,
+            latency_ms=self._ms(started),
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=cost,
+            fallbacks=routed.fallbacks,
+            guardrail_intervened=intervened,
+            user=hashed_user(request.user),
+        )
 
     def _ms(self, started: float) -> float:
         return (self.clock() - started) * 1000

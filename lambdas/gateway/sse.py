@@ -123,6 +123,20 @@ def _chunk(ident: str, created: int, model: str, delta: dict[str, Any], finish: 
     )
 
 
+def _usage_event(ident: str, created: int, model: str, usage: dict[str, Any]) -> bytes:
+    """stream_options.include_usage: the last chunk, with no choices and the usage."""
+    return event(
+        {
+            "id": ident,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [],
+            "usage": usage,
+        }
+    )
+
+
 def _usage(answer: Answered) -> dict[str, Any]:
     usage: dict[str, Any] = {
         "prompt_tokens": answer.input_tokens,
@@ -185,16 +199,7 @@ def chunks(
         return
     yield _chunk(ident, created, model, {}, finish or "stop")
     if include_usage:
-        yield event(
-            {
-                "id": ident,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": model,
-                "choices": [],
-                "usage": _usage(answer),
-            }
-        )
+        yield _usage_event(ident, created, model, _usage(answer))
     on_end(answer)
     yield DONE
 
@@ -224,14 +229,5 @@ def whole(response: dict[str, Any], *, include_usage: bool) -> Iterator[bytes]:
     }
     yield event(last)
     if include_usage:
-        yield event(
-            {
-                "id": ident,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": model,
-                "choices": [],
-                "usage": response["usage"],
-            }
-        )
+        yield _usage_event(ident, created, model, response["usage"])
     yield DONE

@@ -434,6 +434,17 @@ class BedrockChat:
             raise provider_error(self.name, error) from None
 
 
+def invoke_json(client: Any, target: str, model_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """InvokeModel with a JSON body and a JSON answer (embedding and image models)."""
+    try:
+        response = client.invoke_model(
+            modelId=model_id, body=json.dumps(body), contentType="application/json", accept="application/json"
+        )
+    except (ClientError, BotoCoreError) as error:
+        raise provider_error(target, error) from None
+    return json.loads(response["body"].read())
+
+
 class BedrockEmbeddings:
     def __init__(self, client: Any, *, model_id: str, invoke_id: str | None = None) -> None:
         self.clients = as_timed(client)
@@ -448,16 +459,7 @@ class BedrockEmbeddings:
             if dimensions:
                 body["dimensions"] = dimensions
             client = self.clients.within(deadline, f"{self.name} input {index + 1} of {len(inputs)}")
-            try:
-                response = client.invoke_model(
-                    modelId=self.invoke_id,
-                    body=json.dumps(body),
-                    contentType="application/json",
-                    accept="application/json",
-                )
-            except (ClientError, BotoCoreError) as error:
-                raise provider_error(self.name, error) from None
-            payload = json.loads(response["body"].read())
+            payload = invoke_json(client, self.name, self.invoke_id, body)
             vectors.append(payload["embedding"])
             tokens += payload.get("inputTextTokenCount", 0)
         return EmbeddingResult(vectors=vectors, input_tokens=tokens)

@@ -178,43 +178,13 @@ class HttpPool:
 
         Raises what http.client and the socket raise: TimeoutError, OSError (refused, reset,
         ssl.SSLError), http.client.HTTPException (a malformed or cut response)."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{url!r} is not an http(s) URL")
-        key: Key = (parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
-        target = _request_target(parts)
-        deadline = self.clock() + timeout
-        connection = self._take(key)
-        reused = connection is not None
-        if connection is None:
-            connection = self._open(key, timeout)
-        while True:
+        with self.stream(method, url, body=body, headers=headers, timeout=timeout) as response:
             try:
-                response = self._exchange(connection, method, target, body, headers, deadline)
-            except STALE:
-                connection.close()
-                if not reused:
-                    raise
-                # The server closed the kept connection (idle timeout, restart) before answering:
-                # once, on a fresh connection.
-                with self._lock:
-                    self.stats.retried_stale += 1
-                reused = False
-                connection = self._open(key, max(deadline - self.clock(), 0.001))
-                continue
-            except BaseException:
-                connection.close()  # never reuse a connection after an error
-                raise
-            break
-        if reused:
-            with self._lock:
-                self.stats.reused += 1
-        if response.will_close:
-            connection.close()
-        else:
-            self._give_back(key, connection)
+                payload = response.read()  # to the end, so the connection can carry the next request
+            except STALE as error:  # cut mid-answer: the server had the request, never resend it
+                raise http.client.IncompleteRead(b"") from error
         return Response(
-            status=response.status, reason=response.reason, headers=response.headers, body=response.body
+            status=response.status, reason=response.reason, headers=response.headers, body=payload
         )
 
     def stream(
@@ -267,35 +237,6 @@ class HttpPool:
                 self.stats.reused += 1
         return StreamedResponse(self, key, connection, response, deadline)
 
-    def _exchange(
-        self,
-        connection: http.client.HTTPConnection,
-        method: str,
-        target: str,
-        body: bytes | None,
-        headers: Mapping[str, str] | None,
-        deadline: float,
-    ) -> _Pending:
-        left = deadline - self.clock()
-        if left <= 0:
-            raise TimeoutError("no time left for the request")
-        if connection.sock is not None:
-            connection.sock.settimeout(left)
-        connection.timeout = left
-        connection.request(method, target, body=body, headers=dict(headers or {}))
-        response = connection.getresponse()  # STALE up to here: no response byte has arrived
-        try:
-            payload = response.read()  # to the end, so the connection can carry the next request
-        except STALE as error:  # cut mid-answer: the server had the request, never resend it
-            raise http.client.IncompleteRead(b"") from error
-        return _Pending(
-            status=response.status,
-            reason=response.reason,
-            headers={name.lower(): value for name, value in response.getheaders()},
-            body=payload,
-            will_close=response.will_close,
-        )
-
 
 class StreamedResponse:
     """A response read as it arrives (`chunks()`); its connection goes back to the pool only when the
@@ -315,6 +256,7 @@ class StreamedResponse:
         self.response = response
         self.deadline = deadline
         self.status = response.status
+        self.reason = response.reason
         self.headers = {name.lower(): value for name, value in response.getheaders()}
         self._done = False
 
@@ -328,6 +270,11 @@ class StreamedResponse:
                 self.connection.sock.settimeout(left)
             data = self.response.read1(size)
             if not data:
+                if self.response.length:  # the connection ended before Content-Length: a cut answer
+                    raise http.client.IncompleteRead(b"", self.response.length)
+                # read1 of a Content-Length body ends without closing the response, and http.client
+                # sends nothing more on a connection whose response is open: read() closes it.
+                self.response.read()
                 self._done = True
                 return
             yield data
@@ -346,15 +293,6 @@ class StreamedResponse:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-@dataclass(frozen=True)
-class _Pending:
-    status: int
-    reason: str
-    headers: Mapping[str, str]
-    body: bytes
-    will_close: bool
 
 
 def _request_target(parts: SplitResult) -> str:

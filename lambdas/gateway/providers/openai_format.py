@@ -15,24 +15,14 @@ from lambdas.gateway.errors import ProviderError
 from lambdas.gateway.providers.aws_errors import model_server_error, provider_error
 from lambdas.gateway.providers.base import ChatResult, Delta
 from lambdas.gateway.providers.http_pool import HttpPool, shared_pool
-from lambdas.gateway.schema import ChatCompletionRequest, Message
+from lambdas.gateway.schema import ANSWER_OPTIONS, ChatCompletionRequest, Message
 from lambdas.gateway.sse import openai_deltas
 
 # Forwarded as the caller sent them when set (vLLM's OpenAI-compatible server and the messages API of
 # the LMI and TGI containers take the OpenAI names). `user` is not: it identifies the caller's end
 # user to OpenAI's abuse monitoring, the models here have no use for it, and a model server's logs are
 # no place for it (the gateway logs a hash of it instead).
-FORWARDED = (
-    "tool_choice",
-    "parallel_tool_calls",
-    "response_format",
-    "seed",
-    "logprobs",
-    "top_logprobs",
-    "presence_penalty",
-    "frequency_penalty",
-    "reasoning_effort",
-)
+FORWARDED = ANSWER_OPTIONS
 
 
 def openai_message(message: Message) -> dict[str, Any]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from lambdas.gateway.errors import ProviderError
 from lambdas.gateway.providers.base import ChatResult, EmbeddingResult
@@ -102,3 +105,53 @@ class ScriptedPool:
             raise self.outcome
         status, payload = self.outcome
         return Response(status=status, reason="", headers={}, body=payload)
+
+
+class ModelServer:
+    """A self-hosted OpenAI-compatible server on loopback (HTTP/1.1 keep-alive): records each body
+    and the TCP connections it accepts; answers `payload` (a chat.completion) as JSON, or
+    `stream_payload` (server-sent event bytes) in chunks when the body asks for `stream: true`."""
+
+    def __init__(self, payload: dict, stream_payload: bytes = b"") -> None:
+        self.payload = payload
+        self.stream_payload = stream_payload
+        self.bodies: list[dict] = []
+        self.connections = 0
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                owner.connections += 1
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                owner.bodies.append(body)
+                self.send_response(200)
+                if body.get("stream"):
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    data = owner.stream_payload
+                    for i in range(0, len(data), 50):
+                        self.wfile.write(
+                            f"{len(data[i : i + 50]):x}\r\n".encode() + data[i : i + 50] + b"\r\n"
+                        )
+                    self.wfile.write(b"0\r\n\r\n")
+                    return
+                raw = json.dumps(owner.payload).encode()
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"

@@ -8,8 +8,6 @@ import base64
 import hashlib
 import io
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
@@ -20,7 +18,7 @@ from lambdas.gateway.cache import cache_key
 from lambdas.gateway.config import Settings, build_gateway
 from lambdas.gateway.errors import GatewayError
 from lambdas.gateway.schema import ChatCompletionRequest
-from tests.lambdas.gateway.fakes import RecordingMetrics
+from tests.lambdas.gateway.fakes import ModelServer, RecordingMetrics
 
 CLAUDE = "anthropic.claude-sonnet-4-20250514-v1:0"
 NOVA = "amazon.nova-lite-v1:0"
@@ -90,39 +88,9 @@ class FakeSageMaker:
         return {"Body": io.BytesIO(json.dumps(self.payload).encode())}
 
 
-class ModelServer:
-    """A self-hosted OpenAI-compatible server on loopback: records each body, answers `payload`."""
-
-    def __init__(self) -> None:
-        self.payload = openai_answer()
-        self.bodies: list[dict] = []
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                owner.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                raw = json.dumps(owner.payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-
 @pytest.fixture(scope="module")
 def model_server():
-    server = ModelServer()
+    server = ModelServer(openai_answer())
     yield server
     server.server.shutdown()
 

@@ -103,16 +103,9 @@ def test_stage_resources_refuses_what_is_not_a_method_arn():
 
 # -- the authorizer function on DynamoDB (moto server) ----------------------------------------------
 @pytest.fixture
-def key_table(dynamodb, request):
-    name = f"keys-{request.node.name[:40]}".replace("[", "-").replace("]", "")
-    dynamodb.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    yield name
-    dynamodb.delete_table(TableName=name)
+def key_table(cache_table):
+    """A table keyed by the string `pk`, as the key table is (the same shape as the cache table's)."""
+    return cache_table
 
 
 def put_key(dynamodb, table: str, key: str, tenant: str, key_id: str) -> None:
@@ -383,35 +376,15 @@ def test_a_tenant_without_a_deployed_usage_plan_is_a_clear_error(manager):
 def test_the_key_table_comes_from_the_foundation_stack_output():
     cloudformation = boto3.client("cloudformation", region_name="us-east-1")
     with Stubber(cloudformation) as stub:
-        stub.add_response(
-            "describe_stacks",
-            {
-                "Stacks": [
-                    {
-                        "StackName": "p-foundation",
-                        "CreationTime": "2026-01-01",
-                        "StackStatus": "CREATE_COMPLETE",
-                        "Outputs": [
-                            {"OutputKey": KEY_TABLE_OUTPUT, "OutputValue": "p-foundation-GatewayKeys-1"}
-                        ],
-                    }
-                ]
-            },
-            {"StackName": "p-foundation"},
-        )
-        stub.add_response(
-            "describe_stacks",
-            {
-                "Stacks": [
-                    {
-                        "StackName": "p-foundation",
-                        "CreationTime": "2026-01-01",
-                        "StackStatus": "CREATE_COMPLETE",
-                    }
-                ]
-            },
-            {"StackName": "p-foundation"},
-        )
+        for outputs in ([{"OutputKey": KEY_TABLE_OUTPUT, "OutputValue": "p-foundation-GatewayKeys-1"}], []):
+            stack = {
+                "StackName": "p-foundation",
+                "CreationTime": "2026-01-01",
+                "StackStatus": "CREATE_COMPLETE",
+            }
+            stub.add_response(
+                "describe_stacks", {"Stacks": [{**stack, "Outputs": outputs}]}, {"StackName": "p-foundation"}
+            )
         stub.add_client_error(
             "describe_stacks", "ValidationError", "Stack with id p-foundation does not exist"
         )

@@ -8,8 +8,6 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
@@ -23,7 +21,7 @@ from lambdas.gateway.config import Settings, build_gateway
 from lambdas.gateway.local import serve
 from lambdas.gateway.providers.http_pool import HttpPool
 from lambdas.gateway.sse import events
-from tests.lambdas.gateway.fakes import RecordingMetrics
+from tests.lambdas.gateway.fakes import ModelServer, RecordingMetrics
 
 SESSION = boto3.session.Session(region_name="us-east-1")
 MODELS = {
@@ -114,52 +112,15 @@ def openai_sse(*texts: str, usage=(8, 2), tool_call: dict | None = None) -> byte
     return b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
 
 
-class StreamingServer:
-    """A loopback OpenAI-compatible server answering `stream: true` with chunked server-sent events."""
-
-    def __init__(self) -> None:
-        self.payload = openai_sse("Hel", "lo")
-        self.bodies: list[dict] = []
-        self.connections = 0
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def setup(self) -> None:
-                super().setup()
-                owner.connections += 1
-
-            def do_POST(self) -> None:
-                owner.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.send_header("Transfer-Encoding", "chunked")
-                self.end_headers()
-                for i in range(0, len(owner.payload), 50):
-                    part = owner.payload[i : i + 50]
-                    self.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
-                self.wfile.write(b"0\r\n\r\n")
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-
 @pytest.fixture(scope="module")
 def model_server():
-    server = StreamingServer()
+    server = ModelServer({}, stream_payload=openai_sse("Hel", "lo"))
     yield server
     server.server.shutdown()
 
 
 class Setup:
-    def __init__(self, model_server: StreamingServer) -> None:
+    def __init__(self, model_server: ModelServer) -> None:
         self.bedrock = FakeBedrock()
         self.sagemaker = FakeSageMaker()
         self.server = model_server
@@ -273,13 +234,13 @@ def test_a_guardrail_intervention_mid_stream_ends_it_with_the_blocked_message(se
     safe = "All good here. " * 20  # over the first window: released after its check
     payload = openai_sse(safe, "then the SECRET part", " and more")
     setup.sagemaker.payload = payload
-    setup.server.payload = payload
+    setup.server.stream_payload = payload
     setup.bedrock.block_output_containing = "SECRET"
     client, _ = served(setup.gateway(setup.target(kind), guardrail=True))
     try:
         text, chunks = streamed_text(client)
     finally:
-        setup.server.payload = openai_sse("Hel", "lo")
+        setup.server.stream_payload = openai_sse("Hel", "lo")
     assert text == safe + "Sorry, I cannot help with that."
     assert "SECRET" not in text
     assert chunks[-1].choices[0].finish_reason == "content_filter"
