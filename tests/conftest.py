@@ -89,12 +89,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """`genai-stack diff`'s scenarios (tests/cli/test_diff.py) synthesize two trees each: start them
-    now, in a background thread, when any test that reads them will run."""
+    """`genai-stack diff`'s scenarios (tests/cli/test_diff.py) synthesize two trees each, and the CDK
+    CLI's synth of every profile (tests/test_app.py) takes a process of its own: start them now, in
+    the background, when any test that reads them will run."""
     if any(item.nodeid.startswith("tests/cli/test_diff.py::") for item in session.items):
         from tests.cli import test_diff
 
         test_diff.start_scenarios(session.config._tmp_path_factory.mktemp("diff-scenarios"))
+    if any(item.nodeid.startswith("tests/test_app.py::test_cdk_cli_synthesizes") for item in session.items):
+        from tests import test_app
+
+        test_app.start_cli_synth(session.config._tmp_path_factory.mktemp("cli-synth"))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -84,11 +85,32 @@ def test_cdk_cli_reports_a_bad_profile_without_a_traceback(tmp_path, bad_profile
     assert "Traceback" not in result.stderr + result.stdout
 
 
+_CLI_SYNTH: list[tuple[subprocess.Popen, Path]] = []
+
+
+def start_cli_synth(root: Path) -> None:
+    """`cdk synth -c profile=all` in its own process, started once the tests are collected (it takes
+    about 15 s of one core; the test below waits for it)."""
+    if not _CLI_SYNTH:
+        out = root / "cli.out"
+        environment = {**os.environ, "CDK_DISABLE_CLI_TELEMETRY": "true"}
+        process = subprocess.Popen(  # noqa: S603 - our own command
+            [str(CDK), "synth", "--quiet", "-c", "profile=all", "-o", str(out)],
+            cwd=REPO_ROOT,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        _CLI_SYNTH.append((process, out))
+
+
 def test_cdk_cli_synthesizes_every_profile_to_the_same_templates_as_the_tests(tmp_path, synthesized):
     """`cdk synth -c profile=all` with cdk.json's flags gives exactly the templates the tests assert on."""
-    out = tmp_path / "cli.out"
-    result = run([str(CDK), "synth", "--quiet", "-c", "profile=all", "-o", str(out)], tmp_path)
-    assert result.returncode == 0, result.stderr
+    start_cli_synth(tmp_path)  # run alone: start it now
+    process, out = _CLI_SYNTH[0]
+    _, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr
     manifest = json.loads((out / "manifest.json").read_text())
     cli_stacks = [a for a in manifest["artifacts"].values() if a["type"] == "aws:cloudformation:stack"]
     assert len(cli_stacks) == sum(len(t) for t in synthesized.templates.values())

@@ -1,7 +1,8 @@
 """`genai-stack diff`: the template differences a change makes, for a pull-request comment.
 
 Every built-in profile is synthesized twice, offline: on the base ref (checked out in a temporary
-`git worktree`, with that tree's own app code) and on the working tree. The stacks are matched by
+`git worktree`, with that tree's own app code) and on the working tree (once, when a clean working
+tree holds the base commit's files). The stacks are matched by
 their hierarchical ID (`self-hosted/Hosting`) and compared with the CDK's own diff engine
 (`@aws-cdk/cloudformation-diff`, through `template_diff.js`). Replacements and deletions of stateful
 resources (`stacks.compliance.STATEFUL_RESOURCE_TYPES`) come first; a stateful logical ID that
@@ -747,21 +748,35 @@ def build_report(
     head_commit = git(root, "rev-parse", "HEAD")
     head_dirty = bool(git(root, "status", "--porcelain"))
     base_label = f"base {base_ref} ({base_commit[:12]})"
+    # A clean working tree whose files are the base commit's (a re-run, a branch not yet changed)
+    # synthesizes to the same templates: one synthesis serves both sides.
+    same_tree = not head_dirty and git(root, "rev-parse", f"{base_commit}^{{tree}}") == git(
+        root, "rev-parse", "HEAD^{tree}"
+    )
     with (
         tempfile.TemporaryDirectory(prefix="genai-stack-diff-") as scratch,
-        base_worktree(root, base_commit, Path(scratch)) as base_tree,
+        contextlib.ExitStack() as worktrees,
         _progress() as progress,
     ):
+        base_tree = (
+            root if same_tree else worktrees.enter_context(base_worktree(root, base_commit, Path(scratch)))
+        )
         chosen = choose_profiles(profiles, base_tree, root)
         selection = None if profiles is None else chosen
-        base, head = synthesize_trees(
-            [
-                (base_tree, Path(scratch) / "base.out", base_label),
-                (root, Path(scratch) / "head.out", "the working tree"),
-            ],
-            selection,
-            progress,
-        )
+        if same_tree:
+            (head,) = synthesize_trees(
+                [(root, Path(scratch) / "head.out", "the working tree")], selection, progress
+            )
+            base = head
+        else:
+            base, head = synthesize_trees(
+                [
+                    (base_tree, Path(scratch) / "base.out", base_label),
+                    (root, Path(scratch) / "head.out", "the working tree"),
+                ],
+                selection,
+                progress,
+            )
         keys = sorted({*base, *head})
         comparing = progress.add_task(f"Comparing {_plural(len(keys), 'stack')}", total=1)
         engine, verdicts = compare_templates(

@@ -236,7 +236,10 @@ def test_no_change_exits_0_with_no_template_differences_for_every_builtin_profil
     for name in names:
         assert f"`{name}`" in run.stdout
     assert "Synthesizing" in run.stderr  # progress goes to stderr, stdout stays Markdown only
-    assert worktrees(repo) == [f"worktree {repo}"]  # the base worktree is gone
+    # The working tree is the base commit's: one synthesis serves both sides, no base worktree.
+    assert "Synthesizing the working tree" in run.stderr
+    assert "Synthesizing base" not in run.stderr
+    assert worktrees(repo) == [f"worktree {repo}"]
 
 
 def test_instance_type_change_shows_the_launch_template_update_and_the_network_replacement(changed):
@@ -295,6 +298,7 @@ def test_json_output_has_the_report_fields(changed):
     assert document["engine"] == "2.187.5"
     assert document["profiles"] == ["self-hosted"]
     assert document["differs"] is True
+    assert "Synthesizing base" in changed.stderr  # a changed tree: both sides synthesized
     assert document["summary"]["stateful_replaced_or_deleted"] == len(document["stateful"]) >= 1
     foundation = next(stack for stack in document["stacks"] if stack["id"] == "self-hosted/Foundation")
     assert foundation["status"] == "changed"
