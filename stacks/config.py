@@ -1891,6 +1891,14 @@ class Profile(_Strict):
         pattern=r"^\d{12}$",
         description="12-digit account id; omit for an environment-agnostic account",
     )
+
+    @field_validator("account", mode="before")
+    @classmethod
+    def _account_as_text(cls, value: Any) -> Any:
+        # Unquoted in YAML, an account id without a leading zero is read as a number (one with a
+        # leading zero stays text: _UniqueKeyLoader); its digits are the id.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
     cost_allocation: CostAllocation
     notifications: Notifications = Field(default_factory=Notifications)
     budget: Budget
@@ -1982,7 +1990,16 @@ class Profile(_Strict):
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe YAML loader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+    """A safe YAML loader that refuses a key given twice in one mapping (PyYAML keeps the last), and
+    reads digits with a leading zero as text: PyYAML follows YAML 1.1, where `012345670123` is an
+    octal number (the account id 012345670123 would become 1402433619); YAML 1.2 has no such octal."""
+
+
+# Digits with a leading zero resolve as strings, checked before PyYAML's int resolver for "0".
+_UniqueKeyLoader.yaml_implicit_resolvers = {
+    first: list(resolvers) for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_UniqueKeyLoader.yaml_implicit_resolvers["0"].insert(0, ("tag:yaml.org,2002:str", re.compile(r"^0[0-9_]+$")))
 
 
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:

@@ -21,8 +21,9 @@ from stacks.catalog import (
     bedrock_prices,
     inference_instances,
 )
-from stacks.config import Profile
+from stacks.config import OffHours, Profile
 from stacks.observability import custom_metric_sets
+from stacks.schedules import monthly_hours
 
 DATA = Path(__file__).with_name("data")
 HOURS_PER_MONTH = 730
@@ -194,6 +195,15 @@ def primary_target(profile: Profile) -> tuple[str, str] | None:
     return None
 
 
+def active_hours(usage: Usage, off_hours: OffHours | None) -> float:
+    """Hours a month a fleet is up: `usage.hours_active` (at most the month), and for a fleet that
+    scales to zero outside its schedule no more than the schedule's hours (stacks/schedules.py)."""
+    hours = min(usage.hours_active, HOURS_PER_MONTH)
+    if off_hours is not None:
+        hours = min(hours, round(monthly_hours(off_hours.start, off_hours.stop), 1))
+    return hours
+
+
 def estimate(profile: Profile, templates: dict[str, dict], usage: Usage | None = None) -> Estimate:
     usage = usage or Usage()
     counts = count_resources(templates)
@@ -232,14 +242,14 @@ def estimate(profile: Profile, templates: dict[str, dict], usage: Usage | None =
         item = f"Aurora Serverless v2 floor ({floor:g} ACU minimum)"
         add(_line(item, floor, fixed_price("aurora_acu_hour"), HOURS_PER_MONTH))
     for host in profile.hosting.hosts if profile.hosting else ():
-        hours = min(usage.hours_active, HOURS_PER_MONTH)
+        hours = active_hours(usage, host.off_hours)
         price = instance_price(host.instance_type)
         item = f"{host.name}: {host.min_instances} x {host.instance_type}, {hours:g} h"
         add(_line(item, host.min_instances, price, hours))
 
     for endpoint in profile.inference.endpoints if profile.inference else ():
         spec = inference_instances()[endpoint.instance_type]
-        hours = min(usage.hours_active, HOURS_PER_MONTH)
+        hours = active_hours(usage, endpoint.off_hours)
         item = f"endpoint {endpoint.name}: {endpoint.min_instances} x {endpoint.instance_type}, {hours:g} h"
         if spec.hourly_usd_us_east_1 is None:
             result.unpriced.append(

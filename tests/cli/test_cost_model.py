@@ -24,6 +24,10 @@ def test_self_hosted_fixed_costs_by_hand(synthesized):
     assert fixed["Application load balancers"] == 32.85  # 2 x 0.0225 x 730
     assert fixed["llama-neuron: 1 x inf2.8xlarge, 100 h"] == 196.79  # 1.9679 x 100
     assert fixed["mistral-gpu: 1 x g6.xlarge, 100 h"] == 80.48  # 0.8048 x 100
+    # With the default usage, the off-hours fleet is charged its schedule's hours, not 730.
+    all_month = lines(estimate(profile, synthesized.templates["self-hosted"]).fixed)
+    assert all_month["mistral-gpu: 1 x g6.xlarge, 282.8 h"] == 227.6  # 0.8048 x 282.8
+    assert all_month["llama-neuron: 1 x inf2.8xlarge, 730 h"] == 1436.57  # no schedule: all month
     assert fixed["KMS keys"] == 1.0
     assert fixed["CloudWatch dashboards"] == 3.0
     # Alarms are billed per metric they evaluate: a metric-math alarm over two metrics is two.
@@ -152,5 +156,6 @@ def test_custom_model_endpoints_by_hand(synthesized):
     result = estimate(profile, synthesized.templates["custom-model"])
     fixed = lines(result.fixed)
     assert fixed["endpoint support-llm: 1 x ml.g6.2xlarge, 730 h"] == 892.06  # 1.222 x 730
-    assert fixed["endpoint support-llm-inf2: 1 x ml.inf2.8xlarge, 730 h"] == 1436.64  # 1.968 x 730
+    # Off at night and at weekends: the schedule's hours (2026: 261 weekdays x 13 h / 12), not 730.
+    assert fixed["endpoint support-llm-inf2: 1 x ml.inf2.8xlarge, 282.8 h"] == 556.55  # 1.968 x 282.8
     assert not any("long-documents" in item for item in fixed)  # asynchronous, 0 instances when idle

@@ -187,3 +187,21 @@ def test_builtin_profiles_point_editors_at_the_schema():
     for path in sorted(PROFILES_DIR.glob("*.yaml")):
         assert path.read_text().startswith("# yaml-language-server: $schema=profile.schema.json"), path
         assert isinstance(yaml.safe_load(path.read_text()), dict)
+
+
+@pytest.mark.parametrize(
+    ("line", "account"),
+    [
+        ("account: 012345670123", "012345670123"),  # YAML 1.1 octal: was read as 1402433619
+        ("account: 012345678901", "012345678901"),  # a leading zero and digits 8, 9
+        ("account: 123456789012", "123456789012"),  # unquoted, no leading zero: a number
+        ("account: '012345670123'", "012345670123"),
+    ],
+)
+def test_an_unquoted_account_id_keeps_its_twelve_digits(tmp_path, line, account):
+    assert load_profile(str(write(tmp_path, VALID + line + "\n"))).account == account
+
+
+def test_a_short_account_id_is_still_refused(tmp_path):
+    error = error_for(tmp_path, VALID + "account: 12345\n")
+    assert "account" in str(error)
