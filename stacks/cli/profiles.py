@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.table import Table
 
 from stacks.cli.app import EXIT_FOUND, app, console, errors, print_json
@@ -56,20 +57,26 @@ def list_profiles(
     if json_output:
         print_json(rows)
         return
-    table = Table(title="Built-in profiles")
-    for column in ("Profile", "Approach", "Region", "Stacks", "Fixed USD/month"):
-        table.add_column(column, justify="right" if column.startswith("Fixed") else "left")
+    table = Table(title="Built-in profiles", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    # Names are never cut (an 80-column terminal or a pipe used to show "customer-serv…"); the stacks
+    # are named without their profile prefix (customer-service-foundation -> foundation).
+    table.add_column("Profile", no_wrap=True, min_width=max(len(row["name"]) for row in rows))
+    table.add_column("Approaches", no_wrap=True)
+    table.add_column("Region", no_wrap=True)
+    table.add_column("Stacks", no_wrap=True)
+    table.add_column("Fixed USD", justify="right", no_wrap=True)
     for row in rows:
         table.add_row(
             row["name"],
-            ", ".join(row["approaches"]) or "foundation only",
+            "\n".join(row["approaches"]) or "foundation only",
             row["region"],
-            "\n".join(row["stacks"]),
+            "\n".join(stack.removeprefix(f"{row['name']}-") for stack in row["stacks"]),
             f"{row['fixed_monthly_usd']:,.2f}",
         )
     console.print(table)
     console.print(
-        "Fixed = what runs with no requests; `genai-stack cost PROFILE --requests N ...` adds usage."
+        "Stacks are named PROFILE-STACK. Fixed USD: a month of what runs with no requests; "
+        "`genai-stack cost PROFILE --requests N ...` adds usage."
     )
 
 

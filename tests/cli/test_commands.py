@@ -126,3 +126,14 @@ def test_recommend_ranks_approaches_with_crossover_and_a_profile():
     assert document["options"][0]["crossover_requests"] == 463_686
     text = invoke("recommend", "--requests", "10000", "--domain-data", "unlabelled")
     assert "Start from the profile customer-service" in text.output
+
+
+def test_the_profiles_table_fits_80_columns_without_cutting_a_name():
+    """In an 80-column terminal (or a pipe) names were cut ("customer-serv…")."""
+    result = invoke("profiles")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "…" not in result.stdout
+    for name in builtin_profile_names():
+        assert any(line.split()[:1] == [name] for line in lines if line.strip()), name
