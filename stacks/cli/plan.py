@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -40,6 +40,30 @@ def _statement_actions(statement: dict) -> list[str]:
     return [actions] if isinstance(actions, str) else list(actions)
 
 
+def _allowed(statement: dict) -> list[str]:
+    return _statement_actions(statement) if statement.get("Effect") == "Allow" else []
+
+
+def _own_managed_policy(templates: dict[str, dict], stack: str, arn: Any) -> dict | None:
+    """The properties of the profile's own AWS::IAM::ManagedPolicy that `arn` refers to (a Ref in the
+    same stack, or another stack's output through Fn::GetStackOutput), else None."""
+    if not isinstance(arn, dict):
+        return None
+    if "Ref" in arn:
+        target_stack, logical_id = stack, arn["Ref"]
+    elif "Fn::GetStackOutput" in arn:
+        reference = arn["Fn::GetStackOutput"]
+        target_stack = reference.get("StackName")
+        output = templates.get(target_stack, {}).get("Outputs", {}).get(reference.get("OutputName"), {})
+        logical_id = output.get("Value", {}).get("Ref") if isinstance(output.get("Value"), dict) else None
+    else:
+        return None
+    resource = templates.get(target_stack, {}).get("Resources", {}).get(logical_id or "")
+    if resource is None or resource["Type"] != "AWS::IAM::ManagedPolicy":
+        return None
+    return resource["Properties"]
+
+
 def role_permissions(templates: dict[str, dict]) -> dict[str, list[str]]:
     """stack/role logical ID -> the actions its inline and attached policies allow (sorted, unique)."""
     roles: dict[str, set[str]] = {}
@@ -52,8 +76,12 @@ def role_permissions(templates: dict[str, dict]) -> dict[str, list[str]]:
                     for statement in policy["PolicyDocument"]["Statement"]:
                         actions.update(_statement_actions(statement))
                 for arn in resource["Properties"].get("ManagedPolicyArns", []):
-                    name = arn if isinstance(arn, str) else str(arn).split("policy/")[-1].split("'")[0]
-                    actions.add(f"managed policy {name.rstrip(']}')}")
+                    own = _own_managed_policy(templates, stack, arn)
+                    if own is not None:  # one of the profile's: what it allows
+                        actions.update(a for s in own["PolicyDocument"]["Statement"] for a in _allowed(s))
+                    else:  # an AWS managed policy: its name
+                        name = arn if isinstance(arn, str) else str(arn).split("policy/")[-1].split("'")[0]
+                        actions.add(f"managed policy {name.rstrip(']}')}")
         for resource in resources.values():
             if resource["Type"] not in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
                 continue

@@ -62,6 +62,11 @@ def test_plan_shows_stacks_stateful_resources_roles_and_cost():
     assert any(entry.startswith("PlatformKey") for entry in foundation["stateful"])
     actions = {a for role_actions in document["roles"].values() for a in role_actions}
     assert "bedrock:InvokeModel" in actions
+    # The gateway's model access comes from the profile's own managed policy (in the bedrock stack):
+    # its actions are listed, not a fragment of the reference ("managed policy {").
+    (gateway,) = [actions for role, actions in document["roles"].items() if "GatewayHandlerRole" in role]
+    assert {"bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"} <= set(gateway)
+    assert not [a for a in gateway if "{" in a]
     assert document["cost"]["fixed_usd"] > 0
     text = invoke("plan", "managed-api")
     assert "IAM roles and what they may do" in text.output
