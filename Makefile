@@ -12,7 +12,7 @@ CDK := node_modules/.bin/cdk
 UV_VERSION := 0.13.9
 CHECKOV_VERSION := 3.3.30
 
-# Node 20 prints an end-of-life banner on every jsii import (TOOLCHAIN.md trap 8).
+# Node 20 prints an end-of-life banner on every jsii import.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: help setup synth synth-all test lint format schema bench gateway-local clean docs-alarms
@@ -30,7 +30,7 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# checkov pins old boto3/packaging/networkx: it gets its own environment (TOOLCHAIN.md).
+# checkov pins old boto3/packaging/networkx: it gets its own environment, apart from the pins in pyproject.toml.
 $(CHECKOV_VENV)/.installed: $(VENV)/.installed
 	$(UV) venv --quiet --allow-existing --python $(PY) $(CHECKOV_VENV)
 	$(UV) pip install --quiet --python $(CHECKOV_VENV)/bin/python --compile-bytecode checkov==$(CHECKOV_VERSION)

@@ -1,6 +1,6 @@
 """`genai-stack doctor PROFILE`: what the target account and region lack for the profile.
 
-What a stack cannot create but a deploy or the first request needs (DESIGN.md, rule 11): the CDK
+What a stack cannot create but a deploy or the first request needs: the CDK
 bootstrap, account-level settings (API Gateway's CloudWatch role, Bedrock invocation logging), model
 access and Marketplace subscriptions, Model Monitor availability, AMI parameters, service quotas and
 the cost-allocation tag. Every call is a read (Get*/List*), made with the default credential chain in

@@ -1,5 +1,5 @@
 """Synthesis for the command line: the app of app.py, with cdk.json's context and the CLI's metadata
-settings, so that templates are the ones `cdk synth` writes (TOOLCHAIN.md trap 4)."""
+settings, so that templates are the ones `cdk synth` writes."""
 
 from __future__ import annotations
 

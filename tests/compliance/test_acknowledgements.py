@@ -1,4 +1,4 @@
-"""Acknowledgement hygiene (DESIGN.md rule 12): a cdk-nag acknowledgement that matches nothing fails.
+"""Acknowledgement hygiene: a cdk-nag acknowledgement that matches nothing fails.
 
 How cdk-nag 3.0.2 treats an acknowledgement: `Validations.of(scope).acknowledge(...)` records
 `{"Annotation::<finding>": reason}` as `aws:cdk:acknowledged-rules` construct metadata (aws-cdk-lib

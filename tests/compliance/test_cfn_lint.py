@@ -1,5 +1,5 @@
 """cfn-lint over every synthesized template: no errors, no warnings (exceptions only in .cfnlintrc),
-and no exception in .cfnlintrc that matches nothing (DESIGN.md rule 12).
+and no exception in .cfnlintrc that matches nothing (a stale exception fails).
 
 The one run passes the ignored rules as `--mandatory-checks` (reported whatever the configuration
 ignores), so it shows both what the exceptions hide and whether each still hides something.

@@ -4,7 +4,7 @@ skip that matches nothing.
 Skips are inline template metadata (`Metadata.checkov.skip`) written by `stacks.compliance.skip_checkov`,
 each with a reason. checkov runs once, over copies of the templates with that metadata stripped, so
 that one run answers both questions: a failed check without a skip on its resource fails the gate, and
-a skip whose check does not fail on its resource is stale (DESIGN.md rule 12). That checkov reads the
+a skip whose check does not fail on its resource is stale and fails too. That checkov reads the
 metadata exactly this way (a skip applies to the check id on the resource that carries it) is shown on
 a small template by `test_checkov_is_live_and_honours_the_skips_that_skip_checkov_writes`.
 """

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from tests.conftest import Synthesized
 
 CHECKOV = REPO_ROOT / ".venv-checkov" / "bin" / "checkov"
-# Offline: no download of its policy bundle, no call to the vendor's mapping API (TOOLCHAIN.md trap 9).
+# Offline: no download of its policy bundle, no call to the vendor's mapping API.
 CHECKOV_ENV = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"}
 BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{40,}")  # checkov.common.util.secrets, "general" patterns
 CFN_LINT = Path(sys.executable).with_name("cfn-lint")

@@ -213,7 +213,7 @@ def test_outputs_give_the_base_url_and_no_keys(synthesized):
 def test_the_orchestration_template_changes_whenever_the_guardrail_configuration_does(synthesized, tmp_path):
     """The CDK CLI skips a stack whose template did not change, and only a deployed template re-reads
     the guardrail version through Fn::GetStackOutput: a guardrail change must change this template
-    too, or the gateway keeps sending the old version (TOOLCHAIN.md)."""
+    too, or the gateway keeps sending the old version."""
     from stacks.cli.synth import cdk_app
     from stacks.stage import ProfileStacks
 
