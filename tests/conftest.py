@@ -78,12 +78,12 @@ RECORDED_CALLS_CHECK = "tests/access/test_recorded_calls.py"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The compliance tests run after the others (their scanners run in the background meanwhile),
-    and the recorded-calls check runs last of all."""
+    """The compliance tests and `genai-stack diff`'s (whose scanners and scenarios run in the
+    background meanwhile) run after the others, and the recorded-calls check runs last of all."""
     items.sort(
         key=lambda item: (
             item.nodeid.startswith(RECORDED_CALLS_CHECK),
-            item.nodeid.startswith("tests/compliance/"),
+            item.nodeid.startswith(("tests/compliance/", "tests/cli/test_diff.py::")),
         )
     )
 

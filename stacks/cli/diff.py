@@ -555,6 +555,16 @@ def profile_names(tree: Path) -> list[str]:
     return sorted(path.stem for path in (tree / "profiles").glob("*.yaml"))
 
 
+def is_profile_file(selection: str) -> bool:
+    """A team's own profile file (a path relative to the repository root), not a built-in name."""
+    return selection.endswith((".yaml", ".yml")) or "/" in selection
+
+
+def in_tree(tree: Path, selection: str) -> bool:
+    """Whether the tree has the profile: a built-in name, or a file at that path."""
+    return (tree / selection).is_file() if is_profile_file(selection) else selection in profile_names(tree)
+
+
 def synth_environment(tree: Path, outdir: Path, selection: str) -> dict[str, str]:
     """This process's environment without CDK_* settings, plus what `cdk synth` would give the app."""
     cdk_json = tree / "cdk.json"
@@ -650,10 +660,10 @@ def synthesize(
 ) -> dict[str, StackTemplate]:
     """Synthesize `tree` with its own app code: every built-in profile at once, or the named ones."""
     processes = processes or SynthProcesses()
-    selections = ["all"] if profiles is None else [name for name in profiles if name in profile_names(tree)]
+    selections = ["all"] if profiles is None else [name for name in profiles if in_tree(tree, name)]
     found: dict[str, StackTemplate] = {}
     for selection in selections:
-        target = outdir / selection
+        target = outdir / re.sub(r"[^A-Za-z0-9_.-]", "_", selection)
         status, stdout, stderr = processes.run(
             [sys.executable, "-c", _SYNTH_BOOTSTRAP], cwd=tree, env=synth_environment(tree, target, selection)
         )
@@ -692,15 +702,17 @@ def compare_templates(
 
 
 def choose_profiles(requested: Sequence[str] | None, *trees: Path) -> list[str]:
-    """The requested profiles (checked against the trees' built-in ones), or all of them."""
+    """The requested profiles (built-in names, or profile files relative to the repository root, in
+    either tree: a file only in the working tree is a profile added, only in the base one removed),
+    or every built-in one."""
     known = sorted({name for tree in trees for name in profile_names(tree)})
     if requested is None:
         return known
-    unknown = sorted(set(requested) - set(known))
+    unknown = sorted(name for name in set(requested) if not any(in_tree(tree, name) for tree in trees))
     if unknown:
         raise DiffError(
-            f"unknown profile {', '.join(unknown)}: the built-in profiles of the base and the working tree "
-            f"are {', '.join(known) or 'none'}"
+            f"unknown profile {', '.join(unknown)}: neither tree has such a profile file, and the built-in "
+            f"profiles of the base and the working tree are {', '.join(known) or 'none'}"
         )
     return sorted(set(requested))
 
@@ -724,7 +736,7 @@ def synthesize_trees(
     with ThreadPoolExecutor(max_workers=len(trees)) as pool:
         jobs = []
         for tree, outdir, label in trees:
-            runs = 1 if selection is None else len(set(selection) & set(profile_names(tree)))
+            runs = 1 if selection is None else sum(1 for name in set(selection) if in_tree(tree, name))
             task = progress.add_task(f"Synthesizing {label}", total=runs)
             advance = functools.partial(progress.advance, task)
             jobs.append(pool.submit(synthesize, tree, outdir, selection, label, advance, processes))
@@ -837,7 +849,8 @@ def diff(
             "--profile",
             "-p",
             metavar="NAME",
-            help="Only this built-in profile (repeatable). Default: every built-in profile of either tree.",
+            help="Only this profile: a built-in name, or a team's profile file relative to the repository "
+            "root (repeatable). Default: every built-in profile of either tree.",
         ),
     ] = None,
 ) -> None:

@@ -156,7 +156,27 @@ def _swapped_profile(origin: Path, root: Path) -> tuple[Path, list[str], Path | 
     return repo, ["-p", "managed-api", "-p", "sandbox", "--json"], None
 
 
-SCENARIOS = {"unchanged": _unchanged, "changed": _changed, "swapped_profile": _swapped_profile}
+def _team_profile(origin: Path, root: Path) -> tuple[Path, list[str], Path | None]:
+    """A team's own profile file, outside profiles/, added by the pull request."""
+    repo = clone(origin, root, "team-profile")
+    team = repo / "teams" / "support.yaml"
+    team.parent.mkdir()
+    team.write_text(
+        "name: support-team\n"
+        "description: A team's own profile, kept in its repository.\n"
+        "region: us-east-1\n"
+        "cost_allocation: {tag_value: support}\n"
+        "budget: {monthly_limit_usd: 100}\n"
+    )
+    return repo, ["-p", "teams/support.yaml", "--json"], None
+
+
+SCENARIOS = {
+    "unchanged": _unchanged,
+    "changed": _changed,
+    "swapped_profile": _swapped_profile,
+    "team_profile": _team_profile,
+}
 GENAI_STACK = Path(sys.executable).with_name("genai-stack")
 
 
@@ -328,6 +348,23 @@ def test_a_base_ref_that_does_not_exist_exits_2_with_a_clear_message(origin, tmp
     assert "base ref 'no-such-branch' does not exist" in run.stderr
     assert "Traceback" not in run.stderr
     assert run.stdout == ""
+
+
+@pytest.fixture(scope="module")
+def team_profile(tmp_path_factory) -> Run:
+    return _scenario("team_profile", tmp_path_factory)[1]
+
+
+def test_a_team_s_own_profile_file_is_diffed_and_a_new_one_is_all_added(team_profile):
+    """`-p FILE`: a profile file of the repository (not a built-in), synthesized in each tree that has
+    it; only the working tree has it here, so its stacks are added."""
+    assert team_profile.exit_code == 1, team_profile.stderr
+    document = team_profile.document
+    assert document["profiles"] == ["teams/support.yaml"]
+    stacks = {stack["id"]: stack for stack in document["stacks"]}
+    assert "support-team/Foundation" in stacks
+    assert all(stack["id"].startswith("support-team/") for stack in document["stacks"])
+    assert {stack["status"] for stack in document["stacks"]} == {"added"}
 
 
 def test_an_unknown_profile_exits_2_and_leaves_no_worktree(origin, tmp_path_factory):
