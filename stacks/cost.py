@@ -95,9 +95,13 @@ class Usage:
     hours_active: float = HOURS_PER_MONTH
 
 
+PRICE_REGION = "us-east-1"  # the region of every price in stacks/data (their sources say so)
+
+
 @dataclass
 class Estimate:
     profile: str
+    region: str = PRICE_REGION  # the profile's region
     fixed: list[Line] = field(default_factory=list)
     usage: list[Line] = field(default_factory=list)
     unpriced: list[str] = field(default_factory=list)
@@ -114,9 +118,23 @@ class Estimate:
     def total_usd(self) -> float:
         return round(self.fixed_usd + self.usage_usd, 2)
 
+    @property
+    def price_note(self) -> str | None:
+        """What a reader must know when the profile is not in the region the prices are for."""
+        if self.region == PRICE_REGION:
+            return None
+        return (
+            f"every unit price is the {PRICE_REGION} list price: stacks/data has no {self.region} prices, "
+            f"and prices differ by region (often higher outside {PRICE_REGION}); check the AWS pricing "
+            f"pages for {self.region}"
+        )
+
     def as_dict(self) -> dict:
         return {
             "profile": self.profile,
+            "region": self.region,
+            "price_region": PRICE_REGION,
+            "price_note": self.price_note,
             "fixed": [asdict(line) for line in self.fixed],
             "usage": [asdict(line) for line in self.usage],
             "unpriced": self.unpriced,
@@ -207,7 +225,7 @@ def active_hours(usage: Usage, off_hours: OffHours | None) -> float:
 def estimate(profile: Profile, templates: dict[str, dict], usage: Usage | None = None) -> Estimate:
     usage = usage or Usage()
     counts = count_resources(templates)
-    result = Estimate(profile=profile.name)
+    result = Estimate(profile=profile.name, region=profile.region)
     add = result.fixed.append
     for resource_type, key, item in (
         ("AWS::KMS::Key", "kms_key", "KMS keys"),

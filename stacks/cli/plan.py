@@ -16,7 +16,7 @@ from stacks.compliance import STATEFUL_RESOURCE_TYPES
 from stacks.components.application_inference_profile import gateway_routes
 from stacks.components.cost_controls import ESTIMATED_COST_METRIC
 from stacks.config import ProfileError
-from stacks.cost import Estimate, Line, Usage, estimate
+from stacks.cost import PRICE_REGION, Estimate, Line, Usage, estimate
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 ProfileArgument = Annotated[
@@ -243,6 +243,7 @@ def estimate_from(document: dict) -> Estimate:
 
     return Estimate(
         profile=cost["profile"],
+        region=cost.get("region", PRICE_REGION),
         fixed=[Line(**line) for line in cost["fixed"]],
         usage=[Line(**line) for line in cost["usage"]],
         unpriced=cost["unpriced"],
@@ -250,7 +251,8 @@ def estimate_from(document: dict) -> Estimate:
 
 
 def print_estimate(result: Estimate) -> None:
-    table = Table(title=f"Monthly cost estimate: {result.profile} (us-east-1 prices)", title_justify="left")
+    where = f"{result.region}, at {PRICE_REGION} prices" if result.price_note else f"{PRICE_REGION} prices"
+    table = Table(title=f"Monthly cost estimate: {result.profile} ({where})", title_justify="left")
     for column in ("Part", "Item", "Quantity", "Unit price (USD)", "Unit", "USD/month"):
         table.add_column(
             column, justify="right" if column in ("Quantity", "Unit price (USD)", "USD/month") else "left"
@@ -264,6 +266,8 @@ def print_estimate(result: Estimate) -> None:
     table.add_row("usage", "", "", "", "", f"{result.usage_usd:,.2f}")
     table.add_row("[bold]total[/]", "", "", "", "", f"[bold]{result.total_usd:,.2f}[/]")
     console.print(table)
+    if result.price_note:
+        console.print(f"[yellow]prices:[/] {result.price_note}", highlight=False)
     for note in result.unpriced:
         console.print(f"[yellow]not priced:[/] {note}", highlight=False)
     console.print("Sources of every unit price: `--json` (field source) and stacks/data/*.json.")

@@ -142,3 +142,15 @@ def test_the_profiles_table_fits_80_columns_without_cutting_a_name():
     assert "…" not in result.stdout
     for name in builtin_profile_names():
         assert any(line.split()[:1] == [name] for line in lines if line.strip()), name
+
+
+def test_a_profile_outside_the_price_region_says_its_prices_are_us_east_1s():
+    """The data files hold us-east-1 prices only: a us-west-2 profile's estimate says so (it said
+    "us-east-1 prices" and nothing of its own region)."""
+    west = json.loads(invoke("cost", "customer-service", "--json").stdout)
+    assert west["region"] == "us-west-2"
+    assert west["price_region"] == "us-east-1"
+    assert "no us-west-2 prices" in west["price_note"]
+    assert json.loads(invoke("cost", "managed-api", "--json").stdout)["price_note"] is None
+    text = invoke("cost", "customer-service").stdout
+    assert "us-west-2, at us-east-1 prices" in " ".join(text.split())
