@@ -275,7 +275,35 @@ def estimate(profile: Profile, templates: dict[str, dict], usage: Usage | None =
             )
         elif endpoint.min_instances:
             add(_line(item, endpoint.min_instances, sagemaker_price(endpoint.instance_type), hours))
+    for pipeline in profile.training.pipelines if profile.training else ():
+        runs = f"on {pipeline.schedule}" if pipeline.schedule else "when started"
+        kind = "spot (up to 90% off, billed for the seconds it runs)" if pipeline.spot else "on demand"
+        result.unpriced.append(
+            f"training pipeline {pipeline.name}: {pipeline.instance_count} x {pipeline.instance_type} {kind} "
+            f"per run, at most {pipeline.max_runtime_hours:g} h, {runs}; plus {pipeline.volume_gb} GB of "
+            "training storage while it runs (SageMaker AI pricing, Training)"
+        )
+    for endpoint in profile.inference.endpoints if profile.inference else ():
+        if endpoint.async_inference is not None and not endpoint.min_instances:
+            result.unpriced.append(
+                f"endpoint {endpoint.name}: 0 instances while its queue is empty, {endpoint.instance_type} "
+                "hours while it has work (asynchronous inference)"
+            )
+    if profile.inference and profile.inference.drift:
+        result.unpriced.append(
+            f"drift monitor: one Lambda run per {profile.inference.drift.schedule} and its custom metrics "
+            "(counted above): cents"
+        )
     for job in profile.training.customizations if profile.training else ():
+        result.unpriced.append(
+            f"customization {job.name}: training priced per 1,000 tokens trained (epochs x tokens) and the "
+            f"custom model's storage per month (Amazon Bedrock pricing, Model customization), "
+            + {
+                "none": "not served",
+                "on_demand": "served on demand at the base model's token prices",
+                "provisioned": "served by provisioned throughput (below)",
+            }[job.serving]
+        )
         if job.serving == "provisioned":
             result.unpriced.append(
                 f"customization {job.name}: provisioned throughput ({job.model_units} model units) is a "

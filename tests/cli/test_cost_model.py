@@ -159,3 +159,12 @@ def test_custom_model_endpoints_by_hand(synthesized):
     # Off at night and at weekends: the schedule's hours (2026: 261 weekdays x 13 h / 12), not 730.
     assert fixed["endpoint support-llm-inf2: 1 x ml.inf2.8xlarge, 282.8 h"] == 556.55  # 1.968 x 282.8
     assert not any("long-documents" in item for item in fixed)  # asynchronous, 0 instances when idle
+    # What cannot be priced without usage is listed, not left out.
+    unpriced = " | ".join(result.unpriced)
+    for part in (
+        "training pipeline support-tuning: 1 x ml.g5.2xlarge spot",
+        "endpoint long-documents: 0 instances while its queue is empty",
+        "drift monitor:",
+        "customization nova-support: training priced per 1,000 tokens trained",
+    ):
+        assert part in unpriced, part
