@@ -15,7 +15,7 @@ CHECKOV_VERSION := 3.3.30
 # Node 20 prints an end-of-life banner on every jsii import.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help setup synth synth-all test lint format schema bench gateway-local clean docs-alarms
+.PHONY: help setup synth synth-all test lint format schema bench gateway-local clean docs-alarms docs-cost
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ test: setup ## lint, then the whole test suite (compliance gates included)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
+
+docs-cost: $(VENV)/.installed ## regenerate the idle-cost tables of docs/profiles/*.md from the cost model
+	WRITE_COST_DOCS=1 $(PY) -m pytest -q tests/cli/test_cost_docs.py
 
 docs-alarms: $(VENV)/.installed ## regenerate docs/operations.md's alarm table from the templates and the signal contract
 	WRITE_ALARM_DOCS=1 $(PY) -m pytest -q tests/signals/test_alarm_docs.py

@@ -341,3 +341,32 @@ def estimate(profile: Profile, templates: dict[str, dict], usage: Usage | None =
     elif usage.images:
         result.unpriced.append(f"{usage.images} images: no image model price in the price files")
     return result
+
+
+# The free tier is per account, shared by everything in it, so the estimate does not subtract it.
+FREE_TIER_NOTE = (
+    "List prices, before AWS's free tier, which is per account and shared by everything in it (for "
+    "example 10 custom metrics, 10 alarm metrics and 3 dashboards a month in CloudWatch)."
+)
+
+
+def idle_cost_markdown(result: Estimate) -> str:
+    """The idle-cost table of a profile's docs page: what `genai-stack cost PROFILE` counts with no
+    requests, line by line, and what it cannot price (tests/cli/test_cost_docs.py keeps the pages
+    current; `make docs-cost` rewrites them)."""
+    where = f"{result.region}, at {PRICE_REGION} prices" if result.price_note else PRICE_REGION
+    lines = [
+        f"`genai-stack cost {result.profile}` with no requests ({where}). {FREE_TIER_NOTE}",
+        "",
+        "| Item | Quantity | Unit price (USD) | USD/month |",
+        "|---|---|---|---|",
+    ]
+    for line in result.fixed:
+        price = f"{line.unit_price:g} per {line.unit}"
+        lines.append(f"| {line.item} | {line.quantity:,.6g} | {price} | {line.monthly_usd:,.2f} |")
+    lines.append(f"| **Fixed** | | | **{result.fixed_usd:,.2f}** |")
+    if result.price_note:
+        lines += ["", f"Prices: {result.price_note}."]
+    if result.unpriced:
+        lines += ["", "Not priced without usage:", ""] + [f"- {note}" for note in result.unpriced]
+    return "\n".join(lines)
