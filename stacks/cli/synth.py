@@ -36,13 +36,14 @@ class Synthesis:
     templates: dict[str, dict]
 
 
-# Per process: the same profiles (by content) synthesize to the same templates, so a process that
-# asks twice (a shell session of plan and cost through one interpreter, the test suite) pays once.
-_SYNTHESIZED: dict[tuple[str, ...], list[Synthesis]] = {}
+# Per process, per profile: a profile (by content) synthesizes to the same templates alone or with
+# others (its stacks are its own), so a process that asks twice (a shell session of plan and cost
+# through one interpreter, the test suite after its session synthesis of every profile) pays once.
+_SYNTHESIZED: dict[str, Synthesis] = {}
 
 
-def _key(profiles: dict[str, Profile]) -> tuple[str, ...]:
-    return tuple(p.model_dump_json() for p in profiles.values())
+def _key(profile: Profile) -> str:
+    return profile.model_dump_json()
 
 
 def synthesize_app(selection: str, outdir: Path) -> tuple[App, Any, list[Synthesis]]:
@@ -56,7 +57,8 @@ def synthesize_app(selection: str, outdir: Path) -> tuple[App, Any, list[Synthes
         profile = artifact.hierarchical_id.split("/")[0]
         by_profile[profile][artifact.stack_name] = artifact.template
     result = [Synthesis(profiles[name], templates) for name, templates in by_profile.items()]
-    _SYNTHESIZED[_key(profiles)] = copy.deepcopy(result)
+    for synthesis in result:
+        _SYNTHESIZED[_key(synthesis.profile)] = copy.deepcopy(synthesis)
     return app, assembly, result
 
 
@@ -64,7 +66,7 @@ def synthesize(selection: str, outdir: Path) -> list[Synthesis]:
     """Synthesize the selected profiles in-process into `outdir` (cdk-nag runs, as with `cdk synth`).
     Raises ProfileError for a bad profile. A selection whose profiles this process synthesized
     before, with the same content, returns copies of those templates (`outdir` stays empty)."""
-    profiles = {p.name: p for p in load_profiles(selection)}
-    if (key := _key(profiles)) in _SYNTHESIZED:
-        return copy.deepcopy(_SYNTHESIZED[key])
+    profiles = load_profiles(selection)
+    if all(_key(profile) in _SYNTHESIZED for profile in profiles):
+        return [copy.deepcopy(_SYNTHESIZED[_key(profile)]) for profile in profiles]
     return synthesize_app(selection, outdir)[2]

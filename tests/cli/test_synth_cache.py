@@ -50,3 +50,23 @@ def test_the_same_profile_synthesizes_once_and_callers_get_copies(tmp_path, monk
     path.write_text(source.replace("monthly_limit_usd: ", "monthly_limit_usd: 1"))  # other content
     synth.synthesize(str(path), tmp_path / "c")
     assert calls == [str(path), str(path)]
+
+
+def test_a_profile_synthesized_with_all_the_others_is_not_synthesized_again_alone(tmp_path, monkeypatch):
+    """The test session synthesizes every built-in profile at once; a later `plan managed-api` in the
+    same process used to synthesize managed-api again (the memo was keyed by the whole selection)."""
+    calls = []
+    names = synth.load_profiles("all")
+
+    def add_profiles(app, selection):
+        calls.append(selection)
+        stacks = [_Artifact(f"{p.name}/Foundation", f"{p.name}-foundation", {"Resources": {}}) for p in names]
+        return type("App", (), {"synth": lambda self: type("Assembly", (), {"stacks": stacks})})()
+
+    monkeypatch.setattr(synth, "add_profiles", add_profiles)
+    monkeypatch.setattr(synth, "_SYNTHESIZED", {})
+    everything = synth.synthesize("all", tmp_path / "all")
+    (one,) = synth.synthesize("managed-api", tmp_path / "one")
+    assert calls == ["all"]
+    assert one.templates == {"managed-api-foundation": {"Resources": {}}}
+    assert {s.profile.name for s in everything} >= {"managed-api", "self-hosted"}
