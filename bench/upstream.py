@@ -25,7 +25,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from lambdas.gateway.deadline import Deadline  # noqa: E402
+# The project's modules, importable once the repository is on sys.path (a bench runs as a script).
+from lambdas.gateway.deadline import Deadline  # noqa: E402 - after the sys.path line above
 from lambdas.gateway.providers.http_pool import HttpPool  # noqa: E402
 from lambdas.gateway.providers.openai_format import OpenAIHttpChat, openai_body, parse_openai  # noqa: E402
 from lambdas.gateway.schema import ChatCompletionRequest  # noqa: E402

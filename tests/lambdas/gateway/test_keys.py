@@ -253,7 +253,7 @@ def test_the_deployed_path_and_the_local_adapter_answer_identically(
     base_url, key, _, _ = keyed_server
     put_key(dynamodb, key_table, key, "marketing-tw", "kid7")
     # A wrong key: API Gateway's 401 from the template, and the local server's.
-    wrong = urllib.request.Request(base_url + "/models", headers={"Authorization": f"Bearer {new_key()}"})  # noqa: S310
+    wrong = urllib.request.Request(base_url + "/models", headers={"Authorization": f"Bearer {new_key()}"})  # noqa: S310 - loopback test server
     with pytest.raises(urllib.error.HTTPError) as raised:
         urllib.request.urlopen(wrong, timeout=5)  # noqa: S310 - loopback test server
     assert (raised.value.code, json.loads(raised.value.read())) == api_gateway_401(synthesized, "managed-api")
@@ -277,7 +277,7 @@ def test_the_deployed_path_and_the_local_adapter_answer_identically(
         },
     }
     deployed = handler_module.on_event(event, None)
-    local = urllib.request.Request(base_url + "/models", headers={"Authorization": f"Bearer {key}"})  # noqa: S310
+    local = urllib.request.Request(base_url + "/models", headers={"Authorization": f"Bearer {key}"})  # noqa: S310 - loopback test server
     with urllib.request.urlopen(local, timeout=5) as response:  # noqa: S310 - loopback test server
         assert (response.status, json.loads(response.read())) == (
             deployed["statusCode"],
