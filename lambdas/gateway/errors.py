@@ -58,6 +58,16 @@ def gateway_response(response_type: str, message: str) -> tuple[int, dict[str, A
     raise KeyError(response_type)
 
 
+def unknown_model(alias: str, kind: str = "", *, param: str | None = "model") -> GatewayError:
+    """404 for a model id that is no alias of this gateway (`kind`: "embedding ", "image ", ...)."""
+    return GatewayError(
+        404,
+        f"unknown {kind}model {alias!r}; GET /v1/models lists the aliases",
+        param=param,
+        code="model_not_found",
+    )
+
+
 def bad_request(message: str, *, param: str | None = None, code: str = "invalid_request") -> GatewayError:
     return GatewayError(400, message, param=param, code=code)
 

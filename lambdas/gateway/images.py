@@ -32,7 +32,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.gateway.deadline import Deadline, as_timed
-from lambdas.gateway.errors import GatewayError, ProviderError, bad_request
+from lambdas.gateway.errors import GatewayError, ProviderError, bad_request, unknown_model
 from lambdas.gateway.guardrail import Guardrail
 from lambdas.gateway.providers.bedrock import invoke_json
 from lambdas.gateway.router import RetryPolicy, route
@@ -224,12 +224,7 @@ class ImageService:
         """The alias's target, size and model quality; every refusal before a model is called."""
         target = self.routes.get(request.model)
         if target is None:
-            raise GatewayError(
-                404,
-                f"unknown image model {request.model!r}; GET /v1/models lists the aliases",
-                param="model",
-                code="model_not_found",
-            )
+            raise unknown_model(request.model, "image ")
         spec = target.target.spec
         size = request.size if request.size not in (None, "auto") else "1024x1024"
         fits = aspect_ratio(size) in spec.aspect_ratios if spec.family == "stability" else size in spec.sizes

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from lambdas.gateway import sse
 from lambdas.gateway.cache import ResponseCache, cache_key, cacheable
 from lambdas.gateway.deadline import Deadline
-from lambdas.gateway.errors import GatewayError, ProviderError, bad_request
+from lambdas.gateway.errors import GatewayError, ProviderError, bad_request, unknown_model
 from lambdas.gateway.images import ImageService
 from lambdas.gateway.providers.base import ChatProvider, EmbeddingProvider
 from lambdas.gateway.providers.bedrock import unsupported as bedrock_unsupported
@@ -98,9 +98,7 @@ class Gateway:
             and alias not in self.embedding_routes
             and alias not in self._image_routes
         ):
-            raise GatewayError(
-                404, f"unknown model {alias!r}; GET /v1/models lists the aliases", code="model_not_found"
-            )
+            raise unknown_model(alias, param=None)
         return _model_object(alias)
 
     def _deadline(self, deadline: Deadline | None) -> Deadline:
@@ -144,12 +142,7 @@ class Gateway:
         """The alias's targets, after every check that refuses the request before a model is called."""
         targets = self.chat_routes.get(request.model)
         if not targets:
-            raise GatewayError(
-                404,
-                f"unknown model {request.model!r}; GET /v1/models lists the aliases",
-                param="model",
-                code="model_not_found",
-            )
+            raise unknown_model(request.model)
         if request.temperature > 1 and any(t.name.startswith("bedrock:") for t in targets):
             # Converse takes 0 to 1 (Bedrock API reference, InferenceConfiguration, temperature:
             # https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_InferenceConfiguration.html);
@@ -301,12 +294,7 @@ class Gateway:
         request = parse(EmbeddingRequest, body)
         target = self.embedding_routes.get(request.model)
         if target is None:
-            raise GatewayError(
-                404,
-                f"unknown embedding model {request.model!r}; GET /v1/models lists the aliases",
-                param="model",
-                code="model_not_found",
-            )
+            raise unknown_model(request.model, "embedding ")
         total_chars = sum(len(text) for text in request.inputs)
         if total_chars // CHARS_PER_TOKEN > self.limits.max_input_tokens:
             raise bad_request(
@@ -359,12 +347,7 @@ class Gateway:
         deadline = self._deadline(deadline)
         request = parse(ImageRequest, body)
         if self.images is None or request.model not in self.images.routes:
-            raise GatewayError(
-                404,
-                f"unknown image model {request.model!r}; GET /v1/models lists the aliases",
-                param="model",
-                code="model_not_found",
-            )
+            raise unknown_model(request.model, "image ")
         started = self.clock()
         response, generated, size, _quality = self.images.generate(request, tenant=tenant, deadline=deadline)
         price = self.images.routes[request.model].target.price_per_image

@@ -14,15 +14,21 @@ def moto_endpoint():
         yield endpoint
 
 
-@pytest.fixture
-def dynamodb(moto_endpoint):
+def moto_client(endpoint: str, service: str, **options):
+    """A boto3 client of the moto server, with moto's test credentials."""
     return boto3.client(
-        "dynamodb",
+        service,
         region_name="us-east-1",
-        endpoint_url=moto_endpoint,
+        endpoint_url=endpoint,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
+        **options,
     )
+
+
+@pytest.fixture
+def dynamodb(moto_endpoint):
+    return moto_client(moto_endpoint, "dynamodb")
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from botocore.validate import validate_parameters
 
 from lambdas.gateway.config import Settings, build_gateway
 from lambdas.gateway.local import serve
+from tests.lambdas.gateway.conftest import moto_client
 from tests.lambdas.gateway.fakes import RecordingMetrics
 
 SESSION = boto3.session.Session(region_name="us-west-2")
@@ -67,14 +68,7 @@ def client_error(code: str, message: str) -> ClientError:
 
 @pytest.fixture
 def s3(moto_endpoint):
-    client = boto3.client(
-        "s3",
-        region_name="us-east-1",
-        endpoint_url=moto_endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(signature_version="s3v4"),
-    )
+    client = moto_client(moto_endpoint, "s3", config=Config(signature_version="s3v4"))
     client.create_bucket(Bucket="data")
     return client
 

@@ -35,6 +35,7 @@ from lambdas.gateway_authorizer.keys import (
     stage_resources,
 )
 from stacks.cli.keys import KeyManager, KeyOperationError, key_table_name, usage_plan_name
+from tests.lambdas.gateway.conftest import moto_client
 from tests.lambdas.gateway.fakes import FixedEmbeddings, ScriptedChat, answer
 
 METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:abc123/api/POST/v1/chat/completions"
@@ -289,13 +290,7 @@ def test_the_deployed_path_and_the_local_adapter_answer_identically(
 # -- genai-stack keys against moto's API Gateway and DynamoDB ---------------------------------------
 @pytest.fixture
 def apigateway(moto_endpoint):
-    return boto3.client(
-        "apigateway",
-        region_name="us-east-1",
-        endpoint_url=moto_endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    return moto_client(moto_endpoint, "apigateway")
 
 
 @pytest.fixture
