@@ -15,16 +15,22 @@ CHECKOV_VERSION := 3.3.30
 # Node 20 prints an end-of-life banner on every jsii import.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help setup synth synth-all test lint format schema bench gateway-local clean docs-alarms docs-cost
+.PHONY: help setup synth synth-all test lint format schema bench gateway-local clean docs-alarms docs-cost lock
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml
+# pyproject.toml gives the library's dependency ranges; requirements.lock the exact versions this
+# repository is built and tested with (`make lock` regenerates it after a change to pyproject.toml).
+$(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(UV) pip install --quiet --python $(PY) --compile-bytecode -e '.[dev]'
+	$(UV) pip install --quiet --python $(PY) --compile-bytecode -c requirements.lock -e '.[dev]'
 	touch $@
+
+lock: $(VENV)/.installed ## pin every Python dependency of '.[dev]' in requirements.lock (keeps the pins it can)
+	$(UV) pip compile --quiet pyproject.toml --extra dev --extra lambdas --python-version 3.11.7 \
+		--custom-compile-command "make lock" -o requirements.lock
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -50,7 +56,7 @@ test: setup ## lint, then the whole test suite (compliance gates included)
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
 
-docs-cost: $(VENV)/.installed ## regenerate the idle-cost tables of docs/profiles/*.md from the cost model
+docs-cost: $(VENV)/.installed ## regenerate docs/profiles/*.md's idle-cost tables and genai-stack profiles' figures from the cost model
 	WRITE_COST_DOCS=1 $(PY) -m pytest -q tests/cli/test_cost_docs.py
 
 docs-alarms: $(VENV)/.installed ## regenerate docs/operations.md's alarm table from the templates and the signal contract
@@ -64,8 +70,8 @@ format: $(VENV)/.installed ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-schema: $(VENV)/.installed ## regenerate profiles/profile.schema.json from stacks/config.py
-	$(PY) -m stacks.config --write-schema
+schema: $(VENV)/.installed ## regenerate profiles/profile.schema.json from stacks/config.py (genai_stack.config)
+	$(PY) -m genai_stack.config --write-schema
 
 bench: setup ## benchmarks: synth time per profile; gateway overhead, cold start and cache path; upstream connections
 	$(PY) bench/synth.py

@@ -8,7 +8,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from stacks.config import DEFAULT_PROFILE, ProfileError, load_profiles
+from genai_stack.config import DEFAULT_PROFILE, ProfileError, load_profiles
 
 if TYPE_CHECKING:
     from aws_cdk import App
@@ -18,9 +18,9 @@ def build_app(selection: str | None = None, *, app: App | None = None) -> App:
     """An App with the stacks of each selected profile (default: the `profile` context)."""
     from aws_cdk import App
 
-    from stacks.stage import add_profiles
+    from genai_stack.stage import FEATURE_FLAGS, add_profiles
 
-    app = app or App()
+    app = app or App(context=FEATURE_FLAGS)
     return add_profiles(app, str(selection or app.node.try_get_context("profile") or DEFAULT_PROFILE))
 
 

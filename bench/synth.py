@@ -26,7 +26,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 from aws_cdk import App, CfnWaitConditionHandle, Stack  # noqa: E402 - after the path and environment set-up
 
 from app import build_app  # noqa: E402
-from stacks.config import builtin_profile_names  # noqa: E402
+from genai_stack.config import builtin_profile_names  # noqa: E402
 
 CDK = REPO_ROOT / "node_modules" / ".bin" / "cdk"
 CONTEXT = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]

@@ -11,25 +11,25 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.catalog import bedrock_catalog, guardrail_profile
-from stacks.components.application_inference_profile import (
+from genai_stack.catalog import bedrock_catalog, guardrail_profile
+from genai_stack.components.application_inference_profile import (
     ALIAS_TAG,
     ApplicationInferenceProfile,
     GatewayRoute,
     gateway_routes,
 )
-from stacks.components.drift_monitor import ALL_MODELS as DRIFT_ALL_MODELS
-from stacks.components.drift_monitor import DriftMonitor, DriftSource, invocation_log_hours_prefix
-from stacks.components.guardrail import Guardrail
-from stacks.components.invocation_logging import InvocationLogging
-from stacks.components.knowledge_base import KnowledgeBase
-from stacks.components.knowledge_base_ingestion import IngestionTarget, KnowledgeBaseIngestion
-from stacks.components.model_access import ApplicationProfileRef, ModelAccess, model_or_profile_arn
-from stacks.components.model_monitoring import ModelMonitoring, MonitoredProfile
-from stacks.components.monitoring import MonitoringHub
-from stacks.components.prompt_template import PromptTemplate
-from stacks.components.vector_store import VectorStorage
-from stacks.config import Bedrock, Gateway
+from genai_stack.components.drift_monitor import ALL_MODELS as DRIFT_ALL_MODELS
+from genai_stack.components.drift_monitor import DriftMonitor, DriftSource, invocation_log_hours_prefix
+from genai_stack.components.guardrail import Guardrail
+from genai_stack.components.invocation_logging import InvocationLogging
+from genai_stack.components.knowledge_base import KnowledgeBase
+from genai_stack.components.knowledge_base_ingestion import IngestionTarget, KnowledgeBaseIngestion
+from genai_stack.components.model_access import ApplicationProfileRef, ModelAccess, model_or_profile_arn
+from genai_stack.components.model_monitoring import ModelMonitoring, MonitoredProfile
+from genai_stack.components.monitoring import MonitoringHub
+from genai_stack.components.prompt_template import PromptTemplate
+from genai_stack.components.vector_store import VectorStorage
+from genai_stack.config import Bedrock, Gateway
 
 
 class BedrockStack(Stack):

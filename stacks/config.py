@@ -6,7 +6,7 @@ never reads files. Errors name the file, the field path, the bad value and what 
 
     profiles/my.yaml: budget.monthly_limit_usd: -5 is not allowed: input should be greater than 0
 
-Run ``python -m stacks.config --write-schema`` after changing a model: it regenerates
+Run ``python -m genai_stack.config --write-schema`` after changing a model: it regenerates
 ``profiles/profile.schema.json``, which editors use to complete and check profile files (a test fails
 while the committed schema is stale).
 """
@@ -38,7 +38,8 @@ from pydantic import (
     model_validator,
 )
 
-from stacks.catalog import (
+from genai_stack import PROFILES_DIR
+from genai_stack.catalog import (
     ModelArchitecture,
     StartupBudget,
     accelerator_instances,
@@ -58,8 +59,6 @@ from stacks.catalog import (
     training_instances,
 )
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-PROFILES_DIR = REPO_ROOT / "profiles"
 SCHEMA_PATH = PROFILES_DIR / "profile.schema.json"
 DEFAULT_PROFILE = "managed-api"
 ALL_PROFILES = "all"
@@ -1696,7 +1695,7 @@ def gateway_problems(gateway: Gateway, bedrock: Bedrock | None, hosting: Hosting
                     f"embeddings.{alias}", f"{model!r} is not an embeddings model listed under bedrock.models"
                 )
             )
-    from lambdas.gateway.images import IMAGE_MODELS  # the request bodies the gateway can build
+    from genai_stack.lambdas.gateway.images import IMAGE_MODELS  # the request bodies the gateway can build
 
     image_models = sorted(
         m for m in bedrock.models if m in catalog.models and catalog.models[m].modality == "image"
@@ -1891,6 +1890,29 @@ class Profile(_Strict):
         pattern=r"^\d{12}$",
         description="12-digit account id; omit for an environment-agnostic account",
     )
+    # The folder the profile's relative file paths (prompts) are read from: its file's folder.
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    def for_environment(
+        self, *, name: str | None = None, account: str | None = None, region: str | None = None
+    ) -> Profile:
+        """This profile as another environment (dev, stage, prod): its own name (stack names, resource
+        names and the profile tag derive from it), account and region. Validated again, so a region
+        that lacks a model the profile uses is refused with the profile's messages."""
+        given = {"name": name, "account": account, "region": region}
+        updates = {key: value for key, value in given.items() if value}
+        if not updates:
+            return self
+        try:
+            profile = Profile.model_validate(
+                self.model_dump(exclude_unset=True) | updates, context={"base_dir": self._base_dir}
+            )
+        except ValidationError as error:
+            where = ", ".join(f"{key} {value}" for key, value in updates.items())
+            problems = [line for e in error.errors(include_url=False) for line in _describe(e).splitlines()]
+            raise ProfileError(f"{self.name} as {where}", problems) from None
+        profile._base_dir = self._base_dir
+        return profile
 
     @field_validator("account", mode="before")
     @classmethod
@@ -1964,11 +1986,23 @@ class Profile(_Strict):
             raise ValueError("\n".join(problems))
         return training
 
+    @model_validator(mode="before")
+    @classmethod
+    def _note_sections(cls, data: Any, info: ValidationInfo) -> Any:
+        # The sections the file gives: a section that failed its own validation is missing from
+        # info.data, and checks that read it must not report it as absent too.
+        if isinstance(data, dict) and isinstance(info.context, dict):
+            info.context["given"] = set(data)
+        return data
+
     @field_validator("gateway")
     @classmethod
     def _gateway_models(cls, gateway: Gateway | None, info: ValidationInfo) -> Gateway | None:
         if gateway is None:
             return gateway
+        given = (info.context or {}).get("given", set())
+        if any(section in given and section not in info.data for section in ("bedrock", "hosting")):
+            return gateway  # the section's own errors are reported; checked against it once it is valid
         problems = gateway_problems(gateway, info.data.get("bedrock"), info.data.get("hosting"))
         if problems:
             raise ValueError("\n".join(problems))
@@ -2074,10 +2108,12 @@ def load_profile(name_or_path: str, profiles_dir: Path = PROFILES_DIR) -> Profil
             ],
         )
     try:
-        return Profile.model_validate(data, context={"base_dir": path.parent})
+        profile = Profile.model_validate(data, context={"base_dir": path.parent})
     except ValidationError as error:
         problems = [line for e in error.errors(include_url=False) for line in _describe(e).splitlines()]
         raise ProfileError(source, problems) from None
+    profile._base_dir = path.parent
+    return profile
 
 
 def load_profiles(selection: str, profiles_dir: Path = PROFILES_DIR) -> list[Profile]:
@@ -2171,7 +2207,7 @@ def profile_json_schema() -> str:
     schema = Profile.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$comment"] = (
-        "Generated by `python -m stacks.config --write-schema` from stacks/config.py; do not edit."
+        "Generated by `python -m genai_stack.config --write-schema` from stacks/config.py; do not edit."
     )
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
@@ -2183,7 +2219,7 @@ def main(argv: Sequence[str]) -> int:
         print(f"wrote {_display_path(SCHEMA_PATH)}")
         return 0
     if not argv:
-        print("usage: python -m stacks.config --write-schema | PROFILE...", file=sys.stderr)
+        print("usage: python -m genai_stack.config --write-schema | PROFILE...", file=sys.stderr)
         return 2
     failed = False
     for name in argv:

@@ -14,16 +14,16 @@ from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
 
-from stacks.catalog import (
+from genai_stack.catalog import (
     accelerator_instances,
     bedrock_catalog,
     bedrock_image_prices,
     bedrock_prices,
     inference_instances,
 )
-from stacks.config import OffHours, Profile
-from stacks.observability import custom_metric_sets
-from stacks.schedules import monthly_hours
+from genai_stack.config import OffHours, Profile
+from genai_stack.observability import custom_metric_sets
+from genai_stack.schedules import monthly_hours
 
 DATA = Path(__file__).with_name("data")
 HOURS_PER_MONTH = 730
@@ -370,3 +370,18 @@ def idle_cost_markdown(result: Estimate) -> str:
     if result.unpriced:
         lines += ["", "Not priced without usage:", ""] + [f"- {note}" for note in result.unpriced]
     return "\n".join(lines)
+
+
+# `genai-stack profiles` lists every built-in profile's stacks and fixed cost without synthesizing
+# them: the figures are the cost model's over the synthesized templates, written by `make docs-cost`
+# and kept current by tests/cli/test_cost_docs.py (one source: this module).
+BUILTIN_SUMMARY = DATA / "builtin_profiles.json"
+
+
+def builtin_summary(profile: Profile, templates: dict[str, dict]) -> dict:
+    """A built-in profile's entry in BUILTIN_SUMMARY: its stacks and its fixed monthly cost."""
+    return {"stacks": sorted(templates), "fixed_monthly_usd": estimate(profile, templates).fixed_usd}
+
+
+def builtin_summaries() -> dict[str, dict]:
+    return json.loads(BUILTIN_SUMMARY.read_text()) if BUILTIN_SUMMARY.is_file() else {}

@@ -11,24 +11,27 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from lambdas.gateway.images import IMAGE_PREFIX
-from lambdas.gateway_authorizer.keys import KEY_TABLE_OUTPUT
-from stacks import compliance
-from stacks.components.alarm_topic import AlarmTopic
-from stacks.components.aurora_vector_store import AuroraVectorStore
-from stacks.components.bedrock_customization_role import BedrockCustomizationRole
-from stacks.components.cache_table import CacheTable, GatewayKeyTable
-from stacks.components.invocation_log_destination import INVOCATION_LOG_PREFIX, allow_bedrock_invocation_logs
-from stacks.components.knowledge_base_role import KnowledgeBaseRole
-from stacks.components.model_endpoint_role import ModelEndpointRole
-from stacks.components.model_host_role import ModelHostRole
-from stacks.components.model_host_user_data import NEURON_COMPILED_PREFIX, wheelhouse_prefix
-from stacks.components.platform_key import PlatformKey
-from stacks.components.secure_bucket import SecureBucket
-from stacks.components.training_job_role import TrainingJobRole, output_prefix
-from stacks.components.vector_store import IndexSpec, S3VectorsStorage, VectorStorage, VectorStore
-from stacks.config import AuroraVectorStore as AuroraVectorStoreSettings
-from stacks.config import Foundation, Inference, KnowledgeBase, ModelHost, Training
+from genai_stack import compliance
+from genai_stack.components.alarm_topic import AlarmTopic
+from genai_stack.components.aurora_vector_store import AuroraVectorStore
+from genai_stack.components.bedrock_customization_role import BedrockCustomizationRole
+from genai_stack.components.cache_table import CacheTable, GatewayKeyTable
+from genai_stack.components.invocation_log_destination import (
+    INVOCATION_LOG_PREFIX,
+    allow_bedrock_invocation_logs,
+)
+from genai_stack.components.knowledge_base_role import KnowledgeBaseRole
+from genai_stack.components.model_endpoint_role import ModelEndpointRole
+from genai_stack.components.model_host_role import ModelHostRole
+from genai_stack.components.model_host_user_data import NEURON_COMPILED_PREFIX, wheelhouse_prefix
+from genai_stack.components.platform_key import PlatformKey
+from genai_stack.components.secure_bucket import SecureBucket
+from genai_stack.components.training_job_role import TrainingJobRole, output_prefix
+from genai_stack.components.vector_store import IndexSpec, S3VectorsStorage, VectorStorage, VectorStore
+from genai_stack.config import AuroraVectorStore as AuroraVectorStoreSettings
+from genai_stack.config import Foundation, Inference, KnowledgeBase, ModelHost, Training
+from genai_stack.lambdas.gateway.images import IMAGE_PREFIX
+from genai_stack.lambdas.gateway_authorizer.keys import KEY_TABLE_OUTPUT
 
 
 class FoundationStack(Stack):

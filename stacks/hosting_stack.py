@@ -12,10 +12,10 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from stacks.components.model_host_fleet import ModelHostFleet
-from stacks.components.model_network import ModelNetwork
-from stacks.components.monitoring import MonitoringHub
-from stacks.config import Hosting
+from genai_stack.components.model_host_fleet import ModelHostFleet
+from genai_stack.components.model_network import ModelNetwork
+from genai_stack.components.monitoring import MonitoringHub
+from genai_stack.config import Hosting
 
 
 class HostingStack(Stack):

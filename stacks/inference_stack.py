@@ -11,8 +11,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.components.drift_monitor import DriftMonitor, DriftSource
-from stacks.components.model_endpoint import (
+from genai_stack.components.drift_monitor import DriftMonitor, DriftSource
+from genai_stack.components.model_endpoint import (
     VARIANT,
     EndpointFailureNotice,
     ModelEndpoint,
@@ -20,9 +20,9 @@ from stacks.components.model_endpoint import (
     data_capture_prefix,
     monitoring_prefix,
 )
-from stacks.components.model_endpoint_role import ModelEndpointRole
-from stacks.components.monitoring import MonitoringHub
-from stacks.config import Inference
+from genai_stack.components.model_endpoint_role import ModelEndpointRole
+from genai_stack.components.monitoring import MonitoringHub
+from genai_stack.config import Inference
 
 
 class InferenceStack(Stack):

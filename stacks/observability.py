@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stacks.config import Profile
+from genai_stack.config import Profile
 
 GATEWAY = "GenAiStack/Gateway"
 GATEWAY_PER_REQUEST = (

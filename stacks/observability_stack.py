@@ -8,9 +8,9 @@ from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
-from stacks.components.cost_controls import BudgetAlert, CostControls, GatewayCost
-from stacks.components.monitoring import MonitoringHub
-from stacks.config import Budget, CostAllocation
+from genai_stack.components.cost_controls import BudgetAlert, CostControls, GatewayCost
+from genai_stack.components.monitoring import MonitoringHub
+from genai_stack.config import Budget, CostAllocation
 
 DASHBOARD_WIDTH = 24  # CloudWatch dashboards are 24 grid units wide
 

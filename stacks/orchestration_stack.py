@@ -12,15 +12,15 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.bedrock_stack import BedrockStack
-from stacks.catalog import bedrock_catalog, bedrock_image_prices, bedrock_prices
-from stacks.components.cost_controls import GatewayCost
-from stacks.components.gateway_protection import GatewayProtection
-from stacks.components.model_access import ApplicationProfileRef
-from stacks.components.model_gateway import GatewayNetwork, ModelGateway, Tenant
-from stacks.components.monitoring import MonitoringHub
-from stacks.config import Gateway, GatewayTarget
-from stacks.hosting_stack import HostingStack
+from genai_stack.bedrock_stack import BedrockStack
+from genai_stack.catalog import bedrock_catalog, bedrock_image_prices, bedrock_prices
+from genai_stack.components.cost_controls import GatewayCost
+from genai_stack.components.gateway_protection import GatewayProtection
+from genai_stack.components.model_access import ApplicationProfileRef
+from genai_stack.components.model_gateway import GatewayNetwork, ModelGateway, Tenant
+from genai_stack.components.monitoring import MonitoringHub
+from genai_stack.config import Gateway, GatewayTarget
+from genai_stack.hosting_stack import HostingStack
 
 
 def target_config(

@@ -11,34 +11,84 @@
 
 from __future__ import annotations
 
-from aws_cdk import App, Environment, Stack, Stage, Tags
+import json
+
+from aws_cdk import App, Environment, Stack, Stage, Tags, Token
 from constructs import Construct
 
-from stacks.bedrock_stack import BedrockStack
-from stacks.compliance import enable_checks
-from stacks.components.monitoring import MonitoringHub
-from stacks.components.python_function import PROFILE_CONTEXT
-from stacks.config import PROFILE_TAG, PROJECT_TAG, Profile, load_profiles
-from stacks.foundation_stack import FoundationStack
-from stacks.hosting_stack import HostingStack
-from stacks.inference_stack import InferenceStack
-from stacks.observability_stack import ObservabilityStack
-from stacks.orchestration_stack import OrchestrationStack
-from stacks.training_stack import TrainingStack
+from genai_stack import PACKAGE_DIR
+from genai_stack.bedrock_stack import BedrockStack
+from genai_stack.compliance import enable_checks
+from genai_stack.components.monitoring import MonitoringHub
+from genai_stack.components.python_function import PROFILE_CONTEXT
+from genai_stack.config import PROFILE_TAG, PROJECT_TAG, Profile, load_profiles
+from genai_stack.foundation_stack import FoundationStack
+from genai_stack.hosting_stack import HostingStack
+from genai_stack.inference_stack import InferenceStack
+from genai_stack.observability_stack import ObservabilityStack
+from genai_stack.orchestration_stack import OrchestrationStack
+from genai_stack.props import PropsError, refuse_dicts
+from genai_stack.training_stack import TrainingStack
 
 PROJECT = "genai-stack"
+# The feature flags the profiles are synthesized (and their templates tested) with: aws-cdk-lib's
+# recommended flags at the pinned version, as `cdk init` writes them. app.py and the CLI pass them to
+# the App; an app of a team's own that adds `ProfileStacks` or `GenAiStage` should pass them too
+# (`App(context=FEATURE_FLAGS)`), or the same profile can synthesize to different resources.
+FEATURE_FLAGS: dict[str, object] = json.loads((PACKAGE_DIR / "data" / "cdk_feature_flags.json").read_text())
 
 
+def _environment(profile: Profile, stack_prefix: str | None, env: Environment | None) -> Profile:
+    """The profile as the environment a caller asks for (Profile.for_environment)."""
+    for part in ("account", "region"):
+        value = getattr(env, part, None) if env is not None else None
+        if value is not None and Token.is_unresolved(value):
+            raise PropsError(
+                f"environment of profile {profile.name}",
+                [f"env.{part}: give a concrete {part} (the profile's models are checked against it)"],
+            )
+    return profile.for_environment(
+        name=stack_prefix, account=env.account if env else None, region=env.region if env else None
+    )
+
+
+@refuse_dicts
 class ProfileStacks(Construct):
     """The stacks a profile asks for. Stack names are `<profile>-<part>`, e.g. `managed-api-foundation`.
 
     Composition order is dependency order: foundation (stateful) first, then the approach stacks,
     which register dashboard sections and alarms with the monitoring hub, and observability last.
     Every resource is tagged with the project, the profile and the profile's cost-allocation tag.
+
+    One profile as several environments: `stack_prefix` replaces the profile's name in stack names,
+    resource names and the profile tag (so two environments can share an account and region), and
+    `env` the profile's account and region (the profile is validated again for that region).
+
+    Example::
+
+        from aws_cdk import App, Environment
+        from genai_stack.config import load_profile
+        from genai_stack.constructs import FEATURE_FLAGS, ProfileStacks
+
+        app = App(context=FEATURE_FLAGS)
+        profile = load_profile("profiles/support.yaml")
+        ProfileStacks(app, "Dev", profile=profile, stack_prefix="support-dev",
+                      env=Environment(account="111111111111", region="us-east-1"))
+        ProfileStacks(app, "Prod", profile=profile, stack_prefix="support-prod",
+                      env=Environment(account="222222222222", region="us-west-2"))
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, profile: Profile) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        profile: Profile,
+        stack_prefix: str | None = None,
+        env: Environment | None = None,
+    ) -> None:
         super().__init__(scope, construct_id)
+        profile = _environment(profile, stack_prefix, env)
         # Read by constructs that name things shared by every profile in one account and region
         # (Powertools service names, API names): python_function.profile_scoped.
         self.node.set_context(PROFILE_CONTEXT, profile.name)
@@ -212,10 +262,30 @@ class ProfileStacks(Construct):
         return tuple(s for s in parts if s is not None)
 
 
+@refuse_dicts
 class GenAiStage(Stage):
-    """A profile as a `cdk.Stage`, for CDK Pipelines; the stacks are those of `ProfileStacks`."""
+    """A profile as a `cdk.Stage`, for CDK Pipelines; the stacks are those of `ProfileStacks`, with the
+    same `stack_prefix` and `env` (docs/examples/pipeline_app.py promotes one profile through two).
 
-    def __init__(self, scope: Construct, construct_id: str, *, profile: Profile) -> None:
+    Example::
+
+        pipeline.add_stage(
+            GenAiStage(app, "Prod", profile=profile, stack_prefix="support-prod",
+                       env=Environment(account="222222222222", region="us-west-2")),
+            pre=[pipelines.ManualApprovalStep("PromoteToProd")],
+        )
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        profile: Profile,
+        stack_prefix: str | None = None,
+        env: Environment | None = None,
+    ) -> None:
+        profile = _environment(profile, stack_prefix, env)
         super().__init__(scope, construct_id, env=Environment(account=profile.account, region=profile.region))
         self.profile_stacks = ProfileStacks(self, profile.name, profile=profile)
 

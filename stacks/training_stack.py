@@ -10,14 +10,14 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.catalog import image_uri
-from stacks.components.bedrock_customization import BedrockCustomization
-from stacks.components.model_deployment import EndpointDeployment, ModelDeployment
-from stacks.components.model_endpoint import container_environment
-from stacks.components.model_endpoint_role import ModelEndpointRole
-from stacks.components.monitoring import MonitoringHub
-from stacks.components.training_pipeline import TrainingPipeline
-from stacks.config import Inference, InferenceEndpoint, Training
+from genai_stack.catalog import image_uri
+from genai_stack.components.bedrock_customization import BedrockCustomization
+from genai_stack.components.model_deployment import EndpointDeployment, ModelDeployment
+from genai_stack.components.model_endpoint import container_environment
+from genai_stack.components.model_endpoint_role import ModelEndpointRole
+from genai_stack.components.monitoring import MonitoringHub
+from genai_stack.components.training_pipeline import TrainingPipeline
+from genai_stack.config import Inference, InferenceEndpoint, Training
 
 
 class TrainingStack(Stack):

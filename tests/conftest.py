@@ -20,9 +20,9 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 install_node_guard()
 install_call_recording()  # boto3 calls of our Lambda code, checked against access rows at the end
 
-from stacks.cli.synth import cdk_app, synthesize_app  # noqa: E402, F401 - after the Node guard; cdk_app for the tests
-from stacks.config import builtin_profile_names  # noqa: E402 - after the Node guard
-from stacks.stage import ProfileStacks  # noqa: E402 - after the Node guard
+from genai_stack.cli.synth import cdk_app, synthesize_app  # noqa: E402, F401 - after the Node guard; cdk_app for the tests
+from genai_stack.config import builtin_profile_names  # noqa: E402 - after the Node guard
+from genai_stack.stage import ProfileStacks  # noqa: E402 - after the Node guard
 from tests.compliance.tools import ComplianceJobs, start_compliance_jobs  # noqa: E402 - after the Node guard
 
 

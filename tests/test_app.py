@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from stacks.config import REPO_ROOT, builtin_profile_names
+from genai_stack.config import builtin_profile_names
+from tests.support import REPO_ROOT
 
 CDK = REPO_ROOT / "node_modules" / ".bin" / "cdk"
 BAD_PROFILE = "name: x\nregion: us-east-1\n"

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stacks.cli.diff import COMMENT_MARKER
-from stacks.config import REPO_ROOT
+from genai_stack.cli.diff import COMMENT_MARKER
+from tests.support import REPO_ROOT
 
 WORKFLOW = REPO_ROOT / ".github" / "workflows" / "pull-request.yml"
 ACTIONLINT = Path(sys.executable).with_name("actionlint")

@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lambdas.custom_model_deployment.logic import Deployment, deploy
+from .logic import Deployment, deploy
 
 # Bedrock resource names ([0-9a-zA-Z][_-]?){1,63}; custom model ARNs (botocore model 2023-04-20).
 NAME = r"^([0-9a-zA-Z][_-]?){1,63}$"

@@ -34,7 +34,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lambdas.custom_model_serving.logic import (
+from .logic import (
     CONFLICT_RETRY_SECONDS,
     MODES,
     Mode,

@@ -23,7 +23,7 @@ import boto3
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from lambdas.drift_monitor.logic import Target, run
+from .logic import Target, run
 
 logger = Logger(service="drift-monitor")
 

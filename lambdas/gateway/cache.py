@@ -10,8 +10,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambdas.gateway.deadline import MIN_CALL_SECONDS, Deadline, as_timed
-from lambdas.gateway.schema import ANSWER_OPTIONS, ChatCompletionRequest, Message
+from .deadline import MIN_CALL_SECONDS, Deadline, as_timed
+from .schema import ANSWER_OPTIONS, ChatCompletionRequest, Message
 
 # A cache call is worth less than the model call: it gets at most this long (DynamoDB answers a
 # GetItem in milliseconds), and a slow cache is a miss that leaves the rest of the deadline intact.

@@ -8,9 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from lambdas.gateway.cache import ResponseCache
-from lambdas.gateway.guardrail import Guarded, Guardrail
-from lambdas.gateway.images import (
+from .cache import ResponseCache
+from .guardrail import Guarded, Guardrail
+from .images import (
     IMAGE_MODELS,
     MAX_URL_SECONDS,
     BedrockImages,
@@ -18,12 +18,12 @@ from lambdas.gateway.images import (
     ImageStore,
     ImageTarget,
 )
-from lambdas.gateway.providers.bedrock import BedrockChat, BedrockEmbeddings
-from lambdas.gateway.providers.openai_format import OpenAIHttpChat, SageMakerChat
-from lambdas.gateway.retrieval import Retriever
-from lambdas.gateway.router import RetryPolicy
-from lambdas.gateway.service import Gateway, Limits, Price
-from lambdas.gateway.shaping import Shaped, SystemPrompt
+from .providers.bedrock import BedrockChat, BedrockEmbeddings
+from .providers.openai_format import OpenAIHttpChat, SageMakerChat
+from .retrieval import Retriever
+from .router import RetryPolicy
+from .service import Gateway, Limits, Price
+from .shaping import Shaped, SystemPrompt
 
 
 class _Strict(BaseModel):

@@ -26,7 +26,7 @@ from typing import Any
 
 from botocore.config import Config
 
-from lambdas.gateway.errors import GatewayError
+from .errors import GatewayError
 
 RESPONSE_MARGIN_SECONDS = 0.5  # kept after the deadline to shape the answer, log and flush metrics
 MIN_CALL_SECONDS = 0.05  # with less time left no call can succeed: the deadline is exceeded

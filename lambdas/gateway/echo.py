@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from lambdas.gateway.config import Settings
-from lambdas.gateway.providers.base import ChatResult, Delta, EmbeddingResult
-from lambdas.gateway.service import Gateway
+from .config import Settings
+from .providers.base import ChatResult, Delta, EmbeddingResult
+from .service import Gateway
 
 
 class EchoChat:

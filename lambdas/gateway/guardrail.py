@@ -8,11 +8,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambdas.gateway.deadline import Deadline, as_timed
-from lambdas.gateway.errors import ProviderError
-from lambdas.gateway.providers.aws_errors import provider_error
-from lambdas.gateway.providers.base import ChatProvider, ChatResult, Delta
-from lambdas.gateway.schema import ChatCompletionRequest
+from .deadline import Deadline, as_timed
+from .errors import ProviderError
+from .providers.aws_errors import provider_error
+from .providers.base import ChatProvider, ChatResult, Delta
+from .schema import ChatCompletionRequest
 
 
 class Guardrail:

@@ -20,13 +20,13 @@ import boto3
 from aws_lambda_powertools import Logger
 from botocore.config import Config
 
-from lambdas.gateway import sse
-from lambdas.gateway.config import Settings, build_gateway
-from lambdas.gateway.deadline import Deadline, TimedClients, sdk_config
-from lambdas.gateway.errors import GatewayError, bad_request
-from lambdas.gateway.metrics import EmfMetrics, record_unhandled_error
-from lambdas.gateway.routes import route_of
-from lambdas.gateway.service import Gateway
+from . import sse
+from .config import Settings, build_gateway
+from .deadline import Deadline, TimedClients, sdk_config
+from .errors import GatewayError, bad_request
+from .metrics import EmfMetrics, record_unhandled_error
+from .routes import route_of
+from .service import Gateway
 
 logger = Logger()  # service: POWERTOOLS_SERVICE_NAME (the template scopes it to the profile)
 SETTINGS = Settings.model_validate_json(os.environ.get("GATEWAY_CONFIG") or "{}")  # validated at cold start

@@ -31,12 +31,12 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambdas.gateway.deadline import Deadline, as_timed
-from lambdas.gateway.errors import GatewayError, ProviderError, bad_request, unknown_model
-from lambdas.gateway.guardrail import Guardrail
-from lambdas.gateway.providers.bedrock import invoke_json
-from lambdas.gateway.router import RetryPolicy, route
-from lambdas.gateway.schema import ImageRequest
+from .deadline import Deadline, as_timed
+from .errors import GatewayError, ProviderError, bad_request, unknown_model
+from .guardrail import Guardrail
+from .providers.bedrock import invoke_json
+from .router import RetryPolicy, route
+from .schema import ImageRequest
 
 IMAGE_PREFIX = "gateway-images/"
 # A pre-signed URL stops working when the credentials that signed it expire, whatever its own

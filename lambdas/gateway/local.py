@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from lambdas.gateway.errors import gateway_response
-from lambdas.gateway_authorizer.keys import UNAUTHORIZED, FileKeyStore, KeyStore, Unauthorized, authorize
+from ..gateway_authorizer.keys import UNAUTHORIZED, FileKeyStore, KeyStore, Unauthorized, authorize
+from .errors import gateway_response
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -163,10 +163,10 @@ def main() -> None:
         )
     with open(args.config, encoding="utf-8") as file:
         os.environ["GATEWAY_CONFIG"] = json.dumps(json.load(file))
-    from lambdas.gateway import handler  # reads GATEWAY_CONFIG at import, like a cold start
+    from . import handler  # reads GATEWAY_CONFIG at import, like a cold start
 
     if args.echo:
-        from lambdas.gateway.echo import echo_gateway
+        from .echo import echo_gateway
 
         handler.gateway = lambda: echo_gateway(handler.SETTINGS)
     server = serve(handler.on_event, port=args.port, keys=keys)

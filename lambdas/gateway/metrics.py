@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
-from lambdas.gateway.service import Usage
+from .service import Usage
 
 NAMESPACE = "GenAiStack/Gateway"
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambdas.gateway.deadline import Deadline, as_timed
-from lambdas.gateway.providers.aws_errors import provider_error
+from .deadline import Deadline, as_timed
+from .providers.aws_errors import provider_error
 
 
 @dataclass(frozen=True)

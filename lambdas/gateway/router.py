@@ -10,10 +10,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lambdas.gateway.deadline import Deadline
-from lambdas.gateway.errors import GatewayError, ProviderError
-from lambdas.gateway.providers.base import ChatProvider, ChatResult
-from lambdas.gateway.schema import ChatCompletionRequest
+from .deadline import Deadline
+from .errors import GatewayError, ProviderError
+from .providers.base import ChatProvider, ChatResult
+from .schema import ChatCompletionRequest
 
 
 @dataclass(frozen=True)

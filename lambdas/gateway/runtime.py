@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from lambdas.gateway.routes import route_of
+from .routes import route_of
 
 VERSION = "2018-06-01"
 # The routes whose integration streams (stacks/components/model_gateway.py): their answers must be in
@@ -213,7 +213,7 @@ def serve_one(api: RuntimeApi, handler: Handler) -> None:
 def main() -> None:  # pragma: no cover - runs inside Lambda (tests call serve_one with a fake API)
     api = RuntimeApi(os.environ["AWS_LAMBDA_RUNTIME_API"])
     try:
-        from lambdas.gateway import handler  # the cold start: configuration validated here
+        from . import handler  # the cold start: configuration validated here
 
         on_event = handler.on_event
     except Exception as error:

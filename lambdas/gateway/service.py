@@ -11,16 +11,16 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from lambdas.gateway import sse
-from lambdas.gateway.cache import ResponseCache, cache_key, cacheable
-from lambdas.gateway.deadline import Deadline
-from lambdas.gateway.errors import GatewayError, ProviderError, bad_request, unknown_model
-from lambdas.gateway.images import ImageService
-from lambdas.gateway.providers.base import ChatProvider, EmbeddingProvider
-from lambdas.gateway.providers.bedrock import unsupported as bedrock_unsupported
-from lambdas.gateway.retrieval import Retriever, grounding_check, grounding_prompt
-from lambdas.gateway.router import RetryPolicy, Routed, route
-from lambdas.gateway.schema import (
+from . import sse
+from .cache import ResponseCache, cache_key, cacheable
+from .deadline import Deadline
+from .errors import GatewayError, ProviderError, bad_request, unknown_model
+from .images import ImageService
+from .providers.base import ChatProvider, EmbeddingProvider
+from .providers.bedrock import unsupported as bedrock_unsupported
+from .retrieval import Retriever, grounding_check, grounding_prompt
+from .router import RetryPolicy, Routed, route
+from .schema import (
     ChatCompletionRequest,
     EmbeddingRequest,
     ImageRequest,

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Literal
 
-from lambdas.gateway.deadline import Deadline
-from lambdas.gateway.providers.base import ChatProvider, ChatResult, Delta
-from lambdas.gateway.schema import ChatCompletionRequest
+from .deadline import Deadline
+from .providers.base import ChatProvider, ChatResult, Delta
+from .schema import ChatCompletionRequest
 
 SystemPrompt = Literal["keep", "merge"]
 

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from lambdas.gateway.errors import GatewayError, ProviderError
-from lambdas.gateway.providers.base import Delta
+from .errors import GatewayError, ProviderError
+from .providers.base import Delta
 
 DONE = b"data: [DONE]\n\n"
 CONTENT_TYPE = "text/event-stream"

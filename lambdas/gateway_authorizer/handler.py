@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger
 
-from lambdas.gateway_authorizer.keys import UNAUTHORIZED, DynamoKeyStore, KeyStore, Unauthorized, authorize
+from .keys import UNAUTHORIZED, DynamoKeyStore, KeyStore, Unauthorized, authorize
 
 logger = Logger()
 

@@ -14,7 +14,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lambdas.guardrail_window.logic import window
+from .logic import window
 
 PHYSICAL_ID = "guardrail-version-window"
 ARN_PATTERN = r"^arn:aws(-[^:]+)?:bedrock:[a-z0-9-]{1,20}:[0-9]{12}:guardrail/[a-z0-9]+$"  # Bedrock API

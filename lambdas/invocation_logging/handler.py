@@ -30,7 +30,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lambdas.invocation_logging.logic import (
+from .logic import (
     DEFAULT_KEY_PREFIX,
     LoggingSettings,
     Outcome,

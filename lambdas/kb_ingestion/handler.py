@@ -26,7 +26,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lambdas.kb_ingestion.logic import (
+from .logic import (
     AuroraDatabase,
     KnowledgeBaseTarget,
     latest_job_failed,

@@ -23,7 +23,7 @@ import boto3
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field
 
-from lambdas.model_deployer.logic import config_for_settings
+from .logic import config_for_settings
 
 NAME = r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"
 logger = Logger(service="model-endpoint-settings")

@@ -45,7 +45,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from lambdas.model_deployer.logic import Deployment, EndpointBusyError, deploy_each, rollout_failure
+from .logic import Deployment, EndpointBusyError, deploy_each, rollout_failure
 
 NAMESPACE = "GenAiStack/ModelRegistry"
 DETAIL_TYPE = "SageMaker Model Package State Change"

@@ -20,7 +20,7 @@ import boto3
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lambdas.pgvector_schema.logic import (
+from .logic import (
     VectorTable,
     check_dimensions,
     existing_dimensions,

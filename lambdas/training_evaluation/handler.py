@@ -17,7 +17,7 @@ from typing import Any, Literal
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lambdas.training_evaluation.logic import MetricRule, evaluate
+from .logic import MetricRule, evaluate
 
 logger = Logger(service="training-evaluation")
 

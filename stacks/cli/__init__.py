@@ -1,10 +1,10 @@
 """`genai-stack`: the command line of the project (Typer + rich). Each module registers its commands
-on `stacks.cli.app.app`; importing them here makes the console script see all of them."""
+on `genai_stack.cli.app.app`; importing them here makes the console script see all of them."""
 
 from __future__ import annotations
 
-from stacks.cli import diff, doctor, keys, plan, profiles, recommend, wheelhouse  # noqa: F401 - registers the commands
-from stacks.cli.app import app
+from genai_stack.cli import diff, doctor, keys, plan, profiles, recommend, wheelhouse  # noqa: F401 - registers the commands
+from genai_stack.cli.app import app
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ Every built-in profile is synthesized twice, offline: on the base ref (checked o
 tree holds the base commit's files). The stacks are matched by
 their hierarchical ID (`self-hosted/Hosting`) and compared with the CDK's own diff engine
 (`@aws-cdk/cloudformation-diff`, through `template_diff.js`). Replacements and deletions of stateful
-resources (`stacks.compliance.STATEFUL_RESOURCE_TYPES`) come first; a stateful logical ID that
+resources (`genai_stack.compliance.STATEFUL_RESOURCE_TYPES`) come first; a stateful logical ID that
 disappears while a resource of the same type appears counts as a replacement.
 """
 
@@ -31,7 +31,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from stacks.cli.app import EXIT_FOUND, app, errors, fail, print_json
+from genai_stack.cli.app import EXIT_FOUND, app, errors, fail, print_json
 
 # The first line of the Markdown: the pull-request workflow finds its own comment by it.
 COMMENT_MARKER = "<!-- genai-stack-diff -->"
@@ -43,16 +43,29 @@ ENGINE_SCRIPT = Path(__file__).with_name("template_diff.js")
 # Where `npm ci` put the diff engine: the repository being diffed first, then the one this code is in.
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
-# Runs in a fresh interpreter with cwd = the tree: that tree's app.py with that tree's `stacks`
-# (PYTHONPATH puts the tree before the editable install of the working tree; this checks it did).
+# Runs in a fresh interpreter with cwd = the tree: that tree's app.py with that tree's package. The
+# tree's folders are mounted as `genai_stack` and `genai_stack.lambdas` (pyproject.toml's package-dir)
+# ahead of the editable install of the working tree; a commit from before the package had that name
+# imports `stacks` from the tree (PYTHONPATH). Either way this checks that the code came from the tree.
 _SYNTH_BOOTSTRAP = """\
-import pathlib, runpy, sys
+import importlib.util, pathlib, runpy, sys
 root = pathlib.Path.cwd().resolve()
 sys.path.insert(0, str(root))
-import stacks
-where = pathlib.Path(stacks.__file__).resolve()
+def mount(name, folder):
+    spec = importlib.util.spec_from_file_location(
+        name, folder / "__init__.py", submodule_search_locations=[str(folder)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+if "genai_stack" in (root / "app.py").read_text():
+    package = mount("genai_stack", root / "stacks")
+    package.lambdas = mount("genai_stack.lambdas", root / "lambdas")
+else:
+    import stacks as package
+where = pathlib.Path(package.__file__).resolve()
 if root not in where.parents:
-    sys.exit(f"imported stacks from {where}, not from the tree {root}")
+    sys.exit(f"imported {package.__name__} from {where}, not from the tree {root}")
 sys.argv = ["app.py"]
 runpy.run_path(str(root / "app.py"), run_name="__main__")
 """
@@ -861,7 +874,7 @@ def diff(
     Markdown is written for a pull-request comment: replacements and deletions of stateful resources
     come first.
     """
-    from stacks.compliance import STATEFUL_RESOURCE_TYPES  # imports aws_cdk: only when diffing
+    from genai_stack.compliance import STATEFUL_RESOURCE_TYPES  # imports aws_cdk: only when diffing
 
     try:
         root = repository_root(Path.cwd())

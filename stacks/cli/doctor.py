@@ -24,9 +24,9 @@ import typer
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.table import Table
 
-from stacks.catalog import accelerator_instances, bedrock_catalog
-from stacks.cli.app import EXIT_ERROR, EXIT_FOUND, app, console, errors, fail, print_json
-from stacks.config import Profile, ProfileError, load_profile
+from genai_stack.catalog import accelerator_instances, bedrock_catalog
+from genai_stack.cli.app import EXIT_ERROR, EXIT_FOUND, app, console, errors, fail, print_json
+from genai_stack.config import Profile, ProfileError, load_profile
 
 Status = Literal["ok", "warn", "fail"]
 
@@ -137,7 +137,7 @@ def requirements_from(manifest: Mapping[str, Any], templates: Iterable[Mapping[s
 
 def requirements_of(profile_name: str) -> Requirements:
     """Synthesize the profile offline (as `cdk synth` would) and read what it needs."""
-    from stacks.cli.synth import synthesize
+    from genai_stack.cli.synth import synthesize
 
     with tempfile.TemporaryDirectory() as outdir:
         (result,) = synthesize(profile_name, Path(outdir))

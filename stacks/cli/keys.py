@@ -19,9 +19,9 @@ import typer
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.table import Table
 
-from lambdas.gateway_authorizer.keys import KEY_TABLE_OUTPUT, key_hash, new_key
-from stacks.cli.app import app, console, errors, fail, print_json
-from stacks.config import ProfileError, load_profile
+from genai_stack.cli.app import app, console, errors, fail, print_json
+from genai_stack.config import ProfileError, load_profile
+from genai_stack.lambdas.gateway_authorizer.keys import KEY_TABLE_OUTPUT, key_hash, new_key
 
 keys_app = typer.Typer(
     help="Issue, list, revoke and rotate the gateway's bearer keys (gateway.auth: api_key).",

@@ -10,13 +10,13 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from stacks.cli.app import app, console, errors, fail, print_json
-from stacks.cli.synth import Synthesis, synthesize
-from stacks.compliance import STATEFUL_RESOURCE_TYPES
-from stacks.components.application_inference_profile import gateway_routes
-from stacks.components.cost_controls import ESTIMATED_COST_METRIC
-from stacks.config import ProfileError
-from stacks.cost import PRICE_REGION, Estimate, Line, Usage, estimate
+from genai_stack.cli.app import app, console, errors, fail, print_json
+from genai_stack.cli.synth import Synthesis, synthesize
+from genai_stack.compliance import STATEFUL_RESOURCE_TYPES
+from genai_stack.components.application_inference_profile import gateway_routes
+from genai_stack.components.cost_controls import ESTIMATED_COST_METRIC
+from genai_stack.config import ProfileError
+from genai_stack.cost import PRICE_REGION, Estimate, Line, Usage, estimate
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 ProfileArgument = Annotated[

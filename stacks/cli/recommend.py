@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from stacks.advisor import Workload, recommend
-from stacks.catalog import bedrock_catalog, bedrock_prices
-from stacks.cli.app import app, console, fail, print_json
+from genai_stack.advisor import Workload, recommend
+from genai_stack.catalog import bedrock_catalog, bedrock_prices
+from genai_stack.cli.app import app, console, fail, print_json
 
 
 @app.command("recommend")

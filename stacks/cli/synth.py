@@ -1,30 +1,30 @@
-"""Synthesis for the command line: the app of app.py, with cdk.json's context and the CLI's metadata
-settings, so that templates are the ones `cdk synth` writes."""
+"""Synthesis for the command line: the app of app.py, with the project's feature flags and the CLI's
+metadata settings, so that templates are the ones `cdk synth` writes. It runs in-process: an installed
+wheel needs neither the repository's cdk.json nor the CDK CLI."""
 
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aws_cdk import App
 
-from stacks.config import REPO_ROOT, Profile, load_profiles
-from stacks.stage import add_profiles
+from genai_stack.config import Profile, load_profiles
+from genai_stack.stage import FEATURE_FLAGS, add_profiles
 
 # What the CDK CLI adds to the context of every synth: construct paths and asset locations in the
 # templates' metadata (API Gateway deployment logical IDs hash them).
 CLI_CONTEXT = {"aws:cdk:enable-path-metadata": True, "aws:cdk:enable-asset-metadata": True}
 
 
-def cdk_context(root: Path = REPO_ROOT) -> dict:
-    return {**json.loads((root / "cdk.json").read_text())["context"], **CLI_CONTEXT}
+def cdk_context() -> dict:
+    return {**FEATURE_FLAGS, **CLI_CONTEXT}
 
 
 def cdk_app(outdir: Path) -> App:
-    """An App with cdk.json's feature flags and the CLI's metadata settings, like `cdk synth`."""
+    """An App with the project's feature flags and the CLI's metadata settings, like `cdk synth`."""
     return App(outdir=str(outdir), context=cdk_context())
 
 

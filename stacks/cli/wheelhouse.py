@@ -20,9 +20,9 @@ from typing import Annotated
 
 import typer
 
-from stacks.catalog import model_servers
-from stacks.cli.app import app, console, fail
-from stacks.components.model_host_user_data import wheelhouse_prefix
+from genai_stack.catalog import model_servers
+from genai_stack.cli.app import app, console, fail
+from genai_stack.components.model_host_user_data import wheelhouse_prefix
 
 Runner = Callable[[Sequence[str]], int]
 

@@ -23,7 +23,7 @@ from aws_cdk import CfnTag
 from aws_cdk import aws_bedrock as bedrock
 from constructs import Construct
 
-from stacks.config import Bedrock, Gateway
+from genai_stack.config import Bedrock, Gateway
 
 # AWS::Bedrock::ApplicationInferenceProfile InferenceProfileName: 1 to 64 characters, pattern
 # ^([0-9a-zA-Z][ _-]?)+$ (CloudFormation template reference,

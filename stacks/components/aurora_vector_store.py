@@ -18,10 +18,10 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_rds as rds
 from constructs import Construct
 
-from stacks import compliance
-from stacks.components.python_custom_resource import PythonCustomResource
-from stacks.components.python_function import encrypted_log_group
-from stacks.components.vector_store import AuroraStorage, IndexSpec
+from genai_stack import compliance
+from genai_stack.components.python_custom_resource import PythonCustomResource
+from genai_stack.components.python_function import encrypted_log_group
+from genai_stack.components.vector_store import AuroraStorage, IndexSpec
 
 DATABASE = "vectors"
 SCHEMA = "bedrock_integration"  # lambdas/pgvector_schema/logic.py creates it

@@ -18,14 +18,14 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from stacks import compliance
-from stacks.compliance import STATE_MACHINE_DELIVERY_AND_TRACING, Acknowledgement, nag_resource
-from stacks.components.bedrock_customization_role import output_prefix, training_key, validation_key
-from stacks.components.model_access import foundation_model_arn
-from stacks.components.monitoring import MonitoringHub
-from stacks.components.python_custom_resource import PythonCustomResource
-from stacks.components.python_function import PythonFunction, encrypted_log_group
-from stacks.config import BedrockCustomization as BedrockCustomizationSettings
+from genai_stack import compliance
+from genai_stack.compliance import STATE_MACHINE_DELIVERY_AND_TRACING, Acknowledgement, nag_resource
+from genai_stack.components.bedrock_customization_role import output_prefix, training_key, validation_key
+from genai_stack.components.model_access import foundation_model_arn
+from genai_stack.components.monitoring import MonitoringHub
+from genai_stack.components.python_custom_resource import PythonCustomResource
+from genai_stack.components.python_function import PythonFunction, encrypted_log_group
+from genai_stack.config import BedrockCustomization as BedrockCustomizationSettings
 
 # Bedrock names: jobs [a-zA-Z0-9](-*[a-zA-Z0-9+\-.])*, custom models, Provisioned Throughputs and
 # deployments ([0-9a-zA-Z][_-]?){1,63} (botocore model bedrock 2023-04-20). Letters and digits with

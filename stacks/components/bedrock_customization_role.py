@@ -10,9 +10,9 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks import compliance
-from stacks.compliance import Acknowledgement
-from stacks.config import BedrockCustomization
+from genai_stack import compliance
+from genai_stack.compliance import Acknowledgement
+from genai_stack.config import BedrockCustomization
 
 JOB_OUTPUT = Acknowledgement(
     finding="AwsSolutions-IAM5",

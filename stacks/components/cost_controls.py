@@ -17,6 +17,9 @@ from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from genai_stack.config import Budget
+from genai_stack.props import refuse_dicts, validated
+
 # The Budgets `Service` cost filter takes the service's name as Cost Explorer shows it (AWS Budgets API
 # reference, Budget.CostFilters: "The cost filters, such as Region, Service, LinkedAccount, Tag, or
 # CostCategory, that are applied to a budget":
@@ -96,8 +99,20 @@ class BudgetAlert:
     kind: Literal["ACTUAL", "FORECASTED"]
 
 
+@refuse_dicts
 class CostControls(Construct):
     """A monthly COST budget and an anomaly monitor, both scoped to one cost-allocation tag.
+
+    Example (Budgets and Cost Explorer resources exist only in us-east-1: put this in a us-east-1
+    stack, whatever region the workload is in)::
+
+        from genai_stack.constructs import BudgetAlert, CostControls
+
+        CostControls(
+            stack, "Cost", tag_key="team", tag_value="support", monthly_limit_usd=500,
+            alerts=[BudgetAlert(percent=80, kind="ACTUAL"), BudgetAlert(percent=100, kind="FORECASTED")],
+            anomaly_threshold_usd=50, topic=topic, emails=["finops@example.com"],
+        )
 
     - The budget filters on the tag with the Budgets cost filter `TagKeyValue`, whose values have the
       form `user:KEY$VALUE` (AWS Budgets API reference, Budget.CostFilters). Each alert notifies the
@@ -131,8 +146,17 @@ class CostControls(Construct):
         `gateway_cost`: the model gateway's service and aliases; an alarm then watches the gateway's
         own EstimatedCost (tokens x list prices) against a day's share of the limit, notifying `topic`."""
         super().__init__(scope, construct_id)
-        if not alerts:
-            raise ValueError("a budget needs at least one alert")
+        # The rules of a profile's `budget` section, with its messages.
+        validated(
+            f"CostControls({construct_id!r})",
+            Budget,
+            {
+                "monthly_limit_usd": monthly_limit_usd,
+                "thresholds": [{"percent": a.percent, "kind": a.kind} for a in alerts],
+                "anomaly_threshold_usd": anomaly_threshold_usd,
+            },
+            renamed={"thresholds": "alerts"},
+        )
         subscribers = [budgets.CfnBudget.SubscriberProperty(subscription_type="SNS", address=topic.topic_arn)]
         subscribers += [
             budgets.CfnBudget.SubscriberProperty(subscription_type="EMAIL", address=e) for e in emails

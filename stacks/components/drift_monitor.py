@@ -47,11 +47,11 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct, IValidation
 
-from stacks import compliance
-from stacks.components.invocation_log_destination import INVOCATION_LOG_PREFIX
-from stacks.components.monitoring import MonitoringHub
-from stacks.components.python_function import PythonFunction
-from stacks.config import DriftMonitoring
+from genai_stack import compliance
+from genai_stack.components.invocation_log_destination import INVOCATION_LOG_PREFIX
+from genai_stack.components.monitoring import MonitoringHub
+from genai_stack.components.python_function import PythonFunction
+from genai_stack.config import DriftMonitoring
 
 NAMESPACE = "GenAiStack/Drift"
 ALL_MODELS = "all"  # lambdas.drift_monitor.logic.ALL_MODELS: every Bedrock model together

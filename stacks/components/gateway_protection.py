@@ -24,7 +24,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
-from stacks.components.python_function import log_stream_arn, profile_scoped
+from genai_stack.components.python_function import log_stream_arn, profile_scoped
 
 # The managed rules that inspect the request BODY are counted, not blocked ("Baseline rule groups", AWS
 # WAF guide: https://docs.aws.amazon.com/waf/latest/developerguide/aws-managed-rule-groups-baseline.html).

@@ -15,25 +15,52 @@ Rollout of a guardrail change under `cdk deploy --all` (bedrock stack first, orc
 
 from __future__ import annotations
 
-from aws_cdk import Stack
+from aws_cdk import Stack, Token
 from aws_cdk import aws_bedrock as bedrock
 from aws_cdk import aws_kms as kms
 from constructs import Construct
+from pydantic import BaseModel, Field
 
-from stacks.catalog import GuardrailProfile
-from stacks.components.model_access import GuardrailRef
-from stacks.components.python_custom_resource import PythonCustomResource
-from stacks.components.versioning import config_digest, keep_published_versions
-from stacks.config import Guardrail as GuardrailSettings
+from genai_stack.catalog import GuardrailProfile, guardrail_profile
+from genai_stack.components.model_access import GuardrailRef
+from genai_stack.components.python_custom_resource import PythonCustomResource
+from genai_stack.components.versioning import config_digest, keep_published_versions
+from genai_stack.config import Guardrail as GuardrailSettings
+from genai_stack.props import PropsError, refuse_dicts, validated
 
 B = bedrock.CfnGuardrail
 
 
+# AWS::Bedrock::Guardrail Name (CloudFormation resource schema: 1 to 50 characters, ^[0-9a-zA-Z-_]+$).
+NAME_PATTERN = r"^[0-9a-zA-Z_-]+$"
+
+
+class _Props(BaseModel):
+    name: str = Field(min_length=1, max_length=50, pattern=NAME_PATTERN)
+    log_retention_days: int = Field(ge=1)
+
+
+@refuse_dicts
 class Guardrail(Construct):
     """AWS::Bedrock::Guardrail + AWS::Bedrock::GuardrailVersion.
 
     `cross_region_profile` is the system guardrail profile that the STANDARD tier needs (it runs
-    the safeguards in the geography's regions); CLASSIC takes none.
+    the safeguards in the geography's regions); by default the one the data tables give for the
+    stack's region. CLASSIC takes none. `settings` is a profile's `bedrock.guardrail` section, with
+    the same rules and defaults.
+
+    Example::
+
+        from genai_stack.constructs import Guardrail, GuardrailSettings
+
+        guardrail = Guardrail(
+            stack, "Guardrail", name="support-guardrail", encryption_key=key, log_retention_days=90,
+            settings=GuardrailSettings(
+                blocked_input_message="I can't help with that.",
+                blocked_output_message="I can't answer that.",
+            ),
+        )
+        guardrail.ref  # a GuardrailRef for ModelAccess and the gateway: id, version, ARNs
     """
 
     def __init__(
@@ -44,13 +71,24 @@ class Guardrail(Construct):
         name: str,
         settings: GuardrailSettings,
         encryption_key: kms.IKey,
-        cross_region_profile: GuardrailProfile | None,
         log_retention_days: int,
+        cross_region_profile: GuardrailProfile | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        owner = f"Guardrail({construct_id!r})"
+        validated(owner, _Props, {"name": name, "log_retention_days": log_retention_days})
+        region = Stack.of(self).region
+        if settings.tier == "STANDARD" and cross_region_profile is None and not Token.is_unresolved(region):
+            cross_region_profile = guardrail_profile(region)
         if (settings.tier == "STANDARD") != (cross_region_profile is not None):
-            raise ValueError(
-                "the STANDARD tier needs a cross-region guardrail profile, and CLASSIC takes none"
+            raise PropsError(
+                owner,
+                [
+                    f"cross_region_profile: the STANDARD tier needs a cross-region guardrail profile "
+                    f"(none is known for region {region}: give one, or settings tier CLASSIC)"
+                    if settings.tier == "STANDARD"
+                    else "cross_region_profile: the CLASSIC tier takes none"
+                ],
             )
         stack = Stack.of(self)
         cross_region_profile_arn = None

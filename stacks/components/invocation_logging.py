@@ -9,10 +9,10 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks import compliance
-from stacks.components.invocation_log_destination import INVOCATION_LOG_PREFIX
-from stacks.components.python_custom_resource import PythonCustomResource
-from stacks.components.python_function import encrypted_log_group, log_stream_arn
+from genai_stack import compliance
+from genai_stack.components.invocation_log_destination import INVOCATION_LOG_PREFIX
+from genai_stack.components.python_custom_resource import PythonCustomResource
+from genai_stack.components.python_function import encrypted_log_group, log_stream_arn
 
 # The log stream Bedrock writes to (Bedrock user guide, "Monitor model invocation using CloudWatch
 # Logs and Amazon S3"); the delivery role may write only there.

@@ -9,9 +9,9 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.components.model_access import foundation_model_arn
-from stacks.components.vector_store import S3VectorsStorage, VectorStorage
-from stacks.config import Chunking, FixedChunking, HierarchicalChunking, SemanticChunking
+from genai_stack.components.model_access import foundation_model_arn
+from genai_stack.components.vector_store import S3VectorsStorage, VectorStorage
+from genai_stack.config import Chunking, FixedChunking, HierarchicalChunking, SemanticChunking
 
 
 def chunking_configuration(chunking: Chunking) -> bedrock.CfnDataSource.ChunkingConfigurationProperty:

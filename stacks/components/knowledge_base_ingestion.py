@@ -14,9 +14,9 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.components.monitoring import MonitoringHub
-from stacks.components.python_function import PythonFunction
-from stacks.components.vector_store import AuroraStorage, VectorStorage
+from genai_stack.components.monitoring import MonitoringHub
+from genai_stack.components.python_function import PythonFunction
+from genai_stack.components.vector_store import AuroraStorage, VectorStorage
 
 NAMESPACE = "GenAiStack/KnowledgeBases"  # lambdas/kb_ingestion/handler.py publishes here
 CHECK_EVERY = Duration.minutes(15)

@@ -9,9 +9,9 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks import compliance
-from stacks.components.model_access import foundation_model_arn
-from stacks.components.vector_store import S3VectorsStorage, VectorStorage
+from genai_stack import compliance
+from genai_stack.components.model_access import foundation_model_arn
+from genai_stack.components.vector_store import S3VectorsStorage, VectorStorage
 
 # S3 Vectors actions the knowledge base uses on its index to write, read and remove vectors
 # (Amazon S3 user guide, "Identity and Access management in S3 Vectors": vector-level actions take

@@ -40,7 +40,7 @@ from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from stacks.catalog import BedrockCatalog
+from genai_stack.catalog import BedrockCatalog
 
 INVOKE_ACTIONS = ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
 

@@ -60,11 +60,11 @@ from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from stacks import compliance
-from stacks.compliance import Acknowledgement, CheckovSkip, nag_resource
-from stacks.components.monitoring import MonitoringHub
-from stacks.components.python_function import PythonFunction
-from stacks.components.training_pipeline import SAGEMAKER_NAME, sagemaker_arn
+from genai_stack import compliance
+from genai_stack.compliance import Acknowledgement, CheckovSkip, nag_resource
+from genai_stack.components.monitoring import MonitoringHub
+from genai_stack.components.python_function import PythonFunction
+from genai_stack.components.training_pipeline import SAGEMAKER_NAME, sagemaker_arn
 
 # lambdas/model_deployer/handler.py names its entry point `handler`, not PythonFunction's `on_event`.
 DEPLOYER_ENTRY_POINT = "lambdas.model_deployer.handler.handler"

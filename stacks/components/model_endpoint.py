@@ -1,6 +1,6 @@
 """ModelEndpoint: one SageMaker endpoint serving a model from the artifacts bucket (inference stack).
 
-Built from one `stacks.config.InferenceEndpoint`:
+Built from one `genai_stack.config.InferenceEndpoint`:
 
 - a model: the Deep Learning Container of `settings.container` (`catalog.image_uri`) with the weights
   read uncompressed from `s3://<artifacts>/<settings.model_prefix>` (ModelDataSource, S3Prefix,
@@ -68,13 +68,13 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from stacks import compliance
-from stacks.catalog import accelerator_instances, image_uri, inference_instances, sagemaker_data
-from stacks.compliance import Acknowledgement, nag_resource
-from stacks.components.monitoring import MonitoringHub
-from stacks.components.python_custom_resource import PythonCustomResource
-from stacks.components.python_function import encrypted_log_group
-from stacks.config import InferenceEndpoint
+from genai_stack import compliance
+from genai_stack.catalog import accelerator_instances, image_uri, inference_instances, sagemaker_data
+from genai_stack.compliance import Acknowledgement, nag_resource
+from genai_stack.components.monitoring import MonitoringHub
+from genai_stack.components.python_custom_resource import PythonCustomResource
+from genai_stack.components.python_function import encrypted_log_group
+from genai_stack.config import InferenceEndpoint
 
 VARIANT = "AllTraffic"
 MODEL_DIR = "/opt/ml/model"
@@ -222,7 +222,7 @@ def container_environment(settings: InferenceEndpoint) -> dict[str, str]:
             "TENSOR_PARALLEL_DEGREE": str(2 * spec.accelerators),
             "OPTION_N_POSITIONS": str(settings.max_model_len),
             # The compiled batch; LMI's default is 32 (djl_python properties_manager), whose KV cache
-            # the profile validator does not size (stacks.config.sizing_problems).
+            # the profile validator does not size (genai_stack.config.sizing_problems).
             "OPTION_MAX_ROLLING_BATCH_SIZE": str(settings.max_num_seqs),
             "OPTION_DTYPE": "fp16",
             "OPTION_MODEL_LOADING_TIMEOUT": str(STARTUP_TIMEOUT_SECONDS["neuron"]),

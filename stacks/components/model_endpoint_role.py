@@ -23,10 +23,10 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks import compliance
-from stacks.catalog import image_repository_arn, inference_instances
-from stacks.compliance import nag_resource
-from stacks.components.model_endpoint import (
+from genai_stack import compliance
+from genai_stack.catalog import image_repository_arn, inference_instances
+from genai_stack.compliance import nag_resource
+from genai_stack.components.model_endpoint import (
     async_prefix,
     captures_data,
     check_names,
@@ -36,7 +36,7 @@ from stacks.components.model_endpoint import (
     monitoring_prefix,
     monitors_data_quality,
 )
-from stacks.config import InferenceEndpoint
+from genai_stack.config import InferenceEndpoint
 
 # Namespaces SageMaker publishes endpoint instance metrics and Model Monitor metrics to (SageMaker
 # developer guide: "SageMaker AI endpoint metrics", "CloudWatch Metrics for Bring Your Own Containers").

@@ -16,15 +16,20 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from lambdas.gateway.errors import GATEWAY_RESPONSES
-from lambdas.gateway.images import IMAGE_PREFIX
-from lambdas.gateway_authorizer.keys import AUTHORIZER_CACHE_SECONDS, TOKEN_PATTERN
-from stacks import compliance
-from stacks.components.drift_monitor import _AcknowledgeWhenResolved
-from stacks.components.gateway_protection import PUBLIC, GatewayProtection, GatewayWebAcl, execution_log_group
-from stacks.components.monitoring import MonitoringHub
-from stacks.components.python_function import PythonFunction, encrypted_log_group, profile_scoped
-from stacks.config import gateway_function_timeout_seconds
+from genai_stack import compliance
+from genai_stack.components.drift_monitor import _AcknowledgeWhenResolved
+from genai_stack.components.gateway_protection import (
+    PUBLIC,
+    GatewayProtection,
+    GatewayWebAcl,
+    execution_log_group,
+)
+from genai_stack.components.monitoring import MonitoringHub
+from genai_stack.components.python_function import PythonFunction, encrypted_log_group, profile_scoped
+from genai_stack.config import gateway_function_timeout_seconds
+from genai_stack.lambdas.gateway.errors import GATEWAY_RESPONSES
+from genai_stack.lambdas.gateway.images import IMAGE_PREFIX
+from genai_stack.lambdas.gateway_authorizer.keys import AUTHORIZER_CACHE_SECONDS, TOKEN_PATTERN
 
 PATHS = (
     ("POST", ("chat", "completions")),

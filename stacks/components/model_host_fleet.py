@@ -27,17 +27,17 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from stacks import compliance
-from stacks.catalog import accelerator_instances
-from stacks.components.model_host_user_data import (
+from genai_stack import compliance
+from genai_stack.catalog import accelerator_instances
+from genai_stack.components.model_host_user_data import (
     NEURON_CORE_METRIC,
     ServerSpec,
     render_user_data,
     wheelhouse_prefix,
 )
-from stacks.components.monitoring import MonitoringHub
-from stacks.components.python_function import encrypted_log_group, log_stream_arn
-from stacks.config import ModelHost, host_startup_budget
+from genai_stack.components.monitoring import MonitoringHub
+from genai_stack.components.python_function import encrypted_log_group, log_stream_arn
+from genai_stack.config import ModelHost, host_startup_budget
 
 PORT = 8000
 HEALTH_PATH = "/health"

@@ -8,7 +8,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks import compliance
+from genai_stack import compliance
 
 
 class ModelHostRole(Construct):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Literal
 
-from stacks.catalog import model_servers
+from genai_stack.catalog import model_servers
 
 TEMPLATE = "model_host.sh.tmpl"
 _PLACEHOLDER = re.compile(r"\{\{ ([a-z0-9_]+) \}\}")
@@ -122,7 +122,7 @@ def cloudwatch_agent_config(spec: ServerSpec) -> dict:
 
 def neuron_metrics_script() -> str:
     """stacks/templates/neuron_metrics.py without its comment lines (Python in a quoted heredoc)."""
-    text = resources.files("stacks").joinpath("templates", NEURON_METRICS_SCRIPT).read_text()
+    text = resources.files("genai_stack").joinpath("templates", NEURON_METRICS_SCRIPT).read_text()
     return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
 
 
@@ -162,7 +162,7 @@ def template_values(spec: ServerSpec) -> dict[str, str]:
 
 
 def render_user_data(spec: ServerSpec) -> str:
-    template = resources.files("stacks").joinpath("templates", TEMPLATE).read_text()
+    template = resources.files("genai_stack").joinpath("templates", TEMPLATE).read_text()
     values = template_values(spec)
     wanted = set(_PLACEHOLDER.findall(template))
     if missing := wanted - set(values):

@@ -16,8 +16,8 @@ from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cw
 from constructs import Construct
 
-from stacks.components.model_access import GuardrailRef
-from stacks.components.monitoring import MonitoringHub
+from genai_stack.components.model_access import GuardrailRef
+from genai_stack.components.monitoring import MonitoringHub
 
 PERIOD = Duration.minutes(5)
 

@@ -9,9 +9,9 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from stacks import compliance
-from stacks.components.python_function import encrypted_log_group
-from stacks.config import Network
+from genai_stack import compliance
+from genai_stack.components.python_function import encrypted_log_group
+from genai_stack.config import Network
 
 E = ec2.InterfaceVpcEndpointAwsService
 # What the hosts call without internet: Session Manager (SSM, SSM messages, EC2 messages), CloudWatch

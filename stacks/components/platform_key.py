@@ -9,7 +9,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from stacks.components.alarm_topic import ALARM_PUBLISHERS, ServicePublisher
+from genai_stack.components.alarm_topic import ALARM_PUBLISHERS, ServicePublisher
 
 # The default service-linked role of EC2 Auto Scaling (its path and name are fixed by AWS: EC2 Auto
 # Scaling user guide, "Service-linked roles for Amazon EC2 Auto Scaling",

@@ -8,7 +8,7 @@ from aws_cdk import aws_bedrock as bedrock
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from stacks.components.versioning import config_digest, keep_published_versions
+from genai_stack.components.versioning import config_digest, keep_published_versions
 
 
 class PromptTemplate(Construct):

@@ -10,8 +10,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from stacks import compliance
-from stacks.components.python_function import PythonFunction, encrypted_log_group
+from genai_stack import compliance
+from genai_stack.components.python_function import PythonFunction, encrypted_log_group
 
 
 class PythonCustomResource(Construct):

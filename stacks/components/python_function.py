@@ -1,4 +1,5 @@
-"""PythonFunction: a Lambda function from a package under `lambdas/`, packaged without Docker."""
+"""PythonFunction: a Lambda function from a package under `lambdas/` (or a code folder of the caller's),
+packaged without Docker."""
 
 from __future__ import annotations
 
@@ -26,9 +27,9 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from stacks import compliance
+from genai_stack import LAMBDAS_DIR, compliance
+from genai_stack.props import refuse_dicts
 
-LAMBDAS_DIR = Path(__file__).resolve().parents[2] / "lambdas"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
 # Powertools for AWS Lambda (Python), the version the tests run against (pyproject.toml). Its public
@@ -41,17 +42,24 @@ POWERTOOLS_PARAMETER = f"/aws/service/powertools/python/arm64/python3.14/{POWERT
 
 @jsii.implements(ILocalBundling)
 class _CopyPackage:
-    """Bundles `lambdas/__init__.py` and `lambdas/<package>/` (no __pycache__), on this machine."""
+    """Bundles `lambdas/__init__.py` and `lambdas/<package>/` (no __pycache__), on this machine; for a
+    caller's code folder, `<code_dir>/<package>/` at the asset's root."""
 
-    def __init__(self, package: str) -> None:
+    def __init__(self, package: str, code_dir: Path | None = None) -> None:
         self.package = package
+        self.code_dir = code_dir
 
     def try_bundle(self, output_dir: str, *, image: DockerImage, **_: object) -> bool:
-        target = Path(output_dir) / "lambdas"
+        source, target = (
+            (self.code_dir, Path(output_dir))
+            if self.code_dir
+            else (LAMBDAS_DIR, Path(output_dir) / "lambdas")
+        )
         target.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(LAMBDAS_DIR / "__init__.py", target / "__init__.py")
+        if not self.code_dir:
+            shutil.copy2(LAMBDAS_DIR / "__init__.py", target / "__init__.py")
         shutil.copytree(
-            LAMBDAS_DIR / self.package,
+            source / self.package,
             target / self.package,
             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
             dirs_exist_ok=True,
@@ -59,20 +67,32 @@ class _CopyPackage:
         return True
 
 
-def package_code(package: str) -> lambda_.Code:
+def handler_module(package: str, code_dir: str | Path | None = None) -> str:
+    """The module Lambda imports: `lambdas.<package>.handler`, or `<package>.handler` from a caller's
+    code folder."""
+    return f"{package}.handler" if code_dir else f"lambdas.{package}.handler"
+
+
+def package_code(package: str, code_dir: str | Path | None = None) -> lambda_.Code:
     """The code asset of one function package; its hash is that of the bundled files only."""
-    if not (LAMBDAS_DIR / package / "handler.py").is_file():
-        raise ValueError(f"lambdas/{package}/handler.py does not exist")
+    root = Path(code_dir).resolve() if code_dir else LAMBDAS_DIR
+    if not (root / package / "handler.py").is_file():
+        raise ValueError(
+            f"{root / package / 'handler.py'} does not exist (PythonFunction package={package!r})"
+        )
     return lambda_.Code.from_asset(
-        str(LAMBDAS_DIR),
+        str(root),
         asset_hash_type=AssetHashType.OUTPUT,
         # The image is never pulled: local bundling always succeeds (no Docker on the build machines).
         # CDK caches a bundle by source path and bundling options, not by the local bundler: the
         # package in the environment keeps two functions' bundles apart.
         bundling=BundlingOptions(
             image=DockerImage.from_registry("local-bundling-only"),
-            local=_CopyPackage(package),
-            environment={"GENAI_STACK_PACKAGE": package},
+            local=_CopyPackage(package, Path(code_dir).resolve() if code_dir else None),
+            environment={
+                "GENAI_STACK_PACKAGE": package,
+                **({"GENAI_STACK_CODE": str(root)} if code_dir else {}),
+            },
         ),
     )
 
@@ -89,10 +109,23 @@ def profile_scoped(scope: Construct, name: str) -> str:
     return f"{profile}-{name}" if profile else name
 
 
+@refuse_dicts
 class PythonFunction(Construct):
     """Python 3.14 on arm64 with the Powertools layer, a KMS-encrypted log group and encrypted environment.
 
-    The handler is `lambdas.<package>.handler.on_event`.
+    The handler is `lambdas.<package>.handler.on_event` (this project's functions), or
+    `<package>.handler.on_event` from `code_dir`, a folder of the caller's that holds `<package>/`.
+    The role may write only to the function's own log group; add what the code calls.
+
+    Example::
+
+        from genai_stack.constructs import PythonFunction
+
+        fn = PythonFunction(
+            stack, "Summarize", package="summarize", code_dir="functions",  # functions/summarize/handler.py
+            description="Summarizes a ticket", encryption_key=key, log_retention_days=30,
+        )
+        fn.function.add_environment("MODEL_ID", "amazon.nova-lite-v1:0")
     """
 
     def __init__(
@@ -104,6 +137,7 @@ class PythonFunction(Construct):
         description: str,
         encryption_key: kms.IKey,
         log_retention_days: int,
+        code_dir: str | Path | None = None,
         environment: Mapping[str, str] | None = None,
         timeout_seconds: int = 60,
         memory_size: int = 256,
@@ -145,8 +179,8 @@ class PythonFunction(Construct):
             "Function",
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
-            handler=f"lambdas.{package}.handler.on_event",
-            code=package_code(package),
+            handler=f"{handler_module(package, code_dir)}.on_event",
+            code=package_code(package, code_dir),
             description=description,
             layers=[powertools],
             environment={"POWERTOOLS_SERVICE_NAME": self.service_name, **(environment or {})},

@@ -19,10 +19,10 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks import compliance
-from stacks.catalog import image_repository_arn, training_instances
-from stacks.compliance import Acknowledgement, nag_resource
-from stacks.config import TrainingPipeline
+from genai_stack import compliance
+from genai_stack.catalog import image_repository_arn, training_instances
+from genai_stack.compliance import Acknowledgement, nag_resource
+from genai_stack.config import TrainingPipeline
 
 # SageMaker writes training logs to this group and training metrics to this namespace (SageMaker
 # developer guide, "Monitor and Analyze Training Jobs Using Amazon CloudWatch Metrics").

@@ -30,18 +30,18 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from stacks import compliance
-from stacks.catalog import image_uri
-from stacks.compliance import STATE_MACHINE_DELIVERY_AND_TRACING, Acknowledgement
-from stacks.components.monitoring import MonitoringHub
-from stacks.components.python_function import PythonFunction, encrypted_log_group
-from stacks.components.training_job_role import (
+from genai_stack import compliance
+from genai_stack.catalog import image_uri
+from genai_stack.compliance import STATE_MACHINE_DELIVERY_AND_TRACING, Acknowledgement
+from genai_stack.components.monitoring import MonitoringHub
+from genai_stack.components.python_function import PythonFunction, encrypted_log_group
+from genai_stack.components.training_job_role import (
     checkpoint_prefix,
     nag_resource,
     output_prefix,
     uses_volume_key,
 )
-from stacks.config import TrainingPipeline as TrainingPipelineSettings
+from genai_stack.config import TrainingPipeline as TrainingPipelineSettings
 
 # SageMaker entity names (model package group, training job): [a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}.
 SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")

@@ -9,7 +9,7 @@ import importlib
 
 import pytest
 
-from stacks.config import builtin_profile_names
+from genai_stack.config import builtin_profile_names
 from tests.access.deployment import Deployment, Role
 from tests.access.rows import Call, function_rows, service_role_rows
 

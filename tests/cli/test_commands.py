@@ -8,8 +8,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from stacks.cli import app
-from stacks.config import builtin_profile_names
+from genai_stack.cli import app
+from genai_stack.config import builtin_profile_names
 
 runner = CliRunner()
 
@@ -33,6 +33,31 @@ def test_profiles_lists_every_builtin_profile_with_stacks_and_fixed_cost():
     assert "self-hosted-hosting" in rows["self-hosted"]["stacks"]
     assert rows["self-hosted"]["approaches"] == ["managed API", "self-managed", "gateway"]
     assert rows["self-hosted"]["fixed_monthly_usd"] > rows["managed-api"]["fixed_monthly_usd"] > 0
+
+
+def test_profiles_reads_the_recorded_figures_and_synthesizes_only_a_profile_without_one(monkeypatch):
+    """`genai-stack profiles` took 15 to 30 s synthesizing every profile for its table; it reads the
+    figures recorded from the cost model (stacks/data/builtin_profiles.json, kept current by
+    tests/cli/test_cost_docs.py) and synthesizes only a built-in profile that has no record."""
+    from genai_stack.cli import profiles as command
+    from genai_stack.cost import builtin_summaries
+
+    recorded = builtin_summaries()
+    assert sorted(recorded) == builtin_profile_names()
+    synthesized = []
+
+    def synthesize(selection, outdir):
+        synthesized.append(selection)
+        raise AssertionError("synthesized")
+
+    monkeypatch.setattr(command, "synthesize", synthesize)
+    rows = {row["name"]: row for row in json.loads(invoke("profiles", "--json").stdout)}
+    assert synthesized == []
+    assert rows["managed-api"]["fixed_monthly_usd"] == recorded["managed-api"]["fixed_monthly_usd"]
+    monkeypatch.setattr(command, "builtin_summaries", lambda: {k: v for k, v in recorded.items() if k != "managed-api"})
+    result = invoke("profiles", "--json")
+    assert synthesized == ["managed-api"]
+    assert result.exit_code != 0
 
 
 def test_validate_passes_good_files_and_fails_bad_ones_with_file_and_field(tmp_path):

@@ -1,16 +1,19 @@
 """Each built-in profile's docs page shows its idle cost exactly as `genai-stack cost` counts it
-(stacks/cost.py idle_cost_markdown), between markers. `make docs-cost` rewrites the blocks
-(WRITE_COST_DOCS=1); without it a stale page fails here."""
+(stacks/cost.py idle_cost_markdown), between markers, and `genai-stack profiles` reads the same figures
+from stacks/data/builtin_profiles.json. `make docs-cost` rewrites both (WRITE_COST_DOCS=1); without it
+a stale page or summary fails here."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 
 import pytest
 
-from stacks.config import REPO_ROOT, builtin_profile_names, load_profile
-from stacks.cost import estimate, idle_cost_markdown
+from genai_stack.config import builtin_profile_names, load_profile
+from genai_stack.cost import BUILTIN_SUMMARY, builtin_summary, estimate, idle_cost_markdown
+from tests.support import REPO_ROOT
 
 START = "<!-- cost:start (generated from stacks/cost.py; make docs-cost) -->"
 END = "<!-- cost:end -->"
@@ -27,3 +30,18 @@ def test_the_profile_page_shows_the_cost_model_s_idle_cost(synthesized, name):
         page.write_text(BLOCK.sub(lambda _: block, text), encoding="utf-8")
         text = page.read_text(encoding="utf-8")
     assert BLOCK.search(text).group(0) == block, f"{page} is stale: run `make docs-cost`"
+
+
+def test_the_built_in_summary_is_the_cost_model_s(synthesized):
+    """The table `genai-stack profiles` prints without synthesis equals the cost model's figures over
+    this session's synthesis of every built-in profile."""
+    expected = {}
+    for name in builtin_profile_names():
+        by_stack_name = {s.stack_name: synthesized.template(name, s.node.id) for s in synthesized.profiles[name].stacks}
+        expected[name] = builtin_summary(load_profile(name), by_stack_name)
+    text = json.dumps(expected, indent=2, sort_keys=True) + "\n"
+    if os.environ.get("WRITE_COST_DOCS") == "1":
+        BUILTIN_SUMMARY.write_text(text, encoding="utf-8")
+    assert BUILTIN_SUMMARY.read_text(encoding="utf-8") == text, (
+        f"{BUILTIN_SUMMARY} is stale: run `make docs-cost`"
+    )

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from stacks.advisor import Workload, crossover_requests, per_request_usd, recommend, self_hosted_usd
-from stacks.config import load_profile
-from stacks.cost import Usage, estimate
-from stacks.observability import custom_metric_sets
+from genai_stack.advisor import Workload, crossover_requests, per_request_usd, recommend, self_hosted_usd
+from genai_stack.config import load_profile
+from genai_stack.cost import Usage, estimate
+from genai_stack.observability import custom_metric_sets
 
 
 def lines(items) -> dict[str, float]:

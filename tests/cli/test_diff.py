@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from stacks.cli.app import app
-from stacks.cli.diff import (  # importing the module registers `diff` on the app
+from genai_stack.cli.app import app
+from genai_stack.cli.diff import (  # importing the module registers `diff` on the app
     COMMENT_MARKER,
     DiffReport,
     ResourceChange,
@@ -33,8 +33,9 @@ from stacks.cli.diff import (  # importing the module registers `diff` on the ap
     render_markdown,
     stack_diffs,
 )
-from stacks.compliance import STATEFUL_RESOURCE_TYPES
-from stacks.config import REPO_ROOT, builtin_profile_names
+from genai_stack.compliance import STATEFUL_RESOURCE_TYPES
+from genai_stack.config import builtin_profile_names
+from tests.support import REPO_ROOT
 
 runner = CliRunner()
 GIT = shutil.which("git")

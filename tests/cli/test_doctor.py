@@ -12,9 +12,9 @@ from botocore.exceptions import NoCredentialsError
 from botocore.stub import Stubber
 from typer.testing import CliRunner
 
-from stacks.cli import app
-from stacks.cli import doctor as doc
-from stacks.config import load_profile
+from genai_stack.cli import app
+from genai_stack.cli import doctor as doc
+from genai_stack.config import load_profile
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

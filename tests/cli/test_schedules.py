@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from stacks.schedules import monthly_hours
+from genai_stack.schedules import monthly_hours
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from stacks.cli import synth
+from genai_stack.cli import synth
+from tests.support import REPO_ROOT
 
 
 @dataclass
@@ -38,10 +39,10 @@ def test_the_same_profile_synthesizes_once_and_callers_get_copies(tmp_path, monk
 
     monkeypatch.setattr(synth, "add_profiles", add_profiles)
     monkeypatch.setattr(synth, "_SYNTHESIZED", {})
-    source = (synth.REPO_ROOT / "profiles" / "managed-api.yaml").read_text()
+    source = (REPO_ROOT / "profiles" / "managed-api.yaml").read_text()
     path = tmp_path / "managed-api.yaml"
     path.write_text(source)
-    shutil.copytree(synth.REPO_ROOT / "profiles" / "prompts", tmp_path / "prompts")  # its prompt files
+    shutil.copytree(REPO_ROOT / "profiles" / "prompts", tmp_path / "prompts")  # its prompt files
     first = synth.synthesize(str(path), tmp_path / "a")
     first[0].templates["f"]["Resources"]["Mutated"] = {}
     second = synth.synthesize(str(path), tmp_path / "b")

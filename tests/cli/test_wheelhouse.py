@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from stacks.catalog import model_servers
-from stacks.cli import app
-from stacks.cli import wheelhouse as module
+from genai_stack.catalog import model_servers
+from genai_stack.cli import app
+from genai_stack.cli import wheelhouse as module
 
 VERSION = model_servers().vllm_version
 

@@ -9,7 +9,7 @@ import pytest
 from aws_cdk import Stack, Stage
 from aws_cdk import aws_s3 as s3
 
-from stacks import compliance
+from genai_stack import compliance
 from tests.conftest import cdk_app
 
 

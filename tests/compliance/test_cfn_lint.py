@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 import subprocess
 
-from stacks.config import REPO_ROOT
 from tests.compliance.tools import cfn_lint_args, ignored_checks
+from tests.support import REPO_ROOT
 
 # cfn-lint's exit status: a bit per level of the matches found (2 error, 4 warning, 8 informational).
 LEVEL_BITS = {"E": 2, "W": 4, "I": 8}

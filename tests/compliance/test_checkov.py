@@ -20,7 +20,7 @@ import pytest
 from aws_cdk import Stack
 from aws_cdk import aws_s3 as s3
 
-from stacks import compliance
+from genai_stack import compliance
 from tests.compliance.tools import CHECKOV, CHECKOV_ENV, Resource, checkov_args, skips_in
 from tests.conftest import cdk_app
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from stacks.config import REPO_ROOT
+from tests.support import REPO_ROOT
 from tests.support.background import BackgroundRun
 
 if TYPE_CHECKING:

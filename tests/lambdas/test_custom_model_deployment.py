@@ -163,7 +163,7 @@ def test_a_throttled_call_fails_the_task_under_the_name_the_state_machine_retrie
     with pytest.raises(ClientError, match="ThrottlingException") as raised:
         handler.on_event(payload(), FakeLambdaContext())
     # Lambda reports the exception's class name as the error; the Deploy state retries it.
-    from stacks.components.bedrock_customization import DEPLOYMENT_TRANSIENT_ERRORS
+    from genai_stack.components.bedrock_customization import DEPLOYMENT_TRANSIENT_ERRORS
 
     assert type(raised.value).__name__ == "ThrottlingException"
     assert type(raised.value).__name__ in DEPLOYMENT_TRANSIENT_ERRORS

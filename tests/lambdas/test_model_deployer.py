@@ -33,9 +33,9 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
 
+from genai_stack.components import model_deployment
 from lambdas.model_deployer import logic
 from lambdas.model_deployer.logic import Deployment, EndpointBusyError
-from stacks.components import model_deployment
 from tests.support.moto_server import moto_server
 
 ACCOUNT = "123456789012"

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stacks.catalog import bedrock_catalog, guardrail_languages, topic_definition_limit
-from stacks.config import ProfileError, load_profile
+from genai_stack.catalog import bedrock_catalog, guardrail_languages, topic_definition_limit
+from genai_stack.config import ProfileError, load_profile
 
 BASE = {
     "name": "team-a",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stacks.config import (
+from genai_stack.config import (
     PROFILES_DIR,
     SCHEMA_PATH,
     Profile,

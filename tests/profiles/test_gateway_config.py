@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stacks.config import ProfileError, load_profile
+from genai_stack.config import ProfileError, load_profile
 
 BASE = {
     "name": "team-a",
@@ -128,7 +128,7 @@ def test_the_deadline_stays_under_api_gateway_s_timeout(tmp_path):
 def test_the_function_timeout_stays_under_api_gateway_s_29_seconds_with_a_margin(tmp_path):
     """The function times out at deadline + 3 s (whole seconds); API Gateway's REST integration gives
     up at 29 s. 25.5 s would make it 29 s: refused, naming the field, the value and what is allowed."""
-    from stacks.config import gateway_function_timeout_seconds
+    from genai_stack.config import gateway_function_timeout_seconds
 
     gateway = {"aliases": {"chat": [{"bedrock": "amazon.nova-lite-v1:0"}]}, "tenants": TENANTS}
     message = error(tmp_path, {**gateway, "deadline_seconds": 25.5})

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stacks.config import ProfileError, load_profile
+from genai_stack.config import ProfileError, load_profile
 
 BASE = {
     "name": "team-a",

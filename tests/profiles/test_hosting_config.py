@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stacks.catalog import accelerator_instances, sizing_rules, startup_budget
-from stacks.config import ProfileError, load_profile
+from genai_stack.catalog import accelerator_instances, sizing_rules, startup_budget
+from genai_stack.config import ProfileError, load_profile
 
 BASE = {
     "name": "team-a",
@@ -216,7 +216,7 @@ def test_an_existing_vpc_needs_a_subnet_per_zone(tmp_path):
 
 
 def test_every_instance_in_the_table_has_a_positive_memory_and_an_ami(tmp_path):
-    from stacks.catalog import ami_parameter
+    from genai_stack.catalog import ami_parameter
 
     for name, spec in accelerator_instances().items():
         assert name.split(".")[0] in {"inf2", "g5", "g6"}

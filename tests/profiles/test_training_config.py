@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stacks.config import ProfileError, load_profile, load_profiles
+from genai_stack.config import ProfileError, load_profile, load_profiles
 
 BASE = {
     "name": "team-a",

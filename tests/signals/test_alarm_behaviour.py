@@ -16,7 +16,7 @@ from collections import defaultdict
 
 import pytest
 
-from stacks.config import builtin_profile_names
+from genai_stack.config import builtin_profile_names
 from tests.signals.readers import Identity
 
 # Metrics published on a schedule whatever happens: no data means the publisher stopped.

@@ -17,7 +17,7 @@ import copy
 
 import pytest
 
-from stacks.config import builtin_profile_names
+from genai_stack.config import builtin_profile_names
 from tests.access.conftest import deployment_of
 from tests.signals.conftest import keyed, readers_of
 from tests.signals.contract import check, reads

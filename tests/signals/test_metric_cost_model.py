@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from stacks.config import builtin_profile_names, load_profile
-from stacks.observability import custom_metric_sets
+from genai_stack.config import builtin_profile_names, load_profile
+from genai_stack.observability import custom_metric_sets
 
 
 def declared(profile: str) -> set[tuple[str, str, frozenset[str]]]:

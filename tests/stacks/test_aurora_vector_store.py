@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from stacks.config import load_profile
+from genai_stack.config import load_profile
 
 PROFILE = "customer-service"
 

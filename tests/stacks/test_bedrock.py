@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from stacks.catalog import bedrock_catalog, guardrail_profile
-from stacks.components.model_access import INVOKE_ACTIONS
-from stacks.config import load_profile
+from genai_stack.catalog import bedrock_catalog, guardrail_profile
+from genai_stack.components.model_access import INVOKE_ACTIONS
+from genai_stack.config import load_profile
 
 PROFILE = "managed-api"
 GUARDED = "bedrock:GuardrailIdentifier"

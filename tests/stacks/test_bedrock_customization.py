@@ -14,21 +14,21 @@ import pytest
 from aws_cdk import Environment, Stack
 from aws_cdk import aws_sns as sns
 
-from stacks import compliance
-from stacks.cli.synth import cdk_app
-from stacks.components import bedrock_customization, bedrock_customization_role
-from stacks.components.bedrock_customization import (
+from genai_stack import compliance
+from genai_stack.cli.synth import cdk_app
+from genai_stack.components import bedrock_customization, bedrock_customization_role
+from genai_stack.components.bedrock_customization import (
     DEPLOYMENT_TRANSIENT_ERRORS,
     TRANSIENT_ERRORS,
     BedrockCustomization,
     check_job_prefix,
 )
-from stacks.components.bedrock_customization_role import BedrockCustomizationRole
-from stacks.components.monitoring import MonitoringHub
-from stacks.components.platform_key import PlatformKey
-from stacks.components.secure_bucket import SecureBucket
-from stacks.config import REPO_ROOT
-from stacks.config import BedrockCustomization as Settings
+from genai_stack.components.bedrock_customization_role import BedrockCustomizationRole
+from genai_stack.components.monitoring import MonitoringHub
+from genai_stack.components.platform_key import PlatformKey
+from genai_stack.components.secure_bucket import SecureBucket
+from genai_stack.config import BedrockCustomization as Settings
+from tests.support import REPO_ROOT
 
 CFN_LINT = Path(sys.executable).with_name("cfn-lint")
 REGION = "us-east-1"

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from stacks.components.python_function import VPC_NETWORK_INTERFACE_ACTIONS
+from genai_stack.components.python_function import VPC_NETWORK_INTERFACE_ACTIONS
 
 
 def _statements(template: dict) -> Iterator[tuple[str, dict]]:

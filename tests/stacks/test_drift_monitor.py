@@ -12,14 +12,14 @@ import pytest
 from aws_cdk import Environment, Stack
 from aws_cdk import aws_sns as sns
 
+from genai_stack import compliance
+from genai_stack.cli.synth import cdk_app
+from genai_stack.components.drift_monitor import ALL_MODELS, NAMESPACE, DriftMonitor, DriftSource
+from genai_stack.components.monitoring import MonitoringHub
+from genai_stack.components.platform_key import PlatformKey
+from genai_stack.components.secure_bucket import SecureBucket
+from genai_stack.config import DriftMonitoring
 from lambdas.drift_monitor import logic
-from stacks import compliance
-from stacks.cli.synth import cdk_app
-from stacks.components.drift_monitor import ALL_MODELS, NAMESPACE, DriftMonitor, DriftSource
-from stacks.components.monitoring import MonitoringHub
-from stacks.components.platform_key import PlatformKey
-from stacks.components.secure_bucket import SecureBucket
-from stacks.config import DriftMonitoring
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

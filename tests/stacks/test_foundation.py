@@ -7,7 +7,7 @@ import json
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from stacks.components.alarm_topic import ALARM_PUBLISHERS
+from genai_stack.components.alarm_topic import ALARM_PUBLISHERS
 
 PROFILE = "managed-api"
 

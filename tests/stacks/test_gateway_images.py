@@ -9,8 +9,8 @@ import re
 import pytest
 import yaml
 
+from genai_stack.config import ProfileError, load_profile
 from lambdas.gateway.config import Settings
-from stacks.config import ProfileError, load_profile
 from tests.access.rows import function_rows
 from tests.access.rows.gateway import image_rows
 from tests.access.test_access import mismatches
@@ -156,7 +156,7 @@ def test_end_of_life_image_models_are_not_in_the_catalog(tmp_path):
 
 
 def test_the_plan_prices_images_per_image():
-    from stacks.cost import Usage, estimate
+    from genai_stack.cost import Usage, estimate
 
     synthesis = image_profile_synthesis()
     result = estimate(synthesis.profile, synthesis.templates, Usage(images=100))

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from stacks.components.gateway_protection import GatewayProtection
-from stacks.config import load_profile
+from genai_stack.components.gateway_protection import GatewayProtection
+from genai_stack.config import load_profile
 from tests.access.conftest import ACCOUNT, deployment_of
 from tests.access.evaluator import Policy, Request, ResourcePolicy, evaluate
 from tests.support.gateway_stack import gateway_template

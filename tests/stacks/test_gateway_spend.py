@@ -12,20 +12,20 @@ import json
 import pytest
 import yaml
 
-from lambdas.gateway.config import Settings
-from stacks.components.application_inference_profile import (
+from genai_stack.components.application_inference_profile import (
     NAME_MAX,
     NAME_PATTERN,
     gateway_routes,
     profile_name,
 )
-from stacks.components.cost_controls import (
+from genai_stack.components.cost_controls import (
     BEDROCK_SERVICE,
     GatewayCost,
     estimated_cost_metric,
     estimated_cost_query,
 )
-from stacks.config import PROFILES_DIR, Profile, ProfileError, load_profile
+from genai_stack.config import PROFILES_DIR, Profile, ProfileError, load_profile
+from lambdas.gateway.config import Settings
 from tests.access.conftest import deployment_of
 
 GATEWAY_PROFILES = ["managed-api", "custom-model", "self-hosted"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stacks.config import load_profile
+from genai_stack.config import load_profile
 
 PROFILE = "self-hosted"
 
@@ -111,7 +111,7 @@ def test_hosts_use_imdsv2_encrypted_disks_no_public_ip_and_the_dlami_from_ssm(re
 
 def test_an_ami_id_in_the_profile_is_used_as_it_is(tmp_path):
     """A pinned id needs no parameter: the launch template carries it."""
-    from stacks.stage import ProfileStacks
+    from genai_stack.stage import ProfileStacks
     from tests.conftest import cdk_app
 
     profile = load_profile(PROFILE)
@@ -244,7 +244,7 @@ def test_each_fleet_alarms_on_the_load_balancers_own_5xx(resources, settings):
 def test_no_healthy_host_alarms_only_while_the_group_wants_hosts_and_after_start_up(resources, settings):
     """HealthyHostCount alone is 0 every night for an off_hours fleet: the alarm also needs the group's
     desired capacity, and looks past a host's start-up budget."""
-    from stacks.components.model_host_fleet import startup_timeout
+    from genai_stack.components.model_host_fleet import startup_timeout
 
     alarms = alarms_on(resources, "HealthyHostCount")
     assert len(alarms) == len(settings.hosts)
@@ -311,7 +311,7 @@ def test_the_dashboard_has_a_section_per_host_with_accelerator_utilisation(synth
 def test_an_existing_vpc_is_used_by_id_without_lookup_or_new_network(tmp_path):
     from aws_cdk import assertions
 
-    from stacks.stage import ProfileStacks
+    from genai_stack.stage import ProfileStacks
     from tests.conftest import cdk_app
 
     profile = load_profile(PROFILE)

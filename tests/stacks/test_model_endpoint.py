@@ -15,21 +15,22 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 
-from stacks import compliance
-from stacks.catalog import image_repository_arn, image_uri, supported_regions
-from stacks.cli.synth import cdk_app
-from stacks.components.alarm_topic import AlarmTopic
-from stacks.components.model_endpoint import (
+from genai_stack import compliance
+from genai_stack.catalog import image_repository_arn, image_uri, supported_regions
+from genai_stack.cli.synth import cdk_app
+from genai_stack.components.alarm_topic import AlarmTopic
+from genai_stack.components.model_endpoint import (
     ModelEndpoint,
     application_autoscaling_cron,
     container_environment,
     model_monitor_image,
 )
-from stacks.components.model_endpoint_role import ModelEndpointRole
-from stacks.components.monitoring import MonitoringHub
-from stacks.components.platform_key import PlatformKey
-from stacks.components.secure_bucket import SecureBucket
-from stacks.config import REPO_ROOT, AsyncInference, InferenceEndpoint, OffHours
+from genai_stack.components.model_endpoint_role import ModelEndpointRole
+from genai_stack.components.monitoring import MonitoringHub
+from genai_stack.components.platform_key import PlatformKey
+from genai_stack.components.secure_bucket import SecureBucket
+from genai_stack.config import AsyncInference, InferenceEndpoint, OffHours
+from tests.support import REPO_ROOT
 
 REGION = "us-east-1"
 CFN_LINT = Path(sys.executable).with_name("cfn-lint")
@@ -285,7 +286,7 @@ def test_a_neuron_inference_component_takes_every_chip_and_shards_over_both_core
 def test_the_neuron_image_records_a_transformers_that_predates_rope_parameters():
     # transformers 5 writes RoPE under rope_parameters only; a 4.x reader silently falls back to
     # rope_theta 10000 (stacks/data/sagemaker.json, lmi-neuron notes). Llama 3.1 needs >= 4.43.
-    from stacks.catalog import sagemaker_data
+    from genai_stack.catalog import sagemaker_data
 
     entry = sagemaker_data()["images"]["lmi-neuron"]
     major, minor, _ = (int(part) for part in entry["transformers"].split("."))
@@ -769,7 +770,7 @@ def test_a_monitor_role_is_required_exactly_when_monitoring(tmp_path):
 
 
 def test_every_acknowledgement_of_the_roles_names_its_finding_and_gives_a_reason():
-    from stacks.components import model_endpoint_role
+    from genai_stack.components import model_endpoint_role
 
     acks = [v for v in vars(model_endpoint_role).values() if isinstance(v, compliance.Acknowledgement)]
     assert len(acks) == 7

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from stacks.components import model_host_user_data as user_data
-from stacks.components.model_host_user_data import ServerSpec, cloudwatch_agent_config, render_user_data
+from genai_stack.components import model_host_user_data as user_data
+from genai_stack.components.model_host_user_data import ServerSpec, cloudwatch_agent_config, render_user_data
 
 SHELLCHECK = Path(sys.executable).with_name("shellcheck")
 

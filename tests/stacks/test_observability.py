@@ -8,10 +8,10 @@ import pytest
 from aws_cdk import Duration, Environment, Stack, Stage
 from aws_cdk import aws_cloudwatch as cloudwatch
 
-from stacks.components.monitoring import MonitoringHub
-from stacks.config import load_profile
-from stacks.foundation_stack import FoundationStack
-from stacks.observability_stack import ObservabilityStack
+from genai_stack.components.monitoring import MonitoringHub
+from genai_stack.config import load_profile
+from genai_stack.foundation_stack import FoundationStack
+from genai_stack.observability_stack import ObservabilityStack
 from tests.conftest import cdk_app
 
 PROFILE = "managed-api"

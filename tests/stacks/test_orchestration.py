@@ -7,10 +7,10 @@ import re
 
 import pytest
 
+from genai_stack.cli.keys import usage_plan_name
+from genai_stack.config import load_profile
 from lambdas.gateway.config import Settings
 from lambdas.gateway_authorizer.keys import AUTHORIZER_CACHE_SECONDS, new_key
-from stacks.cli.keys import usage_plan_name
-from stacks.config import load_profile
 
 PROFILE = "managed-api"
 
@@ -214,8 +214,8 @@ def test_the_orchestration_template_changes_whenever_the_guardrail_configuration
     """The CDK CLI skips a stack whose template did not change, and only a deployed template re-reads
     the guardrail version through Fn::GetStackOutput: a guardrail change must change this template
     too, or the gateway keeps sending the old version."""
-    from stacks.cli.synth import cdk_app
-    from stacks.stage import ProfileStacks
+    from genai_stack.cli.synth import cdk_app
+    from genai_stack.stage import ProfileStacks
 
     profile = load_profile(PROFILE)
     guardrail = profile.bedrock.guardrail
@@ -415,9 +415,9 @@ def test_the_gateway_s_guardrail_is_accepted_in_every_state_of_a_rollout(synthes
 
 
 def test_target_limits_reach_gateway_config_only_when_the_profile_sets_them():
+    from genai_stack.config import GatewayTarget
+    from genai_stack.orchestration_stack import target_config
     from lambdas.gateway.config import Target
-    from stacks.config import GatewayTarget
-    from stacks.orchestration_stack import target_config
 
     plain = target_config(GatewayTarget(bedrock="amazon.nova-micro-v1:0"), None)
     assert plain == {"kind": "bedrock", "model": "amazon.nova-micro-v1:0"}  # templates unchanged

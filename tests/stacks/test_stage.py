@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from stacks.config import PROFILE_TAG, PROJECT_TAG, load_profile
-from stacks.stage import PROJECT, GenAiStage
+from genai_stack.config import PROFILE_TAG, PROJECT_TAG, load_profile
+from genai_stack.stage import PROJECT, GenAiStage
 from tests.conftest import cdk_app
 
 TAGGED_TYPES = ("AWS::KMS::Key", "AWS::S3::Bucket", "AWS::SNS::Topic")

@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from stacks.compliance import STATEFUL_RESOURCE_TYPES
+from genai_stack.compliance import STATEFUL_RESOURCE_TYPES
 
 PINS = Path(__file__).with_name("stateful_resources.json")
 

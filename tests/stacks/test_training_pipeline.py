@@ -20,18 +20,22 @@ from aws_cdk import App, Environment, Stack
 from aws_cdk import aws_sns as sns
 from botocore.validate import ParamValidator
 
-from stacks import compliance
-from stacks.catalog import image_repository_arn, image_uri
-from stacks.cli.synth import cdk_app
-from stacks.components import model_deployment, training_job_role, training_pipeline
-from stacks.components.model_deployment import DEPLOYER_ENTRY_POINT, EndpointDeployment, ModelDeployment
-from stacks.components.monitoring import MonitoringHub
-from stacks.components.platform_key import PlatformKey
-from stacks.components.secure_bucket import SecureBucket
-from stacks.components.training_job_role import TrainingJobRole
-from stacks.components.training_pipeline import TrainingPipeline, framework_hyperparameters, job_name_prefix
-from stacks.config import REPO_ROOT
-from stacks.config import TrainingPipeline as PipelineSettings
+from genai_stack import compliance
+from genai_stack.catalog import image_repository_arn, image_uri
+from genai_stack.cli.synth import cdk_app
+from genai_stack.components import model_deployment, training_job_role, training_pipeline
+from genai_stack.components.model_deployment import DEPLOYER_ENTRY_POINT, EndpointDeployment, ModelDeployment
+from genai_stack.components.monitoring import MonitoringHub
+from genai_stack.components.platform_key import PlatformKey
+from genai_stack.components.secure_bucket import SecureBucket
+from genai_stack.components.training_job_role import TrainingJobRole
+from genai_stack.components.training_pipeline import (
+    TrainingPipeline,
+    framework_hyperparameters,
+    job_name_prefix,
+)
+from genai_stack.config import TrainingPipeline as PipelineSettings
+from tests.support import REPO_ROOT
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from stacks.config import load_profile
+from genai_stack.config import load_profile
 
 PROFILE = "custom-model"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from aws_cdk import App, Environment, Stack
 from aws_cdk import aws_kms as kms
 
-from stacks.catalog import guardrail_profile
-from stacks.components.guardrail import Guardrail
-from stacks.components.prompt_template import PromptTemplate
-from stacks.config import Guardrail as GuardrailSettings
+from genai_stack.catalog import guardrail_profile
+from genai_stack.components.guardrail import Guardrail
+from genai_stack.components.prompt_template import PromptTemplate
+from genai_stack.config import Guardrail as GuardrailSettings
 
 BASE = GuardrailSettings(blocked_input_message="No.", blocked_output_message="No.")
 

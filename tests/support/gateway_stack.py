@@ -9,8 +9,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk.assertions import Template
 
-from stacks.cli.synth import cdk_app
-from stacks.components.model_gateway import ModelGateway
+from genai_stack.cli.synth import cdk_app
+from genai_stack.components.model_gateway import ModelGateway
 
 
 def gateway_template(outdir: Path, **props) -> Template:

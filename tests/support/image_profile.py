@@ -14,8 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from stacks.cli.synth import Synthesis, synthesize
-from stacks.config import PROFILES_DIR
+from genai_stack.cli.synth import Synthesis, synthesize
+from genai_stack.config import PROFILES_DIR
 
 IMAGE_MODEL = "stability.sd3-5-large-v1:0"
 NAME = "images-test"

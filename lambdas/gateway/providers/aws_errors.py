@@ -6,7 +6,7 @@ import json
 
 from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
 
-from lambdas.gateway.errors import ProviderError
+from ..errors import ProviderError
 
 THROTTLED = {"ThrottlingException", "ServiceQuotaExceededException", "TooManyRequestsException"}
 RETRYABLE = THROTTLED | {

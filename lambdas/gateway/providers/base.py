@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from lambdas.gateway.deadline import Deadline
-from lambdas.gateway.schema import ChatCompletionRequest
+from ..deadline import Deadline
+from ..schema import ChatCompletionRequest
 
 
 @dataclass(frozen=True)

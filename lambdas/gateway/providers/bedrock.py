@@ -10,11 +10,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambdas.gateway.deadline import Deadline, as_timed
-from lambdas.gateway.errors import ProviderError
-from lambdas.gateway.providers.aws_errors import provider_error
-from lambdas.gateway.providers.base import ChatResult, Delta, EmbeddingResult
-from lambdas.gateway.schema import ChatCompletionRequest, ImagePart, Message, NamedToolChoice, ToolCall
+from ..deadline import Deadline, as_timed
+from ..errors import ProviderError
+from ..schema import ChatCompletionRequest, ImagePart, Message, NamedToolChoice, ToolCall
+from .aws_errors import provider_error
+from .base import ChatResult, Delta, EmbeddingResult
 
 # Converse stop reasons -> OpenAI finish reasons.
 FINISH = {

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from urllib.parse import SplitResult, urlsplit
 
-from lambdas.gateway.deadline import CONNECT_TIMEOUT_SECONDS
+from ..deadline import CONNECT_TIMEOUT_SECONDS
 
 MAX_IDLE_PER_HOST = 8
 MAX_IDLE_SECONDS = 50.0  # under the ALB's default 60 s connection idle timeout

@@ -10,13 +10,13 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambdas.gateway.deadline import Deadline, as_timed
-from lambdas.gateway.errors import ProviderError
-from lambdas.gateway.providers.aws_errors import model_server_error, provider_error
-from lambdas.gateway.providers.base import ChatResult, Delta
-from lambdas.gateway.providers.http_pool import HttpPool, shared_pool
-from lambdas.gateway.schema import ANSWER_OPTIONS, ChatCompletionRequest, Message
-from lambdas.gateway.sse import openai_deltas
+from ..deadline import Deadline, as_timed
+from ..errors import ProviderError
+from ..schema import ANSWER_OPTIONS, ChatCompletionRequest, Message
+from ..sse import openai_deltas
+from .aws_errors import model_server_error, provider_error
+from .base import ChatResult, Delta
+from .http_pool import HttpPool, shared_pool
 
 # Forwarded as the caller sent them when set (vLLM's OpenAI-compatible server and the messages API of
 # the LMI and TGI containers take the OpenAI names). `user` is not: it identifies the caller's end

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stacks.catalog import bedrock_catalog, guardrail_profile
+from genai_stack.catalog import bedrock_catalog, guardrail_profile
 from tests.access.deployment import Deployment
 from tests.access.rows import Call
 

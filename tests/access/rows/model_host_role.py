@@ -25,9 +25,9 @@
 
 from __future__ import annotations
 
-from stacks.components.model_host_fleet import METRICS_NAMESPACE
-from stacks.components.model_host_user_data import NEURON_COMPILED_PREFIX, wheelhouse_prefix
-from stacks.config import load_profile
+from genai_stack.components.model_host_fleet import METRICS_NAMESPACE
+from genai_stack.components.model_host_user_data import NEURON_COMPILED_PREFIX, wheelhouse_prefix
+from genai_stack.config import load_profile
 from tests.access.deployment import Deployment, Role
 from tests.access.rows import Call
 from tests.access.rows.s3_objects import TLS, denied_object, get_object, list_objects, put_object

@@ -42,7 +42,7 @@ def encrypted_topics(deployment: Deployment) -> dict[str, str]:
 
 
 def rows(deployment: Deployment) -> list[tuple[str, Call]]:
-    from stacks.components.alarm_topic import ALARM_PUBLISHERS
+    from genai_stack.components.alarm_topic import ALARM_PUBLISHERS
 
     topics = encrypted_topics(deployment)
     assert topics, f"{deployment.profile}: no encrypted alarm topic"

@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from typer.testing import CliRunner
 
+from genai_stack.cli.keys import KeyManager, KeyOperationError, key_table_name, usage_plan_name
 from lambdas.gateway.errors import gateway_response
 from lambdas.gateway.local import serve
 from lambdas.gateway.service import Gateway
@@ -34,7 +35,6 @@ from lambdas.gateway_authorizer.keys import (
     new_key,
     stage_resources,
 )
-from stacks.cli.keys import KeyManager, KeyOperationError, key_table_name, usage_plan_name
 from tests.lambdas.gateway.conftest import moto_client
 from tests.lambdas.gateway.fakes import FixedEmbeddings, ScriptedChat, answer
 
@@ -399,7 +399,7 @@ def test_the_key_table_comes_from_the_foundation_stack_output():
     ],
 )
 def test_the_keys_command_refuses_what_the_profile_does_not_have(args, message):
-    from stacks.cli import app
+    from genai_stack.cli import app
 
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2
