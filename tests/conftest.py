@@ -78,24 +78,32 @@ RECORDED_CALLS_CHECK = "tests/access/test_recorded_calls.py"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The compliance tests and `genai-stack diff`'s (whose scanners and scenarios run in the
-    background meanwhile) run after the others, and the recorded-calls check runs last of all."""
+    """The compliance tests, `genai-stack diff`'s and the wheel's (whose scanners, scenarios and
+    install run in the background meanwhile) run after the others, and the recorded-calls check runs
+    last of all."""
     items.sort(
         key=lambda item: (
             item.nodeid.startswith(RECORDED_CALLS_CHECK),
-            item.nodeid.startswith(("tests/compliance/", "tests/cli/test_diff.py::")),
+            item.nodeid.startswith(
+                ("tests/compliance/", "tests/cli/test_diff.py::", "tests/test_package.py::")
+            ),
         )
     )
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """`genai-stack diff`'s scenarios (tests/cli/test_diff.py) synthesize two trees each, and the CDK
-    CLI's synth of every profile (tests/test_app.py) takes a process of its own: start them now, in
-    the background, when any test that reads them will run."""
+    CLI's synth of every profile (tests/test_app.py) and the wheel's build, install and use
+    (tests/test_package.py) take processes of their own: start them now, in the background, when any
+    test that reads them will run."""
     if any(item.nodeid.startswith("tests/cli/test_diff.py::") for item in session.items):
         from tests.cli import test_diff
 
         test_diff.start_scenarios(session.config._tmp_path_factory.mktemp("diff-scenarios"))
+    if any(item.nodeid.startswith("tests/test_package.py::") for item in session.items):
+        from tests import test_package
+
+        test_package.start_wheel_check(session.config._tmp_path_factory.mktemp("wheel"))
     if any(item.nodeid.startswith("tests/test_app.py::test_cdk_cli_synthesizes") for item in session.items):
         from tests import test_app
 

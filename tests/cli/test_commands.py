@@ -54,7 +54,9 @@ def test_profiles_reads_the_recorded_figures_and_synthesizes_only_a_profile_with
     rows = {row["name"]: row for row in json.loads(invoke("profiles", "--json").stdout)}
     assert synthesized == []
     assert rows["managed-api"]["fixed_monthly_usd"] == recorded["managed-api"]["fixed_monthly_usd"]
-    monkeypatch.setattr(command, "builtin_summaries", lambda: {k: v for k, v in recorded.items() if k != "managed-api"})
+    monkeypatch.setattr(
+        command, "builtin_summaries", lambda: {k: v for k, v in recorded.items() if k != "managed-api"}
+    )
     result = invoke("profiles", "--json")
     assert synthesized == ["managed-api"]
     assert result.exit_code != 0

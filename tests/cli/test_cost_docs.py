@@ -37,7 +37,9 @@ def test_the_built_in_summary_is_the_cost_model_s(synthesized):
     this session's synthesis of every built-in profile."""
     expected = {}
     for name in builtin_profile_names():
-        by_stack_name = {s.stack_name: synthesized.template(name, s.node.id) for s in synthesized.profiles[name].stacks}
+        by_stack_name = {
+            s.stack_name: synthesized.template(name, s.node.id) for s in synthesized.profiles[name].stacks
+        }
         expected[name] = builtin_summary(load_profile(name), by_stack_name)
     text = json.dumps(expected, indent=2, sort_keys=True) + "\n"
     if os.environ.get("WRITE_COST_DOCS") == "1":

@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -36,9 +37,10 @@ class TeamAi(Stack):
         super().__init__(scope, construct_id, **kwargs)
         key = kms.Key(self, "Key", enable_key_rotation=True)
         topic = sns.Topic(self, "Alerts", master_key=key)
+        settings = GuardrailSettings(blocked_input_message="Not here.", blocked_output_message="Not this.")
         Guardrail(
-            self, "Guardrail", name="team-guardrail", settings=GuardrailSettings(),
-            encryption_key=key, log_retention_days=30,
+            self, "Guardrail", name="team-guardrail", settings=settings, encryption_key=key,
+            log_retention_days=30,
         )
         CostControls(
             self, "Cost", tag_key="team", tag_value="support", monthly_limit_usd=500,
@@ -63,14 +65,26 @@ app.synth()
 
 
 def run(args: list[str], cwd: Path, env: dict[str, str]) -> dict:
+    started = time.monotonic()
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False)  # noqa: S603
-    return {"args": args, "returncode": done.returncode, "stdout": done.stdout, "stderr": done.stderr}
+    return {
+        "args": args,
+        "returncode": done.returncode,
+        "stdout": done.stdout,
+        "stderr": done.stderr,
+        "seconds": round(time.monotonic() - started, 1),
+    }
 
 
 def main(repo: Path, work: Path) -> dict:
     python = Path(sys.executable)
     uv = python.parent / "uv"
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
+    # As on a user's machine: no virtual environment of ours, and modules compiled once, on first import.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PYTHONDONTWRITEBYTECODE")
+    }
     env["JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"] = "20"
     source = work / "source"
     for name in SOURCES:
@@ -82,7 +96,16 @@ def main(repo: Path, work: Path) -> dict:
     steps: dict[str, dict] = {}
     report = {"steps": steps, "wheel": []}
     steps["build"] = run(
-        [str(python), "-m", "build", "--wheel", "--no-isolation", "--outdir", str(work / "dist"), str(source)],
+        [
+            str(python),
+            "-m",
+            "build",
+            "--wheel",
+            "--no-isolation",
+            "--outdir",
+            str(work / "dist"),
+            str(source),
+        ],
         work,
         env,
     )
@@ -91,6 +114,9 @@ def main(repo: Path, work: Path) -> dict:
         return report
     with zipfile.ZipFile(wheels[0]) as wheel:
         report["wheel"] = sorted(info.filename for info in wheel.infolist())
+        report["metadata"] = next(
+            wheel.read(name).decode() for name in wheel.namelist() if name.endswith(".dist-info/METADATA")
+        )
         report["executable"] = sorted(
             info.filename for info in wheel.infolist() if (info.external_attr >> 16) & 0o111
         )
@@ -110,7 +136,9 @@ def main(repo: Path, work: Path) -> dict:
     (user / "stacks" / "ai.py").write_text(USER_STACK)
     (user / "app.py").write_text(USER_APP)
     shutil.copy2(repo / "profiles" / "managed-api.yaml", user / "team.yaml")
-    (user / "team.yaml").write_text((user / "team.yaml").read_text().replace("name: managed-api", "name: team"))
+    (user / "team.yaml").write_text(
+        (user / "team.yaml").read_text().replace("name: managed-api", "name: team")
+    )
     shutil.copytree(repo / "profiles" / "prompts", user / "prompts")  # the profile's prompt files
     cli = str(venv / "bin" / "genai-stack")
     steps["profiles"] = run([cli, "profiles", "--json"], user, env)
@@ -119,6 +147,8 @@ def main(repo: Path, work: Path) -> dict:
         [str(venv / "bin" / "python"), "app.py"], user, {**env, "CDK_OUTDIR": str(user / "cdk.out")}
     )
     report["templates"] = sorted(p.name for p in (user / "cdk.out").glob("*.template.json"))
+    team_ai = user / "cdk.out" / "TeamAi.template.json"
+    report["team_ai_template"] = team_ai.read_text() if team_ai.is_file() else "{}"
     return report
 
 
