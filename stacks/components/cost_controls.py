@@ -145,7 +145,6 @@ class CostControls(Construct):
         inference profile); it sees every Bedrock charge of the account, of every profile.
         `gateway_cost`: the model gateway's service and aliases; an alarm then watches the gateway's
         own EstimatedCost (tokens x list prices) against a day's share of the limit, notifying `topic`."""
-        super().__init__(scope, construct_id)
         # The rules of a profile's `budget` section, with its messages.
         validated(
             f"CostControls({construct_id!r})",
@@ -157,6 +156,7 @@ class CostControls(Construct):
             },
             renamed={"thresholds": "alerts"},
         )
+        super().__init__(scope, construct_id)
         subscribers = [budgets.CfnBudget.SubscriberProperty(subscription_type="SNS", address=topic.topic_arn)]
         subscribers += [
             budgets.CfnBudget.SubscriberProperty(subscription_type="EMAIL", address=e) for e in emails

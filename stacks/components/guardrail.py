@@ -74,9 +74,9 @@ class Guardrail(Construct):
         log_retention_days: int,
         cross_region_profile: GuardrailProfile | None = None,
     ) -> None:
-        super().__init__(scope, construct_id)
         owner = f"Guardrail({construct_id!r})"
         validated(owner, _Props, {"name": name, "log_retention_days": log_retention_days})
+        super().__init__(scope, construct_id)
         region = Stack.of(self).region
         if settings.tier == "STANDARD" and cross_region_profile is None and not Token.is_unresolved(region):
             cross_region_profile = guardrail_profile(region)

@@ -135,11 +135,8 @@ def main(repo: Path, work: Path) -> dict:
     (user / "stacks" / "__init__.py").write_text("")
     (user / "stacks" / "ai.py").write_text(USER_STACK)
     (user / "app.py").write_text(USER_APP)
-    shutil.copy2(repo / "profiles" / "managed-api.yaml", user / "team.yaml")
-    (user / "team.yaml").write_text(
-        (user / "team.yaml").read_text().replace("name: managed-api", "name: team")
-    )
-    shutil.copytree(repo / "profiles" / "prompts", user / "prompts")  # the profile's prompt files
+    profile = (repo / "profiles" / "customer-service.yaml").read_text()
+    (user / "team.yaml").write_text(profile.replace("name: customer-service", "name: team", 1))
     cli = str(venv / "bin" / "genai-stack")
     steps["profiles"] = run([cli, "profiles", "--json"], user, env)
     steps["validate"] = run([cli, "validate", "team.yaml", "--json"], user, env)

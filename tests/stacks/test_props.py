@@ -1,0 +1,121 @@
+"""The public constructs check their props when created, with a profile's error quality: the
+construct, the prop, the value and what is allowed; a dict where a settings object belongs is a
+TypeError that names the type (it was an AttributeError deep inside)."""
+
+from __future__ import annotations
+
+import pytest
+from aws_cdk import App, Aws, Environment, Stack
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+
+from genai_stack.config import ProfileError, load_profile
+from genai_stack.constructs import (
+    BudgetAlert,
+    CostControls,
+    Guardrail,
+    GuardrailSettings,
+    ProfileStacks,
+    PropsError,
+)
+
+SETTINGS = GuardrailSettings(blocked_input_message="No.", blocked_output_message="No.")
+
+
+@pytest.fixture
+def stack() -> Stack:
+    return Stack(App(), "S", env=Environment(account="123456789012", region="us-east-1"))
+
+
+def cost(stack: Stack, **overrides):
+    props = {
+        "tag_key": "team",
+        "tag_value": "support",
+        "monthly_limit_usd": 500,
+        "alerts": [BudgetAlert(percent=80, kind="ACTUAL")],
+        "anomaly_threshold_usd": 50,
+        "topic": sns.Topic(stack, f"T{len(stack.node.children)}"),
+    }
+    return CostControls(stack, f"Cost{len(stack.node.children)}", **{**props, **overrides})
+
+
+def test_cost_controls_refuse_a_negative_budget_and_an_alert_beyond_the_profile_rules(stack):
+    with pytest.raises(PropsError) as error:
+        cost(stack, monthly_limit_usd=-5)
+    assert (
+        str(error.value)
+        == "CostControls('Cost1'): monthly_limit_usd: -5 is not allowed: input should be greater than 0"
+    )
+    with pytest.raises(
+        PropsError,
+        match=r"alerts\[1\]\.percent: 2000(\.0)? is not allowed: input should be less than or equal to 1000",
+    ):
+        cost(stack, alerts=[BudgetAlert(percent=80, kind="ACTUAL"), BudgetAlert(percent=2000, kind="ACTUAL")])
+    with pytest.raises(PropsError, match=r"alerts: .*at least 1 item"):
+        cost(stack, alerts=[])
+    cost(stack)  # the defaults are valid
+
+
+def test_a_dict_for_a_typed_prop_is_a_type_error_naming_the_type(stack):
+    with pytest.raises(TypeError, match=r"CostControls\('Cost\d'\): topic is a dict; it takes sns.ITopic"):
+        cost(stack, topic={"arn": "x"})
+    key = kms.Key(stack, "Key")
+    with pytest.raises(TypeError, match=r"Guardrail\('G'\): settings is a dict; it takes GuardrailSettings"):
+        Guardrail(
+            stack,
+            "G",
+            name="g",
+            settings={"blocked_input_message": "No."},
+            encryption_key=key,
+            log_retention_days=30,
+        )
+
+
+def test_a_guardrail_name_bedrock_would_refuse_is_refused_at_construction(stack):
+    """AWS::Bedrock::Guardrail Name: 1 to 50 characters of ^[0-9a-zA-Z-_]+$ (its resource schema)."""
+    key = kms.Key(stack, "Key")
+    for name in ("support guardrail", "x" * 51, ""):
+        with pytest.raises(PropsError, match=r"^Guardrail\('G'\): name: "):
+            Guardrail(stack, "G", name=name, settings=SETTINGS, encryption_key=key, log_retention_days=30)
+    Guardrail(
+        stack, "G", name="support_guardrail-1", settings=SETTINGS, encryption_key=key, log_retention_days=30
+    )
+
+
+def test_standard_tier_takes_the_region_s_guardrail_profile_unless_none_is_known():
+    stack = Stack(App(), "S", env=Environment(account="123456789012", region="us-east-1"))
+    guardrail = Guardrail(
+        stack, "G", name="g", settings=SETTINGS, encryption_key=kms.Key(stack, "K"), log_retention_days=30
+    )
+    assert guardrail.profile_arns  # us.guardrail.v1:0 in its destination regions
+    agnostic = Stack(App(), "A")
+    with pytest.raises(PropsError, match="cross_region_profile: the STANDARD tier needs"):
+        Guardrail(
+            agnostic,
+            "G",
+            name="g",
+            settings=SETTINGS,
+            encryption_key=kms.Key(agnostic, "K"),
+            log_retention_days=30,
+        )
+
+
+def test_an_environment_is_validated_for_its_region_and_needs_a_concrete_account():
+    profile = load_profile("custom-model")
+    with pytest.raises(ProfileError) as error:
+        ProfileStacks(
+            App(), "Eu", profile=profile, env=Environment(account="123456789012", region="eu-west-1")
+        )
+    message = str(error.value)
+    assert "custom-model as account 123456789012, region eu-west-1: bedrock.models[0]" in message
+    assert "call it through eu.amazon.nova-micro-v1:0" in message
+    assert "gateway: needs the bedrock section" not in message  # it was reported after any bedrock error
+    with pytest.raises(PropsError, match=r"env\.account: give a concrete account"):
+        ProfileStacks(
+            App(),
+            "X",
+            profile=load_profile("managed-api"),
+            env=Environment(account=Aws.ACCOUNT_ID, region="us-east-1"),
+        )
+    with pytest.raises(ProfileError, match="name: 'Support_Prod' is not allowed"):
+        load_profile("managed-api").for_environment(name="Support_Prod")
