@@ -8,6 +8,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,6 +39,19 @@ def checkov_args(directory: Path) -> list[str]:
 
 def ignored_checks(config: Path = REPO_ROOT / ".cfnlintrc") -> list[str]:
     return list(yaml.safe_load(config.read_text()).get("ignore_checks") or [])
+
+
+_LINTS: dict[tuple[str, ...], BackgroundRun] = {}
+
+
+def cfn_lint_later(paths: Iterable[str | Path]) -> BackgroundRun:
+    """cfn-lint (with .cfnlintrc) over a test module's own templates, started by the module's fixture
+    as soon as they are synthesized: it runs on the other core while the module's tests run, and the
+    module's lint test waits for the result. One run per set of templates."""
+    key = tuple(sorted(str(path) for path in paths))
+    if key not in _LINTS:
+        _LINTS[key] = BackgroundRun([CFN_LINT, "--format", "parseable", *key], cwd=REPO_ROOT)
+    return _LINTS[key]
 
 
 def cfn_lint_args(paths: list[str], *options: str) -> list[str]:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -28,9 +26,8 @@ from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.components.platform_key import PlatformKey
 from genai_stack.components.secure_bucket import SecureBucket
 from genai_stack.config import BedrockCustomization as Settings
-from tests.support import REPO_ROOT
+from tests.compliance.tools import cfn_lint_later
 
-CFN_LINT = Path(sys.executable).with_name("cfn-lint")
 REGION = "us-east-1"
 NOVA = "amazon.nova-micro-v1:0:128k"
 TAGS = {"genai-stack:cost-center": "model-tuning"}
@@ -167,6 +164,7 @@ def synth(tmp_path_factory) -> Synth:
         constructs[s.name].monitor(hub)
     compliance.enable_checks(app)
     app.synth()  # raises on any open cdk-nag finding
+    cfn_lint_later([outdir / "Base.template.json", outdir / "Training.template.json"])
     return Synth(outdir, hub, constructs)
 
 
@@ -189,19 +187,9 @@ def test_the_app_synthesizes_with_cdk_nag_and_no_open_finding(synth):
 
 
 def test_cfn_lint_passes_both_templates(synth):
-    result = subprocess.run(  # noqa: S603 - fixed tool, our own file paths
-        [
-            str(CFN_LINT),
-            "--format",
-            "parseable",
-            str(synth.outdir / "Base.template.json"),
-            str(synth.outdir / "Training.template.json"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        check=False,
-    )
+    result = cfn_lint_later(
+        [synth.outdir / "Base.template.json", synth.outdir / "Training.template.json"]
+    ).result()
     assert not result.stdout.strip(), result.stdout
     assert result.returncode == 0, result.stderr
 

@@ -5,8 +5,6 @@ endpoint, an inference-component endpoint that scales to zero off hours, and an 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -30,10 +28,9 @@ from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.components.platform_key import PlatformKey
 from genai_stack.components.secure_bucket import SecureBucket
 from genai_stack.config import AsyncInference, InferenceEndpoint, OffHours
-from tests.support import REPO_ROOT
+from tests.compliance.tools import cfn_lint_later
 
 REGION = "us-east-1"
-CFN_LINT = Path(sys.executable).with_name("cfn-lint")
 
 ENDPOINTS = {
     "chat": InferenceEndpoint(
@@ -154,6 +151,7 @@ def built(tmp_path_factory) -> Built:
     for artifact in assembly.stacks:
         result.templates[artifact.hierarchical_id.split("/")[-1]] = artifact.template
         result.paths.append(artifact.template_full_path)
+    cfn_lint_later(result.paths)
     return result
 
 
@@ -200,13 +198,7 @@ def as_list(value) -> list:
 
 def test_cdk_nag_passes_and_cfn_lint_is_clean(built):
     assert set(built.templates) == {"Foundation", "Inference"}
-    result = subprocess.run(  # noqa: S603 - fixed tool, our own files
-        [str(CFN_LINT), "--format", "parseable", *built.paths],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        check=False,
-    )
+    result = cfn_lint_later(built.paths).result()
     assert not result.stdout.strip(), result.stdout
     assert result.returncode == 0, result.stderr
 
