@@ -1,6 +1,7 @@
 """Data tables the profile validation and the stacks rely on, each kept as JSON with source and date.
 
-- `data/regions.json`: regions where every foundation resource type exists in CloudFormation;
+- `data/regions.json`: per commercial region, the CloudFormation resource types of genai-stack's
+  stacks that the region does not offer (tests/stacks/test_regions.py regenerates and checks it);
 - `data/bedrock_models.json`: Bedrock foundation models (modality, embedding dimensions, the
   regions that offer them on demand) and system cross-region inference profiles.
 """
@@ -64,10 +65,86 @@ def _read(name: str) -> dict:
     return json.loads((DATA_DIR / name).read_text(encoding="utf-8"))
 
 
+# The approaches (and the parts every profile has) whose resource types regions.json lists.
+APPROACHES: dict[str, str] = {
+    "foundation": "Foundation",
+    "observability": "Dashboards and alarms",
+    "cost": "Budgets and anomaly alerts",
+    "managed_api": "Managed API (Bedrock)",
+    "gateway": "Model gateway",
+    "self_managed": "Self-managed (EC2)",
+    "training_and_tuning": "Training and tuning (SageMaker)",
+}
+# AWS Budgets and Cost Explorer: global services whose CloudFormation resources not every region has.
+COST_TYPES = ("AWS::Budgets::Budget", "AWS::CE::AnomalyMonitor", "AWS::CE::AnomalySubscription")
+
+
+@cache
+def regions_table() -> dict:
+    return _read("regions.json")
+
+
+def missing_types(region: str) -> frozenset[str]:
+    """The resource types of genai-stack's stacks that CloudFormation does not offer in `region`
+    (KeyError for a region outside the table)."""
+    return frozenset(regions_table()["missing"][region])
+
+
+def approach_gaps(region: str) -> dict[str, list[str]]:
+    """Per approach, the types its stacks can use that `region` lacks (empty: all offered)."""
+    missing = missing_types(region)
+    return {approach: sorted(set(types) & missing) for approach, types in regions_table()["types"].items()}
+
+
 @cache
 def supported_regions() -> tuple[str, ...]:
-    """Regions where every foundation resource type exists in CloudFormation (see the data file)."""
-    return tuple(_read("regions.json")["regions"])
+    """Commercial regions that offer every type of the stacks each profile has (foundation, dashboards
+    and alarms); budgets go to `cost_region` where the region lacks them."""
+    return tuple(
+        region
+        for region in sorted(regions_table()["missing"])
+        if not any(approach_gaps(region)[part] for part in ("foundation", "observability"))
+    )
+
+
+def unsupported_reason(region: str) -> str:
+    """Why a region is refused, for the profile's error message."""
+    if region not in regions_table()["missing"]:
+        return "is not an AWS commercial region CloudFormation lists"
+    gaps = approach_gaps(region)
+    lacking = sorted(set(gaps["foundation"]) | set(gaps["observability"]))
+    return f"lacks {', '.join(lacking)} in CloudFormation, which every profile's stacks use"
+
+
+def cost_region(region: str) -> str:
+    """Where a profile's budgets and anomaly monitor live: its own region, or us-east-1 (with a stack
+    of their own) where CloudFormation does not offer them."""
+    return regions_table()["cost_region"] if approach_gaps(region)["cost"] else region
+
+
+def regions_markdown() -> str:
+    """docs/regions.md's table: per commercial region, whether profiles deploy there and which
+    approaches' resource types it lacks."""
+    table = regions_table()
+    columns = ["managed_api", "gateway", "self_managed", "training_and_tuning", "cost"]
+    lines = [
+        f"From `stacks/data/regions.json` ({table['source']}; {table['retrieved']}). A cell lists the "
+        "resource types an approach's stacks can use that the region lacks; a profile that does not use "
+        "them still deploys (the synthesis checks each stack's exact types). The gateway needs a bedrock "
+        "section (its model access and guardrail), so it goes where the managed API does. Budgets: "
+        f"`in {table['cost_region']}` means a stack of their own there.",
+        "",
+        "| Region | Profiles | " + " | ".join(APPROACHES[c] for c in columns) + " |",
+        "|---|---|" + "---|" * len(columns),
+    ]
+    supported = set(supported_regions())
+    for region in sorted(table["missing"]):
+        gaps = approach_gaps(region)
+        cells = [", ".join(t.removeprefix("AWS::") for t in gaps[c]) or "yes" for c in columns]
+        cells[-1] = f"in {table['cost_region']}" if gaps["cost"] else "in the region"
+        status = "yes" if region in supported else "no: " + unsupported_reason(region).removeprefix("lacks ")
+        lines.append(f"| {region} | {status} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 @cache

@@ -57,6 +57,7 @@ from genai_stack.catalog import (
     supported_regions,
     topic_definition_limit,
     training_instances,
+    unsupported_reason,
 )
 
 SCHEMA_PATH = PROFILES_DIR / "profile.schema.json"
@@ -1389,6 +1390,15 @@ def inference_problems(inference: Inference, region: str | None) -> list[str]:
                     f"(regions: {', '.join(image_regions(endpoint.container))})",
                 )
             )
+        monitor_regions = sagemaker_data()["model_monitor"]["accounts"]
+        if region and endpoint.monitoring_schedule is not None and region not in monitor_regions:
+            problems.append(
+                located(
+                    f"endpoints[{index}].monitoring_schedule",
+                    f"the Model Monitor analyzer image is not published in {region} (regions: "
+                    f"{', '.join(sorted(monitor_regions))}); set null",
+                )
+            )
     return problems
 
 
@@ -1941,7 +1951,10 @@ class Profile(_Strict):
     def _supported_region(cls, region: str) -> str:
         regions = supported_regions()
         if region not in regions:
-            raise ValueError(f"is not a supported region (one of {', '.join(regions)})")
+            raise ValueError(
+                f"is not a supported region: it {unsupported_reason(region)} "
+                f"(supported: {', '.join(regions)}; docs/regions.md)"
+            )
         return region
 
     @field_validator("bedrock")

@@ -8,7 +8,7 @@ from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
-from genai_stack.components.cost_controls import BudgetAlert, CostControls, GatewayCost
+from genai_stack.components.cost_controls import BudgetAlert, CostControls, GatewayCost, estimated_cost_alarm
 from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.config import Budget, CostAllocation
 
@@ -31,23 +31,30 @@ class ObservabilityStack(Stack):
         hub: MonitoringHub,
         bedrock_budget: bool = False,
         gateway_cost: GatewayCost | None = None,
+        budgets_elsewhere: str | None = None,
         **kwargs,
     ) -> None:
+        """`budgets_elsewhere`: the region of the stack that holds the budgets (cost_stack.py) when
+        this region's CloudFormation lacks them; then only the gateway's estimated-cost alarm is here."""
         super().__init__(scope, construct_id, **kwargs)
 
-        self.cost_controls = CostControls(
-            self,
-            "CostControls",
-            tag_key=cost_allocation.tag_key,
-            tag_value=cost_allocation.tag_value,
-            monthly_limit_usd=budget.monthly_limit_usd,
-            alerts=[BudgetAlert(percent=t.percent, kind=t.kind) for t in budget.thresholds],
-            anomaly_threshold_usd=budget.anomaly_threshold_usd,
-            topic=hub.alarm_topic,
-            emails=emails,
-            bedrock_budget=bedrock_budget,
-            gateway_cost=gateway_cost,
-        )
+        self.cost_controls: CostControls | None = None
+        if budgets_elsewhere is None:
+            self.cost_controls = CostControls(
+                self,
+                "CostControls",
+                tag_key=cost_allocation.tag_key,
+                tag_value=cost_allocation.tag_value,
+                monthly_limit_usd=budget.monthly_limit_usd,
+                alerts=[BudgetAlert(percent=t.percent, kind=t.kind) for t in budget.thresholds],
+                anomaly_threshold_usd=budget.anomaly_threshold_usd,
+                topic=hub.alarm_topic,
+                emails=emails,
+                bedrock_budget=bedrock_budget,
+                gateway_cost=gateway_cost,
+            )
+        else:
+            estimated_cost_alarm(self, gateway_cost, budget.monthly_limit_usd, hub.alarm_topic)
 
         self.dashboard = cloudwatch.Dashboard(
             self,
@@ -60,7 +67,9 @@ class ObservabilityStack(Stack):
                 markdown=(
                     f"# genai-stack: {profile_name}\n{description}\n\n"
                     f"Monthly budget {budget.monthly_limit_usd:g} USD on tag "
-                    f"`{cost_allocation.tag_key}={cost_allocation.tag_value}` (AWS Budgets console)."
+                    f"`{cost_allocation.tag_key}={cost_allocation.tag_value}` (AWS Budgets console"
+                    + (f"; the budget stack is in {budgets_elsewhere}" if budgets_elsewhere else "")
+                    + ")."
                 ),
                 width=DASHBOARD_WIDTH,
                 height=3,

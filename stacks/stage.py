@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import App, Environment, Stack, Stage, Tags, Token
+from aws_cdk import App, CfnResource, Environment, Stack, Stage, Tags, Token
 from constructs import Construct
 
 from genai_stack import PACKAGE_DIR
 from genai_stack.bedrock_stack import BedrockStack
+from genai_stack.catalog import cost_region, missing_types
 from genai_stack.compliance import enable_checks
 from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.components.python_function import PROFILE_CONTEXT
-from genai_stack.config import PROFILE_TAG, PROJECT_TAG, Profile, load_profiles
+from genai_stack.config import PROFILE_TAG, PROJECT_TAG, Profile, ProfileError, load_profiles
+from genai_stack.cost_stack import CostStack
 from genai_stack.foundation_stack import FoundationStack
 from genai_stack.hosting_stack import HostingStack
 from genai_stack.inference_stack import InferenceStack
@@ -226,12 +228,31 @@ class ProfileStacks(Construct):
                 data_bucket=self.foundation.data_bucket,
             )
 
+        budgets_region = cost_region(profile.region)
+        self.cost: CostStack | None = None
+        if budgets_region != profile.region:
+            self.cost = CostStack(
+                self,
+                "Cost",
+                env=Environment(account=profile.account, region=budgets_region),
+                stack_name=f"{profile.name}-cost",
+                description=(
+                    f"genai-stack {profile.name}: budgets, cost anomaly alerts ({profile.region} lacks them)"
+                ),
+                profile_name=profile.name,
+                budget=profile.budget,
+                cost_allocation=profile.cost_allocation,
+                emails=profile.notifications.emails,
+                bedrock_budget=self.bedrock is not None,
+            )
         self.observability = ObservabilityStack(
             self,
             "Observability",
             env=env,
             stack_name=f"{profile.name}-observability",
-            description=f"genai-stack {profile.name}: budget, cost anomaly alerts, dashboard",
+            description=f"genai-stack {profile.name}: budget, cost anomaly alerts, dashboard"
+            if self.cost is None
+            else f"genai-stack {profile.name}: dashboard and the gateway's cost alarm",
             profile_name=profile.name,
             budget=profile.budget,
             cost_allocation=profile.cost_allocation,
@@ -239,7 +260,9 @@ class ProfileStacks(Construct):
             hub=self.hub,
             bedrock_budget=self.bedrock is not None,
             gateway_cost=self.orchestration.gateway_cost if self.orchestration else None,
+            budgets_elsewhere=budgets_region if self.cost is not None else None,
         )
+        refuse_missing_types(profile, self.stacks)
 
         tags = Tags.of(self)
         tags.add(PROJECT_TAG, PROJECT)
@@ -258,8 +281,29 @@ class ProfileStacks(Construct):
             self.training,
             self.orchestration,
             self.observability,
+            self.cost,
         )
         return tuple(s for s in parts if s is not None)
+
+
+def refuse_missing_types(profile: Profile, stacks: tuple[Stack, ...]) -> None:
+    """Refuse, at synthesis, a stack that uses a resource type CloudFormation does not offer in the
+    stack's region (stacks/data/regions.json): CloudFormation would fail the deploy on it. The message
+    names the type and the approach, so a profile can drop what the region lacks."""
+    problems = []
+    for stack in stacks:
+        missing = missing_types(stack.region)
+        used = sorted(
+            {child.cfn_resource_type for child in stack.node.find_all() if isinstance(child, CfnResource)}
+            & missing
+        )
+        if used:
+            problems.append(
+                f"region: the {stack.stack_name} stack uses {', '.join(used)}, which CloudFormation does not "
+                f"offer in {stack.region} (docs/regions.md)"
+            )
+    if problems:
+        raise ProfileError(profile.name, problems)
 
 
 @refuse_dicts

@@ -191,27 +191,7 @@ class CostControls(Construct):
         self.bedrock_budget = (
             budget("BedrockServiceBudget", {"Service": [BEDROCK_SERVICE]}) if bedrock_budget else None
         )
-        self.estimated_cost_alarm: cw.Alarm | None = None
-        if gateway_cost is not None and gateway_cost.aliases:
-            metric, window = estimated_cost_metric(gateway_cost)
-            threshold = estimated_cost_threshold(monthly_limit_usd)
-            self.estimated_cost_alarm = cw.Alarm(
-                self,
-                "GatewayEstimatedCost",
-                metric=metric,
-                threshold=threshold,
-                evaluation_periods=1,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                alarm_description=(
-                    f"Gateway: estimated model cost above {threshold:g} USD in {window} (a day's share of "
-                    f"the {monthly_limit_usd:g} USD monthly limit)"
-                ),
-                # No requests, no EMF: no cost, so missing data is not breaching.
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-            )
-            action = cw_actions.SnsAction(topic)
-            self.estimated_cost_alarm.add_alarm_action(action)
-            self.estimated_cost_alarm.add_ok_action(action)
+        self.estimated_cost_alarm = estimated_cost_alarm(self, gateway_cost, monthly_limit_usd, topic)
         # Monitor and subscription names are required by CloudFormation; they are not unique keys.
         self.anomaly_monitor = ce.CfnAnomalyMonitor(
             self,
@@ -237,3 +217,33 @@ class CostControls(Construct):
                 }
             ),
         )
+
+
+def estimated_cost_alarm(
+    scope: Construct, gateway_cost: GatewayCost | None, monthly_limit_usd: float, topic: sns.ITopic
+) -> cw.Alarm | None:
+    """The alarm on the gateway's own EstimatedCost (tokens x list prices) against a day's share of the
+    monthly limit, notifying `topic`; None without a gateway alias. In the gateway's region (its metric
+    is there), beside the budgets or, where they live in another region (cost_stack.py), alone."""
+    if gateway_cost is None or not gateway_cost.aliases:
+        return None
+    metric, window = estimated_cost_metric(gateway_cost)
+    threshold = estimated_cost_threshold(monthly_limit_usd)
+    alarm = cw.Alarm(
+        scope,
+        "GatewayEstimatedCost",
+        metric=metric,
+        threshold=threshold,
+        evaluation_periods=1,
+        comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        alarm_description=(
+            f"Gateway: estimated model cost above {threshold:g} USD in {window} (a day's share of "
+            f"the {monthly_limit_usd:g} USD monthly limit)"
+        ),
+        # No requests, no EMF: no cost, so missing data is not breaching.
+        treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+    )
+    action = cw_actions.SnsAction(topic)
+    alarm.add_alarm_action(action)
+    alarm.add_ok_action(action)
+    return alarm

@@ -80,7 +80,10 @@ def test_a_minimal_profile_gets_the_documented_defaults(tmp_path):
             "notifications: {emails: [not-an-email]}",
             "notifications.emails[0]: 'not-an-email' is not allowed: value is not a valid email",
         ),
-        ("region: eu-north-9", "region: 'eu-north-9' is not a supported region (one of ap-northeast-1"),
+        (
+            "region: eu-north-9",
+            "region: 'eu-north-9' is not a supported region: it is not an AWS commercial region",
+        ),
         ("account: '1234'", "account: '1234' is not allowed: string should match pattern"),
         (
             "foundation: {log_retention_days: 8}",

@@ -14,7 +14,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 
 from genai_stack import compliance
-from genai_stack.catalog import image_repository_arn, image_uri, supported_regions
+from genai_stack.catalog import image_repository_arn, image_uri, sagemaker_data
 from genai_stack.cli.synth import cdk_app
 from genai_stack.components.alarm_topic import AlarmTopic
 from genai_stack.components.model_endpoint import (
@@ -553,8 +553,8 @@ def test_only_endpoints_with_capture_and_a_schedule_get_a_monitor(built):
     assert [n for n, e in built.endpoints.items() if e.monitoring_schedule is not None] == ["chat"]
 
 
-def test_the_analyzer_image_is_known_in_every_supported_region():
-    for region in supported_regions():
+def test_the_analyzer_image_is_known_where_profiles_may_ask_for_it():
+    for region in sagemaker_data()["model_monitor"]["accounts"]:
         image = model_monitor_image(region)
         assert image.uri == f"{image.account}.dkr.ecr.{region}.amazonaws.com/sagemaker-model-monitor-analyzer"
         assert len(image.account) == 12
