@@ -15,7 +15,7 @@ CHECKOV_VERSION := 3.3.30
 # Node 20 prints an end-of-life banner on every jsii import.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help setup synth synth-all test lint format schema bench gateway-local clean docs-alarms docs-cost lock
+.PHONY: help setup synth synth-all test lint format schema bench gateway-local clean docs-alarms docs-cost data-regions lock
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -56,8 +56,11 @@ test: setup ## lint, then the whole test suite (compliance gates included)
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
 
-docs-cost: $(VENV)/.installed ## regenerate docs/profiles/*.md's idle-cost tables and genai-stack profiles' figures from the cost model
-	WRITE_COST_DOCS=1 $(PY) -m pytest -q tests/cli/test_cost_docs.py
+docs-cost: $(VENV)/.installed ## regenerate docs/profiles/*.md's idle-cost tables, genai-stack profiles' figures and docs/regions.md's table
+	WRITE_COST_DOCS=1 $(PY) -m pytest -q tests/cli/test_cost_docs.py tests/stacks/test_regions.py::test_the_region_page_shows_the_table
+
+data-regions: $(VENV)/.installed ## regenerate stacks/data/regions.json from cfn-lint's copy of the CloudFormation registry
+	WRITE_REGIONS=1 $(PY) -m pytest -q tests/stacks/test_regions.py::test_the_region_table_is_cfn_lint_s_registry_for_the_types_the_profiles_use
 
 docs-alarms: $(VENV)/.installed ## regenerate docs/operations.md's alarm table from the templates and the signal contract
 	WRITE_ALARM_DOCS=1 $(PY) -m pytest -q tests/signals/test_alarm_docs.py

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from genai_stack.catalog import cost_region
 from genai_stack.cli.app import app, console, errors, fail, print_json
 from genai_stack.cli.synth import Synthesis, synthesize
 from genai_stack.compliance import STATEFUL_RESOURCE_TYPES
@@ -161,6 +162,10 @@ def plan_document(result: Synthesis) -> dict:
     for stack, template in sorted(result.templates.items()):
         resources = template.get("Resources", {})
         stacks[stack] = {
+            # Every stack is in the profile's region but the budgets' stack where the region lacks them.
+            "region": cost_region(result.profile.region)
+            if stack == f"{result.profile.name}-cost"
+            else result.profile.region,
             "resources": dict(sorted(Counter(r["Type"] for r in resources.values()).items())),
             "stateful": sorted(
                 f"{logical_id} ({r['Type']})"
@@ -193,7 +198,8 @@ def plan(
         return
     console.rule(f"[bold]{document['profile']}[/] ({document['region']})")
     for stack, details in document["stacks"].items():
-        table = Table(title=stack, title_justify="left")
+        elsewhere = f" (in {details['region']})" if details["region"] != document["region"] else ""
+        table = Table(title=stack + elsewhere, title_justify="left")
         table.add_column("Resource type")
         table.add_column("Count", justify="right")
         for resource_type, count in details["resources"].items():

@@ -142,12 +142,19 @@ def hong_kong_profile(tmp_path: Path):
     return load_profile(str(path))
 
 
-def test_a_hong_kong_profile_synthesizes_with_its_budgets_in_a_us_east_1_stack(tmp_path):
-    from genai_stack.cli.synth import cdk_app
-    from genai_stack.stage import ProfileStacks
+@pytest.fixture(scope="module")
+def hong_kong(tmp_path_factory):
+    """The Hong Kong profile synthesized as `genai-stack plan` does (cdk-nag on): assembly and result."""
+    from genai_stack.cli.synth import synthesize_app
 
-    stacks = ProfileStacks(cdk_app(tmp_path / "out"), "hk", profile=hong_kong_profile(tmp_path))
-    assembly = stacks.node.root.synth()
+    folder = tmp_path_factory.mktemp("hk")
+    hong_kong_profile(folder)
+    _, assembly, (result,) = synthesize_app(str(folder / "hk.yaml"), folder / "out")
+    return assembly, result
+
+
+def test_a_hong_kong_profile_synthesizes_with_its_budgets_in_a_us_east_1_stack(hong_kong):
+    assembly, _ = hong_kong
     by_name = {stack.stack_name: stack for stack in assembly.stacks}
     assert set(by_name) == {
         f"hk-open-models-{part}" for part in ("foundation", "hosting", "observability", "cost")
@@ -190,3 +197,11 @@ def test_a_stack_that_uses_a_type_its_region_lacks_is_refused_naming_it(tmp_path
     with pytest.raises(ProfileError, match=r"hk-open-models: region: the hk-open-models-hosting stack uses "
                        r"AWS::AutoScaling::AutoScalingGroup, which CloudFormation does not offer in ap-east-1"):  # fmt: skip
         stage.ProfileStacks(cdk_app(tmp_path / "out"), "hk", profile=hong_kong_profile(tmp_path))
+
+
+def test_plan_says_where_the_budget_stack_is(hong_kong):
+    from genai_stack.cli.plan import plan_document
+
+    document = plan_document(hong_kong[1])
+    assert document["stacks"]["hk-open-models-cost"]["region"] == "us-east-1"
+    assert document["stacks"]["hk-open-models-hosting"]["region"] == "ap-east-1"
