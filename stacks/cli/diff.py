@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import tomllib
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
@@ -714,13 +715,42 @@ def compare_templates(
     return document["engine"], {stack["key"]: stack for stack in document["stacks"]}
 
 
+CONFIG_FILE = "pyproject.toml"
+
+
+def configured_profiles(tree: Path) -> list[str]:
+    """The teams' profile files a repository asks `genai-stack diff` to cover by default:
+
+        [tool.genai-stack]
+        profiles = ["teams/support.yaml", "teams/marketing.yaml"]
+
+    in its pyproject.toml (paths relative to the repository root)."""
+    config = tree / CONFIG_FILE
+    if not config.is_file():
+        return []
+    try:
+        listed = tomllib.loads(config.read_text(encoding="utf-8")).get("tool", {}).get("genai-stack", {})
+    except tomllib.TOMLDecodeError as error:
+        raise DiffError(f"{config}: not valid TOML: {error}") from None
+    profiles = listed.get("profiles", [])
+    if not isinstance(profiles, list) or not all(isinstance(p, str) and is_profile_file(p) for p in profiles):
+        raise DiffError(
+            f"{config}: [tool.genai-stack] profiles must be a list of profile file paths relative to the "
+            f'repository root (e.g. ["teams/support.yaml"]), not {profiles!r}'
+        )
+    return profiles
+
+
 def choose_profiles(requested: Sequence[str] | None, *trees: Path) -> list[str]:
     """The requested profiles (built-in names, or profile files relative to the repository root, in
     either tree: a file only in the working tree is a profile added, only in the base one removed),
-    or every built-in one."""
+    or every built-in one and every profile file a tree's pyproject.toml lists (configured_profiles)."""
     known = sorted({name for tree in trees for name in profile_names(tree)})
     if requested is None:
-        return known
+        configured = sorted({name for tree in trees for name in configured_profiles(tree)})
+        if not configured:
+            return known
+        requested = [*known, *configured]
     unknown = sorted(name for name in set(requested) if not any(in_tree(tree, name) for tree in trees))
     if unknown:
         raise DiffError(
@@ -787,7 +817,9 @@ def build_report(
             root if same_tree else worktrees.enter_context(base_worktree(root, base_commit, Path(scratch)))
         )
         chosen = choose_profiles(profiles, base_tree, root)
-        selection = None if profiles is None else chosen
+        # Every built-in profile in one synthesis, unless files are configured beside them.
+        builtins = sorted({name for tree in (base_tree, root) for name in profile_names(tree)})
+        selection = None if profiles is None and chosen == builtins else chosen
         if same_tree:
             (head,) = synthesize_trees(
                 [(root, Path(scratch) / "head.out", "the working tree")], selection, progress
@@ -863,7 +895,8 @@ def diff(
             "-p",
             metavar="NAME",
             help="Only this profile: a built-in name, or a team's profile file relative to the repository "
-            "root (repeatable). Default: every built-in profile of either tree.",
+            "root (repeatable). Default: every built-in profile of either tree, and the files pyproject.toml "
+            "lists under [tool.genai-stack] profiles.",
         ),
     ] = None,
 ) -> None:

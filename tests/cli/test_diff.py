@@ -23,10 +23,12 @@ from typer.testing import CliRunner
 from genai_stack.cli.app import app
 from genai_stack.cli.diff import (  # importing the module registers `diff` on the app
     COMMENT_MARKER,
+    DiffError,
     DiffReport,
     ResourceChange,
     StackDiff,
     StackTemplate,
+    choose_profiles,
     classify,
     compare_templates,
     diff_block,
@@ -581,3 +583,27 @@ def test_diff_block_marks_lines_for_github_and_survives_backticks():
     assert lines[0] == "````diff"
     assert lines[-1] == "````"
     assert [line[0] for line in lines[1:-1]] == ["!", "!", "-", "+", " "]
+
+
+def test_profile_files_a_repository_lists_in_pyproject_are_diffed_by_default(tmp_path):
+    """A team repository lists its profile files once ([tool.genai-stack] profiles in pyproject.toml)
+    and `genai-stack diff` without -p, as the pull-request workflow runs it, covers them beside the
+    built-in profiles; a file that is not there (yet, or any more) is left to the tree that has it."""
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "managed-api.yaml").write_text("name: managed-api\n")
+    (tmp_path / "teams").mkdir()
+    (tmp_path / "teams" / "support.yaml").write_text("name: support\n")
+    assert choose_profiles(None, tmp_path) == ["managed-api"]
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "x"\n\n[tool.genai-stack]\nprofiles = ["teams/support.yaml"]\n'
+    )
+    assert choose_profiles(None, tmp_path) == ["managed-api", "teams/support.yaml"]
+    assert choose_profiles(["managed-api"], tmp_path) == ["managed-api"]  # -p still narrows
+    (tmp_path / "pyproject.toml").write_text('[tool.genai-stack]\nprofiles = "teams/support.yaml"\n')
+    with pytest.raises(
+        DiffError, match=r"\[tool.genai-stack\] profiles must be a list of profile file paths"
+    ):
+        choose_profiles(None, tmp_path)
+    (tmp_path / "pyproject.toml").write_text("[tool.genai-stack\n")
+    with pytest.raises(DiffError, match="not valid TOML"):
+        choose_profiles(None, tmp_path)
