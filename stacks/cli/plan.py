@@ -5,19 +5,18 @@ from __future__ import annotations
 import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from genai_stack.catalog import cost_region
 from genai_stack.cli.app import app, console, errors, fail, print_json
-from genai_stack.cli.synth import Synthesis, synthesize
-from genai_stack.compliance import STATEFUL_RESOURCE_TYPES
-from genai_stack.components.application_inference_profile import gateway_routes
-from genai_stack.components.cost_controls import ESTIMATED_COST_METRIC
 from genai_stack.config import ProfileError
 from genai_stack.cost import PRICE_REGION, Estimate, Line, Usage, estimate
+
+if TYPE_CHECKING:
+    from genai_stack.cli.synth import Synthesis
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 ProfileArgument = Annotated[
@@ -26,6 +25,8 @@ ProfileArgument = Annotated[
 
 
 def synthesize_one(profile: str) -> Synthesis:
+    from genai_stack.cli.synth import synthesize  # aws-cdk-lib: only for the commands that synthesize
+
     if profile == "all":
         fail("name one profile (a built-in name or a file), not 'all'")
     try:
@@ -97,6 +98,9 @@ def role_permissions(templates: dict[str, dict]) -> dict[str, list[str]]:
 
 
 def spend_visibility(result: Synthesis) -> dict:
+    from genai_stack.components.application_inference_profile import gateway_routes
+    from genai_stack.components.cost_controls import ESTIMATED_COST_METRIC
+
     """Each budget and cost alarm of the synthesized templates, what spend it can see, and which
     application inference profile each gateway target's Bedrock calls go through (docs/cost.md)."""
     profile = result.profile
@@ -158,6 +162,8 @@ def spend_visibility(result: Synthesis) -> dict:
 
 
 def plan_document(result: Synthesis) -> dict:
+    from genai_stack.compliance import STATEFUL_RESOURCE_TYPES
+
     stacks = {}
     for stack, template in sorted(result.templates.items()):
         resources = template.get("Resources", {})

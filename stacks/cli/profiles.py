@@ -11,7 +11,6 @@ from rich import box
 from rich.table import Table
 
 from genai_stack.cli.app import EXIT_FOUND, app, console, errors, print_json
-from genai_stack.cli.synth import synthesize
 from genai_stack.config import ProfileError, builtin_profile_names, load_profile
 from genai_stack.cost import builtin_summaries, builtin_summary
 
@@ -44,6 +43,8 @@ def list_profiles(
     summaries = builtin_summaries()
     missing = [profile.name for profile in profiles if profile.name not in summaries]
     if missing:
+        from genai_stack.cli.synth import synthesize  # aws-cdk-lib: only when a record is missing
+
         with tempfile.TemporaryDirectory() as outdir, errors.status("Synthesizing " + ", ".join(missing)):
             for name in missing:
                 (result,) = synthesize(name, Path(outdir) / name)

@@ -40,6 +40,7 @@ def test_profiles_reads_the_recorded_figures_and_synthesizes_only_a_profile_with
     figures recorded from the cost model (stacks/data/builtin_profiles.json, kept current by
     tests/cli/test_cost_docs.py) and synthesizes only a built-in profile that has no record."""
     from genai_stack.cli import profiles as command
+    from genai_stack.cli import synth
     from genai_stack.cost import builtin_summaries
 
     recorded = builtin_summaries()
@@ -50,7 +51,7 @@ def test_profiles_reads_the_recorded_figures_and_synthesizes_only_a_profile_with
         synthesized.append(selection)
         raise AssertionError("synthesized")
 
-    monkeypatch.setattr(command, "synthesize", synthesize)
+    monkeypatch.setattr(synth, "synthesize", synthesize)
     rows = {row["name"]: row for row in json.loads(invoke("profiles", "--json").stdout)}
     assert synthesized == []
     assert rows["managed-api"]["fixed_monthly_usd"] == recorded["managed-api"]["fixed_monthly_usd"]
@@ -60,6 +61,17 @@ def test_profiles_reads_the_recorded_figures_and_synthesizes_only_a_profile_with
     result = invoke("profiles", "--json")
     assert synthesized == ["managed-api"]
     assert result.exit_code != 0
+
+
+def test_the_commands_that_only_read_profiles_do_not_load_the_cdk():
+    """aws-cdk-lib (and its Node.js kernel) is imported by the commands that synthesize, not when the
+    CLI starts: `genai-stack profiles` and `validate` answer in about a second."""
+    import subprocess
+    import sys
+
+    check = "import sys, genai_stack.cli; print(sorted(m for m in sys.modules if m.split('.')[0] in ('aws_cdk', 'jsii')))"
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)  # noqa: S603
+    assert result.stdout.strip() == "[]"
 
 
 def test_validate_passes_good_files_and_fails_bad_ones_with_file_and_field(tmp_path):
