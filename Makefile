@@ -14,6 +14,9 @@ CHECKOV_VERSION := 3.3.30
 
 # Node 20 prints an end-of-life banner on every jsii import.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+# Bytecode caches (__pycache__, gitignored) for the project's modules and pytest's rewritten tests:
+# without them every run, and every synthesis process a test starts, compiles them again.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: help setup synth synth-all test lint format schema bench gateway-local clean docs-alarms docs-cost data-regions lock
 

@@ -78,15 +78,16 @@ RECORDED_CALLS_CHECK = "tests/access/test_recorded_calls.py"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The compliance tests, `genai-stack diff`'s and the wheel's (whose scanners, scenarios and
-    install run in the background meanwhile) run after the others, and the recorded-calls check runs
-    last of all."""
+    """The tests that wait for a background job (the compliance scanners, `genai-stack diff`'s
+    scenarios, the wheel's install, cfn-lint over a module's templates: marked `waits`) run after the
+    others, so the jobs run meanwhile, and the recorded-calls check runs last of all."""
     items.sort(
         key=lambda item: (
             item.nodeid.startswith(RECORDED_CALLS_CHECK),
             item.nodeid.startswith(
                 ("tests/compliance/", "tests/cli/test_diff.py::", "tests/test_package.py::")
-            ),
+            )
+            or item.get_closest_marker("waits") is not None,
         )
     )
 

@@ -108,7 +108,8 @@ def _token(part: dict) -> str:
     raise AssertionError(f"unexpected token {part}")
 
 
-@pytest.fixture(scope="module")
+# Session-scoped: the cfn-lint test (marked `waits`) runs after the other modules, on this synthesis.
+@pytest.fixture(scope="session")
 def synth(tmp_path_factory) -> Synth:
     outdir = tmp_path_factory.mktemp("customization.out")
     app = cdk_app(outdir)
@@ -186,6 +187,7 @@ def test_the_app_synthesizes_with_cdk_nag_and_no_open_finding(synth):
     assert synth.of_type(synth.training, "AWS::StepFunctions::StateMachine")
 
 
+@pytest.mark.waits  # cfn-lint runs in the background from the fixture
 def test_cfn_lint_passes_both_templates(synth):
     result = cfn_lint_later(
         [synth.outdir / "Base.template.json", synth.outdir / "Training.template.json"]

@@ -159,7 +159,8 @@ def build(outdir: Path, monkeypatch: pytest.MonkeyPatch) -> Built:
     return Built(app=app, hub=hub, pipelines=pipelines, deployment=deployment)
 
 
-@pytest.fixture(scope="module")
+# Session-scoped: the cfn-lint test (marked `waits`) runs after the other modules, on this synthesis.
+@pytest.fixture(scope="session")
 def built(tmp_path_factory) -> tuple[Built, Path]:
     outdir = tmp_path_factory.mktemp("cdk.out")
     with pytest.MonkeyPatch.context() as monkeypatch:
@@ -260,6 +261,7 @@ def test_every_finding_is_acknowledged_and_every_acknowledgement_is_used(tmp_pat
     assert [a for a in recorded if not any(covers(a, v) for v in violations)] == []
 
 
+@pytest.mark.waits  # cfn-lint runs in the background from the fixture
 def test_cfn_lint_passes(built):
     _, outdir = built
     result = cfn_lint_later(outdir.glob("*.template.json")).result()
