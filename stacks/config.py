@@ -2129,17 +2129,18 @@ def load_profile(name_or_path: str, profiles_dir: Path = PROFILES_DIR) -> Profil
     return profile
 
 
-def load_profiles(selection: str, profiles_dir: Path = PROFILES_DIR) -> list[Profile]:
-    """`all` -> every built-in profile; otherwise one name or path. Profile names must be unique."""
-    if selection != ALL_PROFILES:
+def load_profiles(selection: str | Sequence[str], profiles_dir: Path = PROFILES_DIR) -> list[Profile]:
+    """`all` -> every built-in profile; otherwise one name or path, or a list of them (one synthesis of
+    several profiles: `genai-stack diff -p A -p B`). Profile names must be unique."""
+    if isinstance(selection, str) and selection != ALL_PROFILES:
         return [load_profile(selection, profiles_dir)]
-    profiles = [load_profile(name, profiles_dir) for name in builtin_profile_names(profiles_dir)]
+    names_or_paths = builtin_profile_names(profiles_dir) if selection == ALL_PROFILES else list(selection)
+    profiles = [load_profile(name, profiles_dir) for name in names_or_paths]
     names = [profile.name for profile in profiles]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
-        raise ProfileError(
-            str(profiles_dir), [f"profile name {', '.join(duplicates)} is used by more than one file"]
-        )
+        where = str(profiles_dir) if selection == ALL_PROFILES else ", ".join(names_or_paths)
+        raise ProfileError(where, [f"profile name {', '.join(duplicates)} is used by more than one file"])
     return profiles
 
 

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from aws_cdk import App, CfnResource, Environment, Stack, Stage, Tags, Token
 from constructs import Construct
@@ -334,8 +335,8 @@ class GenAiStage(Stage):
         self.profile_stacks = ProfileStacks(self, profile.name, profile=profile)
 
 
-def add_profiles(app: App, selection: str) -> App:
-    """Add the stacks of each selected profile (`selection`: a name, a path or `all`) at the top
+def add_profiles(app: App, selection: str | Sequence[str]) -> App:
+    """Add the stacks of each selected profile (`selection`: a name, a path, `all` or a list) at the top
     level of `app`, so `cdk deploy --all` finds them, and check them with cdk-nag at synth."""
     for profile in load_profiles(selection):
         ProfileStacks(app, profile.name, profile=profile)

@@ -569,6 +569,13 @@ def profile_names(tree: Path) -> list[str]:
     return sorted(path.stem for path in (tree / "profiles").glob("*.yaml"))
 
 
+def takes_lists(tree: Path) -> bool:
+    """Whether the tree's app synthesizes a list of profiles in one process (its app.py says
+    `PROFILE_LISTS = True`); an older tree gets one process per profile."""
+    app = tree / "app.py"
+    return app.is_file() and "\nPROFILE_LISTS = True" in app.read_text(encoding="utf-8")
+
+
 def is_profile_file(selection: str) -> bool:
     """A team's own profile file (a path relative to the repository root), not a built-in name."""
     return selection.endswith((".yaml", ".yml")) or "/" in selection
@@ -579,7 +586,7 @@ def in_tree(tree: Path, selection: str) -> bool:
     return (tree / selection).is_file() if is_profile_file(selection) else selection in profile_names(tree)
 
 
-def synth_environment(tree: Path, outdir: Path, selection: str) -> dict[str, str]:
+def synth_environment(tree: Path, outdir: Path, selection: str | list[str]) -> dict[str, str]:
     """This process's environment without CDK_* settings, plus what `cdk synth` would give the app."""
     cdk_json = tree / "cdk.json"
     context = json.loads(cdk_json.read_text()).get("context", {}) if cdk_json.is_file() else {}
@@ -672,18 +679,26 @@ def synthesize(
     advance: Callable[[], None] = lambda: None,
     processes: SynthProcesses | None = None,
 ) -> dict[str, StackTemplate]:
-    """Synthesize `tree` with its own app code: every built-in profile at once, or the named ones."""
+    """Synthesize `tree` with its own app code: every built-in profile at once, or the named ones (in
+    one process where the tree's app takes a list, one process each in older trees)."""
     processes = processes or SynthProcesses()
-    selections = ["all"] if profiles is None else [name for name in profiles if in_tree(tree, name)]
+    selections: list[str | list[str]] = (
+        ["all"] if profiles is None else [n for n in profiles if in_tree(tree, n)]
+    )
+    if profiles is not None and selections and takes_lists(tree):
+        selections = [list(selections)]
     found: dict[str, StackTemplate] = {}
-    for selection in selections:
-        target = outdir / re.sub(r"[^A-Za-z0-9_.-]", "_", selection)
+    for index, selection in enumerate(selections):
+        target = outdir / (
+            re.sub(r"[^A-Za-z0-9_.-]", "_", selection) if isinstance(selection, str) else f"selection-{index}"
+        )
         status, stdout, stderr = processes.run(
             [sys.executable, "-c", _SYNTH_BOOTSTRAP], cwd=tree, env=synth_environment(tree, target, selection)
         )
         if status != 0 or not (target / "manifest.json").is_file():
             output = "\n".join((stderr.strip() or stdout.strip()).splitlines()[-25:])
-            raise DiffError(f"synthesis of {label} (profile={selection}) failed:\n{output}")
+            shown = selection if isinstance(selection, str) else ", ".join(selection)
+            raise DiffError(f"synthesis of {label} (profile={shown}) failed:\n{output}")
         found.update(read_assembly(target))
         advance()
     return found
@@ -779,7 +794,8 @@ def synthesize_trees(
     with ThreadPoolExecutor(max_workers=len(trees)) as pool:
         jobs = []
         for tree, outdir, label in trees:
-            runs = 1 if selection is None else sum(1 for name in set(selection) if in_tree(tree, name))
+            present = sum(1 for name in set(selection or ()) if in_tree(tree, name))
+            runs = 1 if selection is None else min(present, 1) if takes_lists(tree) else present
             task = progress.add_task(f"Synthesizing {label}", total=runs)
             advance = functools.partial(progress.advance, task)
             jobs.append(pool.submit(synthesize, tree, outdir, selection, label, advance, processes))

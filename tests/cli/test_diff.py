@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -139,29 +140,19 @@ def _unchanged(origin: Path, root: Path) -> tuple[Path, list[str], Path | None]:
     return clone(origin, root, "unchanged"), [], None
 
 
-def _changed(origin: Path, root: Path) -> tuple[Path, list[str], Path | None]:
-    """A pull request with a profile edit (the GPU host's instance type and the hosts' network range)
-    and a refactor that renames the data bucket's construct, so that its logical ID changes."""
-    repo = clone(origin, root, "changed")
+def _pull_request(origin: Path, root: Path) -> tuple[Path, list[str], Path | None]:
+    """One pull request with every kind of change, diffed in one run (one synthesis per tree): a
+    profile edit (the GPU host's instance type and the hosts' network range), a refactor that renames
+    the data bucket's construct (its logical ID changes), managed-api removed and the same profile
+    added as `sandbox`, and a team's own profile file outside profiles/ added."""
+    repo = clone(origin, root, "pull-request")
     profile = repo / "profiles" / "self-hosted.yaml"
     edit(profile, "instance_type: g6.xlarge", "instance_type: g6.2xlarge")
     edit(profile, "cidr: 10.40.0.0/16", "cidr: 10.41.0.0/16")
     edit(repo / "stacks" / "foundation_stack.py", '"Data",', '"DataStore",')
-    return repo, ["--profile", "self-hosted", "--json"], repo.parent / "diff.md"
-
-
-def _swapped_profile(origin: Path, root: Path) -> tuple[Path, list[str], Path | None]:
-    """managed-api removed and the same profile added as `sandbox`: stacks removed and added."""
-    repo = clone(origin, root, "swapped-profile")
     profiles = repo / "profiles"
     (profiles / "managed-api.yaml").rename(profiles / "sandbox.yaml")
     edit(profiles / "sandbox.yaml", "name: managed-api", "name: sandbox")
-    return repo, ["-p", "managed-api", "-p", "sandbox", "--json"], None
-
-
-def _team_profile(origin: Path, root: Path) -> tuple[Path, list[str], Path | None]:
-    """A team's own profile file, outside profiles/, added by the pull request."""
-    repo = clone(origin, root, "team-profile")
     team = repo / "teams" / "support.yaml"
     team.parent.mkdir()
     team.write_text(
@@ -171,15 +162,11 @@ def _team_profile(origin: Path, root: Path) -> tuple[Path, list[str], Path | Non
         "cost_allocation: {tag_value: support}\n"
         "budget: {monthly_limit_usd: 100}\n"
     )
-    return repo, ["-p", "teams/support.yaml", "--json"], None
+    args = ["-p", "self-hosted", "-p", "managed-api", "-p", "sandbox", "-p", "teams/support.yaml", "--json"]
+    return repo, args, repo.parent / "diff.md"
 
 
-SCENARIOS = {
-    "unchanged": _unchanged,
-    "changed": _changed,
-    "swapped_profile": _swapped_profile,
-    "team_profile": _team_profile,
-}
+SCENARIOS = {"unchanged": _unchanged, "pull_request": _pull_request}
 GENAI_STACK = Path(sys.executable).with_name("genai-stack")
 
 
@@ -231,12 +218,10 @@ def unchanged(tmp_path_factory) -> tuple[Path, Run]:
 
 @pytest.fixture(scope="module")
 def changed(tmp_path_factory) -> Run:
-    return _scenario("changed", tmp_path_factory)[1]
+    return _scenario("pull_request", tmp_path_factory)[1]
 
 
-@pytest.fixture(scope="module")
-def swapped_profile(tmp_path_factory) -> Run:
-    return _scenario("swapped_profile", tmp_path_factory)[1]
+swapped_profile = team_profile = changed  # the same run: the tests read their parts of it
 
 
 def resources(document: dict, stack_id: str) -> dict[str, dict]:
@@ -299,7 +284,9 @@ def test_instance_type_change_shows_the_launch_template_update_and_the_network_r
 def test_a_stateful_logical_id_change_is_listed_first_as_a_stateful_replacement(changed):
     assert changed.exit_code == 1, changed.stderr
     [bucket] = [
-        hazard for hazard in changed.document["stateful"] if hazard["logical_id"].startswith("DataBucket")
+        hazard
+        for hazard in changed.document["stateful"]
+        if hazard["logical_id"].startswith("DataBucket") and hazard["profile"] == "self-hosted"
     ]
     assert bucket["resource_type"] == "AWS::S3::Bucket"
     assert bucket["impact"] == "LOGICAL_ID_CHANGED"
@@ -319,7 +306,7 @@ def test_json_output_has_the_report_fields(changed):
     assert document["base"]["ref"] == "origin/main"
     assert len(document["base"]["commit"]) == 40
     assert document["engine"] == "2.187.5"
-    assert document["profiles"] == ["self-hosted"]
+    assert document["profiles"] == ["managed-api", "sandbox", "self-hosted", "teams/support.yaml"]
     assert document["differs"] is True
     assert "Synthesizing base" in changed.stderr  # a changed tree: both sides synthesized
     assert document["summary"]["stateful_replaced_or_deleted"] == len(document["stateful"]) >= 1
@@ -338,7 +325,8 @@ def test_a_removed_profile_lists_its_stacks_as_removed_and_a_new_one_as_added(sw
     assert {s for i, s in status.items() if i.startswith("managed-api/")} == {"removed"}
     assert {s for i, s in status.items() if i.startswith("sandbox/")} == {"added"}
     # Another profile's new bucket is not this one's successor: the removal itself is the hazard.
-    removed_buckets = [h for h in run.document["stateful"] if h["resource_type"] == "AWS::S3::Bucket"]
+    buckets = [h for h in run.document["stateful"] if h["resource_type"] == "AWS::S3::Bucket"]
+    removed_buckets = [h for h in buckets if h["profile"] != "self-hosted"]  # self-hosted's is a rename
     assert removed_buckets
     assert {h["profile"] for h in removed_buckets} == {"managed-api"}
     assert all("stack removed from the app" in h["description"] for h in removed_buckets)
@@ -353,21 +341,23 @@ def test_a_base_ref_that_does_not_exist_exits_2_with_a_clear_message(origin, tmp
     assert run.stdout == ""
 
 
-@pytest.fixture(scope="module")
-def team_profile(tmp_path_factory) -> Run:
-    return _scenario("team_profile", tmp_path_factory)[1]
-
-
 def test_a_team_s_own_profile_file_is_diffed_and_a_new_one_is_all_added(team_profile):
     """`-p FILE`: a profile file of the repository (not a built-in), synthesized in each tree that has
     it; only the working tree has it here, so its stacks are added."""
     assert team_profile.exit_code == 1, team_profile.stderr
     document = team_profile.document
-    assert document["profiles"] == ["teams/support.yaml"]
-    stacks = {stack["id"]: stack for stack in document["stacks"]}
+    assert "teams/support.yaml" in document["profiles"]
+    stacks = {stack["id"]: stack for stack in document["stacks"] if stack["id"].startswith("support-team/")}
     assert "support-team/Foundation" in stacks
-    assert all(stack["id"].startswith("support-team/") for stack in document["stacks"])
-    assert {stack["status"] for stack in document["stacks"]} == {"added"}
+    assert {stack["status"] for stack in stacks.values()} == {"added"}
+
+
+def test_several_profiles_synthesize_in_one_process_per_tree(changed):
+    """`-p` four times: the base tree (self-hosted, managed-api) and the working tree (self-hosted,
+    sandbox, the team's file) are each one synthesis, not one per profile."""
+    assert "Synthesizing base" in changed.stderr
+    assert re.search(r"Synthesizing base .*1/1", changed.stderr), changed.stderr[-2000:]
+    assert re.search(r"Synthesizing the working tree\s+1/1", changed.stderr), changed.stderr[-2000:]
 
 
 def test_an_unknown_profile_exits_2_and_leaves_no_worktree(origin, tmp_path_factory):
