@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -10,8 +11,8 @@ import typer
 from rich import box
 from rich.table import Table
 
-from genai_stack.cli.app import EXIT_FOUND, app, console, errors, print_json
-from genai_stack.config import ProfileError, builtin_profile_names, load_profile
+from genai_stack.cli.app import EXIT_FOUND, app, console, errors, fail, print_json
+from genai_stack.config import SCHEMA_PATH, ProfileError, builtin_profile_names, load_profile
 from genai_stack.cost import builtin_summaries, builtin_summary
 
 
@@ -115,3 +116,26 @@ def validate(
                 console.print(f"[green]✓[/] {name}", highlight=False)
     if any(report.values()):
         raise typer.Exit(EXIT_FOUND)
+
+
+@app.command()
+def schema(
+    directory: Annotated[
+        Path, typer.Argument(help="Where your profile files are (default: the current directory).")
+    ] = Path(),
+) -> None:
+    """Write the profile schema (profile.schema.json) beside your profile files, for editors.
+
+    Every profile starts with `# yaml-language-server: $schema=profile.schema.json`, a path relative to
+    the profile: a profile copied out of the package finds its schema once this file is beside it.
+    The schema is the installed package's, so it matches the `genai-stack validate` you run.
+
+    [b]Example[/]: genai-stack schema teams/
+    """
+    target = directory / SCHEMA_PATH.name
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(SCHEMA_PATH, target)
+    except OSError as error:
+        fail(f"cannot write {target}: {error.strerror or error}")
+    console.print(f"Wrote {target} (genai-stack's profile schema).", highlight=False)

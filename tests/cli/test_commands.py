@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from genai_stack.cli import app
 from genai_stack.config import builtin_profile_names
+from tests.support import REPO_ROOT
 
 runner = CliRunner()
 
@@ -19,7 +20,7 @@ def invoke(*args: str):
 
 
 def test_every_command_has_help_with_an_example():
-    for command in ("profiles", "validate", "plan", "cost", "recommend", "diff", "wheelhouse"):
+    for command in ("profiles", "validate", "plan", "cost", "recommend", "diff", "wheelhouse", "schema"):
         result = invoke(command, "--help")
         assert result.exit_code == 0, command
         assert "Example" in result.output, command
@@ -72,6 +73,26 @@ def test_the_commands_that_only_read_profiles_do_not_load_the_cdk():
     check = "import sys, genai_stack.cli; print(sorted(m for m in sys.modules if m.split('.')[0] in ('aws_cdk', 'jsii')))"
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)  # noqa: S603
     assert result.stdout.strip() == "[]"
+
+
+def test_schema_writes_the_package_s_schema_beside_a_team_s_profiles(tmp_path):
+    """A profile copied out of profiles/ keeps its `$schema=profile.schema.json` modeline; the file it
+    names is written beside it from the installed package (the wheel ships it)."""
+    from genai_stack.config import SCHEMA_PATH, profile_json_schema
+
+    result = invoke("schema", str(tmp_path / "teams"))
+    assert result.exit_code == 0, result.output
+    written = tmp_path / "teams" / "profile.schema.json"
+    assert written.read_text() == SCHEMA_PATH.read_text() == profile_json_schema()
+    assert (
+        (REPO_ROOT / "profiles" / "managed-api.yaml")
+        .read_text()
+        .startswith("# yaml-language-server: $schema=profile.schema.json")
+    )
+    (tmp_path / "file").write_text("")
+    blocked = invoke("schema", str(tmp_path / "file"))
+    assert blocked.exit_code == 2
+    assert "cannot write" in blocked.output
 
 
 def test_validate_passes_good_files_and_fails_bad_ones_with_file_and_field(tmp_path):
