@@ -76,7 +76,7 @@ format: $(VENV)/.installed ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-schema: $(VENV)/.installed ## regenerate profiles/profile.schema.json from stacks/config.py (genai_stack.config)
+schema: $(VENV)/.installed ## regenerate profiles/profile.schema.json from the profile models (stacks/profile/)
 	$(PY) -m genai_stack.config --write-schema
 
 bench: setup ## benchmarks: synth time per profile; gateway overhead, cold start and cache path; upstream connections

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from genai_stack.config import _describe
+from genai_stack.profile.errors import _describe
 
 C = TypeVar("C", bound=type)
 

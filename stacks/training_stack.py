@@ -94,7 +94,8 @@ class TrainingStack(Stack):
 
 def _inference_image(targets: list[InferenceEndpoint], region: str) -> str | None:
     """The serving image registered with each model version: the endpoints' container (one, see
-    stacks/config.py training_problems), or None without endpoints (the training image is registered)."""
+    stacks/profile/training.py training_problems), or None without endpoints (the training image is
+    registered)."""
     return image_uri(targets[0].container, region) if targets else None
 
 

@@ -309,7 +309,7 @@ class ModelEndpoint(Construct):
         super().__init__(scope, construct_id)
         check_names(settings, endpoint_name)
         if approved_models and settings.inference_components:
-            # The profile refuses it too (stacks/config.py training_problems), with the same reason.
+            # The profile refuses it too (stacks/profile/training.py training_problems), with the same reason.
             raise ValueError(
                 f"{endpoint_name}: approved_models needs a real-time or asynchronous endpoint; on inference "
                 "components the model belongs to the AWS::SageMaker::InferenceComponent, which "

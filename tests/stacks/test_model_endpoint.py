@@ -80,7 +80,7 @@ ENDPOINTS = {
 
 
 # Endpoints a training pipeline deploys its approved versions to (the model deployer): real-time and
-# asynchronous ones (inference components are refused by the profile, stacks/config.py).
+# asynchronous ones (inference components are refused by the profile, stacks/profile/inference.py).
 APPROVED_MODELS = {"chat", "batch"}
 
 

@@ -30,7 +30,7 @@ def image_profile_data() -> dict:
     for section in ("knowledge_bases", "aurora", "invocation_logging"):
         data["bedrock"].pop(section, None)
     data["bedrock"]["guardrail"].pop("contextual_grounding", None)
-    # An image model cannot be held to the guardrail by IAM (stacks/config.py): the gateway's
+    # An image model cannot be held to the guardrail by IAM (stacks/profile/gateway.py): the gateway's
     # ApplyGuardrail checks do it, with content filters that read images.
     data["bedrock"]["guardrail"]["mandatory"] = False
     data["bedrock"]["guardrail"]["content_filters"] = [

@@ -1,0 +1,498 @@
+"""The profile's bedrock section: the managed-API approach (Amazon Bedrock)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from genai_stack.catalog import (
+    bedrock_catalog,
+    guardrail_languages,
+    guardrail_profile,
+    topic_definition_limit,
+)
+from genai_stack.profile.common import _SCHEDULE, Slug, TagKey, TagValue, _known_retention, _Strict, located
+
+# --------------------------------------------------------------------------------------------------
+# Managed API: Amazon Bedrock
+
+Strength = Literal["NONE", "LOW", "MEDIUM", "HIGH"]
+ContentFilterType = Literal["SEXUAL", "VIOLENCE", "HATE", "INSULTS", "MISCONDUCT", "PROMPT_ATTACK"]
+# AWS::Bedrock::Guardrail PiiEntityConfig.Type (cfn-lint 1.58.0 schema of the CloudFormation registry).
+PiiEntityType = Literal[
+    "ADDRESS", "AGE", "AWS_ACCESS_KEY", "AWS_SECRET_KEY", "CA_HEALTH_NUMBER", "CA_SOCIAL_INSURANCE_NUMBER",
+    "CREDIT_DEBIT_CARD_CVV", "CREDIT_DEBIT_CARD_EXPIRY", "CREDIT_DEBIT_CARD_NUMBER", "DRIVER_ID", "EMAIL",
+    "INTERNATIONAL_BANK_ACCOUNT_NUMBER", "IP_ADDRESS", "LICENSE_PLATE", "MAC_ADDRESS", "NAME", "PASSWORD",
+    "PHONE", "PIN", "SWIFT_CODE", "UK_NATIONAL_HEALTH_SERVICE_NUMBER", "UK_NATIONAL_INSURANCE_NUMBER",
+    "UK_UNIQUE_TAXPAYER_REFERENCE_NUMBER", "URL", "USERNAME", "US_BANK_ACCOUNT_NUMBER",
+    "US_BANK_ROUTING_NUMBER", "US_INDIVIDUAL_TAX_IDENTIFICATION_NUMBER", "US_PASSPORT_NUMBER",
+    "US_SOCIAL_SECURITY_NUMBER", "VEHICLE_IDENTIFICATION_NUMBER",
+]  # fmt: skip
+
+
+class ContentFilter(_Strict):
+    """A content filter with its strength on prompts (input) and on responses (output)."""
+
+    type: ContentFilterType
+    input_strength: Strength = "HIGH"
+    output_strength: Strength = "HIGH"
+    modalities: list[Literal["TEXT", "IMAGE"]] = Field(
+        default_factory=lambda: ["TEXT"], min_length=1, max_length=2
+    )
+
+    @model_validator(mode="after")
+    def _prompt_attack_is_input_only(self) -> ContentFilter:
+        # Prompt attacks are only detected in the input; Bedrock requires output strength NONE for them.
+        if self.type == "PROMPT_ATTACK" and self.output_strength != "NONE":
+            raise ValueError(
+                located(
+                    "output_strength",
+                    f"{self.output_strength!r} is not allowed for "
+                    "PROMPT_ATTACK: prompt attacks are filtered on input only (use NONE)",
+                )
+            )
+        return self
+
+
+def _default_content_filters() -> list[ContentFilter]:
+    kinds: tuple[ContentFilterType, ...] = ("SEXUAL", "VIOLENCE", "HATE", "INSULTS", "MISCONDUCT")
+    return [ContentFilter(type=kind) for kind in kinds] + [
+        ContentFilter(type="PROMPT_ATTACK", input_strength="HIGH", output_strength="NONE")
+    ]
+
+
+class DeniedTopic(_Strict):
+    """A topic the guardrail blocks; the definition's length limit depends on the tier."""
+
+    name: str = Field(pattern=r"^[0-9A-Za-z-_ !?.]{1,100}$")
+    definition: str = Field(min_length=1, max_length=1000)
+    examples: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        default_factory=list, max_length=5
+    )
+
+
+class PiiEntity(_Strict):
+    type: PiiEntityType
+    action: Literal["BLOCK", "ANONYMIZE"]
+
+
+class RegexFilter(_Strict):
+    name: str = Field(min_length=1, max_length=100)
+    pattern: str = Field(min_length=1, max_length=500)
+    action: Literal["BLOCK", "ANONYMIZE"]
+    description: str | None = Field(default=None, max_length=1000)
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, pattern: str) -> str:
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise ValueError(f"is not a valid regular expression: {error}") from None
+        return pattern
+
+
+class ContextualGrounding(_Strict):
+    """Block responses whose grounding in the source, or relevance to the query, scores below these."""
+
+    grounding_threshold: float = Field(default=0.75, ge=0, le=0.99)
+    relevance_threshold: float = Field(default=0.5, ge=0, le=0.99)
+
+
+class Guardrail(_Strict):
+    """One Bedrock guardrail for every model call of the profile (all policy types optional)."""
+
+    tier: Literal["CLASSIC", "STANDARD"] = Field(
+        default="STANDARD", description="STANDARD: more languages, longer topic definitions, cross-region"
+    )
+    languages: list[str] = Field(default_factory=lambda: ["en"], min_length=1)
+    mandatory: bool = Field(default=True, description="Roles may invoke models only with this guardrail")
+    blocked_input_message: str = Field(min_length=1, max_length=500)
+    blocked_output_message: str = Field(min_length=1, max_length=500)
+    content_filters: list[ContentFilter] = Field(default_factory=_default_content_filters, max_length=6)
+    denied_topics: list[DeniedTopic] = Field(default_factory=list, max_length=30)
+    words: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        default_factory=list, max_length=10000
+    )
+    managed_profanity_filter: bool = True
+    pii_entities: list[PiiEntity] = Field(default_factory=list)
+    regexes: list[RegexFilter] = Field(default_factory=list, max_length=30)
+    contextual_grounding: ContextualGrounding | None = None
+
+    @model_validator(mode="after")
+    def _tier_limits(self) -> Guardrail:
+        problems = []
+        supported = guardrail_languages(self.tier)
+        for index, language in enumerate(self.languages):
+            if language not in guardrail_languages("STANDARD"):
+                problems.append(
+                    located(
+                        f"languages[{index}]",
+                        f"{language!r} is not a language Bedrock guardrails "
+                        f"support (one of {', '.join(guardrail_languages('STANDARD'))})",
+                    )
+                )
+            elif language not in supported:
+                problems.append(
+                    located(
+                        f"languages[{index}]",
+                        f"{language!r} is not supported by the {self.tier} "
+                        f"tier (it supports {', '.join(supported)}); use tier: STANDARD",
+                    )
+                )
+        limit = topic_definition_limit(self.tier)
+        for index, topic in enumerate(self.denied_topics):
+            if len(topic.definition) > limit:
+                problems.append(
+                    located(
+                        f"denied_topics[{index}].definition",
+                        f"is {len(topic.definition)} characters; the {self.tier} tier allows {limit}",
+                    )
+                )
+        types = [f.type for f in self.content_filters]
+        for kind in sorted({t for t in types if types.count(t) > 1}):
+            problems.append(located("content_filters", f"lists {kind} more than once"))
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+class FixedChunking(_Strict):
+    strategy: Literal["fixed"] = "fixed"
+    max_tokens: int = Field(default=300, ge=20, le=8192)
+    overlap_percent: int = Field(default=20, ge=1, le=99)
+
+
+class SemanticChunking(_Strict):
+    strategy: Literal["semantic"]
+    max_tokens: int = Field(default=300, ge=20, le=8192)
+    buffer_size: int = Field(default=0, ge=0, le=1)
+    breakpoint_percentile_threshold: int = Field(default=95, ge=50, le=99)
+
+
+class HierarchicalChunking(_Strict):
+    strategy: Literal["hierarchical"]
+    parent_max_tokens: int = Field(default=1500, ge=1, le=8192)
+    child_max_tokens: int = Field(default=300, ge=1, le=8192)
+    overlap_tokens: int = Field(default=60, ge=1)
+
+    @model_validator(mode="after")
+    def _child_fits_parent(self) -> HierarchicalChunking:
+        if self.child_max_tokens >= self.parent_max_tokens:
+            raise ValueError(
+                located(
+                    "child_max_tokens",
+                    f"{self.child_max_tokens} must be smaller than "
+                    f"parent_max_tokens ({self.parent_max_tokens})",
+                )
+            )
+        return self
+
+
+Chunking = Annotated[FixedChunking | SemanticChunking | HierarchicalChunking, Field(discriminator="strategy")]
+
+
+class KnowledgeBase(_Strict):
+    """A knowledge base over the data bucket prefix `knowledge-bases/<name>/`."""
+
+    name: Slug
+    description: str = Field(min_length=1, max_length=200)
+    embedding_model: str
+    dimensions: int = Field(gt=0)
+    vector_store: Literal["s3_vectors", "aurora_pgvector"] = Field(
+        default="s3_vectors",
+        description="s3_vectors: pay per use, no idle compute; aurora_pgvector: Aurora PostgreSQL "
+        "Serverless v2 with pgvector, pausing at 0 ACU when idle",
+    )
+    chunking: Chunking = Field(default_factory=FixedChunking)
+    ingestion_schedule: str = Field(default="rate(1 day)", pattern=_SCHEDULE)
+
+    @property
+    def prefix(self) -> str:
+        return f"knowledge-bases/{self.name}/"
+
+    @property
+    def table_name(self) -> str:
+        """The pgvector table of an aurora_pgvector knowledge base."""
+        return self.name.replace("-", "_")
+
+
+class AuroraVectorStore(_Strict):
+    """The Aurora PostgreSQL Serverless v2 cluster shared by the aurora_pgvector knowledge bases."""
+
+    min_capacity: float = Field(
+        default=0, ge=0, le=256, multiple_of=0.5, description="ACUs; 0 pauses when idle"
+    )
+    max_capacity: float = Field(default=2, ge=1, le=256, multiple_of=0.5)
+    auto_pause_minutes: int = Field(default=10, ge=5, le=1440, description="Idle time before pausing (min 0)")
+
+    @model_validator(mode="after")
+    def _range(self) -> AuroraVectorStore:
+        if self.min_capacity > self.max_capacity:
+            raise ValueError(
+                located(
+                    "min_capacity", f"{self.min_capacity:g} is above max_capacity ({self.max_capacity:g})"
+                )
+            )
+        return self
+
+
+class DriftMonitoring(_Strict):
+    """The project's own drift job over captured requests (and Bedrock invocation logs): prompt and answer
+    lengths, language mix, refusal rate and the distance of the window's mean text embedding from a
+    baseline, as CloudWatch metrics with alarms (stacks/components/drift_monitor.py)."""
+
+    schedule: str = Field(default="rate(1 hour)", pattern=_SCHEDULE, description="EventBridge schedule")
+    window_hours: int = Field(default=1, ge=1, le=24, description="hours of captured data read per run")
+    min_records: int = Field(
+        default=20, ge=1, le=100_000, description="fewer records in a window publish no distance or rates"
+    )
+    distance_threshold: float = Field(
+        default=0.25, gt=0, le=2, description="alarm above this cosine distance from the baseline centroid"
+    )
+    refusal_rate_percent: float = Field(
+        default=20, gt=0, le=100, description="alarm above this share of refused or guardrail-blocked answers"
+    )
+
+
+class InvocationLogging(_Strict):
+    """Bedrock model invocation logging (one setting per account and region)."""
+
+    enabled: bool = True
+    log_retention_days: int = Field(default=90)
+    take_over: bool = Field(default=False, description="Replace a configuration someone else set")
+    text: bool = True
+    image: bool = True
+    embedding: bool = False
+    drift: DriftMonitoring | None = Field(
+        default_factory=DriftMonitoring,
+        description="drift job over the logged text invocations (needs text: true; null: none)",
+    )
+
+    _retention = field_validator("log_retention_days")(classmethod(lambda cls, days: _known_retention(days)))
+
+
+class ApplicationInferenceProfile(_Strict):
+    """A tagged copy of a model or system inference profile, so spend splits by tenant or campaign."""
+
+    name: Slug
+    source: str = Field(description="A model or system inference profile listed under bedrock")
+    # AWS::Bedrock::ApplicationInferenceProfile Description pattern (letters, digits, : and ., single
+    # spaces, _ or - between them), from the CloudFormation registry schema.
+    description: str = Field(default="", max_length=200, pattern=r"^(([0-9a-zA-Z:.][ _-]?)+)?$")
+    tags: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=40)
+
+
+class PromptTemplate(_Strict):
+    """A prompt kept as a text file next to the profile; {{variable}} marks an input variable."""
+
+    name: Slug
+    file: str = Field(description="Path relative to the profile file")
+    model: str = Field(description="A model or inference profile listed under bedrock")
+    description: str = Field(default="", max_length=200)
+    max_tokens: int = Field(default=1024, ge=1, le=65536)
+    temperature: float = Field(default=0.5, ge=0, le=1)
+    _text: str = PrivateAttr(default="")
+
+    @model_validator(mode="after")
+    def _read_template(self, info: ValidationInfo) -> PromptTemplate:
+        base_dir = (info.context or {}).get("base_dir")
+        if base_dir is None:  # validated without a profile file (e.g. in a test): no template text
+            return self
+        path = Path(base_dir) / self.file
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            raise ValueError(located("file", f"{self.file!r} cannot be read (looked for {path})")) from None
+        if not text.strip():
+            raise ValueError(located("file", f"{self.file!r} is empty"))
+        if len(text) > 200_000:
+            raise ValueError(
+                located("file", f"{self.file!r} is longer than a Bedrock prompt allows (200,000)")
+            )
+        self._text = text
+        return self
+
+    @property
+    def text(self) -> str:
+        return self._text
+
+    @property
+    def variables(self) -> list[str]:
+        return sorted(set(re.findall(r"{{\s*([A-Za-z_][A-Za-z0-9_]*)\s*}}", self._text)))
+
+
+class BedrockAlarms(_Strict):
+    """Per-model alarm thresholds, on 5-minute sums."""
+
+    throttles: int = Field(default=10, ge=1)
+    server_errors: int = Field(default=5, ge=1)
+
+
+class Bedrock(_Strict):
+    """The managed-API approach: which models may be called, and how."""
+
+    models: list[str] = Field(default_factory=list, description="Foundation model ids (in-region, on demand)")
+    inference_profiles: list[str] = Field(
+        default_factory=list, description="System cross-region inference profiles"
+    )
+    guardrail: Guardrail | None = None
+    knowledge_bases: list[KnowledgeBase] = Field(default_factory=list, max_length=10)
+    aurora: AuroraVectorStore = Field(
+        default_factory=AuroraVectorStore, description="For aurora_pgvector stores"
+    )
+    invocation_logging: InvocationLogging = Field(default_factory=InvocationLogging)
+    application_inference_profiles: list[ApplicationInferenceProfile] = Field(default_factory=list)
+    prompts: list[PromptTemplate] = Field(default_factory=list)
+    alarms: BedrockAlarms = Field(default_factory=BedrockAlarms)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Bedrock:
+        problems = []
+        for field in ("knowledge_bases", "application_inference_profiles", "prompts"):
+            names = [item.name for item in getattr(self, field)]
+            problems += [
+                located(field, f"names {n!r} more than once")
+                for n in sorted({n for n in names if names.count(n) > 1})
+            ]
+        for field in ("models", "inference_profiles"):
+            ids = getattr(self, field)
+            problems += [
+                located(field, f"lists {i!r} more than once")
+                for i in sorted({i for i in ids if ids.count(i) > 1})
+            ]
+        if not self.models and not self.inference_profiles:
+            problems.append(located("models", "is empty: list at least one model or inference profile"))
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+def bedrock_catalog_problems(bedrock: Bedrock, region: str) -> list[str]:
+    """Model ids against the catalog: known, offered in the region, the right kind for their use."""
+    catalog = bedrock_catalog()
+    problems = []
+    for index, model_id in enumerate(bedrock.models):
+        model = catalog.models.get(model_id)
+        if model is None:
+            hint = (
+                " (it is a system inference profile: list it under inference_profiles)"
+                if (model_id in catalog.inference_profiles)
+                else f" (known: {', '.join(sorted(catalog.models))})"
+            )
+            problems.append(located(f"models[{index}]", f"{model_id!r} is not a known Bedrock model{hint}"))
+        elif model.modality == "image" and bedrock.guardrail and bedrock.guardrail.mandatory:
+            # The model-access policy holds generation calls to the guardrail with a
+            # bedrock:GuardrailIdentifier condition; Bedrock documents guardrails on InvokeModel for
+            # text models only ("Supported Regions and models for Amazon Bedrock Guardrails":
+            # https://docs.aws.amazon.com/bedrock/latest/userguide/guardrails-supported.html), so an
+            # image model would be granted without it (stacks/components/model_access.py).
+            problems.append(
+                located(
+                    f"models[{index}]",
+                    f"{model_id!r} is an image model, which IAM cannot hold to the guardrail (no guarded "
+                    "InvokeModel is documented for image models) while guardrail.mandatory is true: set "
+                    "bedrock.guardrail.mandatory: false to rely on the gateway's ApplyGuardrail checks of "
+                    "prompts and images, or remove the model",
+                )
+            )
+        elif region not in model.regions:
+            profiles = sorted(
+                p.profile_id
+                for p in catalog.inference_profiles.values()
+                if p.model_id == model_id and region in p.source_regions
+            )
+            hint = f"; call it through {', '.join(profiles)} under inference_profiles" if profiles else ""
+            problems.append(
+                located(
+                    f"models[{index}]",
+                    f"{model_id!r} is not offered on demand in {region} "
+                    f"(offered in {', '.join(model.regions)}){hint}",
+                )
+            )
+    for index, profile_id in enumerate(bedrock.inference_profiles):
+        profile = catalog.inference_profiles.get(profile_id)
+        if profile is None:
+            known = ", ".join(sorted(catalog.inference_profiles))
+            problems.append(
+                located(
+                    f"inference_profiles[{index}]",
+                    f"{profile_id!r} is not a known system inference profile (known: {known})",
+                )
+            )
+        elif region not in profile.source_regions:
+            problems.append(
+                located(
+                    f"inference_profiles[{index}]",
+                    f"{profile_id!r} cannot be called from "
+                    f"{region} (source regions: {', '.join(profile.source_regions)})",
+                )
+            )
+    if (
+        bedrock.guardrail is not None
+        and bedrock.guardrail.tier == "STANDARD"
+        and guardrail_profile(region) is None
+    ):
+        problems.append(
+            located(
+                "guardrail.tier",
+                f"'STANDARD' needs a cross-region guardrail profile, and none is "
+                f"known for {region} (see stacks/data/guardrails.json); use tier: CLASSIC here",
+            )
+        )
+    allowed = set(bedrock.models) | set(bedrock.inference_profiles)
+    for index, kb in enumerate(bedrock.knowledge_bases):
+        where = f"knowledge_bases[{index}]"
+        model = catalog.models.get(kb.embedding_model)
+        if kb.embedding_model not in bedrock.models:
+            problems.append(
+                located(
+                    f"{where}.embedding_model",
+                    f"{kb.embedding_model!r} is not listed under "
+                    "bedrock.models (the knowledge base invokes it in-region)",
+                )
+            )
+        elif model is not None and model.modality != "embeddings":
+            problems.append(
+                located(
+                    f"{where}.embedding_model",
+                    f"{kb.embedding_model!r} is a {model.modality} model, not an embeddings model",
+                )
+            )
+        elif kb.vector_store == "aurora_pgvector" and kb.dimensions > 2000:
+            problems.append(
+                located(
+                    f"{where}.dimensions",
+                    f"{kb.dimensions} is more than a pgvector HNSW index "
+                    "takes (2,000); use s3_vectors or a smaller embedding size",
+                )
+            )
+        elif model is not None and kb.dimensions not in model.dimensions:
+            sizes = ", ".join(str(d) for d in model.dimensions)
+            problems.append(
+                located(
+                    f"{where}.dimensions",
+                    f"{kb.dimensions} does not match {kb.embedding_model} (it produces vectors of {sizes})",
+                )
+            )
+    for field in ("application_inference_profiles", "prompts"):
+        for index, item in enumerate(getattr(bedrock, field)):
+            target = item.source if field == "application_inference_profiles" else item.model
+            key = "source" if field == "application_inference_profiles" else "model"
+            if target not in allowed:
+                problems.append(
+                    located(
+                        f"{field}[{index}].{key}",
+                        f"{target!r} is not listed under bedrock.models or bedrock.inference_profiles",
+                    )
+                )
+    return problems

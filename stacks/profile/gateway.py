@@ -1,0 +1,379 @@
+"""The profile's gateway section: the OpenAI-compatible model gateway."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+from pydantic import (
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from genai_stack.catalog import (
+    bedrock_catalog,
+)
+from genai_stack.profile.bedrock import Bedrock
+from genai_stack.profile.common import Slug, VpcEndpointId, _Strict, located
+from genai_stack.profile.hosting import Hosting
+
+# --------------------------------------------------------------------------------------------------
+# Lambda orchestration: the model gateway
+
+
+class GatewayTarget(_Strict):
+    """One target of an alias: exactly one of `bedrock` (a model or inference profile listed under
+    bedrock), `application_inference_profile` (a campaign profile of
+    bedrock.application_inference_profiles), `sagemaker` (an endpoint name) or `self_hosted` (a host
+    of the hosting section). Bedrock targets are invoked through an application inference profile
+    (created per alias and model, or the named campaign one), so their spend carries the
+    cost-allocation tag (docs/cost.md)."""
+
+    bedrock: str | None = None
+    application_inference_profile: str | None = Field(
+        default=None, description="A name from bedrock.application_inference_profiles (a campaign profile)"
+    )
+    sagemaker: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+    self_hosted: str | None = None
+    max_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="Output tokens sent when a request sets no max_tokens, and the cap of a larger one "
+        "(default: gateway.max_output_tokens); keep a generation inside the deadline (docs/gateway.md)",
+    )
+    system_prompt: Literal["keep", "merge"] = Field(
+        default="keep",
+        description="merge: system messages are prepended to the first user turn, for models whose chat "
+        "template refuses a system role (Mistral 7B Instruct v0.1/v0.2)",
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> GatewayTarget:
+        kinds = ("bedrock", "application_inference_profile", "sagemaker", "self_hosted")
+        chosen = [name for name in kinds if getattr(self, name)]
+        if len(chosen) != 1:
+            raise ValueError(
+                "names exactly one of bedrock, application_inference_profile, sagemaker or self_hosted"
+            )
+        return self
+
+
+class GatewayTenant(_Strict):
+    """An API key and usage plan: steady rate, burst and monthly request quota."""
+
+    name: Slug
+    rate_per_second: float = Field(default=5, gt=0, le=10_000)
+    burst: int = Field(default=10, ge=1, le=5_000)
+    monthly_quota: int | None = Field(default=None, ge=1)
+
+
+class GatewayCache(_Strict):
+    enabled: bool = True
+    ttl_seconds: int = Field(default=3600, ge=60, le=30 * 24 * 3600)
+
+
+class GatewayAlarms(_Strict):
+    server_error_percent: float = Field(default=5, gt=0, le=100, description="5xx share over 5 minutes")
+    latency_p90_ms: int = Field(default=15_000, ge=100)
+    fallback_percent: float = Field(
+        default=20,
+        gt=0,
+        le=100,
+        description="share of an alias's requests answered by a later target (its first failed), 15 minutes",
+    )
+
+
+# API Gateway REST integrations time out after 29 s by default ("Quotas for configuring and running a
+# REST API in API Gateway", maximum integration timeout:
+# https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-execution-service-limits-table.html).
+# The gateway function's timeout is its deadline + GATEWAY_TIMEOUT_HEADROOM_SECONDS (the deadline
+# fires first and answers a clean 504), and stays GATEWAY_API_MARGIN_SECONDS under API Gateway's,
+# so API Gateway never gives up on a function that is still running.
+API_GATEWAY_INTEGRATION_TIMEOUT_SECONDS = 29
+GATEWAY_TIMEOUT_HEADROOM_SECONDS = 3
+GATEWAY_API_MARGIN_SECONDS = 1
+GATEWAY_MAX_DEADLINE_SECONDS = (
+    API_GATEWAY_INTEGRATION_TIMEOUT_SECONDS - GATEWAY_API_MARGIN_SECONDS - GATEWAY_TIMEOUT_HEADROOM_SECONDS
+)
+
+
+# Images of url responses (data bucket, gateway-images/) expire after this many days by default: a
+# pre-signed URL is valid for an hour at most (lambdas/gateway/images.py MAX_URL_SECONDS), so a few
+# days leave time to download and keep nothing for long.
+GATEWAY_IMAGE_RETENTION_DAYS = 3
+
+
+def gateway_function_timeout_seconds(deadline_seconds: float) -> int:
+    """The gateway Lambda's timeout (whole seconds) for a deadline."""
+    return math.ceil(deadline_seconds) + GATEWAY_TIMEOUT_HEADROOM_SECONDS
+
+
+class Gateway(_Strict):
+    """The OpenAI-compatible model gateway (API Gateway REST + Lambda)."""
+
+    aliases: dict[Slug, Annotated[list[GatewayTarget], Field(min_length=1, max_length=5)]] = Field(
+        min_length=1
+    )
+    embeddings: dict[Slug, str] = Field(default_factory=dict, description="alias -> Bedrock embedding model")
+    images: dict[Slug, str] = Field(
+        default_factory=dict,
+        description="alias -> Bedrock image model listed under bedrock.models (POST /v1/images/generations; "
+        "docs/gateway.md, Images)",
+    )
+    image_retention_days: int = Field(
+        default=GATEWAY_IMAGE_RETENTION_DAYS,
+        ge=1,
+        le=365,
+        description="Days the images of url responses stay in the data bucket (gateway-images/, a "
+        "lifecycle rule) before they expire",
+    )
+    knowledge_bases: list[str] = Field(default_factory=list, description="knowledge bases requests may name")
+    auth: Literal["api_key", "iam"] = "api_key"
+    tenants: list[GatewayTenant] = Field(default_factory=list)
+    cache: GatewayCache = Field(default_factory=GatewayCache)
+    deadline_seconds: float = Field(
+        default=25,
+        ge=1,
+        description="Time a request may take from entry to answer; the function times out "
+        f"{GATEWAY_TIMEOUT_HEADROOM_SECONDS} s later, under API Gateway's 29 s",
+    )
+    max_body_kb: int = Field(default=256, ge=1, le=6144)
+    max_output_tokens: int = Field(default=4096, ge=1)
+    log_prompts: bool = Field(default=False, description="Log request bodies (prompts) in CloudWatch Logs")
+    # API Gateway writes access logs with one CloudWatch Logs role per account and region
+    # (AWS::ApiGateway::Account; API Gateway developer guide, "Permissions for CloudWatch logging",
+    # https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-logging.html). Like Bedrock
+    # invocation logging, one profile per account and region owns it; `genai-stack doctor` checks it.
+    api_gateway_account_role: Literal["create", "existing"] = Field(
+        default="create",
+        description="API Gateway's CloudWatch Logs role, one setting per account and region: 'create' sets "
+        "it to a role of this profile (kept when the stack is deleted); 'existing' relies on the one "
+        "already set (every other profile in the same account and region)",
+    )
+    alarms: GatewayAlarms = Field(default_factory=GatewayAlarms)
+    # Protection when deployed (stacks/components/gateway_protection.py, docs/gateway.md "Protection").
+    endpoint: Literal["public", "private"] = Field(
+        default="public",
+        description="'public': a REGIONAL API behind an AWS WAF web ACL (AWS managed common and "
+        "known-bad-inputs rules, a rate-based rule); 'private': a PRIVATE API reachable only through the "
+        "execute-api interface VPC endpoints in private_vpc_endpoint_ids",
+    )
+    # Existing endpoints of the callers' network, not one created here: a private API is called from the
+    # consumers' VPCs, whose network team owns the execute-api endpoint, and an endpoint with private DNS
+    # cuts its VPC off from every public API's default hostname (API Gateway guide, "Private REST APIs in
+    # API Gateway", best practices: https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-private-apis.html).
+    private_vpc_endpoint_ids: list[VpcEndpointId] = Field(
+        default_factory=list,
+        max_length=20,
+        description="endpoint: private: the execute-api interface VPC endpoints (vpce-...) the callers "
+        "use; the API is associated with each and its resource policy denies every other path",
+    )
+    waf_rate_limit: int = Field(
+        default=3000,
+        ge=10,
+        le=2_000_000_000,
+        description="endpoint: public: requests from one IP address in 5 minutes above which the web ACL "
+        "blocks that address (AWS WAF rate-based rule; minimum 10)",
+    )
+
+    @property
+    def uses_self_hosted(self) -> bool:
+        return any(t.self_hosted for targets in self.aliases.values() for t in targets)
+
+    @property
+    def vpc_endpoints(self) -> tuple[str, ...]:
+        """The interface endpoints the gateway needs when it runs in the hosts' VPC (no NAT needed)."""
+        if not self.uses_self_hosted:
+            return ()
+        targets = [t for ts in self.aliases.values() for t in ts]
+        wanted = {
+            "BedrockRuntime": True,  # ApplyGuardrail, Bedrock targets, embeddings
+            "BedrockAgentRuntime": bool(self.knowledge_bases),
+            "SageMakerRuntime": any(t.sagemaker for t in targets),
+        }
+        return tuple(name for name, used in wanted.items() if used)
+
+    @field_validator("deadline_seconds")
+    @classmethod
+    def _under_api_gateway(cls, seconds: float) -> float:
+        timeout = gateway_function_timeout_seconds(seconds)
+        if timeout > API_GATEWAY_INTEGRATION_TIMEOUT_SECONDS - GATEWAY_API_MARGIN_SECONDS:
+            raise ValueError(
+                f"the function would time out after {timeout} s "
+                f"(deadline + {GATEWAY_TIMEOUT_HEADROOM_SECONDS} s), "
+                f"not under API Gateway's {API_GATEWAY_INTEGRATION_TIMEOUT_SECONDS} s integration timeout "
+                f"with {GATEWAY_API_MARGIN_SECONDS} s to spare; allowed: 1 to {GATEWAY_MAX_DEADLINE_SECONDS}"
+            )
+        return seconds
+
+    @model_validator(mode="after")
+    def _target_max_tokens(self) -> Gateway:
+        problems = [
+            located(
+                f"aliases.{alias}[{index}].max_tokens",
+                f"{t.max_tokens} is above max_output_tokens ({self.max_output_tokens}); "
+                f"allowed: 1 to {self.max_output_tokens}",
+            )
+            for alias, targets in self.aliases.items()
+            for index, t in enumerate(targets)
+            if t.max_tokens is not None and t.max_tokens > self.max_output_tokens
+        ]
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _tenants(self) -> Gateway:
+        if self.auth == "api_key" and not self.tenants:
+            raise ValueError(
+                located("tenants", "is empty: with auth api_key every caller needs a tenant (API key)")
+            )
+        names = [t.name for t in self.tenants]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(located("tenants", f"names {', '.join(duplicates)} more than once"))
+        return self
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> Gateway:
+        ids = self.private_vpc_endpoint_ids
+        if self.endpoint == "private" and not ids:
+            raise ValueError(
+                located(
+                    "private_vpc_endpoint_ids",
+                    "is empty: endpoint private needs the execute-api interface VPC endpoint(s) the "
+                    "callers use (vpce-...), or set endpoint: public",
+                )
+            )
+        if self.endpoint == "public" and ids:
+            raise ValueError(
+                located(
+                    "private_vpc_endpoint_ids",
+                    f"{ids} is set with endpoint: public, where nothing uses it; allowed: endpoint: private",
+                )
+            )
+        if self.endpoint == "private" and "waf_rate_limit" in self.model_fields_set:
+            raise ValueError(
+                located(
+                    "waf_rate_limit",
+                    "is set with endpoint: private, which has no web ACL; allowed only with endpoint: public",
+                )
+            )
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(
+                located("private_vpc_endpoint_ids", f"names {', '.join(duplicates)} more than once")
+            )
+        return self
+
+
+def gateway_problems(gateway: Gateway, bedrock: Bedrock | None, hosting: Hosting | None = None) -> list[str]:
+    """Every Bedrock model a gateway alias uses must be allowed by the profile's bedrock section."""
+    allowed = set(bedrock.models) | set(bedrock.inference_profiles) if bedrock else set()
+    catalog = bedrock_catalog()
+    problems = []
+    if bedrock is None:
+        return ["needs the bedrock section: the gateway's model access and guardrail come from it"]
+    hosts = {h.name for h in hosting.hosts} if hosting else set()
+    for alias, targets in gateway.aliases.items():
+        for index, target in enumerate(targets):
+            if target.self_hosted and target.self_hosted not in hosts:
+                known = ", ".join(sorted(hosts)) or "none: add a hosting section"
+                problems.append(
+                    located(
+                        f"aliases.{alias}[{index}].self_hosted",
+                        f"{target.self_hosted!r} is not a host of the hosting section (hosts: {known})",
+                    )
+                )
+            if target.bedrock and target.bedrock not in allowed:
+                problems.append(
+                    located(
+                        f"aliases.{alias}[{index}].bedrock",
+                        f"{target.bedrock!r} is not listed under "
+                        "bedrock.models or bedrock.inference_profiles",
+                    )
+                )
+            elif target.bedrock and catalog.model_of(target.bedrock).modality != "text":
+                problems.append(
+                    located(f"aliases.{alias}[{index}].bedrock", f"{target.bedrock!r} is not a text model")
+                )
+            if target.application_inference_profile:
+                where = f"aliases.{alias}[{index}].application_inference_profile"
+                campaigns = {a.name: a for a in bedrock.application_inference_profiles}
+                app = campaigns.get(target.application_inference_profile)
+                if app is None:
+                    known = ", ".join(sorted(campaigns)) or "none: add bedrock.application_inference_profiles"
+                    problems.append(
+                        located(
+                            where,
+                            f"{target.application_inference_profile!r} is not a name of "
+                            f"bedrock.application_inference_profiles (allowed: {known})",
+                        )
+                    )
+                elif app.source in allowed and catalog.model_of(app.source).modality != "text":
+                    problems.append(located(where, f"{app.name!r} copies {app.source!r}, not a text model"))
+    for alias, model in gateway.embeddings.items():
+        known = bedrock_catalog().models.get(model)
+        if model not in allowed or known is None or known.modality != "embeddings":
+            problems.append(
+                located(
+                    f"embeddings.{alias}", f"{model!r} is not an embeddings model listed under bedrock.models"
+                )
+            )
+    from genai_stack.lambdas.gateway.images import IMAGE_MODELS  # the request bodies the gateway can build
+
+    image_models = sorted(
+        m for m in bedrock.models if m in catalog.models and catalog.models[m].modality == "image"
+    )
+    guardrail = bedrock.guardrail if bedrock else None
+    if gateway.images and guardrail and not any("IMAGE" in f.modalities for f in guardrail.content_filters):
+        # ApplyGuardrail evaluates images with content filters only, and only where the filter's
+        # modalities include IMAGE ("Block harmful images with content filters", Bedrock user guide:
+        # https://docs.aws.amazon.com/bedrock/latest/userguide/guardrails-mmfilter.html): without one
+        # every generated image would pass unevaluated.
+        problems.append(
+            located(
+                "images",
+                "the guardrail evaluates generated images only with content filters whose modalities "
+                "include IMAGE: add IMAGE to bedrock.guardrail.content_filters[].modalities (e.g. SEXUAL, "
+                "VIOLENCE, HATE)",
+            )
+        )
+    for alias, model in gateway.images.items():
+        known = catalog.models.get(model)
+        if model not in bedrock.models:
+            problems.append(
+                located(
+                    f"images.{alias}",
+                    f"{model!r} is not listed under bedrock.models (image models listed: "
+                    f"{', '.join(image_models) or 'none'})",
+                )
+            )
+        elif known is None or known.modality != "image":
+            problems.append(
+                located(
+                    f"images.{alias}",
+                    f"{model!r} is not an image-generation model; allowed: an image model of "
+                    "stacks/data/bedrock_models.json "
+                    f"({', '.join(m for m in IMAGE_MODELS if m in catalog.models)})",
+                )
+            )
+        elif model not in IMAGE_MODELS:
+            problems.append(
+                located(
+                    f"images.{alias}",
+                    f"{model!r}: the gateway has no request body for this model; allowed: "
+                    f"{', '.join(IMAGE_MODELS)}",
+                )
+            )
+    kb_names = {kb.name for kb in bedrock.knowledge_bases} if bedrock else set()
+    for index, name in enumerate(gateway.knowledge_bases):
+        if name not in kb_names:
+            problems.append(
+                located(
+                    f"knowledge_bases[{index}]",
+                    f"{name!r} is not a knowledge base of bedrock.knowledge_bases",
+                )
+            )
+    return problems
