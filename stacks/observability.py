@@ -7,7 +7,7 @@ https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch_concep
 per month it is published in (Amazon CloudWatch pricing page, Metrics). So the series count follows
 the dimension values the emitting code can put: one gateway series per alias, target that may answer
 and tenant, one ingestion series per knowledge base, and so on. The cost model prices the result
-(stacks/cost.py); tests/signals checks every set below against what the code emits when run with the
+(stacks/planning/cost.py); tests/signals checks every set below against what the code emits when run with the
 template's environment (names and dimension names), so the two cannot drift apart.
 """
 

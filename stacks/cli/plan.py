@@ -13,7 +13,7 @@ from rich.table import Table
 from genai_stack.catalog import cost_region
 from genai_stack.cli.app import app, console, errors, fail, print_json
 from genai_stack.config import ProfileError
-from genai_stack.cost import PRICE_REGION, Estimate, Line, Usage, estimate
+from genai_stack.planning.cost import PRICE_REGION, Estimate, Line, Usage, estimate
 
 if TYPE_CHECKING:
     from genai_stack.cli.synth import Synthesis

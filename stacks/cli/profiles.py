@@ -13,7 +13,7 @@ from rich.table import Table
 
 from genai_stack.cli.app import EXIT_FOUND, app, console, errors, fail, print_json
 from genai_stack.config import SCHEMA_PATH, ProfileError, builtin_profile_names, load_profile
-from genai_stack.cost import builtin_summaries, builtin_summary
+from genai_stack.planning.cost import builtin_summaries, builtin_summary
 
 
 def approaches(profile) -> list[str]:

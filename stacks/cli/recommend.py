@@ -1,4 +1,4 @@
-"""`genai-stack recommend`: the approach advisor (stacks/advisor.py) on the command line."""
+"""`genai-stack recommend`: the approach advisor (stacks/planning/advisor.py) on the command line."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from genai_stack.advisor import Workload, recommend
 from genai_stack.catalog import bedrock_catalog, bedrock_prices
 from genai_stack.cli.app import app, console, fail, print_json
+from genai_stack.planning.advisor import Workload, recommend
 
 
 @app.command("recommend")

@@ -42,7 +42,7 @@ def test_profiles_reads_the_recorded_figures_and_synthesizes_only_a_profile_with
     tests/cli/test_cost_docs.py) and synthesizes only a built-in profile that has no record."""
     from genai_stack.cli import profiles as command
     from genai_stack.cli import synth
-    from genai_stack.cost import builtin_summaries
+    from genai_stack.planning.cost import builtin_summaries
 
     recorded = builtin_summaries()
     assert sorted(recorded) == builtin_profile_names()

@@ -1,5 +1,5 @@
 """Each built-in profile's docs page shows its idle cost exactly as `genai-stack cost` counts it
-(stacks/cost.py idle_cost_markdown), between markers, and `genai-stack profiles` reads the same figures
+(stacks/planning/cost.py idle_cost_markdown), between markers, and `genai-stack profiles` reads the same figures
 from stacks/data/builtin_profiles.json. `make docs-cost` rewrites both (WRITE_COST_DOCS=1); without it
 a stale page or summary fails here."""
 
@@ -12,10 +12,10 @@ import re
 import pytest
 
 from genai_stack.config import builtin_profile_names, load_profile
-from genai_stack.cost import BUILTIN_SUMMARY, builtin_summary, estimate, idle_cost_markdown
+from genai_stack.planning.cost import BUILTIN_SUMMARY, builtin_summary, estimate, idle_cost_markdown
 from tests.support import REPO_ROOT
 
-START = "<!-- cost:start (generated from stacks/cost.py; make docs-cost) -->"
+START = "<!-- cost:start (generated from stacks/planning/cost.py; make docs-cost) -->"
 END = "<!-- cost:end -->"
 BLOCK = re.compile(re.escape(START) + r"\n.*?\n" + re.escape(END), re.DOTALL)
 

@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from genai_stack.advisor import Workload, crossover_requests, per_request_usd, recommend, self_hosted_usd
 from genai_stack.config import load_profile
-from genai_stack.cost import Usage, estimate
 from genai_stack.observability import custom_metric_sets
+from genai_stack.planning.advisor import (
+    Workload,
+    crossover_requests,
+    per_request_usd,
+    recommend,
+    self_hosted_usd,
+)
+from genai_stack.planning.cost import Usage, estimate
 
 
 def lines(items) -> dict[str, float]:

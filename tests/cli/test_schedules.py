@@ -1,11 +1,11 @@
-"""Off-hours schedules replayed over a year (stacks/schedules.py): the hours `genai-stack plan`
+"""Off-hours schedules replayed over a year (stacks/planning/schedules.py): the hours `genai-stack plan`
 charges a fleet that scales to zero outside them."""
 
 from __future__ import annotations
 
 import pytest
 
-from genai_stack.schedules import monthly_hours
+from genai_stack.planning.schedules import monthly_hours
 
 
 @pytest.mark.parametrize(

@@ -156,7 +156,7 @@ def test_end_of_life_image_models_are_not_in_the_catalog(tmp_path):
 
 
 def test_the_plan_prices_images_per_image():
-    from genai_stack.cost import Usage, estimate
+    from genai_stack.planning.cost import Usage, estimate
 
     synthesis = image_profile_synthesis()
     result = estimate(synthesis.profile, synthesis.templates, Usage(images=100))

@@ -2,7 +2,7 @@
 expressions of its Auto Scaling scheduled actions (5 fields: minute hour day-of-month month
 day-of-week, Unix cron as Amazon EC2 Auto Scaling takes it: "Scheduled scaling for Amazon EC2 Auto
 Scaling", https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-scheduled-scaling.html)
-replayed over a year, the up time averaged per month. The cost model (stacks/cost.py) charges a
+replayed over a year, the up time averaged per month. The cost model (stacks/planning/cost.py) charges a
 scheduled fleet for these hours, not for all 730."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import calendar
 import datetime as dt
 from functools import cache
 
-HOURS_PER_MONTH = 730  # AWS pricing's month (stacks/cost.py)
+HOURS_PER_MONTH = 730  # AWS pricing's month (stacks/planning/cost.py)
 _DAYS = {"SUN": 0, "MON": 1, "TUE": 2, "WED": 3, "THU": 4, "FRI": 5, "SAT": 6}
 _MONTHS = {name.upper(): index for index, name in enumerate(calendar.month_abbr) if name}
 

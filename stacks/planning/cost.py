@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from functools import cache
-from pathlib import Path
 
+from genai_stack import PACKAGE_DIR
 from genai_stack.catalog import (
     accelerator_instances,
     bedrock_catalog,
@@ -23,9 +23,9 @@ from genai_stack.catalog import (
 )
 from genai_stack.config import OffHours, Profile
 from genai_stack.observability import custom_metric_sets
-from genai_stack.schedules import monthly_hours
+from genai_stack.planning.schedules import monthly_hours
 
-DATA = Path(__file__).with_name("data")
+DATA = PACKAGE_DIR / "data"
 HOURS_PER_MONTH = 730
 
 
@@ -215,7 +215,7 @@ def primary_target(profile: Profile) -> tuple[str, str] | None:
 
 def active_hours(usage: Usage, off_hours: OffHours | None) -> float:
     """Hours a month a fleet is up: `usage.hours_active` (at most the month), and for a fleet that
-    scales to zero outside its schedule no more than the schedule's hours (stacks/schedules.py)."""
+    scales to zero outside its schedule no more than the schedule's hours (stacks/planning/schedules.py)."""
     hours = min(usage.hours_active, HOURS_PER_MONTH)
     if off_hours is not None:
         hours = min(hours, round(monthly_hours(off_hours.start, off_hours.stop), 1))

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from genai_stack.catalog import bedrock_catalog, bedrock_prices
-from genai_stack.cost import DATA, HOURS_PER_MONTH, fixed_price, instance_price, network_price
+from genai_stack.planning.cost import DATA, HOURS_PER_MONTH, fixed_price, instance_price, network_price
 
 Modality = Literal["text", "image", "embeddings"]
 DomainData = Literal["none", "labelled", "unlabelled"]
