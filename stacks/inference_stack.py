@@ -12,14 +12,9 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from genai_stack.components.drift_monitor import DriftMonitor, DriftSource
-from genai_stack.components.model_endpoint import (
-    VARIANT,
-    EndpointFailureNotice,
-    ModelEndpoint,
-    captures_data,
-    data_capture_prefix,
-    monitoring_prefix,
-)
+from genai_stack.components.endpoint_failure_notice import EndpointFailureNotice
+from genai_stack.components.endpoint_layout import captures_data, data_capture_prefix, monitoring_prefix
+from genai_stack.components.model_endpoint import VARIANT, ModelEndpoint
 from genai_stack.components.model_endpoint_role import ModelEndpointRole
 from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.config import Inference

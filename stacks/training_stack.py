@@ -12,8 +12,8 @@ from constructs import Construct
 
 from genai_stack.catalog import image_uri
 from genai_stack.components.bedrock_customization import BedrockCustomization
+from genai_stack.components.endpoint_layout import container_environment
 from genai_stack.components.model_deployment import EndpointDeployment, ModelDeployment
-from genai_stack.components.model_endpoint import container_environment
 from genai_stack.components.model_endpoint_role import ModelEndpointRole
 from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.components.training_pipeline import TrainingPipeline

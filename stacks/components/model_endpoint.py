@@ -52,37 +52,40 @@ lives in the foundation stack beside the bucket it grants access to.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
 from aws_cdk import ArnFormat, Duration, Fn, Stack, TimeZone
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
-from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from genai_stack import compliance
-from genai_stack.catalog import accelerator_instances, image_uri, inference_instances, sagemaker_data
+from genai_stack.catalog import accelerator_instances, image_uri, inference_instances
 from genai_stack.compliance import Acknowledgement, nag_resource
+from genai_stack.components.endpoint_layout import (
+    DATA_CAPTURE_ROOT,
+    STARTUP_TIMEOUT_SECONDS,
+    application_autoscaling_cron,
+    async_prefix,
+    captures_data,
+    check_names,
+    container_environment,
+    endpoint_log_group_names,
+    inference_component_name,
+    model_monitor_image,
+    monitoring_prefix,
+    monitoring_schedule_name,
+    monitors_data_quality,
+)
 from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.components.python_custom_resource import PythonCustomResource
 from genai_stack.components.python_function import encrypted_log_group
 from genai_stack.config import InferenceEndpoint
 
 VARIANT = "AllTraffic"
-MODEL_DIR = "/opt/ml/model"
-# SageMaker entity names (endpoint, inference component, monitoring schedule): CreateEndpoint API.
-SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-# Seconds to download the weights and to pass the first health check (loading; on Neuron, compiling).
-# CloudFormation allows 60..3600 for both (ProductionVariant / InferenceComponentStartupParameters).
-STARTUP_TIMEOUT_SECONDS = {"gpu": 1800, "neuron": 3600}
 # Model Monitor job size: the prebuilt analyzer is a Spark job over JSON lines; one ml.m5.large with a
 # 30 GB volume is the SageMaker Python SDK's default monitoring cluster.
 MONITOR_INSTANCE_TYPE = "ml.m5.large"
@@ -99,181 +102,6 @@ APPROVED_MODEL_CONFIGS = Acknowledgement(
         "ARN, so no exact ARN can be written for DescribeEndpointConfig."
     ),
 )
-
-# --------------------------------------------------------------------------------------------------
-# Names and prefixes shared with ModelEndpointRole
-
-
-DATA_CAPTURE_ROOT = "data-capture"
-
-
-def data_capture_prefix(endpoint_name: str) -> str:
-    """Where this endpoint's captured requests land: the capture destination is `DATA_CAPTURE_ROOT`,
-    below which SageMaker writes `<endpoint>/<variant>/yyyy/mm/dd/hh/`."""
-    return f"{DATA_CAPTURE_ROOT}/{endpoint_name}/"
-
-
-def async_prefix(endpoint_name: str) -> str:
-    """Asynchronous requests: callers upload to `<prefix>input/`; results and failures follow."""
-    return f"async/{endpoint_name}/"
-
-
-def monitoring_prefix(endpoint_name: str) -> str:
-    """Model Monitor reports (and, once made, the baseline under `<prefix>baseline/`)."""
-    return f"monitoring/{endpoint_name}/"
-
-
-def inference_component_name(endpoint_name: str) -> str:
-    return f"{endpoint_name}-model"
-
-
-def monitoring_schedule_name(endpoint_name: str) -> str:
-    return f"{endpoint_name}-data-quality"
-
-
-def captures_data(settings: InferenceEndpoint) -> bool:
-    return settings.data_capture_percentage > 0
-
-
-def monitors_data_quality(settings: InferenceEndpoint) -> bool:
-    """Model Monitor only where the profile opts in, and only over captured data (the profile refuses a
-    schedule without capture, and both on inference components: InferenceEndpoint._monitoring_problems)."""
-    return captures_data(settings) and settings.monitoring_schedule is not None
-
-
-def endpoint_log_group_names(settings: InferenceEndpoint, endpoint_name: str) -> list[str]:
-    """The log groups SageMaker writes for this endpoint (container and platform logs)."""
-    names = [f"/aws/sagemaker/Endpoints/{endpoint_name}"]
-    if settings.inference_components:
-        names.append(f"/aws/sagemaker/InferenceComponents/{inference_component_name(endpoint_name)}")
-    return names
-
-
-def check_names(settings: InferenceEndpoint, endpoint_name: str) -> None:
-    """ValueError for a physical name SageMaker would reject (63 characters, letters, digits, '-')."""
-    names = [endpoint_name]
-    if settings.inference_components:
-        names.append(inference_component_name(endpoint_name))
-    if monitors_data_quality(settings):
-        names.append(monitoring_schedule_name(endpoint_name))
-    for name in names:
-        if not SAGEMAKER_NAME.match(name):
-            raise ValueError(
-                f"{name!r} is not a valid SageMaker name (at most 63 letters, digits and hyphens, "
-                "starting and ending with a letter or digit); shorten the profile or endpoint name"
-            )
-
-
-# --------------------------------------------------------------------------------------------------
-# Model Monitor analyzer image (data/sagemaker.json, "model_monitor")
-
-
-@dataclass(frozen=True)
-class ModelMonitorImage:
-    account: str
-    region: str
-    repository: str
-
-    @property
-    def uri(self) -> str:
-        return f"{self.account}.dkr.ecr.{self.region}.amazonaws.com/{self.repository}"
-
-    @property
-    def repository_arn(self) -> str:
-        return f"arn:aws:ecr:{self.region}:{self.account}:repository/{self.repository}"
-
-
-def model_monitor_image(region: str) -> ModelMonitorImage:
-    """The prebuilt Model Monitor analyzer of the region; ValueError where it is not published."""
-    table = sagemaker_data()["model_monitor"]
-    account = table["accounts"].get(region)
-    if account is None:
-        raise ValueError(f"the Model Monitor analyzer image is not known for {region} (data/sagemaker.json)")
-    return ModelMonitorImage(account=account, region=region, repository=table["analyzer_repository"])
-
-
-# --------------------------------------------------------------------------------------------------
-# Serving options and schedules
-
-
-def container_environment(settings: InferenceEndpoint) -> dict[str, str]:
-    """The serving options of the container for weights in /opt/ml/model (facts from the LMI and TGI
-    docs: with an uncompressed ModelDataSource the model id is the local directory)."""
-    spec = inference_instances()[settings.instance_type]
-    if settings.container == "lmi":
-        # LMI (DJL Serving) with vLLM: shard over every GPU of the instance.
-        return {
-            "OPTION_MODEL_ID": MODEL_DIR,
-            "OPTION_ROLLING_BATCH": "vllm",
-            "TENSOR_PARALLEL_DEGREE": "max",
-            "OPTION_MAX_MODEL_LEN": str(settings.max_model_len),
-            "OPTION_MODEL_LOADING_TIMEOUT": str(STARTUP_TIMEOUT_SECONDS["gpu"]),
-        }
-    if settings.container == "lmi-neuron":
-        # LMI with transformers-neuronx: the tensor-parallel degree counts NeuronCores, two per
-        # Inferentia2 chip (as the SageMaker SDK's JumpStart Neuron configs: ml.inf2.xlarge 2,
-        # ml.inf2.48xlarge 24); n_positions is the compiled sequence length (input + output).
-        # Its transformers is 4.45.2 (stacks/data/sagemaker.json): weights must come with a
-        # config.json in the transformers 4 layout (top-level rope_theta / rope_scaling).
-        return {
-            "OPTION_MODEL_ID": MODEL_DIR,
-            "OPTION_ENTRYPOINT": "djl_python.transformers_neuronx",
-            "OPTION_ROLLING_BATCH": "auto",
-            "TENSOR_PARALLEL_DEGREE": str(2 * spec.accelerators),
-            "OPTION_N_POSITIONS": str(settings.max_model_len),
-            # The compiled batch; LMI's default is 32 (djl_python properties_manager), whose KV cache
-            # the profile validator does not size (genai_stack.config.sizing_problems).
-            "OPTION_MAX_ROLLING_BATCH_SIZE": str(settings.max_num_seqs),
-            "OPTION_DTYPE": "fp16",
-            "OPTION_MODEL_LOADING_TIMEOUT": str(STARTUP_TIMEOUT_SECONDS["neuron"]),
-        }
-    # Hugging Face TGI: prompts may take half of the window, the rest is left for the answer.
-    return {
-        "HF_MODEL_ID": MODEL_DIR,
-        "SM_NUM_GPUS": str(spec.accelerators),
-        "MAX_TOTAL_TOKENS": str(settings.max_model_len),
-        "MAX_INPUT_TOKENS": str(settings.max_model_len // 2),
-    }
-
-
-def _weekdays(field: str) -> str:
-    """Unix cron weekdays (0-7, 0 and 7 = Sunday) -> Application Auto Scaling (1-7, 1 = Sunday)."""
-
-    def day(token: str) -> str:
-        return str(int(token) % 7 + 1) if token.isdigit() else token
-
-    parts = []
-    for part in field.split(","):
-        base, slash, step = part.partition("/")
-        first, dash, last = base.partition("-")
-        first, last = day(first), day(last) if dash else ""
-        if dash and first.isdigit() and last.isdigit() and int(first) > int(last):
-            raise ValueError(f"weekday range {base!r} wraps past Saturday; split it (e.g. '5-6,0')")
-        parts.append(f"{first}{dash}{last}{slash}{step}")
-    return ",".join(parts)
-
-
-def application_autoscaling_cron(expression: str) -> str:
-    """A 5-field Unix cron (minute hour day-of-month month day-of-week) -> Application Auto Scaling's
-    `cron(minutes hours day-of-month month day-of-week year)`, where one of the two day fields must be
-    '?' (Application Auto Scaling user guide, "Scheduled scaling": cron expressions)."""
-    fields = expression.split()
-    if len(fields) != 5:
-        raise ValueError(f"{expression!r} is not a 5-field cron expression")
-    minute, hour, day_of_month, month, day_of_week = fields
-    day_of_week = _weekdays(day_of_week)
-    if day_of_week in ("*", "?"):
-        day_of_week = "?"
-        day_of_month = "*" if day_of_month == "?" else day_of_month
-    elif day_of_month in ("*", "?"):
-        day_of_month = "?"
-    else:
-        raise ValueError(
-            f"{expression!r} sets both the day of the month and the day of the week, which Application "
-            "Auto Scaling cannot combine; use '*' for one of them"
-        )
-    return f"cron({minute} {hour} {day_of_month} {month} {day_of_week} *)"
-
 
 # --------------------------------------------------------------------------------------------------
 
@@ -968,62 +796,3 @@ class ModelEndpoint(Construct):
                 )
             )
         return iam.Grant.add_to_principal(grantee=grantee, actions=actions, resource_arns=resources)
-
-
-# "SageMaker Endpoint State Change" (SageMaker developer guide, "Events that Amazon SageMaker AI sends to
-# Amazon EventBridge": https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html).
-ENDPOINT_STATE_CHANGE = "SageMaker Endpoint State Change"
-# EndpointStatus values that are failures whatever the reason says (API spelling, EndpointMetadata:
-# https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_EndpointMetadata.html) and their
-# upper-snake spelling, which published event examples use (lambdas/model_deployer/logic.rollout_failure
-# accepts both for the same reason).
-FAILED_STATUSES = ("Failed", "FAILED", "UpdateRollbackFailed", "UPDATE_ROLLBACK_FAILED")
-IN_SERVICE_STATUSES = ("InService", "IN_SERVICE")
-
-
-def endpoint_failure_pattern(endpoint_names: list[str]) -> events.EventPattern:
-    """State changes of these endpoints that are failures: Failed or UpdateRollbackFailed, or InService
-    with a FailureReason ("If the status of the endpoint is Failed, or the status is InService but
-    update operation fails, this provides the reason why it failed", EndpointMetadata, FailureReason):
-    an update that SageMaker rolled back. `$or` and `exists` are EventBridge content filters ("Creating
-    event patterns", https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-create-pattern-operators.html)."""
-    return events.EventPattern(
-        source=["aws.sagemaker"],
-        detail_type=[ENDPOINT_STATE_CHANGE],
-        detail={
-            "EndpointName": list(endpoint_names),
-            "$or": [
-                {"EndpointStatus": list(FAILED_STATUSES)},
-                {"EndpointStatus": list(IN_SERVICE_STATUSES), "FailureReason": [{"exists": True}]},
-            ],
-        },
-    )
-
-
-class EndpointFailureNotice(Construct):
-    """One EventBridge rule that tells the alarm topic when an endpoint of the profile fails or has an
-    update rolled back, in words (an input transformer), whoever changed it: CloudFormation, the model
-    deployer or a person. The model deployer's own rule on the same events (model_deployment.py) goes
-    on feeding its queue; EventBridge delivers an event to every rule that matches it."""
-
-    def __init__(
-        self, scope: Construct, construct_id: str, *, endpoint_names: list[str], topic: sns.ITopic
-    ) -> None:
-        super().__init__(scope, construct_id)
-        if not endpoint_names:
-            raise ValueError("EndpointFailureNotice needs at least one endpoint name")
-        field = events.EventField.from_path
-        message = events.RuleTargetInput.from_text(
-            f"SageMaker endpoint {field('$.detail.EndpointName')} is {field('$.detail.EndpointStatus')} "
-            f"(endpoint configuration {field('$.detail.EndpointConfigName')}) at {field('$.time')} in "
-            f"{field('$.region')}: {field('$.detail.FailureReason')}. Failed: the endpoint does not serve; "
-            "InService with a reason: the update was rolled back and the previous configuration serves. "
-            "See DescribeEndpoint and the endpoint's CloudWatch logs."
-        )
-        self.rule = events.Rule(
-            self,
-            "Rule",
-            description="Tell the alarm topic when a SageMaker endpoint of this profile fails or rolls back",
-            event_pattern=endpoint_failure_pattern(endpoint_names),
-            targets=[targets.SnsTopic(topic, message=message)],
-        )

@@ -26,7 +26,7 @@ from constructs import Construct
 from genai_stack import compliance
 from genai_stack.catalog import image_repository_arn, inference_instances
 from genai_stack.compliance import nag_resource
-from genai_stack.components.model_endpoint import (
+from genai_stack.components.endpoint_layout import (
     async_prefix,
     captures_data,
     check_names,

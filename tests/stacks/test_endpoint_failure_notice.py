@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from genai_stack.components.model_endpoint import ENDPOINT_STATE_CHANGE
+from genai_stack.components.endpoint_failure_notice import ENDPOINT_STATE_CHANGE
 from genai_stack.config import load_profile
 
 PROFILE = "custom-model"
@@ -61,7 +61,7 @@ def test_the_model_deployers_own_rule_on_the_same_events_stays(synthesized):
 
 def test_the_pattern_matches_failures_and_rollbacks_only():
     """EventBridge semantics of the pattern, applied by hand to the event shapes SageMaker sends."""
-    from genai_stack.components.model_endpoint import (
+    from genai_stack.components.endpoint_failure_notice import (
         FAILED_STATUSES,
         IN_SERVICE_STATUSES,
         endpoint_failure_pattern,

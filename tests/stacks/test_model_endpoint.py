@@ -17,12 +17,12 @@ from genai_stack import compliance
 from genai_stack.catalog import image_repository_arn, image_uri, sagemaker_data
 from genai_stack.cli.synth import cdk_app
 from genai_stack.components.alarm_topic import AlarmTopic
-from genai_stack.components.model_endpoint import (
-    ModelEndpoint,
+from genai_stack.components.endpoint_layout import (
     application_autoscaling_cron,
     container_environment,
     model_monitor_image,
 )
+from genai_stack.components.model_endpoint import ModelEndpoint
 from genai_stack.components.model_endpoint_role import ModelEndpointRole
 from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.components.platform_key import PlatformKey
