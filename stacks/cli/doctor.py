@@ -24,7 +24,7 @@ import typer
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.table import Table
 
-from genai_stack.catalog import accelerator_instances, bedrock_catalog
+from genai_stack.catalog import accelerator_instances, bedrock_catalog, cost_region
 from genai_stack.cli.app import EXIT_ERROR, EXIT_FOUND, app, console, errors, fail, print_json
 from genai_stack.config import Profile, ProfileError, load_profile
 
@@ -63,6 +63,8 @@ class Clients:
     ce: Any
     iam: Any
     ec2: Any = None
+    # SSM in the region of the budgets' stack, where it is not the profile's (stacks/cost_stack.py).
+    cost_ssm: Any = None
 
 
 def make_clients(region: str) -> Clients:
@@ -70,6 +72,7 @@ def make_clients(region: str) -> Clients:
     import boto3
 
     session = boto3.Session(region_name=region)
+    budgets = cost_region(region)
     return Clients(
         sts=session.client("sts"),
         ssm=session.client("ssm"),
@@ -80,6 +83,7 @@ def make_clients(region: str) -> Clients:
         ce=session.client("ce"),  # Cost Explorer has one endpoint (us-east-1); botocore resolves it
         iam=session.client("iam"),
         ec2=session.client("ec2"),
+        cost_ssm=boto3.Session(region_name=budgets).client("ssm") if budgets != region else None,
     )
 
 
@@ -613,6 +617,32 @@ def check_private_endpoints(ec2: Any, *, ids: Sequence[str], region: str) -> lis
     return rows
 
 
+def bootstrap_checks(
+    profile: Profile, requirements: Requirements, clients: Clients, account: str
+) -> list[Row]:
+    """The CDK bootstrap of every environment the profile deploys to: its region, and us-east-1 too
+    when its budgets live there (a region whose CloudFormation lacks AWS::Budgets, docs/regions.md)."""
+    environments = [("CDK bootstrap", clients.ssm, profile.region)]
+    if (budgets := cost_region(profile.region)) != profile.region:
+        environments.append(
+            (f"CDK bootstrap in {budgets} (the {profile.name}-cost stack)", clients.cost_ssm, budgets)
+        )
+    rows = []
+    for name, ssm, region in environments:
+        found = _guarded(
+            name,
+            lambda ssm=ssm, region=region: check_bootstrap(
+                ssm,
+                parameter=requirements.bootstrap_parameter,
+                required=requirements.bootstrap_version,
+                account=account,
+                region=region,
+            ),
+        )
+        rows += [Row(name, row.status, row.detail) for row in found]
+    return rows
+
+
 def run_checks(profile: Profile, requirements: Requirements, clients: Clients) -> list[Row]:
     """Every check the profile needs, in deploy order. Raises when there are no usable credentials
     (sts:GetCallerIdentity needs no permission, so its failure means no credentials at all)."""
@@ -620,16 +650,7 @@ def run_checks(profile: Profile, requirements: Requirements, clients: Clients) -
     identity = clients.sts.get_caller_identity()
     rows = check_credentials(identity, account=profile.account, region=region)
     account = profile.account or identity["Account"]
-    rows += _guarded(
-        "CDK bootstrap",
-        lambda: check_bootstrap(
-            clients.ssm,
-            parameter=requirements.bootstrap_parameter,
-            required=requirements.bootstrap_version,
-            account=account,
-            region=region,
-        ),
-    )
+    rows += bootstrap_checks(profile, requirements, clients, account)
     if profile.gateway is not None:
         rows += _guarded(
             "API Gateway CloudWatch role",

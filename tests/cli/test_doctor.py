@@ -141,6 +141,42 @@ def test_bootstrap_version_must_reach_what_the_assets_need(stubs):
     assert f"cdk bootstrap aws://{ACCOUNT}/{REGION}" in missing.detail
 
 
+def test_a_profile_whose_budgets_live_in_us_east_1_needs_that_region_bootstrapped_too(stubs, tmp_path):
+    """ap-east-1's CloudFormation lacks AWS::Budgets: the profile's `-cost` stack deploys to us-east-1,
+    which `cdk deploy --all` needs bootstrapped as well."""
+    from tests.stacks.test_regions import hong_kong_profile
+
+    name = "/cdk-bootstrap/hnb659fds/version"
+    ssm = stubs.client("ssm")
+    stubs["ssm"].add_response("get_parameter", {"Parameter": {"Name": name, "Value": "27"}}, {"Name": name})
+    cost_ssm = boto3.client("ssm", region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+    with Stubber(cost_ssm) as cost:
+        cost.add_client_error("get_parameter", "ParameterNotFound", expected_params={"Name": name})
+        clients = doc.Clients(*(None,) * 9, cost_ssm=cost_ssm)
+        clients.ssm = ssm
+        rows = doc.bootstrap_checks(
+            hong_kong_profile(tmp_path),
+            doc.Requirements(bootstrap_version=6, bootstrap_parameter=name),
+            clients,
+            ACCOUNT,
+        )
+        cost.assert_no_pending_responses()
+    assert [(row.check, row.status) for row in rows] == [
+        ("CDK bootstrap", "ok"),
+        ("CDK bootstrap in us-east-1 (the hk-open-models-cost stack)", "fail"),
+    ]
+    assert f"cdk bootstrap aws://{ACCOUNT}/us-east-1" in rows[1].detail
+    # A profile whose region has Budgets: one environment, one row.
+    stubs["ssm"].add_response("get_parameter", {"Parameter": {"Name": name, "Value": "27"}}, {"Name": name})
+    only = doc.bootstrap_checks(
+        load_profile("managed-api"),
+        doc.Requirements(bootstrap_version=6, bootstrap_parameter=name),
+        clients,
+        ACCOUNT,
+    )
+    assert [row.check for row in only] == ["CDK bootstrap"]
+
+
 def test_existing_api_gateway_role_must_be_set(stubs):
     apigateway = stubs.client("apigateway")
     role = "arn:aws:iam::123456789012:role/platform-apigw-logs"
