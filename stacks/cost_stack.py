@@ -18,7 +18,7 @@ from aws_cdk import Stack
 from constructs import Construct
 
 from genai_stack.components.alarm_topic import ALARM_PUBLISHERS, AlarmTopic
-from genai_stack.components.cost_controls import BudgetAlert, CostControls
+from genai_stack.components.cost_controls import profile_cost_controls
 from genai_stack.components.platform_key import PlatformKey
 from genai_stack.config import Budget, CostAllocation
 
@@ -54,14 +54,10 @@ class CostStack(Stack):
         self.topic = AlarmTopic(
             self, "CostAlerts", encryption_key=key, emails=emails, publishers=COST_PUBLISHERS
         ).topic
-        self.cost_controls = CostControls(
+        self.cost_controls = profile_cost_controls(
             self,
-            "CostControls",
-            tag_key=cost_allocation.tag_key,
-            tag_value=cost_allocation.tag_value,
-            monthly_limit_usd=budget.monthly_limit_usd,
-            alerts=[BudgetAlert(percent=t.percent, kind=t.kind) for t in budget.thresholds],
-            anomaly_threshold_usd=budget.anomaly_threshold_usd,
+            budget=budget,
+            cost_allocation=cost_allocation,
             topic=self.topic,
             emails=emails,
             bedrock_budget=bedrock_budget,

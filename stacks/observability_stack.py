@@ -8,7 +8,12 @@ from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
-from genai_stack.components.cost_controls import BudgetAlert, CostControls, GatewayCost, estimated_cost_alarm
+from genai_stack.components.cost_controls import (
+    CostControls,
+    GatewayCost,
+    estimated_cost_alarm,
+    profile_cost_controls,
+)
 from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.config import Budget, CostAllocation
 
@@ -40,14 +45,10 @@ class ObservabilityStack(Stack):
 
         self.cost_controls: CostControls | None = None
         if budgets_elsewhere is None:
-            self.cost_controls = CostControls(
+            self.cost_controls = profile_cost_controls(
                 self,
-                "CostControls",
-                tag_key=cost_allocation.tag_key,
-                tag_value=cost_allocation.tag_value,
-                monthly_limit_usd=budget.monthly_limit_usd,
-                alerts=[BudgetAlert(percent=t.percent, kind=t.kind) for t in budget.thresholds],
-                anomaly_threshold_usd=budget.anomaly_threshold_usd,
+                budget=budget,
+                cost_allocation=cost_allocation,
                 topic=hub.alarm_topic,
                 emails=emails,
                 bedrock_budget=bedrock_budget,

@@ -17,7 +17,7 @@ from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from genai_stack.config import Budget
+from genai_stack.config import Budget, CostAllocation
 from genai_stack.props import refuse_dicts, validated
 
 # The Budgets `Service` cost filter takes the service's name as Cost Explorer shows it (AWS Budgets API
@@ -247,3 +247,30 @@ def estimated_cost_alarm(
     alarm.add_alarm_action(action)
     alarm.add_ok_action(action)
     return alarm
+
+
+def profile_cost_controls(
+    scope: Construct,
+    *,
+    budget: Budget,
+    cost_allocation: CostAllocation,
+    topic: sns.ITopic,
+    emails: Sequence[str],
+    bedrock_budget: bool,
+    gateway_cost: GatewayCost | None = None,
+) -> CostControls:
+    """The CostControls of a profile's `budget` and `cost_allocation` sections, as construct `CostControls`
+    of `scope` (the observability stack, or the budgets' own stack where the region lacks them)."""
+    return CostControls(
+        scope,
+        "CostControls",
+        tag_key=cost_allocation.tag_key,
+        tag_value=cost_allocation.tag_value,
+        monthly_limit_usd=budget.monthly_limit_usd,
+        alerts=[BudgetAlert(percent=t.percent, kind=t.kind) for t in budget.thresholds],
+        anomaly_threshold_usd=budget.anomaly_threshold_usd,
+        topic=topic,
+        emails=emails,
+        bedrock_budget=bedrock_budget,
+        gateway_cost=gateway_cost,
+    )
