@@ -118,7 +118,8 @@ def unsupported_reason(region: str) -> str:
 
 def cost_region(region: str) -> str:
     """Where a profile's budgets and anomaly monitor live: its own region, or us-east-1 (with a stack
-    of their own) where CloudFormation does not offer them."""
+    of their own) where CloudFormation lacks any of them (ap-east-1 has the AWS::CE types but not
+    AWS::Budgets::Budget; the monitor stays with the budget and its topic)."""
     return regions_table()["cost_region"] if approach_gaps(region)["cost"] else region
 
 

@@ -1,7 +1,8 @@
 """CostStack: a profile's budgets and Cost Anomaly Detection monitor where its own region's
-CloudFormation does not offer them (AWS::Budgets::Budget and AWS::CE::* are missing in, e.g.,
-ap-east-1: stacks/data/regions.json). AWS Budgets and Cost Explorer are global services, so the budget
-sees the profile's spend in every region; the stack lives in us-east-1, where both are offered.
+CloudFormation lacks AWS::Budgets::Budget (e.g. ap-east-1, which has the AWS::CE types but not the
+budget: stacks/data/regions.json). AWS Budgets and Cost Explorer are global services, so the budget sees
+the profile's spend in every region; the stack lives in us-east-1, where both are offered, and the
+anomaly monitor stays beside the budget, sharing its topic.
 
 It has its own key and topic (an SNS subscriber of a budget must be in the budget's account; Cost
 Management user guide, "Creating an Amazon SNS topic for budget notifications",

@@ -78,3 +78,31 @@ def test_prod_waits_for_a_manual_approval(pipeline):
     assert "Approval" in owners
     assert "Approval" not in [action["ActionTypeId"]["Category"] for action in stages["Dev"]["Actions"]]
     assert json.dumps(stages["Prod"]).count("333333333333") > 0
+
+
+def test_the_pipeline_may_use_its_connection_and_synthesizes_with_the_project_s_python(pipeline):
+    """A `codeconnections` ARN needs `codeconnections:UseConnection`: aws-cdk-lib grants only the
+    `codestar-connections` action, which IAM does not match against that ARN (reviewed against the
+    Developer Tools console guide, "Identity and access management for ... AWS CodeConnections")."""
+    module, assembly = pipeline
+    template = assembly.get_stack_by_name("SupportPipeline").template
+    statements = [
+        statement
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::IAM::Policy"
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    assert module.CONNECTION.startswith("arn:aws:codeconnections:")
+    allowed = {
+        (action, json.dumps(statement["Resource"]))
+        for statement in statements
+        if statement["Effect"] == "Allow"
+        for action in (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+    }
+    assert ("codeconnections:UseConnection", json.dumps(module.CONNECTION)) in allowed
+    projects = [r for r in template["Resources"].values() if r["Type"] == "AWS::CodeBuild::Project"]
+    buildspecs = " ".join(json.dumps(p["Properties"]["Source"]) for p in projects)
+    assert f"cdk synth -a '{module.SYNTH_APP}'" in buildspecs
+    assert module.SYNTH_APP.startswith(".venv/bin/python ")
