@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Synth time per profile, in-process and through the CDK CLI, as ratios to a one-resource stack.
+"""Synth time per profile, in-process and through the CDK CLI, as ratios to a one-resource stack; and
+the commands that read profiles without synthesizing (`genai-stack profiles`, `validate`), as ratios to
+the interpreter's own start.
 
 Run with `make bench` (or `.venv/bin/python bench/synth.py [--repeat N] [--profiles a,b]`). Each
 figure is the median of N runs in this one process; the ratio to synthesizing an empty stack in the
@@ -27,9 +29,11 @@ from aws_cdk import App, CfnWaitConditionHandle, Stack  # noqa: E402 - after the
 
 from app import build_app  # noqa: E402
 from genai_stack.config import builtin_profile_names  # noqa: E402
+from genai_stack.stage import FEATURE_FLAGS  # noqa: E402
 
 CDK = REPO_ROOT / "node_modules" / ".bin" / "cdk"
-CONTEXT = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+# What `cdk synth` gives app.py: cdk.json's context, and the project's feature flags app.py adds.
+CONTEXT = {**FEATURE_FLAGS, **json.loads((REPO_ROOT / "cdk.json").read_text())["context"]}
 # The baseline: a stack with one inert resource (CDK's built-in CloudFormation validation rejects a
 # stack with an empty Resources section).
 EMPTY_APP = (
@@ -92,11 +96,28 @@ def main() -> int:
         seconds_cli = median_seconds(through_cli(profile), args.repeat)
         rows.append((profile, seconds_in, seconds_in / empty_in, seconds_cli, seconds_cli / empty_cli))
 
+    genai_stack = Path(sys.executable).with_name("genai-stack")
+    bare = median_seconds(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), args.repeat)
+    commands = []
+    for command in (["profiles"], ["validate", "managed-api"]):
+        seconds = median_seconds(
+            lambda command=command: subprocess.run(
+                [str(genai_stack), *command], check=True, capture_output=True
+            ),
+            args.repeat,
+        )
+        commands.append((" ".join(command), seconds))
+
     print(f"synth time, median of {args.repeat} runs ({os.cpu_count()} cores)")
     print(f"{'profile':<16} {'in-process s':>12} {'x base':>8} {'cdk CLI s':>10} {'x base':>8}")
     print(f"{'(1-resource)':<16} {empty_in:>12.2f} {1:>8.2f} {empty_cli:>10.2f} {1:>8.2f}")
     for profile, seconds_in, ratio_in, seconds_cli, ratio_cli in rows:
         print(f"{profile:<16} {seconds_in:>12.2f} {ratio_in:>8.2f} {seconds_cli:>10.2f} {ratio_cli:>8.2f}")
+    print(f"\ngenai-stack without synthesis, median of {args.repeat} runs")
+    print(f"{'command':<28} {'s':>6} {'x python':>9}")
+    print(f"{'(python -c pass)':<28} {bare:>6.2f} {1:>9.2f}")
+    for command, seconds in commands:
+        print(f"{'genai-stack ' + command:<28} {seconds:>6.2f} {seconds / bare:>9.1f}")
     return 0
 
 

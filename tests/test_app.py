@@ -107,7 +107,7 @@ def start_cli_synth(root: Path) -> None:
 
 
 def test_cdk_cli_synthesizes_every_profile_to_the_same_templates_as_the_tests(tmp_path, synthesized):
-    """`cdk synth -c profile=all` with cdk.json's flags gives exactly the templates the tests assert on."""
+    """`cdk synth -c profile=all` with the project's feature flags gives exactly the templates the tests assert on."""
     start_cli_synth(tmp_path)  # run alone: start it now
     process, out = _CLI_SYNTH[0]
     _, stderr = process.communicate(timeout=600)

@@ -1,5 +1,5 @@
 """TrainingJobRole (foundation), TrainingPipeline and ModelDeployment (training stack), synthesized
-once in a small app with cdk.json's flags and cdk-nag on: the state machine definition, the IAM of
+once in a small app with the project's feature flags and cdk-nag on: the state machine definition, the IAM of
 every role, the approval rule, the dead-letter queue, alarms, and cfn-lint on the templates."""
 
 from __future__ import annotations
