@@ -8,6 +8,7 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
@@ -34,7 +35,8 @@ EXIT_ERROR = 2
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     """Print a one-paragraph error on stderr and exit; never a stack trace for expected failures."""
-    errors.print(f"[bold red]genai-stack:[/] {message}", highlight=False, soft_wrap=True)
+    # The message is plain text: brackets in it ("[tool.genai-stack]", a JSON list) are not markup.
+    errors.print(f"[bold red]genai-stack:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -48,9 +48,18 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 # tree's folders are mounted as `genai_stack` and `genai_stack.lambdas` (pyproject.toml's package-dir)
 # ahead of the editable install of the working tree; a commit from before the package had that name
 # imports `stacks` from the tree (PYTHONPATH). Either way this checks that the code came from the tree.
+# A tree without app.py is a repository of profile files (a team's, with genai-stack installed): the
+# installed package synthesizes them, the same code on both sides.
 _SYNTH_BOOTSTRAP = """\
-import importlib.util, pathlib, runpy, sys
+import importlib.util, json, os, pathlib, runpy, sys
 root = pathlib.Path.cwd().resolve()
+if not (root / "app.py").is_file():
+    from aws_cdk import App
+    from genai_stack.stage import FEATURE_FLAGS, add_profiles
+    app = App(context=FEATURE_FLAGS)
+    add_profiles(app, json.loads(os.environ["CDK_CONTEXT_JSON"])["profile"])
+    app.synth()
+    sys.exit(0)
 sys.path.insert(0, str(root))
 def mount(name, folder):
     spec = importlib.util.spec_from_file_location(
@@ -566,6 +575,10 @@ def base_worktree(root: Path, commit: str, parent: Path) -> Iterator[Path]:
 
 
 def profile_names(tree: Path) -> list[str]:
+    """The tree's built-in profiles: those of its own app. A tree without app.py has none (its
+    profile files are named by path: -p FILE or pyproject.toml's list)."""
+    if not (tree / "app.py").is_file():
+        return []
     return sorted(path.stem for path in (tree / "profiles").glob("*.yaml"))
 
 
@@ -573,7 +586,9 @@ def takes_lists(tree: Path) -> bool:
     """Whether the tree's app synthesizes a list of profiles in one process (its app.py says
     `PROFILE_LISTS = True`); an older tree gets one process per profile."""
     app = tree / "app.py"
-    return app.is_file() and "\nPROFILE_LISTS = True" in app.read_text(encoding="utf-8")
+    if not app.is_file():  # profile files only: the installed package (this one) synthesizes them
+        return True
+    return "\nPROFILE_LISTS = True" in app.read_text(encoding="utf-8")
 
 
 def is_profile_file(selection: str) -> bool:
@@ -833,6 +848,11 @@ def build_report(
             root if same_tree else worktrees.enter_context(base_worktree(root, base_commit, Path(scratch)))
         )
         chosen = choose_profiles(profiles, base_tree, root)
+        if not chosen:
+            raise DiffError(
+                "no profile to diff: this repository has no profiles/ folder; list its profile files in "
+                'pyproject.toml ([tool.genai-stack] profiles = ["teams/support.yaml"]) or pass -p FILE'
+            )
         # Every built-in profile in one synthesis, unless files are configured beside them.
         builtins = sorted({name for tree in (base_tree, root) for name in profile_names(tree)})
         selection = None if profiles is None and chosen == builtins else chosen

@@ -167,7 +167,27 @@ def _pull_request(origin: Path, root: Path) -> tuple[Path, list[str], Path | Non
     return repo, args, repo.parent / "diff.md"
 
 
-SCENARIOS = {"unchanged": _unchanged, "pull_request": _pull_request}
+def _team_repository(origin: Path, root: Path) -> tuple[Path, list[str], Path | None]:
+    """A team's repository with genai-stack installed and no app of its own: profile files listed in
+    its pyproject.toml, one of them edited by the pull request (its budget)."""
+    repo = root / "team-repository" / "repo"
+    (repo / "teams").mkdir(parents=True)
+    (repo / "pyproject.toml").write_text('[tool.genai-stack]\nprofiles = ["teams/support.yaml"]\n')
+    (repo / "teams" / "support.yaml").write_text(
+        "name: support-team\n"
+        "description: A team's own profile, kept in its repository.\n"
+        "region: us-east-1\n"
+        "cost_allocation: {tag_value: support}\n"
+        "budget: {monthly_limit_usd: 100}\n"
+    )
+    git(repo, "init", "--quiet", "--initial-branch=main")
+    git(repo, "add", "--all")
+    git(repo, "commit", "--quiet", "--message=base")
+    edit(repo / "teams" / "support.yaml", "monthly_limit_usd: 100", "monthly_limit_usd: 150")
+    return repo, ["--base", "main", "--json"], None
+
+
+SCENARIOS = {"unchanged": _unchanged, "pull_request": _pull_request, "team_repository": _team_repository}
 GENAI_STACK = Path(sys.executable).with_name("genai-stack")
 
 
@@ -362,6 +382,41 @@ def test_several_profiles_synthesize_in_one_process_per_tree(changed):
     assert "Synthesizing base" in changed.stderr
     assert re.search(r"Synthesizing base .*1/1", changed.stderr), changed.stderr[-2000:]
     assert re.search(r"Synthesizing the working tree\s+1/1", changed.stderr), changed.stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def team_repository(tmp_path_factory) -> Run:
+    return _scenario("team_repository", tmp_path_factory)[1]
+
+
+def test_a_team_repository_without_an_app_diffs_its_listed_profiles_with_the_installed_package(
+    team_repository,
+):
+    """No app.py, no profiles/: the files pyproject.toml lists are synthesized on both sides by the
+    installed genai-stack, and the budget edit shows in the observability stack."""
+    run = team_repository
+    assert run.exit_code == 1, run.stderr
+    document = run.document
+    assert document["profiles"] == ["teams/support.yaml"]
+    status = {stack["id"]: stack["status"] for stack in document["stacks"]}
+    assert status["support-team/Observability"] == "changed"
+    assert status["support-team/Foundation"] == "unchanged"
+    text = next(stack["diff"] for stack in document["stacks"] if stack["id"] == "support-team/Observability")
+    assert "[-] 100" in text
+    assert "[+] 150" in text
+
+
+def test_a_repository_with_nothing_to_diff_says_what_to_list(tmp_path):
+    repo = tmp_path / "empty"
+    repo.mkdir()
+    (repo / "README.md").write_text("profiles live elsewhere\n")
+    git(repo, "init", "--quiet", "--initial-branch=main")
+    git(repo, "add", "--all")
+    git(repo, "commit", "--quiet", "--message=base")
+    run = run_diff(repo, "--base", "main")
+    assert run.exit_code == 2
+    assert "no profile to diff" in run.stderr
+    assert "[tool.genai-stack] profiles" in run.stderr
 
 
 def test_an_unknown_profile_exits_2_and_leaves_no_worktree(origin, tmp_path_factory):
@@ -583,6 +638,7 @@ def test_profile_files_a_repository_lists_in_pyproject_are_diffed_by_default(tmp
     """A team repository lists its profile files once ([tool.genai-stack] profiles in pyproject.toml)
     and `genai-stack diff` without -p, as the pull-request workflow runs it, covers them beside the
     built-in profiles; a file that is not there (yet, or any more) is left to the tree that has it."""
+    (tmp_path / "app.py").write_text("PROFILE_LISTS = True\n")  # a tree with its own app and built-ins
     (tmp_path / "profiles").mkdir()
     (tmp_path / "profiles" / "managed-api.yaml").write_text("name: managed-api\n")
     (tmp_path / "teams").mkdir()
