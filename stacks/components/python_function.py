@@ -64,7 +64,20 @@ class _CopyPackage:
             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
             dirs_exist_ok=True,
         )
+        _scripts_executable(target / self.package)
         return True
+
+
+def _scripts_executable(folder: Path) -> None:
+    """Scripts (`#!` first line; the gateway's AWS_LAMBDA_EXEC_WRAPPER `bootstrap`) are executable in
+    the bundle, whatever mode the installed copy has (an installer may not keep a wheel's mode bits).
+    Lambda runs a wrapper script itself, so it must be executable ("Modifying the runtime environment",
+    wrapper scripts: https://docs.aws.amazon.com/lambda/latest/dg/runtimes-modify.html)."""
+    for path in folder.rglob("*"):
+        if path.is_file() and path.suffix != ".py":
+            with path.open("rb") as file:
+                if file.read(2) == b"#!":
+                    path.chmod(path.stat().st_mode | 0o755)
 
 
 def handler_module(package: str, code_dir: str | Path | None = None) -> str:

@@ -119,3 +119,26 @@ def test_an_environment_is_validated_for_its_region_and_needs_a_concrete_account
         )
     with pytest.raises(ProfileError, match="name: 'Support_Prod' is not allowed"):
         load_profile("managed-api").for_environment(name="Support_Prod")
+
+
+def test_a_function_bundle_keeps_its_scripts_executable_whatever_the_installed_mode(tmp_path):
+    """The gateway's wrapper script must be executable in the asset (Lambda runs it); an installer that
+    drops a wheel's mode bits must not break it. A team's code folder gets the same treatment."""
+    from aws_cdk import DockerImage
+
+    from genai_stack.components.python_function import _CopyPackage
+
+    code = tmp_path / "functions" / "hello"
+    code.mkdir(parents=True)
+    (code / "handler.py").write_text("def on_event(event, context):\n    return {}\n")
+    (code / "bootstrap").write_text("#!/bin/sh\nexec python3 -m hello.runtime\n")
+    (code / "bootstrap").chmod(0o644)
+    (code / "notes.txt").write_text("not a script\n")
+    out = tmp_path / "out"
+    assert _CopyPackage("hello", tmp_path / "functions").try_bundle(
+        str(out), image=DockerImage.from_registry("x")
+    )
+    assert (out / "hello" / "bootstrap").stat().st_mode & 0o111 == 0o111
+    assert (out / "hello" / "handler.py").stat().st_mode & 0o111 == 0
+    assert (out / "hello" / "notes.txt").stat().st_mode & 0o111 == 0
+    assert (code / "bootstrap").stat().st_mode & 0o111 == 0  # the source is left as it was
