@@ -36,9 +36,25 @@ from genai_stack.training_stack import TrainingStack
 PROJECT = "genai-stack"
 # The feature flags the profiles are synthesized (and their templates tested) with: aws-cdk-lib's
 # recommended flags at the pinned version, as `cdk init` writes them. app.py and the CLI pass them to
-# the App; an app of a team's own that adds `ProfileStacks` or `GenAiStage` should pass them too
-# (`App(context=FEATURE_FLAGS)`), or the same profile can synthesize to different resources.
+# the App; an app of a team's own that adds `ProfileStacks` or `GenAiStage` passes them too
+# (`App(context=FEATURE_FLAGS)`): ProfileStacks refuses an App without them.
 FEATURE_FLAGS: dict[str, object] = json.loads((PACKAGE_DIR / "data" / "cdk_feature_flags.json").read_text())
+
+
+def _require_feature_flags(scope: Construct, construct_id: str) -> None:
+    """The App must carry the project's feature flags: without them aws-cdk-lib falls back to its old
+    defaults, and a profile fails to synthesize (an S3 access-log bucket's ACL, for one) or synthesizes
+    to other resources than the ones the tests check."""
+    missing = [flag for flag in FEATURE_FLAGS if scope.node.try_get_context(flag) is None]
+    if missing:
+        raise PropsError(
+            f"ProfileStacks({construct_id!r})",
+            [
+                f"the App lacks {len(missing)} of genai-stack's {len(FEATURE_FLAGS)} feature flags (e.g. "
+                f"{missing[0]}): create it with App(context=genai_stack.constructs.FEATURE_FLAGS), as "
+                "app.py does"
+            ],
+        )
 
 
 def _environment(profile: Profile, stack_prefix: str | None, env: Environment | None) -> Profile:
@@ -90,8 +106,9 @@ class ProfileStacks(Construct):
         stack_prefix: str | None = None,
         env: Environment | None = None,
     ) -> None:
-        super().__init__(scope, construct_id)
         profile = _environment(profile, stack_prefix, env)
+        _require_feature_flags(scope, construct_id)
+        super().__init__(scope, construct_id)
         # Read by constructs that name things shared by every profile in one account and region
         # (Powertools service names, API names): python_function.profile_scoped.
         self.node.set_context(PROFILE_CONTEXT, profile.name)

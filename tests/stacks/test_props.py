@@ -4,6 +4,8 @@ TypeError that names the type (it was an AttributeError deep inside)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from aws_cdk import App, Aws, Environment, Stack
 from aws_cdk import aws_kms as kms
@@ -11,6 +13,7 @@ from aws_cdk import aws_sns as sns
 
 from genai_stack.config import ProfileError, load_profile
 from genai_stack.constructs import (
+    FEATURE_FLAGS,
     BudgetAlert,
     CostControls,
     Guardrail,
@@ -98,6 +101,19 @@ def test_standard_tier_takes_the_region_s_guardrail_profile_unless_none_is_known
             encryption_key=kms.Key(agnostic, "K"),
             log_retention_days=30,
         )
+
+
+def test_profile_stacks_need_the_project_s_feature_flags_on_the_app():
+    """Without them aws-cdk-lib's old defaults apply and a profile fails deep in jsii (an access-log
+    bucket's ACL) or synthesizes to other resources than the tested ones: said at once instead."""
+    with pytest.raises(
+        PropsError, match=r"ProfileStacks\('Team'\): the App lacks \d+ of genai-stack's \d+ feature flags"
+    ):
+        ProfileStacks(App(), "Team", profile=load_profile("customer-service"))
+    first = next(iter(FEATURE_FLAGS))
+    partial = App(context={flag: value for flag, value in FEATURE_FLAGS.items() if flag != first})
+    with pytest.raises(PropsError, match=re.escape(first)):
+        ProfileStacks(partial, "Team", profile=load_profile("customer-service"))
 
 
 def test_an_environment_is_validated_for_its_region_and_needs_a_concrete_account():
