@@ -27,9 +27,9 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 from aws_cdk import App, CfnWaitConditionHandle, Stack  # noqa: E402 - after the path and environment set-up
 
-from app import build_app  # noqa: E402
-from genai_stack.config import builtin_profile_names  # noqa: E402
-from genai_stack.stage import FEATURE_FLAGS  # noqa: E402
+from app import build_app  # noqa: E402 - after the path and environment set-up
+from genai_stack.config import builtin_profile_names  # noqa: E402 - after the path and environment set-up
+from genai_stack.stage import FEATURE_FLAGS  # noqa: E402 - after the path and environment set-up
 
 CDK = REPO_ROOT / "node_modules" / ".bin" / "cdk"
 # What `cdk synth` gives app.py: cdk.json's context, and the project's feature flags app.py adds.

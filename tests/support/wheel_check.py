@@ -66,7 +66,7 @@ app.synth()
 
 def run(args: list[str], cwd: Path, env: dict[str, str]) -> dict:
     started = time.monotonic()
-    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False)  # noqa: S603
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False)  # noqa: S603 - build, uv and the installed genai-stack on our own files
     return {
         "args": args,
         "returncode": done.returncode,
