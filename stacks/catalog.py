@@ -113,7 +113,7 @@ def unsupported_reason(region: str) -> str:
         return "is not an AWS commercial region CloudFormation lists"
     gaps = approach_gaps(region)
     lacking = sorted(set(gaps["foundation"]) | set(gaps["observability"]))
-    return f"lacks {', '.join(lacking)} in CloudFormation, which every profile's stacks use"
+    return f"lacks {', '.join(lacking)} in CloudFormation, which the stacks every profile has can hold"
 
 
 def cost_region(region: str) -> str:

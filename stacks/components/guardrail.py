@@ -15,17 +15,20 @@ Rollout of a guardrail change under `cdk deploy --all` (bedrock stack first, orc
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from aws_cdk import Stack, Token
 from aws_cdk import aws_bedrock as bedrock
 from aws_cdk import aws_kms as kms
 from constructs import Construct
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from genai_stack.catalog import GuardrailProfile, guardrail_profile
 from genai_stack.components.model_access import GuardrailRef
 from genai_stack.components.python_custom_resource import PythonCustomResource
 from genai_stack.components.versioning import config_digest, keep_published_versions
 from genai_stack.config import Guardrail as GuardrailSettings
+from genai_stack.profile.common import _known_retention
 from genai_stack.props import PropsError, refuse_dicts, validated
 
 B = bedrock.CfnGuardrail
@@ -37,7 +40,8 @@ NAME_PATTERN = r"^[0-9a-zA-Z_-]+$"
 
 class _Props(BaseModel):
     name: str = Field(min_length=1, max_length=50, pattern=NAME_PATTERN)
-    log_retention_days: int = Field(ge=1)
+    # The CloudWatch Logs retention periods a profile accepts (AWS::Logs::LogGroup RetentionInDays).
+    log_retention_days: Annotated[int, AfterValidator(_known_retention)]
 
 
 @refuse_dicts

@@ -80,6 +80,11 @@ def test_a_guardrail_name_bedrock_would_refuse_is_refused_at_construction(stack)
     for name in ("support guardrail", "x" * 51, ""):
         with pytest.raises(PropsError, match=r"^Guardrail\('G'\): name: "):
             Guardrail(stack, "G", name=name, settings=SETTINGS, encryption_key=key, log_retention_days=30)
+    # Its log group's retention: the periods CloudWatch Logs accepts, as in a profile.
+    with pytest.raises(
+        PropsError, match=r"^Guardrail\('G'\): log_retention_days: 8 is not a CloudWatch Logs retention"
+    ):
+        Guardrail(stack, "G", name="g", settings=SETTINGS, encryption_key=key, log_retention_days=8)
     Guardrail(
         stack, "G", name="support_guardrail-1", settings=SETTINGS, encryption_key=key, log_retention_days=30
     )
