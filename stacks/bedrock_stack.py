@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from aws_cdk import CfnOutput, Stack
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -30,6 +29,7 @@ from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.components.prompt_template import PromptTemplate
 from genai_stack.components.vector_store import VectorStorage
 from genai_stack.config import Bedrock, Gateway
+from genai_stack.service_roles import knowledge_base_role
 
 
 class BedrockStack(Stack):
@@ -43,7 +43,6 @@ class BedrockStack(Stack):
         encryption_key: kms.IKey,
         data_bucket: s3.IBucket,
         knowledge_base_storage: dict[str, VectorStorage],
-        knowledge_base_roles: dict[str, iam.IRole],
         log_retention_days: int,
         hub: MonitoringHub,
         gateway: Gateway | None = None,
@@ -152,7 +151,13 @@ class BedrockStack(Stack):
                 embedding_model_id=kb.embedding_model,
                 dimensions=kb.dimensions,
                 storage=knowledge_base_storage[kb.name],
-                role=knowledge_base_roles[kb.name],
+                role=knowledge_base_role(
+                    self,
+                    kb,
+                    storage=knowledge_base_storage[kb.name],
+                    data_bucket=data_bucket,
+                    encryption_key=encryption_key,
+                ).role,
                 data_bucket=data_bucket,
                 prefix=kb.prefix,
                 chunking=kb.chunking,

@@ -13,11 +13,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import jsii
 from aws_cdk import Acknowledgment, CfnResource, Stack, Token, Validations
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import custom_resources as cr
 from cdk_nag import AwsSolutionsChecks
-from constructs import IConstruct
+from constructs import IConstruct, IValidation
 
 # Resource types that hold data or identity: retained on stack deletion, logical IDs pinned by
 # tests/stacks/test_stateful.py (a changed logical ID means CloudFormation replaces the resource).
@@ -50,6 +51,23 @@ class Acknowledgement:
         """The same acknowledgement for one wildcard resource, as cdk-nag names the finding:
         `AwsSolutions-IAM5[Resource::<resource>]`."""
         return Acknowledgement(finding=f"{self.finding}[Resource::{resource}]", reason=self.reason)
+
+    def on_resolved(self, resource: str) -> PendingAcknowledgement:
+        """`on(nag_resource(scope, resource))`, named once the app has resolved its cross-stack
+        references: a bucket of another stack is read through Fn::GetStackOutput, and cdk-nag names the
+        finding after that resolved form, which does not exist while the construct is built. For a
+        resource of the same stack it names what `nag_resource` names at once."""
+        return PendingAcknowledgement(acknowledgement=self, resource=resource)
+
+
+@dataclass(frozen=True)
+class PendingAcknowledgement:
+    """An acknowledgement for one policy resource (a token), named when the app has resolved it:
+    `acknowledge` registers it as a construct validation, and those run after the references are
+    resolved and before the validation plugins (cdk-nag)."""
+
+    acknowledgement: Acknowledgement
+    resource: str
 
 
 # The acknowledgements in force. Each is defined here with its finding and reason and applied with
@@ -359,10 +377,17 @@ def enable_checks(scope: IConstruct) -> None:
     Validations.of(scope).add_plugins(AwsSolutionsChecks(scope))
 
 
-def acknowledge(scope: IConstruct, *acknowledgements: Acknowledgement) -> None:
-    Validations.of(scope).acknowledge(
-        *(Acknowledgment(id=a.finding, reason=a.reason) for a in acknowledgements)
-    )
+def acknowledge(scope: IConstruct, *acknowledgements: Acknowledgement | PendingAcknowledgement) -> None:
+    for pending in acknowledgements:
+        if isinstance(pending, PendingAcknowledgement):
+            scope.node.add_validation(_AcknowledgeWhenResolved(scope, pending))
+    now = [
+        Acknowledgment(id=a.finding, reason=a.reason)
+        for a in acknowledgements
+        if isinstance(a, Acknowledgement)
+    ]
+    if now:
+        Validations.of(scope).acknowledge(*now)
 
 
 def acknowledge_provider_framework(provider: cr.Provider, handler: lambda_.Function) -> None:
@@ -414,3 +439,14 @@ def nag_resource(scope: IConstruct, value: str) -> str:
         return json.dumps(node, separators=(",", ":"))
 
     return visit(Stack.of(scope).resolve(value)) if Token.is_unresolved(value) else value
+
+
+@jsii.implements(IValidation)
+class _AcknowledgeWhenResolved:
+    def __init__(self, scope: IConstruct, pending: PendingAcknowledgement) -> None:
+        self._scope, self._pending = scope, pending
+
+    def validate(self) -> list[str]:
+        resolved = nag_resource(self._scope, self._pending.resource)
+        acknowledge(self._scope, self._pending.acknowledgement.on(resolved))
+        return []

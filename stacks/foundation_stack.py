@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aws_cdk import CfnOutput, Duration, Stack
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
@@ -14,22 +13,16 @@ from constructs import Construct
 from genai_stack import compliance
 from genai_stack.components.alarm_topic import AlarmTopic
 from genai_stack.components.aurora_vector_store import AuroraVectorStore
-from genai_stack.components.bedrock_customization_role import BedrockCustomizationRole
 from genai_stack.components.cache_table import CacheTable, GatewayKeyTable
 from genai_stack.components.invocation_log_destination import (
     INVOCATION_LOG_PREFIX,
     allow_bedrock_invocation_logs,
 )
-from genai_stack.components.knowledge_base_role import KnowledgeBaseRole
-from genai_stack.components.model_endpoint_role import ModelEndpointRole
-from genai_stack.components.model_host_role import ModelHostRole
-from genai_stack.components.model_host_user_data import NEURON_COMPILED_PREFIX, wheelhouse_prefix
 from genai_stack.components.platform_key import PlatformKey
 from genai_stack.components.secure_bucket import SecureBucket
-from genai_stack.components.training_job_role import TrainingJobRole, output_prefix
 from genai_stack.components.vector_store import IndexSpec, S3VectorsStorage, VectorStorage, VectorStore
 from genai_stack.config import AuroraVectorStore as AuroraVectorStoreSettings
-from genai_stack.config import Foundation, Inference, KnowledgeBase, ModelHost, Training
+from genai_stack.config import Foundation, KnowledgeBase
 from genai_stack.lambdas.gateway.images import IMAGE_PREFIX
 from genai_stack.lambdas.gateway_authorizer.keys import KEY_TABLE_OUTPUT
 
@@ -61,9 +54,8 @@ class FoundationStack(Stack):
         gateway_cache: bool = False,
         gateway_keys: bool = False,
         gateway_image_days: int | None = None,
-        model_hosts: Sequence[ModelHost] = (),
-        inference: Inference | None = None,
-        training: Training | None = None,
+        host_volumes: bool = False,
+        custom_models: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, termination_protection=True, **kwargs)
@@ -72,9 +64,9 @@ class FoundationStack(Stack):
             self, "PlatformKey", description=f"genai-stack {profile_name}: data, artifacts, alarms"
         )
         self.key = platform_key.key
-        if training is not None and training.customizations:
+        if custom_models:  # Bedrock encrypts the customized models with this key
             platform_key.allow_bedrock_custom_models()
-        if model_hosts:  # their launch templates encrypt root volumes with this key
+        if host_volumes:  # the model hosts' launch templates encrypt root volumes with this key
             platform_key.allow_auto_scaling_volumes()
 
         log_bucket = SecureBucket(
@@ -125,10 +117,10 @@ class FoundationStack(Stack):
 
         self.alarm_topic = AlarmTopic(self, "Alarms", encryption_key=self.key, emails=alarm_emails).topic
 
-        # Knowledge-base vector stores are stateful: they live here, retained, with pinned logical IDs,
-        # beside the service roles that read the documents and write the vectors.
+        # Knowledge-base vector stores are stateful: they live here, retained, with pinned logical IDs.
+        # The service roles that read the documents and write the vectors live in the bedrock stack,
+        # with the knowledge bases (docs/architecture.md "Where each role lives").
         self.knowledge_base_storage: dict[str, VectorStorage] = {}
-        self.knowledge_base_roles: dict[str, iam.IRole] = {}
         on_s3_vectors = [kb for kb in knowledge_bases if kb.vector_store == "s3_vectors"]
         on_aurora = [kb for kb in knowledge_bases if kb.vector_store == "aurora_pgvector"]
         if on_s3_vectors:
@@ -155,76 +147,6 @@ class FoundationStack(Stack):
             )
             for kb in on_aurora:
                 self.knowledge_base_storage[kb.name] = aurora_store.storage[kb.table_name]
-        for kb in knowledge_bases:
-            self.knowledge_base_roles[kb.name] = KnowledgeBaseRole(
-                self,
-                f"KnowledgeBaseRole-{kb.name}",
-                name=kb.name,
-                embedding_model_id=kb.embedding_model,
-                storage=self.knowledge_base_storage[kb.name],
-                data_bucket=data_bucket,
-                prefix=kb.prefix,
-                encryption_key=self.key,
-            ).role
-
-        # Model host roles read their weights from the artifacts bucket: they live beside it.
-        self.model_host_roles: dict[str, iam.IRole] = {
-            host.name: ModelHostRole(
-                self,
-                f"ModelHostRole-{host.name}",
-                host_name=host.name,
-                artifacts_bucket=self.artifacts_bucket,
-                prefix=host.model.prefix,
-                encryption_key=self.key,
-                compiled_prefix=(
-                    host.model.prefix + NEURON_COMPILED_PREFIX if host.server == "vllm-neuron" else None
-                ),
-                wheelhouse_prefix=wheelhouse_prefix() if host.server == "vllm-gpu" else None,
-            ).role
-            for host in model_hosts
-        }
-        # SageMaker roles read and write the buckets: they live beside them (see each construct).
-        region = Stack.of(self).region
-        self.endpoint_roles: dict[str, ModelEndpointRole] = {
-            e.name: ModelEndpointRole(
-                self,
-                f"EndpointRole-{e.name}",
-                settings=e,
-                endpoint_name=f"{profile_name}-{e.name}",
-                artifacts_bucket=self.artifacts_bucket,
-                encryption_key=self.key,
-                region=region,
-            )
-            for e in (inference.endpoints if inference else ())
-        }
-        self.training_roles: dict[str, iam.IRole] = {}
-        self.customization_roles: dict[str, iam.IRole] = {}
-        for pipeline in training.pipelines if training else ():
-            self.training_roles[pipeline.name] = TrainingJobRole(
-                self,
-                f"TrainingRole-{pipeline.name}",
-                settings=pipeline,
-                data_bucket=data_bucket,
-                artifacts_bucket=self.artifacts_bucket,
-                encryption_key=self.key,
-                region=region,
-            ).role
-            for endpoint in pipeline.deploy_to:
-                # The endpoint serves the models this pipeline trains once they are approved.
-                allow_endpoint_to_read_trained_models(
-                    self.endpoint_roles[endpoint].role,
-                    self.artifacts_bucket,
-                    f"{output_prefix(pipeline)}*",
-                )
-        for job in training.customizations if training else ():
-            self.customization_roles[job.name] = BedrockCustomizationRole(
-                self,
-                f"CustomizationRole-{job.name}",
-                settings=job,
-                data_bucket=data_bucket,
-                artifacts_bucket=self.artifacts_bucket,
-                encryption_key=self.key,
-            ).role
 
         self.cache_table = (
             CacheTable(self, "GatewayCache", encryption_key=self.key).table if gateway_cache else None
@@ -242,28 +164,3 @@ class FoundationStack(Stack):
 
         if bedrock_invocation_logs:
             allow_bedrock_invocation_logs(self.data_bucket, self.key, prefix=INVOCATION_LOG_PREFIX)
-
-
-TRAINED_MODELS = compliance.Acknowledgement(
-    finding="AwsSolutions-IAM5",
-    reason=(
-        "An endpoint serves the model.tar.gz of whichever training job produced the approved model "
-        "package; the job names are made at run time, so the role reads the pipeline's output prefix."
-    ),
-)
-
-
-def allow_endpoint_to_read_trained_models(role: iam.Role, bucket: s3.Bucket, pattern: str) -> None:
-    """Let an endpoint's execution role read the trained models of a pipeline that deploys to it."""
-    policy = iam.Policy(
-        role,
-        "TrainedModels",
-        roles=[role],
-        statements=[
-            iam.PolicyStatement(
-                sid="ReadTrainedModels", actions=["s3:GetObject"], resources=[bucket.arn_for_objects(pattern)]
-            )
-        ],
-    )
-    bucket_id = Stack.of(role).get_logical_id(bucket.node.default_child)
-    compliance.acknowledge(policy, TRAINED_MODELS.on(f"<{bucket_id}.Arn>/{pattern}"))

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
@@ -16,6 +15,7 @@ from genai_stack.components.model_host_fleet import ModelHostFleet
 from genai_stack.components.model_network import ModelNetwork
 from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.config import Hosting
+from genai_stack.service_roles import model_host_role
 
 
 class HostingStack(Stack):
@@ -25,7 +25,6 @@ class HostingStack(Stack):
         construct_id: str,
         *,
         settings: Hosting,
-        host_roles: dict[str, iam.IRole],
         artifacts_bucket: s3.IBucket,
         access_logs_bucket: s3.IBucket,
         encryption_key: kms.IKey,
@@ -59,7 +58,9 @@ class HostingStack(Stack):
                 vpc=self.vpc,
                 subnets=self.subnets,
                 client_security_group=self.client_security_group,
-                role=host_roles[host.name],
+                role=model_host_role(
+                    self, host, artifacts_bucket=artifacts_bucket, encryption_key=encryption_key
+                ).role,
                 artifacts_bucket=artifacts_bucket,
                 encryption_key=encryption_key,
                 alarm_topic=alarm_topic,

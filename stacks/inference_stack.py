@@ -1,5 +1,5 @@
 """InferenceStack: the SageMaker endpoints of the training-and-tuning approach. It only wires: one
-ModelEndpoint per endpoint of the profile, with its roles from the foundation, and its monitoring; a
+ModelEndpoint per endpoint of the profile, with its roles, and its monitoring; a
 rule that tells the alarm topic when any of them fails or rolls an update back; and
 the drift monitor over the captured data of the endpoints that capture (SageMaker Model Monitor is an
 opt-in per endpoint, `monitoring_schedule`, for accounts that already have it)."""
@@ -17,7 +17,8 @@ from genai_stack.components.endpoint_layout import captures_data, data_capture_p
 from genai_stack.components.model_endpoint import VARIANT, ModelEndpoint
 from genai_stack.components.model_endpoint_role import ModelEndpointRole
 from genai_stack.components.monitoring import MonitoringHub
-from genai_stack.config import Inference
+from genai_stack.config import Inference, Training
+from genai_stack.service_roles import endpoint_role
 
 
 class InferenceStack(Stack):
@@ -28,24 +29,34 @@ class InferenceStack(Stack):
         *,
         settings: Inference,
         profile_name: str,
-        roles: dict[str, ModelEndpointRole],
+        training: Training | None,
         artifacts_bucket: s3.IBucket,
         encryption_key: kms.IKey,
         log_retention_days: int,
         hub: MonitoringHub,
-        approved_models: frozenset[str] = frozenset(),
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.endpoints: dict[str, ModelEndpoint] = {}
+        self.roles: dict[str, ModelEndpointRole] = {}
+        # endpoints a training pipeline deploys its approved versions to
+        approved_models = {name for p in (training.pipelines if training else ()) for name in p.deploy_to}
         for settings_ in settings.endpoints:
+            roles = self.roles[settings_.name] = endpoint_role(
+                self,
+                settings_,
+                profile_name=profile_name,
+                training=training,
+                artifacts_bucket=artifacts_bucket,
+                encryption_key=encryption_key,
+            )
             endpoint = ModelEndpoint(
                 self,
                 f"Endpoint-{settings_.name}",
                 settings=settings_,
                 endpoint_name=f"{profile_name}-{settings_.name}",
-                role=roles[settings_.name].role,
-                monitor_role=roles[settings_.name].monitor_role,
+                role=roles.role,
+                monitor_role=roles.monitor_role,
                 artifacts_bucket=artifacts_bucket,
                 encryption_key=encryption_key,
                 region=self.region,

@@ -31,6 +31,7 @@ from genai_stack.inference_stack import InferenceStack
 from genai_stack.observability_stack import ObservabilityStack
 from genai_stack.orchestration_stack import OrchestrationStack
 from genai_stack.props import PropsError, refuse_dicts
+from genai_stack.retired_roles import keep_retired_roles
 from genai_stack.training_stack import TrainingStack
 
 PROJECT = "genai-stack"
@@ -132,11 +133,11 @@ class ProfileStacks(Construct):
             gateway_image_days=profile.gateway.image_retention_days
             if profile.gateway and profile.gateway.images
             else None,
-            model_hosts=profile.hosting.hosts if profile.hosting else (),
-            inference=profile.inference,
-            training=profile.training,
+            host_volumes=bool(profile.hosting and profile.hosting.hosts),
+            custom_models=bool(profile.training and profile.training.customizations),
             bedrock_invocation_logs=bool(bedrock and bedrock.invocation_logging.enabled),
         )
+        keep_retired_roles(self.foundation, profile)  # until 0.3: stacks/retired_roles.py says why
         self.hub = MonitoringHub(alarm_topic=self.foundation.alarm_topic)
 
         self.bedrock: BedrockStack | None = None
@@ -152,7 +153,6 @@ class ProfileStacks(Construct):
                 encryption_key=self.foundation.key,
                 data_bucket=self.foundation.data_bucket,
                 knowledge_base_storage=self.foundation.knowledge_base_storage,
-                knowledge_base_roles=self.foundation.knowledge_base_roles,
                 log_retention_days=profile.foundation.log_retention_days,
                 hub=self.hub,
                 gateway=profile.gateway,
@@ -168,7 +168,6 @@ class ProfileStacks(Construct):
                 stack_name=f"{profile.name}-hosting",
                 description=f"genai-stack {profile.name}: EC2 model hosts serving open models",
                 settings=profile.hosting,
-                host_roles=self.foundation.model_host_roles,
                 artifacts_bucket=self.foundation.artifacts_bucket,
                 access_logs_bucket=self.foundation.log_bucket,
                 encryption_key=self.foundation.key,
@@ -188,17 +187,11 @@ class ProfileStacks(Construct):
                 description=f"genai-stack {profile.name}: SageMaker inference endpoints",
                 settings=profile.inference,
                 profile_name=profile.name,
-                roles=self.foundation.endpoint_roles,
+                training=profile.training,
                 artifacts_bucket=self.foundation.artifacts_bucket,
                 encryption_key=self.foundation.key,
                 log_retention_days=profile.foundation.log_retention_days,
                 hub=self.hub,
-                # endpoints a training pipeline deploys its approved versions to
-                approved_models=frozenset(
-                    name
-                    for p in (profile.training.pipelines if profile.training else ())
-                    for name in p.deploy_to
-                ),
             )
 
         self.training: TrainingStack | None = None
@@ -212,9 +205,7 @@ class ProfileStacks(Construct):
                 settings=profile.training,
                 inference=profile.inference,
                 profile_name=profile.name,
-                training_roles=self.foundation.training_roles,
-                customization_roles=self.foundation.customization_roles,
-                endpoint_roles=self.foundation.endpoint_roles,
+                endpoint_roles=self.inference.roles if self.inference else {},
                 data_bucket=self.foundation.data_bucket,
                 artifacts_bucket=self.foundation.artifacts_bucket,
                 encryption_key=self.foundation.key,

@@ -1,11 +1,13 @@
 """TrainingStack: SageMaker training pipelines (train -> evaluate -> register), the approval-to-
 deployment loop, and Bedrock model customization. It only wires the constructs of stacks/components
-to the foundation's roles, buckets and key, and registers their monitoring."""
+to their roles and the foundation's buckets and key, and registers their monitoring. The endpoints'
+roles are the inference stack's (`endpoint_roles`)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aws_cdk import CfnOutput, Stack
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -18,6 +20,7 @@ from genai_stack.components.model_endpoint_role import ModelEndpointRole
 from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.components.training_pipeline import TrainingPipeline
 from genai_stack.config import Inference, InferenceEndpoint, Training
+from genai_stack.service_roles import customization_role, training_role
 
 
 class TrainingStack(Stack):
@@ -29,9 +32,7 @@ class TrainingStack(Stack):
         settings: Training,
         inference: Inference | None,
         profile_name: str,
-        training_roles: dict[str, iam.IRole],
-        customization_roles: dict[str, iam.IRole],
-        endpoint_roles: dict[str, ModelEndpointRole],
+        endpoint_roles: Mapping[str, ModelEndpointRole],
         data_bucket: s3.IBucket,
         artifacts_bucket: s3.IBucket,
         encryption_key: kms.IKey,
@@ -51,7 +52,13 @@ class TrainingStack(Stack):
                 f"Pipeline-{pipeline.name}",
                 settings=pipeline,
                 pipeline_name=f"{profile_name}-{pipeline.name}",
-                role=training_roles[pipeline.name],
+                role=training_role(
+                    self,
+                    pipeline,
+                    data_bucket=data_bucket,
+                    artifacts_bucket=artifacts_bucket,
+                    encryption_key=encryption_key,
+                ).role,
                 data_bucket=data_bucket,
                 artifacts_bucket=artifacts_bucket,
                 encryption_key=encryption_key,
@@ -80,7 +87,13 @@ class TrainingStack(Stack):
                 f"Customization-{job.name}",
                 settings=job,
                 job_prefix=f"{profile_name}-{job.name}",
-                role=customization_roles[job.name],
+                role=customization_role(
+                    self,
+                    job,
+                    data_bucket=data_bucket,
+                    artifacts_bucket=artifacts_bucket,
+                    encryption_key=encryption_key,
+                ).role,
                 data_bucket=data_bucket,
                 artifacts_bucket=artifacts_bucket,
                 encryption_key=encryption_key,
@@ -103,7 +116,7 @@ def _deployment(
     pipeline: TrainingPipeline,
     endpoint: InferenceEndpoint,
     profile_name: str,
-    endpoint_roles: dict[str, ModelEndpointRole],
+    endpoint_roles: Mapping[str, ModelEndpointRole],
     encryption_key: kms.IKey,
 ) -> EndpointDeployment:
     """What the deployer needs to roll `endpoint` to an approved model of `pipeline`: the role, container

@@ -107,5 +107,6 @@ class BedrockCustomizationRole(Construct):
         ]
         for statement in statements:
             self.role.add_to_policy(statement)
-        artifacts_id = stack.get_logical_id(artifacts_bucket.node.default_child)
-        compliance.acknowledge(self.role, JOB_OUTPUT.on(f"<{artifacts_id}.Arn>/{output}*"))
+        compliance.acknowledge(
+            self.role, JOB_OUTPUT.on_resolved(artifacts_bucket.arn_for_objects(f"{output}*"))
+        )

@@ -37,7 +37,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import jsii
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_events as events
@@ -45,7 +44,7 @@ from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
-from constructs import Construct, IValidation
+from constructs import Construct
 
 from genai_stack import compliance
 from genai_stack.components.invocation_log_destination import INVOCATION_LOG_PREFIX
@@ -77,22 +76,6 @@ def invocation_log_hours_prefix(account: str, region: str) -> str:
     yyyy/mm/dd/hh/ folders (Bedrock user guide, model-invocation-logging.html: the bucket policy's
     `<prefix>/AWSLogs/<account>/BedrockModelInvocationLogs/*`; InvocationLogging sets the prefix)."""
     return f"{INVOCATION_LOG_PREFIX}AWSLogs/{account}/BedrockModelInvocationLogs/{region}/"
-
-
-@jsii.implements(IValidation)
-class _AcknowledgeWhenResolved:
-    """Acknowledges `acknowledgement` for the wildcard `resource` once the app has resolved its cross-stack
-    references. A bucket of another stack is read through Fn::GetStackOutput, and cdk-nag names the
-    finding after that resolved form, which does not exist while the construct is built; construct
-    validations run after the references are resolved and before the validation plugins."""
-
-    def __init__(self, scope: Construct, acknowledgement: compliance.Acknowledgement, resource: str) -> None:
-        self._scope, self._acknowledgement, self._resource = scope, acknowledgement, resource
-
-    def validate(self) -> list[str]:
-        resolved = compliance.nag_resource(self._scope, self._resource)
-        compliance.acknowledge(self._scope, self._acknowledgement.on(resolved))
-        return []
 
 
 @dataclass(frozen=True)
@@ -213,10 +196,8 @@ class DriftMonitor(Construct):
                     resources=[source.baseline_bucket.arn_for_objects(source.baseline_key)],
                 ),
             ]
-            self.role.node.add_validation(
-                _AcknowledgeWhenResolved(
-                    self.role, READS_SOURCE_FILES, source.bucket.arn_for_objects(f"{source.prefix}*")
-                )
+            compliance.acknowledge(
+                self.role, READS_SOURCE_FILES.on_resolved(source.bucket.arn_for_objects(f"{source.prefix}*"))
             )
         statements += [
             # SSE-KMS objects: reading needs Decrypt, writing the baseline GenerateDataKey (Amazon S3 user

@@ -117,6 +117,9 @@ class KnowledgeBase(Construct):
             ),
             storage_configuration=storage_configuration(storage),
         )
+        # Bedrock checks at creation that the role reaches the embedding model and the vector store
+        # (CreateKnowledgeBase fails otherwise): create the knowledge base after the role's policies.
+        self.knowledge_base.node.add_dependency(role)
         self.data_source = bedrock.CfnDataSource(
             self,
             "DataSource",

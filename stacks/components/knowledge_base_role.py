@@ -120,7 +120,7 @@ class KnowledgeBaseRole(Construct):
         ]
         for statement in statements:
             self.role.add_to_policy(statement)
-        bucket_id = stack.get_logical_id(data_bucket.node.default_child)
         compliance.acknowledge(
-            self.role, compliance.KNOWLEDGE_BASE_DOCUMENTS.on(f"<{bucket_id}.Arn>/{prefix}*")
+            self.role,
+            compliance.KNOWLEDGE_BASE_DOCUMENTS.on_resolved(data_bucket.arn_for_objects(f"{prefix}*")),
         )

@@ -189,6 +189,10 @@ class ModelEndpoint(Construct):
             ),
         )
 
+        # SageMaker pulls the image and the weights with the role when it creates the endpoint: create
+        # the model, hence its configuration and endpoint, after the role's policies.
+        self.model.node.add_dependency(role)
+
         initial_instances = max(1, settings.min_instances)
         variant = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
             variant_name=VARIANT,

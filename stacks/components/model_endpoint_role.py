@@ -1,5 +1,5 @@
 """ModelEndpointRole: the execution role of one SageMaker endpoint, and the role of its Model Monitor
-schedule, beside the artifacts bucket they use (foundation stack).
+schedule (inference stack, with the endpoint that uses them).
 
 Two roles, not one: the serving container never needs the captured requests or the monitoring reports,
 and the monitoring job never needs the weights or the serving image. Each role can reach exactly its
@@ -96,6 +96,15 @@ MONITOR_PROCESSING_LOGS = compliance.Acknowledgement(
 )
 
 
+TRAINED_MODELS = compliance.Acknowledgement(
+    finding="AwsSolutions-IAM5",
+    reason=(
+        "An endpoint serves the model.tar.gz of whichever training job produced the approved model "
+        "package; the job names are made at run time, so the role reads the pipeline's output prefix."
+    ),
+)
+
+
 class ModelEndpointRole(Construct):
     """`role`: the execution role of the endpoint `endpoint_name` (trusted by sagemaker.amazonaws.com):
 
@@ -131,7 +140,6 @@ class ModelEndpointRole(Construct):
         check_names(settings, endpoint_name)
         self._stack = Stack.of(self)
         self._bucket = artifacts_bucket
-        self._bucket_id = self._stack.get_logical_id(artifacts_bucket.node.default_child)
         self._region = region
         self.role = iam.Role(
             self,
@@ -153,13 +161,27 @@ class ModelEndpointRole(Construct):
             acks = self._monitor_statements(endpoint_name, encryption_key)
             compliance.acknowledge(self.monitor_role, *acks)
 
+    def read_trained_models(self, pattern: str) -> None:
+        """Let the execution role read the trained models of a pipeline that deploys to this endpoint:
+        `pattern` under the artifacts bucket (the pipeline's output prefix and `*`)."""
+        policy = iam.Policy(
+            self.role,
+            "TrainedModels",
+            roles=[self.role],
+            statements=[
+                iam.PolicyStatement(
+                    sid="ReadTrainedModels",
+                    actions=["s3:GetObject"],
+                    resources=[self._bucket.arn_for_objects(pattern)],
+                )
+            ],
+        )
+        compliance.acknowledge(policy, TRAINED_MODELS.on_resolved(self._bucket.arn_for_objects(pattern)))
+
     # ------------------------------------------------------------------------------------------
 
     def _objects(self, prefix: str) -> str:
         return self._bucket.arn_for_objects(f"{prefix}*")
-
-    def _nag_objects(self, prefix: str) -> str:
-        return f"<{self._bucket_id}.Arn>/{prefix}*"
 
     def _log_group_arns(self, name: str) -> tuple[str, str]:
         """The group itself and the group with its streams (`:*`), as the Logs actions evaluate them."""
@@ -225,7 +247,7 @@ class ModelEndpointRole(Construct):
 
     def _endpoint_statements(
         self, settings: InferenceEndpoint, endpoint_name: str, key: kms.IKey
-    ) -> list[compliance.Acknowledgement]:
+    ) -> list[compliance.Acknowledgement | compliance.PendingAcknowledgement]:
         model = settings.model_prefix
         statements = [
             self._list_statement("ListTheModelPrefix", [model]),
@@ -233,7 +255,7 @@ class ModelEndpointRole(Construct):
                 sid="ReadTheModel", actions=["s3:GetObject"], resources=[self._objects(model)]
             ),
         ]
-        acks = [ENDPOINT_MODEL_FILES.on(self._nag_objects(model))]
+        acks = [ENDPOINT_MODEL_FILES.on_resolved(self._objects(model))]
         writes = []
         if captures_data(settings):
             writes.append(data_capture_prefix(endpoint_name))
@@ -246,7 +268,7 @@ class ModelEndpointRole(Construct):
                     resources=[self._objects(f"{prefix}input/")],
                 )
             )
-            acks.append(ENDPOINT_READS_ASYNC_INPUTS.on(self._nag_objects(f"{prefix}input/")))
+            acks.append(ENDPOINT_READS_ASYNC_INPUTS.on_resolved(self._objects(f"{prefix}input/")))
             writes += [f"{prefix}output/", f"{prefix}failure/"]
         if writes:
             statements.append(
@@ -256,7 +278,7 @@ class ModelEndpointRole(Construct):
                     resources=[self._objects(prefix) for prefix in writes],
                 )
             )
-            acks += [ENDPOINT_WRITES_ITS_PREFIXES.on(self._nag_objects(prefix)) for prefix in writes]
+            acks += [ENDPOINT_WRITES_ITS_PREFIXES.on_resolved(self._objects(prefix)) for prefix in writes]
         volume = not inference_instances()[settings.instance_type].local_nvme
         statements += self._key_statement(key, writes=bool(writes), volume=volume)
         statements += self._pull_statements(image_repository_arn(settings.container, self._region))
@@ -287,7 +309,9 @@ class ModelEndpointRole(Construct):
             self.role.add_to_policy(statement)
         return acks
 
-    def _monitor_statements(self, endpoint_name: str, key: kms.IKey) -> list[compliance.Acknowledgement]:
+    def _monitor_statements(
+        self, endpoint_name: str, key: kms.IKey
+    ) -> list[compliance.Acknowledgement | compliance.PendingAcknowledgement]:
         captured, reports = data_capture_prefix(endpoint_name), monitoring_prefix(endpoint_name)
         group, streams = self._log_group_arns(PROCESSING_JOB_LOG_GROUP)
         statements = [
@@ -319,8 +343,8 @@ class ModelEndpointRole(Construct):
         for statement in statements:
             self.monitor_role.add_to_policy(statement)
         return [
-            MONITOR_READS_AND_WRITES_ITS_PREFIXES.on(self._nag_objects(captured)),
-            MONITOR_READS_AND_WRITES_ITS_PREFIXES.on(self._nag_objects(reports)),
+            MONITOR_READS_AND_WRITES_ITS_PREFIXES.on_resolved(self._objects(captured)),
+            MONITOR_READS_AND_WRITES_ITS_PREFIXES.on_resolved(self._objects(reports)),
             MONITOR_PROCESSING_LOGS.on(nag_resource(self, streams)),
             UNSCOPED_TOKEN_AND_METRICS,
         ]

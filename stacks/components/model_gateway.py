@@ -17,7 +17,6 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from genai_stack import compliance
-from genai_stack.components.drift_monitor import _AcknowledgeWhenResolved
 from genai_stack.components.gateway_protection import (
     PUBLIC,
     GatewayProtection,
@@ -197,10 +196,8 @@ class ModelGateway(Construct):
             )
             # The bucket is the foundation stack's: cdk-nag names the finding after the resolved
             # cross-stack reference, which exists only once the app has resolved it.
-            self.node.add_validation(
-                _AcknowledgeWhenResolved(
-                    role, GENERATED_IMAGES, image_bucket.arn_for_objects(f"{IMAGE_PREFIX}*")
-                )
+            compliance.acknowledge(
+                role, GENERATED_IMAGES.on_resolved(image_bucket.arn_for_objects(f"{IMAGE_PREFIX}*"))
             )
             # The bucket's SSE-KMS key, through S3 only ("Using server-side encryption with AWS KMS
             # keys": PutObject needs kms:GenerateDataKey, GetObject kms:Decrypt:

@@ -252,6 +252,9 @@ class ModelHostFleet(Construct):
         # Both policies by hand: CDK's `signals` and `wait_on_resource_signals` would also grant
         # SignalResource on AWS::StackId in the role's stack (the foundation), not this one.
         waits = host.min_instances > 0
+        # A new host reads its weights and signals with its role's policies: start no host before they
+        # exist (the role's own policies and LogsAndMetrics above).
+        self.group.node.add_dependency(role, own)
         group_resource: autoscaling.CfnAutoScalingGroup = self.group.node.default_child
         if waits:
             group_resource.cfn_options.creation_policy = CfnCreationPolicy(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -77,17 +76,20 @@ class ModelHostRole(Construct):
                     resources=[encryption_key.key_arn],
                 )
             )
-        bucket_id = Stack.of(self).get_logical_id(artifacts_bucket.node.default_child)
         compliance.acknowledge(
             self.role,
             compliance.SESSION_MANAGER_MANAGED_POLICY,
-            compliance.MODEL_WEIGHTS.on(f"<{bucket_id}.Arn>/{prefix}*"),
+            compliance.MODEL_WEIGHTS.on_resolved(artifacts_bucket.arn_for_objects(f"{prefix}*")),
         )
         if wheelhouse_prefix is not None:
             compliance.acknowledge(
-                self.role, compliance.WHEELHOUSE.on(f"<{bucket_id}.Arn>/{wheelhouse_prefix}*")
+                self.role,
+                compliance.WHEELHOUSE.on_resolved(artifacts_bucket.arn_for_objects(f"{wheelhouse_prefix}*")),
             )
         if compiled_prefix is not None:
             compliance.acknowledge(
-                self.role, compliance.COMPILED_MODEL.on(f"<{bucket_id}.Arn>/{compiled_prefix}*")
+                self.role,
+                compliance.COMPILED_MODEL.on_resolved(
+                    artifacts_bucket.arn_for_objects(f"{compiled_prefix}*")
+                ),
             )

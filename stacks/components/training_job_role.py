@@ -205,11 +205,9 @@ class TrainingJobRole(Construct):
             self.role.add_to_policy(statement)
         compliance.acknowledge(
             self.role,
-            TRAINING_DATA.on(nag_resource(self, data_bucket.arn_for_objects(f"{settings.data_prefix}*"))),
-            TRAINING_OUTPUT.on(
-                nag_resource(self, artifacts_bucket.arn_for_objects(f"{output_prefix(settings)}*"))
-            ),
-            TRAINING_OUTPUT.on(nag_resource(self, artifacts_bucket.arn_for_objects(f"{checkpoints}*"))),
+            TRAINING_DATA.on_resolved(data_bucket.arn_for_objects(f"{settings.data_prefix}*")),
+            TRAINING_OUTPUT.on_resolved(artifacts_bucket.arn_for_objects(f"{output_prefix(settings)}*")),
+            TRAINING_OUTPUT.on_resolved(artifacts_bucket.arn_for_objects(f"{checkpoints}*")),
             TRAINING_LOG_STREAMS.on(nag_resource(self, f"{log_group}:log-stream:*")),
             TRAINING_ACCOUNT_WIDE,
         )

@@ -126,7 +126,7 @@ def test_a_log_stream_grant_appended_to_the_log_group_arn_fails_and_the_name_bas
 def test_a_knowledge_base_role_without_generate_data_key_fails_its_ingestion_row(synthesized, deployments):
     """Bedrock encrypts an ingestion job's transient data with the data source's key
     (encryption-kb): the service-role row fails once kms:GenerateDataKey is gone."""
-    path = f"{PROFILE}/Foundation/KnowledgeBaseRole-product-facts/Role/Resource"
+    path = f"{PROFILE}/Bedrock/KnowledgeBaseRole-product-facts/Role/Resource"
 
     def transient_row(deployment):
         role = deployment.role(path)
@@ -146,6 +146,6 @@ def test_a_knowledge_base_role_without_generate_data_key_fails_its_ingestion_row
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             statement["Action"] = [a for a in actions if a != "kms:GenerateDataKey"] or ["kms:Decrypt"]
 
-    edited = deployment_of(synthesized, PROFILE, _edited(synthesized, "Foundation", drop))
+    edited = deployment_of(synthesized, PROFILE, _edited(synthesized, "Bedrock", drop))
     role, row = transient_row(edited)
     assert not edited.decide(role, row.action, row.resource, row.context).allowed

@@ -268,7 +268,7 @@ def test_a_numbered_version_is_published_and_kept(bedrock):
 # Knowledge base, vector store and ingestion
 
 
-def test_the_knowledge_base_uses_the_s3_vectors_index_and_role_from_the_foundation(bedrock):
+def test_the_knowledge_base_uses_the_foundation_s_s3_vectors_index_and_its_own_role(bedrock):
     (kb,) = of_type(bedrock, "AWS::Bedrock::KnowledgeBase").values()
     props = kb["Properties"]
     vector = props["KnowledgeBaseConfiguration"]["VectorKnowledgeBaseConfiguration"]
@@ -283,9 +283,20 @@ def test_the_knowledge_base_uses_the_s3_vectors_index_and_role_from_the_foundati
         storage["S3VectorsConfiguration"]["IndexArn"]["Fn::GetStackOutput"]["StackName"]
         == "managed-api-foundation"
     )
-    assert props["RoleArn"]["Fn::GetStackOutput"]["OutputName"].startswith(
-        "PublishOutputFnGetAttKnowledgeBaseRoleproductfacts"
+    # The role lives beside the knowledge base (docs/architecture.md "Where each role lives"), and the
+    # knowledge base is created after its policies: Bedrock checks the role's access on creation.
+    role_id, _ = props["RoleArn"]["Fn::GetAtt"]
+    assert (
+        bedrock[role_id]["Metadata"]["aws:cdk:path"]
+        == "managed-api/Bedrock/KnowledgeBaseRole-product-facts/Role/Resource"
     )
+    policies = [
+        k
+        for k, r in of_type(bedrock, "AWS::IAM::Policy").items()
+        if {"Ref": role_id} in r["Properties"]["Roles"]
+    ]
+    assert policies
+    assert set(policies) <= set(kb["DependsOn"])
 
 
 def test_the_data_source_reads_its_prefix_with_the_profile_s_chunking(bedrock):

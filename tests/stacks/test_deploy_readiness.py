@@ -148,3 +148,80 @@ def test_knowledge_base_roles_can_encrypt_transient_ingestion_data(synthesized, 
     assert roles
     for role in roles:
         assert {"kms:GenerateDataKey", "kms:Decrypt"} <= _role_actions(foundation, role), role
+
+
+# Resources whose service uses their role while CloudFormation creates them, and the property that names
+# it: Bedrock checks a knowledge base's access to the embedding model and vector store in
+# CreateKnowledgeBase; SageMaker pulls a model's image and weights with its execution role when the
+# endpoint is created; a new EC2 host reads its weights and signals its group with its instance role
+# (the group's CreationPolicy waits for the signal). A policy of the role created in parallel is a race.
+_ROLE_ON_CREATE = {
+    "AWS::Bedrock::KnowledgeBase": "RoleArn",
+    "AWS::SageMaker::Model": "ExecutionRoleArn",
+}
+
+
+def _references(node) -> set[str]:
+    """Logical IDs a template fragment refers to (Ref, Fn::GetAtt, ${X} in Fn::Sub)."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        if "Ref" in node and isinstance(node["Ref"], str):
+            found.add(node["Ref"])
+        if "Fn::GetAtt" in node:
+            found.add(node["Fn::GetAtt"][0])
+        for value in node.values():
+            found |= _references(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= _references(value)
+    return found
+
+
+def _depends_on(template: dict, logical_id: str) -> set[str]:
+    """Every resource `logical_id` waits for: DependsOn and references, transitively."""
+    resources = template["Resources"]
+    seen: set[str] = set()
+    todo = [logical_id]
+    while todo:
+        resource = resources[todo.pop()]
+        direct = set(_as_list(resource.get("DependsOn", []))) | _references(resource.get("Properties", {}))
+        for other in direct & set(resources) - seen:
+            seen.add(other)
+            todo.append(other)
+    return seen
+
+
+def _roles_used_on_create(template: dict) -> Iterator[tuple[str, str]]:
+    """(resource, role) for each resource whose service uses a role of the same stack on creation."""
+    resources = template["Resources"]
+    roles = {k for k, r in resources.items() if r["Type"] == "AWS::IAM::Role"}
+    for logical_id, resource in resources.items():
+        props = resource.get("Properties", {})
+        if resource["Type"] in _ROLE_ON_CREATE:
+            for role in _references(props.get(_ROLE_ON_CREATE[resource["Type"]])) & roles:
+                yield logical_id, role
+        elif resource["Type"] == "AWS::AutoScaling::AutoScalingGroup":
+            for template_id in _references(props.get("LaunchTemplate")):
+                data = resources[template_id]["Properties"]["LaunchTemplateData"]
+                for profile in _references(data.get("IamInstanceProfile")):
+                    for role in _references(resources[profile]["Properties"]["Roles"]) & roles:
+                        yield logical_id, role
+
+
+def test_a_resource_whose_service_uses_its_role_on_creation_waits_for_the_role_s_policies(synthesized):
+    checked, racing = 0, []
+    for profile, stacks in synthesized.templates.items():
+        for stack, template in stacks.items():
+            for logical_id, role in _roles_used_on_create(template):
+                policies = {
+                    k
+                    for k, r in template["Resources"].items()
+                    if r["Type"] == "AWS::IAM::Policy"
+                    and role in _references(r["Properties"].get("Roles", []))
+                }
+                assert policies, f"{profile}/{stack}/{role} has no policy of its own"
+                missing = policies - _depends_on(template, logical_id)
+                racing += [f"{profile}/{stack}/{logical_id} does not wait for {p}" for p in sorted(missing)]
+                checked += 1
+    assert checked >= 8  # knowledge bases, models and host groups of the built-in profiles
+    assert not racing, "\n".join(racing)

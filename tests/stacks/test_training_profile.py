@@ -9,6 +9,7 @@ import json
 import pytest
 
 from genai_stack.config import load_profile
+from genai_stack.retired_roles import RETIRED_METADATA
 
 PROFILE = "custom-model"
 
@@ -46,21 +47,34 @@ def test_every_endpoint_of_the_profile_is_deployed_under_the_profile_name(synthe
     ]
 
 
-def test_the_execution_roles_live_in_the_foundation_beside_the_buckets(synthesized, profile):
-    roles = of_type(synthesized, "Foundation", "AWS::IAM::Role")
+def test_each_role_lives_in_the_stack_that_uses_it(synthesized, profile):
+    """docs/architecture.md "Where each role lives": endpoint roles in the inference stack, training
+    and customization roles in the training stack; the foundation keeps only 0.1's retired copies."""
+    inference = of_type(synthesized, "Inference", "AWS::IAM::Role")
+    training = of_type(synthesized, "Training", "AWS::IAM::Role")
     for endpoint in profile.inference.endpoints:
-        assert any(k.startswith("EndpointRole" + endpoint.name.replace("-", "")) for k in roles)
-    assert any(k.startswith("TrainingRolesupporttuning") for k in roles)
-    assert any(k.startswith("CustomizationRolenovasupport") for k in roles)
-    for stack in ("Inference", "Training"):
-        assert not any(
-            "sagemaker.amazonaws.com" in json.dumps(r["Properties"]["AssumeRolePolicyDocument"])
-            for r in of_type(synthesized, stack, "AWS::IAM::Role").values()
-        )
+        assert any(k.startswith("EndpointRole" + endpoint.name.replace("-", "")) for k in inference)
+    assert any(k.startswith("TrainingRolesupporttuning") for k in training)
+    assert any(k.startswith("CustomizationRolenovasupport") for k in training)
+    serving = [
+        r
+        for r in of_type(synthesized, "Foundation", "AWS::IAM::Role").values()
+        if "sagemaker.amazonaws.com" in json.dumps(r["Properties"]["AssumeRolePolicyDocument"])
+        or "bedrock.amazonaws.com" in json.dumps(r["Properties"]["AssumeRolePolicyDocument"])
+    ]
+    assert serving
+    assert all(RETIRED_METADATA in r["Metadata"] for r in serving)
+    # The models and the deployer use the inference stack's roles.
+    models = of_type(synthesized, "Inference", "AWS::SageMaker::Model")
+    assert models
+    assert all(m["Properties"]["ExecutionRoleArn"]["Fn::GetAtt"][0] in inference for m in models.values())
+    deployer_roles = json.dumps(of_type(synthesized, "Training", "AWS::Lambda::Function"))
+    assert "PublishOutputFnGetAttEndpointRole" in deployer_roles
+    assert f"{PROFILE}-inference" in deployer_roles
 
 
 def test_the_deployed_endpoint_can_read_the_models_its_pipeline_trains(synthesized):
-    policies = of_type(synthesized, "Foundation", "AWS::IAM::Policy")
+    policies = of_type(synthesized, "Inference", "AWS::IAM::Policy")
     trained = {k: p for k, p in policies.items() if "TrainedModels" in k}
     # deploy_to: [support-llm, long-documents] (issue 19), not the inference-component endpoint
     owners = sorted(k.split("Role")[1] for k in trained)  # EndpointRole<endpoint>RoleTrainedModels...
