@@ -94,7 +94,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """`genai-stack diff`'s scenarios (tests/cli/test_diff.py) synthesize two trees each, and the CDK
-    CLI's synth of every profile (tests/test_app.py) and the wheel's build, install and use
+    CLI's synth of the default profile (tests/test_app.py) and the wheel's build, install and use
     (tests/test_package.py) take processes of their own: start them now, in the background, when any
     test that reads them will run."""
     if any(item.nodeid.startswith("tests/cli/test_diff.py::") for item in session.items):

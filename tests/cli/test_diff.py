@@ -144,16 +144,15 @@ def _unchanged(origin: Path, root: Path) -> tuple[Path, list[str], Path | None]:
 def _pull_request(origin: Path, root: Path) -> tuple[Path, list[str], Path | None]:
     """One pull request with every kind of change, diffed in one run (one synthesis per tree): a
     profile edit (the GPU host's instance type and the hosts' network range), a refactor that renames
-    the data bucket's construct (its logical ID changes), managed-api removed and the same profile
-    added as `sandbox`, and a team's own profile file outside profiles/ added."""
+    the data bucket's construct (its logical ID changes), the built-in managed-api removed, and a team's
+    own profile file outside profiles/ added (small: the added side costs one small synthesis)."""
     repo = clone(origin, root, "pull-request")
     profile = repo / "profiles" / "self-hosted.yaml"
     edit(profile, "instance_type: g6.xlarge", "instance_type: g6.2xlarge")
     edit(profile, "cidr: 10.40.0.0/16", "cidr: 10.41.0.0/16")
     edit(repo / "stacks" / "foundation_stack.py", '"Data",', '"DataStore",')
     profiles = repo / "profiles"
-    (profiles / "managed-api.yaml").rename(profiles / "sandbox.yaml")
-    edit(profiles / "sandbox.yaml", "name: managed-api", "name: sandbox")
+    (profiles / "managed-api.yaml").unlink()
     team = repo / "teams" / "support.yaml"
     team.parent.mkdir()
     team.write_text(
@@ -163,7 +162,7 @@ def _pull_request(origin: Path, root: Path) -> tuple[Path, list[str], Path | Non
         "cost_allocation: {tag_value: support}\n"
         "budget: {monthly_limit_usd: 100}\n"
     )
-    args = ["-p", "self-hosted", "-p", "managed-api", "-p", "sandbox", "-p", "teams/support.yaml", "--json"]
+    args = ["-p", "self-hosted", "-p", "managed-api", "-p", "teams/support.yaml", "--json"]
     return repo, args, repo.parent / "diff.md"
 
 
@@ -330,7 +329,7 @@ def test_json_output_has_the_report_fields(changed):
     assert document["base"]["ref"] == "origin/main"
     assert len(document["base"]["commit"]) == 40
     assert document["engine"] == "2.187.5"
-    assert document["profiles"] == ["managed-api", "sandbox", "self-hosted", "teams/support.yaml"]
+    assert document["profiles"] == ["managed-api", "self-hosted", "teams/support.yaml"]
     assert document["differs"] is True
     assert "Synthesizing base" in changed.stderr  # a changed tree: both sides synthesized
     assert document["summary"]["stateful_replaced_or_deleted"] == len(document["stateful"]) >= 1
@@ -345,9 +344,9 @@ def test_a_removed_profile_lists_its_stacks_as_removed_and_a_new_one_as_added(sw
     assert run.exit_code == 1, run.stderr
     status = {stack["id"]: stack["status"] for stack in run.document["stacks"]}
     assert status["managed-api/Foundation"] == "removed"
-    assert status["sandbox/Foundation"] == "added"
+    assert status["support-team/Foundation"] == "added"
     assert {s for i, s in status.items() if i.startswith("managed-api/")} == {"removed"}
-    assert {s for i, s in status.items() if i.startswith("sandbox/")} == {"added"}
+    assert {s for i, s in status.items() if i.startswith("support-team/")} == {"added"}
     # Another profile's new bucket is not this one's successor: the removal itself is the hazard.
     buckets = [h for h in run.document["stateful"] if h["resource_type"] == "AWS::S3::Bucket"]
     removed_buckets = [h for h in buckets if h["profile"] != "self-hosted"]  # self-hosted's is a rename
@@ -377,8 +376,8 @@ def test_a_team_s_own_profile_file_is_diffed_and_a_new_one_is_all_added(team_pro
 
 
 def test_several_profiles_synthesize_in_one_process_per_tree(changed):
-    """`-p` four times: the base tree (self-hosted, managed-api) and the working tree (self-hosted,
-    sandbox, the team's file) are each one synthesis, not one per profile."""
+    """`-p` three times: the base tree (self-hosted, managed-api) and the working tree (self-hosted,
+    the team's file) are each one synthesis, not one per profile."""
     assert "Synthesizing base" in changed.stderr
     assert re.search(r"Synthesizing base .*1/1", changed.stderr), changed.stderr[-2000:]
     assert re.search(r"Synthesizing the working tree\s+1/1", changed.stderr), changed.stderr[-2000:]
