@@ -137,8 +137,9 @@ def worktrees(repo: Path) -> list[str]:
 
 
 def _unchanged(origin: Path, root: Path) -> tuple[Path, list[str], Path | None]:
-    """No edits, default options: every built-in profile against origin/main."""
-    return clone(origin, root, "unchanged"), [], None
+    """No edits, default base (origin/main), one built-in profile: which profiles the default covers
+    (every built-in one) is choose_profiles', tested below without synthesis."""
+    return clone(origin, root, "unchanged"), ["-p", "managed-api"], None
 
 
 def _pull_request(origin: Path, root: Path) -> tuple[Path, list[str], Path | None]:
@@ -253,16 +254,13 @@ def resources(document: dict, stack_id: str) -> dict[str, dict]:
 # Through the runner
 
 
-def test_no_change_exits_0_with_no_template_differences_for_every_builtin_profile(unchanged):
+def test_no_change_exits_0_with_no_template_differences(unchanged):
     repo, run = unchanged
     assert run.exit_code == 0, run.stderr
     assert run.stdout.startswith(COMMENT_MARKER)
     assert "No template differences." in run.stdout
     assert "`origin/main`" in run.stdout  # the default base of a clone
-    names = builtin_profile_names(repo / "profiles")
-    assert len(names) >= 3
-    for name in names:
-        assert f"`{name}`" in run.stdout
+    assert "`managed-api`" in run.stdout
     assert "Synthesizing" in run.stderr  # progress goes to stderr, stdout stays Markdown only
     # The working tree is the base commit's: one synthesis serves both sides, no base worktree.
     assert "Synthesizing the working tree" in run.stderr
@@ -631,6 +629,18 @@ def test_diff_block_marks_lines_for_github_and_survives_backticks():
     assert lines[0] == "````diff"
     assert lines[-1] == "````"
     assert [line[0] for line in lines[1:-1]] == ["!", "!", "-", "+", " "]
+
+
+def test_without_p_every_built_in_profile_of_either_tree_is_diffed(origin, tmp_path):
+    """The pull-request workflow runs `genai-stack diff` without -p: every built-in profile of the
+    repository, and one that only the base has (a profile removed) or only the working tree."""
+    names = builtin_profile_names(origin / "profiles")
+    assert len(names) >= 3
+    assert choose_profiles(None, origin) == names
+    (tmp_path / "app.py").write_text("PROFILE_LISTS = True\n")  # a working tree with a new built-in
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "sandbox.yaml").write_text("name: sandbox\n")
+    assert choose_profiles(None, origin, tmp_path) == sorted([*names, "sandbox"])
 
 
 def test_profile_files_a_repository_lists_in_pyproject_are_diffed_by_default(tmp_path):
