@@ -12,6 +12,7 @@ import pytest
 
 from genai_stack.config import DEFAULT_PROFILE, builtin_profile_names
 from tests.support import REPO_ROOT
+from tests.support.background import LOWER_PRIORITY
 
 CDK = REPO_ROOT / "node_modules" / ".bin" / "cdk"
 BAD_PROFILE = "name: x\nregion: us-east-1\n"
@@ -96,7 +97,7 @@ def start_cli_synth(root: Path) -> None:
         out = root / "cli.out"
         environment = {**os.environ, "CDK_DISABLE_CLI_TELEMETRY": "true"}
         process = subprocess.Popen(  # noqa: S603 - our own command
-            [str(CDK), "synth", "--quiet", "-o", str(out)],
+            [*LOWER_PRIORITY, str(CDK), "synth", "--quiet", "-o", str(out)],
             cwd=REPO_ROOT,
             env=environment,
             stdout=subprocess.DEVNULL,

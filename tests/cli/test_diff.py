@@ -40,6 +40,7 @@ from genai_stack.cli.diff import (  # importing the module registers `diff` on t
 from genai_stack.compliance import STATEFUL_RESOURCE_TYPES
 from genai_stack.config import builtin_profile_names
 from tests.support import REPO_ROOT
+from tests.support.background import LOWER_PRIORITY
 
 runner = CliRunner()
 GIT = shutil.which("git")
@@ -207,7 +208,11 @@ class Scenarios:
         repo, args, markdown = SCENARIOS[name](self._origin.result(), self.root)
         extra = ["--output", str(markdown)] if markdown else []
         result = subprocess.run(  # noqa: S603 - the project's own console script
-            [str(GENAI_STACK), "diff", *args, *extra], cwd=repo, capture_output=True, text=True, timeout=900
+            [*LOWER_PRIORITY, str(GENAI_STACK), "diff", *args, *extra],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=900,
         )
         markdown_text = markdown.read_text() if markdown and markdown.exists() else None
         return repo, Run(result.returncode, result.stdout, result.stderr, markdown_text)

@@ -1,7 +1,11 @@
 """External tools started in the background: the compliance scanners (checkov, cfn-lint) are separate
 processes that need only the synthesized templates, so the session starts them as soon as the
 templates exist and they run on the machine's other core while the Python tests run; their tests,
-ordered last (tests/conftest.py), only wait for the result."""
+ordered last (tests/conftest.py), only wait for the result.
+
+Background work runs at a lower CPU priority (`LOWER_PRIORITY`, coreutils' nice): the session's own process (its
+synthesis, then the Python tests) is what the run waits for, and on two cores equal shares starved it
+while the background jobs, waited for only at the end, finished early and left a core idle."""
 
 from __future__ import annotations
 
@@ -9,6 +13,9 @@ import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+# A command prefix (not a preexec_fn: the diff scenarios start processes from a thread).
+LOWER_PRIORITY = ("nice", "-n", "10")
 
 
 class BackgroundRun:
@@ -28,8 +35,8 @@ class BackgroundRun:
         self._stdout = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in result()
         self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in result()
         self._process = subprocess.Popen(  # noqa: S603 - fixed tools on our own files
-            self.args, cwd=cwd, env=dict(env) if env is not None else None, stdout=self._stdout,
-            stderr=self._stderr, text=True,
+            [*LOWER_PRIORITY, *self.args], cwd=cwd, env=dict(env) if env is not None else None,
+            stdout=self._stdout, stderr=self._stderr, text=True,
         )  # fmt: skip
         self._result: subprocess.CompletedProcess | None = None
 
