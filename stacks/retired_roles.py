@@ -13,11 +13,11 @@ names) and their published outputs, and nothing in the templates uses them; the 
 to their own roles in the same deploy. Release 0.3 deletes this module and its call in stacks/stage.py
 (tests/stacks/test_retired_roles.py fails from version 0.3.0 on until it is gone).
 
-One use outside the templates remains for 0.3 to settle first: a model that the model deployer created
-under 0.1 for an approved version names the 0.1 endpoint role, and an endpoint that serves it keeps it
-across this upgrade (lambdas/model_deployer/logic.py config_for_settings). Its name derives from the
-endpoint and the version, so deploying the same version again reuses it; 0.3 must re-create such
-models with the endpoint's new role (or name models by role too) before the role goes.
+One use outside the templates remains: a model that the model deployer created under 0.1 for an
+approved version names the 0.1 endpoint role, and an endpoint that serves it keeps it across this
+upgrade (lambdas/model_deployer/logic.py config_for_settings). An approval under 0.2 creates a model
+with the new role (logic.model_name digests the role), which docs/operations.md, "Upgrading", asks for
+before 0.3; 0.3 should also refuse to go ahead while an endpoint serves such a model.
 """
 
 from __future__ import annotations

@@ -218,6 +218,10 @@ class ModelEndpoint(Construct):
             else None,
             async_inference_config=self._async_config(bucket, encryption_key) if self.is_async else None,
         )
+        if settings.inference_components:
+            # The configuration carries the role (an endpoint of inference components): SageMaker uses it
+            # when it creates the endpoint, before any component exists.
+            self.endpoint_config.node.add_dependency(role)
 
         self.approved_model_config: PythonCustomResource | None = None
         if approved_models:
@@ -580,6 +584,8 @@ class ModelEndpoint(Construct):
                 max_runtime_in_seconds=MONITOR_MAX_RUNTIME_SECONDS
             ),
         )
+        # The schedule's first job may start within the hour: its role's policies come first.
+        self.data_quality_job.node.add_dependency(monitor_role)
         return sagemaker.CfnMonitoringSchedule(
             self,
             "DataQualitySchedule",

@@ -187,6 +187,14 @@ class ModelHostFleet(Construct):
             )
         )
         startup = startup_timeout(host)
+        # An instance profile of its own construct ID (not the launch template's built-in "Profile"),
+        # holding the role. Its role is never swapped while hosts run with it: IAM warns that removing a
+        # role from an instance profile that running instances use breaks them ("Make sure that you do
+        # not have any Amazon EC2 instances running with the role you are about to remove":
+        # https://docs.aws.amazon.com/IAM/latest/APIReference/API_RemoveRoleFromInstanceProfile.html).
+        # A new role gets a new profile instead, hence a new launch template version, which the rolling
+        # update below rolls out host by host; the old profile goes once its hosts are gone.
+        instance_profile = iam.InstanceProfile(self, "InstanceProfile", role=role)
         launch_template = ec2.LaunchTemplate(
             self,
             "LaunchTemplate",
@@ -197,7 +205,7 @@ class ModelHostFleet(Construct):
                 if host.ami_id
                 else ec2.MachineImage.from_ssm_parameter(host.ami_ssm_parameter)
             ),
-            role=self.role,
+            instance_profile=instance_profile,
             security_group=self.security_group,
             user_data=user_data,
             require_imdsv2=True,

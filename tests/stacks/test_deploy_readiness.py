@@ -153,11 +153,16 @@ def test_knowledge_base_roles_can_encrypt_transient_ingestion_data(synthesized, 
 # Resources whose service uses their role while CloudFormation creates them, and the property that names
 # it: Bedrock checks a knowledge base's access to the embedding model and vector store in
 # CreateKnowledgeBase; SageMaker pulls a model's image and weights with its execution role when the
-# endpoint is created; a new EC2 host reads its weights and signals its group with its instance role
-# (the group's CreationPolicy waits for the signal). A policy of the role created in parallel is a race.
+# endpoint is created (for an endpoint of inference components, with the role its configuration
+# names); a new EC2 host reads its weights and signals its group with its instance role (the group's
+# CreationPolicy waits for the signal). A policy of the role created in parallel is a race.
 _ROLE_ON_CREATE = {
     "AWS::Bedrock::KnowledgeBase": "RoleArn",
     "AWS::SageMaker::Model": "ExecutionRoleArn",
+    # An endpoint of inference components: its configuration names the role, its endpoint uses it.
+    "AWS::SageMaker::EndpointConfig": "ExecutionRoleArn",
+    # Model Monitor: the schedule's first job can start within the hour of its creation.
+    "AWS::SageMaker::DataQualityJobDefinition": "RoleArn",
 }
 
 

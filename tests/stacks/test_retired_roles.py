@@ -60,6 +60,22 @@ def test_an_update_from_0_1_keeps_every_role_and_output_the_approach_stacks_read
     assert retired == set(kept["resources"])
 
 
+def test_an_update_from_0_1_swaps_no_role_in_an_instance_profile_that_hosts_run_with(synthesized):
+    """0.1's hosts run with instance profiles holding the 0.1 host roles. Updating such a profile to the
+    new role would remove the old one from under the running hosts (IAM API reference,
+    RemoveRoleFromInstanceProfile); 0.2 gives the new role new profiles (new logical IDs), so the launch
+    templates change and the groups' rolling updates replace the hosts."""
+    hosting = synthesized.templates["self-hosted"]["Hosting"]["Resources"]
+    old = RELEASE_0_1["self-hosted"]["instance_profiles"]
+    assert old
+    assert not set(old) & set(hosting), "a 0.1 instance profile would have its role swapped in place"
+    profiles = [k for k, r in hosting.items() if r["Type"] == "AWS::IAM::InstanceProfile"]
+    assert len(profiles) == len(old)
+    for template in (r for r in hosting.values() if r["Type"] == "AWS::EC2::LaunchTemplate"):
+        (profile,) = _references(template["Properties"]["LaunchTemplateData"]["IamInstanceProfile"])
+        assert profile in profiles
+
+
 @pytest.mark.parametrize("profile", sorted(RELEASE_0_1))
 def test_no_stack_of_this_release_uses_a_retired_role(synthesized, profile):
     templates = synthesized.templates[profile]
@@ -78,6 +94,18 @@ def test_no_stack_of_this_release_uses_a_retired_role(synthesized, profile):
             r["OutputName"] for r in _get_stack_outputs(template) if r.get("StackName") == foundation_name
         }
         assert not reads & set(retired["outputs"]), f"{profile}/{stack} reads a retired role"
+
+
+def _references(node) -> set[str]:
+    if isinstance(node, dict):
+        if "Fn::GetAtt" in node:
+            return {node["Fn::GetAtt"][0]}
+        if "Ref" in node:
+            return {node["Ref"]}
+        return set().union(*(_references(v) for v in node.values())) if node else set()
+    if isinstance(node, list):
+        return set().union(*(_references(v) for v in node)) if node else set()
+    return set()
 
 
 def _get_stack_outputs(node) -> list[dict]:
