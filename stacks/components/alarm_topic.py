@@ -16,37 +16,80 @@ from constructs import Construct
 
 @dataclass(frozen=True)
 class ServicePublisher:
-    """An AWS service that publishes to the topic, and whether it sends aws:SourceAccount.
+    """An AWS service that publishes to the topic, and the confused-deputy conditions its statements carry.
 
-    Where the service documents the confused-deputy keys, the topic and key policies require
-    aws:SourceAccount; a service that does not send the key would be denied by such a condition.
+    The topic policy's statement requires what the service documents that it sends: aws:SourceAccount
+    (`source_account`) and/or aws:SourceArn (`source_arn`, with {partition}, {region} and {account}).
+    The key policy's statement requires aws:SourceAccount where `key_source_account`: the SNS developer
+    guide asks for the source keys on the key policy of an encrypted topic, except for EventBridge,
+    whose requests to KMS do not carry them ("Adding the aws:SourceAccount, aws:SourceArn, and
+    aws:SourceOrgID to a AWS KMS policy is not supported for EventBridge-to-encrypted topics": "Key
+    management", https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html).
     """
 
     service: str
-    sends_source_account: bool
+    source_account: bool
+    source_arn: str | None
+    key_source_account: bool
 
     @property
     def sid(self) -> str:
         return "Allow" + "".join(part.capitalize() for part in self.service.split(".")[0].split("-"))
 
+    def topic_conditions(self, stack: Stack) -> dict[str, dict[str, str]]:
+        conditions: dict[str, dict[str, str]] = {}
+        if self.source_account:
+            conditions["StringEquals"] = {"aws:SourceAccount": stack.account}
+        if self.source_arn is not None:
+            arn = self.source_arn.format(
+                partition=stack.partition, region=stack.region, account=stack.account
+            )
+            conditions["ArnLike"] = {"aws:SourceArn": arn}
+        return conditions
+
+    def key_conditions(self, stack: Stack) -> dict[str, dict[str, str]] | None:
+        return {"StringEquals": {"aws:SourceAccount": stack.account}} if self.key_source_account else None
+
 
 ALARM_PUBLISHERS: tuple[ServicePublisher, ...] = (
-    # CloudWatch alarm actions. Amazon SNS developer guide, "Encryption at rest" -> key policy example
-    # for CloudWatch alarms (no source conditions shown).
-    ServicePublisher("cloudwatch.amazonaws.com", sends_source_account=False),
+    # CloudWatch alarm actions: aws:SourceArn is the alarm's ARN (AWS re:Post, "Why didn't I receive an
+    # SNS notification for my CloudWatch alarm trigger?", its topic policy example with ArnLike on
+    # arn:aws:cloudwatch:REGION:ACCOUNT:alarm:NAME:
+    # https://repost.aws/knowledge-center/cloudwatch-receive-sns-for-alarm-trigger); the ARN holds the
+    # account, so aws:SourceAccount adds nothing on the topic.
+    ServicePublisher(
+        "cloudwatch.amazonaws.com",
+        source_account=False,
+        source_arn="arn:{partition}:cloudwatch:{region}:{account}:alarm:*",
+        key_source_account=True,
+    ),
     # AWS Budgets notifications. Cost Management user guide, "Creating an Amazon SNS topic for budget
-    # notifications": the policy example conditions on aws:SourceAccount and aws:SourceArn.
-    ServicePublisher("budgets.amazonaws.com", sends_source_account=True),
+    # notifications": aws:SourceAccount and aws:SourceArn arn:aws:budgets::ACCOUNT:* (no region):
+    # https://docs.aws.amazon.com/cost-management/latest/userguide/budgets-sns-policy.html
+    ServicePublisher(
+        "budgets.amazonaws.com",
+        source_account=True,
+        source_arn="arn:{partition}:budgets::{account}:*",
+        key_source_account=True,
+    ),
     # Cost Anomaly Detection alerts. Cost Management user guide, "Creating an Amazon SNS topic for
-    # anomaly notifications" (policy example without source conditions).
-    ServicePublisher("costalerts.amazonaws.com", sends_source_account=False),
+    # anomaly notifications": the policy "only on behalf of a certain account" with aws:SourceAccount
+    # (https://docs.aws.amazon.com/cost-management/latest/userguide/ad-SNS.html); no documented
+    # aws:SourceArn format, so none is required.
+    ServicePublisher(
+        "costalerts.amazonaws.com", source_account=True, source_arn=None, key_source_account=True
+    ),
     # EventBridge rules with the topic as target (the SageMaker endpoint state-change rule,
-    # model_endpoint.EndpointFailureNotice): the topic policy must allow events.amazonaws.com to publish
-    # and, the topic being encrypted, the key policy must let it use the key (AWS re:Post, "Why isn't
-    # my Amazon SNS topic receiving Amazon EventBridge notifications?":
-    # https://repost.aws/knowledge-center/sns-not-getting-eventbridge-notification; its examples have
-    # no source conditions, so none is required here).
-    ServicePublisher("events.amazonaws.com", sends_source_account=False),
+    # EndpointFailureNotice): "For EventBridge event bus rule targets, the value of aws:SourceArn must
+    # be the rule ARN" (EventBridge user guide, "Cross-service confused deputy prevention":
+    # https://docs.aws.amazon.com/eventbridge/latest/userguide/cross-service-confused-deputy-prevention.html).
+    # The key policy statement carries no source key: EventBridge's KMS requests do not (class docstring).
+    ServicePublisher(
+        "events.amazonaws.com",
+        source_account=True,
+        source_arn="arn:{partition}:events:{region}:{account}:rule/*",
+        key_source_account=False,
+    ),
 )
 # EC2 Auto Scaling notifications (ModelHostFleet) are published by the service-linked role
 # AWSServiceRoleForAutoScaling, not a service principal: its AWS-defined policy allows sns:Publish and
@@ -76,7 +119,7 @@ class AlarmTopic(Construct):
         super().__init__(scope, construct_id)
         self.topic = sns.Topic(self, "Topic", master_key=encryption_key, enforce_ssl=True)
         self.topic.apply_removal_policy(RemovalPolicy.RETAIN)
-        account = Stack.of(self).account
+        stack = Stack.of(self)
         for publisher in publishers:
             self.topic.add_to_resource_policy(
                 iam.PolicyStatement(
@@ -84,11 +127,7 @@ class AlarmTopic(Construct):
                     principals=[iam.ServicePrincipal(publisher.service)],
                     actions=["sns:Publish"],
                     resources=[self.topic.topic_arn],
-                    conditions=(
-                        {"StringEquals": {"aws:SourceAccount": account}}
-                        if publisher.sends_source_account
-                        else None
-                    ),
+                    conditions=publisher.topic_conditions(stack),
                 )
             )
         for email in emails:

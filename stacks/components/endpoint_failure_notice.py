@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import jsii
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
@@ -62,5 +62,21 @@ class EndpointFailureNotice(Construct):
             "Rule",
             description="Tell the alarm topic when a SageMaker endpoint of this profile fails or rolls back",
             event_pattern=endpoint_failure_pattern(endpoint_names),
-            targets=[targets.SnsTopic(topic, message=message)],
+            targets=[_AlarmTopicTarget(topic, message)],
         )
+
+
+@jsii.implements(events.IRuleTarget)
+class _AlarmTopicTarget:
+    """The alarm topic as the rule's target, without the unconditioned `events.amazonaws.com` publish
+    statement aws-cdk-lib's `targets.SnsTopic` adds to the topic policy: the AlarmTopic's own statement
+    for EventBridge requires aws:SourceAccount and the rule ARN as aws:SourceArn
+    (alarm_topic.ALARM_PUBLISHERS). No RoleArn: EventBridge publishes to SNS under the topic's policy
+    ("For targets that use resource-based policies (Lambda, Amazon SNS, Amazon SQS, and Amazon CloudWatch
+    Logs), do not specify a RoleArn": EventBridge user guide, eb-use-resource-based.html)."""
+
+    def __init__(self, topic: sns.ITopic, message: events.RuleTargetInput) -> None:
+        self._topic, self._message = topic, message
+
+    def bind(self, _rule: events.IRule, _id: str | None = None) -> events.RuleTargetConfig:
+        return events.RuleTargetConfig(arn=self._topic.topic_arn, input=self._message)

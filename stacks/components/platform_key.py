@@ -53,6 +53,24 @@ class PlatformKey(Construct):
             pending_window=Duration.days(pending_window_days),
             removal_policy=RemovalPolicy.RETAIN,
         )
+        # Grants only for AWS resources: services integrated with KMS (EBS through EC2 Auto Scaling,
+        # RDS, DynamoDB, SageMaker) create the grants they need with kms:GrantIsForAWSResource true; a
+        # grant made directly by a principal of the account would hand the key's use to whoever it
+        # names, outside this policy. "kms:GrantIsForAWSResource ... Allows or denies permission for the
+        # CreateGrant, ListGrants, or RevokeGrant operations only when an AWS service integrated with
+        # AWS KMS calls the operation on the user's behalf" (AWS KMS developer guide, "AWS KMS condition
+        # keys": https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html).
+        # BoolIfExists: a direct call is denied whether it carries the key as false or not at all.
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="DenyGrantsNotForAwsResources",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["kms:CreateGrant"],
+                resources=["*"],  # in a key policy "*" means this key
+                conditions={"BoolIfExists": {"kms:GrantIsForAWSResource": "false"}},
+            )
+        )
         for publisher in topic_publishers:
             self.key.add_to_resource_policy(
                 iam.PolicyStatement(
@@ -60,11 +78,7 @@ class PlatformKey(Construct):
                     principals=[iam.ServicePrincipal(publisher.service)],
                     actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                     resources=["*"],  # in a key policy "*" means this key
-                    conditions=(
-                        {"StringEquals": {"aws:SourceAccount": stack.account}}
-                        if publisher.sends_source_account
-                        else None
-                    ),
+                    conditions=publisher.key_conditions(stack),
                 )
             )
         if allow_cloudwatch_logs:

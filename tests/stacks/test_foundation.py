@@ -47,7 +47,17 @@ def test_the_key_lets_only_the_alarm_publishers_and_this_regions_logs_use_it(syn
         statement = statements[publisher.sid]
         assert statement["Principal"] == {"Service": publisher.service}
         assert statement["Action"] == ["kms:Decrypt", "kms:GenerateDataKey*"]
-        assert ("Condition" in statement) is publisher.sends_source_account
+        if publisher.key_source_account:
+            assert statement["Condition"] == {
+                "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+            }
+        else:  # EventBridge: its KMS requests carry no source key (alarm_topic.ServicePublisher)
+            assert "Condition" not in statement
+    deny = statements["DenyGrantsNotForAwsResources"]
+    assert deny["Effect"] == "Deny"
+    assert deny["Principal"] == {"AWS": "*"}
+    assert deny["Action"] == "kms:CreateGrant"
+    assert deny["Condition"] == {"BoolIfExists": {"kms:GrantIsForAWSResource": "false"}}
     logs = statements["AllowCloudWatchLogs"]
     assert logs["Principal"] == {"Service": "logs.us-east-1.amazonaws.com"}
     assert "kms:EncryptionContext:aws:logs:arn" in logs["Condition"]["ArnLike"]
@@ -160,9 +170,15 @@ def test_the_alarm_topic_is_encrypted_tls_only_and_retained(template, synthesize
     publishers = {s["Principal"]["Service"]: s for s in statements if s["Effect"] == "Allow"}
     assert set(publishers) == {p.service for p in ALARM_PUBLISHERS}
     assert all(s["Action"] == "sns:Publish" for s in publishers.values())
+    account = {"Ref": "AWS::AccountId"}
     assert publishers["budgets.amazonaws.com"]["Condition"] == {
-        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+        "StringEquals": {"aws:SourceAccount": account},
+        "ArnLike": {"aws:SourceArn": {"Fn::Join": ["", ["arn:aws:budgets::", account, ":*"]]}},
     }
+    # Every publisher is held to its own account (and, where the service sends it, its source ARN).
+    for service, statement in publishers.items():
+        conditions = json.dumps(statement["Condition"])
+        assert "aws:SourceAccount" in conditions or "aws:SourceArn" in conditions, service
 
 
 def test_each_profile_email_subscribes_to_the_topic(synthesized):

@@ -46,7 +46,11 @@ def rows(function: Function, deployment: Deployment) -> list[Call]:
             key,
             "Bedrock uses the custom model's key through the caller when it sets up serving "
             "(Nova user guide, customize-fine-tune-encrypt.html, PermissionsNovaProvisionedThroughput)",
-            context=via_bedrock,
+            # Bedrock, a service integrated with KMS, creates the grant on the caller's behalf: the
+            # request carries kms:GrantIsForAWSResource true (AWS KMS developer guide, conditions-kms.html).
+            context={**via_bedrock, "kms:GrantIsForAWSResource": True}
+            if action == "kms:CreateGrant"
+            else via_bedrock,
             api="bedrock.CreateCustomModelDeployment",
         )
         for action in ("kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:CreateGrant")

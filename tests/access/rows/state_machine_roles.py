@@ -160,8 +160,18 @@ def _customization_job(deployment: Deployment, parameters: dict) -> list[Call]:
         via = {"kms:ViaService": f"bedrock.{deployment.region}.amazonaws.com"}
         result += [
             Call(action, key, f"{why}: CustomModelKmsKeyId (encryption-custom-job)", context=via)
-            for action in ("kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:CreateGrant")
+            for action in ("kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey")
         ]
+        # Bedrock, a service integrated with KMS, creates the grant on the caller's behalf: the request
+        # carries kms:GrantIsForAWSResource true (AWS KMS developer guide, conditions-kms.html).
+        result.append(
+            Call(
+                "kms:CreateGrant",
+                key,
+                f"{why}: CustomModelKmsKeyId (encryption-custom-job)",
+                context={**via, "kms:GrantIsForAWSResource": True},
+            )
+        )
     return result
 
 

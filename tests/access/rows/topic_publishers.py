@@ -57,13 +57,14 @@ def rows(deployment: Deployment) -> list[tuple[str, Call]]:
             why = f"{service} publishes alarms/notices to the encrypted topic (alarm_topic.ALARM_PUBLISHERS)"
             result.append((service, Call("sns:Publish", topic, why, context=own)))
             result += [(service, Call(action, key, why, context=own)) for action in KEY_ACTIONS]
-            if publisher.sends_source_account:
-                other = {
-                    "aws:SourceAccount": OTHER_ACCOUNT,
-                    "aws:SourceArn": SOURCES[service](deployment, OTHER_ACCOUNT),
-                }
-                denied = f"{service} on behalf of another account (aws:SourceAccount condition)"
-                result.append((service, Call("sns:Publish", topic, denied, context=other, expect="deny")))
+            other = {
+                "aws:SourceAccount": OTHER_ACCOUNT,
+                "aws:SourceArn": SOURCES[service](deployment, OTHER_ACCOUNT),
+            }
+            denied = f"{service} on behalf of another account (source conditions)"
+            # Every publisher's topic statement carries a source condition.
+            result.append((service, Call("sns:Publish", topic, denied, context=other, expect="deny")))
+            if publisher.key_source_account:
                 result += [
                     (service, Call(action, key, denied, context=other, expect="deny"))
                     for action in KEY_ACTIONS
