@@ -18,7 +18,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 # without them every run, and every synthesis process a test starts, compiles them again.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: help setup synth synth-all test lint format schema bench gateway-local clean docs-alarms docs-cost data-regions lock
+.PHONY: help setup synth synth-all test lint format schema bench gateway-local clean docs-alarms docs-cost docs-security data-regions lock
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -64,6 +64,9 @@ docs-cost: $(VENV)/.installed ## regenerate docs/profiles/*.md's idle-cost table
 
 data-regions: $(VENV)/.installed ## regenerate stacks/data/regions.json from cfn-lint's copy of the CloudFormation registry
 	WRITE_REGIONS=1 $(PY) -m pytest -q tests/stacks/test_regions.py::test_the_region_table_is_cfn_lint_s_registry_for_the_types_the_profiles_use
+
+docs-security: $(VENV)/.installed ## regenerate docs/security.md's accepted exceptions from the code
+	WRITE_SECURITY_DOCS=1 $(PY) -m pytest -q tests/compliance/test_security_docs.py::test_the_page_lists_every_accepted_exception_in_the_code
 
 docs-alarms: $(VENV)/.installed ## regenerate docs/operations.md's alarm table from the templates and the signal contract
 	WRITE_ALARM_DOCS=1 $(PY) -m pytest -q tests/signals/test_alarm_docs.py
