@@ -100,7 +100,9 @@ def test_callers_may_decrypt_the_guardrail_s_key_and_nothing_else_with_it(
     assert not [s for s in access_policy if s is not statement and "kms:" in json.dumps(s["Action"])]
     (key,) = synthesized.resources(PROFILE, "Foundation", "AWS::KMS::Key").values()
     key_policy = key["Properties"]["KeyPolicy"]["Statement"]
-    assert not [s for s in key_policy if s["Effect"] == "Deny"]
+    # The only Deny is on grants that are not for AWS resources (PlatformKey): none touches Decrypt.
+    denies = [s for s in key_policy if s["Effect"] == "Deny"]
+    assert [s["Action"] for s in denies] == ["kms:CreateGrant"]
     account_root = {"Fn::Join": ["", ["arn:aws:iam::", {"Ref": "AWS::AccountId"}, ":root"]]}
     (account,) = [s for s in key_policy if s["Principal"].get("AWS") == account_root]
     assert account["Action"] == "kms:*"
