@@ -110,6 +110,17 @@ def _tags(tags: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"Key": key, "Value": value} for key, value in sorted(tags.items())]
 
 
+def _tagged(tags: Mapping[str, str]) -> dict[str, dict[str, str]] | None:
+    """A condition that admits only resources carrying every one of `tags`, which this construct puts on
+    everything it creates (jobs, custom models, Provisioned Throughput, deployments): the stopping,
+    moving and deleting actions accept aws:ResourceTag on their resource types (Service Authorization
+    Reference, Amazon Bedrock: StopModelCustomizationJob, UpdateCustomModelDeployment,
+    DeleteCustomModelDeployment, DeleteProvisionedModelThroughput). None without tags."""
+    if not tags:
+        return None
+    return {"StringEquals": {f"aws:ResourceTag/{key}": value for key, value in sorted(tags.items())}}
+
+
 class BedrockCustomization(Construct):
     """A Standard Step Functions state machine that runs one Bedrock model customization per execution
     and then, per `settings.serving`, makes the new custom model callable:
@@ -167,6 +178,7 @@ class BedrockCustomization(Construct):
         self.deployment_name = deployment_name(job_prefix)
         self.base_model_arn = foundation_model_arn(region, settings.base_model)
         tags = dict(tags or {})
+        self.tags = tags
 
         def bedrock_arn(resource: str) -> str:
             return stack.format_arn(service="bedrock", resource=resource, resource_name="*")
@@ -300,8 +312,14 @@ class BedrockCustomization(Construct):
             ),
             iam.PolicyStatement(
                 sid="WaitForTheCustomizationJob",
-                actions=["bedrock:GetModelCustomizationJob", "bedrock:StopModelCustomizationJob"],
+                actions=["bedrock:GetModelCustomizationJob"],
                 resources=[jobs],
+            ),
+            iam.PolicyStatement(
+                sid="StopTheCustomizationJob",
+                actions=["bedrock:StopModelCustomizationJob"],
+                resources=[jobs],
+                conditions=_tagged(tags),
             ),
             iam.PolicyStatement(
                 sid="PassTheCustomizationRole",
@@ -454,9 +472,15 @@ class BedrockCustomization(Construct):
                 resources=[deployments],
             ),
             iam.PolicyStatement(
-                sid="CreateOrMoveTheDeployment",
-                actions=["bedrock:CreateCustomModelDeployment", "bedrock:UpdateCustomModelDeployment"],
+                sid="CreateTheDeployment",
+                actions=["bedrock:CreateCustomModelDeployment"],
                 resources=[deployments, custom_models],
+            ),
+            iam.PolicyStatement(
+                sid="MoveTheDeployment",
+                actions=["bedrock:UpdateCustomModelDeployment"],
+                resources=[deployments, custom_models],
+                conditions=_tagged(tags),
             ),
             # The custom model is encrypted with the platform key: Bedrock uses it, through the caller,
             # when it sets up serving for the model (Nova user guide, customize-fine-tune-encrypt.html,
@@ -566,11 +590,13 @@ class BedrockCustomization(Construct):
                 sid="DeleteTheProvisionedThroughput",
                 actions=["bedrock:DeleteProvisionedModelThroughput"],
                 resources=[provisioned_models],
+                conditions=_tagged(self.tags),
             ),
             iam.PolicyStatement(
                 sid="DeleteTheDeployment",
                 actions=["bedrock:DeleteCustomModelDeployment"],
                 resources=[deployments],
+                conditions=_tagged(self.tags),
             ),
         ):
             cleanup.handler.function.add_to_role_policy(statement)

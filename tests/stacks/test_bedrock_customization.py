@@ -465,11 +465,13 @@ def test_the_state_machine_may_customize_only_its_base_model_and_pass_only_its_r
         _arn("custom-model"),
         _arn("model-customization-job"),
     ]
-    assert by_sid["WaitForTheCustomizationJob"]["Action"] == [
-        "bedrock:GetModelCustomizationJob",
-        "bedrock:StopModelCustomizationJob",
-    ]
+    assert by_sid["WaitForTheCustomizationJob"]["Action"] == "bedrock:GetModelCustomizationJob"
     assert by_sid["WaitForTheCustomizationJob"]["Resource"] == _arn("model-customization-job")
+    # Stopping is limited to the jobs this pipeline tags (its cost tags).
+    stop = by_sid["StopTheCustomizationJob"]
+    assert stop["Action"] == "bedrock:StopModelCustomizationJob"
+    assert stop["Resource"] == _arn("model-customization-job")
+    assert stop["Condition"] == {"StringEquals": {f"aws:ResourceTag/{k}": v for k, v in TAGS.items()}}
     pass_role = by_sid["PassTheCustomizationRole"]
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "bedrock.amazonaws.com"}}
     assert "CustomizationRolenovapt" in json.dumps(pass_role["Resource"])
@@ -500,17 +502,14 @@ def test_a_pipeline_without_serving_gets_no_serving_permissions_and_no_tagging(s
 
 def test_the_deployer_may_manage_only_deployments_and_read_only_custom_models(synth):
     by_sid = {s["Sid"]: s for s in synth.statements(synth.training, "novasupportDeployerRole")}
-    assert set(by_sid) >= {"FindTheDeployment", "CreateOrMoveTheDeployment"}
+    assert set(by_sid) >= {"FindTheDeployment", "CreateTheDeployment", "MoveTheDeployment"}
     assert by_sid["FindTheDeployment"]["Action"] == "bedrock:GetCustomModelDeployment"
     assert by_sid["FindTheDeployment"]["Resource"] == _arn("custom-model-deployment")
-    assert by_sid["CreateOrMoveTheDeployment"]["Action"] == [
-        "bedrock:CreateCustomModelDeployment",
-        "bedrock:UpdateCustomModelDeployment",
-    ]
-    assert by_sid["CreateOrMoveTheDeployment"]["Resource"] == [
-        _arn("custom-model-deployment"),
-        _arn("custom-model"),
-    ]
+    assert by_sid["CreateTheDeployment"]["Action"] == "bedrock:CreateCustomModelDeployment"
+    assert by_sid["MoveTheDeployment"]["Action"] == "bedrock:UpdateCustomModelDeployment"
+    for sid in ("CreateTheDeployment", "MoveTheDeployment"):
+        assert by_sid[sid]["Resource"] == [_arn("custom-model-deployment"), _arn("custom-model")]
+    assert "Condition" not in by_sid["MoveTheDeployment"]  # no tags on this pipeline: nothing to scope by
     assert "TagTheDeployment" not in by_sid  # no tags on this pipeline
     function = synth.one(synth.training, "AWS::Lambda::Function", "novasupportDeployerFunction")
     assert function["Properties"]["Handler"] == "lambdas.custom_model_deployment.handler.on_event"
@@ -560,6 +559,10 @@ def test_the_cleanup_handler_may_stop_only_its_executions_and_delete_serving(syn
     ]
     assert by_sid["DeleteTheProvisionedThroughput"]["Resource"] == _arn("provisioned-model")
     assert by_sid["DeleteTheDeployment"]["Resource"] == _arn("custom-model-deployment")
+    # Only what this pipeline created, which carries its tags.
+    tagged = {"StringEquals": {f"aws:ResourceTag/{k}": v for k, v in TAGS.items()}}
+    assert by_sid["DeleteTheProvisionedThroughput"]["Condition"] == tagged
+    assert by_sid["DeleteTheDeployment"]["Condition"] == tagged
     function = synth.one(synth.training, "AWS::Lambda::Function", "novaptServingCleanupHandler")
     assert function["Properties"]["Handler"] == "lambdas.custom_model_serving.handler.on_event"
     assert function["Properties"]["Timeout"] == 600

@@ -28,6 +28,15 @@ if TYPE_CHECKING:
     from tests.access.deployment import Deployment, Function, Role
 
 
+def customization_tags(deployment: Deployment) -> dict[str, str]:
+    """aws:ResourceTag/<key> for the tags the profile's Bedrock customizations put on what they create
+    (its cost-allocation tag: stacks/stage.py passes it as BedrockCustomization's tags)."""
+    from genai_stack.config import load_profile
+
+    allocation = load_profile(deployment.profile).cost_allocation
+    return {f"aws:ResourceTag/{allocation.tag_key}": allocation.tag_value}
+
+
 @dataclass(frozen=True)
 class Call:
     """One request a role makes (or must be refused)."""

@@ -13,7 +13,7 @@ https://docs.aws.amazon.com/bedrock/latest/userguide/tagging.html).
 from __future__ import annotations
 
 from tests.access.deployment import Deployment, Function
-from tests.access.rows import Call
+from tests.access.rows import Call, customization_tags
 
 PACKAGE = "custom_model_deployment"
 HANDLERS = ("lambdas.custom_model_deployment.handler.on_event",)
@@ -40,6 +40,7 @@ def rows(function: Function, deployment: Deployment) -> list[Call]:
     target = deployment.arn("bedrock", "custom-model-deployment/abcd1234efgh")
     key = _platform_key(deployment)
     via_bedrock = {"kms:ViaService": f"bedrock.{deployment.region}.amazonaws.com"}
+    tagged = customization_tags(deployment)
     serving_key = [
         Call(
             action,
@@ -79,14 +80,22 @@ def rows(function: Function, deployment: Deployment) -> list[Call]:
         Call(
             "bedrock:UpdateCustomModelDeployment",
             target,
-            "logic.py moves the deployment",
+            "logic.py moves the deployment (created with the pipeline's tags)",
+            context=tagged,
             api="bedrock.UpdateCustomModelDeployment",
         ),
         Call(
             "bedrock:UpdateCustomModelDeployment",
             model,
-            "to the new custom model",
+            "to the new custom model (created with the pipeline's tags)",
+            context=tagged,
             api="bedrock.UpdateCustomModelDeployment",
+        ),
+        Call(
+            "bedrock:UpdateCustomModelDeployment",
+            target,
+            "not a deployment without the pipeline's tags",
+            expect="deny",
         ),
         Call(
             "bedrock:UpdateCustomModelDeployment",

@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 from tests.access.deployment import Deployment, Function
-from tests.access.rows import Call
+from tests.access.rows import Call, customization_tags
 
 PACKAGE = "custom_model_serving"
 HANDLERS = ("lambdas.custom_model_serving.handler.on_event",)
@@ -35,6 +35,7 @@ APIS = frozenset(
 
 def rows(function: Function, deployment: Deployment) -> list[Call]:
     template = deployment.templates[function.stack]
+    tagged = customization_tags(deployment)
     result = [
         Call(
             "bedrock:ListProvisionedModelThroughputs",
@@ -51,14 +52,28 @@ def rows(function: Function, deployment: Deployment) -> list[Call]:
         Call(
             "bedrock:DeleteProvisionedModelThroughput",
             deployment.arn("bedrock", "provisioned-model/abcd1234efgh"),
-            "logic.py remove_serving",
+            "logic.py remove_serving (what the pipeline created carries its tags)",
+            context=tagged,
             api="bedrock.DeleteProvisionedModelThroughput",
         ),
         Call(
             "bedrock:DeleteCustomModelDeployment",
             deployment.arn("bedrock", "custom-model-deployment/abcd1234efgh"),
-            "logic.py remove_serving",
+            "logic.py remove_serving (what the pipeline created carries its tags)",
+            context=tagged,
             api="bedrock.DeleteCustomModelDeployment",
+        ),
+        Call(
+            "bedrock:DeleteProvisionedModelThroughput",
+            deployment.arn("bedrock", "provisioned-model/someone-elses"),
+            "not Provisioned Throughput without the pipeline's tags",
+            expect="deny",
+        ),
+        Call(
+            "bedrock:DeleteCustomModelDeployment",
+            deployment.arn("bedrock", "custom-model-deployment/someone-elses"),
+            "not a deployment without the pipeline's tags",
+            expect="deny",
         ),
     ]
     for resource in template["Resources"].values():

@@ -130,6 +130,11 @@ def _training_job(deployment: Deployment, definition: dict, parameters: dict) ->
     ]
 
 
+def _job_tags(parameters: dict) -> dict[str, str]:
+    """aws:ResourceTag/<key> for the JobTags the state machine creates the job with."""
+    return {f"aws:ResourceTag/{tag['Key']}": tag["Value"] for tag in parameters.get("JobTags", [])}
+
+
 def _customization_job(deployment: Deployment, parameters: dict) -> list[Call]:
     why = "createModelCustomizationJob.sync (bedrock-iam)"
     job = deployment.arn("bedrock", "model-customization-job/abcd1234efgh")
@@ -141,7 +146,12 @@ def _customization_job(deployment: Deployment, parameters: dict) -> list[Call]:
         Call("bedrock:CreateModelCustomizationJob", base, f"{why}: the base model"),
         Call("bedrock:CreateModelCustomizationJob", model, f"{why}: the new custom model"),
         Call("bedrock:GetModelCustomizationJob", job, f"{why}: waits for the job"),
-        Call("bedrock:StopModelCustomizationJob", job, f"{why}: stops the job when the execution stops"),
+        Call(
+            "bedrock:StopModelCustomizationJob",
+            job,
+            f"{why}: stops the job when the execution stops (the job carries the pipeline's JobTags)",
+            context=_job_tags(parameters),
+        ),
         *_pass_role(deployment, parameters["RoleArn"], "bedrock.amazonaws.com", why),
         Call(
             "bedrock:CreateModelCustomizationJob",
@@ -150,6 +160,15 @@ def _customization_job(deployment: Deployment, parameters: dict) -> list[Call]:
             expect="deny",
         ),
     ]
+    if parameters.get("JobTags"):
+        result.append(
+            Call(
+                "bedrock:StopModelCustomizationJob",
+                job,
+                "not a job without the pipeline's tags",
+                expect="deny",
+            )
+        )
     if parameters.get("JobTags") or parameters.get("CustomModelTags"):
         result += [
             Call("bedrock:TagResource", job, f"{why}: JobTags (tagging)"),
