@@ -12,21 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from genai_stack.components.python_function import VPC_NETWORK_INTERFACE_ACTIONS
-
-
-def _statements(template: dict) -> Iterator[tuple[str, dict]]:
-    """(policy logical id, statement) for every identity-policy statement in a template."""
-    for logical_id, resource in template["Resources"].items():
-        props = resource.get("Properties", {})
-        if resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
-            documents = [props["PolicyDocument"]]
-        elif resource["Type"] == "AWS::IAM::Role":
-            documents = [p["PolicyDocument"] for p in props.get("Policies", [])]
-        else:
-            continue
-        for document in documents:
-            for statement in document["Statement"]:
-                yield logical_id, statement
+from tests.support.policies import identity_statements
 
 
 def _as_list(value):
@@ -56,7 +42,7 @@ def test_no_policy_appends_to_a_log_group_arn(synthesized):
     for profile, stacks in synthesized.templates.items():
         for stack, template in stacks.items():
             log_groups = {k for k, r in template["Resources"].items() if r["Type"] == "AWS::Logs::LogGroup"}
-            for policy, statement in _statements(template):
+            for policy, statement in identity_statements(template):
                 for resource in _as_list(statement.get("Resource", [])):
                     if _log_group_arn_followed_by_text(resource, log_groups):
                         wrong.append(f"{profile}/{stack}/{policy}/{statement.get('Sid')}")

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import re
 
+from tests.support.policies import identity_statements
+
 # (policy type, service principal (a regular expression), Sid) -> why it carries no source key.
 EXEMPT = {
     ("AWS::KMS::Key", r"events\.amazonaws\.com", "AllowEvents"): (
@@ -90,18 +92,9 @@ MUTATING = ("Write", "Permissions management", "Tagging")
 def _identity_statements(synthesized):
     for profile, stacks in synthesized.templates.items():
         for stack, template in stacks.items():
-            for logical_id, resource in template["Resources"].items():
-                props = resource.get("Properties", {})
-                if resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
-                    documents = [props["PolicyDocument"]]
-                elif resource["Type"] == "AWS::IAM::Role":
-                    documents = [p["PolicyDocument"] for p in props.get("Policies", [])]
-                else:
-                    continue
-                for document in documents:
-                    for statement in document["Statement"]:
-                        if statement.get("Effect") == "Allow":
-                            yield f"{profile}/{stack}/{logical_id}#{statement.get('Sid')}", statement
+            for logical_id, statement in identity_statements(template):
+                if statement.get("Effect") == "Allow":
+                    yield f"{profile}/{stack}/{logical_id}#{statement.get('Sid')}", statement
 
 
 def test_no_mutating_bedrock_or_sagemaker_statement_on_a_type_wide_arn_lacks_a_tag_condition(synthesized):
