@@ -19,7 +19,7 @@ from genai_stack.components.model_deployment import EndpointDeployment, ModelDep
 from genai_stack.components.model_endpoint_role import ModelEndpointRole
 from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.components.training_pipeline import TrainingPipeline
-from genai_stack.config import Inference, InferenceEndpoint, Training
+from genai_stack.config import PROFILE_TAG, Inference, InferenceEndpoint, Training
 from genai_stack.service_roles import customization_role, training_role
 
 
@@ -99,7 +99,9 @@ class TrainingStack(Stack):
                 encryption_key=encryption_key,
                 region=self.region,
                 log_retention_days=log_retention_days,
-                tags=cost_tags,
+                # The cost tag and the profile's own tag (PROFILE_TAG, which never changes): the
+                # stopping, moving and deleting statements admit resources with either.
+                tags={**cost_tags, PROFILE_TAG: profile_name},
             )
             customization.monitor(hub)
             CfnOutput(self, f"StateMachine-{job.name}", value=customization.state_machine.state_machine_arn)

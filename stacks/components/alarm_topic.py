@@ -75,9 +75,11 @@ ALARM_PUBLISHERS: tuple[ServicePublisher, ...] = (
     # Cost Anomaly Detection alerts. Cost Management user guide, "Creating an Amazon SNS topic for
     # anomaly notifications": the policy "only on behalf of a certain account" with aws:SourceAccount
     # (https://docs.aws.amazon.com/cost-management/latest/userguide/ad-SNS.html); no documented
-    # aws:SourceArn format, so none is required.
+    # aws:SourceArn format, so none is required. Not on the key policy: neither that page nor the SNS
+    # guide's list of encrypted-topic sources says the service's KMS requests carry the key, and a
+    # condition they do not meet would drop every alert without an error.
     ServicePublisher(
-        "costalerts.amazonaws.com", source_account=True, source_arn=None, key_source_account=True
+        "costalerts.amazonaws.com", source_account=True, source_arn=None, key_source_account=False
     ),
     # EventBridge rules with the topic as target (the SageMaker endpoint state-change rule,
     # EndpointFailureNotice): "For EventBridge event bus rule targets, the value of aws:SourceArn must

@@ -110,15 +110,27 @@ def _tags(tags: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"Key": key, "Value": value} for key, value in sorted(tags.items())]
 
 
-def _tagged(tags: Mapping[str, str]) -> dict[str, dict[str, str]] | None:
-    """A condition that admits only resources carrying every one of `tags`, which this construct puts on
+def _tag_scoped(
+    sid: str, actions: list[str], resources: list[str], tags: Mapping[str, str]
+) -> list[iam.PolicyStatement]:
+    """Statements that admit only resources carrying one of `tags`, each of which this construct puts on
     everything it creates (jobs, custom models, Provisioned Throughput, deployments): the stopping,
     moving and deleting actions accept aws:ResourceTag on their resource types (Service Authorization
     Reference, Amazon Bedrock: StopModelCustomizationJob, UpdateCustomModelDeployment,
-    DeleteCustomModelDeployment, DeleteProvisionedModelThroughput). None without tags."""
+    DeleteCustomModelDeployment, DeleteProvisionedModelThroughput). One statement per tag, so any one
+    of them admits: what was created before a tag was added, or before the cost tag's value changed,
+    stays reachable through the profile's own tag. Without tags, one statement without a condition."""
     if not tags:
-        return None
-    return {"StringEquals": {f"aws:ResourceTag/{key}": value for key, value in sorted(tags.items())}}
+        return [iam.PolicyStatement(sid=sid, actions=actions, resources=resources)]
+    return [
+        iam.PolicyStatement(
+            sid=sid if index == 0 else f"{sid}{index + 1}",
+            actions=actions,
+            resources=resources,
+            conditions={"StringEquals": {f"aws:ResourceTag/{key}": value}},
+        )
+        for index, (key, value) in enumerate(sorted(tags.items()))
+    ]
 
 
 class BedrockCustomization(Construct):
@@ -315,12 +327,7 @@ class BedrockCustomization(Construct):
                 actions=["bedrock:GetModelCustomizationJob"],
                 resources=[jobs],
             ),
-            iam.PolicyStatement(
-                sid="StopTheCustomizationJob",
-                actions=["bedrock:StopModelCustomizationJob"],
-                resources=[jobs],
-                conditions=_tagged(tags),
-            ),
+            *_tag_scoped("StopTheCustomizationJob", ["bedrock:StopModelCustomizationJob"], [jobs], tags),
             iam.PolicyStatement(
                 sid="PassTheCustomizationRole",
                 actions=["iam:PassRole"],
@@ -476,11 +483,11 @@ class BedrockCustomization(Construct):
                 actions=["bedrock:CreateCustomModelDeployment"],
                 resources=[deployments, custom_models],
             ),
-            iam.PolicyStatement(
-                sid="MoveTheDeployment",
-                actions=["bedrock:UpdateCustomModelDeployment"],
-                resources=[deployments, custom_models],
-                conditions=_tagged(tags),
+            *_tag_scoped(
+                "MoveTheDeployment",
+                ["bedrock:UpdateCustomModelDeployment"],
+                [deployments, custom_models],
+                tags,
             ),
             # The custom model is encrypted with the platform key: Bedrock uses it, through the caller,
             # when it sets up serving for the model (Nova user guide, customize-fine-tune-encrypt.html,
@@ -586,17 +593,14 @@ class BedrockCustomization(Construct):
                 actions=["bedrock:ListProvisionedModelThroughputs", "bedrock:ListCustomModelDeployments"],
                 resources=["*"],
             ),
-            iam.PolicyStatement(
-                sid="DeleteTheProvisionedThroughput",
-                actions=["bedrock:DeleteProvisionedModelThroughput"],
-                resources=[provisioned_models],
-                conditions=_tagged(self.tags),
+            *_tag_scoped(
+                "DeleteTheProvisionedThroughput",
+                ["bedrock:DeleteProvisionedModelThroughput"],
+                [provisioned_models],
+                self.tags,
             ),
-            iam.PolicyStatement(
-                sid="DeleteTheDeployment",
-                actions=["bedrock:DeleteCustomModelDeployment"],
-                resources=[deployments],
-                conditions=_tagged(self.tags),
+            *_tag_scoped(
+                "DeleteTheDeployment", ["bedrock:DeleteCustomModelDeployment"], [deployments], self.tags
             ),
         ):
             cleanup.handler.function.add_to_role_policy(statement)

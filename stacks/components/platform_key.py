@@ -60,7 +60,11 @@ class PlatformKey(Construct):
         # CreateGrant, ListGrants, or RevokeGrant operations only when an AWS service integrated with
         # AWS KMS calls the operation on the user's behalf" (AWS KMS developer guide, "AWS KMS condition
         # keys": https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html).
-        # BoolIfExists: a direct call is denied whether it carries the key as false or not at all.
+        # BoolIfExists: a direct call is denied whether it carries the key as false or not at all. An AWS
+        # service principal acting under its own identity (a service that, holding a primary grant,
+        # creates further grants itself: Bedrock user guide, import-model-monitor-encryption-keys.html)
+        # is not denied: aws:PrincipalIsAWSService is true for it (IAM user guide, "AWS global condition
+        # context keys"), and both keys must be false or absent for the Deny to apply.
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="DenyGrantsNotForAwsResources",
@@ -68,7 +72,12 @@ class PlatformKey(Construct):
                 principals=[iam.AnyPrincipal()],
                 actions=["kms:CreateGrant"],
                 resources=["*"],  # in a key policy "*" means this key
-                conditions={"BoolIfExists": {"kms:GrantIsForAWSResource": "false"}},
+                conditions={
+                    "BoolIfExists": {
+                        "kms:GrantIsForAWSResource": "false",
+                        "aws:PrincipalIsAWSService": "false",
+                    }
+                },
             )
         )
         for publisher in topic_publishers:

@@ -51,13 +51,15 @@ def test_the_key_lets_only_the_alarm_publishers_and_this_regions_logs_use_it(syn
             assert statement["Condition"] == {
                 "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
             }
-        else:  # EventBridge: its KMS requests carry no source key (alarm_topic.ServicePublisher)
+        else:  # EventBridge, Cost Anomaly Detection (alarm_topic.ALARM_PUBLISHERS says why)
             assert "Condition" not in statement
     deny = statements["DenyGrantsNotForAwsResources"]
     assert deny["Effect"] == "Deny"
     assert deny["Principal"] == {"AWS": "*"}
     assert deny["Action"] == "kms:CreateGrant"
-    assert deny["Condition"] == {"BoolIfExists": {"kms:GrantIsForAWSResource": "false"}}
+    assert deny["Condition"] == {
+        "BoolIfExists": {"kms:GrantIsForAWSResource": "false", "aws:PrincipalIsAWSService": "false"}
+    }
     logs = statements["AllowCloudWatchLogs"]
     assert logs["Principal"] == {"Service": "logs.us-east-1.amazonaws.com"}
     assert "kms:EncryptionContext:aws:logs:arn" in logs["Condition"]["ArnLike"]

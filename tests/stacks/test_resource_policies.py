@@ -16,6 +16,10 @@ EXEMPT = {
         "Adding the aws:SourceAccount, aws:SourceArn, and aws:SourceOrgID to a AWS KMS policy is not "
         "supported for EventBridge-to-encrypted topics (SNS developer guide, sns-key-management.html)"
     ),
+    ("AWS::KMS::Key", r"costalerts\.amazonaws\.com", "AllowCostalerts"): (
+        "Cost Anomaly Detection documents source keys for the topic policy only (Cost Management user "
+        "guide, ad-SNS.html); a key-policy condition its KMS requests do not meet would drop alerts silently"
+    ),
     ("AWS::KMS::Key", r"logs\.[a-z0-9-]+\.amazonaws\.com", "AllowCloudWatchLogs"): (
         "CloudWatch Logs: kms:EncryptionContext:aws:logs:arn, the ARN of this account's and region's log "
         "groups (CloudWatch Logs user guide, encrypt-log-data-kms.html)"
@@ -64,8 +68,9 @@ def test_every_service_principal_of_a_key_or_topic_policy_is_held_to_this_accoun
             unconditioned.append(f"{where}: {service}")
         else:
             used.add((resource_type, statement.get("Sid")))
-            # An exemption still scopes the statement some other way (none is left open).
-            assert statement.get("Condition") or service.startswith("events."), where
+            # An exemption still scopes the statement some other way, except where AWS documents
+            # none that works (EventBridge's and Cost Anomaly Detection's key statements).
+            assert statement.get("Condition") or service.startswith(("events.", "costalerts.")), where
     assert checked >= 30
     assert not unconditioned, "service principals without a source condition:\n" + "\n".join(unconditioned)
     # Every exemption is still needed.

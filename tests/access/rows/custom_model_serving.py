@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+from genai_stack.config import PROFILE_TAG
 from tests.access.deployment import Deployment, Function
 from tests.access.rows import Call, customization_tags
 
@@ -62,6 +63,13 @@ def rows(function: Function, deployment: Deployment) -> list[Call]:
             "logic.py remove_serving (what the pipeline created carries its tags)",
             context=tagged,
             api="bedrock.DeleteCustomModelDeployment",
+        ),
+        Call(
+            "bedrock:DeleteProvisionedModelThroughput",
+            deployment.arn("bedrock", "provisioned-model/abcd1234efgh"),
+            "or with the profile's own tag only (the cost tag's value changed since it was created)",
+            context={f"aws:ResourceTag/{PROFILE_TAG}": deployment.profile},
+            api="bedrock.DeleteProvisionedModelThroughput",
         ),
         Call(
             "bedrock:DeleteProvisionedModelThroughput",
