@@ -110,6 +110,20 @@ def _tags(tags: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"Key": key, "Value": value} for key, value in sorted(tags.items())]
 
 
+def _request_tags(tags: Mapping[str, str]) -> dict[str, dict[str, object]] | None:
+    """A condition that admits a create (or its tag-on-create) only with exactly `tags`: each as
+    aws:RequestTag, and no other key (aws:TagKeys). The deployer creates the deployment with them
+    (lambdas/custom_model_deployment: CreateCustomModelDeployment's tags); CreateCustomModelDeployment
+    and TagResource accept both keys (Service Authorization Reference, Amazon Bedrock). None without
+    tags."""
+    if not tags:
+        return None
+    return {
+        "StringEquals": {f"aws:RequestTag/{key}": value for key, value in sorted(tags.items())},
+        "ForAllValues:StringEquals": {"aws:TagKeys": sorted(tags)},
+    }
+
+
 def _tag_scoped(
     sid: str, actions: list[str], resources: list[str], tags: Mapping[str, str]
 ) -> list[iam.PolicyStatement]:
@@ -482,6 +496,7 @@ class BedrockCustomization(Construct):
                 sid="CreateTheDeployment",
                 actions=["bedrock:CreateCustomModelDeployment"],
                 resources=[deployments, custom_models],
+                conditions=_request_tags(tags),
             ),
             *_tag_scoped(
                 "MoveTheDeployment",
@@ -505,7 +520,10 @@ class BedrockCustomization(Construct):
             *(
                 [
                     iam.PolicyStatement(
-                        sid="TagTheDeployment", actions=["bedrock:TagResource"], resources=[deployments]
+                        sid="TagTheDeployment",
+                        actions=["bedrock:TagResource"],
+                        resources=[deployments],
+                        conditions=_request_tags(tags),
                     )
                 ]
                 if tags

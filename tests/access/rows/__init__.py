@@ -28,6 +28,19 @@ if TYPE_CHECKING:
     from tests.access.deployment import Deployment, Function, Role
 
 
+def customization_request_tags(deployment: Deployment) -> dict[str, object]:
+    """The request keys of a create that carries the tags the profile's Bedrock customizations put on what
+    they create: the cost-allocation tag and the profile's own (stacks/training_stack.py)."""
+    from genai_stack.config import PROFILE_TAG, load_profile
+
+    allocation = load_profile(deployment.profile).cost_allocation
+    tags = {allocation.tag_key: allocation.tag_value, PROFILE_TAG: deployment.profile}
+    return {
+        **{f"aws:RequestTag/{key}": value for key, value in tags.items()},
+        "aws:TagKeys": sorted(tags),
+    }
+
+
 def customization_tags(deployment: Deployment) -> dict[str, str]:
     """aws:ResourceTag/<key> for the tags the profile's Bedrock customizations put on what they create
     (its cost-allocation tag: stacks/stage.py passes it as BedrockCustomization's tags)."""

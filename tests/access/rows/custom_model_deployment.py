@@ -13,7 +13,7 @@ https://docs.aws.amazon.com/bedrock/latest/userguide/tagging.html).
 from __future__ import annotations
 
 from tests.access.deployment import Deployment, Function
-from tests.access.rows import Call, customization_tags
+from tests.access.rows import Call, customization_request_tags, customization_tags
 
 PACKAGE = "custom_model_deployment"
 HANDLERS = ("lambdas.custom_model_deployment.handler.on_event",)
@@ -41,6 +41,7 @@ def rows(function: Function, deployment: Deployment) -> list[Call]:
     key = _platform_key(deployment)
     via_bedrock = {"kms:ViaService": f"bedrock.{deployment.region}.amazonaws.com"}
     tagged = customization_tags(deployment)
+    requested = customization_request_tags(deployment)
     serving_key = [
         Call(
             action,
@@ -68,14 +69,24 @@ def rows(function: Function, deployment: Deployment) -> list[Call]:
         Call(
             "bedrock:CreateCustomModelDeployment",
             model,
-            "logic.py deploys the new custom model",
+            "logic.py deploys the new custom model, with the pipeline's tags",
+            context=requested,
             api="bedrock.CreateCustomModelDeployment",
         ),
         Call(
             "bedrock:TagResource",
             target,
-            "the deployment is created with tags",
+            "the deployment is created with the pipeline's tags",
+            context=requested,
             api="bedrock.CreateCustomModelDeployment",
+        ),
+        Call("bedrock:CreateCustomModelDeployment", model, "not without the pipeline's tags", expect="deny"),
+        Call(
+            "bedrock:TagResource",
+            target,
+            "no tag key beyond the pipeline's",
+            context={**requested, "aws:TagKeys": [*requested["aws:TagKeys"], "owner"]},
+            expect="deny",
         ),
         Call(
             "bedrock:UpdateCustomModelDeployment",
