@@ -65,6 +65,7 @@ class TrainingStack(Stack):
                 region=self.region,
                 log_retention_days=log_retention_days,
                 inference_image_uri=_inference_image(targets, self.region),
+                tags={**cost_tags, PROFILE_TAG: profile_name},
             )
             built.monitor(hub)
             self.pipelines[pipeline.name] = built

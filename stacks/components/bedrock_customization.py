@@ -25,6 +25,7 @@ from genai_stack.components.model_access import foundation_model_arn
 from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.components.python_custom_resource import PythonCustomResource
 from genai_stack.components.python_function import PythonFunction, encrypted_log_group
+from genai_stack.components.tag_conditions import request_tags, tag_scoped
 from genai_stack.config import BedrockCustomization as BedrockCustomizationSettings
 
 # Bedrock names: jobs [a-zA-Z0-9](-*[a-zA-Z0-9+\-.])*, custom models, Provisioned Throughputs and
@@ -108,43 +109,6 @@ def check_job_prefix(job_prefix: str) -> None:
 
 def _tags(tags: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"Key": key, "Value": value} for key, value in sorted(tags.items())]
-
-
-def _request_tags(tags: Mapping[str, str]) -> dict[str, dict[str, object]] | None:
-    """A condition that admits a create (or its tag-on-create) only with exactly `tags`: each as
-    aws:RequestTag, and no other key (aws:TagKeys). The deployer creates the deployment with them
-    (lambdas/custom_model_deployment: CreateCustomModelDeployment's tags); CreateCustomModelDeployment
-    and TagResource accept both keys (Service Authorization Reference, Amazon Bedrock). None without
-    tags."""
-    if not tags:
-        return None
-    return {
-        "StringEquals": {f"aws:RequestTag/{key}": value for key, value in sorted(tags.items())},
-        "ForAllValues:StringEquals": {"aws:TagKeys": sorted(tags)},
-    }
-
-
-def _tag_scoped(
-    sid: str, actions: list[str], resources: list[str], tags: Mapping[str, str]
-) -> list[iam.PolicyStatement]:
-    """Statements that admit only resources carrying one of `tags`, each of which this construct puts on
-    everything it creates (jobs, custom models, Provisioned Throughput, deployments): the stopping,
-    moving and deleting actions accept aws:ResourceTag on their resource types (Service Authorization
-    Reference, Amazon Bedrock: StopModelCustomizationJob, UpdateCustomModelDeployment,
-    DeleteCustomModelDeployment, DeleteProvisionedModelThroughput). One statement per tag, so any one
-    of them admits: what was created before a tag was added, or before the cost tag's value changed,
-    stays reachable through the profile's own tag. Without tags, one statement without a condition."""
-    if not tags:
-        return [iam.PolicyStatement(sid=sid, actions=actions, resources=resources)]
-    return [
-        iam.PolicyStatement(
-            sid=sid if index == 0 else f"{sid}{index + 1}",
-            actions=actions,
-            resources=resources,
-            conditions={"StringEquals": {f"aws:ResourceTag/{key}": value}},
-        )
-        for index, (key, value) in enumerate(sorted(tags.items()))
-    ]
 
 
 class BedrockCustomization(Construct):
@@ -341,7 +305,7 @@ class BedrockCustomization(Construct):
                 actions=["bedrock:GetModelCustomizationJob"],
                 resources=[jobs],
             ),
-            *_tag_scoped("StopTheCustomizationJob", ["bedrock:StopModelCustomizationJob"], [jobs], tags),
+            *tag_scoped("StopTheCustomizationJob", ["bedrock:StopModelCustomizationJob"], [jobs], tags),
             iam.PolicyStatement(
                 sid="PassTheCustomizationRole",
                 actions=["iam:PassRole"],
@@ -496,9 +460,9 @@ class BedrockCustomization(Construct):
                 sid="CreateTheDeployment",
                 actions=["bedrock:CreateCustomModelDeployment"],
                 resources=[deployments, custom_models],
-                conditions=_request_tags(tags),
+                conditions=request_tags(tags),
             ),
-            *_tag_scoped(
+            *tag_scoped(
                 "MoveTheDeployment",
                 ["bedrock:UpdateCustomModelDeployment"],
                 [deployments, custom_models],
@@ -523,7 +487,7 @@ class BedrockCustomization(Construct):
                         sid="TagTheDeployment",
                         actions=["bedrock:TagResource"],
                         resources=[deployments],
-                        conditions=_request_tags(tags),
+                        conditions=request_tags(tags),
                     )
                 ]
                 if tags
@@ -611,13 +575,13 @@ class BedrockCustomization(Construct):
                 actions=["bedrock:ListProvisionedModelThroughputs", "bedrock:ListCustomModelDeployments"],
                 resources=["*"],
             ),
-            *_tag_scoped(
+            *tag_scoped(
                 "DeleteTheProvisionedThroughput",
                 ["bedrock:DeleteProvisionedModelThroughput"],
                 [provisioned_models],
                 self.tags,
             ),
-            *_tag_scoped(
+            *tag_scoped(
                 "DeleteTheDeployment", ["bedrock:DeleteCustomModelDeployment"], [deployments], self.tags
             ),
         ):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -35,6 +36,7 @@ from genai_stack.catalog import image_uri
 from genai_stack.compliance import STATE_MACHINE_DELIVERY_AND_TRACING, Acknowledgement
 from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.components.python_function import PythonFunction, encrypted_log_group
+from genai_stack.components.tag_conditions import request_tags, tag_scoped
 from genai_stack.components.training_job_role import (
     checkpoint_prefix,
     nag_resource,
@@ -168,8 +170,11 @@ class TrainingPipeline(Construct):
         region: str,
         log_retention_days: int,
         inference_image_uri: str | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        # Put on every training job; the role creates jobs only with them and stops only jobs with one.
+        self.tags = dict(tags or {})
         if not SAGEMAKER_NAME.match(pipeline_name):
             raise ValueError(
                 f"pipeline name {pipeline_name!r} is not a SageMaker model package group name "
@@ -337,17 +342,9 @@ class TrainingPipeline(Construct):
         )
         self.state_machine.node.add_dependency(self.model_package_group)
         sm_role = self.state_machine.role
+        jobs = sagemaker_arn(stack, "training-job", f"{prefix}-*")
         for statement in (
-            iam.PolicyStatement(
-                sid="RunTheTrainingJobs",
-                actions=[
-                    "sagemaker:CreateTrainingJob",
-                    "sagemaker:DescribeTrainingJob",
-                    "sagemaker:StopTrainingJob",
-                    "sagemaker:ListTags",
-                ],
-                resources=[sagemaker_arn(stack, "training-job", f"{prefix}-*")],
-            ),
+            *self._job_statements(jobs),
             iam.PolicyStatement(
                 sid="PassTheTrainingRole",
                 actions=["iam:PassRole"],
@@ -439,6 +436,8 @@ class TrainingPipeline(Construct):
             "EnableNetworkIsolation": settings.network_isolation,
             "EnableInterContainerTrafficEncryption": True,
         }
+        if self.tags:
+            parameters["Tags"] = [{"Key": key, "Value": value} for key, value in sorted(self.tags.items())]
         if settings.spot is not None:
             stopping["MaxWaitTimeInSeconds"] = round(settings.spot.max_wait_hours * 3600)
             parameters["EnableManagedSpotTraining"] = True
@@ -453,6 +452,52 @@ class TrainingPipeline(Construct):
             "Parameters": parameters,
             "ResultPath": "$.training",
         }
+
+    def _job_statements(self, jobs: str) -> list[iam.PolicyStatement]:
+        """What createTrainingJob.sync calls on the pipeline's jobs (Step Functions developer guide,
+        "IAM policies for calling SageMaker AI": Create, Describe, Stop, ListTags). With tags: creation
+        only with exactly them, and their tag-on-create (sagemaker:AddTags, limited by
+        sagemaker:TaggingAction to CreateTrainingJob); stopping only jobs that carry one."""
+        if not self.tags:
+            return [
+                iam.PolicyStatement(
+                    sid="RunTheTrainingJobs",
+                    actions=[
+                        "sagemaker:CreateTrainingJob",
+                        "sagemaker:DescribeTrainingJob",
+                        "sagemaker:StopTrainingJob",
+                        "sagemaker:ListTags",
+                    ],
+                    resources=[jobs],
+                )
+            ]
+        created = request_tags(self.tags)
+        return [
+            iam.PolicyStatement(
+                sid="RunTheTrainingJobs",
+                actions=["sagemaker:DescribeTrainingJob", "sagemaker:ListTags"],
+                resources=[jobs],
+            ),
+            iam.PolicyStatement(
+                sid="CreateTheTrainingJobs",
+                actions=["sagemaker:CreateTrainingJob"],
+                resources=[jobs],
+                conditions=created,
+            ),
+            iam.PolicyStatement(
+                sid="TagTheTrainingJobsOnCreation",
+                actions=["sagemaker:AddTags"],
+                resources=[jobs],
+                conditions={
+                    **created,
+                    "StringEquals": {
+                        **created["StringEquals"],
+                        "sagemaker:TaggingAction": "CreateTrainingJob",
+                    },
+                },
+            ),
+            *tag_scoped("StopTheTrainingJobs", ["sagemaker:StopTrainingJob"], [jobs], self.tags),
+        ]
 
     def monitor(self, hub: MonitoringHub) -> None:
         """Alarms on failed and timed-out executions; a dashboard section with the execution counts."""

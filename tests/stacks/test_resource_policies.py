@@ -86,8 +86,6 @@ NOT_YET_TAG_SCOPED = {
     "sagemaker:CreateEndpointConfig": "the deployer and the approved-model resource tag what they create",
     "sagemaker:CreateModel": "the deployer tags the models it creates",
     "sagemaker:CreateModelPackage": "the pipeline tags the versions it registers",
-    "sagemaker:CreateTrainingJob": "the pipeline tags its training jobs",
-    "sagemaker:StopTrainingJob": "the training jobs carry the profile's tag first",
     "sagemaker:UpdateEndpoint": "the configurations it rolls to carry the profile's tag first",
 }
 MUTATING = ("Write", "Permissions management", "Tagging")

@@ -101,11 +101,40 @@ def training_job_name(definition: dict, parameters: dict) -> str:
 def _training_job(deployment: Deployment, definition: dict, parameters: dict) -> list[Call]:
     job = deployment.arn("sagemaker", f"training-job/{training_job_name(definition, parameters)}")
     why = "createTrainingJob.sync (sagemaker-iam)"
+    tags = {tag["Key"]: tag["Value"] for tag in parameters.get("Tags", [])}
+    # The job is created with the pipeline's Tags: the request carries them, the job then has them.
+    requested = {
+        **{f"aws:RequestTag/{key}": value for key, value in tags.items()},
+        **({"aws:TagKeys": sorted(tags)} if tags else {}),
+    }
+    carried = {f"aws:ResourceTag/{key}": value for key, value in tags.items()}
+    tagged_rows = (
+        [
+            Call(
+                "sagemaker:AddTags",
+                job,
+                f"{why}: the job's Tags (tag-on-create)",
+                context={**requested, "sagemaker:TaggingAction": "CreateTrainingJob"},
+            ),
+            Call("sagemaker:CreateTrainingJob", job, "not without the pipeline's tags", expect="deny"),
+            Call("sagemaker:StopTrainingJob", job, "not a job without the pipeline's tags", expect="deny"),
+            Call(
+                "sagemaker:AddTags",
+                job,
+                "no tagging outside the job's creation",
+                context={**requested, "sagemaker:TaggingAction": "AddTags"},
+                expect="deny",
+            ),
+        ]
+        if tags
+        else []
+    )
     return [
-        *(
-            Call(f"sagemaker:{action}", job, why)
-            for action in ("CreateTrainingJob", "DescribeTrainingJob", "StopTrainingJob", "ListTags")
-        ),
+        Call("sagemaker:CreateTrainingJob", job, why, context=requested),
+        Call("sagemaker:DescribeTrainingJob", job, why),
+        Call("sagemaker:StopTrainingJob", job, why, context=carried),
+        Call("sagemaker:ListTags", job, why),
+        *tagged_rows,
         *_pass_role(deployment, parameters["RoleArn"], "sagemaker.amazonaws.com", why),
         *(
             Call(

@@ -1,0 +1,44 @@
+"""IAM conditions that scope a role's control-plane actions to the resources its construct tags.
+
+A construct that creates AWS resources with `tags` (and puts them on everything it creates) lets its
+role create only with exactly those tags (`request_tags`) and stop, move or delete only what carries one
+of them (`tag_scoped`), where the Service Authorization Reference lists aws:RequestTag/aws:TagKeys or
+aws:ResourceTag for the action (tests/stacks/test_resource_policies.py checks which actions do).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import aws_iam as iam
+
+
+def request_tags(tags: Mapping[str, str]) -> dict[str, dict[str, object]] | None:
+    """A create (or its tag-on-create) only with exactly `tags`: each as aws:RequestTag, and no other
+    key (aws:TagKeys). None without tags."""
+    if not tags:
+        return None
+    return {
+        "StringEquals": {f"aws:RequestTag/{key}": value for key, value in sorted(tags.items())},
+        "ForAllValues:StringEquals": {"aws:TagKeys": sorted(tags)},
+    }
+
+
+def tag_scoped(
+    sid: str, actions: list[str], resources: list[str], tags: Mapping[str, str]
+) -> list[iam.PolicyStatement]:
+    """Statements that admit only resources carrying one of `tags` (aws:ResourceTag). One statement per
+    tag, so any one of them admits: what was created before a tag was added, or before a tag's value
+    changed (a cost tag), stays reachable through the others. Without tags, one statement without a
+    condition."""
+    if not tags:
+        return [iam.PolicyStatement(sid=sid, actions=actions, resources=resources)]
+    return [
+        iam.PolicyStatement(
+            sid=sid if index == 0 else f"{sid}{index + 1}",
+            actions=actions,
+            resources=resources,
+            conditions={"StringEquals": {f"aws:ResourceTag/{key}": value}},
+        )
+        for index, (key, value) in enumerate(sorted(tags.items()))
+    ]
