@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from genai_stack.components.python_function import VPC_NETWORK_INTERFACE_ACTIONS
-from tests.support.policies import identity_statements
+from tests.support.templates import identity_statements, references
 
 
 def _as_list(value):
@@ -152,22 +152,6 @@ _ROLE_ON_CREATE = {
 }
 
 
-def _references(node) -> set[str]:
-    """Logical IDs a template fragment refers to (Ref, Fn::GetAtt, ${X} in Fn::Sub)."""
-    found: set[str] = set()
-    if isinstance(node, dict):
-        if "Ref" in node and isinstance(node["Ref"], str):
-            found.add(node["Ref"])
-        if "Fn::GetAtt" in node:
-            found.add(node["Fn::GetAtt"][0])
-        for value in node.values():
-            found |= _references(value)
-    elif isinstance(node, list):
-        for value in node:
-            found |= _references(value)
-    return found
-
-
 def _depends_on(template: dict, logical_id: str) -> set[str]:
     """Every resource `logical_id` waits for: DependsOn and references, transitively."""
     resources = template["Resources"]
@@ -175,7 +159,7 @@ def _depends_on(template: dict, logical_id: str) -> set[str]:
     todo = [logical_id]
     while todo:
         resource = resources[todo.pop()]
-        direct = set(_as_list(resource.get("DependsOn", []))) | _references(resource.get("Properties", {}))
+        direct = set(_as_list(resource.get("DependsOn", []))) | references(resource.get("Properties", {}))
         for other in direct & set(resources) - seen:
             seen.add(other)
             todo.append(other)
@@ -189,13 +173,13 @@ def _roles_used_on_create(template: dict) -> Iterator[tuple[str, str]]:
     for logical_id, resource in resources.items():
         props = resource.get("Properties", {})
         if resource["Type"] in _ROLE_ON_CREATE:
-            for role in _references(props.get(_ROLE_ON_CREATE[resource["Type"]])) & roles:
+            for role in references(props.get(_ROLE_ON_CREATE[resource["Type"]])) & roles:
                 yield logical_id, role
         elif resource["Type"] == "AWS::AutoScaling::AutoScalingGroup":
-            for template_id in _references(props.get("LaunchTemplate")):
+            for template_id in references(props.get("LaunchTemplate")):
                 data = resources[template_id]["Properties"]["LaunchTemplateData"]
-                for profile in _references(data.get("IamInstanceProfile")):
-                    for role in _references(resources[profile]["Properties"]["Roles"]) & roles:
+                for profile in references(data.get("IamInstanceProfile")):
+                    for role in references(resources[profile]["Properties"]["Roles"]) & roles:
                         yield logical_id, role
 
 
@@ -208,7 +192,7 @@ def test_a_resource_whose_service_uses_its_role_on_creation_waits_for_the_role_s
                     k
                     for k, r in template["Resources"].items()
                     if r["Type"] == "AWS::IAM::Policy"
-                    and role in _references(r["Properties"].get("Roles", []))
+                    and role in references(r["Properties"].get("Roles", []))
                 }
                 assert policies, f"{profile}/{stack}/{role} has no policy of its own"
                 missing = policies - _depends_on(template, logical_id)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 
-from tests.support.policies import identity_statements
+from tests.support.templates import identity_statements
 
 # (policy type, service principal (a regular expression), Sid) -> why it carries no source key.
 EXEMPT = {

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from genai_stack.retired_roles import REMOVE_IN, RETIRED_IN, RETIRED_METADATA
+from tests.support.templates import references
 
 RELEASE_0_1 = json.loads(Path(__file__).with_name("retired_roles_0_1.json").read_text())
 
@@ -72,7 +73,7 @@ def test_an_update_from_0_1_swaps_no_role_in_an_instance_profile_that_hosts_run_
     profiles = [k for k, r in hosting.items() if r["Type"] == "AWS::IAM::InstanceProfile"]
     assert len(profiles) == len(old)
     for template in (r for r in hosting.values() if r["Type"] == "AWS::EC2::LaunchTemplate"):
-        (profile,) = _references(template["Properties"]["LaunchTemplateData"]["IamInstanceProfile"])
+        (profile,) = references(template["Properties"]["LaunchTemplateData"]["IamInstanceProfile"])
         assert profile in profiles
 
 
@@ -94,18 +95,6 @@ def test_no_stack_of_this_release_uses_a_retired_role(synthesized, profile):
             r["OutputName"] for r in _get_stack_outputs(template) if r.get("StackName") == foundation_name
         }
         assert not reads & set(retired["outputs"]), f"{profile}/{stack} reads a retired role"
-
-
-def _references(node) -> set[str]:
-    if isinstance(node, dict):
-        if "Fn::GetAtt" in node:
-            return {node["Fn::GetAtt"][0]}
-        if "Ref" in node:
-            return {node["Ref"]}
-        return set().union(*(_references(v) for v in node.values())) if node else set()
-    if isinstance(node, list):
-        return set().union(*(_references(v) for v in node)) if node else set()
-    return set()
 
 
 def _get_stack_outputs(node) -> list[dict]:

@@ -28,26 +28,25 @@ if TYPE_CHECKING:
     from tests.access.deployment import Deployment, Function, Role
 
 
-def customization_request_tags(deployment: Deployment) -> dict[str, object]:
-    """The request keys of a create that carries the tags the profile's Bedrock customizations put on what
-    they create: the cost-allocation tag and the profile's own (stacks/training_stack.py)."""
-    from genai_stack.config import PROFILE_TAG, load_profile
+def request_tag_context(tags: Mapping[str, str]) -> dict[str, object]:
+    """The condition keys of a request that creates a resource with `tags`."""
+    if not tags:
+        return {}
+    return {**{f"aws:RequestTag/{key}": value for key, value in tags.items()}, "aws:TagKeys": sorted(tags)}
 
-    allocation = load_profile(deployment.profile).cost_allocation
-    tags = {allocation.tag_key: allocation.tag_value, PROFILE_TAG: deployment.profile}
-    return {
-        **{f"aws:RequestTag/{key}": value for key, value in tags.items()},
-        "aws:TagKeys": sorted(tags),
-    }
+
+def resource_tag_context(tags: Mapping[str, str]) -> dict[str, str]:
+    """The condition keys of a request on a resource that carries `tags`."""
+    return {f"aws:ResourceTag/{key}": value for key, value in tags.items()}
 
 
 def customization_tags(deployment: Deployment) -> dict[str, str]:
-    """aws:ResourceTag/<key> for the tags the profile's Bedrock customizations put on what they create
-    (its cost-allocation tag: stacks/stage.py passes it as BedrockCustomization's tags)."""
-    from genai_stack.config import load_profile
+    """The tags the profile's Bedrock customizations put on what they create: the cost-allocation tag
+    (which 0.1 put there too) and the profile's own (stacks/training_stack.py)."""
+    from genai_stack.config import PROFILE_TAG, load_profile
 
     allocation = load_profile(deployment.profile).cost_allocation
-    return {f"aws:ResourceTag/{allocation.tag_key}": allocation.tag_value}
+    return {allocation.tag_key: allocation.tag_value, PROFILE_TAG: deployment.profile}
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ https://docs.aws.amazon.com/bedrock/latest/userguide/tagging.html).
 
 from __future__ import annotations
 
+from genai_stack.config import PROFILE_TAG
 from tests.access.deployment import Deployment, Function
-from tests.access.rows import Call, customization_request_tags, customization_tags
+from tests.access.rows import Call, customization_tags, request_tag_context, resource_tag_context
 
 PACKAGE = "custom_model_deployment"
 HANDLERS = ("lambdas.custom_model_deployment.handler.on_event",)
@@ -40,8 +41,10 @@ def rows(function: Function, deployment: Deployment) -> list[Call]:
     target = deployment.arn("bedrock", "custom-model-deployment/abcd1234efgh")
     key = _platform_key(deployment)
     via_bedrock = {"kms:ViaService": f"bedrock.{deployment.region}.amazonaws.com"}
-    tagged = customization_tags(deployment)
-    requested = customization_request_tags(deployment)
+    tags = customization_tags(deployment)
+    # A deployment created before 0.2 carries only the cost tag; that is enough to move it.
+    tagged = resource_tag_context({key: value for key, value in tags.items() if key != PROFILE_TAG})
+    requested = request_tag_context(tags)
     serving_key = [
         Call(
             action,

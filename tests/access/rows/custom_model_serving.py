@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from genai_stack.config import PROFILE_TAG
 from tests.access.deployment import Deployment, Function
-from tests.access.rows import Call, customization_tags
+from tests.access.rows import Call, customization_tags, resource_tag_context
 
 PACKAGE = "custom_model_serving"
 HANDLERS = ("lambdas.custom_model_serving.handler.on_event",)
@@ -36,7 +36,9 @@ APIS = frozenset(
 
 def rows(function: Function, deployment: Deployment) -> list[Call]:
     template = deployment.templates[function.stack]
-    tagged = customization_tags(deployment)
+    tags = customization_tags(deployment)
+    # Serving created before 0.2 carries only the cost tag; that is enough to delete it.
+    tagged = resource_tag_context({key: value for key, value in tags.items() if key != PROFILE_TAG})
     result = [
         Call(
             "bedrock:ListProvisionedModelThroughputs",
@@ -68,7 +70,7 @@ def rows(function: Function, deployment: Deployment) -> list[Call]:
             "bedrock:DeleteProvisionedModelThroughput",
             deployment.arn("bedrock", "provisioned-model/abcd1234efgh"),
             "or with the profile's own tag only (the cost tag's value changed since it was created)",
-            context={f"aws:ResourceTag/{PROFILE_TAG}": deployment.profile},
+            context=resource_tag_context({PROFILE_TAG: tags[PROFILE_TAG]}),
             api="bedrock.DeleteProvisionedModelThroughput",
         ),
         Call(

@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 
 from tests.access.deployment import Deployment, Role
-from tests.access.rows import Call
+from tests.access.rows import Call, request_tag_context, resource_tag_context
 from tests.access.rows.bedrock_arns import foundation_model
 from tests.access.rows.service_resources import Resource, resources
 
@@ -101,13 +101,10 @@ def training_job_name(definition: dict, parameters: dict) -> str:
 def _training_job(deployment: Deployment, definition: dict, parameters: dict) -> list[Call]:
     job = deployment.arn("sagemaker", f"training-job/{training_job_name(definition, parameters)}")
     why = "createTrainingJob.sync (sagemaker-iam)"
-    tags = {tag["Key"]: tag["Value"] for tag in parameters.get("Tags", [])}
+    tags = _tags(parameters.get("Tags", []))
     # The job is created with the pipeline's Tags: the request carries them, the job then has them.
-    requested = {
-        **{f"aws:RequestTag/{key}": value for key, value in tags.items()},
-        **({"aws:TagKeys": sorted(tags)} if tags else {}),
-    }
-    carried = {f"aws:ResourceTag/{key}": value for key, value in tags.items()}
+    requested = request_tag_context(tags)
+    carried = resource_tag_context(tags)
     tagged_rows = (
         [
             Call(
@@ -159,9 +156,9 @@ def _training_job(deployment: Deployment, definition: dict, parameters: dict) ->
     ]
 
 
-def _job_tags(parameters: dict) -> dict[str, str]:
-    """aws:ResourceTag/<key> for the JobTags the state machine creates the job with."""
-    return {f"aws:ResourceTag/{tag['Key']}": tag["Value"] for tag in parameters.get("JobTags", [])}
+def _tags(tag_list: list[dict[str, str]]) -> dict[str, str]:
+    """A task's `[{"Key", "Value"}]` tag list as a mapping."""
+    return {tag["Key"]: tag["Value"] for tag in tag_list}
 
 
 def _customization_job(deployment: Deployment, parameters: dict) -> list[Call]:
@@ -179,7 +176,7 @@ def _customization_job(deployment: Deployment, parameters: dict) -> list[Call]:
             "bedrock:StopModelCustomizationJob",
             job,
             f"{why}: stops the job when the execution stops (the job carries the pipeline's JobTags)",
-            context=_job_tags(parameters),
+            context=resource_tag_context(_tags(parameters.get("JobTags", []))),
         ),
         *_pass_role(deployment, parameters["RoleArn"], "bedrock.amazonaws.com", why),
         Call(

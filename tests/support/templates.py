@@ -1,4 +1,4 @@
-"""Reading policies out of synthesized templates."""
+"""Reading synthesized templates: identity-policy statements, references between resources."""
 
 from __future__ import annotations
 
@@ -19,3 +19,19 @@ def identity_statements(template: dict) -> Iterator[tuple[str, dict]]:
         for document in documents:
             for statement in document["Statement"]:
                 yield logical_id, statement
+
+
+def references(node: object) -> set[str]:
+    """Logical IDs a template fragment refers to with Ref or Fn::GetAtt, at any depth."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        if isinstance(node.get("Ref"), str):
+            found.add(node["Ref"])
+        if "Fn::GetAtt" in node:
+            found.add(node["Fn::GetAtt"][0])
+        for value in node.values():
+            found |= references(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= references(value)
+    return found
