@@ -347,9 +347,10 @@ INTERNAL_HTTP_LISTENER = (
     CheckovSkip(
         check="CKV_AWS_2",
         reason=(
-            "Internal load balancer in private subnets, reachable only from the gateway's security group; "
-            "TLS would need a private certificate authority (a fixed monthly cost) for traffic that never "
-            "leaves the VPC."
+            "The profile chose plain HTTP to this internal load balancer (hosting.tls.allow_plaintext) and "
+            "said why in hosting.tls.reason, which the listener's genai-stack:plaintext-reason metadata and "
+            "`genai-stack plan` show; the load balancer is in private subnets and admits only the gateway's "
+            "security group."
         ),
     ),
     CheckovSkip(

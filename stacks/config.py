@@ -81,6 +81,7 @@ from genai_stack.profile.gateway import (
 )
 from genai_stack.profile.hosting import (
     Hosting,
+    HostTls,
     ModelHost,
     ModelSize,
     ModelWeights,
@@ -146,6 +147,7 @@ __all__ = [
     "GatewayTenant",
     "Guardrail",
     "HierarchicalChunking",
+    "HostTls",
     "Hosting",
     "Inference",
     "InferenceEndpoint",

@@ -11,6 +11,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from genai_stack.components.host_names import HostNames
 from genai_stack.components.model_host_fleet import ModelHostFleet
 from genai_stack.components.model_network import ModelNetwork
 from genai_stack.components.monitoring import MonitoringHub
@@ -35,6 +36,10 @@ class HostingStack(Stack):
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        # A gateway that trusts a private CA for these hosts reads the CA's certificate once per cold
+        # start (acm-pca GetCertificateAuthorityCertificate), through an endpoint in this VPC.
+        if gateway_endpoints and settings.tls and settings.tls.private_ca_arn:
+            gateway_endpoints = (*gateway_endpoints, "PrivateCa")
         network = ModelNetwork(
             self,
             "Network",
@@ -49,6 +54,14 @@ class HostingStack(Stack):
             self, "ClientSecurityGroup", vpc=self.vpc, description="callers of the model hosts (the gateway)"
         )
         network.allow_from(self.client_security_group)
+        tls = settings.tls
+        assert tls is not None  # the profile requires it
+        # HTTPS to every host (names and certificate from the profile), or plain HTTP with its reason.
+        self.names = (
+            None
+            if tls.allow_plaintext
+            else HostNames(self, "Names", tls=tls, vpc=self.vpc, hosts=[host.name for host in settings.hosts])
+        )
         self.fleets: dict[str, ModelHostFleet] = {}
         for host in settings.hosts:
             fleet = ModelHostFleet(
@@ -65,6 +78,8 @@ class HostingStack(Stack):
                 encryption_key=encryption_key,
                 alarm_topic=alarm_topic,
                 log_retention_days=log_retention_days,
+                names=self.names,
+                plaintext_reason=tls.reason,
                 access_logs_bucket=access_logs_bucket,
             )
             fleet.monitor(hub)

@@ -51,7 +51,10 @@ def target_config(
         endpoint = (endpoints or {}).get(target.sagemaker, target.sagemaker)
         return {"kind": "sagemaker", "endpoint": endpoint, **limits}
     fleet = hosting.fleets[target.self_hosted]
-    return {"kind": "openai_http", "url": fleet.url, "model": fleet.host.model.name, **limits}
+    # The private CA the gateway trusts for this host's HTTPS certificate (hosting.tls.private_ca_arn).
+    ca = hosting.names.trusted_ca_arn if hosting.names else None
+    trust = {"trust_ca": ca} if ca else {}
+    return {"kind": "openai_http", "url": fleet.url, "model": fleet.host.model.name, **trust, **limits}
 
 
 def gateway_config(
@@ -149,7 +152,12 @@ class OrchestrationStack(Stack):
         image_bucket = data_bucket if settings.images else None
         network = None
         if settings.uses_self_hosted:
-            network = GatewayNetwork(hosting.vpc, hosting.subnets, hosting.client_security_group)
+            network = GatewayNetwork(
+                hosting.vpc,
+                hosting.subnets,
+                hosting.client_security_group,
+                trusted_ca_arn=hosting.names.trusted_ca_arn if hosting.names else None,
+            )
         gateway = ModelGateway(
             self,
             "Gateway",

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .cache import ResponseCache
+from .deadline import CONNECT_TIMEOUT_SECONDS, as_timed
 from .guardrail import Guarded, Guardrail
 from .images import (
     IMAGE_MODELS,
@@ -19,6 +20,7 @@ from .images import (
     ImageTarget,
 )
 from .providers.bedrock import BedrockChat, BedrockEmbeddings
+from .providers.http_pool import PrivateCaTrust, trusting_pool
 from .providers.openai_format import OpenAIHttpChat, SageMakerChat
 from .retrieval import Retriever
 from .router import RetryPolicy
@@ -40,6 +42,8 @@ class Target(_Strict):
     endpoint: str | None = None  # sagemaker
     inference_component: str | None = None  # sagemaker, optional
     url: str | None = None  # openai_http base URL
+    # openai_http over HTTPS with a certificate of this AWS Private CA, the only CA trusted for it.
+    trust_ca: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:acm-pca:")
     # The target's output limit: sent when a request sets no max_tokens, and caps a larger one
     # (lambdas/gateway/shaping.py); without it, the gateway's max_output_tokens.
     max_tokens: int | None = Field(default=None, ge=1)
@@ -53,6 +57,8 @@ class Target(_Strict):
             raise ValueError(f"a {self.kind} target needs {', '.join(missing)}")
         if self.invoke and self.kind != "bedrock":
             raise ValueError(f"a {self.kind} target has no application inference profile (invoke)")
+        if self.trust_ca and not (self.kind == "openai_http" and self.url.startswith("https://")):
+            raise ValueError("trust_ca is for openai_http targets with an https:// url")
         return self
 
 
@@ -132,6 +138,10 @@ def build_gateway(settings: Settings, client: Callable[[str], Any]) -> Gateway:
     fit in each request's deadline) or one client (tests pass stubs); created on first use only."""
     guardrail = (settings.guardrail.identifier, settings.guardrail.version) if settings.guardrail else None
 
+    def trust_client():
+        """acm-pca, for a connection being opened: its calls wait no longer than a connect does."""
+        return as_timed(client("acm-pca")).within(None, "acm-pca", cap=CONNECT_TIMEOUT_SECONDS)
+
     def shaped(target: Target, provider):
         """Every target gets a bounded max_tokens: its own, else the gateway's max_output_tokens."""
         return Shaped(
@@ -159,7 +169,13 @@ def build_gateway(settings: Settings, client: Callable[[str], Any]) -> Gateway:
                 inference_component=target.inference_component,
             )
             if target.kind == "sagemaker"
-            else OpenAIHttpChat(base_url=target.url, model=target.model),
+            else OpenAIHttpChat(
+                base_url=target.url,
+                model=target.model,
+                pool=(
+                    trusting_pool(PrivateCaTrust(trust_client, target.trust_ca)) if target.trust_ca else None
+                ),
+            ),
         )
         if guardrail is None:
             return inner

@@ -63,6 +63,7 @@ class Clients:
     ce: Any
     iam: Any
     ec2: Any = None
+    acm_pca: Any = None
     # SSM in the region of the budgets' stack, where it is not the profile's (stacks/cost_stack.py).
     cost_ssm: Any = None
 
@@ -83,6 +84,7 @@ def make_clients(region: str) -> Clients:
         ce=session.client("ce"),  # Cost Explorer has one endpoint (us-east-1); botocore resolves it
         iam=session.client("iam"),
         ec2=session.client("ec2"),
+        acm_pca=session.client("acm-pca"),
         cost_ssm=boto3.Session(region_name=budgets).client("ssm") if budgets != region else None,
     )
 
@@ -402,6 +404,47 @@ def check_auto_scaling_role(iam: Any) -> list[Row]:
     return [Row(check, "ok", "exists")]
 
 
+ACM_RENEWAL_ACTIONS = frozenset({"IssueCertificate", "GetCertificate", "ListPermissions"})
+
+
+def check_private_ca(acm_pca: Any, *, arn: str, account: str) -> list[Row]:
+    """The AWS Private CA the hosts' certificate comes from (hosting.tls.private_ca_arn): ACM can issue
+    a private certificate only from an ACTIVE CA (AWS Private CA user guide, "CA status"), and renews it
+    only when a CA of the same account grants acm.amazonaws.com IssueCertificate, GetCertificate and
+    ListPermissions (AWS Private CA API reference, "Permission"); a CA of another account needs a
+    resource-based policy, which only its owner can read."""
+    check = "Private CA for the hosts' certificate"
+    authority = acm_pca.describe_certificate_authority(CertificateAuthorityArn=arn)["CertificateAuthority"]
+    status = authority.get("Status")
+    if status != "ACTIVE":
+        return [Row(check, "fail", f"{arn} is {status}: ACM issues certificates from an ACTIVE CA only")]
+    if arn.split(":")[4] != account:
+        return [
+            Row(
+                check,
+                "warn",
+                f"{arn} is ACTIVE in another account: its owner must share it and allow this account to "
+                "issue and renew certificates with a resource-based policy",
+            )
+        ]
+    granted: set[str] = set()
+    for permission in acm_pca.list_permissions(CertificateAuthorityArn=arn).get("Permissions", []):
+        if permission.get("Principal") == "acm.amazonaws.com":
+            granted |= set(permission.get("Actions", []))
+    if missing := sorted(ACM_RENEWAL_ACTIONS - granted):
+        return [
+            Row(
+                check,
+                "warn",
+                f"{arn} is ACTIVE, but ACM lacks {', '.join(missing)} on it, so the certificate is issued "
+                "but never renewed: `aws acm-pca create-permission --principal acm.amazonaws.com "
+                f"--certificate-authority-arn {arn} "
+                "--actions IssueCertificate GetCertificate ListPermissions`",
+            )
+        ]
+    return [Row(check, "ok", f"{arn} is ACTIVE and lets ACM renew")]
+
+
 # EC2 On-Demand vCPU quotas by instance family (EC2 user guide, "Amazon EC2 instance quotas":
 # https://docs.aws.amazon.com/ec2/latest/instancetypes/ec2-instance-quotas.html; the codes are the
 # Service Quotas codes of those quotas, and GetServiceQuota returns the name, shown in the row).
@@ -686,6 +729,11 @@ def run_checks(profile: Profile, requirements: Requirements, clients: Clients) -
         rows += _guarded(
             "AMI parameters", lambda: check_ami_parameters(clients.ssm, names=requirements.ami_parameters)
         )
+    if profile.hosting is not None and profile.hosting.tls and (ca := profile.hosting.tls.private_ca_arn):
+        rows += _guarded(
+            "Private CA for the hosts' certificate",
+            lambda: check_private_ca(clients.acm_pca, arn=ca, account=account),
+        )
     if ec2 := ec2_vcpu_demand(profile):
         rows += _guarded("EC2 Auto Scaling role", lambda: check_auto_scaling_role(clients.iam))
         rows += _guarded("EC2 quotas", lambda: check_ec2_quotas(clients.service_quotas, demand=ec2))
@@ -714,7 +762,8 @@ def doctor(
 
     Checks (where the profile uses them): CDK bootstrap version, API Gateway's CloudWatch role, Bedrock
     model access and Marketplace subscriptions (Anthropic first-use form), invocation-logging owner,
-    Model Monitor availability, AMI parameters, EC2 and SageMaker instance quotas, cost-allocation tag.
+    Model Monitor availability, AMI parameters, the hosts' private CA, EC2 and SageMaker instance
+    quotas, cost-allocation tag.
 
     [b]Example[/]: AWS_PROFILE=prod genai-stack doctor managed-api
     """

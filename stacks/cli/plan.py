@@ -161,6 +161,26 @@ def spend_visibility(result: Synthesis) -> dict:
     return {"tag": tag, "budgets": budgets, "alarms": alarms, "gateway_targets": routes}
 
 
+def host_hops(templates: dict[str, dict]) -> list[dict]:
+    """Each listener between the gateway and a model host, as the templates deploy it: HTTPS, or plain
+    HTTP with the profile's reason (hosting.tls.allow_plaintext, on the listener's metadata)."""
+    from genai_stack.components.model_host_fleet import PLAINTEXT_REASON
+
+    hops = []
+    for stack, template in sorted(templates.items()):
+        for logical_id, resource in sorted(template.get("Resources", {}).items()):
+            if resource["Type"] != "AWS::ElasticLoadBalancingV2::Listener":
+                continue
+            props = resource["Properties"]
+            hop = {"listener": f"{stack}/{logical_id}", "protocol": props["Protocol"], "port": props["Port"]}
+            if props["Protocol"] != "HTTPS":
+                hop["plaintext_reason"] = resource.get("Metadata", {}).get(PLAINTEXT_REASON)
+            else:
+                hop["ssl_policy"] = props["SslPolicy"]
+            hops.append(hop)
+    return hops
+
+
 def plan_document(result: Synthesis) -> dict:
     from genai_stack.compliance import STATEFUL_RESOURCE_TYPES
 
@@ -184,6 +204,7 @@ def plan_document(result: Synthesis) -> dict:
         "region": result.profile.region,
         "stacks": stacks,
         "roles": role_permissions(result.templates),
+        "host_hops": host_hops(result.templates),
         "cost": estimate(result.profile, result.templates).as_dict(),
         "spend": spend_visibility(result),
     }
@@ -221,6 +242,14 @@ def plan(
     for role, actions in document["roles"].items():
         roles.add_row(role, ", ".join(actions))
     console.print(roles)
+    for hop in document["host_hops"]:
+        if hop["protocol"] == "HTTPS":
+            console.print(f"Gateway to model host: HTTPS ({hop['ssl_policy']}) at {hop['listener']}")
+        else:
+            console.print(
+                f"[bold red]Gateway to model host: plain {hop['protocol']}[/] at {hop['listener']}, "
+                f"because: {hop['plaintext_reason']}"
+            )
     print_spend(document["spend"])
     print_estimate(estimate_from(document))
 

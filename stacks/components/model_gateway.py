@@ -74,6 +74,8 @@ class GatewayNetwork:
     vpc: ec2.IVpc
     subnets: ec2.SubnetSelection
     client_security_group: ec2.ISecurityGroup
+    # The AWS Private CA whose certificates the hosts' load balancers serve (hosting.tls.private_ca_arn).
+    trusted_ca_arn: str | None = None
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,18 @@ class ModelGateway(Construct):
                         stack.format_arn(service="sagemaker", resource="endpoint", resource_name=e.lower())
                         for e in sagemaker_endpoints
                     ],
+                )
+            )
+        if network is not None and network.trusted_ca_arn:
+            # The CA's certificate and chain, read once per cold start to verify the hosts' HTTPS
+            # certificates (lambdas/gateway/providers/http_pool.py PrivateCaTrust): the action acts on
+            # the certificate-authority resource type (Service Authorization Reference, AWS Private
+            # Certificate Authority; AWS Private CA API reference, GetCertificateAuthorityCertificate).
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="ReadTrustedCertificateAuthority",
+                    actions=["acm-pca:GetCertificateAuthorityCertificate"],
+                    resources=[network.trusted_ca_arn],
                 )
             )
 

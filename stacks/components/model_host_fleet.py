@@ -29,6 +29,7 @@ from constructs import Construct
 
 from genai_stack import compliance
 from genai_stack.catalog import accelerator_instances
+from genai_stack.components.host_names import HostNames
 from genai_stack.components.model_host_user_data import (
     NEURON_CORE_METRIC,
     ServerSpec,
@@ -42,6 +43,8 @@ from genai_stack.config import ModelHost, host_startup_budget
 PORT = 8000
 HEALTH_PATH = "/health"
 METRICS_NAMESPACE = "GenAiStack/ModelHosts"
+# Template metadata on a plain-HTTP listener: the profile's reason (hosting.tls.reason), for reviewers.
+PLAINTEXT_REASON = "genai-stack:plaintext-reason"
 
 # How long a new host may take from launch to a passing /health: the boot script waits this long,
 # then signals CloudFormation FAILURE; CloudFormation waits as long for the signal (CreationPolicy
@@ -102,9 +105,15 @@ class ModelHostFleet(Construct):
         encryption_key: kms.IKey,
         alarm_topic: sns.ITopic,
         log_retention_days: int,
+        names: HostNames | None,
+        plaintext_reason: str | None = None,
         access_logs_bucket: s3.IBucket | None = None,
     ) -> None:
+        """`names`: the host's DNS name and certificate (HTTPS on 443); None only with the profile's
+        `plaintext_reason` (hosting.tls.allow_plaintext), which serves plain HTTP on 80."""
         super().__init__(scope, construct_id)
+        if names is None and not plaintext_reason:
+            raise ValueError(f"model host {host.name}: plain HTTP needs the profile's reason")
         stack = Stack.of(self)
         spec = accelerator_instances()[host.instance_type]
         logs = encrypted_log_group(self, "Logs", encryption_key=encryption_key, days=log_retention_days)
@@ -159,7 +168,8 @@ class ModelHostFleet(Construct):
             allow_all_outbound=False,
             description=f"model host {host.name} load balancer: the gateway only",
         )
-        alb_group.add_ingress_rule(client_security_group, ec2.Port.tcp(80), "the model gateway")
+        front_port = 443 if names is not None else 80
+        alb_group.add_ingress_rule(client_security_group, ec2.Port.tcp(front_port), "the model gateway")
         alb_group.add_egress_rule(self.security_group, ec2.Port.tcp(PORT), "the model servers")
         self.security_group.add_ingress_rule(alb_group, ec2.Port.tcp(PORT), "the load balancer")
 
@@ -299,9 +309,25 @@ class ModelHostFleet(Construct):
         )
         if access_logs_bucket is not None:
             self.load_balancer.log_access_logs(access_logs_bucket, prefix=f"alb/{host.name}")
-        listener = self.load_balancer.add_listener(
-            "Http", port=80, protocol=elbv2.ApplicationProtocol.HTTP, open=False
-        )
+        if names is not None:
+            # TLS 1.3 and 1.2 only, forward secrecy: ELB's recommended policy ("Security policies for
+            # your Application Load Balancer", ELBSecurityPolicy-TLS13-1-2-2021-06,
+            # https://docs.aws.amazon.com/elasticloadbalancing/latest/application/describe-ssl-policies.html).
+            listener = self.load_balancer.add_listener(
+                "Https",
+                port=443,
+                protocol=elbv2.ApplicationProtocol.HTTPS,
+                certificates=[elbv2.ListenerCertificate.from_certificate_manager(names.certificate)],
+                ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,
+                open=False,
+            )
+        else:
+            # The 0.1 listener's construct ID: a profile that keeps plain HTTP sees no change.
+            listener = self.load_balancer.add_listener(
+                "Http", port=80, protocol=elbv2.ApplicationProtocol.HTTP, open=False
+            )
+            compliance.skip_checkov(listener.node.default_child, *compliance.INTERNAL_HTTP_LISTENER)
+            listener.node.default_child.add_metadata(PLAINTEXT_REASON, plaintext_reason)
         self.target_group = listener.add_targets(
             "Servers",
             port=PORT,
@@ -316,7 +342,6 @@ class ModelHostFleet(Construct):
             ),
             deregistration_delay=Duration.seconds(60),
         )
-        compliance.skip_checkov(listener.node.default_child, *compliance.INTERNAL_HTTP_LISTENER)
         compliance.acknowledge(
             self.load_balancer, *compliance.internal_load_balancer(access_logs_bucket is None)
         )
@@ -339,7 +364,11 @@ class ModelHostFleet(Construct):
                 min_capacity=host.min_instances,
                 desired_capacity=host.min_instances,
             )
-        self.url = f"http://{self.load_balancer.load_balancer_dns_name}"
+        self.url = (
+            names.add_host(host.name, self.load_balancer)
+            if names is not None
+            else f"http://{self.load_balancer.load_balancer_dns_name}"
+        )
         self.host = host
 
     def _target_metric(self, name: str, statistic: str) -> cw.Metric:

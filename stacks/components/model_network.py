@@ -18,12 +18,14 @@ E = ec2.InterfaceVpcEndpointAwsService
 # Logs and metrics, CloudFormation (the host's SignalResource after /health, model_host_fleet.py).
 # What the gateway may call from the VPC (each only when it does, as every interface endpoint is
 # billed per hour and zone): Bedrock runtime (models, ApplyGuardrail), agent runtime (Retrieve),
-# SageMaker runtime. S3 (weights) and DynamoDB (gateway cache) use free gateway endpoints.
+# SageMaker runtime, AWS Private CA (the certificate of the CA it trusts for the hosts' HTTPS, read at
+# cold start). S3 (weights) and DynamoDB (gateway cache) use free gateway endpoints.
 HOST_ENDPOINTS = {"Ssm": E.SSM, "SsmMessages": E.SSM_MESSAGES, "Ec2Messages": E.EC2_MESSAGES,
                   "Logs": E.CLOUDWATCH_LOGS, "Monitoring": E.CLOUDWATCH_MONITORING,
                   "CloudFormation": E.CLOUDFORMATION}  # fmt: skip
 GATEWAY_ENDPOINTS = {"BedrockRuntime": E.BEDROCK_RUNTIME, "BedrockAgentRuntime": E.BEDROCK_AGENT_RUNTIME,
-                     "SageMakerRuntime": E.SAGEMAKER_RUNTIME}  # fmt: skip
+                     "SageMakerRuntime": E.SAGEMAKER_RUNTIME,
+                     "PrivateCa": E.PRIVATE_CERTIFICATE_AUTHORITY}  # fmt: skip
 
 
 class ModelNetwork(Construct):

@@ -1,10 +1,10 @@
 """The monthly cost model behind `genai-stack cost`, `plan` and `profiles`.
 
 Fixed parts are counted on the synthesized templates (what will be deployed: keys, dashboards,
-alarms, secrets, NAT gateways, interface endpoints per zone, load balancers, WAF web ACLs and rules)
-and on the profile (model host instances and the hours they run). Usage parts are token prices of the
-profile's primary Bedrock model (and WAF request fees). Every line carries the unit price it used and
-where that price comes from (stacks/data/*.json).
+alarms, secrets, hosted zones, NAT gateways, interface endpoints per zone, load balancers, WAF web
+ACLs and rules) and on the profile (model host instances and the hours they run). Usage parts are
+token prices of the profile's primary Bedrock model (and WAF request fees). Every line carries the
+unit price it used and where that price comes from (stacks/data/*.json).
 """
 
 from __future__ import annotations
@@ -232,6 +232,7 @@ def estimate(profile: Profile, templates: dict[str, dict], usage: Usage | None =
         ("AWS::SecretsManager::Secret", "secret", "Secrets Manager secrets"),
         ("AWS::CloudWatch::Dashboard", "dashboard", "CloudWatch dashboards"),
         ("AWS::Budgets::Budget", "budget", "AWS Budgets budgets"),
+        ("AWS::Route53::HostedZone", "hosted_zone", "Route 53 hosted zones"),
     ):
         if counts.get(resource_type):
             add(_line(item, counts[resource_type], fixed_price(key)))

@@ -114,6 +114,24 @@ class Profile(_Strict):
             raise ValueError("\n".join(problems))
         return bedrock
 
+    @field_validator("hosting")
+    @classmethod
+    def _certificate_in_region(cls, hosting: Hosting | None, info: ValidationInfo) -> Hosting | None:
+        """A load balancer takes ACM certificates of its own region only ("To use a certificate with
+        Elastic Load Balancing, you must request or import the certificate in the same Region as your
+        load balancer": ELB user guide, "SSL certificates for your Application Load Balancer")."""
+        region = info.data.get("region")
+        arn = hosting.tls.certificate_arn if hosting is not None and hosting.tls else None
+        if arn and region and arn.split(":")[3] != region:
+            raise ValueError(
+                located(
+                    "tls.certificate_arn",
+                    f"is a certificate of {arn.split(':')[3]}; the load balancers in {region} take "
+                    f"certificates of {region} only: request or import one there",
+                )
+            )
+        return hosting
+
     @field_validator("inference")
     @classmethod
     def _inference_in_region(cls, inference: Inference | None, info: ValidationInfo) -> Inference | None:

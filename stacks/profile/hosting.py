@@ -330,15 +330,98 @@ def _ami_problems(host: ModelHost, where: str, accelerator: str) -> list[str]:
     ]
 
 
+# A DNS name of lower-case labels (hosts are served as <host name>.<domain>). ACM takes a certificate's
+# first domain name up to 64 octets ("The first domain name you enter cannot exceed 64 octets, including
+# periods": ACM user guide, "Requesting a public certificate"); any host's name may be the first
+# (stacks/components/host_names.py), so each `<host name>.<domain>` is at most 64 (Hosting checks it).
+CERTIFICATE_NAME_LIMIT = 64
+_DOMAIN = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+_ACM_CERTIFICATE = r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$"
+_PRIVATE_CA = r"^arn:aws[a-z-]*:acm-pca:[a-z0-9-]+:\d{12}:certificate-authority/[0-9a-f-]{36}$"
+_CERTIFICATE_SOURCES = ("certificate_arn", "public_zone_id", "private_ca_arn")
+
+
+class HostTls(_Strict):
+    """How the gateway reaches the hosts' internal load balancers: HTTPS on 443, each host answering as
+    `<host name>.<domain>` (records in a private hosted zone of the VPC) with a certificate for these
+    names, the gateway verifying the certificate and the name. The certificate: `certificate_arn` (an ACM
+    certificate of the profile's region covering every host's name, trusted by public CAs), `public_zone_id`
+    (a public ACM certificate issued here, validated by DNS in that public hosted zone of a domain the
+    team owns), or `private_ca_arn` (a private certificate issued here by that AWS Private CA, which the
+    gateway then trusts). Plain HTTP only with `allow_plaintext: true` and a `reason`."""
+
+    domain: str | None = Field(
+        default=None,
+        pattern=_DOMAIN,
+        max_length=CERTIFICATE_NAME_LIMIT - 2,
+        description="hosts answer as <host name>.<domain>, e.g. models.example.com",
+    )
+    certificate_arn: str | None = Field(default=None, pattern=_ACM_CERTIFICATE)
+    public_zone_id: str | None = Field(
+        default=None, pattern=r"^Z[0-9A-Z]{1,31}$", description="a public Route 53 hosted zone of the domain"
+    )
+    private_ca_arn: str | None = Field(default=None, pattern=_PRIVATE_CA)
+    allow_plaintext: bool = Field(default=False, description="plain HTTP to the hosts; needs a reason")
+    reason: str | None = Field(default=None, min_length=10, max_length=500)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> HostTls:
+        sources = [name for name in _CERTIFICATE_SOURCES if getattr(self, name)]
+        if self.allow_plaintext:
+            if not self.reason:
+                raise ValueError(
+                    located("reason", "is required with allow_plaintext: say why this hop may be unencrypted")
+                )
+            extra = [name for name in ("domain", *sources) if getattr(self, name)]
+            if extra:
+                raise ValueError(
+                    located(extra[0], "is set with allow_plaintext: true, which serves plain HTTP: remove it")
+                )
+            return self
+        if self.reason:
+            raise ValueError(located("reason", "is set without allow_plaintext: true, where nothing uses it"))
+        if not self.domain:
+            raise ValueError(
+                located(
+                    "domain",
+                    "is required (hosts answer as <host name>.<domain> over HTTPS); or set "
+                    "allow_plaintext: true with a reason",
+                )
+            )
+        if len(sources) != 1:
+            raise ValueError(
+                located(
+                    sources[1] if len(sources) > 1 else "certificate_arn",
+                    f"give exactly one of {', '.join(_CERTIFICATE_SOURCES)} "
+                    f"({'both ' + ' and '.join(sources) + ' are set' if sources else 'none is set'})",
+                )
+            )
+        return self
+
+
 class Hosting(_Strict):
     """The self-managed approach: open models on EC2 Inferentia2 or GPU hosts."""
 
     network: Network = Field(default_factory=Network)
     hosts: list[ModelHost] = Field(min_length=1, max_length=10)
+    # Required (the validator below says what it takes): None only until validated.
+    tls: HostTls | None = Field(
+        default=None,
+        description="HTTPS to the hosts (a domain and a certificate), or allow_plaintext and a reason",
+    )
 
     @model_validator(mode="after")
     def _hosts(self) -> Hosting:
         problems = []
+        if self.tls is None:
+            problems.append(
+                located(
+                    "tls",
+                    "is required: the gateway reaches the hosts over HTTPS, so give `domain` and one of "
+                    "certificate_arn, public_zone_id or private_ca_arn; or `allow_plaintext: true` with a "
+                    "`reason` for plain HTTP",
+                )
+            )
         names = [h.name for h in self.hosts]
         problems += [
             located("hosts", f"names {n!r} more than once")
@@ -346,6 +429,18 @@ class Hosting(_Strict):
         ]
         for index, host in enumerate(self.hosts):
             where = f"hosts[{index}]"
+            if (
+                self.tls
+                and self.tls.domain
+                and len(name := f"{host.name}.{self.tls.domain}") > CERTIFICATE_NAME_LIMIT
+            ):
+                problems.append(
+                    located(
+                        f"{where}.name",
+                        f"makes the host's name {name!r} {len(name)} characters long; ACM certificates take "
+                        f"names of at most {CERTIFICATE_NAME_LIMIT}: shorten the host name or tls.domain",
+                    )
+                )
             spec = accelerator_instances().get(host.instance_type)
             if spec is None:
                 known = ", ".join(sorted(accelerator_instances()))

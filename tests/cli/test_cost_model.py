@@ -26,7 +26,9 @@ def test_self_hosted_fixed_costs_by_hand(synthesized):
     result = estimate(profile, synthesized.templates["self-hosted"], Usage(hours_active=100))
     fixed = lines(result.fixed)
     assert "NAT gateways" not in fixed  # no egress: weights and vLLM's wheels come from S3
-    assert fixed["Interface VPC endpoints (per zone)"] == 102.20  # 7 endpoints x 2 zones x 0.01 x 730
+    # 8 endpoints (6 for the hosts; Bedrock runtime and AWS Private CA for the gateway) x 2 zones x 0.01 x 730
+    assert fixed["Interface VPC endpoints (per zone)"] == 116.80
+    assert fixed["Route 53 hosted zones"] == 0.50  # the hosts' private zone (hosting.tls)
     assert fixed["Application load balancers"] == 32.85  # 2 x 0.0225 x 730
     assert fixed["llama-neuron: 1 x inf2.8xlarge, 100 h"] == 196.79  # 1.9679 x 100
     assert fixed["mistral-gpu: 1 x g6.xlarge, 100 h"] == 80.48  # 0.8048 x 100

@@ -53,6 +53,7 @@ class Stubs:
                     ("ce", "ce"),
                     ("iam", "iam"),
                     ("ec2", "ec2"),
+                    ("acm_pca", "acm-pca"),
                 )
             }
         )
@@ -559,3 +560,54 @@ def test_doctor_has_help_with_an_example():
     result = runner.invoke(app, ["doctor", "--help"])
     assert result.exit_code == 0
     assert "Example" in result.output
+
+
+CA = f"arn:aws:acm-pca:{REGION}:{ACCOUNT}:certificate-authority/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+
+
+def describe_ca(stubs, status: str, arn: str = CA) -> None:
+    stubs["acm-pca"].add_response(
+        "describe_certificate_authority",
+        {"CertificateAuthority": {"Arn": arn, "Status": status}},
+        {"CertificateAuthorityArn": arn},
+    )
+
+
+def test_the_hosts_private_ca_must_be_active_and_let_acm_renew(stubs):
+    acm_pca = stubs.client("acm-pca")
+    describe_ca(stubs, "DISABLED")
+    (row,) = doc.check_private_ca(acm_pca, arn=CA, account=ACCOUNT)
+    assert row.status == "fail"
+    assert "is DISABLED: ACM issues certificates from an ACTIVE CA only" in row.detail
+
+    describe_ca(stubs, "ACTIVE")
+    stubs["acm-pca"].add_response(
+        "list_permissions",
+        {"Permissions": [{"Principal": "acm.amazonaws.com", "Actions": ["IssueCertificate"]}]},
+        {"CertificateAuthorityArn": CA},
+    )
+    (row,) = doc.check_private_ca(acm_pca, arn=CA, account=ACCOUNT)
+    assert row.status == "warn"
+    assert "ACM lacks GetCertificate, ListPermissions" in row.detail
+    assert "create-permission --principal acm.amazonaws.com" in row.detail
+
+    describe_ca(stubs, "ACTIVE")
+    stubs["acm-pca"].add_response(
+        "list_permissions",
+        {
+            "Permissions": [
+                {
+                    "Principal": "acm.amazonaws.com",
+                    "Actions": ["IssueCertificate", "GetCertificate", "ListPermissions"],
+                }
+            ]
+        },
+        {"CertificateAuthorityArn": CA},
+    )
+    assert statuses(doc.check_private_ca(acm_pca, arn=CA, account=ACCOUNT)) == ["ok"]
+
+    shared = CA.replace(ACCOUNT, "210987654321")
+    describe_ca(stubs, "ACTIVE", shared)
+    (row,) = doc.check_private_ca(acm_pca, arn=shared, account=ACCOUNT)
+    assert row.status == "warn"
+    assert "another account" in row.detail

@@ -27,9 +27,17 @@ NEURON_HOST = {
 }
 
 
+CERTIFICATE = "arn:aws:acm:us-east-1:111122223333:certificate/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+PRIVATE_CA = (
+    "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+)
+TLS = {"domain": "models.team-a.example.com", "certificate_arn": CERTIFICATE}
+
+
 def load(tmp_path: Path, hosting: dict, **top):
+    """`hosting` with HTTPS to the hosts (TLS) unless it says otherwise."""
     path = tmp_path / "profile.yaml"
-    path.write_text(yaml.safe_dump({**BASE, **top, "hosting": hosting}))
+    path.write_text(yaml.safe_dump({**BASE, **top, "hosting": {"tls": TLS, **hosting}}))
     return load_profile(str(path))
 
 
@@ -252,3 +260,82 @@ def test_every_host_pins_its_ami_and_public_latest_parameters_are_refused(tmp_pa
     assert "hosting.hosts[0].ami_id: and ami_ssm_parameter are both set" in message
     loaded = load(tmp_path, {"network": network, "hosts": [{**gpu, "ami_id": "ami-0123456789abcdef0"}]})
     assert loaded.hosting.hosts[0].ami_id == "ami-0123456789abcdef0"
+
+
+# -- hosting.tls: HTTPS from the gateway to the hosts ------------------------------------------------
+
+
+def test_tls_takes_exactly_one_certificate_source(tmp_path):
+    for source in (
+        {"certificate_arn": CERTIFICATE},
+        {"public_zone_id": "Z0123456789ABCDEFGHIJ"},
+        {"private_ca_arn": PRIVATE_CA},
+    ):
+        tls = load(
+            tmp_path, {"hosts": [host()], "tls": {"domain": "models.example.com", **source}}
+        ).hosting.tls
+        assert not tls.allow_plaintext
+        assert tls.domain == "models.example.com"
+    message = error(
+        tmp_path,
+        {
+            "hosts": [host()],
+            "tls": {
+                "domain": "models.example.com",
+                "certificate_arn": CERTIFICATE,
+                "private_ca_arn": PRIVATE_CA,
+            },
+        },
+    )
+    assert (
+        "hosting.tls.private_ca_arn: give exactly one of certificate_arn, public_zone_id, private_ca_arn "
+        "(both certificate_arn and private_ca_arn are set)" in message
+    )
+    message = error(tmp_path, {"hosts": [host()], "tls": {"domain": "models.example.com"}})
+    assert "hosting.tls.certificate_arn: give exactly one of" in message
+    assert "(none is set)" in message
+
+
+def test_tls_is_required_and_plain_http_needs_a_reason(tmp_path):
+    path = tmp_path / "profile.yaml"
+    path.write_text(yaml.safe_dump({**BASE, "hosting": {"hosts": [host()]}}))
+    with pytest.raises(ProfileError) as caught:
+        load_profile(str(path))
+    assert "hosting.tls" in str(caught.value)
+    message = error(tmp_path, {"hosts": [host()], "tls": {"domain": "models.example.com"} | {"x": 1}})
+    assert "hosting.tls.x" in message
+    message = error(tmp_path, {"hosts": [host()], "tls": {"allow_plaintext": True}})
+    assert "hosting.tls.reason: is required with allow_plaintext" in message
+    message = error(
+        tmp_path,
+        {
+            "hosts": [host()],
+            "tls": {"allow_plaintext": True, "reason": "a lab account", "domain": "a.example.com"},
+        },
+    )
+    assert "hosting.tls.domain: is set with allow_plaintext: true" in message
+    message = error(tmp_path, {"hosts": [host()], "tls": {**TLS, "reason": "no reason needed here"}})
+    assert "hosting.tls.reason: is set without allow_plaintext: true" in message
+    message = error(tmp_path, {"hosts": [host()], "tls": {"certificate_arn": CERTIFICATE}})
+    assert "hosting.tls.domain: is required" in message
+    plain = {"allow_plaintext": True, "reason": "lab account without a domain"}
+    tls = load(tmp_path, {"hosts": [host()], "tls": plain}).hosting.tls
+    assert tls.allow_plaintext
+    assert tls.reason == "lab account without a domain"
+
+
+def test_each_hosts_name_fits_a_certificate_and_the_certificate_is_of_the_region(tmp_path):
+    long_domain = "a" * 46 + ".example.com"  # llama.<domain>: 64 characters, ACM's limit for a first name
+    assert load(tmp_path, {"hosts": [host()], "tls": {**TLS, "domain": long_domain}}).hosting.tls
+    message = error(tmp_path, {"hosts": [host()], "tls": {**TLS, "domain": "b" + long_domain}})
+    assert (
+        f"hosting.hosts[0].name: makes the host's name 'llama.b{long_domain}' 65 characters long" in message
+    )
+    message = error(tmp_path, {"hosts": [host()], "tls": {**TLS, "domain": "Models.Example.com"}})
+    assert "hosting.tls.domain" in message
+    elsewhere = CERTIFICATE.replace("us-east-1", "eu-west-1")
+    message = error(tmp_path, {"hosts": [host()], "tls": {**TLS, "certificate_arn": elsewhere}})
+    assert (
+        "hosting.tls.certificate_arn: is a certificate of eu-west-1; the load balancers in us-east-1 take "
+        "certificates of us-east-1 only" in message
+    )

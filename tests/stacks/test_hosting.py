@@ -53,6 +53,7 @@ def test_the_vpc_is_private_with_one_nat_flow_logs_and_the_endpoints(resources, 
         "monitoring",
         "cloudformation",  # the hosts' SignalResource after /health
         "bedrock-runtime",
+        "acm-pca",  # the gateway reads the certificate of the CA it trusts for the hosts' HTTPS
     }
     for subnet in of_type(resources, "AWS::EC2::Subnet").values():
         assert subnet["Properties"]["MapPublicIpOnLaunch"] is False
@@ -72,7 +73,7 @@ def test_without_nat_no_subnet_has_a_route_to_the_internet(resources, settings):
 
 def test_interface_endpoints_admit_only_the_hosts_and_the_gateway(resources):
     endpoint_groups = {k for k in of_type(resources, "AWS::EC2::SecurityGroup") if k.startswith("NetworkVpc")}
-    assert len(endpoint_groups) == 7  # six for the hosts, Bedrock runtime for the gateway
+    assert len(endpoint_groups) == 8  # six for the hosts, Bedrock runtime and AWS Private CA for the gateway
     for logical_id in endpoint_groups:
         group = resources[logical_id]["Properties"]
         assert "SecurityGroupIngress" not in group  # no CIDR rule for the whole VPC
@@ -181,10 +182,137 @@ def test_the_load_balancers_are_internal_and_open_only_to_the_gateway(resources)
     for balancer in balancers.values():
         assert balancer["Properties"]["Scheme"] == "internal"
     ingress = [r["Properties"] for r in of_type(resources, "AWS::EC2::SecurityGroupIngress").values()]
-    to_balancers = [r for r in ingress if r["FromPort"] == 80]
+    to_balancers = [r for r in ingress if r["GroupId"]["Fn::GetAtt"][0].startswith("Host")]
+    to_balancers = [r for r in to_balancers if "LoadBalancerSecurityGroup" in r["GroupId"]["Fn::GetAtt"][0]]
     assert len(to_balancers) == 2
     for rule in to_balancers:
+        assert (rule["FromPort"], rule["ToPort"]) == (443, 443)  # HTTPS only
         assert rule["SourceSecurityGroupId"]["Fn::GetAtt"][0].startswith("ClientSecurityGroup")
+
+
+def listeners(resources: dict) -> list[dict]:
+    return [r["Properties"] for r in of_type(resources, "AWS::ElasticLoadBalancingV2::Listener").values()]
+
+
+def gateway_function(synthesized) -> dict:
+    resources = synthesized.template(PROFILE, "Orchestration")["Resources"]
+    (function,) = [
+        r["Properties"]
+        for k, r in resources.items()
+        if r["Type"] == "AWS::Lambda::Function" and k.startswith("GatewayHandler")
+    ]
+    return function
+
+
+def gateway_config(synthesized) -> str:
+    return json.dumps(gateway_function(synthesized)["Environment"]["Variables"]["GATEWAY_CONFIG"])
+
+
+def test_every_hop_to_a_host_is_https_to_a_name_the_certificate_covers(resources, settings, synthesized):
+    """Listeners: HTTPS on 443 with ELB's TLS 1.3/1.2 policy and the certificate for the hosts' names; the
+    gateway calls https://<host>.<domain>, a name of a private zone of the hosts' VPC that points at the
+    host's own load balancer, and trusts the profile's private CA for it."""
+    tls = settings.tls
+    found = listeners(resources)
+    assert len(found) == len(settings.hosts)
+    (certificate_id,) = of_type(resources, "AWS::CertificateManager::Certificate")
+    certificate = resources[certificate_id]["Properties"]
+    # Each host by name, no wildcard (checkov CKV2_AWS_71): the key vouches for these hosts only.
+    names = sorted(f"{host.name}.{tls.domain}" for host in settings.hosts)
+    assert [certificate["DomainName"], *certificate["SubjectAlternativeNames"]] == names
+    assert certificate["CertificateAuthorityArn"] == tls.private_ca_arn
+    for listener in found:
+        assert (listener["Protocol"], listener["Port"]) == ("HTTPS", 443)
+        assert listener["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+        assert listener["Certificates"] == [{"CertificateArn": {"Ref": certificate_id}}]
+    (zone,) = of_type(resources, "AWS::Route53::HostedZone").values()
+    assert zone["Properties"]["Name"] == f"{tls.domain}."
+    assert zone["Properties"]["VPCs"] == [{"VPCId": {"Ref": "NetworkVpc7FB7348F"}, "VPCRegion": "us-east-1"}]
+    records = {
+        r["Properties"]["Name"]: r["Properties"]
+        for r in of_type(resources, "AWS::Route53::RecordSet").values()
+    }
+    config = gateway_config(synthesized)
+    for host in settings.hosts:
+        name = f"{host.name}.{tls.domain}"
+        record = records[f"{name}."]
+        balancer = record["AliasTarget"]["HostedZoneId"]["Fn::GetAtt"][0]
+        assert balancer.startswith(f"Host{host.name.replace('-', '')}LoadBalancer")
+        assert f'\\"url\\":\\"https://{name}\\"' in config
+    assert config.count(f'\\"trust_ca\\":\\"{tls.private_ca_arn}\\"') == len(settings.hosts)
+    assert "http://" not in config
+
+
+def hosting_variant(tmp_path, name: str, tls: dict) -> dict:
+    """The self-hosted profile's hosting stack with another hosting.tls."""
+    from genai_stack.config import HostTls
+    from genai_stack.stage import ProfileStacks
+    from tests.conftest import cdk_app
+
+    profile = load_profile(PROFILE)
+    hosting = profile.hosting.model_copy(update={"tls": HostTls.model_validate(tls)})
+    profile = profile.model_copy(update={"hosting": hosting})
+    app = cdk_app(tmp_path)
+    stacks = ProfileStacks(app, name, profile=profile)
+    assembly = app.synth()
+    return {
+        "hosting": assembly.get_stack_artifact(stacks.hosting.artifact_id).template["Resources"],
+        "orchestration": assembly.get_stack_artifact(stacks.orchestration.artifact_id).template["Resources"],
+    }
+
+
+def test_a_public_certificate_is_validated_in_the_public_zone_and_trusted_without_a_private_ca(tmp_path):
+    variant = hosting_variant(
+        tmp_path, "public-cert", {"domain": "models.example.com", "public_zone_id": "Z0123456789ABCDEFGHIJ"}
+    )
+    resources = variant["hosting"]
+    (certificate,) = of_type(resources, "AWS::CertificateManager::Certificate").values()
+    names = ["llama-neuron.models.example.com", "mistral-gpu.models.example.com"]
+    assert [
+        certificate["Properties"]["DomainName"],
+        *certificate["Properties"]["SubjectAlternativeNames"],
+    ] == names
+    assert certificate["Properties"]["ValidationMethod"] == "DNS"
+    assert certificate["Properties"]["DomainValidationOptions"] == [
+        {"DomainName": name, "HostedZoneId": "Z0123456789ABCDEFGHIJ"} for name in names
+    ]
+    assert "acm-pca" not in service_names(resources)  # nothing to read: public CAs are trusted
+    assert all(listener["Protocol"] == "HTTPS" for listener in listeners(resources))
+    gateway = json.dumps(variant["orchestration"])
+    assert "trust_ca" not in gateway
+    assert "acm-pca:" not in gateway
+
+
+def test_plain_http_only_with_the_profiles_reason_which_the_listener_carries(tmp_path):
+    from genai_stack.components.model_host_fleet import PLAINTEXT_REASON
+
+    reason = "lab account: no domain of our own yet"
+    variant = hosting_variant(tmp_path, "plaintext", {"allow_plaintext": True, "reason": reason})
+    resources = variant["hosting"]
+    assert not of_type(resources, "AWS::CertificateManager::Certificate")
+    assert not of_type(resources, "AWS::Route53::HostedZone")
+    http = {k: r for k, r in of_type(resources, "AWS::ElasticLoadBalancingV2::Listener").items()}
+    assert len(http) == 2
+    for logical_id, listener in http.items():
+        assert "LoadBalancerHttp" in logical_id  # 0.1's construct ID: an unchanged listener on upgrade
+        assert (listener["Properties"]["Protocol"], listener["Properties"]["Port"]) == ("HTTP", 80)
+        assert listener["Metadata"][PLAINTEXT_REASON] == reason
+        assert {s["id"] for s in listener["Metadata"]["checkov"]["skip"]} == {"CKV_AWS_2", "CKV_AWS_103"}
+    assert '\\"url\\":\\"http://' in json.dumps(variant["orchestration"])
+    # `genai-stack plan` shows each plain hop with the profile's reason.
+    from genai_stack.cli.plan import host_hops
+
+    hops = host_hops({"plaintext-hosting": {"Resources": resources}})
+    assert [(h["protocol"], h["port"], h["plaintext_reason"]) for h in hops] == [("HTTP", 80, reason)] * 2
+
+
+def test_plan_shows_every_hop_to_the_hosts_as_https(synthesized):
+    from genai_stack.cli.plan import host_hops
+
+    hops = host_hops(synthesized.templates[PROFILE])
+    assert [(h["protocol"], h["port"], h["ssl_policy"]) for h in hops] == [
+        ("HTTPS", 443, "ELBSecurityPolicy-TLS13-1-2-2021-06")
+    ] * 2
 
 
 def test_health_checks_scaling_and_off_hours(resources, settings):
@@ -283,15 +411,8 @@ def test_detailed_monitoring_is_off(resources):
 
 
 def test_the_gateway_runs_in_the_vpc_and_calls_the_hosts(synthesized):
-    resources = synthesized.template(PROFILE, "Orchestration")["Resources"]
-    (function,) = [
-        r["Properties"]
-        for k, r in resources.items()
-        if r["Type"] == "AWS::Lambda::Function" and k.startswith("GatewayHandler")
-    ]
-    assert function["VpcConfig"]["SecurityGroupIds"]
-    config = json.dumps(function["Environment"]["Variables"]["GATEWAY_CONFIG"])
-    assert config.count('\\"kind\\":\\"openai_http\\"') == 2
+    assert gateway_function(synthesized)["VpcConfig"]["SecurityGroupIds"]
+    assert gateway_config(synthesized).count('\\"kind\\":\\"openai_http\\"') == 2
 
 
 def test_the_default_security_group_is_emptied_and_balancers_log_access(resources):

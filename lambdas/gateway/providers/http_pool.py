@@ -28,9 +28,12 @@ time. At most `max_idle_per_host` idle connections are kept per (scheme, host, p
 open at once under concurrency and are closed instead of kept.
 
 TLS: one `ssl.SSLContext` per pool, made once, with default verification (certificate chain and
-host name). The internal ALB listener is plain HTTP today (stacks/components/model_host_fleet.py,
-port 80); when it gets an HTTPS listener with a certificate from a private CA, pass that CA's bundle
-as `ca_file` (`shared_pool(ca_file=...)`); no gateway setting carries one yet.
+host name). The hosts' internal load balancers serve HTTPS for `<host>.<domain>`
+(stacks/components/host_names.py). With a certificate from an AWS Private CA (target `trust_ca`), the
+pool trusts that CA only: `ca_data` returns its PEM certificates, read once with
+GetCertificateAuthorityCertificate (`PrivateCaTrust`); until that read succeeds, connecting fails
+with TrustUnavailable (an OSError: the target is unreachable, the router falls back) and the next
+connection tries again.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from ..deadline import CONNECT_TIMEOUT_SECONDS
@@ -61,6 +65,25 @@ STALE = (
 )
 
 Key = tuple[str, str, int]
+
+
+class TrustUnavailable(OSError):
+    """The CA to verify an HTTPS hop with could not be read: nothing is sent unverified."""
+
+
+@dataclass(frozen=True)
+class PrivateCaTrust:
+    """The PEM certificate and chain of an AWS Private CA (acm-pca GetCertificateAuthorityCertificate:
+    `Certificate`, and `CertificateChain` unless the CA is a root;
+    https://docs.aws.amazon.com/privateca/latest/APIReference/API_GetCertificateAuthorityCertificate.html).
+    `client()` returns an acm-pca client."""
+
+    client: Callable[[], Any]
+    arn: str
+
+    def __call__(self) -> str:
+        answer = self.client().get_certificate_authority_certificate(CertificateAuthorityArn=self.arn)
+        return "\n".join(filter(None, (answer["Certificate"], answer.get("CertificateChain"))))
 
 
 @dataclass(frozen=True)
@@ -92,6 +115,7 @@ class HttpPool:
     max_idle_per_host: int = MAX_IDLE_PER_HOST
     max_idle_seconds: float = MAX_IDLE_SECONDS
     ca_file: str | None = None  # a private CA's PEM bundle for an HTTPS hop (default: system CAs)
+    ca_data: Callable[[], str] | None = field(default=None, repr=False)  # or its PEM text, read on first use
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
     stats: PoolStats = field(default_factory=PoolStats)
 
@@ -104,10 +128,17 @@ class HttpPool:
 
     # -- connections -------------------------------------------------------------------------
     def ssl_context(self) -> ssl.SSLContext:
-        """Made once per pool: default verification, the private CA bundle if one is given."""
+        """Made once per pool: default verification, the private CA bundle if one is given (then
+        only that CA is trusted: `create_default_context` loads the system CAs only without one)."""
         with self._lock:
             if self._ssl is None:
-                self._ssl = ssl.create_default_context(cafile=self.ca_file)
+                cadata = None
+                if self.ca_data is not None:
+                    try:
+                        cadata = self.ca_data()
+                    except Exception as error:  # any failure to read the CA: no trust, no connection
+                        raise TrustUnavailable(f"the trusted CA could not be read ({error!r})") from None
+                self._ssl = ssl.create_default_context(cafile=self.ca_file, cadata=cadata)
             return self._ssl
 
     def _open(self, key: Key, timeout: float) -> http.client.HTTPConnection:
@@ -319,3 +350,16 @@ def _looks_alive(connection: http.client.HTTPConnection) -> bool:
 def shared_pool(ca_file: str | None = None) -> HttpPool:
     """One pool per process (per CA bundle): made on first use, kept for a warm Lambda's life."""
     return HttpPool(ca_file=ca_file)
+
+
+_TRUSTING: dict[str, HttpPool] = {}
+_TRUSTING_LOCK = threading.Lock()
+
+
+def trusting_pool(trust: PrivateCaTrust) -> HttpPool:
+    """One pool per process per private CA: its CA is read once, on the pool's first connection."""
+    with _TRUSTING_LOCK:
+        pool = _TRUSTING.get(trust.arn)
+        if pool is None:
+            pool = _TRUSTING[trust.arn] = HttpPool(ca_data=trust)
+        return pool

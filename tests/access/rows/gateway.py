@@ -25,6 +25,10 @@ Calls (file: line of the call):
 - s3 PutObject (images.py ImageStore.put) under gateway-images/ in the data bucket, SSE-KMS:
   kms:GenerateDataKey through S3; the pre-signed GET URL acts as the role (s3:GetObject, kms:Decrypt
   through S3), so GetObject is a row too (no boto3 call: the URL's holder makes it).
+- acm-pca GetCertificateAuthorityCertificate (providers/http_pool.py PrivateCaTrust, once per cold
+  start per CA): acm-pca:GetCertificateAuthorityCertificate on the CA an HTTPS self-hosted target
+  trusts (`trust_ca`), arn:${Partition}:acm-pca:${Region}:${Account}:certificate-authority/${CertificateAuthorityId}
+  (Service Authorization Reference, AWS Private Certificate Authority).
 """
 
 from __future__ import annotations
@@ -55,8 +59,10 @@ APIS = frozenset(
         "dynamodb.PutItem",
         "bedrock-agent-runtime.Retrieve",
         "s3.PutObject",
+        "acm-pca.GetCertificateAuthorityCertificate",
     }
 )
+ANOTHER_CA = "certificate-authority/11111111-2222-4333-8444-555555555555"
 ANOTHER_MODEL = "amazon.nova-pro-v1:0"  # a model no built-in profile's gateway uses
 ANOTHER_APP_PROFILE = "application-inference-profile/anotherprof1"  # e.g. another profile's
 
@@ -216,6 +222,26 @@ def rows(function: Function, deployment: Deployment) -> list[Call]:
         )
 
     result += image_rows(settings, deployment, rail)
+
+    trusted = sorted({t.trust_ca for targets in settings.chat.values() for t in targets if t.trust_ca})
+    for authority in trusted:
+        result.append(
+            Call(
+                "acm-pca:GetCertificateAuthorityCertificate",
+                authority,
+                "the CA the hosts' HTTPS certificates come from, read to verify them (http_pool.py PrivateCaTrust)",
+                api="acm-pca.GetCertificateAuthorityCertificate",
+            )
+        )
+    if trusted:
+        result.append(
+            Call(
+                "acm-pca:GetCertificateAuthorityCertificate",
+                deployment.arn("acm-pca", ANOTHER_CA),
+                "no other CA",
+                expect="deny",
+            )
+        )
 
     for name, knowledge_base_id in sorted(settings.knowledge_bases.items()):
         result.append(

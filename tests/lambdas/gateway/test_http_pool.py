@@ -222,3 +222,97 @@ def test_tls_verifies_the_server_certificate_by_default(certificate, pool):
             target.chat(REQUEST, deadline=deadline())
         assert server.handshakes == 0
     assert HttpPool().ssl_context().verify_mode == ssl.CERT_REQUIRED
+
+
+# -- a private CA's certificate, read from AWS Private CA ------------------------------------------
+
+CA_ARN = "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+
+
+def acm_pca(*answers):
+    """An acm-pca client whose GetCertificateAuthorityCertificate answers `answers` in turn (a PEM
+    string, or an error code); a call beyond them fails the Stubber."""
+    import boto3
+    from botocore.stub import Stubber
+
+    client = boto3.client(
+        "acm-pca", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    stubber = Stubber(client)
+    for answer in answers:
+        if answer.startswith("-----BEGIN"):
+            stubber.add_response(
+                "get_certificate_authority_certificate",
+                {"Certificate": answer},
+                {"CertificateAuthorityArn": CA_ARN},
+            )
+        else:
+            stubber.add_client_error("get_certificate_authority_certificate", service_error_code=answer)
+    stubber.activate()
+    return client, stubber
+
+
+def test_a_private_ca_is_read_once_and_verifies_the_hop(certificate):
+    from lambdas.gateway.providers.http_pool import PrivateCaTrust
+
+    client, stubber = acm_pca(certificate[0].read_text())
+    pool = HttpPool(ca_data=PrivateCaTrust(lambda: client, CA_ARN))
+    with upstream(certificate=certificate) as server:
+        target = OpenAIHttpChat(base_url=server.url, model="m", pool=pool)
+        for _ in range(3):
+            assert target.chat(REQUEST, deadline=deadline()).text == "Hi"
+        pool.close()  # a new connection (and handshake) still needs no second read
+        assert target.chat(REQUEST, deadline=deadline()).text == "Hi"
+        assert server.handshakes == 2
+    stubber.assert_no_pending_responses()
+
+
+def test_until_the_ca_can_be_read_nothing_is_sent_and_the_target_is_unreachable(certificate):
+    """A denied or failed read leaves the pool without trust: the request fails as a retryable
+    upstream error (the router falls back), no byte reaches the server, and the next request reads
+    the CA again."""
+    from lambdas.gateway.providers.http_pool import PrivateCaTrust
+
+    client, stubber = acm_pca("AccessDeniedException", certificate[0].read_text())
+    pool = HttpPool(ca_data=PrivateCaTrust(lambda: client, CA_ARN))
+    with upstream(certificate=certificate) as server:
+        target = OpenAIHttpChat(base_url=server.url, model="m", pool=pool)
+        with pytest.raises(ProviderError, match=r"trusted CA could not be read.*AccessDenied") as caught:
+            target.chat(REQUEST, deadline=deadline())
+        assert caught.value.retryable
+        assert (server.connections, server.handshakes) == (0, 0)
+        assert target.chat(REQUEST, deadline=deadline()).text == "Hi"
+    pool.close()
+    stubber.assert_no_pending_responses()
+
+
+def test_a_private_ca_is_the_only_ca_its_pool_trusts(certificate, tmp_path):
+    """Another certificate (here: another self-signed CA) is refused by a pool that trusts the CA."""
+    from lambdas.gateway.providers.http_pool import PrivateCaTrust
+
+    other = self_signed_certificate(tmp_path)
+    client, _ = acm_pca(certificate[0].read_text())
+    pool = HttpPool(ca_data=PrivateCaTrust(lambda: client, CA_ARN))
+    with upstream(certificate=other) as server:
+        target = OpenAIHttpChat(base_url=server.url, model="m", pool=pool)
+        with pytest.raises(ProviderError, match="CERTIFICATE_VERIFY_FAILED"):
+            target.chat(REQUEST, deadline=deadline())
+    pool.close()
+
+
+def test_the_gateway_gives_a_target_with_trust_ca_a_pool_that_trusts_that_ca(certificate):
+    from lambdas.gateway.config import Settings, build_gateway
+
+    client, _ = acm_pca(certificate[0].read_text())
+    with upstream(certificate=certificate) as server:
+        settings = Settings.model_validate(
+            {"chat": {"a": [{"kind": "openai_http", "url": server.url, "model": "m", "trust_ca": CA_ARN}]}}
+        )
+        gateway = build_gateway(settings, lambda service: {"acm-pca": client}[service])
+        (shaped,) = gateway.chat_routes["a"]
+        assert shaped.target.chat(REQUEST, deadline=deadline()).text == "Hi"
+        assert shaped.target.pool.ca_data.arn == CA_ARN
+    with pytest.raises(ValueError, match="trust_ca is for openai_http targets with an https:// url"):
+        Settings.model_validate(
+            {"chat": {"a": [{"kind": "openai_http", "url": "http://h", "model": "m", "trust_ca": CA_ARN}]}}
+        )
