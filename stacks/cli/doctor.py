@@ -407,17 +407,31 @@ def check_auto_scaling_role(iam: Any) -> list[Row]:
 ACM_RENEWAL_ACTIONS = frozenset({"IssueCertificate", "GetCertificate", "ListPermissions"})
 
 
-def check_private_ca(acm_pca: Any, *, arn: str, account: str) -> list[Row]:
+def check_private_ca(acm_pca: Any, *, arn: str, account: str, key_algorithm: str = "RSA_2048") -> list[Row]:
     """The AWS Private CA the hosts' certificate comes from (hosting.tls.private_ca_arn): ACM can issue
     a private certificate only from an ACTIVE CA (AWS Private CA user guide, "CA status"), and renews it
     only when a CA of the same account grants acm.amazonaws.com IssueCertificate, GetCertificate and
     ListPermissions (AWS Private CA API reference, "Permission"); a CA of another account needs a
-    resource-based policy, which only its owner can read."""
+    resource-based policy, which only its owner can read. The certificate's key (`key_algorithm`,
+    hosting.tls.private_key_algorithm) must be of the CA key's family, RSA or EC (ACM API reference,
+    RequestCertificate, KeyAlgorithm)."""
     check = "Private CA for the hosts' certificate"
     authority = acm_pca.describe_certificate_authority(CertificateAuthorityArn=arn)["CertificateAuthority"]
     status = authority.get("Status")
     if status != "ACTIVE":
         return [Row(check, "fail", f"{arn} is {status}: ACM issues certificates from an ACTIVE CA only")]
+    ca_key = authority.get("CertificateAuthorityConfiguration", {}).get("KeyAlgorithm", "")
+    if ca_key.split("_")[0] != key_algorithm.split("_")[0]:
+        return [
+            Row(
+                check,
+                "fail",
+                f"{arn} has a {ca_key} key; the hosts' certificate is requested with {key_algorithm}, and "
+                "ACM issues a private certificate only with a key of the CA's family: set "
+                "hosting.tls.private_key_algorithm to "
+                + ("RSA_2048" if ca_key.startswith("RSA") else "EC_prime256v1 or EC_secp384r1"),
+            )
+        ]
     if arn.split(":")[4] != account:
         return [
             Row(
@@ -732,7 +746,12 @@ def run_checks(profile: Profile, requirements: Requirements, clients: Clients) -
     if profile.hosting is not None and profile.hosting.tls and (ca := profile.hosting.tls.private_ca_arn):
         rows += _guarded(
             "Private CA for the hosts' certificate",
-            lambda: check_private_ca(clients.acm_pca, arn=ca, account=account),
+            lambda: check_private_ca(
+                clients.acm_pca,
+                arn=ca,
+                account=account,
+                key_algorithm=profile.hosting.tls.private_key_algorithm,
+            ),
         )
     if ec2 := ec2_vcpu_demand(profile):
         rows += _guarded("EC2 Auto Scaling role", lambda: check_auto_scaling_role(clients.iam))

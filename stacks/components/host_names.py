@@ -53,14 +53,14 @@ class HostNames(Construct):
             comment="genai-stack model hosts: names of their internal load balancers",
         )
         first, *others = sorted(self.name_of(host) for host in hosts)
+        names = {"domain_name": first, "subject_alternative_names": others or None}
         if tls.certificate_arn:
             self.certificate = acm.Certificate.from_certificate_arn(self, "Certificate", tls.certificate_arn)
         elif tls.public_zone_id:
             self.certificate = acm.Certificate(
                 self,
                 "Certificate",
-                domain_name=first,
-                subject_alternative_names=others or None,
+                **names,
                 validation=acm.CertificateValidation.from_dns(
                     route53.HostedZone.from_hosted_zone_id(self, "PublicZone", tls.public_zone_id)
                 ),
@@ -70,8 +70,8 @@ class HostNames(Construct):
             self.certificate = acm.PrivateCertificate(
                 self,
                 "Certificate",
-                domain_name=first,
-                subject_alternative_names=others or None,
+                **names,
+                key_algorithm=acm.KeyAlgorithm(tls.private_key_algorithm),
                 certificate_authority=acmpca.CertificateAuthority.from_certificate_authority_arn(
                     self, "Authority", tls.private_ca_arn
                 ),

@@ -121,13 +121,25 @@ class Profile(_Strict):
         Elastic Load Balancing, you must request or import the certificate in the same Region as your
         load balancer": ELB user guide, "SSL certificates for your Application Load Balancer")."""
         region = info.data.get("region")
-        arn = hosting.tls.certificate_arn if hosting is not None and hosting.tls else None
-        if arn and region and arn.split(":")[3] != region:
+        tls = hosting.tls if hosting is not None else None
+        if tls is None or region is None:
+            return hosting
+        if (arn := tls.certificate_arn) and arn.split(":")[3] != region:
             raise ValueError(
                 located(
                     "tls.certificate_arn",
                     f"is a certificate of {arn.split(':')[3]}; the load balancers in {region} take "
                     f"certificates of {region} only: request or import one there",
+                )
+            )
+        # Private CAs are regional ("AWS Private CA ... Regions": a CA serves its own region), and the
+        # gateway reads the CA's certificate through the acm-pca endpoint of the hosts' region.
+        if (arn := tls.private_ca_arn) and arn.split(":")[3] != region:
+            raise ValueError(
+                located(
+                    "tls.private_ca_arn",
+                    f"is a CA of {arn.split(':')[3]}; the hosts' certificate is issued in {region} and the "
+                    f"gateway reads the CA there: use a private CA of {region}",
                 )
             )
         return hosting

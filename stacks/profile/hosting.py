@@ -332,7 +332,7 @@ def _ami_problems(host: ModelHost, where: str, accelerator: str) -> list[str]:
 
 # A DNS name of lower-case labels (hosts are served as <host name>.<domain>). ACM takes a certificate's
 # first domain name up to 64 octets ("The first domain name you enter cannot exceed 64 octets, including
-# periods": ACM user guide, "Requesting a public certificate"); any host's name may be the first
+# periods": ACM API reference, RequestCertificate, DomainName); any host's name may be the first
 # (stacks/components/host_names.py), so each `<host name>.<domain>` is at most 64 (Hosting checks it).
 CERTIFICATE_NAME_LIMIT = 64
 _DOMAIN = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
@@ -361,6 +361,12 @@ class HostTls(_Strict):
         default=None, pattern=r"^Z[0-9A-Z]{1,31}$", description="a public Route 53 hosted zone of the domain"
     )
     private_ca_arn: str | None = Field(default=None, pattern=_PRIVATE_CA)
+    # A private certificate's key must be of the CA key's family, RSA or ECDSA ("the specified signing
+    # algorithm family (RSA or ECDSA) must match the algorithm family of the CA's secret key": ACM API
+    # reference, RequestCertificate, KeyAlgorithm); `genai-stack doctor` compares it with the CA's.
+    private_key_algorithm: Literal["RSA_2048", "EC_prime256v1", "EC_secp384r1"] = Field(
+        default="RSA_2048", description="with private_ca_arn: the certificate's key, of the CA key's family"
+    )
     allow_plaintext: bool = Field(default=False, description="plain HTTP to the hosts; needs a reason")
     reason: str | None = Field(default=None, min_length=10, max_length=500)
 
@@ -380,6 +386,10 @@ class HostTls(_Strict):
             return self
         if self.reason:
             raise ValueError(located("reason", "is set without allow_plaintext: true, where nothing uses it"))
+        if "private_key_algorithm" in self.model_fields_set and not self.private_ca_arn:
+            raise ValueError(
+                located("private_key_algorithm", "is set without private_ca_arn, where nothing uses it")
+            )
         if not self.domain:
             raise ValueError(
                 located(

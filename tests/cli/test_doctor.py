@@ -565,10 +565,20 @@ def test_doctor_has_help_with_an_example():
 CA = f"arn:aws:acm-pca:{REGION}:{ACCOUNT}:certificate-authority/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
 
 
-def describe_ca(stubs, status: str, arn: str = CA) -> None:
+def describe_ca(stubs, status: str, arn: str = CA, key: str = "RSA_2048") -> None:
     stubs["acm-pca"].add_response(
         "describe_certificate_authority",
-        {"CertificateAuthority": {"Arn": arn, "Status": status}},
+        {
+            "CertificateAuthority": {
+                "Arn": arn,
+                "Status": status,
+                "CertificateAuthorityConfiguration": {
+                    "KeyAlgorithm": key,
+                    "SigningAlgorithm": "SHA256WITHRSA" if key.startswith("RSA") else "SHA256WITHECDSA",
+                    "Subject": {"CommonName": "bank internal CA"},
+                },
+            }
+        },
         {"CertificateAuthorityArn": arn},
     )
 
@@ -605,6 +615,11 @@ def test_the_hosts_private_ca_must_be_active_and_let_acm_renew(stubs):
         {"CertificateAuthorityArn": CA},
     )
     assert statuses(doc.check_private_ca(acm_pca, arn=CA, account=ACCOUNT)) == ["ok"]
+
+    describe_ca(stubs, "ACTIVE", key="EC_prime256v1")  # an ECDSA CA, the default RSA certificate
+    (row,) = doc.check_private_ca(acm_pca, arn=CA, account=ACCOUNT)
+    assert row.status == "fail"
+    assert "set hosting.tls.private_key_algorithm to EC_prime256v1 or EC_secp384r1" in row.detail
 
     shared = CA.replace(ACCOUNT, "210987654321")
     describe_ca(stubs, "ACTIVE", shared)

@@ -333,6 +333,19 @@ def test_each_hosts_name_fits_a_certificate_and_the_certificate_is_of_the_region
     )
     message = error(tmp_path, {"hosts": [host()], "tls": {**TLS, "domain": "Models.Example.com"}})
     assert "hosting.tls.domain" in message
+    message = error(
+        tmp_path,
+        {
+            "hosts": [host()],
+            "tls": {
+                "domain": "m.example.com",
+                "private_ca_arn": PRIVATE_CA.replace("us-east-1", "eu-west-1"),
+            },
+        },
+    )
+    assert "hosting.tls.private_ca_arn: is a CA of eu-west-1" in message
+    message = error(tmp_path, {"hosts": [host()], "tls": {**TLS, "private_key_algorithm": "EC_prime256v1"}})
+    assert "hosting.tls.private_key_algorithm: is set without private_ca_arn" in message
     elsewhere = CERTIFICATE.replace("us-east-1", "eu-west-1")
     message = error(tmp_path, {"hosts": [host()], "tls": {**TLS, "certificate_arn": elsewhere}})
     assert (

@@ -221,6 +221,7 @@ def test_every_hop_to_a_host_is_https_to_a_name_the_certificate_covers(resources
     names = sorted(f"{host.name}.{tls.domain}" for host in settings.hosts)
     assert [certificate["DomainName"], *certificate["SubjectAlternativeNames"]] == names
     assert certificate["CertificateAuthorityArn"] == tls.private_ca_arn
+    assert certificate["KeyAlgorithm"] == "RSA_2048"  # of the CA key's family (doctor compares them)
     for listener in found:
         assert (listener["Protocol"], listener["Port"]) == ("HTTPS", 443)
         assert listener["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"

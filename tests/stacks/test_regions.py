@@ -136,6 +136,8 @@ def hong_kong_profile(tmp_path: Path):
     data = yaml.safe_load((REPO_ROOT / "profiles" / "self-hosted.yaml").read_text())
     data.update(name="hk-open-models", region="ap-east-1")
     data["hosting"]["hosts"] = [h for h in data["hosting"]["hosts"] if h["name"] == "mistral-gpu"]
+    tls = data["hosting"]["tls"]
+    tls["private_ca_arn"] = tls["private_ca_arn"].replace(":us-east-1:", ":ap-east-1:")  # a CA of the region
     del data["bedrock"], data["gateway"]
     path = tmp_path / "hk.yaml"
     path.write_text(yaml.safe_dump(data))
