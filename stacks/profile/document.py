@@ -119,29 +119,26 @@ class Profile(_Strict):
     def _certificate_in_region(cls, hosting: Hosting | None, info: ValidationInfo) -> Hosting | None:
         """A load balancer takes ACM certificates of its own region only ("To use a certificate with
         Elastic Load Balancing, you must request or import the certificate in the same Region as your
-        load balancer": ELB user guide, "SSL certificates for your Application Load Balancer")."""
+        load balancer": ELB user guide, "SSL certificates for your Application Load Balancer"). Private
+        CAs are regional too (AWS Private CA user guide, "Regions"), and the gateway reads the CA's
+        certificate through the acm-pca endpoint of the hosts' region."""
         region = info.data.get("region")
         tls = hosting.tls if hosting is not None else None
         if tls is None or region is None:
             return hosting
-        if (arn := tls.certificate_arn) and arn.split(":")[3] != region:
-            raise ValueError(
-                located(
-                    "tls.certificate_arn",
-                    f"is a certificate of {arn.split(':')[3]}; the load balancers in {region} take "
-                    f"certificates of {region} only: request or import one there",
+        for field, what, needs in (
+            ("certificate_arn", "a certificate", "the load balancers there take certificates of"),
+            ("private_ca_arn", "a CA", "the hosts' certificate is issued and its CA read in"),
+        ):
+            arn = getattr(tls, field)
+            if arn and (elsewhere := arn.split(":")[3]) != region:
+                raise ValueError(
+                    located(
+                        f"tls.{field}",
+                        f"is {what} of {elsewhere}, not of {region}: "
+                        f"{needs} {region} only; use one of {region}",
+                    )
                 )
-            )
-        # Private CAs are regional ("AWS Private CA ... Regions": a CA serves its own region), and the
-        # gateway reads the CA's certificate through the acm-pca endpoint of the hosts' region.
-        if (arn := tls.private_ca_arn) and arn.split(":")[3] != region:
-            raise ValueError(
-                located(
-                    "tls.private_ca_arn",
-                    f"is a CA of {arn.split(':')[3]}; the hosts' certificate is issued in {region} and the "
-                    f"gateway reads the CA there: use a private CA of {region}",
-                )
-            )
         return hosting
 
     @field_validator("inference")

@@ -343,12 +343,12 @@ def test_each_hosts_name_fits_a_certificate_and_the_certificate_is_of_the_region
             },
         },
     )
-    assert "hosting.tls.private_ca_arn: is a CA of eu-west-1" in message
+    assert "hosting.tls.private_ca_arn: is a CA of eu-west-1, not of us-east-1" in message
     message = error(tmp_path, {"hosts": [host()], "tls": {**TLS, "private_key_algorithm": "EC_prime256v1"}})
     assert "hosting.tls.private_key_algorithm: is set without private_ca_arn" in message
     elsewhere = CERTIFICATE.replace("us-east-1", "eu-west-1")
     message = error(tmp_path, {"hosts": [host()], "tls": {**TLS, "certificate_arn": elsewhere}})
     assert (
-        "hosting.tls.certificate_arn: is a certificate of eu-west-1; the load balancers in us-east-1 take "
-        "certificates of us-east-1 only" in message
+        "hosting.tls.certificate_arn: is a certificate of eu-west-1, not of us-east-1: the load balancers "
+        "there take certificates of us-east-1 only; use one of us-east-1" in message
     )
