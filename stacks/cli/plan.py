@@ -215,7 +215,8 @@ def plan(
     profile: ProfileArgument,
     json_output: JsonOption = False,
 ) -> None:
-    """What a profile deploys: stacks, resources by type, stateful resources, IAM roles, fixed cost.
+    """What a profile deploys: stacks, resources by type, stateful resources, IAM roles, the listeners
+    between the gateway and the model hosts (HTTPS, or plain HTTP with the profile's reason), fixed cost.
 
     [b]Examples[/]: genai-stack plan managed-api ; genai-stack plan my-team.yaml --json
     """
