@@ -36,9 +36,13 @@ class HostingStack(Stack):
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        # A gateway that trusts a private CA for these hosts reads the CA's certificate once per cold
-        # start (acm-pca GetCertificateAuthorityCertificate), through an endpoint in this VPC.
-        if gateway_endpoints and settings.tls and settings.tls.private_ca_arn:
+        tls = settings.tls
+        assert tls is not None  # the profile requires it
+        # The private CA the gateway trusts for these hosts' certificate (none with a public one).
+        self.trusted_ca_arn = tls.private_ca_arn
+        # That gateway reads the CA's certificate once per cold start (acm-pca
+        # GetCertificateAuthorityCertificate), through an endpoint in this VPC.
+        if gateway_endpoints and self.trusted_ca_arn:
             gateway_endpoints = (*gateway_endpoints, "PrivateCa")
         network = ModelNetwork(
             self,
@@ -54,8 +58,6 @@ class HostingStack(Stack):
             self, "ClientSecurityGroup", vpc=self.vpc, description="callers of the model hosts (the gateway)"
         )
         network.allow_from(self.client_security_group)
-        tls = settings.tls
-        assert tls is not None  # the profile requires it
         # HTTPS to every host (names and certificate from the profile), or plain HTTP with its reason.
         self.names = (
             None

@@ -52,8 +52,7 @@ def target_config(
         return {"kind": "sagemaker", "endpoint": endpoint, **limits}
     fleet = hosting.fleets[target.self_hosted]
     # The private CA the gateway trusts for this host's HTTPS certificate (hosting.tls.private_ca_arn).
-    ca = hosting.names.trusted_ca_arn if hosting.names else None
-    trust = {"trust_ca": ca} if ca else {}
+    trust = {"trust_ca": hosting.trusted_ca_arn} if hosting.trusted_ca_arn else {}
     return {"kind": "openai_http", "url": fleet.url, "model": fleet.host.model.name, **trust, **limits}
 
 
@@ -156,7 +155,7 @@ class OrchestrationStack(Stack):
                 hosting.vpc,
                 hosting.subnets,
                 hosting.client_security_group,
-                trusted_ca_arn=hosting.names.trusted_ca_arn if hosting.names else None,
+                trusted_ca_arn=hosting.trusted_ca_arn,
             )
         gateway = ModelGateway(
             self,

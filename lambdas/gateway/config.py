@@ -20,7 +20,7 @@ from .images import (
     ImageTarget,
 )
 from .providers.bedrock import BedrockChat, BedrockEmbeddings
-from .providers.http_pool import PrivateCaTrust, trusting_pool
+from .providers.http_pool import PrivateCaTrust, shared_pool
 from .providers.openai_format import OpenAIHttpChat, SageMakerChat
 from .retrieval import Retriever
 from .router import RetryPolicy
@@ -173,7 +173,7 @@ def build_gateway(settings: Settings, client: Callable[[str], Any]) -> Gateway:
                 base_url=target.url,
                 model=target.model,
                 pool=(
-                    trusting_pool(PrivateCaTrust(trust_client, target.trust_ca)) if target.trust_ca else None
+                    shared_pool(PrivateCaTrust(trust_client, target.trust_ca)) if target.trust_ca else None
                 ),
             ),
         )

@@ -36,7 +36,7 @@ class HostNames(Construct):
     - `private_ca_arn`: a private certificate issued here by that AWS Private CA; ACM renews it when
       the CA has granted acm.amazonaws.com IssueCertificate, GetCertificate and ListPermissions
       (AWS Private CA API reference, "Permission"; docs/profiles/self-hosted.md). The gateway trusts
-      this CA only for these hosts (`trusted_ca_arn`, lambdas/gateway/providers/http_pool.py)."""
+      this CA only for these hosts (HostingStack.trusted_ca_arn, lambdas/gateway/providers/http_pool.py)."""
 
     def __init__(
         self, scope: Construct, construct_id: str, *, tls: HostTls, vpc: ec2.IVpc, hosts: Sequence[str]
@@ -44,7 +44,6 @@ class HostNames(Construct):
         super().__init__(scope, construct_id)
         assert tls.domain is not None  # HostTls: a domain unless allow_plaintext
         self.domain = tls.domain
-        self.trusted_ca_arn = tls.private_ca_arn
         self.zone = route53.PrivateHostedZone(
             self,
             "Zone",

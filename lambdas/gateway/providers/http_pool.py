@@ -45,7 +45,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
@@ -346,20 +345,16 @@ def _looks_alive(connection: http.client.HTTPConnection) -> bool:
     return not readable
 
 
-@cache
-def shared_pool(ca_file: str | None = None) -> HttpPool:
-    """One pool per process (per CA bundle): made on first use, kept for a warm Lambda's life."""
-    return HttpPool(ca_file=ca_file)
+_SHARED: dict[str | None, HttpPool] = {}
+_SHARED_LOCK = threading.Lock()
 
 
-_TRUSTING: dict[str, HttpPool] = {}
-_TRUSTING_LOCK = threading.Lock()
-
-
-def trusting_pool(trust: PrivateCaTrust) -> HttpPool:
-    """One pool per process per private CA: its CA is read once, on the pool's first connection."""
-    with _TRUSTING_LOCK:
-        pool = _TRUSTING.get(trust.arn)
+def shared_pool(trust: PrivateCaTrust | None = None) -> HttpPool:
+    """One pool per process, made on first use and kept for a warm Lambda's life: the system CAs' pool,
+    and one per private CA (its CA read once, on that pool's first connection)."""
+    key = trust.arn if trust is not None else None
+    with _SHARED_LOCK:
+        pool = _SHARED.get(key)
         if pool is None:
-            pool = _TRUSTING[trust.arn] = HttpPool(ca_data=trust)
+            pool = _SHARED[key] = HttpPool(ca_data=trust)
         return pool
