@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 from aws_cdk import Stack
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -18,6 +19,7 @@ from genai_stack.components.cost_controls import GatewayCost
 from genai_stack.components.gateway_protection import GatewayProtection
 from genai_stack.components.model_access import ApplicationProfileRef
 from genai_stack.components.model_gateway import GatewayNetwork, ModelGateway, Tenant
+from genai_stack.components.model_network import ModelNetwork
 from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.config import Gateway, GatewayTarget
 from genai_stack.hosting_stack import HostingStack
@@ -127,6 +129,26 @@ def gateway_config(
     return config
 
 
+def own_network(
+    scope: Construct, settings: Gateway, encryption_key: kms.IKey, log_retention_days: int
+) -> GatewayNetwork:
+    """gateway.network: a private VPC for the function alone (no host endpoints), the interface
+    endpoints it calls open to its security group only. The group's outbound rules stay open: the VPC
+    has no route out but its endpoints (an existing VPC's routes are its owner's)."""
+    network = ModelNetwork(
+        scope,
+        "Network",
+        settings=settings.network,
+        encryption_key=encryption_key,
+        log_retention_days=log_retention_days,
+        gateway_endpoints=settings.vpc_endpoints,
+        hosts=False,
+    )
+    group = ec2.SecurityGroup(scope, "GatewaySecurityGroup", vpc=network.vpc, description="the model gateway")
+    network.allow_from(group)
+    return GatewayNetwork(network.vpc, network.private_subnets, group)
+
+
 class OrchestrationStack(Stack):
     def __init__(
         self,
@@ -157,6 +179,8 @@ class OrchestrationStack(Stack):
                 hosting.client_security_group,
                 trusted_ca_arn=hosting.trusted_ca_arn,
             )
+        elif settings.network is not None:
+            network = own_network(self, settings, encryption_key, log_retention_days)
         gateway = ModelGateway(
             self,
             "Gateway",

@@ -69,11 +69,12 @@ DIMENSIONS = "alias,service,target,tenant"  # the dimension set of the per-reque
 
 @dataclass(frozen=True)
 class GatewayNetwork:
-    """Where the function runs when it calls self-hosted models: the hosts' VPC, as their client."""
+    """Where the function runs in a VPC: the hosts' VPC, in the group their load balancers admit (with
+    self-hosted targets), or a VPC of its own (gateway.network)."""
 
     vpc: ec2.IVpc
     subnets: ec2.SubnetSelection
-    client_security_group: ec2.ISecurityGroup
+    security_group: ec2.ISecurityGroup
     # The AWS Private CA whose certificates the hosts' load balancers serve (hosting.tls.private_ca_arn).
     trusted_ca_arn: str | None = None
 
@@ -150,7 +151,7 @@ class ModelGateway(Construct):
             memory_size=1024,
             vpc=network.vpc if network else None,
             subnets=network.subnets if network else None,
-            security_groups=[network.client_security_group] if network else (),
+            security_groups=[network.security_group] if network else (),
         )
         role = self.handler.role
         role.add_managed_policy(access_policy)

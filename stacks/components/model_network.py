@@ -1,4 +1,5 @@
-"""ModelNetwork: the VPC the model hosts (and, with self-hosted targets, the gateway) run in."""
+"""ModelNetwork: a private VPC, the one the model hosts (and, with self-hosted targets, the gateway) run
+in, or the gateway's own (gateway.network)."""
 
 from __future__ import annotations
 
@@ -30,8 +31,10 @@ GATEWAY_ENDPOINTS = {"BedrockRuntime": E.BEDROCK_RUNTIME, "BedrockAgentRuntime":
 
 class ModelNetwork(Construct):
     """A new VPC with private subnets only (public subnets and NAT gateways only when
-    `nat_gateways` > 0), flow logs to a KMS-encrypted log group, and the endpoints above; or an
-    existing VPC from its id, subnets and zones (no synth-time lookup), to which nothing is added."""
+    `nat_gateways` > 0), flow logs to a KMS-encrypted log group, the S3 and DynamoDB gateway endpoints,
+    and interface endpoints: the hosts' (`hosts`: HOST_ENDPOINTS) and those of `gateway_endpoints`
+    (names of GATEWAY_ENDPOINTS); or an existing VPC from its id, subnets and zones (no synth-time
+    lookup), to which nothing is added."""
 
     def __init__(
         self,
@@ -42,6 +45,7 @@ class ModelNetwork(Construct):
         encryption_key: kms.IKey,
         log_retention_days: int,
         gateway_endpoints: Sequence[str] = (),
+        hosts: bool = True,
     ) -> None:
         super().__init__(scope, construct_id)
         self.created = settings.existing_vpc_id is None
@@ -92,7 +96,10 @@ class ModelNetwork(Construct):
         if provider is not None:
             handler = provider.node.find_child("Handler")
             compliance.skip_checkov(handler, *compliance.VPC_DEFAULT_SG_PROVIDER_CHECKOV_SKIPS)
-        endpoints = {**HOST_ENDPOINTS, **{name: GATEWAY_ENDPOINTS[name] for name in gateway_endpoints}}
+        endpoints = {
+            **(HOST_ENDPOINTS if hosts else {}),
+            **{name: GATEWAY_ENDPOINTS[name] for name in gateway_endpoints},
+        }
         # Closed by default (not open to the whole VPC CIDR): allow_from() opens them to each caller.
         self.endpoints = [
             self.vpc.add_interface_endpoint(

@@ -16,7 +16,7 @@ from genai_stack.catalog import (
 )
 from genai_stack.profile.bedrock import Bedrock
 from genai_stack.profile.common import Slug, VpcEndpointId, _Strict, located
-from genai_stack.profile.hosting import Hosting
+from genai_stack.profile.hosting import Hosting, Network
 
 # --------------------------------------------------------------------------------------------------
 # Lambda orchestration: the model gateway
@@ -169,6 +169,15 @@ class Gateway(_Strict):
         description="endpoint: private: the execute-api interface VPC endpoints (vpce-...) the callers "
         "use; the API is associated with each and its resource policy denies every other path",
     )
+    # The function that carries prompts in a private network of its own (managed-api, custom-model): a VPC
+    # with private subnets only, or an existing one. A gateway with self-hosted targets runs in the
+    # hosts' VPC (hosting.network) instead.
+    network: Network | None = Field(
+        default=None,
+        description="run the gateway function in a VPC of its own (private subnets, no internet route; "
+        "Bedrock and SageMaker runtime through interface endpoints, DynamoDB and S3 through gateway "
+        "endpoints) or in an existing one; with self-hosted targets it runs in the hosts' VPC",
+    )
     waf_rate_limit: int = Field(
         default=3000,
         ge=10,
@@ -182,9 +191,17 @@ class Gateway(_Strict):
         return any(t.self_hosted for targets in self.aliases.values() for t in targets)
 
     @property
+    def in_vpc(self) -> bool:
+        """The function runs in a VPC: the hosts' (self-hosted targets) or its own (`network`)."""
+        return self.uses_self_hosted or self.network is not None
+
+    @property
     def vpc_endpoints(self) -> tuple[str, ...]:
-        """The interface endpoints the gateway needs when it runs in the hosts' VPC (no NAT needed)."""
-        if not self.uses_self_hosted:
+        """The interface endpoints the function calls from its VPC, which has no route to the internet
+        (stacks/components/model_network.py). Not CloudWatch Logs: Lambda delivers a function's logs
+        itself, whatever the function's network. Not KMS: the function never calls it (the cache table,
+        the image store and the environment are decrypted by DynamoDB, S3 and Lambda)."""
+        if not self.in_vpc:
             return ()
         targets = [t for ts in self.aliases.values() for t in ts]
         wanted = {
@@ -233,6 +250,18 @@ class Gateway(_Strict):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(located("tenants", f"names {', '.join(duplicates)} more than once"))
+        return self
+
+    @model_validator(mode="after")
+    def _network(self) -> Gateway:
+        if self.network is not None and self.uses_self_hosted:
+            raise ValueError(
+                located(
+                    "network",
+                    "is set, but a gateway with self_hosted targets runs in the hosts' VPC: configure "
+                    "hosting.network instead",
+                )
+            )
         return self
 
     @model_validator(mode="after")

@@ -92,3 +92,50 @@ def test_the_bank_profile_is_private():
     gateway = load_profile("managed-api").gateway
     assert gateway.endpoint == "private"
     assert gateway.private_vpc_endpoint_ids
+
+
+def test_the_gateway_runs_in_a_vpc_of_its_own_when_the_profile_says_so(tmp_path):
+    assert load(tmp_path).network is None  # default: outside any VPC, as before
+    network = load(tmp_path, network={"cidr": "10.60.0.0/16"}).network
+    assert (network.cidr, network.max_azs, network.nat_gateways) == ("10.60.0.0/16", 2, 0)
+    existing = load(
+        tmp_path,
+        network={
+            "existing_vpc_id": "vpc-0123456789abcdef0",
+            "existing_private_subnet_ids": ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"],
+            "existing_availability_zones": ["us-east-1a", "us-east-1b"],
+        },
+    ).network
+    assert existing.existing_vpc_id == "vpc-0123456789abcdef0"
+    message = error(tmp_path, network={"existing_vpc_id": "vpc-0123456789abcdef0"})
+    assert (
+        "gateway.network.existing_private_subnet_ids: needs one private subnet per availability zone"
+        in message
+    )
+
+
+def test_a_gateway_with_self_hosted_targets_takes_the_hosts_network_not_its_own(tmp_path):
+    from tests.profiles.test_hosting_config import NEURON_HOST, TLS
+
+    path = tmp_path / "profile.yaml"
+    gateway = {
+        "aliases": {"chat": [{"self_hosted": "llama"}, {"bedrock": "amazon.nova-lite-v1:0"}]},
+        "tenants": [{"name": "app"}],
+        "network": {"cidr": "10.60.0.0/16"},
+    }
+    path.write_text(
+        yaml.safe_dump({**BASE, "hosting": {"hosts": [NEURON_HOST], "tls": TLS}, "gateway": gateway})
+    )
+    with pytest.raises(ProfileError) as caught:
+        load_profile(str(path))
+    assert (
+        "gateway.network: is set, but a gateway with self_hosted targets runs in the hosts' VPC: configure "
+        "hosting.network instead" in str(caught.value)
+    )
+
+
+def test_the_bank_profile_s_gateway_runs_in_its_own_vpc():
+    network = load_profile("managed-api").gateway.network
+    assert network is not None
+    assert network.nat_gateways == 0
+    assert network.existing_vpc_id is None

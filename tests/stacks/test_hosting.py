@@ -62,13 +62,10 @@ def test_the_vpc_is_private_with_one_nat_flow_logs_and_the_endpoints(resources, 
 def test_without_nat_no_subnet_has_a_route_to_the_internet(resources, settings):
     """The built-in self-hosted profile has no egress: no NAT, no internet gateway, no default route
     (the hosts' boot script installs nothing from the internet: test_model_host_user_data.py)."""
+    from tests.support.templates import ways_out_of_the_vpc
+
     assert settings.network.nat_gateways == 0
-    assert not of_type(resources, "AWS::EC2::InternetGateway")
-    assert not of_type(resources, "AWS::EC2::EgressOnlyInternetGateway")
-    routes = [r["Properties"] for r in of_type(resources, "AWS::EC2::Route").values()]
-    assert not [
-        r for r in routes if r.get("DestinationCidrBlock") == "0.0.0.0/0" or "DestinationIpv6CidrBlock" in r
-    ]
+    assert ways_out_of_the_vpc(resources) == []
 
 
 def test_interface_endpoints_admit_only_the_hosts_and_the_gateway(resources):

@@ -503,3 +503,54 @@ def test_chat_completions_streams_through_the_gateway_s_own_runtime_loop(resourc
     asset = synthesized.outdir / f"asset.{function['Metadata']['aws:asset:path'].removeprefix('asset.')}"
     script = asset / wrapper.removeprefix("/var/task/")
     assert script.stat().st_mode & 0o111
+
+
+def test_the_bank_s_gateway_function_runs_in_a_private_vpc_of_its_own(resources, gateway_settings):
+    """gateway.network (managed-api): the function that carries prompts runs in private subnets with no
+    way out of the VPC; it reaches Bedrock runtime and agent runtime (the knowledge base) through
+    interface endpoints open to its own security group only, the cache table and the image store through
+    the DynamoDB and S3 gateway endpoints. The key authorizer, which sees no prompt, stays outside."""
+    from tests.support.templates import ways_out_of_the_vpc
+
+    assert gateway_settings.network.nat_gateways == 0
+    assert len(of_type(resources, "AWS::EC2::VPC")) == 1
+    assert ways_out_of_the_vpc(resources) == []
+    assert len(of_type(resources, "AWS::EC2::FlowLog")) == 1
+    subnets = of_type(resources, "AWS::EC2::Subnet")
+    assert len(subnets) == 2
+    assert all(s["Properties"]["MapPublicIpOnLaunch"] is False for s in subnets.values())
+    functions = {k: r["Properties"] for k, r in of_type(resources, "AWS::Lambda::Function").items()}
+    (handler,) = [p for k, p in functions.items() if k.startswith("GatewayHandler")]
+    (authorizer,) = [p for k, p in functions.items() if k.startswith("GatewayAuthorizer")]
+    assert "VpcConfig" not in authorizer
+    (group,) = handler["VpcConfig"]["SecurityGroupIds"]
+    assert group["Fn::GetAtt"][0].startswith("GatewaySecurityGroup")
+    assert sorted(s["Ref"] for s in handler["VpcConfig"]["SubnetIds"]) == sorted(subnets)
+    endpoints = of_type(resources, "AWS::EC2::VPCEndpoint")
+    by_type: dict[str, set[str]] = {}
+    for endpoint in endpoints.values():
+        service = render(endpoint["Properties"]["ServiceName"]).rsplit(".", 1)[-1]
+        by_type.setdefault(endpoint["Properties"]["VpcEndpointType"], set()).add(service)
+    assert by_type == {
+        "Gateway": {"s3", "dynamodb"},
+        "Interface": {"bedrock-runtime", "bedrock-agent-runtime"},
+    }
+    # Each interface endpoint admits HTTPS from the gateway's group and nothing else.
+    ingress = [r["Properties"] for r in of_type(resources, "AWS::EC2::SecurityGroupIngress").values()]
+    assert len(ingress) == 2
+    for rule in ingress:
+        assert (rule["FromPort"], rule["ToPort"]) == (443, 443)
+        assert rule["SourceSecurityGroupId"]["Fn::GetAtt"][0] == group["Fn::GetAtt"][0]
+
+
+def test_the_gateway_calls_in_its_vpc_only_what_its_targets_need():
+    """One interface endpoint per AWS API the function calls (each is billed per hour and zone):
+    SageMaker runtime only with SageMaker targets, agent runtime only with knowledge bases."""
+    from genai_stack.config import Gateway, Network
+
+    gateway = load_profile("custom-model").gateway
+    assert gateway.vpc_endpoints == ()  # no network of its own: outside any VPC
+    in_vpc = Gateway.model_validate(
+        {**gateway.model_dump(exclude_unset=True), "network": Network().model_dump()}
+    )
+    assert in_vpc.vpc_endpoints == ("BedrockRuntime", "SageMakerRuntime")

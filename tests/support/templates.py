@@ -35,3 +35,19 @@ def references(node: object) -> set[str]:
         for value in node:
             found |= references(value)
     return found
+
+
+EGRESS_TYPES = ("AWS::EC2::InternetGateway", "AWS::EC2::EgressOnlyInternetGateway", "AWS::EC2::NatGateway")
+
+
+def ways_out_of_the_vpc(resources: dict) -> list[str]:
+    """Logical IDs of what would let a subnet reach beyond its VPC and endpoints: internet, egress-only
+    and NAT gateways, and routes to 0.0.0.0/0 or to an IPv6 destination."""
+
+    def leaves(resource: dict) -> bool:
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::EC2::Route":
+            return props.get("DestinationCidrBlock") == "0.0.0.0/0" or "DestinationIpv6CidrBlock" in props
+        return resource["Type"] in EGRESS_TYPES
+
+    return [logical_id for logical_id, resource in resources.items() if leaves(resource)]
