@@ -299,6 +299,9 @@ class BedrockCustomization(Construct):
                 sid="CreateTheCustomizationJob",
                 actions=["bedrock:CreateModelCustomizationJob", *(["bedrock:TagResource"] if tags else [])],
                 resources=[self.base_model_arn, custom_models, jobs],
+                # Exactly the pipeline's tags. The job carries them twice (JobTags, CustomModelTags),
+                # equal, so the condition holds whichever list AWS evaluates.
+                conditions=request_tags(tags),
             ),
             iam.PolicyStatement(
                 sid="WaitForTheCustomizationJob",
@@ -381,7 +384,13 @@ class BedrockCustomization(Construct):
             iam_action="bedrock:CreateProvisionedModelThroughput",
             iam_resources=[custom_models, self.base_model_arn],
             additional_iam_statements=(
-                [iam.PolicyStatement(actions=["bedrock:TagResource"], resources=[provisioned_models])]
+                [
+                    iam.PolicyStatement(
+                        actions=["bedrock:TagResource"],
+                        resources=[provisioned_models],
+                        conditions=request_tags(tags),
+                    )
+                ]
                 if tags
                 else None
             ),

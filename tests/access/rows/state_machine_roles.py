@@ -168,9 +168,13 @@ def _customization_job(deployment: Deployment, parameters: dict) -> list[Call]:
         "bedrock", f"custom-model/{parameters['BaseModelIdentifier'].rsplit('/', 1)[-1]}/abcd1234efgh"
     )
     base = parameters["BaseModelIdentifier"]
+    # The job is created with the pipeline's tags, as JobTags and as CustomModelTags (equal lists).
+    tags = _tags(parameters.get("JobTags", []))
+    assert tags == _tags(parameters.get("CustomModelTags", [])), "the job and the model carry the same tags"
+    requested = request_tag_context(tags)
     result = [
-        Call("bedrock:CreateModelCustomizationJob", base, f"{why}: the base model"),
-        Call("bedrock:CreateModelCustomizationJob", model, f"{why}: the new custom model"),
+        Call("bedrock:CreateModelCustomizationJob", base, f"{why}: the base model", context=requested),
+        Call("bedrock:CreateModelCustomizationJob", model, f"{why}: the new custom model", context=requested),
         Call("bedrock:GetModelCustomizationJob", job, f"{why}: waits for the job"),
         Call(
             "bedrock:StopModelCustomizationJob",
@@ -186,19 +190,28 @@ def _customization_job(deployment: Deployment, parameters: dict) -> list[Call]:
             expect="deny",
         ),
     ]
-    if parameters.get("JobTags"):
-        result.append(
+    if tags:
+        extra = request_tag_context({**tags, "owner": "someone-else"})
+        result += [
             Call(
                 "bedrock:StopModelCustomizationJob",
                 job,
                 "not a job without the pipeline's tags",
                 expect="deny",
-            )
-        )
-    if parameters.get("JobTags") or parameters.get("CustomModelTags"):
-        result += [
-            Call("bedrock:TagResource", job, f"{why}: JobTags (tagging)"),
-            Call("bedrock:TagResource", model, f"{why}: CustomModelTags (tagging)"),
+            ),
+            Call("bedrock:TagResource", job, f"{why}: JobTags (tagging)", context=requested),
+            Call("bedrock:TagResource", model, f"{why}: CustomModelTags (tagging)", context=requested),
+            Call(
+                "bedrock:CreateModelCustomizationJob", base, "not without the pipeline's tags", expect="deny"
+            ),
+            Call(
+                "bedrock:CreateModelCustomizationJob",
+                base,
+                "not with a tag of its own",
+                context=extra,
+                expect="deny",
+            ),
+            Call("bedrock:TagResource", job, "no tags but the pipeline's", context=extra, expect="deny"),
         ]
     key = parameters.get("CustomModelKmsKeyId")
     if key:
