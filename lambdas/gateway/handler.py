@@ -37,9 +37,10 @@ def aws_client(service: str) -> TimedClients:
     """The service's clients, one per timeout step; SDK retries off (the router retries in the deadline)."""
     # S3: Signature Version 4, which pre-signed URLs of SSE-KMS objects need (Amazon S3 API
     # reference, "Authenticating Requests (AWS Signature Version 4)"; lambdas/gateway/images.py).
-    # Virtual-hosted addressing gives the regional host (<bucket>.s3.<region>.amazonaws.com), which a
-    # bucket answers from its first minute (the global host may redirect a new bucket, and a
-    # redirected pre-signed request fails its signature).
+    # Virtual-hosted addressing gives the bucket's regional host (<bucket>.s3.<region>.amazonaws.com;
+    # in us-east-1 botocore writes <bucket>.s3.amazonaws.com, that region's own endpoint), which a
+    # bucket answers from its first minute (the global host may redirect a new bucket of another
+    # region, and a redirected pre-signed request fails its signature).
     extra = (
         Config(signature_version="s3v4", s3={"addressing_style": "virtual"}) if service == "s3" else Config()
     )

@@ -48,6 +48,8 @@ class Requirements:
     bootstrap_parameter: str
     ami_parameters: tuple[str, ...] = ()
     uses_model_monitor: bool = False
+    # Services of the interface endpoints the templates create (e.g. "bedrock-runtime").
+    interface_endpoints: tuple[str, ...] = ()
 
 
 @dataclass
@@ -124,8 +126,15 @@ def requirements_from(manifest: Mapping[str, Any], templates: Iterable[Mapping[s
                 properties.get("bootstrapStackVersionSsmParameter", "/cdk-bootstrap/hnb659fds/version")
             )
     bootstrap_parameter = sorted(parameters)[0] if parameters else "/cdk-bootstrap/hnb659fds/version"
-    ami, monitor = set(), False
+    ami, monitor, endpoints = set(), False, set()
     for template in templates:
+        for resource in (template.get("Resources") or {}).values():
+            props = resource.get("Properties") or {}
+            if (
+                resource.get("Type") == "AWS::EC2::VPCEndpoint"
+                and props.get("VpcEndpointType") == "Interface"
+            ):
+                endpoints.add(_endpoint_service(props["ServiceName"]))
         for parameter in (template.get("Parameters") or {}).values():
             default = parameter.get("Default")
             if str(parameter.get("Type", "")).startswith(_SSM_PARAMETER_TYPE) and default not in parameters:
@@ -138,7 +147,15 @@ def requirements_from(manifest: Mapping[str, Any], templates: Iterable[Mapping[s
         bootstrap_parameter=bootstrap_parameter,
         ami_parameters=tuple(sorted(ami)),
         uses_model_monitor=monitor,
+        interface_endpoints=tuple(sorted(endpoints)),
     )
+
+
+def _endpoint_service(name: Any) -> str:
+    """com.amazonaws.<region>.<service> (a string, or a Join on AWS::Region) -> <service>."""
+    if isinstance(name, dict):
+        name = "".join(part if isinstance(part, str) else "<region>" for part in name["Fn::Join"][1])
+    return name.split(".", 3)[3]
 
 
 def requirements_of(profile_name: str) -> Requirements:
@@ -459,6 +476,72 @@ def check_private_ca(acm_pca: Any, *, arn: str, account: str, key_algorithm: str
     return [Row(check, "ok", f"{arn} is ACTIVE and lets ACM renew")]
 
 
+def pinned_zones(profile: Profile) -> list[str] | None:
+    """The zones of the profile's new VPCs when every one names them; None when one does not."""
+    networks = [
+        network
+        for network in (
+            profile.hosting.network if profile.hosting else None,
+            profile.gateway.network if profile.gateway else None,
+        )
+        if network is not None and network.existing_vpc_id is None
+    ]
+    if any(not network.availability_zones for network in networks):
+        return None
+    return sorted({zone for network in networks for zone in network.availability_zones})
+
+
+def check_endpoint_zones(
+    ec2: Any, *, services: Sequence[str], region: str, pinned: Sequence[str] | None
+) -> list[Row]:
+    """An interface endpoint is created in each of its VPC's subnets and fails in a zone its service
+    does not offer ("The VPC endpoint service ... does not support the availability zone of the
+    subnet"); DescribeVpcEndpointServices lists a service's zones by name for this account (EC2 API
+    reference). `pinned`: the zones the profile names (network.availability_zones), or None when a
+    VPC takes the first zones of Fn::GetAZs, whose order CloudFormation does not guarantee."""
+    check = "Interface endpoint zones"
+    names = [f"com.amazonaws.{region}.{service}" for service in services]
+    details = ec2.describe_vpc_endpoint_services(ServiceNames=names)["ServiceDetails"]
+    offered = {d["ServiceName"]: set(d.get("AvailabilityZones", [])) for d in details}
+    if absent := [name for name in names if name not in offered]:
+        return [Row(check, "fail", f"not offered in {region}: {', '.join(absent)}")]
+    everywhere = set.intersection(*offered.values())
+    if pinned is not None:
+        gaps = [
+            f"{name.rsplit('.', 1)[-1]} is not offered in {zone}"
+            for zone in pinned
+            for name in names
+            if zone not in offered[name]
+        ]
+        if gaps:
+            return [
+                Row(
+                    check,
+                    "fail",
+                    "; ".join(gaps) + f": pin network.availability_zones to zones of {sorted(everywhere)}",
+                )
+            ]
+        return [Row(check, "ok", f"{', '.join(pinned)} offer {', '.join(services)}")]
+    zones = {
+        zone["ZoneName"]
+        for zone in ec2.describe_availability_zones(
+            Filters=[{"Name": "zone-type", "Values": ["availability-zone"]}]
+        )["AvailabilityZones"]
+        if zone.get("State") == "available"
+    }
+    if lacking := sorted(zones - everywhere):
+        return [
+            Row(
+                check,
+                "warn",
+                f"{', '.join(lacking)} lack one of {', '.join(services)}, and a VPC without "
+                "network.availability_zones takes the region's first zones in an order CloudFormation "
+                f"does not guarantee: pin network.availability_zones to two or more of {sorted(everywhere)}",
+            )
+        ]
+    return [Row(check, "ok", f"every zone of {region} offers {', '.join(services)}")]
+
+
 # EC2 On-Demand vCPU quotas by instance family (EC2 user guide, "Amazon EC2 instance quotas":
 # https://docs.aws.amazon.com/ec2/latest/instancetypes/ec2-instance-quotas.html; the codes are the
 # Service Quotas codes of those quotas, and GetServiceQuota returns the name, shown in the row).
@@ -753,6 +836,16 @@ def run_checks(profile: Profile, requirements: Requirements, clients: Clients) -
                 key_algorithm=profile.hosting.tls.private_key_algorithm,
             ),
         )
+    if requirements.interface_endpoints:
+        rows += _guarded(
+            "Interface endpoint zones",
+            lambda: check_endpoint_zones(
+                clients.ec2,
+                services=requirements.interface_endpoints,
+                region=region,
+                pinned=pinned_zones(profile),
+            ),
+        )
     if ec2 := ec2_vcpu_demand(profile):
         rows += _guarded("EC2 Auto Scaling role", lambda: check_auto_scaling_role(clients.iam))
         rows += _guarded("EC2 quotas", lambda: check_ec2_quotas(clients.service_quotas, demand=ec2))
@@ -781,8 +874,8 @@ def doctor(
 
     Checks (where the profile uses them): CDK bootstrap version, API Gateway's CloudWatch role, Bedrock
     model access and Marketplace subscriptions (Anthropic first-use form), invocation-logging owner,
-    Model Monitor availability, AMI parameters, the hosts' private CA, EC2 and SageMaker instance
-    quotas, cost-allocation tag.
+    Model Monitor availability, AMI parameters, the hosts' private CA, the zones of the interface
+    endpoints, EC2 and SageMaker instance quotas, cost-allocation tag.
 
     [b]Example[/]: AWS_PROFILE=prod genai-stack doctor managed-api
     """

@@ -80,7 +80,9 @@ class ModelNetwork(Construct):
             self,
             "Vpc",
             ip_addresses=ec2.IpAddresses.cidr(settings.cidr),
-            max_azs=settings.max_azs,
+            # The profile's zones by name, else the first max_azs of the region's (Fn::GetAZs).
+            availability_zones=settings.availability_zones or None,
+            max_azs=None if settings.availability_zones else settings.max_azs,
             nat_gateways=settings.nat_gateways,
             subnet_configuration=subnets,
             flow_logs={

@@ -141,6 +141,28 @@ class Profile(_Strict):
                 )
         return hosting
 
+    @model_validator(mode="after")
+    def _zones_in_region(self) -> Profile:
+        """A VPC's zones (network.availability_zones, existing_availability_zones) are the region's."""
+        networks = {
+            "hosting.network": self.hosting.network if self.hosting else None,
+            "gateway.network": self.gateway.network if self.gateway else None,
+        }
+        problems = [
+            located(
+                f"{where}.{field}",
+                f"{zone!r} is not a zone of {self.region}: use {self.region}a, {self.region}b, ...",
+            )
+            for where, network in networks.items()
+            if network is not None
+            for field in ("availability_zones", "existing_availability_zones")
+            for zone in getattr(network, field)
+            if zone[:-1] != self.region
+        ]
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
     @field_validator("inference")
     @classmethod
     def _inference_in_region(cls, inference: Inference | None, info: ValidationInfo) -> Inference | None:

@@ -59,11 +59,12 @@ def _describe(error: dict[str, Any]) -> str:
         for line in message.splitlines():
             match = _LOCATED.match(line)
             subpath, text = match.groups() if match else ("", line)
-            joined = (
-                _path(loc) + ("" if subpath.startswith("[") or not loc else ".") + subpath
-                if subpath
-                else _path(loc)
-            )
+            if not subpath:
+                joined = _path(loc)
+            elif not loc:  # a check of the whole profile about one of its fields
+                joined = subpath
+            else:
+                joined = _path(loc) + ("" if subpath.startswith("[") else ".") + subpath
             lines.append(f"{joined}: {text}")
         return "\n".join(lines)
     kind = error["type"]

@@ -269,12 +269,40 @@ class Network(_Strict):
 
     cidr: str = Field(default="10.40.0.0/16", pattern=r"^\d{1,3}(\.\d{1,3}){3}/(1[6-9]|2[0-4])$")
     max_azs: int = Field(default=2, ge=2, le=4)
+    # A new VPC's zones by name. Without them the subnets take the first `max_azs` of Fn::GetAZs, whose
+    # order "isn't guaranteed and can change when new Availability Zones are added" (CloudFormation,
+    # Fn::GetAZs), and an interface endpoint fails to create in a zone its service does not offer:
+    # `genai-stack doctor` names the zones that offer every endpoint the profile creates.
+    availability_zones: list[Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d[a-z]$")]] = Field(
+        default_factory=list,
+        max_length=4,
+        description="a new VPC's zones (e.g. [us-east-1a, us-east-1b]) in place of max_azs; genai-stack "
+        "doctor names the zones that offer every interface endpoint",
+    )
     nat_gateways: int = Field(default=0, ge=0, le=4, description="0: no internet egress at all")
     existing_vpc_id: str | None = Field(default=None, pattern=r"^vpc-[0-9a-f]{8,17}$")
     existing_private_subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = Field(
         default_factory=list
     )
     existing_availability_zones: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _zones(self) -> Network:
+        zones = self.availability_zones
+        if zones and self.existing_vpc_id:
+            raise ValueError(
+                located(
+                    "availability_zones",
+                    "is for a new VPC; an existing one takes existing_availability_zones",
+                )
+            )
+        if zones and "max_azs" in self.model_fields_set:
+            raise ValueError(
+                located("max_azs", "and availability_zones are both set: name the zones or count them")
+            )
+        if zones and (len(zones) < 2 or len(set(zones)) != len(zones)):
+            raise ValueError(located("availability_zones", "needs at least two different zones"))
+        return self
 
     @model_validator(mode="after")
     def _existing(self) -> Network:

@@ -626,3 +626,86 @@ def test_the_hosts_private_ca_must_be_active_and_let_acm_renew(stubs):
     (row,) = doc.check_private_ca(acm_pca, arn=shared, account=ACCOUNT)
     assert row.status == "warn"
     assert "another account" in row.detail
+
+
+def test_the_interface_endpoints_come_from_the_templates(synthesized):
+    """Every interface endpoint of a built-in profile's templates, by service (gateway endpoints are
+    route-table entries, not in any zone)."""
+    found = doc.requirements_from({}, synthesized.templates["managed-api"].values())
+    assert found.interface_endpoints == ("bedrock-agent-runtime", "bedrock-runtime")
+    hosts = doc.requirements_from({}, synthesized.templates["self-hosted"].values())
+    assert {"acm-pca", "bedrock-runtime", "ssm", "cloudformation"} <= set(hosts.interface_endpoints)
+    assert "s3" not in hosts.interface_endpoints
+
+
+def endpoint_services(stubs, offered: dict[str, list[str]]) -> None:
+    names = [f"com.amazonaws.{REGION}.{service}" for service in offered]
+    stubs["ec2"].add_response(
+        "describe_vpc_endpoint_services",
+        {
+            "ServiceDetails": [
+                {"ServiceName": n, "AvailabilityZones": z}
+                for n, z in zip(names, offered.values(), strict=True)
+            ]
+        },
+        {"ServiceNames": names},
+    )
+
+
+def test_interface_endpoints_must_be_offered_in_the_vpc_s_zones(stubs):
+    ec2 = stubs.client("ec2")
+    services = ("bedrock-agent-runtime", "bedrock-runtime")
+    offered = {
+        "bedrock-agent-runtime": ["us-east-1a", "us-east-1b", "us-east-1d"],
+        "bedrock-runtime": ["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d"],
+    }
+
+    endpoint_services(stubs, offered)  # pinned to zones that offer both
+    (row,) = doc.check_endpoint_zones(
+        ec2, services=services, region=REGION, pinned=["us-east-1a", "us-east-1b"]
+    )
+    assert row.status == "ok"
+
+    endpoint_services(stubs, offered)  # pinned to a zone agent runtime lacks
+    (row,) = doc.check_endpoint_zones(
+        ec2, services=services, region=REGION, pinned=["us-east-1a", "us-east-1c"]
+    )
+    assert row.status == "fail"
+    assert "bedrock-agent-runtime is not offered in us-east-1c" in row.detail
+    assert "['us-east-1a', 'us-east-1b', 'us-east-1d']" in row.detail
+
+    endpoint_services(stubs, offered)  # not pinned, and a zone of the region lacks one: warn
+    zones = [
+        {"ZoneName": z, "State": "available"}
+        for z in ("us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d")
+    ]
+    stubs["ec2"].add_response(
+        "describe_availability_zones",
+        {"AvailabilityZones": zones},
+        {"Filters": [{"Name": "zone-type", "Values": ["availability-zone"]}]},
+    )
+    (row,) = doc.check_endpoint_zones(ec2, services=services, region=REGION, pinned=None)
+    assert row.status == "warn"
+    assert row.detail.startswith("us-east-1c lack one of")
+    assert "pin network.availability_zones" in row.detail
+
+    stubs["ec2"].add_response(  # a service the region does not offer at all
+        "describe_vpc_endpoint_services",
+        {"ServiceDetails": []},
+        {"ServiceNames": [f"com.amazonaws.{REGION}.bedrock-runtime"]},
+    )
+    (row,) = doc.check_endpoint_zones(ec2, services=["bedrock-runtime"], region=REGION, pinned=None)
+    assert (row.status, row.detail) == (
+        "fail",
+        f"not offered in {REGION}: com.amazonaws.{REGION}.bedrock-runtime",
+    )
+
+
+def test_the_zones_are_pinned_only_when_every_new_vpc_names_them():
+    from genai_stack.config import Network
+
+    profile = load_profile("managed-api")
+    assert doc.pinned_zones(profile) is None  # the built-in profile leaves the order to Fn::GetAZs
+    pinned = Network(availability_zones=["us-east-1b", "us-east-1a"])
+    gateway = profile.gateway.model_copy(update={"network": pinned})
+    assert doc.pinned_zones(profile.model_copy(update={"gateway": gateway})) == ["us-east-1a", "us-east-1b"]

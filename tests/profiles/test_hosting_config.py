@@ -352,3 +352,46 @@ def test_each_hosts_name_fits_a_certificate_and_the_certificate_is_of_the_region
         "hosting.tls.certificate_arn: is a certificate of eu-west-1, not of us-east-1: the load balancers "
         "there take certificates of us-east-1 only; use one of us-east-1" in message
     )
+
+
+def test_a_new_vpc_may_name_its_zones_but_not_also_count_them(tmp_path):
+    network = load(
+        tmp_path, {"hosts": [host()], "network": {"availability_zones": ["us-east-1b", "us-east-1d"]}}
+    )
+    assert network.hosting.network.availability_zones == ["us-east-1b", "us-east-1d"]
+    both = {"availability_zones": ["us-east-1b", "us-east-1d"], "max_azs": 2}
+    assert "hosting.network.max_azs: and availability_zones are both set" in error(
+        tmp_path, {"hosts": [host()], "network": both}
+    )
+    one = {"availability_zones": ["us-east-1b"]}
+    assert "hosting.network.availability_zones: needs at least two different zones" in error(
+        tmp_path, {"hosts": [host()], "network": one}
+    )
+    elsewhere = {"availability_zones": ["us-east-1a", "eu-west-1b"]}
+    assert "hosting.network.availability_zones: 'eu-west-1b' is not a zone of us-east-1" in error(
+        tmp_path, {"hosts": [host()], "network": elsewhere}
+    )
+
+
+def test_named_zones_are_the_subnets_zones():
+    from aws_cdk import App, Stack
+    from aws_cdk import aws_kms as kms
+    from aws_cdk.assertions import Template
+
+    from genai_stack.components.model_network import ModelNetwork
+    from genai_stack.config import Network
+
+    stack = Stack(App(), "Zones", env={"account": "123456789012", "region": "us-east-1"})
+    ModelNetwork(
+        stack,
+        "Network",
+        settings=Network(availability_zones=["us-east-1b", "us-east-1d"]),
+        encryption_key=kms.Key(stack, "Key"),
+        log_retention_days=30,
+        hosts=False,
+    )
+    subnets = Template.from_stack(stack).find_resources("AWS::EC2::Subnet")
+    assert sorted(s["Properties"]["AvailabilityZone"] for s in subnets.values()) == [
+        "us-east-1b",
+        "us-east-1d",
+    ]
