@@ -6,6 +6,8 @@ opt-in per endpoint, `monitoring_schedule`, for accounts that already have it)."
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -17,7 +19,7 @@ from genai_stack.components.endpoint_layout import captures_data, data_capture_p
 from genai_stack.components.model_endpoint import VARIANT, ModelEndpoint
 from genai_stack.components.model_endpoint_role import ModelEndpointRole
 from genai_stack.components.monitoring import MonitoringHub
-from genai_stack.config import Inference, Training
+from genai_stack.config import PROFILE_TAG, Inference, Training
 from genai_stack.service_roles import endpoint_role
 
 
@@ -30,6 +32,7 @@ class InferenceStack(Stack):
         settings: Inference,
         profile_name: str,
         training: Training | None,
+        cost_tags: Mapping[str, str] | None = None,
         artifacts_bucket: s3.IBucket,
         encryption_key: kms.IKey,
         log_retention_days: int,
@@ -63,6 +66,8 @@ class InferenceStack(Stack):
                 log_retention_days=log_retention_days,
                 # A training pipeline deploys its approved versions to this endpoint.
                 approved_models=settings_.name in approved_models,
+                # The cost tag and the profile's own, on the configurations it makes for them.
+                tags={**(cost_tags or {}), PROFILE_TAG: profile_name},
             )
             endpoint.monitor(hub)
             self.endpoints[settings_.name] = endpoint

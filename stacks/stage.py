@@ -192,6 +192,7 @@ class ProfileStacks(Construct):
                 encryption_key=self.foundation.key,
                 log_retention_days=profile.foundation.log_retention_days,
                 hub=self.hub,
+                cost_tags={profile.cost_allocation.tag_key: profile.cost_allocation.tag_value},
             )
 
         self.training: TrainingStack | None = None

@@ -81,6 +81,7 @@ class TrainingStack(Stack):
                 deployments=deployments,
                 encryption_key=encryption_key,
                 log_retention_days=log_retention_days,
+                tags={**cost_tags, PROFILE_TAG: profile_name},
             ).monitor(hub)
         for job in settings.customizations:
             customization = BedrockCustomization(

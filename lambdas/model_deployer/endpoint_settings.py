@@ -8,9 +8,9 @@ version is served, a copy of the template's configuration serving that version
 endpoint without putting the initial model back. The resource runs only when the template's
 configuration is replaced (its name is a property); an unchanged template touches nothing.
 
-ResourceProperties: EndpointName, TemplateConfigName. Delete makes no call: the endpoint goes with its
-own resource, and the configurations made here are kept like the deployer's (earlier versions stay
-available for a manual rollback).
+ResourceProperties: EndpointName, TemplateConfigName, Tags (a mapping, put on the copies). Delete
+makes no call: the endpoint goes with its own resource, and the configurations made here are kept
+like the deployer's (earlier versions stay available for a manual rollback).
 Environment: none of its own; boto3 takes the Region from Lambda's AWS_REGION.
 """
 
@@ -34,6 +34,7 @@ class _Properties(BaseModel):
 
     endpoint: str = Field(alias="EndpointName", max_length=63, pattern=NAME)
     template: str = Field(alias="TemplateConfigName", max_length=63, pattern=NAME)
+    tags: dict[str, str] = Field(default_factory=dict, alias="Tags")
 
 
 class _Event(BaseModel):
@@ -56,6 +57,6 @@ def on_event(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.append_keys(endpoint=props.endpoint, request_type=request.request_type)
     if request.request_type == "Delete":
         return {"PhysicalResourceId": request.physical_id or props.endpoint}
-    name = config_for_settings(sagemaker(), props.endpoint, props.template)
+    name = config_for_settings(sagemaker(), props.endpoint, props.template, props.tags)
     logger.info("endpoint configuration chosen", extra={"template": props.template, "chosen": name})
     return {"PhysicalResourceId": props.endpoint, "Data": {"EndpointConfigName": name}}

@@ -65,6 +65,7 @@ class _Deployment(BaseModel):
     execution_role_arn: str = Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/\S+$")
     enable_network_isolation: bool = False
     environment: dict[str, str] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
 
 
 _DEPLOYMENTS = TypeAdapter(list[_Deployment])

@@ -73,6 +73,14 @@ class Deployment:
     execution_role_arn: str
     enable_network_isolation: bool = False
     environment: dict[str, str] = field(default_factory=dict)
+    # Put on every model and endpoint configuration created for it; the role may create only with them
+    # (aws:RequestTag, stacks/components/model_deployment.py).
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
+    """A request's `Tags` ([{"Key", "Value"}], SageMaker API reference, Tag)."""
+    return [{"Key": key, "Value": value} for key, value in sorted(tags.items())]
 
 
 def resource_name(endpoint_name: str, version: int, digest: str) -> str:
@@ -128,6 +136,8 @@ def model_request(name: str, deployment: Deployment, containers: list[dict[str, 
         "ExecutionRoleArn": deployment.execution_role_arn,
         "EnableNetworkIsolation": deployment.enable_network_isolation,
     }
+    if deployment.tags:
+        request["Tags"] = tag_list(deployment.tags)
     if len(containers) == 1:
         request["PrimaryContainer"] = containers[0]
     else:
@@ -149,18 +159,25 @@ def served_model(config: dict[str, Any]) -> str:
 
 
 def endpoint_config_request(
-    client: Any, base: dict[str, Any], model: str, endpoint_name: str, version: int
+    client: Any,
+    base: dict[str, Any],
+    model: str,
+    endpoint_name: str,
+    version: int,
+    tags: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """CreateEndpointConfig arguments: every setting of `base` (a DescribeEndpointConfig answer, see
     `copied_settings`), its variant serving `model`; captured JSON is stored as text. Named for
-    `version` and the content."""
+    `version` and the content, not the tags (a configuration made before it was tagged keeps its name),
+    which are added as `Tags`."""
     served_model(base)
     request = {key: copy.deepcopy(base[key]) for key in copied_settings(client) if key in base}
     request["ProductionVariants"][0]["ModelName"] = model
     capture = request.get("DataCaptureConfig")
     if capture and capture.get("EnableCapture", True) and not capture.get("CaptureContentTypeHeader"):
         capture["CaptureContentTypeHeader"] = copy.deepcopy(JSON_CAPTURE)
-    return {"EndpointConfigName": resource_name(endpoint_name, version, _digest(request)), **request}
+    name = resource_name(endpoint_name, version, _digest(request))
+    return {"EndpointConfigName": name, **request, **({"Tags": tag_list(tags)} if tags else {})}
 
 
 def latest_approved_package(client: Any, group: str) -> str | None:
@@ -213,7 +230,7 @@ def deploy(client: Any, deployment: Deployment, package_arn: str) -> dict[str, s
             f"(deploy it, then approve {package_arn} again or redrive this message)"
         )
     base = client.describe_endpoint_config(EndpointConfigName=current["EndpointConfigName"])
-    config = endpoint_config_request(client, base, model, deployment.endpoint_name, version)
+    config = endpoint_config_request(client, base, model, deployment.endpoint_name, version, deployment.tags)
     name = config["EndpointConfigName"]
     result = {"endpoint": deployment.endpoint_name, "model": model, "endpoint_config": name}
 
@@ -272,7 +289,9 @@ def deploy_each(
     return results, busy, failures
 
 
-def config_for_settings(client: Any, endpoint_name: str, template_config: str) -> str:
+def config_for_settings(
+    client: Any, endpoint_name: str, template_config: str, tags: dict[str, str] | None = None
+) -> str:
     """The configuration CloudFormation should give the endpoint for the template's `template_config`.
 
     While the endpoint does not exist or serves the inference stack's own model, that is the template's
@@ -298,7 +317,7 @@ def config_for_settings(client: Any, endpoint_name: str, template_config: str) -
     if version is None:
         return template_config
     template = client.describe_endpoint_config(EndpointConfigName=template_config)
-    request = endpoint_config_request(client, template, model, endpoint_name, version)
+    request = endpoint_config_request(client, template, model, endpoint_name, version, tags)
     _create_unless_exists(client.create_endpoint_config, request, "endpoint configuration")
     return request["EndpointConfigName"]
 

@@ -64,6 +64,7 @@ from genai_stack import compliance
 from genai_stack.compliance import Acknowledgement, CheckovSkip, nag_resource
 from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.components.python_function import PythonFunction
+from genai_stack.components.tag_conditions import request_tags, sagemaker_tag_on_create
 from genai_stack.components.training_pipeline import SAGEMAKER_NAME, sagemaker_arn
 
 # lambdas/model_deployer/handler.py names its entry point `handler`, not PythonFunction's `on_event`.
@@ -194,8 +195,12 @@ class ModelDeployment(Construct):
         deployments: Sequence[EndpointDeployment],
         encryption_key: kms.IKey,
         log_retention_days: int,
+        tags: Mapping[str, str] | None = None,
     ) -> None:
+        """`tags`: put on every model and endpoint configuration the deployer creates, which it may
+        create only with exactly them (aws:RequestTag, aws:TagKeys)."""
         super().__init__(scope, construct_id)
+        tags = dict(tags or {})
         if not deployments:
             raise ValueError("ModelDeployment needs at least one deployment")
         problems = [p for d in deployments for p in d.problems()]
@@ -242,7 +247,9 @@ class ModelDeployment(Construct):
             encryption_key=encryption_key,
             log_retention_days=log_retention_days,
             environment={
-                "DEPLOYMENTS": stack.to_json_string([d.as_environment_item() for d in deployments]),
+                "DEPLOYMENTS": stack.to_json_string(
+                    [{**d.as_environment_item(), "tags": tags} for d in deployments]
+                ),
                 "DEAD_LETTER_QUEUE_URL": self.dead_letters.queue_url,
             },
             timeout_seconds=int(FUNCTION_TIMEOUT.to_seconds()),
@@ -262,9 +269,29 @@ class ModelDeployment(Construct):
             iam.PolicyStatement(
                 sid="FindTheLatestVersion", actions=["sagemaker:ListModelPackages"], resources=["*"]
             ),
-            iam.PolicyStatement(sid="CreateModels", actions=["sagemaker:CreateModel"], resources=models),
             iam.PolicyStatement(
-                sid="CreateEndpointConfigs", actions=["sagemaker:CreateEndpointConfig"], resources=configs
+                sid="CreateModels",
+                actions=["sagemaker:CreateModel"],
+                resources=models,
+                conditions=request_tags(tags),
+            ),
+            iam.PolicyStatement(
+                sid="CreateEndpointConfigs",
+                actions=["sagemaker:CreateEndpointConfig"],
+                resources=configs,
+                conditions=request_tags(tags),
+            ),
+            *(
+                [
+                    sagemaker_tag_on_create(
+                        "TagModelsAndConfigsOnCreation",
+                        [*models, *configs],
+                        tags,
+                        ["CreateModel", "CreateEndpointConfig"],
+                    )
+                ]
+                if tags
+                else []
             ),
             iam.PolicyStatement(
                 sid="RollTheEndpoints",

@@ -52,6 +52,8 @@ lives in the foundation stack beside the bucket it grants access to.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aws_cdk import ArnFormat, Duration, Fn, Stack, TimeZone
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cw
@@ -83,6 +85,7 @@ from genai_stack.components.endpoint_layout import (
 from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.components.python_custom_resource import PythonCustomResource
 from genai_stack.components.python_function import encrypted_log_group
+from genai_stack.components.tag_conditions import request_tags, sagemaker_tag_on_create
 from genai_stack.config import InferenceEndpoint
 
 VARIANT = "AllTraffic"
@@ -133,8 +136,12 @@ class ModelEndpoint(Construct):
         log_retention_days: int,
         monitor_role: iam.IRole | None = None,
         approved_models: bool = False,
+        tags: Mapping[str, str] | None = None,
     ) -> None:
+        """`tags`: with `approved_models`, put on the endpoint configurations the approved-model custom
+        resource creates, which it may create only with exactly them."""
         super().__init__(scope, construct_id)
+        self.tags = dict(tags or {})
         check_names(settings, endpoint_name)
         if approved_models and settings.inference_components:
             # The profile refuses it too (stacks/profile/training.py training_problems), with the same reason.
@@ -312,6 +319,7 @@ class ModelEndpoint(Construct):
                 # A replaced template configuration (any settings change) has a new name: only then
                 # does the resource run.
                 "TemplateConfigName": self.endpoint_config.attr_endpoint_config_name,
+                "Tags": self.tags,
             },
             encryption_key=key,
             log_retention_days=log_retention_days,
@@ -327,7 +335,19 @@ class ModelEndpoint(Construct):
                 sid="ReadTheConfigs", actions=["sagemaker:DescribeEndpointConfig"], resources=[every_config]
             ),
             iam.PolicyStatement(
-                sid="CopyTheTemplateConfig", actions=["sagemaker:CreateEndpointConfig"], resources=[copies]
+                sid="CopyTheTemplateConfig",
+                actions=["sagemaker:CreateEndpointConfig"],
+                resources=[copies],
+                conditions=request_tags(self.tags),
+            ),
+            *(
+                [
+                    sagemaker_tag_on_create(
+                        "TagTheCopiesOnCreation", [copies], self.tags, ["CreateEndpointConfig"]
+                    )
+                ]
+                if self.tags
+                else []
             ),
             # CreateEndpointConfig with a KmsKeyId (volume, captured data): SageMaker uses the key
             # through grants the caller creates.

@@ -42,3 +42,24 @@ def tag_scoped(
         )
         for index, (key, value) in enumerate(sorted(tags.items()))
     ]
+
+
+def sagemaker_tag_on_create(
+    sid: str, resources: list[str], tags: Mapping[str, str], creating: list[str]
+) -> iam.PolicyStatement:
+    """sagemaker:AddTags for the tags a SageMaker create call carries (SageMaker authorizes a create's
+    Tags as AddTags too), only with exactly `tags` and only as part of the `creating` calls
+    (sagemaker:TaggingAction names the create operation; Service Authorization Reference, SageMaker AI):
+    no tagging of anything afterwards."""
+    created = request_tags(tags)
+    assert created is not None, "tag-on-create needs tags"
+    action = creating[0] if len(creating) == 1 else sorted(creating)
+    return iam.PolicyStatement(
+        sid=sid,
+        actions=["sagemaker:AddTags"],
+        resources=resources,
+        conditions={
+            **created,
+            "StringEquals": {**created["StringEquals"], "sagemaker:TaggingAction": action},
+        },
+    )

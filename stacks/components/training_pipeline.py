@@ -36,7 +36,7 @@ from genai_stack.catalog import image_uri
 from genai_stack.compliance import STATE_MACHINE_DELIVERY_AND_TRACING, Acknowledgement
 from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.components.python_function import PythonFunction, encrypted_log_group
-from genai_stack.components.tag_conditions import request_tags, tag_scoped
+from genai_stack.components.tag_conditions import request_tags, sagemaker_tag_on_create, tag_scoped
 from genai_stack.components.training_job_role import (
     checkpoint_prefix,
     nag_resource,
@@ -484,18 +484,7 @@ class TrainingPipeline(Construct):
                 resources=[jobs],
                 conditions=created,
             ),
-            iam.PolicyStatement(
-                sid="TagTheTrainingJobsOnCreation",
-                actions=["sagemaker:AddTags"],
-                resources=[jobs],
-                conditions={
-                    **created,
-                    "StringEquals": {
-                        **created["StringEquals"],
-                        "sagemaker:TaggingAction": "CreateTrainingJob",
-                    },
-                },
-            ),
+            sagemaker_tag_on_create("TagTheTrainingJobsOnCreation", [jobs], self.tags, ["CreateTrainingJob"]),
             *tag_scoped("StopTheTrainingJobs", ["sagemaker:StopTrainingJob"], [jobs], self.tags),
         ]
 

@@ -1168,3 +1168,30 @@ def test_a_rolled_back_rollout_raises_the_alarm_metric(monkeypatch, capsys, logs
     assert handler.handler(queues.poll(), LambdaContext()) == {"batchItemFailures": []}
     assert metrics_in(capsys.readouterr().out) == []
     assert queues.dead_lettered() == []
+
+
+TAGS = {"genai-stack:cost-center": "support", "genai-stack:profile": "custom-model"}
+
+
+def test_models_and_configurations_carry_the_deployment_s_tags_without_renaming_them():
+    """The role may create them only with exactly these tags (stacks/components/model_deployment.py);
+    a configuration's name does not depend on its tags, so one made before they were added is found
+    again by name (created once, then reused)."""
+    from botocore.validate import ParamValidator
+
+    tagged = make_deployment("chat-models", "chat", tags=TAGS)
+    containers = logic.model_containers(PACKAGE, tagged.environment)
+    model = logic.model_name(tagged, PACKAGE_ARN, 3, containers)
+    assert model == logic.model_name(STUB_DEPLOYMENT, PACKAGE_ARN, 3, containers)  # tags do not rename
+    request = logic.model_request(model, tagged, containers)
+    expected = [{"Key": k, "Value": v} for k, v in sorted(TAGS.items())]
+    assert request["Tags"] == expected
+    config = logic.endpoint_config_request(_client(), LIVE_CONFIG, model, "chat", 3, TAGS)
+    untagged = logic.endpoint_config_request(_client(), LIVE_CONFIG, model, "chat", 3)
+    assert config["Tags"] == expected
+    assert "Tags" not in untagged
+    assert config["EndpointConfigName"] == untagged["EndpointConfigName"]
+    shapes = _client().meta.service_model
+    for operation, params in (("CreateEndpointConfig", config), ("CreateModel", request)):
+        report = ParamValidator().validate(params, shapes.operation_model(operation).input_shape)
+        assert not report.has_errors(), report.generate_report()

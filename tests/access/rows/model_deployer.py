@@ -14,6 +14,9 @@ type ("*"): https://docs.aws.amazon.com/service-authorization/latest/reference/l
 CreateModel passes ExecutionRoleArn: iam:PassRole with iam:PassedToService sagemaker.amazonaws.com
 ("SageMaker AI roles": https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html).
 SQS queue ARN: arn:${Partition}:sqs:${Region}:${Account}:${QueueName} (Service Authorization Reference, SQS).
+Models and configurations are created with the deployment's tags (DEPLOYMENTS `tags`; the custom
+resource's `Tags` property): the create carries them (aws:RequestTag, aws:TagKeys) and SageMaker
+authorizes them as sagemaker:AddTags with sagemaker:TaggingAction naming the create.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import json
 
 from lambdas.model_deployer.logic import resource_name
 from tests.access.deployment import Deployment, Function
-from tests.access.rows import Call
+from tests.access.rows import Call, request_tag_context
 from tests.access.rows.lambda_runtime import queue_rows
 
 PACKAGE = "model_deployer"
@@ -60,7 +63,35 @@ def _template_configs(deployment: Deployment, endpoint: str) -> list[str]:
     return names
 
 
-def _config_rows(deployment: Deployment, endpoint: str, api: str) -> list[Call]:
+def _tagged_create_rows(action: str, resource: str, tags: dict[str, str], why: str, api: str) -> list[Call]:
+    """A create with `tags`, its tag-on-create, and the same create refused without them or with more."""
+    requested = request_tag_context(tags)
+    operation = action.split(":", 1)[1]
+    rows = [Call(action, resource, why, context=requested, api=api)]
+    if tags:
+        extra = request_tag_context({**tags, "owner": "someone-else"})
+        rows += [
+            Call(
+                "sagemaker:AddTags",
+                resource,
+                f"{why}: its Tags (tag-on-create)",
+                context={**requested, "sagemaker:TaggingAction": operation},
+                api=api,
+            ),
+            Call(action, resource, "not without the deployment's tags", expect="deny"),
+            Call(action, resource, "not with a tag of its own", context=extra, expect="deny"),
+            Call(
+                "sagemaker:AddTags",
+                resource,
+                "no tagging outside the create",
+                context={**requested, "sagemaker:TaggingAction": "AddTags"},
+                expect="deny",
+            ),
+        ]
+    return rows
+
+
+def _config_rows(deployment: Deployment, endpoint: str, api: str, tags: dict[str, str]) -> list[Call]:
     versioned = resource_name(endpoint, 3, DIGEST)
     return [
         Call(
@@ -84,11 +115,12 @@ def _config_rows(deployment: Deployment, endpoint: str, api: str) -> list[Call]:
             )
             for name in _template_configs(deployment, endpoint)
         ],
-        Call(
+        *_tagged_create_rows(
             "sagemaker:CreateEndpointConfig",
             _sagemaker(deployment, f"endpoint-config/{versioned}"),
+            tags,
             "logic.py endpoint_config_request",
-            api=api,
+            api,
         ),
         Call(
             "sagemaker:CreateEndpointConfig",
@@ -110,7 +142,8 @@ def rows(function: Function, deployment: Deployment) -> list[Call]:
             path = resource.get("Metadata", {}).get("aws:cdk:path", "")
             if resource["Type"] == "Custom::ApprovedModelEndpointConfig" and path.startswith(owner):
                 endpoint = deployment.resolver.resolve(function.stack, resource["Properties"]["EndpointName"])
-                result += _config_rows(deployment, endpoint, "sagemaker.CreateEndpointConfig")
+                tags = deployment.resolver.resolve(function.stack, resource["Properties"]["Tags"])
+                result += _config_rows(deployment, endpoint, "sagemaker.CreateEndpointConfig", tags)
         assert result, f"no Custom::ApprovedModelEndpointConfig beside {function.path}"
         return result
 
@@ -125,19 +158,20 @@ def rows(function: Function, deployment: Deployment) -> list[Call]:
     for item in json.loads(function.environment["DEPLOYMENTS"]):
         group, endpoint = item["model_package_group"], item["endpoint_name"]
         model = resource_name(endpoint, 3, DIGEST)
-        result += _config_rows(deployment, endpoint, "sagemaker.CreateEndpointConfig")
+        result += _config_rows(deployment, endpoint, "sagemaker.CreateEndpointConfig", item["tags"])
+        result += _tagged_create_rows(
+            "sagemaker:CreateModel",
+            _sagemaker(deployment, f"model/{model}"),
+            item["tags"],
+            "logic.py deploy",
+            "sagemaker.CreateModel",
+        )
         result += [
             Call(
                 "sagemaker:DescribeModelPackage",
                 _sagemaker(deployment, f"model-package/{group}/3"),
                 "logic.py deploy",
                 api="sagemaker.DescribeModelPackage",
-            ),
-            Call(
-                "sagemaker:CreateModel",
-                _sagemaker(deployment, f"model/{model}"),
-                "logic.py deploy",
-                api="sagemaker.CreateModel",
             ),
             Call(
                 "iam:PassRole",
