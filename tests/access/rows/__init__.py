@@ -154,3 +154,35 @@ SERVICE_PRINCIPAL_FAMILIES: tuple[str, ...] = ("topic_publishers",)
 # Roles that have no rows yet, by construct path (metadata aws:cdk:path). The coverage test fails
 # for a role without rows that is not listed here, and for a listed role that now has rows.
 ROLES_AWAITING_ROWS: frozenset[str] = frozenset()
+
+
+def sagemaker_tagged_create(
+    action: str, resource: str, tags: Mapping[str, str], why: str, api: str | None = None
+) -> list[Call]:
+    """A SageMaker create with `tags` and its tag-on-create (sagemaker:AddTags with TaggingAction naming
+    the create); with tags, also the same create refused without them or with a key of its own, and
+    AddTags refused outside the create."""
+    requested = request_tag_context(tags)
+    rows = [Call(action, resource, why, context=requested, api=api)]
+    if not tags:
+        return rows
+    extra = request_tag_context({**tags, "owner": "someone-else"})
+    return [
+        *rows,
+        Call(
+            "sagemaker:AddTags",
+            resource,
+            f"{why}: its Tags (tag-on-create)",
+            context={**requested, "sagemaker:TaggingAction": action.split(":", 1)[1]},
+            api=api,
+        ),
+        Call(action, resource, "not without the tags", expect="deny"),
+        Call(action, resource, "not with a tag of its own", context=extra, expect="deny"),
+        Call(
+            "sagemaker:AddTags",
+            resource,
+            "no tagging outside the create",
+            context={**requested, "sagemaker:TaggingAction": "AddTags"},
+            expect="deny",
+        ),
+    ]

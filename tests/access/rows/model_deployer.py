@@ -25,7 +25,7 @@ import json
 
 from lambdas.model_deployer.logic import resource_name
 from tests.access.deployment import Deployment, Function
-from tests.access.rows import Call, request_tag_context
+from tests.access.rows import Call, sagemaker_tagged_create
 from tests.access.rows.lambda_runtime import queue_rows
 
 PACKAGE = "model_deployer"
@@ -63,34 +63,6 @@ def _template_configs(deployment: Deployment, endpoint: str) -> list[str]:
     return names
 
 
-def _tagged_create_rows(action: str, resource: str, tags: dict[str, str], why: str, api: str) -> list[Call]:
-    """A create with `tags`, its tag-on-create, and the same create refused without them or with more."""
-    requested = request_tag_context(tags)
-    operation = action.split(":", 1)[1]
-    rows = [Call(action, resource, why, context=requested, api=api)]
-    if tags:
-        extra = request_tag_context({**tags, "owner": "someone-else"})
-        rows += [
-            Call(
-                "sagemaker:AddTags",
-                resource,
-                f"{why}: its Tags (tag-on-create)",
-                context={**requested, "sagemaker:TaggingAction": operation},
-                api=api,
-            ),
-            Call(action, resource, "not without the deployment's tags", expect="deny"),
-            Call(action, resource, "not with a tag of its own", context=extra, expect="deny"),
-            Call(
-                "sagemaker:AddTags",
-                resource,
-                "no tagging outside the create",
-                context={**requested, "sagemaker:TaggingAction": "AddTags"},
-                expect="deny",
-            ),
-        ]
-    return rows
-
-
 def _config_rows(deployment: Deployment, endpoint: str, api: str, tags: dict[str, str]) -> list[Call]:
     versioned = resource_name(endpoint, 3, DIGEST)
     return [
@@ -115,7 +87,7 @@ def _config_rows(deployment: Deployment, endpoint: str, api: str, tags: dict[str
             )
             for name in _template_configs(deployment, endpoint)
         ],
-        *_tagged_create_rows(
+        *sagemaker_tagged_create(
             "sagemaker:CreateEndpointConfig",
             _sagemaker(deployment, f"endpoint-config/{versioned}"),
             tags,
@@ -159,7 +131,7 @@ def rows(function: Function, deployment: Deployment) -> list[Call]:
         group, endpoint = item["model_package_group"], item["endpoint_name"]
         model = resource_name(endpoint, 3, DIGEST)
         result += _config_rows(deployment, endpoint, "sagemaker.CreateEndpointConfig", item["tags"])
-        result += _tagged_create_rows(
+        result += sagemaker_tagged_create(
             "sagemaker:CreateModel",
             _sagemaker(deployment, f"model/{model}"),
             item["tags"],

@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 
 from tests.access.deployment import Deployment, Role
-from tests.access.rows import Call, request_tag_context, resource_tag_context
+from tests.access.rows import Call, request_tag_context, resource_tag_context, sagemaker_tagged_create
 from tests.access.rows.bedrock_arns import foundation_model
 from tests.access.rows.service_resources import Resource, resources
 
@@ -103,35 +103,16 @@ def _training_job(deployment: Deployment, definition: dict, parameters: dict) ->
     why = "createTrainingJob.sync (sagemaker-iam)"
     tags = _tags(parameters.get("Tags", []))
     # The job is created with the pipeline's Tags: the request carries them, the job then has them.
-    requested = request_tag_context(tags)
     carried = resource_tag_context(tags)
-    tagged_rows = (
-        [
-            Call(
-                "sagemaker:AddTags",
-                job,
-                f"{why}: the job's Tags (tag-on-create)",
-                context={**requested, "sagemaker:TaggingAction": "CreateTrainingJob"},
-            ),
-            Call("sagemaker:CreateTrainingJob", job, "not without the pipeline's tags", expect="deny"),
-            Call("sagemaker:StopTrainingJob", job, "not a job without the pipeline's tags", expect="deny"),
-            Call(
-                "sagemaker:AddTags",
-                job,
-                "no tagging outside the job's creation",
-                context={**requested, "sagemaker:TaggingAction": "AddTags"},
-                expect="deny",
-            ),
-        ]
-        if tags
-        else []
+    stop_untagged = Call(
+        "sagemaker:StopTrainingJob", job, "not a job without the pipeline's tags", expect="deny"
     )
     return [
-        Call("sagemaker:CreateTrainingJob", job, why, context=requested),
+        *sagemaker_tagged_create("sagemaker:CreateTrainingJob", job, tags, why),
         Call("sagemaker:DescribeTrainingJob", job, why),
         Call("sagemaker:StopTrainingJob", job, why, context=carried),
         Call("sagemaker:ListTags", job, why),
-        *tagged_rows,
+        *([stop_untagged] if tags else []),
         *_pass_role(deployment, parameters["RoleArn"], "sagemaker.amazonaws.com", why),
         *(
             Call(
