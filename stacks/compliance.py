@@ -132,12 +132,12 @@ KNOWLEDGE_BASE_DOCUMENTS = Acknowledgement(
     ),
 )
 
-VECTOR_STORE_SECRET_NOT_ROTATED = Acknowledgement(
-    finding="AwsSolutions-SMG4",
+RANDOM_PASSWORD_NO_RESOURCE = Acknowledgement(
+    finding="AwsSolutions-IAM5[Resource::*]",
     reason=(
-        "The Aurora vector store's logins are used only through the RDS Data API by Bedrock and the schema "
-        "function; rotation needs a rotation function with network access to the isolated cluster, which "
-        "this store deliberately has none of. Rotate by redeploying with a new secret."
+        "secretsmanager:GetRandomPassword generates a password and touches no secret: it has no resource "
+        "type in the Service Authorization Reference, so it accepts only Resource '*'. The login rotation "
+        "function's other Secrets Manager rights name the Bedrock login's secret alone."
     ),
 )
 

@@ -144,6 +144,9 @@ class FoundationStack(Stack):
                 max_capacity=aurora.max_capacity,
                 auto_pause=Duration.minutes(aurora.auto_pause_minutes),
                 log_retention_days=settings.log_retention_days,
+                admin_username=aurora.admin_username,
+                rotation_days=aurora.rotation.every_days,
+                login_rotation=aurora.rotation.bedrock_login,
             )
             for kb in on_aurora:
                 self.knowledge_base_storage[kb.name] = aurora_store.storage[kb.table_name]

@@ -89,9 +89,10 @@ def on_event(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "database": props.database,
     }
     check_dimensions(tables, existing_dimensions(rds_data, time_left=time_left, **target))
-    password = json.loads(secrets.get_secret_value(SecretId=props.bedrock_secret_arn)["SecretString"])[
-        "password"
-    ]
-    count = run(rds_data, sql=statements(tables, password), time_left=time_left, **target)
+    # The login's current credentials: after a rotation they may name the alternate role
+    # (lambdas/login_rotation), whose password is then set again, unchanged.
+    login = json.loads(secrets.get_secret_value(SecretId=props.bedrock_secret_arn)["SecretString"])
+    sql = statements(tables, login["username"], login["password"])
+    count = run(rds_data, sql=sql, time_left=time_left, **target)
     logger.info("schema ready", extra={"tables": [t.name for t in tables], "statements": count})
     return {"PhysicalResourceId": physical_id, "Data": {"Statements": str(count)}}

@@ -34,6 +34,7 @@ from botocore.exceptions import ClientError
 
 SCHEMA = "bedrock_integration"
 ROLE = "bedrock_user"
+ALTERNATE = f"{ROLE}_clone"  # the second login of alternating-users rotation
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 OTHER_COLUMNS = "chunks text, metadata json, custom_metadata jsonb"
 INDEXES = (
@@ -79,18 +80,35 @@ class VectorTable:
             )
 
 
-def _literal(value: str) -> str:
+def sql_literal(value: str) -> str:
     """A SQL string literal. The Data API cannot bind parameters in DDL such as ALTER ROLE."""
     return "'" + value.replace("'", "''") + "'"
 
 
-def statements(tables: Sequence[VectorTable], bedrock_password: str) -> list[str]:
+def _create_role_if_missing(name: str) -> str:
+    return (
+        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{name}') "
+        f"THEN CREATE ROLE {name} LOGIN; END IF; END $$"
+    )
+
+
+def login_statements(username: str, password: str) -> list[str]:
+    """The Bedrock login's credentials in the database: `username` (ROLE, or its alternate
+    `ROLE_clone` that alternating-users rotation uses: lambdas/login_rotation) may log in with
+    `password`. The alternate is created on first use as a member of ROLE, whose rights it inherits."""
+    if username not in (ROLE, ALTERNATE):
+        raise ValueError(f"{username!r} is not the Bedrock login ({ROLE} or {ALTERNATE})")
+    sql = [] if username == ROLE else [_create_role_if_missing(username), f"GRANT {ROLE} TO {username}"]
+    return [*sql, f"ALTER ROLE {username} WITH LOGIN PASSWORD {sql_literal(password)}"]
+
+
+def statements(tables: Sequence[VectorTable], username: str, password: str) -> list[str]:
+    """Every statement, in order, for the tables and the login's current credentials."""
     sql = [
         "CREATE EXTENSION IF NOT EXISTS vector",
         f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}",
-        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{ROLE}') "
-        f"THEN CREATE ROLE {ROLE} LOGIN; END IF; END $$",
-        f"ALTER ROLE {ROLE} WITH LOGIN PASSWORD {_literal(bedrock_password)}",
+        _create_role_if_missing(ROLE),
+        *login_statements(username, password),
         f"GRANT USAGE ON SCHEMA {SCHEMA} TO {ROLE}",
     ]
     for table in tables:
@@ -114,6 +132,7 @@ def execute(
     sql: str,
     time_left: Callable[[], float],
     sleep: Callable[[float], None] | None = None,
+    parameters: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """ExecuteStatement, retried while the cluster resumes: waits of 1, 2, 4, 8, 16, 16, ... seconds for
     as long as `time_left()` (seconds) still covers the next wait; then DatabaseNotReadyError. Any
@@ -125,7 +144,11 @@ def execute(
         attempts += 1
         try:
             return client.execute_statement(
-                resourceArn=cluster_arn, secretArn=secret_arn, database=database, sql=sql
+                resourceArn=cluster_arn,
+                secretArn=secret_arn,
+                database=database,
+                sql=sql,
+                **({"parameters": list(parameters)} if parameters else {}),
             )
         except ClientError as error:
             code = error.response["Error"]["Code"]

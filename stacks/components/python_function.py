@@ -45,9 +45,10 @@ class _CopyPackage:
     """Bundles `lambdas/__init__.py` and `lambdas/<package>/` (no __pycache__), on this machine; for a
     caller's code folder, `<code_dir>/<package>/` at the asset's root."""
 
-    def __init__(self, package: str, code_dir: Path | None = None) -> None:
+    def __init__(self, package: str, code_dir: Path | None = None, with_packages: Sequence[str] = ()) -> None:
         self.package = package
         self.code_dir = code_dir
+        self.with_packages = tuple(with_packages)
 
     def try_bundle(self, output_dir: str, *, image: DockerImage, **_: object) -> bool:
         source, target = (
@@ -58,13 +59,14 @@ class _CopyPackage:
         target.mkdir(parents=True, exist_ok=True)
         if not self.code_dir:
             shutil.copy2(LAMBDAS_DIR / "__init__.py", target / "__init__.py")
-        shutil.copytree(
-            source / self.package,
-            target / self.package,
-            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
-            dirs_exist_ok=True,
-        )
-        _scripts_executable(target / self.package)
+        for package in (self.package, *self.with_packages):
+            shutil.copytree(
+                source / package,
+                target / package,
+                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+                dirs_exist_ok=True,
+            )
+            _scripts_executable(target / package)
         return True
 
 
@@ -86,13 +88,19 @@ def handler_module(package: str, code_dir: str | Path | None = None) -> str:
     return f"{package}.handler" if code_dir else f"lambdas.{package}.handler"
 
 
-def package_code(package: str, code_dir: str | Path | None = None) -> lambda_.Code:
-    """The code asset of one function package; its hash is that of the bundled files only."""
+def package_code(
+    package: str, code_dir: str | Path | None = None, with_packages: Sequence[str] = ()
+) -> lambda_.Code:
+    """The code asset of one function package (and the packages whose modules it imports,
+    `with_packages`); its hash is that of the bundled files only."""
     root = Path(code_dir).resolve() if code_dir else LAMBDAS_DIR
     if not (root / package / "handler.py").is_file():
         raise ValueError(
             f"{root / package / 'handler.py'} does not exist (PythonFunction package={package!r})"
         )
+    missing = [name for name in with_packages if not (root / name / "__init__.py").is_file()]
+    if missing:
+        raise ValueError(f"with_packages: no package {', '.join(missing)} under {root}")
     return lambda_.Code.from_asset(
         str(root),
         asset_hash_type=AssetHashType.OUTPUT,
@@ -101,9 +109,9 @@ def package_code(package: str, code_dir: str | Path | None = None) -> lambda_.Co
         # package in the environment keeps two functions' bundles apart.
         bundling=BundlingOptions(
             image=DockerImage.from_registry("local-bundling-only"),
-            local=_CopyPackage(package, Path(code_dir).resolve() if code_dir else None),
+            local=_CopyPackage(package, Path(code_dir).resolve() if code_dir else None, with_packages),
             environment={
-                "GENAI_STACK_PACKAGE": package,
+                "GENAI_STACK_PACKAGE": ",".join((package, *with_packages)),
                 **({"GENAI_STACK_CODE": str(root)} if code_dir else {}),
             },
         ),
@@ -129,6 +137,7 @@ class PythonFunction(Construct):
     The handler is `lambdas.<package>.handler.on_event` (this project's functions), or
     `<package>.handler.on_event` from `code_dir`, a folder of the caller's that holds `<package>/`.
     The role may write only to the function's own log group; add what the code calls.
+    `with_packages` bundles other packages beside it whose modules the code imports.
 
     Example::
 
@@ -157,6 +166,7 @@ class PythonFunction(Construct):
         vpc: ec2.IVpc | None = None,
         subnets: ec2.SubnetSelection | None = None,
         security_groups: Sequence[ec2.ISecurityGroup] = (),
+        with_packages: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = encrypted_log_group(
@@ -193,7 +203,7 @@ class PythonFunction(Construct):
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
             handler=f"{handler_module(package, code_dir)}.on_event",
-            code=package_code(package, code_dir),
+            code=package_code(package, code_dir, with_packages),
             description=description,
             layers=[powertools],
             environment={"POWERTOOLS_SERVICE_NAME": self.service_name, **(environment or {})},

@@ -165,6 +165,22 @@ def count_resources(templates: dict[str, dict]) -> dict[str, int]:
     return counts
 
 
+def secrets(templates: dict[str, dict]) -> int:
+    """Secrets Manager secrets: those the templates declare, and the one Aurora creates for a cluster
+    whose master password it manages ("Aurora can create a managed secret for you. You are charged
+    for that secret": Secrets Manager user guide, "How Amazon Aurora uses AWS Secrets Manager")."""
+    return sum(
+        1
+        for template in templates.values()
+        for resource in template.get("Resources", {}).values()
+        if resource["Type"] == "AWS::SecretsManager::Secret"
+        or (
+            resource["Type"] == "AWS::RDS::DBCluster"
+            and resource.get("Properties", {}).get("ManageMasterUserPassword") is True
+        )
+    )
+
+
 def alarm_metrics(templates: dict[str, dict]) -> int:
     """Alarms are billed per metric they evaluate: a metric-math alarm over two metrics counts two
     (Amazon CloudWatch pricing page, Alarms: "per alarm metric"; metric math alarms are charged for
@@ -224,7 +240,7 @@ def active_hours(usage: Usage, off_hours: OffHours | None) -> float:
 
 def estimate(profile: Profile, templates: dict[str, dict], usage: Usage | None = None) -> Estimate:
     usage = usage or Usage()
-    counts = count_resources(templates)
+    counts = {**count_resources(templates), "AWS::SecretsManager::Secret": secrets(templates)}
     result = Estimate(profile=profile.name, region=profile.region)
     add = result.fixed.append
     for resource_type, key, item in (

@@ -226,6 +226,39 @@ class KnowledgeBase(_Strict):
         return self.name.replace("-", "_")
 
 
+# Names refused for the cluster's master user: the engine's default and the names a password-guessing
+# attacker tries first. PostgreSQL reserves role names beginning with `pg_` ("Database Roles": "role
+# names beginning with pg_ are reserved", https://www.postgresql.org/docs/16/database-roles.html); RDS
+# keeps `rdsadmin` and `rds_*` roles for itself.
+GUESSABLE_ADMIN_NAMES = frozenset({"postgres", "admin", "administrator", "root", "master", "sa", "user"})
+LEGACY_ADMIN = "postgres"  # the admin 0.1 created
+RESERVED_ROLE_PREFIXES = ("pg_", "rds")
+# The Bedrock login and the alternate that alternating-users rotation creates beside it
+# (lambdas/login_rotation/logic.py).
+BEDROCK_LOGINS = frozenset({"bedrock_user", "bedrock_user_clone"})
+
+
+class LoginRotation(_Strict):
+    """How the cluster's two logins are rotated, on one schedule.
+
+    - The admin (master user) password is managed by Aurora in Secrets Manager (ManageMasterUserPassword):
+      Aurora rotates it itself ("managed rotation", no Lambda function, no network path to the cluster).
+    - The Bedrock login is rotated by this project's function over the RDS Data API, as the admin:
+      `alternating_users` (the default) keeps two login roles, `bedrock_user` and `bedrock_user_clone`,
+      and changes the password of the one not in use, so Bedrock's current credentials keep working
+      through a rotation; `single_user` changes `bedrock_user`'s own password, and a query that reads the
+      old password between the change and the secret's update fails once.
+    """
+
+    every_days: int = Field(
+        default=30,
+        ge=1,
+        le=1000,
+        description="Days between rotations, for both logins (Secrets Manager rotation rules: 1 to 1000)",
+    )
+    bedrock_login: Literal["alternating_users", "single_user"] = "alternating_users"
+
+
 class AuroraVectorStore(_Strict):
     """The Aurora PostgreSQL Serverless v2 cluster shared by the aurora_pgvector knowledge bases."""
 
@@ -234,6 +267,56 @@ class AuroraVectorStore(_Strict):
     )
     max_capacity: float = Field(default=2, ge=1, le=256, multiple_of=0.5)
     auto_pause_minutes: int = Field(default=10, ge=5, le=1440, description="Idle time before pausing (min 0)")
+    admin_username: str = Field(
+        default="vectors_admin",
+        pattern=r"^[a-z][a-z0-9_]{0,62}$",
+        description="The cluster's master user (1 to 63 lower-case letters, digits or underscores, first "
+        "a letter); not a name an attacker tries first (postgres, admin, root, ...)",
+    )
+    legacy_admin_reason: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=300,
+        description="Only for a cluster deployed by 0.1, whose admin is `postgres`: a master user's name "
+        "cannot change, so such a profile keeps `admin_username: postgres` and says why here",
+    )
+    rotation: LoginRotation = Field(default_factory=LoginRotation)
+
+    @field_validator("admin_username")
+    @classmethod
+    def _not_a_reserved_admin(cls, name: str) -> str:
+        if name.startswith(RESERVED_ROLE_PREFIXES):
+            raise ValueError(
+                f"{name!r}: role names starting with pg_ or rds are reserved by PostgreSQL and RDS"
+            )
+        if name in BEDROCK_LOGINS:
+            raise ValueError(f"{name!r} is the name of the Bedrock login (and its alternate)")
+        return name
+
+    @model_validator(mode="after")
+    def _not_a_guessable_admin(self) -> AuroraVectorStore:
+        name = self.admin_username
+        if name == LEGACY_ADMIN and self.legacy_admin_reason:
+            return self
+        if name in GUESSABLE_ADMIN_NAMES:
+            keep = (
+                " A cluster deployed by 0.1 has the admin 'postgres' and keeps it (a master user's name "
+                "cannot change): say so with legacy_admin_reason."
+                if name == LEGACY_ADMIN
+                else ""
+            )
+            raise ValueError(
+                located(
+                    "admin_username",
+                    f"{name!r} is a default or commonly guessed admin name; choose another (e.g. "
+                    f"vectors_admin).{keep}",
+                )
+            )
+        if self.legacy_admin_reason:
+            raise ValueError(
+                located("legacy_admin_reason", f"is only for admin_username {LEGACY_ADMIN!r} (0.1's admin)")
+            )
+        return self
 
     @model_validator(mode="after")
     def _range(self) -> AuroraVectorStore:

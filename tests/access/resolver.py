@@ -20,7 +20,7 @@ section of each type's page, table below). A type or attribute that is not in th
 | AWS::StepFunctions::StateMachine | ARN | Arn, Name | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-stepfunctions-statemachine.html |
 | AWS::SecretsManager::Secret | ARN | Id | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-secretsmanager-secret.html |
 | AWS::SecretsManager::SecretTargetAttachment | secret ARN | - | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-secretsmanager-secrettargetattachment.html |
-| AWS::RDS::DBCluster | cluster identifier (lower case) | DBClusterArn, Endpoint.Address | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-rds-dbcluster.html |
+| AWS::RDS::DBCluster | cluster identifier (lower case) | DBClusterArn, Endpoint.Address, MasterUserSecret.SecretArn (`secret:rds!cluster-UUID-XXXXXX`) | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-rds-dbcluster.html |
 | AWS::Bedrock::Guardrail | guardrail ARN | GuardrailArn, GuardrailId, Version (DRAFT) | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-bedrock-guardrail.html |
 | AWS::Bedrock::GuardrailVersion | `ID\\|VERSION` | GuardrailArn, GuardrailId, Version | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-bedrock-guardrailversion.html |
 | AWS::Bedrock::KnowledgeBase | knowledge base id | KnowledgeBaseArn, KnowledgeBaseId | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-bedrock-knowledgebase.html |
@@ -240,6 +240,12 @@ RETURN_VALUES: dict[str, dict[str, Attribute]] = {
             f"{_cluster_id(p)}.cluster-{p.short_id(12)}.{p.resolver.region}.rds.{p.resolver.url_suffix}"
         ),
         "Endpoint.Port": lambda p: "5432",
+        # The secret Aurora creates for a managed master password: named `rds!cluster-<uuid>`
+        # (Aurora user guide, "Password management with Amazon Aurora and AWS Secrets Manager"),
+        # with Secrets Manager's six-character suffix.
+        "MasterUserSecret.SecretArn": lambda p: p.arn(
+            "secretsmanager", f"secret:rds!cluster-{uuid.UUID(p.seed[:32])}-{p.short_id(6)}"
+        ),
     },
     "AWS::Bedrock::Guardrail": {
         "Ref": lambda p: p.arn("bedrock", f"guardrail/{_guardrail_id(p)}"),

@@ -24,9 +24,9 @@ def client(service: str):
 
 
 def test_the_sql_creates_extension_schema_role_and_one_indexed_table_per_knowledge_base():
-    sql = logic.statements([VectorTable("faq", 1024), VectorTable("manuals", 256)], "pa'ss")
+    sql = logic.statements([VectorTable("faq", 1024), VectorTable("manuals", 256)], "bedrock_user", "pa'ss")
     assert sql[0] == "CREATE EXTENSION IF NOT EXISTS vector"
-    assert "PASSWORD 'pa''ss'" in sql[3]  # quotes doubled: no way out of the literal
+    assert sql[3] == "ALTER ROLE bedrock_user WITH LOGIN PASSWORD 'pa''ss'"  # quotes doubled
     tables = [s for s in sql if s.startswith("CREATE TABLE")]
     assert tables == [
         "CREATE TABLE IF NOT EXISTS bedrock_integration.faq (id uuid PRIMARY KEY, embedding vector(1024), chunks text, metadata json, custom_metadata jsonb)",
@@ -37,6 +37,23 @@ def test_the_sql_creates_extension_schema_role_and_one_indexed_table_per_knowled
         in sql
     )
     assert all("IF NOT EXISTS" in s or s.startswith(("ALTER", "GRANT", "DO")) for s in sql)
+
+
+def test_after_an_alternating_rotation_the_alternate_login_is_kept_a_member_of_the_bedrock_role():
+    sql = logic.statements([VectorTable("faq", 1024)], "bedrock_user_clone", "pw")
+    create, grant, password = sql[3:6]
+    assert sql[2].startswith("DO $$")
+    assert "CREATE ROLE bedrock_user LOGIN" in sql[2]  # created first
+    assert "CREATE ROLE bedrock_user_clone LOGIN" in create
+    assert grant == "GRANT bedrock_user TO bedrock_user_clone"
+    assert password == "ALTER ROLE bedrock_user_clone WITH LOGIN PASSWORD 'pw'"
+    assert "GRANT SELECT, INSERT, UPDATE, DELETE ON bedrock_integration.faq TO bedrock_user" in sql
+
+
+@pytest.mark.parametrize("username", ["postgres", "bedrock_user; DROP TABLE x", "vectors_admin"])
+def test_no_other_role_gets_its_password_set(username):
+    with pytest.raises(ValueError, match="is not the Bedrock login"):
+        logic.login_statements(username, "pw")
 
 
 @pytest.mark.parametrize(("name", "dimensions"), [("Bad-Name", 10), ("ok", 4096), ("x; drop", 3)])
@@ -186,10 +203,9 @@ def expect_schema(rds_stub: Stubber, secrets_stub: Stubber, dimensions: int, exi
     rds_stub.add_response(
         "execute_statement", dimensions_answer(**existing), {**TARGET, "sql": logic.DIMENSIONS_QUERY}
     )
-    secrets_stub.add_response(
-        "get_secret_value", {"SecretString": json.dumps({"password": "s3cret"})}, {"SecretId": BEDROCK}
-    )
-    for statement in logic.statements([VectorTable("faq", dimensions)], "s3cret"):
+    login = {"username": "bedrock_user", "password": "s3cret"}
+    secrets_stub.add_response("get_secret_value", {"SecretString": json.dumps(login)}, {"SecretId": BEDROCK})
+    for statement in logic.statements([VectorTable("faq", dimensions)], "bedrock_user", "s3cret"):
         rds_stub.add_response("execute_statement", {}, {**TARGET, "sql": statement})
 
 

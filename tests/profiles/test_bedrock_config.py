@@ -271,3 +271,60 @@ def test_every_catalog_entry_is_consistent():
             assert all(profile.routes.values()), profile.profile_id
     for model in catalog.models.values():
         assert (model.modality == "embeddings") == bool(model.dimensions), model.model_id
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("postgres", "is a default or commonly guessed admin name"),
+        ("admin", "is a default or commonly guessed admin name"),
+        ("pg_owner", "reserved by PostgreSQL and RDS"),
+        ("rdsadmin", "reserved by PostgreSQL and RDS"),
+        ("bedrock_user_clone", "is the name of the Bedrock login"),
+    ],
+)
+def test_the_aurora_admin_is_not_a_default_reserved_or_login_name(tmp_path, name, why):
+    message = error(tmp_path, {"models": ["amazon.nova-lite-v1:0"], "aurora": {"admin_username": name}})
+    assert f"bedrock.aurora.admin_username: '{name}' " in message
+    assert why in message
+
+
+def test_a_cluster_deployed_by_0_1_keeps_postgres_only_when_the_profile_says_why(tmp_path):
+    message = error(tmp_path, {"models": ["amazon.nova-lite-v1:0"], "aurora": {"admin_username": "postgres"}})
+    assert "say so with legacy_admin_reason" in message
+    aurora = {"admin_username": "postgres", "legacy_admin_reason": "the cluster 0.1 deployed in 2026-03"}
+    assert (
+        load(tmp_path, {"models": ["amazon.nova-lite-v1:0"], "aurora": aurora}).bedrock.aurora.admin_username
+        == "postgres"
+    )
+    aurora = {"admin_username": "admin", "legacy_admin_reason": "because"}
+    assert "bedrock.aurora.admin_username: 'admin' is a default" in error(
+        tmp_path, {"models": ["amazon.nova-lite-v1:0"], "aurora": aurora}
+    )
+    aurora = {"admin_username": "vectors_admin", "legacy_admin_reason": "because"}
+    assert "bedrock.aurora.legacy_admin_reason: is only for admin_username 'postgres'" in error(
+        tmp_path, {"models": ["amazon.nova-lite-v1:0"], "aurora": aurora}
+    )
+
+
+def test_the_aurora_admin_name_must_be_a_lower_case_identifier(tmp_path):
+    message = error(
+        tmp_path, {"models": ["amazon.nova-lite-v1:0"], "aurora": {"admin_username": "Vectors-Admin"}}
+    )
+    assert "bedrock.aurora.admin_username: " in message
+    assert "^[a-z][a-z0-9_]{0,62}$" in message
+
+
+def test_logins_rotate_on_a_schedule_secrets_manager_accepts(tmp_path):
+    rotation = load(tmp_path, {"models": ["amazon.nova-lite-v1:0"]}).bedrock.aurora.rotation
+    assert (rotation.every_days, rotation.bedrock_login) == (30, "alternating_users")
+    message = error(
+        tmp_path, {"models": ["amazon.nova-lite-v1:0"], "aurora": {"rotation": {"every_days": 0}}}
+    )
+    assert "bedrock.aurora.rotation.every_days: " in message
+    assert "greater than or equal to 1" in message
+    message = error(
+        tmp_path, {"models": ["amazon.nova-lite-v1:0"], "aurora": {"rotation": {"bedrock_login": "nobody"}}}
+    )
+    assert "bedrock.aurora.rotation.bedrock_login: " in message
+    assert "alternating_users" in message

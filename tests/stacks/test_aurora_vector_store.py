@@ -47,6 +47,61 @@ def test_the_cluster_is_encrypted_protected_and_retained(synthesized):
         assert "KmsKeyId" in secret["Properties"]
 
 
+def test_the_admin_has_the_profile_s_name_and_a_password_aurora_manages(synthesized, settings):
+    props = one(synthesized, "AWS::RDS::DBCluster")["Properties"]
+    assert props["MasterUsername"] == settings.aurora.admin_username == "vectors_admin"
+    assert "MasterUserPassword" not in props  # no password in the template, not even a reference
+    assert props["ManageMasterUserPassword"] is True
+    assert props["MasterUserSecret"] == {"KmsKeyId": {"Fn::GetAtt": ["PlatformKey1C4A1A63", "Arn"]}}
+    # The schema function signs in to the Data API with that secret.
+    schema = one(synthesized, "Custom::PgvectorSchema")["Properties"]
+    assert schema["AdminSecretArn"] == {
+        "Fn::GetAtt": ["AuroraVectorStoreCluster518200D0", "MasterUserSecret.SecretArn"]
+    }
+
+
+def rotation_schedules(synthesized) -> dict[str, dict]:
+    schedules = synthesized.resources(PROFILE, "Foundation", "AWS::SecretsManager::RotationSchedule")
+    return {json.dumps(s["Properties"]["SecretId"]): s for s in schedules.values()}
+
+
+def test_both_logins_rotate_on_the_profile_s_schedule_and_not_at_deploy_time(synthesized, settings):
+    schedules = rotation_schedules(synthesized)
+    admin = schedules[
+        json.dumps({"Fn::GetAtt": ["AuroraVectorStoreCluster518200D0", "MasterUserSecret.SecretArn"]})
+    ]
+    login = schedules[json.dumps({"Ref": "AuroraVectorStoreBedrockLoginDBF8021E"})]
+    for schedule in (admin, login):
+        assert schedule["Properties"]["RotationRules"] == {
+            "AutomaticallyAfterDays": settings.aurora.rotation.every_days
+        }
+        assert schedule["Properties"]["RotateImmediatelyOnUpdate"] is False
+    # Aurora rotates its own secret (managed rotation: no function); the login needs ours, which may
+    # only be invoked once Secrets Manager is allowed to, and only after the schema made the role.
+    assert not {"RotationLambdaARN", "HostedRotationLambda"} & set(admin["Properties"])
+    assert login["Properties"]["RotationLambdaARN"] == {
+        "Fn::GetAtt": ["AuroraVectorStoreLoginRotationFunction56D7AC15", "Arn"]
+    }
+    assert {
+        "AuroraVectorStoreSchemaBA75BF7D",
+        "AuroraVectorStoreSecretsManagerInvokesRotationF78BDE85",
+    } <= set(login["DependsOn"])
+
+
+def test_the_rotation_function_reaches_the_cluster_only_through_the_data_api(synthesized, settings):
+    functions = synthesized.resources(PROFILE, "Foundation", "AWS::Lambda::Function")
+    (rotation,) = [f for k, f in functions.items() if k.startswith("AuroraVectorStoreLoginRotation")]
+    props = rotation["Properties"]
+    assert props["Handler"] == "lambdas.login_rotation.handler.on_event"
+    assert "VpcConfig" not in props  # no network path to the cluster: the Data API is the way in
+    variables = props["Environment"]["Variables"]
+    assert variables["STRATEGY"] == settings.aurora.rotation.bedrock_login == "alternating_users"
+    assert variables["LOGIN_SECRET_ARN"] == {"Ref": "AuroraVectorStoreBedrockLoginDBF8021E"}
+    (permission,) = synthesized.resources(PROFILE, "Foundation", "AWS::Lambda::Permission").values()
+    assert permission["Properties"]["Principal"] == "secretsmanager.amazonaws.com"
+    assert permission["Properties"]["SourceAccount"] == {"Ref": "AWS::AccountId"}
+
+
 def test_the_network_is_isolated_with_flow_logs_and_no_way_in(synthesized):
     foundation = synthesized.template(PROFILE, "Foundation")["Resources"]
     types = {r["Type"] for r in foundation.values()}

@@ -163,3 +163,37 @@ def test_a_function_bundle_keeps_its_scripts_executable_whatever_the_installed_m
     assert (out / "hello" / "handler.py").stat().st_mode & 0o111 == 0
     assert (out / "hello" / "notes.txt").stat().st_mode & 0o111 == 0
     assert (code / "bootstrap").stat().st_mode & 0o111 == 0  # the source is left as it was
+
+
+def test_a_bundle_with_another_package_imports_its_handler_from_the_bundle_alone(tmp_path):
+    """The login rotation function imports the pgvector schema's Data API helpers: its bundle holds both
+    packages, and its handler imports from the bundle with nothing else on the path."""
+    import subprocess
+    import sys
+
+    from aws_cdk import DockerImage
+
+    from genai_stack.components.python_function import _CopyPackage, package_code
+
+    out = tmp_path / "out"
+    assert _CopyPackage("login_rotation", None, ("pgvector_schema",)).try_bundle(
+        str(out), image=DockerImage.from_registry("x")
+    )
+    assert sorted(p.name for p in (out / "lambdas").iterdir()) == [
+        "__init__.py",
+        "login_rotation",
+        "pgvector_schema",
+    ]
+    # Run from the bundle (the first entry of sys.path is the working directory, as in Lambda's task root).
+    probe = (
+        "import lambdas.login_rotation.handler, lambdas.pgvector_schema.logic as schema; "
+        "print(lambdas.login_rotation.handler.__file__); print(schema.__file__)"
+    )
+    result = subprocess.run(  # noqa: S603 - this interpreter on a probe this test wrote
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=out, check=True
+    )
+    files = result.stdout.split()
+    assert len(files) == 2
+    assert all(file.startswith(str(out)) for file in files), files
+    with pytest.raises(ValueError, match="with_packages: no package nothing_here"):
+        package_code("login_rotation", None, ("nothing_here",))

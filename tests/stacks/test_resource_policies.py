@@ -121,3 +121,24 @@ def test_no_mutating_bedrock_or_sagemaker_statement_on_a_type_wide_arn_lacks_a_t
     assert not new, f"mutating actions on wildcard ARNs without a tag condition: {new}"
     stale = sorted(set(NOT_YET_TAG_SCOPED) - set(unscoped))
     assert not stale, f"scoped now (or gone): remove from NOT_YET_TAG_SCOPED: {stale}"
+
+
+def test_every_function_an_aws_service_may_invoke_is_held_to_this_account(synthesized):
+    """A Lambda permission for a service principal names this account (SourceAccount) or the one
+    resource that invokes (SourceArn): without either, any account's resource of that service could
+    invoke the function ("Working with resource-based IAM policies in Lambda", cross-service confused
+    deputy: https://docs.aws.amazon.com/lambda/latest/dg/access-control-resource-based.html)."""
+    open_to_all, checked = [], 0
+    for profile, stacks in synthesized.templates.items():
+        for stack, template in stacks.items():
+            for logical_id, resource in template["Resources"].items():
+                if resource["Type"] != "AWS::Lambda::Permission":
+                    continue
+                properties = resource["Properties"]
+                if not str(properties.get("Principal", "")).endswith(".amazonaws.com"):
+                    continue
+                checked += 1
+                if not (properties.get("SourceAccount") or properties.get("SourceArn")):
+                    open_to_all.append(f"{profile}/{stack}/{logical_id}: {properties['Principal']}")
+    assert checked >= 5
+    assert not open_to_all, "functions any account's resources may invoke:\n" + "\n".join(open_to_all)

@@ -82,6 +82,7 @@ FUNCTION_FAMILIES = (
     "guardrail_window",
     "invocation_logging",
     "kb_ingestion",
+    "login_rotation",
     "model_deployer",
     "pgvector_schema",
     "training_evaluation",

@@ -24,14 +24,24 @@ APIS = frozenset({"secretsmanager.GetSecretValue", "rds-data.ExecuteStatement"})
 
 
 def _secret_key(deployment: Deployment, secret_arn: str) -> str | None:
+    """The key of a secret of the templates: a Secrets Manager secret, or the secret Aurora manages for a
+    cluster's master password (AWS::RDS::DBCluster MasterUserSecret.KmsKeyId)."""
+    resolver = deployment.resolver
     for stack, template in deployment.templates.items():
         for logical_id, resource in template["Resources"].items():
             if (
                 resource["Type"] == "AWS::SecretsManager::Secret"
-                and deployment.resolver.ref(stack, logical_id) == secret_arn
+                and resolver.ref(stack, logical_id) == secret_arn
             ):
                 key = resource["Properties"].get("KmsKeyId")
-                return deployment.resolver.resolve(stack, key) if key else None
+                return resolver.resolve(stack, key) if key else None
+            if (
+                resource["Type"] == "AWS::RDS::DBCluster"
+                and resource["Properties"].get("ManageMasterUserPassword")
+                and resolver.get_att(stack, logical_id, "MasterUserSecret.SecretArn") == secret_arn
+            ):
+                key = resource["Properties"].get("MasterUserSecret", {}).get("KmsKeyId")
+                return resolver.resolve(stack, key) if key else None
     raise KeyError(f"no secret {secret_arn} in {deployment.profile}")
 
 
