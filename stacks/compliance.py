@@ -132,6 +132,17 @@ KNOWLEDGE_BASE_DOCUMENTS = Acknowledgement(
     ),
 )
 
+EVIDENCE_OBJECTS = Acknowledgement(
+    finding="AwsSolutions-IAM5",
+    reason=(
+        "The evidence copy function reads each new log object under its source prefix (the access-log "
+        "bucket, the data bucket's bedrock-invocation-logs/) and writes its copy under the same name in "
+        "the write-once bucket: log writers name their objects at delivery time. It has no delete, "
+        "retention or other rights on the buckets, and no one can remove a locked copy (Object Lock): a "
+        "second put of a name only adds a version."
+    ),
+)
+
 RANDOM_PASSWORD_NO_RESOURCE = Acknowledgement(
     finding="AwsSolutions-IAM5[Resource::*]",
     reason=(

@@ -14,6 +14,7 @@ from genai_stack import compliance
 from genai_stack.components.alarm_topic import AlarmTopic
 from genai_stack.components.aurora_vector_store import AuroraVectorStore
 from genai_stack.components.cache_table import CacheTable, GatewayKeyTable
+from genai_stack.components.evidence_vault import EVIDENCE_LOGS_PREFIX, EvidenceSource, EvidenceVault
 from genai_stack.components.invocation_log_destination import (
     INVOCATION_LOG_PREFIX,
     allow_bedrock_invocation_logs,
@@ -74,6 +75,8 @@ class FoundationStack(Stack):
             "AccessLogs",
             noncurrent_version_days=settings.noncurrent_version_days,
             expiration_days=settings.access_log_days,
+            # Its new objects are copied into the write-once evidence bucket (EvidenceVault).
+            event_bridge=settings.evidence_lock is not None,
         )
         compliance.skip_checkov(log_bucket.bucket.node.default_child, compliance.ACCESS_LOG_BUCKET_NOT_LOGGED)
         self.log_bucket = log_bucket.bucket
@@ -167,3 +170,32 @@ class FoundationStack(Stack):
 
         if bedrock_invocation_logs:
             allow_bedrock_invocation_logs(self.data_bucket, self.key, prefix=INVOCATION_LOG_PREFIX)
+        self.evidence: EvidenceVault | None = None
+        if settings.evidence_lock is not None:
+            sources = [
+                EvidenceSource(
+                    bucket=self.log_bucket,
+                    prefixes=("",),
+                    excluded=(EVIDENCE_LOGS_PREFIX,),
+                    destination="access-logs/",
+                )
+            ]
+            if bedrock_invocation_logs:
+                sources.append(
+                    EvidenceSource(
+                        bucket=self.data_bucket,
+                        prefixes=(INVOCATION_LOG_PREFIX,),
+                        destination="",  # keeps bedrock-invocation-logs/AWSLogs/... as Bedrock wrote it
+                        key=self.key,
+                    )
+                )
+            self.evidence = EvidenceVault(
+                self,
+                "Evidence",
+                mode=settings.evidence_lock.mode,
+                retention_days=settings.evidence_lock.retention_days,
+                encryption_key=self.key,
+                access_logs_bucket=self.log_bucket,
+                sources=sources,
+                log_retention_days=settings.log_retention_days,
+            )

@@ -139,6 +139,8 @@ class ProfileStacks(Construct):
         )
         keep_retired_roles(self.foundation, profile)  # until 0.3: stacks/retired_roles.py says why
         self.hub = MonitoringHub(alarm_topic=self.foundation.alarm_topic)
+        if self.foundation.evidence is not None:
+            self.hub.add_alarm(self.foundation.evidence.copy_failed)
 
         self.bedrock: BedrockStack | None = None
         if bedrock is not None:

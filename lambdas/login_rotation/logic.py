@@ -22,9 +22,10 @@ step if it did not run. The next Data API call with the secret (Bedrock's, or th
 wake-up) proves it.
 
 Passwords: GetRandomPassword without the characters that would need quoting in SQL or in a connection
-string; the ALTER ROLE statement carries the password as a literal (the Data API binds no parameters
-in DDL), and PostgreSQL stores its SCRAM-SHA-256 verifier, the only method the Data API supports for
-Aurora PostgreSQL 14 and later (Aurora user guide, "Limitations for the Amazon RDS Data API").
+string. The ALTER ROLE statement carries the password's SCRAM-SHA-256 verifier, computed here
+(lambdas/pgvector_schema/logic.py scram_verifier), never the password: SCRAM-SHA-256 is the only
+method the Data API supports for Aurora PostgreSQL 14 and later (Aurora user guide, "Limitations for
+the Amazon RDS Data API").
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
-from ..pgvector_schema.logic import ALTERNATE, ROLE, execute, login_statements
+from ..pgvector_schema.logic import ALTERNATE, ROLE, execute, login_statements, new_salt
 
 PASSWORD_LENGTH = 32
 # Quotes, backslash, slash, @ and whitespace: nothing that a SQL literal or a libpq URL must escape.
@@ -97,7 +98,9 @@ class Rotation:
         if secret_id != self.store.login_secret_arn:
             raise RotationError(f"this function rotates {self.store.login_secret_arn} only, not {secret_id}")
         described = self.secrets.describe_secret(SecretId=secret_id)
-        if not described.get("RotationEnabled"):
+        # Refused only when DescribeSecret says rotation is off: the key may be absent while Secrets
+        # Manager tests a new configuration (RotateSecret with RotateImmediately false).
+        if described.get("RotationEnabled") is False:
             raise RotationError(f"rotation is not enabled on {secret_id}")
         stages = described.get("VersionIdsToStages", {})
         if token not in stages:
@@ -152,8 +155,15 @@ class Rotation:
 
     def set_pending(self, token: str, _stages: dict[str, list[str]]) -> str:
         pending = self._value(VersionId=token, VersionStage=PENDING)
-        next_username(pending["username"], self.store.strategy)  # refuses a foreign role name
-        for statement in login_statements(pending["username"], pending["password"]):
+        current = self._value(VersionStage=CURRENT)
+        expected = next_username(current["username"], self.store.strategy)
+        if pending["username"] != expected:
+            raise RotationError(
+                f"the pending version names {pending['username']!r}, but after {current['username']!r} "
+                f"the {self.store.strategy} strategy sets {expected!r}: cancel this rotation "
+                "(aws secretsmanager cancel-rotate-secret) and start a new one"
+            )
+        for statement in login_statements(pending["username"], pending["password"], new_salt()):
             self._sql(statement)
         return f"password set for {pending['username']}"
 

@@ -24,6 +24,7 @@ from .logic import (
     VectorTable,
     check_dimensions,
     existing_dimensions,
+    new_salt,
     run,
     statements,
 )
@@ -89,10 +90,9 @@ def on_event(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "database": props.database,
     }
     check_dimensions(tables, existing_dimensions(rds_data, time_left=time_left, **target))
-    # The login's current credentials: after a rotation they may name the alternate role
-    # (lambdas/login_rotation), whose password is then set again, unchanged.
+    # The login's password, for the role's creation only (lambdas/login_rotation changes it later).
     login = json.loads(secrets.get_secret_value(SecretId=props.bedrock_secret_arn)["SecretString"])
-    sql = statements(tables, login["username"], login["password"])
+    sql = statements(tables, login["password"], new_salt())
     count = run(rds_data, sql=sql, time_left=time_left, **target)
     logger.info("schema ready", extra={"tables": [t.name for t in tables], "statements": count})
     return {"PhysicalResourceId": physical_id, "Data": {"Statements": str(count)}}

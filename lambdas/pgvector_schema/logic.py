@@ -24,6 +24,10 @@ https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-serverless-v
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import os
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -85,30 +89,59 @@ def sql_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _create_role_if_missing(name: str) -> str:
+SCRAM_ITERATIONS = 4096  # PostgreSQL's default scram_iterations
+
+
+def new_salt() -> bytes:
+    return os.urandom(16)
+
+
+def scram_verifier(password: str, salt: bytes, iterations: int = SCRAM_ITERATIONS) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for `password` (RFC 5802 and RFC 7677: SaltedPassword
+    = PBKDF2-HMAC-SHA-256; StoredKey = H(HMAC(SaltedPassword, "Client Key")); ServerKey =
+    HMAC(SaltedPassword, "Server Key")), in PostgreSQL's text form `SCRAM-SHA-256$<iterations>:<salt>$
+    <StoredKey>:<ServerKey>`. "If the presented password string is already in MD5-encrypted or
+    SCRAM-encrypted format, then it is stored as-is" (PostgreSQL 16, CREATE ROLE, PASSWORD), so the
+    password itself never travels in SQL text, where a failing statement would put it in the server
+    log. Passwords here are ASCII (GetRandomPassword), for which SASLprep changes nothing."""
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    salt_text, stored_text, server_text = (
+        base64.b64encode(b).decode() for b in (salt, stored_key, server_key)
+    )
+    return f"SCRAM-SHA-256${iterations}:{salt_text}${stored_text}:{server_text}"
+
+
+def _create_role_if_missing(name: str, verifier: str | None = None) -> str:
+    password = f" PASSWORD {sql_literal(verifier)}" if verifier else ""
     return (
-        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{name}') "
-        f"THEN CREATE ROLE {name} LOGIN; END IF; END $$"
+        f"DO $create$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{name}') "
+        f"THEN CREATE ROLE {name} LOGIN{password}; END IF; END $create$"
     )
 
 
-def login_statements(username: str, password: str) -> list[str]:
-    """The Bedrock login's credentials in the database: `username` (ROLE, or its alternate
-    `ROLE_clone` that alternating-users rotation uses: lambdas/login_rotation) may log in with
-    `password`. The alternate is created on first use as a member of ROLE, whose rights it inherits."""
+def login_statements(username: str, password: str, salt: bytes) -> list[str]:
+    """Set the Bedrock login's password: `username` (ROLE, or its alternate `ROLE_clone` that
+    alternating-users rotation uses: lambdas/login_rotation) may log in with `password`, sent as its
+    SCRAM verifier. The alternate is created on first use as a member of ROLE, whose rights it
+    inherits."""
     if username not in (ROLE, ALTERNATE):
         raise ValueError(f"{username!r} is not the Bedrock login ({ROLE} or {ALTERNATE})")
     sql = [] if username == ROLE else [_create_role_if_missing(username), f"GRANT {ROLE} TO {username}"]
-    return [*sql, f"ALTER ROLE {username} WITH LOGIN PASSWORD {sql_literal(password)}"]
+    verifier = scram_verifier(password, salt)
+    return [*sql, f"ALTER ROLE {username} WITH LOGIN PASSWORD {sql_literal(verifier)}"]
 
 
-def statements(tables: Sequence[VectorTable], username: str, password: str) -> list[str]:
-    """Every statement, in order, for the tables and the login's current credentials."""
+def statements(tables: Sequence[VectorTable], password: str, salt: bytes) -> list[str]:
+    """Every statement, in order. The login role gets `password` only when it is created: afterwards
+    its password is the rotation function's to change (a schema update during a rotation must not set
+    it back)."""
     sql = [
         "CREATE EXTENSION IF NOT EXISTS vector",
         f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}",
-        _create_role_if_missing(ROLE),
-        *login_statements(username, password),
+        _create_role_if_missing(ROLE, scram_verifier(password, salt)),
         f"GRANT USAGE ON SCHEMA {SCHEMA} TO {ROLE}",
     ]
     for table in tables:

@@ -12,6 +12,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from lambdas.login_rotation import handler as handler_module
+from lambdas.login_rotation import logic as rotation_logic
 from lambdas.login_rotation.logic import EXCLUDED_CHARACTERS, Rotation, RotationError, Store
 from lambdas.pgvector_schema import logic as schema_logic
 
@@ -42,6 +43,15 @@ def login(secrets) -> str:
     )["ARN"]
     secrets.rotate_secret(SecretId=arn, RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=False)
     return arn
+
+
+SALT = bytes(range(16))
+
+
+@pytest.fixture(autouse=True)
+def fixed_salt(monkeypatch):
+    """The verifiers' salt is random per rotation; fixed here so that the stubbed SQL can be matched."""
+    monkeypatch.setattr(rotation_logic, "new_salt", lambda: SALT)
 
 
 @pytest.fixture
@@ -124,7 +134,7 @@ def rotate(secrets, rds, stub, login_arn: str, strategy: str = "alternating_user
             "SecretString"
         ]
     )
-    for statement in schema_logic.login_statements(new["username"], new["password"]):
+    for statement in schema_logic.login_statements(new["username"], new["password"], SALT):
         stub.add_response("execute_statement", {}, as_admin(statement))
     steps.run("setSecret", login_arn, token)
     stub.add_response("execute_statement", role_answer(True, True), role_check(new["username"]))
@@ -196,7 +206,7 @@ def test_a_resuming_cluster_is_waited_for_in_the_set_step(secrets, login, rds_da
     steps.run("createSecret", login, token)
     new = json.loads(secrets.get_secret_value(SecretId=login, VersionId=token)["SecretString"])
     stub.add_client_error("execute_statement", service_error_code="DatabaseResumingException")
-    for statement in schema_logic.login_statements(new["username"], new["password"]):
+    for statement in schema_logic.login_statements(new["username"], new["password"], SALT):
         stub.add_response("execute_statement", {}, as_admin(statement))
     assert steps.run("setSecret", login, token) == "password set for bedrock_user_clone"
 
@@ -214,11 +224,45 @@ def test_only_the_login_secret_and_only_pending_versions_are_rotated(secrets, lo
     assert steps.run("finishSecret", login, current_version) == "already current"
 
 
-def test_a_secret_without_rotation_enabled_is_refused(secrets, rds_data):
+def test_a_secret_whose_rotation_was_turned_off_is_refused(secrets, login, rds_data):
     rds, _ = rds_data
-    arn = secrets.create_secret(Name="plain", SecretString=json.dumps({"username": "bedrock_user"}))["ARN"]
+    rotation_on = started(secrets, login)
+
+    class TurnedOff(StartedRotation):
+        def describe_secret(self, SecretId: str):
+            return {**super().describe_secret(SecretId=SecretId), "RotationEnabled": False}
+
+    turned_off = TurnedOff(secrets, rotation_on.token)
     with pytest.raises(RotationError, match="rotation is not enabled"):
-        rotation(secrets, rds, arn).run("createSecret", arn, str(uuid.uuid4()))
+        rotation(turned_off, rds, login).run("createSecret", login, rotation_on.token)
+
+
+def test_the_configuration_test_secrets_manager_runs_when_the_schedule_is_created_passes(secrets, rds_data):
+    """RotateSecret with RotateImmediately false "tests the rotation configuration by running the
+    testSecret step ... creates an AWSPENDING version of the secret and then removes it" (Secrets
+    Manager API reference, RotateSecret). The pending version then holds the current value, and
+    DescribeSecret may not yet say RotationEnabled: the role it names (bedrock_user, which the schema
+    resource created before the schedule) passes the check."""
+    rds, stub = rds_data
+    current = {"username": "bedrock_user", "password": "first"}
+    arn = secrets.create_secret(Name="BedrockLogin", SecretString=json.dumps(current))["ARN"]
+    token = str(uuid.uuid4())
+    secrets.put_secret_value(
+        SecretId=arn, ClientRequestToken=token, SecretString=json.dumps(current), VersionStages=["AWSPENDING"]
+    )
+    assert "RotationEnabled" not in secrets.describe_secret(SecretId=arn)
+    stub.add_response("execute_statement", role_answer(True, True), role_check("bedrock_user"))
+    assert rotation(secrets, rds, arn).run("testSecret", arn, token) == (
+        "bedrock_user may log in with the rights of bedrock_user"
+    )
+
+
+def test_a_pending_version_from_another_strategy_is_refused_before_any_change(secrets, login, rds_data):
+    rds, _ = rds_data
+    secrets = started(secrets, login)
+    rotation(secrets, rds, login, strategy="single_user").run("createSecret", login, secrets.token)
+    with pytest.raises(RotationError, match="names 'bedrock_user', but after 'bedrock_user' the alternating"):
+        rotation(secrets, rds, login).run("setSecret", login, secrets.token)  # no SQL was stubbed: none ran
 
 
 def test_a_secret_naming_another_role_is_refused_before_any_change(secrets, rds_data):

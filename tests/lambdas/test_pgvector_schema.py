@@ -23,10 +23,21 @@ def client(service: str):
     )
 
 
+SALT = bytes(range(16))
+
+
 def test_the_sql_creates_extension_schema_role_and_one_indexed_table_per_knowledge_base():
-    sql = logic.statements([VectorTable("faq", 1024), VectorTable("manuals", 256)], "bedrock_user", "pa'ss")
+    sql = logic.statements([VectorTable("faq", 1024), VectorTable("manuals", 256)], "pa'ss", SALT)
     assert sql[0] == "CREATE EXTENSION IF NOT EXISTS vector"
-    assert sql[3] == "ALTER ROLE bedrock_user WITH LOGIN PASSWORD 'pa''ss'"  # quotes doubled
+    # The login role is created with the password's verifier, never the password, and only if missing:
+    # afterwards its password is the rotation function's.
+    verifier = logic.scram_verifier("pa'ss", SALT)
+    assert sql[2] == (
+        "DO $create$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bedrock_user') "
+        f"THEN CREATE ROLE bedrock_user LOGIN PASSWORD '{verifier}'; END IF; END $create$"
+    )
+    assert not any("pa'ss" in statement or "pa''ss" in statement for statement in sql)
+    assert not any(statement.startswith("ALTER ROLE") for statement in sql)
     tables = [s for s in sql if s.startswith("CREATE TABLE")]
     assert tables == [
         "CREATE TABLE IF NOT EXISTS bedrock_integration.faq (id uuid PRIMARY KEY, embedding vector(1024), chunks text, metadata json, custom_metadata jsonb)",
@@ -36,24 +47,51 @@ def test_the_sql_creates_extension_schema_role_and_one_indexed_table_per_knowled
         "CREATE INDEX IF NOT EXISTS faq_embedding ON bedrock_integration.faq USING hnsw (embedding vector_cosine_ops)"
         in sql
     )
-    assert all("IF NOT EXISTS" in s or s.startswith(("ALTER", "GRANT", "DO")) for s in sql)
+    assert all("IF NOT EXISTS" in s or s.startswith(("GRANT", "DO")) for s in sql)
 
 
-def test_after_an_alternating_rotation_the_alternate_login_is_kept_a_member_of_the_bedrock_role():
-    sql = logic.statements([VectorTable("faq", 1024)], "bedrock_user_clone", "pw")
-    create, grant, password = sql[3:6]
-    assert sql[2].startswith("DO $$")
-    assert "CREATE ROLE bedrock_user LOGIN" in sql[2]  # created first
-    assert "CREATE ROLE bedrock_user_clone LOGIN" in create
+def test_the_verifier_is_the_scram_sha_256_one_of_rfc_7677():
+    """RFC 7677, section 3: user "user", password "pencil", salt W22ZaJ0SNY7soEsUEjb6gQ==, 4096
+    iterations. The client's proof in that exchange, with our StoredKey, must give back a ClientKey
+    whose hash is StoredKey; our ServerKey must sign the exchange as the server did."""
+    import base64
+    import hashlib
+    import hmac
+
+    salt = base64.b64decode("W22ZaJ0SNY7soEsUEjb6gQ==")
+    verifier = logic.scram_verifier("pencil", salt)
+    method, rest = verifier.split("$", 1)
+    iterations_salt, keys = rest.split("$")
+    stored_key, server_key = (base64.b64decode(k) for k in keys.split(":"))
+    assert method == "SCRAM-SHA-256"
+    assert iterations_salt == "4096:W22ZaJ0SNY7soEsUEjb6gQ=="
+    nonce = "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
+    auth_message = (
+        f"n=user,r=rOprNGfwEbeRWgbNEkqO,r={nonce},s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,c=biws,r={nonce}"
+    ).encode()
+    proof = base64.b64decode("dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
+    signature = hmac.new(stored_key, auth_message, hashlib.sha256).digest()
+    client_key = bytes(a ^ b for a, b in zip(proof, signature, strict=True))
+    assert hashlib.sha256(client_key).digest() == stored_key
+    server_signature = hmac.new(server_key, auth_message, hashlib.sha256).digest()
+    assert base64.b64encode(server_signature).decode() == "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+
+
+def test_the_alternate_login_is_created_as_a_member_of_the_bedrock_role():
+    create, grant, password = logic.login_statements("bedrock_user_clone", "pw", SALT)
+    assert "CREATE ROLE bedrock_user_clone LOGIN;" in create
     assert grant == "GRANT bedrock_user TO bedrock_user_clone"
-    assert password == "ALTER ROLE bedrock_user_clone WITH LOGIN PASSWORD 'pw'"
-    assert "GRANT SELECT, INSERT, UPDATE, DELETE ON bedrock_integration.faq TO bedrock_user" in sql
+    assert (
+        password == f"ALTER ROLE bedrock_user_clone WITH LOGIN PASSWORD '{logic.scram_verifier('pw', SALT)}'"
+    )
+    (only,) = logic.login_statements("bedrock_user", "pw", SALT)
+    assert only.startswith("ALTER ROLE bedrock_user WITH LOGIN PASSWORD 'SCRAM-SHA-256$4096:")
 
 
 @pytest.mark.parametrize("username", ["postgres", "bedrock_user; DROP TABLE x", "vectors_admin"])
 def test_no_other_role_gets_its_password_set(username):
     with pytest.raises(ValueError, match="is not the Bedrock login"):
-        logic.login_statements(username, "pw")
+        logic.login_statements(username, "pw", SALT)
 
 
 @pytest.mark.parametrize(("name", "dimensions"), [("Bad-Name", 10), ("ok", 4096), ("x; drop", 3)])
@@ -192,6 +230,7 @@ def aws(monkeypatch):
     """Stubbed rds-data and secretsmanager clients behind the handler; no real sleeping."""
     rds, secrets = client("rds-data"), client("secretsmanager")
     monkeypatch.setattr(handler_module, "clients", lambda: (rds, secrets))
+    monkeypatch.setattr(handler_module, "new_salt", lambda: SALT)
     monkeypatch.setattr(logic.time, "sleep", lambda seconds: None)
     with Stubber(rds) as rds_stub, Stubber(secrets) as secrets_stub:
         yield rds_stub, secrets_stub
@@ -205,14 +244,14 @@ def expect_schema(rds_stub: Stubber, secrets_stub: Stubber, dimensions: int, exi
     )
     login = {"username": "bedrock_user", "password": "s3cret"}
     secrets_stub.add_response("get_secret_value", {"SecretString": json.dumps(login)}, {"SecretId": BEDROCK})
-    for statement in logic.statements([VectorTable("faq", dimensions)], "bedrock_user", "s3cret"):
+    for statement in logic.statements([VectorTable("faq", dimensions)], "s3cret", SALT):
         rds_stub.add_response("execute_statement", {}, {**TARGET, "sql": statement})
 
 
 def test_the_handler_reads_the_bedrock_password_and_runs_the_schema(aws):
     expect_schema(*aws, 1024, {})
     result = handler_module.on_event(event(), FakeContext())
-    assert result == {"PhysicalResourceId": "pgvector-schema:Schema", "Data": {"Statements": "10"}}
+    assert result == {"PhysicalResourceId": "pgvector-schema:Schema", "Data": {"Statements": "9"}}
 
 
 def test_a_paused_cluster_is_waited_for_from_the_first_query(aws):
@@ -220,7 +259,7 @@ def test_a_paused_cluster_is_waited_for_from_the_first_query(aws):
     resuming(rds_stub)  # the first Data API call after a pause
     resuming(rds_stub)
     expect_schema(rds_stub, secrets_stub, 1024, {})
-    assert handler_module.on_event(event(), FakeContext())["Data"] == {"Statements": "10"}
+    assert handler_module.on_event(event(), FakeContext())["Data"] == {"Statements": "9"}
 
 
 def test_the_wait_stops_before_lambda_times_out(aws, monkeypatch):

@@ -208,3 +208,16 @@ def test_an_unquoted_account_id_keeps_its_twelve_digits(tmp_path, line, account)
 def test_a_short_account_id_is_still_refused(tmp_path):
     error = error_for(tmp_path, VALID + "account: 12345\n")
     assert "account" in str(error)
+
+
+def test_write_once_evidence_is_off_unless_asked_and_takes_a_mode_and_days(tmp_path):
+    assert load_profile(str(write(tmp_path, VALID))).foundation.evidence_lock is None
+    locked = VALID + "foundation: {evidence_lock: {mode: COMPLIANCE, retention_days: 2555}}\n"
+    lock = load_profile(str(write(tmp_path, locked))).foundation.evidence_lock
+    assert (lock.mode, lock.retention_days) == ("COMPLIANCE", 2555)
+    message = str(error_for(tmp_path, VALID + "foundation: {evidence_lock: {mode: FOREVER}}\n"))
+    assert "foundation.evidence_lock.mode: " in message
+    assert "'GOVERNANCE' or 'COMPLIANCE'" in message
+    message = str(error_for(tmp_path, VALID + "foundation: {evidence_lock: {retention_days: 36501}}\n"))
+    assert "foundation.evidence_lock.retention_days: " in message
+    assert "less than or equal to 36500" in message

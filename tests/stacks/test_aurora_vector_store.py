@@ -66,6 +66,12 @@ def rotation_schedules(synthesized) -> dict[str, dict]:
 
 
 def test_both_logins_rotate_on_the_profile_s_schedule_and_not_at_deploy_time(synthesized, settings):
+    # Pinned: a rotation schedule under a new logical ID is created before the old one is deleted, and
+    # that deletion turns the secret's rotation off (cloudformation-coverage-roadmap issue 1813).
+    assert set(synthesized.resources(PROFILE, "Foundation", "AWS::SecretsManager::RotationSchedule")) == {
+        "AuroraVectorStoreAdminRotationDAC6BA11",
+        "AuroraVectorStoreLoginRotationSchedule8BD54C42",
+    }
     schedules = rotation_schedules(synthesized)
     admin = schedules[
         json.dumps({"Fn::GetAtt": ["AuroraVectorStoreCluster518200D0", "MasterUserSecret.SecretArn"]})

@@ -389,7 +389,11 @@ def test_the_data_bucket_sends_its_events_to_eventbridge_without_a_helper_functi
     assert data["Properties"]["NotificationConfiguration"] == {
         "EventBridgeConfiguration": {"EventBridgeEnabled": True}
     }
-    assert not synthesized.resources(PROFILE, "Foundation", "AWS::Lambda::Function")
+    # No notifications helper (Custom::S3BucketNotifications and its function): the only function of
+    # the foundation is the write-once evidence copier (foundation.evidence_lock).
+    functions = synthesized.resources(PROFILE, "Foundation", "AWS::Lambda::Function")
+    assert [k for k in functions if not k.startswith("EvidenceCopyFunction")] == []
+    assert not synthesized.resources(PROFILE, "Foundation", "Custom::S3BucketNotifications")
 
 
 def test_a_failed_ingestion_raises_an_alarm_on_the_topic(bedrock):

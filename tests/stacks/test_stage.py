@@ -90,8 +90,11 @@ def test_gen_ai_stage_holds_the_same_stacks_for_pipelines(tmp_path, synthesized)
 
 
 def without_paths(template: dict) -> dict:
-    """Construct paths (metadata) differ inside a Stage by design; everything else must not."""
+    """Construct paths and the local folder of an asset (metadata, which a Stage's nested assembly
+    places elsewhere) differ inside a Stage by design; everything else, the assets' hashes included,
+    must not."""
     copy = json.loads(json.dumps(template))
     for resource in copy["Resources"].values():
         resource.get("Metadata", {}).pop("aws:cdk:path", None)
+        resource.get("Metadata", {}).pop("aws:asset:path", None)
     return copy

@@ -77,6 +77,7 @@ FUNCTION_FAMILIES = (
     "custom_model_deployment",
     "custom_model_serving",
     "drift_monitor",
+    "evidence_copy",
     "gateway",
     "gateway_authorizer",
     "guardrail_window",

@@ -1,0 +1,1 @@
+"""Copies each new access-log and invocation-log object into the write-once evidence bucket."""
