@@ -143,6 +143,15 @@ EVIDENCE_OBJECTS = Acknowledgement(
     ),
 )
 
+EVIDENCE_LOST_QUEUE = Acknowledgement(
+    finding="AwsSolutions-SQS3",
+    reason=(
+        "The evidence copy function's lost queue is itself where failed events end (its asynchronous "
+        "invocation's on-failure destination): nothing consumes it but an operator's redrive, and its "
+        "messages stay 14 days with an alarm on any."
+    ),
+)
+
 RANDOM_PASSWORD_NO_RESOURCE = Acknowledgement(
     finding="AwsSolutions-IAM5[Resource::*]",
     reason=(

@@ -141,6 +141,7 @@ class ProfileStacks(Construct):
         self.hub = MonitoringHub(alarm_topic=self.foundation.alarm_topic)
         if self.foundation.evidence is not None:
             self.hub.add_alarm(self.foundation.evidence.copy_failed)
+            self.hub.add_alarm(self.foundation.evidence.copy_lost)
 
         self.bedrock: BedrockStack | None = None
         if bedrock is not None:

@@ -5,8 +5,9 @@ Event (S3 user guide, "EventBridge event message structure"): detail.bucket.name
 detail.object.version-id. Environment: EVIDENCE_BUCKET, SOURCES (JSON: bucket name -> {"prefixes":
 [...], "excluded": [...], "destination": "..."}).
 
-A failed copy raises, so EventBridge retries the event (its retry policy on the rule's target) and the
-function's Errors metric, which an alarm watches, counts it.
+A failed copy raises: Lambda retries the event twice, then sends it to the on-failure queue
+(stacks/components/evidence_vault.py), and the function's Errors metric, which an alarm watches,
+counts each failure. The object is logged before the copy, so a failure's log line names it.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ def on_event(event: dict[str, Any], context: Any) -> dict[str, str]:
     source = sources().get(bucket)
     if source is None:
         raise NotEvidence(f"bucket {bucket} is not a source of evidence")
+    logger.info("copying", extra={"source": f"{bucket}/{key}", "version": parsed.detail.object.version_id})
     copied = copy_to_evidence(
         s3_client(),
         evidence_bucket=os.environ["EVIDENCE_BUCKET"],

@@ -1,4 +1,4 @@
-"""Write-once copies of audit evidence: one S3 CopyObject per new log object.
+"""Write-once copies of audit evidence: each new log object read and put into the evidence bucket.
 
 Why copies, not replication or direct delivery:
 - S3 server access logs cannot be delivered to a bucket with Object Lock ("S3 buckets with Object Lock

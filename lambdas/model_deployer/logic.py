@@ -59,6 +59,10 @@ class EndpointBusyError(RuntimeError):
     """The endpoint is in a transition: the approval waits in the queue and is tried again later."""
 
 
+class UntaggedConfigError(RuntimeError):
+    """The configuration to roll to exists without the deployment's tags (made by genai-stack 0.1)."""
+
+
 class EndpointNotReadyError(RuntimeError):
     """The endpoint does not exist (yet): the inference stack creates it, never the deployer."""
 
@@ -257,6 +261,15 @@ def deploy(client: Any, deployment: Deployment, package_arn: str) -> dict[str, s
             raise EndpointBusyError(
                 f"endpoint {deployment.endpoint_name} changed while deploying {package_arn}: "
                 f"{error.response['Error']['Message']}"
+            ) from error
+        if error.response.get("Error", {}).get("Code") == "AccessDeniedException" and deployment.tags:
+            # The role rolls only to configurations that carry the profile's tags; one of this name
+            # that genai-stack 0.1 created has none, and the deployer may not tag it afterwards.
+            raise UntaggedConfigError(
+                f"endpoint configuration {name} exists without the profile's tags (genai-stack 0.1 created "
+                f"it), and the deployer may roll {deployment.endpoint_name} only to tagged ones: delete it "
+                f"(aws sagemaker delete-endpoint-config --endpoint-config-name {name}) and approve "
+                f"{package_arn} again; the deployer then creates it with the tags"
             ) from error
         raise
     return {**result, "action": "updated"}

@@ -17,17 +17,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from genai_stack import compliance
 from genai_stack.components.python_function import PythonFunction
+from genai_stack.components.secure_bucket import SecureBucket
 
 EVIDENCE_LOGS_PREFIX = "evidence/"  # the evidence bucket's own access logs, in the access-log bucket
 
@@ -68,35 +70,19 @@ class EvidenceVault(Construct):
             if mode == "COMPLIANCE"
             else s3.ObjectLockRetention.governance(Duration.days(retention_days))
         )
-        # The house defaults of SecureBucket, plus Object Lock (which needs versioning, and is set when
-        # the bucket is created: S3 user guide, "Configuring S3 Object Lock"). Copies expire once their
-        # lock has: a lifecycle rule cannot delete a locked version ("a locked version of an object
-        # cannot be deleted by a S3 Lifecycle expiration policy": "Object Lock considerations").
-        self.bucket = s3.Bucket(
+        # Copies expire once their lock has: a lifecycle rule cannot delete a locked version ("a locked
+        # version of an object cannot be deleted by a S3 Lifecycle expiration policy": S3 user guide,
+        # "Object Lock considerations").
+        self.bucket = SecureBucket(
             self,
             "Bucket",
-            encryption=s3.BucketEncryption.KMS,
             encryption_key=encryption_key,
-            bucket_key_enabled=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            enforce_ssl=True,
-            minimum_tls_version=1.2,
-            versioned=True,
-            object_lock_enabled=True,
-            object_lock_default_retention=retention,
-            server_access_logs_bucket=access_logs_bucket,
-            server_access_logs_prefix=EVIDENCE_LOGS_PREFIX,
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="expire-after-retention",
-                    expiration=Duration.days(retention_days + 1),
-                    noncurrent_version_expiration=Duration.days(1),
-                    abort_incomplete_multipart_upload_after=Duration.days(7),
-                )
-            ],
-            removal_policy=RemovalPolicy.RETAIN,
-        )
+            access_logs_bucket=access_logs_bucket,
+            access_logs_prefix=EVIDENCE_LOGS_PREFIX,
+            noncurrent_version_days=1,
+            expiration_days=retention_days + 1,
+            object_lock=retention,
+        ).bucket
         self.copier = PythonFunction(
             self,
             "Copy",
@@ -150,15 +136,61 @@ class EvidenceVault(Construct):
                 conditions=_through_s3(stack, self.bucket),
             )
         )
-        # EventBridge retries a failed invocation with backoff for up to a day (the most it allows:
-        # "Event retry policy and using dead-letter queues", EventBridge user guide); a failure still
-        # counts in the function's Errors metric, which `copy_failed` watches. L1 rule and permission:
-        # the L2 target names its permission after the function's full construct path, which differs
-        # when the stacks sit in a Stage, and this stack's logical IDs must not.
+        # What keeps a copy from being lost:
+        # - EventBridge retries delivering an event to the function for up to a day ("Event retry
+        #   policy and using dead-letter queues", EventBridge user guide);
+        # - once Lambda has it, a failed run is retried by Lambda's asynchronous invocation, "two more
+        #   times, with a one-minute wait between the first two attempts, and two minutes between the
+        #   second and third" (Lambda developer guide, "How Lambda handles errors and retries with
+        #   asynchronous invocation"), for up to 6 hours here; then the event goes to the `lost` queue
+        #   (on-failure destination, platform key, 14 days) for a redrive, and `copy_lost` alarms.
+        # L1 rule and permission: the L2 target names its permission after the function's full
+        # construct path, which differs when the stacks sit in a Stage, and this stack's logical IDs
+        # must not.
+        self.lost = sqs.Queue(
+            self,
+            "Lost",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=encryption_key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        compliance.acknowledge(self.lost, compliance.EVIDENCE_LOST_QUEUE)
+        # L1, with the role's rights written here: the L2 destination grants kms:ReEncrypt* and
+        # kms:GenerateDataKey* where sending to a queue under a customer managed key needs
+        # kms:GenerateDataKey and kms:Decrypt ("Key management", Amazon SQS developer guide).
+        lambda_.CfnEventInvokeConfig(
+            self,
+            "AsyncRetries",
+            function_name=function.function_name,
+            qualifier="$LATEST",
+            maximum_retry_attempts=2,
+            maximum_event_age_in_seconds=6 * 3600,
+            destination_config=lambda_.CfnEventInvokeConfig.DestinationConfigProperty(
+                on_failure=lambda_.CfnEventInvokeConfig.OnFailureProperty(destination=self.lost.queue_arn)
+            ),
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="ParkLostEvents", actions=["sqs:SendMessage"], resources=[self.lost.queue_arn]
+            )
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="EncryptLostEvents",
+                actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                resources=[encryption_key.key_arn],
+                conditions={"StringEquals": {"kms:ViaService": f"sqs.{stack.region}.amazonaws.com"}},
+            )
+        )
         for index, source in enumerate(sources):
             keys: list[object] = [{"prefix": p} for p in source.prefixes if p]
             if source.excluded:
-                keys = [{"anything-but": {"prefix": p}} for p in source.excluded]
+                # One anything-but per source: several in one list would be ORed (every key matches),
+                # and with prefixes beside it the pattern would drop them.
+                if source.prefixes != ("",) or len(source.excluded) != 1:
+                    raise ValueError("an excluded prefix goes with prefixes ('',) and is the only one")
+                keys = [{"anything-but": {"prefix": source.excluded[0]}}]
             detail: dict[str, object] = {"bucket": {"name": [source.bucket.bucket_name]}}
             if keys:
                 detail["object"] = {"key": keys}
@@ -190,8 +222,8 @@ class EvidenceVault(Construct):
             self,
             "CopyFailed",
             alarm_description=(
-                "A log object could not be copied into the write-once evidence bucket (see the evidence "
-                "copy function's log); EventBridge retries each for a day"
+                "A log object could not be copied into the write-once evidence bucket (the evidence copy "
+                "function's log names it); Lambda retries it twice, then parks the event in the lost queue"
             ),
             metric=function.metric_errors(period=Duration.minutes(5), statistic="Sum"),
             threshold=1,
@@ -199,6 +231,25 @@ class EvidenceVault(Construct):
             comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             # No invocation, no data: nothing failed.
             treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        )
+        self.copy_lost = cw.Alarm(
+            self,
+            "CopyLost",
+            alarm_description=(
+                "Events of log objects that were never copied into the evidence bucket wait in the lost "
+                "queue: fix the cause (the copy function's log), then redrive them to the function"
+            ),
+            metric=self.lost.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(5), statistic="Maximum"
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            # SQS stops publishing a queue's metrics after six hours without activity ("Available
+            # CloudWatch metrics for Amazon SQS"), though a parked event is still there: ignore keeps
+            # the alarm's state until data says otherwise (a redrive or a purge), as for the deployer's
+            # dead-letter queue.
+            treat_missing_data=cw.TreatMissingData.IGNORE,
         )
 
 

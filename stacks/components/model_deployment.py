@@ -64,7 +64,7 @@ from genai_stack import compliance
 from genai_stack.compliance import Acknowledgement, CheckovSkip, nag_resource
 from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.components.python_function import PythonFunction
-from genai_stack.components.tag_conditions import request_tags, sagemaker_tag_on_create
+from genai_stack.components.tag_conditions import request_tags, sagemaker_tag_on_create, tag_scoped
 from genai_stack.components.training_pipeline import SAGEMAKER_NAME, sagemaker_arn
 
 # lambdas/model_deployer/handler.py names its entry point `handler`, not PythonFunction's `on_event`.
@@ -176,7 +176,7 @@ class ModelDeployment(Construct):
 
     - sagemaker:DescribeModelPackage on the groups' versions; sagemaker:ListModelPackages (no resource);
     - sagemaker:CreateModel / CreateEndpointConfig on `model/<endpoint>-v*` / `endpoint-config/<endpoint>-v*`;
-    - sagemaker:UpdateEndpoint on `endpoint/<endpoint>` and its configs (never CreateEndpoint: the
+    - sagemaker:UpdateEndpoint on `endpoint/<endpoint>` and its tagged configs (never CreateEndpoint: the
       inference stack creates the endpoint), sagemaker:DescribeEndpoint on `endpoint/<endpoint>`,
       sagemaker:DescribeEndpointConfig on `endpoint-config/*` (see ENDPOINT_CONFIGS);
     - iam:PassRole on the execution roles, to SageMaker only;
@@ -293,11 +293,14 @@ class ModelDeployment(Construct):
                 if tags
                 else []
             ),
+            # UpdateEndpoint is authorized on the endpoint and on the configuration it rolls to (Service
+            # Authorization Reference, SageMaker AI): the endpoints by exact ARN; the configurations,
+            # which the deployer creates with `tags`, only when they carry one of them (lambdas/
+            # model_deployer/logic.py explains a refusal for an untagged one that 0.1 made).
             iam.PolicyStatement(
-                sid="RollTheEndpoints",
-                actions=["sagemaker:UpdateEndpoint"],
-                resources=[*endpoints, *configs],
+                sid="RollTheEndpoints", actions=["sagemaker:UpdateEndpoint"], resources=endpoints
             ),
+            *tag_scoped("RollToTaggedConfigs", ["sagemaker:UpdateEndpoint"], configs, tags),
             iam.PolicyStatement(
                 sid="WatchTheEndpoints", actions=["sagemaker:DescribeEndpoint"], resources=endpoints
             ),

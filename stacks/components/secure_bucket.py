@@ -19,6 +19,9 @@ class SecureBucket(Construct):
     - Noncurrent versions expire after `noncurrent_version_days`; incomplete multipart uploads are
       aborted after 7 days; `expiration_days` (optional) expires current objects too (log buckets).
     - `event_bridge`: the bucket sends its object events to EventBridge (rules pick what they need).
+    - `object_lock`: S3 Object Lock with this default retention on every new object version (set when
+      the bucket is created: S3 user guide, "Configuring S3 Object Lock"); such a bucket cannot receive
+      server access logs.
     """
 
     def __init__(
@@ -32,6 +35,7 @@ class SecureBucket(Construct):
         access_logs_prefix: str | None = None,
         expiration_days: int | None = None,
         event_bridge: bool = False,
+        object_lock: s3.ObjectLockRetention | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         if access_logs_prefix and access_logs_bucket is None:
@@ -56,6 +60,8 @@ class SecureBucket(Construct):
             enforce_ssl=True,
             minimum_tls_version=1.2,
             versioned=True,
+            object_lock_enabled=object_lock is not None or None,
+            object_lock_default_retention=object_lock,
             server_access_logs_bucket=access_logs_bucket,
             server_access_logs_prefix=access_logs_prefix,
             lifecycle_rules=rules,

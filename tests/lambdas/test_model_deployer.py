@@ -583,6 +583,38 @@ def test_an_update_racing_another_deployment_is_retriable(stubbed):
         logic.deploy(client, STUB_DEPLOYMENT, PACKAGE_ARN)
 
 
+def test_rolling_to_an_untagged_configuration_0_1_made_says_how_to_recover(stubbed):
+    """The deployer's role rolls only to configurations carrying the profile's tags
+    (stacks/components/model_deployment.py RollToTaggedConfigs): one of the same name that 0.1 made
+    exists untagged, so CreateEndpointConfig reports it exists and UpdateEndpoint is refused."""
+    client, stub = stubbed
+    tagged = make_deployment("chat-models", "chat", tags=TAGS)
+    _stub_package(stub)
+    _stub_live(stub, "InService")
+    stub.add_client_error(
+        "create_model",
+        service_error_code="ValidationException",
+        service_message="Cannot create already existing model",
+    )
+    stub.add_client_error(
+        "create_endpoint_config",
+        service_error_code="ValidationException",
+        service_message="Cannot create already existing endpoint configuration",
+    )
+    stub.add_client_error(
+        "update_endpoint",
+        service_error_code="AccessDeniedException",
+        service_message="User is not authorized to perform: sagemaker:UpdateEndpoint",
+        http_status_code=400,
+    )
+    _, config = _derived()
+    with pytest.raises(logic.UntaggedConfigError) as refused:
+        logic.deploy(client, tagged, PACKAGE_ARN)
+    message = str(refused.value)
+    assert f"delete-endpoint-config --endpoint-config-name {config['EndpointConfigName']}" in message
+    assert f"approve {PACKAGE_ARN} again" in message
+
+
 def test_an_endpoint_with_inference_components_is_refused():
     components = {
         **LIVE_CONFIG,

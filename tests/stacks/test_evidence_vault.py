@@ -48,10 +48,9 @@ def test_the_evidence_bucket_locks_every_object_for_the_profile_s_retention(synt
     assert bucket["DeletionPolicy"] == bucket["UpdateReplacePolicy"] == "Retain"
     # Its own access logs go to the access-log bucket under evidence/, which is not copied back.
     assert props["LoggingConfiguration"]["LogFilePrefix"] == "evidence/"
-    (rule,) = props["LifecycleConfiguration"]["Rules"]
-    assert (
-        rule["ExpirationInDays"] > lock.retention_days
-    )  # a lifecycle rule cannot delete a locked copy anyway
+    rules = {rule["Id"]: rule for rule in props["LifecycleConfiguration"]["Rules"]}
+    # Expired one day after the lock (a lifecycle rule could not delete a locked copy anyway).
+    assert rules["expire-objects"]["ExpirationInDays"] == lock.retention_days + 1
 
 
 def rules(synthesized) -> dict[str, dict]:
@@ -102,6 +101,7 @@ def test_the_copy_function_can_neither_delete_nor_unlock(synthesized):
         "s3:PutObject",
         "kms:Decrypt",
         "kms:GenerateDataKey",
+        "sqs:SendMessage",  # the lost queue (its on-failure destination)
     }
 
 
@@ -124,3 +124,24 @@ def test_profiles_without_the_option_have_no_locked_bucket(synthesized):
         expected = load_profile(profile).foundation.evidence_lock is not None
         assert bool(locked) == expected, (profile, locked)
         assert json.dumps(stacks).count("evidence_copy") == (1 if expected else 0)
+
+
+def test_a_copy_that_keeps_failing_is_parked_in_the_lost_queue_with_an_alarm(synthesized):
+    """Lambda retries an asynchronous event twice and then drops it unless a destination takes it
+    (Lambda developer guide, "How Lambda handles errors and retries with asynchronous invocation")."""
+    resources = foundation(synthesized)
+    (config,) = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"]
+    assert config["FunctionName"] == {"Ref": "EvidenceCopyFunctionD0DB173C"}
+    assert (config["MaximumRetryAttempts"], config["MaximumEventAgeInSeconds"]) == (2, 6 * 3600)
+    lost = config["DestinationConfig"]["OnFailure"]["Destination"]
+    (queue_id,) = [
+        k for k in resources if k.startswith("EvidenceLost") and resources[k]["Type"] == "AWS::SQS::Queue"
+    ]
+    assert lost == {"Fn::GetAtt": [queue_id, "Arn"]}
+    queue = resources[queue_id]["Properties"]
+    assert queue["KmsMasterKeyId"] == {"Fn::GetAtt": ["PlatformKey1C4A1A63", "Arn"]}
+    assert queue["MessageRetentionPeriod"] == 14 * 24 * 3600
+    (alarm,) = [r["Properties"] for k, r in resources.items() if k.startswith("EvidenceCopyLost")]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}]
+    assert alarm["AlarmActions"] == [{"Ref": "AlarmsTopic3A2DFEBA"}]

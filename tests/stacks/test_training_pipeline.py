@@ -719,9 +719,17 @@ def test_the_deployer_may_do_exactly_what_a_deployment_needs(templates):
     configs = [f"{arn}:endpoint-config/demo-copy-llm-v*", f"{arn}:endpoint-config/demo-support-llm-v*"]
     endpoints = [f"{arn}:endpoint/demo-copy-llm", f"{arn}:endpoint/demo-support-llm"]
     assert sorted(found["CreateEndpointConfigs"]["Resource"]) == configs
-    assert sorted(found["RollTheEndpoints"]["Resource"]) == sorted(endpoints + configs)
-    # UpdateEndpoint only: the inference stack creates the endpoints.
+    assert sorted(found["RollTheEndpoints"]["Resource"]) == endpoints
+    # UpdateEndpoint only: the inference stack creates the endpoints. The configurations it rolls to
+    # only when they carry one of the deployment's tags (one statement per tag).
     assert _actions(found["RollTheEndpoints"]) == ["sagemaker:UpdateEndpoint"]
+    # This test's app gives the deployment no tags: one statement without a condition (the built-in
+    # profiles' tag conditions: tests/stacks/test_resource_policies.py and the access rows).
+    rolls = [statement for sid, statement in found.items() if sid.startswith("RollToTaggedConfigs")]
+    assert len(rolls) == 1
+    assert _actions(rolls[0]) == ["sagemaker:UpdateEndpoint"]
+    assert sorted(rolls[0]["Resource"]) == configs
+    assert "Condition" not in rolls[0]
     assert sorted(found["WatchTheEndpoints"]["Resource"]) == endpoints
     assert found["CopyTheEndpointConfigs"]["Resource"] == f"{arn}:endpoint-config/*"
     assert _actions(found["CopyTheEndpointConfigs"]) == ["sagemaker:DescribeEndpointConfig"]

@@ -25,7 +25,7 @@ import json
 
 from lambdas.model_deployer.logic import resource_name
 from tests.access.deployment import Deployment, Function
-from tests.access.rows import Call, sagemaker_tagged_create
+from tests.access.rows import Call, resource_tag_context, sagemaker_tagged_create
 from tests.access.rows.lambda_runtime import queue_rows
 
 PACKAGE = "model_deployer"
@@ -157,6 +157,26 @@ def rows(function: Function, deployment: Deployment) -> list[Call]:
                 _sagemaker(deployment, f"endpoint/{endpoint}"),
                 "logic.py deploy",
                 api="sagemaker.UpdateEndpoint",
+            ),
+            # ... and on the configuration it rolls to, which it created with the profile's tags.
+            Call(
+                "sagemaker:UpdateEndpoint",
+                _sagemaker(deployment, f"endpoint-config/{model}"),
+                "logic.py deploy: the configuration it rolls to",
+                context=resource_tag_context(item["tags"]),
+                api="sagemaker.UpdateEndpoint",
+            ),
+            *(
+                [
+                    Call(
+                        "sagemaker:UpdateEndpoint",
+                        _sagemaker(deployment, f"endpoint-config/{model}"),
+                        "not to an untagged configuration (0.1 made those)",
+                        expect="deny",
+                    )
+                ]
+                if item["tags"]
+                else []
             ),
             Call(
                 "sagemaker:DescribeModelPackage",
