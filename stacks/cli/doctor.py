@@ -68,6 +68,8 @@ class Clients:
     acm_pca: Any = None
     # SSM in the region of the budgets' stack, where it is not the profile's (stacks/cost_stack.py).
     cost_ssm: Any = None
+    cloudformation: Any = None
+    rds: Any = None
 
 
 def make_clients(region: str) -> Clients:
@@ -88,6 +90,8 @@ def make_clients(region: str) -> Clients:
         ec2=session.client("ec2"),
         acm_pca=session.client("acm-pca"),
         cost_ssm=boto3.Session(region_name=budgets).client("ssm") if budgets != region else None,
+        cloudformation=session.client("cloudformation"),
+        rds=session.client("rds"),
     )
 
 
@@ -419,6 +423,46 @@ def check_auto_scaling_role(iam: Any) -> list[Row]:
             )
         ]
     return [Row(check, "ok", "exists")]
+
+
+# The vector store cluster's logical ID in `<profile>-foundation` (pinned: test_stateful.py).
+AURORA_CLUSTER_LOGICAL_ID = "AuroraVectorStoreCluster518200D0"
+
+
+def check_vector_store_admin(
+    cloudformation: Any, rds: Any, *, stack_name: str, admin_username: str
+) -> list[Row]:
+    """The deployed cluster's master user is the profile's `bedrock.aurora.admin_username`. A cluster's
+    master user name cannot be changed (ModifyDBCluster has no parameter for it), and `cdk diff` marks
+    a changed MasterUsername as one that may replace the cluster: a cluster genai-stack 0.1 created
+    has the admin `postgres`, which its profile must keep (docs/profiles/customer-service.md,
+    "Upgrading from 0.1")."""
+    check = "Aurora vector store admin"
+    try:
+        resource = cloudformation.describe_stack_resource(
+            StackName=stack_name, LogicalResourceId=AURORA_CLUSTER_LOGICAL_ID
+        )
+    except ClientError as error:
+        if _code(error) != "ValidationError":  # no such stack, or no cluster in it yet
+            raise
+        return [Row(check, "ok", f"no cluster deployed yet: it is created with the admin {admin_username}")]
+    identifier = resource["StackResourceDetail"]["PhysicalResourceId"]
+    (cluster,) = rds.describe_db_clusters(DBClusterIdentifier=identifier)["DBClusters"]
+    current = cluster["MasterUsername"]
+    if current == admin_username:
+        return [Row(check, "ok", f"cluster {identifier}: admin {current}, as the profile says")]
+    keep = f"bedrock.aurora.admin_username: {current}" + (
+        " with legacy_admin_reason" if current == "postgres" else ""
+    )
+    return [
+        Row(
+            check,
+            "fail",
+            f"cluster {identifier} has the admin {current!r}, the profile asks for {admin_username!r}: a "
+            "cluster's master user name cannot change, and the deploy could replace the cluster (its vectors "
+            f"stay in the retained old one). Keep the name: {keep} (docs/profiles/customer-service.md)",
+        )
+    ]
 
 
 ACM_RENEWAL_ACTIONS = frozenset({"IssueCertificate", "GetCertificate", "ListPermissions"})
@@ -818,6 +862,18 @@ def run_checks(profile: Profile, requirements: Requirements, clients: Clients) -
                 enabled=logging.enabled,
                 take_over=logging.take_over,
                 stack_name=f"{profile.name}-bedrock",
+            ),
+        )
+    if profile.bedrock is not None and any(
+        kb.vector_store == "aurora_pgvector" for kb in profile.bedrock.knowledge_bases
+    ):
+        rows += _guarded(
+            "Aurora vector store admin",
+            lambda: check_vector_store_admin(
+                clients.cloudformation,
+                clients.rds,
+                stack_name=f"{profile.name}-foundation",
+                admin_username=profile.bedrock.aurora.admin_username,
             ),
         )
     if requirements.uses_model_monitor:

@@ -709,3 +709,71 @@ def test_the_zones_are_pinned_only_when_every_new_vpc_names_them():
     pinned = Network(availability_zones=["us-east-1b", "us-east-1a"])
     gateway = profile.gateway.model_copy(update={"network": pinned})
     assert doc.pinned_zones(profile.model_copy(update={"gateway": gateway})) == ["us-east-1a", "us-east-1b"]
+
+
+# --------------------------------------------------------------------------------------------------
+# The Aurora vector store's admin: a master user's name cannot change.
+
+CLUSTER_RESOURCE = {
+    "StackResourceDetail": {
+        "StackName": "customer-service-foundation",
+        "LogicalResourceId": doc.AURORA_CLUSTER_LOGICAL_ID,
+        "PhysicalResourceId": "customer-service-foundation-auroravectorstorecluster-abc123",
+        "ResourceType": "AWS::RDS::DBCluster",
+        "LastUpdatedTimestamp": "2026-03-01T00:00:00Z",
+        "ResourceStatus": "UPDATE_COMPLETE",
+    }
+}
+WHERE = {"StackName": "customer-service-foundation", "LogicalResourceId": doc.AURORA_CLUSTER_LOGICAL_ID}
+
+
+def cluster(admin: str) -> dict:
+    return {
+        "DBClusters": [
+            {
+                "DBClusterIdentifier": "customer-service-foundation-auroravectorstorecluster-abc123",
+                "MasterUsername": admin,
+            }
+        ]
+    }
+
+
+def test_a_cluster_0_1_created_keeps_its_admin_name_or_doctor_fails(stubs):
+    rows = []
+    for admin in ("postgres", "vectors_admin"):
+        cloudformation, rds = stubs.client("cloudformation"), stubs.client("rds")
+        stubs["cloudformation"].add_response("describe_stack_resource", CLUSTER_RESOURCE, WHERE)
+        stubs["rds"].add_response(
+            "describe_db_clusters",
+            cluster(admin),
+            {"DBClusterIdentifier": "customer-service-foundation-auroravectorstorecluster-abc123"},
+        )
+        rows += doc.check_vector_store_admin(
+            cloudformation, rds, stack_name="customer-service-foundation", admin_username="vectors_admin"
+        )
+    failed, ok = rows
+    assert failed.status == "fail"
+    assert "has the admin 'postgres', the profile asks for 'vectors_admin'" in failed.detail
+    assert "bedrock.aurora.admin_username: postgres with legacy_admin_reason" in failed.detail
+    assert ok.status == "ok"
+
+
+def test_no_cluster_yet_is_ok(stubs):
+    cloudformation, rds = stubs.client("cloudformation"), stubs.client("rds")
+    stubs["cloudformation"].add_client_error(
+        "describe_stack_resource",
+        service_error_code="ValidationError",
+        service_message="Stack 'customer-service-foundation' does not exist",
+        expected_params=WHERE,
+    )
+    (row,) = doc.check_vector_store_admin(
+        cloudformation, rds, stack_name="customer-service-foundation", admin_username="vectors_admin"
+    )
+    assert row.status == "ok"
+    assert "created with the admin vectors_admin" in row.detail
+
+
+def test_the_cluster_logical_id_doctor_reads_is_the_pinned_one(synthesized):
+    assert doc.AURORA_CLUSTER_LOGICAL_ID in synthesized.resources(
+        "customer-service", "Foundation", "AWS::RDS::DBCluster"
+    )
