@@ -91,9 +91,15 @@ def rows(function: Function, deployment: Deployment) -> list[Call]:
             "the Data API reads the admin secret as the caller",
             "rds-data.ExecuteStatement",
         )
-    result += [
+    return result + elsewhere(deployment, "secretsmanager:GetSecretValue")
+
+
+def elsewhere(deployment: Deployment, secret_action: str) -> list[Call]:
+    """What a role of the vector store must not do: `secret_action` on another secret, SQL on another
+    cluster."""
+    return [
         Call(
-            "secretsmanager:GetSecretValue",
+            secret_action,
             deployment.arn("secretsmanager", "secret:another-secret-AbCdEf"),
             "no other secret",
             expect="deny",
@@ -105,4 +111,3 @@ def rows(function: Function, deployment: Deployment) -> list[Call]:
             expect="deny",
         ),
     ]
-    return result
