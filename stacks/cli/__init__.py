@@ -3,7 +3,16 @@ on `genai_stack.cli.app.app`; importing them here makes the console script see a
 
 from __future__ import annotations
 
-from genai_stack.cli import diff, doctor, keys, plan, profiles, recommend, wheelhouse  # noqa: F401 - registers the commands
+from genai_stack.cli import (  # noqa: F401 - registers the commands
+    diff,
+    doctor,
+    keys,
+    plan,
+    profiles,
+    recommend,
+    smoke,
+    wheelhouse,
+)
 from genai_stack.cli.app import app
 
 

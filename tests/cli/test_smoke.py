@@ -1,0 +1,445 @@
+"""`genai-stack smoke`: each check passing and failing against botocore stubs, and a whole run over a
+built-in profile's real templates with every deployed resource stubbed."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from typer.testing import CliRunner
+
+from genai_stack.cli import app
+from genai_stack.cli import smoke as sm
+from genai_stack.config import load_profile
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+
+
+class Stubs:
+    """Clients with fake credentials per (service, region); every call must be stubbed, in order."""
+
+    def __init__(self) -> None:
+        self.clients: dict[tuple[str, str], object] = {}
+        self.stubbers: dict[tuple[str, str], Stubber] = {}
+
+    def __call__(self, service: str, region: str = REGION):
+        if (service, region) not in self.clients:
+            client = boto3.client(
+                service, region_name=region, aws_access_key_id="testing", aws_secret_access_key="testing"
+            )
+            self.stubbers[(service, region)] = Stubber(client)
+            self.stubbers[(service, region)].activate()
+            self.clients[(service, region)] = client
+        return self.clients[(service, region)]
+
+    def __getitem__(self, service: str) -> Stubber:
+        self(service)
+        return self.stubbers[(service, REGION)]
+
+    def verify(self) -> None:
+        for stubber in self.stubbers.values():
+            stubber.assert_no_pending_responses()
+
+
+@pytest.fixture
+def stubs():
+    found = Stubs()
+    yield found
+    found.verify()
+
+
+def stack(template: dict | None = None, name: str = "demo-observability") -> sm.Stack:
+    return sm.Stack(name=name, region=REGION, template=template or {"Resources": {}})
+
+
+# --------------------------------------------------------------------------------------------------
+# One check at a time
+
+
+def test_a_settled_stack_passes_and_its_deployed_names_are_read(stubs):
+    cloudformation = stubs("cloudformation")
+    stubs["cloudformation"].add_response(
+        "describe_stacks",
+        {
+            "Stacks": [
+                {
+                    "StackName": "demo-observability",
+                    "CreationTime": "2026-12-01T00:00:00Z",
+                    "StackStatus": "UPDATE_COMPLETE",
+                }
+            ]
+        },
+        {"StackName": "demo-observability"},
+    )
+    stubs["cloudformation"].add_response(
+        "list_stack_resources",
+        {
+            "StackResourceSummaries": [
+                {
+                    "LogicalResourceId": "Throttles",
+                    "PhysicalResourceId": "demo-throttles",
+                    "ResourceType": "AWS::CloudWatch::Alarm",
+                    "LastUpdatedTimestamp": "2026-12-01T00:00:00Z",
+                    "ResourceStatus": "CREATE_COMPLETE",
+                }
+            ]
+        },
+        {"StackName": "demo-observability"},
+    )
+    found = stack()
+    (result,) = sm.check_stack(cloudformation, found)
+    assert (result.status, result.detail) == ("pass", "UPDATE_COMPLETE")
+    assert found.physical == {"Throttles": "demo-throttles"}
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("UPDATE_ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_COMPLETE: wait for it to settle, or see its events"),
+        (None, "not deployed in us-east-1: run `cdk deploy --all`"),
+    ],
+)
+def test_a_rolled_back_or_missing_stack_fails(stubs, answer, expected):
+    cloudformation = stubs("cloudformation")
+    if answer:
+        stubs["cloudformation"].add_response(
+            "describe_stacks",
+            {
+                "Stacks": [
+                    {
+                        "StackName": "demo-observability",
+                        "CreationTime": "2026-12-01T00:00:00Z",
+                        "StackStatus": answer,
+                    }
+                ]
+            },
+        )
+    else:
+        stubs["cloudformation"].add_client_error(
+            "describe_stacks", "ValidationError", "Stack with id demo-observability does not exist"
+        )
+    (result,) = sm.check_stack(cloudformation, stack())
+    assert (result.status, result.detail) == ("fail", expected)
+
+
+def alarm(name: str, state: str) -> dict:
+    return {"AlarmName": name, "StateValue": state}
+
+
+def test_alarms_pass_in_ok_or_insufficient_data_and_fail_in_alarm_or_missing(stubs):
+    cloudwatch = stubs("cloudwatch")
+    names = ["a", "b", "c"]
+    where = {"AlarmNames": names, "AlarmTypes": ["MetricAlarm", "CompositeAlarm"]}
+    stubs["cloudwatch"].add_response(
+        "describe_alarms",
+        {"MetricAlarms": [alarm("a", "OK"), alarm("b", "INSUFFICIENT_DATA"), alarm("c", "OK")]},
+        where,
+    )
+    (passed,) = sm.check_alarms(cloudwatch, names)
+    assert (passed.status, passed.detail) == ("pass", "1 INSUFFICIENT_DATA, 2 OK")
+    stubs["cloudwatch"].add_response(
+        "describe_alarms", {"MetricAlarms": [alarm("a", "ALARM"), alarm("b", "OK")]}, where
+    )
+    (failed,) = sm.check_alarms(cloudwatch, names)
+    assert failed.status == "fail"
+    assert failed.detail == "in ALARM: a (docs/operations.md says what each means); missing: c"
+
+
+def test_alarm_names_are_asked_for_a_hundred_at_a_time(stubs):
+    cloudwatch = stubs("cloudwatch")
+    names = [f"alarm-{i:03}" for i in range(150)]
+    for batch in (names[:100], names[100:]):
+        stubs["cloudwatch"].add_response(
+            "describe_alarms",
+            {"MetricAlarms": [alarm(n, "OK") for n in batch]},
+            {"AlarmNames": batch, "AlarmTypes": ["MetricAlarm", "CompositeAlarm"]},
+        )
+    (result,) = sm.check_alarms(cloudwatch, names)
+    assert result.detail == "150 OK"
+
+
+def budget(amount: str) -> dict:
+    return {
+        "Budget": {
+            "BudgetName": "demo-monthly",
+            "BudgetLimit": {"Amount": amount, "Unit": "USD"},
+            "TimeUnit": "MONTHLY",
+            "BudgetType": "COST",
+        }
+    }
+
+
+def test_a_budget_passes_at_the_profile_s_limit_and_fails_otherwise(stubs):
+    budgets = stubs("budgets")
+    where = {"AccountId": ACCOUNT, "BudgetName": "demo-monthly"}
+    stubs["budgets"].add_response("describe_budget", budget("500.0"), where)
+    stubs["budgets"].add_response("describe_budget", budget("50.0"), where)
+    stubs["budgets"].add_client_error(
+        "describe_budget", "NotFoundException", "not found", expected_params=where
+    )
+    results = [
+        sm.check_budgets(budgets, account=ACCOUNT, expected={"demo-monthly": 500})[0] for _ in range(3)
+    ]
+    assert [r.status for r in results] == ["pass", "fail", "fail"]
+    assert results[1].detail == "limit 50 USD, the profile says 500 USD"
+    assert results[2].detail.startswith("missing")
+
+
+def test_the_anomaly_monitor_must_exist(stubs):
+    ce = stubs("ce")
+    arn = f"arn:aws:ce::{ACCOUNT}:anomalymonitor/0123"
+    monitor = {"MonitorArn": arn, "MonitorName": "demo", "MonitorType": "CUSTOM"}
+    stubs["ce"].add_response(
+        "get_anomaly_monitors", {"AnomalyMonitors": [monitor]}, {"MonitorArnList": [arn]}
+    )
+    stubs["ce"].add_response("get_anomaly_monitors", {"AnomalyMonitors": []}, {"MonitorArnList": [arn]})
+    assert sm.check_anomaly_monitors(ce, [arn])[0].status == "pass"
+    assert sm.check_anomaly_monitors(ce, [arn])[0].detail == f"missing: {arn}"
+
+
+def endpoint(status: str, instances: int, **extra) -> dict:
+    return {
+        "EndpointName": "demo-chat",
+        "EndpointArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/demo-chat",
+        "EndpointConfigName": "c",
+        "EndpointStatus": status,
+        "CreationTime": "2026-12-01T00:00:00Z",
+        "LastModifiedTime": "2026-12-01T00:00:00Z",
+        "ProductionVariants": [{"VariantName": "AllTraffic", "CurrentInstanceCount": instances}],
+        **extra,
+    }
+
+
+def test_an_endpoint_in_service_passes_at_zero_is_skipped_and_failed_fails(stubs):
+    sagemaker = stubs("sagemaker")
+    for answer in (
+        endpoint("InService", 1),
+        endpoint("InService", 0),
+        endpoint("Failed", 0, FailureReason="CUDA out of memory"),
+    ):
+        stubs["sagemaker"].add_response("describe_endpoint", answer, {"EndpointName": "demo-chat"})
+    stubs["sagemaker"].add_client_error(
+        "describe_endpoint", "ValidationException", "Could not find endpoint demo-chat"
+    )
+    results = [sm.check_endpoints(sagemaker, ["demo-chat"])[0] for _ in range(4)]
+    assert [r.status for r in results] == ["pass", "skip", "fail", "fail"]
+    assert results[2].detail == "Failed: CUDA out of memory"
+
+
+def group(desired: int) -> dict:
+    return {
+        "AutoScalingGroups": [
+            {
+                "AutoScalingGroupName": "demo-llm",
+                "MinSize": 0,
+                "MaxSize": 2,
+                "DesiredCapacity": desired,
+                "DefaultCooldown": 300,
+                "AvailabilityZones": ["us-east-1a"],
+                "HealthCheckType": "ELB",
+                "CreatedTime": "2026-12-01T00:00:00Z",
+            }
+        ]
+    }
+
+
+def test_hosts_pass_with_a_healthy_target_skip_at_zero_and_fail_without(stubs):
+    autoscaling, elbv2 = stubs("autoscaling"), stubs("elbv2")
+    tg = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:targetgroup/demo/0123456789abcdef"
+    for desired in (1, 0, 1):
+        stubs["autoscaling"].add_response(
+            "describe_auto_scaling_groups", group(desired), {"AutoScalingGroupNames": ["demo-llm"]}
+        )
+    stubs["elbv2"].add_response(
+        "describe_target_health",
+        {"TargetHealthDescriptions": [{"Target": {"Id": "i-1"}, "TargetHealth": {"State": "healthy"}}]},
+        {"TargetGroupArn": tg},
+    )
+    stubs["elbv2"].add_response(
+        "describe_target_health",
+        {
+            "TargetHealthDescriptions": [
+                {"Target": {"Id": "i-1"}, "TargetHealth": {"State": "unhealthy", "Reason": "Target.Timeout"}}
+            ]
+        },
+        {"TargetGroupArn": tg},
+    )
+    results = [sm.check_hosts(autoscaling, elbv2, [("demo-llm", tg)])[0] for _ in range(3)]
+    assert [r.status for r in results] == ["pass", "skip", "fail"]
+    assert results[2].detail == "no healthy host of 1 (Target.Timeout)"
+
+
+def test_a_refused_call_is_a_failed_check_not_a_traceback(stubs):
+    cloudwatch = stubs("cloudwatch")
+    stubs["cloudwatch"].add_client_error(
+        "describe_alarms", "AccessDenied", "not authorized: cloudwatch:DescribeAlarms"
+    )
+    (result,) = sm._guarded("alarms", lambda: sm.check_alarms(cloudwatch, ["a"]))
+    assert (result.status, result.detail) == (
+        "fail",
+        "could not check: AccessDenied not authorized: cloudwatch:DescribeAlarms",
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# A whole run: which checks the templates call for, and with which deployed names
+
+TEMPLATE = {
+    "Resources": {
+        "Throttles": {"Type": "AWS::CloudWatch::Alarm", "Properties": {}},
+        "Monthly": {
+            "Type": "AWS::Budgets::Budget",
+            "Properties": {"Budget": {"BudgetLimit": {"Amount": 500}}},
+        },
+        "Monitor": {"Type": "AWS::CE::AnomalyMonitor", "Properties": {}},
+        "Chat": {"Type": "AWS::SageMaker::Endpoint", "Properties": {}},
+        "Hosts": {
+            "Type": "AWS::AutoScaling::AutoScalingGroup",
+            "Properties": {"TargetGroupARNs": [{"Ref": "Llm"}]},
+        },
+        "Llm": {"Type": "AWS::ElasticLoadBalancingV2::TargetGroup", "Properties": {}},
+    }
+}
+DEPLOYED = {
+    "Throttles": "demo-throttles",
+    "Monthly": "demo-monthly",
+    "Monitor": f"arn:aws:ce::{ACCOUNT}:anomalymonitor/0123",
+    "Chat": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/demo-chat",
+    "Hosts": "demo-llm",
+    "Llm": f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:targetgroup/demo/0123456789abcdef",
+}
+
+
+def test_a_healthy_deployment_passes_every_check_with_the_deployed_names(stubs):
+    stubs["cloudformation"].add_response(
+        "describe_stacks",
+        {
+            "Stacks": [
+                {
+                    "StackName": "demo-all",
+                    "CreationTime": "2026-12-01T00:00:00Z",
+                    "StackStatus": "CREATE_COMPLETE",
+                }
+            ]
+        },
+    )
+    stubs["cloudformation"].add_response(
+        "list_stack_resources",
+        {
+            "StackResourceSummaries": [
+                {
+                    "LogicalResourceId": logical_id,
+                    "PhysicalResourceId": name,
+                    "ResourceType": TEMPLATE["Resources"][logical_id]["Type"],
+                    "LastUpdatedTimestamp": "2026-12-01T00:00:00Z",
+                    "ResourceStatus": "CREATE_COMPLETE",
+                }
+                for logical_id, name in DEPLOYED.items()
+            ]
+        },
+    )
+    stubs["cloudwatch"].add_response(
+        "describe_alarms",
+        {"MetricAlarms": [alarm("demo-throttles", "OK")]},
+        {"AlarmNames": ["demo-throttles"], "AlarmTypes": ["MetricAlarm", "CompositeAlarm"]},
+    )
+    stubs["budgets"].add_response(
+        "describe_budget", budget("500"), {"AccountId": ACCOUNT, "BudgetName": "demo-monthly"}
+    )
+    monitor = {"MonitorArn": DEPLOYED["Monitor"], "MonitorName": "demo", "MonitorType": "CUSTOM"}
+    stubs["ce"].add_response(
+        "get_anomaly_monitors", {"AnomalyMonitors": [monitor]}, {"MonitorArnList": [DEPLOYED["Monitor"]]}
+    )
+    stubs["sagemaker"].add_response(
+        "describe_endpoint", endpoint("InService", 1), {"EndpointName": "demo-chat"}
+    )
+    stubs["autoscaling"].add_response(
+        "describe_auto_scaling_groups", group(1), {"AutoScalingGroupNames": ["demo-llm"]}
+    )
+    stubs["elbv2"].add_response(
+        "describe_target_health",
+        {"TargetHealthDescriptions": [{"Target": {"Id": "i-1"}, "TargetHealth": {"State": "healthy"}}]},
+        {"TargetGroupArn": DEPLOYED["Llm"]},
+    )
+    results = sm.run_smoke(
+        load_profile("managed-api"), [stack(TEMPLATE, "demo-all")], sm.Clients(stubs), account=ACCOUNT
+    )
+    assert [(r.check, r.status) for r in results] == [
+        ("stack demo-all", "pass"),
+        ("alarms", "pass"),
+        ("budget demo-monthly", "pass"),
+        ("cost anomaly monitor", "pass"),
+        ("endpoint demo-chat", "pass"),
+        ("hosts demo-llm", "pass"),
+    ]
+
+
+def test_a_stack_not_deployed_skips_the_checks_of_its_resources(stubs):
+    stubs["cloudformation"].add_client_error(
+        "describe_stacks", "ValidationError", "Stack with id demo-all does not exist"
+    )
+    results = sm.run_smoke(
+        load_profile("managed-api"), [stack(TEMPLATE, "demo-all")], sm.Clients(stubs), account=ACCOUNT
+    )
+    assert [(r.check, r.status) for r in results] == [("stack demo-all", "fail")]
+
+
+def test_the_built_in_profiles_templates_name_what_smoke_reads(synthesized):
+    """Every alarm, budget, monitor, endpoint and host fleet of the built-in profiles is found by the
+    resource types and references smoke reads (with every resource as if deployed)."""
+    found: dict[str, set[str]] = {}
+    for name, templates in synthesized.templates.items():
+        profile = load_profile(name)
+        stacks = sm.stacks_of(
+            profile, {f"{name}-{construct.lower()}": t for construct, t in templates.items()}
+        )
+        for each in stacks:
+            each.physical = {logical_id: logical_id for logical_id in each.template["Resources"]}
+        kinds = {
+            kind
+            for kind in (
+                "AWS::CloudWatch::Alarm",
+                "AWS::Budgets::Budget",
+                "AWS::CE::AnomalyMonitor",
+                "AWS::SageMaker::Endpoint",
+            )
+            if sm._physical(stacks, kind)
+        }
+        if sm._fleets(stacks):
+            kinds.add("fleets")
+        found[name] = kinds
+    assert found["self-hosted"] >= {"AWS::CloudWatch::Alarm", "AWS::Budgets::Budget", "fleets"}
+    assert "AWS::SageMaker::Endpoint" in found["custom-model"]
+    assert all(
+        {"AWS::CloudWatch::Alarm", "AWS::Budgets::Budget", "AWS::CE::AnomalyMonitor"} <= k
+        for k in found.values()
+    )
+
+
+def test_the_command_prints_json_and_exits_1_on_a_failure(monkeypatch, stubs):
+    from genai_stack.cli import synth
+
+    synthesis = synth.Synthesis(load_profile("managed-api"), {"managed-api-all": TEMPLATE})
+    monkeypatch.setattr(synth, "synthesize", lambda profile, outdir: [synthesis])
+    monkeypatch.setattr(sm, "make_clients", lambda: sm.Clients(stubs))
+    stubs["sts"].add_response(
+        "get_caller_identity",
+        {"Account": ACCOUNT, "Arn": "arn:aws:iam::123456789012:user/x", "UserId": "AIDEXAMPLE"},
+    )
+    stubs["cloudformation"].add_client_error(
+        "describe_stacks", "ValidationError", "Stack with id managed-api-all does not exist"
+    )
+    result = CliRunner().invoke(app, ["smoke", "managed-api", "--json"])
+    assert result.exit_code == 1, result.output
+    document = json.loads(result.stdout)
+    assert document["passed"] is False
+    assert document["checks"] == [
+        {
+            "check": "stack managed-api-all",
+            "status": "fail",
+            "detail": "not deployed in us-east-1: run `cdk deploy --all`",
+        }
+    ]
