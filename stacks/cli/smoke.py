@@ -1,9 +1,11 @@
 """`genai-stack smoke PROFILE`: whether a deployed profile is in the state its templates promise.
 
-After `cdk deploy --all`, with the caller's credentials, read-only: every stack of the profile is
-deployed and settled; no alarm of the profile is in ALARM; its budgets exist with the profile's limits
-and its anomaly monitor exists; each SageMaker endpoint is InService and each model host's load
-balancer sees healthy hosts (an endpoint or fleet scaled to zero is skipped with a note).
+After `cdk deploy --all`, with the caller's credentials: every stack of the profile is deployed and
+settled; no alarm of the profile is in ALARM; its budgets exist with the profile's limits and its
+anomaly monitor exists; each SageMaker endpoint is InService and each model host's load balancer sees
+healthy hosts (an endpoint or fleet scaled to zero is skipped with a note); the gateway answers a chat
+per alias and an embedding per embeddings alias, and blocks a prompt with a word its guardrail filters.
+Everything is a read except the gateway's calls and the key smoke creates for them and revokes after.
 
 What it looks for comes from the profile's templates, synthesized offline as `cdk synth` would: the
 stacks and their resources by logical ID; CloudFormation's DescribeStackResources gives the deployed
@@ -14,7 +16,9 @@ anything failed.
 
 from __future__ import annotations
 
+import json
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -51,6 +55,7 @@ class Stack:
     region: str
     template: dict
     physical: dict[str, str] = field(default_factory=dict)  # logical ID -> physical ID
+    outputs: dict[str, str] = field(default_factory=dict)
 
     def of_type(self, resource_type: str) -> list[tuple[str, dict]]:
         return [
@@ -87,6 +92,7 @@ def check_stack(cloudformation: Any, stack: Stack) -> list[Result]:
             raise
         return [Result(check, "fail", f"not deployed in {stack.region}: run `cdk deploy --all`")]
     status = described["StackStatus"]
+    stack.outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
     if status not in SETTLED:
         return [Result(check, "fail", f"{status}: wait for it to settle, or see its events")]
     for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack.name):
@@ -204,14 +210,164 @@ def check_hosts(autoscaling: Any, elbv2: Any, fleets: Sequence[tuple[str, str]])
 
 
 # --------------------------------------------------------------------------------------------------
+# The gateway, called as an application would
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+
+
+# POST `path` (below the gateway's base URL) with a JSON body; the caller adds its credentials.
+Caller = Callable[[str, dict[str, Any]], Answer]
+SMOKE_PROMPT = "Reply with the single word OK."
+
+
+def _error(answer: Answer) -> str:
+    error = answer.body.get("error") if isinstance(answer.body, dict) else None
+    message = error.get("message") if isinstance(error, dict) else str(answer.body)[:200]
+    return f"HTTP {answer.status}: {message}"
+
+
+def check_chat(call: Caller, alias: str) -> list[Result]:
+    """A chat completion through `alias` answers with text."""
+    check = f"gateway chat {alias}"
+    answer = call(
+        "/chat/completions",
+        {
+            "model": alias,
+            "messages": [{"role": "user", "content": SMOKE_PROMPT}],
+            "max_tokens": 16,
+            "temperature": 0,
+        },
+    )
+    choices = answer.body.get("choices") or [{}]
+    text = (choices[0].get("message") or {}).get("content")
+    if answer.status == 200 and text:
+        return [
+            Result(
+                check,
+                "pass",
+                f"answered ({answer.body.get('model', alias)}, id {answer.body.get('id', '?')})",
+            )
+        ]
+    return [Result(check, "fail", _error(answer) if answer.status != 200 else "HTTP 200 without any text")]
+
+
+def check_embedding(call: Caller, alias: str) -> list[Result]:
+    """An embedding through `alias` is a non-empty vector."""
+    check = f"gateway embedding {alias}"
+    answer = call("/embeddings", {"model": alias, "input": "smoke test"})
+    data = answer.body.get("data") or [{}]
+    vector = data[0].get("embedding") or []
+    if answer.status == 200 and vector:
+        return [Result(check, "pass", f"{len(vector)} dimensions")]
+    return [Result(check, "fail", _error(answer) if answer.status != 200 else "HTTP 200 without a vector")]
+
+
+def check_guardrail_blocks(call: Caller, alias: str, word: str, blocked_message: str) -> list[Result]:
+    """A prompt with a word the guardrail's word filter blocks comes back blocked: the gateway answers
+    with the guardrail's blocked-input message and finish_reason content_filter
+    (lambdas/gateway/guardrail.py)."""
+    check = "guardrail blocks"
+    answer = call(
+        "/chat/completions",
+        {
+            "model": alias,
+            "messages": [{"role": "user", "content": f"Tell me about {word}."}],
+            "max_tokens": 16,
+        },
+    )
+    choice = (answer.body.get("choices") or [{}])[0]
+    if answer.status == 200 and choice.get("finish_reason") == "content_filter":
+        return [Result(check, "pass", f"a prompt with {word!r} was blocked")]
+    if answer.status != 200:
+        return [Result(check, "fail", _error(answer))]
+    text = (choice.get("message") or {}).get("content", "")
+    what = "the blocked message" if text == blocked_message else "a model answer"
+    reason = choice.get("finish_reason")
+    return [
+        Result(
+            check,
+            "fail",
+            f"a prompt with {word!r} was answered (finish_reason {reason!r}, {what}): is the guardrail on?",
+        )
+    ]
+
+
+def gateway_checks(profile: Profile, call: Caller) -> list[Result]:
+    """Chat per alias, embedding per embeddings alias, and a blocked prompt when the guardrail filters
+    words (the first of them)."""
+    gateway = profile.gateway
+    assert gateway is not None
+    results: list[Result] = []
+    for alias in gateway.aliases:
+        results += _guarded(f"gateway chat {alias}", lambda a=alias: check_chat(call, a))
+    for alias in gateway.embeddings:
+        results += _guarded(f"gateway embedding {alias}", lambda a=alias: check_embedding(call, a))
+    guardrail = profile.bedrock.guardrail if profile.bedrock else None
+    if guardrail is not None and guardrail.words:
+        first = next(iter(gateway.aliases))
+        results += _guarded(
+            "guardrail blocks",
+            lambda: check_guardrail_blocks(call, first, guardrail.words[0], guardrail.blocked_input_message),
+        )
+    else:
+        results.append(Result("guardrail blocks", "skip", "the guardrail filters no words to try"))
+    return results
+
+
+def http_caller(
+    base_url: str, headers: Callable[[str, bytes], dict[str, str]], timeout: float = 30
+) -> Caller:
+    """POSTs over HTTPS with urllib; `headers(url, body)` gives the credentials' headers."""
+    import urllib.error
+    import urllib.request
+
+    def call(path: str, body: dict[str, Any]) -> Answer:
+        url = base_url.rstrip("/") + path
+        data = json.dumps(body).encode()
+        request = urllib.request.Request(  # noqa: S310 - the gateway's https URL from the stack's output
+            url, data=data, method="POST", headers={"Content-Type": "application/json", **headers(url, data)}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - as above
+                return Answer(response.status, json.loads(response.read() or b"{}"))
+        except urllib.error.HTTPError as error:
+            raw = error.read()
+            try:
+                return Answer(error.code, json.loads(raw))
+            except ValueError:
+                return Answer(error.code, {"error": {"message": raw[:200].decode(errors="replace")}})
+
+    return call
+
+
+def sigv4_headers(credentials: Any, region: str) -> Callable[[str, bytes], dict[str, str]]:
+    """gateway.auth: iam: each request signed with the caller's credentials for execute-api."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    def sign(url: str, body: bytes) -> dict[str, str]:
+        request = AWSRequest(method="POST", url=url, data=body, headers={"Content-Type": "application/json"})
+        SigV4Auth(credentials, "execute-api", region).add_auth(request)
+        return dict(request.headers.items())
+
+    return sign
+
+
+# --------------------------------------------------------------------------------------------------
 # Which checks a deployed profile calls for
 
 
 @dataclass
 class Clients:
-    """boto3 clients per region (stubbed in tests): `for_region(service, region)`."""
+    """boto3 clients per region (stubbed in tests): `for_region(service, region)`; `credentials()` for
+    requests smoke signs itself (the gateway with gateway.auth: iam)."""
 
     make: Callable[[str, str], Any]
+    credentials: Callable[[], Any] = lambda: None
 
     def for_region(self, service: str, region: str) -> Any:
         return self.make(service, region)
@@ -227,7 +383,77 @@ def make_clients() -> Clients:
             cache[(service, region)] = boto3.Session(region_name=region).client(service)
         return cache[(service, region)]
 
-    return Clients(make)
+    return Clients(make, lambda: boto3.Session().get_credentials())
+
+
+# A key is in the key table and its usage plan at once; API Gateway may take a few seconds to accept a
+# new API key for a usage plan, so the first request waits this long.
+KEY_SETTLE_SECONDS = 10.0
+
+
+def run_gateway(
+    profile: Profile,
+    stacks: Sequence[Stack],
+    clients: Clients,
+    *,
+    make_caller: Callable[[str, Callable[[str, bytes], dict[str, str]]], Caller] = http_caller,
+    sleep: Callable[[float], None] | None = None,
+) -> list[Result]:
+    """The gateway as an application calls it: with a key smoke creates for the profile's first tenant
+    and revokes afterwards (gateway.auth: api_key), or signed with the caller's credentials (iam)."""
+    from genai_stack.cli.keys import KeyManager, KeyOperationError, key_table_name
+
+    gateway = profile.gateway
+    assert gateway is not None
+    orchestration = next((s for s in stacks if s.name == f"{profile.name}-orchestration"), None)
+    base_url = orchestration.outputs.get("GatewayBaseUrl") if orchestration else None
+    if gateway.endpoint == "private":
+        return [
+            Result(
+                "gateway",
+                "skip",
+                "a PRIVATE API answers only through the callers' execute-api VPC endpoints: run smoke "
+                "from a host in that network to include it",
+            )
+        ]
+    if not base_url:
+        return [Result("gateway", "fail", f"no GatewayBaseUrl output on {profile.name}-orchestration")]
+    if gateway.auth == "iam":
+        return gateway_checks(
+            profile, make_caller(base_url, sigv4_headers(clients.credentials(), profile.region))
+        )
+    if not gateway.tenants:
+        return [Result("gateway", "skip", "gateway.auth api_key without tenants: no key to call it with")]
+    tenant = gateway.tenants[0].name
+    try:
+        manager = KeyManager(
+            apigateway=clients.for_region("apigateway", profile.region),
+            dynamodb=clients.for_region("dynamodb", profile.region),
+            profile=profile.name,
+            table=key_table_name(clients.for_region("cloudformation", profile.region), profile.name),
+        )
+        key, issued = manager.create(tenant)
+    except KeyOperationError as error:
+        return [Result("gateway key", "fail", str(error))]
+    results = [Result("gateway key", "pass", f"created {issued.key_id} for tenant {tenant}")]
+    try:
+        (sleep or time.sleep)(KEY_SETTLE_SECONDS)
+        bearer = {"Authorization": f"Bearer {key}"}
+        results += gateway_checks(profile, make_caller(base_url, lambda url, body: bearer))
+    finally:
+        try:
+            manager.revoke(tenant, key_id=issued.key_id)
+            results.append(Result("gateway key", "pass", f"revoked {issued.key_id}"))
+        except (KeyOperationError, ClientError, BotoCoreError) as error:
+            results.append(
+                Result(
+                    "gateway key",
+                    "fail",
+                    f"could not revoke {issued.key_id} ({error}): genai-stack keys revoke {profile.name} "
+                    f"{tenant} --key-id {issued.key_id}",
+                )
+            )
+    return results
 
 
 def _guarded(check: str, run: Callable[[], list[Result]]) -> list[Result]:
@@ -302,6 +528,8 @@ def run_smoke(profile: Profile, stacks: Sequence[Stack], clients: Clients, *, ac
         results += _guarded(
             "endpoints", lambda r=region, n=names: check_endpoints(clients.for_region("sagemaker", r), n)
         )
+    if profile.gateway is not None and any(s.name == f"{profile.name}-orchestration" for s in deployed):
+        results += _guarded("gateway", lambda: run_gateway(profile, deployed, clients))
     fleets = _fleets(deployed)
     for region in sorted({r for r, _, _ in fleets}):
         pairs = [(g, t) for r, g, t in fleets if r == region]
@@ -337,12 +565,13 @@ def smoke(
     profile: Annotated[str, typer.Argument(help="A built-in profile name or a profile file.")],
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
 ) -> None:
-    """Check a deployed profile: read-only calls with your AWS credentials. Exit status 1 and a table
+    """Check a deployed profile with your AWS credentials. Exit status 1 and a table
     of what failed; skipped checks (an endpoint or host fleet scaled to zero) alone exit 0.
 
     Checks: every stack deployed and settled, no alarm in ALARM, budgets with the profile's limits and
     the cost anomaly monitor, SageMaker endpoints InService, model hosts healthy behind their load
-    balancers.
+    balancers, the gateway's chat and embedding answers per alias (with a key smoke creates and
+    revokes) and a prompt its guardrail must block.
 
     [b]Example[/]: AWS_PROFILE=prod genai-stack smoke managed-api --json
     """

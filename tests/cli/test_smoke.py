@@ -443,3 +443,205 @@ def test_the_command_prints_json_and_exits_1_on_a_failure(monkeypatch, stubs):
             "detail": "not deployed in us-east-1: run `cdk deploy --all`",
         }
     ]
+
+
+# --------------------------------------------------------------------------------------------------
+# The gateway, called as an application would
+
+
+def caller(answers: dict[str, sm.Answer], seen: list | None = None):
+    def call(path: str, body: dict) -> sm.Answer:
+        if seen is not None:
+            seen.append((path, body))
+        return answers[path if path != "/chat/completions" else f"{path}:{body['messages'][0]['content']}"]
+
+    return call
+
+
+CHAT_OK = sm.Answer(
+    200,
+    {
+        "id": "chatcmpl-1",
+        "model": "copywriter",
+        "choices": [{"message": {"content": "OK"}, "finish_reason": "stop"}],
+    },
+)
+DENIED = sm.Answer(403, {"error": {"message": "Forbidden", "type": "permission_error"}})
+
+
+def test_chat_passes_with_text_and_fails_with_an_error_or_nothing():
+    ok = sm.check_chat(caller({f"/chat/completions:{sm.SMOKE_PROMPT}": CHAT_OK}), "copywriter")
+    assert ok == [sm.Result("gateway chat copywriter", "pass", "answered (copywriter, id chatcmpl-1)")]
+    denied = sm.check_chat(caller({f"/chat/completions:{sm.SMOKE_PROMPT}": DENIED}), "copywriter")
+    assert denied[0].detail == "HTTP 403: Forbidden"
+    empty = sm.Answer(200, {"choices": [{"message": {"content": ""}}]})
+    assert (
+        sm.check_chat(caller({f"/chat/completions:{sm.SMOKE_PROMPT}": empty}), "x")[0].detail
+        == "HTTP 200 without any text"
+    )
+
+
+def test_an_embedding_passes_as_a_vector_and_fails_otherwise():
+    vector = sm.Answer(200, {"data": [{"embedding": [0.1, 0.2, 0.3]}]})
+    assert sm.check_embedding(caller({"/embeddings": vector}), "embedder")[0].detail == "3 dimensions"
+    failed = sm.check_embedding(
+        caller({"/embeddings": sm.Answer(400, {"error": {"message": "unknown model"}})}), "x"
+    )
+    assert (failed[0].status, failed[0].detail) == ("fail", "HTTP 400: unknown model")
+
+
+def test_the_guardrail_check_passes_only_when_the_prompt_is_blocked():
+    prompt = "/chat/completions:Tell me about crypto."
+    blocked = sm.Answer(
+        200, {"choices": [{"message": {"content": "No."}, "finish_reason": "content_filter"}]}
+    )
+    answered = sm.Answer(
+        200, {"choices": [{"message": {"content": "Crypto is..."}, "finish_reason": "stop"}]}
+    )
+    assert (
+        sm.check_guardrail_blocks(caller({prompt: blocked}), "copywriter", "crypto", "No.")[0].status
+        == "pass"
+    )
+    (failed,) = sm.check_guardrail_blocks(caller({prompt: answered}), "copywriter", "crypto", "No.")
+    assert (
+        failed.detail
+        == "a prompt with 'crypto' was answered (finish_reason 'stop', a model answer): is the guardrail on?"
+    )
+
+
+def test_the_gateway_checks_cover_every_alias_and_the_guardrail_s_first_word():
+    profile = load_profile("custom-model")
+    seen: list = []
+
+    def call(path, body):
+        seen.append((path, body["model"]))
+        if path == "/embeddings":
+            return sm.Answer(200, {"data": [{"embedding": [1.0]}]})
+        return CHAT_OK
+
+    results = sm.gateway_checks(profile, call)
+    aliases = list(profile.gateway.aliases)
+    assert [model for path, model in seen if path == "/chat/completions"][: len(aliases)] == aliases
+    assert [model for path, model in seen if path == "/embeddings"] == list(profile.gateway.embeddings)
+    guardrail = profile.bedrock.guardrail
+    expected = "skip" if not guardrail.words else "fail"  # CHAT_OK is not a blocked answer
+    assert results[-1].check == "guardrail blocks"
+    assert results[-1].status == expected
+
+
+def test_a_private_gateway_is_skipped_with_the_reason():
+    profile = load_profile("managed-api")  # gateway.endpoint: private
+    (result,) = sm.run_gateway(profile, [], sm.Clients(lambda service, region: None))
+    assert result.status == "skip"
+    assert "execute-api VPC endpoints" in result.detail
+
+
+def public(profile_name: str, **gateway):
+    profile = load_profile(profile_name)
+    return profile.model_copy(update={"gateway": profile.gateway.model_copy(update=gateway)})
+
+
+def orchestration(profile) -> sm.Stack:
+    found = sm.Stack(f"{profile.name}-orchestration", REGION, {"Resources": {}})
+    found.outputs = {"GatewayBaseUrl": "https://abc123.execute-api.us-east-1.amazonaws.com/prod/v1"}
+    return found
+
+
+def test_an_api_key_gateway_is_called_with_a_fresh_key_that_is_revoked_even_when_a_check_breaks(monkeypatch):
+    from genai_stack.cli import keys
+
+    profile = public("managed-api", endpoint="public", network=None)
+    events = []
+
+    class Manager:
+        def __init__(self, **kwargs):
+            events.append(("manager", kwargs["profile"], kwargs["table"]))
+
+        def create(self, tenant):
+            events.append(("create", tenant))
+            return "gsk-secret", keys.IssuedKey(tenant, "k123", "2026-12-02T00:00:00Z")
+
+        def revoke(self, tenant, *, key_id):
+            events.append(("revoke", tenant, key_id))
+
+    monkeypatch.setattr(keys, "KeyManager", Manager)
+    monkeypatch.setattr(keys, "key_table_name", lambda cloudformation, name: "key-table")
+    headers_seen = []
+
+    def make_caller(base_url, headers):
+        def call(path, body):
+            headers_seen.append(headers(base_url + path, b"{}"))
+            raise RuntimeError("the network broke")
+
+        return call
+
+    with pytest.raises(RuntimeError, match="the network broke"):
+        sm.run_gateway(
+            profile,
+            [orchestration(profile)],
+            sm.Clients(lambda s, r: None),
+            make_caller=make_caller,
+            sleep=lambda s: None,
+        )
+    tenant = profile.gateway.tenants[0].name
+    assert events == [("manager", "managed-api", "key-table"), ("create", tenant), ("revoke", tenant, "k123")]
+    assert headers_seen == [{"Authorization": "Bearer gsk-secret"}]
+
+
+def test_an_iam_gateway_is_called_with_signed_requests():
+    from botocore.credentials import Credentials
+
+    profile = public("custom-model", auth="iam", endpoint="public")
+    signed = []
+
+    def make_caller(base_url, headers):
+        def call(path, body):
+            signed.append(headers(base_url + path, b"{}"))
+            return CHAT_OK if path != "/embeddings" else sm.Answer(200, {"data": [{"embedding": [1.0]}]})
+
+        return call
+
+    clients = sm.Clients(lambda s, r: None, lambda: Credentials("AKIDEXAMPLE", "secret"))
+    results = sm.run_gateway(profile, [orchestration(profile)], clients, make_caller=make_caller)
+    assert all(r.status in ("pass", "skip", "fail") for r in results)
+    assert signed
+    assert signed[0]["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+    assert "/us-east-1/execute-api/aws4_request" in signed[0]["Authorization"]
+
+
+def test_the_http_caller_posts_json_and_reads_openai_errors():
+    import http.server
+    import threading
+
+    received = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            received.append((self.path, self.headers["Authorization"], body))
+            status, answer = (
+                (200, CHAT_OK.body) if body["model"] == "ok" else (429, {"error": {"message": "slow down"}})
+            )
+            payload = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        call = sm.http_caller(
+            f"http://127.0.0.1:{server.server_address[1]}/v1", lambda url, body: {"Authorization": "Bearer k"}
+        )
+        assert call("/chat/completions", {"model": "ok"}) == CHAT_OK
+        assert call("/chat/completions", {"model": "busy"}) == sm.Answer(
+            429, {"error": {"message": "slow down"}}
+        )
+    finally:
+        server.shutdown()
+    assert received[0][:2] == ("/v1/chat/completions", "Bearer k")
