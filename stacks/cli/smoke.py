@@ -217,6 +217,13 @@ def check_hosts(autoscaling: Any, elbv2: Any, fleets: Sequence[tuple[str, str]])
 class Answer:
     status: int
     body: dict[str, Any]
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def request_id(self) -> str | None:
+        """API Gateway's id of the request (x-amzn-RequestId), which the gateway's log lines carry as
+        correlation_id (lambdas/gateway/handler.py)."""
+        return next((v for k, v in self.headers.items() if k.lower() == "x-amzn-requestid"), None)
 
 
 # POST `path` (below the gateway's base URL) with a JSON body; the caller adds its credentials.
@@ -230,8 +237,8 @@ def _error(answer: Answer) -> str:
     return f"HTTP {answer.status}: {message}"
 
 
-def check_chat(call: Caller, alias: str) -> list[Result]:
-    """A chat completion through `alias` answers with text."""
+def check_chat(call: Caller, alias: str, answered: list[tuple[str, Answer]] | None = None) -> list[Result]:
+    """A chat completion through `alias` answers with text (appended to `answered` when it does)."""
     check = f"gateway chat {alias}"
     answer = call(
         "/chat/completions",
@@ -245,6 +252,8 @@ def check_chat(call: Caller, alias: str) -> list[Result]:
     choices = answer.body.get("choices") or [{}]
     text = (choices[0].get("message") or {}).get("content")
     if answer.status == 200 and text:
+        if answered is not None:
+            answered.append((alias, answer))
         return [
             Result(
                 check,
@@ -296,14 +305,16 @@ def check_guardrail_blocks(call: Caller, alias: str, word: str, blocked_message:
     ]
 
 
-def gateway_checks(profile: Profile, call: Caller) -> list[Result]:
+def gateway_checks(
+    profile: Profile, call: Caller, answered: list[tuple[str, Answer]] | None = None
+) -> list[Result]:
     """Chat per alias, embedding per embeddings alias, and a blocked prompt when the guardrail filters
-    words (the first of them)."""
+    words (the first of them). The chat answers go to `answered`."""
     gateway = profile.gateway
     assert gateway is not None
     results: list[Result] = []
     for alias in gateway.aliases:
-        results += _guarded(f"gateway chat {alias}", lambda a=alias: check_chat(call, a))
+        results += _guarded(f"gateway chat {alias}", lambda a=alias: check_chat(call, a, answered))
     for alias in gateway.embeddings:
         results += _guarded(f"gateway embedding {alias}", lambda a=alias: check_embedding(call, a))
     guardrail = profile.bedrock.guardrail if profile.bedrock else None
@@ -316,6 +327,72 @@ def gateway_checks(profile: Profile, call: Caller) -> list[Result]:
     else:
         results.append(Result("guardrail blocks", "skip", "the guardrail filters no words to try"))
     return results
+
+
+# CloudWatch Logs and EMF metrics arrive within minutes: smoke waits this long at most, asking every
+# POLL_SECONDS.
+SIGNAL_WAIT_SECONDS = 300.0
+POLL_SECONDS = 20.0
+
+
+def check_signals(
+    logs: Any,
+    cloudwatch: Any,
+    *,
+    log_group: str,
+    request_id: str,
+    alias: str,
+    service: str,
+    since: float,
+    wait: float = SIGNAL_WAIT_SECONDS,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[Result]:
+    """The answer's log line (the gateway's "answered" line with the request's correlation_id) and its
+    EMF metric (GenAiStack/Gateway Requests for the alias, with Powertools' service dimension:
+    lambdas/gateway/metrics.py) arrive in CloudWatch within `wait` seconds."""
+    deadline = clock() + wait
+    logged = counted = False
+    while True:
+        if not logged:
+            events = logs.filter_log_events(
+                logGroupName=log_group,
+                startTime=int(since * 1000) - 60_000,
+                filterPattern=f'"{request_id}"',
+                limit=10,
+            ).get("events", [])
+            logged = any('"answered"' in event["message"] for event in events)
+        if not counted:
+            datapoints = cloudwatch.get_metric_statistics(
+                Namespace="GenAiStack/Gateway",
+                MetricName="Requests",
+                Dimensions=[{"Name": "alias", "Value": alias}, {"Name": "service", "Value": service}],
+                StartTime=since - 300,
+                EndTime=clock() + 60,
+                Period=60,
+                Statistics=["Sum"],
+            ).get("Datapoints", [])
+            counted = sum(d.get("Sum", 0) for d in datapoints) >= 1
+        if (logged and counted) or clock() >= deadline:
+            break
+        sleep(POLL_SECONDS)
+    late = f"within {wait:g} s"
+    return [
+        Result(
+            "gateway log line",
+            "pass" if logged else "fail",
+            f"request {request_id} logged in {log_group}"
+            if logged
+            else f"no answered line for {request_id} {late}",
+        ),
+        Result(
+            "gateway metrics",
+            "pass" if counted else "fail",
+            f"Requests counted for {alias}"
+            if counted
+            else f"no GenAiStack/Gateway Requests for {alias} {late}",
+        ),
+    ]
 
 
 def http_caller(
@@ -333,7 +410,7 @@ def http_caller(
         )
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - as above
-                return Answer(response.status, json.loads(response.read() or b"{}"))
+                return Answer(response.status, json.loads(response.read() or b"{}"), dict(response.headers))
         except urllib.error.HTTPError as error:
             raw = error.read()
             try:
@@ -418,10 +495,13 @@ def run_gateway(
         ]
     if not base_url:
         return [Result("gateway", "fail", f"no GatewayBaseUrl output on {profile.name}-orchestration")]
+    since = time.time()
+    answered: list[tuple[str, Answer]] = []
     if gateway.auth == "iam":
-        return gateway_checks(
-            profile, make_caller(base_url, sigv4_headers(clients.credentials(), profile.region))
+        results = gateway_checks(
+            profile, make_caller(base_url, sigv4_headers(clients.credentials(), profile.region)), answered
         )
+        return results + _signals(orchestration, clients, answered, since, sleep)
     if not gateway.tenants:
         return [Result("gateway", "skip", "gateway.auth api_key without tenants: no key to call it with")]
     tenant = gateway.tenants[0].name
@@ -439,7 +519,7 @@ def run_gateway(
     try:
         (sleep or time.sleep)(KEY_SETTLE_SECONDS)
         bearer = {"Authorization": f"Bearer {key}"}
-        results += gateway_checks(profile, make_caller(base_url, lambda url, body: bearer))
+        results += gateway_checks(profile, make_caller(base_url, lambda url, body: bearer), answered)
     finally:
         try:
             manager.revoke(tenant, key_id=issued.key_id)
@@ -453,7 +533,51 @@ def run_gateway(
                     f"{tenant} --key-id {issued.key_id}",
                 )
             )
-    return results
+    return results + _signals(orchestration, clients, answered, since, sleep)
+
+
+GATEWAY_HANDLER = "lambdas.gateway.handler.on_event"
+
+
+def _signals(
+    stack: Stack | None,
+    clients: Clients,
+    answered: Sequence[tuple[str, Answer]],
+    since: float,
+    sleep: Callable[[float], None] | None,
+) -> list[Result]:
+    """The log line and metric of the first chat answer, in the gateway function's log group (its
+    LoggingConfig) under its Powertools service name (its environment), read from the template."""
+    if stack is None or not answered:
+        return [Result("gateway log line and metrics", "skip", "no chat answered to look for")]
+    alias, answer = answered[0]
+    if not answer.request_id:
+        return [Result("gateway log line and metrics", "fail", "the answer had no x-amzn-RequestId header")]
+    functions = [
+        r
+        for _, r in stack.of_type("AWS::Lambda::Function")
+        if r["Properties"].get("Handler") == GATEWAY_HANDLER
+    ]
+    if not functions:
+        return [
+            Result("gateway log line and metrics", "fail", f"no gateway function in {stack.name}'s template")
+        ]
+    properties = functions[0]["Properties"]
+    log_group = stack.physical.get(properties["LoggingConfig"]["LogGroup"]["Ref"], "")
+    service = properties["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+    return _guarded(
+        "gateway log line and metrics",
+        lambda: check_signals(
+            clients.for_region("logs", stack.region),
+            clients.for_region("cloudwatch", stack.region),
+            log_group=log_group,
+            request_id=answer.request_id or "",
+            alias=alias,
+            service=service,
+            since=since,
+            **({"sleep": sleep} if sleep else {}),
+        ),
+    )
 
 
 def _guarded(check: str, run: Callable[[], list[Result]]) -> list[Result]:

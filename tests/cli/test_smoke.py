@@ -625,6 +625,7 @@ def test_the_http_caller_posts_json_and_reads_openai_errors():
             payload = json.dumps(answer).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
+            self.send_header("x-amzn-RequestId", "a1b2c3")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
@@ -638,10 +639,96 @@ def test_the_http_caller_posts_json_and_reads_openai_errors():
         call = sm.http_caller(
             f"http://127.0.0.1:{server.server_address[1]}/v1", lambda url, body: {"Authorization": "Bearer k"}
         )
-        assert call("/chat/completions", {"model": "ok"}) == CHAT_OK
-        assert call("/chat/completions", {"model": "busy"}) == sm.Answer(
-            429, {"error": {"message": "slow down"}}
-        )
+        ok = call("/chat/completions", {"model": "ok"})
+        assert (ok.status, ok.body, ok.request_id) == (200, CHAT_OK.body, "a1b2c3")
+        busy = call("/chat/completions", {"model": "busy"})
+        assert (busy.status, busy.body) == (429, {"error": {"message": "slow down"}})
     finally:
         server.shutdown()
     assert received[0][:2] == ("/v1/chat/completions", "Bearer k")
+
+
+def signal_stubs(stubs: Stubs, *, logged: bool, counted: bool, rounds: int = 1) -> None:
+    for _ in range(rounds):
+        if not logged or _ == 0:
+            stubs["logs"].add_response(
+                "filter_log_events",
+                {"events": [{"message": '{"message":"answered","correlation_id":"r-1"}'}] if logged else []},
+            )
+        if not counted or _ == 0:
+            stubs["cloudwatch"].add_response(
+                "get_metric_statistics", {"Datapoints": [{"Sum": 1.0}] if counted else []}
+            )
+
+
+def test_the_answer_s_log_line_and_metric_pass_once_they_arrive(stubs):
+    logs, cloudwatch = stubs("logs"), stubs("cloudwatch")
+    signal_stubs(stubs, logged=True, counted=True)
+    results = sm.check_signals(
+        logs,
+        cloudwatch,
+        log_group="g",
+        request_id="r-1",
+        alias="copywriter",
+        service="p-gateway",
+        since=1_000.0,
+        sleep=pytest.fail,
+    )
+    assert [r.status for r in results] == ["pass", "pass"]
+
+
+def test_signals_that_never_arrive_fail_after_the_bounded_wait(stubs):
+    logs, cloudwatch = stubs("logs"), stubs("cloudwatch")
+    now = [1_000.0]
+    waits = []
+
+    def sleep(seconds):
+        waits.append(seconds)
+        now[0] += seconds
+
+    signal_stubs(stubs, logged=False, counted=False, rounds=4)  # at 0, 20, 40, 60 s
+    results = sm.check_signals(
+        logs,
+        cloudwatch,
+        log_group="g",
+        request_id="r-1",
+        alias="copywriter",
+        service="p-gateway",
+        since=1_000.0,
+        wait=60,
+        clock=lambda: now[0],
+        sleep=sleep,
+    )
+    assert waits == [20.0, 20.0, 20.0]
+    assert [(r.check, r.status) for r in results] == [
+        ("gateway log line", "fail"),
+        ("gateway metrics", "fail"),
+    ]
+    assert results[0].detail == "no answered line for r-1 within 60 s"
+
+
+def test_signals_are_looked_for_in_the_gateway_function_s_log_group_under_its_service(stubs, synthesized):
+    template = synthesized.template("self-hosted", "Orchestration")
+    stack = sm.Stack("self-hosted-orchestration", REGION, template)
+    stack.physical = {logical_id: f"physical-{logical_id}" for logical_id in template["Resources"]}
+    (function,) = [
+        r["Properties"]
+        for r in template["Resources"].values()
+        if r["Properties"].get("Handler") == sm.GATEWAY_HANDLER
+    ]
+    seen = {}
+
+    def check_signals(logs, cloudwatch, **kwargs):
+        seen.update(kwargs)
+        return []
+
+    answer = sm.Answer(200, {}, {"X-Amzn-RequestId": "r-9"})
+    original = sm.check_signals
+    sm.check_signals = check_signals
+    try:
+        sm._signals(stack, sm.Clients(stubs), [("coder", answer)], 5.0, None)
+    finally:
+        sm.check_signals = original
+    assert seen["log_group"] == f"physical-{function['LoggingConfig']['LogGroup']['Ref']}"
+    assert seen["service"] == "self-hosted-gateway"
+    assert (seen["request_id"], seen["alias"], seen["since"]) == ("r-9", "coder", 5.0)
