@@ -4,8 +4,10 @@ After `cdk deploy --all`, with the caller's credentials: every stack of the prof
 settled; no alarm of the profile is in ALARM; its budgets exist with the profile's limits and its
 anomaly monitor exists; each SageMaker endpoint is InService and each model host's load balancer sees
 healthy hosts (an endpoint or fleet scaled to zero is skipped with a note); the gateway answers a chat
-per alias and an embedding per embeddings alias, and blocks a prompt with a word its guardrail filters.
-Everything is a read except the gateway's calls and the key smoke creates for them and revokes after.
+per alias and an embedding per embeddings alias, blocks a prompt with a word its guardrail filters, and
+the answer's log line and metric reach CloudWatch; the first knowledge base ingests a document and
+Retrieve finds it. Everything is a read except the gateway's calls, the key smoke creates for them
+and the knowledge-base document, both removed afterwards.
 
 What it looks for comes from the profile's templates, synthesized offline as `cdk synth` would: the
 stacks and their resources by logical ID; CloudFormation's DescribeStackResources gives the deployed
@@ -19,6 +21,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -435,6 +438,137 @@ def sigv4_headers(credentials: Any, region: str) -> Callable[[str, bytes], dict[
 
 
 # --------------------------------------------------------------------------------------------------
+# A knowledge base ingests a document and answers from it
+
+INGESTION_WAIT_SECONDS = 900.0
+SMOKE_DOCUMENT_PREFIX = "genai-stack-smoke-"
+
+
+@dataclass(frozen=True)
+class KnowledgeBaseTarget:
+    name: str
+    knowledge_base_id: str
+    data_source_id: str
+    bucket: str
+    prefix: str
+
+
+def check_knowledge_base(
+    s3: Any,
+    agent: Any,
+    runtime: Any,
+    target: KnowledgeBaseTarget,
+    *,
+    token: str,
+    wait: float = INGESTION_WAIT_SECONDS,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[Result]:
+    """Put a document with a unique `token` under the knowledge base's prefix; the ingestion the upload
+    starts (its EventBridge rule: stacks/components/knowledge_base_ingestion.py) completes within `wait`
+    and Retrieve finds the token; the document is deleted afterwards, whatever happened (its deletion
+    starts the ingestion that removes it)."""
+    check = f"knowledge base {target.name}"
+    key = f"{target.prefix}{SMOKE_DOCUMENT_PREFIX}{token}.txt"
+    started = clock()
+    s3.put_object(
+        Bucket=target.bucket,
+        Key=key,
+        Body=f"genai-stack smoke test document. The verification code is {token}.".encode(),
+        ContentType="text/plain",
+    )
+    try:
+        status = None
+        while True:
+            jobs = agent.list_ingestion_jobs(
+                knowledgeBaseId=target.knowledge_base_id,
+                dataSourceId=target.data_source_id,
+                sortBy={"attribute": "STARTED_AT", "order": "DESCENDING"},
+                maxResults=5,
+            ).get("ingestionJobSummaries", [])
+            recent = [j for j in jobs if j["startedAt"].timestamp() >= started - 5]
+            status = recent[0]["status"] if recent else None
+            if status in ("COMPLETE", "FAILED", "STOPPED") or clock() - started >= wait:
+                break
+            sleep(POLL_SECONDS)
+        if status != "COMPLETE":
+            what = f"the ingestion job is {status}" if status else "no ingestion job started"
+            return [
+                Result(
+                    check,
+                    "fail",
+                    f"{what} {clock() - started:.0f} s after the upload (see the ingestion alarm)",
+                )
+            ]
+        found = runtime.retrieve(
+            knowledgeBaseId=target.knowledge_base_id,
+            retrievalQuery={
+                "text": f"What is the verification code of the genai-stack smoke test document? {token}"
+            },
+            retrievalConfiguration={"vectorSearchConfiguration": {"numberOfResults": 5}},
+        ).get("retrievalResults", [])
+        if any(token in (r.get("content") or {}).get("text", "") for r in found):
+            return [Result(check, "pass", f"ingested and retrieved in {clock() - started:.0f} s")]
+        return [
+            Result(
+                check, "fail", f"ingested, but Retrieve did not return the document ({len(found)} results)"
+            )
+        ]
+    finally:
+        s3.delete_object(Bucket=target.bucket, Key=key)
+
+
+def _referenced(value: Any) -> str | None:
+    """The logical ID a `Ref` or `Fn::GetAtt` names."""
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return value["Ref"]
+        if "Fn::GetAtt" in value:
+            return value["Fn::GetAtt"][0]
+    return None
+
+
+def knowledge_base_targets(profile: Profile, stacks: Sequence[Stack]) -> list[KnowledgeBaseTarget]:
+    """The profile's knowledge bases as deployed: ids from the bedrock stack, the data bucket from the
+    foundation stack."""
+    if profile.bedrock is None or not profile.bedrock.knowledge_bases:
+        return []
+    by_name = {s.name: s for s in stacks}
+    foundation, bedrock = by_name.get(f"{profile.name}-foundation"), by_name.get(f"{profile.name}-bedrock")
+    if foundation is None or bedrock is None:
+        return []
+    buckets = [
+        foundation.physical[k]
+        for k, _ in foundation.of_type("AWS::S3::Bucket")
+        if k.startswith("DataBucket") and k in foundation.physical
+    ]
+    if not buckets:
+        return []
+    sources = {
+        _referenced(r["Properties"]["KnowledgeBaseId"]): bedrock.physical.get(k, "")
+        for k, r in bedrock.of_type("AWS::Bedrock::DataSource")
+    }
+    targets = []
+    for kb in profile.bedrock.knowledge_bases:
+        for logical_id, resource in bedrock.of_type("AWS::Bedrock::KnowledgeBase"):
+            if (
+                resource["Properties"].get("Name") == f"{profile.name}-{kb.name}"
+                and logical_id in bedrock.physical
+            ):
+                source = sources.get(logical_id, "")
+                targets.append(
+                    KnowledgeBaseTarget(
+                        name=kb.name,
+                        knowledge_base_id=bedrock.physical[logical_id],
+                        data_source_id=source.split("|")[-1],
+                        bucket=buckets[0],
+                        prefix=kb.prefix,
+                    )
+                )
+    return targets
+
+
+# --------------------------------------------------------------------------------------------------
 # Which checks a deployed profile calls for
 
 
@@ -654,6 +788,19 @@ def run_smoke(profile: Profile, stacks: Sequence[Stack], clients: Clients, *, ac
         )
     if profile.gateway is not None and any(s.name == f"{profile.name}-orchestration" for s in deployed):
         results += _guarded("gateway", lambda: run_gateway(profile, deployed, clients))
+    targets = knowledge_base_targets(profile, deployed)
+    if targets:  # the first knowledge base: one ingestion is minutes and a few cents of embeddings
+        target = targets[0]
+        results += _guarded(
+            f"knowledge base {target.name}",
+            lambda: check_knowledge_base(
+                clients.for_region("s3", profile.region),
+                clients.for_region("bedrock-agent", profile.region),
+                clients.for_region("bedrock-agent-runtime", profile.region),
+                target,
+                token=uuid.uuid4().hex,
+            ),
+        )
     fleets = _fleets(deployed)
     for region in sorted({r for r, _, _ in fleets}):
         pairs = [(g, t) for r, g, t in fleets if r == region]

@@ -7,7 +7,7 @@ import json
 
 import boto3
 import pytest
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 from typer.testing import CliRunner
 
 from genai_stack.cli import app
@@ -732,3 +732,100 @@ def test_signals_are_looked_for_in_the_gateway_function_s_log_group_under_its_se
     assert seen["log_group"] == f"physical-{function['LoggingConfig']['LogGroup']['Ref']}"
     assert seen["service"] == "self-hosted-gateway"
     assert (seen["request_id"], seen["alias"], seen["since"]) == ("r-9", "coder", 5.0)
+
+
+# --------------------------------------------------------------------------------------------------
+# A knowledge base ingests a document and answers from it
+
+TARGET = sm.KnowledgeBaseTarget(
+    "product-facts", "KB12345678", "DS12345678", "data-bucket", "knowledge-bases/product-facts/"
+)
+KEY = "knowledge-bases/product-facts/genai-stack-smoke-t0k3n.txt"
+
+
+def kb_stubs(stubs: Stubs, statuses: list[str | None], retrieved: str | None) -> None:
+    import datetime as dt
+
+    stubs["s3"].add_response(
+        "put_object", {}, {"Bucket": "data-bucket", "Key": KEY, "Body": ANY, "ContentType": "text/plain"}
+    )
+    for status in statuses:
+        jobs = (
+            [
+                {
+                    "knowledgeBaseId": "KB12345678",
+                    "dataSourceId": "DS12345678",
+                    "ingestionJobId": "J1",
+                    "status": status,
+                    "startedAt": dt.datetime(2026, 12, 2, 5, 0, 30, tzinfo=dt.UTC),
+                    "updatedAt": dt.datetime(2026, 12, 2, 5, 1, 0, tzinfo=dt.UTC),
+                }
+            ]
+            if status
+            else []
+        )
+        stubs["bedrock-agent"].add_response("list_ingestion_jobs", {"ingestionJobSummaries": jobs})
+    if retrieved is not None:
+        stubs["bedrock-agent-runtime"].add_response(
+            "retrieve", {"retrievalResults": [{"content": {"text": retrieved}}]}
+        )
+    stubs["s3"].add_response("delete_object", {}, {"Bucket": "data-bucket", "Key": KEY})
+
+
+def run_kb(stubs: Stubs, wait: float = 900) -> sm.Result:
+    import datetime as dt
+
+    now = [dt.datetime(2026, 12, 2, 5, 0, 28, tzinfo=dt.UTC).timestamp()]
+
+    def sleep(seconds):
+        now[0] += seconds
+
+    (result,) = sm.check_knowledge_base(
+        stubs("s3"),
+        stubs("bedrock-agent"),
+        stubs("bedrock-agent-runtime"),
+        TARGET,
+        token="t0k3n",
+        wait=wait,
+        clock=lambda: now[0],
+        sleep=sleep,
+    )
+    return result
+
+
+def test_a_document_ingested_and_retrieved_passes_and_is_removed(stubs):
+    kb_stubs(stubs, ["IN_PROGRESS", "COMPLETE"], "The verification code is t0k3n.")
+    result = run_kb(stubs)
+    assert (result.status, result.detail) == ("pass", "ingested and retrieved in 20 s")
+
+
+def test_a_failed_ingestion_or_a_missed_retrieval_fails_and_the_document_is_still_removed(stubs):
+    kb_stubs(stubs, ["FAILED"], None)
+    assert (
+        run_kb(stubs).detail == "the ingestion job is FAILED 0 s after the upload (see the ingestion alarm)"
+    )
+    kb_stubs(stubs, ["COMPLETE"], "something else entirely")
+    assert run_kb(stubs).detail == "ingested, but Retrieve did not return the document (1 results)"
+    kb_stubs(stubs, [None, None], None)
+    assert (
+        run_kb(stubs, wait=20).detail
+        == "no ingestion job started 20 s after the upload (see the ingestion alarm)"
+    )
+
+
+def test_knowledge_bases_are_found_with_their_deployed_ids(synthesized):
+    for name in ("managed-api", "customer-service"):
+        profile = load_profile(name)
+        stacks = sm.stacks_of(
+            profile, {f"{name}-{c.lower()}": t for c, t in synthesized.templates[name].items()}
+        )
+        for each in stacks:
+            each.physical = {k: f"id-{k}" for k in each.template["Resources"]}
+            for k, _ in each.of_type("AWS::Bedrock::DataSource"):
+                each.physical[k] = f"id-KB|DS-{k}"
+        targets = sm.knowledge_base_targets(profile, stacks)
+        assert [t.name for t in targets] == [kb.name for kb in profile.bedrock.knowledge_bases]
+        for target in targets:
+            assert target.bucket.startswith("id-DataBucket")
+            assert target.data_source_id.startswith("DS-")
+            assert target.prefix == f"knowledge-bases/{target.name}/"
