@@ -68,3 +68,9 @@ def test_an_ignored_rule_is_reported_when_mandatory_so_a_stale_exception_can_be_
     assert "W3005" in ignored_checks()
     assert "W3005" not in run_cfn_lint([str(template)]).stdout
     assert ":W3005:" in run_cfn_lint([str(template)], "--mandatory-checks", "W3005").stdout
+
+
+def test_the_documented_role_templates_pass_cfn_lint():
+    """docs/smoke-role.yaml is deployed as it is: cfn-lint finds nothing in it."""
+    result = run_cfn_lint(["docs/smoke-role.yaml"])
+    assert result.returncode == 0, result.stdout + result.stderr
