@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,17 +25,10 @@ TEMPLATE = REPO_ROOT / "docs" / "smoke-role.yaml"
 PROFILE_TAG = "genai-stack:profile"
 
 
-def policy_for(deployment: Deployment) -> Policy:
-    """The role's policy as CloudFormation would render it for this profile, account and region."""
-    document = yaml.safe_load(TEMPLATE.read_text())["Resources"]["SmokePolicy"]["Properties"][
-        "PolicyDocument"
-    ]
-    values = {
-        "ProfileName": deployment.profile,
-        "AWS::AccountId": deployment.account,
-        "AWS::Region": deployment.region,
-        "AWS::Partition": deployment.partition,
-    }
+def rendered_policy(template: Path, logical_id: str, values: Mapping[str, str]) -> Policy:
+    """A managed policy of a documented template as CloudFormation renders it with `values` (its
+    parameters and pseudo parameters): Fn::Sub and Ref, the only intrinsics these templates use."""
+    resource = yaml.safe_load(template.read_text())["Resources"][logical_id]
 
     def render(node: Any) -> Any:
         if isinstance(node, dict) and set(node) == {"Fn::Sub"}:
@@ -47,7 +41,21 @@ def policy_for(deployment: Deployment) -> Policy:
             return [render(item) for item in node]
         return node
 
-    return Policy(f"{TEMPLATE.name} for {deployment.profile}", render(document))
+    return Policy(f"{template.name} {logical_id}", render(resource["Properties"]["PolicyDocument"]))
+
+
+def policy_for(deployment: Deployment) -> Policy:
+    """The smoke role's policy for this profile, account and region."""
+    return rendered_policy(
+        TEMPLATE,
+        "SmokePolicy",
+        {
+            "ProfileName": deployment.profile,
+            "AWS::AccountId": deployment.account,
+            "AWS::Region": deployment.region,
+            "AWS::Partition": deployment.partition,
+        },
+    )
 
 
 def tags_of(resource: Mapping[str, Any]) -> dict[str, str]:
