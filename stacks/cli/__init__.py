@@ -4,6 +4,7 @@ on `genai_stack.cli.app.app`; importing them here makes the console script see a
 from __future__ import annotations
 
 from genai_stack.cli import (  # noqa: F401 - registers the commands
+    catalog,
     diff,
     doctor,
     keys,
