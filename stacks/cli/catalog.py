@@ -14,7 +14,10 @@ A region that does not answer (not enabled for the account, no Bedrock) contribu
 reported. `--check` exits 1 when the committed table differs from what AWS says, and prints the
 difference; without it the file is rewritten with today's date.
 
-The other tables (guardrail profiles, SageMaker images, prices) are not refreshed yet.
+It also refreshes the EC2 model hosts' on-demand prices in stacks/data/ec2_accelerators.json
+(pricing:GetProducts, AmazonEC2, us-east-1, Linux, shared tenancy, no pre-installed software).
+
+The other tables (guardrail profiles, regions, SageMaker images and prices) are not refreshed yet.
 """
 
 from __future__ import annotations
@@ -35,6 +38,16 @@ catalog_app = typer.Typer(help="The data tables of stacks/data, from AWS.", no_a
 app.add_typer(catalog_app, name="catalog")
 
 TABLE = "bedrock_models.json"
+PRICES = "ec2_accelerators.json"
+# The Price List API's attributes of an on-demand Linux instance in us-east-1 (AWS Price List API,
+# "Filtering products"; the attribute values as GetAttributeValues lists them for AmazonEC2).
+EC2_PRICE_FILTERS = {
+    "location": "US East (N. Virginia)",
+    "operatingSystem": "Linux",
+    "tenancy": "Shared",
+    "preInstalledSw": "NA",
+    "capacitystatus": "Used",
+}
 
 
 def region_of(arn: str) -> str:
@@ -114,6 +127,43 @@ def differences(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str
     return lines
 
 
+def ec2_hourly_price(pricing: Any, instance_type: str) -> float | None:
+    """The on-demand hourly USD price of `instance_type` (Linux, us-east-1), or None when the Price
+    List has none."""
+    filters = [
+        {"Type": "TERM_MATCH", "Field": field, "Value": value}
+        for field, value in {"instanceType": instance_type, **EC2_PRICE_FILTERS}.items()
+    ]
+    answer = pricing.get_products(ServiceCode="AmazonEC2", Filters=filters, MaxResults=10)
+    for raw in answer.get("PriceList", []):
+        product = json.loads(raw) if isinstance(raw, str) else raw
+        for term in product.get("terms", {}).get("OnDemand", {}).values():
+            for dimension in term.get("priceDimensions", {}).values():
+                usd = float(dimension["pricePerUnit"].get("USD", "0"))
+                if usd > 0:
+                    return usd
+    return None
+
+
+def refreshed_prices(current: Mapping[str, Any], price_of: Callable[[str], float | None]) -> dict[str, Any]:
+    """The EC2 table with each instance's hourly price from the Price List (kept where it has none)."""
+    table = json.loads(json.dumps(current))
+    for instance_type, entry in table["instances"].items():
+        usd = price_of(instance_type)
+        if usd is not None:
+            entry["hourly_usd_us_east_1"] = round(usd, 4)
+    return table
+
+
+def price_differences(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    return [
+        f"{instance_type}: {before['instances'][instance_type].get('hourly_usd_us_east_1')} -> "
+        f"{entry.get('hourly_usd_us_east_1')} USD an hour"
+        for instance_type, entry in sorted(after["instances"].items())
+        if entry.get("hourly_usd_us_east_1") != before["instances"][instance_type].get("hourly_usd_us_east_1")
+    ]
+
+
 def commercial_regions() -> list[str]:
     return sorted(json.loads((DATA_DIR / "regions.json").read_text())["missing"])
 
@@ -131,28 +181,35 @@ def refresh(
     """
     import boto3
 
-    path = data_dir / TABLE
-    current = json.loads(path.read_text(encoding="utf-8"))
     session = boto3.Session()
+    path, prices_path = data_dir / TABLE, data_dir / PRICES
+    current = json.loads(path.read_text(encoding="utf-8"))
+    current_prices = json.loads(prices_path.read_text(encoding="utf-8"))
     with errors.status("Asking every commercial region for its Bedrock models and inference profiles"):
         table, silent = refreshed(
             current, commercial_regions(), lambda r: session.client("bedrock", region_name=r)
         )
+    pricing = session.client("pricing", region_name="us-east-1")
+    with errors.status("Asking the Price List for the model hosts' instance prices"):
+        prices = refreshed_prices(current_prices, lambda instance: ec2_hourly_price(pricing, instance))
     for line in silent:
         console.print(f"[yellow]no answer[/] {line}")
-    changed = differences(current, table)
-    for line in changed:
-        console.print(line)
+    changes = {TABLE: differences(current, table), PRICES: price_differences(current_prices, prices)}
+    for name, found in changes.items():
+        for line in found:
+            console.print(f"{name}: {line}")
     if check:
-        if changed:
+        if any(changes.values()):
             raise typer.Exit(EXIT_FOUND)
-        console.print(f"{TABLE} is current.")
-        return
-    if not changed:
-        console.print(f"{TABLE} is current; not rewritten.")
+        console.print("The tables are current.")
         return
     if len(silent) == len(commercial_regions()):
         fail("no region answered: nothing was written (are your credentials valid?)")
-    table["retrieved"] = dt.date.today().isoformat()
-    path.write_text(json.dumps(table, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    console.print(f"wrote {path}: {len(changed)} change(s)")
+    today = dt.date.today().isoformat()
+    for name, target, new in ((TABLE, path, table), (PRICES, prices_path, prices)):
+        if not changes[name]:
+            console.print(f"{name} is current; not rewritten.")
+            continue
+        new["retrieved"] = today
+        target.write_text(json.dumps(new, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        console.print(f"wrote {target}: {len(changes[name])} change(s)")

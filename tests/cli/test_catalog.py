@@ -123,20 +123,79 @@ def test_a_region_that_does_not_answer_is_reported_and_contributes_nothing():
     assert "us-west-2" not in table["models"]["amazon.nova-lite-v1:0"]["regions"]
 
 
+PRICES = json.loads((DATA_DIR / cat.PRICES).read_text())
+
+
+def price_list(usd: float | None) -> dict:
+    """GetProducts' answer for one instance type: its on-demand term as the Price List writes it (a
+    JSON string per product)."""
+    if usd is None:
+        return {"PriceList": [], "FormatVersion": "aws_v1"}
+    product = {
+        "product": {"attributes": {"instanceType": "x", "location": "US East (N. Virginia)"}},
+        "terms": {
+            "OnDemand": {
+                "ABC.JRTCKXETXF": {
+                    "priceDimensions": {
+                        "ABC.JRTCKXETXF.6YS6EN2CT7": {"unit": "Hrs", "pricePerUnit": {"USD": f"{usd:.10f}"}}
+                    }
+                }
+            }
+        },
+    }
+    return {"PriceList": [json.dumps(product)], "FormatVersion": "aws_v1"}
+
+
+def pricing_client(prices: dict[str, float | None]):
+    client = boto3.client(
+        "pricing", region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t"
+    )
+    stubber = Stubber(client)
+    for instance_type, usd in prices.items():
+        filters = [
+            {"Type": "TERM_MATCH", "Field": field, "Value": value}
+            for field, value in {"instanceType": instance_type, **cat.EC2_PRICE_FILTERS}.items()
+        ]
+        stubber.add_response(
+            "get_products",
+            price_list(usd),
+            {"ServiceCode": "AmazonEC2", "Filters": filters, "MaxResults": 10},
+        )
+    stubber.activate()
+    return client
+
+
+def committed_prices() -> dict[str, float | None]:
+    return {k: v.get("hourly_usd_us_east_1") for k, v in PRICES["instances"].items()}
+
+
+def test_price_list_answers_that_agree_reproduce_the_committed_prices_and_a_change_shows():
+    client = pricing_client(committed_prices())
+    table = cat.refreshed_prices(PRICES, lambda t: cat.ec2_hourly_price(client, t))
+    assert table == PRICES
+    changed = {**committed_prices(), "g5.xlarge": 1.0123, "g6.48xlarge": None}
+    client = pricing_client(changed)
+    table = cat.refreshed_prices(PRICES, lambda t: cat.ec2_hourly_price(client, t))
+    assert cat.price_differences(PRICES, table) == [
+        "g5.xlarge: 1.006 -> 1.0123 USD an hour"
+    ]  # None keeps the price
+
+
 def test_check_exits_0_when_current_and_1_with_the_differences(monkeypatch, tmp_path):
     (tmp_path / cat.TABLE).write_text(json.dumps(COMMITTED))
+    (tmp_path / cat.PRICES).write_text(json.dumps(PRICES))
     world = json.loads(json.dumps(COMMITTED))
     regions = Regions(answers(COMMITTED))
 
     class Session:
         def client(self, service, region_name):
-            return regions(region_name)
+            return pricing_client(committed_prices()) if service == "pricing" else regions(region_name)
 
     monkeypatch.setattr(boto3, "Session", Session)
     runner = CliRunner()
     result = runner.invoke(app, ["catalog", "refresh", "--check", "--data-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert "is current" in result.output
+    assert "The tables are current." in result.output
     world["models"]["amazon.nova-micro-v1:0"]["regions"].append("us-west-2")
     regions.by_region = answers(world)
     result = runner.invoke(app, ["catalog", "refresh", "--check", "--data-dir", str(tmp_path)])
