@@ -181,3 +181,29 @@ def test_what_cannot_be_removed_is_reported_and_listed(client, capsys):
     assert "AccessDenied: logs:DeleteLogGroup" in problems[0]
     assert [arn.split(":")[2] for arn in module.left("e2e42", client)] == ["logs"]
     assert json.dumps(problems)  # printable as the workflow's warnings
+
+
+# --------------------------------------------------------------------------------------------------
+# The weekly catalog refresh
+
+CATALOG = REPO_ROOT / ".github" / "workflows" / "catalog.yml"
+
+
+def test_actionlint_passes_the_catalog_workflow():
+    status, findings = actionlint(CATALOG)
+    assert findings == []
+    assert status == 0
+
+
+def test_the_refresh_runs_weekly_and_opens_a_pull_request_only_when_a_table_changed():
+    document = yaml.safe_load(CATALOG.read_text())
+    assert set(triggers(document)) == {"workflow_dispatch", "schedule"}
+    steps = {s.get("name"): s for s in document["jobs"]["refresh"]["steps"] if s.get("name")}
+    assert "genai-stack catalog refresh" in steps["Refresh"]["run"]
+    assert "--check" not in steps["Refresh"]["run"]
+    assert "make docs-cost" in steps["Refresh"]["run"]  # the cost pages move with the prices
+    opening = steps["Open a pull request when a table changed"]["run"]
+    assert opening.index("git diff --quiet") < opening.index("gh pr create")
+    assert "exit 0" in opening.split("gh pr create")[0]  # nothing changed: no pull request
+    for each in document["jobs"]["refresh"]["steps"]:
+        assert "${{" not in each.get("run", ""), each.get("name")

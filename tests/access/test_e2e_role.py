@@ -57,6 +57,9 @@ CALLS = [
     Call("secretsmanager:DeleteSecret", arn("secretsmanager", "secret:e2e4242-login-AbCdEf"), "remover", RUN),
     Call("kms:ScheduleKeyDeletion", arn("kms", "key/0a1b"), "remover", RUN),
     Call("rds:DeleteDBCluster", arn("rds", "cluster:e2e4242-foundation-cluster"), "delete_cluster", RUN),
+    Call("bedrock:ListFoundationModels", "*", "catalog refresh"),
+    Call("bedrock:ListInferenceProfiles", "*", "catalog refresh"),
+    Call("pricing:GetProducts", "*", "catalog refresh"),
     # What it must not do.
     Call(
         "sts:AssumeRole",
