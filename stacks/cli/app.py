@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import typer
@@ -43,3 +44,49 @@ def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
 def print_json(document: Any) -> None:
     """Machine-readable output on stdout, nothing else on it."""
     typer.echo(json.dumps(document, indent=2, sort_keys=True, default=str))
+
+
+# How a check's status looks in a table (doctor's and smoke's statuses).
+STATUS_STYLE = {
+    "ok": "green",
+    "pass": "green",
+    "warn": "yellow",
+    "skip": "yellow",
+    "fail": "bold red",
+}
+
+
+def report_checks(
+    results: Sequence[Any],
+    *,
+    command: str,
+    profile: Any,
+    json_output: bool,
+    verdict: str,
+    clear: str,
+    failed_message: str,
+) -> None:
+    """The results of doctor's or smoke's checks (each with check, status, detail): JSON with
+    `verdict` true when none failed, or a table and a closing line; exit status 1 when one failed."""
+    failed = any(r.status == "fail" for r in results)
+    if json_output:
+        print_json(
+            {
+                "profile": profile.name,
+                "region": profile.region,
+                verdict: not failed,
+                "checks": [{"check": r.check, "status": r.status, "detail": r.detail} for r in results],
+            }
+        )
+    else:
+        from rich.table import Table
+
+        table = Table(title=f"genai-stack {command} {profile.name} ({profile.region})")
+        for column in ("Check", "Status", "Found / what to do"):
+            table.add_column(column, overflow="fold")
+        for r in results:
+            table.add_row(r.check, f"[{STATUS_STYLE[r.status]}]{r.status}[/]", r.detail)
+        console.print(table)
+        console.print(failed_message if failed else clear)
+    if failed:
+        raise typer.Exit(EXIT_FOUND)

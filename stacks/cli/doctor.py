@@ -16,16 +16,15 @@ import re
 import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
-from rich.table import Table
 
 from genai_stack.catalog import accelerator_instances, bedrock_catalog, cost_region
-from genai_stack.cli.app import EXIT_ERROR, EXIT_FOUND, app, console, errors, fail, print_json
+from genai_stack.cli.app import EXIT_ERROR, app, errors, fail, report_checks
 from genai_stack.config import Profile, ProfileError, load_profile
 
 Status = Literal["ok", "warn", "fail"]
@@ -916,9 +915,6 @@ def run_checks(profile: Profile, requirements: Requirements, clients: Clients) -
     return rows
 
 
-STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
-
-
 @app.command()
 def doctor(
     profile: Annotated[str, typer.Argument(help="A built-in profile name or a profile file.")],
@@ -945,25 +941,12 @@ def doctor(
         rows = run_checks(loaded, requirements, make_clients(loaded.region))
     except (BotoCoreError, ClientError) as error:
         fail(f"no usable AWS credentials for {loaded.region}: {error}", EXIT_ERROR)
-    failed = any(row.status == "fail" for row in rows)
-    if json_output:
-        print_json(
-            {
-                "profile": loaded.name,
-                "region": loaded.region,
-                "clear": not failed,
-                "checks": [asdict(r) for r in rows],
-            }
-        )
-    else:
-        table = Table(title=f"genai-stack doctor {loaded.name} ({loaded.region})")
-        for column in ("Check", "Status", "Found / what to do"):
-            table.add_column(column, overflow="fold")
-        for row in rows:
-            table.add_row(row.check, f"[{STYLE[row.status]}]{row.status}[/]", row.detail)
-        console.print(table)
-        console.print(
-            "Nothing blocks the deploy." if not failed else "Fix the failed checks before deploying."
-        )
-    if failed:
-        raise typer.Exit(EXIT_FOUND)
+    report_checks(
+        rows,
+        command="doctor",
+        profile=loaded,
+        json_output=json_output,
+        verdict="clear",
+        clear="Nothing blocks the deploy.",
+        failed_message="Fix the failed checks before deploying.",
+    )

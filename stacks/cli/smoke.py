@@ -23,16 +23,15 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
-from rich.table import Table
 
 from genai_stack.catalog import cost_region
-from genai_stack.cli.app import EXIT_ERROR, EXIT_FOUND, app, console, errors, fail, print_json
+from genai_stack.cli.app import EXIT_ERROR, app, errors, fail, report_checks
 from genai_stack.config import Profile, ProfileError, load_profile
 
 Status = Literal["pass", "fail", "skip"]
@@ -828,9 +827,6 @@ def _fleets(stacks: Sequence[Stack]) -> list[tuple[str, str, str]]:
     return fleets
 
 
-STYLE = {"pass": "green", "skip": "yellow", "fail": "bold red"}
-
-
 @app.command()
 def smoke(
     profile: Annotated[str, typer.Argument(help="A built-in profile name or a profile file.")],
@@ -863,25 +859,12 @@ def smoke(
     except (BotoCoreError, ClientError) as error:
         fail(f"no usable AWS credentials for {loaded.region}: {error}", EXIT_ERROR)
     results = run_smoke(loaded, stacks_of(loaded, synthesis.templates), clients, account=account)
-    failed = any(r.status == "fail" for r in results)
-    if json_output:
-        print_json(
-            {
-                "profile": loaded.name,
-                "region": loaded.region,
-                "passed": not failed,
-                "checks": [asdict(r) for r in results],
-            }
-        )
-    else:
-        table = Table(title=f"genai-stack smoke {loaded.name} ({loaded.region})")
-        for column in ("Check", "Status", "Found / what to do"):
-            table.add_column(column, overflow="fold")
-        for result in results:
-            table.add_row(result.check, f"[{STYLE[result.status]}]{result.status}[/]", result.detail)
-        console.print(table)
-        console.print(
-            "The deployment answers as its templates say." if not failed else "Fix the failed checks."
-        )
-    if failed:
-        raise typer.Exit(EXIT_FOUND)
+    report_checks(
+        results,
+        command="smoke",
+        profile=loaded,
+        json_output=json_output,
+        verdict="passed",
+        clear="The deployment answers as its templates say.",
+        failed_message="Fix the failed checks.",
+    )
