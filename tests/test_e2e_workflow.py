@@ -62,6 +62,49 @@ def test_doctor_deploy_smoke_then_destroy_which_runs_even_when_smoke_fails():
     assert destroy_script.index("cdk destroy") < destroy_script.index("e2e_cleanup.py")
     assert steps["Assume the smoke role"]["with"]["role-chaining"] is True
     assert "genai-stack smoke" in steps["Smoke"]["run"]
+    # Every AWS call in the profile's own region, read from the profile (customer-service is in
+    # us-west-2, the others in us-east-1); the cleanup also looks in us-east-1 (cost stacks).
+    for name in ("Assume the e2e role", "Assume the smoke role", "Assume the e2e role again"):
+        assert steps[name]["with"]["aws-region"] == "${{ steps.name.outputs.region }}", name
+    assert steps["Assume the e2e role"]["with"]["role-duration-seconds"] == 14400
+    assert '"${AWS_REGION}" us-east-1' in destroy_script
+
+
+def test_the_run_s_profile_is_a_renamed_copy_beside_the_built_in_one(tmp_path):
+    """Its prompt files are read relative to the profile's folder, so the copy lives in profiles/; its
+    region comes from the profile itself."""
+    import subprocess
+    import sys
+
+    naming = {s.get("name"): s for s in workflow()["jobs"]["e2e"]["steps"]}[
+        "Name this run's copy of the profile"
+    ]
+    script = naming["run"].replace(".venv/bin/python", sys.executable)
+    workdir = tmp_path / "repo"
+    (workdir / "profiles").mkdir(parents=True)
+    import shutil
+
+    shutil.copytree(REPO_ROOT / "profiles", workdir / "profiles", dirs_exist_ok=True)
+    output = tmp_path / "out"
+    result = subprocess.run(  # noqa: S603 - bash on the workflow's own script
+        [shutil.which("bash") or "/bin/bash", "-c", script],
+        cwd=workdir,
+        env={
+            **__import__("os").environ,
+            "RUN_ID": "4242",
+            "PROFILE": "managed-api",
+            "GITHUB_OUTPUT": str(output),
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert output.read_text().split() == ["name=e2e4242", "region=us-east-1"]
+    from genai_stack.config import load_profile
+
+    copy = load_profile(str(workdir / "profiles" / "e2e4242.yaml"))  # its prompt files resolve
+    assert copy.name == "e2e4242"
 
 
 def test_scripts_take_event_data_only_through_the_environment():
@@ -140,10 +183,15 @@ def retained(client) -> dict[str, str]:
         Tags=TAGS,
     )
     secret = client("secretsmanager").create_secret(Name="e2e42-login", SecretString="{}", Tags=TAGS)["ARN"]
+    # Aurora's own admin secret: it goes with its cluster, DeleteSecret would be refused.
+    aurora = client("secretsmanager").create_secret(Name="rds!cluster-0a1b", SecretString="{}", Tags=TAGS)[
+        "ARN"
+    ]
+    topic = client("sns").create_topic(Name="e2e42-foundation-alarms", Tags=TAGS)["TopicArn"]
     key = client("kms").create_key(Tags=[{"TagKey": "genai-stack:profile", "TagValue": "e2e42"}])[
         "KeyMetadata"
     ]["Arn"]
-    return {"secret": secret, "key": key}
+    return {"secret": secret, "key": key, "aurora": aurora, "topic": topic}
 
 
 def test_the_cleanup_removes_what_the_run_retained_and_nothing_of_another_profile(client):
@@ -157,7 +205,9 @@ def test_the_cleanup_removes_what_the_run_retained_and_nothing_of_another_profil
     assert client("kms").describe_key(KeyId=made["key"])["KeyMetadata"]["KeyState"] == "PendingDeletion"
     with pytest.raises(client("secretsmanager").exceptions.ResourceNotFoundException):
         client("secretsmanager").describe_secret(SecretId=made["secret"])
-    assert module.left("e2e42", client) == []
+    assert client("sns").list_topics()["Topics"] == []
+    assert client("secretsmanager").describe_secret(SecretId=made["aurora"])["Name"] == "rds!cluster-0a1b"
+    assert module.left("e2e42", client) == []  # Aurora's secret is on its way out with its cluster
 
 
 def test_what_cannot_be_removed_is_reported_and_listed(client, capsys):
@@ -207,3 +257,28 @@ def test_the_refresh_runs_weekly_and_opens_a_pull_request_only_when_a_table_chan
     assert "exit 0" in opening.split("gh pr create")[0]  # nothing changed: no pull request
     for each in document["jobs"]["refresh"]["steps"]:
         assert "${{" not in each.get("run", ""), each.get("name")
+
+
+def test_objects_s3_refuses_to_delete_fail_the_bucket_by_name():
+    module = load_cleanup()
+
+    class Refusing:
+        def get_paginator(self, name):
+            class Pages:
+                def paginate(self, **_):
+                    return [{"Versions": [{"Key": "held.txt", "VersionId": "v1"}]}]
+
+            return Pages()
+
+        def delete_objects(self, **_):
+            return {
+                "Errors": [
+                    {"Key": "held.txt", "VersionId": "v1", "Code": "AccessDenied", "Message": "Access Denied"}
+                ]
+            }
+
+        def delete_bucket(self, **_):
+            pytest.fail("a bucket with objects left is not deleted")
+
+    with pytest.raises(RuntimeError, match=r"1 object\(s\) not deleted, e\.g\. held\.txt: Access Denied"):
+        module.empty_and_delete_bucket(Refusing(), "e2e42-foundation-databucket-abc")

@@ -10,9 +10,10 @@ to. The refresh asks every commercial region (stacks/data/regions.json):
   the table's note says);
 - bedrock:ListInferenceProfiles (SYSTEM_DEFINED): a profile's routes from that source region are the
   regions of its models' ARNs.
-A region that does not answer (not enabled for the account, no Bedrock) contributes nothing and is
-reported. `--check` exits 1 when the committed table differs from what AWS says, and prints the
-difference; without it the file is rewritten with today's date.
+A region that does not answer (not enabled for the account, no Bedrock) keeps what the committed table
+says of it, and is reported: an account that has not enabled an opt-in region must not remove it.
+`--check` exits 1 when the committed table differs from what AWS says, and prints the difference;
+without it the file is rewritten with today's date.
 
 It also refreshes the EC2 model hosts' on-demand prices in stacks/data/ec2_accelerators.json
 (pricing:GetProducts, AmazonEC2, us-east-1, Linux, shared tenancy, no pre-installed software).
@@ -85,7 +86,8 @@ def system_profiles(bedrock: Any) -> dict[str, list[str]]:
 def refreshed(
     current: Mapping[str, Any], regions: Iterable[str], bedrock_in: Callable[[str], Any]
 ) -> tuple[dict[str, Any], list[str]]:
-    """The table with regions and routes as AWS answers them; and the regions that did not answer."""
+    """The table with regions and routes as AWS answers them (a region that did not answer keeps its
+    committed entries); and the regions that did not answer."""
     models_by_region: dict[str, set[str]] = {}
     profiles_by_region: dict[str, dict[str, list[str]]] = {}
     silent = []
@@ -97,16 +99,26 @@ def refreshed(
         except (ClientError, BotoCoreError) as error:
             silent.append(f"{region}: {error}")
     table = json.loads(json.dumps(current))  # a copy
+    unanswered = {line.split(":", 1)[0] for line in silent}
     for model_id, entry in table["models"].items():
-        entry["regions"] = sorted(r for r, ids in models_by_region.items() if model_id in ids)
+        kept = [r for r in entry["regions"] if r in unanswered]
+        entry["regions"] = sorted({*kept, *(r for r, ids in models_by_region.items() if model_id in ids)})
     for profile_id, entry in table["inference_profiles"].items():
         # A global profile may route to any commercial region: the table lists its source regions
         # with no destinations (stacks/catalog.py SystemInferenceProfile.is_global).
-        entry["routes"] = {
-            source: [] if entry.get("global") else found[profile_id]
-            for source, found in sorted(profiles_by_region.items())
-            if profile_id in found
-        }
+        kept_routes = {source: targets for source, targets in entry["routes"].items() if source in unanswered}
+        entry["routes"] = dict(
+            sorted(
+                {
+                    **kept_routes,
+                    **{
+                        source: [] if entry.get("global") else found[profile_id]
+                        for source, found in profiles_by_region.items()
+                        if profile_id in found
+                    },
+                }.items()
+            )
+        )
     return table, silent
 
 

@@ -190,6 +190,11 @@ def smoke_calls(deployment: Deployment) -> list[Call]:
             f"arn:{deployment.partition}:apigateway:{region}::/apikeys/k123",
             "keys.revoke",
         ),
+        Call(
+            "apigateway:PUT",
+            f"arn:{deployment.partition}:apigateway:{region}::/tags/arn%3Aaws%3Aapigateway%3A{region}%3A%3A%2Fapikeys%2Fk123",
+            "keys.create: the key's tags",
+        ),
     ]
     return calls
 

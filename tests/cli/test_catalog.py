@@ -114,13 +114,16 @@ def test_a_changed_answer_gives_exactly_the_expected_differences():
     ]
 
 
-def test_a_region_that_does_not_answer_is_reported_and_contributes_nothing():
+def test_a_region_that_does_not_answer_is_reported_and_keeps_its_committed_entries():
+    """An account that has not enabled an opt-in region must not remove it from the table."""
     by_region = answers(COMMITTED)
     del by_region["us-west-2"]
     table, silent = cat.refreshed(COMMITTED, REGIONS, Regions(by_region))
     assert len(silent) == 1
     assert silent[0].startswith("us-west-2: ")
-    assert "us-west-2" not in table["models"]["amazon.nova-lite-v1:0"]["regions"]
+    assert "us-west-2" in table["models"]["amazon.nova-lite-v1:0"]["regions"]
+    assert normalised(table) == normalised(COMMITTED)
+    assert cat.differences(COMMITTED, table) == []
 
 
 PRICES = json.loads((DATA_DIR / cat.PRICES).read_text())
