@@ -225,7 +225,9 @@ def test_what_cannot_be_removed_is_reported_and_listed(client, capsys):
                 raise RuntimeError("AccessDenied: logs:DeleteLogGroup")
             return getattr(self.real, name)
 
-    refusing = lambda service: Refusing(client(service)) if service == "logs" else client(service)  # noqa: E731
+    def refusing(service: str):
+        return Refusing(client(service)) if service == "logs" else client(service)
+
     problems = module.clean("e2e42", refusing)
     assert len(problems) == 1
     assert "AccessDenied: logs:DeleteLogGroup" in problems[0]

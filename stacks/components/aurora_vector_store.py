@@ -33,6 +33,7 @@ from genai_stack import compliance
 from genai_stack.components.python_custom_resource import PythonCustomResource
 from genai_stack.components.python_function import PythonFunction, encrypted_log_group
 from genai_stack.components.vector_store import AuroraStorage, IndexSpec
+from genai_stack.lambdas.pgvector_schema.logic import ROLE as BEDROCK_ROLE
 
 DATABASE = "vectors"
 SCHEMA = "bedrock_integration"  # lambdas/pgvector_schema/logic.py creates it
@@ -125,7 +126,7 @@ class AuroraVectorStore(Construct):
         )
         self.admin_secret_arn = cluster.attr_master_user_secret_secret_arn
         self.bedrock_secret = rds.DatabaseSecret(
-            self, "BedrockLogin", username="bedrock_user", encryption_key=encryption_key
+            self, "BedrockLogin", username=BEDROCK_ROLE, encryption_key=encryption_key
         )
         self.bedrock_secret.apply_removal_policy(RemovalPolicy.RETAIN)
         schema = PythonCustomResource(

@@ -20,6 +20,8 @@ from genai_stack.catalog import (
     guardrail_profile,
     topic_definition_limit,
 )
+from genai_stack.lambdas.pgvector_schema.logic import ALTERNATE as BEDROCK_ALTERNATE
+from genai_stack.lambdas.pgvector_schema.logic import ROLE as BEDROCK_ROLE
 from genai_stack.profile.common import _SCHEDULE, Slug, TagKey, TagValue, _known_retention, _Strict, located
 
 # --------------------------------------------------------------------------------------------------
@@ -235,7 +237,7 @@ LEGACY_ADMIN = "postgres"  # the admin 0.1 created
 RESERVED_ROLE_PREFIXES = ("pg_", "rds")
 # The Bedrock login and the alternate that alternating-users rotation creates beside it
 # (lambdas/login_rotation/logic.py).
-BEDROCK_LOGINS = frozenset({"bedrock_user", "bedrock_user_clone"})
+BEDROCK_LOGINS = frozenset({BEDROCK_ROLE, BEDROCK_ALTERNATE})
 
 
 class LoginRotation(_Strict):

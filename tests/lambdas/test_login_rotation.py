@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Literal
 
 import boto3
 import pytest
@@ -62,13 +63,15 @@ def rds_data():
         stub.assert_no_pending_responses()
 
 
-def rotation(secrets, rds, login_arn: str, strategy: str = "alternating_users") -> Rotation:
+def rotation(
+    secrets, rds, login_arn: str, strategy: Literal["alternating_users", "single_user"] = "alternating_users"
+) -> Rotation:
     store = Store(
         cluster_arn=CLUSTER,
         admin_secret_arn=ADMIN,
         database="vectors",
         login_secret_arn=login_arn,
-        strategy=strategy,  # type: ignore[arg-type]
+        strategy=strategy,
     )
     return Rotation(store, secrets=secrets, rds_data=rds, time_left=lambda: 600.0, sleep=lambda s: None)
 
