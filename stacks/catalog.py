@@ -79,6 +79,13 @@ APPROACHES: dict[str, str] = {
 COST_TYPES = ("AWS::Budgets::Budget", "AWS::CE::AnomalyMonitor", "AWS::CE::AnomalySubscription")
 
 
+def provenance(table: str, section: str, key: str) -> str:
+    """Where one entry of a data table comes from and when it was read ("<source> (read <date>)"):
+    the table's "provenance" map, which `genai-stack catalog refresh` stamps for what it confirms."""
+    entry = _read(table)["provenance"][f"{section}/{key}"]
+    return f"{entry['source']} (read {entry['retrieved']})"
+
+
 @cache
 def regions_table() -> dict:
     return _read("regions.json")
@@ -296,13 +303,20 @@ def inference_instances() -> dict[str, SageMakerInstance]:
     return _instances("inference_instances")
 
 
-def image_regions(image: str) -> tuple[str, ...]:
-    """Regions where the Deep Learning Container image is published (by its registry table)."""
+def registry_regions() -> tuple[str, ...]:
+    """Every region with a Deep Learning Container registry (data/sagemaker.json registry_accounts)."""
     accounts = sagemaker_data()["registry_accounts"]
-    regions = set(accounts["default_regions"]) | set(accounts["by_region"])
-    if sagemaker_data()["images"][image]["kind"] == "serving-neuron":
-        regions &= set(sagemaker_data()["neuron_regions"])
-    return tuple(sorted(regions))
+    return tuple(sorted(set(accounts["default_regions"]) | set(accounts["by_region"])))
+
+
+def registry_account(region: str) -> str:
+    accounts = sagemaker_data()["registry_accounts"]
+    return accounts["by_region"].get(region, accounts["default"])
+
+
+def image_regions(image: str) -> tuple[str, ...]:
+    """Regions whose registry holds the image's pinned tag (`genai-stack catalog refresh` asks each)."""
+    return tuple(sorted(set(sagemaker_data()["images"][image]["regions"]) & set(registry_regions())))
 
 
 def image_uri(image: str, region: str) -> str:
@@ -310,10 +324,8 @@ def image_uri(image: str, region: str) -> str:
     data table; ValueError for a region without the image (profiles check this first)."""
     if region not in image_regions(image):
         raise ValueError(f"the {image} image is not published in {region}")
-    accounts = sagemaker_data()["registry_accounts"]
-    account = accounts["by_region"].get(region, accounts["default"])
     entry = sagemaker_data()["images"][image]
-    return f"{account}.dkr.ecr.{region}.amazonaws.com/{entry['repository']}:{entry['tag']}"
+    return f"{registry_account(region)}.dkr.ecr.{region}.amazonaws.com/{entry['repository']}:{entry['tag']}"
 
 
 def image_repository_arn(image: str, region: str) -> str:

@@ -15,10 +15,17 @@ says of it, and is reported: an account that has not enabled an opt-in region mu
 `--check` exits 1 when the committed table differs from what AWS says, and prints the difference;
 without it the file is rewritten with today's date.
 
-It also refreshes the EC2 model hosts' on-demand prices in stacks/data/ec2_accelerators.json
-(pricing:GetProducts, AmazonEC2, us-east-1, Linux, shared tenancy, no pre-installed software).
+It also refreshes, with per-entry provenance (catalog_tables.py says how):
+- the EC2 model hosts' on-demand prices in stacks/data/ec2_accelerators.json (pricing:GetProducts,
+  AmazonEC2, us-east-1, Linux, shared tenancy, no pre-installed software);
+- SageMaker endpoint and training prices, and the Deep Learning Container images' tags and regions, in
+  stacks/data/sagemaker.json (pricing:GetProducts AmazonSageMaker; ecr:DescribeImages);
+and checks stacks/data/regions.json against each region's CloudFormation registry (ListTypes).
 
-The other tables (guardrail profiles, regions, SageMaker images and prices) are not refreshed yet.
+When a file is rewritten, every entry AWS confirmed gets its "provenance": the call and today's date.
+System guardrail profiles (stacks/data/guardrails.json) are not refreshed: Amazon Bedrock has no
+operation that lists them (botocore's bedrock model: ListGuardrails lists an account's own
+guardrails), so that table stays the documented one, with its page and date per entry.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Mapping
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,12 +42,31 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from genai_stack.catalog import DATA_DIR
 from genai_stack.cli.app import EXIT_FOUND, app, console, errors, fail
+from genai_stack.cli.catalog_tables import (
+    SAGEMAKER_COMPONENTS,
+    Refreshed,
+    on_demand_usd,
+    price_filters,
+    provenance_changes,
+    refreshed_images,
+    refreshed_prices,
+    registry_differences,
+    sagemaker_hourly_price,
+    sagemaker_source,
+    stamp,
+)
 
 catalog_app = typer.Typer(help="The data tables of stacks/data, from AWS.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 
 TABLE = "bedrock_models.json"
 PRICES = "ec2_accelerators.json"
+SAGEMAKER = "sagemaker.json"
+REGIONS = "regions.json"
+WRITTEN = (TABLE, PRICES, SAGEMAKER)  # regions.json is checked, not written (catalog_tables.py)
+MODELS_SOURCE = "bedrock:ListFoundationModels (ON_DEMAND, ACTIVE) in the commercial regions that answered"
+PROFILES_SOURCE = "bedrock:ListInferenceProfiles (SYSTEM_DEFINED) in the commercial regions that answered"
+EC2_SOURCE = "pricing:GetProducts AmazonEC2, us-east-1, Linux, shared tenancy, OnDemand"
 # The Price List API's attributes of an on-demand Linux instance in us-east-1 (AWS Price List API,
 # "Filtering products"; the attribute values as GetAttributeValues lists them for AmazonEC2).
 EC2_PRICE_FILTERS = {
@@ -139,41 +166,29 @@ def differences(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str
     return lines
 
 
-def ec2_hourly_price(pricing: Any, instance_type: str) -> float | None:
-    """The on-demand hourly USD price of `instance_type` (Linux, us-east-1), or None when the Price
-    List has none."""
-    filters = [
-        {"Type": "TERM_MATCH", "Field": field, "Value": value}
-        for field, value in {"instanceType": instance_type, **EC2_PRICE_FILTERS}.items()
-    ]
-    answer = pricing.get_products(ServiceCode="AmazonEC2", Filters=filters, MaxResults=10)
-    for raw in answer.get("PriceList", []):
-        product = json.loads(raw) if isinstance(raw, str) else raw
-        for term in product.get("terms", {}).get("OnDemand", {}).values():
-            for dimension in term.get("priceDimensions", {}).values():
-                usd = float(dimension["pricePerUnit"].get("USD", "0"))
-                if usd > 0:
-                    return usd
-    return None
+def ec2_hourly_price(pricing: Any, instance_type: str) -> set[float]:
+    """The on-demand hourly USD prices of `instance_type` (Linux, us-east-1) in the Price List."""
+    answer = pricing.get_products(
+        ServiceCode="AmazonEC2",
+        Filters=price_filters({"instanceType": instance_type, **EC2_PRICE_FILTERS}),
+        MaxResults=10,
+    )
+    return on_demand_usd(answer)
 
 
-def refreshed_prices(current: Mapping[str, Any], price_of: Callable[[str], float | None]) -> dict[str, Any]:
-    """The EC2 table with each instance's hourly price from the Price List (kept where it has none)."""
-    table = json.loads(json.dumps(current))
-    for instance_type, entry in table["instances"].items():
-        usd = price_of(instance_type)
-        if usd is not None:
-            entry["hourly_usd_us_east_1"] = round(usd, 4)
-    return table
-
-
-def price_differences(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
-    return [
-        f"{instance_type}: {before['instances'][instance_type].get('hourly_usd_us_east_1')} -> "
-        f"{entry.get('hourly_usd_us_east_1')} USD an hour"
-        for instance_type, entry in sorted(after["instances"].items())
-        if entry.get("hourly_usd_us_east_1") != before["instances"][instance_type].get("hourly_usd_us_east_1")
-    ]
+def bedrock_refreshed(
+    current: Mapping[str, Any], regions: Iterable[str], bedrock_in: Callable[[str], Any]
+) -> Refreshed:
+    """`refreshed` as a Refreshed: every entry is confirmed when every region answered."""
+    regions = list(regions)
+    table, silent = refreshed(current, regions, bedrock_in)
+    result = Refreshed(table, differences(current, table), notes=[f"no answer: {line}" for line in silent])
+    if len(silent) < len(regions):  # the regions that answered confirm every entry (the rest keep theirs)
+        result.confirmed = {
+            "models": (MODELS_SOURCE, list(table["models"])),
+            "inference_profiles": (PROFILES_SOURCE, list(table["inference_profiles"])),
+        }
+    return result
 
 
 def commercial_regions() -> list[str]:
@@ -182,46 +197,78 @@ def commercial_regions() -> list[str]:
 
 @catalog_app.command("refresh")
 def refresh(
-    check: Annotated[bool, typer.Option("--check", help="Exit 1 when the committed table differs.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 when a committed table differs.")] = False,
     data_dir: Annotated[Path, typer.Option(help="The folder of the tables.")] = DATA_DIR,
 ) -> None:
-    """Regenerate stacks/data/bedrock_models.json (models' on-demand regions, system inference profiles'
-    routes) from AWS with your credentials: ListFoundationModels and ListInferenceProfiles in every
-    commercial region. Read-only in AWS.
+    """Regenerate the data tables of stacks/data from AWS with your credentials (read-only calls):
+    Bedrock models and inference profiles (every commercial region), EC2 and SageMaker on-demand
+    prices (Price List API), the Deep Learning Container images' tags and regions (Amazon ECR); and
+    check regions.json against each region's CloudFormation registry.
 
     [b]Example[/]: AWS_PROFILE=sandbox genai-stack catalog refresh --check
     """
     import boto3
 
     session = boto3.Session()
-    path, prices_path = data_dir / TABLE, data_dir / PRICES
-    current = json.loads(path.read_text(encoding="utf-8"))
-    current_prices = json.loads(prices_path.read_text(encoding="utf-8"))
+    client = cache(lambda service, region: session.client(service, region_name=region))  # one per region
+    regions = commercial_regions()
+    current = {
+        name: json.loads((data_dir / name).read_text(encoding="utf-8")) for name in (*WRITTEN, REGIONS)
+    }
+    pricing = client("pricing", "us-east-1")
     with errors.status("Asking every commercial region for its Bedrock models and inference profiles"):
-        table, silent = refreshed(
-            current, commercial_regions(), lambda r: session.client("bedrock", region_name=r)
+        results = {TABLE: bedrock_refreshed(current[TABLE], regions, lambda r: client("bedrock", r))}
+    with errors.status("Asking the Price List for EC2 and SageMaker prices"):
+        results[PRICES] = refreshed_prices(
+            current[PRICES], {"instances": (EC2_SOURCE, lambda t: ec2_hourly_price(pricing, t))}
         )
-    pricing = session.client("pricing", region_name="us-east-1")
-    with errors.status("Asking the Price List for the model hosts' instance prices"):
-        prices = refreshed_prices(current_prices, lambda instance: ec2_hourly_price(pricing, instance))
-    for line in silent:
-        console.print(f"[yellow]no answer[/] {line}")
-    changes = {TABLE: differences(current, table), PRICES: price_differences(current_prices, prices)}
-    for name, found in changes.items():
-        for line in found:
+        sagemaker = refreshed_prices(
+            current[SAGEMAKER],
+            {
+                section: (
+                    sagemaker_source(component),
+                    lambda t, c=component: sagemaker_hourly_price(pricing, t, c),
+                )
+                for section, component in SAGEMAKER_COMPONENTS.items()
+            },
+        )
+    with errors.status("Asking each region's Deep Learning Container registry for the pinned images"):
+        results[SAGEMAKER] = refreshed_images(sagemaker, lambda r: client("ecr", r))
+    with errors.status("Asking each region's CloudFormation registry for the stacks' resource types"):
+        results[REGIONS] = registry_differences(
+            current[REGIONS], regions, lambda r: client("cloudformation", r)
+        )
+    for name in WRITTEN:
+        results[name].changes += provenance_changes(current[name], results[name].confirmed)
+    for name, result in results.items():
+        for line in result.notes:
+            console.print(f"[yellow]{name}[/] {line}")
+        for line in result.changes:
             console.print(f"{name}: {line}")
+    if results[REGIONS].changes:
+        console.print(
+            f"{REGIONS} is cfn-lint's copy of the registry and is not rewritten here: raise cfn-lint in "
+            "requirements.lock once its schemas agree, then `make data-regions`."
+        )
+    unconfirmed = [name for name in WRITTEN if not any(keys for _, keys in results[name].confirmed.values())]
+    if len(unconfirmed) == len(WRITTEN):
+        fail("AWS confirmed nothing: no table was checked or written (are your credentials valid?)")
+    for name in unconfirmed:
+        console.print(f"[yellow]{name}[/] AWS confirmed none of its entries")
     if check:
-        if any(changes.values()):
+        if any(result.changes for result in results.values()) or unconfirmed:
             raise typer.Exit(EXIT_FOUND)
         console.print("The tables are current.")
         return
-    if len(silent) == len(commercial_regions()):
-        fail("no region answered: nothing was written (are your credentials valid?)")
     today = dt.date.today().isoformat()
-    for name, target, new in ((TABLE, path, table), (PRICES, prices_path, prices)):
-        if not changes[name]:
+    for name in WRITTEN:
+        result = results[name]
+        if not result.changes:
             console.print(f"{name} is current; not rewritten.")
             continue
-        new["retrieved"] = today
-        target.write_text(json.dumps(new, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        console.print(f"wrote {target}: {len(changes[name])} change(s)")
+        stamp(result.table, result.confirmed, today)
+        result.table["retrieved"] = today
+        (data_dir / name).write_text(
+            json.dumps(result.table, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        console.print(f"wrote {data_dir / name}: {len(result.changes)} change(s)")

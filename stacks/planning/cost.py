@@ -20,6 +20,7 @@ from genai_stack.catalog import (
     bedrock_image_prices,
     bedrock_prices,
     inference_instances,
+    provenance,
 )
 from genai_stack.config import OffHours, Profile
 from genai_stack.observability import custom_metric_sets
@@ -53,15 +54,13 @@ def network_price(key: str) -> Price:
 
 
 def instance_price(instance_type: str) -> Price:
-    data = _json("ec2_accelerators.json")
     usd = accelerator_instances()[instance_type].hourly_usd_us_east_1
-    return Price(usd, "instance-hour", f"{data['sources']['prices']} (read {data['retrieved']})")
+    return Price(usd, "instance-hour", provenance("ec2_accelerators.json", "instances", instance_type))
 
 
 def sagemaker_price(instance_type: str) -> Price:
-    data = _json("sagemaker.json")
     usd = inference_instances()[instance_type].hourly_usd_us_east_1
-    return Price(usd, "instance-hour", f"{data['sources']['prices']} (read {data['retrieved']})")
+    return Price(usd, "instance-hour", provenance("sagemaker.json", "inference_instances", instance_type))
 
 
 def token_prices(model: str) -> tuple[Price, Price]:

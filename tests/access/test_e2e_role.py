@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from genai_stack.catalog import registry_account, registry_regions, sagemaker_data
 from tests.access.evaluator import Request, evaluate
 from tests.access.rows import Call
 from tests.access.test_smoke_role import rendered_policy
@@ -78,6 +79,22 @@ CALLS = [
     Call("bedrock:ListFoundationModels", "*", "catalog refresh"),
     Call("bedrock:ListInferenceProfiles", "*", "catalog refresh"),
     Call("pricing:GetProducts", "*", "catalog refresh"),
+    Call("cloudformation:ListTypes", "*", "catalog refresh: regions.json check"),
+    *(
+        Call(
+            "ecr:DescribeImages",
+            f"arn:aws:ecr:{region}:{registry_account(region)}:repository/{image['repository']}",
+            f"catalog refresh: the {name} image in {region}",
+        )
+        for name, image in sagemaker_data()["images"].items()
+        for region in registry_regions()
+    ),
+    Call(
+        "ecr:DescribeImages",
+        f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/team-private-images",
+        "no other repository",
+        expect="deny",
+    ),
     # What it must not do.
     Call(
         "sts:AssumeRole",

@@ -7,12 +7,29 @@ import json
 
 import boto3
 import pytest
+from botocore.exceptions import NoCredentialsError
 from botocore.stub import Stubber
 from typer.testing import CliRunner
 
 from genai_stack.catalog import DATA_DIR
 from genai_stack.cli import app
 from genai_stack.cli import catalog as cat
+from genai_stack.cli.catalog_tables import (
+    IMAGES_SOURCE,
+    SAGEMAKER_COMPONENTS,
+    price_filters,
+    refreshed_prices,
+    sagemaker_source,
+)
+from tests.cli.test_catalog_tables import (
+    REGION_TABLE,
+    SAGEMAKER,
+    price_list,
+    registries,
+    registry_answers,
+    sagemaker_pricing,
+)
+from tests.support.stubs import Stubs, offline_client
 
 COMMITTED = json.loads((DATA_DIR / cat.TABLE).read_text())
 REGIONS = cat.commercial_regions()
@@ -129,78 +146,108 @@ def test_a_region_that_does_not_answer_is_reported_and_keeps_its_committed_entri
 PRICES = json.loads((DATA_DIR / cat.PRICES).read_text())
 
 
-def price_list(usd: float | None) -> dict:
-    """GetProducts' answer for one instance type: its on-demand term as the Price List writes it (a
-    JSON string per product)."""
-    if usd is None:
-        return {"PriceList": [], "FormatVersion": "aws_v1"}
-    product = {
-        "product": {"attributes": {"instanceType": "x", "location": "US East (N. Virginia)"}},
-        "terms": {
-            "OnDemand": {
-                "ABC.JRTCKXETXF": {
-                    "priceDimensions": {
-                        "ABC.JRTCKXETXF.6YS6EN2CT7": {"unit": "Hrs", "pricePerUnit": {"USD": f"{usd:.10f}"}}
-                    }
-                }
-            }
-        },
-    }
-    return {"PriceList": [json.dumps(product)], "FormatVersion": "aws_v1"}
-
-
-def pricing_client(prices: dict[str, float | None]):
-    client = boto3.client(
-        "pricing", region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t"
-    )
-    stubber = Stubber(client)
+def ec2_pricing(stubs: Stubs, prices: dict[str, float | None]) -> None:
+    """GetProducts answers, one per instance type in the table's order."""
     for instance_type, usd in prices.items():
-        filters = [
-            {"Type": "TERM_MATCH", "Field": field, "Value": value}
-            for field, value in {"instanceType": instance_type, **cat.EC2_PRICE_FILTERS}.items()
-        ]
-        stubber.add_response(
+        stubs["pricing"].add_response(
             "get_products",
             price_list(usd),
-            {"ServiceCode": "AmazonEC2", "Filters": filters, "MaxResults": 10},
+            {
+                "ServiceCode": "AmazonEC2",
+                "Filters": price_filters({"instanceType": instance_type, **cat.EC2_PRICE_FILTERS}),
+                "MaxResults": 10,
+            },
         )
-    stubber.activate()
-    return client
 
 
 def committed_prices() -> dict[str, float | None]:
     return {k: v.get("hourly_usd_us_east_1") for k, v in PRICES["instances"].items()}
 
 
-def test_price_list_answers_that_agree_reproduce_the_committed_prices_and_a_change_shows():
-    client = pricing_client(committed_prices())
-    table = cat.refreshed_prices(PRICES, lambda t: cat.ec2_hourly_price(client, t))
-    assert table == PRICES
-    changed = {**committed_prices(), "g5.xlarge": 1.0123, "g6.48xlarge": None}
-    client = pricing_client(changed)
-    table = cat.refreshed_prices(PRICES, lambda t: cat.ec2_hourly_price(client, t))
-    assert cat.price_differences(PRICES, table) == [
-        "g5.xlarge: 1.006 -> 1.0123 USD an hour"
-    ]  # None keeps the price
+def ec2_refresh(stubs: Stubs):
+    return refreshed_prices(
+        PRICES, {"instances": (cat.EC2_SOURCE, lambda t: cat.ec2_hourly_price(stubs("pricing"), t))}
+    )
+
+
+def test_price_list_answers_that_agree_reproduce_the_committed_prices(stubs):
+    ec2_pricing(stubs, committed_prices())
+    result = ec2_refresh(stubs)
+    assert result.table == PRICES
+    assert result.changes == []
+    assert result.confirmed["instances"][1] == list(PRICES["instances"])
+
+
+def test_a_changed_price_shows_and_a_missing_one_is_kept_and_reported(stubs):
+    ec2_pricing(stubs, {**committed_prices(), "g5.xlarge": 1.0123, "g6.48xlarge": None})
+    result = ec2_refresh(stubs)
+    assert result.changes == ["instances/g5.xlarge: 1.006 -> 1.0123 USD an hour"]
+    assert result.table["instances"]["g6.48xlarge"] == PRICES["instances"]["g6.48xlarge"]
+    assert result.notes == ["instances/g6.48xlarge: no price in the Price List; kept"]
+    assert "g6.48xlarge" not in result.confirmed["instances"][1]
+
+
+def aws_confirmed(name: str) -> str:
+    """A committed table as a refresh would leave it once AWS had confirmed every entry (its provenance
+    names the calls), so that answers that agree leave nothing to change."""
+    table = json.loads((DATA_DIR / name).read_text())
+    sources = {
+        "models": cat.MODELS_SOURCE,
+        "inference_profiles": cat.PROFILES_SOURCE,
+        "instances": cat.EC2_SOURCE,
+        "images": IMAGES_SOURCE,
+        **{s: sagemaker_source(c) for s, c in SAGEMAKER_COMPONENTS.items()},
+    }
+    for key, entry in table["provenance"].items():
+        section, instance = key.split("/", 1)
+        if table[section][instance].get("hourly_usd_us_east_1", 0) is not None:  # unpriced: unconfirmed
+            entry["source"] = sources[section]
+    return json.dumps(table)
+
+
+class World:
+    """boto3.Session for the command: Bedrock as `regions` answers, every other service stubbed with
+    answers that agree with the committed tables; every queued answer must be asked for."""
+
+    def __init__(self, regions: Regions) -> None:
+        self.regions = regions
+        self.stubs: list[Stubs] = []
+
+    def __call__(self):
+        stubs = Stubs()
+        ec2_pricing(stubs, committed_prices())
+        sagemaker_pricing(stubs, SAGEMAKER)
+        registries(stubs, SAGEMAKER)
+        registry_answers(stubs, REGION_TABLE)
+        self.stubs.append(stubs)
+        regions = self.regions
+
+        class Session:
+            def client(self, service, region_name):
+                return regions(region_name) if service == "bedrock" else stubs(service, region_name)
+
+        return Session()
+
+    def verify(self) -> None:
+        for stubs in self.stubs:
+            stubs.verify()
+        for stubber in self.regions.stubbers:
+            stubber.assert_no_pending_responses()
 
 
 def test_check_exits_0_when_current_and_1_with_the_differences(monkeypatch, tmp_path):
-    (tmp_path / cat.TABLE).write_text(json.dumps(COMMITTED))
-    (tmp_path / cat.PRICES).write_text(json.dumps(PRICES))
+    for name in cat.WRITTEN:
+        (tmp_path / name).write_text(aws_confirmed(name))
+    (tmp_path / cat.REGIONS).write_text((DATA_DIR / cat.REGIONS).read_text())
     world = json.loads(json.dumps(COMMITTED))
-    regions = Regions(answers(COMMITTED))
-
-    class Session:
-        def client(self, service, region_name):
-            return pricing_client(committed_prices()) if service == "pricing" else regions(region_name)
-
-    monkeypatch.setattr(boto3, "Session", Session)
+    aws = World(Regions(answers(COMMITTED)))
+    monkeypatch.setattr(boto3, "Session", aws)
     runner = CliRunner()
     result = runner.invoke(app, ["catalog", "refresh", "--check", "--data-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "The tables are current." in result.output
     world["models"]["amazon.nova-micro-v1:0"]["regions"].append("us-west-2")
-    regions.by_region = answers(world)
+    aws.regions.by_region = answers(world)
     result = runner.invoke(app, ["catalog", "refresh", "--check", "--data-dir", str(tmp_path)])
     assert result.exit_code == 1
     assert "amazon.nova-micro-v1:0: now in us-west-2" in result.output
@@ -209,6 +256,42 @@ def test_check_exits_0_when_current_and_1_with_the_differences(monkeypatch, tmp_
     written = json.loads((tmp_path / cat.TABLE).read_text())
     assert "us-west-2" in written["models"]["amazon.nova-micro-v1:0"]["regions"]
     assert written["retrieved"] != COMMITTED["retrieved"]
+    stamped = written["provenance"]["models/amazon.nova-micro-v1:0"]
+    assert stamped == {"source": cat.MODELS_SOURCE, "retrieved": written["retrieved"]}
+    assert "sagemaker.json is current; not rewritten." in result.output
+    assert (tmp_path / cat.SAGEMAKER).read_text() == aws_confirmed(cat.SAGEMAKER)
+    aws.verify()
+
+
+def test_the_committed_tables_are_not_yet_confirmed_by_aws_and_check_says_so(monkeypatch, tmp_path):
+    """The committed tables were read from AWS's pages: the first refresh rewrites their provenance."""
+    for name in (*cat.WRITTEN, cat.REGIONS):
+        (tmp_path / name).write_text((DATA_DIR / name).read_text())
+    monkeypatch.setattr(boto3, "Session", World(Regions(answers(COMMITTED))))
+    result = CliRunner().invoke(app, ["catalog", "refresh", "--check", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert (
+        f"models: {len(COMMITTED['models'])} of {len(COMMITTED['models'])} now confirmed by" in result.output
+    )
+
+
+def test_check_fails_when_aws_answers_nothing(monkeypatch, tmp_path):
+    """Expired credentials: every call fails; --check must not call that current."""
+    for name in (*cat.WRITTEN, cat.REGIONS):
+        (tmp_path / name).write_text((DATA_DIR / name).read_text())
+
+    class Denied:
+        def client(self, service, region_name):
+            client = offline_client(service, region_name)
+            client.meta.events.register(
+                "before-call.*.*", lambda **_: (_ for _ in ()).throw(NoCredentialsError())
+            )
+            return client
+
+    monkeypatch.setattr(boto3, "Session", Denied)
+    result = CliRunner().invoke(app, ["catalog", "refresh", "--check", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert "AWS confirmed nothing" in result.output
 
 
 @pytest.mark.parametrize("status", ["LEGACY"])

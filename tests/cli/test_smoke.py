@@ -5,50 +5,17 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
-from botocore.stub import ANY, Stubber
+from botocore.stub import ANY
 from typer.testing import CliRunner
 
 from genai_stack.cli import app
 from genai_stack.cli import smoke as sm
 from genai_stack.config import load_profile
+from tests.support.stubs import Stubs
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
-
-
-class Stubs:
-    """Clients with fake credentials per (service, region); every call must be stubbed, in order."""
-
-    def __init__(self) -> None:
-        self.clients: dict[tuple[str, str], object] = {}
-        self.stubbers: dict[tuple[str, str], Stubber] = {}
-
-    def __call__(self, service: str, region: str = REGION):
-        if (service, region) not in self.clients:
-            client = boto3.client(
-                service, region_name=region, aws_access_key_id="testing", aws_secret_access_key="testing"
-            )
-            self.stubbers[(service, region)] = Stubber(client)
-            self.stubbers[(service, region)].activate()
-            self.clients[(service, region)] = client
-        return self.clients[(service, region)]
-
-    def __getitem__(self, service: str) -> Stubber:
-        self(service)
-        return self.stubbers[(service, REGION)]
-
-    def verify(self) -> None:
-        for stubber in self.stubbers.values():
-            stubber.assert_no_pending_responses()
-
-
-@pytest.fixture
-def stubs():
-    found = Stubs()
-    yield found
-    found.verify()
 
 
 def stack(template: dict | None = None, name: str = "demo-observability") -> sm.Stack:

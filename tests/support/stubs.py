@@ -40,3 +40,30 @@ def import_counting_clients(monkeypatch, module_name: str):
     monkeypatch.setattr(boto3, "client", fake_client)
     monkeypatch.delitem(sys.modules, module_name, raising=False)
     return importlib.import_module(module_name), calls
+
+
+class Stubs:
+    """Clients with fake credentials per (service, region); every call must be stubbed, in order."""
+
+    def __init__(self) -> None:
+        self.clients: dict[tuple[str, str], object] = {}
+        self.stubbers: dict[tuple[str, str], Stubber] = {}
+
+    def __call__(self, service: str, region: str = "us-east-1"):
+        if (service, region) not in self.clients:
+            client = offline_client(service, region)
+            self.stubbers[(service, region)] = Stubber(client)
+            self.stubbers[(service, region)].activate()
+            self.clients[(service, region)] = client
+        return self.clients[(service, region)]
+
+    def __getitem__(self, service: str) -> Stubber:
+        return self.stubber(service)
+
+    def stubber(self, service: str, region: str = "us-east-1") -> Stubber:
+        self(service, region)
+        return self.stubbers[(service, region)]
+
+    def verify(self) -> None:
+        for stubber in self.stubbers.values():
+            stubber.assert_no_pending_responses()
