@@ -87,16 +87,10 @@ def smoke_calls(deployment: Deployment) -> list[Call]:
             Call(action, stack_arn, "smoke.check_stack")
             for action in ("cloudformation:DescribeStacks", "cloudformation:ListStackResources")
         ]
-    for stack, logical_id, resource in resources(deployment, "AWS::CloudWatch::Alarm"):
-        name = resolver.ref(stack, logical_id)
-        calls.append(
-            Call(
-                "cloudwatch:DescribeAlarms",
-                arn("cloudwatch", f"alarm:{name}"),
-                "smoke.check_alarms",
-                tagged(resource),
-            )
-        )
+    if any(True for _ in resources(deployment, "AWS::CloudWatch::Alarm")):
+        # CloudWatch evaluates DescribeAlarms on alarm:* whatever names the request gives (its
+        # AccessDenied names arn:...:alarm:*), with no resource tag to condition on.
+        calls.append(Call("cloudwatch:DescribeAlarms", arn("cloudwatch", "alarm:*"), "smoke.check_alarms"))
     for _, logical_id, resource in resources(deployment, "AWS::Budgets::Budget"):
         budget = arn("budgets", f"budget/{logical_id}", region="")
         calls.append(Call("budgets:ViewBudget", budget, "smoke.check_budgets", tagged(resource)))
@@ -225,9 +219,9 @@ def refused(deployment: Deployment) -> list[Call]:
             expect="deny",
         ),
         Call(
-            "cloudwatch:DescribeAlarms",
+            "cloudwatch:DeleteAlarms",
             arn("cloudwatch", "alarm:someone-elses"),
-            "another profile's alarm",
+            "reading alarms is all it may do with them",
             other,
             expect="deny",
         ),
@@ -301,17 +295,21 @@ def test_the_smoke_role_allows_every_smoke_call_and_nothing_else(deployments, pr
 
 
 def test_the_check_depends_on_the_policy_s_statements(deployments):
-    """Without its tag-scoped statement the role may read no alarm: the rows above are decided by the
-    policy, not by the harness."""
+    """Without its tag-scoped statement the role may read no budget, and without its alarm statement
+    no alarm: the rows above are decided by the policy, not by the harness."""
     deployment = deployments["self-hosted"]
     policy = policy_for(deployment)
-    statements = [s for s in policy.document["Statement"] if s["Sid"] != "ReadTheProfilesTaggedResources"]
-    reduced = Policy("without ReadTheProfilesTaggedResources", {**policy.document, "Statement": statements})
     principal = deployment.arn("iam", "role/genai-stack-smoke-self-hosted", region="")
-    alarms = [c for c in smoke_calls(deployment) if c.action == "cloudwatch:DescribeAlarms"]
-    assert alarms
-    for call in alarms:
-        assert evaluate(Request(principal, call.action, call.resource, dict(call.context)), [policy]).allowed
-        assert not evaluate(
-            Request(principal, call.action, call.resource, dict(call.context)), [reduced]
-        ).allowed
+    calls = smoke_calls(deployment)
+    for sid, action in (
+        ("ReadTheProfilesTaggedResources", "budgets:ViewBudget"),
+        ("ReadTheAlarmStates", "cloudwatch:DescribeAlarms"),
+    ):
+        statements = [s for s in policy.document["Statement"] if s["Sid"] != sid]
+        reduced = Policy(f"without {sid}", {**policy.document, "Statement": statements})
+        chosen = [c for c in calls if c.action == action]
+        assert chosen, action
+        for call in chosen:
+            request = Request(principal, call.action, call.resource, dict(call.context))
+            assert evaluate(request, [policy]).allowed
+            assert not evaluate(request, [reduced]).allowed
