@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -57,6 +58,7 @@ class BedrockStack(Stack):
         guardrail = None
         guardrail_profile_arns: tuple[str, ...] = ()
         self.knowledge_bases: dict[str, KnowledgeBase] = {}
+        self.invoking_roles: list[iam.IRole] = []  # roles that invoke models (budget.stop_invocations)
         if settings.guardrail is not None:
             created_guardrail = Guardrail(
                 self,
@@ -164,6 +166,7 @@ class BedrockStack(Stack):
                 encryption_key=encryption_key,
             )
             self.knowledge_bases[kb.name] = created
+            self.invoking_roles.append(created.role)  # embeddings (budget.stop_invocations denies them)
             ingestion_targets.append(
                 IngestionTarget(
                     name=kb.name,

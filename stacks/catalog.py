@@ -76,7 +76,12 @@ APPROACHES: dict[str, str] = {
     "training_and_tuning": "Training and tuning (SageMaker)",
 }
 # AWS Budgets and Cost Explorer: global services whose CloudFormation resources not every region has.
-COST_TYPES = ("AWS::Budgets::Budget", "AWS::CE::AnomalyMonitor", "AWS::CE::AnomalySubscription")
+COST_TYPES = (
+    "AWS::Budgets::Budget",
+    "AWS::Budgets::BudgetsAction",
+    "AWS::CE::AnomalyMonitor",
+    "AWS::CE::AnomalySubscription",
+)
 
 
 def provenance(table: str, section: str, key: str) -> str:

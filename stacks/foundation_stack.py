@@ -13,7 +13,7 @@ from constructs import Construct
 from genai_stack import compliance
 from genai_stack.components.alarm_topic import AlarmTopic
 from genai_stack.components.aurora_vector_store import AuroraVectorStore
-from genai_stack.components.cache_table import CacheTable, GatewayKeyTable
+from genai_stack.components.cache_table import CacheTable, GatewayKeyTable, GatewaySpendTable
 from genai_stack.components.evidence_vault import EVIDENCE_LOGS_PREFIX, EvidenceSource, EvidenceVault
 from genai_stack.components.invocation_log_destination import (
     INVOCATION_LOG_PREFIX,
@@ -54,6 +54,7 @@ class FoundationStack(Stack):
         bedrock_invocation_logs: bool = False,
         gateway_cache: bool = False,
         gateway_keys: bool = False,
+        gateway_spend: bool = False,
         gateway_image_days: int | None = None,
         host_volumes: bool = False,
         custom_models: bool = False,
@@ -159,6 +160,9 @@ class FoundationStack(Stack):
         )
         self.key_table = (
             GatewayKeyTable(self, "GatewayKeys", encryption_key=self.key).table if gateway_keys else None
+        )
+        self.spend_table = (
+            GatewaySpendTable(self, "GatewaySpend", encryption_key=self.key).table if gateway_spend else None
         )
         if self.key_table is not None:
             CfnOutput(

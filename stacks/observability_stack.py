@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from genai_stack.components.cost_controls import (
@@ -15,6 +16,7 @@ from genai_stack.components.cost_controls import (
     profile_cost_controls,
 )
 from genai_stack.components.monitoring import MonitoringHub
+from genai_stack.components.spend_cap import SpendCap
 from genai_stack.config import Budget, CostAllocation
 
 DASHBOARD_WIDTH = 24  # CloudWatch dashboards are 24 grid units wide
@@ -37,10 +39,13 @@ class ObservabilityStack(Stack):
         bedrock_budget: bool = False,
         gateway_cost: GatewayCost | None = None,
         budgets_elsewhere: str | None = None,
+        invoking_roles: Sequence[iam.IRole] = (),
         **kwargs,
     ) -> None:
         """`budgets_elsewhere`: the region of the stack that holds the budgets (cost_stack.py) when
-        this region's CloudFormation lacks them; then only the gateway's estimated-cost alarm is here."""
+        this region's CloudFormation lacks them; then only the gateway's estimated-cost alarm is here.
+        `invoking_roles`: the profile's roles that invoke models, which `budget.stop_invocations`
+        denies invocation to once the budget's actual spend reaches its share."""
         super().__init__(scope, construct_id, **kwargs)
 
         self.cost_controls: CostControls | None = None
@@ -56,6 +61,19 @@ class ObservabilityStack(Stack):
             )
         else:
             estimated_cost_alarm(self, gateway_cost, budget.monthly_limit_usd, hub.alarm_topic)
+        self.spend_cap: SpendCap | None = None
+        stop = budget.stop_invocations
+        if stop is not None and self.cost_controls is not None and invoking_roles:
+            self.spend_cap = SpendCap(
+                self,
+                "SpendCap",
+                budget_name=self.cost_controls.budget.ref,
+                roles=invoking_roles,
+                at_percent=stop.at_percent,
+                approval=stop.approval,
+                topic=hub.alarm_topic,
+                emails=emails,
+            )
 
         self.dashboard = cloudwatch.Dashboard(
             self,

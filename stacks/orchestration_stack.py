@@ -65,6 +65,7 @@ def gateway_config(
     hosting: HostingStack | None = None,
     endpoints: Mapping[str, str] | None = None,
     image_store: Mapping[str, str] | None = None,
+    spend_table: dynamodb.ITable | None = None,
 ) -> dict:
     """The GATEWAY_CONFIG document (lambdas/gateway/config.py validates it at cold start).
     `image_store`: bucket and key_id for the images of url responses (when there are image aliases)."""
@@ -126,6 +127,8 @@ def gateway_config(
             config["image_store"] = dict(image_store)
     if cache_table is not None:
         config["cache"] = {"table": cache_table.table_name, "ttl_seconds": settings.cache.ttl_seconds}
+    if spend_table is not None:
+        config["spend"] = {"table": spend_table.table_name, "allowances": settings.allowances}
     return config
 
 
@@ -162,6 +165,7 @@ class OrchestrationStack(Stack):
         log_retention_days: int,
         hub: MonitoringHub,
         key_table: dynamodb.ITable | None = None,
+        spend_table: dynamodb.ITable | None = None,
         hosting: HostingStack | None = None,
         endpoints: Mapping[str, str] | None = None,
         data_bucket: s3.IBucket | None = None,
@@ -193,6 +197,7 @@ class OrchestrationStack(Stack):
                 {"bucket": image_bucket.bucket_name, "key_id": encryption_key.key_arn}
                 if image_bucket
                 else None,
+                spend_table,
             ),
             access_policy=bedrock.model_access_policy,
             encryption_key=encryption_key,
@@ -202,6 +207,7 @@ class OrchestrationStack(Stack):
             tenants=[Tenant(t.name, t.rate_per_second, t.burst, t.monthly_quota) for t in settings.tenants],
             cache_table=cache_table,
             key_table=key_table,
+            spend_table=spend_table,
             knowledge_base_arns=[bedrock.knowledge_bases[name].arn for name in settings.knowledge_bases],
             sagemaker_endpoints=sorted(
                 {
@@ -220,6 +226,7 @@ class OrchestrationStack(Stack):
             ),
             image_bucket=image_bucket,
         )
+        self.invoking_roles = [gateway.handler.role]  # what budget.stop_invocations denies
         # The gateway's EMF `service` and aliases: the cost alarm sums its per-alias EstimatedCost.
         self.gateway_cost = GatewayCost(
             gateway.handler.service_name, (*settings.aliases, *settings.embeddings, *settings.images)

@@ -130,6 +130,7 @@ class ProfileStacks(Construct):
             aurora=bedrock.aurora if bedrock else None,
             gateway_cache=bool(profile.gateway and profile.gateway.cache.enabled),
             gateway_keys=bool(profile.gateway and profile.gateway.auth == "api_key"),
+            gateway_spend=bool(profile.gateway and profile.gateway.allowances),
             gateway_image_days=profile.gateway.image_retention_days
             if profile.gateway and profile.gateway.images
             else None,
@@ -233,6 +234,7 @@ class ProfileStacks(Construct):
                 bedrock=self.bedrock,
                 cache_table=self.foundation.cache_table,
                 key_table=self.foundation.key_table,
+                spend_table=self.foundation.spend_table,
                 encryption_key=self.foundation.key,
                 log_retention_days=profile.foundation.log_retention_days,
                 hub=self.hub,
@@ -274,6 +276,10 @@ class ProfileStacks(Construct):
             bedrock_budget=self.bedrock is not None,
             gateway_cost=self.orchestration.gateway_cost if self.orchestration else None,
             budgets_elsewhere=budgets_region if self.cost is not None else None,
+            invoking_roles=[
+                *(self.orchestration.invoking_roles if self.orchestration else ()),
+                *(self.bedrock.invoking_roles if self.bedrock else ()),
+            ],
         )
         refuse_missing_types(profile, self.stacks)
 

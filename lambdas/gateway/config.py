@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .allowance import Allowance, SpendLedger
 from .cache import ResponseCache
 from .deadline import CONNECT_TIMEOUT_SECONDS, as_timed
 from .guardrail import Guarded, Guardrail
@@ -92,6 +93,16 @@ class CacheSettings(_Strict):
     ttl_seconds: int = Field(default=3600, ge=60)
 
 
+class AllowanceSettings(_Strict):
+    monthly_usd: float | None = Field(default=None, gt=0)
+    monthly_tokens: int | None = Field(default=None, ge=1)
+
+
+class SpendSettings(_Strict):
+    table: str
+    allowances: dict[str, AllowanceSettings] = Field(min_length=1)  # tenant -> allowance
+
+
 class Settings(_Strict):
     chat: dict[str, list[Target]] = Field(default_factory=dict)
     embeddings: dict[str, Target] = Field(default_factory=dict)
@@ -99,6 +110,7 @@ class Settings(_Strict):
     image_store: ImageStoreSettings | None = None  # url responses; without it, b64_json only
     guardrail: GuardrailSettings | None = None
     cache: CacheSettings | None = None
+    spend: SpendSettings | None = None  # tenants' monthly allowances (lambdas/gateway/allowance.py)
     knowledge_bases: dict[str, str] = Field(default_factory=dict)
     prices: dict[str, tuple[float, float]] = Field(
         default_factory=dict
@@ -200,6 +212,16 @@ def build_gateway(settings: Settings, client: Callable[[str], Any]) -> Gateway:
             client("dynamodb"), table=settings.cache.table, ttl_seconds=settings.cache.ttl_seconds
         )
         if settings.cache
+        else None,
+        ledger=SpendLedger(
+            client("dynamodb"),
+            table=settings.spend.table,
+            allowances={
+                tenant: Allowance(a.monthly_usd, a.monthly_tokens)
+                for tenant, a in settings.spend.allowances.items()
+            },
+        )
+        if settings.spend
         else None,
         guardrail=guardrail,
         guardrail_client=client("bedrock-runtime") if guardrail else None,

@@ -4,6 +4,7 @@ retrieval and metrics. It takes every AWS client and clock as arguments (tests i
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -12,6 +13,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from . import sse
+from .allowance import UNCOUNTED, WARNING_HEADER, Admission, SpendLedger
 from .cache import ResponseCache, cache_key, cacheable
 from .deadline import Deadline
 from .errors import GatewayError, ProviderError, bad_request, unknown_model
@@ -84,6 +86,7 @@ class Gateway:
     knowledge_bases: Mapping[str, str] = field(default_factory=dict)  # name -> knowledge base id
     retriever: Retriever | None = None
     images: ImageService | None = None  # POST /v1/images/generations (lambdas/gateway/images.py)
+    ledger: SpendLedger | None = None  # tenants' monthly allowances (lambdas/gateway/allowance.py)
     clock: Callable[[], float] = time.monotonic
 
     # ---------------------------------------------------------------------------------------------
@@ -119,24 +122,32 @@ class Gateway:
         if request.stream:
             request = request.model_copy(update={"stream": False, "stream_options": None})
         targets = self._targets(request)
-        started = self.clock()
-        key = cache_key(request.model, request, self.guardrail[1] if self.guardrail else None)
-        use_cache = self.cache is not None and cacheable(request)
-        if use_cache:
-            hit = self.cache.get(key, deadline)
-            if hit is not None:
-                metrics.record(
-                    Usage(
-                        alias=request.model,
-                        target="cache",
-                        latency_ms=self._ms(started),
-                        cache_hit=True,
-                        user=hashed_user(request.user),
-                    ),
-                    tenant=tenant,
-                )
-                return hit, {"x-genai-target": "cache", "x-genai-cache": "hit"}
-        return self._answer(request, targets, key if use_cache else None, tenant, metrics, deadline, started)
+        admission = self._admit(tenant, *self._chat_reservation(request, targets), deadline)
+        billed: list[Usage] = []  # what the model answered, once it has (a later step may still fail)
+        try:
+            started = self.clock()
+            key = cache_key(request.model, request, self.guardrail[1] if self.guardrail else None)
+            use_cache = self.cache is not None and cacheable(request)
+            if use_cache:
+                hit = self.cache.get(key, deadline)
+                if hit is not None:
+                    metrics.record(
+                        Usage(
+                            alias=request.model,
+                            target="cache",
+                            latency_ms=self._ms(started),
+                            cache_hit=True,
+                            user=hashed_user(request.user),
+                        ),
+                        tenant=tenant,
+                    )
+                    return hit, _warned({"x-genai-target": "cache", "x-genai-cache": "hit"}, admission)
+            response, headers = self._answer(
+                request, targets, key if use_cache else None, tenant, metrics, deadline, started, billed
+            )
+            return response, _warned(headers, admission)
+        finally:
+            self._settle(admission, billed[0] if billed else None)
 
     def _targets(self, request: ChatCompletionRequest) -> Sequence[ChatProvider]:
         """The alias's targets, after every check that refuses the request before a model is called."""
@@ -166,13 +177,19 @@ class Gateway:
         metrics: MetricsSink,
         deadline: Deadline,
         started: float,
+        billed: list[Usage],
     ) -> tuple[dict[str, Any], dict[str, str]]:
+        """`billed` gets the model's usage as soon as it has answered: a grounding check that fails
+        afterwards does not make that spend free."""
         use_cache = key is not None
         passages = []
         if request.knowledge_base is not None:
             request, passages = self._ground(request, deadline)
         routed = route(targets, request, policy=self.policy, clock=self.clock, deadline=deadline)
         result = routed.result
+        billed.append(
+            self._usage(request, routed, started, result.input_tokens, result.output_tokens, intervened=False)
+        )
         text, finish, intervened = result.text, result.finish_reason, result.guardrail_intervened
         tool_calls, choices = result.tool_calls, result.choices
         # A tool call alone is not an answer to ground (the grounding check takes the answer's text).
@@ -217,12 +234,10 @@ class Gateway:
         )
         if use_cache and not intervened:
             self.cache.put(key, response, deadline)
-        metrics.record(
-            self._usage(
-                request, routed, started, result.input_tokens, result.output_tokens, intervened=intervened
-            ),
-            tenant=tenant,
+        usage = self._usage(
+            request, routed, started, result.input_tokens, result.output_tokens, intervened=intervened
         )
+        metrics.record(usage, tenant=tenant)
         headers = {"x-genai-target": routed.target, "x-genai-fallbacks": str(routed.fallbacks)}
         if use_cache:
             headers["x-genai-cache"] = "miss"
@@ -259,16 +274,23 @@ class Gateway:
             )
             return sse.whole(response, include_usage=include_usage), headers
         targets = self._targets(streamed)
+        admission = self._admit(tenant, *self._chat_reservation(streamed, targets), deadline)
         started = self.clock()
-        routed = route(
-            targets,
-            streamed,
-            policy=self.policy,
-            clock=self.clock,
-            deadline=deadline,
-            call=lambda target: sse.Opened.of(target.stream(streamed, deadline=deadline)),
+        try:
+            routed = route(
+                targets,
+                streamed,
+                policy=self.policy,
+                clock=self.clock,
+                deadline=deadline,
+                call=lambda target: sse.Opened.of(target.stream(streamed, deadline=deadline)),
+            )
+        except BaseException:
+            self._settle(admission, None)
+            raise
+        headers = _warned(
+            {"x-genai-target": routed.target, "x-genai-fallbacks": str(routed.fallbacks)}, admission
         )
-        headers = {"x-genai-target": routed.target, "x-genai-fallbacks": str(routed.fallbacks)}
 
         def record(answer: sse.Answered) -> None:
             usage = self._usage(
@@ -280,6 +302,7 @@ class Gateway:
                 intervened=answer.guardrail_intervened,
             )
             first = (answer.first_at - started) * 1000 if answer.first_at else None
+            self._settle(admission, usage)
             metrics.record(replace(usage, time_to_first_token_ms=first), tenant=tenant)
 
         chunks = sse.chunks(
@@ -303,10 +326,16 @@ class Gateway:
                 param="input",
                 code="context_length_exceeded",
             )
+        price = self.prices.get(target.name)
+        estimate = reserved_tokens(*request.inputs)
+        admission = self._admit(
+            tenant, estimate * price.input_per_1k / 1000 if price else 0.0, estimate, deadline
+        )
         started = self.clock()
         try:
             result = target.embed(request.inputs, dimensions=request.dimensions, deadline=deadline)
         except ProviderError as error:
+            self._settle(admission, None)
             if error.client_message is not None:  # the model refused the input (too long, ...)
                 raise GatewayError(
                     400,
@@ -315,26 +344,27 @@ class Gateway:
                 ) from None
             status = 503 if error.throttled else 504 if error.timeout else 502
             raise GatewayError(status, f"embedding model failed ({error})", type="upstream_error") from None
-        price = self.prices.get(target.name)
+        except BaseException:
+            self._settle(admission, None)
+            raise
         cost = result.input_tokens * price.input_per_1k / 1000 if price else 0.0
-        metrics.record(
-            Usage(
-                alias=request.model,
-                target=target.name,
-                latency_ms=self._ms(started),
-                input_tokens=result.input_tokens,
-                cost_usd=cost,
-                user=hashed_user(request.user),
-            ),
-            tenant=tenant,
+        usage = Usage(
+            alias=request.model,
+            target=target.name,
+            latency_ms=self._ms(started),
+            input_tokens=result.input_tokens,
+            cost_usd=cost,
+            user=hashed_user(request.user),
         )
+        self._settle(admission, usage)
+        metrics.record(usage, tenant=tenant)
         response = embedding_response(
             model=request.model,
             vectors=result.vectors,
             input_tokens=result.input_tokens,
             encoding_format=request.encoding_format,
         )
-        return response, {"x-genai-target": target.name}
+        return response, _warned({"x-genai-target": target.name}, admission)
 
     @property
     def _image_routes(self) -> Mapping[str, Any]:
@@ -348,26 +378,69 @@ class Gateway:
         request = parse(ImageRequest, body)
         if self.images is None or request.model not in self.images.routes:
             raise unknown_model(request.model, "image ")
-        started = self.clock()
-        response, generated, size, _quality = self.images.generate(request, tenant=tenant, deadline=deadline)
         price = self.images.routes[request.model].target.price_per_image
-        metrics.record(
-            Usage(
-                alias=request.model,
-                target=generated.target,
-                latency_ms=self._ms(started),
-                cost_usd=price * len(generated.images),
-                user=hashed_user(request.user),
-            ),
-            tenant=tenant,
+        admission = self._admit(tenant, price * request.n, 0, deadline)
+        started = self.clock()
+        try:
+            response, generated, size, _quality = self.images.generate(
+                request, tenant=tenant, deadline=deadline
+            )
+        except BaseException:
+            self._settle(admission, None)
+            raise
+        usage = Usage(
+            alias=request.model,
+            target=generated.target,
+            latency_ms=self._ms(started),
+            cost_usd=price * len(generated.images),
+            user=hashed_user(request.user),
         )
-        return response, {
+        self._settle(admission, usage)
+        metrics.record(usage, tenant=tenant)
+        headers = {
             "x-genai-target": generated.target,
             "x-genai-images": str(len(generated.images)),
             "x-genai-size": size,
         }
+        return response, _warned(headers, admission)
 
     # ---------------------------------------------------------------------------------------------
+    def _chat_reservation(
+        self, request: ChatCompletionRequest, targets: Sequence[ChatProvider]
+    ) -> tuple[float, int]:
+        """An estimate of the most a chat request can cost, before it is answered: its prompt's tokens
+        (reserved_tokens: text and tool definitions) and its output limit for each of its `n` choices
+        (every target is held to max_output_tokens or less: shaping.py), at the alias's dearest input
+        and output prices. Targets without a price (hosts, endpoints) add 0 USD. Not counted: images
+        and retrieved passages (lambdas/gateway/allowance.py says what that means)."""
+        prompt = reserved_tokens(
+            *(m.text for m in request.messages),
+            *(json.dumps(tool.model_dump(), separators=(",", ":")) for tool in request.tools or ()),
+        )
+        output = (request.token_limit or self.limits.max_output_tokens) * request.n
+        prices = [self.prices[t.name] for t in targets if t.name in self.prices]
+        usd = (
+            (prompt * max(p.input_per_1k for p in prices) + output * max(p.output_per_1k for p in prices))
+            / 1000
+            if prices
+            else 0.0
+        )
+        return usd, prompt + output
+
+    def _admit(self, tenant: str, usd: float, tokens: int, deadline: Deadline) -> Admission:
+        if self.ledger is None:
+            return UNCOUNTED
+        return self.ledger.admit(tenant, usd=usd, tokens=tokens, deadline=deadline)
+
+    def _settle(self, admission: Admission, usage: Usage | None) -> None:
+        """What the request cost replaces its reservation (None: it failed and costs nothing)."""
+        if self.ledger is not None:
+            self.ledger.settle(
+                admission,
+                usd=usage.cost_usd if usage else 0.0,
+                tokens=usage.input_tokens + usage.output_tokens if usage else 0,
+            )
+
     def _check_features(self, request: ChatCompletionRequest, targets: Sequence[ChatProvider]) -> None:
         """Every target of the alias must honour what the request asks for: one that cannot (a fallback
         included) would answer as if the parameter were not there, so the request is refused by name."""
@@ -482,6 +555,22 @@ def unsupported_parameters(model: type, body: dict[str, Any]) -> list[str]:
     return sorted(
         key for key, value in body.items() if key not in known and not any(value == n for n in _NEUTRAL)
     )
+
+
+def reserved_tokens(*texts: str) -> int:
+    """Tokens to reserve for `texts`: a token per 4 characters of ASCII (the usual rate of English and
+    code) and one per other character (Chinese, Japanese and Korean text run about one token per
+    character), so a prompt in those scripts is not reserved at a quarter of its cost."""
+    total = 0
+    for text in texts:
+        ascii_chars = sum(1 for c in text if c.isascii())
+        total += -(-ascii_chars // CHARS_PER_TOKEN) + (len(text) - ascii_chars)
+    return total
+
+
+def _warned(headers: dict[str, str], admission: Admission) -> dict[str, str]:
+    """The response's headers, with the allowance warning once most of it is spent."""
+    return {**headers, WARNING_HEADER: admission.warning} if admission.warning else headers
 
 
 def _question(request: ChatCompletionRequest) -> str:

@@ -1,4 +1,5 @@
-"""The gateway's stateful tables: the exact-match response cache and the key table (both retained)."""
+"""The gateway's stateful tables: the exact-match response cache, the key table and the tenants' spend
+(all retained)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,18 @@ class GatewayKeyTable(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, encryption_key: kms.IKey) -> None:
         super().__init__(scope, construct_id)
         self.table = stateful_table(self, "Table", encryption_key=encryption_key)
+
+
+class GatewaySpendTable(Construct):
+    """The tenants' monthly spend: `pk` `<tenant>#<YYYY-MM>`, `usd_micros` and `tokens` counted by the
+    gateway (lambdas/gateway/allowance.py), expiring through `expires_at` after the month. Retained:
+    losing it mid-month would hand every tenant its whole allowance again."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, encryption_key: kms.IKey) -> None:
+        super().__init__(scope, construct_id)
+        self.table = stateful_table(
+            self, "Table", encryption_key=encryption_key, time_to_live_attribute="expires_at"
+        )
 
 
 def stateful_table(

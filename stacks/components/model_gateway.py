@@ -120,6 +120,7 @@ class ModelGateway(Construct):
         auth: Literal["api_key", "iam"],
         tenants: Sequence[Tenant],
         cache_table: dynamodb.ITable | None = None,
+        spend_table: dynamodb.ITable | None = None,
         key_table: dynamodb.ITable | None = None,
         knowledge_base_arns: Sequence[str] = (),
         sagemaker_endpoints: Sequence[str] = (),
@@ -157,7 +158,10 @@ class ModelGateway(Construct):
         role.add_managed_policy(access_policy)
         if cache_table is not None:
             cache_table.grant(role, "dynamodb:GetItem", "dynamodb:PutItem")
-            # The table uses the platform key: exact actions, not grant_encrypt_decrypt's wildcards.
+        if spend_table is not None:  # the tenants' allowances: one conditional ADD, one settling ADD
+            spend_table.grant(role, "dynamodb:UpdateItem")
+        if cache_table is not None or spend_table is not None:
+            # The tables use the platform key: exact actions, not grant_encrypt_decrypt's wildcards.
             role.add_to_policy(
                 iam.PolicyStatement(
                     sid="UseTheCacheKey",

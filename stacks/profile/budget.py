@@ -42,6 +42,18 @@ def _default_thresholds() -> list[BudgetThreshold]:
     return [BudgetThreshold(percent=80, kind="ACTUAL"), BudgetThreshold(percent=100, kind="FORECASTED")]
 
 
+class StopInvocations(_Strict):
+    """An AWS Budgets action on the profile's budget: once ACTUAL spend reaches `at_percent` of the
+    monthly limit, Budgets attaches a policy that denies model invocation (Bedrock and SageMaker
+    endpoints) to every role of the profile that invokes models: the gateway's function and the
+    knowledge bases' service roles. `automatic` applies it at once; `manual` waits for someone to
+    approve it in the Budgets console (the alert reaches the topic and e-mails either way). Lift it by
+    reversing the action (docs/operations.md, "When the spend cap stops invocations")."""
+
+    at_percent: float = Field(default=100, gt=0, le=1000)
+    approval: Literal["automatic", "manual"] = "automatic"
+
+
 class Budget(_Strict):
     """A monthly AWS Budgets cost budget on the profile's cost-allocation tag, plus anomaly alerts."""
 
@@ -50,6 +62,11 @@ class Budget(_Strict):
     thresholds: list[BudgetThreshold] = Field(default_factory=_default_thresholds, min_length=1, max_length=5)
     anomaly_threshold_usd: float = Field(
         default=25, gt=0, description="Alert on anomalies costing at least this"
+    )
+    stop_invocations: StopInvocations | None = Field(
+        default=None,
+        description="A Budgets action that denies model invocation to the profile's invoking roles once "
+        "actual spend reaches a share of the limit (off by default)",
     )
 
     @field_validator("thresholds")

@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from genai_stack.catalog import (
+    cost_region,
     supported_regions,
     unsupported_reason,
 )
@@ -140,6 +141,30 @@ class Profile(_Strict):
                     )
                 )
         return hosting
+
+    @model_validator(mode="after")
+    def _spend_cap_beside_the_roles(self) -> Profile:
+        """The Budgets action names the invoking roles, which the profile's own stacks create: it can
+        only live in a stack of their region, so not where the budgets move to us-east-1."""
+        invokes = self.gateway is not None or bool(self.bedrock and self.bedrock.knowledge_bases)
+        if self.budget.stop_invocations is not None and not invokes:
+            raise ValueError(
+                located(
+                    "budget.stop_invocations",
+                    "has no role to stop: it denies invocation to the gateway and the knowledge bases, "
+                    "and this profile has neither; remove it",
+                )
+            )
+        if self.budget.stop_invocations is not None and cost_region(self.region) != self.region:
+            raise ValueError(
+                located(
+                    "budget.stop_invocations",
+                    f"is not available in {self.region}: the budgets live in a {cost_region(self.region)} "
+                    "stack there (docs/regions.md), and its action cannot name this region's roles; "
+                    "remove it and rely on the tenants' allowances (gateway.tenants[].monthly_usd)",
+                )
+            )
+        return self
 
     @model_validator(mode="after")
     def _zones_in_region(self) -> Profile:

@@ -60,12 +60,28 @@ class GatewayTarget(_Strict):
 
 
 class GatewayTenant(_Strict):
-    """An API key and usage plan: steady rate, burst and monthly request quota."""
+    """An API key and usage plan (steady rate, burst and monthly request quota), and optionally a
+    monthly spend allowance: once the tenant has spent it, requests get 429 insufficient_quota until
+    the month (UTC) ends (lambdas/gateway/allowance.py; docs/gateway.md, Spend allowances)."""
 
     name: Slug
     rate_per_second: float = Field(default=5, gt=0, le=10_000)
     burst: int = Field(default=10, ge=1, le=5_000)
     monthly_quota: int | None = Field(default=None, ge=1)
+    monthly_usd: float | None = Field(
+        default=None,
+        gt=0,
+        le=10_000_000,
+        description="USD the tenant may spend a month, at the gateway's EstimatedCost prices "
+        "(targets without a price, such as hosts and endpoints, count 0 USD)",
+    )
+    monthly_tokens: int | None = Field(
+        default=None, ge=1, description="input and output tokens the tenant may use a month"
+    )
+
+    @property
+    def has_allowance(self) -> bool:
+        return self.monthly_usd is not None or self.monthly_tokens is not None
 
 
 class GatewayCache(_Strict):
@@ -250,7 +266,28 @@ class Gateway(_Strict):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(located("tenants", f"names {', '.join(duplicates)} more than once"))
+        if self.auth != "api_key":
+            for index, tenant in enumerate(self.tenants):
+                if tenant.has_allowance:
+                    raise ValueError(
+                        located(
+                            f"tenants[{index}]",
+                            "has monthly_usd or monthly_tokens, but with auth iam the gateway knows no "
+                            "tenant to count them against: use auth api_key, or remove them",
+                        )
+                    )
         return self
+
+    @property
+    def allowances(self) -> dict[str, dict[str, float | int]]:
+        """Tenant -> its monthly allowance (the GATEWAY_CONFIG's spend.allowances)."""
+        return {
+            t.name: {
+                k: v for k, v in (("monthly_usd", t.monthly_usd), ("monthly_tokens", t.monthly_tokens)) if v
+            }
+            for t in self.tenants
+            if t.has_allowance
+        }
 
     @model_validator(mode="after")
     def _network(self) -> Gateway:

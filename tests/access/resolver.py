@@ -37,6 +37,7 @@ section of each type's page, table below). A type or attribute that is not in th
 | AWS::CloudWatch::Alarm | name | Arn = `arn:P:cloudwatch:R:A:alarm:NAME` | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-cloudwatch-alarm.html |
 | AWS::AutoScaling::AutoScalingGroup | name (AutoScalingGroupName or generated) | - | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-autoscaling-autoscalinggroup.html |
 | AWS::ElasticLoadBalancingV2::TargetGroup | ARN | TargetGroupArn, TargetGroupFullName = `targetgroup/NAME/ID` | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-elasticloadbalancingv2-targetgroup.html |
+| AWS::Budgets::Budget | budget name | - | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-budgets-budget.html |
 | AWS::S3Vectors::VectorBucket | ARN | VectorBucketArn | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-s3vectors-vectorbucket.html |
 | AWS::S3Vectors::Index | ARN | IndexArn | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-s3vectors-index.html |
 | AWS::Events::Rule | name | Arn | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-events-rule.html |
@@ -195,6 +196,7 @@ RETURN_VALUES: dict[str, dict[str, Attribute]] = {
         ),
         "PolicyArn": lambda p: RETURN_VALUES["AWS::IAM::ManagedPolicy"]["Ref"](p),
     },
+    "AWS::Budgets::Budget": {"Ref": lambda p: p.name("BudgetName", 100)},
     "AWS::IAM::InstanceProfile": {
         "Ref": lambda p: p.name("InstanceProfileName", 128),
         "Arn": lambda p: p.arn(

@@ -205,7 +205,8 @@ def test_no_data_or_model_action_on_a_wildcard_resource(synthesized):
         "bedrock:DeleteModelInvocationLoggingConfiguration",
     }
     for where, statement in identity_statements(synthesized.templates[PROFILE]):
-        if "*" not in as_list(statement["Resource"]):
+        # A Deny on '*' grants nothing (the spend cap's deny policy: stacks/components/spend_cap.py).
+        if "*" not in as_list(statement["Resource"]) or statement["Effect"] != "Allow":
             continue
         data_actions = {
             a for a in as_list(statement["Action"]) if a.split(":")[0] in {"bedrock", "s3", "kms", "dynamodb"}

@@ -83,11 +83,19 @@ def test_the_function_may_use_only_its_cache_table_key_and_knowledge_bases(resou
     (policy,) = [
         p for k, p in of_type(resources, "AWS::IAM::Policy").items() if k.startswith("GatewayHandlerRole")
     ]
-    statements = {s.get("Sid", ""): s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
-    cache = [s for s in statements.values() if "dynamodb:GetItem" in s["Action"]]
-    assert len(cache) == 1
-    assert set(cache[0]["Action"]) == {"dynamodb:GetItem", "dynamodb:PutItem"}
-    assert cache[0]["Resource"]["Fn::GetStackOutput"]["StackName"] == "managed-api-foundation"
+    listed = policy["Properties"]["PolicyDocument"]["Statement"]
+    statements = {s["Sid"]: s for s in listed if "Sid" in s}
+    tables = {
+        s["Resource"]["Fn::GetStackOutput"]["OutputName"]: set(as_list(s["Action"]))
+        for s in listed
+        if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))
+    }
+    # The cache is read and written whole; the tenants' spend only counted (allowance.py).
+    cache = [actions for output, actions in tables.items() if "GatewayCacheTable" in output]
+    spend = [actions for output, actions in tables.items() if "GatewaySpendTable" in output]
+    assert cache == [{"dynamodb:GetItem", "dynamodb:PutItem"}]
+    assert spend == [{"dynamodb:UpdateItem"}]
+    assert len(tables) == 2
     assert set(statements["UseTheCacheKey"]["Action"]) == {
         "kms:Decrypt",
         "kms:Encrypt",
@@ -152,7 +160,7 @@ def test_the_key_authorizer_reads_the_bearer_header_and_supplies_the_usage_plan_
     assert function["Handler"] == "lambdas.gateway_authorizer.handler.on_event"
     # The key table is in the foundation stack (stateful) and the function reads only it.
     tables = synthesized.resources(PROFILE, "Foundation", "AWS::DynamoDB::Table")
-    (table_id,) = tables.keys() - {"GatewayCacheTable939219AC"}
+    (table_id,) = {t for t in tables if not t.startswith(("GatewayCacheTable", "GatewaySpendTable"))}
     assert table_id.startswith("GatewayKeysTable")
     assert "GatewayKeyTableName" in synthesized.template(PROFILE, "Foundation")["Outputs"]
 
@@ -554,3 +562,18 @@ def test_the_gateway_calls_in_its_vpc_only_what_its_targets_need():
         {**gateway.model_dump(exclude_unset=True), "network": Network().model_dump()}
     )
     assert in_vpc.vpc_endpoints == ("BedrockRuntime", "SageMakerRuntime")
+
+
+def test_every_gateway_with_a_table_may_use_the_tables_key(synthesized):
+    """The cache and the spend tables are encrypted with the platform key: a gateway with either (the
+    cache alone in custom-model and self-hosted; both in managed-api) has UseTheCacheKey."""
+    checked = 0
+    for profile in ("managed-api", "custom-model", "self-hosted"):
+        settings = load_profile(profile).gateway
+        assert settings.cache.enabled
+        roles = synthesized.resources(profile, "Orchestration", "AWS::IAM::Policy")
+        (policy,) = [p for k, p in roles.items() if k.startswith("GatewayHandlerRole")]
+        sids = {s.get("Sid") for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+        assert "UseTheCacheKey" in sids, profile
+        checked += 1
+    assert checked == 3

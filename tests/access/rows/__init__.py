@@ -128,6 +128,7 @@ SERVICE_ROLE_FAMILIES: tuple[str, ...] = (
     "autoscaling_roles",
     "autoscaling_service_linked_role",
     "state_machine_roles",
+    "spend_cap_role",
 )
 
 

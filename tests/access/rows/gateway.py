@@ -17,6 +17,8 @@ Calls (file: line of the call):
   (Service Authorization Reference, SageMaker AI; endpoint names are stored lower case in ARNs).
 - dynamodb GetItem / PutItem (cache.py): arn:${Partition}:dynamodb:${Region}:${Account}:table/${TableName}
   (Service Authorization Reference, DynamoDB).
+- dynamodb UpdateItem (allowance.py SpendLedger.admit / settle) on the spend table, when tenants have
+  allowances: the conditional ADD and the settling ADD.
 - bedrock-agent-runtime Retrieve (retrieval.py Retriever.retrieve): bedrock:Retrieve on the knowledge base.
 - bedrock-runtime InvokeModel (images.py BedrockImages.generate): bedrock:InvokeModel on the image
   model's foundation-model ARN, without a guardrail (image models are exempt from the
@@ -57,6 +59,7 @@ APIS = frozenset(
         "sagemaker-runtime.InvokeEndpointWithResponseStream",
         "dynamodb.GetItem",
         "dynamodb.PutItem",
+        "dynamodb.UpdateItem",
         "bedrock-agent-runtime.Retrieve",
         "s3.PutObject",
         "acm-pca.GetCertificateAuthorityCertificate",
@@ -220,6 +223,25 @@ def rows(function: Function, deployment: Deployment) -> list[Call]:
                 expect="deny",
             )
         )
+
+    if settings.spend:
+        result.append(
+            Call(
+                "dynamodb:UpdateItem",
+                deployment.arn("dynamodb", f"table/{settings.spend.table}"),
+                "tenants' allowances (allowance.py SpendLedger)",
+                api="dynamodb.UpdateItem",
+            )
+        )
+        if settings.cache:
+            result.append(
+                Call(
+                    "dynamodb:UpdateItem",
+                    deployment.arn("dynamodb", f"table/{settings.cache.table}"),
+                    "the cache is only read and written whole",
+                    expect="deny",
+                )
+            )
 
     result += image_rows(settings, deployment, rail)
 

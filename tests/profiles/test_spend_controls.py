@@ -1,0 +1,80 @@
+"""Profile validation of the spend controls: tenants' monthly allowances (gateway.tenants[]) and the
+Budgets action that stops invocation (budget.stop_invocations)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from genai_stack.config import ProfileError, load_profile
+from tests.profiles.test_gateway_config import BASE
+
+GATEWAY = {"aliases": {"chat": [{"bedrock": "amazon.nova-lite-v1:0"}]}}
+
+
+def load(tmp_path: Path, **changes):
+    path = tmp_path / "profile.yaml"
+    path.write_text(yaml.safe_dump({**BASE, **changes}))
+    return load_profile(str(path))
+
+
+def error(tmp_path: Path, **changes) -> str:
+    with pytest.raises(ProfileError) as caught:
+        load(tmp_path, **changes)
+    return str(caught.value)
+
+
+def test_allowances_reach_the_gateway_configuration(tmp_path):
+    tenants = [
+        {"name": "app", "monthly_usd": 50},
+        {"name": "batch", "monthly_tokens": 1_000_000},
+        {"name": "free"},
+    ]
+    profile = load(tmp_path, gateway={**GATEWAY, "tenants": tenants})
+    assert profile.gateway.allowances == {"app": {"monthly_usd": 50}, "batch": {"monthly_tokens": 1_000_000}}
+
+
+def test_an_allowance_must_be_positive(tmp_path):
+    message = error(tmp_path, gateway={**GATEWAY, "tenants": [{"name": "app", "monthly_usd": 0}]})
+    assert "gateway.tenants[0].monthly_usd" in message
+    assert "greater than 0" in message
+
+
+def test_allowances_need_the_tenants_that_api_keys_give(tmp_path):
+    message = error(
+        tmp_path, gateway={**GATEWAY, "auth": "iam", "tenants": [{"name": "app", "monthly_usd": 5}]}
+    )
+    assert "gateway.tenants[0]: has monthly_usd or monthly_tokens, but with auth iam" in message
+
+
+def test_stop_invocations_defaults_to_automatic_at_the_limit(tmp_path):
+    profile = load(
+        tmp_path,
+        budget={"monthly_limit_usd": 100, "stop_invocations": {}},
+        gateway={**GATEWAY, "tenants": [{"name": "app"}]},
+    )
+    stop = profile.budget.stop_invocations
+    assert (stop.at_percent, stop.approval) == (100, "automatic")
+
+
+def test_stop_invocations_needs_a_role_to_stop(tmp_path):
+    message = error(tmp_path, budget={"monthly_limit_usd": 100, "stop_invocations": {"approval": "manual"}})
+    assert "budget.stop_invocations: has no role to stop" in message
+
+
+def test_stop_invocations_is_refused_where_the_budgets_live_in_another_region(tmp_path, monkeypatch):
+    """No region that lacks AWS Budgets offers the Bedrock models a gateway needs today
+    (stacks/data/regions.json, bedrock_models.json), so this region is made one."""
+    from genai_stack.profile import document
+
+    monkeypatch.setattr(document, "cost_region", lambda region: "us-west-2")
+    message = error(
+        tmp_path,
+        budget={"monthly_limit_usd": 100, "stop_invocations": {}},
+        gateway={**GATEWAY, "tenants": [{"name": "app"}]},
+    )
+    assert (
+        "budget.stop_invocations: is not available in us-east-1: the budgets live in a us-west-2" in message
+    )
