@@ -47,7 +47,13 @@ from genai_stack.profile.bedrock import (
     Strength,
     bedrock_catalog_problems,
 )
-from genai_stack.profile.budget import Budget, BudgetThreshold, CostAllocation, Notifications
+from genai_stack.profile.budget import (
+    Budget,
+    BudgetThreshold,
+    CostAllocation,
+    Notifications,
+    StopInvocations,
+)
 from genai_stack.profile.common import (
     ALL_PROFILES,
     DEFAULT_PROFILE,
@@ -74,6 +80,7 @@ from genai_stack.profile.gateway import (
     Gateway,
     GatewayAlarms,
     GatewayCache,
+    GatewayFeedback,
     GatewayTarget,
     GatewayTenant,
     gateway_function_timeout_seconds,
@@ -143,6 +150,7 @@ __all__ = [
     "Gateway",
     "GatewayAlarms",
     "GatewayCache",
+    "GatewayFeedback",
     "GatewayTarget",
     "GatewayTenant",
     "Guardrail",
@@ -168,6 +176,7 @@ __all__ = [
     "SemanticChunking",
     "Slug",
     "SpotTraining",
+    "StopInvocations",
     "Strength",
     "TagKey",
     "TagValue",

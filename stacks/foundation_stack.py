@@ -13,7 +13,12 @@ from constructs import Construct
 from genai_stack import compliance
 from genai_stack.components.alarm_topic import AlarmTopic
 from genai_stack.components.aurora_vector_store import AuroraVectorStore
-from genai_stack.components.cache_table import CacheTable, GatewayKeyTable, GatewaySpendTable
+from genai_stack.components.cache_table import (
+    CacheTable,
+    GatewayFeedbackTable,
+    GatewayKeyTable,
+    GatewaySpendTable,
+)
 from genai_stack.components.evidence_vault import EVIDENCE_LOGS_PREFIX, EvidenceSource, EvidenceVault
 from genai_stack.components.invocation_log_destination import (
     INVOCATION_LOG_PREFIX,
@@ -55,6 +60,7 @@ class FoundationStack(Stack):
         gateway_cache: bool = False,
         gateway_keys: bool = False,
         gateway_spend: bool = False,
+        gateway_feedback: bool = False,
         gateway_image_days: int | None = None,
         host_volumes: bool = False,
         custom_models: bool = False,
@@ -160,6 +166,11 @@ class FoundationStack(Stack):
         )
         self.key_table = (
             GatewayKeyTable(self, "GatewayKeys", encryption_key=self.key).table if gateway_keys else None
+        )
+        self.feedback_table = (
+            GatewayFeedbackTable(self, "GatewayFeedback", encryption_key=self.key).table
+            if gateway_feedback
+            else None
         )
         self.spend_table = (
             GatewaySpendTable(self, "GatewaySpend", encryption_key=self.key).table if gateway_spend else None

@@ -85,6 +85,38 @@ def _gateway_sets(profile: Profile) -> list[MetricSet]:
             emitter, GATEWAY, GATEWAY_PER_ALIAS, ("alias", "service"), len(aliases), f"{len(aliases)} aliases"
         ),
         MetricSet(emitter, GATEWAY, ("UnhandledErrors",), ("service",), 1, "one per gateway"),
+        *_feedback_sets(profile, tenants, cache, emitter),
+    ]
+
+
+# Prompt versions a rating names (metadata.prompt_version): "none" and one named version, as an
+# estimate; every further version in use adds as many series.
+PROMPT_VERSIONS_ESTIMATE = 2
+
+
+def _feedback_sets(profile: Profile, tenants: int, cache: int, emitter: str) -> list[MetricSet]:
+    gateway = profile.gateway
+    if gateway is None or gateway.feedback is None:
+        return []
+    chat_routes = sum(len(targets) + cache for targets in gateway.aliases.values())
+    return [
+        MetricSet(
+            emitter,
+            GATEWAY,
+            ("Satisfaction",),
+            ("alias", "prompt_version", "service", "target", "tenant"),
+            chat_routes * tenants * PROMPT_VERSIONS_ESTIMATE,
+            f"{chat_routes} chat alias-target pairs x {tenants} tenants x {PROMPT_VERSIONS_ESTIMATE} prompt "
+            "versions (none and one named; each further version adds as many)",
+        ),
+        MetricSet(
+            emitter,
+            GATEWAY,
+            ("Satisfaction",),
+            ("alias", "service"),
+            len(gateway.aliases),
+            f"{len(gateway.aliases)} chat aliases",
+        ),
     ]
 
 

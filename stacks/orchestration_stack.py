@@ -66,6 +66,7 @@ def gateway_config(
     endpoints: Mapping[str, str] | None = None,
     image_store: Mapping[str, str] | None = None,
     spend_table: dynamodb.ITable | None = None,
+    feedback_table: dynamodb.ITable | None = None,
 ) -> dict:
     """The GATEWAY_CONFIG document (lambdas/gateway/config.py validates it at cold start).
     `image_store`: bucket and key_id for the images of url responses (when there are image aliases)."""
@@ -129,6 +130,11 @@ def gateway_config(
         config["cache"] = {"table": cache_table.table_name, "ttl_seconds": settings.cache.ttl_seconds}
     if spend_table is not None:
         config["spend"] = {"table": spend_table.table_name, "allowances": settings.allowances}
+    if feedback_table is not None and settings.feedback is not None:
+        config["feedback"] = {
+            "table": feedback_table.table_name,
+            "retention_days": settings.feedback.retention_days,
+        }
     return config
 
 
@@ -166,6 +172,7 @@ class OrchestrationStack(Stack):
         hub: MonitoringHub,
         key_table: dynamodb.ITable | None = None,
         spend_table: dynamodb.ITable | None = None,
+        feedback_table: dynamodb.ITable | None = None,
         hosting: HostingStack | None = None,
         endpoints: Mapping[str, str] | None = None,
         data_bucket: s3.IBucket | None = None,
@@ -198,6 +205,7 @@ class OrchestrationStack(Stack):
                 if image_bucket
                 else None,
                 spend_table,
+                feedback_table,
             ),
             access_policy=bedrock.model_access_policy,
             encryption_key=encryption_key,
@@ -208,6 +216,7 @@ class OrchestrationStack(Stack):
             cache_table=cache_table,
             key_table=key_table,
             spend_table=spend_table,
+            feedback_table=feedback_table,
             knowledge_base_arns=[bedrock.knowledge_bases[name].arn for name in settings.knowledge_bases],
             sagemaker_endpoints=sorted(
                 {
@@ -237,4 +246,6 @@ class OrchestrationStack(Stack):
             latency_p90_ms=settings.alarms.latency_p90_ms,
             fallback_percent=settings.alarms.fallback_percent,
             aliases_with_fallbacks=[alias for alias, targets in settings.aliases.items() if len(targets) > 1],
+            feedback=settings.feedback,
+            chat_aliases=tuple(settings.aliases),
         )

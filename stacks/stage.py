@@ -131,6 +131,7 @@ class ProfileStacks(Construct):
             gateway_cache=bool(profile.gateway and profile.gateway.cache.enabled),
             gateway_keys=bool(profile.gateway and profile.gateway.auth == "api_key"),
             gateway_spend=bool(profile.gateway and profile.gateway.allowances),
+            gateway_feedback=bool(profile.gateway and profile.gateway.feedback),
             gateway_image_days=profile.gateway.image_retention_days
             if profile.gateway and profile.gateway.images
             else None,
@@ -235,6 +236,7 @@ class ProfileStacks(Construct):
                 cache_table=self.foundation.cache_table,
                 key_table=self.foundation.key_table,
                 spend_table=self.foundation.spend_table,
+                feedback_table=self.foundation.feedback_table,
                 encryption_key=self.foundation.key,
                 log_retention_days=profile.foundation.log_retention_days,
                 hub=self.hub,

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from .allowance import Allowance, SpendLedger
 from .cache import ResponseCache
 from .deadline import CONNECT_TIMEOUT_SECONDS, as_timed
+from .feedback import FeedbackStore
 from .guardrail import Guarded, Guardrail
 from .images import (
     IMAGE_MODELS,
@@ -103,6 +104,11 @@ class SpendSettings(_Strict):
     allowances: dict[str, AllowanceSettings] = Field(min_length=1)  # tenant -> allowance
 
 
+class FeedbackSettings(_Strict):
+    table: str
+    retention_days: int = Field(default=90, ge=1, le=365)
+
+
 class Settings(_Strict):
     chat: dict[str, list[Target]] = Field(default_factory=dict)
     embeddings: dict[str, Target] = Field(default_factory=dict)
@@ -111,6 +117,7 @@ class Settings(_Strict):
     guardrail: GuardrailSettings | None = None
     cache: CacheSettings | None = None
     spend: SpendSettings | None = None  # tenants' monthly allowances (lambdas/gateway/allowance.py)
+    feedback: FeedbackSettings | None = None  # POST /v1/feedback (lambdas/gateway/feedback.py)
     knowledge_bases: dict[str, str] = Field(default_factory=dict)
     prices: dict[str, tuple[float, float]] = Field(
         default_factory=dict
@@ -222,6 +229,11 @@ def build_gateway(settings: Settings, client: Callable[[str], Any]) -> Gateway:
             },
         )
         if settings.spend
+        else None,
+        feedback=FeedbackStore(
+            client("dynamodb"), table=settings.feedback.table, retention_days=settings.feedback.retention_days
+        )
+        if settings.feedback
         else None,
         guardrail=guardrail,
         guardrail_client=client("bedrock-runtime") if guardrail else None,

@@ -107,7 +107,7 @@ def on_event(event: dict[str, Any], context: Any) -> dict[str, Any]:
             return response(200, gateway().list_models())
         if method == "GET" and path.startswith("/v1/models/"):
             return response(200, gateway().get_model(path.removeprefix("/v1/models/")))
-        if path in ("/v1/chat/completions", "/v1/embeddings", "/v1/images/generations"):
+        if path in ("/v1/chat/completions", "/v1/embeddings", "/v1/images/generations", "/v1/feedback"):
             if method != "POST":
                 raise GatewayError(405, f"{path} takes POST", code="method_not_allowed")
             body = _body(event)
@@ -127,6 +127,7 @@ def on_event(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 "/v1/chat/completions": gateway().chat,
                 "/v1/embeddings": gateway().embeddings,
                 "/v1/images/generations": gateway().generate_images,
+                "/v1/feedback": gateway().rate,
             }[path]
             result, headers = operation(body, tenant=tenant, metrics=EmfMetrics(), deadline=deadline)
             logger.info("answered", extra={"path": path, "tenant": tenant, **headers})

@@ -9,13 +9,17 @@ profile by the stack), and each read by an alarm or a dashboard widget (tests/si
   EstimatedCost, so that alarms can watch an alias without SEARCH (alarms cannot use SEARCH
   expressions) and without one series per tenant and target;
 - per unexpected error (a bug of ours, answered with a plain 500): UnhandledErrors, by service only.
-  The handler catches it, so Lambda's own Errors metric never counts it.
+  The handler catches it, so Lambda's own Errors metric never counts it;
+- per rating (POST /v1/feedback): Satisfaction (the score, 0 to 1) by alias, target, tenant and
+  prompt_version (the dashboard's breakdown), and by alias only (its alarm: the average over an hour,
+  and its sample count, the number of ratings).
 """
 
 from __future__ import annotations
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
+from .feedback import Answered as Rated
 from .service import Usage
 
 NAMESPACE = "GenAiStack/Gateway"
@@ -55,6 +59,19 @@ class EmfMetrics:
         per_alias.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
         per_alias.add_metric(name="FellBack", unit=MetricUnit.Count, value=int(usage.fallbacks > 0))
         per_alias.add_metric(name="EstimatedCost", unit=MetricUnit.NoUnit, value=usage.cost_usd)
+        per_alias.flush_metrics()
+
+    def record_rating(self, rated: Rated, score: float) -> None:
+        metrics = _document()
+        metrics.add_dimension(name="alias", value=rated.alias)
+        metrics.add_dimension(name="target", value=rated.target)
+        metrics.add_dimension(name="tenant", value=rated.tenant)
+        metrics.add_dimension(name="prompt_version", value=rated.prompt_version)
+        metrics.add_metric(name="Satisfaction", unit=MetricUnit.NoUnit, value=score)
+        metrics.flush_metrics()
+        per_alias = _document()
+        per_alias.add_dimension(name="alias", value=rated.alias)
+        per_alias.add_metric(name="Satisfaction", unit=MetricUnit.NoUnit, value=score)
         per_alias.flush_metrics()
 
 

@@ -201,6 +201,12 @@ class ChatCompletionRequest(_Request):
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     user: str | None = Field(default=None, max_length=256)  # hashed into the request's log, never sent on
     reasoning_effort: ReasoningEffort | None = None
+    # OpenAI's request metadata: up to 16 pairs, keys up to 64 characters, values up to 512 (OpenAI API
+    # reference, "Create chat completion", metadata). Never sent to a model and not in the cache key;
+    # `prompt_version` names the prompt in the user-feedback metric (lambdas/gateway/feedback.py).
+    metadata: dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=512)]] | None = (
+        Field(default=None, max_length=16)
+    )
     # Gateway extensions (pass them with the client's `extra_body`).
     cache: bool = False
     knowledge_base: str | None = None
@@ -323,8 +329,10 @@ def chat_response(
     cached_tokens: int | None = None,
     logprobs: dict[str, Any] | None = None,
     choices: Sequence[dict[str, Any]] = (),
+    response_id: str | None = None,
 ) -> dict[str, Any]:
-    """`choices`: every choice as an OpenAI-format backend gave it (n > 1); else the one answer."""
+    """`choices`: every choice as an OpenAI-format backend gave it (n > 1); else the one answer.
+    `response_id`: the id the gateway chose (POST /v1/feedback names it), else a new one."""
     if choices:
         answers = [{**choice, "index": i} for i, choice in enumerate(choices)]
     else:
@@ -346,7 +354,7 @@ def chat_response(
     if cached_tokens is not None:
         usage["prompt_tokens_details"] = {"cached_tokens": cached_tokens}
     return {
-        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "id": response_id or new_response_id(),
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
@@ -354,6 +362,19 @@ def chat_response(
         "usage": usage,
         **(extra or {}),
     }
+
+
+def new_response_id() -> str:
+    """A chat completion's id, as OpenAI writes them (chatcmpl-...)."""
+    return f"chatcmpl-{uuid.uuid4().hex}"
+
+
+class FeedbackRequest(_Request):
+    """POST /v1/feedback: a rating of one chat answer by the tenant that got it."""
+
+    response_id: str = Field(pattern=r"^chatcmpl-[A-Za-z0-9]{1,64}$")
+    score: float = Field(ge=0, le=1)  # 1: satisfied (thumbs up), 0: not (thumbs down), or between
+    comment: str | None = Field(default=None, max_length=2000)
 
 
 def encode_vector(vector: list[float], encoding_format: str) -> list[float] | str:

@@ -17,6 +17,8 @@ from .allowance import UNCOUNTED, WARNING_HEADER, Admission, SpendLedger
 from .cache import ResponseCache, cache_key, cacheable
 from .deadline import Deadline
 from .errors import GatewayError, ProviderError, bad_request, unknown_model
+from .feedback import NO_PROMPT_VERSION, FeedbackStore
+from .feedback import Answered as Rated
 from .images import ImageService
 from .providers.base import ChatProvider, EmbeddingProvider
 from .providers.bedrock import unsupported as bedrock_unsupported
@@ -25,10 +27,12 @@ from .router import RetryPolicy, Routed, route
 from .schema import (
     ChatCompletionRequest,
     EmbeddingRequest,
+    FeedbackRequest,
     ImageRequest,
     Message,
     chat_response,
     embedding_response,
+    new_response_id,
 )
 
 CHARS_PER_TOKEN = 4  # rough upper-bound estimate of prompt tokens before calling a model
@@ -60,6 +64,8 @@ def hashed_user(user: str | None) -> str | None:
 class MetricsSink(Protocol):
     def record(self, usage: Usage, *, tenant: str) -> None: ...
 
+    def record_rating(self, rated: Rated, score: float) -> None: ...
+
 
 @dataclass(frozen=True)
 class Price:
@@ -87,6 +93,7 @@ class Gateway:
     retriever: Retriever | None = None
     images: ImageService | None = None  # POST /v1/images/generations (lambdas/gateway/images.py)
     ledger: SpendLedger | None = None  # tenants' monthly allowances (lambdas/gateway/allowance.py)
+    feedback: FeedbackStore | None = None  # POST /v1/feedback (lambdas/gateway/feedback.py)
     clock: Callable[[], float] = time.monotonic
 
     # ---------------------------------------------------------------------------------------------
@@ -124,6 +131,7 @@ class Gateway:
         targets = self._targets(request)
         admission = self._admit(tenant, *self._chat_reservation(request, targets), deadline)
         billed: list[Usage] = []  # what the model answered, once it has (a later step may still fail)
+        response_id = new_response_id()  # a cached answer gets its own: ratings follow the tenant
         try:
             started = self.clock()
             key = cache_key(request.model, request, self.guardrail[1] if self.guardrail else None)
@@ -141,10 +149,22 @@ class Gateway:
                         ),
                         tenant=tenant,
                     )
-                    return hit, _warned({"x-genai-target": "cache", "x-genai-cache": "hit"}, admission)
+                    self._remember(response_id, tenant, request, "cache", deadline)
+                    return {**hit, "id": response_id}, _warned(
+                        {"x-genai-target": "cache", "x-genai-cache": "hit"}, admission
+                    )
             response, headers = self._answer(
-                request, targets, key if use_cache else None, tenant, metrics, deadline, started, billed
+                request,
+                targets,
+                key if use_cache else None,
+                tenant,
+                metrics,
+                deadline,
+                started,
+                billed,
+                response_id,
             )
+            self._remember(response_id, tenant, request, headers["x-genai-target"], deadline)
             return response, _warned(headers, admission)
         finally:
             self._settle(admission, billed[0] if billed else None)
@@ -178,6 +198,7 @@ class Gateway:
         deadline: Deadline,
         started: float,
         billed: list[Usage],
+        response_id: str,
     ) -> tuple[dict[str, Any], dict[str, str]]:
         """`billed` gets the model's usage as soon as it has answered: a grounding check that fails
         afterwards does not make that spend free."""
@@ -231,6 +252,7 @@ class Gateway:
             cached_tokens=result.cached_tokens,
             logprobs=None if intervened else result.logprobs,
             choices=choices,
+            response_id=response_id,
         )
         if use_cache and not intervened:
             self.cache.put(key, response, deadline)
@@ -303,10 +325,17 @@ class Gateway:
             )
             first = (answer.first_at - started) * 1000 if answer.first_at else None
             self._settle(admission, usage)
+            self._remember(response_id, tenant, request, routed.target, None)
             metrics.record(replace(usage, time_to_first_token_ms=first), tenant=tenant)
 
+        response_id = new_response_id()
         chunks = sse.chunks(
-            routed.result, model=request.model, include_usage=include_usage, clock=self.clock, on_end=record
+            routed.result,
+            model=request.model,
+            include_usage=include_usage,
+            clock=self.clock,
+            on_end=record,
+            ident=response_id,
         )
         return chunks, headers
 
@@ -365,6 +394,38 @@ class Gateway:
             encoding_format=request.encoding_format,
         )
         return response, _warned({"x-genai-target": target.name}, admission)
+
+    def rate(
+        self, body: Any, *, tenant: str, metrics: MetricsSink, deadline: Deadline | None = None
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """POST /v1/feedback: the tenant's rating of one of its answers, stored once and published as
+        the Satisfaction metric by alias, target, tenant and prompt version (lambdas/gateway/feedback.py)."""
+        deadline = self._deadline(deadline)
+        if self.feedback is None:
+            raise GatewayError(
+                404, "feedback is not enabled for this gateway (gateway.feedback)", code="not_found"
+            )
+        request = parse(FeedbackRequest, body)
+        rated = self.feedback.rate(request, tenant=tenant, deadline=deadline)
+        metrics.record_rating(rated, request.score)
+        return (
+            {"object": "feedback", "response_id": request.response_id, "score": request.score},
+            {"x-genai-target": rated.target},
+        )
+
+    def _remember(
+        self,
+        response_id: str,
+        tenant: str,
+        request: ChatCompletionRequest,
+        target: str,
+        deadline: Deadline | None,
+    ) -> None:
+        """Who got answer `response_id`, for its rating (with feedback enabled)."""
+        if self.feedback is None:
+            return
+        version = (request.metadata or {}).get("prompt_version") or NO_PROMPT_VERSION
+        self.feedback.remember(response_id, Rated(tenant, request.model, target, version), deadline)
 
     @property
     def _image_routes(self) -> Mapping[str, Any]:

@@ -155,12 +155,13 @@ def chunks(
     include_usage: bool,
     clock: Callable[[], float],
     on_end: Callable[[Answered], None],
+    ident: str | None = None,
 ) -> Iterator[bytes]:
     """The gateway's events for a target's deltas: a first chunk with the role, one per delta with
     content, a last one with the finish reason, the usage (stream_options.include_usage), [DONE].
     A failure after the first byte (the status is sent) becomes an `error` event, and the stream
     ends without [DONE]. `on_end` gets the totals either way (metrics), before the last event."""
-    ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+    ident, created = ident or f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     answer, finish = Answered(), None
     yield _chunk(ident, created, model, {"role": "assistant", "content": ""})
     try:

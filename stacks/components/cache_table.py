@@ -43,6 +43,18 @@ class GatewaySpendTable(Construct):
         )
 
 
+class GatewayFeedbackTable(Construct):
+    """Who got each answer and its rating: `pk` `response#<id>` / `feedback#<id>`, expiring through
+    `expires_at` (lambdas/gateway/feedback.py). Retained: the ratings are the record of what users
+    thought of the answers."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, encryption_key: kms.IKey) -> None:
+        super().__init__(scope, construct_id)
+        self.table = stateful_table(
+            self, "Table", encryption_key=encryption_key, time_to_live_attribute="expires_at"
+        )
+
+
 def stateful_table(
     scope: Construct,
     construct_id: str,

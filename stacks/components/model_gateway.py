@@ -25,7 +25,7 @@ from genai_stack.components.gateway_protection import (
 )
 from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.components.python_function import PythonFunction, encrypted_log_group, profile_scoped
-from genai_stack.config import gateway_function_timeout_seconds
+from genai_stack.config import GatewayFeedback, gateway_function_timeout_seconds
 from genai_stack.lambdas.gateway.errors import GATEWAY_RESPONSES
 from genai_stack.lambdas.gateway.images import IMAGE_PREFIX
 from genai_stack.lambdas.gateway_authorizer.keys import AUTHORIZER_CACHE_SECONDS, TOKEN_PATTERN
@@ -37,6 +37,7 @@ PATHS = (
     ("GET", ("models", "{id}")),  # one alias (OpenAI clients retrieve a model by id)
 )
 IMAGES_ROUTE = ("POST", ("images", "generations"))  # only when the profile has image aliases
+FEEDBACK_ROUTE = ("POST", ("feedback",))  # only with gateway.feedback
 STREAMED_ROUTE = ("chat", "completions")  # lambdas/gateway/runtime.py STREAMED_PATHS
 EMF_NAMESPACE = "GenAiStack/Gateway"  # lambdas/gateway/metrics.py
 
@@ -65,6 +66,7 @@ def usage_plan_name(scope: Construct, tenant: str) -> str:
 
 
 DIMENSIONS = "alias,service,target,tenant"  # the dimension set of the per-request EMF document
+FEEDBACK_DIMENSIONS = "alias,prompt_version,service,target,tenant"  # the per-rating document
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,7 @@ class ModelGateway(Construct):
         tenants: Sequence[Tenant],
         cache_table: dynamodb.ITable | None = None,
         spend_table: dynamodb.ITable | None = None,
+        feedback_table: dynamodb.ITable | None = None,
         key_table: dynamodb.ITable | None = None,
         knowledge_base_arns: Sequence[str] = (),
         sagemaker_endpoints: Sequence[str] = (),
@@ -160,7 +163,9 @@ class ModelGateway(Construct):
             cache_table.grant(role, "dynamodb:GetItem", "dynamodb:PutItem")
         if spend_table is not None:  # the tenants' allowances: one conditional ADD, one settling ADD
             spend_table.grant(role, "dynamodb:UpdateItem")
-        if cache_table is not None or spend_table is not None:
+        if feedback_table is not None:  # who got each answer, and its one rating (feedback.py)
+            feedback_table.grant(role, "dynamodb:GetItem", "dynamodb:PutItem")
+        if cache_table is not None or spend_table is not None or feedback_table is not None:
             # The tables use the platform key: exact actions, not grant_encrypt_decrypt's wildcards.
             role.add_to_policy(
                 iam.PolicyStatement(
@@ -313,7 +318,12 @@ class ModelGateway(Construct):
             else None
         )
         v1 = self.api.root.add_resource("v1")
-        for method, parts in (*PATHS, IMAGES_ROUTE) if image_bucket is not None else PATHS:
+        routes = [*PATHS]
+        if image_bucket is not None:
+            routes.append(IMAGES_ROUTE)
+        if feedback_table is not None:
+            routes.append(FEEDBACK_ROUTE)
+        for method, parts in routes:
             resource = v1
             for part in parts:
                 resource = resource.get_resource(part) or resource.add_resource(part)
@@ -470,6 +480,8 @@ class ModelGateway(Construct):
         latency_p90_ms: int,
         fallback_percent: float,
         aliases_with_fallbacks: Sequence[str] = (),
+        feedback: GatewayFeedback | None = None,
+        chat_aliases: Sequence[str] = (),
     ) -> None:
         """Alarms (5xx share, p90 latency, unhandled errors, function errors, fallback share per alias
         with more than one target) and a dashboard section.
@@ -549,6 +561,8 @@ class ModelGateway(Construct):
                 missing=never,
             )
 
+        satisfaction_widgets = self._satisfaction(hub, feedback, chat_aliases) if feedback else []
+
         def search(metric: str, statistic: str) -> cw.MathExpression:
             # This profile's gateway only: its service name (two profiles may share the account), an
             # exact dimension-value term (CloudWatch user guide, "CloudWatch search expression
@@ -590,5 +604,56 @@ class ModelGateway(Construct):
                     left=[search("Latency", "p90")],
                     width=8,
                 ),
+                *satisfaction_widgets,
             ],
         )
+
+    def _satisfaction(
+        self, hub: MonitoringHub, feedback: GatewayFeedback, aliases: Sequence[str]
+    ) -> list[cw.IWidget]:
+        """Per chat alias, an alarm on its users' satisfaction falling: the hour's mean score below
+        `alarm_below`, counted only in an hour with at least `min_ratings` ratings (the metric's
+        SampleCount). hub.alarm compares with >=, so the alarm watches the shortfall 1 - mean.
+        No rating, no data: notBreaching (nobody said anything was wrong). And the dashboard's widget:
+        the mean score by alias, target, tenant and prompt version (lambdas/gateway/metrics.py)."""
+        hour = Duration.hours(1)
+        for alias in aliases:
+            mean = self.emf_metric("Satisfaction", statistic="Average", period=hour, alias=alias)
+            ratings = self.emf_metric("Satisfaction", statistic="SampleCount", period=hour, alias=alias)
+            hub.alarm(
+                self,
+                f"Satisfaction-{alias}",
+                metric=cw.MathExpression(
+                    expression=f"IF(ratings >= {feedback.min_ratings}, 1 - mean, 0)",
+                    label=f"{alias}: 1 - mean user score",
+                    using_metrics={"mean": mean, "ratings": ratings},
+                    period=hour,
+                ),
+                threshold=round(1 - feedback.alarm_below, 6),
+                description=(
+                    f"Gateway alias {alias}: users' mean score below {feedback.alarm_below:g} over an hour "
+                    f"with at least {feedback.min_ratings} ratings (POST /v1/feedback; the dashboard breaks "
+                    "it down by target, tenant and prompt version)"
+                ),
+                missing=cw.TreatMissingData.NOT_BREACHING,
+            )
+        query = (
+            "{"
+            + f"{EMF_NAMESPACE},{FEEDBACK_DIMENSIONS}"
+            + "}"
+            + f' MetricName="Satisfaction" service="{self.handler.service_name}"'
+        )
+        return [
+            cw.GraphWidget(
+                title="User satisfaction by alias, target, tenant, prompt version (mean score, 0-1)",
+                left=[
+                    cw.MathExpression(
+                        expression=f"SEARCH('{query}', 'Average', 3600)",
+                        label="Satisfaction",
+                        period=Duration.hours(1),
+                        using_metrics={},
+                    )
+                ],
+                width=8,
+            )
+        ]

@@ -84,6 +84,24 @@ class GatewayTenant(_Strict):
         return self.monthly_usd is not None or self.monthly_tokens is not None
 
 
+class GatewayFeedback(_Strict):
+    """POST /v1/feedback: tenants rate their answers (score 0 to 1) by response id; the ratings are the
+    Satisfaction metric by alias, target, tenant and prompt version (docs/gateway.md, User feedback)."""
+
+    retention_days: int = Field(
+        default=90, ge=1, le=365, description="Days an answer can be rated, and a rating is kept"
+    )
+    alarm_below: float = Field(
+        default=0.6,
+        gt=0,
+        le=1,
+        description="Alarm when an alias's mean score over an hour falls below this",
+    )
+    min_ratings: int = Field(
+        default=10, ge=1, description="... in an hour with at least this many ratings (fewer prove nothing)"
+    )
+
+
 class GatewayCache(_Strict):
     enabled: bool = True
     ttl_seconds: int = Field(default=3600, ge=60, le=30 * 24 * 3600)
@@ -148,6 +166,9 @@ class Gateway(_Strict):
     auth: Literal["api_key", "iam"] = "api_key"
     tenants: list[GatewayTenant] = Field(default_factory=list)
     cache: GatewayCache = Field(default_factory=GatewayCache)
+    feedback: GatewayFeedback | None = Field(
+        default=None, description="User feedback on answers (POST /v1/feedback); off by default"
+    )
     deadline_seconds: float = Field(
         default=25,
         ge=1,

@@ -42,6 +42,9 @@ RUNBOOK: dict[str, str] = {
     "(`unexpected error`); open an issue with it.",
     "Errors": "The function timed out, ran out of memory or failed its cold start: its log shows which; "
     "raise memory or the timeout, or fix the configuration error it logs.",
+    "Satisfaction": "Users rate an alias's answers lower (POST /v1/feedback): the dashboard's satisfaction "
+    "widget shows which target, tenant and prompt version; read the ratings' comments in the feedback table "
+    "(`feedback#<response id>` items), then roll back the prompt or model that changed.",
     "FellBack": "An alias is answered by its fallback: its first target fails, throttles or is down; check "
     "that target's alarms (host health, endpoint errors, Bedrock throttles).",
     "IngestionJobFailed": "A knowledge-base ingestion failed, or the status check stopped: "

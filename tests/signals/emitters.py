@@ -233,8 +233,8 @@ def exercise_drift_monitor(module: Any, function: Function, deployment: Deployme
 
 def exercise_gateway(module: Any, function: Function, deployment: Deployment) -> None:
     """The per-request EMF documents the handler writes (handler.EmfMetrics, as on_event uses it), for
-    every alias and target of the template's GATEWAY_CONFIG and one tenant; and a request that hits a
-    bug of ours, through on_event (UnhandledErrors)."""
+    every alias and target of the template's GATEWAY_CONFIG and one tenant; a rating per chat alias
+    when feedback is on; and a request that hits a bug of ours, through on_event (UnhandledErrors)."""
     from lambdas.gateway.local import event_for
     from lambdas.gateway.service import Usage
 
@@ -246,6 +246,13 @@ def exercise_gateway(module: Any, function: Function, deployment: Deployment) ->
             module.EmfMetrics().record(
                 Usage(alias=alias, target=str(name), latency_ms=1.0), tenant="tenant-a"
             )
+
+    if config.get("feedback"):  # a rating of an answer of every chat alias (POST /v1/feedback)
+        from lambdas.gateway.feedback import Answered
+
+        for alias, targets in config.get("chat", {}).items():
+            name = targets[0].get("model") or targets[0].get("endpoint") or targets[0].get("host")
+            module.EmfMetrics().record_rating(Answered("tenant-a", alias, str(name), "v1"), 1.0)
 
     def bug() -> Any:
         raise RuntimeError("a bug of ours")

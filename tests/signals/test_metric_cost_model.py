@@ -43,10 +43,14 @@ def test_a_gateway_series_count_follows_aliases_targets_and_tenants():
     """managed-api: copywriter (2 targets) and drafts (1), each plus `cache`, and the embedder (1):
     3 + 2 + 1 = 6 alias-target pairs; 2 tenants: 12 series of each per-request metric."""
     sets = {
-        s.dimensions: s
+        (s.metrics == ("Satisfaction",), s.dimensions): s
         for s in custom_metric_sets(load_profile("managed-api"))
         if s.namespace == "GenAiStack/Gateway"
     }
-    assert sets[("alias", "service", "target", "tenant")].series == 12
-    assert sets[("alias", "service")].series == 3
-    assert sets[("service",)].series == 1
+    assert sets[(False, ("alias", "service", "target", "tenant"))].series == 12
+    assert sets[(False, ("alias", "service"))].series == 3
+    assert sets[(False, ("service",))].series == 1
+    # Ratings (gateway.feedback): the 5 chat alias-target pairs x 2 tenants x 2 prompt versions, and the
+    # 2 chat aliases (the embedder's answers are not rated).
+    assert sets[(True, ("alias", "prompt_version", "service", "target", "tenant"))].series == 20
+    assert sets[(True, ("alias", "service"))].series == 2

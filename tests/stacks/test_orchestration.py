@@ -85,17 +85,21 @@ def test_the_function_may_use_only_its_cache_table_key_and_knowledge_bases(resou
     ]
     listed = policy["Properties"]["PolicyDocument"]["Statement"]
     statements = {s["Sid"]: s for s in listed if "Sid" in s}
-    tables = {
-        s["Resource"]["Fn::GetStackOutput"]["OutputName"]: set(as_list(s["Action"]))
-        for s in listed
-        if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))
-    }
-    # The cache is read and written whole; the tenants' spend only counted (allowance.py).
+    tables: dict[str, set[str]] = {}
+    for statement in listed:
+        if any(a.startswith("dynamodb:") for a in as_list(statement["Action"])):
+            for resource in as_list(statement["Resource"]):
+                output = resource["Fn::GetStackOutput"]["OutputName"]
+                tables.setdefault(output, set()).update(as_list(statement["Action"]))
+    # The cache is read and written whole; the tenants' spend only counted (allowance.py); answers and
+    # ratings only read and written (feedback.py): nothing is deleted.
     cache = [actions for output, actions in tables.items() if "GatewayCacheTable" in output]
     spend = [actions for output, actions in tables.items() if "GatewaySpendTable" in output]
+    feedback = [actions for output, actions in tables.items() if "GatewayFeedbackTable" in output]
     assert cache == [{"dynamodb:GetItem", "dynamodb:PutItem"}]
     assert spend == [{"dynamodb:UpdateItem"}]
-    assert len(tables) == 2
+    assert feedback == [{"dynamodb:GetItem", "dynamodb:PutItem"}]
+    assert len(tables) == 3
     assert set(statements["UseTheCacheKey"]["Action"]) == {
         "kms:Decrypt",
         "kms:Encrypt",
@@ -106,10 +110,10 @@ def test_the_function_may_use_only_its_cache_table_key_and_knowledge_bases(resou
     assert "KnowledgeBase" in json.dumps(statements["RetrieveFromKnowledgeBases"]["Resource"])
 
 
-def test_the_four_openai_routes_require_a_bearer_key_and_posts_are_validated(resources):
+def test_the_routes_require_a_bearer_key_and_posts_are_validated(resources):
     methods = of_type(resources, "AWS::ApiGateway::Method")
     assert {m["Properties"]["HttpMethod"] for m in methods.values()} == {"GET", "POST"}
-    assert len(methods) == 4  # chat, embeddings, models and models/{id}
+    assert len(methods) == 5  # chat, embeddings, models, models/{id} and feedback (gateway.feedback)
     (authorizer_id,) = of_type(resources, "AWS::ApiGateway::Authorizer")
     for method in methods.values():
         props = method["Properties"]
@@ -121,7 +125,7 @@ def test_the_four_openai_routes_require_a_bearer_key_and_posts_are_validated(res
             assert "RequestValidatorId" in props
             assert "application/json" in props["RequestModels"]
     paths = {r["Properties"]["PathPart"] for r in of_type(resources, "AWS::ApiGateway::Resource").values()}
-    assert paths == {"v1", "chat", "completions", "embeddings", "models", "{id}"}
+    assert paths == {"v1", "chat", "completions", "embeddings", "models", "{id}", "feedback"}
 
 
 def test_each_tenant_has_a_usage_plan_with_its_limits_named_as_genai_stack_keys_finds_it(
@@ -160,7 +164,11 @@ def test_the_key_authorizer_reads_the_bearer_header_and_supplies_the_usage_plan_
     assert function["Handler"] == "lambdas.gateway_authorizer.handler.on_event"
     # The key table is in the foundation stack (stateful) and the function reads only it.
     tables = synthesized.resources(PROFILE, "Foundation", "AWS::DynamoDB::Table")
-    (table_id,) = {t for t in tables if not t.startswith(("GatewayCacheTable", "GatewaySpendTable"))}
+    (table_id,) = {
+        t
+        for t in tables
+        if not t.startswith(("GatewayCacheTable", "GatewaySpendTable", "GatewayFeedbackTable"))
+    }
     assert table_id.startswith("GatewayKeysTable")
     assert "GatewayKeyTableName" in synthesized.template(PROFILE, "Foundation")["Outputs"]
 
@@ -189,10 +197,19 @@ def test_the_cache_table_is_stateful_in_the_foundation(synthesized):
 def test_gateway_alarms_and_dashboard_section(resources, synthesized):
     alarms = {k: a["Properties"] for k, a in of_type(resources, "AWS::CloudWatch::Alarm").items()}
     # 5xx share, p90 latency, unhandled errors (caught by the handler, so Lambda's Errors misses
-    # them), function errors (timeouts, out of memory), and a fallback share per alias with a fallback.
+    # them), function errors (timeouts, out of memory), a fallback share per alias with a fallback, and
+    # users' satisfaction per chat alias (gateway.feedback).
     kinds = sorted(re.sub(r"[0-9A-F]{8}$", "", k.split("Gateway", 1)[1]) for k in alarms)
+    satisfaction = [f"Satisfaction{alias}" for alias in load_profile(PROFILE).gateway.aliases]
     assert kinds == sorted(
-        ["ServerErrorRate", "LatencyP90", "UnhandledErrors", "FunctionErrors", "FallbackSharecopywriter"]
+        [
+            "ServerErrorRate",
+            "LatencyP90",
+            "UnhandledErrors",
+            "FunctionErrors",
+            "FallbackSharecopywriter",
+            *satisfaction,
+        ]
     )
     for alarm in alarms.values():
         assert alarm["AlarmActions"]
@@ -201,6 +218,12 @@ def test_gateway_alarms_and_dashboard_section(resources, synthesized):
     (share,) = [a for k, a in alarms.items() if k.startswith("GatewayFallbackShare")]
     assert share["Threshold"] == 20
     assert share["EvaluationPeriods"] == 3
+    # Below 0.6 mean score with at least 10 ratings in the hour: the shortfall 1 - mean reaches 0.4.
+    (drafts,) = [a for k, a in alarms.items() if k.startswith("GatewaySatisfactiondrafts")]
+    assert drafts["Threshold"] == 0.4
+    (expression,) = [m["Expression"] for m in drafts["Metrics"] if "Expression" in m]
+    assert expression == "IF(ratings >= 10, 1 - mean, 0)"
+    assert drafts["TreatMissingData"] == "notBreaching"
     (dashboard,) = synthesized.resources(PROFILE, "Observability", "AWS::CloudWatch::Dashboard").values()
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
     assert "## Model gateway" in body

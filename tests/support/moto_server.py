@@ -5,13 +5,36 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from moto.moto_server.threaded_moto_server import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
 from moto.server import ThreadedMotoServer
+from werkzeug.serving import make_server
+
+
+class SerializedMotoServer(ThreadedMotoServer):
+    """A moto server that answers one request at a time. moto's backends take no lock around an
+    operation, so two UpdateItem calls answered on two threads can both pass a condition; DynamoDB
+    applies each single-item write atomically ("Condition expressions", DynamoDB developer guide).
+    Answering in turn gives moto that guarantee, while the callers still race."""
+
+    def _server_entry(self) -> None:
+        app = DomainDispatcherApplication(create_backend_app)
+        self._server = make_server(
+            self._ip_address, self._port, app, threaded=False, request_handler=MotoRequestHandler
+        )
+        self._server_ready_event.set()
+        self._server.serve_forever()
 
 
 @contextmanager
-def moto_server() -> Iterator[str]:
-    """Start a moto server on a free loopback port; yields its endpoint URL and stops it after."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+def moto_server(*, serialized: bool = False) -> Iterator[str]:
+    """Start a moto server on a free loopback port; yields its endpoint URL and stops it after.
+    `serialized`: one request at a time (SerializedMotoServer says when that matters)."""
+    kind = SerializedMotoServer if serialized else ThreadedMotoServer
+    server = kind(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     try:

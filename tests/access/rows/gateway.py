@@ -19,6 +19,8 @@ Calls (file: line of the call):
   (Service Authorization Reference, DynamoDB).
 - dynamodb UpdateItem (allowance.py SpendLedger.admit / settle) on the spend table, when tenants have
   allowances: the conditional ADD and the settling ADD.
+- dynamodb GetItem / PutItem (feedback.py FeedbackStore) on the feedback table, with gateway.feedback:
+  the answer's record and its rating.
 - bedrock-agent-runtime Retrieve (retrieval.py Retriever.retrieve): bedrock:Retrieve on the knowledge base.
 - bedrock-runtime InvokeModel (images.py BedrockImages.generate): bedrock:InvokeModel on the image
   model's foundation-model ARN, without a guardrail (image models are exempt from the
@@ -204,44 +206,7 @@ def rows(function: Function, deployment: Deployment) -> list[Call]:
     if rail and (guarded_elsewhere or settings.knowledge_bases):
         result += apply_guardrail_rows(deployment, rail, api="bedrock-runtime.ApplyGuardrail")
 
-    if settings.cache:
-        table = deployment.arn("dynamodb", f"table/{settings.cache.table}")
-        for operation in ("GetItem", "PutItem"):
-            result.append(
-                Call(
-                    f"dynamodb:{operation}",
-                    table,
-                    "response cache (cache.py ResponseCache)",
-                    api=f"dynamodb.{operation}",
-                )
-            )
-        result.append(
-            Call(
-                "dynamodb:GetItem",
-                deployment.arn("dynamodb", "table/another-table"),
-                "only the cache table",
-                expect="deny",
-            )
-        )
-
-    if settings.spend:
-        result.append(
-            Call(
-                "dynamodb:UpdateItem",
-                deployment.arn("dynamodb", f"table/{settings.spend.table}"),
-                "tenants' allowances (allowance.py SpendLedger)",
-                api="dynamodb.UpdateItem",
-            )
-        )
-        if settings.cache:
-            result.append(
-                Call(
-                    "dynamodb:UpdateItem",
-                    deployment.arn("dynamodb", f"table/{settings.cache.table}"),
-                    "the cache is only read and written whole",
-                    expect="deny",
-                )
-            )
+    result += table_rows(settings, deployment)
 
     result += image_rows(settings, deployment, rail)
 
@@ -337,6 +302,38 @@ def image_rows(settings: Settings, deployment: Deployment, rail) -> list[Call]:
                 store.key_id,
                 "the platform key only through S3 (kms:ViaService)",
                 context={"kms:ViaService": f"sqs.{deployment.region}.amazonaws.com"},
+                expect="deny",
+            )
+        )
+    return result
+
+
+def table_rows(settings: Settings, deployment: Deployment) -> list[Call]:
+    """The gateway's DynamoDB tables, each with the operations its code calls and none other: the
+    cache (read and written whole), the tenants' spend (only counted), the feedback (nothing deleted)."""
+    tables = [
+        (settings.cache, ("GetItem", "PutItem"), "response cache (cache.py ResponseCache)", "UpdateItem"),
+        (settings.spend, ("UpdateItem",), "tenants' allowances (allowance.py SpendLedger)", "DeleteItem"),
+        (
+            settings.feedback,
+            ("GetItem", "PutItem"),
+            "user feedback (feedback.py FeedbackStore)",
+            "DeleteItem",
+        ),
+    ]
+    result = []
+    for table_settings, operations, why, refused in tables:
+        if table_settings is None:
+            continue
+        table = deployment.arn("dynamodb", f"table/{table_settings.table}")
+        result += [Call(f"dynamodb:{op}", table, why, api=f"dynamodb.{op}") for op in operations]
+        result.append(Call(f"dynamodb:{refused}", table, f"{why}: not {refused}", expect="deny"))
+    if result:
+        result.append(
+            Call(
+                "dynamodb:GetItem",
+                deployment.arn("dynamodb", "table/another-table"),
+                "only its own tables",
                 expect="deny",
             )
         )

@@ -31,9 +31,10 @@ def dynamodb(moto_endpoint):
     return moto_client(moto_endpoint, "dynamodb")
 
 
-@pytest.fixture
-def cache_table(dynamodb, request):
-    name = f"cache-{request.node.name[:40]}".replace("[", "-").replace("]", "")
+def pk_table(dynamodb, request, prefix: str):
+    """A table keyed by the string `pk` (as the foundation stack's gateway tables), named for the test;
+    deleted after it."""
+    name = f"{prefix}-{request.node.name[:40]}".replace("[", "-").replace("]", "")
     dynamodb.create_table(
         TableName=name,
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
@@ -42,3 +43,18 @@ def cache_table(dynamodb, request):
     )
     yield name
     dynamodb.delete_table(TableName=name)
+
+
+@pytest.fixture
+def cache_table(dynamodb, request):
+    yield from pk_table(dynamodb, request, "cache")
+
+
+@pytest.fixture
+def spend_table(dynamodb, request):
+    yield from pk_table(dynamodb, request, "spend")
+
+
+@pytest.fixture
+def feedback_table(dynamodb, request):
+    yield from pk_table(dynamodb, request, "feedback")

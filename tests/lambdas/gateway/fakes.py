@@ -58,9 +58,13 @@ class FixedEmbeddings:
 @dataclass
 class RecordingMetrics:
     records: list[tuple[Usage, str]] = field(default_factory=list)
+    ratings: list[tuple[object, float]] = field(default_factory=list)
 
     def record(self, usage: Usage, *, tenant: str) -> None:
         self.records.append((usage, tenant))
+
+    def record_rating(self, rated, score: float) -> None:
+        self.ratings.append((rated, score))
 
 
 @dataclass

@@ -19,25 +19,13 @@ from lambdas.gateway.allowance import (
 )
 from lambdas.gateway.errors import GatewayError
 from lambdas.gateway.service import Gateway, Price
-from tests.lambdas.gateway.conftest import moto_client
+from tests.lambdas.gateway.conftest import moto_client, pk_table
 from tests.lambdas.gateway.fakes import FixedEmbeddings, RecordingMetrics, ScriptedChat, answer
+from tests.support.moto_server import moto_server
 
 # 2026-12-31 23:00:00 UTC: an hour before the month ends.
 NEW_YEARS_EVE = calendar.timegm(dt.datetime(2026, 12, 31, 23, 0, 0).timetuple())
 PRICE = Price(input_per_1k=1.0, output_per_1k=2.0)  # answer(): 12 in, 3 out = 0.018 USD
-
-
-@pytest.fixture
-def spend_table(dynamodb, request):
-    name = f"spend-{request.node.name[:40]}".replace("[", "-").replace("]", "")
-    dynamodb.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    yield name
-    dynamodb.delete_table(TableName=name)
 
 
 def ledger(dynamodb, table: str, **allowances: Allowance) -> SpendLedger:
@@ -132,12 +120,23 @@ def test_embeddings_count_too(dynamodb, spend_table):
     assert spent(dynamodb, spend_table, "team-a")[1] == 15 + 20
 
 
-def test_concurrent_requests_never_overspend_by_more_than_one_request(moto_endpoint, spend_table):
+@pytest.fixture(scope="module")
+def serialized_endpoint():
+    """A moto server that answers one request at a time, as DynamoDB applies each single-item write
+    atomically (tests/support/moto_server.py SerializedMotoServer: moto alone does not)."""
+    with moto_server(serialized=True) as endpoint:
+        yield endpoint
+
+
+def test_concurrent_requests_never_overspend_by_more_than_one_request(serialized_endpoint, request):
     """16 threads, each with its own client, against a 0.1 USD allowance. Each request reserves
     exactly what it costs (48 characters: 12 tokens in; max_output_tokens 3), so the bound is tight:
     a check made apart from the write would let up to 16 requests through at 0.09 and end at 0.378."""
     allowance, cost = 0.1, 0.018
     results: list[str] = []
+    moto_endpoint = serialized_endpoint
+    tables = pk_table(moto_client(moto_endpoint, "dynamodb"), request, "spend")
+    spend_table = next(tables)
 
     def worker():
         client = moto_client(moto_endpoint, "dynamodb")
