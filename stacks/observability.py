@@ -86,6 +86,20 @@ def _gateway_sets(profile: Profile) -> list[MetricSet]:
         ),
         MetricSet(emitter, GATEWAY, ("UnhandledErrors",), ("service",), 1, "one per gateway"),
         *_feedback_sets(profile, tenants, cache, emitter),
+        *(
+            [
+                MetricSet(
+                    emitter,
+                    GATEWAY,
+                    ("RoutedLarge",),
+                    ("alias", "service"),
+                    len(gateway.routes),
+                    f"{len(gateway.routes)} routes",
+                )
+            ]
+            if gateway.routes
+            else []
+        ),
     ]
 
 

@@ -130,6 +130,8 @@ def gateway_config(
         config["cache"] = {"table": cache_table.table_name, "ttl_seconds": settings.cache.ttl_seconds}
     if spend_table is not None:
         config["spend"] = {"table": spend_table.table_name, "allowances": settings.allowances}
+    if settings.routes:
+        config["routes"] = {name: route.model_dump() for name, route in settings.routes.items()}
     if feedback_table is not None and settings.feedback is not None:
         config["feedback"] = {
             "table": feedback_table.table_name,
@@ -248,4 +250,5 @@ class OrchestrationStack(Stack):
             aliases_with_fallbacks=[alias for alias, targets in settings.aliases.items() if len(targets) > 1],
             feedback=settings.feedback,
             chat_aliases=tuple(settings.aliases),
+            routes=tuple(settings.routes),
         )

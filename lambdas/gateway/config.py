@@ -26,6 +26,7 @@ from .providers.http_pool import PrivateCaTrust, shared_pool
 from .providers.openai_format import OpenAIHttpChat, SageMakerChat
 from .retrieval import Retriever
 from .router import RetryPolicy
+from .routing import Route
 from .service import Gateway, Limits, Price
 from .shaping import Shaped, SystemPrompt
 
@@ -104,6 +105,14 @@ class SpendSettings(_Strict):
     allowances: dict[str, AllowanceSettings] = Field(min_length=1)  # tenant -> allowance
 
 
+class RouteSettings(_Strict):
+    small: str
+    large: str
+    prompt_tokens_over: int | None = Field(default=None, ge=1)
+    tools: bool = False
+    images: bool = False
+
+
 class FeedbackSettings(_Strict):
     table: str
     retention_days: int = Field(default=90, ge=1, le=365)
@@ -118,6 +127,7 @@ class Settings(_Strict):
     cache: CacheSettings | None = None
     spend: SpendSettings | None = None  # tenants' monthly allowances (lambdas/gateway/allowance.py)
     feedback: FeedbackSettings | None = None  # POST /v1/feedback (lambdas/gateway/feedback.py)
+    routes: dict[str, RouteSettings] = Field(default_factory=dict)  # lambdas/gateway/routing.py
     knowledge_bases: dict[str, str] = Field(default_factory=dict)
     prices: dict[str, tuple[float, float]] = Field(
         default_factory=dict
@@ -137,6 +147,14 @@ class Settings(_Strict):
             raise ValueError("no model alias is configured")
         if any(not targets for targets in self.chat.values()):
             raise ValueError("every chat alias needs at least one target")
+        unknown = sorted(
+            f"{name}.{field}"
+            for name, route in self.routes.items()
+            for field in ("small", "large")
+            if getattr(route, field) not in self.chat
+        )
+        if unknown:
+            raise ValueError(f"routes name aliases that are not chat aliases: {', '.join(unknown)}")
         if any(t.kind != "bedrock" for t in self.embeddings.values()):
             raise ValueError("embedding aliases are served by Bedrock targets")
         over = [
@@ -235,6 +253,7 @@ def build_gateway(settings: Settings, client: Callable[[str], Any]) -> Gateway:
         )
         if settings.feedback
         else None,
+        routes={name: Route(**route.model_dump()) for name, route in settings.routes.items()},
         guardrail=guardrail,
         guardrail_client=client("bedrock-runtime") if guardrail else None,
         knowledge_bases=settings.knowledge_bases,

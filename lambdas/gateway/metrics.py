@@ -10,6 +10,8 @@ profile by the stack), and each read by an alarm or a dashboard widget (tests/si
   expressions) and without one series per tenant and target;
 - per unexpected error (a bug of ours, answered with a plain 500): UnhandledErrors, by service only.
   The handler catches it, so Lambda's own Errors metric never counts it;
+- per request to a route (routing.py): RoutedLarge (1 when the large alias answers, 0 for the
+  small one) by alias (the route's name): its average is the share sent to the large alias;
 - per rating (POST /v1/feedback): Satisfaction (the score, 0 to 1) by alias, target, tenant and
   prompt_version (the dashboard's breakdown), and by alias only (its alarm: the average over an hour,
   and its sample count, the number of ratings).
@@ -73,6 +75,12 @@ class EmfMetrics:
         per_alias.add_dimension(name="alias", value=rated.alias)
         per_alias.add_metric(name="Satisfaction", unit=MetricUnit.NoUnit, value=score)
         per_alias.flush_metrics()
+
+    def record_route(self, route: str, *, large: bool) -> None:
+        metrics = _document()
+        metrics.add_dimension(name="alias", value=route)
+        metrics.add_metric(name="RoutedLarge", unit=MetricUnit.Count, value=int(large))
+        metrics.flush_metrics()
 
 
 def record_unhandled_error() -> None:

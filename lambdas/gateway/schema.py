@@ -19,6 +19,9 @@ Role = Literal["system", "user", "assistant", "tool"]
 DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)$", re.DOTALL)
 
 
+PROMPT_VERSION = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
 class _Request(BaseModel):
     # Unknown fields that OpenAI clients send (user, n=1, ...) are ignored, not rejected.
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -210,6 +213,19 @@ class ChatCompletionRequest(_Request):
     # Gateway extensions (pass them with the client's `extra_body`).
     cache: bool = False
     knowledge_base: str | None = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _prompt_version(cls, metadata: dict[str, str] | None) -> dict[str, str] | None:
+        """`prompt_version` becomes a CloudWatch dimension value (ASCII, not blank: CloudWatch API
+        reference, Dimension), so it is held to a label's characters."""
+        version = (metadata or {}).get("prompt_version")
+        if version is not None and not PROMPT_VERSION.fullmatch(version):
+            raise ValueError(
+                f"metadata.prompt_version {version!r}: use 1 to 64 of A-Z a-z 0-9 . _ : - "
+                "(it becomes a metric dimension)"
+            )
+        return metadata
 
     @field_validator("stop")
     @classmethod

@@ -24,6 +24,8 @@ from .providers.base import ChatProvider, EmbeddingProvider
 from .providers.bedrock import unsupported as bedrock_unsupported
 from .retrieval import Retriever, grounding_check, grounding_prompt
 from .router import RetryPolicy, Routed, route
+from .routing import ROUTE_HEADER, Route
+from .routing import estimated_tokens as reserved_tokens
 from .schema import (
     ChatCompletionRequest,
     EmbeddingRequest,
@@ -66,6 +68,8 @@ class MetricsSink(Protocol):
 
     def record_rating(self, rated: Rated, score: float) -> None: ...
 
+    def record_route(self, route: str, *, large: bool) -> None: ...
+
 
 @dataclass(frozen=True)
 class Price:
@@ -94,11 +98,12 @@ class Gateway:
     images: ImageService | None = None  # POST /v1/images/generations (lambdas/gateway/images.py)
     ledger: SpendLedger | None = None  # tenants' monthly allowances (lambdas/gateway/allowance.py)
     feedback: FeedbackStore | None = None  # POST /v1/feedback (lambdas/gateway/feedback.py)
+    routes: Mapping[str, Route] = field(default_factory=dict)  # names that pick an alias (routing.py)
     clock: Callable[[], float] = time.monotonic
 
     # ---------------------------------------------------------------------------------------------
     def list_models(self) -> dict[str, Any]:
-        aliases = sorted({*self.chat_routes, *self.embedding_routes, *self._image_routes})
+        aliases = sorted({*self.chat_routes, *self.embedding_routes, *self._image_routes, *self.routes})
         return {"object": "list", "data": [_model_object(a) for a in aliases]}
 
     def get_model(self, alias: str) -> dict[str, Any]:
@@ -107,6 +112,7 @@ class Gateway:
             alias not in self.chat_routes
             and alias not in self.embedding_routes
             and alias not in self._image_routes
+            and alias not in self.routes
         ):
             raise unknown_model(alias, param=None)
         return _model_object(alias)
@@ -125,7 +131,7 @@ class Gateway:
         """Cache lookup, retrieval, model calls (with retries and fallback), grounding check and cache
         write all run within one deadline: each AWS call checks it and gets only the time left."""
         deadline = self._deadline(deadline)
-        request = parse(ChatCompletionRequest, body)
+        request, routed = self._route(parse(ChatCompletionRequest, body), metrics)
         if request.stream:
             request = request.model_copy(update={"stream": False, "stream_options": None})
         targets = self._targets(request)
@@ -151,7 +157,7 @@ class Gateway:
                     )
                     self._remember(response_id, tenant, request, "cache", deadline)
                     return {**hit, "id": response_id}, _warned(
-                        {"x-genai-target": "cache", "x-genai-cache": "hit"}, admission
+                        {"x-genai-target": "cache", "x-genai-cache": "hit", **routed}, admission
                     )
             response, headers = self._answer(
                 request,
@@ -165,7 +171,7 @@ class Gateway:
                 response_id,
             )
             self._remember(response_id, tenant, request, headers["x-genai-target"], deadline)
-            return response, _warned(headers, admission)
+            return response, _warned({**headers, **routed}, admission)
         finally:
             self._settle(admission, billed[0] if billed else None)
 
@@ -276,7 +282,7 @@ class Gateway:
         it). Answers that must be whole before anything is sent (a cached one, and grounded ones,
         checked against their passages) are produced by `chat` and sent as one chunk."""
         deadline = self._deadline(deadline)
-        request = parse(ChatCompletionRequest, body)
+        request, routed_headers = self._route(parse(ChatCompletionRequest, body), metrics)
         include_usage = bool(request.stream_options and request.stream_options.include_usage)
         streamed = request.model_copy(update={"stream": False, "stream_options": None})
         for name, why, asked in (
@@ -291,10 +297,11 @@ class Gateway:
                     code="unsupported_parameter",
                 )
         if request.knowledge_base is not None or (self.cache is not None and cacheable(streamed)):
+            # Already routed: the body names the chosen alias, so chat() does not route (or count) again.
             response, headers = self.chat(
                 streamed.model_dump(exclude_none=True), tenant=tenant, metrics=metrics, deadline=deadline
             )
-            return sse.whole(response, include_usage=include_usage), headers
+            return sse.whole(response, include_usage=include_usage), {**headers, **routed_headers}
         targets = self._targets(streamed)
         admission = self._admit(tenant, *self._chat_reservation(streamed, targets), deadline)
         started = self.clock()
@@ -311,7 +318,8 @@ class Gateway:
             self._settle(admission, None)
             raise
         headers = _warned(
-            {"x-genai-target": routed.target, "x-genai-fallbacks": str(routed.fallbacks)}, admission
+            {"x-genai-target": routed.target, "x-genai-fallbacks": str(routed.fallbacks), **routed_headers},
+            admission,
         )
 
         def record(answer: sse.Answered) -> None:
@@ -412,6 +420,20 @@ class Gateway:
             {"object": "feedback", "response_id": request.response_id, "score": request.score},
             {"x-genai-target": rated.target},
         )
+
+    def _route(
+        self, request: ChatCompletionRequest, metrics: MetricsSink
+    ) -> tuple[ChatCompletionRequest, dict[str, str]]:
+        """A request to a route, as a request to the alias the route picks (routing.py), with the
+        header that says which and why; any other request as it is."""
+        route = self.routes.get(request.model)
+        if route is None:
+            return request, {}
+        alias, why = route.choose(request)
+        metrics.record_route(request.model, large=alias == route.large)
+        return request.model_copy(update={"model": alias}), {
+            ROUTE_HEADER: f"{request.model} -> {alias}: {why}"
+        }
 
     def _remember(
         self,
@@ -616,17 +638,6 @@ def unsupported_parameters(model: type, body: dict[str, Any]) -> list[str]:
     return sorted(
         key for key, value in body.items() if key not in known and not any(value == n for n in _NEUTRAL)
     )
-
-
-def reserved_tokens(*texts: str) -> int:
-    """Tokens to reserve for `texts`: a token per 4 characters of ASCII (the usual rate of English and
-    code) and one per other character (Chinese, Japanese and Korean text run about one token per
-    character), so a prompt in those scripts is not reserved at a quarter of its cost."""
-    total = 0
-    for text in texts:
-        ascii_chars = sum(1 for c in text if c.isascii())
-        total += -(-ascii_chars // CHARS_PER_TOKEN) + (len(text) - ascii_chars)
-    return total
 
 
 def _warned(headers: dict[str, str], admission: Admission) -> dict[str, str]:

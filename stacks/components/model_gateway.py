@@ -38,6 +38,7 @@ PATHS = (
 )
 IMAGES_ROUTE = ("POST", ("images", "generations"))  # only when the profile has image aliases
 FEEDBACK_ROUTE = ("POST", ("feedback",))  # only with gateway.feedback
+SATISFACTION_MARGIN = 1e-6  # the satisfaction alarm's threshold: just above 0 (ModelGateway._satisfaction)
 STREAMED_ROUTE = ("chat", "completions")  # lambdas/gateway/runtime.py STREAMED_PATHS
 EMF_NAMESPACE = "GenAiStack/Gateway"  # lambdas/gateway/metrics.py
 
@@ -482,6 +483,7 @@ class ModelGateway(Construct):
         aliases_with_fallbacks: Sequence[str] = (),
         feedback: GatewayFeedback | None = None,
         chat_aliases: Sequence[str] = (),
+        routes: Sequence[str] = (),
     ) -> None:
         """Alarms (5xx share, p90 latency, unhandled errors, function errors, fallback share per alias
         with more than one target) and a dashboard section.
@@ -562,6 +564,21 @@ class ModelGateway(Construct):
             )
 
         satisfaction_widgets = self._satisfaction(hub, feedback, chat_aliases) if feedback else []
+        # Routes (lambdas/gateway/routing.py): the share of each route's requests its large alias answers.
+        route_widgets = (
+            [
+                cw.GraphWidget(
+                    title="Routes: share answered by the large alias",
+                    left=[
+                        self.emf_metric("RoutedLarge", statistic="Average", period=period, alias=name)
+                        for name in routes
+                    ],
+                    width=8,
+                )
+            ]
+            if routes
+            else []
+        )
 
         def search(metric: str, statistic: str) -> cw.MathExpression:
             # This profile's gateway only: its service name (two profiles may share the account), an
@@ -605,6 +622,7 @@ class ModelGateway(Construct):
                     width=8,
                 ),
                 *satisfaction_widgets,
+                *route_widgets,
             ],
         )
 
@@ -613,7 +631,9 @@ class ModelGateway(Construct):
     ) -> list[cw.IWidget]:
         """Per chat alias, an alarm on its users' satisfaction falling: the hour's mean score below
         `alarm_below`, counted only in an hour with at least `min_ratings` ratings (the metric's
-        SampleCount). hub.alarm compares with >=, so the alarm watches the shortfall 1 - mean.
+        SampleCount). hub.alarm compares with >=, so the alarm watches the shortfall alarm_below - mean
+        against a threshold just above 0 (a mean equal to alarm_below is not below it); an hour with
+        too few ratings gives -1, which never reaches it.
         No rating, no data: notBreaching (nobody said anything was wrong). And the dashboard's widget:
         the mean score by alias, target, tenant and prompt version (lambdas/gateway/metrics.py)."""
         hour = Duration.hours(1)
@@ -624,12 +644,12 @@ class ModelGateway(Construct):
                 self,
                 f"Satisfaction-{alias}",
                 metric=cw.MathExpression(
-                    expression=f"IF(ratings >= {feedback.min_ratings}, 1 - mean, 0)",
-                    label=f"{alias}: 1 - mean user score",
+                    expression=f"IF(ratings >= {feedback.min_ratings}, {feedback.alarm_below:g} - mean, -1)",
+                    label=f"{alias}: how far the mean user score is below {feedback.alarm_below:g}",
                     using_metrics={"mean": mean, "ratings": ratings},
                     period=hour,
                 ),
-                threshold=round(1 - feedback.alarm_below, 6),
+                threshold=SATISFACTION_MARGIN,
                 description=(
                     f"Gateway alias {alias}: users' mean score below {feedback.alarm_below:g} over an hour "
                     f"with at least {feedback.min_ratings} ratings (POST /v1/feedback; the dashboard breaks "

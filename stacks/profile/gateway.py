@@ -84,6 +84,30 @@ class GatewayTenant(_Strict):
         return self.monthly_usd is not None or self.monthly_tokens is not None
 
 
+class GatewayRoute(_Strict):
+    """A name clients call that picks, per request, between a small (cheap, fast) alias and a large one
+    by what the request measurably needs: the large one when any `large_when` condition holds, else
+    the small one. Each alias keeps its own targets and fallbacks (docs/gateway.md, Routing)."""
+
+    small: Slug = Field(description="The alias that answers by default")
+    large: Slug = Field(description="The alias that answers when a large_when condition holds")
+    prompt_tokens_over: int | None = Field(
+        default=None, ge=1, description="large_when: the prompt's estimated tokens are above this"
+    )
+    tools: bool = Field(default=False, description="large_when: the request offers tools")
+    images: bool = Field(default=False, description="large_when: a message carries an image")
+
+    @model_validator(mode="after")
+    def _some_condition(self) -> GatewayRoute:
+        if self.prompt_tokens_over is None and not self.tools and not self.images:
+            raise ValueError(
+                "names no condition for the large alias: set prompt_tokens_over, tools or images"
+            )
+        if self.small == self.large:
+            raise ValueError(f"small and large are both {self.small!r}: a route needs two aliases")
+        return self
+
+
 class GatewayFeedback(_Strict):
     """POST /v1/feedback: tenants rate their answers (score 0 to 1) by response id; the ratings are the
     Satisfaction metric by alias, target, tenant and prompt version (docs/gateway.md, User feedback)."""
@@ -168,6 +192,10 @@ class Gateway(_Strict):
     cache: GatewayCache = Field(default_factory=GatewayCache)
     feedback: GatewayFeedback | None = Field(
         default=None, description="User feedback on answers (POST /v1/feedback); off by default"
+    )
+    routes: dict[Slug, GatewayRoute] = Field(
+        default_factory=dict,
+        description="Names that pick a small or a large chat alias per request (docs/gateway.md, Routing)",
     )
     deadline_seconds: float = Field(
         default=25,
@@ -278,6 +306,26 @@ class Gateway(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _routes(self) -> Gateway:
+        taken = {*self.aliases, *self.embeddings, *self.images}
+        problems = []
+        for name, route in self.routes.items():
+            if name in taken:
+                problems.append(
+                    located(f"routes.{name}", "is also an alias: a route needs a name of its own")
+                )
+            for field in ("small", "large"):
+                alias = getattr(route, field)
+                if alias not in self.aliases:
+                    known = ", ".join(sorted(self.aliases))
+                    problems.append(
+                        located(f"routes.{name}.{field}", f"{alias!r} is not a chat alias (aliases: {known})")
+                    )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    @model_validator(mode="after")
     def _tenants(self) -> Gateway:
         if self.auth == "api_key" and not self.tenants:
             raise ValueError(
@@ -287,6 +335,14 @@ class Gateway(_Strict):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(located("tenants", f"names {', '.join(duplicates)} more than once"))
+        if self.auth != "api_key" and self.feedback is not None:
+            raise ValueError(
+                located(
+                    "feedback",
+                    "needs auth api_key: with auth iam every caller is the same tenant to the gateway, so "
+                    "it could not check that a rating comes from the tenant that got the answer",
+                )
+            )
         if self.auth != "api_key":
             for index, tenant in enumerate(self.tenants):
                 if tenant.has_allowance:

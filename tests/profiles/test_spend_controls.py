@@ -78,3 +78,29 @@ def test_stop_invocations_is_refused_where_the_budgets_live_in_another_region(tm
     assert (
         "budget.stop_invocations: is not available in us-east-1: the budgets live in a us-west-2" in message
     )
+
+
+def test_a_route_picks_between_two_chat_aliases_by_a_condition(tmp_path):
+    aliases = {"chat": [{"bedrock": "amazon.nova-lite-v1:0"}], "big": [{"bedrock": "amazon.nova-lite-v1:0"}]}
+    tenants = [{"name": "app"}]
+    route = {"small": "chat", "large": "big", "prompt_tokens_over": 2000}
+    profile = load(tmp_path, gateway={"aliases": aliases, "tenants": tenants, "routes": {"assistant": route}})
+    assert profile.gateway.routes["assistant"].large == "big"
+    problems = [
+        error(tmp_path, gateway={"aliases": aliases, "tenants": tenants, "routes": {"rt": changed}})
+        for changed in (
+            {**route, "large": "missing"},
+            {"small": "chat", "large": "big"},
+            {**route, "large": "chat"},
+        )
+    ]
+    assert "gateway.routes.rt.large: 'missing' is not a chat alias (aliases: big, chat)" in problems[0]
+    assert "names no condition for the large alias" in problems[1]
+    assert "small and large are both 'chat'" in problems[2]
+    clash = error(tmp_path, gateway={"aliases": aliases, "tenants": tenants, "routes": {"chat": route}})
+    assert "gateway.routes.chat: is also an alias" in clash
+
+
+def test_feedback_needs_the_tenants_that_api_keys_give(tmp_path):
+    message = error(tmp_path, gateway={**GATEWAY, "auth": "iam", "feedback": {}})
+    assert "gateway.feedback: needs auth api_key" in message

@@ -247,6 +247,8 @@ def exercise_gateway(module: Any, function: Function, deployment: Deployment) ->
                 Usage(alias=alias, target=str(name), latency_ms=1.0), tenant="tenant-a"
             )
 
+    for route in config.get("routes", {}):  # a request to every route (routing.py)
+        module.EmfMetrics().record_route(route, large=True)
     if config.get("feedback"):  # a rating of an answer of every chat alias (POST /v1/feedback)
         from lambdas.gateway.feedback import Answered
 

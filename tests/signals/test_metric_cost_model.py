@@ -43,7 +43,7 @@ def test_a_gateway_series_count_follows_aliases_targets_and_tenants():
     """managed-api: copywriter (2 targets) and drafts (1), each plus `cache`, and the embedder (1):
     3 + 2 + 1 = 6 alias-target pairs; 2 tenants: 12 series of each per-request metric."""
     sets = {
-        (s.metrics == ("Satisfaction",), s.dimensions): s
+        (s.metrics[0] if s.metrics in (("Satisfaction",), ("RoutedLarge",)) else False, s.dimensions): s
         for s in custom_metric_sets(load_profile("managed-api"))
         if s.namespace == "GenAiStack/Gateway"
     }
@@ -52,5 +52,6 @@ def test_a_gateway_series_count_follows_aliases_targets_and_tenants():
     assert sets[(False, ("service",))].series == 1
     # Ratings (gateway.feedback): the 5 chat alias-target pairs x 2 tenants x 2 prompt versions, and the
     # 2 chat aliases (the embedder's answers are not rated).
-    assert sets[(True, ("alias", "prompt_version", "service", "target", "tenant"))].series == 20
-    assert sets[(True, ("alias", "service"))].series == 2
+    assert sets[("Satisfaction", ("alias", "prompt_version", "service", "target", "tenant"))].series == 20
+    assert sets[("Satisfaction", ("alias", "service"))].series == 2
+    assert sets[("RoutedLarge", ("alias", "service"))].series == 1  # the one route, assistant

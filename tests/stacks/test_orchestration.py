@@ -218,11 +218,12 @@ def test_gateway_alarms_and_dashboard_section(resources, synthesized):
     (share,) = [a for k, a in alarms.items() if k.startswith("GatewayFallbackShare")]
     assert share["Threshold"] == 20
     assert share["EvaluationPeriods"] == 3
-    # Below 0.6 mean score with at least 10 ratings in the hour: the shortfall 1 - mean reaches 0.4.
+    # A mean score below 0.6 with at least 10 ratings in the hour: the shortfall 0.6 - mean is above 0.
     (drafts,) = [a for k, a in alarms.items() if k.startswith("GatewaySatisfactiondrafts")]
-    assert drafts["Threshold"] == 0.4
+    assert drafts["Threshold"] == 1e-6
+    assert drafts["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
     (expression,) = [m["Expression"] for m in drafts["Metrics"] if "Expression" in m]
-    assert expression == "IF(ratings >= 10, 1 - mean, 0)"
+    assert expression == "IF(ratings >= 10, 0.6 - mean, -1)"
     assert drafts["TreatMissingData"] == "notBreaching"
     (dashboard,) = synthesized.resources(PROFILE, "Observability", "AWS::CloudWatch::Dashboard").values()
     body = json.dumps(dashboard["Properties"]["DashboardBody"])

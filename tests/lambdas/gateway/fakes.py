@@ -59,12 +59,16 @@ class FixedEmbeddings:
 class RecordingMetrics:
     records: list[tuple[Usage, str]] = field(default_factory=list)
     ratings: list[tuple[object, float]] = field(default_factory=list)
+    routes: list[tuple[str, bool]] = field(default_factory=list)
 
     def record(self, usage: Usage, *, tenant: str) -> None:
         self.records.append((usage, tenant))
 
     def record_rating(self, rated, score: float) -> None:
         self.ratings.append((rated, score))
+
+    def record_route(self, route: str, *, large: bool) -> None:
+        self.routes.append((route, large))
 
 
 @dataclass

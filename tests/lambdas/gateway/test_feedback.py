@@ -183,3 +183,12 @@ def test_the_openai_sdk_rates_an_answer_through_the_served_handler(dynamodb, fee
         assert again.value.body["code"] == "already_rated"
     finally:
         server.shutdown()
+
+
+def test_a_prompt_version_that_cannot_be_a_metric_dimension_is_refused(dynamodb, feedback_table):
+    gw = gateway(dynamodb, feedback_table)
+    for version in ("春季-v3", "   ", "x" * 65):
+        with pytest.raises(GatewayError) as refused:
+            ask(gw, metadata={"prompt_version": version})
+        assert (refused.value.status, refused.value.param) == (400, "metadata")
+    assert ask(gw, metadata={"prompt_version": "spring_v3:2026-12"})["id"].startswith("chatcmpl-")
