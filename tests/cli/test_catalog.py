@@ -280,13 +280,18 @@ def test_check_fails_when_aws_answers_nothing(monkeypatch, tmp_path):
     for name in (*cat.WRITTEN, cat.REGIONS):
         (tmp_path / name).write_text((DATA_DIR / name).read_text())
 
+    denied: dict[str, object] = {}
+
     class Denied:
         def client(self, service, region_name):
-            client = offline_client(service, region_name)
-            client.meta.events.register(
-                "before-call.*.*", lambda **_: (_ for _ in ()).throw(NoCredentialsError())
-            )
-            return client
+            # One client a service, whatever the region: every call fails the same way (and building
+            # a client per region would only make the test slow).
+            if service not in denied:
+                denied[service] = client = offline_client(service)
+                client.meta.events.register(
+                    "before-call.*.*", lambda **_: (_ for _ in ()).throw(NoCredentialsError())
+                )
+            return denied[service]
 
     monkeypatch.setattr(boto3, "Session", Denied)
     result = CliRunner().invoke(app, ["catalog", "refresh", "--check", "--data-dir", str(tmp_path)])
