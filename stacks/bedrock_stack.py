@@ -3,7 +3,8 @@ logging, application inference profiles, prompts and model monitoring. It only w
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Literal
 
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_iam as iam
@@ -29,7 +30,7 @@ from genai_stack.components.model_monitoring import ModelMonitoring, MonitoredPr
 from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.components.prompt_template import PromptTemplate
 from genai_stack.components.vector_store import VectorStorage
-from genai_stack.config import Bedrock, Gateway
+from genai_stack.config import PROFILE_TAG, Bedrock, Gateway
 from genai_stack.service_roles import knowledge_base_role
 
 
@@ -48,6 +49,7 @@ class BedrockStack(Stack):
         hub: MonitoringHub,
         gateway: Gateway | None = None,
         cost_tags: Mapping[str, str] | None = None,
+        custom_serving: Sequence[Literal["on_demand", "provisioned"]] = (),
         **kwargs,
     ) -> None:
         """`gateway`: the profile's model gateway; each of its Bedrock targets gets an application
@@ -138,6 +140,10 @@ class BedrockStack(Stack):
             guardrail=guardrail,
             guardrail_profile_arns=guardrail_profile_arns,
             enforce_guardrail=bool(settings.guardrail and settings.guardrail.mandatory),
+            # The gateway's custom-model targets (training.customizations served on_demand or
+            # provisioned): their pipelines tag the serving resources with the profile's tag.
+            custom_serving=custom_serving,
+            owner_tag=(PROFILE_TAG, profile_name),
         )
         self.model_access_policy = access.policy
         self.guardrail = guardrail

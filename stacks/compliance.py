@@ -398,6 +398,18 @@ def enable_checks(scope: IConstruct) -> None:
     Validations.of(scope).add_plugins(AwsSolutionsChecks(scope))
 
 
+CUSTOM_MODEL_SERVING = Acknowledgement(
+    finding="AwsSolutions-IAM5",
+    reason=(
+        "A customization pipeline creates its on-demand deployment or Provisioned Throughput when it "
+        "first runs, so the resource id in the ARN does not exist at synthesis; the statement is held to "
+        "the resources carrying the profile's genai-stack:profile tag, which the pipeline puts on them "
+        "(aws:ResourceTag is a condition key of InvokeModel, GetCustomModelDeployment and "
+        "GetProvisionedModelThroughput on those resource types)."
+    ),
+)
+
+
 def acknowledge(scope: IConstruct, *acknowledgements: Acknowledgement | PendingAcknowledgement) -> None:
     for pending in acknowledgements:
         if isinstance(pending, PendingAcknowledgement):

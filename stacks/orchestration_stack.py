@@ -30,6 +30,7 @@ def target_config(
     hosting: HostingStack | None,
     endpoints: Mapping[str, str] | None = None,
     profile: ApplicationProfileRef | None = None,
+    custom_models: Mapping[str, tuple[str, str]] | None = None,
 ) -> dict:
     """`endpoints`: the profile's inference endpoints, short name -> SageMaker endpoint name; a
     SageMaker target naming one of them calls it, any other name is an endpoint outside the profile.
@@ -49,6 +50,9 @@ def target_config(
             )
         invoke = {"invoke": profile.arn} if profile is not None else {}
         return {"kind": "bedrock", "model": profile.source if profile else target.bedrock, **invoke, **limits}
+    if target.custom_model:
+        serving, resource_name = (custom_models or {})[target.custom_model]
+        return {"kind": "bedrock_custom", "resource_name": resource_name, "serving": serving, **limits}
     if target.sagemaker:
         endpoint = (endpoints or {}).get(target.sagemaker, target.sagemaker)
         return {"kind": "sagemaker", "endpoint": endpoint, **limits}
@@ -67,6 +71,7 @@ def gateway_config(
     image_store: Mapping[str, str] | None = None,
     spend_table: dynamodb.ITable | None = None,
     feedback_table: dynamodb.ITable | None = None,
+    custom_models: Mapping[str, tuple[str, str]] | None = None,
 ) -> dict:
     """The GATEWAY_CONFIG document (lambdas/gateway/config.py validates it at cold start).
     `image_store`: bucket and key_id for the images of url responses (when there are image aliases)."""
@@ -79,7 +84,7 @@ def gateway_config(
         return profiles[("chat", alias, named)] if named else None
 
     chat = {
-        alias: [target_config(t, hosting, endpoints, through(alias, t)) for t in targets]
+        alias: [target_config(t, hosting, endpoints, through(alias, t), custom_models) for t in targets]
         for alias, targets in settings.aliases.items()
     }
     used = {t["model"] for targets in chat.values() for t in targets if t["kind"] == "bedrock"}
@@ -175,6 +180,8 @@ class OrchestrationStack(Stack):
         key_table: dynamodb.ITable | None = None,
         spend_table: dynamodb.ITable | None = None,
         feedback_table: dynamodb.ITable | None = None,
+        custom_models: Mapping[str, tuple[str, str]] | None = None,
+        profile_name: str | None = None,
         hosting: HostingStack | None = None,
         endpoints: Mapping[str, str] | None = None,
         data_bucket: s3.IBucket | None = None,
@@ -208,6 +215,7 @@ class OrchestrationStack(Stack):
                 else None,
                 spend_table,
                 feedback_table,
+                custom_models,
             ),
             access_policy=bedrock.model_access_policy,
             encryption_key=encryption_key,
@@ -219,6 +227,15 @@ class OrchestrationStack(Stack):
             key_table=key_table,
             spend_table=spend_table,
             feedback_table=feedback_table,
+            custom_serving=sorted(
+                {
+                    (custom_models or {})[t.custom_model][0]
+                    for targets in settings.aliases.values()
+                    for t in targets
+                    if t.custom_model
+                }
+            ),
+            profile_name=profile_name,
             knowledge_base_arns=[bedrock.knowledge_bases[name].arn for name in settings.knowledge_bases],
             sagemaker_endpoints=sorted(
                 {

@@ -162,6 +162,7 @@ class ProfileStacks(Construct):
                 hub=self.hub,
                 gateway=profile.gateway,
                 cost_tags={profile.cost_allocation.tag_key: profile.cost_allocation.tag_value},
+                custom_serving=custom_serving(profile),
             )
 
         self.hosting: HostingStack | None = None
@@ -237,6 +238,8 @@ class ProfileStacks(Construct):
                 key_table=self.foundation.key_table,
                 spend_table=self.foundation.spend_table,
                 feedback_table=self.foundation.feedback_table,
+                custom_models=self.training.custom_models if self.training else None,
+                profile_name=profile.name,
                 encryption_key=self.foundation.key,
                 log_retention_days=profile.foundation.log_retention_days,
                 hub=self.hub,
@@ -305,6 +308,21 @@ class ProfileStacks(Construct):
             self.cost,
         )
         return tuple(s for s in parts if s is not None)
+
+
+def custom_serving(profile: Profile) -> list[str]:
+    """How the gateway's custom-model targets are served (on_demand, provisioned), for model access."""
+    if profile.gateway is None or profile.training is None:
+        return []
+    serving = {c.name: c.serving for c in profile.training.customizations}
+    return sorted(
+        {
+            serving[t.custom_model]
+            for targets in profile.gateway.aliases.values()
+            for t in targets
+            if t.custom_model
+        }
+    )
 
 
 def refuse_missing_types(profile: Profile, stacks: tuple[Stack, ...]) -> None:

@@ -83,6 +83,9 @@ class TrainingStack(Stack):
                 log_retention_days=log_retention_days,
                 tags={**cost_tags, PROFILE_TAG: profile_name},
             ).monitor(hub)
+        # What each served customization answers as, for the gateway: name -> (serving, the name of
+        # the deployment or Provisioned Throughput its pipeline keeps pointed at the newest model).
+        self.custom_models: dict[str, tuple[str, str]] = {}
         for job in settings.customizations:
             customization = BedrockCustomization(
                 self,
@@ -106,6 +109,10 @@ class TrainingStack(Stack):
                 tags={**cost_tags, PROFILE_TAG: profile_name},
             )
             customization.monitor(hub)
+            if job.serving == "on_demand":
+                self.custom_models[job.name] = ("on_demand", customization.deployment_name)
+            elif job.serving == "provisioned":
+                self.custom_models[job.name] = ("provisioned", customization.provisioned_model_name)
             CfnOutput(self, f"StateMachine-{job.name}", value=customization.state_machine.state_machine_arn)
 
 

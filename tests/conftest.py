@@ -114,3 +114,14 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when == "call" and report.nodeid.startswith("tests/lambdas/"):
         RECORDING.lambda_tests_run += 1
+
+
+@pytest.fixture
+def stubs():
+    """Stubbed clients per (service, region) (tests/support/stubs.py Stubs); the test fails if a queued
+    answer was never asked for."""
+    from tests.support.stubs import Stubs
+
+    found = Stubs()
+    yield found
+    found.verify()

@@ -21,7 +21,7 @@ from .images import (
     ImageStore,
     ImageTarget,
 )
-from .providers.bedrock import BedrockChat, BedrockEmbeddings
+from .providers.bedrock import BedrockChat, BedrockEmbeddings, CustomModelChat
 from .providers.http_pool import PrivateCaTrust, shared_pool
 from .providers.openai_format import OpenAIHttpChat, SageMakerChat
 from .retrieval import Retriever
@@ -36,7 +36,7 @@ class _Strict(BaseModel):
 
 
 class Target(_Strict):
-    kind: Literal["bedrock", "sagemaker", "openai_http"]
+    kind: Literal["bedrock", "bedrock_custom", "sagemaker", "openai_http"]
     model: str | None = None  # bedrock: model / inference profile id or ARN; openai_http: model name
     # bedrock: the application inference profile ARN the call names as modelId, so the spend carries
     # the profile's cost-allocation tag; `model` (what it copies) still names the target in metrics,
@@ -51,10 +51,19 @@ class Target(_Strict):
     # (lambdas/gateway/shaping.py); without it, the gateway's max_output_tokens.
     max_tokens: int | None = Field(default=None, ge=1)
     system_prompt: SystemPrompt = "keep"  # merge: into the first user turn (templates without system)
+    # bedrock_custom: the training approach's serving resource of a customization, by the name its
+    # pipeline gives it (providers/bedrock.py CustomModelChat looks the ARN up).
+    resource_name: str | None = None
+    serving: Literal["on_demand", "provisioned"] | None = None
 
     @model_validator(mode="after")
     def _fields_for_kind(self) -> Target:
-        needed = {"bedrock": ["model"], "sagemaker": ["endpoint"], "openai_http": ["url", "model"]}[self.kind]
+        needed = {
+            "bedrock": ["model"],
+            "bedrock_custom": ["resource_name", "serving"],
+            "sagemaker": ["endpoint"],
+            "openai_http": ["url", "model"],
+        }[self.kind]
         missing = [name for name in needed if not getattr(self, name)]
         if missing:
             raise ValueError(f"a {self.kind} target needs {', '.join(missing)}")
@@ -188,6 +197,17 @@ def build_gateway(settings: Settings, client: Callable[[str], Any]) -> Gateway:
         )
 
     def chat_target(target: Target):
+        if target.kind == "bedrock_custom":
+            return shaped(
+                target,
+                CustomModelChat(
+                    client("bedrock-runtime"),
+                    client("bedrock"),
+                    resource_name=target.resource_name,
+                    serving=target.serving,
+                    guardrail=guardrail,
+                ),
+            )
         if target.kind == "bedrock":
             return shaped(
                 target,

@@ -35,12 +35,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from genai_stack import compliance
 from genai_stack.catalog import BedrockCatalog
+from genai_stack.compliance import nag_resource
 
 INVOKE_ACTIONS = ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
 
@@ -113,7 +116,15 @@ class ModelAccess(Construct):
         guardrail: GuardrailRef | None = None,
         guardrail_profile_arns: Sequence[str] = (),
         enforce_guardrail: bool = False,
+        custom_serving: Sequence[Literal["on_demand", "provisioned"]] = (),
+        owner_tag: tuple[str, str] | None = None,
     ) -> None:
+        """`custom_serving`: the kinds of custom-model serving the training approach makes callable
+        (its customization pipelines' on-demand deployments, Provisioned Throughput), invoked by ARN
+        (custom-model-deployment/* or provisioned-model/*: the ids are made when a pipeline runs) and
+        held to the resources carrying `owner_tag` (the profile's tag, which the pipelines put on them:
+        aws:ResourceTag is a condition key of InvokeModel on both resource types, Service Authorization
+        Reference, Amazon Bedrock)."""
         super().__init__(scope, construct_id)
         if enforce_guardrail and guardrail is None:
             raise ValueError("enforce_guardrail needs a guardrail")
@@ -179,6 +190,21 @@ class ModelAccess(Construct):
                     else "InvokeApplicationInferenceProfiles"
                 )
                 allow(sid, apps, embeddings=embeddings)
+
+        if custom_serving:
+            if owner_tag is None:
+                raise ValueError("custom_serving needs owner_tag: the serving resources have no fixed ARN")
+            kinds = {"on_demand": "custom-model-deployment", "provisioned": "provisioned-model"}
+            custom_arns = [
+                f"arn:aws:bedrock:{region}:{stack.account}:{kinds[kind]}/*"
+                for kind in sorted(set(custom_serving))
+            ]
+            allow(
+                "InvokeTheProfilesCustomModels",
+                custom_arns,
+                {"StringEquals": {f"aws:ResourceTag/{owner_tag[0]}": owner_tag[1]}},
+            )
+            self.custom_arns = custom_arns
 
         for index, profile_id in enumerate(sorted(set(inference_profiles))):
             profile = catalog.inference_profiles[profile_id]
@@ -247,6 +273,11 @@ class ModelAccess(Construct):
             + (" only with its guardrail" if enforce_guardrail else ""),
             statements=statements,
         )
+        if custom_serving:
+            compliance.acknowledge(
+                self.policy,
+                *(compliance.CUSTOM_MODEL_SERVING.on(nag_resource(self, arn)) for arn in self.custom_arns),
+            )
 
 
 def _merge(left: dict, right: dict) -> dict:

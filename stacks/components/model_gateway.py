@@ -25,7 +25,7 @@ from genai_stack.components.gateway_protection import (
 )
 from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.components.python_function import PythonFunction, encrypted_log_group, profile_scoped
-from genai_stack.config import GatewayFeedback, gateway_function_timeout_seconds
+from genai_stack.config import PROFILE_TAG, GatewayFeedback, gateway_function_timeout_seconds
 from genai_stack.lambdas.gateway.errors import GATEWAY_RESPONSES
 from genai_stack.lambdas.gateway.images import IMAGE_PREFIX
 from genai_stack.lambdas.gateway_authorizer.keys import AUTHORIZER_CACHE_SECONDS, TOKEN_PATTERN
@@ -125,6 +125,8 @@ class ModelGateway(Construct):
         cache_table: dynamodb.ITable | None = None,
         spend_table: dynamodb.ITable | None = None,
         feedback_table: dynamodb.ITable | None = None,
+        custom_serving: Sequence[str] = (),
+        profile_name: str | None = None,
         key_table: dynamodb.ITable | None = None,
         knowledge_base_arns: Sequence[str] = (),
         sagemaker_endpoints: Sequence[str] = (),
@@ -175,6 +177,32 @@ class ModelGateway(Construct):
                     resources=[encryption_key.key_arn],
                 )
             )
+        if custom_serving:
+            if not profile_name:
+                raise ValueError(
+                    "custom_serving needs profile_name: the lookups are held to the profile's tag"
+                )
+            # Custom-model targets look their serving resource's ARN up by name (providers/bedrock.py
+            # CustomModelChat): only the resources with this profile's tag, which the customization
+            # pipelines put on them (aws:ResourceTag is a condition key of both reads: Service
+            # Authorization Reference, Amazon Bedrock). Invoking them is in the model-access policy.
+            kinds = {
+                "on_demand": ("bedrock:GetCustomModelDeployment", "custom-model-deployment"),
+                "provisioned": ("bedrock:GetProvisionedModelThroughput", "provisioned-model"),
+            }
+            for kind in custom_serving:
+                action, resource = kinds[kind]
+                arn = stack.format_arn(service="bedrock", resource=resource, resource_name="*")
+                role.add_to_policy(
+                    iam.PolicyStatement(
+                        actions=[action],
+                        resources=[arn],
+                        conditions={"StringEquals": {f"aws:ResourceTag/{PROFILE_TAG}": profile_name}},
+                    )
+                )
+                compliance.acknowledge(
+                    role, compliance.CUSTOM_MODEL_SERVING.on(compliance.nag_resource(self, arn))
+                )
         if knowledge_base_arns:
             role.add_to_policy(
                 iam.PolicyStatement(

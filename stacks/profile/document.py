@@ -234,9 +234,13 @@ class Profile(_Strict):
         if gateway is None:
             return gateway
         given = (info.context or {}).get("given", set())
-        if any(section in given and section not in info.data for section in ("bedrock", "hosting")):
+        if any(
+            section in given and section not in info.data for section in ("bedrock", "hosting", "training")
+        ):
             return gateway  # the section's own errors are reported; checked against it once it is valid
-        problems = gateway_problems(gateway, info.data.get("bedrock"), info.data.get("hosting"))
+        problems = gateway_problems(
+            gateway, info.data.get("bedrock"), info.data.get("hosting"), info.data.get("training")
+        )
         if problems:
             raise ValueError("\n".join(problems))
         return gateway

@@ -17,6 +17,7 @@ from genai_stack.catalog import (
 from genai_stack.profile.bedrock import Bedrock
 from genai_stack.profile.common import Slug, VpcEndpointId, _Strict, located
 from genai_stack.profile.hosting import Hosting, Network
+from genai_stack.profile.training import Training
 
 # --------------------------------------------------------------------------------------------------
 # Lambda orchestration: the model gateway
@@ -36,6 +37,11 @@ class GatewayTarget(_Strict):
     )
     sagemaker: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
     self_hosted: str | None = None
+    custom_model: str | None = Field(
+        default=None,
+        description="A name of training.customizations whose serving is on_demand or provisioned: the "
+        "model its pipeline trained last (docs/gateway.md, Custom models)",
+    )
     max_tokens: int | None = Field(
         default=None,
         ge=1,
@@ -50,11 +56,12 @@ class GatewayTarget(_Strict):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> GatewayTarget:
-        kinds = ("bedrock", "application_inference_profile", "sagemaker", "self_hosted")
+        kinds = ("bedrock", "application_inference_profile", "sagemaker", "self_hosted", "custom_model")
         chosen = [name for name in kinds if getattr(self, name)]
         if len(chosen) != 1:
             raise ValueError(
-                "names exactly one of bedrock, application_inference_profile, sagemaker or self_hosted"
+                "names exactly one of bedrock, application_inference_profile, sagemaker, self_hosted or "
+                "custom_model"
             )
         return self
 
@@ -411,16 +418,32 @@ class Gateway(_Strict):
         return self
 
 
-def gateway_problems(gateway: Gateway, bedrock: Bedrock | None, hosting: Hosting | None = None) -> list[str]:
-    """Every Bedrock model a gateway alias uses must be allowed by the profile's bedrock section."""
+def gateway_problems(
+    gateway: Gateway,
+    bedrock: Bedrock | None,
+    hosting: Hosting | None = None,
+    training: Training | None = None,
+) -> list[str]:
+    """Every Bedrock model a gateway alias uses must be allowed by the profile's bedrock section, and
+    every custom model must be a customization the training section serves."""
     allowed = set(bedrock.models) | set(bedrock.inference_profiles) if bedrock else set()
     catalog = bedrock_catalog()
     problems = []
     if bedrock is None:
         return ["needs the bedrock section: the gateway's model access and guardrail come from it"]
     hosts = {h.name for h in hosting.hosts} if hosting else set()
+    served = {c.name for c in training.customizations if c.serving != "none"} if training else set()
     for alias, targets in gateway.aliases.items():
         for index, target in enumerate(targets):
+            if target.custom_model and target.custom_model not in served:
+                known = ", ".join(sorted(served)) or "none: add a training customization with serving"
+                problems.append(
+                    located(
+                        f"aliases.{alias}[{index}].custom_model",
+                        f"{target.custom_model!r} is not a customization of the training section served "
+                        f"on_demand or provisioned (served: {known})",
+                    )
+                )
             if target.self_hosted and target.self_hosted not in hosts:
                 known = ", ".join(sorted(hosts)) or "none: add a hosting section"
                 problems.append(

@@ -73,8 +73,11 @@ class Deployment:
         account: str,
         region: str,
         guardrail_enforced: bool = True,
+        cost_tag: tuple[str, str] | None = None,
     ) -> None:
         self.profile = profile
+        # The profile's cost-allocation tag (key, value); None: read from the built-in profile.
+        self.cost_tag = cost_tag
         # The profile's bedrock.guardrail.mandatory: whether IAM must refuse a generation call without
         # the guardrail (rows deny it) or only the code passes it (rows/gateway.py).
         self.guardrail_enforced = guardrail_enforced

@@ -64,8 +64,8 @@ def test_a_target_names_exactly_one_backend(tmp_path):
         {"aliases": {"chat": [{"bedrock": "amazon.nova-lite-v1:0", "sagemaker": "x"}]}, "tenants": TENANTS},
     )
     assert (
-        "gateway.aliases.chat[0]: names exactly one of bedrock, application_inference_profile, sagemaker or "
-        "self_hosted" in message
+        "gateway.aliases.chat[0]: names exactly one of bedrock, application_inference_profile, sagemaker, "
+        "self_hosted or custom_model" in message
     )
 
 
@@ -164,7 +164,7 @@ def test_the_self_hosted_mistral_target_merges_the_system_prompt_and_every_model
     "Tokenization": https://docs.mistral.ai/cookbook/concept-deep-dive-tokenization-templates)."""
     for name in ("self-hosted", "custom-model"):
         gateway = load_profile(name).gateway
-        servers = [t for ts in gateway.aliases.values() for t in ts if not t.bedrock]
+        servers = [t for ts in gateway.aliases.values() for t in ts if t.sagemaker or t.self_hosted]
         assert servers
         assert all(t.max_tokens and t.max_tokens <= gateway.max_output_tokens for t in servers)
     targets = load_profile("self-hosted").gateway.aliases["mistral"]

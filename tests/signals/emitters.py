@@ -242,7 +242,12 @@ def exercise_gateway(module: Any, function: Function, deployment: Deployment) ->
     routes = {**config.get("chat", {}), **{alias: [t] for alias, t in config.get("embeddings", {}).items()}}
     for alias, targets in routes.items():  # every alias and every target that may answer it
         for target in targets:
-            name = target.get("model") or target.get("endpoint") or target.get("host")
+            name = (
+                target.get("model")
+                or target.get("endpoint")
+                or target.get("host")
+                or target.get("resource_name")
+            )
             module.EmfMetrics().record(
                 Usage(alias=alias, target=str(name), latency_ms=1.0), tenant="tenant-a"
             )

@@ -1,4 +1,5 @@
-"""A profile with a gateway image alias, synthesized once per test session.
+"""A profile with a gateway image alias (and a custom model on Provisioned Throughput), synthesized once
+per test session.
 
 No built-in profile has one (docs/gateway.md, Images: the only current image model of the catalog,
 Stable Diffusion 3.5 Large, is offered in us-west-2 only, and managed-api's mandatory guardrail cannot
@@ -36,8 +37,23 @@ def image_profile_data() -> dict:
     data["bedrock"]["guardrail"]["content_filters"] = [
         {"type": kind, "modalities": ["TEXT", "IMAGE"]} for kind in ("SEXUAL", "VIOLENCE", "HATE")
     ] + [{"type": "PROMPT_ATTACK", "output_strength": "NONE"}]
+    # And a custom model served by Provisioned Throughput, which no built-in profile has (its hourly
+    # cost): the gateway's lookup and call of one (tests/access/rows/gateway.py custom_model_rows).
+    data["training"] = {
+        "customizations": [
+            {
+                "name": "tuned",
+                "base_model": "meta.llama3-1-8b-instruct-v1:0:128k",
+                "data_prefix": "customization/tuned/",
+                "serving": "provisioned",
+            }
+        ]
+    }
     data["gateway"] = {
-        "aliases": {"assistant": [{"bedrock": "amazon.nova-lite-v1:0"}]},
+        "aliases": {
+            "assistant": [{"bedrock": "amazon.nova-lite-v1:0"}],
+            "tuned": [{"custom_model": "tuned"}, {"bedrock": "amazon.nova-lite-v1:0"}],
+        },
         "images": {"painter": IMAGE_MODEL},
         "tenants": [{"name": "studio"}],
         "cache": {"enabled": False},
@@ -68,4 +84,5 @@ def image_profile_deployment():
         account=ACCOUNT,
         region=synthesis.profile.region,
         guardrail_enforced=bool(guardrail and guardrail.mandatory),
+        cost_tag=(synthesis.profile.cost_allocation.tag_key, synthesis.profile.cost_allocation.tag_value),
     )

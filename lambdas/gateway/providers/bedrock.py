@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -463,3 +464,94 @@ class BedrockEmbeddings:
             vectors.append(payload["embedding"])
             tokens += payload.get("inputTextTokenCount", 0)
         return EmbeddingResult(vectors=vectors, input_tokens=tokens)
+
+
+# The statuses a serving resource answers in (Bedrock API reference: GetCustomModelDeployment status
+# Creating | Active | Failed; GetProvisionedModelThroughput status Creating | InService | Updating |
+# Failed). "While a Provisioned Throughput is updating, you can run inference using the Provisioned
+# Throughput without disrupting the on-going traffic" (Bedrock user guide, "Modify a Provisioned
+# Throughput"): each pipeline run updates it to the new model.
+CUSTOM_MODEL_READY = {"on_demand": {"Active"}, "provisioned": {"InService", "Updating"}}
+
+
+class CustomModelChat(BedrockChat):
+    """A custom model the training approach serves: its on-demand deployment or its Provisioned
+    Throughput, called with Converse by ARN ("Use a deployment for on-demand inference", Bedrock user
+    guide: the deployment's ARN is the modelId; a Provisioned Throughput's ARN likewise). The ARNs are
+    made when the customization pipeline first runs, so the target knows the resource by the name the
+    pipeline gives it and looks the ARN up (GetCustomModelDeployment / GetProvisionedModelThroughput)
+    on first use, again after RESOLVED_SECONDS. A resource that does not exist yet or is not ready
+    (Creating, Updating, Failed) is a retryable failure: the alias falls back to its next target."""
+
+    RESOLVED_SECONDS = 300.0
+    LOOKUP_SECONDS = 2.0
+
+    def __init__(
+        self,
+        runtime_client: Any,
+        control_client: Any,
+        *,
+        resource_name: str,
+        serving: str,
+        guardrail: tuple[str, str] | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(runtime_client, model_id=f"custom/{resource_name}", guardrail=guardrail)
+        self.control = as_timed(control_client)
+        self.resource_name = resource_name
+        self.serving = serving
+        self.clock = clock
+        self._resolved_until = 0.0
+
+    def _resolve(self, deadline: Deadline) -> None:
+        if self.clock() < self._resolved_until:
+            return
+        client = self.control.within(deadline, f"{self.name} lookup", cap=self.LOOKUP_SECONDS)
+        try:
+            if self.serving == "on_demand":
+                found = client.get_custom_model_deployment(customModelDeploymentIdentifier=self.resource_name)
+                arn = found["customModelDeploymentArn"]
+            else:
+                found = client.get_provisioned_model_throughput(provisionedModelId=self.resource_name)
+                arn = found["provisionedModelArn"]
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                raise ProviderError(
+                    f"{self.name}: not deployed yet (the customization pipeline creates it on its first run)",
+                    retryable=True,
+                ) from None
+            raise provider_error(self.name, error) from None
+        except BotoCoreError as error:
+            raise provider_error(self.name, error) from None
+        if found["status"] not in CUSTOM_MODEL_READY[self.serving]:
+            raise ProviderError(f"{self.name}: {found['status']}, not ready to answer", retryable=True)
+        self.invoke_id = arn
+        self._resolved_until = self.clock() + self.RESOLVED_SECONDS
+
+    def chat(self, request: ChatCompletionRequest, *, deadline: Deadline) -> ChatResult:
+        self._resolve(deadline)
+        try:
+            return super().chat(request, deadline=deadline)
+        except ProviderError as error:
+            raise self._stale(error) from None
+
+    def stream(self, request: ChatCompletionRequest, *, deadline: Deadline) -> Iterator[Delta]:
+        """Not a generator itself: the lookup runs (and fails) at the call, before any byte is sent."""
+        self._resolve(deadline)
+        return self._watched(super().stream(request, deadline=deadline))
+
+    def _watched(self, deltas: Iterator[Delta]) -> Iterator[Delta]:
+        try:
+            yield from deltas
+        except ProviderError as error:
+            raise self._stale(error) from None
+
+    def _stale(self, error: ProviderError) -> ProviderError:
+        """A refused call forgets the ARN (the pipeline may have made the resource anew, under the same
+        name and a new ARN), so the next request looks it up again. A refusal of ours (AccessDenied,
+        ResourceNotFound: no message for the caller) is made retryable, so the alias falls back
+        instead of answering 502; the model's own refusal of the request (a 400) stays as it is."""
+        self._resolved_until = 0.0
+        if error.retryable or error.client_message is not None:
+            return error
+        return ProviderError(f"{error} (the custom model's ARN is looked up again)", retryable=True)

@@ -45,8 +45,12 @@ def customization_tags(deployment: Deployment) -> dict[str, str]:
     (which 0.1 put there too) and the profile's own (stacks/training_stack.py)."""
     from genai_stack.config import PROFILE_TAG, load_profile
 
-    allocation = load_profile(deployment.profile).cost_allocation
-    return {allocation.tag_key: allocation.tag_value, PROFILE_TAG: deployment.profile}
+    if deployment.cost_tag is not None:
+        key, value = deployment.cost_tag
+    else:
+        allocation = load_profile(deployment.profile).cost_allocation
+        key, value = allocation.tag_key, allocation.tag_value
+    return {key: value, PROFILE_TAG: deployment.profile}
 
 
 @dataclass(frozen=True)

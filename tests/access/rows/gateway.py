@@ -22,6 +22,10 @@ Calls (file: line of the call):
 - dynamodb GetItem / PutItem (feedback.py FeedbackStore) on the feedback table, with gateway.feedback:
   the answer's record and its rating.
 - bedrock-agent-runtime Retrieve (retrieval.py Retriever.retrieve): bedrock:Retrieve on the knowledge base.
+- bedrock GetCustomModelDeployment / GetProvisionedModelThroughput (providers/bedrock.py
+  CustomModelChat._resolve) on custom-model-deployment/${ResourceId} / provisioned-model/${ResourceId},
+  then Converse / ConverseStream (bedrock:InvokeModel / InvokeModelWithResponseStream) on that ARN:
+  only resources carrying the profile's tag, which the customization pipeline puts on them.
 - bedrock-runtime InvokeModel (images.py BedrockImages.generate): bedrock:InvokeModel on the image
   model's foundation-model ARN, without a guardrail (image models are exempt from the
   GuardrailIdentifier condition: stacks/components/model_access.py says why); ApplyGuardrail on the
@@ -37,9 +41,10 @@ Calls (file: line of the call):
 
 from __future__ import annotations
 
+from genai_stack.config import PROFILE_TAG
 from lambdas.gateway.config import Settings
 from tests.access.deployment import Deployment, Function
-from tests.access.rows import Call
+from tests.access.rows import Call, resource_tag_context
 from tests.access.rows.bedrock_arns import (
     CONVERSE_WHY,
     apply_guardrail_rows,
@@ -63,6 +68,8 @@ APIS = frozenset(
         "dynamodb.PutItem",
         "dynamodb.UpdateItem",
         "bedrock-agent-runtime.Retrieve",
+        "bedrock.GetCustomModelDeployment",
+        "bedrock.GetProvisionedModelThroughput",
         "s3.PutObject",
         "acm-pca.GetCertificateAuthorityCertificate",
     }
@@ -207,6 +214,7 @@ def rows(function: Function, deployment: Deployment) -> list[Call]:
         result += apply_guardrail_rows(deployment, rail, api="bedrock-runtime.ApplyGuardrail")
 
     result += table_rows(settings, deployment)
+    result += custom_model_rows(settings, deployment, with_rail)
 
     result += image_rows(settings, deployment, rail)
 
@@ -337,4 +345,67 @@ def table_rows(settings: Settings, deployment: Deployment) -> list[Call]:
                 expect="deny",
             )
         )
+    return result
+
+
+def custom_model_rows(settings: Settings, deployment: Deployment, with_rail: dict[str, str]) -> list[Call]:
+    """Custom-model targets: the lookup and the call, on a serving resource with the profile's tags
+    (customization_tags: what the pipelines put on them), and neither on one without."""
+    kinds = {
+        "on_demand": ("bedrock:GetCustomModelDeployment", "custom-model-deployment"),
+        "provisioned": ("bedrock:GetProvisionedModelThroughput", "provisioned-model"),
+    }
+    served = sorted(
+        {t.serving for targets in settings.chat.values() for t in targets if t.kind == "bedrock_custom"}
+    )
+    if not served:
+        return []
+    # The profile's own tag, one of those the pipeline puts on what it creates (customization_tags),
+    # is what the statements are held to.
+    tagged = resource_tag_context({PROFILE_TAG: deployment.profile})
+    result = []
+    for serving in served:
+        lookup, resource_type = kinds[serving]
+        resource = deployment.arn("bedrock", f"{resource_type}/abcd1234efgh")
+        result += [
+            Call(
+                lookup,
+                resource,
+                "CustomModelChat._resolve",
+                context=tagged,
+                api=f"bedrock.{lookup.split(':')[1]}",
+            ),
+            Call(lookup, resource, "not a serving resource of another profile", expect="deny"),
+            Call(
+                "bedrock:InvokeModel",
+                resource,
+                f"{CONVERSE_WHY}; the custom model's ARN is the modelId",
+                context={**tagged, **with_rail},
+                api="bedrock-runtime.Converse",
+            ),
+            Call(
+                "bedrock:InvokeModelWithResponseStream",
+                resource,
+                "ConverseStream of the custom model",
+                context={**tagged, **with_rail},
+                api="bedrock-runtime.ConverseStream",
+            ),
+            Call(
+                "bedrock:InvokeModel",
+                resource,
+                "not another profile's custom model",
+                context=with_rail,
+                expect="deny",
+            ),
+        ]
+        if with_rail and deployment.guardrail_enforced:
+            result.append(
+                Call(
+                    "bedrock:InvokeModel",
+                    resource,
+                    "a custom model must not answer without the profile's guardrail",
+                    context=tagged,
+                    expect="deny",
+                )
+            )
     return result

@@ -1,5 +1,6 @@
-"""Profile validation of the spend controls: tenants' monthly allowances (gateway.tenants[]) and the
-Budgets action that stops invocation (budget.stop_invocations)."""
+"""Profile validation of the gateway's cost and quality controls: tenants' monthly allowances
+(gateway.tenants[]), the Budgets action that stops invocation (budget.stop_invocations), routes,
+feedback, and custom-model targets."""
 
 from __future__ import annotations
 
@@ -104,3 +105,34 @@ def test_a_route_picks_between_two_chat_aliases_by_a_condition(tmp_path):
 def test_feedback_needs_the_tenants_that_api_keys_give(tmp_path):
     message = error(tmp_path, gateway={**GATEWAY, "auth": "iam", "feedback": {}})
     assert "gateway.feedback: needs auth api_key" in message
+
+
+def test_a_custom_model_target_names_a_customization_that_is_served(tmp_path):
+    customization = {
+        "name": "tuned",
+        "base_model": "amazon.nova-micro-v1:0:128k",
+        "data_prefix": "customization/tuned/",
+    }
+    aliases = {"tuned": [{"custom_model": "tuned"}, {"bedrock": "amazon.nova-lite-v1:0"}]}
+    gateway = {"aliases": aliases, "tenants": [{"name": "app"}]}
+    served = {"customizations": [{**customization, "serving": "on_demand"}]}
+    assert (
+        load(tmp_path, training=served, gateway=gateway).gateway.aliases["tuned"][0].custom_model == "tuned"
+    )
+    unserved = error(tmp_path, training={"customizations": [customization]}, gateway=gateway)
+    assert (
+        "gateway.aliases.tuned[0].custom_model: 'tuned' is not a customization of the training section "
+        "served on_demand or provisioned (served: none: add a training customization with serving)"
+    ) in unserved
+    both = error(
+        tmp_path,
+        training=served,
+        gateway={
+            **gateway,
+            "aliases": {"tuned": [{"custom_model": "tuned", "bedrock": "amazon.nova-lite-v1:0"}]},
+        },
+    )
+    assert (
+        "names exactly one of bedrock, application_inference_profile, sagemaker, self_hosted or custom_model"
+        in both
+    )
