@@ -4,6 +4,8 @@ e2e*), as .github/scripts/e2e_cleanup.py does it."""
 
 from __future__ import annotations
 
+from functools import cache
+
 import pytest
 
 from genai_stack.catalog import registry_account, registry_regions, sagemaker_data
@@ -139,13 +141,19 @@ CALLS = [
 ]
 
 
-@pytest.mark.parametrize("call", CALLS, ids=lambda c: f"{c.expect}-{c.action}-{c.why}")
-def test_the_e2e_role_may_do_what_the_workflow_does_and_nothing_else(call):
-    policy = rendered_policy(
+@cache
+def e2e_policy():
+    """The role's policy as CloudFormation renders it (read once: one row per case below)."""
+    return rendered_policy(
         REPO_ROOT / "docs" / "e2e-role.yaml",
         "E2ePolicy",
         {"NamePrefix": "e2e", "AWS::AccountId": ACCOUNT, "AWS::Region": REGION, "AWS::Partition": "aws"},
     )
+
+
+@pytest.mark.parametrize("call", CALLS, ids=lambda c: f"{c.expect}-{c.action}-{c.why}")
+def test_the_e2e_role_may_do_what_the_workflow_does_and_nothing_else(call):
+    policy = e2e_policy()
     principal = f"arn:aws:iam::{ACCOUNT}:role/genai-stack-e2e"
     decision = evaluate(Request(principal, call.action, call.resource, dict(call.context)), [policy])
     assert decision.allowed == (call.expect == "allow"), f"{call.describe()}: {decision.reason}"

@@ -214,6 +214,8 @@ class World:
         self.stubs: list[Stubs] = []
 
     def __call__(self):
+        if self.stubs:  # the previous invocation's: each asks for every answer, and frees the clients
+            self.stubs[-1].verify()
         stubs = Stubs()
         ec2_pricing(stubs, committed_prices())
         sagemaker_pricing(stubs, SAGEMAKER)
@@ -229,18 +231,37 @@ class World:
         return Session()
 
     def verify(self) -> None:
-        for stubs in self.stubs:
-            stubs.verify()
+        if self.stubs:
+            self.stubs[-1].verify()
         for stubber in self.regions.stubbers:
             stubber.assert_no_pending_responses()
 
+    def close(self) -> None:
+        """Free the shared clients, whatever the test asserted (tests/support/stubs.py)."""
+        for stubs in self.stubs:
+            for stubber in stubs.stubbers.values():
+                stubber.deactivate()
 
-def test_check_exits_0_when_current_and_1_with_the_differences(monkeypatch, tmp_path):
+
+@pytest.fixture
+def worlds():
+    made: list[World] = []
+
+    def make(regions: Regions) -> World:
+        made.append(World(regions))
+        return made[-1]
+
+    yield make
+    for world in made:
+        world.close()
+
+
+def test_check_exits_0_when_current_and_1_with_the_differences(monkeypatch, tmp_path, worlds):
     for name in cat.WRITTEN:
         (tmp_path / name).write_text(aws_confirmed(name))
     (tmp_path / cat.REGIONS).write_text((DATA_DIR / cat.REGIONS).read_text())
     world = json.loads(json.dumps(COMMITTED))
-    aws = World(Regions(answers(COMMITTED)))
+    aws = worlds(Regions(answers(COMMITTED)))
     monkeypatch.setattr(boto3, "Session", aws)
     runner = CliRunner()
     result = runner.invoke(app, ["catalog", "refresh", "--check", "--data-dir", str(tmp_path)])
@@ -263,12 +284,14 @@ def test_check_exits_0_when_current_and_1_with_the_differences(monkeypatch, tmp_
     aws.verify()
 
 
-def test_the_committed_tables_are_not_yet_confirmed_by_aws_and_check_says_so(monkeypatch, tmp_path):
+def test_the_committed_tables_are_not_yet_confirmed_by_aws_and_check_says_so(monkeypatch, tmp_path, worlds):
     """The committed tables were read from AWS's pages: the first refresh rewrites their provenance."""
     for name in (*cat.WRITTEN, cat.REGIONS):
         (tmp_path / name).write_text((DATA_DIR / name).read_text())
-    monkeypatch.setattr(boto3, "Session", World(Regions(answers(COMMITTED))))
+    aws = worlds(Regions(answers(COMMITTED)))
+    monkeypatch.setattr(boto3, "Session", aws)
     result = CliRunner().invoke(app, ["catalog", "refresh", "--check", "--data-dir", str(tmp_path)])
+    aws.verify()
     assert result.exit_code == 1
     assert (
         f"models: {len(COMMITTED['models'])} of {len(COMMITTED['models'])} now confirmed by" in result.output

@@ -42,6 +42,18 @@ def import_counting_clients(monkeypatch, module_name: str):
     return importlib.import_module(module_name), calls
 
 
+# One client per (service, region) for the whole session: building one takes tens of milliseconds,
+# and the catalog and smoke tests ask for hundreds. Each Stubs activates its own Stubber on it and
+# deactivates it in verify(), so no answer queued by one test reaches another.
+_SHARED: dict[tuple[str, str], object] = {}
+
+
+def shared_client(service: str, region: str):
+    if (service, region) not in _SHARED:
+        _SHARED[(service, region)] = offline_client(service, region)
+    return _SHARED[(service, region)]
+
+
 class Stubs:
     """Clients with fake credentials per (service, region); every call must be stubbed, in order."""
 
@@ -51,7 +63,7 @@ class Stubs:
 
     def __call__(self, service: str, region: str = "us-east-1"):
         if (service, region) not in self.clients:
-            client = offline_client(service, region)
+            client = shared_client(service, region)
             self.stubbers[(service, region)] = Stubber(client)
             self.stubbers[(service, region)].activate()
             self.clients[(service, region)] = client
@@ -65,5 +77,10 @@ class Stubs:
         return self.stubbers[(service, region)]
 
     def verify(self) -> None:
-        for stubber in self.stubbers.values():
-            stubber.assert_no_pending_responses()
+        """Every queued answer was asked for; the stubbers leave the shared clients either way."""
+        try:
+            for stubber in self.stubbers.values():
+                stubber.assert_no_pending_responses()
+        finally:
+            for stubber in self.stubbers.values():
+                stubber.deactivate()
