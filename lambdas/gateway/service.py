@@ -425,15 +425,16 @@ class Gateway:
         self, request: ChatCompletionRequest, metrics: MetricsSink
     ) -> tuple[ChatCompletionRequest, dict[str, str]]:
         """A request to a route, as a request to the alias the route picks (routing.py), with the
-        header that says which and why; any other request as it is."""
+        header that says which and why; any other request as it is. Counted once the chosen alias
+        has accepted it: a request refused by its checks was not routed anywhere."""
         route = self.routes.get(request.model)
         if route is None:
             return request, {}
         alias, why = route.choose(request)
+        chosen = request.model_copy(update={"model": alias})
+        self._targets(chosen)
         metrics.record_route(request.model, large=alias == route.large)
-        return request.model_copy(update={"model": alias}), {
-            ROUTE_HEADER: f"{request.model} -> {alias}: {why}"
-        }
+        return chosen, {ROUTE_HEADER: f"{request.model} -> {alias}: {why}"}
 
     def _remember(
         self,

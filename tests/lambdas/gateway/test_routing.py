@@ -87,3 +87,15 @@ def test_the_configuration_refuses_a_route_to_an_unknown_alias():
                 "routes": {"r": {"small": "a", "large": "b"}},
             }
         )
+
+
+def test_a_request_the_chosen_alias_refuses_is_not_counted_as_routed():
+    from lambdas.gateway.errors import GatewayError
+
+    gw, _ = gateway()
+    metrics = RecordingMetrics()
+    body = {"model": "assistant", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10**9}
+    with pytest.raises(GatewayError) as refused:
+        gw.chat(body, tenant="t", metrics=metrics)
+    assert refused.value.param == "max_tokens"
+    assert metrics.routes == []
