@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from .schema import ChatCompletionRequest
 
-CHARS_PER_TOKEN = 4
+CHARS_PER_TOKEN = 4  # a rough estimate of ASCII text's tokens before a model is called
 ROUTE_HEADER = "x-genai-route"
 
 

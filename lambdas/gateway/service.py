@@ -24,8 +24,7 @@ from .providers.base import ChatProvider, EmbeddingProvider
 from .providers.bedrock import unsupported as bedrock_unsupported
 from .retrieval import Retriever, grounding_check, grounding_prompt
 from .router import RetryPolicy, Routed, route
-from .routing import ROUTE_HEADER, Route
-from .routing import estimated_tokens as reserved_tokens
+from .routing import CHARS_PER_TOKEN, ROUTE_HEADER, Route, estimated_tokens
 from .schema import (
     ChatCompletionRequest,
     EmbeddingRequest,
@@ -36,8 +35,6 @@ from .schema import (
     embedding_response,
     new_response_id,
 )
-
-CHARS_PER_TOKEN = 4  # rough upper-bound estimate of prompt tokens before calling a model
 
 
 @dataclass(frozen=True)
@@ -364,7 +361,7 @@ class Gateway:
                 code="context_length_exceeded",
             )
         price = self.prices.get(target.name)
-        estimate = reserved_tokens(*request.inputs)
+        estimate = estimated_tokens(*request.inputs)
         admission = self._admit(
             tenant, estimate * price.input_per_1k / 1000 if price else 0.0, estimate, deadline
         )
@@ -493,11 +490,11 @@ class Gateway:
         self, request: ChatCompletionRequest, targets: Sequence[ChatProvider]
     ) -> tuple[float, int]:
         """An estimate of the most a chat request can cost, before it is answered: its prompt's tokens
-        (reserved_tokens: text and tool definitions) and its output limit for each of its `n` choices
+        (routing.estimated_tokens: text and tool definitions) and its output limit for each of its `n` choices
         (every target is held to max_output_tokens or less: shaping.py), at the alias's dearest input
         and output prices. Targets without a price (hosts, endpoints) add 0 USD. Not counted: images
         and retrieved passages (lambdas/gateway/allowance.py says what that means)."""
-        prompt = reserved_tokens(
+        prompt = estimated_tokens(
             *(m.text for m in request.messages),
             *(json.dumps(tool.model_dump(), separators=(",", ":")) for tool in request.tools or ()),
         )

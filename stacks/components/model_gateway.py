@@ -609,21 +609,7 @@ class ModelGateway(Construct):
         )
 
         def search(metric: str, statistic: str) -> cw.MathExpression:
-            # This profile's gateway only: its service name (two profiles may share the account), an
-            # exact dimension-value term (CloudWatch user guide, "CloudWatch search expression
-            # syntax": https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/search-expression-syntax.html).
-            query = (
-                "{"
-                + f"{EMF_NAMESPACE},{DIMENSIONS}"
-                + "}"
-                + f' MetricName="{metric}" service="{self.handler.service_name}"'
-            )
-            return cw.MathExpression(
-                expression=f"SEARCH('{query}', '{statistic}', 300)",
-                label=metric,
-                period=period,
-                using_metrics={},
-            )
+            return self._search(metric, statistic, dimensions=DIMENSIONS, period=period)
 
         hub.add_section(
             "Model gateway",
@@ -685,23 +671,28 @@ class ModelGateway(Construct):
                 ),
                 missing=cw.TreatMissingData.NOT_BREACHING,
             )
-        query = (
-            "{"
-            + f"{EMF_NAMESPACE},{FEEDBACK_DIMENSIONS}"
-            + "}"
-            + f' MetricName="Satisfaction" service="{self.handler.service_name}"'
-        )
         return [
             cw.GraphWidget(
                 title="User satisfaction by alias, target, tenant, prompt version (mean score, 0-1)",
-                left=[
-                    cw.MathExpression(
-                        expression=f"SEARCH('{query}', 'Average', 3600)",
-                        label="Satisfaction",
-                        period=Duration.hours(1),
-                        using_metrics={},
-                    )
-                ],
+                left=[self._search("Satisfaction", "Average", dimensions=FEEDBACK_DIMENSIONS, period=hour)],
                 width=8,
             )
         ]
+
+    def _search(self, metric: str, statistic: str, *, dimensions: str, period: Duration) -> cw.MathExpression:
+        """A SEARCH over one EMF document's series of `metric`, this profile's gateway only: its service
+        name (two profiles may share the account), an exact dimension-value term (CloudWatch user
+        guide, "CloudWatch search expression syntax":
+        https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/search-expression-syntax.html)."""
+        query = (
+            "{"
+            + f"{EMF_NAMESPACE},{dimensions}"
+            + "}"
+            + f' MetricName="{metric}" service="{self.handler.service_name}"'
+        )
+        return cw.MathExpression(
+            expression=f"SEARCH('{query}', '{statistic}', {int(period.to_seconds())})",
+            label=metric,
+            period=period,
+            using_metrics={},
+        )

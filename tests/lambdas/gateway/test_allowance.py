@@ -205,11 +205,11 @@ def test_a_refusal_while_requests_are_in_flight_says_to_retry_soon(dynamodb, spe
 
 
 def test_prompts_in_cjk_scripts_are_reserved_at_a_token_a_character():
-    from lambdas.gateway.service import reserved_tokens
+    from lambdas.gateway.routing import estimated_tokens
 
-    assert reserved_tokens("x" * 40) == 10
-    assert reserved_tokens("請問今天的匯率是多少") == 10  # 10 characters, not 2.5 tokens
-    assert reserved_tokens("abc", "日本") == 1 + 2
+    assert estimated_tokens("x" * 40) == 10
+    assert estimated_tokens("請問今天的匯率是多少") == 10  # 10 characters, not 2.5 tokens
+    assert estimated_tokens("abc", "日本") == 1 + 2
 
 
 def test_a_grounding_check_that_fails_after_the_answer_still_counts_the_answer(dynamodb, spend_table):
