@@ -67,6 +67,7 @@ class SpendCap(Construct):
                     sid="SpendCapReached",
                     effect=iam.Effect.DENY,
                     actions=list(INVOCATION_ACTIONS),
+                    # A Deny: every model and endpoint, whatever ARN a role may later be allowed.
                     resources=["*"],
                 )
             ],
