@@ -26,9 +26,15 @@ from genai_stack.components.invocation_log_destination import (
 )
 from genai_stack.components.platform_key import PlatformKey
 from genai_stack.components.secure_bucket import SecureBucket
-from genai_stack.components.vector_store import IndexSpec, S3VectorsStorage, VectorStorage, VectorStore
+from genai_stack.components.vector_store import (
+    SEMANTIC_CACHE_NON_FILTERABLE_KEYS,
+    IndexSpec,
+    S3VectorsStorage,
+    VectorStorage,
+    VectorStore,
+)
+from genai_stack.config import SEMANTIC_CACHE_INDEX, Foundation, KnowledgeBase
 from genai_stack.config import AuroraVectorStore as AuroraVectorStoreSettings
-from genai_stack.config import Foundation, KnowledgeBase
 from genai_stack.lambdas.gateway.images import IMAGE_PREFIX
 from genai_stack.lambdas.gateway_authorizer.keys import KEY_TABLE_OUTPUT
 
@@ -61,6 +67,7 @@ class FoundationStack(Stack):
         gateway_keys: bool = False,
         gateway_spend: bool = False,
         gateway_feedback: bool = False,
+        gateway_semantic_cache: int | None = None,
         gateway_image_days: int | None = None,
         host_volumes: bool = False,
         custom_models: bool = False,
@@ -133,15 +140,20 @@ class FoundationStack(Stack):
         self.knowledge_base_storage: dict[str, VectorStorage] = {}
         on_s3_vectors = [kb for kb in knowledge_bases if kb.vector_store == "s3_vectors"]
         on_aurora = [kb for kb in knowledge_bases if kb.vector_store == "aurora_pgvector"]
-        if on_s3_vectors:
-            store = VectorStore(
-                self,
-                "VectorStore",
-                encryption_key=self.key,
-                indexes=[IndexSpec(kb.name, kb.dimensions) for kb in on_s3_vectors],
+        # The gateway's semantic cache (`gateway_semantic_cache`: its vectors' dimensions) has an index
+        # in the same bucket.
+        indexes = [IndexSpec(kb.name, kb.dimensions) for kb in on_s3_vectors]
+        if gateway_semantic_cache is not None:
+            indexes.append(
+                IndexSpec(SEMANTIC_CACHE_INDEX, gateway_semantic_cache, SEMANTIC_CACHE_NON_FILTERABLE_KEYS)
             )
+        self.semantic_cache_index_arn: str | None = None
+        if indexes:
+            store = VectorStore(self, "VectorStore", encryption_key=self.key, indexes=indexes)
             for kb in on_s3_vectors:
                 self.knowledge_base_storage[kb.name] = S3VectorsStorage(index_arn=store.index_arn(kb.name))
+            if gateway_semantic_cache is not None:
+                self.semantic_cache_index_arn = store.index_arn(SEMANTIC_CACHE_INDEX)
         if on_aurora:
             if aurora is None:
                 raise ValueError("aurora_pgvector knowledge bases need the aurora settings")

@@ -28,6 +28,8 @@ GATEWAY_PER_REQUEST = (
     "GuardrailIntervention",
 )
 GATEWAY_PER_ALIAS = ("Requests", "FellBack", "EstimatedCost")
+SEMANTIC_PER_LOOKUP = ("SemanticCacheHit", "SemanticCacheErrors")
+SEMANTIC_PER_HIT = ("SemanticCacheSimilarity", "SemanticCacheSavedTokens", "SemanticCacheSavedCost")
 DRIFT = "GenAiStack/Drift"
 DRIFT_METRICS = (
     "Requests",
@@ -66,9 +68,13 @@ def _gateway_sets(profile: Profile) -> list[MetricSet]:
     if gateway is None:
         return []
     tenants = max(1, len(gateway.tenants))  # API keys; `anonymous` without one
-    # target: any target of the alias that may answer, and `cache` for a cache hit (chat only).
+    # target: any target of the alias that may answer, `cache` for a cache hit (chat only) and
+    # `semantic-cache` for a semantic cache hit (the aliases that use it).
     cache = int(gateway.cache.enabled)
-    aliases = {alias: len(targets) + cache for alias, targets in gateway.aliases.items()}
+    semantic = sorted(gateway.semantic_cache.aliases) if gateway.semantic_cache else []
+    aliases = {
+        alias: len(targets) + cache + int(alias in semantic) for alias, targets in gateway.aliases.items()
+    }
     aliases.update(dict.fromkeys(gateway.embeddings, 1))
     routes = sum(aliases.values())
     emitter = "lambdas/gateway/metrics.py (EMF)"
@@ -86,6 +92,16 @@ def _gateway_sets(profile: Profile) -> list[MetricSet]:
         ),
         MetricSet(emitter, GATEWAY, ("UnhandledErrors",), ("service",), 1, "one per gateway"),
         *_feedback_sets(profile, tenants, cache, emitter),
+        *(
+            [
+                MetricSet(
+                    emitter, GATEWAY, metrics, ("alias", "service"), len(semantic), f"{len(semantic)} aliases"
+                )
+                for metrics in (SEMANTIC_PER_LOOKUP, SEMANTIC_PER_HIT)
+            ]
+            if semantic
+            else []
+        ),
         *(
             [
                 MetricSet(
@@ -112,7 +128,8 @@ def _feedback_sets(profile: Profile, tenants: int, cache: int, emitter: str) -> 
     gateway = profile.gateway
     if gateway is None or gateway.feedback is None:
         return []
-    chat_routes = sum(len(targets) + cache for targets in gateway.aliases.values())
+    semantic = gateway.semantic_cache.aliases if gateway.semantic_cache else {}
+    chat_routes = sum(len(targets) + cache + int(a in semantic) for a, targets in gateway.aliases.items())
     return [
         MetricSet(
             emitter,

@@ -72,9 +72,11 @@ def gateway_config(
     spend_table: dynamodb.ITable | None = None,
     feedback_table: dynamodb.ITable | None = None,
     custom_models: Mapping[str, tuple[str, str]] | None = None,
+    semantic_cache_index: str | None = None,
 ) -> dict:
     """The GATEWAY_CONFIG document (lambdas/gateway/config.py validates it at cold start).
-    `image_store`: bucket and key_id for the images of url responses (when there are image aliases)."""
+    `image_store`: bucket and key_id for the images of url responses (when there are image aliases);
+    `semantic_cache_index`: the ARN of the semantic cache's S3 Vectors index."""
     catalog, prices = bedrock_catalog(), bedrock_prices()
     image_prices = bedrock_image_prices()
     profiles = bedrock.gateway_profiles  # (kind, alias, model or campaign) -> application profile
@@ -135,6 +137,23 @@ def gateway_config(
         config["cache"] = {"table": cache_table.table_name, "ttl_seconds": settings.cache.ttl_seconds}
     if spend_table is not None:
         config["spend"] = {"table": spend_table.table_name, "allowances": settings.allowances}
+    semantic = settings.semantic_cache
+    if semantic is not None:
+        if semantic_cache_index is None:
+            raise ValueError("gateway.semantic_cache needs the foundation stack's semantic cache index")
+        config["semantic_cache"] = {
+            "index_arn": semantic_cache_index,
+            "embedding": semantic.embedding,
+            "dimensions": semantic.dimensions,
+            "ttl_seconds": semantic.ttl_seconds,
+            "aliases": {
+                alias: {
+                    "min_similarity": policy.min_similarity or semantic.min_similarity,
+                    "shared": policy.shared,
+                }
+                for alias, policy in semantic.aliases.items()
+            },
+        }
     if settings.routes:
         config["routes"] = {name: route.model_dump() for name, route in settings.routes.items()}
     if feedback_table is not None and settings.feedback is not None:
@@ -180,6 +199,7 @@ class OrchestrationStack(Stack):
         key_table: dynamodb.ITable | None = None,
         spend_table: dynamodb.ITable | None = None,
         feedback_table: dynamodb.ITable | None = None,
+        semantic_cache_index: str | None = None,
         custom_models: Mapping[str, tuple[str, str]] | None = None,
         profile_name: str | None = None,
         hosting: HostingStack | None = None,
@@ -216,6 +236,7 @@ class OrchestrationStack(Stack):
                 spend_table,
                 feedback_table,
                 custom_models,
+                semantic_cache_index,
             ),
             access_policy=bedrock.model_access_policy,
             encryption_key=encryption_key,
@@ -227,6 +248,7 @@ class OrchestrationStack(Stack):
             key_table=key_table,
             spend_table=spend_table,
             feedback_table=feedback_table,
+            semantic_cache_index=semantic_cache_index,
             custom_serving=sorted(
                 {
                     (custom_models or {})[t.custom_model][0]
@@ -268,4 +290,5 @@ class OrchestrationStack(Stack):
             feedback=settings.feedback,
             chat_aliases=tuple(settings.aliases),
             routes=tuple(settings.routes),
+            semantic_aliases=tuple(settings.semantic_cache.aliases) if settings.semantic_cache else (),
         )

@@ -132,6 +132,9 @@ class ProfileStacks(Construct):
             gateway_keys=bool(profile.gateway and profile.gateway.auth == "api_key"),
             gateway_spend=bool(profile.gateway and profile.gateway.allowances),
             gateway_feedback=bool(profile.gateway and profile.gateway.feedback),
+            gateway_semantic_cache=profile.gateway.semantic_cache.dimensions
+            if profile.gateway and profile.gateway.semantic_cache
+            else None,
             gateway_image_days=profile.gateway.image_retention_days
             if profile.gateway and profile.gateway.images
             else None,
@@ -238,6 +241,7 @@ class ProfileStacks(Construct):
                 key_table=self.foundation.key_table,
                 spend_table=self.foundation.spend_table,
                 feedback_table=self.foundation.feedback_table,
+                semantic_cache_index=self.foundation.semantic_cache_index_arn,
                 custom_models=self.training.custom_models if self.training else None,
                 profile_name=profile.name,
                 encryption_key=self.foundation.key,

@@ -27,6 +27,7 @@ from .providers.openai_format import OpenAIHttpChat, SageMakerChat
 from .retrieval import Retriever
 from .router import RetryPolicy
 from .routing import Route
+from .semantic_cache import AliasPolicy, SemanticCache
 from .service import Gateway, Limits, Price
 from .shaping import Shaped, SystemPrompt
 
@@ -104,6 +105,19 @@ class CacheSettings(_Strict):
     ttl_seconds: int = Field(default=3600, ge=60)
 
 
+class SemanticAliasSettings(_Strict):
+    min_similarity: float = Field(ge=0, le=1)
+    shared: bool = False
+
+
+class SemanticCacheSettings(_Strict):
+    index_arn: str = Field(pattern=r"^arn:aws[a-z-]*:s3vectors:")
+    embedding: str  # an embedding alias: its provider embeds the questions
+    dimensions: int = Field(ge=1, le=4096)
+    ttl_seconds: int = Field(ge=60)
+    aliases: dict[str, SemanticAliasSettings] = Field(min_length=1)
+
+
 class AllowanceSettings(_Strict):
     monthly_usd: float | None = Field(default=None, gt=0)
     monthly_tokens: int | None = Field(default=None, ge=1)
@@ -134,6 +148,7 @@ class Settings(_Strict):
     image_store: ImageStoreSettings | None = None  # url responses; without it, b64_json only
     guardrail: GuardrailSettings | None = None
     cache: CacheSettings | None = None
+    semantic_cache: SemanticCacheSettings | None = None  # lambdas/gateway/semantic_cache.py
     spend: SpendSettings | None = None  # tenants' monthly allowances (lambdas/gateway/allowance.py)
     feedback: FeedbackSettings | None = None  # POST /v1/feedback (lambdas/gateway/feedback.py)
     routes: dict[str, RouteSettings] = Field(default_factory=dict)  # lambdas/gateway/routing.py
@@ -164,6 +179,11 @@ class Settings(_Strict):
         )
         if unknown:
             raise ValueError(f"routes name aliases that are not chat aliases: {', '.join(unknown)}")
+        semantic = self.semantic_cache
+        if semantic is not None and semantic.embedding not in self.embeddings:
+            raise ValueError(f"semantic_cache.embedding {semantic.embedding!r} is not an embedding alias")
+        if semantic is not None and (unknown := sorted(set(semantic.aliases) - set(self.chat))):
+            raise ValueError(f"semantic_cache.aliases names aliases that are not chat aliases: {unknown}")
         if any(t.kind != "bedrock" for t in self.embeddings.values()):
             raise ValueError("embedding aliases are served by Bedrock targets")
         over = [
@@ -240,12 +260,14 @@ def build_gateway(settings: Settings, client: Callable[[str], Any]) -> Gateway:
             inner, Guardrail(client("bedrock-runtime"), identifier=guardrail[0], version=guardrail[1])
         )
 
+    embedding_routes = {
+        alias: BedrockEmbeddings(client("bedrock-runtime"), model_id=t.model, invoke_id=t.invoke)
+        for alias, t in settings.embeddings.items()
+    }
+    semantic = settings.semantic_cache
     return Gateway(
         chat_routes={alias: [chat_target(t) for t in targets] for alias, targets in settings.chat.items()},
-        embedding_routes={
-            alias: BedrockEmbeddings(client("bedrock-runtime"), model_id=t.model, invoke_id=t.invoke)
-            for alias, t in settings.embeddings.items()
-        },
+        embedding_routes=embedding_routes,
         policy=RetryPolicy(
             attempts_per_target=settings.attempts_per_target, deadline_seconds=settings.deadline_seconds
         ),
@@ -257,6 +279,18 @@ def build_gateway(settings: Settings, client: Callable[[str], Any]) -> Gateway:
             client("dynamodb"), table=settings.cache.table, ttl_seconds=settings.cache.ttl_seconds
         )
         if settings.cache
+        else None,
+        semantic=SemanticCache(
+            client("s3vectors"),
+            embedding_routes[semantic.embedding],
+            embedding_alias=semantic.embedding,
+            index_arn=semantic.index_arn,
+            dimensions=semantic.dimensions,
+            ttl_seconds=semantic.ttl_seconds,
+            aliases={alias: AliasPolicy(a.min_similarity, a.shared) for alias, a in semantic.aliases.items()},
+            price_per_1k=settings.prices.get(embedding_routes[semantic.embedding].name, (0.0, 0.0))[0],
+        )
+        if semantic
         else None,
         ledger=SpendLedger(
             client("dynamodb"),

@@ -12,6 +12,11 @@ profile by the stack), and each read by an alarm or a dashboard widget (tests/si
   The handler catches it, so Lambda's own Errors metric never counts it;
 - per request to a route (routing.py): RoutedLarge (1 when the large alias answers, 0 for the
   small one) by alias (the route's name): its average is the share sent to the large alias;
+- per semantic cache lookup (semantic_cache.py), by alias: SemanticCacheHit (1 or 0: its average is
+  the hit rate, its sample count the lookups) and SemanticCacheErrors (store or embedding failures,
+  each a miss); per hit, by alias: SemanticCacheSimilarity (of the stored question it answered),
+  SemanticCacheSavedTokens and SemanticCacheSavedCost (what the stored answer cost when the model
+  gave it, in tokens and USD at the gateway's prices);
 - per rating (POST /v1/feedback): Satisfaction (the score, 0 to 1) by alias, target, tenant and
   prompt_version (the dashboard's breakdown), and by alias only (its alarm: the average over an hour,
   and its sample count, the number of ratings).
@@ -22,6 +27,7 @@ from __future__ import annotations
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from .feedback import Answered as Rated
+from .semantic_cache import Probe
 from .service import Usage
 
 NAMESPACE = "GenAiStack/Gateway"
@@ -75,6 +81,21 @@ class EmfMetrics:
         per_alias.add_dimension(name="alias", value=rated.alias)
         per_alias.add_metric(name="Satisfaction", unit=MetricUnit.NoUnit, value=score)
         per_alias.flush_metrics()
+
+    def record_semantic(self, probe: Probe) -> None:
+        lookup = _document()
+        lookup.add_dimension(name="alias", value=probe.alias)
+        lookup.add_metric(name="SemanticCacheHit", unit=MetricUnit.Count, value=int(probe.hit))
+        lookup.add_metric(name="SemanticCacheErrors", unit=MetricUnit.Count, value=probe.errors)
+        lookup.flush_metrics()
+        if not probe.hit:
+            return
+        hit = _document()
+        hit.add_dimension(name="alias", value=probe.alias)
+        hit.add_metric(name="SemanticCacheSimilarity", unit=MetricUnit.NoUnit, value=probe.similarity)
+        hit.add_metric(name="SemanticCacheSavedTokens", unit=MetricUnit.Count, value=probe.saved_tokens)
+        hit.add_metric(name="SemanticCacheSavedCost", unit=MetricUnit.NoUnit, value=probe.saved_usd)
+        hit.flush_metrics()
 
     def record_route(self, route: str, *, large: bool) -> None:
         metrics = _document()

@@ -35,6 +35,7 @@ from .schema import (
     embedding_response,
     new_response_id,
 )
+from .semantic_cache import Probe, SemanticCache
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,12 @@ class Usage:
     time_to_first_token_ms: float | None = None  # streamed answers: entry to the first content sent
 
 
+# The target of a semantic cache hit, in x-genai-target and the metrics' `target` dimension; the
+# similarity of the stored question it answered, in SIMILARITY_HEADER.
+SEMANTIC_TARGET = "semantic-cache"
+SIMILARITY_HEADER = "x-genai-cache-similarity"
+
+
 def hashed_user(user: str | None) -> str | None:
     return hashlib.sha256(user.encode()).hexdigest()[:16] if user else None
 
@@ -66,6 +73,8 @@ class MetricsSink(Protocol):
     def record_rating(self, rated: Rated, score: float) -> None: ...
 
     def record_route(self, route: str, *, large: bool) -> None: ...
+
+    def record_semantic(self, probe: Probe) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,7 @@ class Gateway:
     limits: Limits = field(default_factory=Limits)
     prices: Mapping[str, Price] = field(default_factory=dict)
     cache: ResponseCache | None = None
+    semantic: SemanticCache | None = None  # per-alias semantic cache (lambdas/gateway/semantic_cache.py)
     guardrail: tuple[str, str] | None = None  # (identifier, version)
     guardrail_client: Any = None
     knowledge_bases: Mapping[str, str] = field(default_factory=dict)  # name -> knowledge base id
@@ -156,6 +166,27 @@ class Gateway:
                     return {**hit, "id": response_id}, _warned(
                         {"x-genai-target": "cache", "x-genai-cache": "hit", **routed}, admission
                     )
+            probe = self._probe(request, tenant, metrics, deadline, billed)
+            if probe is not None and probe.hit:
+                metrics.record_semantic(probe)
+                metrics.record(
+                    Usage(
+                        alias=request.model,
+                        target=SEMANTIC_TARGET,
+                        latency_ms=self._ms(started),
+                        cache_hit=True,
+                        user=hashed_user(request.user),
+                    ),
+                    tenant=tenant,
+                )
+                self._remember(response_id, tenant, request, SEMANTIC_TARGET, deadline)
+                headers = {
+                    "x-genai-target": SEMANTIC_TARGET,
+                    "x-genai-cache": "semantic-hit",
+                    SIMILARITY_HEADER: f"{probe.similarity:.4f}",
+                    **routed,
+                }
+                return {**probe.answer, "id": response_id}, _warned(headers, admission)
             response, headers = self._answer(
                 request,
                 targets,
@@ -166,11 +197,12 @@ class Gateway:
                 started,
                 billed,
                 response_id,
+                probe,
             )
             self._remember(response_id, tenant, request, headers["x-genai-target"], deadline)
             return response, _warned({**headers, **routed}, admission)
         finally:
-            self._settle(admission, billed[0] if billed else None)
+            self._settle(admission, *billed)
 
     def _targets(self, request: ChatCompletionRequest) -> Sequence[ChatProvider]:
         """The alias's targets, after every check that refuses the request before a model is called."""
@@ -202,9 +234,11 @@ class Gateway:
         started: float,
         billed: list[Usage],
         response_id: str,
+        probe: Probe | None = None,
     ) -> tuple[dict[str, Any], dict[str, str]]:
         """`billed` gets the model's usage as soon as it has answered: a grounding check that fails
-        afterwards does not make that spend free."""
+        afterwards does not make that spend free. `probe`: the semantic cache's miss, whose question
+        gets this answer."""
         use_cache = key is not None
         passages = []
         if request.knowledge_base is not None:
@@ -262,9 +296,22 @@ class Gateway:
         usage = self._usage(
             request, routed, started, result.input_tokens, result.output_tokens, intervened=intervened
         )
+        if probe is not None:  # a guardrail's intervention is not an answer to reuse
+            errors = (
+                0
+                if intervened
+                else self.semantic.store(
+                    probe,
+                    response,
+                    tokens=usage.input_tokens + usage.output_tokens,
+                    usd=usage.cost_usd,
+                    deadline=deadline,
+                )
+            )
+            metrics.record_semantic(replace(probe, errors=probe.errors + errors))
         metrics.record(usage, tenant=tenant)
         headers = {"x-genai-target": routed.target, "x-genai-fallbacks": str(routed.fallbacks)}
-        if use_cache:
+        if use_cache or probe is not None:
             headers["x-genai-cache"] = "miss"
         return response, headers
 
@@ -293,7 +340,11 @@ class Gateway:
                     param=name,
                     code="unsupported_parameter",
                 )
-        if request.knowledge_base is not None or (self.cache is not None and cacheable(streamed)):
+        if (
+            request.knowledge_base is not None
+            or (self.cache is not None and cacheable(streamed))
+            or (self.semantic is not None and self.semantic.applies(streamed))
+        ):
             # Already routed: the body names the chosen alias, so chat() does not route (or count) again.
             response, headers = self.chat(
                 streamed.model_dump(exclude_none=True), tenant=tenant, metrics=metrics, deadline=deadline
@@ -312,7 +363,7 @@ class Gateway:
                 call=lambda target: sse.Opened.of(target.stream(streamed, deadline=deadline)),
             )
         except BaseException:
-            self._settle(admission, None)
+            self._settle(admission)
             raise
         headers = _warned(
             {"x-genai-target": routed.target, "x-genai-fallbacks": str(routed.fallbacks), **routed_headers},
@@ -369,7 +420,7 @@ class Gateway:
         try:
             result = target.embed(request.inputs, dimensions=request.dimensions, deadline=deadline)
         except ProviderError as error:
-            self._settle(admission, None)
+            self._settle(admission)
             if error.client_message is not None:  # the model refused the input (too long, ...)
                 raise GatewayError(
                     400,
@@ -379,7 +430,7 @@ class Gateway:
             status = 503 if error.throttled else 504 if error.timeout else 502
             raise GatewayError(status, f"embedding model failed ({error})", type="upstream_error") from None
         except BaseException:
-            self._settle(admission, None)
+            self._settle(admission)
             raise
         cost = result.input_tokens * price.input_per_1k / 1000 if price else 0.0
         usage = Usage(
@@ -467,7 +518,7 @@ class Gateway:
                 request, tenant=tenant, deadline=deadline
             )
         except BaseException:
-            self._settle(admission, None)
+            self._settle(admission)
             raise
         usage = Usage(
             alias=request.model,
@@ -513,14 +564,47 @@ class Gateway:
             return UNCOUNTED
         return self.ledger.admit(tenant, usd=usd, tokens=tokens, deadline=deadline)
 
-    def _settle(self, admission: Admission, usage: Usage | None) -> None:
-        """What the request cost replaces its reservation (None: it failed and costs nothing)."""
+    def _settle(self, admission: Admission, *usages: Usage) -> None:
+        """What the request cost (its model answer, its semantic cache lookup) replaces its
+        reservation; none: it failed and costs nothing."""
         if self.ledger is not None:
             self.ledger.settle(
                 admission,
-                usd=usage.cost_usd if usage else 0.0,
-                tokens=usage.input_tokens + usage.output_tokens if usage else 0,
+                usd=sum(u.cost_usd for u in usages),
+                tokens=sum(u.input_tokens + u.output_tokens for u in usages),
             )
+
+    def _probe(
+        self,
+        request: ChatCompletionRequest,
+        tenant: str,
+        metrics: MetricsSink,
+        deadline: Deadline,
+        billed: list[Usage],
+    ) -> Probe | None:
+        """The semantic cache's lookup, for a request it applies to. Its embedding is a request of the
+        embedding alias (metrics and the tenant's allowance count it) whatever the lookup finds."""
+        if self.semantic is None or not self.semantic.applies(request):
+            return None
+        started = self.clock()
+        probe = self.semantic.lookup(
+            request,
+            tenant=tenant,
+            guardrail_version=self.guardrail[1] if self.guardrail else None,
+            deadline=deadline,
+        )
+        if probe.lookup_tokens:
+            lookup = Usage(
+                alias=self.semantic.embedding_alias,
+                target=self.semantic.embedder.name,
+                latency_ms=self._ms(started),
+                input_tokens=probe.lookup_tokens,
+                cost_usd=probe.lookup_usd,
+                user=hashed_user(request.user),
+            )
+            billed.append(lookup)
+            metrics.record(lookup, tenant=tenant)
+        return probe
 
     def _check_features(self, request: ChatCompletionRequest, targets: Sequence[ChatProvider]) -> None:
         """Every target of the alias must honour what the request asks for: one that cannot (a fallback

@@ -38,6 +38,8 @@ PATHS = (
 )
 IMAGES_ROUTE = ("POST", ("images", "generations"))  # only when the profile has image aliases
 FEEDBACK_ROUTE = ("POST", ("feedback",))  # only with gateway.feedback
+# The semantic cache's alarm: this share of an alias's lookups failing (ModelGateway._semantic).
+SEMANTIC_ERROR_PERCENT = 50.0
 SATISFACTION_MARGIN = 1e-6  # the satisfaction alarm's threshold: just above 0 (ModelGateway._satisfaction)
 STREAMED_ROUTE = ("chat", "completions")  # lambdas/gateway/runtime.py STREAMED_PATHS
 EMF_NAMESPACE = "GenAiStack/Gateway"  # lambdas/gateway/metrics.py
@@ -125,6 +127,7 @@ class ModelGateway(Construct):
         cache_table: dynamodb.ITable | None = None,
         spend_table: dynamodb.ITable | None = None,
         feedback_table: dynamodb.ITable | None = None,
+        semantic_cache_index: str | None = None,
         custom_serving: Sequence[str] = (),
         profile_name: str | None = None,
         key_table: dynamodb.ITable | None = None,
@@ -168,6 +171,34 @@ class ModelGateway(Construct):
             spend_table.grant(role, "dynamodb:UpdateItem")
         if feedback_table is not None:  # who got each answer, and its one rating (feedback.py)
             feedback_table.grant(role, "dynamodb:GetItem", "dynamodb:PutItem")
+        if semantic_cache_index is not None:
+            # The semantic cache (lambdas/gateway/semantic_cache.py): QueryVectors with a metadata filter
+            # and returnMetadata needs GetVectors too (Amazon S3 API reference, QueryVectors,
+            # Permissions: https://docs.aws.amazon.com/AmazonS3/latest/API/API_S3VectorBuckets_QueryVectors.html);
+            # all three act on the index resource (Service Authorization Reference, Amazon S3 Vectors:
+            # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3vectors.html).
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="UseTheSemanticCache",
+                    actions=["s3vectors:QueryVectors", "s3vectors:GetVectors", "s3vectors:PutVectors"],
+                    resources=[semantic_cache_index],
+                )
+            )
+            # The vector bucket's SSE-KMS key: "kms:Decrypt - Required for all vector-level operations
+            # (PutVectors, GetVectors, QueryVectors, DeleteVectors, ListVectors)" (Amazon S3 user guide,
+            # "Data protection and encryption in S3 Vectors":
+            # https://docs.aws.amazon.com/AmazonS3/latest/userguide/s3-vectors-data-encryption.html),
+            # only through S3 Vectors.
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="DecryptTheSemanticCache",
+                    actions=["kms:Decrypt"],
+                    resources=[encryption_key.key_arn],
+                    conditions={
+                        "StringEquals": {"kms:ViaService": f"s3vectors.{stack.region}.amazonaws.com"}
+                    },
+                )
+            )
         if cache_table is not None or spend_table is not None or feedback_table is not None:
             # The tables use the platform key: exact actions, not grant_encrypt_decrypt's wildcards.
             role.add_to_policy(
@@ -512,9 +543,11 @@ class ModelGateway(Construct):
         feedback: GatewayFeedback | None = None,
         chat_aliases: Sequence[str] = (),
         routes: Sequence[str] = (),
+        semantic_aliases: Sequence[str] = (),
     ) -> None:
         """Alarms (5xx share, p90 latency, unhandled errors, function errors, fallback share per alias
-        with more than one target) and a dashboard section.
+        with more than one target, failing semantic cache lookups per alias that uses it) and a
+        dashboard section.
 
         TreatMissingData: the API's metrics exist only for periods with requests, UnhandledErrors and
         the per-alias metrics only when something happened, and Lambda's Errors only with
@@ -592,6 +625,7 @@ class ModelGateway(Construct):
             )
 
         satisfaction_widgets = self._satisfaction(hub, feedback, chat_aliases) if feedback else []
+        semantic_widgets = self._semantic(hub, semantic_aliases, period) if semantic_aliases else []
         # Routes (lambdas/gateway/routing.py): the share of each route's requests its large alias answers.
         route_widgets = (
             [
@@ -637,6 +671,7 @@ class ModelGateway(Construct):
                 ),
                 *satisfaction_widgets,
                 *route_widgets,
+                *semantic_widgets,
             ],
         )
 
@@ -677,6 +712,50 @@ class ModelGateway(Construct):
                 left=[self._search("Satisfaction", "Average", dimensions=FEEDBACK_DIMENSIONS, period=hour)],
                 width=8,
             )
+        ]
+
+    def _semantic(self, hub: MonitoringHub, aliases: Sequence[str], period: Duration) -> list[cw.IWidget]:
+        """Per alias that uses the semantic cache, an alarm when at least SEMANTIC_ERROR_PERCENT of its
+        lookups failed for 15 minutes (the embedding model, S3 Vectors or their permissions: each failure
+        is a miss, so the answers keep coming but every one is paid for); and the dashboard's hit rate,
+        hit similarity and the USD the hits saved (lambdas/gateway/metrics.py record_semantic).
+        No lookup, no data: notBreaching."""
+        for alias in aliases:
+            lookups = self.emf_metric("SemanticCacheHit", statistic="SampleCount", period=period, alias=alias)
+            failed = self.emf_metric("SemanticCacheErrors", period=period, alias=alias)
+            hub.alarm(
+                self,
+                f"SemanticCacheErrors-{alias}",
+                metric=cw.MathExpression(
+                    expression="100 * failed / MAX([lookups, 1])",
+                    label=f"{alias}: semantic cache lookups failing %",
+                    using_metrics={"failed": failed, "lookups": lookups},
+                    period=period,
+                ),
+                threshold=SEMANTIC_ERROR_PERCENT,
+                periods=3,
+                description=(
+                    f"Gateway alias {alias}: at least {SEMANTIC_ERROR_PERCENT:g}% of semantic cache lookups "
+                    "failed for 15 minutes (each is a miss: answers are served, none from the cache)"
+                ),
+                missing=cw.TreatMissingData.NOT_BREACHING,
+            )
+
+        def per_alias(metric: str, statistic: str) -> list[cw.IMetric]:
+            return [self.emf_metric(metric, statistic=statistic, period=period, alias=a) for a in aliases]
+
+        return [
+            cw.GraphWidget(
+                title="Semantic cache: hit rate and mean similarity of hits (0-1)",
+                left=per_alias("SemanticCacheHit", "Average"),
+                right=per_alias("SemanticCacheSimilarity", "Average"),
+                width=8,
+            ),
+            cw.GraphWidget(
+                title="Semantic cache: USD its hits saved",
+                left=per_alias("SemanticCacheSavedCost", "Sum"),
+                width=8,
+            ),
         ]
 
     def _search(self, metric: str, statistic: str, *, dimensions: str, period: Duration) -> cw.MathExpression:

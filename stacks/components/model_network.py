@@ -19,13 +19,15 @@ E = ec2.InterfaceVpcEndpointAwsService
 # Logs and metrics, CloudFormation (the host's SignalResource after /health, model_host_fleet.py).
 # What the gateway may call from the VPC (each only when it does, as every interface endpoint is
 # billed per hour and zone): Bedrock runtime (models, ApplyGuardrail), agent runtime (Retrieve),
-# SageMaker runtime, AWS Private CA (the certificate of the CA it trusts for the hosts' HTTPS, read at
-# cold start). S3 (weights) and DynamoDB (gateway cache) use free gateway endpoints.
+# SageMaker runtime, S3 Vectors (the semantic cache: an interface endpoint only,
+# com.amazonaws.<region>.s3vectors, whose private DNS answers the SDK's s3vectors.<region>.api.aws:
+# Amazon S3 user guide, "VPC endpoints for S3 Vectors"), AWS Private CA (the certificate of the CA it
+# trusts for the hosts' HTTPS, read at cold start). S3 (weights) and DynamoDB (gateway cache) use free gateway endpoints.
 HOST_ENDPOINTS = {"Ssm": E.SSM, "SsmMessages": E.SSM_MESSAGES, "Ec2Messages": E.EC2_MESSAGES,
                   "Logs": E.CLOUDWATCH_LOGS, "Monitoring": E.CLOUDWATCH_MONITORING,
                   "CloudFormation": E.CLOUDFORMATION}  # fmt: skip
 GATEWAY_ENDPOINTS = {"BedrockRuntime": E.BEDROCK_RUNTIME, "BedrockAgentRuntime": E.BEDROCK_AGENT_RUNTIME,
-                     "SageMakerRuntime": E.SAGEMAKER_RUNTIME,
+                     "SageMakerRuntime": E.SAGEMAKER_RUNTIME, "S3Vectors": E.S3_VECTORS,
                      "PrivateCa": E.PRIVATE_CERTIFICATE_AUTHORITY}  # fmt: skip
 
 

@@ -1,4 +1,5 @@
-"""VectorStore: an S3 Vectors bucket and one index per knowledge base (stateful, retained)."""
+"""VectorStore: an S3 Vectors bucket with one index per knowledge base and the gateway's semantic
+cache index (stateful, retained)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,17 @@ from constructs import Construct
 BEDROCK_NON_FILTERABLE_KEYS = ("AMAZON_BEDROCK_TEXT", "AMAZON_BEDROCK_METADATA")
 
 
+# The gateway's semantic cache (lambdas/gateway/semantic_cache.py) keeps each answer in one
+# non-filterable key: an answer is larger than the 2 KB S3 Vectors allows for filterable metadata, and
+# one key lets the entry's fields change without replacing the index.
+SEMANTIC_CACHE_NON_FILTERABLE_KEYS = ("entry",)
+
+
 @dataclass(frozen=True)
 class IndexSpec:
     name: str
     dimensions: int
+    non_filterable_keys: tuple[str, ...] = BEDROCK_NON_FILTERABLE_KEYS
 
 
 @dataclass(frozen=True)
@@ -94,7 +102,7 @@ class VectorStore(Construct):
                 dimension=spec.dimensions,
                 distance_metric="cosine",
                 metadata_configuration=s3vectors.CfnIndex.MetadataConfigurationProperty(
-                    non_filterable_metadata_keys=list(BEDROCK_NON_FILTERABLE_KEYS)
+                    non_filterable_metadata_keys=list(spec.non_filterable_keys)
                 ),
             )
             index.apply_removal_policy(RemovalPolicy.RETAIN)

@@ -138,6 +138,51 @@ class GatewayCache(_Strict):
     ttl_seconds: int = Field(default=3600, ge=60, le=30 * 24 * 3600)
 
 
+class GatewaySemanticAlias(_Strict):
+    shared: bool = Field(
+        default=False,
+        description="true: every tenant may get an answer another tenant's question produced (answers "
+        "that depend on nothing tenant-specific); false: each tenant's entries are its own",
+    )
+    min_similarity: float | None = Field(
+        default=None, ge=0.5, le=1, description="this alias's threshold, in place of semantic_cache's"
+    )
+
+
+# The semantic cache's index in the profile's vector bucket, beside the knowledge bases' (one index
+# per knowledge base, named after it): no knowledge base may take this name.
+SEMANTIC_CACHE_INDEX = "semantic-cache"
+
+
+class GatewaySemanticCache(_Strict):
+    """A request whose question means the same as one an alias already answered, in the same context
+    (earlier messages, system prompt, parameters, guardrail version, tenant), gets that answer
+    (lambdas/gateway/semantic_cache.py; docs/gateway.md, Semantic cache). Only requests with
+    temperature 0 or cache: true."""
+
+    embedding: Slug = Field(description="An alias of gateway.embeddings: it embeds the questions")
+    dimensions: int = Field(
+        default=512,
+        ge=1,
+        le=4096,
+        description="The vectors' size: one the embedding model produces (the index is made for it; a "
+        "change replaces the index and empties the cache)",
+    )
+    min_similarity: float = Field(
+        default=0.95,
+        ge=0.5,
+        le=1,
+        description="Cosine similarity a stored question must reach to answer (the SemanticCacheSimilarity "
+        "metric shows what hits score)",
+    )
+    ttl_seconds: int = Field(
+        default=86400, ge=60, le=30 * 24 * 3600, description="How long an answer is served"
+    )
+    aliases: dict[Slug, GatewaySemanticAlias] = Field(
+        min_length=1, description="The chat aliases that use it (per alias opt-in)"
+    )
+
+
 class GatewayAlarms(_Strict):
     server_error_percent: float = Field(default=5, gt=0, le=100, description="5xx share over 5 minutes")
     latency_p90_ms: int = Field(default=15_000, ge=100)
@@ -197,6 +242,10 @@ class Gateway(_Strict):
     auth: Literal["api_key", "iam"] = "api_key"
     tenants: list[GatewayTenant] = Field(default_factory=list)
     cache: GatewayCache = Field(default_factory=GatewayCache)
+    semantic_cache: GatewaySemanticCache | None = Field(
+        default=None,
+        description="Answers for paraphrases of questions already answered (S3 Vectors); off by default",
+    )
     feedback: GatewayFeedback | None = Field(
         default=None, description="User feedback on answers (POST /v1/feedback); off by default"
     )
@@ -280,6 +329,7 @@ class Gateway(_Strict):
             "BedrockRuntime": True,  # ApplyGuardrail, Bedrock targets, embeddings
             "BedrockAgentRuntime": bool(self.knowledge_bases),
             "SageMakerRuntime": any(t.sagemaker for t in targets),
+            "S3Vectors": self.semantic_cache is not None,
         }
         return tuple(name for name, used in wanted.items() if used)
 
@@ -328,6 +378,33 @@ class Gateway(_Strict):
                     problems.append(
                         located(f"routes.{name}.{field}", f"{alias!r} is not a chat alias (aliases: {known})")
                     )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _semantic_cache(self) -> Gateway:
+        semantic = self.semantic_cache
+        if semantic is None:
+            return self
+        problems = []
+        if semantic.embedding not in self.embeddings:
+            known = ", ".join(sorted(self.embeddings)) or "none: add one under gateway.embeddings"
+            problems.append(
+                located(
+                    "semantic_cache.embedding",
+                    f"{semantic.embedding!r} is not an alias of gateway.embeddings (aliases: {known})",
+                )
+            )
+        for alias in semantic.aliases:
+            if alias not in self.aliases:
+                why = (
+                    f"is a route: name the aliases it picks ({self.routes[alias].small}, "
+                    f"{self.routes[alias].large})"
+                    if alias in self.routes
+                    else f"is not a chat alias (aliases: {', '.join(sorted(self.aliases))})"
+                )
+                problems.append(located(f"semantic_cache.aliases.{alias}", why))
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -479,6 +556,26 @@ def gateway_problems(
                     )
                 elif app.source in allowed and catalog.model_of(app.source).modality != "text":
                     problems.append(located(where, f"{app.name!r} copies {app.source!r}, not a text model"))
+    semantic = gateway.semantic_cache
+    if semantic is not None and semantic.embedding in gateway.embeddings:
+        model_id = gateway.embeddings[semantic.embedding]
+        sizes = catalog.models[model_id].dimensions if model_id in catalog.models else ()
+        if sizes and semantic.dimensions not in sizes:
+            problems.append(
+                located(
+                    "semantic_cache.dimensions",
+                    f"{semantic.dimensions} is not a size {model_id} produces; allowed: "
+                    f"{', '.join(str(d) for d in sizes)}",
+                )
+            )
+    if semantic is not None and any(kb.name == SEMANTIC_CACHE_INDEX for kb in bedrock.knowledge_bases):
+        problems.append(
+            located(
+                "semantic_cache",
+                f"needs the vector index name {SEMANTIC_CACHE_INDEX!r}, which a knowledge base of "
+                "bedrock.knowledge_bases has: rename that knowledge base",
+            )
+        )
     for alias, model in gateway.embeddings.items():
         known = bedrock_catalog().models.get(model)
         if model not in allowed or known is None or known.modality != "embeddings":

@@ -45,6 +45,10 @@ RUNBOOK: dict[str, str] = {
     "Satisfaction": "Users rate an alias's answers lower (POST /v1/feedback): the dashboard's satisfaction "
     "widget shows which target, tenant and prompt version; read the ratings' comments in the feedback table "
     "(`feedback#<response id>` items), then roll back the prompt or model that changed.",
+    "SemanticCacheErrors": "An alias's semantic cache lookups fail, so every request is a miss: the gateway "
+    "function's log and the embedding alias's errors say whether the embedding model or S3 Vectors fails; "
+    "AccessDenied on QueryVectors, GetVectors, PutVectors or kms:Decrypt means the role or the key policy "
+    "changed (docs/gateway.md, Semantic cache).",
     "FellBack": "An alias is answered by its fallback: its first target fails, throttles or is down; check "
     "that target's alarms (host health, endpoint errors, Bedrock throttles).",
     "IngestionJobFailed": "A knowledge-base ingestion failed, or the status check stopped: "

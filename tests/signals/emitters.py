@@ -252,6 +252,14 @@ def exercise_gateway(module: Any, function: Function, deployment: Deployment) ->
                 Usage(alias=alias, target=str(name), latency_ms=1.0), tenant="tenant-a"
             )
 
+    for alias in (config.get("semantic_cache") or {}).get("aliases", {}):  # a semantic cache hit
+        from lambdas.gateway.semantic_cache import Probe
+
+        module.EmfMetrics().record(
+            Usage(alias=alias, target="semantic-cache", latency_ms=1.0), tenant="tenant-a"
+        )
+        hit = Probe(alias, "scope", "key", None, answer={"choices": [{}]}, similarity=0.97, saved_tokens=9)
+        module.EmfMetrics().record_semantic(hit)
     for route in config.get("routes", {}):  # a request to every route (routing.py)
         module.EmfMetrics().record_route(route, large=True)
     if config.get("feedback"):  # a rating of an answer of every chat alias (POST /v1/feedback)

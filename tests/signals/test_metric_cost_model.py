@@ -40,18 +40,27 @@ def test_the_priced_metric_sets_are_the_emitted_ones(profile, emitted):
 
 
 def test_a_gateway_series_count_follows_aliases_targets_and_tenants():
-    """managed-api: copywriter (2 targets) and drafts (1), each plus `cache`, and the embedder (1):
-    3 + 2 + 1 = 6 alias-target pairs; 2 tenants: 12 series of each per-request metric."""
+    """managed-api: copywriter (2 targets) and drafts (1), each plus `cache`, drafts plus
+    `semantic-cache`, and the embedder (1): 3 + 3 + 1 = 7 alias-target pairs; 2 tenants: 14 series of
+    each per-request metric."""
     sets = {
-        (s.metrics[0] if s.metrics in (("Satisfaction",), ("RoutedLarge",)) else False, s.dimensions): s
+        (
+            s.metrics[0]
+            if s.metrics[0] in ("Satisfaction", "RoutedLarge") or "Semantic" in s.metrics[0]
+            else False,
+            s.dimensions,
+        ): s
         for s in custom_metric_sets(load_profile("managed-api"))
         if s.namespace == "GenAiStack/Gateway"
     }
-    assert sets[(False, ("alias", "service", "target", "tenant"))].series == 12
+    assert sets[(False, ("alias", "service", "target", "tenant"))].series == 14
     assert sets[(False, ("alias", "service"))].series == 3
     assert sets[(False, ("service",))].series == 1
-    # Ratings (gateway.feedback): the 5 chat alias-target pairs x 2 tenants x 2 prompt versions, and the
+    # Ratings (gateway.feedback): the 6 chat alias-target pairs x 2 tenants x 2 prompt versions, and the
     # 2 chat aliases (the embedder's answers are not rated).
-    assert sets[("Satisfaction", ("alias", "prompt_version", "service", "target", "tenant"))].series == 20
+    assert sets[("Satisfaction", ("alias", "prompt_version", "service", "target", "tenant"))].series == 24
     assert sets[("Satisfaction", ("alias", "service"))].series == 2
     assert sets[("RoutedLarge", ("alias", "service"))].series == 1  # the one route, assistant
+    # The semantic cache's lookups and hits, by alias: drafts alone uses it.
+    assert sets[("SemanticCacheHit", ("alias", "service"))].series == 1
+    assert sets[("SemanticCacheSimilarity", ("alias", "service"))].series == 1

@@ -60,6 +60,7 @@ class RecordingMetrics:
     records: list[tuple[Usage, str]] = field(default_factory=list)
     ratings: list[tuple[object, float]] = field(default_factory=list)
     routes: list[tuple[str, bool]] = field(default_factory=list)
+    semantic: list[object] = field(default_factory=list)  # semantic_cache.Probe, one per lookup
 
     def record(self, usage: Usage, *, tenant: str) -> None:
         self.records.append((usage, tenant))
@@ -69,6 +70,9 @@ class RecordingMetrics:
 
     def record_route(self, route: str, *, large: bool) -> None:
         self.routes.append((route, large))
+
+    def record_semantic(self, probe) -> None:
+        self.semantic.append(probe)
 
 
 @dataclass
@@ -163,3 +167,79 @@ class ModelServer:
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         ).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+class WordEmbeddings:
+    """A deterministic stand-in for an embedding model: a sentence's content words (lowercase, a
+    plural's -s dropped, filler words left out) hashed into `dimensions` buckets, L2-normalised (as
+    Titan Text Embeddings V2 normalises by default). Paraphrases with the same content words come out
+    close, unrelated sentences far apart; `latency` delays each call."""
+
+    name = "bedrock:amazon.titan-embed-text-v2:0"
+    FILLER = frozenset(
+        [
+            "a",
+            "an",
+            "the",
+            "is",
+            "are",
+            "was",
+            "what",
+            "whats",
+            "what's",
+            "how",
+            "do",
+            "does",
+            "can",
+            "i",
+            "you",
+            "your",
+            "me",
+            "my",
+            "please",
+            "tell",
+            "about",
+            "of",
+            "on",
+            "for",
+            "to",
+            "in",
+            "our",
+            "we",
+            "us",
+            "it",
+            "its",
+            "it's",
+        ]
+    )
+
+    def __init__(self, *, latency: float = 0.0, failure: Exception | None = None) -> None:
+        self.latency = latency
+        self.failure = failure
+        self.calls: list[list[str]] = []
+
+    def words(self, text: str) -> list[str]:
+        import re
+
+        words = [w for w in re.findall(r"[\w']+", text.lower()) if w not in self.FILLER]
+        return [w[:-1] if w.endswith("s") and len(w) > 3 else w for w in words]
+
+    def embed(self, inputs, *, dimensions, deadline) -> EmbeddingResult:
+        import hashlib
+        import math
+        import time
+
+        self.calls.append(list(inputs))
+        if self.latency:
+            time.sleep(self.latency)
+        if self.failure is not None:
+            raise self.failure
+        size = dimensions or 256
+        vectors = []
+        for text in inputs:
+            vector = [0.0] * size
+            for word in self.words(text):
+                vector[int(hashlib.sha256(word.encode()).hexdigest(), 16) % size] += 1.0
+            norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+            vectors.append([v / norm for v in vector])
+        return EmbeddingResult(vectors=vectors, input_tokens=sum(max(1, len(t) // 4) for t in inputs))

@@ -1,0 +1,250 @@
+"""Semantic response cache: a request whose question means the same as one already answered, in the
+same context, gets that answer without a model call.
+
+What decides a hit:
+- The question: the last message, a user message of text only, normalised (Unicode NFKC, runs of
+  whitespace as one space), embedded by the profile's embedding alias (the gateway's own provider,
+  so the call goes through its application inference profile and is counted like any embedding).
+- The scope, matched exactly: a hash of everything else the exact cache key holds (lambdas/gateway/
+  cache.py: the alias, the guardrail version, the earlier messages, the system prompt, every
+  parameter that changes the answer) and of the tenant, unless the alias is shared. Two tenants never
+  share an answer of an alias that is not `shared`, whatever their questions.
+- The nearest stored question in the scope whose entry has not expired, by cosine similarity (S3
+  Vectors' cosine distance is 1 - similarity), at or above the alias's `min_similarity`.
+
+The store is an S3 Vectors index (the store the project's knowledge bases use; pay per request and
+GB, nothing idle): each answered question is a vector whose filterable metadata holds `scope` and
+`expires_at` (S3 Vectors has no expiry of its own: the query filters expired entries out) and whose
+non-filterable `entry` holds the answer and what it cost. QueryVectors with a filter and metadata
+needs s3vectors:GetVectors as well as QueryVectors (Amazon S3 API reference, QueryVectors,
+Permissions: https://docs.aws.amazon.com/AmazonS3/latest/API/API_S3VectorBuckets_QueryVectors.html).
+
+Any failure (the embedding, the query, the write, a malformed entry, the time cap) is a miss, counted
+as an error, never a failed request. Only requests at temperature 0 or with `cache: true` use it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .cache import cache_key, cacheable
+from .deadline import MIN_CALL_SECONDS, Deadline, as_timed
+from .errors import GatewayError, ProviderError
+from .providers.base import EmbeddingProvider
+from .schema import ChatCompletionRequest
+
+# A lookup is worth less than the model call it may save: the embedding and the query each get at
+# most this long, and a slow lookup is a miss that leaves the rest of the deadline to the model.
+SEMANTIC_TIMEOUT_SECONDS = 1.0
+# "Total metadata per vector: Up to 40 KB (filterable + non-filterable)" (Amazon S3 user guide, S3
+# Vectors "Limitations and restrictions": https://docs.aws.amazon.com/AmazonS3/latest/userguide/s3-vectors-limitations.html).
+# The filterable part (scope, expires_at) is under 100 bytes; an answer whose entry would not fit is
+# not stored (PutVectors would refuse it with 400).
+MAX_ENTRY_BYTES = 40 * 1024 - 512
+ENTRY_KEY = "entry"  # the index's one non-filterable metadata key (stacks/components/vector_store.py)
+SHARED = "*shared*"  # the tenant part of a shared alias's scope (a tenant name is a slug: no '*')
+
+
+@dataclass(frozen=True)
+class AliasPolicy:
+    min_similarity: float
+    shared: bool = False
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One lookup: where it looked (scope, key, the question's vector for the write after a miss),
+    what the embedding cost, and what it found."""
+
+    alias: str
+    scope: str
+    key: str
+    vector: tuple[float, ...] | None
+    lookup_tokens: int = 0
+    lookup_usd: float = 0.0
+    answer: dict[str, Any] | None = None
+    similarity: float | None = None  # of the nearest entry in scope, hit or not
+    saved_tokens: int = 0
+    saved_usd: float = 0.0
+    errors: int = 0
+
+    @property
+    def hit(self) -> bool:
+        return self.answer is not None
+
+
+def question_of(request: ChatCompletionRequest) -> str | None:
+    """The normalised question, or None when the request ends with anything but a text-only user
+    message (a tool result, an image): those are left to the exact cache."""
+    last = request.messages[-1] if request.messages else None
+    if last is None or last.role != "user" or not last.text_only:
+        return None
+    text = " ".join(unicodedata.normalize("NFKC", last.text).split())
+    return text or None
+
+
+def scope_of(
+    request: ChatCompletionRequest, *, tenant: str, guardrail_version: str | None, shared: bool
+) -> str:
+    """Everything but the question, exactly: the exact cache's key of the request with its last
+    message emptied, and the tenant (or SHARED)."""
+    context = request.model_copy(
+        update={"messages": [*request.messages[:-1], request.messages[-1].model_copy(update={"content": ""})]}
+    )
+    key = cache_key(request.model, context, guardrail_version)
+    return hashlib.sha256(f"{key}\n{SHARED if shared else tenant}".encode()).hexdigest()
+
+
+class SemanticCache:
+    """`client`: an s3vectors client or a TimedClients of them; `embedder`: the embedding alias's
+    provider; `price_per_1k`: its input price (USD per 1,000 tokens), for the lookup's cost."""
+
+    def __init__(
+        self,
+        client: Any,
+        embedder: EmbeddingProvider,
+        *,
+        embedding_alias: str,
+        index_arn: str,
+        dimensions: int,
+        ttl_seconds: int,
+        aliases: Mapping[str, AliasPolicy],
+        price_per_1k: float = 0.0,
+        clock: Callable[[], float] = time.time,
+        timeout_seconds: float = SEMANTIC_TIMEOUT_SECONDS,
+    ) -> None:
+        self.clients = as_timed(client)
+        self.embedder = embedder
+        self.embedding_alias = embedding_alias
+        self.index_arn = index_arn
+        self.dimensions = dimensions
+        self.ttl_seconds = ttl_seconds
+        self.aliases = dict(aliases)
+        self.price_per_1k = price_per_1k
+        self.clock = clock
+        self.timeout_seconds = timeout_seconds
+
+    def applies(self, request: ChatCompletionRequest) -> bool:
+        return request.model in self.aliases and cacheable(request) and question_of(request) is not None
+
+    def lookup(
+        self,
+        request: ChatCompletionRequest,
+        *,
+        tenant: str,
+        guardrail_version: str | None,
+        deadline: Deadline,
+    ) -> Probe:
+        """Embed the question and query its scope; a hit carries the stored answer. Call only when
+        `applies(request)`."""
+        policy = self.aliases[request.model]
+        question = question_of(request) or ""
+        scope = scope_of(request, tenant=tenant, guardrail_version=guardrail_version, shared=policy.shared)
+        probe = Probe(
+            alias=request.model,
+            scope=scope,
+            key=hashlib.sha256(f"{scope}\n{question}".encode()).hexdigest(),
+            vector=None,
+        )
+        try:
+            embedded = self.embedder.embed(
+                [question], dimensions=self.dimensions, deadline=self._capped(deadline)
+            )
+            vector = tuple(float(v) for v in embedded.vectors[0])
+            if len(vector) != self.dimensions:
+                raise ValueError(f"the embedding has {len(vector)} dimensions, the index {self.dimensions}")
+        except (ProviderError, GatewayError, ValueError, IndexError, TypeError):
+            return replace(probe, errors=1)
+        probe = replace(
+            probe,
+            vector=vector,
+            lookup_tokens=embedded.input_tokens,
+            lookup_usd=embedded.input_tokens * self.price_per_1k / 1000,
+        )
+        try:
+            client = self.clients.within(deadline, "the semantic cache lookup", cap=self.timeout_seconds)
+            found = client.query_vectors(
+                indexArn=self.index_arn,
+                topK=1,
+                queryVector={"float32": list(vector)},
+                filter={"$and": [{"scope": {"$eq": scope}}, {"expires_at": {"$gt": int(self.clock())}}]},
+                returnMetadata=True,
+                returnDistance=True,
+            ).get("vectors", [])
+            if not found:
+                return probe
+            nearest = found[0]
+            similarity = 1.0 - float(nearest["distance"])
+            metadata = nearest.get("metadata") or {}
+            if (
+                metadata.get("scope") != scope  # the filter's job; a store that ignored it is not trusted
+                or float(metadata.get("expires_at", 0)) <= self.clock()
+            ):
+                return replace(probe, errors=1)
+            if similarity < policy.min_similarity:
+                return replace(probe, similarity=similarity)
+            entry = json.loads(metadata[ENTRY_KEY])
+            answer = entry["response"]
+            if not isinstance(answer, dict) or not answer.get("choices"):
+                raise ValueError("the entry holds no answer")
+            return replace(
+                probe,
+                answer=answer,
+                similarity=similarity,
+                saved_tokens=int(entry.get("tokens", 0)),
+                saved_usd=float(entry.get("usd", 0.0)),
+            )
+        except (ClientError, BotoCoreError, GatewayError, KeyError, ValueError, TypeError):
+            return replace(probe, errors=1)
+
+    def store(
+        self,
+        probe: Probe,
+        response: dict[str, Any],
+        *,
+        tokens: int,
+        usd: float,
+        deadline: Deadline | None,
+    ) -> int:
+        """Write the answer under the probe's question (the same question in the same scope replaces
+        its entry); returns the errors (0 or 1). Skipped when the lookup failed to embed, when the
+        deadline is (nearly) gone, or when the entry is over S3 Vectors' metadata limit."""
+        if probe.vector is None or (deadline is not None and deadline.remaining() < MIN_CALL_SECONDS):
+            return 0
+        entry = json.dumps({"response": response, "tokens": tokens, "usd": usd}, separators=(",", ":"))
+        if len(entry.encode()) > MAX_ENTRY_BYTES:
+            return 0
+        try:
+            client = self.clients.within(deadline, "the semantic cache write", cap=self.timeout_seconds)
+            client.put_vectors(
+                indexArn=self.index_arn,
+                vectors=[
+                    {
+                        "key": probe.key,
+                        "data": {"float32": list(probe.vector)},
+                        "metadata": {
+                            "scope": probe.scope,
+                            "expires_at": int(self.clock()) + self.ttl_seconds,
+                            ENTRY_KEY: entry,
+                        },
+                    }
+                ],
+            )
+        except (ClientError, BotoCoreError, GatewayError):
+            return 1
+        return 0
+
+    def _capped(self, deadline: Deadline) -> Deadline:
+        """The request's deadline, or SEMANTIC_TIMEOUT_SECONDS from now if that comes first."""
+        cap = deadline.clock() + self.timeout_seconds
+        if cap >= deadline.expires_at:
+            return deadline
+        return Deadline(expires_at=cap, budget=self.timeout_seconds, clock=deadline.clock)

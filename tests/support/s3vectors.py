@@ -1,0 +1,141 @@
+"""An in-process S3 Vectors data plane behind a real botocore `s3vectors` client.
+
+moto (5.2) has vector buckets and indexes but no QueryVectors, so this answers the client's HTTP
+requests itself, from a `before-send` hook: the client serializes every call exactly as it would for
+AWS (its service model checks the parameters, the filter and metadata are JSON documents on the
+wire) and parses the answers as AWS's. What it implements, as the Amazon S3 API reference describes
+it: PutVectors (a key replaces its vector), QueryVectors (topK nearest by cosine distance, 1 -
+cosine similarity; the metadata filter's $eq, $ne, $gt, $gte, $lt, $lte, $in, $nin, $exists, $and,
+$or; returnMetadata, returnDistance), GetVectors and DeleteVectors. `outage` makes every call fail
+with a 503, `latency` delays each answer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from botocore.awsrequest import AWSResponse
+
+from tests.support.stubs import offline_client
+
+
+class _Raw:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.data
+
+
+def cosine_distance(a: list[float], b: list[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return 1.0 - (dot / norm if norm else 0.0)
+
+
+def matches(metadata: dict[str, Any], condition: dict[str, Any]) -> bool:
+    for field, test in condition.items():
+        if field == "$and":
+            if not all(matches(metadata, c) for c in test):
+                return False
+            continue
+        if field == "$or":
+            if not any(matches(metadata, c) for c in test):
+                return False
+            continue
+        if not isinstance(test, dict):
+            test = {"$eq": test}
+        value = metadata.get(field)
+        for op, operand in test.items():
+            ok = _test(op, value, operand, present=field in metadata)
+            if not ok:
+                return False
+    return True
+
+
+def _test(op: str, value: Any, operand: Any, *, present: bool) -> bool:
+    if op == "$exists":
+        return present == operand
+    if op in ("$in", "$nin"):
+        return (value in operand) == (op == "$in")
+    if op in ("$eq", "$ne"):
+        return (value == operand) == (op == "$eq")
+    if value is None:
+        return False
+    return {
+        "$gt": value > operand,
+        "$gte": value >= operand,
+        "$lt": value < operand,
+        "$lte": value <= operand,
+    }[op]
+
+
+class S3VectorsFake:
+    def __init__(self, *, non_filterable: tuple[str, ...] = ("entry",)) -> None:
+        self.indexes: dict[str, dict[str, tuple[list[float], dict[str, Any]]]] = {}
+        self.non_filterable = non_filterable
+        self.outage = False
+        self.latency = 0.0
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def client(self):
+        client = offline_client("s3vectors")
+        client.meta.events.register("before-send.s3vectors", self._answer)
+        return client
+
+    def _answer(self, request, **_: Any) -> AWSResponse:
+        operation = urlsplit(request.url).path.strip("/")
+        body = json.loads(request.body or b"{}")
+        self.calls.append((operation, body))
+        if self.latency:
+            time.sleep(self.latency)
+        if self.outage:
+            return self._reply(503, {"message": "Service unavailable"}, error="ServiceUnavailableException")
+        index = self.indexes.setdefault(body.get("indexArn", ""), {})
+        if operation == "PutVectors":
+            for vector in body["vectors"]:
+                index[vector["key"]] = (vector["data"]["float32"], vector.get("metadata") or {})
+            return self._reply(200, {})
+        if operation == "QueryVectors":
+            wanted = body.get("filter")
+            if wanted and any(key in json.dumps(wanted) for key in self.non_filterable):
+                return self._reply(
+                    400, {"message": "filter on non-filterable metadata"}, error="ValidationException"
+                )
+            candidates = [
+                (cosine_distance(body["queryVector"]["float32"], data), key, metadata)
+                for key, (data, metadata) in index.items()
+                if not wanted or matches(metadata, wanted)
+            ]
+            candidates.sort(key=lambda c: c[0])
+            vectors = []
+            for distance, key, metadata in candidates[: body["topK"]]:
+                item: dict[str, Any] = {"key": key}
+                if body.get("returnDistance"):
+                    item["distance"] = distance
+                if body.get("returnMetadata"):
+                    item["metadata"] = metadata
+                vectors.append(item)
+            return self._reply(200, {"vectors": vectors, "distanceMetric": "cosine"})
+        if operation == "GetVectors":
+            found = [{"key": k, "metadata": index[k][1]} for k in body["keys"] if k in index]
+            return self._reply(200, {"vectors": found})
+        if operation == "DeleteVectors":
+            for key in body["keys"]:
+                index.pop(key, None)
+            return self._reply(200, {})
+        return self._reply(400, {"message": f"{operation} is not faked"}, error="ValidationException")
+
+    @staticmethod
+    def _reply(status: int, document: dict[str, Any], *, error: str | None = None) -> AWSResponse:
+        headers = {"Content-Type": "application/json"}
+        if error:
+            headers["x-amzn-ErrorType"] = error
+        return AWSResponse(
+            "https://s3vectors.us-east-1.api.aws", status, headers, _Raw(json.dumps(document).encode())
+        )
