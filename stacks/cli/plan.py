@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -13,7 +14,15 @@ from rich.table import Table
 from genai_stack.catalog import cost_region
 from genai_stack.cli.app import app, console, errors, fail, print_json
 from genai_stack.config import ProfileError
-from genai_stack.planning.cost import PRICE_REGION, Estimate, Line, Usage, estimate
+from genai_stack.planning.cost import (
+    PRICE_REGION,
+    SEMANTIC_ANSWER_TOKENS,
+    Estimate,
+    Line,
+    Usage,
+    estimate,
+    semantic_cache_costs,
+)
 
 if TYPE_CHECKING:
     from genai_stack.cli.synth import Synthesis
@@ -337,7 +346,37 @@ def cost(
     result = synthesize_one(profile)
     usage = Usage(requests, input_tokens, output_tokens, images, hours_active)
     report = estimate(result.profile, result.templates, usage)
+    # The semantic cache's arithmetic at the request's tokens (else docs/gateway.md's 500 in, 300 out).
+    tokens = (input_tokens or SEMANTIC_ANSWER_TOKENS[0], output_tokens or SEMANTIC_ANSWER_TOKENS[1])
+    semantic = semantic_cache_costs(result.profile, input_tokens=tokens[0], output_tokens=tokens[1])
     if json_output:
-        print_json(report.as_dict())
-    else:
-        print_estimate(report)
+        document = report.as_dict()
+        if semantic:
+            document["semantic_cache"] = [
+                {
+                    "alias": c.alias,
+                    "model": c.model,
+                    "per_1000_lookups_usd": round(1000 * c.lookup_usd, 6),
+                    "per_1000_misses_usd": round(1000 * c.write_usd, 6),
+                    "saved_per_hit_usd": round(c.saved_usd, 8),
+                    "break_even_hit_rate": c.break_even,
+                    "lines": [asdict(line) for line in c.lines],
+                }
+                for c in semantic
+            ]
+        print_json(document)
+        return
+    print_estimate(report)
+    for c in semantic:
+        even = f"{c.break_even:.1%}" if c.break_even is not None else "never"
+        saved = (
+            f"{c.saved_usd:.6f} USD ({c.model}, {tokens[0]} in + {tokens[1]} out)"
+            if c.model
+            else "nothing priced"
+        )
+        console.print(
+            f"semantic cache, alias {c.alias}: {1000 * c.lookup_usd:.4f} USD per 1,000 lookups, "
+            f"{1000 * c.write_usd:.4f} USD per 1,000 misses; a hit saves {saved}; it pays from a hit rate "
+            f"of {even} (docs/gateway.md, Semantic cache)",
+            highlight=False,
+        )

@@ -22,7 +22,8 @@ E = ec2.InterfaceVpcEndpointAwsService
 # SageMaker runtime, S3 Vectors (the semantic cache: an interface endpoint only,
 # com.amazonaws.<region>.s3vectors, whose private DNS answers the SDK's s3vectors.<region>.api.aws:
 # Amazon S3 user guide, "VPC endpoints for S3 Vectors"), AWS Private CA (the certificate of the CA it
-# trusts for the hosts' HTTPS, read at cold start). S3 (weights) and DynamoDB (gateway cache) use free gateway endpoints.
+# trusts for the hosts' HTTPS, read at cold start). S3 (weights) and DynamoDB (gateway cache) use free
+# gateway endpoints.
 HOST_ENDPOINTS = {"Ssm": E.SSM, "SsmMessages": E.SSM_MESSAGES, "Ec2Messages": E.EC2_MESSAGES,
                   "Logs": E.CLOUDWATCH_LOGS, "Monitoring": E.CLOUDWATCH_MONITORING,
                   "CloudFormation": E.CLOUDFORMATION}  # fmt: skip

@@ -10,6 +10,7 @@ unit price it used and where that price comes from (stacks/data/*.json).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache
 
@@ -401,3 +402,118 @@ def builtin_summary(profile: Profile, templates: dict[str, dict]) -> dict:
 
 def builtin_summaries() -> dict[str, dict]:
     return json.loads(BUILTIN_SUMMARY.read_text()) if BUILTIN_SUMMARY.is_file() else {}
+
+
+# ---------------------------------------------------------------------------------------------------
+# The semantic cache's arithmetic (docs/gateway.md, "Semantic cache"; `genai-stack cost`): what 1,000
+# lookups cost against what a hit saves, at the profile's prices.
+
+SEMANTIC_QUESTION_TOKENS = 50  # a question's tokens, as embedded (the last user message only)
+SEMANTIC_ENTRIES = 10_000  # entries in the index when the queries run (unexpired questions answered)
+SEMANTIC_ANSWER_TOKENS = (500, 300)  # the input and output tokens of the model call a hit saves
+PUT_MINIMUM_BYTES = 128 * 1024  # each PutVectors request is billed at 128 KB at least (its price's source)
+BYTES_PER_GB, BYTES_PER_TB = 1024**3, 1024**4
+ENTRY_KEY_BYTES = 64 + 120  # the key (a SHA-256 in hex) and the filterable metadata (scope, expires_at)
+
+
+@dataclass(frozen=True)
+class SemanticCacheCost:
+    alias: str
+    model: str | None  # the alias's first Bedrock model (what a hit saves), None without a token price
+    lines: list[Line]  # per 1,000 lookups, and per 1,000 misses for the writes
+    lookup_usd: float  # every lookup: embedding, query request, query data
+    write_usd: float  # every miss: its PutVectors
+    saved_usd: float  # every hit: the model call it saves
+
+    @property
+    def break_even(self) -> float | None:
+        """The hit rate at which the hits save what the lookups and writes cost (None: never)."""
+        gain = self.saved_usd + self.write_usd  # a hit saves the call and writes nothing
+        if gain <= 0:
+            return None
+        share = (self.lookup_usd + self.write_usd) / gain
+        return share if share <= 1 else None
+
+
+def semantic_cache_costs(
+    profile: Profile,
+    *,
+    question_tokens: int = SEMANTIC_QUESTION_TOKENS,
+    input_tokens: int = SEMANTIC_ANSWER_TOKENS[0],
+    output_tokens: int = SEMANTIC_ANSWER_TOKENS[1],
+    entries: int = SEMANTIC_ENTRIES,
+    aliases: Sequence[str] | None = None,
+) -> list[SemanticCacheCost]:
+    """Per alias of gateway.semantic_cache: the embedding of each question (the embedding alias's
+    price), one QueryVectors request and the data it processes (every entry's vector, key and
+    filterable metadata), a PutVectors for each miss (its answer in the entry: output tokens at about
+    4 bytes each), against the model call a hit saves (the alias's first target). `aliases`: other
+    chat aliases to price as if they used it (a comparison)."""
+    gateway = profile.gateway
+    if gateway is None or gateway.semantic_cache is None:
+        return []
+    semantic = gateway.semantic_cache
+    catalog, prices = bedrock_catalog(), bedrock_prices()
+    embedding_model = gateway.embeddings[semantic.embedding]
+    embed_in, _ = token_prices(catalog.model_of(embedding_model).model_id)
+    vector_bytes = 4 * semantic.dimensions + ENTRY_KEY_BYTES
+    entry_bytes = vector_bytes + 4 * output_tokens + 600  # the answer's JSON around its text
+    query = fixed_price("s3vectors_query_requests")
+    data = fixed_price("s3vectors_query_tb")
+    put = fixed_price("s3vectors_put_gb")
+    storage = fixed_price("s3vectors_storage_gb")
+    results = []
+    for alias in aliases if aliases is not None else semantic.aliases:
+        first = gateway.aliases[alias][0]
+        named = first.bedrock
+        if first.application_inference_profile and profile.bedrock:
+            campaigns = {a.name: a.source for a in profile.bedrock.application_inference_profiles}
+            named = campaigns.get(first.application_inference_profile)
+        model = catalog.model_of(named).model_id if named else None
+        price = prices.get(model) if model else None
+        lines = [
+            _line(f"embedding 1,000 questions of {question_tokens} tokens ({embedding_model})",
+                  question_tokens, embed_in),
+            _line("1,000 QueryVectors requests", 1000 / 1e6, query),
+            _line(f"data the 1,000 queries process ({entries:,} entries of {vector_bytes:,} bytes)",
+                  1000 * entries * vector_bytes / BYTES_PER_TB, data),
+            _line(f"PutVectors of 1,000 misses (each billed {PUT_MINIMUM_BYTES // 1024} KB at least)",
+                  1000 * max(PUT_MINIMUM_BYTES, entry_bytes) / BYTES_PER_GB, put),
+            _line(f"storing {entries:,} entries of about {entry_bytes:,} bytes for a month",
+                  entries * entry_bytes / BYTES_PER_GB, storage),
+        ]  # fmt: skip
+        lookup = sum(line.quantity * line.unit_price for line in lines[:3]) / 1000
+        write = lines[3].quantity * lines[3].unit_price / 1000
+        saved = (input_tokens * price[0] + output_tokens * price[1]) / 1000 if price else 0.0
+        results.append(SemanticCacheCost(alias, model if price else None, lines, lookup, write, saved))
+    return results
+
+
+def semantic_cache_markdown(
+    costs: list[SemanticCacheCost], *, input_tokens: int = 500, output_tokens: int = 300
+) -> str:
+    rows = [
+        "| Alias | Per 1,000 lookups (USD) | Per 1,000 misses, writes (USD) | A hit saves (USD) "
+        "| Pays from a hit rate of |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for cost in costs:
+        saved = (
+            f"{cost.saved_usd:.6f} ({cost.model}, {input_tokens} in + {output_tokens} out tokens)"
+            if cost.model
+            else "no per-token price (a fixed-cost target)"
+        )
+        even = f"{cost.break_even:.1%}" if cost.break_even is not None else "never"
+        lookups, writes = 1000 * cost.lookup_usd, 1000 * cost.write_usd
+        rows.append(f"| {cost.alias} | {lookups:.4f} | {writes:.4f} | {saved} | {even} |")
+    details = [
+        "",
+        "| Part | Quantity | Unit price (USD) | Unit | USD |",
+        "|---|---:|---:|---|---:|",
+    ]
+    for line in costs[0].lines if costs else []:
+        details.append(
+            f"| {line.item} | {line.quantity:.6g} | {line.unit_price:g} | {line.unit} | "
+            f"{line.quantity * line.unit_price:.6f} |"
+        )
+    return "\n".join(rows + details)

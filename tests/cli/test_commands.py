@@ -152,6 +152,18 @@ def test_cost_splits_fixed_and_usage_with_the_price_of_each_line():
         {"unit_price", "unit", "source"} <= set(line) for line in document["fixed"] + document["usage"]
     )
     assert document["total_usd"] == pytest.approx(document["fixed_usd"] + document["usage_usd"])
+    # managed-api's semantic cache (drafts, Nova Lite): its arithmetic at the request's tokens.
+    (semantic,) = document["semantic_cache"]
+    assert (semantic["alias"], semantic["model"]) == ("drafts", "amazon.nova-lite-v1:0")
+    assert semantic["saved_per_hit_usd"] == pytest.approx((500 * 0.00006 + 200 * 0.00024) / 1000)
+    lookups, writes, saved = (
+        semantic["per_1000_lookups_usd"] / 1000,
+        semantic["per_1000_misses_usd"] / 1000,
+        semantic["saved_per_hit_usd"],
+    )
+    # At the break-even hit rate, the hits save what every lookup and every miss's write cost.
+    rate = semantic["break_even_hit_rate"]
+    assert rate * saved == pytest.approx(lookups + (1 - rate) * writes, rel=1e-3)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,14 @@ import re
 import pytest
 
 from genai_stack.config import builtin_profile_names, load_profile
-from genai_stack.planning.cost import BUILTIN_SUMMARY, builtin_summary, estimate, idle_cost_markdown
+from genai_stack.planning.cost import (
+    BUILTIN_SUMMARY,
+    builtin_summary,
+    estimate,
+    idle_cost_markdown,
+    semantic_cache_costs,
+    semantic_cache_markdown,
+)
 from tests.support import REPO_ROOT
 
 START = "<!-- cost:start (generated from stacks/planning/cost.py; make docs-cost) -->"
@@ -47,3 +54,22 @@ def test_the_built_in_summary_is_the_cost_model_s(synthesized):
     assert BUILTIN_SUMMARY.read_text(encoding="utf-8") == text, (
         f"{BUILTIN_SUMMARY} is stale: run `make docs-cost`"
     )
+
+
+SEMANTIC_START = "<!-- semantic-cache-cost:start (generated from stacks/planning/cost.py; make docs-cost) -->"
+SEMANTIC_END = "<!-- semantic-cache-cost:end -->"
+
+
+def test_the_gateway_page_shows_the_semantic_cache_s_arithmetic():
+    """docs/gateway.md's semantic cache table: managed-api's drafts (which uses it) and copywriter (for
+    comparison), at the cost model's prices, as `genai-stack cost` computes it."""
+    page = REPO_ROOT / "docs" / "gateway.md"
+    text = page.read_text(encoding="utf-8")
+    costs = semantic_cache_costs(load_profile("managed-api"), aliases=["drafts", "copywriter"])
+    block = f"{SEMANTIC_START}\n{semantic_cache_markdown(costs)}\n{SEMANTIC_END}"
+    pattern = re.compile(re.escape(SEMANTIC_START) + r"\n.*?\n" + re.escape(SEMANTIC_END), re.DOTALL)
+    assert len(pattern.findall(text)) == 1, f"{page} needs one {SEMANTIC_START} ... {SEMANTIC_END} block"
+    if os.environ.get("WRITE_COST_DOCS") == "1":
+        page.write_text(pattern.sub(lambda _: block, text), encoding="utf-8")
+        text = page.read_text(encoding="utf-8")
+    assert pattern.search(text).group(0) == block, f"{page} is stale: run `make docs-cost`"
