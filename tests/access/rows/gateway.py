@@ -21,6 +21,14 @@ Calls (file: line of the call):
   allowances: the conditional ADD and the settling ADD.
 - dynamodb GetItem / PutItem (feedback.py FeedbackStore) on the feedback table, with gateway.feedback:
   the answer's record and its rating.
+- s3vectors QueryVectors / PutVectors (semantic_cache.py SemanticCache.lookup / store), with
+  gateway.semantic_cache: s3vectors:QueryVectors, and s3vectors:GetVectors because the query has a
+  metadata filter and returnMetadata (Amazon S3 API reference, QueryVectors, Permissions), and
+  s3vectors:PutVectors, on arn:${Partition}:s3vectors:${Region}:${Account}:bucket/${BucketName}/index/${IndexName}
+  (Service Authorization Reference, Amazon S3 Vectors); kms:Decrypt on the vector bucket's key,
+  which S3 Vectors calls for the caller ("Data protection and encryption in S3 Vectors": required for
+  every vector-level operation), with kms:ViaService s3vectors.<region>.amazonaws.com. The embedding of
+  the question is the embedding alias's InvokeModel above.
 - bedrock-agent-runtime Retrieve (retrieval.py Retriever.retrieve): bedrock:Retrieve on the knowledge base.
 - bedrock GetCustomModelDeployment / GetProvisionedModelThroughput (providers/bedrock.py
   CustomModelChat._resolve) on custom-model-deployment/${ResourceId} / provisioned-model/${ResourceId},
@@ -68,6 +76,8 @@ APIS = frozenset(
         "dynamodb.PutItem",
         "dynamodb.UpdateItem",
         "bedrock-agent-runtime.Retrieve",
+        "s3vectors.QueryVectors",
+        "s3vectors.PutVectors",
         "bedrock.GetCustomModelDeployment",
         "bedrock.GetProvisionedModelThroughput",
         "s3.PutObject",
@@ -214,6 +224,7 @@ def rows(function: Function, deployment: Deployment) -> list[Call]:
         result += apply_guardrail_rows(deployment, rail, api="bedrock-runtime.ApplyGuardrail")
 
     result += table_rows(settings, deployment)
+    result += semantic_cache_rows(settings, deployment)
     result += custom_model_rows(settings, deployment, with_rail)
 
     result += image_rows(settings, deployment, rail)
@@ -345,6 +356,42 @@ def table_rows(settings: Settings, deployment: Deployment) -> list[Call]:
                 expect="deny",
             )
         )
+    return result
+
+
+def semantic_cache_rows(settings: Settings, deployment: Deployment) -> list[Call]:
+    """The semantic cache: its own index only (not the knowledge bases' beside it), the three actions
+    its code needs and not DeleteVectors; the vector bucket's key through S3 Vectors."""
+    semantic = settings.semantic_cache
+    if semantic is None:
+        return []
+    why = "semantic cache (semantic_cache.py SemanticCache)"
+    index = semantic.index_arn
+    result = [
+        Call("s3vectors:QueryVectors", index, f"{why}: the lookup", api="s3vectors.QueryVectors"),
+        Call("s3vectors:GetVectors", index, f"{why}: the lookup's filter and metadata need it"),
+        Call("s3vectors:PutVectors", index, f"{why}: the answer of a miss", api="s3vectors.PutVectors"),
+        Call("s3vectors:DeleteVectors", index, f"{why}: nothing deleted", expect="deny"),
+    ]
+    bucket = index.rsplit("/index/", 1)[0]
+    for other in ("product-facts", "another-index"):
+        result.append(
+            Call(
+                "s3vectors:QueryVectors",
+                f"{bucket}/index/{other}",
+                f"{why}: only its own index",
+                expect="deny",
+            )
+        )
+    keys = [
+        deployment.resolver.resolve(stack, resource["Properties"]["EncryptionConfiguration"]["KmsKeyArn"])
+        for stack, _, resource in deployment._resources("AWS::S3Vectors::VectorBucket")
+    ]
+    (key,) = keys  # the profile's one vector bucket
+    via = {"kms:ViaService": f"s3vectors.{deployment.region}.amazonaws.com"}
+    result.append(
+        Call("kms:Decrypt", key, f"{why}: S3 Vectors decrypts the index for the caller", context=via)
+    )
     return result
 
 
