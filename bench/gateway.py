@@ -13,6 +13,13 @@
    content event, and the gateway's addition (target < 5 ms).
 5. Keys: the same request through the local server with and without the key check (the key
    authorizer's logic on a key file), and the authorizer's answer alone.
+6. Semantic cache on a miss: a request to an alias with the semantic cache against the same request
+   without it, each a miss (a new question and tenant every time), median: the lookup's own work
+   (normalising and hashing the question and its scope, building, signing and parsing QueryVectors
+   through the botocore s3vectors client the handler builds), and with the miss's PutVectors. The
+   embedding model answers at once and the store in-process with nothing to search
+   (tests/support/s3vectors.py), its time measured and subtracted, so their latency is excluded
+   (target for the lookup < 2 ms).
 """
 
 from __future__ import annotations
@@ -285,12 +292,82 @@ def key_check(repeat: int = 300) -> tuple[float, float, float]:
     return with_keys, without, alone
 
 
+class InstantEmbeddings:
+    """An embedding model that answers at once: its latency is not the gateway's."""
+
+    name = "bedrock:amazon.titan-embed-text-v2:0"
+
+    def embed(self, inputs, *, dimensions, deadline):
+        from lambdas.gateway.providers.base import EmbeddingResult
+
+        return EmbeddingResult(vectors=[[0.03125] * dimensions for _ in inputs], input_tokens=12)
+
+
+def semantic_miss(repeat: int = 500) -> tuple[float, float, float]:
+    """Medians of: a miss with the cache, without it, and with the lookup alone (no write); each less
+    the time the in-process store spent answering."""
+    from lambdas.gateway.semantic_cache import AliasPolicy, SemanticCache
+    from tests.support.s3vectors import S3VectorsFake
+
+    store = S3VectorsFake()
+    index = "arn:aws:s3vectors:us-east-1:123456789012:bucket/bench/index/semantic-cache"
+    # The client the handler builds for S3 Vectors (lambdas/gateway/handler.py aws_client).
+    client = store.client()
+    client.meta.config.parameter_validation = handler.client_config("s3vectors").parameter_validation
+
+    def semantic(write: bool) -> SemanticCache:
+        cache = SemanticCache(
+            client,
+            InstantEmbeddings(),
+            embedding_alias="embedder",
+            index_arn=index,
+            dimensions=512,
+            ttl_seconds=3600,
+            aliases={"copy": AliasPolicy(0.95)},
+        )
+        if not write:
+            cache.store = lambda *args, **kwargs: 0
+        return cache
+
+    plain = Gateway(chat_routes={"copy": [StubChat()]}, embedding_routes={})
+    cached = Gateway(chat_routes={"copy": [StubChat()]}, embedding_routes={}, semantic=semantic(True))
+    lookup_only = Gateway(chat_routes={"copy": [StubChat()]}, embedding_routes={}, semantic=semantic(False))
+
+    class NoMetrics:
+        def record(self, usage, *, tenant):
+            return None
+
+        def record_semantic(self, probe):
+            return None
+
+    counter = iter(range(10**9))
+
+    def median_without_store(service: Gateway) -> float:
+        times = []
+        for _ in range(repeat):
+            store.indexes.clear()  # the fake's own search is not the gateway's: nothing to search
+            n = next(counter)
+            body = {**BODY, "messages": [{"role": "user", "content": f"question {n} about savings accounts"}]}
+            spent = store.seconds
+            start = time.perf_counter()
+            service.chat(body, tenant=f"tenant-{n}", metrics=NoMetrics())
+            times.append(time.perf_counter() - start - (store.seconds - spent))
+        return statistics.median(times) * 1e6
+
+    for service in (cached, plain, lookup_only):  # warm up (clients, pydantic)
+        median_without_store(service)
+    result = median_without_store(cached), median_without_store(plain), median_without_store(lookup_only)
+    assert store.calls[-1][0] == "QueryVectors" and "PutVectors" in {op for op, _ in store.calls}
+    return result
+
+
 def main() -> int:
     full, bare = warm_overhead()
     gateway_import, boto_client = cold_start()
     hit, missed = cache_path()
     through, direct = streamed_ttft()
     with_keys, without_keys, authorizer_alone = key_check()
+    semantic, plain, lookup_only = semantic_miss()
     print("gateway benchmarks (one run, 2-core machine)")
     print(f"warm request through the handler   {full:8.1f} us (median); bare provider call {bare:.2f} us")
     print(f"  gateway overhead per request     {(full - bare) / 1000:8.3f} ms (target < 2 ms)")
@@ -313,6 +390,12 @@ def main() -> int:
         f"the authorizer's answer alone {authorizer_alone * 1000:.1f} us"
     )
     print(f"  added by the key check           {with_keys - without_keys:8.2f} ms")
+    print(
+        f"semantic cache miss (lookup+write) {semantic / 1000:8.2f} ms (median); without the cache "
+        f"{plain / 1000:.2f} ms"
+    )
+    print(f"  added by its lookup              {(lookup_only - plain) / 1000:8.2f} ms (target < 2 ms)")
+    print(f"  added by lookup and write        {(semantic - plain) / 1000:8.2f} ms")
     return 0
 
 

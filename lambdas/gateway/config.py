@@ -111,7 +111,7 @@ class SemanticAliasSettings(_Strict):
 
 
 class SemanticCacheSettings(_Strict):
-    index_arn: str = Field(pattern=r"^arn:aws[a-z-]*:s3vectors:")
+    index_arn: str = Field(min_length=1)  # the foundation stack's index (a cross-stack import)
     embedding: str  # an embedding alias: its provider embeds the questions
     dimensions: int = Field(ge=1, le=4096)
     ttl_seconds: int = Field(ge=60)

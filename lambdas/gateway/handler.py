@@ -32,18 +32,30 @@ logger = Logger()  # service: POWERTOOLS_SERVICE_NAME (the template scopes it to
 SETTINGS = Settings.model_validate_json(os.environ.get("GATEWAY_CONFIG") or "{}")  # validated at cold start
 
 
+def client_config(service: str) -> Config:
+    """What a service's clients need beyond their timeouts.
+
+    S3: Signature Version 4, which pre-signed URLs of SSE-KMS objects need (Amazon S3 API reference,
+    "Authenticating Requests (AWS Signature Version 4)"; lambdas/gateway/images.py). Virtual-hosted
+    addressing gives the bucket's regional host (<bucket>.s3.<region>.amazonaws.com; in us-east-1
+    botocore writes <bucket>.s3.amazonaws.com, that region's own endpoint), which a bucket answers
+    from its first minute (the global host may redirect a new bucket of another region, and a
+    redirected pre-signed request fails its signature).
+
+    S3 Vectors: no client-side parameter validation. The semantic cache builds both of its requests
+    itself (tests validate them against the service model), and checking every float of a vector on
+    every call is time the request waits for (bench/gateway.py)."""
+    if service == "s3":
+        return Config(signature_version="s3v4", s3={"addressing_style": "virtual"})
+    if service == "s3vectors":
+        return Config(parameter_validation=False)
+    return Config()
+
+
 @cache
 def aws_client(service: str) -> TimedClients:
     """The service's clients, one per timeout step; SDK retries off (the router retries in the deadline)."""
-    # S3: Signature Version 4, which pre-signed URLs of SSE-KMS objects need (Amazon S3 API
-    # reference, "Authenticating Requests (AWS Signature Version 4)"; lambdas/gateway/images.py).
-    # Virtual-hosted addressing gives the bucket's regional host (<bucket>.s3.<region>.amazonaws.com;
-    # in us-east-1 botocore writes <bucket>.s3.amazonaws.com, that region's own endpoint), which a
-    # bucket answers from its first minute (the global host may redirect a new bucket of another
-    # region, and a redirected pre-signed request fails its signature).
-    extra = (
-        Config(signature_version="s3v4", s3={"addressing_style": "virtual"}) if service == "s3" else Config()
-    )
+    extra = client_config(service)
     return TimedClients(lambda timeout: boto3.client(service, config=sdk_config(timeout).merge(extra)))
 
 

@@ -752,8 +752,9 @@ class ModelGateway(Construct):
                 width=8,
             ),
             cw.GraphWidget(
-                title="Semantic cache: USD its hits saved",
+                title="Semantic cache: USD (left) and tokens (right) its hits saved",
                 left=per_alias("SemanticCacheSavedCost", "Sum"),
+                right=per_alias("SemanticCacheSavedTokens", "Sum"),
                 width=8,
             ),
         ]

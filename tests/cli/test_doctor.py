@@ -632,7 +632,7 @@ def test_the_interface_endpoints_come_from_the_templates(synthesized):
     """Every interface endpoint of a built-in profile's templates, by service (gateway endpoints are
     route-table entries, not in any zone)."""
     found = doc.requirements_from({}, synthesized.templates["managed-api"].values())
-    assert found.interface_endpoints == ("bedrock-agent-runtime", "bedrock-runtime")
+    assert found.interface_endpoints == ("bedrock-agent-runtime", "bedrock-runtime", "s3vectors")
     hosts = doc.requirements_from({}, synthesized.templates["self-hosted"].values())
     assert {"acm-pca", "bedrock-runtime", "ssm", "cloudformation"} <= set(hosts.interface_endpoints)
     assert "s3" not in hosts.interface_endpoints

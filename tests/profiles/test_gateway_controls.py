@@ -136,3 +136,50 @@ def test_a_custom_model_target_names_a_customization_that_is_served(tmp_path):
         "names exactly one of bedrock, application_inference_profile, sagemaker, self_hosted or custom_model"
         in both
     )
+
+
+SEMANTIC = {"embedding": "embedder", "aliases": {"chat": {}}}
+WITH_EMBEDDER = {
+    **GATEWAY,
+    "embeddings": {"embedder": "amazon.titan-embed-text-v2:0"},
+    "tenants": [{"name": "app"}],
+}
+
+
+def test_the_semantic_cache_takes_an_embedding_alias_and_chat_aliases(tmp_path):
+    profile = load(tmp_path, gateway={**WITH_EMBEDDER, "semantic_cache": SEMANTIC})
+    semantic = profile.gateway.semantic_cache
+    assert (semantic.dimensions, semantic.min_similarity, semantic.ttl_seconds) == (512, 0.95, 86400)
+    assert profile.gateway.vpc_endpoints == ()  # outside a VPC nothing to add
+    message = error(tmp_path, gateway={**WITH_EMBEDDER, "semantic_cache": {**SEMANTIC, "embedding": "titan"}})
+    assert (
+        "gateway.semantic_cache.embedding: 'titan' is not an alias of gateway.embeddings (aliases: embedder)"
+        in message
+    )
+    routes = {"pick": {"small": "chat", "large": "chat2", "tools": True}}
+    aliases = {**GATEWAY["aliases"], "chat2": [{"bedrock": "amazon.nova-lite-v1:0"}]}
+    message = error(
+        tmp_path,
+        gateway={**WITH_EMBEDDER, "aliases": aliases, "routes": routes,
+                 "semantic_cache": {**SEMANTIC, "aliases": {"pick": {}, "nope": {}}}},
+    )  # fmt: skip
+    assert (
+        "gateway.semantic_cache.aliases.pick: is a route: name the aliases it picks (chat, chat2)" in message
+    )
+    assert "gateway.semantic_cache.aliases.nope: is not a chat alias (aliases: chat, chat2)" in message
+
+
+def test_the_semantic_cache_s_dimensions_are_one_the_model_produces(tmp_path):
+    message = error(tmp_path, gateway={**WITH_EMBEDDER, "semantic_cache": {**SEMANTIC, "dimensions": 768}})
+    assert (
+        "gateway.semantic_cache.dimensions: 768 is not a size amazon.titan-embed-text-v2:0 produces; allowed: 256, 512, 1024"
+        in message
+    )
+
+
+def test_a_threshold_below_half_is_refused(tmp_path):
+    message = error(
+        tmp_path, gateway={**WITH_EMBEDDER, "semantic_cache": {**SEMANTIC, "min_similarity": 0.3}}
+    )
+    assert "gateway.semantic_cache.min_similarity" in message
+    assert "greater than or equal to 0.5" in message

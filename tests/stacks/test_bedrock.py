@@ -319,14 +319,20 @@ def test_the_data_source_reads_its_prefix_with_the_profile_s_chunking(bedrock):
 def test_the_vector_store_is_encrypted_retained_and_sized_for_the_embeddings(synthesized):
     (bucket,) = synthesized.resources(PROFILE, "Foundation", "AWS::S3Vectors::VectorBucket").values()
     assert bucket["Properties"]["EncryptionConfiguration"]["SseType"] == "aws:kms"
-    (index,) = synthesized.resources(PROFILE, "Foundation", "AWS::S3Vectors::Index").values()
+    indexes = synthesized.resources(PROFILE, "Foundation", "AWS::S3Vectors::Index")
+    index = indexes["VectorStoreIndexproductfacts02DAB1C3"]
     props = index["Properties"]
     assert (props["DataType"], props["Dimension"], props["DistanceMetric"]) == ("float32", 1024, "cosine")
     assert props["MetadataConfiguration"]["NonFilterableMetadataKeys"] == [
         "AMAZON_BEDROCK_TEXT",
         "AMAZON_BEDROCK_METADATA",
     ]
-    for resource in (bucket, index):
+    # The gateway's semantic cache (gateway.semantic_cache: 512 dimensions): its answers in one
+    # non-filterable key, scope and expires_at left filterable.
+    cache = indexes["VectorStoreIndexsemanticcacheBE116934"]["Properties"]
+    assert (cache["Dimension"], cache["DistanceMetric"]) == (512, "cosine")
+    assert cache["MetadataConfiguration"]["NonFilterableMetadataKeys"] == ["entry"]
+    for resource in (bucket, index, indexes["VectorStoreIndexsemanticcacheBE116934"]):
         assert resource["DeletionPolicy"] == resource["UpdateReplacePolicy"] == "Retain"
     (key,) = synthesized.resources(PROFILE, "Foundation", "AWS::KMS::Key").values()
     statements = {s.get("Sid"): s for s in key["Properties"]["KeyPolicy"]["Statement"]}

@@ -208,6 +208,7 @@ def test_gateway_alarms_and_dashboard_section(resources, synthesized):
             "UnhandledErrors",
             "FunctionErrors",
             "FallbackSharecopywriter",
+            "SemanticCacheErrorsdrafts",  # gateway.semantic_cache's alias
             *satisfaction,
         ]
     )
@@ -215,6 +216,11 @@ def test_gateway_alarms_and_dashboard_section(resources, synthesized):
         assert alarm["AlarmActions"]
     (rate,) = [a for k, a in alarms.items() if k.startswith("GatewayServerErrorRate")]
     assert rate["Threshold"] == 5
+    # Half of drafts' semantic cache lookups failing for 15 minutes: failures over lookups.
+    (semantic,) = [a for k, a in alarms.items() if k.startswith("GatewaySemanticCacheErrors")]
+    assert (semantic["Threshold"], semantic["EvaluationPeriods"]) == (50, 3)
+    (expression,) = [m["Expression"] for m in semantic["Metrics"] if "Expression" in m]
+    assert expression == "100 * failed / MAX([lookups, 1])"
     (share,) = [a for k, a in alarms.items() if k.startswith("GatewayFallbackShare")]
     assert share["Threshold"] == 20
     assert share["EvaluationPeriods"] == 3
@@ -565,11 +571,11 @@ def test_the_bank_s_gateway_function_runs_in_a_private_vpc_of_its_own(resources,
         by_type.setdefault(endpoint["Properties"]["VpcEndpointType"], set()).add(service)
     assert by_type == {
         "Gateway": {"s3", "dynamodb"},
-        "Interface": {"bedrock-runtime", "bedrock-agent-runtime"},
+        "Interface": {"bedrock-runtime", "bedrock-agent-runtime", "s3vectors"},  # s3vectors: semantic cache
     }
     # Each interface endpoint admits HTTPS from the gateway's group and nothing else.
     ingress = [r["Properties"] for r in of_type(resources, "AWS::EC2::SecurityGroupIngress").values()]
-    assert len(ingress) == 2
+    assert len(ingress) == 3
     for rule in ingress:
         assert (rule["FromPort"], rule["ToPort"]) == (443, 443)
         assert rule["SourceSecurityGroupId"]["Fn::GetAtt"][0] == group["Fn::GetAtt"][0]

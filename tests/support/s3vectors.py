@@ -6,8 +6,10 @@ AWS (its service model checks the parameters, the filter and metadata are JSON d
 wire) and parses the answers as AWS's. What it implements, as the Amazon S3 API reference describes
 it: PutVectors (a key replaces its vector), QueryVectors (topK nearest by cosine distance, 1 -
 cosine similarity; the metadata filter's $eq, $ne, $gt, $gte, $lt, $lte, $in, $nin, $exists, $and,
-$or; returnMetadata, returnDistance), GetVectors and DeleteVectors. `outage` makes every call fail
-with a 503, `latency` delays each answer.
+$or; returnMetadata, returnDistance), GetVectors and DeleteVectors. Every request's Signature
+Version 4 signature is checked against the body received, as AWS checks it (403
+SignatureDoesNotMatch otherwise). `outage` makes every call fail with a 503, `latency` delays each
+answer.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from botocore.awsrequest import AWSResponse
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest, AWSResponse
+from botocore.credentials import Credentials
 
 from tests.support.stubs import offline_client
 
@@ -30,6 +34,24 @@ class _Raw:
 
     def stream(self, **_: Any) -> Iterator[bytes]:
         yield self.data
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def signed_as_sent(request) -> bool:
+    """Recompute the request's SigV4 signature (offline_client's credentials, its X-Amz-Date and
+    signed headers) over the body as sent, and compare it with the Authorization header's."""
+    authorization = _text(request.headers["Authorization"])
+    fields = dict(part.strip().split("=", 1) for part in authorization.split(" ", 1)[1].split(","))
+    names = fields["SignedHeaders"].split(";")
+    headers = {name: _text(request.headers[name]) for name in names if name != "host"}
+    copy = AWSRequest(method=request.method, url=request.url, data=request.body, headers=headers)
+    copy.context["timestamp"] = _text(request.headers["X-Amz-Date"])
+    signer = SigV4Auth(Credentials("testing", "testing"), "s3vectors", "us-east-1")
+    expected = signer.signature(signer.string_to_sign(copy, signer.canonical_request(copy)), copy)
+    return expected == fields["Signature"]
 
 
 def cosine_distance(a: list[float], b: list[float]) -> float:
@@ -82,6 +104,7 @@ class S3VectorsFake:
         self.outage = False
         self.latency = 0.0
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.seconds = 0.0  # spent answering: the store's own time, which a benchmark leaves out
 
     def client(self):
         client = offline_client("s3vectors")
@@ -89,6 +112,15 @@ class S3VectorsFake:
         return client
 
     def _answer(self, request, **_: Any) -> AWSResponse:
+        started = time.perf_counter()
+        try:
+            return self._operation(request)
+        finally:
+            self.seconds += time.perf_counter() - started
+
+    def _operation(self, request) -> AWSResponse:
+        if not signed_as_sent(request):
+            return self._reply(403, {"message": "signature mismatch"}, error="SignatureDoesNotMatch")
         operation = urlsplit(request.url).path.strip("/")
         body = json.loads(request.body or b"{}")
         self.calls.append((operation, body))

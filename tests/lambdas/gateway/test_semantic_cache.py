@@ -12,7 +12,13 @@ import pytest
 from lambdas.gateway.config import Settings, build_gateway
 from lambdas.gateway.errors import ProviderError
 from lambdas.gateway.schema import ChatCompletionRequest
-from lambdas.gateway.semantic_cache import AliasPolicy, SemanticCache, question_of, scope_of
+from lambdas.gateway.semantic_cache import (
+    AliasPolicy,
+    SemanticCache,
+    question_of,
+    scope_of,
+    send_vectors_whole,
+)
 from lambdas.gateway.service import SEMANTIC_TARGET, SIMILARITY_HEADER, Gateway, Price
 from tests.lambdas.gateway.fakes import FakeClock, RecordingMetrics, ScriptedChat, WordEmbeddings, answer
 from tests.support.s3vectors import S3VectorsFake
@@ -85,6 +91,11 @@ def test_a_paraphrase_gets_the_stored_answer_without_a_model_call():
     # The query the client sent: the alias's scope, unexpired entries only, the nearest one.
     query = next(body for op, body in store.calls if op == "QueryVectors")
     assert (query["topK"], query["returnMetadata"], query["returnDistance"]) == (1, True, True)
+    # The vector went on the wire whole, under a signature that covers it (the store checks it).
+    embedded = WordEmbeddings().embed([PARAPHRASE], dimensions=256, deadline=None).vectors[0]
+    assert query["queryVector"]["float32"] == pytest.approx(embedded)
+    put = next(body for op, body in store.calls if op == "PutVectors")
+    assert len(put["vectors"][0]["data"]["float32"]) == 256
     scope, expiry = query["filter"]["$and"]
     assert (set(scope), expiry) == ({"scope"}, {"expires_at": {"$gt": 1_800_000_000}})
 
@@ -328,3 +339,40 @@ def test_the_configuration_builds_it_from_the_embedding_alias():
                 },
             }
         )
+
+
+def test_the_store_refuses_a_body_changed_after_signing():
+    """The fake checks SigV4 as AWS does: the fast path must write the vectors before the signature."""
+    from botocore.exceptions import ClientError
+
+    store = S3VectorsFake()
+    client = send_vectors_whole(store.client())
+
+    def tamper(request, **_):
+        request.body = request.body.replace(b"0.5", b"0.25")
+
+    client.meta.events.register_first("before-send.s3vectors", tamper)
+    with pytest.raises(ClientError, match="SignatureDoesNotMatch"):
+        client.query_vectors(indexArn=INDEX, topK=1, queryVector={"float32": [0.5, 0.5]})
+    assert (
+        send_vectors_whole(store.client()).query_vectors(
+            indexArn=INDEX, topK=1, queryVector={"float32": [0.5, 0.5]}
+        )["vectors"]
+        == []
+    )
+    assert store.calls[-1][1]["queryVector"] == {"float32": [0.5, 0.5]}
+
+
+def test_the_vectors_are_put_back_whatever_the_serializer_s_spacing():
+    from botocore.awsrequest import AWSRequest
+
+    from lambdas.gateway.semantic_cache import Vector, _put_back
+
+    for body in (
+        b'{"topK":1,"queryVector":{"float32":[0.0]}}',
+        b'{"topK": 1, "queryVector": {"float32": [0.0]}}',
+    ):
+        request = AWSRequest(method="POST", url="https://s3vectors.us-east-1.api.aws/QueryVectors", data=body)
+        request.context["genai_stack_vectors"] = [Vector((0.5, -0.25))]
+        _put_back(request)
+        assert json.loads(request.data) == {"topK": 1, "queryVector": {"float32": [0.5, -0.25]}}
