@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .cache import cache_key, cacheable
@@ -101,6 +102,18 @@ def scope_of(
     )
     key = cache_key(request.model, context, guardrail_version)
     return hashlib.sha256(f"{key}\n{SHARED if shared else tenant}".encode()).hexdigest()
+
+
+logger = Logger(child=True)  # the handler's logger (its service and correlation id)
+
+
+def _failed(probe: Probe, step: str, error: Exception) -> Probe:
+    """A failure is a miss: logged (never the question) and counted in the probe."""
+    logger.warning(
+        "semantic cache miss on a failure",
+        extra={"alias": probe.alias, "step": step, "error": f"{type(error).__name__}: {error}"},
+    )
+    return replace(probe, errors=probe.errors + 1)
 
 
 # botocore serializes (and, with validation on, checks) a list of floats one element at a time: about
@@ -233,8 +246,8 @@ class SemanticCache:
             vector = Vector(embedded.vectors[0])
             if len(vector) != self.dimensions:
                 raise ValueError(f"the embedding has {len(vector)} dimensions, the index {self.dimensions}")
-        except (ProviderError, GatewayError, ValueError, IndexError, TypeError):
-            return replace(probe, errors=1)
+        except (ProviderError, GatewayError, ValueError, IndexError, TypeError) as error:
+            return _failed(probe, "embedding the question", error)
         probe = replace(
             probe,
             vector=vector,
@@ -262,7 +275,7 @@ class SemanticCache:
                 metadata.get("scope") != scope  # the filter's job; a store that ignored it is not trusted
                 or float(metadata.get("expires_at", 0)) <= self.clock()
             ):
-                return replace(probe, errors=1)
+                return _failed(probe, "the query", ValueError("an entry outside the filter was returned"))
             if similarity < policy.min_similarity:
                 return replace(probe, similarity=similarity)
             entry = json.loads(metadata[ENTRY_KEY])
@@ -276,8 +289,8 @@ class SemanticCache:
                 saved_tokens=int(entry.get("tokens", 0)),
                 saved_usd=float(entry.get("usd", 0.0)),
             )
-        except (ClientError, BotoCoreError, GatewayError, KeyError, ValueError, TypeError):
-            return replace(probe, errors=1)
+        except (ClientError, BotoCoreError, GatewayError, KeyError, ValueError, TypeError) as error:
+            return _failed(probe, "the query", error)
 
     def store(
         self,
@@ -314,7 +327,8 @@ class SemanticCache:
                     }
                 ],
             )
-        except (ClientError, BotoCoreError, GatewayError):
+        except (ClientError, BotoCoreError, GatewayError) as error:
+            _failed(probe, "the write", error)
             return 1
         return 0
 

@@ -179,7 +179,7 @@ def test_an_entry_past_its_ttl_is_a_miss():
     assert ask(gw, QUESTION)[1]["x-genai-cache"] == "miss"
 
 
-def test_a_store_outage_is_a_miss_and_counted():
+def test_a_store_outage_is_a_miss_counted_and_logged(caplog):
     store = S3VectorsFake()
     gw, model, _ = build(store=store)
     ask(gw, QUESTION)
@@ -190,6 +190,12 @@ def test_a_store_outage_is_a_miss_and_counted():
     assert (model.calls, headers["x-genai-cache"]) == (2, "miss")
     # the lookup and the write both failed
     assert [(p.hit, p.errors) for p in metrics.semantic] == [(False, 2)]
+    logged = [r.__dict__ for r in caplog.records if r.getMessage() == "semantic cache miss on a failure"]
+    assert [(e["step"], e["error"].split(":")[0]) for e in logged] == [
+        ("the query", "ServiceUnavailableException"),
+        ("the write", "ServiceUnavailableException"),
+    ]
+    assert all(QUESTION not in str(e) for e in logged)  # never the question
 
 
 def test_an_embedding_failure_is_a_miss_and_nothing_is_stored():
