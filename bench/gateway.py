@@ -357,7 +357,8 @@ def semantic_miss(repeat: int = 500) -> tuple[float, float, float]:
     for service in (cached, plain, lookup_only):  # warm up (clients, pydantic)
         median_without_store(service)
     result = median_without_store(cached), median_without_store(plain), median_without_store(lookup_only)
-    assert store.calls[-1][0] == "QueryVectors" and "PutVectors" in {op for op, _ in store.calls}
+    assert store.calls[-1][0] == "QueryVectors"
+    assert "PutVectors" in {op for op, _ in store.calls}
     return result
 
 

@@ -289,6 +289,9 @@ def build_gateway(settings: Settings, client: Callable[[str], Any]) -> Gateway:
             ttl_seconds=semantic.ttl_seconds,
             aliases={alias: AliasPolicy(a.min_similarity, a.shared) for alias, a in semantic.aliases.items()},
             price_per_1k=settings.prices.get(embedding_routes[semantic.embedding].name, (0.0, 0.0))[0],
+            guardrail=Guardrail(client("bedrock-runtime"), identifier=guardrail[0], version=guardrail[1])
+            if guardrail
+            else None,
         )
         if semantic
         else None,

@@ -39,6 +39,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .cache import cache_key, cacheable
 from .deadline import MIN_CALL_SECONDS, Deadline, as_timed
 from .errors import GatewayError, ProviderError
+from .guardrail import Guardrail
 from .providers.base import EmbeddingProvider
 from .schema import ChatCompletionRequest
 
@@ -140,7 +141,8 @@ def _set_aside(params: dict[str, Any], context: dict[str, Any], **_: Any) -> Non
 
 def _put_back(request: Any, **_: Any) -> None:
     """Each placeholder of the body, in order, becomes its vector (a Vector's JSON, or a list)."""
-    vectors = request.context.pop(_VECTORS, None)
+    # Kept in the context: a retry rebuilds the body from the placeholder and is signed again.
+    vectors = request.context.get(_VECTORS)
     if vectors is None:
         return
     parts = request.data.split(_PLACEHOLDER_JSON)
@@ -203,6 +205,7 @@ class SemanticCache:
         ttl_seconds: int,
         aliases: Mapping[str, AliasPolicy],
         price_per_1k: float = 0.0,
+        guardrail: Guardrail | None = None,
         clock: Callable[[], float] = time.time,
         timeout_seconds: float = SEMANTIC_TIMEOUT_SECONDS,
     ) -> None:
@@ -214,6 +217,7 @@ class SemanticCache:
         self.ttl_seconds = ttl_seconds
         self.aliases = dict(aliases)
         self.price_per_1k = price_per_1k
+        self.guardrail = guardrail
         self.clock = clock
         self.timeout_seconds = timeout_seconds
 
@@ -265,6 +269,13 @@ class SemanticCache:
                 filter={"$and": [{"scope": {"$eq": scope}}, {"expires_at": {"$gt": int(self.clock())}}]},
                 returnMetadata=True,
                 returnDistance=True,
+                # The filter before the search, whatever the index's mode: a CLASSIC index (buckets made
+                # before 30 September 2026) filters during the search, and "may return fewer than top K
+                # results when the vector index contains very few matching results" (Amazon S3 user
+                # guide, "Metadata filtering":
+                # https://docs.aws.amazon.com/AmazonS3/latest/userguide/s3-vectors-metadata-filtering.html):
+                # a scope is a tiny share of the index, so its entries would be missed.
+                queryMode="ENHANCED",
             ).get("vectors", [])
             if not found:
                 return probe
@@ -282,15 +293,42 @@ class SemanticCache:
             answer = entry["response"]
             if not isinstance(answer, dict) or not answer.get("choices"):
                 raise ValueError("the entry holds no answer")
-            return replace(
+            hit = replace(
                 probe,
                 answer=answer,
                 similarity=similarity,
                 saved_tokens=int(entry.get("tokens", 0)),
                 saved_usd=float(entry.get("usd", 0.0)),
             )
-        except (ClientError, BotoCoreError, GatewayError, KeyError, ValueError, TypeError) as error:
+        except (
+            ClientError,
+            BotoCoreError,
+            GatewayError,
+            KeyError,
+            ValueError,
+            TypeError,
+            AttributeError,
+        ) as error:
             return _failed(probe, "the query", error)
+        return self._screened(hit, request, deadline)
+
+    def _screened(self, hit: Probe, request: ChatCompletionRequest, deadline: Deadline) -> Probe:
+        """With a guardrail, a stored answer goes only to a prompt the guardrail lets through: it was
+        checked against the question that produced it, not this one. The prompt is checked as a
+        guarded target checks it (every message but the assistant's, source INPUT). An intervention is
+        a miss, so the model path applies the guardrail and answers with its intervention; a failed
+        check is a miss too. The check costs what the model call's own input check would, and a hit
+        saves the output check."""
+        if self.guardrail is None:
+            return hit
+        prompt = "\n".join(m.text for m in request.messages if m.role != "assistant")
+        try:
+            blocked = self.guardrail.check("INPUT", prompt, self._capped(deadline))
+        except (ProviderError, GatewayError) as error:
+            return _failed(replace(hit, answer=None), "the guardrail check", error)
+        if blocked is not None:
+            return replace(hit, answer=None, saved_tokens=0, saved_usd=0.0)
+        return hit
 
     def store(
         self,
@@ -307,7 +345,7 @@ class SemanticCache:
         if probe.vector is None or (deadline is not None and deadline.remaining() < MIN_CALL_SECONDS):
             return 0
         entry = json.dumps({"response": response, "tokens": tokens, "usd": usd}, separators=(",", ":"))
-        if len(entry.encode()) > MAX_ENTRY_BYTES:
+        if len(json.dumps(entry).encode()) > MAX_ENTRY_BYTES:  # as it is sent: a JSON string, escaped
             return 0
         try:
             client = send_vectors_whole(

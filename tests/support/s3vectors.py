@@ -6,7 +6,8 @@ AWS (its service model checks the parameters, the filter and metadata are JSON d
 wire) and parses the answers as AWS's. What it implements, as the Amazon S3 API reference describes
 it: PutVectors (a key replaces its vector), QueryVectors (topK nearest by cosine distance, 1 -
 cosine similarity; the metadata filter's $eq, $ne, $gt, $gte, $lt, $lte, $in, $nin, $exists, $and,
-$or; returnMetadata, returnDistance), GetVectors and DeleteVectors. Every request's Signature
+$or; queryMode: ENHANCED filters before the search, CLASSIC, the index's default here, among the
+nearest; returnMetadata, returnDistance), GetVectors and DeleteVectors. Every request's Signature
 Version 4 signature is checked against the body received, as AWS checks it (403
 SignatureDoesNotMatch otherwise). `outage` makes every call fail with a 503, `latency` delays each
 answer.
@@ -102,6 +103,8 @@ class S3VectorsFake:
         self.indexes: dict[str, dict[str, tuple[list[float], dict[str, Any]]]] = {}
         self.non_filterable = non_filterable
         self.outage = False
+        self.fail_next = 0  # this many calls fail with a 503 before the store answers again
+        self.index_mode = "CLASSIC"
         self.latency = 0.0
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.seconds = 0.0  # spent answering: the store's own time, which a benchmark leaves out
@@ -126,7 +129,8 @@ class S3VectorsFake:
         self.calls.append((operation, body))
         if self.latency:
             time.sleep(self.latency)
-        if self.outage:
+        if self.outage or self.fail_next > 0:
+            self.fail_next = max(0, self.fail_next - 1)
             return self._reply(503, {"message": "Service unavailable"}, error="ServiceUnavailableException")
         index = self.indexes.setdefault(body.get("indexArn", ""), {})
         if operation == "PutVectors":
@@ -139,12 +143,17 @@ class S3VectorsFake:
                 return self._reply(
                     400, {"message": "filter on non-filterable metadata"}, error="ValidationException"
                 )
-            candidates = [
+            # ENHANCED filters before the search; CLASSIC (the default of an index in a bucket made
+            # before 30 September 2026) during it: here, among the top K nearest, so a filter that
+            # matches few vectors finds fewer than K, as the "Metadata filtering" page warns.
+            enhanced = body.get("queryMode", self.index_mode) == "ENHANCED"
+            candidates = sorted(
                 (cosine_distance(body["queryVector"]["float32"], data), key, metadata)
                 for key, (data, metadata) in index.items()
-                if not wanted or matches(metadata, wanted)
-            ]
-            candidates.sort(key=lambda c: c[0])
+                if not (enhanced and wanted) or matches(metadata, wanted)
+            )
+            if not enhanced:
+                candidates = [c for c in candidates[: body["topK"]] if not wanted or matches(c[2], wanted)]
             vectors = []
             for distance, key, metadata in candidates[: body["topK"]]:
                 item: dict[str, Any] = {"key": key}

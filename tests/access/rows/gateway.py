@@ -220,7 +220,9 @@ def rows(function: Function, deployment: Deployment) -> list[Call]:
             )
         )
     guarded_elsewhere = any(t.kind != "bedrock" for targets in settings.chat.values() for t in targets)
-    if rail and (guarded_elsewhere or settings.knowledge_bases):
+    # ApplyGuardrail: SageMaker and self-hosted targets, the grounding check, and the semantic cache's
+    # check of a new prompt before it gets a stored answer.
+    if rail and (guarded_elsewhere or settings.knowledge_bases or settings.semantic_cache):
         result += apply_guardrail_rows(deployment, rail, api="bedrock-runtime.ApplyGuardrail")
 
     result += table_rows(settings, deployment)

@@ -382,3 +382,110 @@ def test_the_vectors_are_put_back_whatever_the_serializer_s_spacing():
         request.context["genai_stack_vectors"] = [Vector((0.5, -0.25))]
         _put_back(request)
         assert json.loads(request.data) == {"topK": 1, "queryVector": {"float32": [0.5, -0.25]}}
+
+
+def test_the_tenant_s_allowance_counts_the_lookup_and_nothing_else_on_a_hit():
+    """A miss is settled at the model's answer plus the lookup's embedding; a hit at the embedding only."""
+    from lambdas.gateway.allowance import Admission
+
+    class Ledger:
+        def __init__(self):
+            self.settled: list[tuple[float, int]] = []
+
+        def admit(self, tenant, *, usd, tokens, deadline=None):
+            return Admission(f"{tenant}#2026-12")
+
+        def settle(self, admission, *, usd, tokens, deadline=None):
+            self.settled.append((usd, tokens))
+
+    gw, _, _ = build()
+    gw.ledger = Ledger()
+    ask(gw, QUESTION)
+    ask(gw, PARAPHRASE)
+    embedding = WordEmbeddings().embed([QUESTION], dimensions=256, deadline=None).input_tokens
+    (miss_usd, miss_tokens), (hit_usd, hit_tokens) = gw.ledger.settled
+    assert miss_tokens == 12 + 3 + embedding
+    assert miss_usd == pytest.approx((12 * 0.06 + 3 * 0.24 + embedding * 0.02) / 1000)
+    paraphrase = WordEmbeddings().embed([PARAPHRASE], dimensions=256, deadline=None).input_tokens
+    assert (hit_usd, hit_tokens) == (pytest.approx(paraphrase * 0.02 / 1000), paraphrase)
+
+
+def test_the_scope_is_filtered_before_the_search_not_among_the_nearest():
+    """The tenant's own entry is found even when another tenant's is nearer: on an index that filters
+    during the search (CLASSIC), topK 1 would return the other tenant's, filter it out and miss."""
+    gw, model, store = build()
+    assert store.index_mode == "CLASSIC"
+    ask(gw, QUESTION, tenant="tw")  # nearest to the question asked below: similarity 1
+    ask(gw, NEAR, tenant="en")  # en's own: similarity 0.816
+    _, headers = ask(gw, QUESTION, tenant="en")
+    assert headers["x-genai-cache"] == "semantic-hit"
+    assert float(headers[SIMILARITY_HEADER]) == pytest.approx(2 / 6**0.5, abs=1e-4)
+    assert model.calls == 2
+
+
+class Screen:
+    """A guardrail whose check intervenes on prompts containing `refuse`, or raises `failure`."""
+
+    def __init__(self, failure: Exception | None = None, refuse: str | None = None):
+        self.failure = failure
+        self.refuse = refuse
+        self.checked: list[tuple[str, str]] = []
+
+    def check(self, source, text, deadline=None):
+        self.checked.append((source, text))
+        if self.failure is not None:
+            raise self.failure
+        return "Sorry, I can't help with that." if self.refuse and self.refuse in text else None
+
+
+@pytest.mark.parametrize(
+    ("screen", "question", "outcome", "errors"),
+    [
+        (Screen(refuse="Please"), PARAPHRASE, "miss", 0),  # only the paraphrase has "Please"
+        (
+            Screen(ProviderError("guardrail: throttled", retryable=True, throttled=True)),
+            PARAPHRASE,
+            "miss",
+            1,
+        ),
+        (Screen(), PARAPHRASE, "semantic-hit", 0),
+    ],
+    ids=["intervenes", "fails", "passes"],
+)
+def test_with_a_guardrail_a_stored_answer_goes_only_to_a_prompt_it_lets_through(
+    screen, question, outcome, errors
+):
+    gw, model, _ = build(guardrail=("gr-1", "1"))
+    gw.semantic.guardrail = screen
+    ask(gw, QUESTION)
+    assert screen.checked == []  # a miss is guarded by the model call itself
+    metrics = RecordingMetrics()
+    _, headers = ask(gw, question, metrics=metrics)
+    assert headers["x-genai-cache"] == outcome
+    assert screen.checked == [("INPUT", question)]
+    assert model.calls == (1 if outcome == "semantic-hit" else 2)
+    assert metrics.semantic[0].errors == errors
+
+
+def test_a_retried_call_sends_the_whole_vector_again():
+    """The fast path keeps the vectors in the call's context: an SDK retry, which rebuilds the body
+    from the placeholder, gets them written in and signed again."""
+    import boto3
+    from botocore.config import Config
+
+    store = S3VectorsFake()
+    client = boto3.client(
+        "s3vectors",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"total_max_attempts": 2, "mode": "standard"}),
+    )
+    client.meta.events.register("before-send.s3vectors", store._answer)
+    send_vectors_whole(client)
+    store.fail_next = 1
+    client.put_vectors(
+        indexArn=INDEX, vectors=[{"key": "k", "data": {"float32": [0.5, 0.25]}, "metadata": {"scope": "s"}}]
+    )
+    sent = [body["vectors"][0]["data"]["float32"] for op, body in store.calls if op == "PutVectors"]
+    assert sent == [[0.5, 0.25], [0.5, 0.25]]
