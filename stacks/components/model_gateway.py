@@ -604,24 +604,17 @@ class ModelGateway(Construct):
             missing=never,
         )
         for alias in aliases_with_fallbacks:
-            served = self.emf_metric("Requests", period=period, alias=alias)
-            fell_back = self.emf_metric("FellBack", period=period, alias=alias)
-            hub.alarm(
-                self,
+            self._share_alarm(
+                hub,
                 f"FallbackShare-{alias}",
-                metric=cw.MathExpression(
-                    expression="100 * fellback / MAX([served, 1])",
-                    label=f"{alias}: answered by a fallback %",
-                    using_metrics={"fellback": fell_back, "served": served},
-                    period=period,
-                ),
+                part=("fellback", self.emf_metric("FellBack", period=period, alias=alias)),
+                whole=("served", self.emf_metric("Requests", period=period, alias=alias)),
+                label=f"{alias}: answered by a fallback %",
                 threshold=fallback_percent,
-                periods=3,
                 description=(
                     f"Gateway alias {alias}: more than {fallback_percent:g}% of requests answered by a "
                     "later target for 15 minutes (its first target fails, throttles or is down)"
                 ),
-                missing=never,
             )
 
         satisfaction_widgets = self._satisfaction(hub, feedback, chat_aliases) if feedback else []
@@ -721,24 +714,20 @@ class ModelGateway(Construct):
         hit similarity and the USD the hits saved (lambdas/gateway/metrics.py record_semantic).
         No lookup, no data: notBreaching."""
         for alias in aliases:
-            lookups = self.emf_metric("SemanticCacheHit", statistic="SampleCount", period=period, alias=alias)
-            failed = self.emf_metric("SemanticCacheErrors", period=period, alias=alias)
-            hub.alarm(
-                self,
+            self._share_alarm(
+                hub,
                 f"SemanticCacheErrors-{alias}",
-                metric=cw.MathExpression(
-                    expression="100 * failed / MAX([lookups, 1])",
-                    label=f"{alias}: semantic cache lookups failing %",
-                    using_metrics={"failed": failed, "lookups": lookups},
-                    period=period,
+                part=("failed", self.emf_metric("SemanticCacheErrors", period=period, alias=alias)),
+                whole=(
+                    "lookups",
+                    self.emf_metric("SemanticCacheHit", statistic="SampleCount", period=period, alias=alias),
                 ),
+                label=f"{alias}: semantic cache lookups failing %",
                 threshold=SEMANTIC_ERROR_PERCENT,
-                periods=3,
                 description=(
                     f"Gateway alias {alias}: at least {SEMANTIC_ERROR_PERCENT:g}% of semantic cache lookups "
                     "failed for 15 minutes (each is a miss: answers are served, none from the cache)"
                 ),
-                missing=cw.TreatMissingData.NOT_BREACHING,
             )
 
         def per_alias(metric: str, statistic: str) -> list[cw.IMetric]:
@@ -758,6 +747,35 @@ class ModelGateway(Construct):
                 width=8,
             ),
         ]
+
+    def _share_alarm(
+        self,
+        hub: MonitoringHub,
+        construct_id: str,
+        *,
+        part: tuple[str, cw.IMetric],
+        whole: tuple[str, cw.IMetric],
+        label: str,
+        threshold: float,
+        description: str,
+    ) -> None:
+        """An alarm on `part` as a percentage of `whole` (each a named metric of 5-minute periods),
+        at or above `threshold` for 15 minutes; no data (nothing happened): notBreaching."""
+        (part_id, part_metric), (whole_id, whole_metric) = part, whole
+        hub.alarm(
+            self,
+            construct_id,
+            metric=cw.MathExpression(
+                expression=f"100 * {part_id} / MAX([{whole_id}, 1])",
+                label=label,
+                using_metrics={part_id: part_metric, whole_id: whole_metric},
+                period=Duration.minutes(5),
+            ),
+            threshold=threshold,
+            periods=3,
+            description=description,
+            missing=cw.TreatMissingData.NOT_BREACHING,
+        )
 
     def _search(self, metric: str, statistic: str, *, dimensions: str, period: Duration) -> cw.MathExpression:
         """A SEARCH over one EMF document's series of `metric`, this profile's gateway only: its service
