@@ -32,6 +32,7 @@ from constructs import Construct
 from genai_stack import compliance
 from genai_stack.components.python_custom_resource import PythonCustomResource
 from genai_stack.components.python_function import PythonFunction, encrypted_log_group
+from genai_stack.components.tag_conditions import via_service
 from genai_stack.components.vector_store import AuroraStorage, IndexSpec
 from genai_stack.lambdas.pgvector_schema.logic import ROLE as BEDROCK_ROLE
 
@@ -267,7 +268,7 @@ class AuroraVectorStore(Construct):
                 resources=[encryption_key.key_arn],
                 conditions={
                     "StringEquals": {
-                        "kms:ViaService": f"secretsmanager.{Stack.of(self).region}.amazonaws.com",
+                        "kms:ViaService": via_service(self, "secretsmanager"),
                         "kms:EncryptionContext:SecretARN": self.bedrock_secret.secret_arn,
                     }
                 },
@@ -311,7 +312,7 @@ def read_secret(function: lambda_.IFunction, secret_arn: str, key: kms.IKey, *, 
             resources=[key.key_arn],
             conditions={
                 "StringEquals": {
-                    "kms:ViaService": f"secretsmanager.{Stack.of(function).region}.amazonaws.com",
+                    "kms:ViaService": via_service(function, "secretsmanager"),
                     "kms:EncryptionContext:SecretARN": secret_arn,
                 }
             },

@@ -25,7 +25,7 @@ from genai_stack.components.model_access import foundation_model_arn
 from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.components.python_custom_resource import PythonCustomResource
 from genai_stack.components.python_function import PythonFunction, encrypted_log_group
-from genai_stack.components.tag_conditions import request_tags, tag_scoped
+from genai_stack.components.tag_conditions import request_tags, tag_scoped, through
 from genai_stack.config import BedrockCustomization as BedrockCustomizationSettings
 
 # Bedrock names: jobs [a-zA-Z0-9](-*[a-zA-Z0-9+\-.])*, custom models, Provisioned Throughputs and
@@ -321,7 +321,7 @@ class BedrockCustomization(Construct):
                 sid="EncryptTheCustomModel",
                 actions=["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:CreateGrant"],
                 resources=[encryption_key.key_arn],
-                conditions={"StringEquals": {"kms:ViaService": f"bedrock.{region}.amazonaws.com"}},
+                conditions=through(self, "bedrock"),
             ),
         ):
             self.state_machine.add_to_role_policy(statement)
@@ -486,9 +486,7 @@ class BedrockCustomization(Construct):
                 sid="ServeTheEncryptedModel",
                 actions=["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:CreateGrant"],
                 resources=[encryption_key.key_arn],
-                conditions={
-                    "StringEquals": {"kms:ViaService": f"bedrock.{Stack.of(self).region}.amazonaws.com"}
-                },
+                conditions=through(self, "bedrock"),
             ),
             *(
                 [

@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as events_targets
@@ -50,6 +50,7 @@ from genai_stack import compliance
 from genai_stack.components.invocation_log_destination import INVOCATION_LOG_PREFIX
 from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.components.python_function import PythonFunction
+from genai_stack.components.tag_conditions import through
 from genai_stack.config import DriftMonitoring
 
 NAMESPACE = "GenAiStack/Drift"
@@ -166,7 +167,6 @@ class DriftMonitor(Construct):
     # ---------------------------------------------------------------------------------------- access
 
     def _grant(self, sources: Sequence[DriftSource], key: kms.IKey) -> None:
-        stack = Stack.of(self)
         acks = [NAMESPACED_DRIFT_METRICS]
         statements = []
         for index, source in enumerate(sources):
@@ -206,7 +206,7 @@ class DriftMonitor(Construct):
                 sid="UseThePlatformKeyThroughS3",
                 actions=["kms:Decrypt", "kms:GenerateDataKey"],
                 resources=[key.key_arn],
-                conditions={"StringEquals": {"kms:ViaService": f"s3.{stack.region}.amazonaws.com"}},
+                conditions=through(self, "s3"),
             ),
             iam.PolicyStatement(
                 sid="PutDriftMetrics",

@@ -30,6 +30,7 @@ from constructs import Construct
 from genai_stack import compliance
 from genai_stack.components.python_function import PythonFunction
 from genai_stack.components.secure_bucket import SecureBucket
+from genai_stack.components.tag_conditions import through, via_service
 
 EVIDENCE_LOGS_PREFIX = "evidence/"  # the evidence bucket's own access logs, in the access-log bucket
 
@@ -180,7 +181,7 @@ class EvidenceVault(Construct):
                 sid="EncryptLostEvents",
                 actions=["kms:GenerateDataKey", "kms:Decrypt"],
                 resources=[encryption_key.key_arn],
-                conditions={"StringEquals": {"kms:ViaService": f"sqs.{stack.region}.amazonaws.com"}},
+                conditions=through(self, "sqs"),
             )
         )
         for index, source in enumerate(sources):
@@ -269,6 +270,6 @@ def _through_s3(stack: Stack, bucket: s3.IBucket) -> dict[str, dict[str, str]]:
     ARN when an S3 Bucket Key is on; S3 user guide, "Using server-side encryption with AWS KMS keys",
     encryption context)."""
     return {
-        "StringEquals": {"kms:ViaService": f"s3.{stack.region}.amazonaws.com"},
+        "StringEquals": {"kms:ViaService": via_service(stack, "s3")},
         "StringLike": {"kms:EncryptionContext:aws:s3:arn": [bucket.bucket_arn, bucket.arn_for_objects("*")]},
     }

@@ -16,6 +16,7 @@ from constructs import Construct
 
 from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.components.python_function import PythonFunction
+from genai_stack.components.tag_conditions import through
 from genai_stack.components.vector_store import AuroraStorage, VectorStorage
 
 NAMESPACE = "GenAiStack/KnowledgeBases"  # lambdas/kb_ingestion/handler.py publishes here
@@ -109,9 +110,7 @@ class KnowledgeBaseIngestion(Construct):
                     sid="DecryptTheVectorStoreLogins",
                     actions=["kms:Decrypt"],
                     resources=[encryption_key.key_arn],
-                    conditions={
-                        "StringEquals": {"kms:ViaService": f"secretsmanager.{stack.region}.amazonaws.com"}
-                    },
+                    conditions=through(self, "secretsmanager"),
                 ),
             ):
                 self.handler.function.add_to_role_policy(statement)

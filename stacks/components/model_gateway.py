@@ -25,6 +25,7 @@ from genai_stack.components.gateway_protection import (
 )
 from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.components.python_function import PythonFunction, encrypted_log_group, profile_scoped
+from genai_stack.components.tag_conditions import through
 from genai_stack.config import PROFILE_TAG, GatewayFeedback, gateway_function_timeout_seconds
 from genai_stack.lambdas.gateway.errors import GATEWAY_RESPONSES
 from genai_stack.lambdas.gateway.images import IMAGE_PREFIX
@@ -194,9 +195,7 @@ class ModelGateway(Construct):
                     sid="DecryptTheSemanticCache",
                     actions=["kms:Decrypt"],
                     resources=[encryption_key.key_arn],
-                    conditions={
-                        "StringEquals": {"kms:ViaService": f"s3vectors.{stack.region}.amazonaws.com"}
-                    },
+                    conditions=through(self, "s3vectors"),
                 )
             )
         if cache_table is not None or spend_table is not None or feedback_table is not None:
@@ -291,7 +290,7 @@ class ModelGateway(Construct):
                     sid="EncryptGeneratedImages",
                     actions=["kms:GenerateDataKey", "kms:Decrypt"],
                     resources=[encryption_key.key_arn],
-                    conditions={"StringEquals": {"kms:ViaService": f"s3.{stack.region}.amazonaws.com"}},
+                    conditions=through(self, "s3"),
                 )
             )
 
@@ -462,9 +461,7 @@ class ModelGateway(Construct):
                 sid="ReadTheKeyTable",
                 actions=["kms:Decrypt", "kms:DescribeKey"],
                 resources=[encryption_key.key_arn],
-                conditions={
-                    "StringEquals": {"kms:ViaService": f"dynamodb.{Stack.of(self).region}.amazonaws.com"}
-                },
+                conditions=through(self, "dynamodb"),
             )
         )
         self.authorizer_function = function

@@ -1,4 +1,5 @@
-"""IAM conditions that scope a role's control-plane actions to the resources its construct tags.
+"""IAM conditions that scope a role's control-plane actions to the resources its construct tags, and
+the condition that lets a role use a KMS key only through one AWS service (`through`).
 
 A construct that creates AWS resources with `tags` (and puts them on everything it creates) lets its
 role create only with exactly those tags (`request_tags`) and stop, move or delete only what carries one
@@ -10,7 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
+from constructs import IConstruct
+
+
+def via_service(scope: IConstruct, service: str) -> str:
+    """kms:ViaService's value for `service` in the scope's region: the key is used only in requests
+    that service makes for the caller (AWS KMS developer guide, "kms:ViaService")."""
+    return f"{service}.{Stack.of(scope).region}.amazonaws.com"
+
+
+def through(scope: IConstruct, service: str) -> dict[str, dict[str, str]]:
+    """The condition of a key statement used only through `service` (via_service)."""
+    return {"StringEquals": {"kms:ViaService": via_service(scope, service)}}
 
 
 def request_tags(tags: Mapping[str, str]) -> dict[str, dict[str, object]] | None:
