@@ -60,7 +60,7 @@ test: setup ## lint, then the whole test suite (compliance gates included)
 	$(PY) -m pytest
 
 docs-cost: $(VENV)/.installed ## regenerate docs/profiles/*.md's idle-cost tables, genai-stack profiles' figures and docs/regions.md's table
-	WRITE_COST_DOCS=1 $(PY) -m pytest -q tests/cli/test_cost_docs.py tests/stacks/test_regions.py::test_the_region_page_shows_the_table
+	WRITE_COST_DOCS=1 $(PY) -m pytest -q tests/cli/test_cost_docs.py tests/evaluation/test_plan.py::test_the_evaluation_page_shows_managed_api_s_plan tests/stacks/test_regions.py::test_the_region_page_shows_the_table
 
 data-regions: $(VENV)/.installed ## regenerate stacks/data/regions.json from cfn-lint's copy of the CloudFormation registry
 	WRITE_REGIONS=1 $(PY) -m pytest -q tests/stacks/test_regions.py::test_the_region_table_is_cfn_lint_s_registry_for_the_types_the_profiles_use

@@ -7,6 +7,7 @@ from genai_stack.cli import (  # noqa: F401 - registers the commands
     catalog,
     diff,
     doctor,
+    evaluation,
     keys,
     plan,
     profiles,

@@ -24,6 +24,7 @@ from genai_stack.profile.bedrock import Bedrock, bedrock_catalog_problems
 from genai_stack.profile.budget import Budget, CostAllocation, Notifications
 from genai_stack.profile.common import RESERVED_TAG_KEYS, ProfileError, TagKey, TagValue, _Strict, located
 from genai_stack.profile.errors import _describe
+from genai_stack.profile.evaluation import Evaluation, evaluation_problems
 from genai_stack.profile.foundation import Foundation
 from genai_stack.profile.gateway import Gateway, gateway_problems
 from genai_stack.profile.hosting import Hosting
@@ -92,6 +93,10 @@ class Profile(_Strict):
         default=None, description="SageMaker training pipelines and Bedrock model customization"
     )
     gateway: Gateway | None = Field(default=None, description="The OpenAI-compatible model gateway")
+    evaluation: Evaluation | None = Field(
+        default=None,
+        description="Evaluations as code: sets, Bedrock evaluation jobs, schedule (docs/evaluation.md)",
+    )
 
     @field_validator("region")
     @classmethod
@@ -244,6 +249,19 @@ class Profile(_Strict):
         if problems:
             raise ValueError("\n".join(problems))
         return gateway
+
+    @field_validator("evaluation")
+    @classmethod
+    def _evaluation_targets(cls, evaluation: Evaluation | None, info: ValidationInfo) -> Evaluation | None:
+        if evaluation is None:
+            return evaluation
+        given = (info.context or {}).get("given", set())
+        if any(section in given and section not in info.data for section in ("bedrock", "gateway")):
+            return evaluation  # the section's own errors are reported first
+        problems = evaluation_problems(evaluation, info.data.get("bedrock"), info.data.get("gateway"))
+        if problems:
+            raise ValueError("\n".join(problems))
+        return evaluation
 
     @field_validator("tags")
     @classmethod

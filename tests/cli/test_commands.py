@@ -20,8 +20,18 @@ def invoke(*args: str):
 
 
 def test_every_command_has_help_with_an_example():
-    for command in ("profiles", "validate", "plan", "cost", "recommend", "diff", "wheelhouse", "schema"):
-        result = invoke(command, "--help")
+    for command in (
+        "profiles",
+        "validate",
+        "plan",
+        "cost",
+        "recommend",
+        "diff",
+        "wheelhouse",
+        "schema",
+        "eval plan",
+    ):
+        result = invoke(*command.split(), "--help")
         assert result.exit_code == 0, command
         assert "Example" in result.output, command
 

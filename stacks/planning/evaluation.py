@@ -1,0 +1,264 @@
+"""The evaluation jobs a profile asks for, what each depends on, what a change triggers and what a
+run costs (`genai-stack eval plan`; docs/evaluation.md).
+
+One Bedrock evaluation job per evaluated model (automated jobs take a single model: Bedrock API
+reference, CreateEvaluationJob, inferenceConfig) and per knowledge-base evaluation (a RAG job takes
+one knowledge base). A run is billed as the inferences it makes, the evaluated model's and the
+judge's, at their on-demand prices; algorithmic scores add nothing (Amazon Bedrock pricing, Model
+evaluation).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field, replace
+from functools import cache
+from typing import Literal
+
+from genai_stack import PACKAGE_DIR
+from genai_stack.catalog import bedrock_catalog, bedrock_prices
+from genai_stack.lambdas.gateway.routing import estimated_tokens
+from genai_stack.profile.document import Profile
+from genai_stack.profile.evaluation import ALGORITHMIC, GENERATION, JUDGED, RETRIEVAL, EvaluationRow
+
+# Estimates of what Bedrock sends, where the profile does not say (docs/evaluation.md, "Cost").
+ANSWER_TOKENS = 300  # an answer's tokens, when no prompt template gives max_tokens
+JUDGE_INSTRUCTIONS_TOKENS = 800  # a judge prompt's rubric and instructions, per metric and row
+JUDGE_OUTPUT_TOKENS = 200  # the judge's verdict and explanation, per metric and row
+RETRIEVED_TOKENS = 5 * 300  # retrieve_and_generate: five retrieved chunks of about 300 tokens
+VARIABLE = re.compile(r"{{\s*([A-Za-z_][A-Za-z0-9_]*)\s*}}")
+
+
+@cache
+def context_windows() -> dict[str, int]:
+    return json.loads((PACKAGE_DIR / "data" / "context_windows.json").read_text())["tokens"]
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    """One evaluation job of a run."""
+
+    name: str  # the evaluation's name, and the model for a model evaluation
+    kind: Literal["model", "knowledge_base"]
+    evaluation: str
+    target: str  # the evaluated model, or the knowledge base (and its generator)
+    set: str
+    rows: int
+    metrics: tuple[str, ...]  # Bedrock's metric names
+    judge: str | None
+    depends_on: dict[str, str]  # input -> a digest of it: what, when it changes, re-runs the job
+    input_tokens: int  # the evaluated model's, then the judge's, over the run
+    output_tokens: int
+    judge_input_tokens: int
+    judge_output_tokens: int
+    usd: float
+    notes: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict:
+        return {**self.__dict__, "metrics": list(self.metrics), "notes": list(self.notes)}
+
+
+@dataclass
+class Plan:
+    profile: str
+    jobs: list[PlannedJob] = field(default_factory=list)
+    triggered: list[str] = field(default_factory=list)  # job names a change re-runs (with a base)
+    prompt_checks: list[str] = field(default_factory=list)
+
+    @property
+    def usd(self) -> float:
+        return round(sum(j.usd for j in self.jobs), 4)
+
+    def as_dict(self) -> dict:
+        return {
+            "profile": self.profile,
+            "jobs": [j.as_dict() for j in self.jobs],
+            "triggered": self.triggered,
+            "prompt_checks": self.prompt_checks,
+            "usd": self.usd,
+        }
+
+
+def _digest(value: object) -> str:
+    text = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _price(model: str) -> tuple[float, float] | None:
+    return bedrock_prices().get(bedrock_catalog().model_of(model).model_id)
+
+
+def rendered(template_text: str, row: EvaluationRow) -> str:
+    """The prompt a row makes: its own, or the template with its variables filled in."""
+    if row.prompt is not None:
+        return row.prompt
+    values = row.variables or {}
+    return VARIABLE.sub(lambda m: values.get(m.group(1), m.group(0)), template_text)
+
+
+def plan(profile: Profile) -> Plan:
+    """Every job of one run of the profile's evaluations, with its inputs, tokens and cost."""
+    result = Plan(profile.name)
+    evaluation = profile.evaluation
+    if evaluation is None:
+        return result
+    bedrock, gateway = profile.bedrock, profile.gateway
+    prompts = {p.name: p for p in bedrock.prompts}
+    guardrail = {"guardrail": _digest(bedrock.guardrail.model_dump())} if bedrock.guardrail else {}
+    judge_price = _price(evaluation.judge)
+    for job in evaluation.models:
+        rows = evaluation.set_named(job.set).rows
+        template = prompts.get(job.prompt) if job.prompt else None
+        texts = [rendered(template.text if template else "", row) for row in rows]
+        answer = template.max_tokens if template else ANSWER_TOKENS
+        metrics = tuple(ALGORITHMIC[m].builtin for m in job.metrics) + tuple(
+            JUDGED[m].builtin for m in job.judge_metrics
+        )
+        depends = {
+            f"set:{job.set}": _digest([r.model_dump() for r in rows]),
+            **({f"prompt:{job.prompt}": _digest([template.text, template.model_dump()])} if template else {}),
+            **guardrail,
+        }
+        for target in gateway.aliases[job.alias]:
+            model = _bedrock_model(profile, target)
+            if model is None:
+                continue
+            input_tokens = sum(estimated_tokens(t) for t in texts)
+            output_tokens = answer * len(rows)
+            judged = len(job.judge_metrics)
+            judge_in = judged * sum(
+                estimated_tokens(t, r.reference or "") + answer + JUDGE_INSTRUCTIONS_TOKENS
+                for t, r in zip(texts, rows, strict=True)
+            )
+            judge_out = judged * len(rows) * JUDGE_OUTPUT_TOKENS
+            price = _price(model)
+            notes = []
+            if "robustness" in job.metrics:
+                notes.append("not counted: robustness re-runs perturbed prompts")
+            usd = _usd(price, input_tokens, output_tokens) + _usd(judge_price, judge_in, judge_out)
+            result.jobs.append(
+                PlannedJob(
+                    name=f"{job.name}/{model}",
+                    kind="model",
+                    evaluation=job.name,
+                    target=model,
+                    set=job.set,
+                    rows=len(rows),
+                    metrics=metrics,
+                    judge=evaluation.judge if job.judge_metrics else None,
+                    depends_on={**depends, f"alias:{job.alias}:{model}": _digest(target.model_dump())},
+                    input_tokens=input_tokens,
+                    output_tokens=output_tokens,
+                    judge_input_tokens=judge_in,
+                    judge_output_tokens=judge_out,
+                    usd=round(usd, 4),
+                    notes=tuple(notes),
+                )
+            )
+            window = context_windows().get(bedrock_catalog().model_of(model).model_id)
+            longest = max((estimated_tokens(t) for t in texts), default=0)
+            if window is None:
+                last = result.jobs[-1]
+                result.jobs[-1] = replace(
+                    last, notes=(*last.notes, "no context window on record: prompt lengths not checked")
+                )
+            elif longest + answer > window:
+                result.prompt_checks.append(
+                    f"{job.name}/{model}: the longest prompt of set {job.set!r} is about {longest} tokens; "
+                    f"with {answer} output tokens it is over the model's context of {window}"
+                )
+    knowledge_bases = {kb.name: kb for kb in bedrock.knowledge_bases}
+    for job in evaluation.knowledge_bases:
+        rows = evaluation.set_named(job.set).rows
+        table = RETRIEVAL if job.mode == "retrieve" else GENERATION
+        questions = sum(estimated_tokens(r.prompt or "") for r in rows)
+        generated = job.mode == "retrieve_and_generate"
+        input_tokens = questions + len(rows) * RETRIEVED_TOKENS if generated else 0
+        output_tokens = len(rows) * ANSWER_TOKENS if generated else 0
+        per_row = RETRIEVED_TOKENS + (ANSWER_TOKENS if generated else 0) + JUDGE_INSTRUCTIONS_TOKENS
+        judge_in = len(job.metrics) * (
+            questions + sum(estimated_tokens(r.reference or "") for r in rows) + len(rows) * per_row
+        )
+        judge_out = len(job.metrics) * len(rows) * JUDGE_OUTPUT_TOKENS
+        usd = _usd(_price(job.generator) if job.generator else None, input_tokens, output_tokens)
+        usd += _usd(judge_price, judge_in, judge_out)
+        kb = knowledge_bases[job.knowledge_base]
+        result.jobs.append(
+            PlannedJob(
+                name=job.name,
+                kind="knowledge_base",
+                evaluation=job.name,
+                target=f"{job.knowledge_base}" + (f" + {job.generator}" if job.generator else ""),
+                set=job.set,
+                rows=len(rows),
+                metrics=tuple(table[m].builtin for m in job.metrics),
+                judge=evaluation.judge,
+                depends_on={
+                    f"set:{job.set}": _digest([r.model_dump() for r in rows]),
+                    f"knowledge_base:{job.knowledge_base}": _digest(kb.model_dump()),
+                    **({"generator": job.generator} if job.generator else {}),
+                    **guardrail,
+                },
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                judge_input_tokens=judge_in,
+                judge_output_tokens=judge_out,
+                usd=round(usd, 4),
+                notes=("not counted: retrieval (query embeddings, vector-store reads)",),
+            )
+        )
+    for template in bedrock.prompts:
+        result.prompt_checks += lint_template(template.name, template.text)
+    return result
+
+
+def _bedrock_model(profile: Profile, target) -> str | None:
+    """The model a Bedrock target invokes (a campaign profile's source), or None for other targets."""
+    if target.bedrock:
+        return target.bedrock
+    if target.application_inference_profile:
+        sources = {a.name: a.source for a in profile.bedrock.application_inference_profiles}
+        return sources.get(target.application_inference_profile)
+    return None
+
+
+def _usd(price: tuple[float, float] | None, input_tokens: int, output_tokens: int) -> float:
+    return (input_tokens * price[0] + output_tokens * price[1]) / 1000 if price else 0.0
+
+
+def lint_template(name: str, text: str) -> list[str]:
+    """What a template's text gets wrong offline: braces that open a variable and never close it, or
+    close one never opened, and variables whose names are not identifiers."""
+    problems = []
+    opened, closed = text.count("{{"), text.count("}}")
+    if opened != closed:
+        problems.append(f"prompt {name}: {opened} '{{{{' but {closed} '}}}}': a variable is not closed")
+    for match in re.finditer(r"{{(.*?)}}", text, re.DOTALL):
+        if not re.fullmatch(r"\s*[A-Za-z_][A-Za-z0-9_]*\s*", match.group(1)):
+            problems.append(f"prompt {name}: {{{{{match.group(1)}}}}} is not a variable name")
+    return problems
+
+
+def triggered(base: Plan, current: Plan) -> list[str]:
+    """The jobs of `current` whose inputs differ from `base`'s (or that `base` does not have)."""
+    before = {job.name: job.depends_on for job in base.jobs}
+    return [job.name for job in current.jobs if before.get(job.name) != job.depends_on]
+
+
+def plan_markdown(result: Plan) -> str:
+    """The plan as docs/evaluation.md shows it (a test keeps the page equal to this)."""
+    rows = [
+        "| Job | Set (rows) | Metrics | Model tokens in / out | Judge tokens in / out | USD |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for job in result.jobs:
+        metrics = ", ".join(m.removeprefix("Builtin.") for m in job.metrics)
+        model = f"{job.input_tokens:,} / {job.output_tokens:,}"
+        judge = f"{job.judge_input_tokens:,} / {job.judge_output_tokens:,}"
+        rows.append(
+            f"| {job.name} | {job.set} ({job.rows}) | {metrics} | {model} | {judge} | {job.usd:.4f} |"
+        )
+    rows.append(f"| **one run** | | | | | **{result.usd:.4f}** |")
+    return "\n".join(rows)

@@ -1,0 +1,364 @@
+"""The profile's evaluation section: evaluation sets (JSONL files next to the profile) and the Bedrock
+evaluations that run on them (docs/evaluation.md).
+
+A set's file has one JSON object a line:
+
+    {"prompt": "...", "reference": "...", "category": "savings", "language": "en"}
+    {"variables": {"channel": "email", ...}, "reference": "...", "category": "cards", "language": "zh-Hant"}
+
+`prompt` is the question as sent; `variables` fill a prompt template of bedrock.prompts instead (the
+evaluation names the template). `reference` is the expected answer (or what a good one contains);
+`category` and `language` become metric dimensions. Every problem names the file, the line and the
+field.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+
+from genai_stack.profile.common import Slug, _Strict, located
+
+# Bedrock's limit on a custom dataset's prompts ("Amazon Bedrock endpoints and quotas": prompts in a
+# custom dataset for an evaluation job).
+MAX_PROMPTS = 1000
+# Metric dimensions (lambdas/evaluation publishes per category and language): CloudWatch dimension
+# values are 1 to 1,024 characters; these stay short and free of what a SEARCH expression would quote.
+LABEL = r"^[A-Za-z0-9._:-]{1,64}$"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A Bedrock built-in evaluation metric: its name in CreateEvaluationJob, and whether each row
+    needs a reference answer for it."""
+
+    builtin: str
+    needs_reference: bool = False
+
+
+# Model evaluations: algorithmic metrics (computed by Bedrock on the evaluated model's answers).
+ALGORITHMIC = {
+    "accuracy": Metric("Builtin.Accuracy", needs_reference=True),
+    "robustness": Metric("Builtin.Robustness"),
+    "toxicity": Metric("Builtin.Toxicity"),
+}
+# Model evaluations with a judge model.
+JUDGED = {
+    "correctness": Metric("Builtin.Correctness", needs_reference=True),
+    "completeness": Metric("Builtin.Completeness", needs_reference=True),
+    "faithfulness": Metric("Builtin.Faithfulness"),
+    "helpfulness": Metric("Builtin.Helpfulness"),
+    "coherence": Metric("Builtin.Coherence"),
+    "relevance": Metric("Builtin.Relevance"),
+    "following_instructions": Metric("Builtin.FollowingInstructions"),
+    "professional_style": Metric("Builtin.ProfessionalStyleAndTone"),
+    "harmfulness": Metric("Builtin.Harmfulness"),
+    "stereotyping": Metric("Builtin.Stereotyping"),
+    "refusal": Metric("Builtin.Refusal"),
+}
+# Knowledge-base (RAG) evaluations, by what the job asks of the knowledge base.
+RETRIEVAL = {
+    "context_relevance": Metric("Builtin.ContextRelevance"),
+    "context_coverage": Metric("Builtin.ContextCoverage", needs_reference=True),
+}
+GENERATION = {
+    "correctness": Metric("Builtin.Correctness", needs_reference=True),
+    "completeness": Metric("Builtin.Completeness", needs_reference=True),
+    "faithfulness": Metric("Builtin.Faithfulness"),
+    "helpfulness": Metric("Builtin.Helpfulness"),
+    "logical_coherence": Metric("Builtin.LogicalCoherence"),
+    "citation_precision": Metric("Builtin.CitationPrecision"),
+    "citation_coverage": Metric("Builtin.CitationCoverage", needs_reference=True),
+    "harmfulness": Metric("Builtin.Harmfulness"),
+    "stereotyping": Metric("Builtin.Stereotyping"),
+    "refusal": Metric("Builtin.Refusal"),
+}
+
+
+class EvaluationRow(BaseModel):
+    """One line of an evaluation set."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt: str | None = Field(default=None, min_length=1, max_length=100_000)
+    variables: dict[str, str] | None = None
+    reference: str | None = Field(default=None, min_length=1, max_length=100_000)
+    category: str = Field(default="general", pattern=LABEL)
+    language: str = Field(default="en", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+
+    @model_validator(mode="after")
+    def _prompt_or_variables(self) -> EvaluationRow:
+        if (self.prompt is None) == (self.variables is None):
+            raise ValueError("gives exactly one of prompt (the question as sent) or variables (a template's)")
+        return self
+
+
+class EvaluationSet(_Strict):
+    """A JSONL file of prompts, reference answers, categories and languages (module docstring)."""
+
+    name: Slug
+    file: str = Field(description="Path relative to the profile file (JSONL, one object a line)")
+    _rows: tuple[EvaluationRow, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="after")
+    def _read_rows(self, info: ValidationInfo) -> EvaluationSet:
+        base_dir = (info.context or {}).get("base_dir")
+        if base_dir is None:  # validated without a profile file (a test): no rows
+            return self
+        self._rows = read_rows(Path(base_dir) / self.file, shown=self.file)
+        return self
+
+    @property
+    def rows(self) -> tuple[EvaluationRow, ...]:
+        return self._rows
+
+
+def read_rows(path: Path, *, shown: str) -> tuple[EvaluationRow, ...]:
+    """Every row of a set's file, or a ValueError listing each problem as `file:line: field: rule`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        raise ValueError(located("file", f"{shown!r} cannot be read (looked for {path})")) from None
+    rows, problems = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            document = json.loads(line)
+        except ValueError as error:
+            problems.append(f"{shown}:{number}: not a JSON object ({error.msg})")
+            continue
+        if not isinstance(document, dict):
+            problems.append(f"{shown}:{number}: not a JSON object (a {type(document).__name__})")
+            continue
+        try:
+            rows.append(EvaluationRow.model_validate(document))
+        except ValidationError as error:
+            for item in error.errors(include_url=False):
+                field = ".".join(str(part) for part in item["loc"])
+                message = item["msg"].removeprefix("Value error, ")
+                if item["type"] == "extra_forbidden":
+                    message = "is not a field of a row (prompt, variables, reference, category, language)"
+                problems.append(
+                    f"{shown}:{number}: {field}: {message}" if field else f"{shown}:{number}: {message}"
+                )
+    if not rows and not problems:
+        problems.append(f"{shown}: has no rows")
+    if len(rows) > MAX_PROMPTS:
+        problems.append(f"{shown}: has {len(rows)} rows; an evaluation job takes at most {MAX_PROMPTS}")
+    if problems:
+        raise ValueError("\n".join(located("file", p) for p in problems))
+    return tuple(rows)
+
+
+class ModelEvaluation(_Strict):
+    """Evaluate each Bedrock target of a gateway alias on a set: algorithmic metrics and/or metrics
+    a judge model scores."""
+
+    name: Slug
+    set: Slug = Field(description="A name of evaluation.sets")
+    alias: Slug = Field(description="A gateway alias: each of its Bedrock targets is evaluated")
+    prompt: Slug | None = Field(
+        default=None,
+        description="A name of bedrock.prompts: the rows' variables fill it (its current version)",
+    )
+    task: Literal["Generation", "Summarization", "QuestionAndAnswer", "Classification"] = Field(
+        default="Generation", description="Bedrock's task type for the algorithmic metrics"
+    )
+    metrics: list[Literal["accuracy", "robustness", "toxicity"]] = Field(default_factory=list)
+    judge_metrics: list[str] = Field(
+        default_factory=list, description=f"Scored by evaluation.judge: {', '.join(JUDGED)}"
+    )
+
+    @model_validator(mode="after")
+    def _some_metric(self) -> ModelEvaluation:
+        unknown = [m for m in self.judge_metrics if m not in JUDGED]
+        if unknown:
+            raise ValueError(
+                located(
+                    "judge_metrics", f"{', '.join(unknown)}: not a judge metric; allowed: {', '.join(JUDGED)}"
+                )
+            )
+        if not self.metrics and not self.judge_metrics:
+            raise ValueError("names no metric: set metrics and/or judge_metrics")
+        return self
+
+
+class KnowledgeBaseEvaluation(_Strict):
+    """Bedrock's RAG evaluation of a knowledge base: what it retrieves (retrieve) or what a model
+    answers from it (retrieve_and_generate)."""
+
+    name: Slug
+    set: Slug
+    knowledge_base: Slug = Field(description="A name of bedrock.knowledge_bases")
+    mode: Literal["retrieve", "retrieve_and_generate"] = "retrieve_and_generate"
+    generator: str | None = Field(
+        default=None, description="retrieve_and_generate: the model that answers (listed under bedrock)"
+    )
+    metrics: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _metrics_for_mode(self) -> KnowledgeBaseEvaluation:
+        table = RETRIEVAL if self.mode == "retrieve" else GENERATION
+        unknown = [m for m in self.metrics if m not in table]
+        if unknown:
+            raise ValueError(
+                located(
+                    "metrics", f"{', '.join(unknown)}: not a {self.mode} metric; allowed: {', '.join(table)}"
+                )
+            )
+        if (self.mode == "retrieve_and_generate") != (self.generator is not None):
+            raise ValueError(
+                located("generator", "is required with mode retrieve_and_generate, and only then")
+            )
+        return self
+
+
+class Evaluation(_Strict):
+    """Evaluations as code (docs/evaluation.md): sets, what runs on them, when, and how much a score
+    may fall before it alarms."""
+
+    judge: str = Field(description="The judge model (listed under bedrock.models or inference_profiles)")
+    sets: list[EvaluationSet] = Field(min_length=1)
+    models: list[ModelEvaluation] = Field(default_factory=list)
+    knowledge_bases: list[KnowledgeBaseEvaluation] = Field(default_factory=list)
+    schedule: str = Field(
+        default="cron(0 3 ? * SUN *)",
+        pattern=r"^(cron|rate)\(.+\)$",
+        description="EventBridge schedule of the runs (besides every prompt, guardrail or knowledge-base "
+        "change)",
+    )
+    tolerance: float = Field(
+        default=0.05, gt=0, le=1, description="Alarm when a score falls more than this below the accepted run"
+    )
+
+    @model_validator(mode="after")
+    def _names(self) -> Evaluation:
+        problems = []
+        for field in ("sets", "models", "knowledge_bases"):
+            names = [item.name for item in getattr(self, field)]
+            problems += [
+                located(field, f"names {n!r} more than once")
+                for n in sorted({n for n in names if names.count(n) > 1})
+            ]
+        both = sorted({m.name for m in self.models} & {k.name for k in self.knowledge_bases})
+        problems += [located("knowledge_bases", f"{n!r} is also a model evaluation's name") for n in both]
+        if not self.models and not self.knowledge_bases:
+            problems.append(
+                located("models", "and knowledge_bases are both empty: nothing would be evaluated")
+            )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def set_named(self, name: str) -> EvaluationSet | None:
+        return next((s for s in self.sets if s.name == name), None)
+
+
+def evaluation_problems(evaluation: Evaluation, bedrock, gateway) -> list[str]:
+    """The evaluations against the rest of the profile: the judge and generators are models the
+    profile lists, sets, aliases, prompts and knowledge bases exist, the rows carry what the metrics
+    and templates need."""
+    if bedrock is None:
+        return ["needs the bedrock section: evaluations run on Amazon Bedrock"]
+    listed = set(bedrock.models) | set(bedrock.inference_profiles)
+    problems = []
+    if evaluation.judge not in listed:
+        problems.append(
+            located("judge", f"{evaluation.judge!r} is not listed under bedrock.models or inference_profiles")
+        )
+    prompts = {p.name: p for p in bedrock.prompts}
+    knowledge_bases = {kb.name for kb in bedrock.knowledge_bases}
+    aliases = gateway.aliases if gateway else {}
+    for index, job in enumerate(evaluation.models):
+        where = f"models[{index}]"
+        rows = _rows(evaluation, job.set, f"{where}.set", problems)
+        targets = aliases.get(job.alias)
+        if targets is None:
+            known = ", ".join(sorted(aliases)) or "none: add a gateway"
+            problems.append(
+                located(f"{where}.alias", f"{job.alias!r} is not a gateway alias (aliases: {known})")
+            )
+        elif not any(t.bedrock or t.application_inference_profile for t in targets):
+            problems.append(located(f"{where}.alias", f"{job.alias!r} has no Bedrock target to evaluate"))
+        template = prompts.get(job.prompt) if job.prompt else None
+        if job.prompt and template is None:
+            known = ", ".join(sorted(prompts)) or "none"
+            problems.append(
+                located(f"{where}.prompt", f"{job.prompt!r} is not a name of bedrock.prompts ({known})")
+            )
+        needed = [m for m in job.metrics if ALGORITHMIC[m].needs_reference]
+        needed += [m for m in job.judge_metrics if JUDGED[m].needs_reference]
+        problems += _row_problems(rows, where, job.set, needed, template, job.prompt)
+    for index, job in enumerate(evaluation.knowledge_bases):
+        where = f"knowledge_bases[{index}]"
+        rows = _rows(evaluation, job.set, f"{where}.set", problems)
+        if job.knowledge_base not in knowledge_bases:
+            known = ", ".join(sorted(knowledge_bases)) or "none"
+            problems.append(
+                located(
+                    f"{where}.knowledge_base",
+                    f"{job.knowledge_base!r} is not a name of bedrock.knowledge_bases ({known})",
+                )
+            )
+        if job.generator and job.generator not in listed:
+            problems.append(located(f"{where}.generator", f"{job.generator!r} is not listed under bedrock"))
+        table = RETRIEVAL if job.mode == "retrieve" else GENERATION
+        needed = [m for m in job.metrics if table[m].needs_reference]
+        problems += _row_problems(rows, where, job.set, needed, None, None)
+    return problems
+
+
+def _rows(evaluation: Evaluation, name: str, where: str, problems: list[str]) -> tuple[EvaluationRow, ...]:
+    found = evaluation.set_named(name)
+    if found is None:
+        known = ", ".join(s.name for s in evaluation.sets)
+        problems.append(located(where, f"{name!r} is not a name of evaluation.sets ({known})"))
+        return ()
+    return found.rows
+
+
+def _row_problems(
+    rows, where: str, set_name: str, needs_reference: list[str], template, prompt_name
+) -> list[str]:
+    """Each row's fit for the evaluation: a reference where a metric needs one; variables covering the
+    template's (with a template), a prompt (without)."""
+    problems = []
+    for number, row in enumerate(rows, start=1):
+        if needs_reference and row.reference is None:
+            problems.append(
+                located(
+                    where,
+                    f"set {set_name!r} row {number}: has no reference, which "
+                    f"{', '.join(needs_reference)} need",
+                )
+            )
+        if template is not None:
+            missing = sorted(set(template.variables) - set(row.variables or {}))
+            if row.variables is None or missing:
+                problems.append(
+                    located(
+                        where,
+                        f"set {set_name!r} row {number}: prompt {prompt_name!r} needs variables "
+                        f"{', '.join(missing or template.variables)}",
+                    )
+                )
+        elif prompt_name is None and row.prompt is None:
+            problems.append(
+                located(
+                    where, f"set {set_name!r} row {number}: has variables but the evaluation names no prompt"
+                )
+            )
+    return problems

@@ -1,0 +1,120 @@
+"""The evaluation section (stacks/profile/evaluation.py): sets are JSONL files next to the profile, and
+every problem of a set names its file, line and field; evaluations must name what the profile has."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from genai_stack.config import ProfileError, load_profile
+from tests.support import REPO_ROOT
+
+PROFILES = REPO_ROOT / "profiles"
+
+
+def copy_of_managed_api(tmp_path: Path) -> Path:
+    """managed-api with its prompts and evaluation sets, in a folder of the test's own."""
+    for folder in ("prompts/managed-api", "evaluation/managed-api"):
+        shutil.copytree(PROFILES / folder, tmp_path / folder)
+    shutil.copy(PROFILES / "managed-api.yaml", tmp_path / "managed-api.yaml")
+    return tmp_path / "managed-api.yaml"
+
+
+def edit(path: Path, change) -> None:
+    document = yaml.safe_load(path.read_text())
+    change(document)
+    path.write_text(yaml.safe_dump(document, allow_unicode=True))
+
+
+def error_of(path: Path) -> str:
+    with pytest.raises(ProfileError) as caught:
+        load_profile(str(path))
+    return str(caught.value)
+
+
+def test_managed_api_s_sets_load_with_their_rows():
+    evaluation = load_profile("managed-api").evaluation
+    copy, facts = evaluation.sets
+    assert (len(copy.rows), len(facts.rows)) == (6, 7)
+    assert {r.language for r in facts.rows} == {"en", "zh-Hant"}
+    assert all(r.variables and r.reference for r in copy.rows)
+
+
+def test_every_bad_row_is_reported_by_file_line_and_field(tmp_path):
+    path = copy_of_managed_api(tmp_path)
+    rows = tmp_path / "evaluation/managed-api/product-facts.jsonl"
+    lines = rows.read_text(encoding="utf-8").splitlines()
+    lines[1] = '{"prompt": "ok", "reference": "ok", "category": "has space"}'
+    lines[3] = "not json"
+    lines[4] = '{"prompt": "ok", "answer": "?"}'
+    lines[5] = '{"reference": "no prompt"}'
+    lines[6] = "[1, 2]"
+    rows.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    message = error_of(path)
+    where = "evaluation.sets[1].file: evaluation/managed-api/product-facts.jsonl"
+    for expected in (
+        f"{where}:2: category: String should match pattern",
+        f"{where}:4: not a JSON object (Expecting value)",
+        f"{where}:5: answer: is not a field of a row (prompt, variables, reference, category, language)",
+        f"{where}:6: gives exactly one of prompt (the question as sent) or variables (a template's)",
+        f"{where}:7: not a JSON object (a list)",
+    ):
+        assert expected in message, message
+
+
+def test_a_missing_set_file_is_named(tmp_path):
+    path = copy_of_managed_api(tmp_path)
+    (tmp_path / "evaluation/managed-api/campaign-copy.jsonl").unlink()
+    assert "evaluation.sets[0].file: 'evaluation/managed-api/campaign-copy.jsonl' cannot be read" in error_of(
+        path
+    )
+
+
+def test_evaluations_name_what_the_profile_has_and_rows_carry_what_they_need(tmp_path):
+    path = copy_of_managed_api(tmp_path)
+
+    def change(document):
+        evaluation = document["evaluation"]
+        evaluation["judge"] = "amazon.nova-pro-v1:0"
+        evaluation["models"][0].update(alias="nope", prompt="nope")
+        evaluation["knowledge_bases"][0]["knowledge_base"] = "nope"
+
+    edit(path, change)
+    message = error_of(path)
+    assert "evaluation.judge: 'amazon.nova-pro-v1:0' is not listed under bedrock.models" in message
+    assert "evaluation.models[0].alias: 'nope' is not a gateway alias" in message
+    assert "evaluation.models[0].prompt: 'nope' is not a name of bedrock.prompts (campaign-copy)" in message
+    assert (
+        "evaluation.knowledge_bases[0].knowledge_base: 'nope' is not a name of bedrock.knowledge_bases"
+        in message
+    )
+
+
+def test_a_metric_must_fit_the_evaluation_s_mode(tmp_path):
+    path = copy_of_managed_api(tmp_path)
+    edit(
+        path,
+        lambda d: d["evaluation"]["knowledge_bases"][1].update(metrics=["context_relevance", "faithfulness"]),
+    )
+    message = error_of(path)
+    assert "evaluation.knowledge_bases[1].metrics: faithfulness: not a retrieve metric; allowed: " in message
+    assert "context_relevance, context_coverage" in message
+
+
+def test_a_row_without_a_reference_is_refused_where_a_metric_needs_one(tmp_path):
+    path = copy_of_managed_api(tmp_path)
+    rows = tmp_path / "evaluation/managed-api/campaign-copy.jsonl"
+    first, *rest = rows.read_text(encoding="utf-8").splitlines()
+    row = json.loads(first)
+    del row["reference"]
+    del row["variables"]["facts"]
+    rows.write_text("\n".join([json.dumps(row), *rest]) + "\n", encoding="utf-8")
+    message = error_of(path)
+    assert (
+        "evaluation.models[0]: set 'campaign-copy' row 1: has no reference, which correctness need" in message
+    )
+    assert "set 'campaign-copy' row 1: prompt 'campaign-copy' needs variables facts" in message
