@@ -43,6 +43,7 @@ def test_the_same_profile_synthesizes_once_and_callers_get_copies(tmp_path, monk
     path = tmp_path / "managed-api.yaml"
     path.write_text(source)
     shutil.copytree(REPO_ROOT / "profiles" / "prompts", tmp_path / "prompts")  # its prompt files
+    shutil.copytree(REPO_ROOT / "profiles" / "evaluation", tmp_path / "evaluation")  # its evaluation sets
     first = synth.synthesize(str(path), tmp_path / "a")
     first[0].templates["f"]["Resources"]["Mutated"] = {}
     second = synth.synthesize(str(path), tmp_path / "b")

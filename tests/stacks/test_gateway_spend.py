@@ -98,6 +98,7 @@ def managed_api_with(target: dict) -> dict:
     data = yaml.safe_load((PROFILES_DIR / "managed-api.yaml").read_text())
     data["gateway"]["aliases"]["drafts"] = [target]
     data["bedrock"]["prompts"] = []  # no prompt files outside a profile directory
+    data.pop("evaluation")  # nor evaluation sets (and one of its evaluations names a prompt)
     return data
 
 
