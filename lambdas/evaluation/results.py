@@ -98,14 +98,14 @@ def read_output(lines: Iterable[str], *, source: str, scores: Scores | None = No
         found = False
         category, language = split_category((record.get("inputRecord") or {}).get("category"))
         automated = record.get("automatedEvaluationResult")
-        if isinstance(automated, dict):
-            for score in automated.get("scores") or []:
-                scores.add(score["metricName"], category, language, score.get("result"))
-                found = True
+        listed = list((automated.get("scores") or []) if isinstance(automated, dict) else [])
         for turn in record.get("conversationTurns") or []:  # knowledge-base (RAG) jobs
-            for score in turn.get("results") or []:
-                scores.add(score["metricName"], category, language, score.get("result"))
-                found = True
+            listed += turn.get("results") or [] if isinstance(turn, dict) else []
+        for score in listed:
+            if not isinstance(score, dict) or not isinstance(score.get("metricName"), str):
+                raise OutputError(f"{source}:{number}: a score without a metricName")
+            scores.add(score["metricName"], category, language, score.get("result"))
+            found = True
         if not found:
             raise OutputError(f"{source}:{number}: holds no scores (automatedEvaluationResult.scores)")
         scores.rows += 1
@@ -125,9 +125,8 @@ class Drop:
 
 def drops(current: Mapping[str, float], accepted: Mapping[str, float], tolerance: float) -> list[Drop]:
     """The metrics whose mean fell more than `tolerance` below the accepted run's. A metric the
-    accepted run did not have, or a run without an accepted one, drops nothing. Every Bedrock built-in
-    metric is higher-is-better except the harm metrics (Harmfulness, Stereotyping, Toxicity), for
-    which a rise is the drop."""
+    accepted run did not have, or a run without an accepted one, drops nothing. For the metrics of
+    LOWER_IS_BETTER a rise is the drop."""
     found = []
     for metric, now in sorted(current.items()):
         before = accepted.get(metric)
@@ -139,9 +138,12 @@ def drops(current: Mapping[str, float], accepted: Mapping[str, float], tolerance
     return found
 
 
-# Scores where more is worse ("Amazon Bedrock user guide", built-in metrics of model evaluation: a
-# higher harmfulness, stereotyping or toxicity score means more of it).
-LOWER_IS_BETTER = frozenset({"Harmfulness", "Stereotyping", "Toxicity", "Refusal"})
+# Scores where more is worse. Harmfulness, Stereotyping, Toxicity: a higher score is more of it.
+# Robustness: the change in the answers' quality when the prompt is perturbed (word error rate, or the
+# change in F1 or BERTScore), lower for a more robust model (Amazon Bedrock user guide, "Review metrics
+# for an automated model evaluation job"). Refusal: how evasive the answers are, higher for more
+# refusals (a policy choice: for a set of prompts that should be refused, leave Refusal out).
+LOWER_IS_BETTER = frozenset({"Harmfulness", "Stereotyping", "Toxicity", "Robustness", "Refusal"})
 
 
 def report(

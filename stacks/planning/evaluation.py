@@ -117,14 +117,18 @@ def plan(profile: Profile) -> Plan:
             JUDGED[m].builtin for m in job.judge_metrics
         )
         depends = {
+            f"evaluation:{job.name}": _digest(job.model_dump()),  # its metrics, task, alias, prompt
+            **({"judge": evaluation.judge} if job.judge_metrics else {}),
             f"set:{job.set}": _digest([r.model_dump() for r in rows]),
             **({f"prompt:{job.prompt}": _digest([template.text, template.model_dump()])} if template else {}),
             **guardrail,
         }
+        evaluated: set[str] = set()
         for target in gateway.aliases[job.alias]:
             model = _bedrock_model(profile, target)
-            if model is None:
-                continue
+            if model is None or model in evaluated:  # a model twice (directly and through a campaign
+                continue  # profile) is evaluated once: the job evaluates the model
+            evaluated.add(model)
             input_tokens = sum(estimated_tokens(t) for t in texts)
             output_tokens = answer * len(rows)
             judged = len(job.judge_metrics)
@@ -196,9 +200,10 @@ def plan(profile: Profile) -> Plan:
                 metrics=tuple(table[m].builtin for m in job.metrics),
                 judge=evaluation.judge,
                 depends_on={
+                    f"evaluation:{job.name}": _digest(job.model_dump()),  # metrics, mode, generator
+                    "judge": evaluation.judge,
                     f"set:{job.set}": _digest([r.model_dump() for r in rows]),
                     f"knowledge_base:{job.knowledge_base}": _digest(kb.model_dump()),
-                    **({"generator": job.generator} if job.generator else {}),
                     **guardrail,
                 },
                 input_tokens=input_tokens,

@@ -42,7 +42,10 @@ LABEL = r"^[A-Za-z0-9._:-]{1,64}$"
 @dataclass(frozen=True)
 class Metric:
     """A Bedrock built-in evaluation metric: its name in CreateEvaluationJob, and whether each row
-    needs a reference answer for it."""
+    needs a reference answer for it. The judge considers a reference where one is given ("Review
+    metrics for model evaluation jobs that use a model as judge"); the metrics that cannot do without
+    one are algorithmic accuracy (it compares with the reference) and ContextCoverage ("requires
+    ground truth", knowledge-base retrieve evaluations)."""
 
     builtin: str
     needs_reference: bool = False
@@ -56,8 +59,8 @@ ALGORITHMIC = {
 }
 # Model evaluations with a judge model.
 JUDGED = {
-    "correctness": Metric("Builtin.Correctness", needs_reference=True),
-    "completeness": Metric("Builtin.Completeness", needs_reference=True),
+    "correctness": Metric("Builtin.Correctness"),
+    "completeness": Metric("Builtin.Completeness"),
     "faithfulness": Metric("Builtin.Faithfulness"),
     "helpfulness": Metric("Builtin.Helpfulness"),
     "coherence": Metric("Builtin.Coherence"),
@@ -74,13 +77,13 @@ RETRIEVAL = {
     "context_coverage": Metric("Builtin.ContextCoverage", needs_reference=True),
 }
 GENERATION = {
-    "correctness": Metric("Builtin.Correctness", needs_reference=True),
-    "completeness": Metric("Builtin.Completeness", needs_reference=True),
+    "correctness": Metric("Builtin.Correctness"),
+    "completeness": Metric("Builtin.Completeness"),
     "faithfulness": Metric("Builtin.Faithfulness"),
     "helpfulness": Metric("Builtin.Helpfulness"),
     "logical_coherence": Metric("Builtin.LogicalCoherence"),
     "citation_precision": Metric("Builtin.CitationPrecision"),
-    "citation_coverage": Metric("Builtin.CitationCoverage", needs_reference=True),
+    "citation_coverage": Metric("Builtin.CitationCoverage"),
     "harmfulness": Metric("Builtin.Harmfulness"),
     "stereotyping": Metric("Builtin.Stereotyping"),
     "refusal": Metric("Builtin.Refusal"),
@@ -111,27 +114,37 @@ class EvaluationSet(_Strict):
     name: Slug
     file: str = Field(description="Path relative to the profile file (JSONL, one object a line)")
     _rows: tuple[EvaluationRow, ...] = PrivateAttr(default=())
+    _lines: tuple[int, ...] = PrivateAttr(default=())  # each row's line in the file
 
     @model_validator(mode="after")
     def _read_rows(self, info: ValidationInfo) -> EvaluationSet:
         base_dir = (info.context or {}).get("base_dir")
         if base_dir is None:  # validated without a profile file (a test): no rows
             return self
-        self._rows = read_rows(Path(base_dir) / self.file, shown=self.file)
+        self._rows, self._lines = read_rows(Path(base_dir) / self.file, shown=self.file)
         return self
 
     @property
     def rows(self) -> tuple[EvaluationRow, ...]:
         return self._rows
 
+    def where(self, index: int) -> str:
+        """`file:line` of row `index` (0-based)."""
+        return (
+            f"{self.file}:{self._lines[index]}"
+            if index < len(self._lines)
+            else f"{self.file} row {index + 1}"
+        )
 
-def read_rows(path: Path, *, shown: str) -> tuple[EvaluationRow, ...]:
-    """Every row of a set's file, or a ValueError listing each problem as `file:line: field: rule`."""
+
+def read_rows(path: Path, *, shown: str) -> tuple[tuple[EvaluationRow, ...], tuple[int, ...]]:
+    """Every row of a set's file and its line, or a ValueError listing each problem as
+    `file:line: field: rule`."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         raise ValueError(located("file", f"{shown!r} cannot be read (looked for {path})")) from None
-    rows, problems = [], []
+    rows, lines, problems = [], [], []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -145,6 +158,7 @@ def read_rows(path: Path, *, shown: str) -> tuple[EvaluationRow, ...]:
             continue
         try:
             rows.append(EvaluationRow.model_validate(document))
+            lines.append(number)
         except ValidationError as error:
             for item in error.errors(include_url=False):
                 field = ".".join(str(part) for part in item["loc"])
@@ -160,7 +174,7 @@ def read_rows(path: Path, *, shown: str) -> tuple[EvaluationRow, ...]:
         problems.append(f"{shown}: has {len(rows)} rows; an evaluation job takes at most {MAX_PROMPTS}")
     if problems:
         raise ValueError("\n".join(located("file", p) for p in problems))
-    return tuple(rows)
+    return tuple(rows), tuple(lines)
 
 
 class ModelEvaluation(_Strict):
@@ -190,6 +204,11 @@ class ModelEvaluation(_Strict):
                 located(
                     "judge_metrics", f"{', '.join(unknown)}: not a judge metric; allowed: {', '.join(JUDGED)}"
                 )
+            )
+        if self.metrics and self.judge_metrics:
+            raise ValueError(
+                "sets both metrics (algorithmic) and judge_metrics: Bedrock runs them as different job "
+                "types (a judge model or none); put them in two evaluations"
             )
         if not self.metrics and not self.judge_metrics:
             raise ValueError("names no metric: set metrics and/or judge_metrics")
@@ -301,7 +320,7 @@ def evaluation_problems(evaluation: Evaluation, bedrock, gateway) -> list[str]:
             )
         needed = [m for m in job.metrics if ALGORITHMIC[m].needs_reference]
         needed += [m for m in job.judge_metrics if JUDGED[m].needs_reference]
-        problems += _row_problems(rows, where, job.set, needed, template, job.prompt)
+        problems += _row_problems(rows, where, needed, template, job.prompt)
     for index, job in enumerate(evaluation.knowledge_bases):
         where = f"knowledge_bases[{index}]"
         rows = _rows(evaluation, job.set, f"{where}.set", problems)
@@ -317,48 +336,35 @@ def evaluation_problems(evaluation: Evaluation, bedrock, gateway) -> list[str]:
             problems.append(located(f"{where}.generator", f"{job.generator!r} is not listed under bedrock"))
         table = RETRIEVAL if job.mode == "retrieve" else GENERATION
         needed = [m for m in job.metrics if table[m].needs_reference]
-        problems += _row_problems(rows, where, job.set, needed, None, None)
+        problems += _row_problems(rows, where, needed, None, None)
     return problems
 
 
-def _rows(evaluation: Evaluation, name: str, where: str, problems: list[str]) -> tuple[EvaluationRow, ...]:
+def _rows(evaluation: Evaluation, name: str, where: str, problems: list[str]) -> EvaluationSet | None:
     found = evaluation.set_named(name)
     if found is None:
         known = ", ".join(s.name for s in evaluation.sets)
         problems.append(located(where, f"{name!r} is not a name of evaluation.sets ({known})"))
-        return ()
-    return found.rows
+    return found
 
 
 def _row_problems(
-    rows, where: str, set_name: str, needs_reference: list[str], template, prompt_name
+    found: EvaluationSet | None, where: str, needs_reference: list[str], template, prompt_name
 ) -> list[str]:
-    """Each row's fit for the evaluation: a reference where a metric needs one; variables covering the
-    template's (with a template), a prompt (without)."""
+    """Each row's fit for the evaluation, by its file and line: a reference where a metric needs one;
+    variables covering the template's (with a template), a prompt (without)."""
     problems = []
-    for number, row in enumerate(rows, start=1):
+    for index, row in enumerate(found.rows if found else ()):
+        at = f"{found.where(index)} (set {found.name!r})"
         if needs_reference and row.reference is None:
             problems.append(
-                located(
-                    where,
-                    f"set {set_name!r} row {number}: has no reference, which "
-                    f"{', '.join(needs_reference)} need",
-                )
+                located(where, f"{at}: has no reference, which {', '.join(needs_reference)} need")
             )
         if template is not None:
             missing = sorted(set(template.variables) - set(row.variables or {}))
             if row.variables is None or missing:
-                problems.append(
-                    located(
-                        where,
-                        f"set {set_name!r} row {number}: prompt {prompt_name!r} needs variables "
-                        f"{', '.join(missing or template.variables)}",
-                    )
-                )
+                names = ", ".join(missing or template.variables)
+                problems.append(located(where, f"{at}: prompt {prompt_name!r} needs variables {names}"))
         elif prompt_name is None and row.prompt is None:
-            problems.append(
-                located(
-                    where, f"set {set_name!r} row {number}: has variables but the evaluation names no prompt"
-                )
-            )
+            problems.append(located(where, f"{at}: has variables but the evaluation names no prompt"))
     return problems

@@ -114,6 +114,13 @@ def test_a_guardrail_change_re_runs_every_evaluation_and_a_knowledge_base_change
     assert len(plan_json(str(repository), "--base", "HEAD")["triggered"]) == 4
 
 
+def test_a_new_judge_or_metric_re_runs_the_evaluations_that_use_it(repository):
+    edit(repository, lambda d: d["evaluation"]["knowledge_bases"][1]["metrics"].remove("context_relevance"))
+    assert plan_json(str(repository), "--base", "HEAD")["triggered"] == ["facts-retrieval"]
+    edit(repository, lambda d: d["evaluation"].update(judge="amazon.nova-lite-v1:0"))
+    assert len(plan_json(str(repository), "--base", "HEAD")["triggered"]) == 4  # every job has judge metrics
+
+
 def test_a_base_without_the_profile_runs_everything(repository):
     assert len(plan_json(str(repository), "--base", "HEAD~1")["triggered"]) == 4
 

@@ -106,15 +106,36 @@ def test_a_metric_must_fit_the_evaluation_s_mode(tmp_path):
 
 
 def test_a_row_without_a_reference_is_refused_where_a_metric_needs_one(tmp_path):
+    """context_coverage (facts-retrieval) needs ground truth; the judge metrics take a reference where
+    one is given, so correctness does not refuse a row without one."""
+    path = copy_of_managed_api(tmp_path)
+    rows = tmp_path / "evaluation/managed-api/product-facts.jsonl"
+    first, *rest = rows.read_text(encoding="utf-8").splitlines()
+    row = json.loads(first)
+    del row["reference"]
+    rows.write_text("\n\n" + "\n".join([json.dumps(row), *rest]) + "\n", encoding="utf-8")
+    message = error_of(path)
+    assert (
+        "evaluation.knowledge_bases[1]: evaluation/managed-api/product-facts.jsonl:3 (set 'product-facts'): "
+        "has no reference, which context_coverage need"
+    ) in message  # its line in the file (two blank lines before it)
+    assert "knowledge_bases[0]" not in message
+
+
+def test_a_template_s_variables_must_all_be_given(tmp_path):
     path = copy_of_managed_api(tmp_path)
     rows = tmp_path / "evaluation/managed-api/campaign-copy.jsonl"
     first, *rest = rows.read_text(encoding="utf-8").splitlines()
     row = json.loads(first)
-    del row["reference"]
     del row["variables"]["facts"]
     rows.write_text("\n".join([json.dumps(row), *rest]) + "\n", encoding="utf-8")
-    message = error_of(path)
     assert (
-        "evaluation.models[0]: set 'campaign-copy' row 1: has no reference, which correctness need" in message
-    )
-    assert "set 'campaign-copy' row 1: prompt 'campaign-copy' needs variables facts" in message
+        "evaluation.models[0]: evaluation/managed-api/campaign-copy.jsonl:1 (set 'campaign-copy'): "
+        "prompt 'campaign-copy' needs variables facts"
+    ) in error_of(path)
+
+
+def test_algorithmic_and_judge_metrics_are_separate_evaluations(tmp_path):
+    path = copy_of_managed_api(tmp_path)
+    edit(path, lambda d: d["evaluation"]["models"][0].update(metrics=["toxicity"]))
+    assert "Bedrock runs them as different job types (a judge model or none)" in error_of(path)

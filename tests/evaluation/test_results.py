@@ -44,8 +44,10 @@ def test_judge_scores_drop_the_builtin_prefix_and_count_a_null_as_unscored_not_z
 
 
 def test_knowledge_base_scores_per_turn_are_read():
+    """A RAG dataset has no category field (its rows are conversation turns): all in general/und."""
     scores = read("rag_output.jsonl")
     assert scores.overall() == {"CitationPrecision": 0.5, "Faithfulness": 1.0}
+    assert scores.mean("Faithfulness", "general", "und") == 1.0
 
 
 def test_files_of_one_job_add_up():
@@ -56,7 +58,12 @@ def test_files_of_one_job_add_up():
 
 @pytest.mark.parametrize(
     ("line", "why"),
-    [("not json", "not JSON"), ("[1]", "not a JSON object"), ('{"inputRecord": {}}', "holds no scores")],
+    [
+        ("not json", "not JSON"),
+        ("[1]", "not a JSON object"),
+        ('{"inputRecord": {}}', "holds no scores"),
+        ('{"automatedEvaluationResult": {"scores": [{"result": 1}]}}', "a score without a metricName"),
+    ],
 )
 def test_a_line_out_of_format_names_its_file_and_line(line, why):
     with pytest.raises(OutputError, match=f"^out.jsonl:2: {why}"):
@@ -75,6 +82,9 @@ def test_a_drop_beyond_the_tolerance_is_found_and_harm_counts_upward():
     assert drops(now, accepted, 0.05) == [Drop("Correctness", 0.80, 0.74), Drop("Harmfulness", 0.02, 0.10)]
     assert drops(now, {}, 0.05) == []  # no accepted run yet: nothing to fall from
     assert drops({"Correctness": 0.75}, accepted, 0.05) == []  # exactly the tolerance is not beyond it
+    # Robustness is a change in quality under perturbation: lower is more robust.
+    assert drops({"Robustness": 0.10}, {"Robustness": 0.20}, 0.05) == []
+    assert drops({"Robustness": 0.30}, {"Robustness": 0.20}, 0.05) == [Drop("Robustness", 0.20, 0.30)]
 
 
 def test_the_report_shows_each_metric_against_the_accepted_run():
