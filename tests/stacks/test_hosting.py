@@ -119,8 +119,10 @@ def test_hosts_use_imdsv2_encrypted_disks_no_public_ip_and_the_dlami_from_ssm(re
     assert not [d for d in defaults if str(d).startswith("/aws/service/")]  # no public `latest` AMI
 
 
-def test_an_ami_id_in_the_profile_is_used_as_it_is(tmp_path):
-    """A pinned id needs no parameter: the launch template carries it."""
+@pytest.fixture(scope="module")
+def variant(tmp_path_factory):
+    """self-hosted with two settings no built-in profile has, synthesized once for the tests of both
+    (they read different resources): the GPU host's AMI pinned by id, and an existing VPC."""
     from genai_stack.stage import ProfileStacks
     from tests.conftest import cdk_app
 
@@ -131,10 +133,24 @@ def test_an_ami_id_in_the_profile_is_used_as_it_is(tmp_path):
         else h
         for h in profile.hosting.hosts
     ]
-    profile = profile.model_copy(update={"hosting": profile.hosting.model_copy(update={"hosts": hosts})})
-    app = cdk_app(tmp_path)
-    stacks = ProfileStacks(app, "pinned-ami", profile=profile)
-    template = app.synth().get_stack_artifact(stacks.hosting.artifact_id).template
+    network = profile.hosting.network.model_copy(
+        update={
+            "existing_vpc_id": "vpc-0123456789abcdef0",
+            "existing_private_subnet_ids": ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"],
+            "existing_availability_zones": ["us-east-1a", "us-east-1b"],
+        }
+    )
+    hosting = profile.hosting.model_copy(update={"hosts": hosts, "network": network})
+    profile = profile.model_copy(update={"hosting": hosting})
+    app = cdk_app(tmp_path_factory.mktemp("variant"))
+    stacks = ProfileStacks(app, "variant", profile=profile)
+    return profile, app.synth(), stacks
+
+
+def test_an_ami_id_in_the_profile_is_used_as_it_is(variant):
+    """A pinned id needs no parameter: the launch template carries it."""
+    _, assembly, stacks = variant
+    template = assembly.get_stack_artifact(stacks.hosting.artifact_id).template
     images = [
         r["Properties"]["LaunchTemplateData"]["ImageId"]
         for r in template["Resources"].values()
@@ -439,24 +455,11 @@ def test_the_dashboard_has_a_section_per_host_with_accelerator_utilisation(synth
         assert body.count(title) >= len(settings.hosts)
 
 
-def test_an_existing_vpc_is_used_by_id_without_lookup_or_new_network(tmp_path):
+def test_an_existing_vpc_is_used_by_id_without_lookup_or_new_network(variant):
     from aws_cdk import assertions
 
-    from genai_stack.stage import ProfileStacks
-    from tests.conftest import cdk_app
-
-    profile = load_profile(PROFILE)
-    network = profile.hosting.network.model_copy(
-        update={
-            "existing_vpc_id": "vpc-0123456789abcdef0",
-            "existing_private_subnet_ids": ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"],
-            "existing_availability_zones": ["us-east-1a", "us-east-1b"],
-        }
-    )
-    profile = profile.model_copy(update={"hosting": profile.hosting.model_copy(update={"network": network})})
-    app = cdk_app(tmp_path)
-    stacks = ProfileStacks(app, "existing-vpc", profile=profile)
-    assembly = app.synth()
+    profile, assembly, stacks = variant
+    network = profile.hosting.network
     manifest = json.loads((Path(assembly.directory) / "manifest.json").read_text())
     assert "missing" not in manifest  # no context lookup (Vpc.from_lookup) was needed
     template = assertions.Template.from_json(assembly.get_stack_artifact(stacks.hosting.artifact_id).template)
