@@ -267,3 +267,102 @@ def plan_markdown(result: Plan) -> str:
         )
     rows.append(f"| **one run** | | | | | **{result.usd:.4f}** |")
     return "\n".join(rows)
+
+
+# ---------------------------------------------------------------------------------------------------
+# What a run sends Bedrock: each set in Bedrock's dataset format, and each job's CreateEvaluationJob
+# request (the state machine that runs them fills in the deployed names: role, buckets, ARNs).
+
+# The task type of judge and knowledge-base jobs: AWS's examples of both use "General" ("Create a model
+# evaluation job that uses a model as a judge", "Creating a RAG evaluation job"), a value botocore's
+# TaskType enum does not list; the algorithmic metrics take the evaluation's own `task`.
+JUDGE_TASK_TYPE = "General"
+DATASET_NAME = re.compile(r"[^0-9a-zA-Z._-]")
+
+
+def bedrock_dataset(rows: tuple[EvaluationRow, ...], *, kind: str, template_text: str = "") -> list[dict]:
+    """The rows as Bedrock reads them ("Create a custom prompt dataset" pages of the Bedrock user
+    guide): a model evaluation's {prompt, referenceResponse, category}, the category carrying the
+    language (`<category>|<language>`, lambdas/evaluation/results.py reads both back); a knowledge
+    base's one conversation turn {prompt.content[].text, referenceResponses[].content[].text}."""
+    from genai_stack.lambdas.evaluation.results import bedrock_category
+
+    lines = []
+    for row in rows:
+        prompt = rendered(template_text, row)
+        if kind == "model":
+            line = {"prompt": prompt, "category": bedrock_category(row.category, row.language)}
+            if row.reference is not None:
+                line["referenceResponse"] = row.reference
+        else:
+            turn: dict = {"prompt": {"content": [{"text": prompt}]}}
+            if row.reference is not None:
+                turn["referenceResponses"] = [{"content": [{"text": row.reference}]}]
+            line = {"conversationTurns": [turn]}
+        lines.append(line)
+    return lines
+
+
+def create_request(
+    job: PlannedJob,
+    *,
+    job_name: str,
+    role_arn: str,
+    dataset_uri: str,
+    output_uri: str,
+    model: str | None = None,
+    knowledge_base_id: str | None = None,
+    generator: str | None = None,
+    guardrail: tuple[str, str] | None = None,
+    task: str = JUDGE_TASK_TYPE,
+    tags: dict[str, str] | None = None,
+) -> dict:
+    """CreateEvaluationJob's parameters for one planned job (Bedrock API reference,
+    CreateEvaluationJob). `model`: what the job invokes (an application inference profile ARN carries
+    the cost-allocation tag); `generator` and `guardrail` (id, version): a retrieve_and_generate job's
+    answering model and the guardrail it answers under."""
+    judged = job.judge is not None
+    algorithmic = not judged
+    metrics = {
+        "taskType": task if algorithmic else JUDGE_TASK_TYPE,
+        "dataset": {"name": DATASET_NAME.sub("-", job.set)[:63], "datasetLocation": {"s3Uri": dataset_uri}},
+        "metricNames": list(job.metrics),
+    }
+    automated: dict = {"datasetMetricConfigs": [metrics]}
+    if judged:
+        automated["evaluatorModelConfig"] = {"bedrockEvaluatorModels": [{"modelIdentifier": job.judge}]}
+    request: dict = {
+        "jobName": job_name,
+        "roleArn": role_arn,
+        "applicationType": "ModelEvaluation" if job.kind == "model" else "RagEvaluation",
+        "evaluationConfig": {"automated": automated},
+        "outputDataConfig": {"s3Uri": output_uri},
+        "jobTags": [{"key": k, "value": v} for k, v in sorted((tags or {}).items())],
+    }
+    if job.kind == "model":
+        request["inferenceConfig"] = {"models": [{"bedrockModel": {"modelIdentifier": model or job.target}}]}
+        return request
+    if knowledge_base_id is None:
+        raise ValueError(f"{job.name}: a knowledge-base job needs the knowledge base's id")
+    if generator is None:
+        retrieval = {"vectorSearchConfiguration": {"numberOfResults": RETRIEVED_TOKENS // 300}}
+        config = {
+            "retrieveConfig": {
+                "knowledgeBaseId": knowledge_base_id,
+                "knowledgeBaseRetrievalConfiguration": retrieval,
+            }
+        }
+    else:
+        knowledge_base: dict = {"knowledgeBaseId": knowledge_base_id, "modelArn": generator}
+        if guardrail is not None:
+            knowledge_base["generationConfiguration"] = {
+                "guardrailConfiguration": {"guardrailId": guardrail[0], "guardrailVersion": guardrail[1]}
+            }
+        config = {
+            "retrieveAndGenerateConfig": {
+                "type": "KNOWLEDGE_BASE",
+                "knowledgeBaseConfiguration": knowledge_base,
+            }
+        }
+    request["inferenceConfig"] = {"ragConfigs": [{"knowledgeBaseConfig": config}]}
+    return request
