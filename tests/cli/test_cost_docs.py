@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 
 import pytest
 
@@ -21,22 +20,17 @@ from genai_stack.planning.cost import (
     semantic_cache_markdown,
 )
 from tests.support import REPO_ROOT
+from tests.support.generated import check_generated_block
 
 START = "<!-- cost:start (generated from stacks/planning/cost.py; make docs-cost) -->"
 END = "<!-- cost:end -->"
-BLOCK = re.compile(re.escape(START) + r"\n.*?\n" + re.escape(END), re.DOTALL)
 
 
 @pytest.mark.parametrize("name", builtin_profile_names())
 def test_the_profile_page_shows_the_cost_model_s_idle_cost(synthesized, name):
     page = REPO_ROOT / "docs" / "profiles" / f"{name}.md"
-    text = page.read_text(encoding="utf-8")
-    block = f"{START}\n{idle_cost_markdown(estimate(load_profile(name), synthesized.templates[name]))}\n{END}"
-    assert len(BLOCK.findall(text)) == 1, f"{page} needs one {START} ... {END} block"
-    if os.environ.get("WRITE_COST_DOCS") == "1":
-        page.write_text(BLOCK.sub(lambda _: block, text), encoding="utf-8")
-        text = page.read_text(encoding="utf-8")
-    assert BLOCK.search(text).group(0) == block, f"{page} is stale: run `make docs-cost`"
+    table = idle_cost_markdown(estimate(load_profile(name), synthesized.templates[name]))
+    check_generated_block(page, START, END, table)
 
 
 def test_the_built_in_summary_is_the_cost_model_s(synthesized):
@@ -63,13 +57,7 @@ SEMANTIC_END = "<!-- semantic-cache-cost:end -->"
 def test_the_gateway_page_shows_the_semantic_cache_s_arithmetic():
     """docs/gateway.md's semantic cache table: managed-api's drafts (which uses it) and copywriter (for
     comparison), at the cost model's prices, as `genai-stack cost` computes it."""
-    page = REPO_ROOT / "docs" / "gateway.md"
-    text = page.read_text(encoding="utf-8")
     costs = semantic_cache_costs(load_profile("managed-api"), aliases=["drafts", "copywriter"])
-    block = f"{SEMANTIC_START}\n{semantic_cache_markdown(costs)}\n{SEMANTIC_END}"
-    pattern = re.compile(re.escape(SEMANTIC_START) + r"\n.*?\n" + re.escape(SEMANTIC_END), re.DOTALL)
-    assert len(pattern.findall(text)) == 1, f"{page} needs one {SEMANTIC_START} ... {SEMANTIC_END} block"
-    if os.environ.get("WRITE_COST_DOCS") == "1":
-        page.write_text(pattern.sub(lambda _: block, text), encoding="utf-8")
-        text = page.read_text(encoding="utf-8")
-    assert pattern.search(text).group(0) == block, f"{page} is stale: run `make docs-cost`"
+    check_generated_block(
+        REPO_ROOT / "docs" / "gateway.md", SEMANTIC_START, SEMANTIC_END, semantic_cache_markdown(costs)
+    )

@@ -154,18 +154,9 @@ END = "<!-- evaluation-plan:end -->"
 
 def test_the_evaluation_page_shows_managed_api_s_plan():
     """docs/evaluation.md's table is the planner's (`make docs-cost` rewrites it)."""
-    import os
-    import re
-
     from genai_stack.planning.evaluation import plan, plan_markdown
     from tests.support import REPO_ROOT
+    from tests.support.generated import check_generated_block
 
-    page = REPO_ROOT / "docs" / "evaluation.md"
-    text = page.read_text(encoding="utf-8")
-    block = f"{START}\n{plan_markdown(plan(load_profile('managed-api')))}\n{END}"
-    pattern = re.compile(re.escape(START) + r"\n.*?\n" + re.escape(END), re.DOTALL)
-    assert len(pattern.findall(text)) == 1
-    if os.environ.get("WRITE_COST_DOCS") == "1":
-        page.write_text(pattern.sub(lambda _: block, text), encoding="utf-8")
-        text = page.read_text(encoding="utf-8")
-    assert pattern.search(text).group(0) == block, f"{page} is stale: run `make docs-cost`"
+    table = plan_markdown(plan(load_profile("managed-api")))
+    check_generated_block(REPO_ROOT / "docs" / "evaluation.md", START, END, table)

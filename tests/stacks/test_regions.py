@@ -29,6 +29,7 @@ from genai_stack.catalog import (
     supported_regions,
 )
 from tests.support import REPO_ROOT
+from tests.support.generated import check_generated_block
 
 DATA = REPO_ROOT / "stacks" / "data" / "regions.json"
 PAGE = REPO_ROOT / "docs" / "regions.md"
@@ -111,14 +112,7 @@ def test_hong_kong_is_supported_with_its_budget_in_us_east_1_and_its_gaps_named(
 
 
 def test_the_region_page_shows_the_table():
-    text = PAGE.read_text(encoding="utf-8")
-    block = f"{START}\n{regions_markdown()}\n{END}"
-    pattern = re.compile(re.escape(START) + r"\n.*?\n" + re.escape(END), re.DOTALL)
-    assert len(pattern.findall(text)) == 1
-    if os.environ.get("WRITE_COST_DOCS") == "1":
-        PAGE.write_text(pattern.sub(lambda _: block, text), encoding="utf-8")
-        text = PAGE.read_text(encoding="utf-8")
-    assert pattern.search(text).group(0) == block, f"{PAGE} is stale: run `make docs-cost`"
+    check_generated_block(PAGE, START, END, regions_markdown())
 
 
 @pytest.mark.parametrize("region", ["xx-nowhere-1", "cn-north-1"])
