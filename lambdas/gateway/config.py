@@ -204,6 +204,10 @@ def build_gateway(settings: Settings, client: Callable[[str], Any]) -> Gateway:
     fit in each request's deadline) or one client (tests pass stubs); created on first use only."""
     guardrail = (settings.guardrail.identifier, settings.guardrail.version) if settings.guardrail else None
 
+    def checks() -> Guardrail:
+        """ApplyGuardrail with the profile's guardrail (guarded targets, images, semantic cache hits)."""
+        return Guardrail(client("bedrock-runtime"), identifier=guardrail[0], version=guardrail[1])
+
     def trust_client():
         """acm-pca, for a connection being opened: its calls wait no longer than a connect does."""
         return as_timed(client("acm-pca")).within(None, "acm-pca", cap=CONNECT_TIMEOUT_SECONDS)
@@ -256,9 +260,7 @@ def build_gateway(settings: Settings, client: Callable[[str], Any]) -> Gateway:
         )
         if guardrail is None:
             return inner
-        return Guarded(
-            inner, Guardrail(client("bedrock-runtime"), identifier=guardrail[0], version=guardrail[1])
-        )
+        return Guarded(inner, checks())
 
     embedding_routes = {
         alias: BedrockEmbeddings(client("bedrock-runtime"), model_id=t.model, invoke_id=t.invoke)
@@ -289,9 +291,7 @@ def build_gateway(settings: Settings, client: Callable[[str], Any]) -> Gateway:
             ttl_seconds=semantic.ttl_seconds,
             aliases={alias: AliasPolicy(a.min_similarity, a.shared) for alias, a in semantic.aliases.items()},
             price_per_1k=settings.prices.get(embedding_routes[semantic.embedding].name, (0.0, 0.0))[0],
-            guardrail=Guardrail(client("bedrock-runtime"), identifier=guardrail[0], version=guardrail[1])
-            if guardrail
-            else None,
+            guardrail=checks() if guardrail else None,
         )
         if semantic
         else None,
@@ -320,9 +320,7 @@ def build_gateway(settings: Settings, client: Callable[[str], Any]) -> Gateway:
                 alias: BedrockImages(client("bedrock-runtime"), ImageTarget(a.model, a.price_per_image))
                 for alias, a in settings.images.items()
             },
-            guardrail=Guardrail(client("bedrock-runtime"), identifier=guardrail[0], version=guardrail[1])
-            if guardrail
-            else None,
+            guardrail=checks() if guardrail else None,
             store=ImageStore(
                 client("s3"),
                 bucket=settings.image_store.bucket,

@@ -66,6 +66,14 @@ class Deadline:
     def remaining(self) -> float:
         return self.expires_at - self.clock()
 
+    def capped(self, seconds: float) -> Deadline:
+        """This deadline, or `seconds` from now if that comes first: for a step worth less than the
+        rest of the request (a slow one gives up and leaves the rest of the time to the others)."""
+        cap = self.clock() + seconds
+        if cap >= self.expires_at:
+            return self
+        return Deadline(expires_at=cap, budget=seconds, clock=self.clock)
+
     def check(self, where: str) -> float:
         """The time left, or DeadlineExceeded when too little is left for `where` to succeed."""
         remaining = self.remaining()

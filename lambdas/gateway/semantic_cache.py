@@ -245,7 +245,7 @@ class SemanticCache:
         )
         try:
             embedded = self.embedder.embed(
-                [question], dimensions=self.dimensions, deadline=self._capped(deadline)
+                [question], dimensions=self.dimensions, deadline=deadline.capped(self.timeout_seconds)
             )
             vector = Vector(embedded.vectors[0])
             if len(vector) != self.dimensions:
@@ -323,7 +323,7 @@ class SemanticCache:
             return hit
         prompt = "\n".join(m.text for m in request.messages if m.role != "assistant")
         try:
-            blocked = self.guardrail.check("INPUT", prompt, self._capped(deadline))
+            blocked = self.guardrail.check("INPUT", prompt, deadline.capped(self.timeout_seconds))
         except (ProviderError, GatewayError) as error:
             return _failed(replace(hit, answer=None), "the guardrail check", error)
         if blocked is not None:
@@ -369,10 +369,3 @@ class SemanticCache:
             _failed(probe, "the write", error)
             return 1
         return 0
-
-    def _capped(self, deadline: Deadline) -> Deadline:
-        """The request's deadline, or SEMANTIC_TIMEOUT_SECONDS from now if that comes first."""
-        cap = deadline.clock() + self.timeout_seconds
-        if cap >= deadline.expires_at:
-            return deadline
-        return Deadline(expires_at=cap, budget=self.timeout_seconds, clock=deadline.clock)

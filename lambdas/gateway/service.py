@@ -149,44 +149,31 @@ class Gateway:
             started = self.clock()
             key = cache_key(request.model, request, self.guardrail[1] if self.guardrail else None)
             use_cache = self.cache is not None and cacheable(request)
+
+            def stored(answer: dict[str, Any], target: str, headers: dict[str, str]):
+                """A stored answer: a cache hit of `target` in the metrics, the tenant's record for its
+                rating, its own response id."""
+                usage = Usage(
+                    alias=request.model,
+                    target=target,
+                    latency_ms=self._ms(started),
+                    cache_hit=True,
+                    user=hashed_user(request.user),
+                )
+                metrics.record(usage, tenant=tenant)
+                self._remember(response_id, tenant, request, target, deadline)
+                headers = {"x-genai-target": target, **headers, **routed}
+                return {**answer, "id": response_id}, _warned(headers, admission)
+
             if use_cache:
                 hit = self.cache.get(key, deadline)
                 if hit is not None:
-                    metrics.record(
-                        Usage(
-                            alias=request.model,
-                            target="cache",
-                            latency_ms=self._ms(started),
-                            cache_hit=True,
-                            user=hashed_user(request.user),
-                        ),
-                        tenant=tenant,
-                    )
-                    self._remember(response_id, tenant, request, "cache", deadline)
-                    return {**hit, "id": response_id}, _warned(
-                        {"x-genai-target": "cache", "x-genai-cache": "hit", **routed}, admission
-                    )
+                    return stored(hit, "cache", {"x-genai-cache": "hit"})
             probe = self._probe(request, tenant, metrics, deadline, billed)
             if probe is not None and probe.hit:
                 metrics.record_semantic(probe)
-                metrics.record(
-                    Usage(
-                        alias=request.model,
-                        target=SEMANTIC_TARGET,
-                        latency_ms=self._ms(started),
-                        cache_hit=True,
-                        user=hashed_user(request.user),
-                    ),
-                    tenant=tenant,
-                )
-                self._remember(response_id, tenant, request, SEMANTIC_TARGET, deadline)
-                headers = {
-                    "x-genai-target": SEMANTIC_TARGET,
-                    "x-genai-cache": "semantic-hit",
-                    SIMILARITY_HEADER: f"{probe.similarity:.4f}",
-                    **routed,
-                }
-                return {**probe.answer, "id": response_id}, _warned(headers, admission)
+                similarity = {"x-genai-cache": "semantic-hit", SIMILARITY_HEADER: f"{probe.similarity:.4f}"}
+                return stored(probe.answer, SEMANTIC_TARGET, similarity)
             response, headers = self._answer(
                 request,
                 targets,

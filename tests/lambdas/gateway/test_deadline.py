@@ -255,3 +255,13 @@ def test_the_handler_answers_a_clean_openai_504_when_the_invocation_has_no_time_
     assert set(error) == {"message", "type", "param", "code"}
     assert (error["type"], error["code"]) == ("timeout", "deadline_exceeded")
     assert "deadline exceeded" in error["message"]
+
+
+def test_a_capped_deadline_ends_at_the_cap_or_the_request_s_deadline_whichever_is_first():
+
+    clock = FakeClock(now=100.0)
+    deadline = Deadline.start(10, clock=clock)
+    assert deadline.capped(1.0).remaining() == 1.0
+    assert deadline.capped(30.0) is deadline  # the request's own deadline comes first
+    clock.now += 9.5
+    assert deadline.capped(1.0).remaining() == 0.5
