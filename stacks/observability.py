@@ -72,10 +72,10 @@ def _gateway_sets(profile: Profile) -> list[MetricSet]:
     # `semantic-cache` for a semantic cache hit (the aliases that use it).
     cache = int(gateway.cache.enabled)
     semantic = sorted(gateway.semantic_cache.aliases) if gateway.semantic_cache else []
-    aliases = {
+    chat = {
         alias: len(targets) + cache + int(alias in semantic) for alias, targets in gateway.aliases.items()
     }
-    aliases.update(dict.fromkeys(gateway.embeddings, 1))
+    aliases = {**chat, **dict.fromkeys(gateway.embeddings, 1)}
     routes = sum(aliases.values())
     emitter = "lambdas/gateway/metrics.py (EMF)"
     return [
@@ -91,7 +91,7 @@ def _gateway_sets(profile: Profile) -> list[MetricSet]:
             emitter, GATEWAY, GATEWAY_PER_ALIAS, ("alias", "service"), len(aliases), f"{len(aliases)} aliases"
         ),
         MetricSet(emitter, GATEWAY, ("UnhandledErrors",), ("service",), 1, "one per gateway"),
-        *_feedback_sets(profile, tenants, cache, emitter),
+        *_feedback_sets(profile, tenants, sum(chat.values()), emitter),
         *(
             [
                 MetricSet(
@@ -124,12 +124,11 @@ def _gateway_sets(profile: Profile) -> list[MetricSet]:
 PROMPT_VERSIONS_ESTIMATE = 2
 
 
-def _feedback_sets(profile: Profile, tenants: int, cache: int, emitter: str) -> list[MetricSet]:
+def _feedback_sets(profile: Profile, tenants: int, chat_routes: int, emitter: str) -> list[MetricSet]:
+    """`chat_routes`: the chat alias-target pairs that may answer (a rating names its answer's target)."""
     gateway = profile.gateway
     if gateway is None or gateway.feedback is None:
         return []
-    semantic = gateway.semantic_cache.aliases if gateway.semantic_cache else {}
-    chat_routes = sum(len(targets) + cache + int(a in semantic) for a, targets in gateway.aliases.items())
     return [
         MetricSet(
             emitter,

@@ -148,7 +148,9 @@ def gateway_config(
             "ttl_seconds": semantic.ttl_seconds,
             "aliases": {
                 alias: {
-                    "min_similarity": policy.min_similarity or semantic.min_similarity,
+                    "min_similarity": semantic.min_similarity
+                    if policy.min_similarity is None
+                    else policy.min_similarity,
                     "shared": policy.shared,
                 }
                 for alias, policy in semantic.aliases.items()

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+if TYPE_CHECKING:
+    from genai_stack.config import Profile
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
@@ -39,6 +42,16 @@ def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     # The message is plain text: brackets in it ("[tool.genai-stack]", a JSON list) are not markup.
     errors.print(f"[bold red]genai-stack:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def load_or_fail(name_or_path: str) -> Profile:
+    """The profile, or its errors (file, field, rule) as the command's failure."""
+    from genai_stack.config import ProfileError, load_profile  # the profile models, on first use
+
+    try:
+        return load_profile(name_or_path)
+    except ProfileError as error:
+        fail(str(error))
 
 
 def print_json(document: Any) -> None:

@@ -24,8 +24,8 @@ import typer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from genai_stack.catalog import accelerator_instances, bedrock_catalog, cost_region
-from genai_stack.cli.app import EXIT_ERROR, app, errors, fail, report_checks
-from genai_stack.config import Profile, ProfileError, load_profile
+from genai_stack.cli.app import EXIT_ERROR, app, errors, fail, load_or_fail, report_checks
+from genai_stack.config import Profile
 
 Status = Literal["ok", "warn", "fail"]
 
@@ -931,10 +931,7 @@ def doctor(
 
     [b]Example[/]: AWS_PROFILE=prod genai-stack doctor managed-api
     """
-    try:
-        loaded = load_profile(profile)
-    except ProfileError as error:
-        fail(str(error))
+    loaded = load_or_fail(profile)
     with errors.status(f"Synthesizing {loaded.name} (offline) to see what it needs"):
         requirements = requirements_of(profile)
     try:

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from genai_stack.cli.app import app, console, fail, print_json
+from genai_stack.cli.app import app, console, fail, load_or_fail, print_json
 from genai_stack.cli.diff import DiffError, base_worktree, repository_root, resolve_ref
 from genai_stack.cli.plan import JsonOption, ProfileArgument
 from genai_stack.config import ProfileError, load_profile, resolve_profile_path
@@ -19,13 +19,6 @@ from genai_stack.planning.evaluation import Plan, plan, triggered
 
 eval_app = typer.Typer(help="Evaluations as code (docs/evaluation.md).", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
-
-
-def _load(name_or_path: str):
-    try:
-        return load_profile(name_or_path)
-    except ProfileError as error:
-        fail(str(error))
 
 
 def base_plan(name_or_path: str, ref: str) -> Plan | None:
@@ -62,7 +55,7 @@ def plan_command(
 
     [b]Example[/]: genai-stack eval plan managed-api --base origin/main
     """
-    current = plan(_load(profile))
+    current = plan(load_or_fail(profile))
     if base is not None:
         before = base_plan(profile, base)
         current.triggered = triggered(before, current) if before else [job.name for job in current.jobs]

@@ -19,8 +19,7 @@ import typer
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.table import Table
 
-from genai_stack.cli.app import app, console, errors, fail, print_json
-from genai_stack.config import ProfileError, load_profile
+from genai_stack.cli.app import app, console, errors, fail, load_or_fail, print_json
 from genai_stack.lambdas.gateway_authorizer.keys import KEY_TABLE_OUTPUT, key_hash, new_key
 
 keys_app = typer.Typer(
@@ -151,10 +150,7 @@ class KeyManager:
 
 def _manager(profile: str, tenant: str | None) -> KeyManager:
     """The profile's key manager; a tenant the profile does not list, or a profile without keys, fails."""
-    try:
-        loaded = load_profile(profile)
-    except ProfileError as error:
-        fail(str(error))
+    loaded = load_or_fail(profile)
     if loaded.gateway is None or loaded.gateway.auth != "api_key":
         fail(f"profile {loaded.name} has no gateway with auth: api_key, so it has no keys")
     tenants = [t.name for t in loaded.gateway.tenants]

@@ -464,11 +464,7 @@ def semantic_cache_costs(
     storage = fixed_price("s3vectors_storage_gb")
     results = []
     for alias in aliases if aliases is not None else semantic.aliases:
-        first = gateway.aliases[alias][0]
-        named = first.bedrock
-        if first.application_inference_profile and profile.bedrock:
-            campaigns = {a.name: a.source for a in profile.bedrock.application_inference_profiles}
-            named = campaigns.get(first.application_inference_profile)
+        named = gateway.aliases[alias][0].bedrock_model(profile.bedrock)
         model = catalog.model_of(named).model_id if named else None
         price = prices.get(model) if model else None
         lines = [

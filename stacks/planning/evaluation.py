@@ -125,7 +125,7 @@ def plan(profile: Profile) -> Plan:
         }
         evaluated: set[str] = set()
         for target in gateway.aliases[job.alias]:
-            model = _bedrock_model(profile, target)
+            model = target.bedrock_model(bedrock)
             if model is None or model in evaluated:  # a model twice (directly and through a campaign
                 continue  # profile) is evaluated once: the job evaluates the model
             evaluated.add(model)
@@ -217,16 +217,6 @@ def plan(profile: Profile) -> Plan:
     for template in bedrock.prompts:
         result.prompt_checks += lint_template(template.name, template.text)
     return result
-
-
-def _bedrock_model(profile: Profile, target) -> str | None:
-    """The model a Bedrock target invokes (a campaign profile's source), or None for other targets."""
-    if target.bedrock:
-        return target.bedrock
-    if target.application_inference_profile:
-        sources = {a.name: a.source for a in profile.bedrock.application_inference_profiles}
-        return sources.get(target.application_inference_profile)
-    return None
 
 
 def _usd(price: tuple[float, float] | None, input_tokens: int, output_tokens: int) -> float:

@@ -310,7 +310,7 @@ def evaluation_problems(evaluation: Evaluation, bedrock, gateway) -> list[str]:
             problems.append(
                 located(f"{where}.alias", f"{job.alias!r} is not a gateway alias (aliases: {known})")
             )
-        elif not any(t.bedrock or t.application_inference_profile for t in targets):
+        elif not any(t.bedrock_model(bedrock) for t in targets):
             problems.append(located(f"{where}.alias", f"{job.alias!r} has no Bedrock target to evaluate"))
         template = prompts.get(job.prompt) if job.prompt else None
         if job.prompt and template is None:

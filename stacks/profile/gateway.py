@@ -54,6 +54,16 @@ class GatewayTarget(_Strict):
         "template refuses a system role (Mistral 7B Instruct v0.1/v0.2)",
     )
 
+    def bedrock_model(self, bedrock: Bedrock | None) -> str | None:
+        """The model or system inference profile this target invokes (a campaign profile's source);
+        None for a target that is not a Bedrock model."""
+        if self.bedrock:
+            return self.bedrock
+        if self.application_inference_profile and bedrock is not None:
+            sources = {a.name: a.source for a in bedrock.application_inference_profiles}
+            return sources.get(self.application_inference_profile)
+        return None
+
     @model_validator(mode="after")
     def _exactly_one(self) -> GatewayTarget:
         kinds = ("bedrock", "application_inference_profile", "sagemaker", "self_hosted", "custom_model")
