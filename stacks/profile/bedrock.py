@@ -22,7 +22,16 @@ from genai_stack.catalog import (
 )
 from genai_stack.lambdas.pgvector_schema.logic import ALTERNATE as BEDROCK_ALTERNATE
 from genai_stack.lambdas.pgvector_schema.logic import ROLE as BEDROCK_ROLE
-from genai_stack.profile.common import _SCHEDULE, Slug, TagKey, TagValue, _known_retention, _Strict, located
+from genai_stack.profile.common import (
+    _SCHEDULE,
+    Slug,
+    TagKey,
+    TagValue,
+    _known_retention,
+    _Strict,
+    located,
+    repeated_names,
+)
 
 # --------------------------------------------------------------------------------------------------
 # Managed API: Amazon Bedrock
@@ -442,13 +451,7 @@ class Bedrock(_Strict):
 
     @model_validator(mode="after")
     def _unique_names(self) -> Bedrock:
-        problems = []
-        for field in ("knowledge_bases", "application_inference_profiles", "prompts"):
-            names = [item.name for item in getattr(self, field)]
-            problems += [
-                located(field, f"names {n!r} more than once")
-                for n in sorted({n for n in names if names.count(n) > 1})
-            ]
+        problems = repeated_names(self, "knowledge_bases", "application_inference_profiles", "prompts")
         for field in ("models", "inference_profiles"):
             ids = getattr(self, field)
             problems += [

@@ -86,6 +86,18 @@ def located(subpath: str, message: str) -> str:
     return f"@{subpath}@ {message}"
 
 
+def repeated_names(owner: object, *fields: str) -> list[str]:
+    """A problem for each name given twice within each of `owner`'s list fields (items with `name`)."""
+    problems = []
+    for field in fields:
+        names = [item.name for item in getattr(owner, field)]
+        problems += [
+            located(field, f"names {n!r} more than once")
+            for n in sorted({n for n in names if names.count(n) > 1})
+        ]
+    return problems
+
+
 def _known_retention(days: int) -> int:
     if days not in LOG_RETENTION_DAYS:
         allowed = ", ".join(str(d) for d in LOG_RETENTION_DAYS)

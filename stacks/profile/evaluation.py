@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from genai_stack.profile.common import Slug, _Strict, located
+from genai_stack.profile.common import Slug, _Strict, located, repeated_names
 
 # Bedrock's limit on a custom dataset's prompts ("Amazon Bedrock endpoints and quotas": prompts in a
 # custom dataset for an evaluation job).
@@ -265,13 +265,7 @@ class Evaluation(_Strict):
 
     @model_validator(mode="after")
     def _names(self) -> Evaluation:
-        problems = []
-        for field in ("sets", "models", "knowledge_bases"):
-            names = [item.name for item in getattr(self, field)]
-            problems += [
-                located(field, f"names {n!r} more than once")
-                for n in sorted({n for n in names if names.count(n) > 1})
-            ]
+        problems = repeated_names(self, "sets", "models", "knowledge_bases")
         both = sorted({m.name for m in self.models} & {k.name for k in self.knowledge_bases})
         problems += [located("knowledge_bases", f"{n!r} is also a model evaluation's name") for n in both]
         if not self.models and not self.knowledge_bases:

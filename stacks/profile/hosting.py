@@ -19,7 +19,7 @@ from genai_stack.catalog import (
     sizing_rules,
     startup_budget,
 )
-from genai_stack.profile.common import Slug, _Strict, located
+from genai_stack.profile.common import Slug, _Strict, located, repeated_names
 
 # --------------------------------------------------------------------------------------------------
 # Self-managed open models: EC2 model hosts
@@ -460,11 +460,7 @@ class Hosting(_Strict):
                     "`reason` for plain HTTP",
                 )
             )
-        names = [h.name for h in self.hosts]
-        problems += [
-            located("hosts", f"names {n!r} more than once")
-            for n in sorted({n for n in names if names.count(n) > 1})
-        ]
+        problems += repeated_names(self, "hosts")
         for index, host in enumerate(self.hosts):
             where = f"hosts[{index}]"
             if (
