@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, Fn, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -26,11 +26,13 @@ from genai_stack.components.invocation_logging import InvocationLogging
 from genai_stack.components.knowledge_base import KnowledgeBase
 from genai_stack.components.knowledge_base_ingestion import IngestionTarget, KnowledgeBaseIngestion
 from genai_stack.components.model_access import ApplicationProfileRef, ModelAccess, model_or_profile_arn
+from genai_stack.components.model_evaluation import EvaluatedJob, ModelEvaluation
 from genai_stack.components.model_monitoring import ModelMonitoring, MonitoredProfile
 from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.components.prompt_template import PromptTemplate
 from genai_stack.components.vector_store import VectorStorage
-from genai_stack.config import PROFILE_TAG, Bedrock, Gateway
+from genai_stack.config import PROFILE_TAG, Bedrock, Evaluation, Gateway
+from genai_stack.planning.evaluation import RunJob
 from genai_stack.service_roles import knowledge_base_role
 
 
@@ -50,10 +52,14 @@ class BedrockStack(Stack):
         gateway: Gateway | None = None,
         cost_tags: Mapping[str, str] | None = None,
         custom_serving: Sequence[Literal["on_demand", "provisioned"]] = (),
+        evaluation: Evaluation | None = None,
+        evaluation_jobs: Sequence[RunJob] = (),
         **kwargs,
     ) -> None:
         """`gateway`: the profile's model gateway; each of its Bedrock targets gets an application
-        inference profile here (tagged with `cost_tags` and the alias), see `self.gateway_profiles`."""
+        inference profile here (tagged with `cost_tags` and the alias), see `self.gateway_profiles`.
+        `evaluation` and `evaluation_jobs` (planning.evaluation.run_jobs): the profile's evaluations,
+        run here because everything they evaluate is here (components/model_evaluation.py)."""
         super().__init__(scope, construct_id, **kwargs)
         catalog = bedrock_catalog()
 
@@ -232,6 +238,7 @@ class BedrockStack(Stack):
                     hub=hub,
                 )
 
+        prompt_versions: dict[str, str] = {}
         for prompt in settings.prompts:
             created = PromptTemplate(
                 self,
@@ -246,6 +253,27 @@ class BedrockStack(Stack):
                 description=prompt.description,
             )
             CfnOutput(self, f"PromptVersionArn-{prompt.name}", value=created.version.attr_arn)
+            prompt_versions[prompt.name] = created.version.attr_version
+
+        self.evaluation: ModelEvaluation | None = None
+        if evaluation is not None and evaluation_jobs:
+            self.evaluation = self._evaluation(
+                profile_name=profile_name,
+                evaluation=evaluation,
+                jobs=evaluation_jobs,
+                prompt_versions=prompt_versions,
+                guardrail=guardrail,
+                guardrail_profile_arns=guardrail_profile_arns,
+                data_bucket=data_bucket,
+                encryption_key=encryption_key,
+                log_retention_days=log_retention_days,
+                hub=hub,
+                cost_tags=cost_tags or {},
+            )
+            self.invoking_roles.append(self.evaluation.service_role)  # budget.stop_invocations stops it too
+            CfnOutput(
+                self, "EvaluationStateMachineArn", value=self.evaluation.state_machine.state_machine_arn
+            )
 
         ModelMonitoring(
             self,
@@ -256,4 +284,86 @@ class BedrockStack(Stack):
             throttle_threshold=settings.alarms.throttles,
             server_error_threshold=settings.alarms.server_errors,
             hub=hub,
+        )
+
+    def _evaluation(
+        self,
+        *,
+        profile_name: str,
+        evaluation: Evaluation,
+        jobs: Sequence[RunJob],
+        prompt_versions: Mapping[str, str],
+        guardrail,
+        guardrail_profile_arns: Sequence[str],
+        data_bucket: s3.IBucket,
+        encryption_key: kms.IKey,
+        log_retention_days: int,
+        hub: MonitoringHub,
+        cost_tags: Mapping[str, str],
+    ) -> ModelEvaluation:
+        """The evaluation runs, with a role that invokes exactly what they evaluate: each model job's
+        application inference profile (and what it copies), the judge and each generator."""
+        catalog = bedrock_catalog()
+        evaluated, applications, named = [], [], {evaluation.judge}
+        generates = False
+        for run_job in jobs:
+            planned = run_job.planned
+            if planned.kind == "model":
+                profile = self.gateway_profiles[("chat", planned.alias, planned.via)]
+                applications.append(profile)
+                evaluated.append(
+                    EvaluatedJob(
+                        job=run_job,
+                        model_arn=profile.arn,
+                        prompt_version=prompt_versions[planned.prompt] if planned.prompt else "-",
+                    )
+                )
+            else:
+                knowledge_base = self.knowledge_bases[planned.knowledge_base]
+                generator = None
+                if planned.generator:
+                    named.add(planned.generator)
+                    generator = model_or_profile_arn(self, planned.generator, catalog)
+                    generates = True
+                evaluated.append(
+                    EvaluatedJob(job=run_job, knowledge_base_id=knowledge_base.id, generator_arn=generator)
+                )
+        # The application profiles' sources are invoked through them (ModelAccess's destination rules).
+        sources = {a.source for a in applications} | named
+        access = ModelAccess(
+            self,
+            "EvaluationAccess",
+            catalog=catalog,
+            models=sorted(m for m in sources if m not in catalog.inference_profiles),
+            inference_profiles=sorted(m for m in sources if m in catalog.inference_profiles),
+            application_profiles=list({a.arn: a for a in applications}.values()),
+            guardrail=guardrail if generates else None,
+            guardrail_profile_arns=guardrail_profile_arns if generates else (),
+        )
+        profiles = [a.arn for a in applications] + [
+            model_or_profile_arn(self, m, catalog) for m in sources if m in catalog.inference_profiles
+        ]
+        knowledge_bases = sorted(
+            {self.knowledge_bases[j.planned.knowledge_base].arn for j in jobs if j.planned.knowledge_base},
+            key=str,
+        )
+        return ModelEvaluation(
+            self,
+            "Evaluation",
+            profile_name=profile_name,
+            jobs=evaluated,
+            judge=evaluation.judge,
+            schedule=evaluation.schedule,
+            tolerance=evaluation.tolerance,
+            invoke_policy=access.policy,
+            inference_profile_arns=profiles,
+            knowledge_base_arns=knowledge_bases,
+            guardrail=(Fn.select(1, Fn.split("/", guardrail.arn)), guardrail.version)
+            if guardrail and generates
+            else None,
+            data_bucket=data_bucket,
+            encryption_key=encryption_key,
+            log_retention_days=log_retention_days,
+            hub=hub,
+            job_tags=cost_tags,
         )

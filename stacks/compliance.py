@@ -443,6 +443,13 @@ def skip_checkov(resource: CfnResource, *skips: CheckovSkip) -> None:
     )
 
 
+LAMBDA_TASK_VERSIONS = Acknowledgement(
+    finding="AwsSolutions-IAM5",
+    reason=(
+        "aws-cdk-lib's LambdaInvoke task allows the task's function and its versions/aliases "
+        "(<function ARN>:*); no other function is reachable."
+    ),
+)
 STATE_MACHINE_DELIVERY_AND_TRACING = Acknowledgement(
     finding="AwsSolutions-IAM5[Resource::*]",
     reason=(

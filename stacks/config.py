@@ -70,6 +70,7 @@ from genai_stack.profile.common import (
     located,
 )
 from genai_stack.profile.document import Profile
+from genai_stack.profile.evaluation import Evaluation
 from genai_stack.profile.foundation import Foundation
 from genai_stack.profile.gateway import (
     API_GATEWAY_INTEGRATION_TIMEOUT_SECONDS,
@@ -148,6 +149,7 @@ __all__ = [
     "CostAllocation",
     "DeniedTopic",
     "DriftMonitoring",
+    "Evaluation",
     "FixedChunking",
     "Foundation",
     "Gateway",

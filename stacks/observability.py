@@ -31,6 +31,7 @@ GATEWAY_PER_ALIAS = ("Requests", "FellBack", "EstimatedCost")
 SEMANTIC_PER_LOOKUP = ("SemanticCacheHit", "SemanticCacheErrors")
 SEMANTIC_PER_HIT = ("SemanticCacheSimilarity", "SemanticCacheSavedTokens", "SemanticCacheSavedCost")
 DRIFT = "GenAiStack/Drift"
+EVALUATION = "GenAiStack/Evaluation"  # stacks/components/model_evaluation.py NAMESPACE
 DRIFT_METRICS = (
     "Requests",
     "PromptLengthP50",
@@ -254,11 +255,44 @@ def _host_sets(profile: Profile) -> list[MetricSet]:
     return result
 
 
+def _evaluation_sets(profile: Profile) -> list[MetricSet]:
+    """Score per job, metric and category of its set (over its languages), and the job overall
+    (lambdas/evaluation/runs.py score_data); Regressions per evaluation. A new prompt
+    version starts new Score series (PromptVersion), the old ones stop."""
+    from genai_stack.planning.evaluation import run_jobs
+
+    jobs = run_jobs(profile)
+    if not jobs:
+        return []
+    emitter = "lambdas/evaluation/runs.py (PutMetricData)"
+    series = 0
+    for job in jobs:
+        rows = profile.evaluation.set_named(job.planned.set).rows
+        # A knowledge-base dataset carries no category (its rows are conversation turns): `general`.
+        categories = len({r.category for r in rows}) if job.planned.kind == "model" else 1
+        series += len(job.planned.metrics) * (categories + 1)
+    evaluations = len({job.planned.evaluation for job in jobs})
+    return [
+        MetricSet(
+            emitter,
+            EVALUATION,
+            ("Score",),
+            ("Profile", "Evaluation", "Alias", "Target", "PromptVersion", "Metric", "Category"),
+            series,
+            f"{len(jobs)} jobs: each metric per category of the set, and overall",
+        ),
+        MetricSet(
+            emitter, EVALUATION, ("Regressions",), ("Profile", "Evaluation"), evaluations, "per evaluation"
+        ),
+    ]
+
+
 def custom_metric_sets(profile: Profile) -> list[MetricSet]:
     """Every custom metric set the profile's code publishes (AWS services' own metrics are free)."""
     return [
         *_gateway_sets(profile),
         *_bedrock_sets(profile),
+        *_evaluation_sets(profile),
         *_inference_sets(profile),
         *_host_sets(profile),
     ]

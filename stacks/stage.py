@@ -30,6 +30,7 @@ from genai_stack.hosting_stack import HostingStack
 from genai_stack.inference_stack import InferenceStack
 from genai_stack.observability_stack import ObservabilityStack
 from genai_stack.orchestration_stack import OrchestrationStack
+from genai_stack.planning.evaluation import run_jobs
 from genai_stack.props import PropsError, refuse_dicts
 from genai_stack.retired_roles import keep_retired_roles
 from genai_stack.training_stack import TrainingStack
@@ -166,6 +167,8 @@ class ProfileStacks(Construct):
                 gateway=profile.gateway,
                 cost_tags={profile.cost_allocation.tag_key: profile.cost_allocation.tag_value},
                 custom_serving=custom_serving(profile),
+                evaluation=profile.evaluation,
+                evaluation_jobs=run_jobs(profile),
             )
 
         self.hosting: HostingStack | None = None

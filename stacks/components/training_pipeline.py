@@ -78,13 +78,6 @@ PIPELINE_MODEL_VERSIONS = Acknowledgement(
         "(model-package/<group>/<n>) are numbered by SageMaker."
     ),
 )
-EVALUATION_FUNCTION_VERSIONS = Acknowledgement(
-    finding="AwsSolutions-IAM5",
-    reason=(
-        "aws-cdk-lib's LambdaInvoke task allows the evaluation function and its versions/aliases "
-        "(<function ARN>:*); no other function is reachable."
-    ),
-)
 
 
 def job_name_prefix(pipeline_name: str) -> str:
@@ -374,7 +367,7 @@ class TrainingPipeline(Construct):
                 nag_resource(self, sagemaker_arn(stack, "training-job", f"{prefix}-*"))
             ),
             PIPELINE_MODEL_VERSIONS.on(nag_resource(self, group_versions)),
-            EVALUATION_FUNCTION_VERSIONS.on(f"{nag_resource(self, function_arn)}:*"),
+            compliance.LAMBDA_TASK_VERSIONS.on(f"{nag_resource(self, function_arn)}:*"),
         )
 
         self.schedule: events.Rule | None = None

@@ -55,6 +55,15 @@ class PlannedJob:
     judge_output_tokens: int
     usd: float
     notes: tuple[str, ...] = ()
+    # What the deployed job names (stacks/components/model_evaluation.py): a model job's alias, the
+    # alias target it evaluates (its campaign profile, or the model: GatewayRoute.key), prompt and task
+    # type; a knowledge-base job's knowledge base and generator.
+    alias: str | None = None
+    via: str | None = None
+    prompt: str | None = None
+    task: str | None = None
+    knowledge_base: str | None = None
+    generator: str | None = None
 
     def as_dict(self) -> dict:
         return {**self.__dict__, "metrics": list(self.metrics), "notes": list(self.notes)}
@@ -159,6 +168,10 @@ def plan(profile: Profile) -> Plan:
                     judge_output_tokens=judge_out,
                     usd=round(usd, 4),
                     notes=tuple(notes),
+                    alias=job.alias,
+                    via=target.application_inference_profile or target.bedrock,
+                    prompt=job.prompt,
+                    task=job.task,
                 )
             )
             window = context_windows().get(bedrock_catalog().model_of(model).model_id)
@@ -212,6 +225,8 @@ def plan(profile: Profile) -> Plan:
                 judge_output_tokens=judge_out,
                 usd=round(usd, 4),
                 notes=("not counted: retrieval (query embeddings, vector-store reads)",),
+                knowledge_base=job.knowledge_base,
+                generator=job.generator,
             )
         )
     for template in bedrock.prompts:
@@ -263,10 +278,13 @@ def plan_markdown(result: Plan) -> str:
 # What a run sends Bedrock: each set in Bedrock's dataset format, and each job's CreateEvaluationJob
 # request (the state machine that runs them fills in the deployed names: role, buckets, ARNs).
 
-# The task type of judge and knowledge-base jobs: AWS's examples of both use "General" ("Create a model
-# evaluation job that uses a model as a judge", "Creating a RAG evaluation job"), a value botocore's
-# TaskType enum does not list; the algorithmic metrics take the evaluation's own `task`.
-JUDGE_TASK_TYPE = "General"
+# The task type of judge and knowledge-base jobs. The API takes Summarization, Classification,
+# QuestionAndAnswer, Generation or Custom (Bedrock API reference, EvaluationDatasetMetricConfig:
+# https://docs.aws.amazon.com/bedrock/latest/APIReference/API_EvaluationDatasetMetricConfig.html), and
+# ignores it for knowledge-base jobs. AWS's examples of judge and RAG jobs write "General", which that
+# list does not have: Generation is the listed value of the same task, and a model evaluation's own
+# `task` (default Generation) is used for judge jobs too.
+JUDGE_TASK_TYPE = "Generation"
 DATASET_NAME = re.compile(r"[^0-9a-zA-Z._-]")
 
 
@@ -304,7 +322,6 @@ def create_request(
     knowledge_base_id: str | None = None,
     generator: str | None = None,
     guardrail: tuple[str, str] | None = None,
-    task: str = JUDGE_TASK_TYPE,
     tags: dict[str, str] | None = None,
 ) -> dict:
     """CreateEvaluationJob's parameters for one planned job (Bedrock API reference,
@@ -312,9 +329,8 @@ def create_request(
     the cost-allocation tag); `generator` and `guardrail` (id, version): a retrieve_and_generate job's
     answering model and the guardrail it answers under."""
     judged = job.judge is not None
-    algorithmic = not judged
     metrics = {
-        "taskType": task if algorithmic else JUDGE_TASK_TYPE,
+        "taskType": (job.task if job.kind == "model" else None) or JUDGE_TASK_TYPE,
         "dataset": {"name": DATASET_NAME.sub("-", job.set)[:63], "datasetLocation": {"s3Uri": dataset_uri}},
         "metricNames": list(job.metrics),
     }
@@ -356,3 +372,58 @@ def create_request(
         }
     request["inferenceConfig"] = {"ragConfigs": [{"knowledgeBaseConfig": config}]}
     return request
+
+
+# ---------------------------------------------------------------------------------------------------
+# The jobs as the deployed state machine runs them (stacks/components/model_evaluation.py).
+
+KEY_LENGTH = 40  # a key's readable part; with "_" and a digest of 6: at most 47 characters
+# Bedrock's evaluation job names: [a-z0-9](-*[a-z0-9]){0,62} (botocore model bedrock 2023-04-20,
+# CreateEvaluationJob jobName). A job is named `<key with '-'>-<12 hex digits of the run>`.
+JOB_NAME = re.compile(r"^[a-z0-9](-*[a-z0-9]){0,62}$")
+RUN_TOKEN_LENGTH = 12
+
+
+@dataclass(frozen=True)
+class RunJob:
+    """One job of the deployed evaluations. `key` ([a-z0-9_], unique in the profile) names the job's
+    states, its folder under `evaluation/runs/<run>/` and its accepted scores; `digest` changes with
+    any of its inputs (PlannedJob.depends_on); `dataset` is the set as Bedrock reads it (JSONL)."""
+
+    key: str
+    planned: PlannedJob
+    dataset: str
+    digest: str
+
+    @property
+    def job_name_prefix(self) -> str:
+        return self.key.replace("_", "-")
+
+
+def job_key(name: str) -> str:
+    """A job's key: its name in lower case with every other character run as `_`, and a digest of the
+    name, so that two names that read alike stay two keys."""
+    readable = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")[:KEY_LENGTH].strip("_")
+    return f"{readable}_{hashlib.sha256(name.encode()).hexdigest()[:6]}"
+
+
+def run_jobs(profile: Profile) -> list[RunJob]:
+    """The planned jobs with what a run needs: their key, digest and dataset."""
+    evaluation = profile.evaluation
+    if evaluation is None:
+        return []
+    prompts = {p.name: p for p in profile.bedrock.prompts}
+    result = []
+    for job in plan(profile).jobs:
+        rows = evaluation.set_named(job.set).rows
+        template = prompts[job.prompt].text if job.prompt else ""
+        lines = bedrock_dataset(rows, kind=job.kind, template_text=template)
+        dataset = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+        key = job_key(job.name)
+        if not JOB_NAME.match(f"{key.replace('_', '-')}-{'0' * RUN_TOKEN_LENGTH}"):
+            raise ValueError(f"{job.name}: key {key} makes no valid Bedrock job name")  # pragma: no cover
+        result.append(RunJob(key=key, planned=job, dataset=dataset, digest=_digest(job.depends_on)))
+    keys = [j.key for j in result]
+    if len(keys) != len(set(keys)):  # pragma: no cover - a digest of 6 hex digits of distinct names
+        raise ValueError(f"evaluation job keys collide: {keys}")
+    return result

@@ -238,6 +238,15 @@ class KnowledgeBaseEvaluation(_Strict):
                     "metrics", f"{', '.join(unknown)}: not a {self.mode} metric; allowed: {', '.join(table)}"
                 )
             )
+        citations = {"citation_precision", "citation_coverage"} & set(self.metrics)
+        if len(citations) == 1:
+            # "If you choose to use citation precision then you should also use citation coverage, and
+            # the other way around" (Bedrock user guide, knowledge-base-eval-llm-results.html).
+            raise ValueError(
+                located(
+                    "metrics", "citation_precision and citation_coverage go together: name both or neither"
+                )
+            )
         if (self.mode == "retrieve_and_generate") != (self.generator is not None):
             raise ValueError(
                 located("generator", "is required with mode retrieve_and_generate, and only then")

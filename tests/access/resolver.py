@@ -25,6 +25,7 @@ section of each type's page, table below). A type or attribute that is not in th
 | AWS::Bedrock::GuardrailVersion | `ID\\|VERSION` | GuardrailArn, GuardrailId, Version | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-bedrock-guardrailversion.html |
 | AWS::Bedrock::KnowledgeBase | knowledge base id | KnowledgeBaseArn, KnowledgeBaseId | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-bedrock-knowledgebase.html |
 | AWS::Bedrock::DataSource | `KBID\\|DSID` | DataSourceId | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-bedrock-datasource.html |
+| AWS::Bedrock::PromptVersion | - | Version ("1": a prompt's first) | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-bedrock-promptversion.html |
 | AWS::Bedrock::ApplicationInferenceProfile | ARN | InferenceProfileArn, InferenceProfileId | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-bedrock-applicationinferenceprofile.html |
 | AWS::SageMaker::Endpoint | ARN | EndpointName | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-sagemaker-endpoint.html |
 | AWS::SageMaker::EndpointConfig | ARN | EndpointConfigName | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-sagemaker-endpointconfig.html |
@@ -281,6 +282,10 @@ RETURN_VALUES: dict[str, dict[str, Attribute]] = {
     "AWS::Bedrock::Prompt": {
         "Ref": lambda p: p.arn("bedrock", f"prompt/{p.short_id(10, upper=True)}"),
         "Arn": lambda p: p.arn("bedrock", f"prompt/{p.short_id(10, upper=True)}"),
+    },
+    "AWS::Bedrock::PromptVersion": {
+        # The first version a prompt publishes is "1"; a version's ARN is the prompt's with it.
+        "Version": lambda p: "1",
     },
     "AWS::SageMaker::Endpoint": {
         "Ref": lambda p: p.arn("sagemaker", f"endpoint/{p.name('EndpointName', 63).lower()}"),

@@ -105,6 +105,20 @@ def test_a_metric_must_fit_the_evaluation_s_mode(tmp_path):
     assert "context_relevance, context_coverage" in message
 
 
+def test_the_citation_metrics_go_together(tmp_path):
+    path = copy_of_managed_api(tmp_path)
+    edit(
+        path,
+        lambda d: d["evaluation"]["knowledge_bases"][0].update(
+            metrics=["faithfulness", "citation_precision"]
+        ),
+    )
+    assert (
+        "evaluation.knowledge_bases[0].metrics: citation_precision and citation_coverage go together"
+        in error_of(path)
+    )
+
+
 def test_a_row_without_a_reference_is_refused_where_a_metric_needs_one(tmp_path):
     """context_coverage (facts-retrieval) needs ground truth; the judge metrics take a reference where
     one is given, so correctness does not refuse a row without one."""

@@ -73,6 +73,11 @@ RUNBOOK: dict[str, str] = {
     "RefusalRate": "More refusals or guardrail blocks than usual: check guardrail interventions and the "
     "prompts that trigger them.",
     "RunsCompleted": "The drift job stopped: its function's log and the schedule rule.",
+    "Regressions": "An evaluation's score fell beyond `evaluation.tolerance` below the accepted run's: the "
+    "run's report (`evaluation/reports/latest.md` in the data bucket) names the metric, category and "
+    "language; compare the prompt, guardrail or model version the run evaluated with the accepted one's, "
+    'roll it back, or accept the run if the change is wanted (`{"accept": "<run id>"}` to the '
+    "evaluation state machine; docs/evaluation.md).",
     "UnHealthyHostCount": "A model host fails its health checks: the host's boot and server logs in its log "
     "group (`<instance>/boot`, `<instance>/server`).",
     "HTTPCode_Target_5XX_Count": "Model servers answer 5xx: the server log of the hosts.",

@@ -231,6 +231,73 @@ def exercise_drift_monitor(module: Any, function: Function, deployment: Deployme
     return cloudwatch
 
 
+def exercise_evaluation(module: Any, function: Function, deployment: Deployment) -> RecordingCloudWatch:
+    """Each job's `collect` as the state machine sends it (the Collect states of the template's
+    definition that invoke this function), over a completed job's output (the judge sample of
+    tests/evaluation/samples, its categories replaced by every category and language of the job's
+    set) and an accepted run it is compared with: Score per dimension set, and Regressions."""
+    from pathlib import Path
+
+    from genai_stack.config import load_profile
+    from genai_stack.planning.evaluation import run_jobs
+    from tests.access.rows.service_resources import resources
+    from tests.access.rows.state_machine_roles import all_states
+
+    sample = json.loads(
+        (Path(__file__).resolve().parents[1] / "evaluation/samples/judge_output.jsonl")
+        .read_text()
+        .splitlines()[0]
+    )
+    datasets = {job.key: job.dataset for job in run_jobs(load_profile(deployment.profile))}
+    cloudwatch = RecordingCloudWatch()
+    run = {"id": "20261206T030001Z-0123456789ab", "digests": {}}
+    for machine in resources(deployment, "AWS::StepFunctions::StateMachine"):
+        for state in all_states(json.loads(machine.properties["DefinitionString"])).values():
+            if state.get("Resource") != function.arn or state["Parameters"].get("action") != "collect":
+                continue
+            job = state["Parameters"]["job"]
+            lines = []
+            for row in datasets[job["key"]].splitlines():
+                category = json.loads(row).get("category", "general|en")
+                scores = [{"metricName": m, "result": 0.5} for m in job["metrics"]]
+                lines.append(
+                    json.dumps(
+                        {
+                            **sample,
+                            "inputRecord": {"category": category},
+                            "automatedEvaluationResult": {"scores": scores},
+                        }
+                    )
+                )
+            with patched(
+                sys.modules[module.collect.__module__],
+                keys_under=lambda s3, place, prefix: [f"{prefix}x/y/z_output.jsonl"],
+                load_json=lambda s3, place, key: {"overall": {}, "run": "earlier"},
+                save=lambda *a, **k: None,
+            ):
+                module.collect(
+                    _OutputOnly("\n".join(lines)),
+                    cloudwatch,
+                    module.PLACE,
+                    profile=module.SETTINGS.profile,
+                    namespace=module.SETTINGS.namespace,
+                    run=run,
+                    job={**job, "tolerance": 0.05},
+                    check={"status": "Completed"},
+                )
+    return cloudwatch
+
+
+class _OutputOnly:
+    """An S3 client that answers every GetObject with one output file's text."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def get_object(self, **_: Any) -> dict:
+        return {"Body": io.BytesIO(self.text.encode())}
+
+
 def exercise_gateway(module: Any, function: Function, deployment: Deployment) -> None:
     """The per-request EMF documents the handler writes (handler.EmfMetrics, as on_event uses it), for
     every alias and target of the template's GATEWAY_CONFIG and one tenant; a rating per chat alias
@@ -281,6 +348,7 @@ EXERCISES: dict[str, Callable[[Any, Function, Deployment], Any]] = {
     "lambdas.kb_ingestion.handler.on_event": exercise_kb_ingestion,
     "lambdas.model_deployer.handler.handler": exercise_model_deployer,
     "lambdas.drift_monitor.handler.on_event": exercise_drift_monitor,
+    "lambdas.evaluation.handler.on_event": exercise_evaluation,
     "lambdas.gateway.handler.on_event": exercise_gateway,
 }
 

@@ -341,7 +341,11 @@ class Account:
         return {name: self.resolve(o["Value"]) for name, o in self.bedrock["Outputs"].items()}
 
     def policy(self) -> list[dict]:
-        (policy,) = [r for r in self.bedrock["Resources"].values() if r["Type"] == "AWS::IAM::ManagedPolicy"]
+        (policy,) = [
+            r
+            for i, r in self.bedrock["Resources"].items()
+            if r["Type"] == "AWS::IAM::ManagedPolicy" and i.startswith("ModelAccess")
+        ]
         return self.resolve_statements(policy["Properties"]["PolicyDocument"]["Statement"])
 
     def resolve_statements(self, statements: list[dict]) -> list[dict]:

@@ -81,6 +81,7 @@ FUNCTION_FAMILIES = (
     "custom_model_deployment",
     "custom_model_serving",
     "drift_monitor",
+    "evaluation",
     "evidence_copy",
     "gateway",
     "gateway_authorizer",
@@ -133,6 +134,7 @@ SERVICE_ROLE_FAMILIES: tuple[str, ...] = (
     "autoscaling_service_linked_role",
     "state_machine_roles",
     "spend_cap_role",
+    "evaluation_role",
 )
 
 

@@ -17,6 +17,12 @@ EventBridge rule roles that start a state machine.
   https://docs.aws.amazon.com/bedrock/latest/userguide/encryption-custom-job.html).
 - `arn:aws:states:::aws-sdk:<service>:<action>`: the IAM action of the API ("AWS SDK service
   integrations": https://docs.aws.amazon.com/step-functions/latest/dg/supported-services-awssdk.html).
+  s3:copyObject: s3:GetObject on the source, s3:PutObject on the copy (S3 API reference, CopyObject:
+  https://docs.aws.amazon.com/AmazonS3/latest/API/API_CopyObject.html), and the keys of both buckets.
+  bedrock:createEvaluationJob: bedrock:CreateEvaluationJob on evaluation-job (its ARN is Bedrock's:
+  evaluation-job/<12 characters>, API reference GetEvaluationJob), iam:PassRole of the job's role
+  to bedrock.amazonaws.com and, with jobTags, bedrock:TagResource ("Required console permissions to
+  create an automatic model evaluation job", model-evaluation-type-automatic.html, grants both).
 - Lambda tasks (a function ARN or `arn:aws:states:::lambda:invoke` with FunctionName):
   lambda:InvokeFunction on the function ("IAM policies for AWS Lambda":
   https://docs.aws.amazon.com/step-functions/latest/dg/lambda-iam.html).
@@ -36,10 +42,12 @@ from __future__ import annotations
 
 import json
 
+from genai_stack.catalog import bedrock_catalog
 from tests.access.deployment import Deployment, Role
 from tests.access.rows import Call, request_tag_context, resource_tag_context, sagemaker_tagged_create
 from tests.access.rows.bedrock_arns import foundation_model
-from tests.access.rows.service_resources import Resource, resources
+from tests.access.rows.s3_objects import TLS, denied_object, put_object
+from tests.access.rows.service_resources import Resource, resources, s3_arn
 
 LOG_DELIVERY = (
     "logs:CreateLogDelivery",
@@ -62,6 +70,38 @@ SAGEMAKER_RULE = "rule/StepFunctionsGetEventsForSageMakerTrainingJobsRule"
 
 def _definition(machine: Resource) -> dict:
     return json.loads(machine.properties["DefinitionString"])
+
+
+def all_states(definition: dict) -> dict[str, dict]:
+    """Every state of a definition by name, the states of Parallel branches and Map processors too."""
+    found = {}
+    for name, state in definition["States"].items():
+        found[name] = state
+        for branch in state.get("Branches", []):
+            found.update(all_states(branch))
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if processor:
+            found.update(all_states(processor))
+    return found
+
+
+def run_value(text: str) -> str:
+    """A States.Format('...{}...', <bucket literal>?, $.run.id) path as the run writes it: the literals
+    filled in, the run id and token as a run of the evaluation state machine makes them."""
+    template, _, rest = text.removeprefix("States.Format(").partition("',")
+    template = template.strip("'")
+    values = [v.strip() for v in rest.rstrip(")").split(",")]
+    for value in values:
+        if value.startswith("'"):
+            filled = value.strip("'")
+        elif value == "$.run.id":
+            filled = "20261206T030001Z-0123456789ab"
+        elif value == "$.run.token":
+            filled = "0123456789ab"
+        else:
+            raise NotImplementedError(f"no example value for {value}")
+        template = template.replace("{}", filled, 1)
+    return template
 
 
 def _pass_role(deployment: Deployment, role_arn: str, service: str, why: str) -> list[Call]:
@@ -231,6 +271,62 @@ def _aws_sdk(deployment: Deployment, service: str, action: str, parameters: dict
                 expect="deny",
             ),
         ]
+    if (service, action) == ("s3", "copyObject"):
+        source_bucket, _, source_key = parameters["CopySource"].partition("/")
+        target_key = run_value(parameters["Key.$"])
+        copy_why = f"{why}: CopyObject reads the source and writes the copy (API_CopyObject)"
+        return [
+            # The source is a file asset in the CDK bootstrap bucket (not in these templates; SSE-S3 or
+            # the AWS managed key, usable through S3 by the account's principals).
+            Call("s3:GetObject", s3_arn(deployment, source_bucket, source_key), copy_why, context=TLS),
+            *put_object(deployment, parameters["Bucket"], target_key, copy_why),
+            denied_object(
+                deployment,
+                "s3:PutObject",
+                parameters["Bucket"],
+                "evaluation/accepted/x.json",
+                "only the run's datasets",
+            ),
+            denied_object(
+                deployment, "s3:GetObject", source_bucket, "another-asset.zip", "only its dataset assets"
+            ),
+        ]
+    if (service, action) == ("bedrock", "createEvaluationJob"):
+        # Authorized on the models the job names (foundation-model among CreateEvaluationJob's resource
+        # types, Service Authorization Reference): the judge's, here as the row's resource.
+        judges = (parameters["EvaluationConfig"]["Automated"].get("EvaluatorModelConfig") or {}).get(
+            "BedrockEvaluatorModels", []
+        )
+        model = foundation_model(deployment, "amazon.nova-lite-v1:0")
+        if judges:
+            profile = bedrock_catalog().inference_profiles.get(judges[0]["ModelIdentifier"])
+            model = foundation_model(
+                deployment, profile.model_id if profile else judges[0]["ModelIdentifier"]
+            )
+        job = deployment.arn("bedrock", "evaluation-job/abcd1234efgh")
+        tags = _tags(parameters.get("JobTags", []))
+        requested = request_tag_context(tags)
+        rows = [
+            Call("bedrock:CreateEvaluationJob", model, why, context=requested),
+            *_pass_role(deployment, parameters["RoleArn"], "bedrock.amazonaws.com", why),
+        ]
+        if tags:
+            rows += [
+                Call("bedrock:TagResource", job, f"{why}: JobTags (tagging)", context=requested),
+                Call("bedrock:CreateEvaluationJob", model, "not without the profile's tags", expect="deny"),
+                Call(
+                    "bedrock:TagResource",
+                    job,
+                    "no tag of its own",
+                    context=request_tag_context({**tags, "owner": "someone-else"}),
+                    expect="deny",
+                ),
+            ]
+        return rows
+    if (service, action) == ("bedrock", "getEvaluationJob"):
+        return [
+            Call("bedrock:GetEvaluationJob", deployment.arn("bedrock", "evaluation-job/abcd1234efgh"), why)
+        ]
     if (service, action) == ("bedrock", "getModelCustomizationJob"):
         return [
             Call(
@@ -266,7 +362,7 @@ def state_machine_role(role: Role, deployment: Deployment) -> list[Call] | None:
     result: list[Call] = []
     for machine in machines:
         definition = _definition(machine)
-        for task in (s for s in definition["States"].values() if s.get("Type") == "Task"):
+        for task in (s for s in all_states(definition).values() if s.get("Type") == "Task"):
             resource, parameters = task["Resource"], task.get("Parameters", {})
             if resource.startswith(f"arn:{deployment.partition}:lambda:"):
                 result += _invoke(deployment, resource)

@@ -1,0 +1,774 @@
+"""ModelEvaluation: the profile's Bedrock evaluation jobs (stacks/planning/evaluation.py run_jobs), run
+by a Standard Step Functions state machine on the profile's schedule and after every deployment of the
+Bedrock stack that changes a job's inputs (docs/evaluation.md).
+
+One execution is one run:
+
+1. `Accept?`: an execution started with `{"accept": "<run id>"}` makes that run's scores the accepted
+   ones (lambdas/evaluation, `accept`) and ends;
+2. `Select` (lambdas/evaluation, `select`) names the run (`<UTC time>-<12 hex digits>`) and picks its
+   jobs: every job on a schedule or by hand, after a deployment the jobs whose input digest differs
+   from the last run's (`evaluation/state/last-run.json`);
+3. one branch per job (`Jobs`, a Parallel state): copy the job's dataset (a file asset, published by
+   `cdk deploy` to the bootstrap bucket) to `evaluation/runs/<run>/<key>/dataset.jsonl` of the data
+   bucket, so a run keeps the exact rows it was scored on; CreateEvaluationJob (AWS SDK integration:
+   Bedrock's evaluation jobs have no optimized `.sync` integration); GetEvaluationJob every
+   POLL_SECONDS while it is InProgress or Stopping; then `collect` reads the job's output files, writes
+   its scores and report, compares them with the accepted run and publishes the scores;
+4. `Report` (`report`) writes the run's Markdown report, the latest report, each evaluation's verdict
+   (`evaluation/latest/<evaluation>.json`, which the training approval can require) and the digests of
+   the jobs that completed; a run with a job that did not complete ends failed.
+
+Bedrock evaluation jobs cannot take a guardrail (CreateEvaluationJob has no guardrail field for a
+model's inference); the role that runs them therefore invokes the evaluated models, the judge and the
+generator without the profile's mandatory-guardrail condition. Its datasets are the profile's own
+reviewed files, never user input. A retrieve_and_generate job passes the guardrail in its
+generationConfiguration.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from aws_cdk import Aws, Duration, Stack
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as assets
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from genai_stack import compliance
+from genai_stack.compliance import STATE_MACHINE_DELIVERY_AND_TRACING, nag_resource
+from genai_stack.components.monitoring import MonitoringHub
+from genai_stack.components.python_function import PythonFunction, encrypted_log_group
+from genai_stack.components.tag_conditions import request_tags, through
+from genai_stack.planning.evaluation import RunJob, create_request
+
+NAMESPACE = "GenAiStack/Evaluation"
+PREFIX = "evaluation/"  # everything a run reads and writes in the data bucket
+POLL_SECONDS = 300  # GetEvaluationJob while the job runs (a judge job takes tens of minutes or more)
+TIMEOUT = Duration.days(3)  # an execution longer than this times out (and alarms)
+# Errors a call may succeed after, retried with backoff (Step Functions names AWS SDK service
+# exceptions `<Service>.<Exception>`: "AWS SDK service integrations", error handling).
+TRANSIENT = {
+    "bedrock": ["Bedrock.ThrottlingException", "Bedrock.InternalServerException"],
+    "s3": ["S3.InternalErrorException", "S3.SlowDownException", "S3.S3Exception"],
+}
+LAMBDA_TRANSIENT = [
+    "Lambda.ClientExecutionTimeoutException",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+]
+RUNNING = ("InProgress", "Stopping")  # GetEvaluationJob statuses that are not an end
+
+GENERATED_JOB_ARNS = compliance.Acknowledgement(
+    finding="AwsSolutions-IAM5",
+    reason=(
+        "Bedrock generates an evaluation job's ARN (evaluation-job/<random id>); the job's name is not "
+        "part of it, so CreateEvaluationJob and GetEvaluationJob are scoped to the resource type in this "
+        "account and Region, and the role Bedrock assumes trusts only evaluation jobs of this account "
+        "(aws:SourceArn)."
+    ),
+)
+RUN_FOLDERS = compliance.Acknowledgement(
+    finding="AwsSolutions-IAM5",
+    reason=(
+        "Each run writes under evaluation/runs/<run id>/, a name made at run time; the role reads and writes "
+        "only under the evaluation/ prefix of the data bucket."
+    ),
+)
+CREATE_ON_ANY_MODEL = compliance.Acknowledgement(
+    finding="AwsSolutions-IAM5[Resource::*]",
+    reason=(
+        "bedrock:CreateEvaluationJob is authorized on the models a job names or '*' (Service Authorization "
+        "Reference, Amazon Bedrock), and an application inference profile is not among its resource types; "
+        "the statement holds every job to the profile's tags, and only the job role can invoke the models."
+    ),
+)
+RETRIEVE_AND_GENERATE = compliance.Acknowledgement(
+    finding="AwsSolutions-IAM5[Resource::*]",
+    reason=(
+        "bedrock:RetrieveAndGenerate has no resource type in the Service Authorization Reference ('*' "
+        "only); the knowledge bases it reads are the job role's bedrock:Retrieve, on their exact ARNs."
+    ),
+)
+NAMESPACED_METRICS = compliance.Acknowledgement(
+    finding="AwsSolutions-IAM5[Resource::*]",
+    reason=(
+        "cloudwatch:PutMetricData has no resource type in the Service Authorization Reference; the "
+        "statement is limited to the GenAiStack/Evaluation namespace with the cloudwatch:namespace "
+        "condition key."
+    ),
+)
+
+
+@dataclass(frozen=True)
+class EvaluatedJob:
+    """A job and the deployed names it runs against. `model_arn`: what a model job invokes (the alias
+    target's application inference profile, so the cost-allocation tag reaches its tokens);
+    `prompt_version`: the version of the prompt its rows fill (a token; "-" without a prompt);
+    `knowledge_base_id` / `generator_arn`: a knowledge-base job's."""
+
+    job: RunJob
+    model_arn: str | None = None
+    prompt_version: str = "-"
+    knowledge_base_id: str | None = None
+    generator_arn: str | None = None
+
+
+def dataset_file(job: RunJob) -> Path:
+    """The job's dataset as a file the asset is made from (named by its content, so a synthesis of the
+    same profile makes the same asset)."""
+    import hashlib
+
+    digest = hashlib.sha256(job.dataset.encode()).hexdigest()[:16]
+    folder = Path(tempfile.gettempdir()) / "genai-stack-evaluation" / digest
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "dataset.jsonl"
+    if not path.exists() or path.read_text(encoding="utf-8") != job.dataset:
+        path.write_text(job.dataset, encoding="utf-8")
+    return path
+
+
+def sdk_parameters(value: object) -> object:
+    """A boto3-shaped request as an AWS SDK integration takes it: every member name PascalCase, nested
+    ones too ("AWS SDK service integrations": parameter names as in the API, first letter upper case)."""
+    if isinstance(value, dict):
+        return {key[:1].upper() + key[1:]: sdk_parameters(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [sdk_parameters(item) for item in value]
+    return value
+
+
+class ModelEvaluation(Construct):
+    """The state machine, the role Bedrock runs the jobs with, the function that selects, collects,
+    reports and accepts, the two triggers, the alarms and a dashboard section."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        profile_name: str,
+        jobs: Sequence[EvaluatedJob],
+        judge: str,
+        schedule: str,
+        tolerance: float,
+        invoke_policy: iam.IManagedPolicy,
+        inference_profile_arns: Sequence[str],
+        knowledge_base_arns: Sequence[str],
+        guardrail: tuple[str, str] | None,
+        data_bucket: s3.IBucket,
+        encryption_key: kms.IKey,
+        log_retention_days: int,
+        hub: MonitoringHub,
+        job_tags: Mapping[str, str] | None = None,
+    ) -> None:
+        """`invoke_policy`: invoke exactly the evaluated models, the judge and the generators (and apply
+        `guardrail`, id and version, for retrieve_and_generate jobs); `inference_profile_arns`: the
+        application and system inference profiles the jobs name; `knowledge_base_arns`: the knowledge
+        bases the jobs retrieve from."""
+        super().__init__(scope, construct_id)
+        if not jobs:
+            raise ValueError("ModelEvaluation needs at least one job")
+        stack = Stack.of(self)
+        self.profile_name = profile_name
+        self.jobs = list(jobs)
+        tags = dict(job_tags or {})
+        evaluation_jobs = stack.format_arn(service="bedrock", resource="evaluation-job", resource_name="*")
+        self.evaluation_jobs = evaluation_jobs
+        datasets = self.datasets = data_bucket.arn_for_objects(f"{PREFIX}runs/*/dataset.jsonl")
+        outputs = data_bucket.arn_for_objects(f"{PREFIX}runs/*/output/*")
+        folder = data_bucket.arn_for_objects(f"{PREFIX}*")
+
+        # --- the role Bedrock runs the jobs with ------------------------------------------------
+        self.service_role = iam.Role(
+            self,
+            "JobRole",
+            description=f"genai-stack {profile_name}: Bedrock evaluation jobs",
+            assumed_by=iam.ServicePrincipal(
+                "bedrock.amazonaws.com",
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {"aws:SourceArn": evaluation_jobs},
+                },
+            ),
+            managed_policies=[invoke_policy],
+        )
+        # What AWS's service-role pages grant (Bedrock user guide, "Service role requirements for
+        # automatic model evaluation jobs" automatic-service-roles.html, judge-service-roles.html and
+        # rag-eval-service-roles.html): the dataset read, the output bucket's list, location and
+        # multipart calls, the output written; invoking the models (invoke_policy) and their inference
+        # profiles read. The bucket-level calls are on the data bucket as the pages show them, without a
+        # prefix condition: the pages do not say which prefix Bedrock lists with. The pages' example
+        # roles also allow batch inference (CreateModelInvocationJob, StopModelInvocationJob on
+        # model-invocation-job/*); no page says an evaluation job uses it, and those job ARNs cannot be
+        # held to tags, so it is not granted (docs/evaluation.md, "Permissions").
+        job_statements = [
+            iam.PolicyStatement(
+                sid="ReadTheDatasetsAndResults",
+                actions=["s3:GetObject"],
+                resources=[datasets, outputs],
+            ),
+            iam.PolicyStatement(
+                sid="WriteTheResults",
+                actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+                resources=[outputs],
+            ),
+            iam.PolicyStatement(
+                sid="FindTheBucket",
+                actions=["s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads"],
+                resources=[data_bucket.bucket_arn],
+            ),
+            iam.PolicyStatement(
+                sid="UseThePlatformKeyThroughS3",
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=[encryption_key.key_arn],
+                conditions=through(self, "s3"),
+            ),
+        ]
+        if inference_profile_arns:
+            job_statements.append(
+                iam.PolicyStatement(
+                    sid="ReadTheInferenceProfiles",
+                    actions=["bedrock:GetInferenceProfile"],
+                    resources=sorted(set(inference_profile_arns), key=str),
+                )
+            )
+        if knowledge_base_arns:
+            job_statements.append(
+                iam.PolicyStatement(
+                    sid="QueryTheKnowledgeBases",
+                    actions=["bedrock:Retrieve"],
+                    resources=sorted(set(knowledge_base_arns), key=str),
+                )
+            )
+        if guardrail is not None or any(e.generator_arn for e in jobs):
+            # RetrieveAndGenerate has no resource type ("*" only, Service Authorization Reference); the
+            # knowledge base it reads is still the Retrieve above.
+            job_statements.append(
+                iam.PolicyStatement(
+                    sid="GenerateFromTheKnowledgeBases",
+                    actions=["bedrock:RetrieveAndGenerate"],
+                    resources=["*"],
+                )
+            )
+        for statement in job_statements:
+            self.service_role.add_to_policy(statement)
+        compliance.acknowledge(
+            self.service_role,
+            RUN_FOLDERS.on_resolved(datasets),
+            RUN_FOLDERS.on_resolved(outputs),
+            *([RETRIEVE_AND_GENERATE] if any(e.generator_arn for e in jobs) else []),
+        )
+
+        # --- the function ---------------------------------------------------------------------
+        self.function = PythonFunction(
+            self,
+            "Function",
+            package="evaluation",
+            description=f"genai-stack {profile_name}: selects, collects, reports and accepts evaluation runs",
+            encryption_key=encryption_key,
+            log_retention_days=log_retention_days,
+            timeout_seconds=300,
+            memory_size=512,
+            environment={
+                "EVALUATION_BUCKET": data_bucket.bucket_name,
+                "EVALUATION_PREFIX": PREFIX,
+                "EVALUATION_PROFILE": profile_name,
+                "EVALUATION_NAMESPACE": NAMESPACE,
+            },
+        )
+        for statement in (
+            iam.PolicyStatement(
+                sid="ListTheEvaluationFolder",
+                actions=["s3:ListBucket"],
+                resources=[data_bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{PREFIX}*"]}},
+            ),
+            iam.PolicyStatement(
+                sid="ReadAndWriteTheEvaluationFolder",
+                actions=["s3:GetObject", "s3:PutObject"],
+                resources=[data_bucket.arn_for_objects(f"{PREFIX}*")],
+            ),
+            iam.PolicyStatement(
+                sid="UseThePlatformKeyThroughS3",
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=[encryption_key.key_arn],
+                conditions=through(self, "s3"),
+            ),
+            iam.PolicyStatement(
+                sid="PutEvaluationMetrics",
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],  # no resource type (Service Authorization Reference, CloudWatch)
+                conditions={"StringEquals": {"cloudwatch:namespace": NAMESPACE}},
+            ),
+        ):
+            self.function.role.add_to_policy(statement)
+        compliance.acknowledge(
+            self.function.role,
+            NAMESPACED_METRICS,
+            RUN_FOLDERS.on_resolved(folder),
+        )
+
+        # --- the state machine ------------------------------------------------------------------
+        def invoke(state_id: str, payload: dict, result_path: str | None) -> tasks.LambdaInvoke:
+            task = tasks.LambdaInvoke(
+                self,
+                state_id,
+                lambda_function=self.function.function,
+                payload=sfn.TaskInput.from_object(payload),
+                payload_response_only=True,
+                retry_on_service_exceptions=False,
+                result_path=result_path,
+            )
+            task.add_retry(
+                errors=LAMBDA_TRANSIENT,
+                interval=Duration.seconds(5),
+                max_attempts=4,
+                backoff_rate=2,
+                jitter_strategy=sfn.JitterType.FULL,
+            )
+            return task
+
+        accept = invoke(
+            "Accept", {"action": "accept", "run": sfn.JsonPath.string_at("$.accept")}, "$.accepted"
+        ).next(sfn.Succeed(self, "Accepted"))
+        select = invoke(
+            "Select",
+            {
+                "action": "select",
+                "reason": sfn.JsonPath.string_at("$.reason"),
+                "digests": sfn.JsonPath.object_at("$.digests"),
+                "jobs": [{"key": e.job.key, "digest": e.job.digest} for e in self.jobs],
+                "execution": sfn.JsonPath.string_at("$$.Execution.Name"),
+                "started": sfn.JsonPath.string_at("$$.Execution.StartTime"),
+            },
+            "$.run",
+        )
+        defaults = sfn.Pass(
+            self,
+            "Defaults",
+            comment="A run started without reason or digests (by hand) runs every job",
+            parameters={"reason": "manual", "digests": {}},
+        )
+        parallel = sfn.Parallel(self, "Jobs", result_path="$.results")
+        self.assets: dict[str, assets.Asset] = {}
+        for evaluated in self.jobs:
+            parallel.branch(self._branch(evaluated, judge, guardrail, tolerance, data_bucket, tags))
+        report = invoke(
+            "Report",
+            {
+                "action": "report",
+                "run": sfn.JsonPath.object_at("$.run"),
+                "results": sfn.JsonPath.list_at("$.results"),
+            },
+            "$.report",
+        )
+        ended = (
+            sfn.Choice(self, "AllCompleted?")
+            .when(
+                sfn.Condition.is_present("$.report.failed[0]"),
+                sfn.Fail(
+                    self,
+                    "SomeJobsFailed",
+                    error="EvaluationJobsFailed",
+                    cause="A job of the run did not complete: the run's report lists it and Bedrock's reason",
+                ),
+            )
+            .otherwise(sfn.Succeed(self, "Done"))
+        )
+        anything = (
+            sfn.Choice(self, "AnythingToRun?")
+            .when(sfn.Condition.is_present("$.run.keys[0]"), parallel.next(report).next(ended))
+            .otherwise(sfn.Succeed(self, "NothingChanged"))
+        )
+        run = select.next(anything)
+        definition = (
+            sfn.Choice(self, "Accept?")
+            .when(sfn.Condition.is_present("$.accept"), accept)
+            .when(
+                sfn.Condition.and_(
+                    sfn.Condition.is_present("$.reason"), sfn.Condition.is_present("$.digests")
+                ),
+                run,
+            )
+            .otherwise(defaults.next(run))
+        )
+        self.log_group = encrypted_log_group(
+            self, "Logs", encryption_key=encryption_key, days=log_retention_days
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            comment=f"genai-stack {profile_name}: Bedrock evaluation runs ({len(self.jobs)} jobs)",
+            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            timeout=TIMEOUT,
+            logs=sfn.LogOptions(
+                destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True
+            ),
+            tracing_enabled=True,
+        )
+        # CreateEvaluationJob's resource types are the models a job names (foundation-model, custom-model,
+        # prompt routers) or "*" (Service Authorization Reference, Amazon Bedrock); the job's own ARN is
+        # not one, and an application inference profile is not listed. The action is allowed on "*",
+        # held to the profile's tags (aws:RequestTag, aws:TagKeys); the models themselves are invoked
+        # by the job role, which names each.
+        machine_statements = [
+            iam.PolicyStatement(
+                sid="CreateTheEvaluationJobs",
+                actions=["bedrock:CreateEvaluationJob"],
+                resources=["*"],
+                conditions=request_tags(tags),
+            ),
+            iam.PolicyStatement(
+                sid="PassTheJobRole",
+                actions=["iam:PassRole"],
+                resources=[self.service_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "bedrock.amazonaws.com"}},
+            ),
+            iam.PolicyStatement(
+                sid="ReadTheDatasetAssets",
+                actions=["s3:GetObject"],
+                resources=sorted(
+                    {a.bucket.arn_for_objects(a.s3_object_key) for a in self.assets.values()}, key=str
+                ),
+            ),
+            iam.PolicyStatement(
+                sid="EncryptTheDatasetCopies",
+                actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                resources=[encryption_key.key_arn],
+                conditions=through(self, "s3"),
+            ),
+        ]
+        if tags:
+            machine_statements.append(
+                iam.PolicyStatement(
+                    sid="TagTheEvaluationJobs",
+                    actions=["bedrock:TagResource"],
+                    resources=[evaluation_jobs],
+                    conditions=request_tags(tags),
+                )
+            )
+        for statement in machine_statements:
+            self.state_machine.add_to_role_policy(statement)
+        compliance.acknowledge(
+            self.state_machine.role,
+            STATE_MACHINE_DELIVERY_AND_TRACING,
+            GENERATED_JOB_ARNS.on(nag_resource(self, evaluation_jobs)),
+            CREATE_ON_ANY_MODEL,
+            RUN_FOLDERS.on_resolved(datasets),
+            compliance.LAMBDA_TASK_VERSIONS.on(
+                f"{nag_resource(self, self.function.function.function_arn)}:*"
+            ),
+        )
+
+        # --- triggers ---------------------------------------------------------------------------
+        self.digests = {e.job.key: e.job.digest for e in self.jobs}
+        self.schedule_rule = events.Rule(
+            self,
+            "Schedule",
+            description=f"genai-stack {profile_name}: run every evaluation on its schedule",
+            schedule=events.Schedule.expression(schedule),
+            targets=[
+                targets.SfnStateMachine(
+                    self.state_machine,
+                    input=events.RuleTargetInput.from_object({"reason": "schedule", "digests": self.digests}),
+                    retry_attempts=2,
+                )
+            ],
+        )
+        # The stack's own deployments (CloudFormation's stack status change events on the default bus:
+        # CloudFormation user guide, "Using EventBridge with CloudFormation"). This rule is in the stack
+        # whose prompts, guardrail, knowledge bases and application inference profiles the jobs use, and
+        # its input is the jobs' digests: the deployment that changes one also updates this input before
+        # the stack reaches UPDATE_COMPLETE, and the run re-runs exactly the jobs whose digest changed.
+        self.deployment_rule = events.Rule(
+            self,
+            "Deployment",
+            description=f"genai-stack {profile_name}: re-run the evaluations a deployment changed",
+            event_pattern=events.EventPattern(
+                source=["aws.cloudformation"],
+                detail_type=["CloudFormation Stack Status Change"],
+                resources=[stack.stack_id],
+                detail={"status-details": {"status": ["CREATE_COMPLETE", "UPDATE_COMPLETE"]}},
+            ),
+            targets=[
+                targets.SfnStateMachine(
+                    self.state_machine,
+                    input=events.RuleTargetInput.from_object(
+                        {"reason": "deployment", "digests": self.digests}
+                    ),
+                    retry_attempts=2,
+                )
+            ],
+        )
+        self._alarms(hub)
+
+    # ----------------------------------------------------------------------------------- a job
+
+    def _branch(
+        self,
+        evaluated: EvaluatedJob,
+        judge: str,
+        guardrail: tuple[str, str] | None,
+        tolerance: float,
+        data_bucket: s3.IBucket,
+        tags: Mapping[str, str],
+    ) -> sfn.IChainable:
+        job = evaluated.job
+        planned = job.planned
+        key = job.key
+        asset = assets.Asset(self, f"Dataset-{key}", path=str(dataset_file(job)))
+        self.assets[key] = asset
+        folder = f"{PREFIX}runs/{{}}/{key}/"
+        dataset_key = sfn.JsonPath.format(f"{folder}dataset.jsonl", sfn.JsonPath.string_at("$.run.id"))
+        summary = {
+            "key": key,
+            "evaluation": planned.evaluation,
+            "kind": planned.kind,
+            "target": planned.target,
+            "alias": planned.alias or "-",
+            "prompt_version": evaluated.prompt_version,
+            "metrics": list(planned.metrics),
+        }
+
+        def ended(state_id: str, status: str) -> sfn.Pass:
+            return sfn.Pass(
+                self,
+                f"{state_id} {key}",
+                parameters={**summary, "status": status, "error": sfn.JsonPath.object_at("$.error")},
+            )
+
+        def retried(state: tasks.CallAwsService, service: str) -> tasks.CallAwsService:
+            state.add_retry(
+                errors=TRANSIENT[service],
+                interval=Duration.seconds(10),
+                max_attempts=5,
+                backoff_rate=2,
+                jitter_strategy=sfn.JitterType.FULL,
+            )
+            return state
+
+        copy = retried(
+            tasks.CallAwsService(
+                self,
+                f"Copy {key}",
+                comment=f"The rows of set {planned.set} as this run scores them",
+                service="s3",
+                action="copyObject",
+                iam_action="s3:PutObject",
+                iam_resources=[self.datasets],
+                parameters={
+                    "Bucket": data_bucket.bucket_name,
+                    "Key": dataset_key,
+                    "CopySource": f"{asset.s3_bucket_name}/{asset.s3_object_key}",
+                    # The copy carries no tags, so it needs no s3:GetObjectTagging on the asset.
+                    "TaggingDirective": "REPLACE",
+                },
+                result_path=sfn.JsonPath.DISCARD,
+            ),
+            "s3",
+        )
+        copy.add_catch(ended("NotCopied", "NotCreated"), errors=[sfn.Errors.ALL], result_path="$.error")
+
+        job_name = sfn.JsonPath.format(f"{job.job_name_prefix}-{{}}", sfn.JsonPath.string_at("$.run.token"))
+        request = create_request(
+            planned,
+            job_name=job_name,
+            role_arn=self.service_role.role_arn,
+            dataset_uri=sfn.JsonPath.format(
+                f"s3://{{}}/{folder}dataset.jsonl",
+                data_bucket.bucket_name,
+                sfn.JsonPath.string_at("$.run.id"),
+            ),
+            output_uri=sfn.JsonPath.format(
+                f"s3://{{}}/{folder}output/", data_bucket.bucket_name, sfn.JsonPath.string_at("$.run.id")
+            ),
+            model=evaluated.model_arn,
+            knowledge_base_id=evaluated.knowledge_base_id,
+            generator=evaluated.generator_arn,
+            guardrail=guardrail if planned.generator else None,
+            tags=dict(tags),
+        )
+        if planned.judge is not None and planned.judge != judge:
+            raise ValueError(f"{planned.name}: judged by {planned.judge}, not the profile's judge {judge}")
+        # A custom state, not CallAwsService: that task adds its own statement for the action on
+        # iam_resources, unconditioned, and the role's CreateEvaluationJob is held to the profile's tags.
+        create = sfn.CustomState(
+            self,
+            f"Create {key}",
+            state_json={
+                "Type": "Task",
+                "Comment": f"{planned.name}: {', '.join(planned.metrics)}",
+                "Resource": f"arn:{Aws.PARTITION}:states:::aws-sdk:bedrock:createEvaluationJob",
+                "Parameters": sfn.FieldUtils.render_object(sdk_parameters(request)),
+                "ResultSelector": {"arn.$": "$.JobArn"},
+                "ResultPath": "$.job",
+            },
+        )
+        create.add_retry(
+            errors=TRANSIENT["bedrock"],
+            interval=Duration.seconds(10),
+            max_attempts=5,
+            backoff_rate=2,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        create.add_catch(ended("NotCreated", "NotCreated"), errors=[sfn.Errors.ALL], result_path="$.error")
+        wait = sfn.Wait(self, f"Wait {key}", time=sfn.WaitTime.duration(Duration.seconds(POLL_SECONDS)))
+        check = retried(
+            tasks.CallAwsService(
+                self,
+                f"Check {key}",
+                service="bedrock",
+                action="getEvaluationJob",
+                iam_action="bedrock:GetEvaluationJob",
+                iam_resources=[
+                    Stack.of(self).format_arn(service="bedrock", resource="evaluation-job", resource_name="*")
+                ],
+                parameters={"JobIdentifier": sfn.JsonPath.string_at("$.job.arn")},
+                result_selector={
+                    "status": sfn.JsonPath.string_at("$.Status"),
+                    "job": sfn.JsonPath.string_at("$.JobArn"),
+                    "response": sfn.JsonPath.entire_payload,
+                },
+                result_path="$.check",
+            ),
+            "bedrock",
+        )
+        check.add_catch(ended("Unchecked", "Unknown"), errors=[sfn.Errors.ALL], result_path="$.error")
+        collect = tasks.LambdaInvoke(
+            self,
+            f"Collect {key}",
+            lambda_function=self.function.function,
+            payload=sfn.TaskInput.from_object(
+                {
+                    "action": "collect",
+                    "run": sfn.JsonPath.object_at("$.run"),
+                    "job": {**summary, "tolerance": tolerance},
+                    "check": sfn.JsonPath.object_at("$.check"),
+                }
+            ),
+            payload_response_only=True,
+            retry_on_service_exceptions=False,
+        )
+        collect.add_retry(
+            errors=LAMBDA_TRANSIENT,
+            interval=Duration.seconds(5),
+            max_attempts=4,
+            backoff_rate=2,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        collect.add_catch(
+            ended("NotCollected", "NotCollected"), errors=[sfn.Errors.ALL], result_path="$.error"
+        )
+        poll = wait.next(check).next(
+            sfn.Choice(self, f"Running {key}?")
+            .when(
+                sfn.Condition.or_(*(sfn.Condition.string_equals("$.check.status", s) for s in RUNNING)),
+                wait,
+            )
+            .otherwise(collect)
+        )
+        return (
+            sfn.Choice(self, f"Selected {key}?")
+            .when(sfn.Condition.is_present(f"$.run.selected.{key}"), copy.next(create).next(poll))
+            .otherwise(sfn.Pass(self, f"Skip {key}", parameters={**summary, "status": "Skipped"}))
+        )
+
+    # ---------------------------------------------------------------------------------- signals
+
+    def metric(self, name: str, evaluation: str, statistic: str = "Maximum") -> cw.Metric:
+        """A metric the function publishes per evaluation (lambdas/evaluation/runs.py)."""
+        return cw.Metric(
+            namespace=NAMESPACE,
+            metric_name=name,
+            dimensions_map={"Profile": self.profile_name, "Evaluation": evaluation},
+            statistic=statistic,
+            period=Duration.hours(1),
+        )
+
+    def overall_scores(self) -> cw.MathExpression:
+        """Every job's overall mean of every metric (Category `all`), whatever the prompt
+        version: a SEARCH over the Score schema (CloudWatch user guide, "CloudWatch search expression
+        syntax": https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/search-expression-syntax.html)."""
+        schema = "{" + f"{NAMESPACE},Profile,Evaluation,Alias,Target,PromptVersion,Metric,Category" + "}"
+        query = f'{schema} MetricName="Score" Profile="{self.profile_name}" Category="all"'
+        return cw.MathExpression(
+            expression=f"SEARCH('{query}', 'Average', 3600)",
+            label="Score",
+            period=Duration.hours(1),
+            using_metrics={},
+        )
+
+    def _alarms(self, hub: MonitoringHub) -> None:
+        self.alarms: list[cw.Alarm] = []
+        evaluations = sorted({e.job.planned.evaluation for e in self.jobs})
+        for evaluation in evaluations:
+            alarm = cw.Alarm(
+                self,
+                f"Regressions-{evaluation}",
+                alarm_description=(
+                    f"Evaluation {evaluation} of {self.profile_name}: a score fell beyond the tolerance "
+                    "below the accepted run's"
+                ),
+                metric=self.metric("Regressions", evaluation),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                # A run publishes its count once; until the next run (or an accepted run, which
+                # publishes 0) the verdict stands.
+                treat_missing_data=cw.TreatMissingData.IGNORE,
+            )
+            hub.add_alarm(alarm)
+            self.alarms.append(alarm)
+        failed = cw.Alarm(
+            self,
+            "RunsFailed",
+            alarm_description=(
+                f"Evaluation runs of {self.profile_name}: a run failed (a job was not created, failed or was "
+                "not collected: the run's report says which)"
+            ),
+            metric=self.state_machine.metric_failed(period=Duration.minutes(5), statistic="Sum"),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            # Step Functions publishes ExecutionsFailed only for periods with a failed execution.
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        )
+        hub.add_alarm(failed)
+        self.alarms.append(failed)
+        hub.add_section(
+            f"Evaluations ({self.profile_name})",
+            [
+                cw.GraphWidget(
+                    title="Overall scores (each evaluation, target, prompt version and metric)",
+                    left=[self.overall_scores()],
+                    width=24,
+                ),
+                cw.GraphWidget(
+                    title="Metrics beyond tolerance, per evaluation",
+                    left=[self.metric("Regressions", e) for e in evaluations],
+                    width=12,
+                ),
+                cw.GraphWidget(
+                    title="Evaluation runs",
+                    left=[
+                        self.state_machine.metric_started(period=Duration.hours(1), label="Started"),
+                        self.state_machine.metric_failed(period=Duration.hours(1), label="Failed"),
+                    ],
+                    width=12,
+                ),
+            ],
+        )
