@@ -112,6 +112,18 @@ NAMESPACED_METRICS = compliance.Acknowledgement(
 )
 
 
+def retried(state, errors: list[str], *, interval: int = 10, attempts: int = 5):
+    """`state` retried on `errors` with exponential backoff and full jitter."""
+    state.add_retry(
+        errors=errors,
+        interval=Duration.seconds(interval),
+        max_attempts=attempts,
+        backoff_rate=2,
+        jitter_strategy=sfn.JitterType.FULL,
+    )
+    return state
+
+
 @dataclass(frozen=True)
 class EvaluatedJob:
     """A job and the deployed names it runs against. `model_arn`: what a model job invokes (the alias
@@ -322,29 +334,11 @@ class ModelEvaluation(Construct):
         )
 
         # --- the state machine ------------------------------------------------------------------
-        def invoke(state_id: str, payload: dict, result_path: str | None) -> tasks.LambdaInvoke:
-            task = tasks.LambdaInvoke(
-                self,
-                state_id,
-                lambda_function=self.function.function,
-                payload=sfn.TaskInput.from_object(payload),
-                payload_response_only=True,
-                retry_on_service_exceptions=False,
-                result_path=result_path,
-            )
-            task.add_retry(
-                errors=LAMBDA_TRANSIENT,
-                interval=Duration.seconds(5),
-                max_attempts=4,
-                backoff_rate=2,
-                jitter_strategy=sfn.JitterType.FULL,
-            )
-            return task
 
-        accept = invoke(
+        accept = self._invoke(
             "Accept", {"action": "accept", "run": sfn.JsonPath.string_at("$.accept")}, "$.accepted"
         ).next(sfn.Succeed(self, "Accepted"))
-        select = invoke(
+        select = self._invoke(
             "Select",
             {
                 "action": "select",
@@ -366,7 +360,7 @@ class ModelEvaluation(Construct):
         self.assets: dict[str, assets.Asset] = {}
         for evaluated in self.jobs:
             parallel.branch(self._branch(evaluated, judge, guardrail, tolerance, data_bucket, tags))
-        report = invoke(
+        report = self._invoke(
             "Report",
             {
                 "action": "report",
@@ -516,6 +510,20 @@ class ModelEvaluation(Construct):
         )
         self._alarms(hub)
 
+    def _invoke(self, state_id: str, payload: dict, result_path: str | None) -> tasks.LambdaInvoke:
+        """A step of the function: its answer at `result_path` (None: the answer is the state's output),
+        retried on Lambda's transient errors."""
+        task = tasks.LambdaInvoke(
+            self,
+            state_id,
+            lambda_function=self.function.function,
+            payload=sfn.TaskInput.from_object(payload),
+            payload_response_only=True,
+            retry_on_service_exceptions=False,
+            result_path=result_path,
+        )
+        return retried(task, LAMBDA_TRANSIENT, interval=5, attempts=4)
+
     # ----------------------------------------------------------------------------------- a job
 
     def _branch(
@@ -551,16 +559,6 @@ class ModelEvaluation(Construct):
                 parameters={**summary, "status": status, "error": sfn.JsonPath.object_at("$.error")},
             )
 
-        def retried(state: tasks.CallAwsService, service: str) -> tasks.CallAwsService:
-            state.add_retry(
-                errors=TRANSIENT[service],
-                interval=Duration.seconds(10),
-                max_attempts=5,
-                backoff_rate=2,
-                jitter_strategy=sfn.JitterType.FULL,
-            )
-            return state
-
         copy = retried(
             tasks.CallAwsService(
                 self,
@@ -579,7 +577,7 @@ class ModelEvaluation(Construct):
                 },
                 result_path=sfn.JsonPath.DISCARD,
             ),
-            "s3",
+            TRANSIENT["s3"],
         )
         copy.add_catch(ended("NotCopied", "NotCreated"), errors=[sfn.Errors.ALL], result_path="$.error")
 
@@ -618,13 +616,7 @@ class ModelEvaluation(Construct):
                 "ResultPath": "$.job",
             },
         )
-        create.add_retry(
-            errors=TRANSIENT["bedrock"],
-            interval=Duration.seconds(10),
-            max_attempts=5,
-            backoff_rate=2,
-            jitter_strategy=sfn.JitterType.FULL,
-        )
+        retried(create, TRANSIENT["bedrock"])
         create.add_catch(ended("NotCreated", "NotCreated"), errors=[sfn.Errors.ALL], result_path="$.error")
         wait = sfn.Wait(self, f"Wait {key}", time=sfn.WaitTime.duration(Duration.seconds(POLL_SECONDS)))
         check = retried(
@@ -645,30 +637,18 @@ class ModelEvaluation(Construct):
                 },
                 result_path="$.check",
             ),
-            "bedrock",
+            TRANSIENT["bedrock"],
         )
         check.add_catch(ended("Unchecked", "Unknown"), errors=[sfn.Errors.ALL], result_path="$.error")
-        collect = tasks.LambdaInvoke(
-            self,
+        collect = self._invoke(
             f"Collect {key}",
-            lambda_function=self.function.function,
-            payload=sfn.TaskInput.from_object(
-                {
-                    "action": "collect",
-                    "run": sfn.JsonPath.object_at("$.run"),
-                    "job": {**summary, "tolerance": tolerance},
-                    "check": sfn.JsonPath.object_at("$.check"),
-                }
-            ),
-            payload_response_only=True,
-            retry_on_service_exceptions=False,
-        )
-        collect.add_retry(
-            errors=LAMBDA_TRANSIENT,
-            interval=Duration.seconds(5),
-            max_attempts=4,
-            backoff_rate=2,
-            jitter_strategy=sfn.JitterType.FULL,
+            {
+                "action": "collect",
+                "run": sfn.JsonPath.object_at("$.run"),
+                "job": {**summary, "tolerance": tolerance},
+                "check": sfn.JsonPath.object_at("$.check"),
+            },
+            None,
         )
         collect.add_catch(
             ended("NotCollected", "NotCollected"), errors=[sfn.Errors.ALL], result_path="$.error"
