@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
-from aws_cdk import CfnOutput, Fn, Stack
+from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -25,7 +25,12 @@ from genai_stack.components.guardrail import Guardrail
 from genai_stack.components.invocation_logging import InvocationLogging
 from genai_stack.components.knowledge_base import KnowledgeBase
 from genai_stack.components.knowledge_base_ingestion import IngestionTarget, KnowledgeBaseIngestion
-from genai_stack.components.model_access import ApplicationProfileRef, ModelAccess, model_or_profile_arn
+from genai_stack.components.model_access import (
+    ApplicationProfileRef,
+    GuardrailRef,
+    ModelAccess,
+    model_or_profile_arn,
+)
 from genai_stack.components.model_evaluation import EvaluatedJob, ModelEvaluation
 from genai_stack.components.model_monitoring import ModelMonitoring, MonitoredProfile
 from genai_stack.components.monitoring import MonitoringHub
@@ -293,7 +298,7 @@ class BedrockStack(Stack):
         evaluation: Evaluation,
         jobs: Sequence[RunJob],
         prompt_versions: Mapping[str, str],
-        guardrail,
+        guardrail: GuardrailRef | None,
         guardrail_profile_arns: Sequence[str],
         data_bucket: s3.IBucket,
         encryption_key: kms.IKey,
@@ -301,52 +306,28 @@ class BedrockStack(Stack):
         hub: MonitoringHub,
         cost_tags: Mapping[str, str],
     ) -> ModelEvaluation:
-        """The evaluation runs, with a role that invokes exactly what they evaluate: each model job's
-        application inference profile (and what it copies), the judge and each generator."""
-        catalog = bedrock_catalog()
-        evaluated, applications, named = [], [], {evaluation.judge}
-        generates = False
+        """The evaluation runs, wired to what they evaluate: each model job's alias target (its
+        application inference profile) and prompt version, each knowledge-base job's knowledge base."""
+        evaluated = []
         for run_job in jobs:
             planned = run_job.planned
             if planned.kind == "model":
-                profile = self.gateway_profiles[("chat", planned.alias, planned.via)]
-                applications.append(profile)
                 evaluated.append(
                     EvaluatedJob(
                         job=run_job,
-                        model_arn=profile.arn,
+                        model=self.gateway_profiles[("chat", planned.alias, planned.via)],
                         prompt_version=prompt_versions[planned.prompt] if planned.prompt else "-",
                     )
                 )
             else:
                 knowledge_base = self.knowledge_bases[planned.knowledge_base]
-                generator = None
-                if planned.generator:
-                    named.add(planned.generator)
-                    generator = model_or_profile_arn(self, planned.generator, catalog)
-                    generates = True
                 evaluated.append(
-                    EvaluatedJob(job=run_job, knowledge_base_id=knowledge_base.id, generator_arn=generator)
+                    EvaluatedJob(
+                        job=run_job,
+                        knowledge_base_id=knowledge_base.id,
+                        knowledge_base_arn=knowledge_base.arn,
+                    )
                 )
-        # The application profiles' sources are invoked through them (ModelAccess's destination rules).
-        sources = {a.source for a in applications} | named
-        access = ModelAccess(
-            self,
-            "EvaluationAccess",
-            catalog=catalog,
-            models=sorted(m for m in sources if m not in catalog.inference_profiles),
-            inference_profiles=sorted(m for m in sources if m in catalog.inference_profiles),
-            application_profiles=list({a.arn: a for a in applications}.values()),
-            guardrail=guardrail if generates else None,
-            guardrail_profile_arns=guardrail_profile_arns if generates else (),
-        )
-        profiles = [a.arn for a in applications] + [
-            model_or_profile_arn(self, m, catalog) for m in sources if m in catalog.inference_profiles
-        ]
-        knowledge_bases = sorted(
-            {self.knowledge_bases[j.planned.knowledge_base].arn for j in jobs if j.planned.knowledge_base},
-            key=str,
-        )
         return ModelEvaluation(
             self,
             "Evaluation",
@@ -355,12 +336,9 @@ class BedrockStack(Stack):
             judge=evaluation.judge,
             schedule=evaluation.schedule,
             tolerance=evaluation.tolerance,
-            invoke_policy=access.policy,
-            inference_profile_arns=profiles,
-            knowledge_base_arns=knowledge_bases,
-            guardrail=(Fn.select(1, Fn.split("/", guardrail.arn)), guardrail.version)
-            if guardrail and generates
-            else None,
+            catalog=bedrock_catalog(),
+            guardrail=guardrail,
+            guardrail_profile_arns=guardrail_profile_arns,
             data_bucket=data_bucket,
             encryption_key=encryption_key,
             log_retention_days=log_retention_days,

@@ -62,9 +62,10 @@ def load_json(s3: Any, place: Place, key: str) -> Any | None:
     return json.loads(body)
 
 
-def save(s3: Any, place: Place, key: str, body: str | dict | list, content_type: str | None = None) -> None:
+def save(s3: Any, place: Place, key: str, body: str | dict | list) -> None:
+    """A Markdown text, or a JSON document."""
     text = body if isinstance(body, str) else json.dumps(body, indent=1, sort_keys=True)
-    kind = content_type or ("text/markdown; charset=utf-8" if isinstance(body, str) else "application/json")
+    kind = "text/markdown; charset=utf-8" if isinstance(body, str) else "application/json"
     s3.put_object(Bucket=place.bucket, Key=key, Body=text.encode("utf-8"), ContentType=kind)
 
 

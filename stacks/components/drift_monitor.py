@@ -50,7 +50,7 @@ from genai_stack import compliance
 from genai_stack.components.invocation_log_destination import INVOCATION_LOG_PREFIX
 from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.components.python_function import PythonFunction
-from genai_stack.components.tag_conditions import through
+from genai_stack.components.tag_conditions import key_through_s3
 from genai_stack.config import DriftMonitoring
 
 NAMESPACE = "GenAiStack/Drift"
@@ -200,14 +200,8 @@ class DriftMonitor(Construct):
                 self.role, READS_SOURCE_FILES.on_resolved(source.bucket.arn_for_objects(f"{source.prefix}*"))
             )
         statements += [
-            # SSE-KMS objects: reading needs Decrypt, writing the baseline GenerateDataKey (Amazon S3 user
-            # guide, "Using server-side encryption with AWS KMS keys"), only on requests S3 makes.
-            iam.PolicyStatement(
-                sid="UseThePlatformKeyThroughS3",
-                actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                resources=[key.key_arn],
-                conditions=through(self, "s3"),
-            ),
+            # SSE-KMS objects: reading the sources, writing the baseline.
+            key_through_s3(self, key.key_arn, sid="UseThePlatformKeyThroughS3"),
             iam.PolicyStatement(
                 sid="PutDriftMetrics",
                 actions=["cloudwatch:PutMetricData"],

@@ -28,12 +28,13 @@ generationConfiguration.
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import Aws, Duration, Stack
+from aws_cdk import Aws, Duration, Fn, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -46,10 +47,17 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from genai_stack import compliance
+from genai_stack.catalog import BedrockCatalog
 from genai_stack.compliance import STATE_MACHINE_DELIVERY_AND_TRACING, nag_resource
+from genai_stack.components.model_access import (
+    ApplicationProfileRef,
+    GuardrailRef,
+    ModelAccess,
+    model_or_profile_arn,
+)
 from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.components.python_function import PythonFunction, encrypted_log_group
-from genai_stack.components.tag_conditions import request_tags, through
+from genai_stack.components.tag_conditions import key_through_s3, request_tags
 from genai_stack.planning.evaluation import RunJob, create_request
 
 NAMESPACE = "GenAiStack/Evaluation"
@@ -126,23 +134,21 @@ def retried(state, errors: list[str], *, interval: int = 10, attempts: int = 5):
 
 @dataclass(frozen=True)
 class EvaluatedJob:
-    """A job and the deployed names it runs against. `model_arn`: what a model job invokes (the alias
+    """A job and the deployed names it runs against. `model`: what a model job invokes (the alias
     target's application inference profile, so the cost-allocation tag reaches its tokens);
     `prompt_version`: the version of the prompt its rows fill (a token; "-" without a prompt);
-    `knowledge_base_id` / `generator_arn`: a knowledge-base job's."""
+    `knowledge_base_id` / `knowledge_base_arn`: a knowledge-base job's (its generator is the plan's)."""
 
     job: RunJob
-    model_arn: str | None = None
+    model: ApplicationProfileRef | None = None
     prompt_version: str = "-"
     knowledge_base_id: str | None = None
-    generator_arn: str | None = None
+    knowledge_base_arn: str | None = None
 
 
 def dataset_file(job: RunJob) -> Path:
     """The job's dataset as a file the asset is made from (named by its content, so a synthesis of the
     same profile makes the same asset)."""
-    import hashlib
-
     digest = hashlib.sha256(job.dataset.encode()).hexdigest()[:16]
     folder = Path(tempfile.gettempdir()) / "genai-stack-evaluation" / digest
     folder.mkdir(parents=True, exist_ok=True)
@@ -176,20 +182,18 @@ class ModelEvaluation(Construct):
         judge: str,
         schedule: str,
         tolerance: float,
-        invoke_policy: iam.IManagedPolicy,
-        inference_profile_arns: Sequence[str],
-        knowledge_base_arns: Sequence[str],
-        guardrail: tuple[str, str] | None,
+        catalog: BedrockCatalog,
+        guardrail: GuardrailRef | None,
+        guardrail_profile_arns: Sequence[str] = (),
         data_bucket: s3.IBucket,
         encryption_key: kms.IKey,
         log_retention_days: int,
         hub: MonitoringHub,
         job_tags: Mapping[str, str] | None = None,
     ) -> None:
-        """`invoke_policy`: invoke exactly the evaluated models, the judge and the generators (and apply
-        `guardrail`, id and version, for retrieve_and_generate jobs); `inference_profile_arns`: the
-        application and system inference profiles the jobs name; `knowledge_base_arns`: the knowledge
-        bases the jobs retrieve from."""
+        """`guardrail` (and its profiles in other Regions): what a retrieve_and_generate job answers
+        under. The job role invokes exactly the evaluated application inference profiles (and what they
+        copy), the judge and the generators, through a ModelAccess policy of its own."""
         super().__init__(scope, construct_id)
         if not jobs:
             raise ValueError("ModelEvaluation needs at least one job")
@@ -203,6 +207,33 @@ class ModelEvaluation(Construct):
         outputs = data_bucket.arn_for_objects(f"{PREFIX}runs/*/output/*")
         folder = data_bucket.arn_for_objects(f"{PREFIX}*")
 
+        # --- what the jobs invoke -----------------------------------------------------------------
+        applications = list({e.model.arn: e.model for e in self.jobs if e.model is not None}.values())
+        generators = sorted({e.job.planned.generator for e in self.jobs if e.job.planned.generator})
+        self.generator_arns = {g: model_or_profile_arn(self, g, catalog) for g in generators}
+        # The application profiles' sources are invoked through them (ModelAccess's destination rules).
+        sources = sorted({a.source for a in applications} | {judge, *generators})
+        rail = guardrail if generators else None
+        access = ModelAccess(
+            self,
+            "Access",
+            catalog=catalog,
+            models=[m for m in sources if m not in catalog.inference_profiles],
+            inference_profiles=[m for m in sources if m in catalog.inference_profiles],
+            application_profiles=applications,
+            guardrail=rail,
+            guardrail_profile_arns=guardrail_profile_arns if rail else (),
+        )
+        inference_profile_arns = [a.arn for a in applications] + [
+            model_or_profile_arn(self, m, catalog) for m in sources if m in catalog.inference_profiles
+        ]
+        knowledge_base_arns = sorted(
+            {e.knowledge_base_arn for e in self.jobs if e.knowledge_base_arn}, key=str
+        )
+        # RetrieveAndGenerate's guardrailConfiguration takes the guardrail's id (`[a-z0-9]+`, Bedrock API
+        # reference, GuardrailConfiguration): the last part of its ARN (guardrail/<id>).
+        self.guardrail_config = (Fn.select(1, Fn.split("/", rail.arn)), rail.version) if rail else None
+
         # --- the role Bedrock runs the jobs with ------------------------------------------------
         self.service_role = iam.Role(
             self,
@@ -215,7 +246,7 @@ class ModelEvaluation(Construct):
                     "ArnLike": {"aws:SourceArn": evaluation_jobs},
                 },
             ),
-            managed_policies=[invoke_policy],
+            managed_policies=[access.policy],
         )
         # What AWS's service-role pages grant (Bedrock user guide, "Service role requirements for
         # automatic model evaluation jobs" automatic-service-roles.html, judge-service-roles.html and
@@ -242,12 +273,7 @@ class ModelEvaluation(Construct):
                 actions=["s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads"],
                 resources=[data_bucket.bucket_arn],
             ),
-            iam.PolicyStatement(
-                sid="UseThePlatformKeyThroughS3",
-                actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                resources=[encryption_key.key_arn],
-                conditions=through(self, "s3"),
-            ),
+            key_through_s3(self, encryption_key.key_arn, sid="UseThePlatformKeyThroughS3"),
         ]
         if inference_profile_arns:
             job_statements.append(
@@ -265,7 +291,7 @@ class ModelEvaluation(Construct):
                     resources=sorted(set(knowledge_base_arns), key=str),
                 )
             )
-        if guardrail is not None or any(e.generator_arn for e in jobs):
+        if generators:
             # RetrieveAndGenerate has no resource type ("*" only, Service Authorization Reference); the
             # knowledge base it reads is still the Retrieve above.
             job_statements.append(
@@ -281,7 +307,7 @@ class ModelEvaluation(Construct):
             self.service_role,
             RUN_FOLDERS.on_resolved(datasets),
             RUN_FOLDERS.on_resolved(outputs),
-            *([RETRIEVE_AND_GENERATE] if any(e.generator_arn for e in jobs) else []),
+            *([RETRIEVE_AND_GENERATE] if generators else []),
         )
 
         # --- the function ---------------------------------------------------------------------
@@ -313,12 +339,7 @@ class ModelEvaluation(Construct):
                 actions=["s3:GetObject", "s3:PutObject"],
                 resources=[data_bucket.arn_for_objects(f"{PREFIX}*")],
             ),
-            iam.PolicyStatement(
-                sid="UseThePlatformKeyThroughS3",
-                actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                resources=[encryption_key.key_arn],
-                conditions=through(self, "s3"),
-            ),
+            key_through_s3(self, encryption_key.key_arn, sid="UseThePlatformKeyThroughS3"),
             iam.PolicyStatement(
                 sid="PutEvaluationMetrics",
                 actions=["cloudwatch:PutMetricData"],
@@ -359,7 +380,7 @@ class ModelEvaluation(Construct):
         parallel = sfn.Parallel(self, "Jobs", result_path="$.results")
         self.assets: dict[str, assets.Asset] = {}
         for evaluated in self.jobs:
-            parallel.branch(self._branch(evaluated, judge, guardrail, tolerance, data_bucket, tags))
+            parallel.branch(self._branch(evaluated, judge, tolerance, data_bucket, tags))
         report = self._invoke(
             "Report",
             {
@@ -439,12 +460,7 @@ class ModelEvaluation(Construct):
                     {a.bucket.arn_for_objects(a.s3_object_key) for a in self.assets.values()}, key=str
                 ),
             ),
-            iam.PolicyStatement(
-                sid="EncryptTheDatasetCopies",
-                actions=["kms:GenerateDataKey", "kms:Decrypt"],
-                resources=[encryption_key.key_arn],
-                conditions=through(self, "s3"),
-            ),
+            key_through_s3(self, encryption_key.key_arn, sid="EncryptTheDatasetCopies"),
         ]
         if tags:
             machine_statements.append(
@@ -530,7 +546,6 @@ class ModelEvaluation(Construct):
         self,
         evaluated: EvaluatedJob,
         judge: str,
-        guardrail: tuple[str, str] | None,
         tolerance: float,
         data_bucket: s3.IBucket,
         tags: Mapping[str, str],
@@ -594,10 +609,10 @@ class ModelEvaluation(Construct):
             output_uri=sfn.JsonPath.format(
                 f"s3://{{}}/{folder}output/", data_bucket.bucket_name, sfn.JsonPath.string_at("$.run.id")
             ),
-            model=evaluated.model_arn,
+            model=evaluated.model.arn if evaluated.model else None,
             knowledge_base_id=evaluated.knowledge_base_id,
-            generator=evaluated.generator_arn,
-            guardrail=guardrail if planned.generator else None,
+            generator=self.generator_arns.get(planned.generator) if planned.generator else None,
+            guardrail=self.guardrail_config if planned.generator else None,
             tags=dict(tags),
         )
         if planned.judge is not None and planned.judge != judge:
@@ -696,39 +711,35 @@ class ModelEvaluation(Construct):
         self.alarms: list[cw.Alarm] = []
         evaluations = sorted({e.job.planned.evaluation for e in self.jobs})
         for evaluation in evaluations:
-            alarm = cw.Alarm(
-                self,
-                f"Regressions-{evaluation}",
-                alarm_description=(
-                    f"Evaluation {evaluation} of {self.profile_name}: a score fell beyond the tolerance "
-                    "below the accepted run's"
-                ),
-                metric=self.metric("Regressions", evaluation),
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                # A run publishes its count once; until the next run (or an accepted run, which
-                # publishes 0) the verdict stands.
-                treat_missing_data=cw.TreatMissingData.IGNORE,
+            self.alarms.append(
+                hub.alarm(
+                    self,
+                    f"Regressions-{evaluation}",
+                    metric=self.metric("Regressions", evaluation),
+                    threshold=1,
+                    description=(
+                        f"Evaluation {evaluation} of {self.profile_name}: a score fell beyond the tolerance "
+                        "below the accepted run's"
+                    ),
+                    # A run publishes its count once; until the next run (or an accepted run, which
+                    # publishes 0) the verdict stands.
+                    missing=cw.TreatMissingData.IGNORE,
+                )
             )
-            hub.add_alarm(alarm)
-            self.alarms.append(alarm)
-        failed = cw.Alarm(
-            self,
-            "RunsFailed",
-            alarm_description=(
-                f"Evaluation runs of {self.profile_name}: a run failed (a job was not created, failed or was "
-                "not collected: the run's report says which)"
-            ),
-            metric=self.state_machine.metric_failed(period=Duration.minutes(5), statistic="Sum"),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            # Step Functions publishes ExecutionsFailed only for periods with a failed execution.
-            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        self.alarms.append(
+            hub.alarm(
+                self,
+                "RunsFailed",
+                metric=self.state_machine.metric_failed(period=Duration.minutes(5), statistic="Sum"),
+                threshold=1,
+                description=(
+                    f"Evaluation runs of {self.profile_name}: a run failed (a job was not created, failed or "
+                    "was not collected: the run's report says which)"
+                ),
+                # Step Functions publishes ExecutionsFailed only for periods with a failed execution.
+                missing=cw.TreatMissingData.NOT_BREACHING,
+            )
         )
-        hub.add_alarm(failed)
-        self.alarms.append(failed)
         hub.add_section(
             f"Evaluations ({self.profile_name})",
             [

@@ -25,7 +25,7 @@ from genai_stack.components.gateway_protection import (
 )
 from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.components.python_function import PythonFunction, encrypted_log_group, profile_scoped
-from genai_stack.components.tag_conditions import through
+from genai_stack.components.tag_conditions import key_through_s3, through
 from genai_stack.config import PROFILE_TAG, GatewayFeedback, gateway_function_timeout_seconds
 from genai_stack.lambdas.gateway.errors import GATEWAY_RESPONSES
 from genai_stack.lambdas.gateway.images import IMAGE_PREFIX
@@ -282,17 +282,8 @@ class ModelGateway(Construct):
             compliance.acknowledge(
                 role, GENERATED_IMAGES.on_resolved(image_bucket.arn_for_objects(f"{IMAGE_PREFIX}*"))
             )
-            # The bucket's SSE-KMS key, through S3 only ("Using server-side encryption with AWS KMS
-            # keys": PutObject needs kms:GenerateDataKey, GetObject kms:Decrypt:
-            # https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html).
-            role.add_to_policy(
-                iam.PolicyStatement(
-                    sid="EncryptGeneratedImages",
-                    actions=["kms:GenerateDataKey", "kms:Decrypt"],
-                    resources=[encryption_key.key_arn],
-                    conditions=through(self, "s3"),
-                )
-            )
+            # The bucket's SSE-KMS key, through S3 only.
+            role.add_to_policy(key_through_s3(self, encryption_key.key_arn, sid="EncryptGeneratedImages"))
 
         access_logs = encrypted_log_group(
             self, "AccessLogs", encryption_key=encryption_key, days=log_retention_days

@@ -27,6 +27,19 @@ def through(scope: IConstruct, service: str) -> dict[str, dict[str, str]]:
     return {"StringEquals": {"kms:ViaService": via_service(scope, service)}}
 
 
+def key_through_s3(scope: IConstruct, key_arn: str, *, sid: str) -> iam.PolicyStatement:
+    """Read and write objects of an SSE-KMS bucket encrypted with `key_arn`: GetObject needs
+    kms:Decrypt, PutObject kms:GenerateDataKey (Amazon S3 user guide, "Using server-side encryption
+    with AWS KMS keys": https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html),
+    and only in requests S3 makes for the caller (`through`)."""
+    return iam.PolicyStatement(
+        sid=sid,
+        actions=["kms:Decrypt", "kms:GenerateDataKey"],
+        resources=[key_arn],
+        conditions=through(scope, "s3"),
+    )
+
+
 def request_tags(tags: Mapping[str, str]) -> dict[str, dict[str, object]] | None:
     """A create (or its tag-on-create) only with exactly `tags`: each as aws:RequestTag, and no other
     key (aws:TagKeys). None without tags."""

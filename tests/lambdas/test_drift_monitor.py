@@ -9,7 +9,6 @@ import gzip
 import importlib
 import io
 import json
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +17,7 @@ import pytest
 
 from lambdas.drift_monitor import logic
 from lambdas.drift_monitor.logic import Target
-from tests.support.moto_server import moto_server
+from tests.support.moto_server import moto_client, moto_server, reset_moto
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -221,20 +220,13 @@ def moto_endpoint():
 
 
 def client(service: str, endpoint: str) -> Any:
-    return boto3.client(
-        service,
-        region_name=REGION,
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    return moto_client(service, endpoint, REGION)
 
 
 @pytest.fixture
 def aws(moto_endpoint):
     """Fresh S3 buckets and no metrics: moto's state is reset before each test."""
-    reset = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")  # noqa: S310 - loopback
-    urllib.request.urlopen(reset).close()  # noqa: S310 - the moto server of this module
+    reset_moto(moto_endpoint)
     s3, cloudwatch = client("s3", moto_endpoint), client("cloudwatch", moto_endpoint)
     for bucket in (BUCKET, LOGS_BUCKET):
         s3.create_bucket(Bucket=bucket)

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import importlib
 import json
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
-from tests.support.moto_server import moto_server
+from tests.support.moto_server import moto_client, moto_server, reset_moto
 
 REGION = "us-east-1"
 BUCKET = "managed-api-data-123456789012"
@@ -32,19 +30,12 @@ def endpoint():
 
 
 def client(service: str, endpoint: str) -> Any:
-    return boto3.client(
-        service,
-        region_name=REGION,
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    return moto_client(service, endpoint, REGION)
 
 
 @pytest.fixture
 def handler(endpoint, monkeypatch):
-    reset = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")  # noqa: S310 - loopback
-    urllib.request.urlopen(reset).close()  # noqa: S310 - the moto server of this module
+    reset_moto(endpoint)
     client("s3", endpoint).create_bucket(Bucket=BUCKET)
     for name, value in {
         "EVALUATION_BUCKET": BUCKET,

@@ -6,18 +6,16 @@ jobs' digests, so a prompt or guardrail change changes what a deployment re-runs
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 from botocore.stub import Stubber
 
 from genai_stack.config import load_profile
 from genai_stack.planning.evaluation import run_jobs
-from tests.access.rows.state_machine_roles import all_states
+from tests.access.rows.state_machine_roles import all_states, run_value
 from tests.support.stubs import offline_client
 
 PROFILE = "managed-api"
-RUN = {"$.run.id": "20261206T030001Z-0123456789ab", "$.run.token": "0123456789ab"}
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +52,7 @@ def camel(value):
 
 
 def filled(parameters: dict) -> dict:
-    """`Key.$` paths with a run's values (States.Format of $.run.id / $.run.token), tokens as names."""
+    """`Key.$` paths as a run fills them (state_machine_roles.run_value), tokens as placeholders."""
     result = {}
     for key, value in parameters.items():
         if isinstance(value, dict):
@@ -62,12 +60,9 @@ def filled(parameters: dict) -> dict:
         elif isinstance(value, list):
             result[key] = [filled(v) if isinstance(v, dict) else v for v in value]
         elif key.endswith(".$"):
-            template, args = re.fullmatch(r"States\.Format\('(.*?)',\s*(.*)\)", value).groups()
-            for arg in (a.strip() for a in args.split(",")):
-                template = template.replace("{}", RUN.get(arg, arg.strip("'").replace("TOKEN", "bucket")), 1)
-            result[key[:-2]] = template
+            result[key[:-2]] = run_value(value)
         else:
-            result[key] = value.replace("TOKEN", "tokenvalue1") if isinstance(value, str) else value
+            result[key] = value
     return result
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
+import boto3
 from moto.moto_server.threaded_moto_server import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -41,3 +44,20 @@ def moto_server(*, serialized: bool = False) -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+def moto_client(service: str, endpoint: str, region: str = "us-east-1") -> Any:
+    """A boto3 client of `service` that talks to the moto server at `endpoint`."""
+    return boto3.client(
+        service,
+        region_name=region,
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def reset_moto(endpoint: str) -> None:
+    """Forget every resource the moto server at `endpoint` holds (moto's reset API)."""
+    request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")  # noqa: S310 - loopback
+    urllib.request.urlopen(request).close()  # noqa: S310 - the moto server this module started

@@ -12,31 +12,17 @@ The s3:prefix Bedrock lists with is taken as the S3 URI's key (the object, or th
 
 from __future__ import annotations
 
-import json
-
 from tests.access.deployment import Deployment, Role
 from tests.access.rows import Call
 from tests.access.rows.s3_objects import denied_object, get_object, list_objects, put_object
-from tests.access.rows.service_resources import resources, s3_uri
+from tests.access.rows.service_resources import s3_uri
+from tests.access.rows.state_machine_roles import tasks_passing
 
 WHY = "Bedrock runs the customization job with its service role (model-customization-iam-role)"
 
 
-def _jobs(deployment: Deployment, role: Role) -> list[dict]:
-    jobs = []
-    for machine in resources(deployment, "AWS::StepFunctions::StateMachine"):
-        for state in json.loads(machine.properties["DefinitionString"])["States"].values():
-            if (
-                state.get("Type") == "Task"
-                and ":bedrock:createModelCustomizationJob" in state.get("Resource", "")
-                and state["Parameters"].get("RoleArn") == role.arn
-            ):
-                jobs.append(state["Parameters"])
-    return jobs
-
-
 def rows(role: Role, deployment: Deployment) -> list[Call] | None:
-    jobs = _jobs(deployment, role)
+    jobs = tasks_passing(deployment, ":bedrock:createModelCustomizationJob.sync", role.arn)
     if not jobs:
         return None
     result: list[Call] = []

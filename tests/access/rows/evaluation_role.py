@@ -19,8 +19,6 @@ prefix, and the role grants the list without a prefix condition, as the pages do
 
 from __future__ import annotations
 
-import json
-
 from tests.access.deployment import Deployment, Role
 from tests.access.rows import Call
 from tests.access.rows.bedrock_arns import (
@@ -31,22 +29,9 @@ from tests.access.rows.bedrock_arns import (
 )
 from tests.access.rows.s3_objects import TLS, denied_object, get_object, list_objects, put_object
 from tests.access.rows.service_resources import resources, s3_arn, s3_uri
-from tests.access.rows.state_machine_roles import all_states, run_value
+from tests.access.rows.state_machine_roles import run_value, tasks_passing
 
 WHY = "Bedrock runs the evaluation job with its service role (automatic/judge/rag-eval-service-roles)"
-
-
-def _jobs(deployment: Deployment, role: Role) -> list[dict]:
-    jobs = []
-    for machine in resources(deployment, "AWS::StepFunctions::StateMachine"):
-        for state in all_states(json.loads(machine.properties["DefinitionString"])).values():
-            if (
-                state.get("Type") == "Task"
-                and state.get("Resource", "").endswith(":bedrock:createEvaluationJob")
-                and state["Parameters"].get("RoleArn") == role.arn
-            ):
-                jobs.append(state["Parameters"])
-    return jobs
 
 
 def _copied_model(deployment: Deployment, profile_arn: str) -> str:
@@ -70,7 +55,7 @@ def _invoke(deployment: Deployment, model_id: str, through: str | None, why: str
 
 
 def rows(role: Role, deployment: Deployment) -> list[Call] | None:
-    jobs = _jobs(deployment, role)
+    jobs = tasks_passing(deployment, ":bedrock:createEvaluationJob", role.arn)
     if not jobs:
         return None
     result: list[Call] = []

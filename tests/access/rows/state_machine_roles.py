@@ -85,6 +85,20 @@ def all_states(definition: dict) -> dict[str, dict]:
     return found
 
 
+def tasks_passing(deployment: Deployment, resource_suffix: str, role_arn: str) -> list[dict]:
+    """The Parameters of every Task state (in any state machine, Parallel branches included) whose
+    Resource ends with `resource_suffix` and that passes `role_arn` (RoleArn): the jobs a service role
+    runs."""
+    return [
+        state["Parameters"]
+        for machine in resources(deployment, "AWS::StepFunctions::StateMachine")
+        for state in all_states(_definition(machine)).values()
+        if state.get("Type") == "Task"
+        and state.get("Resource", "").endswith(resource_suffix)
+        and state["Parameters"].get("RoleArn") == role_arn
+    ]
+
+
 def run_value(text: str) -> str:
     """A States.Format('...{}...', <bucket literal>?, $.run.id) path as the run writes it: the literals
     filled in, the run id and token as a run of the evaluation state machine makes them."""
