@@ -307,11 +307,12 @@ class BedrockStack(Stack):
         cost_tags: Mapping[str, str],
     ) -> ModelEvaluation:
         """The evaluation runs, wired to what they evaluate: each model job's alias target (its
-        application inference profile) and prompt version, each knowledge-base job's knowledge base."""
+        application inference profile) and prompt version, each traffic job's alias target, each
+        knowledge-base job's knowledge base."""
         evaluated = []
         for run_job in jobs:
             planned = run_job.planned
-            if planned.kind == "model":
+            if planned.kind in ("model", "traffic"):  # traffic: the target its logged invocations name
                 evaluated.append(
                     EvaluatedJob(
                         job=run_job,

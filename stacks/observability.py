@@ -267,9 +267,12 @@ def _evaluation_sets(profile: Profile) -> list[MetricSet]:
     emitter = "lambdas/evaluation/runs.py (PutMetricData)"
     series = 0
     for job in jobs:
-        rows = profile.evaluation.set_named(job.planned.set).rows
-        # A knowledge-base dataset carries no category (its rows are conversation turns): `general`.
-        categories = len({r.category for r in rows}) if job.planned.kind == "model" else 1
+        if job.planned.kind == "model":
+            categories = len({r.category for r in profile.evaluation.set_named(job.planned.set).rows})
+        else:
+            # A knowledge-base dataset carries no category (its rows are conversation turns):
+            # `general`; a traffic sample has the one category `traffic` (lambdas/evaluation/traffic.py).
+            categories = 1
         series += len(job.planned.metrics) * (categories + 1)
     evaluations = len({job.planned.evaluation for job in jobs})
     return [

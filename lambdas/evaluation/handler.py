@@ -1,7 +1,9 @@
 """Lambda entry point of the evaluation runs' state machine (stacks/components/model_evaluation.py):
-one function, four steps, chosen by the payload's `action` (runs.py does the work):
+one function, five steps, chosen by the payload's `action` (runs.py does the work):
 
-- select  {reason, digests, jobs: [{key, digest}], execution, started} -> the run
+- select  {reason, digests, jobs: [{key, digest, schedule_only}], execution, started} -> the run
+- sample  {run, job: {key, identifiers, excluded_roles, label, sample, days}, guardrail: {id, version}}
+          -> the counts of a traffic job's sample (traffic.py), its dataset written
 - collect {run, job, check} -> the job's summary (scores, drops, or why it did not complete)
 - report  {run, results} -> {report, failed, regressed}
 - accept  {run: "<run id>"} -> the accepted jobs
@@ -10,12 +12,14 @@ A payload that is not one of these is refused with the fields it lacks: the stat
 these, and a hand-started execution with a typo must fail loudly rather than do something else.
 
 Environment (validated at cold start): EVALUATION_BUCKET, EVALUATION_PREFIX, EVALUATION_PROFILE,
-EVALUATION_NAMESPACE.
+EVALUATION_NAMESPACE; EVALUATION_LOGS_PREFIX (the invocation logs' folder of this account and Region
+in the same bucket) with traffic jobs.
 """
 
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Any, Literal
 
@@ -24,6 +28,7 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from .runs import Place, accept, collect, finish, select
+from .traffic import Source, sample
 
 logger = Logger(service="evaluation")
 
@@ -36,6 +41,7 @@ class _Settings(BaseModel):
     prefix: str = Field(min_length=1, pattern=r"/$")
     profile: str = Field(min_length=1)
     namespace: str = Field(min_length=1)
+    logs_prefix: str = Field(default="", pattern=r"^$|/$")
 
 
 def _settings(environ: dict[str, str]) -> _Settings:
@@ -45,6 +51,7 @@ def _settings(environ: dict[str, str]) -> _Settings:
             prefix=environ.get("EVALUATION_PREFIX", ""),
             profile=environ.get("EVALUATION_PROFILE", ""),
             namespace=environ.get("EVALUATION_NAMESPACE", ""),
+            logs_prefix=environ.get("EVALUATION_LOGS_PREFIX", ""),
         )
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
@@ -62,6 +69,7 @@ class _Strict(BaseModel):
 class _Job(_Strict):
     key: str = Field(pattern=KEY)
     digest: str = Field(min_length=1)
+    schedule_only: bool = False
 
 
 class _Select(_Strict):
@@ -77,13 +85,36 @@ class _Run(BaseModel):
     model_config = ConfigDict(extra="allow")  # the rest of select's answer (keys, selected) passes through
 
     id: str = Field(pattern=RUN_ID)
+    token: str = Field(pattern=r"^[0-9a-f]{12}$")
     digests: dict[str, str]
+
+
+class _TrafficJob(_Strict):
+    key: str = Field(pattern=KEY)
+    identifiers: list[str] = Field(min_length=1)
+    excluded_roles: list[str]
+    label: str = Field(pattern=r"^[a-zA-Z0-9]([a-zA-Z0-9._-]){0,255}$")
+    sample: int = Field(ge=1, le=1000)
+    days: int = Field(ge=1, le=30)
+
+
+class _Guardrail(_Strict):
+    id: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+
+
+class _Sample(_Strict):
+    action: Literal["sample"]
+    run: _Run
+    job: _TrafficJob
+    guardrail: _Guardrail
 
 
 class _JobSummary(_Strict):
     key: str = Field(pattern=KEY)
+    baseline_key: str = Field(pattern=KEY)
     evaluation: str
-    kind: Literal["model", "knowledge_base"]
+    kind: Literal["model", "knowledge_base", "traffic"]
     target: str
     alias: str
     prompt_version: str
@@ -109,7 +140,9 @@ class _Accept(_Strict):
     run: str = Field(pattern=RUN_ID)
 
 
-_REQUEST = TypeAdapter(Annotated[_Select | _Collect | _Report | _Accept, Field(discriminator="action")])
+_REQUEST = TypeAdapter(
+    Annotated[_Select | _Sample | _Collect | _Report | _Accept, Field(discriminator="action")]
+)
 
 
 @cache
@@ -120,6 +153,11 @@ def s3() -> Any:
 @cache
 def cloudwatch() -> Any:
     return boto3.client("cloudwatch")
+
+
+@cache
+def bedrock_runtime() -> Any:
+    return boto3.client("bedrock-runtime")
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -143,6 +181,32 @@ def on_event(event: dict[str, Any], context: Any) -> Any:
         logger.info(
             "run selected", extra={"run": result["id"], "jobs": result["keys"], "reason": request.reason}
         )
+    elif isinstance(request, _Sample):
+        if not SETTINGS.logs_prefix:
+            raise RuntimeError(
+                "a traffic job needs EVALUATION_LOGS_PREFIX: the stack sets it with traffic jobs"
+            )
+        run, job = request.run.model_dump(), request.job
+        folder = PLACE.key("runs", run["id"], job.key)
+        counts = sample(
+            s3(),
+            bedrock_runtime(),
+            logs=Source(SETTINGS.bucket, SETTINGS.logs_prefix),
+            bucket=SETTINGS.bucket,
+            dataset_key=f"{folder}/dataset.jsonl",
+            summary_key=f"{folder}/sample.json",
+            identifiers=tuple(job.identifiers),
+            excluded_roles=tuple(job.excluded_roles),
+            label=job.label,
+            size=job.sample,
+            days=job.days,
+            seed=run["token"],
+            now=datetime.now(UTC),
+            guardrail=request.guardrail.id,
+            guardrail_version=request.guardrail.version,
+        )
+        result = counts.as_dict()
+        logger.info("traffic sampled", extra={"run": run["id"], "job": job.key, **result})
     elif isinstance(request, _Collect):
         run = request.run.model_dump()
         result = collect(

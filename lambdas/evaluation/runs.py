@@ -4,7 +4,9 @@ its jobs, collect each job's output, report the run, and accept a run's scores a
 Everything lives under one prefix of the data bucket (`evaluation/`):
 
     state/last-run.json                   the digests of the jobs the last runs completed
-    runs/<run>/<key>/dataset.jsonl        the rows the job was scored on (copied by the state machine)
+    runs/<run>/<key>/dataset.jsonl        the rows the job was scored on (copied by the state machine;
+                                          a traffic job's redacted sample, traffic.py)
+    runs/<run>/<key>/sample.json          a traffic job's counts: records read, matched, dropped and why
     runs/<run>/<key>/output/...           Bedrock's output (`_output.jsonl` files, results.read_output)
     runs/<run>/<key>/scores.json          the job's means: overall and per category and language
     runs/<run>/<key>/report.md            its report (results.report)
@@ -13,7 +15,9 @@ Everything lives under one prefix of the data bucket (`evaluation/`):
     latest/<evaluation>.json              the last verdict of each evaluation (passed or not, and why)
 
 A job without an accepted run accepts its first completed one. After that only `accept` moves the
-baseline: a slow slide of small drops never becomes the new normal by itself.
+baseline: a slow slide of small drops never becomes the new normal by itself. A traffic job has no
+baseline of its own: it is compared with the accepted scores of the model evaluation job it names
+(`baseline_key`), the same model on the reviewed set.
 
 Metrics (PutMetricData, namespace EVALUATION_NAMESPACE; an exact dimension set, which Powertools'
 EMF would extend with `service`):
@@ -37,6 +41,7 @@ from .results import ALL, OutputError, Scores, drops, read_output, report
 
 OUTPUT_SUFFIX = "_output.jsonl"
 COMPLETED = "Completed"
+NO_TRAFFIC = "NoTraffic"  # a traffic job whose sample had too few rows: reported, neither failed nor passed
 PUT_BATCH = 1000  # PutMetricData: at most 1,000 metrics a request (CloudWatch API reference)
 
 
@@ -95,8 +100,9 @@ def select(
     run_id, token = run_names(execution, started)
     last = (load_json(s3, place, place.key("state", "last-run.json")) or {}).get("digests", {})
     current = {job["key"]: digests.get(job["key"], job["digest"]) for job in jobs}
-    if reason == "deployment":
-        chosen = [key for key, digest in current.items() if last.get(key) != digest]
+    if reason == "deployment":  # a deployment changes no logged invocation: traffic jobs wait
+        waiting = {job["key"] for job in jobs if job.get("schedule_only")}
+        chosen = [key for key, digest in current.items() if last.get(key) != digest and key not in waiting]
     else:
         chosen = list(current)
     return {
@@ -132,7 +138,10 @@ def collect(
 ) -> dict:
     """Read a finished job's output, write its scores and report, compare with the accepted scores and
     publish. A job that did not complete is reported with Bedrock's reasons and publishes nothing."""
-    summary = {key: job[key] for key in ("key", "evaluation", "kind", "target", "alias", "prompt_version")}
+    summary = {
+        key: job[key]
+        for key in ("key", "baseline_key", "evaluation", "kind", "target", "alias", "prompt_version")
+    }
     status = check.get("status")
     response = check.get("response") or {}
     if status != COMPLETED:
@@ -153,19 +162,23 @@ def collect(
     except OutputError as error:
         return {**summary, "status": "Unreadable", "failures": [str(error)]}
     document = scores_document(scores)
-    accepted_key = place.key("accepted", f"{job['key']}.json")
+    accepted_key = place.key("accepted", f"{job['baseline_key']}.json")
     accepted = load_json(s3, place, accepted_key)
-    baseline = accepted is None
+    baseline = accepted is None and job["kind"] != "traffic"
     if baseline:  # the first completed run of a job is its baseline
         accepted = {**document, "run": run["id"]}
         save(s3, place, accepted_key, accepted)
-    fallen = drops(scores.overall(), accepted["overall"], float(job["tolerance"]))
+    compared = accepted["overall"] if accepted else {}
+    fallen = drops(scores.overall(), compared, float(job["tolerance"]))
     save(s3, place, f"{folder}/scores.json", {**document, "run": run["id"], "job": summary})
+    target = f"{job['target']} (alias {job['alias']}, prompt version {job['prompt_version']})"
+    if job["kind"] == "traffic":
+        target = f"{job['target']} (alias {job['alias']}): logged traffic, against {job['baseline_key']}"
     text = report(
         job=f"{job['evaluation']} ({job['key']}), run {run['id']}",
-        target=f"{job['target']} (alias {job['alias']}, prompt version {job['prompt_version']})",
+        target=target,
         scores=scores,
-        accepted=accepted["overall"],
+        accepted=compared,
         tolerance=float(job["tolerance"]),
     )
     save(s3, place, f"{folder}/report.md", text)
@@ -179,7 +192,7 @@ def collect(
         "status": COMPLETED,
         "rows": scores.rows,
         "scores": scores.overall(),
-        "accepted_run": accepted.get("run"),
+        "accepted_run": accepted.get("run") if accepted else None,
         "baseline": baseline,
         "drops": [{"metric": d.metric, "accepted": d.accepted, "now": d.now} for d in fallen],
     }
@@ -245,7 +258,7 @@ def run_report(run: dict, results: list[dict], reports: dict[str, str]) -> str:
             f"| {result['key']} | {result['evaluation']} | {result['target']} | {status} | "
             f"{result.get('rows', '-')} | {fallen or '-'} |"
         )
-    failures = [r for r in results if r["status"] not in (COMPLETED, "Skipped")]
+    failures = [r for r in results if r["status"] not in (COMPLETED, "Skipped", NO_TRAFFIC)]
     if failures:
         lines += ["", "## Jobs that did not complete", ""]
         for result in failures:
@@ -280,12 +293,12 @@ def finish(s3: Any, place: Place, *, run: dict, results: list[dict]) -> dict:
     verdicts: dict[str, dict] = {}
     for result in ran:
         verdict = verdicts.setdefault(result["evaluation"], {"run": run["id"], "passed": True, "jobs": {}})
-        passed = result["status"] == COMPLETED and not result.get("drops")
+        passed = result["status"] in (COMPLETED, NO_TRAFFIC) and not result.get("drops")
         verdict["passed"] = verdict["passed"] and passed
         verdict["jobs"][result["key"]] = {"status": result["status"], "drops": result.get("drops", [])}
     for evaluation, verdict in verdicts.items():
         save(s3, place, place.key("latest", f"{evaluation}.json"), verdict)
-    failed = [r["key"] for r in ran if r["status"] != COMPLETED]
+    failed = [r["key"] for r in ran if r["status"] not in (COMPLETED, NO_TRAFFIC)]
     regressed = [r["key"] for r in ran if r.get("drops")]
     return {
         "report": f"s3://{place.bucket}/{place.key('runs', run['id'], 'report.md')}",
@@ -306,9 +319,11 @@ def accept(s3: Any, cloudwatch: Any, place: Place, *, profile: str, namespace: s
             continue
         document = load_json(s3, place, key)
         job_key = key[len(folder) :].split("/", 1)[0]
+        evaluations.add(document["job"]["evaluation"])  # its regressions are cleared
+        if document["job"].get("kind") == "traffic":  # compared with its model job's accepted scores
+            continue
         save(s3, place, place.key("accepted", f"{job_key}.json"), {**document, "run": run_id})
         accepted.append(job_key)
-        evaluations.add(document["job"]["evaluation"])
     if not accepted:
         raise ValueError(f"run {run_id} has no scores under s3://{place.bucket}/{folder}: nothing to accept")
     put_metrics(cloudwatch, namespace, [regressions_datum(profile, e, 0) for e in sorted(evaluations)])

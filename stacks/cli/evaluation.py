@@ -58,7 +58,7 @@ def plan_command(
     current = plan(load_or_fail(profile))
     if base is not None:
         before = base_plan(profile, base)
-        current.triggered = triggered(before, current) if before else [job.name for job in current.jobs]
+        current.triggered = triggered(before or Plan(current.profile), current)
     if json_output:
         print_json(current.as_dict())
         return

@@ -15,6 +15,12 @@ One execution is one run:
    Bedrock's evaluation jobs have no optimized `.sync` integration); GetEvaluationJob every
    POLL_SECONDS while it is InProgress or Stopping; then `collect` reads the job's output files, writes
    its scores and report, compares them with the accepted run and publishes the scores;
+   A traffic job (the profile's `evaluation.traffic`, on the schedule only) samples the alias target's
+   logged invocations instead of copying a dataset: `sample` (lambdas/evaluation/traffic.py) reads
+   Bedrock's invocation logs in the data bucket, redacts the sample with the guardrail's PII policy
+   (ApplyGuardrail) and writes the dataset; Bedrock's judge then scores those responses (an
+   own-responses job: `precomputedInferenceSource`) and `collect` compares them with the accepted
+   scores of the model evaluation job of the same target;
 4. `Report` (`report`) writes the run's Markdown report, the latest report, each evaluation's verdict
    (`evaluation/latest/<evaluation>.json`, which the training approval can require) and the digests of
    the jobs that completed; a run with a job that did not complete ends failed.
@@ -49,6 +55,7 @@ from constructs import Construct
 from genai_stack import compliance
 from genai_stack.catalog import BedrockCatalog
 from genai_stack.compliance import STATE_MACHINE_DELIVERY_AND_TRACING, nag_resource
+from genai_stack.components.invocation_log_destination import INVOCATION_LOG_PREFIX
 from genai_stack.components.model_access import (
     ApplicationProfileRef,
     GuardrailRef,
@@ -58,7 +65,7 @@ from genai_stack.components.model_access import (
 from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.components.python_function import PythonFunction, encrypted_log_group
 from genai_stack.components.tag_conditions import key_through_s3, request_tags
-from genai_stack.planning.evaluation import RunJob, create_request
+from genai_stack.planning.evaluation import RunJob, create_request, traffic_source
 
 NAMESPACE = "GenAiStack/Evaluation"
 PREFIX = "evaluation/"  # everything a run reads and writes in the data bucket
@@ -78,6 +85,8 @@ LAMBDA_TRANSIENT = [
     "Lambda.TooManyRequestsException",
 ]
 RUNNING = ("InProgress", "Stopping")  # GetEvaluationJob statuses that are not an end
+# A traffic job with fewer redacted rows than this reports NoTraffic instead of scoring so few.
+MIN_TRAFFIC_ROWS = 10
 
 GENERATED_JOB_ARNS = compliance.Acknowledgement(
     finding="AwsSolutions-IAM5",
@@ -108,6 +117,13 @@ RETRIEVE_AND_GENERATE = compliance.Acknowledgement(
     reason=(
         "bedrock:RetrieveAndGenerate has no resource type in the Service Authorization Reference ('*' "
         "only); the knowledge bases it reads are the job role's bedrock:Retrieve, on their exact ARNs."
+    ),
+)
+READS_THE_LOGS = compliance.Acknowledgement(
+    finding="AwsSolutions-IAM5",
+    reason=(
+        "Bedrock names its invocation log objects by hour and request (yyyy/mm/dd/hh/<id>.json.gz); the "
+        "evaluation function reads, never writes, the logs of this account and Region under that prefix."
     ),
 )
 NAMESPACED_METRICS = compliance.Acknowledgement(
@@ -208,7 +224,15 @@ class ModelEvaluation(Construct):
         folder = data_bucket.arn_for_objects(f"{PREFIX}*")
 
         # --- what the jobs invoke -----------------------------------------------------------------
-        applications = list({e.model.arn: e.model for e in self.jobs if e.model is not None}.values())
+        # A traffic job's model is what its logged invocations name: Bedrock scores their answers and
+        # invokes only the judge.
+        applications = list(
+            {
+                e.model.arn: e.model
+                for e in self.jobs
+                if e.model is not None and e.job.planned.kind == "model"
+            }.values()
+        )
         generators = sorted({e.job.planned.generator for e in self.jobs if e.job.planned.generator})
         self.generator_arns = {g: model_or_profile_arn(self, g, catalog) for g in generators}
         # The application profiles' sources are invoked through them (ModelAccess's destination rules).
@@ -315,7 +339,11 @@ class ModelEvaluation(Construct):
             self,
             "Function",
             package="evaluation",
-            description=f"genai-stack {profile_name}: selects, collects, reports and accepts evaluation runs",
+            # traffic.py reads the invocation logs with the drift monitor's parser.
+            with_packages=("drift_monitor",),
+            description=(
+                f"genai-stack {profile_name}: selects, samples, collects, reports and accepts evaluation runs"
+            ),
             encryption_key=encryption_key,
             log_retention_days=log_retention_days,
             timeout_seconds=300,
@@ -353,6 +381,9 @@ class ModelEvaluation(Construct):
             NAMESPACED_METRICS,
             RUN_FOLDERS.on_resolved(folder),
         )
+        self.traffic_guardrail = None
+        if any(e.job.planned.kind == "traffic" for e in self.jobs):
+            self._allow_sampling(data_bucket, guardrail, guardrail_profile_arns)
 
         # --- the state machine ------------------------------------------------------------------
 
@@ -365,7 +396,14 @@ class ModelEvaluation(Construct):
                 "action": "select",
                 "reason": sfn.JsonPath.string_at("$.reason"),
                 "digests": sfn.JsonPath.object_at("$.digests"),
-                "jobs": [{"key": e.job.key, "digest": e.job.digest} for e in self.jobs],
+                "jobs": [
+                    {
+                        "key": e.job.key,
+                        "digest": e.job.digest,
+                        "schedule_only": e.job.planned.kind == "traffic",
+                    }
+                    for e in self.jobs
+                ],
                 "execution": sfn.JsonPath.string_at("$$.Execution.Name"),
                 "started": sfn.JsonPath.string_at("$$.Execution.StartTime"),
             },
@@ -453,15 +491,18 @@ class ModelEvaluation(Construct):
                 resources=[self.service_role.role_arn],
                 conditions={"StringEquals": {"iam:PassedToService": "bedrock.amazonaws.com"}},
             ),
-            iam.PolicyStatement(
-                sid="ReadTheDatasetAssets",
-                actions=["s3:GetObject"],
-                resources=sorted(
-                    {a.bucket.arn_for_objects(a.s3_object_key) for a in self.assets.values()}, key=str
-                ),
-            ),
             key_through_s3(self, encryption_key.key_arn, sid="EncryptTheDatasetCopies"),
         ]
+        if self.assets:
+            machine_statements.append(
+                iam.PolicyStatement(
+                    sid="ReadTheDatasetAssets",
+                    actions=["s3:GetObject"],
+                    resources=sorted(
+                        {a.bucket.arn_for_objects(a.s3_object_key) for a in self.assets.values()}, key=str
+                    ),
+                )
+            )
         if tags:
             machine_statements.append(
                 iam.PolicyStatement(
@@ -526,6 +567,49 @@ class ModelEvaluation(Construct):
         )
         self._alarms(hub)
 
+    def _allow_sampling(
+        self, data_bucket: s3.IBucket, guardrail: GuardrailRef | None, guardrail_profile_arns: Sequence[str]
+    ) -> None:
+        """What `sample` needs for the traffic jobs: the invocation logs of this account and Region in
+        the data bucket (where InvocationLogging delivers them: `<prefix>AWSLogs/<account>/
+        BedrockModelInvocationLogs/<region>/`, Bedrock user guide, "Monitor model invocation using
+        CloudWatch Logs and Amazon S3"), read only; ApplyGuardrail with the profile's guardrail (and its
+        guardrail profile in each destination Region, as ModelAccess grants it)."""
+        if guardrail is None:
+            raise ValueError("traffic evaluations redact with the profile's guardrail: it has none")
+        stack = Stack.of(self)
+        logs = f"{INVOCATION_LOG_PREFIX}AWSLogs/{stack.account}/BedrockModelInvocationLogs/{stack.region}/"
+        self.logs_prefix = logs
+        self.traffic_guardrail = guardrail
+        self.function.function.add_environment("EVALUATION_LOGS_PREFIX", logs)
+        role = self.function.role
+        for statement in (
+            iam.PolicyStatement(
+                sid="ListTheInvocationLogs",
+                actions=["s3:ListBucket"],
+                resources=[data_bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{logs}*"]}},
+            ),
+            iam.PolicyStatement(
+                sid="ReadTheInvocationLogs",
+                actions=["s3:GetObject"],
+                resources=[data_bucket.arn_for_objects(f"{logs}*")],
+            ),
+            iam.PolicyStatement(
+                sid="RedactWithTheGuardrail",
+                actions=["bedrock:ApplyGuardrail"],
+                resources=[guardrail.arn, *guardrail_profile_arns],
+            ),
+        ):
+            role.add_to_policy(statement)
+        if guardrail.key_arn is not None:
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="DecryptTheGuardrail", actions=["kms:Decrypt"], resources=[guardrail.key_arn]
+                )
+            )
+        compliance.acknowledge(role, READS_THE_LOGS.on_resolved(data_bucket.arn_for_objects(f"{logs}*")))
+
     def _invoke(self, state_id: str, payload: dict, result_path: str | None) -> tasks.LambdaInvoke:
         """A step of the function: its answer at `result_path` (None: the answer is the state's output),
         retried on Lambda's transient errors."""
@@ -553,12 +637,10 @@ class ModelEvaluation(Construct):
         job = evaluated.job
         planned = job.planned
         key = job.key
-        asset = assets.Asset(self, f"Dataset-{key}", path=str(dataset_file(job)))
-        self.assets[key] = asset
         folder = f"{PREFIX}runs/{{}}/{key}/"
-        dataset_key = sfn.JsonPath.format(f"{folder}dataset.jsonl", sfn.JsonPath.string_at("$.run.id"))
         summary = {
             "key": key,
+            "baseline_key": job.baseline_key,
             "evaluation": planned.evaluation,
             "kind": planned.kind,
             "target": planned.target,
@@ -574,27 +656,11 @@ class ModelEvaluation(Construct):
                 parameters={**summary, "status": status, "error": sfn.JsonPath.object_at("$.error")},
             )
 
-        copy = retried(
-            tasks.CallAwsService(
-                self,
-                f"Copy {key}",
-                comment=f"The rows of set {planned.set} as this run scores them",
-                service="s3",
-                action="copyObject",
-                iam_action="s3:PutObject",
-                iam_resources=[self.datasets],
-                parameters={
-                    "Bucket": data_bucket.bucket_name,
-                    "Key": dataset_key,
-                    "CopySource": f"{asset.s3_bucket_name}/{asset.s3_object_key}",
-                    # The copy carries no tags, so it needs no s3:GetObjectTagging on the asset.
-                    "TaggingDirective": "REPLACE",
-                },
-                result_path=sfn.JsonPath.DISCARD,
-            ),
-            TRANSIENT["s3"],
+        prepare = (
+            self._sample(evaluated, summary, ended)
+            if planned.kind == "traffic"
+            else self._copy(job, data_bucket, ended)
         )
-        copy.add_catch(ended("NotCopied", "NotCreated"), errors=[sfn.Errors.ALL], result_path="$.error")
 
         job_name = sfn.JsonPath.format(f"{job.job_name_prefix}-{{}}", sfn.JsonPath.string_at("$.run.token"))
         request = create_request(
@@ -678,8 +744,80 @@ class ModelEvaluation(Construct):
         )
         return (
             sfn.Choice(self, f"Selected {key}?")
-            .when(sfn.Condition.is_present(f"$.run.selected.{key}"), copy.next(create).next(poll))
+            .when(sfn.Condition.is_present(f"$.run.selected.{key}"), prepare(create.next(poll)))
             .otherwise(sfn.Pass(self, f"Skip {key}", parameters={**summary, "status": "Skipped"}))
+        )
+
+    def _copy(self, job: RunJob, data_bucket: s3.IBucket, ended):
+        """The job's dataset (a file asset) copied into the run's folder; `then` follows the copy."""
+        key = job.key
+        asset = assets.Asset(self, f"Dataset-{key}", path=str(dataset_file(job)))
+        self.assets[key] = asset
+        dataset_key = sfn.JsonPath.format(
+            f"{PREFIX}runs/{{}}/{key}/dataset.jsonl", sfn.JsonPath.string_at("$.run.id")
+        )
+        copy = retried(
+            tasks.CallAwsService(
+                self,
+                f"Copy {key}",
+                comment=f"The rows of set {job.planned.set} as this run scores them",
+                service="s3",
+                action="copyObject",
+                iam_action="s3:PutObject",
+                iam_resources=[self.datasets],
+                parameters={
+                    "Bucket": data_bucket.bucket_name,
+                    "Key": dataset_key,
+                    "CopySource": f"{asset.s3_bucket_name}/{asset.s3_object_key}",
+                    # The copy carries no tags, so it needs no s3:GetObjectTagging on the asset.
+                    "TaggingDirective": "REPLACE",
+                },
+                result_path=sfn.JsonPath.DISCARD,
+            ),
+            TRANSIENT["s3"],
+        )
+        copy.add_catch(ended("NotCopied", "NotCreated"), errors=[sfn.Errors.ALL], result_path="$.error")
+        return lambda then: copy.next(then)
+
+    def _sample(self, evaluated: EvaluatedJob, summary: dict, ended):
+        """A traffic job's dataset sampled from the invocation logs and redacted (lambdas/evaluation/
+        traffic.py); with fewer than MIN_TRAFFIC_ROWS rows the branch ends NoTraffic."""
+        job, key = evaluated.job, evaluated.job.key
+        if evaluated.model is None:
+            raise ValueError(
+                f"{job.planned.name}: a traffic job needs its target's application inference profile"
+            )
+        rail = self.traffic_guardrail
+        sample = self._invoke(
+            f"Sample {key}",
+            {
+                "action": "sample",
+                "run": sfn.JsonPath.object_at("$.run"),
+                "job": {
+                    "key": key,
+                    # The gateway invokes each target through its application inference profile, so
+                    # its invocations are logged under that ARN; the evaluation jobs' own invocations of
+                    # it (their role) are left out.
+                    "identifiers": [evaluated.model.arn],
+                    "excluded_roles": [self.service_role.role_name],
+                    "label": traffic_source(job.planned),
+                    "sample": job.planned.rows,
+                    "days": job.planned.days,
+                },
+                "guardrail": {"id": rail.arn, "version": rail.version},
+            },
+            "$.sampled",
+        )
+        sample.add_catch(ended("NotSampled", "NotCreated"), errors=[sfn.Errors.ALL], result_path="$.error")
+        too_few = sfn.Pass(
+            self,
+            f"NoTraffic {key}",
+            parameters={**summary, "status": "NoTraffic", "rows": sfn.JsonPath.number_at("$.sampled.rows")},
+        )
+        return lambda then: sample.next(
+            sfn.Choice(self, f"Enough {key}?")
+            .when(sfn.Condition.number_greater_than_equals("$.sampled.rows", MIN_TRAFFIC_ROWS), then)
+            .otherwise(too_few)
         )
 
     # ---------------------------------------------------------------------------------- signals

@@ -41,7 +41,7 @@ class PlannedJob:
     """One evaluation job of a run."""
 
     name: str  # the evaluation's name, and the model for a model evaluation
-    kind: Literal["model", "knowledge_base"]
+    kind: Literal["model", "knowledge_base", "traffic"]
     evaluation: str
     target: str  # the evaluated model, or the knowledge base (and its generator)
     set: str
@@ -64,6 +64,10 @@ class PlannedJob:
     task: str | None = None
     knowledge_base: str | None = None
     generator: str | None = None
+    # A traffic job's: the model evaluation job whose accepted scores it is compared with, and how
+    # many days of logged invocations its sample is drawn from.
+    compare_with: str | None = None
+    days: int | None = None
 
     def as_dict(self) -> dict:
         return {**self.__dict__, "metrics": list(self.metrics), "notes": list(self.notes)}
@@ -229,9 +233,68 @@ def plan(profile: Profile) -> Plan:
                 generator=job.generator,
             )
         )
+    result.jobs += _traffic_jobs(profile, judge_price)
     for template in bedrock.prompts:
         result.prompt_checks += lint_template(template.name, template.text)
     return result
+
+
+def _traffic_jobs(profile: Profile, judge_price: tuple[float, float] | None) -> list[PlannedJob]:
+    """One job per Bedrock target of each traffic evaluation's alias, compared with the model
+    evaluation job of the same target. Bedrock invokes no model (the responses are the logged ones);
+    the judge reads a sampled prompt and answer per metric and row, estimated from the compared set."""
+    evaluation, bedrock, gateway = profile.evaluation, profile.bedrock, profile.gateway
+    prompts = {p.name: p for p in bedrock.prompts}
+    models = {m.name: m for m in evaluation.models}
+    jobs = []
+    for job in evaluation.traffic:
+        compared = models[job.compare_with]
+        rows = evaluation.set_named(compared.set).rows
+        template = prompts.get(compared.prompt) if compared.prompt else None
+        texts = [rendered(template.text if template else "", row) for row in rows]
+        prompt_tokens = sum(estimated_tokens(t) for t in texts) / max(len(rows), 1)
+        answer = template.max_tokens if template else ANSWER_TOKENS
+        judged = len(job.judge_metrics)
+        judge_in = round(judged * job.sample * (prompt_tokens + answer + JUDGE_INSTRUCTIONS_TOKENS))
+        judge_out = judged * job.sample * JUDGE_OUTPUT_TOKENS
+        seen: set[str] = set()
+        for target in gateway.aliases[job.alias]:
+            model = target.bedrock_model(bedrock)
+            if model is None or model in seen:
+                continue
+            seen.add(model)
+            jobs.append(
+                PlannedJob(
+                    name=f"{job.name}/{model}",
+                    kind="traffic",
+                    evaluation=job.name,
+                    target=model,
+                    set=f"traffic-{job.alias}",
+                    rows=job.sample,
+                    metrics=tuple(JUDGED[m].builtin for m in job.judge_metrics),
+                    judge=evaluation.judge,
+                    # Runs on the schedule: a deployment changes no logged invocation.
+                    depends_on={
+                        f"evaluation:{job.name}": _digest(job.model_dump()),
+                        "judge": evaluation.judge,
+                    },
+                    input_tokens=0,
+                    output_tokens=0,
+                    judge_input_tokens=judge_in,
+                    judge_output_tokens=judge_out,
+                    usd=round(_usd(judge_price, judge_in, judge_out), 4),
+                    notes=(
+                        "a sample of logged invocations: the judge only (their answers are already paid for)",
+                        "not counted: ApplyGuardrail text units of the redaction (prompt and answer a row)",
+                    ),
+                    alias=job.alias,
+                    via=target.application_inference_profile or target.bedrock,
+                    task=JUDGE_TASK_TYPE,
+                    compare_with=f"{compared.name}/{model}",
+                    days=job.days,
+                )
+            )
+    return jobs
 
 
 def _usd(price: tuple[float, float] | None, input_tokens: int, output_tokens: int) -> float:
@@ -252,9 +315,12 @@ def lint_template(name: str, text: str) -> list[str]:
 
 
 def triggered(base: Plan, current: Plan) -> list[str]:
-    """The jobs of `current` whose inputs differ from `base`'s (or that `base` does not have)."""
+    """The jobs of `current` whose inputs differ from `base`'s (or that `base` does not have). Traffic
+    jobs are never among them: they run on the schedule, and a deployment changes no logged call."""
     before = {job.name: job.depends_on for job in base.jobs}
-    return [job.name for job in current.jobs if before.get(job.name) != job.depends_on]
+    return [
+        job.name for job in current.jobs if job.kind != "traffic" and before.get(job.name) != job.depends_on
+    ]
 
 
 def plan_markdown(result: Plan) -> str:
@@ -348,6 +414,15 @@ def create_request(
     if job.kind == "model":
         request["inferenceConfig"] = {"models": [{"bedrockModel": {"modelIdentifier": model or job.target}}]}
         return request
+    if job.kind == "traffic":
+        # Bedrock scores the responses in the dataset ("Prepare a dataset for an evaluation job using
+        # your own inference response data", Bedrock user guide); every row's modelIdentifier is this
+        # inferenceSourceIdentifier (traffic_source).
+        request["applicationType"] = "ModelEvaluation"
+        request["inferenceConfig"] = {
+            "models": [{"precomputedInferenceSource": {"inferenceSourceIdentifier": traffic_source(job)}}]
+        }
+        return request
     if knowledge_base_id is None:
         raise ValueError(f"{job.name}: a knowledge-base job needs the knowledge base's id")
     if generator is None:
@@ -374,6 +449,12 @@ def create_request(
     return request
 
 
+def traffic_source(job: PlannedJob) -> str:
+    """The label of a traffic job's responses (EvaluationPrecomputedInferenceSource's
+    inferenceSourceIdentifier: [a-zA-Z0-9]([a-zA-Z0-9._-]){0,255})."""
+    return re.sub(r"[^a-zA-Z0-9._-]", "-", f"{job.alias}.{job.target}")[:256]
+
+
 # ---------------------------------------------------------------------------------------------------
 # The jobs as the deployed state machine runs them (stacks/components/model_evaluation.py).
 
@@ -396,6 +477,11 @@ class RunJob:
     digest: str
 
     @property
+    def baseline_key(self) -> str:
+        """Whose accepted scores the job is compared with: its own, or a traffic job's model job's."""
+        return job_key(self.planned.compare_with or self.planned.name)
+
+    @property
     def job_name_prefix(self) -> str:
         return self.key.replace("_", "-")
 
@@ -415,10 +501,13 @@ def run_jobs(profile: Profile) -> list[RunJob]:
     prompts = {p.name: p for p in profile.bedrock.prompts}
     result = []
     for job in plan(profile).jobs:
-        rows = evaluation.set_named(job.set).rows
-        template = prompts[job.prompt].text if job.prompt else ""
-        lines = bedrock_dataset(rows, kind=job.kind, template_text=template)
-        dataset = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+        if job.kind == "traffic":  # sampled from the invocation logs at run time
+            dataset = ""
+        else:
+            rows = evaluation.set_named(job.set).rows
+            template = prompts[job.prompt].text if job.prompt else ""
+            lines = bedrock_dataset(rows, kind=job.kind, template_text=template)
+            dataset = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
         key = job_key(job.name)
         if not JOB_NAME.match(f"{key.replace('_', '-')}-{'0' * RUN_TOKEN_LENGTH}"):
             raise ValueError(f"{job.name}: key {key} makes no valid Bedrock job name")  # pragma: no cover

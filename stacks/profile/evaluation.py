@@ -254,6 +254,41 @@ class KnowledgeBaseEvaluation(_Strict):
         return self
 
 
+# Judge metrics a traffic evaluation may score. Correctness and completeness read the set's reference
+# answer where a row has one ("Create a prompt dataset for a model evaluation job that uses a model as
+# judge", Bedrock user guide); logged traffic has none, so its scores would not compare like for like.
+TRAFFIC_METRICS = [m for m in JUDGED if m not in ("correctness", "completeness")]
+
+
+class TrafficEvaluation(_Strict):
+    """A judge evaluation of what an alias really answered: a sample of its logged invocations (Bedrock
+    model invocation logs), PII-redacted with the profile's guardrail, scored on Bedrock's own-responses
+    ("bring your own inference responses") judge job and compared with a model evaluation's accepted
+    scores on the set."""
+
+    name: Slug
+    alias: Slug = Field(description="A gateway alias: each Bedrock target's logged invocations are sampled")
+    compare_with: Slug = Field(description="A model evaluation of the same alias: its accepted scores")
+    judge_metrics: list[str] = Field(
+        min_length=1, description=f"Scored by evaluation.judge: {', '.join(TRAFFIC_METRICS)}"
+    )
+    sample: int = Field(default=100, ge=10, le=MAX_PROMPTS, description="Invocations scored per run")
+    days: int = Field(default=7, ge=1, le=30, description="How far back the sample is drawn from")
+
+    @model_validator(mode="after")
+    def _metrics(self) -> TrafficEvaluation:
+        unknown = [m for m in self.judge_metrics if m not in TRAFFIC_METRICS]
+        if unknown:
+            raise ValueError(
+                located(
+                    "judge_metrics",
+                    f"{', '.join(unknown)}: not a metric for logged traffic (it has no reference answer); "
+                    f"allowed: {', '.join(TRAFFIC_METRICS)}",
+                )
+            )
+        return self
+
+
 class Evaluation(_Strict):
     """Evaluations as code (docs/evaluation.md): sets, what runs on them, when, and how much a score
     may fall before it alarms."""
@@ -262,6 +297,9 @@ class Evaluation(_Strict):
     sets: list[EvaluationSet] = Field(min_length=1)
     models: list[ModelEvaluation] = Field(default_factory=list)
     knowledge_bases: list[KnowledgeBaseEvaluation] = Field(default_factory=list)
+    traffic: list[TrafficEvaluation] = Field(
+        default_factory=list, description="Samples of logged traffic, run on the schedule only"
+    )
     schedule: str = Field(
         default="cron(0 3 ? * SUN *)",
         pattern=r"^(cron|rate)\(.+\)$",
@@ -274,9 +312,14 @@ class Evaluation(_Strict):
 
     @model_validator(mode="after")
     def _names(self) -> Evaluation:
-        problems = repeated_names(self, "sets", "models", "knowledge_bases")
-        both = sorted({m.name for m in self.models} & {k.name for k in self.knowledge_bases})
-        problems += [located("knowledge_bases", f"{n!r} is also a model evaluation's name") for n in both]
+        problems = repeated_names(self, "sets", "models", "knowledge_bases", "traffic")
+        taken = {m.name for m in self.models}
+        for field_name in ("knowledge_bases", "traffic"):
+            names = {item.name for item in getattr(self, field_name)}
+            problems += [
+                located(field_name, f"{n!r} is also another evaluation's name") for n in sorted(names & taken)
+            ]
+            taken |= names
         if not self.models and not self.knowledge_bases:
             problems.append(
                 located("models", "and knowledge_bases are both empty: nothing would be evaluated")
@@ -340,6 +383,57 @@ def evaluation_problems(evaluation: Evaluation, bedrock, gateway) -> list[str]:
         table = RETRIEVAL if job.mode == "retrieve" else GENERATION
         needed = [m for m in job.metrics if table[m].needs_reference]
         problems += _row_problems(rows, where, needed, None, None)
+    problems += _traffic_problems(evaluation, bedrock)
+    return problems
+
+
+def _traffic_problems(evaluation: Evaluation, bedrock) -> list[str]:
+    """A traffic evaluation needs the logs it samples, the guardrail PII policy it redacts with, and a
+    model evaluation of the same alias scoring its metrics to compare with."""
+    problems = []
+    models = {m.name: m for m in evaluation.models}
+    for index, job in enumerate(evaluation.traffic):
+        where = f"traffic[{index}]"
+        logging = bedrock.invocation_logging
+        if not (logging.enabled and logging.text):
+            problems.append(
+                located(
+                    where,
+                    "samples Bedrock's invocation logs: bedrock.invocation_logging needs enabled and text",
+                )
+            )
+        rail = bedrock.guardrail
+        if rail is None or not (rail.pii_entities or rail.regexes):
+            problems.append(
+                located(
+                    where,
+                    "redacts the sample with the guardrail's PII policy: bedrock.guardrail needs "
+                    "pii_entities or regexes",
+                )
+            )
+        compared = models.get(job.compare_with)
+        if compared is None:
+            known = ", ".join(sorted(models)) or "none"
+            problems.append(
+                located(f"{where}.compare_with", f"{job.compare_with!r} is not a model evaluation ({known})")
+            )
+            continue
+        if compared.alias != job.alias:
+            problems.append(
+                located(
+                    f"{where}.compare_with",
+                    f"{job.compare_with!r} evaluates alias {compared.alias!r}, not {job.alias!r}",
+                )
+            )
+        missing = [m for m in job.judge_metrics if m not in compared.judge_metrics]
+        if missing:
+            problems.append(
+                located(
+                    f"{where}.judge_metrics",
+                    f"{', '.join(missing)}: not scored by {job.compare_with!r}, so there is nothing to "
+                    "compare with",
+                )
+            )
     return problems
 
 

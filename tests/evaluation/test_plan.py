@@ -38,18 +38,24 @@ def test_every_built_in_profile_has_a_plan(name):
         assert document["jobs"] == []
         return
     names = [job["name"] for job in document["jobs"]]
-    # copywriter's two Bedrock targets are two jobs (an automated job takes one model); each knowledge-base
-    # evaluation is one.
+    # copywriter's two Bedrock targets are two jobs (an automated job takes one model), for the set and
+    # for its logged traffic; each knowledge-base evaluation is one.
     assert names == [
         "copy-quality/us.anthropic.claude-haiku-4-5-20251001-v1:0",
         "copy-quality/amazon.nova-lite-v1:0",
         "facts-rag",
         "facts-retrieval",
+        "copy-traffic/us.anthropic.claude-haiku-4-5-20251001-v1:0",
+        "copy-traffic/amazon.nova-lite-v1:0",
     ]
     assert document["usd"] == pytest.approx(sum(job["usd"] for job in document["jobs"]), abs=1e-3)
     retrieval = document["jobs"][3]
     assert retrieval["metrics"] == ["Builtin.ContextRelevance", "Builtin.ContextCoverage"]
     assert (retrieval["input_tokens"], retrieval["output_tokens"]) == (0, 0)  # nothing is generated
+    traffic = document["jobs"][4]
+    assert traffic["compare_with"] == "copy-quality/us.anthropic.claude-haiku-4-5-20251001-v1:0"
+    assert (traffic["input_tokens"], traffic["output_tokens"]) == (0, 0)  # the logged answers are scored
+    assert traffic["judge_output_tokens"] == 3 * 100 * JUDGE_OUTPUT_TOKENS  # 3 metrics x 100 sampled rows
 
 
 def test_a_retrieval_job_costs_the_judge_s_tokens_at_the_judge_s_price():
@@ -118,7 +124,8 @@ def test_a_new_judge_or_metric_re_runs_the_evaluations_that_use_it(repository):
     edit(repository, lambda d: d["evaluation"]["knowledge_bases"][1]["metrics"].remove("context_relevance"))
     assert plan_json(str(repository), "--base", "HEAD")["triggered"] == ["facts-retrieval"]
     edit(repository, lambda d: d["evaluation"].update(judge="amazon.nova-lite-v1:0"))
-    assert len(plan_json(str(repository), "--base", "HEAD")["triggered"]) == 4  # every job has judge metrics
+    # every job has judge metrics; the traffic jobs wait for the schedule
+    assert len(plan_json(str(repository), "--base", "HEAD")["triggered"]) == 4
 
 
 def test_a_base_without_the_profile_runs_everything(repository):

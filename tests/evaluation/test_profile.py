@@ -153,3 +153,42 @@ def test_algorithmic_and_judge_metrics_are_separate_evaluations(tmp_path):
     path = copy_of_managed_api(tmp_path)
     edit(path, lambda d: d["evaluation"]["models"][0].update(metrics=["toxicity"]))
     assert "Bedrock runs them as different job types (a judge model or none)" in error_of(path)
+
+
+def test_a_traffic_evaluation_needs_logs_a_pii_policy_and_a_model_evaluation_to_compare_with(tmp_path):
+    path = copy_of_managed_api(tmp_path)
+
+    def change(document):
+        bedrock = document["bedrock"]
+        bedrock["invocation_logging"]["text"] = False
+        bedrock["guardrail"]["pii_entities"] = []
+        bedrock["guardrail"]["regexes"] = []
+        document["evaluation"]["traffic"][0].update(
+            compare_with="facts-rag", judge_metrics=["harmfulness", "correctness"]
+        )
+
+    edit(path, change)
+    message = error_of(path)
+    assert (
+        "evaluation.traffic[0].judge_metrics: correctness: not a metric for logged traffic (it has no "
+        "reference answer)" in message
+    )
+    edit(path, lambda d: d["evaluation"]["traffic"][0].update(judge_metrics=["harmfulness", "coherence"]))
+    message = error_of(path)
+    assert "bedrock.invocation_logging needs enabled and text" in message
+    assert "bedrock.guardrail needs pii_entities or regexes" in message
+    assert (
+        "evaluation.traffic[0].compare_with: 'facts-rag' is not a model evaluation (copy-quality)" in message
+    )
+    edit(path, lambda d: d["evaluation"]["traffic"][0].update(compare_with="copy-quality"))
+    message = error_of(path)
+    assert "evaluation.traffic[0].judge_metrics: coherence: not scored by 'copy-quality'" in message
+
+
+def test_a_traffic_evaluation_compares_within_one_alias(tmp_path):
+    path = copy_of_managed_api(tmp_path)
+    edit(path, lambda d: d["evaluation"]["traffic"][0].update(alias="drafts"))
+    assert (
+        "evaluation.traffic[0].compare_with: 'copy-quality' evaluates alias 'copywriter', not 'drafts'"
+        in error_of(path)
+    )

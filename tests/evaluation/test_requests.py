@@ -56,7 +56,7 @@ def test_every_request_is_one_bedrock_accepts_by_its_api_model(managed_api):
 
 
 def test_the_requests_carry_the_profile_s_metrics_judge_and_targets(managed_api):
-    copy, _, rag, retrieval = requests(managed_api)
+    copy, _, rag, retrieval, traffic, _ = requests(managed_api)
     automated = copy["evaluationConfig"]["automated"]
     assert automated["evaluatorModelConfig"] == {
         "bedrockEvaluatorModels": [{"modelIdentifier": "us.anthropic.claude-haiku-4-5-20251001-v1:0"}]
@@ -78,6 +78,20 @@ def test_the_requests_carry_the_profile_s_metrics_judge_and_targets(managed_api)
     assert retrieve["knowledgeBaseRetrievalConfiguration"] == {
         "vectorSearchConfiguration": {"numberOfResults": 5}
     }
+    # The sampled traffic's answers are in its dataset: Bedrock invokes only the judge.
+    assert traffic["applicationType"] == "ModelEvaluation"
+    assert traffic["inferenceConfig"] == {
+        "models": [
+            {
+                "precomputedInferenceSource": {
+                    "inferenceSourceIdentifier": "copywriter.us.anthropic.claude-haiku-4-5-20251001-v1-0"
+                }
+            }
+        ]
+    }
+    assert (
+        traffic["evaluationConfig"]["automated"]["evaluatorModelConfig"] == automated["evaluatorModelConfig"]
+    )
 
 
 def test_sets_become_bedrock_datasets(managed_api):

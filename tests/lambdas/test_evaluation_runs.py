@@ -5,14 +5,18 @@ job writes them (`<output>/<job name>/<job id>/...`)."""
 
 from __future__ import annotations
 
+import gzip
 import importlib
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.validate import validate_parameters
 
 from tests.support.moto_server import moto_client, moto_server, reset_moto
+from tests.support.stubs import offline_client
 
 REGION = "us-east-1"
 BUCKET = "managed-api-data-123456789012"
@@ -77,13 +81,14 @@ def select(handler, reason: str, digests: dict | None = None, execution: str = E
     )
 
 
-def job(key: str, evaluation: str, kind: str = "model") -> dict:
+def job(key: str, evaluation: str, kind: str = "model", baseline_key: str | None = None) -> dict:
     return {
         "key": key,
+        "baseline_key": baseline_key or key,
         "evaluation": evaluation,
         "kind": kind,
         "target": "amazon.nova-lite-v1:0",
-        "alias": "copywriter" if kind == "model" else "-",
+        "alias": "copywriter" if kind != "knowledge_base" else "-",
         "prompt_version": "3" if kind == "model" else "-",
         "metrics": ["Builtin.Correctness", "Builtin.Harmfulness"],
         "tolerance": 0.05,
@@ -114,7 +119,7 @@ def completed() -> dict:
     }
 
 
-def metric_values(endpoint: str, name: str, evaluation: str) -> list[float]:
+def metric_values(endpoint: str, name: str, evaluation: str, statistic: str = "Maximum") -> list[float]:
     cloudwatch = client("cloudwatch", endpoint)
     found = cloudwatch.list_metrics(Namespace=NAMESPACE, MetricName=name)["Metrics"]
     values = []
@@ -129,9 +134,9 @@ def metric_values(endpoint: str, name: str, evaluation: str) -> list[float]:
             StartTime="2020-01-01T00:00:00Z",
             EndTime="2100-01-01T00:00:00Z",
             Period=60,
-            Statistics=["Maximum"],
+            Statistics=[statistic],
         )
-        values += [p["Maximum"] for p in stats["Datapoints"]]
+        values += [p[statistic] for p in stats["Datapoints"]]
     return values
 
 
@@ -269,3 +274,226 @@ def test_accepting_a_run_without_scores_fails_loudly(handler):
 def test_a_payload_the_state_machine_does_not_send_is_refused_with_its_field(handler, event, field):
     with pytest.raises(ValueError, match=field):
         call(handler, event)
+
+
+# ------------------------------------------------------------------------------------ traffic jobs
+
+ACCOUNT = "123456789012"
+LOGS = f"bedrock-invocation-logs/AWSLogs/{ACCOUNT}/BedrockModelInvocationLogs/{REGION}/"
+TARGET = f"arn:aws:bedrock:{REGION}:{ACCOUNT}:application-inference-profile/abcd1234wxyz"
+JOB_ROLE = "managed-api-Bedrock-EvaluationJobRole-ABC123"
+GATEWAY = f"arn:aws:sts::{ACCOUNT}:assumed-role/managed-api-Orchestration-GatewayRole-XYZ/gateway"
+CARD = "4111 1111 1111 1111"
+
+
+def log_record(
+    prompt: str, answer: str, *, model: str = TARGET, who: str = GATEWAY, stop: str = "end_turn"
+) -> dict:
+    """A Converse record as Bedrock's model invocation logging writes it (Bedrock user guide, "Monitor
+    model invocation using CloudWatch Logs and Amazon S3")."""
+    return {
+        "schemaType": "ModelInvocationLog",
+        "schemaVersion": "1.0",
+        "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "accountId": ACCOUNT,
+        "identity": {"arn": who},
+        "region": REGION,
+        "requestId": "r",
+        "operation": "Converse",
+        "modelId": model,
+        "input": {
+            "inputContentType": "application/json",
+            "inputBodyJson": {
+                "system": [{"text": "You write bank marketing copy."}],
+                "messages": [{"role": "user", "content": [{"text": prompt}]}],
+            },
+        },
+        "output": {
+            "outputContentType": "application/json",
+            "outputBodyJson": {
+                "output": {"message": {"role": "assistant", "content": [{"text": answer}]}},
+                "stopReason": stop,
+            },
+        },
+    }
+
+
+class Guardrail:
+    """bedrock-runtime's ApplyGuardrail, which moto does not have: each request is validated against
+    botocore's model of the API, and answered the way the guardrail's sensitive-information policy
+    answers (EMAIL anonymized as {EMAIL}, a card number BLOCKED)."""
+
+    def __init__(self):
+        self.model = offline_client("bedrock-runtime").meta.service_model.operation_model("ApplyGuardrail")
+        self.calls: list[dict] = []
+
+    def apply_guardrail(self, **request):
+        validate_parameters(request, self.model.input_shape)
+        self.calls.append(request)
+        text = request["content"][0]["text"]["text"]
+        if CARD in text:
+            pii = [{"match": CARD, "type": "CREDIT_DEBIT_CARD_NUMBER", "action": "BLOCKED", "detected": True}]
+            return {
+                "action": "GUARDRAIL_INTERVENED",
+                "outputs": [{"text": "Sorry, this request cannot be processed."}],
+                "assessments": [{"sensitiveInformationPolicy": {"piiEntities": pii}}],
+            }
+        if "@" in text:
+            email = next(word for word in text.split() if "@" in word)
+            pii = [{"match": email, "type": "EMAIL", "action": "ANONYMIZED", "detected": True}]
+            return {
+                "action": "GUARDRAIL_INTERVENED",
+                "outputs": [{"text": text.replace(email, "{EMAIL}")}],
+                "assessments": [{"sensitiveInformationPolicy": {"piiEntities": pii}}],
+            }
+        return {"action": "NONE", "outputs": [], "assessments": [{}]}
+
+
+@pytest.fixture
+def traffic(handler, endpoint, monkeypatch):
+    monkeypatch.setenv("EVALUATION_LOGS_PREFIX", LOGS)
+    module = importlib.reload(handler)
+    monkeypatch.setattr(module, "s3", lambda: client("s3", endpoint))
+    monkeypatch.setattr(module, "cloudwatch", lambda: client("cloudwatch", endpoint))
+    guardrail = Guardrail()
+    monkeypatch.setattr(module, "bedrock_runtime", lambda: guardrail)
+    return module, guardrail
+
+
+def put_logs(s3, hours_ago: int, records: list[dict]) -> None:
+    hour = datetime.now(UTC) - timedelta(hours=hours_ago)
+    body = gzip.compress("".join(json.dumps(r) + "\n" for r in records).encode())
+    s3.put_object(Bucket=BUCKET, Key=f"{LOGS}{hour:%Y/%m/%d/%H}/{ACCOUNT}_{hours_ago}.json.gz", Body=body)
+
+
+def sample_event(run: dict, size: int = 100) -> dict:
+    return {
+        "action": "sample",
+        "run": run,
+        "job": {
+            "key": "copy_traffic_aa11bb",
+            "identifiers": [TARGET],
+            "excluded_roles": [JOB_ROLE],
+            "label": "copywriter.us.anthropic.claude-haiku",
+            "sample": size,
+            "days": 7,
+        },
+        "guardrail": {"id": f"arn:aws:bedrock:{REGION}:{ACCOUNT}:guardrail/gr0123456789", "version": "3"},
+    }
+
+
+def test_a_traffic_sample_is_the_target_s_logged_answers_redacted_before_anything_is_written(
+    traffic, endpoint
+):
+    module, guardrail = traffic
+    s3 = client("s3", endpoint)
+    put_logs(
+        s3,
+        2,
+        [
+            log_record(f"Write a spring savings email, number {n}.", f"Save more this spring ({n}).")
+            for n in range(12)
+        ]
+        + [
+            log_record(
+                "Reply to jane.doe@example.com about the card offer.", "Dear customer, here is the offer."
+            ),
+            log_record(f"My card is {CARD}, write me an ad.", "Here is an ad."),
+            log_record(
+                "An evaluation row.",
+                "The evaluation's own answer.",
+                who=f"arn:aws:sts::{ACCOUNT}:assumed-role/{JOB_ROLE}/s",
+            ),
+            log_record("Another model's traffic.", "Not sampled.", model="amazon.nova-lite-v1:0"),
+            log_record("Blocked by the model's guardrail.", "Sorry.", stop="guardrail_intervened"),
+        ],
+    )
+    put_logs(s3, 24 * 8, [log_record("Too old to sample.", "Outside the window.")])
+    run = select(module, "schedule")
+    counts = call(module, sample_event(run))
+    assert (
+        counts["matched"] == 15
+    )  # 12 + the email + the card + the intervened; not the job role's or the other model's
+    assert counts["intervened"] == 1
+    assert counts["blocked"] == 1  # the card number: dropped, never written
+    assert counts["rows"] == 13
+    folder = f"runs/{run['id']}/copy_traffic_aa11bb"
+    lines = [json.loads(line) for line in read(s3, f"{folder}/dataset.jsonl").splitlines()]
+    assert len(lines) == 13
+    text = json.dumps(lines)
+    assert CARD not in text
+    assert "jane.doe@example.com" not in text
+    assert "Reply to {EMAIL} about the card offer." in [line["prompt"] for line in lines]
+    assert all(
+        line["modelResponses"]
+        == [
+            {
+                "response": line["modelResponses"][0]["response"],
+                "modelIdentifier": "copywriter.us.anthropic.claude-haiku",
+            }
+        ]
+        for line in lines
+    )
+    assert all(set(line) == {"prompt", "category", "modelResponses"} for line in lines)
+    assert "Too old" not in text
+    assert {c["source"] for c in guardrail.calls} == {"INPUT", "OUTPUT"}
+    assert json.loads(read(s3, f"{folder}/sample.json"))["rows"] == 13
+    assert call(module, sample_event(run)) == counts, "a retried step draws the same sample"
+
+
+def test_a_traffic_sample_keeps_at_most_the_rows_asked_for(traffic, endpoint):
+    module, _ = traffic
+    s3 = client("s3", endpoint)
+    put_logs(s3, 1, [log_record(f"Prompt {n}", f"Answer {n}") for n in range(60)])
+    run = select(module, "schedule")
+    counts = call(module, sample_event(run, size=20))
+    assert counts["matched"] == 60
+    assert counts["rows"] == 20
+    assert len(read(s3, f"runs/{run['id']}/copy_traffic_aa11bb/dataset.jsonl").splitlines()) == 20
+
+
+def test_a_traffic_job_is_compared_with_its_model_job_s_accepted_run_and_never_becomes_a_baseline(
+    handler, endpoint
+):
+    s3 = client("s3", endpoint)
+    first = select(handler, "schedule")
+    place_output(s3, first, "copy_quality_ab12cd", "judge_output.jsonl")
+    model = call(
+        handler,
+        {
+            "action": "collect",
+            "run": first,
+            "job": job("copy_quality_ab12cd", "copy-quality"),
+            "check": completed(),
+        },
+    )
+    assert model["baseline"] is True
+    place_output(s3, first, "copy_traffic_aa11bb", "judge_output.jsonl", scale=0.5)
+    traffic_job = job("copy_traffic_aa11bb", "copy-traffic", "traffic", baseline_key="copy_quality_ab12cd")
+    result = call(handler, {"action": "collect", "run": first, "job": traffic_job, "check": completed()})
+    assert result["baseline"] is False
+    assert result["accepted_run"] == first["id"]
+    assert [d["metric"] for d in result["drops"]] == ["Correctness"]
+    assert 1.0 in metric_values(endpoint, "Regressions", "copy-traffic")
+    assert "logged traffic, against copy_quality_ab12cd" in read(
+        s3, f"runs/{first['id']}/copy_traffic_aa11bb/report.md"
+    )
+    quiet = {**traffic_job, "status": "NoTraffic", "rows": 3}
+    quiet.pop("tolerance")
+    reported = call(handler, {"action": "report", "run": first, "results": [model, quiet]})
+    assert reported["failed"] == [], "too little traffic is reported, not a failed run"
+    assert "NoTraffic" in read(s3, f"runs/{first['id']}/report.md")
+    accepted = call(handler, {"action": "accept", "run": first["id"]})
+    assert accepted["accepted"] == ["copy_quality_ab12cd"], "a traffic job's scores are never a baseline"
+    # Accepting clears the traffic evaluation's regressions too (0 in the same minute as the 1).
+    assert 0.0 in metric_values(endpoint, "Regressions", "copy-traffic", "Minimum")
+
+
+def test_a_deployment_never_selects_a_traffic_job(handler):
+    jobs = [*JOBS, {"key": "copy_traffic_aa11bb", "digest": "d3", "schedule_only": True}]
+    event = {"action": "select", "digests": {}, "jobs": jobs, "execution": EXECUTION, "started": STARTED}
+    assert call(handler, {**event, "reason": "deployment"})["keys"] == [
+        "copy_quality_ab12cd",
+        "facts_rag_ef34ab",
+    ]
+    assert "copy_traffic_aa11bb" in call(handler, {**event, "reason": "schedule"})["keys"]

@@ -10,8 +10,9 @@ import json
 import pytest
 from botocore.stub import Stubber
 
+from genai_stack.components.model_evaluation import MIN_TRAFFIC_ROWS
 from genai_stack.config import load_profile
-from genai_stack.planning.evaluation import run_jobs
+from genai_stack.planning.evaluation import run_jobs, traffic_source
 from tests.access.rows.state_machine_roles import all_states, run_value
 from tests.support.stubs import offline_client
 
@@ -68,7 +69,8 @@ def filled(parameters: dict) -> dict:
 
 def test_every_planned_job_is_created_as_the_profile_asks(states):
     jobs = run_jobs(load_profile(PROFILE))
-    assert len(jobs) == 4
+    # copy-quality and copy-traffic for each of copywriter's two models, facts-rag, facts-retrieval
+    assert sorted(j.planned.kind for j in jobs) == ["knowledge_base"] * 2 + ["model"] * 2 + ["traffic"] * 2
     for job in jobs:
         create = states[f"Create {job.key}"]
         assert create["Resource"].endswith(":states:::aws-sdk:bedrock:createEvaluationJob")
@@ -83,6 +85,15 @@ def test_every_planned_job_is_created_as_the_profile_asks(states):
         if job.planned.kind == "model":
             assert parameters["ApplicationType"] == "ModelEvaluation"
             assert config["TaskType"] == job.planned.task
+            (model,) = parameters["InferenceConfig"]["Models"]
+            assert set(model) == {"BedrockModel"}
+        elif job.planned.kind == "traffic":
+            # Bedrock scores the sampled answers; it invokes only the judge.
+            assert parameters["ApplicationType"] == "ModelEvaluation"
+            assert parameters["InferenceConfig"]["Models"] == [
+                {"PrecomputedInferenceSource": {"InferenceSourceIdentifier": traffic_source(job.planned)}}
+            ]
+            assert judges
         else:
             assert parameters["ApplicationType"] == "RagEvaluation"
             (rag,) = parameters["InferenceConfig"]["RagConfigs"]
@@ -131,9 +142,46 @@ def test_each_job_waits_while_bedrock_runs_it_then_is_collected(states):
         assert collect["Parameters"]["job"]["key"] == key
         assert collect["Parameters"]["job"]["tolerance"] == 0.05
         assert collect["Parameters"]["check.$"] == "$.check"
-        for state in ("Copy", "Create", "Check", "Collect"):  # any failure ends the branch with a status
+        first = "Sample" if job.planned.kind == "traffic" else "Copy"
+        for state in (first, "Create", "Check", "Collect"):  # any failure ends the branch with a status
             assert states[f"{state} {key}"]["Catch"][0]["ErrorEquals"] == ["States.ALL"]
-        assert states[f"Selected {key}?"]["Choices"][0]["Variable"] == f"$.run.selected.{key}"
+        selected = states[f"Selected {key}?"]["Choices"][0]
+        assert selected["Variable"] == f"$.run.selected.{key}"
+        assert selected["Next"] == f"{first} {key}"
+
+
+def test_a_traffic_job_samples_the_logs_of_its_target_and_scores_only_enough_rows(states):
+    jobs = [j for j in run_jobs(load_profile(PROFILE)) if j.planned.kind == "traffic"]
+    assert jobs
+    for job in jobs:
+        key = job.key
+        sample = states[f"Sample {key}"]
+        parameters = sample["Parameters"]
+        assert parameters["action"] == "sample"
+        assert parameters["job"]["sample"] == 100
+        assert parameters["job"]["days"] == 7
+        assert parameters["job"]["label"] == traffic_source(job.planned)
+        assert len(parameters["job"]["identifiers"]) == 1  # the target's application inference profile
+        assert len(parameters["job"]["excluded_roles"]) == 1  # the evaluation jobs' role
+        assert set(parameters["guardrail"]) == {"id", "version"}
+        assert sample["Next"] == f"Enough {key}?"
+        (enough,) = states[f"Enough {key}?"]["Choices"]
+        assert enough == {
+            "Variable": "$.sampled.rows",
+            "NumericGreaterThanEquals": MIN_TRAFFIC_ROWS,
+            "Next": f"Create {key}",
+        }
+        quiet = states[states[f"Enough {key}?"]["Default"]]
+        assert quiet["Type"] == "Pass"
+        assert quiet["Parameters"]["status"] == "NoTraffic"
+        collect = states[f"Collect {key}"]["Parameters"]["job"]
+        assert collect["kind"] == "traffic"
+        compared = next(
+            j for j in run_jobs(load_profile(PROFILE)) if j.planned.name == job.planned.compare_with
+        )
+        assert collect["baseline_key"] == compared.key
+    select = states["Select"]["Parameters"]["jobs"]
+    assert {j["key"] for j in select if j["schedule_only"]} == {j.key for j in jobs}
 
 
 def test_a_run_is_selected_reported_and_fails_when_a_job_did_not_complete(definition, states):
@@ -201,4 +249,6 @@ def test_a_prompt_change_re_runs_its_jobs_and_a_guardrail_change_every_job():
         k for k in before if k.startswith("copy_quality")
     }
     guardrail = _changed(guardrail="Sorry, I cannot help with that request.")
-    assert {k for k in before if before[k] != guardrail[k]} == set(before)
+    # Traffic jobs run on the schedule only (their Select entry is schedule_only, test above).
+    reviewed = {j.key for j in run_jobs(load_profile(PROFILE)) if j.planned.kind != "traffic"}
+    assert {k for k in before if before[k] != guardrail[k]} == reviewed

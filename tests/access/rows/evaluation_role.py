@@ -12,7 +12,8 @@ judge-service-roles.html, rag-eval-service-roles.html):
 - bedrock:Retrieve and bedrock:RetrieveAndGenerate on the knowledge base ("we give permissions to both
   ... regardless of the action you choose to evaluate");
 - a retrieve_and_generate job with a guardrail: using a guardrail needs ApplyGuardrail on it
-  (bedrock_arns.apply_guardrail_rows).
+  (bedrock_arns.apply_guardrail_rows);
+- a traffic job (own inference responses, `precomputedInferenceSource`) invokes only the judge.
 The s3:prefix Bedrock lists with is not documented: the rows list with the dataset's key and the output
 prefix, and the role grants the list without a prefix condition, as the pages do.
 """
@@ -91,6 +92,8 @@ def rows(role: Role, deployment: Deployment) -> list[Call] | None:
         for judge in (automated.get("EvaluatorModelConfig") or {}).get("BedrockEvaluatorModels", []):
             result += _invoke(deployment, judge["ModelIdentifier"], None, f"{WHY}: the judge")
         for model in job["InferenceConfig"].get("Models", []):
+            if "PrecomputedInferenceSource" in model:  # a traffic job: the dataset holds the answers
+                continue
             identifier = model["BedrockModel"]["ModelIdentifier"]
             result += _invoke(
                 deployment, _copied_model(deployment, identifier), identifier, f"{WHY}: the model"

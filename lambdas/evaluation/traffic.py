@@ -1,0 +1,247 @@
+"""A traffic job's dataset: a sample of what an alias target really answered, from Bedrock's model
+invocation logs, PII-redacted with the profile's guardrail before anything is written.
+
+1. Read the logs of the last `days` days (`<prefix>yyyy/mm/dd/hh/` of the data bucket, newest hour
+   first, at most MAX_OBJECTS objects) and keep the records of the target (`modelId` one of the
+   target's identifiers) that someone other than the evaluation jobs made (their role's records are
+   the evaluations' own answers). A record is used when its prompt and answer are text the parser
+   reads (drift_monitor.logic), neither longer than MAX_TEXT, and the model's guardrail did not
+   intervene (then the answer is the blocked message, not the model's).
+2. Draw a uniform sample with a seed of the run's token (a retried step draws the same rows).
+3. Redact: ApplyGuardrail on the prompt (source INPUT) and on the answer (OUTPUT). The answer is sent
+   without grounding source and query, so no contextual grounding check runs ("Contextual grounding
+   checks require 3 components": Bedrock user guide, guardrails-contextual-grounding-check.html). The
+   guardrail's masked text replaces an ANONYMIZED entity. A record is dropped, never written, when
+   any policy BLOCKED it or when PII was detected without being masked (a policy in detect mode).
+   Records are redacted in sample order until `sample` rows are kept.
+4. Write `dataset.jsonl` in Bedrock's own-responses format ({prompt, category, modelResponses:
+   [{response, modelIdentifier}]}: "Prepare a dataset for an evaluation job using your own inference
+   response data", Bedrock user guide) and `sample.json`, the counts of what was read, matched, dropped
+   and why.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ..drift_monitor.logic import hour_prefixes, json_records, parse_invocation_log, record_time
+from .results import bedrock_category
+
+MAX_OBJECTS = 3000  # log objects read per run (Bedrock writes several an hour)
+MAX_TEXT = 8000  # characters of a prompt or an answer; longer records are not sampled
+CATEGORY = bedrock_category("traffic", "und")  # one category; "und": the language is not known
+
+
+@dataclass(frozen=True)
+class Source:
+    bucket: str
+    prefix: str  # <INVOCATION_LOG_PREFIX>AWSLogs/<account>/BedrockModelInvocationLogs/<region>/
+
+
+@dataclass
+class Counts:
+    objects: int = 0
+    records: int = 0
+    matched: int = 0
+    unreadable: int = 0  # the target's records without a readable prompt and answer, or too long
+    intervened: int = 0  # the model's guardrail intervened: the answer is its message
+    blocked: int = 0  # dropped by the redaction: a policy blocked the prompt or the answer
+    unmasked: int = 0  # dropped: PII detected and not masked
+    rows: int = 0
+    cut: bool = False  # MAX_OBJECTS reached before the window's oldest hour
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    prompt: str
+    answer: str
+
+
+@dataclass
+class Reservoir:
+    """Algorithm R: a uniform sample of `size` from a stream of unknown length."""
+
+    size: int
+    rng: random.Random
+    seen: int = 0
+    items: list[Candidate] = field(default_factory=list)
+
+    def offer(self, item: Candidate) -> None:
+        self.seen += 1
+        if len(self.items) < self.size:
+            self.items.append(item)
+            return
+        slot = self.rng.randrange(self.seen)
+        if slot < self.size:
+            self.items[slot] = item
+
+
+def is_theirs(record: Any, excluded_roles: tuple[str, ...]) -> bool:
+    """A record the evaluation jobs made: their role's sessions (`assumed-role/<name>/...`)."""
+    identity = record.get("identity") if isinstance(record, dict) else None
+    arn = str(identity.get("arn", "")) if isinstance(identity, dict) else ""
+    return any(f":assumed-role/{role}/" in arn for role in excluded_roles)
+
+
+def candidates(
+    s3: Any,
+    source: Source,
+    *,
+    identifiers: tuple[str, ...],
+    excluded_roles: tuple[str, ...],
+    now: datetime,
+    days: int,
+    reservoir: Reservoir,
+) -> Counts:
+    """Offer the target's usable records of the window to `reservoir`, newest hour first."""
+    counts = Counts()
+    end = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    start = end - timedelta(days=days)
+    paginator = s3.get_paginator("list_objects_v2")
+    for hour_prefix in reversed(hour_prefixes(source.prefix, start, end)):
+        for page in paginator.paginate(Bucket=source.bucket, Prefix=hour_prefix):
+            for item in page.get("Contents", []):
+                rest = item["Key"][len(hour_prefix) :]
+                if "/data/" in f"/{rest}" or rest.endswith("permission-check"):
+                    continue  # large bodies apart, and Bedrock's permission check object
+                if counts.objects >= MAX_OBJECTS:
+                    counts.cut = True
+                    return counts
+                counts.objects += 1
+                body = s3.get_object(Bucket=source.bucket, Key=item["Key"])["Body"].read()
+                for record in json_records(body):
+                    counts.records += 1
+                    when = record_time(record, "bedrock")
+                    if when is not None and not start <= when.astimezone(UTC) < end:
+                        continue
+                    if not isinstance(record, dict) or record.get("modelId") not in identifiers:
+                        continue
+                    if is_theirs(record, excluded_roles):
+                        continue
+                    counts.matched += 1
+                    exchange = parse_invocation_log(record)
+                    if exchange is None or exchange.intervened:
+                        counts.intervened += exchange is not None
+                        counts.unreadable += exchange is None
+                        continue
+                    prompt, answer = exchange.prompt.strip(), exchange.answer.strip()
+                    if not prompt or not answer or len(prompt) > MAX_TEXT or len(answer) > MAX_TEXT:
+                        counts.unreadable += 1
+                        continue
+                    reservoir.offer(Candidate(prompt, answer))
+    return counts
+
+
+# ------------------------------------------------------------------------------------ redaction
+
+
+def _actions(value: Any) -> list[str]:
+    """The action of every filter in an assessment, at any depth."""
+    found = []
+    if isinstance(value, dict):
+        if isinstance(value.get("action"), str):
+            found.append(value["action"])
+        for item in value.values():
+            found += _actions(item)
+    elif isinstance(value, list):
+        for item in value:
+            found += _actions(item)
+    return found
+
+
+def _pii_actions(assessment: dict) -> list[tuple[str, Any]]:
+    policy = assessment.get("sensitiveInformationPolicy") or {}
+    entries = [*(policy.get("piiEntities") or []), *(policy.get("regexes") or [])]
+    return [(str(e.get("action", "")), e.get("detected")) for e in entries if isinstance(e, dict)]
+
+
+def redact(runtime: Any, *, guardrail: str, version: str, source: str, text: str) -> tuple[str | None, str]:
+    """The text as the guardrail masks it, and why it was dropped ("" when kept): `blocked` when any
+    policy blocked it, `unmasked` when PII was detected and left as it was."""
+    response = runtime.apply_guardrail(
+        guardrailIdentifier=guardrail,
+        guardrailVersion=version,
+        source=source,
+        content=[{"text": {"text": text}}],
+    )
+    assessments = [a for a in response.get("assessments") or [] if isinstance(a, dict)]
+    if any(action == "BLOCKED" for a in assessments for action in _actions(a)):
+        return None, "blocked"
+    if any(action == "NONE" and detected for a in assessments for action, detected in _pii_actions(a)):
+        return None, "unmasked"
+    if response.get("action") != "GUARDRAIL_INTERVENED":
+        return text, ""
+    outputs = response.get("outputs") or []
+    masked = "".join(o.get("text", "") for o in outputs if isinstance(o, dict))
+    return (masked, "") if masked else (None, "blocked")
+
+
+def sample(
+    s3: Any,
+    runtime: Any,
+    *,
+    logs: Source,
+    bucket: str,
+    dataset_key: str,
+    summary_key: str,
+    identifiers: tuple[str, ...],
+    excluded_roles: tuple[str, ...],
+    label: str,
+    size: int,
+    days: int,
+    seed: str,
+    now: datetime,
+    guardrail: str,
+    guardrail_version: str,
+) -> Counts:
+    """Write the job's dataset (only redacted rows) and its counts; see the module docstring."""
+    # A reproducible draw: a retried step samples the same rows.
+    rng = random.Random(seed)  # noqa: S311 - sampling, not cryptography
+    # Twice the rows wanted: the redaction drops some.
+    reservoir = Reservoir(size=2 * size, rng=rng)
+    counts = candidates(
+        s3,
+        logs,
+        identifiers=identifiers,
+        excluded_roles=excluded_roles,
+        now=now,
+        days=days,
+        reservoir=reservoir,
+    )
+    drawn = list(reservoir.items)
+    rng.shuffle(drawn)
+    lines = []
+    for candidate in drawn:
+        if len(lines) >= size:
+            break
+        rail = {"guardrail": guardrail, "version": guardrail_version}
+        prompt, why = redact(runtime, **rail, source="INPUT", text=candidate.prompt)
+        answer = None
+        if prompt is not None:
+            answer, why = redact(runtime, **rail, source="OUTPUT", text=candidate.answer)
+        if answer is None:
+            setattr(counts, why, getattr(counts, why) + 1)
+            continue
+        response = {"response": answer, "modelIdentifier": label}
+        lines.append({"prompt": prompt, "category": CATEGORY, "modelResponses": [response]})
+    counts.rows = len(lines)
+    text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+    if lines:
+        s3.put_object(
+            Bucket=bucket, Key=dataset_key, Body=text.encode("utf-8"), ContentType="application/jsonl"
+        )
+    summary = {**counts.as_dict(), "identifiers": list(identifiers), "days": days}
+    s3.put_object(
+        Bucket=bucket,
+        Key=summary_key,
+        Body=json.dumps(summary, indent=1).encode(),
+        ContentType="application/json",
+    )
+    return counts
