@@ -313,11 +313,18 @@ class BedrockStack(Stack):
         for run_job in jobs:
             planned = run_job.planned
             if planned.kind in ("model", "traffic"):  # traffic: the target its logged invocations name
+                logged_as = tuple(
+                    self.gateway_profiles[r.key].arn
+                    for r in self.gateway_routes
+                    if planned.kind == "traffic"
+                    and (r.kind, r.alias, r.model) == ("chat", planned.alias, planned.target)
+                )
                 evaluated.append(
                     EvaluatedJob(
                         job=run_job,
                         model=self.gateway_profiles[("chat", planned.alias, planned.via)],
                         prompt_version=prompt_versions[planned.prompt] if planned.prompt else "-",
+                        logged_as=logged_as,
                     )
                 )
             else:

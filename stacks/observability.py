@@ -259,10 +259,11 @@ def _evaluation_sets(profile: Profile) -> list[MetricSet]:
     """Score per job, metric and category of its set (over its languages), and the job overall
     (lambdas/evaluation/runs.py score_data); Regressions per evaluation. A new prompt
     version starts new Score series (PromptVersion), the old ones stop."""
-    from genai_stack.planning.evaluation import run_jobs
+    from genai_stack.planning.evaluation import gate_jobs, run_jobs
 
     jobs = run_jobs(profile)
-    if not jobs:
+    gates = list(gate_jobs(profile).values())
+    if not jobs and not gates:
         return []
     emitter = "lambdas/evaluation/runs.py (PutMetricData)"
     series = 0
@@ -274,7 +275,10 @@ def _evaluation_sets(profile: Profile) -> list[MetricSet]:
             # `general`; a traffic sample has the one category `traffic` (lambdas/evaluation/traffic.py).
             categories = 1
         series += len(job.planned.metrics) * (categories + 1)
-    evaluations = len({job.planned.evaluation for job in jobs})
+    for gate in gates:  # collect's Score of a training gate: per category of its set, and overall
+        categories = len({r.category for r in profile.evaluation.set_named(gate.planned.set).rows})
+        series += len(gate.planned.metrics) * (categories + 1)
+    evaluations = len({job.planned.evaluation for job in jobs}) + len(gates)
     return [
         MetricSet(
             emitter,
@@ -282,7 +286,7 @@ def _evaluation_sets(profile: Profile) -> list[MetricSet]:
             ("Score",),
             ("Profile", "Evaluation", "Alias", "Target", "PromptVersion", "Metric", "Category"),
             series,
-            f"{len(jobs)} jobs: each metric per category of the set, and overall",
+            f"{len(jobs) + len(gates)} jobs: each metric per category of the set, and overall",
         ),
         MetricSet(
             emitter, EVALUATION, ("Regressions",), ("Profile", "Evaluation"), evaluations, "per evaluation"

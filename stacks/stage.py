@@ -30,7 +30,7 @@ from genai_stack.hosting_stack import HostingStack
 from genai_stack.inference_stack import InferenceStack
 from genai_stack.observability_stack import ObservabilityStack
 from genai_stack.orchestration_stack import OrchestrationStack
-from genai_stack.planning.evaluation import run_jobs
+from genai_stack.planning.evaluation import gate_jobs, run_jobs
 from genai_stack.props import PropsError, refuse_dicts
 from genai_stack.retired_roles import keep_retired_roles
 from genai_stack.training_stack import TrainingStack
@@ -225,6 +225,8 @@ class ProfileStacks(Construct):
                 log_retention_days=profile.foundation.log_retention_days,
                 hub=self.hub,
                 cost_tags={profile.cost_allocation.tag_key: profile.cost_allocation.tag_value},
+                gates=gate_jobs(profile),
+                judge=profile.evaluation.judge if profile.evaluation else None,
             )
             if self.inference is not None:
                 # The deployer rolls endpoints the inference stack created.

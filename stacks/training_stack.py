@@ -12,14 +12,17 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from genai_stack.catalog import image_uri
+from genai_stack.catalog import bedrock_catalog, image_uri
 from genai_stack.components.bedrock_customization import BedrockCustomization
+from genai_stack.components.candidate_evaluation import GateProps
 from genai_stack.components.endpoint_layout import container_environment
 from genai_stack.components.model_deployment import EndpointDeployment, ModelDeployment
 from genai_stack.components.model_endpoint_role import ModelEndpointRole
 from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.components.training_pipeline import TrainingPipeline
 from genai_stack.config import PROFILE_TAG, Inference, InferenceEndpoint, Training
+from genai_stack.config import TrainingPipeline as TrainingPipelineSettings
+from genai_stack.planning.evaluation import GateJob
 from genai_stack.service_roles import customization_role, training_role
 
 
@@ -39,8 +42,12 @@ class TrainingStack(Stack):
         log_retention_days: int,
         hub: MonitoringHub,
         cost_tags: dict[str, str],
+        gates: Mapping[str, GateJob] | None = None,
+        judge: str | None = None,
         **kwargs,
     ) -> None:
+        """`gates` (planning.evaluation.gate_jobs) and `judge`: the pipelines' evaluation gates and the
+        profile's judge model."""
         super().__init__(scope, construct_id, **kwargs)
         endpoints = {e.name: e for e in inference.endpoints} if inference else {}
         deployments = []
@@ -66,6 +73,15 @@ class TrainingStack(Stack):
                 log_retention_days=log_retention_days,
                 inference_image_uri=_inference_image(targets, self.region),
                 tags={**cost_tags, PROFILE_TAG: profile_name},
+                gate=_gate(
+                    pipeline,
+                    (gates or {}).get(pipeline.name),
+                    judge,
+                    targets,
+                    endpoint_roles,
+                    profile_name,
+                    self.region,
+                ),
             )
             built.monitor(hub)
             self.pipelines[pipeline.name] = built
@@ -114,6 +130,34 @@ class TrainingStack(Stack):
             elif job.serving == "provisioned":
                 self.custom_models[job.name] = ("provisioned", customization.provisioned_model_name)
             CfnOutput(self, f"StateMachine-{job.name}", value=customization.state_machine.state_machine_arn)
+
+
+def _gate(
+    pipeline: TrainingPipelineSettings,
+    gate: GateJob | None,
+    judge: str | None,
+    targets: list[InferenceEndpoint],
+    endpoint_roles: Mapping[str, ModelEndpointRole],
+    profile_name: str,
+    region: str,
+) -> GateProps | None:
+    """A pipeline's gate, evaluated in its first deploy_to endpoint's container, with that endpoint's
+    execution role (the profile check requires deploy_to with a gate)."""
+    if gate is None:
+        return None
+    if judge is None or not targets:  # the profile check refuses this (profile.evaluation.gate_problems)
+        raise ValueError(f"{pipeline.name}: an evaluation gate needs the judge and a deploy_to endpoint")
+    endpoint = targets[0]
+    return GateProps(
+        profile_name=profile_name,
+        gate=gate,
+        judge=judge,
+        catalog=bedrock_catalog(),
+        model_image=image_uri(endpoint.container, region),
+        model_environment=container_environment(endpoint),
+        model_role=endpoint_roles[endpoint.name].role,
+        instance_type=pipeline.evaluation_gate.instance_type or endpoint.instance_type,
+    )
 
 
 def _inference_image(targets: list[InferenceEndpoint], region: str) -> str | None:

@@ -1,9 +1,12 @@
 """Lambda entry point of the evaluation runs' state machine (stacks/components/model_evaluation.py):
-one function, five steps, chosen by the payload's `action` (runs.py does the work):
+one function, seven steps, chosen by the payload's `action` (runs.py does the work):
 
 - select  {reason, digests, jobs: [{key, digest, schedule_only}], execution, started} -> the run
 - sample  {run, job: {key, identifiers, excluded_roles, label, sample, days}, guardrail: {id, version}}
           -> the counts of a traffic job's sample (traffic.py), its dataset written
+- gate_dataset {run, job: {key, label}, output_key} -> a training gate's dataset from the candidate's
+          answers (gate.py)
+- gate_verdict {run, evaluation, result, thresholds} -> {passed, reason, customer_metadata}
 - collect {run, job, check} -> the job's summary (scores, drops, or why it did not complete)
 - report  {run, results} -> {report, failed, regressed}
 - accept  {run: "<run id>"} -> the accepted jobs
@@ -27,6 +30,7 @@ import boto3
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from . import gate
 from .runs import Place, accept, collect, finish, select
 from .traffic import Source, sample
 
@@ -110,11 +114,31 @@ class _Sample(_Strict):
     guardrail: _Guardrail
 
 
+class _GateJob(_Strict):
+    key: str = Field(pattern=KEY)
+    label: str = Field(pattern=r"^[a-zA-Z0-9]([a-zA-Z0-9._-]){0,255}$")
+
+
+class _GateDataset(_Strict):
+    action: Literal["gate_dataset"]
+    run: _Run
+    job: _GateJob
+    output_key: str = Field(min_length=1)
+
+
+class _GateVerdict(_Strict):
+    action: Literal["gate_verdict"]
+    run: _Run
+    evaluation: str = Field(min_length=1)
+    result: dict[str, Any]
+    thresholds: dict[str, float]
+
+
 class _JobSummary(_Strict):
     key: str = Field(pattern=KEY)
     baseline_key: str = Field(pattern=KEY)
     evaluation: str
-    kind: Literal["model", "knowledge_base", "traffic"]
+    kind: Literal["model", "knowledge_base", "traffic", "gate"]
     target: str
     alias: str
     prompt_version: str
@@ -141,7 +165,10 @@ class _Accept(_Strict):
 
 
 _REQUEST = TypeAdapter(
-    Annotated[_Select | _Sample | _Collect | _Report | _Accept, Field(discriminator="action")]
+    Annotated[
+        _Select | _Sample | _GateDataset | _GateVerdict | _Collect | _Report | _Accept,
+        Field(discriminator="action"),
+    ]
 )
 
 
@@ -201,12 +228,33 @@ def on_event(event: dict[str, Any], context: Any) -> Any:
             size=job.sample,
             days=job.days,
             seed=run["token"],
-            now=datetime.now(UTC),
+            # The run's start (its id), not the clock: a retried step reads the same window.
+            now=datetime.strptime(run["id"][:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC),
             guardrail=request.guardrail.id,
             guardrail_version=request.guardrail.version,
+            time_left=lambda: context.get_remaining_time_in_millis() / 1000,
         )
         result = counts.as_dict()
         logger.info("traffic sampled", extra={"run": run["id"], "job": job.key, **result})
+    elif isinstance(request, _GateDataset):
+        run = request.run.model_dump()
+        result = gate.dataset(
+            s3(), PLACE, run=run, key=request.job.key, label=request.job.label, output_key=request.output_key
+        )
+        logger.info("candidate's answers read", extra={"run": run["id"], "job": request.job.key, **result})
+    elif isinstance(request, _GateVerdict):
+        run = request.run.model_dump()
+        result = gate.verdict(
+            s3(),
+            PLACE,
+            run=run,
+            evaluation=request.evaluation,
+            result=request.result,
+            thresholds=request.thresholds,
+        )
+        logger.info(
+            "gate decided", extra={"run": run["id"], "passed": result["passed"], "reason": result["reason"]}
+        )
     elif isinstance(request, _Collect):
         run = request.run.model_dump()
         result = collect(

@@ -296,6 +296,8 @@ def finish(s3: Any, place: Place, *, run: dict, results: list[dict]) -> dict:
         passed = result["status"] in (COMPLETED, NO_TRAFFIC) and not result.get("drops")
         verdict["passed"] = verdict["passed"] and passed
         verdict["jobs"][result["key"]] = {"status": result["status"], "drops": result.get("drops", [])}
+        if result["status"] == NO_TRAFFIC:  # passed says nothing about these: too little to score
+            verdict.setdefault("no_evidence", []).append(result["key"])
     for evaluation, verdict in verdicts.items():
         save(s3, place, place.key("latest", f"{evaluation}.json"), verdict)
     failed = [r["key"] for r in ran if r["status"] not in (COMPLETED, NO_TRAFFIC)]
@@ -325,6 +327,9 @@ def accept(s3: Any, cloudwatch: Any, place: Place, *, profile: str, namespace: s
         save(s3, place, place.key("accepted", f"{job_key}.json"), {**document, "run": run_id})
         accepted.append(job_key)
     if not accepted:
-        raise ValueError(f"run {run_id} has no scores under s3://{place.bucket}/{folder}: nothing to accept")
+        raise ValueError(
+            f"run {run_id} has no scores under s3://{place.bucket}/{folder} but a traffic job's, which is "
+            "never a baseline: nothing to accept"
+        )
     put_metrics(cloudwatch, namespace, [regressions_datum(profile, e, 0) for e in sorted(evaluations)])
     return {"run": run_id, "accepted": sorted(accepted)}

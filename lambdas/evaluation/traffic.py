@@ -5,8 +5,9 @@ invocation logs, PII-redacted with the profile's guardrail before anything is wr
    first, at most MAX_OBJECTS objects) and keep the records of the target (`modelId` one of the
    target's identifiers) that someone other than the evaluation jobs made (their role's records are
    the evaluations' own answers). A record is used when its prompt and answer are text the parser
-   reads (drift_monitor.logic), neither longer than MAX_TEXT, and the model's guardrail did not
-   intervene (then the answer is the blocked message, not the model's).
+   reads (drift_monitor.logic; the prompt with the request's system instructions, judged_prompt),
+   within MAX_PROMPT and MAX_ANSWER, and the model's guardrail did not intervene (then the answer is
+   the blocked message, not the model's). The window ends at the hour the run started in.
 2. Draw a uniform sample with a seed of the run's token (a retried step draws the same rows).
 3. Redact: ApplyGuardrail on the prompt (source INPUT) and on the answer (OUTPUT). The answer is sent
    without grounding source and query, so no contextual grounding check runs ("Contextual grounding
@@ -24,15 +25,21 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..drift_monitor.logic import hour_prefixes, json_records, parse_invocation_log, record_time
+from ..drift_monitor.logic import hour_prefixes, json_records, parse_invocation_log, prompt_text, record_time
 from .results import bedrock_category
 
 MAX_OBJECTS = 3000  # log objects read per run (Bedrock writes several an hour)
-MAX_TEXT = 8000  # characters of a prompt or an answer; longer records are not sampled
+MAX_PROMPT = 8000  # characters of a prompt (with its instructions); longer records are not sampled
+# Characters of an answer: ApplyGuardrail's contextual grounding response limit is 5,000 characters
+# (Bedrock quotas, "Contextual grounding response length in text units": 5 units of 1,000 characters).
+MAX_ANSWER = 5000
+READ_RESERVE_SECONDS = 300  # reading stops when less than this is left: the redaction needs it
+REDACT_RESERVE_SECONDS = 30  # redaction stops when less than this is left: the files are written
 CATEGORY = bedrock_category("traffic", "und")  # one category; "und": the language is not known
 
 
@@ -52,10 +59,43 @@ class Counts:
     blocked: int = 0  # dropped by the redaction: a policy blocked the prompt or the answer
     unmasked: int = 0  # dropped: PII detected and not masked
     rows: int = 0
-    cut: bool = False  # MAX_OBJECTS reached before the window's oldest hour
+    cut: bool = False  # MAX_OBJECTS (or the time to read) reached before the window's oldest hour
+    short: bool = False  # the time ran out before `sample` rows were redacted
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+def instructions(body: object) -> str:
+    """The system text of a request body: Converse's `system` blocks, a `system` string, or the
+    messages of role system."""
+    if not isinstance(body, dict):
+        return ""
+    found = []
+    system = body.get("system")
+    if isinstance(system, str):
+        found.append(system)
+    elif isinstance(system, list):
+        found += [b["text"] for b in system if isinstance(b, dict) and isinstance(b.get("text"), str)]
+    for message in body.get("messages") or []:
+        if isinstance(message, dict) and message.get("role") == "system":
+            content = message.get("content")
+            if isinstance(content, str):
+                found.append(content)
+            elif isinstance(content, list):
+                found += [
+                    b["text"] for b in content if isinstance(b, dict) and isinstance(b.get("text"), str)
+                ]
+    return "\n".join(t for t in found if t.strip())
+
+
+def judged_prompt(record: dict) -> str:
+    """What the judge reads as the prompt: the instructions the model was given, then what the user
+    asked, so following_instructions and professional_style are scored against the real instructions."""
+    body = record["input"].get("inputBodyJson")
+    asked = prompt_text(body).strip()
+    given = instructions(body).strip()
+    return f"{given}\n\n{asked}" if given and asked else asked
 
 
 @dataclass(frozen=True)
@@ -99,10 +139,13 @@ def candidates(
     now: datetime,
     days: int,
     reservoir: Reservoir,
+    time_left: Callable[[], float] = lambda: float("inf"),
 ) -> Counts:
-    """Offer the target's usable records of the window to `reservoir`, newest hour first."""
+    """Offer the target's usable records of the window to `reservoir`, newest hour first. The window is
+    the `days` before the hour `now` is in (that hour, still being written, is left out), so a retried
+    step reads the same records."""
     counts = Counts()
-    end = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    end = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(days=days)
     paginator = s3.get_paginator("list_objects_v2")
     for hour_prefix in reversed(hour_prefixes(source.prefix, start, end)):
@@ -111,7 +154,7 @@ def candidates(
                 rest = item["Key"][len(hour_prefix) :]
                 if "/data/" in f"/{rest}" or rest.endswith("permission-check"):
                     continue  # large bodies apart, and Bedrock's permission check object
-                if counts.objects >= MAX_OBJECTS:
+                if counts.objects >= MAX_OBJECTS or time_left() < READ_RESERVE_SECONDS:
                     counts.cut = True
                     return counts
                 counts.objects += 1
@@ -131,8 +174,8 @@ def candidates(
                         counts.intervened += exchange is not None
                         counts.unreadable += exchange is None
                         continue
-                    prompt, answer = exchange.prompt.strip(), exchange.answer.strip()
-                    if not prompt or not answer or len(prompt) > MAX_TEXT or len(answer) > MAX_TEXT:
+                    prompt, answer = judged_prompt(record), exchange.answer.strip()
+                    if not prompt or not answer or len(prompt) > MAX_PROMPT or len(answer) > MAX_ANSWER:
                         counts.unreadable += 1
                         continue
                     reservoir.offer(Candidate(prompt, answer))
@@ -174,7 +217,13 @@ def redact(runtime: Any, *, guardrail: str, version: str, source: str, text: str
     assessments = [a for a in response.get("assessments") or [] if isinstance(a, dict)]
     if any(action == "BLOCKED" for a in assessments for action in _actions(a)):
         return None, "blocked"
-    if any(action == "NONE" and detected for a in assessments for action, detected in _pii_actions(a)):
+    # Detected and left as it was (a policy in detect mode); an entry without `detected` counts as
+    # detected: only the guardrail's own False lets the text through.
+    if any(
+        action == "NONE" and detected is not False
+        for a in assessments
+        for action, detected in _pii_actions(a)
+    ):
         return None, "unmasked"
     if response.get("action") != "GUARDRAIL_INTERVENED":
         return text, ""
@@ -200,8 +249,11 @@ def sample(
     now: datetime,
     guardrail: str,
     guardrail_version: str,
+    time_left: Callable[[], float] = lambda: float("inf"),
 ) -> Counts:
-    """Write the job's dataset (only redacted rows) and its counts; see the module docstring."""
+    """Write the job's dataset (only redacted rows) and its counts; see the module docstring.
+    `time_left`: the seconds the function has left; reading and then redacting stop early enough
+    to write what was kept."""
     # A reproducible draw: a retried step samples the same rows.
     rng = random.Random(seed)  # noqa: S311 - sampling, not cryptography
     # Twice the rows wanted: the redaction drops some.
@@ -214,12 +266,16 @@ def sample(
         now=now,
         days=days,
         reservoir=reservoir,
+        time_left=time_left,
     )
     drawn = list(reservoir.items)
     rng.shuffle(drawn)
     lines = []
     for candidate in drawn:
         if len(lines) >= size:
+            break
+        if time_left() < REDACT_RESERVE_SECONDS:
+            counts.short = True
             break
         rail = {"guardrail": guardrail, "version": guardrail_version}
         prompt, why = redact(runtime, **rail, source="INPUT", text=candidate.prompt)

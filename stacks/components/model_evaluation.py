@@ -85,6 +85,7 @@ LAMBDA_TRANSIENT = [
     "Lambda.TooManyRequestsException",
 ]
 RUNNING = ("InProgress", "Stopping")  # GetEvaluationJob statuses that are not an end
+QUOTA_RETRY_SECONDS = 600  # then doubled, with jitter: eight tries wait out a run of other jobs
 # A traffic job with fewer redacted rows than this reports NoTraffic instead of scoring so few.
 MIN_TRAFFIC_ROWS = 10
 
@@ -153,24 +154,32 @@ class EvaluatedJob:
     """A job and the deployed names it runs against. `model`: what a model job invokes (the alias
     target's application inference profile, so the cost-allocation tag reaches its tokens);
     `prompt_version`: the version of the prompt its rows fill (a token; "-" without a prompt);
-    `knowledge_base_id` / `knowledge_base_arn`: a knowledge-base job's (its generator is the plan's)."""
+    `knowledge_base_id` / `knowledge_base_arn`: a knowledge-base job's (its generator is the plan's);
+    `logged_as`: a traffic job's, the model ids its invocations are logged under (every application
+    inference profile of the alias that copies the model; `model`'s alone when empty)."""
 
     job: RunJob
     model: ApplicationProfileRef | None = None
     prompt_version: str = "-"
     knowledge_base_id: str | None = None
     knowledge_base_arn: str | None = None
+    logged_as: tuple[str, ...] = ()
 
 
 def dataset_file(job: RunJob) -> Path:
-    """The job's dataset as a file the asset is made from (named by its content, so a synthesis of the
+    """The job's dataset as a file the asset is made from."""
+    return dataset_text_file(job.dataset, "dataset.jsonl")
+
+
+def dataset_text_file(text: str, name: str) -> Path:
+    """`text` as a file an asset is made from (in a folder named by its content, so a synthesis of the
     same profile makes the same asset)."""
-    digest = hashlib.sha256(job.dataset.encode()).hexdigest()[:16]
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     folder = Path(tempfile.gettempdir()) / "genai-stack-evaluation" / digest
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "dataset.jsonl"
-    if not path.exists() or path.read_text(encoding="utf-8") != job.dataset:
-        path.write_text(job.dataset, encoding="utf-8")
+    path = folder / name
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
     return path
 
 
@@ -182,6 +191,254 @@ def sdk_parameters(value: object) -> object:
     if isinstance(value, list):
         return [sdk_parameters(item) for item in value]
     return value
+
+
+def evaluation_jobs_arn(scope: Construct) -> str:
+    """Every evaluation job of this account and Region: Bedrock makes the job ids."""
+    return Stack.of(scope).format_arn(service="bedrock", resource="evaluation-job", resource_name="*")
+
+
+def evaluation_metric(profile_name: str, name: str, evaluation: str, statistic: str = "Maximum") -> cw.Metric:
+    """A metric lambdas/evaluation/runs.py publishes per evaluation (Profile, Evaluation)."""
+    return cw.Metric(
+        namespace=NAMESPACE,
+        metric_name=name,
+        dimensions_map={"Profile": profile_name, "Evaluation": evaluation},
+        statistic=statistic,
+        period=Duration.hours(1),
+    )
+
+
+def overall_scores(profile_name: str, evaluation: str | None = None) -> cw.MathExpression:
+    """Every job's overall mean of every metric (Category `all`), whatever the prompt version (or one
+    evaluation's): a SEARCH over the Score schema (CloudWatch user guide, "CloudWatch search expression
+    syntax": https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/search-expression-syntax.html)."""
+    schema = "{" + f"{NAMESPACE},Profile,Evaluation,Alias,Target,PromptVersion,Metric,Category" + "}"
+    query = f'{schema} MetricName="Score" Profile="{profile_name}" Category="all"'
+    if evaluation is not None:
+        query += f' Evaluation="{evaluation}"'
+    return cw.MathExpression(
+        expression=f"SEARCH('{query}', 'Average', 3600)",
+        label="Score",
+        period=Duration.hours(1),
+        using_metrics={},
+    )
+
+
+def evaluation_job_role(
+    scope: Construct,
+    *,
+    description: str,
+    data_bucket: s3.IBucket,
+    encryption_key: kms.IKey,
+    access: ModelAccess,
+) -> iam.Role:
+    """The role Bedrock runs evaluation jobs with, trusted by bedrock.amazonaws.com for this account's
+    evaluation jobs only ("The wildcard (*) model evaluation job ARN is required": Bedrock user guide,
+    automatic-service-roles.html and rag-eval-service-roles.html). What AWS's service-role pages grant
+    (those two and judge-service-roles.html): the dataset read, the output bucket's list, location and
+    multipart calls, the output written, and the models `access` names. The bucket-level calls are on
+    the data bucket as the pages show them, without a prefix condition: the pages do not say which
+    prefix Bedrock lists with. The pages' example roles also allow batch inference
+    (CreateModelInvocationJob, StopModelInvocationJob on model-invocation-job/*); no page says an
+    evaluation job uses it, and those job ARNs cannot be held to tags, so it is not granted
+    (docs/evaluation.md, "Permissions")."""
+    stack = Stack.of(scope)
+    role = iam.Role(
+        scope,
+        "JobRole",
+        description=description,
+        assumed_by=iam.ServicePrincipal(
+            "bedrock.amazonaws.com",
+            conditions={
+                "StringEquals": {"aws:SourceAccount": stack.account},
+                "ArnLike": {"aws:SourceArn": evaluation_jobs_arn(scope)},
+            },
+        ),
+        managed_policies=[access.policy],
+    )
+    datasets = data_bucket.arn_for_objects(f"{PREFIX}runs/*/dataset.jsonl")
+    outputs = data_bucket.arn_for_objects(f"{PREFIX}runs/*/output/*")
+    for statement in (
+        iam.PolicyStatement(
+            sid="ReadTheDatasetsAndResults", actions=["s3:GetObject"], resources=[datasets, outputs]
+        ),
+        iam.PolicyStatement(
+            sid="WriteTheResults", actions=["s3:PutObject", "s3:AbortMultipartUpload"], resources=[outputs]
+        ),
+        iam.PolicyStatement(
+            sid="FindTheBucket",
+            actions=["s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads"],
+            resources=[data_bucket.bucket_arn],
+        ),
+        key_through_s3(scope, encryption_key.key_arn, sid="UseThePlatformKeyThroughS3"),
+    ):
+        role.add_to_policy(statement)
+    compliance.acknowledge(role, RUN_FOLDERS.on_resolved(datasets), RUN_FOLDERS.on_resolved(outputs))
+    return role
+
+
+def evaluation_function(
+    scope: Construct,
+    *,
+    profile_name: str,
+    description: str,
+    data_bucket: s3.IBucket,
+    encryption_key: kms.IKey,
+    log_retention_days: int,
+    timeout_seconds: int = 300,
+) -> PythonFunction:
+    """lambdas/evaluation, reading and writing under the evaluation prefix of the data bucket and
+    publishing to the evaluation namespace only."""
+    function = PythonFunction(
+        scope,
+        "Function",
+        package="evaluation",
+        # traffic.py and gate.py read log records and answers with the drift monitor's parser.
+        with_packages=("drift_monitor",),
+        description=description,
+        encryption_key=encryption_key,
+        log_retention_days=log_retention_days,
+        timeout_seconds=timeout_seconds,
+        memory_size=512,
+        environment={
+            "EVALUATION_BUCKET": data_bucket.bucket_name,
+            "EVALUATION_PREFIX": PREFIX,
+            "EVALUATION_PROFILE": profile_name,
+            "EVALUATION_NAMESPACE": NAMESPACE,
+        },
+    )
+    for statement in (
+        iam.PolicyStatement(
+            sid="ListTheEvaluationFolder",
+            actions=["s3:ListBucket"],
+            resources=[data_bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{PREFIX}*"]}},
+        ),
+        iam.PolicyStatement(
+            sid="ReadAndWriteTheEvaluationFolder",
+            actions=["s3:GetObject", "s3:PutObject"],
+            resources=[data_bucket.arn_for_objects(f"{PREFIX}*")],
+        ),
+        key_through_s3(scope, encryption_key.key_arn, sid="UseThePlatformKeyThroughS3"),
+        iam.PolicyStatement(
+            sid="PutEvaluationMetrics",
+            actions=["cloudwatch:PutMetricData"],
+            resources=["*"],  # no resource type (Service Authorization Reference, CloudWatch)
+            conditions={"StringEquals": {"cloudwatch:namespace": NAMESPACE}},
+        ),
+    ):
+        function.role.add_to_policy(statement)
+    compliance.acknowledge(
+        function.role, NAMESPACED_METRICS, RUN_FOLDERS.on_resolved(data_bucket.arn_for_objects(f"{PREFIX}*"))
+    )
+    return function
+
+
+def job_creation_statements(scope: Construct, *, job_role: iam.IRole, tags: Mapping[str, str]) -> list:
+    """What a state machine needs to create evaluation jobs run by `job_role`. CreateEvaluationJob's
+    resource types are the models a job names (foundation-model, custom-model, prompt routers) or "*"
+    (Service Authorization Reference, Amazon Bedrock); the job's own ARN is not one, and an application
+    inference profile is not listed. The action is allowed on "*", held to the profile's tags
+    (aws:RequestTag, aws:TagKeys); the models themselves are invoked by the job role, which names each."""
+    statements = [
+        iam.PolicyStatement(
+            sid="CreateTheEvaluationJobs",
+            actions=["bedrock:CreateEvaluationJob"],
+            resources=["*"],
+            conditions=request_tags(tags),
+        ),
+        iam.PolicyStatement(
+            sid="PassTheJobRole",
+            actions=["iam:PassRole"],
+            resources=[job_role.role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "bedrock.amazonaws.com"}},
+        ),
+    ]
+    if tags:
+        statements.append(
+            iam.PolicyStatement(
+                sid="TagTheEvaluationJobs",
+                actions=["bedrock:TagResource"],
+                resources=[evaluation_jobs_arn(scope)],
+                conditions=request_tags(tags),
+            )
+        )
+    return statements
+
+
+def job_creation_acknowledgements(scope: Construct) -> list:
+    return [GENERATED_JOB_ARNS.on(nag_resource(scope, evaluation_jobs_arn(scope))), CREATE_ON_ANY_MODEL]
+
+
+def invoke_step(
+    scope: Construct, state_id: str, function: PythonFunction, payload: dict, result_path: str | None
+) -> tasks.LambdaInvoke:
+    """A step of the evaluation function: its answer at `result_path` (None: the answer is the state's
+    output), retried on Lambda's transient errors."""
+    task = tasks.LambdaInvoke(
+        scope,
+        state_id,
+        lambda_function=function.function,
+        payload=sfn.TaskInput.from_object(payload),
+        payload_response_only=True,
+        retry_on_service_exceptions=False,
+        result_path=result_path,
+    )
+    return retried(task, LAMBDA_TRANSIENT, interval=5, attempts=4)
+
+
+def judged_job(
+    scope: Construct, key: str, *, planned, request: dict, collect: sfn.IChainable, ended
+) -> sfn.IChainable:
+    """CreateEvaluationJob, then GetEvaluationJob every POLL_SECONDS while the job runs, then `collect`.
+    `ended(state_id, status)` makes the state a failure ends the branch in."""
+    # A custom state, not CallAwsService: that task adds its own statement for the action on
+    # iam_resources, unconditioned, and the role's CreateEvaluationJob is held to the profile's tags.
+    create = sfn.CustomState(
+        scope,
+        f"Create {key}",
+        state_json={
+            "Type": "Task",
+            "Comment": f"{planned.name}: {', '.join(planned.metrics)}",
+            "Resource": f"arn:{Aws.PARTITION}:states:::aws-sdk:bedrock:createEvaluationJob",
+            "Parameters": sfn.FieldUtils.render_object(sdk_parameters(request)),
+            "ResultSelector": {"arn.$": "$.JobArn"},
+            "ResultPath": "$.job",
+        },
+    )
+    retried(create, TRANSIENT["bedrock"])
+    # The account's concurrent evaluation jobs are a Bedrock quota: a run's jobs start together, and a
+    # job over the quota waits for others to end ("Resubmit your request later": Bedrock API
+    # reference, CreateEvaluationJob, ServiceQuotaExceededException).
+    retried(create, ["Bedrock.ServiceQuotaExceededException"], interval=QUOTA_RETRY_SECONDS, attempts=8)
+    create.add_catch(ended("NotCreated", "NotCreated"), errors=[sfn.Errors.ALL], result_path="$.error")
+    wait = sfn.Wait(scope, f"Wait {key}", time=sfn.WaitTime.duration(Duration.seconds(POLL_SECONDS)))
+    check = retried(
+        tasks.CallAwsService(
+            scope,
+            f"Check {key}",
+            service="bedrock",
+            action="getEvaluationJob",
+            iam_action="bedrock:GetEvaluationJob",
+            iam_resources=[evaluation_jobs_arn(scope)],
+            parameters={"JobIdentifier": sfn.JsonPath.string_at("$.job.arn")},
+            result_selector={
+                "status": sfn.JsonPath.string_at("$.Status"),
+                "job": sfn.JsonPath.string_at("$.JobArn"),
+                "response": sfn.JsonPath.entire_payload,
+            },
+            result_path="$.check",
+        ),
+        TRANSIENT["bedrock"],
+    )
+    check.add_catch(ended("Unchecked", "Unknown"), errors=[sfn.Errors.ALL], result_path="$.error")
+    poll = wait.next(check).next(
+        sfn.Choice(scope, f"Running {key}?")
+        .when(sfn.Condition.or_(*(sfn.Condition.string_equals("$.check.status", s) for s in RUNNING)), wait)
+        .otherwise(collect)
+    )
+    return create.next(poll)
 
 
 class ModelEvaluation(Construct):
@@ -213,15 +470,11 @@ class ModelEvaluation(Construct):
         super().__init__(scope, construct_id)
         if not jobs:
             raise ValueError("ModelEvaluation needs at least one job")
-        stack = Stack.of(self)
         self.profile_name = profile_name
         self.jobs = list(jobs)
         tags = dict(job_tags or {})
-        evaluation_jobs = stack.format_arn(service="bedrock", resource="evaluation-job", resource_name="*")
-        self.evaluation_jobs = evaluation_jobs
+        self.evaluation_jobs = evaluation_jobs_arn(self)
         datasets = self.datasets = data_bucket.arn_for_objects(f"{PREFIX}runs/*/dataset.jsonl")
-        outputs = data_bucket.arn_for_objects(f"{PREFIX}runs/*/output/*")
-        folder = data_bucket.arn_for_objects(f"{PREFIX}*")
 
         # --- what the jobs invoke -----------------------------------------------------------------
         # A traffic job's model is what its logged invocations name: Bedrock scores their answers and
@@ -259,46 +512,14 @@ class ModelEvaluation(Construct):
         self.guardrail_config = (Fn.select(1, Fn.split("/", rail.arn)), rail.version) if rail else None
 
         # --- the role Bedrock runs the jobs with ------------------------------------------------
-        self.service_role = iam.Role(
+        self.service_role = evaluation_job_role(
             self,
-            "JobRole",
             description=f"genai-stack {profile_name}: Bedrock evaluation jobs",
-            assumed_by=iam.ServicePrincipal(
-                "bedrock.amazonaws.com",
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": stack.account},
-                    "ArnLike": {"aws:SourceArn": evaluation_jobs},
-                },
-            ),
-            managed_policies=[access.policy],
+            data_bucket=data_bucket,
+            encryption_key=encryption_key,
+            access=access,
         )
-        # What AWS's service-role pages grant (Bedrock user guide, "Service role requirements for
-        # automatic model evaluation jobs" automatic-service-roles.html, judge-service-roles.html and
-        # rag-eval-service-roles.html): the dataset read, the output bucket's list, location and
-        # multipart calls, the output written; invoking the models (invoke_policy) and their inference
-        # profiles read. The bucket-level calls are on the data bucket as the pages show them, without a
-        # prefix condition: the pages do not say which prefix Bedrock lists with. The pages' example
-        # roles also allow batch inference (CreateModelInvocationJob, StopModelInvocationJob on
-        # model-invocation-job/*); no page says an evaluation job uses it, and those job ARNs cannot be
-        # held to tags, so it is not granted (docs/evaluation.md, "Permissions").
-        job_statements = [
-            iam.PolicyStatement(
-                sid="ReadTheDatasetsAndResults",
-                actions=["s3:GetObject"],
-                resources=[datasets, outputs],
-            ),
-            iam.PolicyStatement(
-                sid="WriteTheResults",
-                actions=["s3:PutObject", "s3:AbortMultipartUpload"],
-                resources=[outputs],
-            ),
-            iam.PolicyStatement(
-                sid="FindTheBucket",
-                actions=["s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads"],
-                resources=[data_bucket.bucket_arn],
-            ),
-            key_through_s3(self, encryption_key.key_arn, sid="UseThePlatformKeyThroughS3"),
-        ]
+        job_statements = []
         if inference_profile_arns:
             job_statements.append(
                 iam.PolicyStatement(
@@ -327,59 +548,22 @@ class ModelEvaluation(Construct):
             )
         for statement in job_statements:
             self.service_role.add_to_policy(statement)
-        compliance.acknowledge(
-            self.service_role,
-            RUN_FOLDERS.on_resolved(datasets),
-            RUN_FOLDERS.on_resolved(outputs),
-            *([RETRIEVE_AND_GENERATE] if generators else []),
-        )
+        if generators:
+            compliance.acknowledge(self.service_role, RETRIEVE_AND_GENERATE)
 
         # --- the function ---------------------------------------------------------------------
-        self.function = PythonFunction(
+        self.function = evaluation_function(
             self,
-            "Function",
-            package="evaluation",
-            # traffic.py reads the invocation logs with the drift monitor's parser.
-            with_packages=("drift_monitor",),
+            profile_name=profile_name,
             description=(
                 f"genai-stack {profile_name}: selects, samples, collects, reports and accepts evaluation runs"
             ),
+            data_bucket=data_bucket,
             encryption_key=encryption_key,
             log_retention_days=log_retention_days,
-            timeout_seconds=300,
-            memory_size=512,
-            environment={
-                "EVALUATION_BUCKET": data_bucket.bucket_name,
-                "EVALUATION_PREFIX": PREFIX,
-                "EVALUATION_PROFILE": profile_name,
-                "EVALUATION_NAMESPACE": NAMESPACE,
-            },
-        )
-        for statement in (
-            iam.PolicyStatement(
-                sid="ListTheEvaluationFolder",
-                actions=["s3:ListBucket"],
-                resources=[data_bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": [f"{PREFIX}*"]}},
-            ),
-            iam.PolicyStatement(
-                sid="ReadAndWriteTheEvaluationFolder",
-                actions=["s3:GetObject", "s3:PutObject"],
-                resources=[data_bucket.arn_for_objects(f"{PREFIX}*")],
-            ),
-            key_through_s3(self, encryption_key.key_arn, sid="UseThePlatformKeyThroughS3"),
-            iam.PolicyStatement(
-                sid="PutEvaluationMetrics",
-                actions=["cloudwatch:PutMetricData"],
-                resources=["*"],  # no resource type (Service Authorization Reference, CloudWatch)
-                conditions={"StringEquals": {"cloudwatch:namespace": NAMESPACE}},
-            ),
-        ):
-            self.function.role.add_to_policy(statement)
-        compliance.acknowledge(
-            self.function.role,
-            NAMESPACED_METRICS,
-            RUN_FOLDERS.on_resolved(folder),
+            # A traffic sample reads a week of logs and redacts each row with ApplyGuardrail: Lambda's
+            # longest run; traffic.py stops drawing before it ends.
+            timeout_seconds=900 if any(e.job.planned.kind == "traffic" for e in self.jobs) else 300,
         )
         self.traffic_guardrail = None
         if any(e.job.planned.kind == "traffic" for e in self.jobs):
@@ -479,18 +663,7 @@ class ModelEvaluation(Construct):
         # held to the profile's tags (aws:RequestTag, aws:TagKeys); the models themselves are invoked
         # by the job role, which names each.
         machine_statements = [
-            iam.PolicyStatement(
-                sid="CreateTheEvaluationJobs",
-                actions=["bedrock:CreateEvaluationJob"],
-                resources=["*"],
-                conditions=request_tags(tags),
-            ),
-            iam.PolicyStatement(
-                sid="PassTheJobRole",
-                actions=["iam:PassRole"],
-                resources=[self.service_role.role_arn],
-                conditions={"StringEquals": {"iam:PassedToService": "bedrock.amazonaws.com"}},
-            ),
+            *job_creation_statements(self, job_role=self.service_role, tags=tags),
             key_through_s3(self, encryption_key.key_arn, sid="EncryptTheDatasetCopies"),
         ]
         if self.assets:
@@ -503,22 +676,12 @@ class ModelEvaluation(Construct):
                     ),
                 )
             )
-        if tags:
-            machine_statements.append(
-                iam.PolicyStatement(
-                    sid="TagTheEvaluationJobs",
-                    actions=["bedrock:TagResource"],
-                    resources=[evaluation_jobs],
-                    conditions=request_tags(tags),
-                )
-            )
         for statement in machine_statements:
             self.state_machine.add_to_role_policy(statement)
         compliance.acknowledge(
             self.state_machine.role,
             STATE_MACHINE_DELIVERY_AND_TRACING,
-            GENERATED_JOB_ARNS.on(nag_resource(self, evaluation_jobs)),
-            CREATE_ON_ANY_MODEL,
+            *job_creation_acknowledgements(self),
             RUN_FOLDERS.on_resolved(datasets),
             compliance.LAMBDA_TASK_VERSIONS.on(
                 f"{nag_resource(self, self.function.function.function_arn)}:*"
@@ -552,7 +715,7 @@ class ModelEvaluation(Construct):
             event_pattern=events.EventPattern(
                 source=["aws.cloudformation"],
                 detail_type=["CloudFormation Stack Status Change"],
-                resources=[stack.stack_id],
+                resources=[Stack.of(self).stack_id],
                 detail={"status-details": {"status": ["CREATE_COMPLETE", "UPDATE_COMPLETE"]}},
             ),
             targets=[
@@ -611,18 +774,7 @@ class ModelEvaluation(Construct):
         compliance.acknowledge(role, READS_THE_LOGS.on_resolved(data_bucket.arn_for_objects(f"{logs}*")))
 
     def _invoke(self, state_id: str, payload: dict, result_path: str | None) -> tasks.LambdaInvoke:
-        """A step of the function: its answer at `result_path` (None: the answer is the state's output),
-        retried on Lambda's transient errors."""
-        task = tasks.LambdaInvoke(
-            self,
-            state_id,
-            lambda_function=self.function.function,
-            payload=sfn.TaskInput.from_object(payload),
-            payload_response_only=True,
-            retry_on_service_exceptions=False,
-            result_path=result_path,
-        )
-        return retried(task, LAMBDA_TRANSIENT, interval=5, attempts=4)
+        return invoke_step(self, state_id, self.function, payload, result_path)
 
     # ----------------------------------------------------------------------------------- a job
 
@@ -683,44 +835,6 @@ class ModelEvaluation(Construct):
         )
         if planned.judge is not None and planned.judge != judge:
             raise ValueError(f"{planned.name}: judged by {planned.judge}, not the profile's judge {judge}")
-        # A custom state, not CallAwsService: that task adds its own statement for the action on
-        # iam_resources, unconditioned, and the role's CreateEvaluationJob is held to the profile's tags.
-        create = sfn.CustomState(
-            self,
-            f"Create {key}",
-            state_json={
-                "Type": "Task",
-                "Comment": f"{planned.name}: {', '.join(planned.metrics)}",
-                "Resource": f"arn:{Aws.PARTITION}:states:::aws-sdk:bedrock:createEvaluationJob",
-                "Parameters": sfn.FieldUtils.render_object(sdk_parameters(request)),
-                "ResultSelector": {"arn.$": "$.JobArn"},
-                "ResultPath": "$.job",
-            },
-        )
-        retried(create, TRANSIENT["bedrock"])
-        create.add_catch(ended("NotCreated", "NotCreated"), errors=[sfn.Errors.ALL], result_path="$.error")
-        wait = sfn.Wait(self, f"Wait {key}", time=sfn.WaitTime.duration(Duration.seconds(POLL_SECONDS)))
-        check = retried(
-            tasks.CallAwsService(
-                self,
-                f"Check {key}",
-                service="bedrock",
-                action="getEvaluationJob",
-                iam_action="bedrock:GetEvaluationJob",
-                iam_resources=[
-                    Stack.of(self).format_arn(service="bedrock", resource="evaluation-job", resource_name="*")
-                ],
-                parameters={"JobIdentifier": sfn.JsonPath.string_at("$.job.arn")},
-                result_selector={
-                    "status": sfn.JsonPath.string_at("$.Status"),
-                    "job": sfn.JsonPath.string_at("$.JobArn"),
-                    "response": sfn.JsonPath.entire_payload,
-                },
-                result_path="$.check",
-            ),
-            TRANSIENT["bedrock"],
-        )
-        check.add_catch(ended("Unchecked", "Unknown"), errors=[sfn.Errors.ALL], result_path="$.error")
         collect = self._invoke(
             f"Collect {key}",
             {
@@ -734,17 +848,10 @@ class ModelEvaluation(Construct):
         collect.add_catch(
             ended("NotCollected", "NotCollected"), errors=[sfn.Errors.ALL], result_path="$.error"
         )
-        poll = wait.next(check).next(
-            sfn.Choice(self, f"Running {key}?")
-            .when(
-                sfn.Condition.or_(*(sfn.Condition.string_equals("$.check.status", s) for s in RUNNING)),
-                wait,
-            )
-            .otherwise(collect)
-        )
+        judged = judged_job(self, key, planned=planned, request=request, collect=collect, ended=ended)
         return (
             sfn.Choice(self, f"Selected {key}?")
-            .when(sfn.Condition.is_present(f"$.run.selected.{key}"), prepare(create.next(poll)))
+            .when(sfn.Condition.is_present(f"$.run.selected.{key}"), prepare(judged))
             .otherwise(sfn.Pass(self, f"Skip {key}", parameters={**summary, "status": "Skipped"}))
         )
 
@@ -798,7 +905,7 @@ class ModelEvaluation(Construct):
                     # The gateway invokes each target through its application inference profile, so
                     # its invocations are logged under that ARN; the evaluation jobs' own invocations of
                     # it (their role) are left out.
-                    "identifiers": [evaluated.model.arn],
+                    "identifiers": list(evaluated.logged_as or (evaluated.model.arn,)),
                     "excluded_roles": [self.service_role.role_name],
                     "label": traffic_source(job.planned),
                     "sample": job.planned.rows,
@@ -824,26 +931,10 @@ class ModelEvaluation(Construct):
 
     def metric(self, name: str, evaluation: str, statistic: str = "Maximum") -> cw.Metric:
         """A metric the function publishes per evaluation (lambdas/evaluation/runs.py)."""
-        return cw.Metric(
-            namespace=NAMESPACE,
-            metric_name=name,
-            dimensions_map={"Profile": self.profile_name, "Evaluation": evaluation},
-            statistic=statistic,
-            period=Duration.hours(1),
-        )
+        return evaluation_metric(self.profile_name, name, evaluation, statistic)
 
     def overall_scores(self) -> cw.MathExpression:
-        """Every job's overall mean of every metric (Category `all`), whatever the prompt
-        version: a SEARCH over the Score schema (CloudWatch user guide, "CloudWatch search expression
-        syntax": https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/search-expression-syntax.html)."""
-        schema = "{" + f"{NAMESPACE},Profile,Evaluation,Alias,Target,PromptVersion,Metric,Category" + "}"
-        query = f'{schema} MetricName="Score" Profile="{self.profile_name}" Category="all"'
-        return cw.MathExpression(
-            expression=f"SEARCH('{query}', 'Average', 3600)",
-            label="Score",
-            period=Duration.hours(1),
-            using_metrics={},
-        )
+        return overall_scores(self.profile_name)
 
     def _alarms(self, hub: MonitoringHub) -> None:
         self.alarms: list[cw.Alarm] = []

@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Mapping
 from pathlib import PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cw
@@ -45,6 +45,9 @@ from genai_stack.components.training_job_role import (
 )
 from genai_stack.config import TrainingPipeline as TrainingPipelineSettings
 
+if TYPE_CHECKING:  # the gate's construct imports the evaluation components, which need no pipeline
+    from genai_stack.components.candidate_evaluation import GateProps
+
 # SageMaker entity names (model package group, training job): [a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}.
 SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 JOB_PREFIX_MAX = 30  # + "-" + 32 hex digits (MD5) = at most 63 characters
@@ -63,6 +66,7 @@ TRAINING_RETRY_ERRORS = [
 ]
 REGISTER_RETRY_ERRORS = ["SageMaker.ThrottlingException", "SageMaker.SageMakerException"]
 CONTENT_TYPES = ["application/json"]
+GATE_HOURS = 12  # a gate's batch transform (the container's start and the set) and its judge job
 
 PIPELINE_TRAINING_JOBS = Acknowledgement(
     finding="AwsSolutions-IAM5",
@@ -78,6 +82,16 @@ PIPELINE_MODEL_VERSIONS = Acknowledgement(
         "(model-package/<group>/<n>) are numbered by SageMaker."
     ),
 )
+
+
+def sync_rule_statement(scope: Construct, sid: str, rule: str) -> iam.PolicyStatement:
+    """How Step Functions waits for a .sync SageMaker job (Step Functions developer guide, "IAM
+    policies for calling SageMaker AI"): the managed rule `rule` it creates in the account."""
+    return iam.PolicyStatement(
+        sid=sid,
+        actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+        resources=[Stack.of(scope).format_arn(service="events", resource="rule", resource_name=rule)],
+    )
 
 
 def job_name_prefix(pipeline_name: str) -> str:
@@ -164,7 +178,10 @@ class TrainingPipeline(Construct):
         log_retention_days: int,
         inference_image_uri: str | None = None,
         tags: Mapping[str, str] | None = None,
+        gate: GateProps | None = None,
     ) -> None:
+        """`gate`: the pipeline's evaluation gate (components/candidate_evaluation.py), judged between
+        the metric check and the registration."""
         super().__init__(scope, construct_id)
         # Put on every training job; the role creates jobs only with them and stops only jobs with one.
         self.tags = dict(tags or {})
@@ -288,7 +305,9 @@ class TrainingPipeline(Construct):
                     "SupportedContentTypes": CONTENT_TYPES,
                     "SupportedResponseMIMETypes": CONTENT_TYPES,
                 },
-                "CustomerMetadataProperties": sfn.JsonPath.object_at("$.evaluation.customer_metadata"),
+                "CustomerMetadataProperties": sfn.JsonPath.object_at(
+                    "$.metadata.merged" if gate else "$.evaluation.customer_metadata"
+                ),
             },
             result_selector={"ModelPackageArn": sfn.JsonPath.string_at("$.ModelPackageArn")},
             result_path="$.registration",
@@ -305,12 +324,28 @@ class TrainingPipeline(Construct):
             error="EvaluationFailed",
             cause_path="$.evaluation.reason",
         )
+        self.gate = None
+        passed = register
+        if gate is not None:
+            from genai_stack.components.candidate_evaluation import CandidateEvaluation
+
+            self.gate = CandidateEvaluation(
+                self,
+                "Gate",
+                props=gate,
+                name_prefix=job_name_prefix(pipeline_name),
+                data_bucket=data_bucket,
+                encryption_key=encryption_key,
+                log_retention_days=log_retention_days,
+                tags=self.tags,
+            )
+            passed = self.gate.chain(register=register, failed=failed, catch=catch)
         definition = (
             name_the_job.next(train)
             .next(evaluate)
             .next(
                 sfn.Choice(self, "Passed?")
-                .when(sfn.Condition.boolean_equals("$.evaluation.passed", True), register)
+                .when(sfn.Condition.boolean_equals("$.evaluation.passed", True), passed)
                 .otherwise(evaluation_failed)
             )
         )
@@ -330,8 +365,9 @@ class TrainingPipeline(Construct):
                 destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False
             ),
             tracing_enabled=True,
-            # The longest the job may run (or wait for spot capacity) plus an hour for the rest.
-            timeout=Duration.minutes(round(longest * 60) + 60),
+            # The longest the job may run (or wait for spot capacity) plus an hour for the rest, and
+            # GATE_HOURS for a gate's transform and judge job.
+            timeout=Duration.minutes(round(longest * 60) + 60 + (GATE_HOURS * 60 if gate else 0)),
         )
         self.state_machine.node.add_dependency(self.model_package_group)
         sm_role = self.state_machine.role
@@ -344,24 +380,16 @@ class TrainingPipeline(Construct):
                 resources=[role.role_arn],
                 conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
             ),
-            # How Step Functions waits for a .sync training job (Step Functions developer guide,
-            # "IAM policies for calling SageMaker AI": the managed rule it creates in the account).
-            iam.PolicyStatement(
-                sid="WatchTheTrainingJobs",
-                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
-                resources=[
-                    stack.format_arn(
-                        service="events",
-                        resource="rule",
-                        resource_name="StepFunctionsGetEventsForSageMakerTrainingJobsRule",
-                    )
-                ],
+            sync_rule_statement(
+                self, "WatchTheTrainingJobs", "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
             ),
         ):
             sm_role.add_to_principal_policy(statement)
         function_arn = self.evaluation.function.function_arn
+        gate_acknowledgements = self.gate.grant(sm_role, encryption_key) if self.gate else []
         compliance.acknowledge(
             sm_role,
+            *gate_acknowledgements,
             STATE_MACHINE_DELIVERY_AND_TRACING,
             PIPELINE_TRAINING_JOBS.on(
                 nag_resource(self, sagemaker_arn(stack, "training-job", f"{prefix}-*"))
@@ -521,5 +549,6 @@ class TrainingPipeline(Construct):
                     left=[self.state_machine.metric_time(period=period, statistic="Maximum")],
                     width=12,
                 ),
+                *(self.gate.widgets() if self.gate else []),
             ],
         )

@@ -41,7 +41,7 @@ class PlannedJob:
     """One evaluation job of a run."""
 
     name: str  # the evaluation's name, and the model for a model evaluation
-    kind: Literal["model", "knowledge_base", "traffic"]
+    kind: Literal["model", "knowledge_base", "traffic", "gate"]
     evaluation: str
     target: str  # the evaluated model, or the knowledge base (and its generator)
     set: str
@@ -234,6 +234,7 @@ def plan(profile: Profile) -> Plan:
             )
         )
     result.jobs += _traffic_jobs(profile, judge_price)
+    result.jobs += [gate.planned for gate in gate_jobs(profile).values()]
     for template in bedrock.prompts:
         result.prompt_checks += lint_template(template.name, template.text)
     return result
@@ -316,10 +317,13 @@ def lint_template(name: str, text: str) -> list[str]:
 
 def triggered(base: Plan, current: Plan) -> list[str]:
     """The jobs of `current` whose inputs differ from `base`'s (or that `base` does not have). Traffic
-    jobs are never among them: they run on the schedule, and a deployment changes no logged call."""
+    jobs are never among them: they run on the schedule, and a deployment changes no logged call; nor
+    are training gates, which run with their pipeline."""
     before = {job.name: job.depends_on for job in base.jobs}
     return [
-        job.name for job in current.jobs if job.kind != "traffic" and before.get(job.name) != job.depends_on
+        job.name
+        for job in current.jobs
+        if job.kind not in ("traffic", "gate") and before.get(job.name) != job.depends_on
     ]
 
 
@@ -414,7 +418,7 @@ def create_request(
     if job.kind == "model":
         request["inferenceConfig"] = {"models": [{"bedrockModel": {"modelIdentifier": model or job.target}}]}
         return request
-    if job.kind == "traffic":
+    if job.kind in ("traffic", "gate"):
         # Bedrock scores the responses in the dataset ("Prepare a dataset for an evaluation job using
         # your own inference response data", Bedrock user guide); every row's modelIdentifier is this
         # inferenceSourceIdentifier (traffic_source).
@@ -450,7 +454,7 @@ def create_request(
 
 
 def traffic_source(job: PlannedJob) -> str:
-    """The label of a traffic job's responses (EvaluationPrecomputedInferenceSource's
+    """The label of a traffic or gate job's responses (EvaluationPrecomputedInferenceSource's
     inferenceSourceIdentifier: [a-zA-Z0-9]([a-zA-Z0-9._-]){0,255})."""
     return re.sub(r"[^a-zA-Z0-9._-]", "-", f"{job.alias}.{job.target}")[:256]
 
@@ -501,6 +505,8 @@ def run_jobs(profile: Profile) -> list[RunJob]:
     prompts = {p.name: p for p in profile.bedrock.prompts}
     result = []
     for job in plan(profile).jobs:
+        if job.kind == "gate":  # run by its training pipeline (gate_jobs)
+            continue
         if job.kind == "traffic":  # sampled from the invocation logs at run time
             dataset = ""
         else:
@@ -516,3 +522,88 @@ def run_jobs(profile: Profile) -> list[RunJob]:
     if len(keys) != len(set(keys)):  # pragma: no cover - a digest of 6 hex digits of distinct names
         raise ValueError(f"evaluation job keys collide: {keys}")
     return result
+
+
+# ---------------------------------------------------------------------------------------------------
+# Training gates (stacks/components/candidate_evaluation.py): a pipeline's candidate answers a set in a
+# SageMaker batch transform, and a judge job scores the answers before the model is registered.
+
+GATE_ALIAS = "candidate"
+
+
+@dataclass(frozen=True)
+class GateJob:
+    """One pipeline's gate. `requests`: the batch transform's input (JSONL), one chat request a row in
+    the messages format of the LMI and TGI containers, the row's reference and category beside it
+    under `genai_stack` (the transform's InputFilter sends the container only the request, and its
+    JoinSource keeps the whole line with the answer); `thresholds`: Bedrock metric name (without
+    `Builtin.`) -> the least score that passes, or the most for LOWER_IS_BETTER metrics."""
+
+    pipeline: str
+    key: str
+    planned: PlannedJob
+    requests: str
+    thresholds: dict[str, float]
+    tolerance: float
+
+
+def gate_jobs(profile: Profile) -> dict[str, GateJob]:
+    """Each training pipeline's gate, by pipeline name."""
+    evaluation, training = profile.evaluation, profile.training
+    if evaluation is None or training is None:
+        return {}
+    judge_price = _price(evaluation.judge)
+    gates = {}
+    for pipeline in training.pipelines:
+        gate = pipeline.evaluation_gate
+        if gate is None:
+            continue
+        rows = evaluation.set_named(gate.set).rows
+        metrics = tuple(JUDGED[m].builtin for m in gate.judge_metrics)
+        judge_in = len(metrics) * sum(
+            estimated_tokens(r.prompt or "", r.reference or "") + gate.max_tokens + JUDGE_INSTRUCTIONS_TOKENS
+            for r in rows
+        )
+        judge_out = len(metrics) * len(rows) * JUDGE_OUTPUT_TOKENS
+        from genai_stack.lambdas.evaluation.results import bedrock_category
+
+        lines = []
+        for row in rows:
+            request = {
+                "messages": [{"role": "user", "content": row.prompt}],
+                "max_tokens": gate.max_tokens,
+                "temperature": 0,
+                "genai_stack": {
+                    "reference": row.reference,
+                    "category": bedrock_category(row.category, row.language),
+                },
+            }
+            lines.append(json.dumps(request, ensure_ascii=False) + "\n")
+        planned = PlannedJob(
+            name=f"gate/{pipeline.name}",
+            kind="gate",
+            evaluation=f"gate-{pipeline.name}",
+            target=pipeline.name,
+            set=gate.set,
+            rows=len(rows),
+            metrics=metrics,
+            judge=evaluation.judge,
+            depends_on={"gate": _digest(gate.model_dump()), "judge": evaluation.judge},
+            input_tokens=0,
+            output_tokens=len(rows) * gate.max_tokens,
+            judge_input_tokens=judge_in,
+            judge_output_tokens=judge_out,
+            usd=round(_usd(judge_price, judge_in, judge_out), 4),
+            notes=("per candidate; not counted: the batch transform's instance time",),
+            alias=GATE_ALIAS,
+            task=JUDGE_TASK_TYPE,
+        )
+        gates[pipeline.name] = GateJob(
+            pipeline=pipeline.name,
+            key=job_key(planned.name),
+            planned=planned,
+            requests="".join(lines),
+            thresholds={JUDGED[m].builtin.removeprefix("Builtin."): v for m, v in gate.thresholds.items()},
+            tolerance=evaluation.tolerance,
+        )
+    return gates

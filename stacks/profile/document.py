@@ -24,7 +24,7 @@ from genai_stack.profile.bedrock import Bedrock, bedrock_catalog_problems
 from genai_stack.profile.budget import Budget, CostAllocation, Notifications
 from genai_stack.profile.common import RESERVED_TAG_KEYS, ProfileError, TagKey, TagValue, _Strict, located
 from genai_stack.profile.errors import _describe
-from genai_stack.profile.evaluation import Evaluation, evaluation_problems
+from genai_stack.profile.evaluation import Evaluation, evaluation_problems, gate_problems
 from genai_stack.profile.foundation import Foundation
 from genai_stack.profile.gateway import Gateway, gateway_problems
 from genai_stack.profile.hosting import Hosting
@@ -172,6 +172,12 @@ class Profile(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _gates_have_an_evaluation(self) -> Profile:
+        if problems := gate_problems(self.training, self.evaluation):
+            raise ValueError("\n".join(problems))
+        return self
+
+    @model_validator(mode="after")
     def _zones_in_region(self) -> Profile:
         """A VPC's zones (network.availability_zones, existing_availability_zones) are the region's."""
         networks = {
@@ -258,7 +264,9 @@ class Profile(_Strict):
         given = (info.context or {}).get("given", set())
         if any(section in given and section not in info.data for section in ("bedrock", "gateway")):
             return evaluation  # the section's own errors are reported first
-        problems = evaluation_problems(evaluation, info.data.get("bedrock"), info.data.get("gateway"))
+        problems = evaluation_problems(
+            evaluation, info.data.get("bedrock"), info.data.get("gateway"), info.data.get("training")
+        )
         if problems:
             raise ValueError("\n".join(problems))
         return evaluation

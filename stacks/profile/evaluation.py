@@ -289,6 +289,54 @@ class TrafficEvaluation(_Strict):
         return self
 
 
+# Judge scores where more is worse (lambdas/evaluation/results.py LOWER_IS_BETTER): a gate's threshold
+# for them is a ceiling.
+LOWER_IS_BETTER_JUDGED = frozenset({"harmfulness", "stereotyping", "refusal"})
+
+
+class EvaluationGate(_Strict):
+    """A training pipeline's candidate, judged before it is registered: the candidate answers a set's
+    prompts in a SageMaker batch transform (the serving container of the pipeline's first deploy_to
+    endpoint), Bedrock's judge scores the answers, and the model is registered only when every score
+    meets its threshold and none fell beyond the tolerance below the accepted run's."""
+
+    set: Slug = Field(
+        description="A set of evaluation.sets whose rows give a prompt (not template variables)"
+    )
+    judge_metrics: list[str] = Field(
+        min_length=1, description=f"Scored by evaluation.judge: {', '.join(JUDGED)}"
+    )
+    thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="metric -> the least score that passes (harmfulness, stereotyping, refusal: the most)",
+    )
+    max_tokens: int = Field(default=512, ge=1, le=8192, description="the candidate's answer length")
+    instance_type: str | None = Field(
+        default=None,
+        pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$",
+        description="the batch transform's instance (default: the first deploy_to endpoint's)",
+    )
+
+    @model_validator(mode="after")
+    def _metrics(self) -> EvaluationGate:
+        problems = []
+        unknown = [m for m in self.judge_metrics if m not in JUDGED]
+        if unknown:
+            problems.append(
+                located(
+                    "judge_metrics", f"{', '.join(unknown)}: not a judge metric; allowed: {', '.join(JUDGED)}"
+                )
+            )
+        for metric, value in self.thresholds.items():
+            if metric not in self.judge_metrics:
+                problems.append(located(f"thresholds.{metric}", "is not one of judge_metrics"))
+            elif not 0 <= value <= 1:
+                problems.append(located(f"thresholds.{metric}", f"{value} is not a score (0 to 1)"))
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
 class Evaluation(_Strict):
     """Evaluations as code (docs/evaluation.md): sets, what runs on them, when, and how much a score
     may fall before it alarms."""
@@ -320,10 +368,6 @@ class Evaluation(_Strict):
                 located(field_name, f"{n!r} is also another evaluation's name") for n in sorted(names & taken)
             ]
             taken |= names
-        if not self.models and not self.knowledge_bases:
-            problems.append(
-                located("models", "and knowledge_bases are both empty: nothing would be evaluated")
-            )
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -332,14 +376,23 @@ class Evaluation(_Strict):
         return next((s for s in self.sets if s.name == name), None)
 
 
-def evaluation_problems(evaluation: Evaluation, bedrock, gateway) -> list[str]:
+def evaluation_problems(evaluation: Evaluation, bedrock, gateway, training=None) -> list[str]:
     """The evaluations against the rest of the profile: the judge and generators are models the
     profile lists, sets, aliases, prompts and knowledge bases exist, the rows carry what the metrics
-    and templates need."""
+    and templates need; something is evaluated (an evaluation, or a training pipeline's gate)."""
     if bedrock is None:
         return ["needs the bedrock section: evaluations run on Amazon Bedrock"]
     listed = set(bedrock.models) | set(bedrock.inference_profiles)
     problems = []
+    gates = [p for p in (training.pipelines if training else ()) if p.evaluation_gate is not None]
+    if not (evaluation.models or evaluation.knowledge_bases or evaluation.traffic or gates):
+        problems.append(
+            located(
+                "models",
+                "knowledge_bases and traffic are empty and no training pipeline has an evaluation_gate: "
+                "nothing would be evaluated",
+            )
+        )
     if evaluation.judge not in listed:
         problems.append(
             located("judge", f"{evaluation.judge!r} is not listed under bedrock.models or inference_profiles")
@@ -384,6 +437,44 @@ def evaluation_problems(evaluation: Evaluation, bedrock, gateway) -> list[str]:
         needed = [m for m in job.metrics if table[m].needs_reference]
         problems += _row_problems(rows, where, needed, None, None)
     problems += _traffic_problems(evaluation, bedrock)
+    return problems
+
+
+def gate_problems(training, evaluation: Evaluation | None) -> list[str]:
+    """A pipeline's evaluation_gate needs the evaluation section (its judge and sets) and an endpoint
+    to take the serving container from."""
+    problems = []
+    for index, pipeline in enumerate(training.pipelines if training else ()):
+        if pipeline.evaluation_gate is None:
+            continue
+        where = f"training.pipelines[{index}].evaluation_gate"
+        if evaluation is None:
+            problems.append(located(where, "needs the evaluation section: its judge scores the candidate"))
+        else:
+            found = evaluation.set_named(pipeline.evaluation_gate.set)
+            if found is None:
+                known = ", ".join(s.name for s in evaluation.sets)
+                problems.append(
+                    located(
+                        f"{where}.set",
+                        f"{pipeline.evaluation_gate.set!r} is not a name of evaluation.sets ({known})",
+                    )
+                )
+            for row_index, row in enumerate(found.rows if found else ()):
+                if row.prompt is None:
+                    problems.append(
+                        located(
+                            where,
+                            f"{found.where(row_index)} (set {found.name!r}) gives variables: the candidate "
+                            "answers each row's prompt as written",
+                        )
+                    )
+        if not pipeline.deploy_to:
+            problems.append(
+                located(
+                    where, "needs deploy_to: the candidate answers in the first endpoint's serving container"
+                )
+            )
     return problems
 
 

@@ -20,6 +20,7 @@ from genai_stack.catalog import (
     training_instances,
 )
 from genai_stack.profile.common import _SCHEDULE, _SLUG_SCHEMA, Slug, _Strict, located
+from genai_stack.profile.evaluation import EvaluationGate
 from genai_stack.profile.inference import Inference
 
 # --------------------------------------------------------------------------------------------------
@@ -98,6 +99,9 @@ class TrainingPipeline(_Strict):
             }
         ),
     ] = ()
+    evaluation_gate: EvaluationGate | None = Field(
+        default=None, description="judge the candidate on a set before it is registered (docs/evaluation.md)"
+    )
 
     @model_validator(mode="after")
     def _checks(self) -> TrainingPipeline:

@@ -38,6 +38,14 @@ def test_every_built_in_profile_has_a_plan(name):
         assert document["jobs"] == []
         return
     names = [job["name"] for job in document["jobs"]]
+    if name == "custom-model":  # its evaluation section serves the training gate only
+        assert names == ["gate/support-tuning"]
+        (gate,) = document["jobs"]
+        assert gate["kind"] == "gate"
+        assert gate["rows"] == 8
+        assert gate["input_tokens"] == 0  # the candidate answers in the transform; the judge is billed
+        assert gate["usd"] > 0
+        return
     # copywriter's two Bedrock targets are two jobs (an automated job takes one model), for the set and
     # for its logged traffic; each knowledge-base evaluation is one.
     assert names == [

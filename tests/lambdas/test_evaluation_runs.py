@@ -6,21 +6,19 @@ job writes them (`<output>/<job name>/<job id>/...`)."""
 from __future__ import annotations
 
 import gzip
-import importlib
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from botocore.validate import validate_parameters
 
-from tests.support.moto_server import moto_client, moto_server, reset_moto
+from tests.lambdas.evaluation_handler import NAMESPACE, REGION, Context, call, client, load_handler
+from tests.support.moto_server import moto_server
 from tests.support.stubs import offline_client
 
-REGION = "us-east-1"
 BUCKET = "managed-api-data-123456789012"
-NAMESPACE = "GenAiStack/Evaluation"
+
 SAMPLES = Path(__file__).resolve().parents[1] / "evaluation" / "samples"
 JOBS = [{"key": "copy_quality_ab12cd", "digest": "d1"}, {"key": "facts_rag_ef34ab", "digest": "d2"}]
 EXECUTION = "0f8fad5b-d9cb-469f-a165-70867728950e"
@@ -33,38 +31,9 @@ def endpoint():
         yield url
 
 
-def client(service: str, endpoint: str) -> Any:
-    return moto_client(service, endpoint, REGION)
-
-
 @pytest.fixture
 def handler(endpoint, monkeypatch):
-    reset_moto(endpoint)
-    client("s3", endpoint).create_bucket(Bucket=BUCKET)
-    for name, value in {
-        "EVALUATION_BUCKET": BUCKET,
-        "EVALUATION_PREFIX": "evaluation/",
-        "EVALUATION_PROFILE": "managed-api",
-        "EVALUATION_NAMESPACE": NAMESPACE,
-        "POWERTOOLS_SERVICE_NAME": "managed-api-evaluation",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    module = importlib.reload(importlib.import_module("lambdas.evaluation.handler"))
-    monkeypatch.setattr(module, "s3", lambda: client("s3", endpoint))
-    monkeypatch.setattr(module, "cloudwatch", lambda: client("cloudwatch", endpoint))
-    return module
-
-
-class Context:
-    function_name = "evaluation"
-    memory_limit_in_mb = 512
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:evaluation"
-    aws_request_id = "req-1"
-
-
-def call(handler, event: dict) -> Any:
-    return handler.on_event(event, Context())
+    return load_handler(endpoint, monkeypatch, bucket=BUCKET, profile="managed-api")
 
 
 def select(handler, reason: str, digests: dict | None = None, execution: str = EXECUTION) -> dict:
@@ -286,15 +255,25 @@ GATEWAY = f"arn:aws:sts::{ACCOUNT}:assumed-role/managed-api-Orchestration-Gatewa
 CARD = "4111 1111 1111 1111"
 
 
+RUN_HOUR = datetime(2026, 12, 6, 3, tzinfo=UTC)  # the hour STARTED is in: the window ends there
+
+
 def log_record(
-    prompt: str, answer: str, *, model: str = TARGET, who: str = GATEWAY, stop: str = "end_turn"
+    prompt: str,
+    answer: str,
+    *,
+    model: str = TARGET,
+    who: str = GATEWAY,
+    stop: str = "end_turn",
+    hours_ago: int = 2,
+    system: str = "You write bank marketing copy.",
 ) -> dict:
     """A Converse record as Bedrock's model invocation logging writes it (Bedrock user guide, "Monitor
     model invocation using CloudWatch Logs and Amazon S3")."""
     return {
         "schemaType": "ModelInvocationLog",
         "schemaVersion": "1.0",
-        "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "timestamp": (RUN_HOUR - timedelta(hours=hours_ago, minutes=-5)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "accountId": ACCOUNT,
         "identity": {"arn": who},
         "region": REGION,
@@ -304,7 +283,7 @@ def log_record(
         "input": {
             "inputContentType": "application/json",
             "inputBodyJson": {
-                "system": [{"text": "You write bank marketing copy."}],
+                "system": [{"text": system}],
                 "messages": [{"role": "user", "content": [{"text": prompt}]}],
             },
         },
@@ -350,18 +329,15 @@ class Guardrail:
 
 
 @pytest.fixture
-def traffic(handler, endpoint, monkeypatch):
-    monkeypatch.setenv("EVALUATION_LOGS_PREFIX", LOGS)
-    module = importlib.reload(handler)
-    monkeypatch.setattr(module, "s3", lambda: client("s3", endpoint))
-    monkeypatch.setattr(module, "cloudwatch", lambda: client("cloudwatch", endpoint))
+def traffic(endpoint, monkeypatch):
+    module = load_handler(endpoint, monkeypatch, bucket=BUCKET, profile="managed-api", logs_prefix=LOGS)
     guardrail = Guardrail()
     monkeypatch.setattr(module, "bedrock_runtime", lambda: guardrail)
     return module, guardrail
 
 
 def put_logs(s3, hours_ago: int, records: list[dict]) -> None:
-    hour = datetime.now(UTC) - timedelta(hours=hours_ago)
+    hour = RUN_HOUR - timedelta(hours=hours_ago)
     body = gzip.compress("".join(json.dumps(r) + "\n" for r in records).encode())
     s3.put_object(Bucket=BUCKET, Key=f"{LOGS}{hour:%Y/%m/%d/%H}/{ACCOUNT}_{hours_ago}.json.gz", Body=body)
 
@@ -408,7 +384,9 @@ def test_a_traffic_sample_is_the_target_s_logged_answers_redacted_before_anythin
             log_record("Blocked by the model's guardrail.", "Sorry.", stop="guardrail_intervened"),
         ],
     )
-    put_logs(s3, 24 * 8, [log_record("Too old to sample.", "Outside the window.")])
+    put_logs(s3, 24 * 8, [log_record("Too old to sample.", "Outside the window.", hours_ago=24 * 8)])
+    # The hour the run started in is still being written: a retried step must read what the first read.
+    put_logs(s3, 0, [log_record("Logged during the run.", "Not in the window.", hours_ago=0)])
     run = select(module, "schedule")
     counts = call(module, sample_event(run))
     assert (
@@ -423,7 +401,11 @@ def test_a_traffic_sample_is_the_target_s_logged_answers_redacted_before_anythin
     text = json.dumps(lines)
     assert CARD not in text
     assert "jane.doe@example.com" not in text
-    assert "Reply to {EMAIL} about the card offer." in [line["prompt"] for line in lines]
+    # The judge reads the model's instructions with what was asked (following_instructions).
+    assert "You write bank marketing copy.\n\nReply to {EMAIL} about the card offer." in [
+        line["prompt"] for line in lines
+    ]
+    assert "during the run" not in text
     assert all(
         line["modelResponses"]
         == [
@@ -497,3 +479,38 @@ def test_a_deployment_never_selects_a_traffic_job(handler):
         "facts_rag_ef34ab",
     ]
     assert "copy_traffic_aa11bb" in call(handler, {**event, "reason": "schedule"})["keys"]
+
+
+def test_a_sample_stops_in_time_and_writes_what_it_redacted(traffic, endpoint):
+    module, guardrail = traffic
+    s3 = client("s3", endpoint)
+    put_logs(s3, 1, [log_record(f"Prompt {n}", f"Answer {n}") for n in range(30)])
+    run = select(module, "schedule")
+    context = Context()
+    context.remaining_ms = 200_000  # under the reading reserve: nothing is read
+    counts = call(module, sample_event(run), context)
+    assert counts["cut"] is True
+    assert counts["rows"] == 0
+    assert guardrail.calls == []
+
+
+def test_pii_the_guardrail_detected_but_did_not_mask_is_never_written(traffic, endpoint, monkeypatch):
+    module, guardrail = traffic
+
+    def detect_only(**request):
+        validate_parameters(request, guardrail.model.input_shape)
+        # A detect-mode entity, reported without `detected` (botocore's model leaves it optional).
+        pii = [{"match": "Jane", "type": "NAME", "action": "NONE"}]
+        return {
+            "action": "NONE",
+            "outputs": [],
+            "assessments": [{"sensitiveInformationPolicy": {"piiEntities": pii}}],
+        }
+
+    monkeypatch.setattr(guardrail, "apply_guardrail", detect_only)
+    s3 = client("s3", endpoint)
+    put_logs(s3, 1, [log_record(f"Write to Jane about offer {n}", f"Dear Jane ({n})") for n in range(12)])
+    run = select(module, "schedule")
+    counts = call(module, sample_event(run))
+    assert counts["unmasked"] == 12
+    assert counts["rows"] == 0

@@ -239,7 +239,7 @@ def exercise_evaluation(module: Any, function: Function, deployment: Deployment)
     from pathlib import Path
 
     from genai_stack.config import load_profile
-    from genai_stack.planning.evaluation import run_jobs
+    from genai_stack.planning.evaluation import gate_jobs, run_jobs
     from tests.access.rows.service_resources import resources
     from tests.access.rows.state_machine_roles import all_states
 
@@ -248,7 +248,13 @@ def exercise_evaluation(module: Any, function: Function, deployment: Deployment)
         .read_text()
         .splitlines()[0]
     )
-    datasets = {job.key: job.dataset for job in run_jobs(load_profile(deployment.profile))}
+    profile = load_profile(deployment.profile)
+    datasets = {job.key: job.dataset for job in run_jobs(profile)}
+    for gate in gate_jobs(profile).values():  # a gate's rows carry their category beside the request
+        datasets[gate.key] = "".join(
+            json.dumps({"category": json.loads(line)["genai_stack"]["category"]}) + "\n"
+            for line in gate.requests.splitlines()
+        )
     cloudwatch = RecordingCloudWatch()
     run = {"id": "20261206T030001Z-0123456789ab", "digests": {}}
     for machine in resources(deployment, "AWS::StepFunctions::StateMachine"):

@@ -184,7 +184,9 @@ def test_apply_guardrail_names_the_guardrail_and_its_profile_in_every_destinatio
 # The one role that invokes generation models without the guardrail: Bedrock's evaluation jobs, which
 # cannot take one for a model's inference (CreateEvaluationJob has no guardrail field but a RAG job's),
 # on the profile's own evaluation sets (stacks/components/model_evaluation.py, docs/evaluation.md).
-UNGUARDED_BY_DESIGN = "/EvaluationAccessPolicy"
+# The model access of the roles Bedrock runs evaluation jobs with (the evaluation runs' and each training
+# gate's): an evaluation job takes no guardrail for the models it invokes (model_evaluation.py).
+UNGUARDED_BY_DESIGN = re.compile(r"/(Evaluation|Pipeline[A-Za-z0-9]+Gate)AccessPolicy")
 
 
 def test_every_role_that_may_invoke_a_generation_model_carries_the_guardrail_condition(synthesized):
@@ -199,7 +201,7 @@ def test_every_role_that_may_invoke_a_generation_model_carries_the_guardrail_con
             if statement["Effect"] != "Allow" or not actions & set(INVOKE_ACTIONS):
                 continue
             if any(is_generation_resource(r) for r in as_list(statement["Resource"])):
-                if UNGUARDED_BY_DESIGN in where:
+                if UNGUARDED_BY_DESIGN.search(where):
                     exempted += 1
                     continue
                 assert GUARDED in statement.get("Condition", {}).get("StringEquals", {}), where
@@ -208,20 +210,31 @@ def test_every_role_that_may_invoke_a_generation_model_carries_the_guardrail_con
     assert exempted, "the exemption is still needed (managed-api evaluates models)"
 
 
-def test_only_the_evaluation_job_role_gets_the_unguarded_evaluation_access(synthesized):
-    bedrock = synthesized.template(PROFILE, "Bedrock")["Resources"]
+@pytest.mark.parametrize(
+    ("profile", "stack", "holder"),
+    [
+        (PROFILE, "Bedrock", "EvaluationJobRole"),
+        ("custom-model", "Training", "PipelinesupporttuningGateJobRole"),
+    ],
+)
+def test_only_an_evaluation_job_role_gets_the_unguarded_evaluation_access(
+    synthesized, profile, stack, holder
+):
+    resources = synthesized.template(profile, stack)["Resources"]
     (policy_id,) = [
-        i for i, r in bedrock.items() if r["Type"] == "AWS::IAM::ManagedPolicy" and "EvaluationAccess" in i
+        i
+        for i, r in resources.items()
+        if r["Type"] == "AWS::IAM::ManagedPolicy" and UNGUARDED_BY_DESIGN.search(f"/{i}")
     ]
     holders = [
         i
-        for i, r in bedrock.items()
+        for i, r in resources.items()
         if r["Type"] == "AWS::IAM::Role"
         and {"Ref": policy_id} in r["Properties"].get("ManagedPolicyArns", [])
     ]
     assert len(holders) == 1
-    assert holders[0].startswith("EvaluationJobRole")
-    trust = bedrock[holders[0]]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert holders[0].startswith(holder)
+    trust = resources[holders[0]]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert [s["Principal"] for s in trust] == [{"Service": "bedrock.amazonaws.com"}]
 
 

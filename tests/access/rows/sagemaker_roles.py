@@ -23,6 +23,9 @@ https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html
   asynchronous inference reads the request's input object and writes S3OutputPath / S3FailurePath
   with the execution role ("Create an asynchronous inference endpoint", prerequisites:
   https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference-create-endpoint-prerequisites.html).
+- A batch transform (a training gate's candidate, with the endpoint's role) reads its input and
+  writes its output with the model's execution role, and logs to /aws/sagemaker/TransformJobs
+  (sagemaker-roles, "CreateTransformJob API: Execution Role Permissions").
 - An endpoint config KmsKeyId encrypts the instance's storage volume: the grant SageMaker creates for
   the volume is for an AWS resource (kms:GrantIsForAWSResource; AWS KMS developer guide, condition
   keys: https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-grant-is-for-aws-resource).
@@ -42,7 +45,7 @@ from tests.access.rows.service_resources import (
     s3_uri,
     write_log_rows,
 )
-from tests.access.rows.state_machine_roles import training_job_name
+from tests.access.rows.state_machine_roles import all_states, run_value, training_job_name
 
 ENDPOINT_WHY = "SageMaker hosts the model with its execution role (sagemaker-roles, CreateModel API)"
 TRAINING_WHY = "SageMaker runs the training job with its role (sagemaker-roles, CreateTrainingJob API)"
@@ -168,6 +171,7 @@ def endpoint_role(role: Role, deployment: Deployment) -> list[Call] | None:
                         },
                     )
                 )
+    result += _candidate_rows(deployment, role)
     result += [
         Call(
             "cloudwatch:PutMetricData",
@@ -183,6 +187,43 @@ def endpoint_role(role: Role, deployment: Deployment) -> list[Call] | None:
             expect="deny",
         ),
     ]
+    return result
+
+
+def _candidate_rows(deployment: Deployment, role: Role) -> list[Call]:
+    """A training gate's transform, run with this role (stacks/components/candidate_evaluation.py)."""
+    why = "SageMaker runs the transform with the model's execution role (sagemaker-roles, CreateTransformJob API)"
+    result: list[Call] = []
+    for machine in resources(deployment, "AWS::StepFunctions::StateMachine"):
+        states = all_states(json.loads(machine.properties["DefinitionString"])).values()
+        tasks = [s for s in states if s.get("Type") == "Task"]
+        if not any(
+            t["Resource"].endswith(":sagemaker:createModel")
+            and t["Parameters"].get("ExecutionRoleArn") == role.arn
+            for t in tasks
+        ):
+            continue
+        for task in (t for t in tasks if ":sagemaker:createTransformJob" in t["Resource"]):
+            parameters = task["Parameters"]
+            name = run_value(parameters["TransformJobName.$"])
+            source = run_value(parameters["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri.$"])
+            bucket_name, key = s3_uri(source)
+            result += list_objects(deployment, bucket_name, key, f"{why}: the requests")
+            result += get_object(deployment, bucket_name, key, f"{why}: the requests")
+            out_bucket, out = s3_uri(run_value(parameters["TransformOutput"]["S3OutputPath.$"]))
+            result += put_object(deployment, out_bucket, f"{out}requests.jsonl.out", f"{why}: the answers")
+            result += _log_rows(
+                deployment, "/aws/sagemaker/TransformJobs", f"{name}/{INSTANCE}-1765000000", why
+            )
+            result.append(_metrics("/aws/sagemaker/TransformJobs", why))
+            result += [
+                denied_object(
+                    deployment, "s3:PutObject", out_bucket, "evaluation/accepted/x.json", "not the baselines"
+                ),
+                denied_object(
+                    deployment, "s3:GetObject", bucket_name, "evaluation/latest/x.json", "only the requests"
+                ),
+            ]
     return result
 
 

@@ -23,6 +23,13 @@ EventBridge rule roles that start a state machine.
   evaluation-job/<12 characters>, API reference GetEvaluationJob), iam:PassRole of the job's role
   to bedrock.amazonaws.com and, with jobTags, bedrock:TagResource ("Required console permissions to
   create an automatic model evaluation job", model-evaluation-type-automatic.html, grants both).
+- `arn:aws:states:::sagemaker:createTransformJob.sync` (a training gate's candidate answers):
+  sagemaker:CreateTransformJob, DescribeTransformJob, StopTransformJob, ListTags on the transform job,
+  events:PutTargets, PutRule, DescribeRule on rule/StepFunctionsGetEventsForSageMakerTransformJobsRule
+  (sagemaker-iam, as for training jobs). aws-sdk:sagemaker:createModel: sagemaker:CreateModel on the
+  model (and AddTags for its Tags), iam:PassRole of ExecutionRoleArn to sagemaker.amazonaws.com
+  (SageMaker API reference, CreateModel; sagemaker-roles); aws-sdk:sagemaker:deleteModel:
+  sagemaker:DeleteModel on the model.
 - Lambda tasks (a function ARN or `arn:aws:states:::lambda:invoke` with FunctionName):
   lambda:InvokeFunction on the function ("IAM policies for AWS Lambda":
   https://docs.aws.amazon.com/step-functions/latest/dg/lambda-iam.html).
@@ -66,6 +73,7 @@ XRAY = (
     "xray:GetSamplingTargets",
 )
 SAGEMAKER_RULE = "rule/StepFunctionsGetEventsForSageMakerTrainingJobsRule"
+TRANSFORM_RULE = "rule/StepFunctionsGetEventsForSageMakerTransformJobsRule"
 
 
 def _definition(machine: Resource) -> dict:
@@ -191,6 +199,40 @@ def _training_job(deployment: Deployment, definition: dict, parameters: dict) ->
     ]
 
 
+def _transform_job(deployment: Deployment, parameters: dict) -> list[Call]:
+    job = deployment.arn("sagemaker", f"transform-job/{run_value(parameters['TransformJobName.$']).lower()}")
+    why = "createTransformJob.sync (sagemaker-iam)"
+    tags = _tags(parameters.get("Tags", []))
+    return [
+        *sagemaker_tagged_create("sagemaker:CreateTransformJob", job, tags, why),
+        Call("sagemaker:DescribeTransformJob", job, why),
+        Call("sagemaker:StopTransformJob", job, why, context=resource_tag_context(tags)),
+        Call("sagemaker:ListTags", job, why),
+        *(
+            [Call("sagemaker:StopTransformJob", job, "not a job without the pipeline's tags", expect="deny")]
+            if tags
+            else []
+        ),
+        *(
+            Call(f"events:{action}", deployment.arn("events", TRANSFORM_RULE), f"{why}: the managed rule")
+            for action in ("PutTargets", "PutRule", "DescribeRule")
+        ),
+        Call(
+            "sagemaker:CreateTransformJob",
+            deployment.arn("sagemaker", "transform-job/another-job"),
+            "only the gate's transform jobs",
+            context=request_tag_context(tags),
+            expect="deny",
+        ),
+    ]
+
+
+def _pipeline_tags(deployment: Deployment) -> dict[str, str]:
+    """The tags a profile's pipelines put on what they create: its cost tag and its profile tag."""
+    cost = dict([deployment.cost_tag]) if deployment.cost_tag else {}
+    return {**cost, "genai-stack:profile": deployment.profile}
+
+
 def _tags(tag_list: list[dict[str, str]]) -> dict[str, str]:
     """A task's `[{"Key", "Value"}]` tag list as a mapping."""
     return {tag["Key"]: tag["Value"] for tag in tag_list}
@@ -285,6 +327,31 @@ def _aws_sdk(deployment: Deployment, service: str, action: str, parameters: dict
                 expect="deny",
             ),
         ]
+    if (service, action) == ("sagemaker", "createModel"):
+        model = deployment.arn("sagemaker", f"model/{run_value(parameters['ModelName.$']).lower()}")
+        tags = _tags(parameters.get("Tags", []))
+        return [
+            *sagemaker_tagged_create("sagemaker:CreateModel", model, tags, why),
+            *_pass_role(deployment, parameters["ExecutionRoleArn"], "sagemaker.amazonaws.com", why),
+            Call(
+                "sagemaker:CreateModel",
+                deployment.arn("sagemaker", "model/another-model"),
+                "only the gate's candidates",
+                context=request_tag_context(tags),
+                expect="deny",
+            ),
+        ]
+    if (service, action) == ("sagemaker", "deleteModel"):
+        model = deployment.arn("sagemaker", f"model/{run_value(parameters['ModelName.$']).lower()}")
+        rows = [
+            Call(
+                "sagemaker:DeleteModel", model, why, context=resource_tag_context(_pipeline_tags(deployment))
+            )
+        ]
+        rows.append(
+            Call("sagemaker:DeleteModel", model, "not a model without the pipeline's tags", expect="deny")
+        )
+        return rows
     if (service, action) == ("s3", "copyObject"):
         source_bucket, _, source_key = parameters["CopySource"].partition("/")
         target_key = run_value(parameters["Key.$"])
@@ -384,6 +451,8 @@ def state_machine_role(role: Role, deployment: Deployment) -> list[Call] | None:
                 result += _invoke(deployment, parameters["FunctionName"])
             elif resource.startswith("arn:aws:states:::sagemaker:createTrainingJob"):
                 result += _training_job(deployment, definition, parameters)
+            elif resource.startswith("arn:aws:states:::sagemaker:createTransformJob"):
+                result += _transform_job(deployment, parameters)
             elif resource.startswith("arn:aws:states:::bedrock:createModelCustomizationJob"):
                 result += _customization_job(deployment, parameters)
             elif resource.startswith("arn:aws:states:::aws-sdk:"):
