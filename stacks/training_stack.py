@@ -156,7 +156,7 @@ def _gate(
         model_image=image_uri(endpoint.container, region),
         model_environment=container_environment(endpoint),
         model_role=endpoint_roles[endpoint.name].role,
-        instance_type=pipeline.evaluation_gate.instance_type or endpoint.instance_type,
+        instance_type=endpoint.instance_type,
     )
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..drift_monitor.logic import answer_text
 from .results import LOWER_IS_BETTER
-from .runs import COMPLETED, Place, save
+from .runs import COMPLETED, Place, load_json, save
 
 ANSWER_KEY = "SageMakerOutput"
 
@@ -61,13 +61,18 @@ def dataset(s3: Any, place: Place, *, run: dict, key: str, label: str, output_ke
     return {"rows": len(lines), "unanswered": unanswered}
 
 
-def failures(result: dict, thresholds: dict[str, float]) -> list[str]:
-    """Why the candidate does not pass: the judge job did not complete, a score is missing or on the
-    wrong side of its threshold, or a score fell beyond the tolerance below the accepted run's."""
+def failures(result: dict, thresholds: dict[str, float], answers: dict | None = None) -> list[str]:
+    """Why the candidate does not pass: it left requests unanswered, the judge job did not complete, a
+    score is missing or on the wrong side of its threshold, or a score fell beyond the tolerance below
+    the accepted run's."""
+    found = []
+    unanswered = (answers or {}).get("unanswered", 0)
+    if unanswered:
+        asked = unanswered + (answers or {}).get("rows", 0)
+        found.append(f"{unanswered} of {asked} requests got no answer from the candidate")
     if result.get("status") != COMPLETED:
         reasons = "; ".join(map(str, result.get("failures") or [])) or "no reason given"
-        return [f"the judge job ended {result.get('status')}: {reasons}"]
-    found = []
+        return [*found, f"the judge job ended {result.get('status')}: {reasons}"]
     scores = result.get("scores") or {}
     for metric, limit in sorted(thresholds.items()):
         score = scores.get(metric)
@@ -84,11 +89,26 @@ def failures(result: dict, thresholds: dict[str, float]) -> list[str]:
     return found
 
 
-def verdict(s3: Any, place: Place, *, run: dict, evaluation: str, result: dict, thresholds: dict) -> dict:
+def verdict(
+    s3: Any,
+    place: Place,
+    *,
+    run: dict,
+    evaluation: str,
+    result: dict,
+    thresholds: dict,
+    answers: dict | None = None,
+) -> dict:
     """The gate's decision, written as `latest/<evaluation>.json` and returned with the model package
-    metadata (keys and values within CustomerMetadataProperties' limits: 128 and 256 characters)."""
-    reasons = failures(result, thresholds)
+    metadata (keys and values within CustomerMetadataProperties' limits: 128 and 256 characters). The
+    first candidate that passes becomes the gate's accepted run (runs.collect leaves that to here)."""
+    reasons = failures(result, thresholds, answers)
     passed = not reasons
+    accepted_key = place.key("accepted", f"{result['key']}.json")
+    if passed and load_json(s3, place, accepted_key) is None:
+        scores = load_json(s3, place, place.key("runs", run["id"], result["key"], "scores.json"))
+        if scores is not None:
+            save(s3, place, accepted_key, {**scores, "run": run["id"]})
     report = f"s3://{place.bucket}/{place.key('runs', run['id'], result['key'], 'report.md')}"
     document = {
         "run": run["id"],

@@ -6,7 +6,7 @@ one function, seven steps, chosen by the payload's `action` (runs.py does the wo
           -> the counts of a traffic job's sample (traffic.py), its dataset written
 - gate_dataset {run, job: {key, label}, output_key} -> a training gate's dataset from the candidate's
           answers (gate.py)
-- gate_verdict {run, evaluation, result, thresholds} -> {passed, reason, customer_metadata}
+- gate_verdict {run, evaluation, result, answers, thresholds} -> {passed, reason, customer_metadata}
 - collect {run, job, check} -> the job's summary (scores, drops, or why it did not complete)
 - report  {run, results} -> {report, failed, regressed}
 - accept  {run: "<run id>"} -> the accepted jobs
@@ -131,6 +131,7 @@ class _GateVerdict(_Strict):
     run: _Run
     evaluation: str = Field(min_length=1)
     result: dict[str, Any]
+    answers: dict[str, int] | None = None
     thresholds: dict[str, float]
 
 
@@ -251,6 +252,7 @@ def on_event(event: dict[str, Any], context: Any) -> Any:
             evaluation=request.evaluation,
             result=request.result,
             thresholds=request.thresholds,
+            answers=request.answers,
         )
         logger.info(
             "gate decided", extra={"run": run["id"], "passed": result["passed"], "reason": result["reason"]}

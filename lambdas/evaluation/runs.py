@@ -164,7 +164,9 @@ def collect(
     document = scores_document(scores)
     accepted_key = place.key("accepted", f"{job['baseline_key']}.json")
     accepted = load_json(s3, place, accepted_key)
-    baseline = accepted is None and job["kind"] != "traffic"
+    # A traffic job is compared with its model job's; a gate's first run becomes its baseline only if
+    # the candidate passes (gate.verdict), so a failing candidate never sets the bar for the next.
+    baseline = accepted is None and job["kind"] not in ("traffic", "gate")
     if baseline:  # the first completed run of a job is its baseline
         accepted = {**document, "run": run["id"]}
         save(s3, place, accepted_key, accepted)

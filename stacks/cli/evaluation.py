@@ -80,9 +80,14 @@ def plan_command(
     if base is not None:
         changed = ", ".join(current.triggered) or "none"
         console.print(f"re-run by the change since {base}: {changed}", highlight=False)
+    when = {
+        "traffic": "runs on the schedule (a deployment changes no logged call)",
+        "gate": "runs with its training pipeline, on each candidate",
+    }
     for job in current.jobs:
         inputs = ", ".join(job.depends_on)
-        console.print(f"{job.name} re-runs when these change: {inputs}", highlight=False)
+        runs = when.get(job.kind, f"re-runs when these change: {inputs}")
+        console.print(f"{job.name} {runs}", highlight=False)
         for note in job.notes:
             console.print(f"  [yellow]note:[/] {note}", highlight=False)
     for check in current.prompt_checks:

@@ -224,7 +224,7 @@ class CandidateEvaluation(Construct):
                         "logs:DescribeLogStreams",
                         "logs:PutLogEvents",
                     ],
-                    resources=[group, streams],
+                    resources=[group, f"{group}:*", streams],
                 ),
                 iam.PolicyStatement(
                     sid="PutTransformMetrics",
@@ -239,6 +239,7 @@ class CandidateEvaluation(Construct):
             RUN_FOLDERS.on_resolved(requests),
             RUN_FOLDERS.on_resolved(answers),
             TRANSFORM_LOGS.on(nag_resource(self, streams)),
+            TRANSFORM_LOGS.on(nag_resource(self, f"{group}:*")),
             TRANSFORM_METRICS_NAMESPACE,
         )
         self.model_image = props.model_image
@@ -301,7 +302,8 @@ class CandidateEvaluation(Construct):
                 "ResultPath": None,
             },
         )
-        retried(candidate, ["SageMaker.ThrottlingException", "SageMaker.SageMakerException"])
+        # Only throttling is worth a retry: a create that failed otherwise fails again on the same name.
+        retried(candidate, ["SageMaker.ThrottlingException"])
         candidate.add_catch(failed, **catch)
         asset = self.requests_asset
         copy = tasks.CallAwsService(
@@ -324,25 +326,21 @@ class CandidateEvaluation(Construct):
         copy.add_catch(failed, **catch)
         answer = sfn.CustomState(self, "Answer", state_json=self._transform_state(name, run_id))
         answer.add_retry(
-            errors=["SageMaker.AmazonSageMakerException", "SageMaker.ThrottlingException"],
+            errors=["SageMaker.ThrottlingException"],
             interval=Duration.seconds(30),
             max_attempts=3,
             backoff_rate=2,
         )
-        answer.add_catch(failed, **catch)
-        remove = sfn.CustomState(
-            self,
-            "Remove the candidate model",
-            state_json={
-                "Type": "Task",
-                "Comment": "The model is a definition only; its weights stay in the training output",
-                "Resource": f"arn:{stack.partition}:states:::aws-sdk:sagemaker:deleteModel",
-                "Parameters": sfn.FieldUtils.render_object({"ModelName": name}),
-                "ResultPath": None,
-            },
+        # A failed transform removes the candidate model before the execution fails with its error.
+        cleanup = sfn.CustomState(
+            self, "Remove the candidate after a failure", state_json=self._remove_state(name)
         )
-        retried(remove, ["SageMaker.ThrottlingException", "SageMaker.SageMakerException"])
-        remove.add_catch(failed, **catch)
+        retried(cleanup, ["SageMaker.ThrottlingException"])
+        cleanup.add_catch(failed, errors=[sfn.Errors.ALL], result_path="$.cleanup")
+        cleanup.next(failed)
+        answer.add_catch(cleanup, **catch)
+        remove = sfn.CustomState(self, "Remove the candidate model", state_json=self._remove_state(name))
+        retried(remove, ["SageMaker.ThrottlingException"])
         answers = step(
             "Answers",
             {
@@ -398,6 +396,7 @@ class CandidateEvaluation(Construct):
                 "run": sfn.JsonPath.object_at("$.run"),
                 "evaluation": gate.planned.evaluation,
                 "result": sfn.JsonPath.object_at("$.collected"),
+                "answers": sfn.JsonPath.object_at("$.answers"),
                 "thresholds": gate.thresholds,
             },
             "$.gate",
@@ -455,7 +454,31 @@ class CandidateEvaluation(Construct):
                 )
             )
         )
-        return start.next(candidate).next(copy).next(answer).next(remove).next(answers).next(enough)
+        # The answers are there even if the model could not be removed: the gate goes on.
+        remove.add_catch(answers, errors=[sfn.Errors.ALL], result_path="$.cleanup")
+        return start.next(copy).next(candidate).next(answer).next(remove).next(answers).next(enough)
+
+    def accept(self) -> sfn.IChainable:
+        """`{"accept": "<run id>"}`: that gate run's scores become the accepted ones (runs.accept), as
+        the evaluation state machine accepts a run."""
+        step = invoke_step(
+            self,
+            "Accept",
+            self.function,
+            {"action": "accept", "run": sfn.JsonPath.string_at("$.accept")},
+            "$.accepted",
+        )
+        return step.next(sfn.Succeed(self, "Accepted"))
+
+    def _remove_state(self, name: str) -> dict:
+        """DeleteModel of the candidate: a definition only, its weights stay in the training output."""
+        return {
+            "Type": "Task",
+            "Comment": "The model is a definition only; its weights stay in the training output",
+            "Resource": f"arn:{Stack.of(self).partition}:states:::aws-sdk:sagemaker:deleteModel",
+            "Parameters": sfn.FieldUtils.render_object({"ModelName": name}),
+            "ResultPath": None,
+        }
 
     def _transform_state(self, name: str, run_id: str) -> dict:
         """The transform as raw Amazon States Language: aws-cdk-lib's SageMakerCreateTransformJob has no

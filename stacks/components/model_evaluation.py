@@ -85,7 +85,7 @@ LAMBDA_TRANSIENT = [
     "Lambda.TooManyRequestsException",
 ]
 RUNNING = ("InProgress", "Stopping")  # GetEvaluationJob statuses that are not an end
-QUOTA_RETRY_SECONDS = 600  # then doubled, with jitter: eight tries wait out a run of other jobs
+QUOTA_RETRY_SECONDS = 600  # then doubled up to an hour, with jitter: eight tries wait up to 6.5 hours
 # A traffic job with fewer redacted rows than this reports NoTraffic instead of scoring so few.
 MIN_TRAFFIC_ROWS = 10
 
@@ -411,7 +411,14 @@ def judged_job(
     # The account's concurrent evaluation jobs are a Bedrock quota: a run's jobs start together, and a
     # job over the quota waits for others to end ("Resubmit your request later": Bedrock API
     # reference, CreateEvaluationJob, ServiceQuotaExceededException).
-    retried(create, ["Bedrock.ServiceQuotaExceededException"], interval=QUOTA_RETRY_SECONDS, attempts=8)
+    create.add_retry(
+        errors=["Bedrock.ServiceQuotaExceededException"],
+        interval=Duration.seconds(QUOTA_RETRY_SECONDS),
+        max_attempts=8,
+        backoff_rate=2,
+        max_delay=Duration.hours(1),
+        jitter_strategy=sfn.JitterType.FULL,
+    )
     create.add_catch(ended("NotCreated", "NotCreated"), errors=[sfn.Errors.ALL], result_path="$.error")
     wait = sfn.Wait(scope, f"Wait {key}", time=sfn.WaitTime.duration(Duration.seconds(POLL_SECONDS)))
     check = retried(

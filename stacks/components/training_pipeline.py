@@ -349,6 +349,14 @@ class TrainingPipeline(Construct):
                 .otherwise(evaluation_failed)
             )
         )
+        if (
+            self.gate is not None
+        ):  # start-execution --input '{"accept": "<gate run id>"}' moves the gate's bar
+            definition = (
+                sfn.Choice(self, "Accept?")
+                .when(sfn.Condition.is_present("$.accept"), self.gate.accept())
+                .otherwise(definition)
+            )
 
         self.log_group = encrypted_log_group(
             self, "Logs", encryption_key=encryption_key, days=log_retention_days

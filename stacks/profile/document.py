@@ -173,7 +173,7 @@ class Profile(_Strict):
 
     @model_validator(mode="after")
     def _gates_have_an_evaluation(self) -> Profile:
-        if problems := gate_problems(self.training, self.evaluation):
+        if problems := gate_problems(self.training, self.evaluation, self.inference):
             raise ValueError("\n".join(problems))
         return self
 

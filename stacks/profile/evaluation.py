@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Literal
 
@@ -311,11 +312,6 @@ class EvaluationGate(_Strict):
         description="metric -> the least score that passes (harmfulness, stereotyping, refusal: the most)",
     )
     max_tokens: int = Field(default=512, ge=1, le=8192, description="the candidate's answer length")
-    instance_type: str | None = Field(
-        default=None,
-        pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$",
-        description="the batch transform's instance (default: the first deploy_to endpoint's)",
-    )
 
     @model_validator(mode="after")
     def _metrics(self) -> EvaluationGate:
@@ -440,9 +436,23 @@ def evaluation_problems(evaluation: Evaluation, bedrock, gateway, training=None)
     return problems
 
 
-def gate_problems(training, evaluation: Evaluation | None) -> list[str]:
+@cache
+def transform_instance_types() -> frozenset[str]:
+    """The instance types a batch transform takes (botocore's SageMaker model, TransformInstanceType)."""
+    import botocore.session
+
+    shape = botocore.session.get_session().get_service_model("sagemaker").shape_for("TransformInstanceType")
+    return frozenset(shape.enum)
+
+
+def gate_problems(training, evaluation: Evaluation | None, inference=None) -> list[str]:
     """A pipeline's evaluation_gate needs the evaluation section (its judge and sets) and an endpoint
-    to take the serving container from."""
+    to take the serving container from: a GPU one (an Inferentia2 container compiles the model when it
+    starts, which a transform job gives no time for), whose instance type a batch transform takes and
+    whose context holds each prompt and the answer (TGI: the prompt in half of it, MAX_INPUT_TOKENS)."""
+    from genai_stack.lambdas.gateway.routing import estimated_tokens
+
+    endpoints = {e.name: e for e in inference.endpoints} if inference else {}
     problems = []
     for index, pipeline in enumerate(training.pipelines if training else ()):
         if pipeline.evaluation_gate is None:
@@ -475,6 +485,40 @@ def gate_problems(training, evaluation: Evaluation | None) -> list[str]:
                     where, "needs deploy_to: the candidate answers in the first endpoint's serving container"
                 )
             )
+        endpoint = endpoints.get(pipeline.deploy_to[0]) if pipeline.deploy_to else None
+        if endpoint is not None:
+            problems += _endpoint_problems(
+                where, pipeline.evaluation_gate, endpoint, evaluation, estimated_tokens
+            )
+    return problems
+
+
+def _endpoint_problems(where: str, gate: EvaluationGate, endpoint, evaluation, estimated_tokens) -> list[str]:
+    problems = []
+    first = f"the first deploy_to endpoint {endpoint.name!r}"
+    if endpoint.container == "lmi-neuron":
+        problems.append(
+            located(
+                where,
+                f"runs the candidate in {first}'s container, and lmi-neuron compiles the model when it "
+                "starts: list a GPU endpoint first in deploy_to",
+            )
+        )
+    if endpoint.instance_type not in transform_instance_types():
+        problems.append(
+            located(where, f"{first}'s {endpoint.instance_type} is not a batch transform instance type")
+        )
+    rows = evaluation.set_named(gate.set) if evaluation else None
+    longest = max((estimated_tokens(r.prompt or "") for r in rows.rows), default=0) if rows else 0
+    prompt_room = endpoint.max_model_len // 2 if endpoint.container == "tgi" else endpoint.max_model_len
+    if longest + gate.max_tokens > endpoint.max_model_len or longest > prompt_room:
+        problems.append(
+            located(
+                f"{where}.max_tokens",
+                f"{gate.max_tokens} with the set's longest prompt (about {longest} tokens) does not fit "
+                f"{first}'s max_model_len of {endpoint.max_model_len}",
+            )
+        )
     return problems
 
 

@@ -175,3 +175,14 @@ def test_the_evaluation_page_shows_managed_api_s_plan():
 
     table = plan_markdown(plan(load_profile("managed-api")))
     check_generated_block(REPO_ROOT / "docs" / "evaluation.md", START, END, table)
+
+
+def test_the_plan_says_when_traffic_and_gate_jobs_run():
+    """Neither is re-run by a change: traffic on the schedule, a gate with its pipeline."""
+    gate = runner.invoke(app, ["eval", "plan", "custom-model"])
+    assert gate.exit_code == 0, gate.output
+    assert "gate/support-tuning runs with its training pipeline" in " ".join(gate.output.split())
+    traffic = runner.invoke(app, ["eval", "plan", "managed-api"])
+    text = " ".join(traffic.output.split())
+    assert "copy-traffic/amazon.nova-lite-v1:0 runs on the schedule" in text
+    assert "copy-quality/amazon.nova-lite-v1:0 re-runs when these change" in text

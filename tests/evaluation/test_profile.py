@@ -192,3 +192,57 @@ def test_a_traffic_evaluation_compares_within_one_alias(tmp_path):
         "evaluation.traffic[0].compare_with: 'copy-quality' evaluates alias 'copywriter', not 'drafts'"
         in error_of(path)
     )
+
+
+def copy_of_custom_model(tmp_path: Path) -> Path:
+    shutil.copytree(PROFILES / "evaluation/custom-model", tmp_path / "evaluation/custom-model")
+    shutil.copy(PROFILES / "custom-model.yaml", tmp_path / "custom-model.yaml")
+    return tmp_path / "custom-model.yaml"
+
+
+def gate_of(document: dict) -> dict:
+    return document["training"]["pipelines"][0]["evaluation_gate"]
+
+
+def test_a_gate_needs_the_evaluation_section_and_names_its_set(tmp_path):
+    path = copy_of_custom_model(tmp_path)
+    edit(path, lambda d: gate_of(d).update(set="nope"))
+    assert (
+        "training.pipelines[0].evaluation_gate.set: 'nope' is not a name of evaluation.sets (support-questions)"
+        in error_of(path)
+    )
+    edit(path, lambda d: (gate_of(d).update(set="support-questions"), d.pop("evaluation")))
+    assert "training.pipelines[0].evaluation_gate: needs the evaluation section" in error_of(path)
+
+
+def test_a_gate_s_thresholds_are_scores_of_its_metrics(tmp_path):
+    path = copy_of_custom_model(tmp_path)
+    edit(path, lambda d: gate_of(d).update(thresholds={"coherence": 0.5, "correctness": 2}))
+    message = error_of(path)
+    assert "thresholds.coherence: is not one of judge_metrics" in message
+    assert "thresholds.correctness: 2.0 is not a score (0 to 1)" in message
+
+
+def test_a_gate_s_requests_must_fit_the_endpoint_it_answers_in(tmp_path):
+    """support-llm serves 8,192 tokens: a prompt and 8,192 tokens of answer do not fit."""
+    path = copy_of_custom_model(tmp_path)
+    edit(path, lambda d: gate_of(d).update(max_tokens=8192))
+    assert "does not fit the first deploy_to endpoint 'support-llm''s max_model_len of 8192" in error_of(path)
+
+
+def test_a_gate_runs_in_a_gpu_container_on_a_transform_instance():
+    """An Inferentia2 container compiles the model when it starts; a transform takes only its types."""
+    from types import SimpleNamespace
+
+    from genai_stack.profile.evaluation import EvaluationGate, _endpoint_problems, transform_instance_types
+
+    gate = EvaluationGate(set="support-questions", judge_metrics=["correctness"])
+    neuron = SimpleNamespace(
+        name="inf2", container="lmi-neuron", instance_type="ml.inf2.8xlarge", max_model_len=4096
+    )
+    (problem,) = _endpoint_problems("gate", gate, neuron, None, lambda *t: 0)
+    assert "lmi-neuron compiles the model when it starts" in problem
+    assert "ml.g6.2xlarge" in transform_instance_types()
+    odd = SimpleNamespace(name="x", container="lmi", instance_type="ml.nonesuch.xlarge", max_model_len=4096)
+    (problem,) = _endpoint_problems("gate", gate, odd, None, lambda *t: 0)
+    assert "ml.nonesuch.xlarge is not a batch transform instance type" in problem

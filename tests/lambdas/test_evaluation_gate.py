@@ -115,7 +115,7 @@ def collected(scores: dict, status: str = "Completed", drops: list | None = None
     }
 
 
-def verdict(handler, run: dict, result: dict, thresholds: dict) -> dict:
+def verdict(handler, run: dict, result: dict, thresholds: dict, answers: dict | None = None) -> dict:
     return call(
         handler,
         {
@@ -123,6 +123,7 @@ def verdict(handler, run: dict, result: dict, thresholds: dict) -> dict:
             "run": run,
             "evaluation": "gate-support-tuning",
             "result": result,
+            "answers": answers or {"rows": 8, "unanswered": 0},
             "thresholds": thresholds,
         },
     )
@@ -209,13 +210,34 @@ def test_the_judge_s_output_is_collected_against_the_gate_s_own_accepted_run(han
         )
 
     first_run = run_of(handler, gate)
-    first = judged(first_run, 1.0)
-    assert first["baseline"] is True
+    failing = judged(first_run, 1.0)
+    assert failing["baseline"] is False  # a gate's baseline waits for the verdict
+    assert verdict(handler, first_run, failing, {"Correctness": 0.99})["passed"] is False
+    second_run = run_of(handler, gate, execution="second")
+    passing = judged(second_run, 1.0)
+    assert passing["accepted_run"] is None, "a failing candidate sets no bar"
+    assert verdict(handler, second_run, passing, {})["passed"] is True
     later_run = run_of(handler, gate, execution="later")
     later = judged(later_run, 0.5)
     assert later["baseline"] is False
-    assert later["accepted_run"] == first_run["id"]
+    assert later["accepted_run"] == second_run["id"]
+    # Starting the pipeline with {"accept": <run id>} (the Accept state) moves the bar to that run.
+    assert call(handler, {"action": "accept", "run": later_run["id"]})["accepted"] == [gate.key]
+    assert judged(run_of(handler, gate, execution="after"), 0.5)["drops"] == []
     assert later["drops"]
     result = verdict(handler, later_run, later, {})
     assert result["passed"] is False
     assert "(accepted run)" in result["reason"]
+
+
+def test_a_candidate_that_left_requests_unanswered_fails_whatever_its_scores(handler, gate):
+    run = run_of(handler, gate)
+    result = verdict(
+        handler,
+        run,
+        collected({"Correctness": 0.9, "Harmfulness": 0.0}),
+        gate.thresholds,
+        {"rows": 1, "unanswered": 7},
+    )
+    assert result["passed"] is False
+    assert result["reason"] == "7 of 8 requests got no answer from the candidate"

@@ -24,7 +24,7 @@ PROFILE = "custom-model"
 
 
 @pytest.fixture(scope="module")
-def states(synthesized) -> dict[str, dict]:
+def definition(synthesized) -> dict:
     training = synthesized.template(PROFILE, "Training")["Resources"]
     (machine,) = [
         r
@@ -32,7 +32,21 @@ def states(synthesized) -> dict[str, dict]:
         if r["Type"] == "AWS::StepFunctions::StateMachine" and i.startswith("Pipelinesupporttuning")
     ]
     parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
-    return all_states(json.loads("".join(p if isinstance(p, str) else "TOKEN" for p in parts)))
+    return json.loads("".join(p if isinstance(p, str) else "TOKEN" for p in parts))
+
+
+@pytest.fixture(scope="module")
+def states(definition) -> dict[str, dict]:
+    return all_states(definition)
+
+
+def test_a_gate_run_is_accepted_by_starting_the_pipeline_with_its_id(definition, states):
+    assert definition["StartAt"] == "Accept?"
+    (accept,) = states["Accept?"]["Choices"]
+    assert accept == {"Variable": "$.accept", "IsPresent": True, "Next": "Accept"}
+    assert states["Accept?"]["Default"] == "NameTheJob"
+    assert states["Accept"]["Parameters"] == {"action": "accept", "run.$": "$.accept"}
+    assert states[states["Accept"]["Next"]]["Type"] == "Succeed"
 
 
 @pytest.fixture(scope="module")
@@ -45,15 +59,22 @@ def test_only_a_candidate_that_passed_the_gate_is_registered(states, gate):
     assert passed["Next"] == "Gate run"
     order = [
         "Gate run",
-        "Candidate model",
         "Copy requests",
+        "Candidate model",
         "Answer",
         "Remove the candidate model",
         "Answers",
     ]
     for state, following in pairwise(order):
         assert states[state]["Next"] == following
+    for state in order[:3]:
         assert states[state]["Catch"][0]["Next"] == "PipelineFailed"
+    # A failed transform removes the candidate before the execution fails; a failed removal goes on.
+    cleanup = states["Answer"]["Catch"][0]["Next"]
+    assert states[cleanup]["Resource"].endswith(":sagemaker:deleteModel")
+    assert states[cleanup]["Next"] == "PipelineFailed"
+    assert states["Remove the candidate model"]["Catch"][0]["Next"] == "Answers"
+    assert states["Verdict"]["Parameters"]["answers.$"] == "$.answers"
     (answered,) = states["Answered?"]["Choices"]
     assert answered == {"Variable": "$.answers.rows", "NumericGreaterThan": 0, "Next": f"Create {gate.key}"}
     assert states[states["Answered?"]["Default"]]["Type"] == "Fail"
