@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -147,39 +147,51 @@ def candidates(
     counts = Counts()
     end = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(days=days)
-    paginator = s3.get_paginator("list_objects_v2")
-    for hour_prefix in reversed(hour_prefixes(source.prefix, start, end)):
-        for page in paginator.paginate(Bucket=source.bucket, Prefix=hour_prefix):
-            for item in page.get("Contents", []):
-                rest = item["Key"][len(hour_prefix) :]
-                if "/data/" in f"/{rest}" or rest.endswith("permission-check"):
-                    continue  # large bodies apart, and Bedrock's permission check object
-                if counts.objects >= MAX_OBJECTS or time_left() < READ_RESERVE_SECONDS:
-                    counts.cut = True
-                    return counts
-                counts.objects += 1
-                body = s3.get_object(Bucket=source.bucket, Key=item["Key"])["Body"].read()
-                for record in json_records(body):
-                    counts.records += 1
-                    when = record_time(record, "bedrock")
-                    if when is not None and not start <= when.astimezone(UTC) < end:
-                        continue
-                    if not isinstance(record, dict) or record.get("modelId") not in identifiers:
-                        continue
-                    if is_theirs(record, excluded_roles):
-                        continue
-                    counts.matched += 1
-                    exchange = parse_invocation_log(record)
-                    if exchange is None or exchange.intervened:
-                        counts.intervened += exchange is not None
-                        counts.unreadable += exchange is None
-                        continue
-                    prompt, answer = judged_prompt(record), exchange.answer.strip()
-                    if not prompt or not answer or len(prompt) > MAX_PROMPT or len(answer) > MAX_ANSWER:
-                        counts.unreadable += 1
-                        continue
-                    reservoir.offer(Candidate(prompt, answer))
+    for key in _log_keys(s3, source, start, end):
+        if counts.objects >= MAX_OBJECTS or time_left() < READ_RESERVE_SECONDS:
+            counts.cut = True
+            return counts
+        counts.objects += 1
+        body = s3.get_object(Bucket=source.bucket, Key=key)["Body"].read()
+        for record in json_records(body):
+            counts.records += 1
+            when = record_time(record, "bedrock")
+            if when is not None and not start <= when.astimezone(UTC) < end:
+                continue
+            if not isinstance(record, dict) or record.get("modelId") not in identifiers:
+                continue
+            if is_theirs(record, excluded_roles):
+                continue
+            counts.matched += 1
+            exchange = parse_invocation_log(record)
+            if exchange is None or exchange.intervened:
+                counts.intervened += exchange is not None
+                counts.unreadable += exchange is None
+                continue
+            prompt, answer = judged_prompt(record), exchange.answer.strip()
+            if not prompt or not answer or len(prompt) > MAX_PROMPT or len(answer) > MAX_ANSWER:
+                counts.unreadable += 1
+                continue
+            reservoir.offer(Candidate(prompt, answer))
     return counts
+
+
+def _log_keys(s3: Any, source: Source, start: datetime, end: datetime) -> Iterator[str]:
+    """The log objects of the hours in [start, end), newest hour first: one listing per day
+    (`<prefix>yyyy/mm/dd/`), not per hour. Large bodies are written apart under data/, and Bedrock
+    also writes a permission-check object: neither is a log."""
+    paginator = s3.get_paginator("list_objects_v2")
+    hours = set(hour_prefixes(source.prefix, start, end))
+    days = sorted({prefix[: -len("hh/")] for prefix in hours}, reverse=True)
+    for day in days:
+        keys = []
+        for page in paginator.paginate(Bucket=source.bucket, Prefix=day):
+            keys += [item["Key"] for item in page.get("Contents", [])]
+        for key in sorted(keys, reverse=True):
+            hour, _, rest = key[len(day) :].partition("/")
+            if f"{day}{hour}/" not in hours or "/data/" in f"/{rest}" or rest.endswith("permission-check"):
+                continue
+            yield key
 
 
 # ------------------------------------------------------------------------------------ redaction
