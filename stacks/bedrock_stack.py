@@ -312,21 +312,21 @@ class BedrockStack(Stack):
         evaluated = []
         for run_job in jobs:
             planned = run_job.planned
-            if planned.kind in ("model", "traffic"):  # traffic: the target its logged invocations name
-                logged_as = tuple(
-                    self.gateway_profiles[r.key].arn
-                    for r in self.gateway_routes
-                    if planned.kind == "traffic"
-                    and (r.kind, r.alias, r.model) == ("chat", planned.alias, planned.target)
-                )
+            if planned.kind == "model":
                 evaluated.append(
                     EvaluatedJob(
                         job=run_job,
                         model=self.gateway_profiles[("chat", planned.alias, planned.via)],
                         prompt_version=prompt_versions[planned.prompt] if planned.prompt else "-",
-                        logged_as=logged_as,
                     )
                 )
+            elif planned.kind == "traffic":  # what the target's logged invocations name
+                logged_as = tuple(
+                    self.gateway_profiles[r.key].arn
+                    for r in self.gateway_routes
+                    if (r.kind, r.alias, r.model) == ("chat", planned.alias, planned.target)
+                )
+                evaluated.append(EvaluatedJob(job=run_job, logged_as=logged_as))
             else:
                 knowledge_base = self.knowledge_bases[planned.knowledge_base]
                 evaluated.append(

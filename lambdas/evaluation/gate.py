@@ -61,14 +61,14 @@ def dataset(s3: Any, place: Place, *, run: dict, key: str, label: str, output_ke
     return {"rows": len(lines), "unanswered": unanswered}
 
 
-def failures(result: dict, thresholds: dict[str, float], answers: dict | None = None) -> list[str]:
+def failures(result: dict, thresholds: dict[str, float], answers: dict) -> list[str]:
     """Why the candidate does not pass: it left requests unanswered, the judge job did not complete, a
     score is missing or on the wrong side of its threshold, or a score fell beyond the tolerance below
     the accepted run's."""
     found = []
-    unanswered = (answers or {}).get("unanswered", 0)
+    unanswered = answers.get("unanswered", 0)
     if unanswered:
-        asked = unanswered + (answers or {}).get("rows", 0)
+        asked = unanswered + answers.get("rows", 0)
         found.append(f"{unanswered} of {asked} requests got no answer from the candidate")
     if result.get("status") != COMPLETED:
         reasons = "; ".join(map(str, result.get("failures") or [])) or "no reason given"
@@ -97,7 +97,7 @@ def verdict(
     evaluation: str,
     result: dict,
     thresholds: dict,
-    answers: dict | None = None,
+    answers: dict,
 ) -> dict:
     """The gate's decision, written as `latest/<evaluation>.json` and returned with the model package
     metadata (keys and values within CustomerMetadataProperties' limits: 128 and 256 characters). The

@@ -131,7 +131,7 @@ class _GateVerdict(_Strict):
     run: _Run
     evaluation: str = Field(min_length=1)
     result: dict[str, Any]
-    answers: dict[str, int] | None = None
+    answers: dict[str, int]
     thresholds: dict[str, float]
 
 

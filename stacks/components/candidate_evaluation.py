@@ -36,7 +36,6 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as assets
 from aws_cdk import aws_stepfunctions as sfn
-from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from genai_stack import compliance
@@ -46,7 +45,8 @@ from genai_stack.components.model_access import ModelAccess
 from genai_stack.components.model_evaluation import (
     PREFIX,
     RUN_FOLDERS,
-    TRANSIENT,
+    collect_step,
+    copy_asset,
     dataset_text_file,
     evaluation_function,
     evaluation_job_role,
@@ -54,9 +54,12 @@ from genai_stack.components.model_evaluation import (
     invoke_step,
     job_creation_acknowledgements,
     job_creation_statements,
+    job_summary,
     judged_job,
+    judged_request,
     overall_scores,
     retried,
+    run_object,
 )
 from genai_stack.components.tag_conditions import (
     key_through_s3,
@@ -65,7 +68,7 @@ from genai_stack.components.tag_conditions import (
     tag_scoped,
 )
 from genai_stack.components.training_pipeline import sync_rule_statement
-from genai_stack.planning.evaluation import GateJob, create_request, traffic_source
+from genai_stack.planning.evaluation import GateJob, own_responses_source
 
 # SageMaker names: [a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}; a gate's model and transform job are
 # `<prefix>-g-<12 hex digits of the run>`.
@@ -142,7 +145,6 @@ class CandidateEvaluation(Construct):
         self.data_bucket = data_bucket
         self.model_role = model_role
         key = gate.key
-        self.folder = f"{PREFIX}runs/{{}}/{key}/"
         self.models = stack.format_arn(
             service="sagemaker", resource="model", resource_name=f"{self.prefix}-g-*"
         )
@@ -256,7 +258,6 @@ class CandidateEvaluation(Construct):
         gate, key = self.gate, self.gate.key
         stack = Stack.of(self)
         data_bucket = self.data_bucket
-        run_id = sfn.JsonPath.string_at("$.run.id")
         name = sfn.JsonPath.format(f"{self.prefix}-g-{{}}", sfn.JsonPath.string_at("$.run.token"))
 
         def step(state_id: str, payload: dict, result_path: str | None):
@@ -305,26 +306,18 @@ class CandidateEvaluation(Construct):
         # Only throttling is worth a retry: a create that failed otherwise fails again on the same name.
         retried(candidate, ["SageMaker.ThrottlingException"])
         candidate.add_catch(failed, **catch)
-        asset = self.requests_asset
-        copy = tasks.CallAwsService(
+        copy = copy_asset(
             self,
             "Copy requests",
+            asset=self.requests_asset,
+            data_bucket=data_bucket,
+            key=key,
+            name="requests.jsonl",
+            resource=data_bucket.arn_for_objects(f"{PREFIX}runs/*/{key}/requests.jsonl"),
             comment=f"The rows of set {gate.planned.set} as chat requests",
-            service="s3",
-            action="copyObject",
-            iam_action="s3:PutObject",
-            iam_resources=[data_bucket.arn_for_objects(f"{PREFIX}runs/*/{key}/requests.jsonl")],
-            parameters={
-                "Bucket": data_bucket.bucket_name,
-                "Key": sfn.JsonPath.format(f"{self.folder}requests.jsonl", run_id),
-                "CopySource": f"{asset.s3_bucket_name}/{asset.s3_object_key}",
-                "TaggingDirective": "REPLACE",
-            },
-            result_path=sfn.JsonPath.DISCARD,
         )
-        retried(copy, TRANSIENT["s3"])
         copy.add_catch(failed, **catch)
-        answer = sfn.CustomState(self, "Answer", state_json=self._transform_state(name, run_id))
+        answer = sfn.CustomState(self, "Answer", state_json=self._transform_state(name))
         answer.add_retry(
             errors=["SageMaker.ThrottlingException"],
             interval=Duration.seconds(30),
@@ -346,21 +339,12 @@ class CandidateEvaluation(Construct):
             {
                 "action": "gate_dataset",
                 "run": sfn.JsonPath.object_at("$.run"),
-                "job": {"key": key, "label": traffic_source(gate.planned)},
-                "output_key": sfn.JsonPath.format(f"{self.folder}transform/requests.jsonl.out", run_id),
+                "job": {"key": key, "label": own_responses_source(gate.planned)},
+                "output_key": run_object(data_bucket, key, "transform/requests.jsonl.out"),
             },
             "$.answers",
         )
-        summary = {
-            "key": key,
-            "baseline_key": key,
-            "evaluation": gate.planned.evaluation,
-            "kind": "gate",
-            "target": gate.pipeline,
-            "alias": gate.planned.alias,
-            "prompt_version": "-",
-            "metrics": list(gate.planned.metrics),
-        }
+        summary = job_summary(key, key, gate.planned)
 
         def ended(state_id: str, status: str) -> sfn.Pass:
             return sfn.Pass(
@@ -376,18 +360,7 @@ class CandidateEvaluation(Construct):
                 result_path="$.collected",
             ).next(verdict)
 
-        collect = invoke_step(
-            self,
-            f"Collect {key}",
-            self.function,
-            {
-                "action": "collect",
-                "run": sfn.JsonPath.object_at("$.run"),
-                "job": {**summary, "tolerance": gate.tolerance},
-                "check": sfn.JsonPath.object_at("$.check"),
-            },
-            "$.collected",
-        )
+        collect = collect_step(self, self.function, summary, gate.tolerance, "$.collected")
         collect.add_catch(failed, **catch)
         verdict = step(
             "Verdict",
@@ -401,16 +374,8 @@ class CandidateEvaluation(Construct):
             },
             "$.gate",
         )
-        folder_uri = f"s3://{{}}/{self.folder}"
-        request = create_request(
-            gate.planned,
-            job_name=sfn.JsonPath.format(
-                f"{key.replace('_', '-')}-{{}}", sfn.JsonPath.string_at("$.run.token")
-            ),
-            role_arn=self.job_role.role_arn,
-            dataset_uri=sfn.JsonPath.format(f"{folder_uri}dataset.jsonl", data_bucket.bucket_name, run_id),
-            output_uri=sfn.JsonPath.format(f"{folder_uri}output/", data_bucket.bucket_name, run_id),
-            tags=self.tags,
+        request = judged_request(
+            gate.planned, key=key, role_arn=self.job_role.role_arn, data_bucket=data_bucket, tags=self.tags
         )
         judged = judged_job(
             self, key, planned=gate.planned, request=request, collect=collect.next(verdict), ended=ended
@@ -480,11 +445,9 @@ class CandidateEvaluation(Construct):
             "ResultPath": None,
         }
 
-    def _transform_state(self, name: str, run_id: str) -> dict:
+    def _transform_state(self, name: str) -> dict:
         """The transform as raw Amazon States Language: aws-cdk-lib's SageMakerCreateTransformJob has no
         DataProcessing (InputFilter, JoinSource) and grants on the passed role by itself."""
-        uri = f"s3://{{}}/{self.folder}"
-        bucket = self.data_bucket.bucket_name
         parameters = {
             "TransformJobName": name,
             "ModelName": name,
@@ -498,14 +461,14 @@ class CandidateEvaluation(Construct):
                 "DataSource": {
                     "S3DataSource": {
                         "S3DataType": "S3Prefix",
-                        "S3Uri": sfn.JsonPath.format(f"{uri}requests.jsonl", bucket, run_id),
+                        "S3Uri": run_object(self.data_bucket, self.gate.key, "requests.jsonl", uri=True),
                     }
                 },
                 "ContentType": "application/json",
                 "SplitType": "Line",
             },
             "TransformOutput": {
-                "S3OutputPath": sfn.JsonPath.format(f"{uri}transform/", bucket, run_id),
+                "S3OutputPath": run_object(self.data_bucket, self.gate.key, "transform/", uri=True),
                 "Accept": "application/json",
                 "AssembleWith": "Line",
                 "KmsKeyId": self.encryption_key.key_arn,

@@ -65,7 +65,7 @@ from genai_stack.components.model_access import (
 from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.components.python_function import PythonFunction, encrypted_log_group
 from genai_stack.components.tag_conditions import key_through_s3, request_tags
-from genai_stack.planning.evaluation import RunJob, create_request, traffic_source
+from genai_stack.planning.evaluation import RunJob, create_request, own_responses_source
 
 NAMESPACE = "GenAiStack/Evaluation"
 PREFIX = "evaluation/"  # everything a run reads and writes in the data bucket
@@ -156,7 +156,7 @@ class EvaluatedJob:
     `prompt_version`: the version of the prompt its rows fill (a token; "-" without a prompt);
     `knowledge_base_id` / `knowledge_base_arn`: a knowledge-base job's (its generator is the plan's);
     `logged_as`: a traffic job's, the model ids its invocations are logged under (every application
-    inference profile of the alias that copies the model; `model`'s alone when empty)."""
+    inference profile of the alias that copies the model)."""
 
     job: RunJob
     model: ApplicationProfileRef | None = None
@@ -386,6 +386,103 @@ def invoke_step(
         result_path=result_path,
     )
     return retried(task, LAMBDA_TRANSIENT, interval=5, attempts=4)
+
+
+def run_folder(key: str) -> str:
+    """A job's folder in a run, `{}` standing for the run id (States.Format)."""
+    return f"{PREFIX}runs/{{}}/{key}/"
+
+
+def run_object(data_bucket: s3.IBucket, key: str, name: str, *, uri: bool = False) -> str:
+    """The key (or s3:// URI) of `name` in the job's folder of the running execution's run."""
+    run_id = sfn.JsonPath.string_at("$.run.id")
+    if uri:
+        return sfn.JsonPath.format(f"s3://{{}}/{run_folder(key)}{name}", data_bucket.bucket_name, run_id)
+    return sfn.JsonPath.format(f"{run_folder(key)}{name}", run_id)
+
+
+def judged_request(
+    planned, *, key: str, role_arn: str, data_bucket: s3.IBucket, tags: Mapping[str, str], **targets
+) -> dict:
+    """create_request for a job of the running execution: named `<key with '-'>-<run token>`, its
+    dataset and output in the job's folder of the run; `targets`: create_request's model,
+    knowledge base, generator and guardrail."""
+    return create_request(
+        planned,
+        job_name=sfn.JsonPath.format(f"{key.replace('_', '-')}-{{}}", sfn.JsonPath.string_at("$.run.token")),
+        role_arn=role_arn,
+        dataset_uri=run_object(data_bucket, key, "dataset.jsonl", uri=True),
+        output_uri=run_object(data_bucket, key, "output/", uri=True),
+        tags=dict(tags),
+        **targets,
+    )
+
+
+def job_summary(key: str, baseline_key: str, planned, prompt_version: str = "-") -> dict:
+    """What `collect` is told of a job (lambdas/evaluation/handler.py _JobSummary, with tolerance)."""
+    return {
+        "key": key,
+        "baseline_key": baseline_key,
+        "evaluation": planned.evaluation,
+        "kind": planned.kind,
+        "target": planned.target,
+        "alias": planned.alias or "-",
+        "prompt_version": prompt_version,
+        "metrics": list(planned.metrics),
+    }
+
+
+def collect_step(
+    scope: Construct, function: PythonFunction, summary: dict, tolerance: float, result_path: str | None
+) -> tasks.LambdaInvoke:
+    """`collect` of a finished judge job (its GetEvaluationJob answer at $.check)."""
+    return invoke_step(
+        scope,
+        f"Collect {summary['key']}",
+        function,
+        {
+            "action": "collect",
+            "run": sfn.JsonPath.object_at("$.run"),
+            "job": {**summary, "tolerance": tolerance},
+            "check": sfn.JsonPath.object_at("$.check"),
+        },
+        result_path,
+    )
+
+
+def copy_asset(
+    scope: Construct,
+    state_id: str,
+    *,
+    asset: assets.Asset,
+    data_bucket: s3.IBucket,
+    key: str,
+    name: str,
+    resource: str,
+    comment: str,
+) -> tasks.CallAwsService:
+    """A file asset (in the CDK bootstrap bucket) copied to `name` in the job's folder of the run;
+    `resource`: the copies the state machine may write (one statement for all of its copies)."""
+    return retried(
+        tasks.CallAwsService(
+            scope,
+            state_id,
+            comment=comment,
+            service="s3",
+            action="copyObject",
+            iam_action="s3:PutObject",
+            iam_resources=[resource],
+            parameters={
+                "Bucket": data_bucket.bucket_name,
+                "Key": run_object(data_bucket, key, name),
+                "CopySource": f"{asset.s3_bucket_name}/{asset.s3_object_key}",
+                # The copy carries no tags, so it needs no s3:GetObjectTagging on the asset.
+                "TaggingDirective": "REPLACE",
+            },
+            result_path=sfn.JsonPath.DISCARD,
+        ),
+        TRANSIENT["s3"],
+    )
 
 
 def judged_job(
@@ -796,17 +893,7 @@ class ModelEvaluation(Construct):
         job = evaluated.job
         planned = job.planned
         key = job.key
-        folder = f"{PREFIX}runs/{{}}/{key}/"
-        summary = {
-            "key": key,
-            "baseline_key": job.baseline_key,
-            "evaluation": planned.evaluation,
-            "kind": planned.kind,
-            "target": planned.target,
-            "alias": planned.alias or "-",
-            "prompt_version": evaluated.prompt_version,
-            "metrics": list(planned.metrics),
-        }
+        summary = job_summary(key, job.baseline_key, planned, evaluated.prompt_version)
 
         def ended(state_id: str, status: str) -> sfn.Pass:
             return sfn.Pass(
@@ -821,37 +908,20 @@ class ModelEvaluation(Construct):
             else self._copy(job, data_bucket, ended)
         )
 
-        job_name = sfn.JsonPath.format(f"{job.job_name_prefix}-{{}}", sfn.JsonPath.string_at("$.run.token"))
-        request = create_request(
+        request = judged_request(
             planned,
-            job_name=job_name,
+            key=key,
             role_arn=self.service_role.role_arn,
-            dataset_uri=sfn.JsonPath.format(
-                f"s3://{{}}/{folder}dataset.jsonl",
-                data_bucket.bucket_name,
-                sfn.JsonPath.string_at("$.run.id"),
-            ),
-            output_uri=sfn.JsonPath.format(
-                f"s3://{{}}/{folder}output/", data_bucket.bucket_name, sfn.JsonPath.string_at("$.run.id")
-            ),
+            data_bucket=data_bucket,
+            tags=tags,
             model=evaluated.model.arn if evaluated.model else None,
             knowledge_base_id=evaluated.knowledge_base_id,
             generator=self.generator_arns.get(planned.generator) if planned.generator else None,
             guardrail=self.guardrail_config if planned.generator else None,
-            tags=dict(tags),
         )
         if planned.judge is not None and planned.judge != judge:
             raise ValueError(f"{planned.name}: judged by {planned.judge}, not the profile's judge {judge}")
-        collect = self._invoke(
-            f"Collect {key}",
-            {
-                "action": "collect",
-                "run": sfn.JsonPath.object_at("$.run"),
-                "job": {**summary, "tolerance": tolerance},
-                "check": sfn.JsonPath.object_at("$.check"),
-            },
-            None,
-        )
+        collect = collect_step(self, self.function, summary, tolerance, None)
         collect.add_catch(
             ended("NotCollected", "NotCollected"), errors=[sfn.Errors.ALL], result_path="$.error"
         )
@@ -864,31 +934,17 @@ class ModelEvaluation(Construct):
 
     def _copy(self, job: RunJob, data_bucket: s3.IBucket, ended):
         """The job's dataset (a file asset) copied into the run's folder; `then` follows the copy."""
-        key = job.key
-        asset = assets.Asset(self, f"Dataset-{key}", path=str(dataset_file(job)))
-        self.assets[key] = asset
-        dataset_key = sfn.JsonPath.format(
-            f"{PREFIX}runs/{{}}/{key}/dataset.jsonl", sfn.JsonPath.string_at("$.run.id")
-        )
-        copy = retried(
-            tasks.CallAwsService(
-                self,
-                f"Copy {key}",
-                comment=f"The rows of set {job.planned.set} as this run scores them",
-                service="s3",
-                action="copyObject",
-                iam_action="s3:PutObject",
-                iam_resources=[self.datasets],
-                parameters={
-                    "Bucket": data_bucket.bucket_name,
-                    "Key": dataset_key,
-                    "CopySource": f"{asset.s3_bucket_name}/{asset.s3_object_key}",
-                    # The copy carries no tags, so it needs no s3:GetObjectTagging on the asset.
-                    "TaggingDirective": "REPLACE",
-                },
-                result_path=sfn.JsonPath.DISCARD,
-            ),
-            TRANSIENT["s3"],
+        asset = assets.Asset(self, f"Dataset-{job.key}", path=str(dataset_file(job)))
+        self.assets[job.key] = asset
+        copy = copy_asset(
+            self,
+            f"Copy {job.key}",
+            asset=asset,
+            data_bucket=data_bucket,
+            key=job.key,
+            name="dataset.jsonl",
+            resource=self.datasets,
+            comment=f"The rows of set {job.planned.set} as this run scores them",
         )
         copy.add_catch(ended("NotCopied", "NotCreated"), errors=[sfn.Errors.ALL], result_path="$.error")
         return lambda then: copy.next(then)
@@ -897,9 +953,9 @@ class ModelEvaluation(Construct):
         """A traffic job's dataset sampled from the invocation logs and redacted (lambdas/evaluation/
         traffic.py); with fewer than MIN_TRAFFIC_ROWS rows the branch ends NoTraffic."""
         job, key = evaluated.job, evaluated.job.key
-        if evaluated.model is None:
+        if not evaluated.logged_as:
             raise ValueError(
-                f"{job.planned.name}: a traffic job needs its target's application inference profile"
+                f"{job.planned.name}: a traffic job needs the model ids its target is logged under"
             )
         rail = self.traffic_guardrail
         sample = self._invoke(
@@ -912,9 +968,9 @@ class ModelEvaluation(Construct):
                     # The gateway invokes each target through its application inference profile, so
                     # its invocations are logged under that ARN; the evaluation jobs' own invocations of
                     # it (their role) are left out.
-                    "identifiers": list(evaluated.logged_as or (evaluated.model.arn,)),
+                    "identifiers": list(evaluated.logged_as),
                     "excluded_roles": [self.service_role.role_name],
-                    "label": traffic_source(job.planned),
+                    "label": own_responses_source(job.planned),
                     "sample": job.planned.rows,
                     "days": job.planned.days,
                 },

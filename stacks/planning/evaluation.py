@@ -421,10 +421,12 @@ def create_request(
     if job.kind in ("traffic", "gate"):
         # Bedrock scores the responses in the dataset ("Prepare a dataset for an evaluation job using
         # your own inference response data", Bedrock user guide); every row's modelIdentifier is this
-        # inferenceSourceIdentifier (traffic_source).
+        # inferenceSourceIdentifier (own_responses_source).
         request["applicationType"] = "ModelEvaluation"
         request["inferenceConfig"] = {
-            "models": [{"precomputedInferenceSource": {"inferenceSourceIdentifier": traffic_source(job)}}]
+            "models": [
+                {"precomputedInferenceSource": {"inferenceSourceIdentifier": own_responses_source(job)}}
+            ]
         }
         return request
     if knowledge_base_id is None:
@@ -453,7 +455,7 @@ def create_request(
     return request
 
 
-def traffic_source(job: PlannedJob) -> str:
+def own_responses_source(job: PlannedJob) -> str:
     """The label of a traffic or gate job's responses (EvaluationPrecomputedInferenceSource's
     inferenceSourceIdentifier: [a-zA-Z0-9]([a-zA-Z0-9._-]){0,255})."""
     return re.sub(r"[^a-zA-Z0-9._-]", "-", f"{job.alias}.{job.target}")[:256]

@@ -461,24 +461,9 @@ def gate_problems(training, evaluation: Evaluation | None, inference=None) -> li
         if evaluation is None:
             problems.append(located(where, "needs the evaluation section: its judge scores the candidate"))
         else:
-            found = evaluation.set_named(pipeline.evaluation_gate.set)
-            if found is None:
-                known = ", ".join(s.name for s in evaluation.sets)
-                problems.append(
-                    located(
-                        f"{where}.set",
-                        f"{pipeline.evaluation_gate.set!r} is not a name of evaluation.sets ({known})",
-                    )
-                )
-            for row_index, row in enumerate(found.rows if found else ()):
-                if row.prompt is None:
-                    problems.append(
-                        located(
-                            where,
-                            f"{found.where(row_index)} (set {found.name!r}) gives variables: the candidate "
-                            "answers each row's prompt as written",
-                        )
-                    )
+            # The candidate answers each row's prompt as written: no template fills variables.
+            found = _rows(evaluation, pipeline.evaluation_gate.set, f"{where}.set", problems)
+            problems += _row_problems(found, where, [], None, None)
         if not pipeline.deploy_to:
             problems.append(
                 located(

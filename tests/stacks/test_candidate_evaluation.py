@@ -15,7 +15,7 @@ from genai_stack.catalog import image_uri
 from genai_stack.components.candidate_evaluation import INPUT_FILTER
 from genai_stack.components.endpoint_layout import container_environment
 from genai_stack.config import load_profile
-from genai_stack.planning.evaluation import gate_jobs, traffic_source
+from genai_stack.planning.evaluation import gate_jobs, own_responses_source
 from tests.access.rows.state_machine_roles import all_states
 from tests.stacks.test_model_evaluation import camel, filled
 from tests.support.stubs import offline_client
@@ -137,7 +137,7 @@ def test_the_judge_job_is_a_request_bedrock_s_api_model_accepts(states, gate):
     create = states[f"Create {gate.key}"]
     parameters = create["Parameters"]
     assert parameters["InferenceConfig"]["Models"] == [
-        {"PrecomputedInferenceSource": {"InferenceSourceIdentifier": traffic_source(gate.planned)}}
+        {"PrecomputedInferenceSource": {"InferenceSourceIdentifier": own_responses_source(gate.planned)}}
     ]
     (config,) = parameters["EvaluationConfig"]["Automated"]["DatasetMetricConfigs"]
     assert config["MetricNames"] == ["Builtin.Correctness", "Builtin.Helpfulness", "Builtin.Harmfulness"]

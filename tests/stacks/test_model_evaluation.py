@@ -12,7 +12,7 @@ from botocore.stub import Stubber
 
 from genai_stack.components.model_evaluation import MIN_TRAFFIC_ROWS
 from genai_stack.config import load_profile
-from genai_stack.planning.evaluation import run_jobs, traffic_source
+from genai_stack.planning.evaluation import own_responses_source, run_jobs
 from tests.access.rows.state_machine_roles import all_states, run_value
 from tests.support.stubs import offline_client
 
@@ -91,7 +91,7 @@ def test_every_planned_job_is_created_as_the_profile_asks(states):
             # Bedrock scores the sampled answers; it invokes only the judge.
             assert parameters["ApplicationType"] == "ModelEvaluation"
             assert parameters["InferenceConfig"]["Models"] == [
-                {"PrecomputedInferenceSource": {"InferenceSourceIdentifier": traffic_source(job.planned)}}
+                {"PrecomputedInferenceSource": {"InferenceSourceIdentifier": own_responses_source(job.planned)}}
             ]
             assert judges
         else:
@@ -160,7 +160,7 @@ def test_a_traffic_job_samples_the_logs_of_its_target_and_scores_only_enough_row
         assert parameters["action"] == "sample"
         assert parameters["job"]["sample"] == 100
         assert parameters["job"]["days"] == 7
-        assert parameters["job"]["label"] == traffic_source(job.planned)
+        assert parameters["job"]["label"] == own_responses_source(job.planned)
         assert len(parameters["job"]["identifiers"]) == 1  # the target's application inference profile
         assert len(parameters["job"]["excluded_roles"]) == 1  # the evaluation jobs' role
         assert set(parameters["guardrail"]) == {"id", "version"}
