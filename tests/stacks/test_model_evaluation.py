@@ -91,7 +91,11 @@ def test_every_planned_job_is_created_as_the_profile_asks(states):
             # Bedrock scores the sampled answers; it invokes only the judge.
             assert parameters["ApplicationType"] == "ModelEvaluation"
             assert parameters["InferenceConfig"]["Models"] == [
-                {"PrecomputedInferenceSource": {"InferenceSourceIdentifier": own_responses_source(job.planned)}}
+                {
+                    "PrecomputedInferenceSource": {
+                        "InferenceSourceIdentifier": own_responses_source(job.planned)
+                    }
+                }
             ]
             assert judges
         else:
