@@ -215,6 +215,12 @@ def guardrail_profile(region: str) -> GuardrailProfile | None:
     return None
 
 
+def guardrail_profile_sources() -> tuple[str, ...]:
+    """Every region a recorded system guardrail profile can be called from."""
+    profiles = _guardrails()["guardrail_profiles"].values()
+    return tuple(sorted({region for entry in profiles for region in entry["routes"]}))
+
+
 @cache
 def bedrock_image_prices() -> dict[str, float]:
     """Image model id -> USD per generated image at its default size and quality (see

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from genai_stack.catalog import cost_region
-from genai_stack.cli.app import app, console, errors, fail, print_json
+from genai_stack.cli.app import app, console, errors, fail, load_or_fail, print_json
 from genai_stack.config import ProfileError
 from genai_stack.planning.cost import (
     PRICE_REGION,
@@ -334,15 +334,33 @@ def cost(
     hours_active: Annotated[
         float, typer.Option(min=0, max=730, help="Hours a month the model hosts run (max 730).")
     ] = 730,
+    by: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TAG",
+            help="Instead of the estimate: a month's spend from Cost Explorer (your AWS credentials), "
+            "split by this tag of the profile's application inference profiles: campaign, alias, ...",
+        ),
+    ] = None,
+    month: Annotated[
+        str | None, typer.Option(metavar="YYYY-MM", help="With --by: the month (default: the last full one).")
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """A profile's monthly cost: fixed parts and usage, each line with the unit price it used.
 
     Fixed: instances, load balancers, VPC endpoints, NAT gateways, keys, dashboards, alarms (counted
     on the synthesized templates). Usage: tokens of the profile's primary Bedrock model.
+    With --by TAG: what the profile did cost in a month, per value of the tag (Cost Explorer).
 
     [b]Example[/]: genai-stack cost managed-api --requests 1000000 --input-tokens 500 --output-tokens 200
+    [b]Example[/]: genai-stack cost marketing-copy-apac --by campaign --month 2026-11
     """
+    if by is not None:
+        _spend(profile, by, month, json_output)
+        return
+    if month is not None:
+        fail("--month goes with --by (the estimate is of a month of the usage you give)")
     result = synthesize_one(profile)
     usage = Usage(requests, input_tokens, output_tokens, images, hours_active)
     report = estimate(result.profile, result.templates, usage)
@@ -380,3 +398,38 @@ def cost(
             f"of {even} (docs/gateway.md, Semantic cache)",
             highlight=False,
         )
+
+
+def _spend(profile_name: str, key: str, month: str | None, json_output: bool) -> None:
+    import datetime as dt
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from genai_stack.cli import spend
+
+    profile = load_or_fail(profile_name)
+    try:
+        spend.tag_groups(profile, key)
+        spend.month_period(month, today=dt.date.today())
+    except ValueError as error:
+        fail(str(error))
+    try:
+        report = spend.spend_by_tag(spend.make_client(), profile, key, month=month, today=dt.date.today())
+    except (BotoCoreError, ClientError) as error:
+        fail(f"Cost Explorer: {error}")
+    if json_output:
+        print_json(report.as_dict())
+        return
+    table = Table(
+        title=f"Spend of {profile.name} by {key}, {report.month} ({spend.METRIC}, Cost Explorer)",
+        title_justify="left",
+    )
+    for column in (key, "Application inference profiles", "Service", "USD"):
+        table.add_column(column, justify="right" if column == "USD" else "left")
+    for row in report.rows:
+        table.add_row(row.value, ", ".join(row.profiles), row.service or "-", f"{row.usd:,.2f}")
+    table.add_section()
+    table.add_row("[bold]total[/]", "", "", f"[bold]{report.total_usd:,.2f}[/]")
+    console.print(table)
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)

@@ -63,12 +63,13 @@ def list_profiles(
     if json_output:
         print_json(rows)
         return
-    table = Table(title="Built-in profiles", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    # Names are never cut (an 80-column terminal or a pipe used to show "customer-serv…"); the stacks
-    # are named without their profile prefix (customer-service-foundation -> foundation).
+    table = Table(title="Built-in profiles", box=box.SIMPLE_HEAD, pad_edge=False, padding=0)
+    # Names and regions are never cut (an 80-column terminal or a pipe used to show "customer-serv…"),
+    # so the columns have no padding beside their separator; the stacks are named without their
+    # profile prefix (customer-service-foundation -> foundation).
     table.add_column("Profile", no_wrap=True, min_width=max(len(row["name"]) for row in rows))
     table.add_column("Approaches", no_wrap=True)
-    table.add_column("Region", no_wrap=True)
+    table.add_column("Region", no_wrap=True, min_width=max(len(row["region"]) for row in rows))
     table.add_column("Stacks", no_wrap=True)
     table.add_column("Fixed USD", justify="right", no_wrap=True)
     for row in rows:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from genai_stack.catalog import bedrock_catalog, bedrock_prices
+from genai_stack.catalog import bedrock_catalog, bedrock_prices, regions_table
 from genai_stack.cli.app import app, console, fail, print_json
 from genai_stack.planning.advisor import Workload, recommend
 
@@ -26,6 +26,10 @@ def recommend_command(
         float | None,
         typer.Option(min=1, help="Measured output tokens/s of one host (overrides the assumption)."),
     ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(help="Where the team works or its data should stay (e.g. ap-east-1): picks a profile."),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
 ) -> None:
     """The approach advisor: approaches ranked by monthly cost at a volume, and where to start.
@@ -34,6 +38,7 @@ def recommend_command(
     the reasons, and the built-in profile to start from.
 
     [b]Examples[/]: genai-stack recommend --requests 2000000 ;
+    genai-stack recommend --requests 300000 --region ap-east-1 ;
     genai-stack recommend --requests 50000 --domain-data unlabelled --budget 200 --json
     """
     if modality not in ("text", "image", "embeddings"):
@@ -49,7 +54,10 @@ def recommend_command(
             fail(
                 f"--model {model!r} has no token price; priced models: {', '.join(sorted(bedrock_prices()))}"
             )
+    if region is not None and region not in regions_table()["missing"]:
+        fail(f"--region {region!r} is not an AWS commercial region CloudFormation lists (docs/regions.md)")
     work = Workload(
+        region=region,
         modality=modality,
         requests=requests,
         input_tokens=input_tokens,

@@ -4,10 +4,11 @@ After `cdk deploy --all`, with the caller's credentials: every stack of the prof
 settled; no alarm of the profile is in ALARM; its budgets exist with the profile's limits and its
 anomaly monitor exists; each SageMaker endpoint is InService and each model host's load balancer sees
 healthy hosts (an endpoint or fleet scaled to zero is skipped with a note); the gateway answers a chat
-per alias and an embedding per embeddings alias, blocks a prompt with a word its guardrail filters, and
-the answer's log line and metric reach CloudWatch; the first knowledge base ingests a document and
-Retrieve finds it. Everything is a read except the gateway's calls, the key smoke creates for them
-and the knowledge-base document, both removed afterwards.
+per alias and an embedding per embeddings alias, blocks each word its guardrail filters and each example
+of its denied topics, in the languages the profile wrote them (the probes of a language AWS does not
+document for those policies), and the answer's log line and metric reach CloudWatch; the first knowledge
+base ingests a document and Retrieve finds it. Everything is a read except the gateway's calls, the key
+smoke creates for them and the knowledge-base document, both removed afterwards.
 
 What it looks for comes from the profile's templates, synthesized offline as `cdk synth` would: the
 stacks and their resources by logical ID; CloudFormation's DescribeStackResources gives the deployed
@@ -19,6 +20,7 @@ anything failed.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import time
 import uuid
@@ -277,22 +279,30 @@ def check_embedding(call: Caller, alias: str) -> list[Result]:
     return [Result(check, "fail", _error(answer) if answer.status != 200 else "HTTP 200 without a vector")]
 
 
-def check_guardrail_blocks(call: Caller, alias: str, word: str, blocked_message: str) -> list[Result]:
-    """A prompt with a word the guardrail's word filter blocks comes back blocked: the gateway answers
-    with the guardrail's blocked-input message and finish_reason content_filter
+def guardrail_probes(guardrail: Any) -> list[str]:
+    """Prompts the guardrail must block: one per filtered word and every denied topic's examples, in
+    the languages the profile wrote them. AWS documents few languages for denied topics and word filters
+    (guardrails-supported-languages.html), so a deployed guardrail is tried with each profile's own
+    examples, e.g. marketing-copy-apac's Traditional Chinese ones."""
+    words = [
+        f"請介紹{word}。" if re.search(r"[\u4e00-\u9fff]", word) else f"Tell me about {word}."
+        for word in guardrail.words
+    ]
+    return words + [example for topic in guardrail.denied_topics for example in topic.examples]
+
+
+def check_guardrail_blocks(call: Caller, alias: str, prompt: str, blocked_message: str) -> list[Result]:
+    """A prompt the guardrail must block (a filtered word, a denied topic's example) comes back blocked:
+    the gateway answers with the guardrail's blocked-input message and finish_reason content_filter
     (lambdas/gateway/guardrail.py)."""
     check = "guardrail blocks"
     answer = call(
         "/chat/completions",
-        {
-            "model": alias,
-            "messages": [{"role": "user", "content": f"Tell me about {word}."}],
-            "max_tokens": 16,
-        },
+        {"model": alias, "messages": [{"role": "user", "content": prompt}], "max_tokens": 16},
     )
     choice = (answer.body.get("choices") or [{}])[0]
     if answer.status == 200 and choice.get("finish_reason") == "content_filter":
-        return [Result(check, "pass", f"a prompt with {word!r} was blocked")]
+        return [Result(check, "pass", f"{prompt!r} was blocked")]
     if answer.status != 200:
         return [Result(check, "fail", _error(answer))]
     text = (choice.get("message") or {}).get("content", "")
@@ -302,7 +312,8 @@ def check_guardrail_blocks(call: Caller, alias: str, word: str, blocked_message:
         Result(
             check,
             "fail",
-            f"a prompt with {word!r} was answered (finish_reason {reason!r}, {what}): is the guardrail on?",
+            f"{prompt!r} was answered (finish_reason {reason!r}, {what}): is the guardrail on, and does "
+            "it cover this language?",
         )
     ]
 
@@ -310,8 +321,8 @@ def check_guardrail_blocks(call: Caller, alias: str, word: str, blocked_message:
 def gateway_checks(
     profile: Profile, call: Caller, answered: list[tuple[str, Answer]] | None = None
 ) -> list[Result]:
-    """Chat per alias, embedding per embeddings alias, and a blocked prompt when the guardrail filters
-    words (the first of them). The chat answers go to `answered`."""
+    """Chat per alias, embedding per embeddings alias, and each of the guardrail's probes blocked
+    (guardrail_probes). The chat answers go to `answered`."""
     gateway = profile.gateway
     assert gateway is not None
     results: list[Result] = []
@@ -320,14 +331,17 @@ def gateway_checks(
     for alias in gateway.embeddings:
         results += _guarded(f"gateway embedding {alias}", lambda a=alias: check_embedding(call, a))
     guardrail = profile.bedrock.guardrail if profile.bedrock else None
-    if guardrail is not None and guardrail.words:
-        first = next(iter(gateway.aliases))
+    probes = guardrail_probes(guardrail) if guardrail is not None else []
+    first = next(iter(gateway.aliases))
+    for probe in probes:
         results += _guarded(
             "guardrail blocks",
-            lambda: check_guardrail_blocks(call, first, guardrail.words[0], guardrail.blocked_input_message),
+            lambda p=probe: check_guardrail_blocks(call, first, p, guardrail.blocked_input_message),
         )
-    else:
-        results.append(Result("guardrail blocks", "skip", "the guardrail filters no words to try"))
+    if not probes:
+        results.append(
+            Result("guardrail blocks", "skip", "the guardrail filters no words and has no topic examples")
+        )
     return results
 
 

@@ -10,11 +10,16 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-from genai_stack.catalog import bedrock_catalog, bedrock_prices
+from genai_stack.catalog import bedrock_catalog, bedrock_prices, missing_types
 from genai_stack.planning.cost import DATA, HOURS_PER_MONTH, fixed_price, instance_price, network_price
 
 Modality = Literal["text", "image", "embeddings"]
 DomainData = Literal["none", "labelled", "unlabelled"]
+
+# The managed-API profile to start from in Asia Pacific: Bedrock in Tokyo with Claude through the Japan
+# inference profile and a STANDARD-tier guardrail through apac.guardrail.v1:0
+# (docs/profiles/marketing-copy-apac.md).
+APAC_PROFILE = "marketing-copy-apac"
 
 DEFAULT_MODELS = {"text": "amazon.nova-lite-v1:0", "embeddings": "amazon.titan-embed-text-v2:0"}
 SELF_HOSTED_TYPES = ("inf2.8xlarge", "g6.xlarge", "g5.xlarge")
@@ -35,6 +40,7 @@ class Workload:
     budget_usd: float | None = None
     model: str | None = None
     tokens_per_second: float | None = None
+    region: str | None = None  # where the team wants it run; None: no preference
 
 
 @dataclass
@@ -114,6 +120,23 @@ def crossover_requests(instance_type: str, per_request: float, work: Workload) -
         n += 1
 
 
+def _regional(region: str, profile: str, reasons: list[str]) -> str:
+    """The profile to start from for a team in `region`, with the reason when the region changes it."""
+    if "AWS::Bedrock::Guardrail" in missing_types(region):
+        reasons.append(
+            f"Amazon Bedrock is not offered in {region}: the managed API runs from a region that has it "
+            + ("(Tokyo, for Asia Pacific)." if region.startswith("ap-") else "(docs/regions.md).")
+        )
+    if region.startswith("ap-") and profile == "managed-api":
+        reasons.append(
+            f"Asia Pacific: {APAC_PROFILE} is managed-api's design in ap-northeast-1, with Claude "
+            "through the Japan inference profile and a STANDARD-tier guardrail (Traditional Chinese) through "
+            "apac.guardrail.v1:0."
+        )
+        return APAC_PROFILE
+    return profile
+
+
 def recommend(work: Workload) -> Recommendation:
     reasons: list[str] = []
     options: list[Option] = []
@@ -172,6 +195,12 @@ def recommend(work: Workload) -> Recommendation:
             "cold start, but measure time-to-first-token on your model; Bedrock's latency-optimized "
             "inference is the managed alternative."
         )
+    if work.region is not None:
+        start_from = _regional(work.region, best.profile, reasons)
+        for option in options:
+            if option.profile == best.profile:
+                option.profile = start_from
+        best.profile = start_from
     if work.budget_usd is not None:
         over = [o for o in options if o.monthly_usd is not None and o.monthly_usd > work.budget_usd]
         for option in over:

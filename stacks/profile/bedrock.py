@@ -18,6 +18,8 @@ from genai_stack.catalog import (
     bedrock_catalog,
     guardrail_languages,
     guardrail_profile,
+    guardrail_profile_sources,
+    missing_types,
     topic_definition_limit,
 )
 from genai_stack.lambdas.pgvector_schema.logic import ALTERNATE as BEDROCK_ALTERNATE
@@ -467,6 +469,17 @@ class Bedrock(_Strict):
 
 def bedrock_catalog_problems(bedrock: Bedrock, region: str) -> list[str]:
     """Model ids against the catalog: known, offered in the region, the right kind for their use."""
+    lacking = sorted(t for t in missing_types(region) if t.startswith("AWS::Bedrock::"))
+    if "AWS::Bedrock::Guardrail" in lacking or "AWS::Bedrock::KnowledgeBase" in lacking:
+        # Where CloudFormation has no Bedrock resources, Bedrock itself is not offered (ap-east-1, Hong
+        # Kong: no bedrock-runtime endpoint either, "Amazon Bedrock endpoints and quotas"); every model
+        # error would repeat this one.
+        with_apac = sorted(r for r in guardrail_profile_sources() if not missing_types(r) & set(lacking))
+        return [
+            f"needs Amazon Bedrock, which is not offered in {region}: CloudFormation there lacks "
+            f"{', '.join(t.removeprefix('AWS::') for t in lacking)}. Deploy the bedrock section to a "
+            f"region that has it (with a STANDARD-tier guardrail: {', '.join(with_apac)}; docs/regions.md)"
+        ]
     catalog = bedrock_catalog()
     problems = []
     for index, model_id in enumerate(bedrock.models):

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from genai_stack.cli.smoke import GATEWAY_HANDLER, SMOKE_DOCUMENT_PREFIX
+from genai_stack.config import builtin_profile_names
 from tests.access.deployment import Deployment
 from tests.access.evaluator import Policy, Request, evaluate
 from tests.access.rows import Call
@@ -279,7 +280,7 @@ def refused(deployment: Deployment) -> list[Call]:
     ]
 
 
-@pytest.mark.parametrize("profile", ["managed-api", "customer-service", "custom-model", "self-hosted"])
+@pytest.mark.parametrize("profile", builtin_profile_names())
 def test_the_smoke_role_allows_every_smoke_call_and_nothing_else(deployments, profile):
     deployment = deployments[profile]
     policy = policy_for(deployment)

@@ -10,11 +10,11 @@ from dataclasses import replace
 import pytest
 
 from genai_stack.components.spend_cap import INVOCATION_ACTIONS
-from genai_stack.config import builtin_profile_names
+from genai_stack.config import builtin_profile_names, load_profile
 from tests.access.deployment import Deployment, Role
 from tests.access.rows import Call, function_rows, service_role_rows
 
-CAPPED = [name for name in builtin_profile_names() if name == "managed-api"]
+CAPPED = [name for name in builtin_profile_names() if load_profile(name).budget.stop_invocations is not None]
 
 
 def action_of(deployment: Deployment) -> tuple[str, dict]:
@@ -43,7 +43,9 @@ def invokes(rows: list[Call]) -> bool:
 
 
 def test_a_built_in_profile_has_the_cap():
-    assert CAPPED, "managed-api sets budget.stop_invocations: the checks below must run on it"
+    assert {"managed-api", "marketing-copy-apac"} <= set(CAPPED), (
+        "managed-api and marketing-copy-apac set budget.stop_invocations: the checks below must run on them"
+    )
 
 
 @pytest.mark.parametrize("profile", CAPPED)

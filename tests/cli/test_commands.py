@@ -189,6 +189,7 @@ def test_cost_splits_fixed_and_usage_with_the_price_of_each_line():
             "'video' is not one of text, image, embeddings",
         ),
         (("recommend", "--requests", "10", "--model", "gpt-x"), "'gpt-x' has no token price"),
+        (("recommend", "--requests", "10", "--region", "mars-1"), "'mars-1' is not an AWS commercial region"),
         (
             ("recommend", "--requests", "10", "--domain-data", "some"),
             "is not one of none, labelled, unlabelled",

@@ -161,6 +161,21 @@ def test_the_advisor_ranks_by_cost_and_explains():
     assert [o.approach for o in embeddings.options] == ["managed API"]
 
 
+def test_a_team_in_asia_pacific_starts_from_the_apac_profile():
+    hong_kong = recommend(Workload(requests=10_000, region="ap-east-1"))
+    assert hong_kong.profile == "marketing-copy-apac"
+    assert hong_kong.options[0].profile == "marketing-copy-apac"
+    assert any("Amazon Bedrock is not offered in ap-east-1" in r for r in hong_kong.reasons)
+    tokyo = recommend(Workload(requests=10_000, region="ap-northeast-1"))
+    assert tokyo.profile == "marketing-copy-apac"
+    assert not any("not offered" in r for r in tokyo.reasons)
+    assert recommend(Workload(requests=10_000, region="eu-west-1")).profile == "managed-api"
+    # Grounding on documents still starts from customer-service: only the managed-API default moves.
+    assert recommend(Workload(requests=10_000, region="ap-east-1", domain_data="unlabelled")).profile == (
+        "customer-service"
+    )
+
+
 def test_custom_model_endpoints_by_hand(synthesized):
     profile = load_profile("custom-model")
     result = estimate(profile, synthesized.templates["custom-model"])

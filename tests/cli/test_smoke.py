@@ -459,6 +459,7 @@ def test_an_embedding_passes_as_a_vector_and_fails_otherwise():
 
 def test_the_guardrail_check_passes_only_when_the_prompt_is_blocked():
     prompt = "/chat/completions:Tell me about crypto."
+    probe = "Tell me about crypto."
     blocked = sm.Answer(
         200, {"choices": [{"message": {"content": "No."}, "finish_reason": "content_filter"}]}
     )
@@ -466,17 +467,30 @@ def test_the_guardrail_check_passes_only_when_the_prompt_is_blocked():
         200, {"choices": [{"message": {"content": "Crypto is..."}, "finish_reason": "stop"}]}
     )
     assert (
-        sm.check_guardrail_blocks(caller({prompt: blocked}), "copywriter", "crypto", "No.")[0].status
-        == "pass"
+        sm.check_guardrail_blocks(caller({prompt: blocked}), "copywriter", probe, "No.")[0].status == "pass"
     )
-    (failed,) = sm.check_guardrail_blocks(caller({prompt: answered}), "copywriter", "crypto", "No.")
-    assert (
-        failed.detail
-        == "a prompt with 'crypto' was answered (finish_reason 'stop', a model answer): is the guardrail on?"
+    (failed,) = sm.check_guardrail_blocks(caller({prompt: answered}), "copywriter", probe, "No.")
+    assert failed.detail == (
+        "'Tell me about crypto.' was answered (finish_reason 'stop', a model answer): is the guardrail on, "
+        "and does it cover this language?"
     )
 
 
-def test_the_gateway_checks_cover_every_alias_and_the_guardrail_s_first_word():
+def test_the_guardrail_is_probed_with_every_word_and_topic_example_in_their_languages():
+    guardrail = load_profile("marketing-copy-apac").bedrock.guardrail
+    probes = sm.guardrail_probes(guardrail)
+    assert probes[:4] == [
+        "Tell me about risk-free.",
+        "Tell me about guaranteed returns.",
+        "請介紹零風險。",
+        "請介紹保證回報。",
+    ]
+    examples = [e for topic in guardrail.denied_topics for e in topic.examples]
+    assert probes[4:] == examples
+    assert any("\u4e00" <= ch <= "\u9fff" for example in examples for ch in example)  # Chinese examples too
+
+
+def test_the_gateway_checks_cover_every_alias_and_every_guardrail_probe():
     profile = load_profile("custom-model")
     seen: list = []
 
@@ -490,10 +504,13 @@ def test_the_gateway_checks_cover_every_alias_and_the_guardrail_s_first_word():
     aliases = list(profile.gateway.aliases)
     assert [model for path, model in seen if path == "/chat/completions"][: len(aliases)] == aliases
     assert [model for path, model in seen if path == "/embeddings"] == list(profile.gateway.embeddings)
-    guardrail = profile.bedrock.guardrail
-    expected = "skip" if not guardrail.words else "fail"  # CHAT_OK is not a blocked answer
-    assert results[-1].check == "guardrail blocks"
-    assert results[-1].status == expected
+    probes = sm.guardrail_probes(profile.bedrock.guardrail)
+    blocks = [r for r in results if r.check == "guardrail blocks"]
+    if probes:
+        assert [r.status for r in blocks] == ["fail"] * len(probes)  # CHAT_OK is not a blocked answer
+        assert seen[-len(probes) :] == [("/chat/completions", aliases[0])] * len(probes)
+    else:
+        assert [r.status for r in blocks] == ["skip"]
 
 
 def test_a_private_gateway_is_skipped_with_the_reason():

@@ -46,6 +46,12 @@ def test_every_built_in_profile_has_a_plan(name):
         assert gate["input_tokens"] == 0  # the candidate answers in the transform; the judge is billed
         assert gate["usd"] > 0
         return
+    if name == "marketing-copy-apac":  # each language's briefs on both targets of lunar-new-year
+        targets = ("jp.anthropic.claude-haiku-4-5-20251001-v1:0", "amazon.nova-lite-v1:0")
+        assert names == [f"{e}/{t}" for e in ("lunar-en", "lunar-zh-hant") for t in targets]
+        assert all(job["rows"] == 4 and job["judge_input_tokens"] > 0 for job in document["jobs"])
+        assert all(job["usd"] > 0 for job in document["jobs"])
+        return
     # copywriter's two Bedrock targets are two jobs (an automated job takes one model), for the set and
     # for its logged traffic; each knowledge-base evaluation is one.
     assert names == [

@@ -124,10 +124,10 @@ def test_an_unknown_language_is_refused(tmp_path):
 def test_standard_tier_needs_a_known_guardrail_profile_in_the_region(tmp_path):
     guardrail = {**GUARDRAIL, "tier": "STANDARD"}
     message = error(
-        tmp_path, {"models": ["amazon.titan-embed-text-v2:0"], "guardrail": guardrail}, region="ap-south-1"
+        tmp_path, {"models": ["amazon.titan-embed-text-v2:0"], "guardrail": guardrail}, region="sa-east-1"
     )
     assert (
-        "bedrock.guardrail.tier: 'STANDARD' needs a cross-region guardrail profile, and none is known for ap-south-1"
+        "bedrock.guardrail.tier: 'STANDARD' needs a cross-region guardrail profile, and none is known for sa-east-1"
         in message
     )
 
