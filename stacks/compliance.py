@@ -284,6 +284,20 @@ API_GATEWAY_ACCOUNT_ROLE = Acknowledgement(
     ),
 )
 
+GATEWAY_IAM_AUTH = (
+    Acknowledgement(
+        finding="AwsSolutions-COG4",
+        reason=(
+            "No Cognito user pool: gateway.auth: iam. Every method takes AWS_IAM authorization (SigV4), so "
+            "only principals of this account whose identity policy grants execute-api:Invoke on the method "
+            "(the customer assistant's function: POST /v1/chat/completions only) reach it; another "
+            "account's principals would also need the API's resource policy to allow them (API Gateway "
+            "guide, 'How API Gateway resource policies affect authorization workflow'), and a public "
+            "API has none."
+        ),
+    ),
+)
+
 GATEWAY_API_KEY_AUTH = (
     Acknowledgement(
         finding="AwsSolutions-COG4",

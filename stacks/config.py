@@ -23,6 +23,7 @@ import sys
 from collections.abc import Sequence
 
 from genai_stack import PROFILES_DIR
+from genai_stack.profile.assistant import Assistant
 from genai_stack.profile.bedrock import (
     ApplicationInferenceProfile,
     AuroraVectorStore,
@@ -135,6 +136,7 @@ __all__ = [
     "SCHEMA_PATH",
     "SEMANTIC_CACHE_INDEX",
     "ApplicationInferenceProfile",
+    "Assistant",
     "AsyncInference",
     "AuroraVectorStore",
     "Bedrock",

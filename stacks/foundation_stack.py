@@ -14,6 +14,7 @@ from genai_stack import compliance
 from genai_stack.components.alarm_topic import AlarmTopic
 from genai_stack.components.aurora_vector_store import AuroraVectorStore
 from genai_stack.components.cache_table import (
+    AssistantRecordsTable,
     CacheTable,
     GatewayFeedbackTable,
     GatewayKeyTable,
@@ -71,6 +72,7 @@ class FoundationStack(Stack):
         gateway_image_days: int | None = None,
         host_volumes: bool = False,
         custom_models: bool = False,
+        assistant_records: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, termination_protection=True, **kwargs)
@@ -186,6 +188,11 @@ class FoundationStack(Stack):
         )
         self.spend_table = (
             GatewaySpendTable(self, "GatewaySpend", encryption_key=self.key).table if gateway_spend else None
+        )
+        self.assistant_records = (
+            AssistantRecordsTable(self, "AssistantRecords", encryption_key=self.key).table
+            if assistant_records
+            else None
         )
         if self.key_table is not None:
             CfnOutput(

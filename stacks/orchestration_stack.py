@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Stack
+from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
@@ -15,13 +15,14 @@ from constructs import Construct
 
 from genai_stack.bedrock_stack import BedrockStack
 from genai_stack.catalog import bedrock_catalog, bedrock_image_prices, bedrock_prices
+from genai_stack.components.assistant_bot import AssistantBot
 from genai_stack.components.cost_controls import GatewayCost
 from genai_stack.components.gateway_protection import GatewayProtection
 from genai_stack.components.model_access import ApplicationProfileRef
 from genai_stack.components.model_gateway import GatewayNetwork, ModelGateway, Tenant
 from genai_stack.components.model_network import ModelNetwork
 from genai_stack.components.monitoring import MonitoringHub
-from genai_stack.config import Gateway, GatewayTarget
+from genai_stack.config import Assistant, Gateway, GatewayTarget
 from genai_stack.hosting_stack import HostingStack
 
 
@@ -207,9 +208,12 @@ class OrchestrationStack(Stack):
         hosting: HostingStack | None = None,
         endpoints: Mapping[str, str] | None = None,
         data_bucket: s3.IBucket | None = None,
+        assistant: Assistant | None = None,
+        assistant_records: dynamodb.ITable | None = None,
         **kwargs,
     ) -> None:
-        """`data_bucket`: where the images of url responses go (gateway-images/), with image aliases."""
+        """`data_bucket`: where the images of url responses go (gateway-images/), with image aliases;
+        `assistant`: the Lex customer assistant in front of the gateway, over `assistant_records`."""
         super().__init__(scope, construct_id, **kwargs)
         endpoints = dict(endpoints or {})
         image_bucket = data_bucket if settings.images else None
@@ -279,6 +283,29 @@ class OrchestrationStack(Stack):
             image_bucket=image_bucket,
         )
         self.invoking_roles = [gateway.handler.role]  # what budget.stop_invocations denies
+        self.assistant: AssistantBot | None = None
+        if assistant is not None:
+            if assistant_records is None:
+                raise ValueError("the assistant needs its records table (FoundationStack assistant_records)")
+            self.assistant = AssistantBot(
+                self,
+                "Assistant",
+                name=f"{profile_name}-assistant",
+                locales=assistant.locales,
+                records=assistant_records,
+                gateway_api=gateway.api,
+                gateway_url=gateway.base_url,
+                alias=assistant.alias,
+                knowledge_base=assistant.knowledge_base,
+                hotline=assistant.hotline,
+                idle_session_seconds=assistant.idle_session_seconds,
+                encryption_key=encryption_key,
+                log_retention_days=log_retention_days,
+                conversation_log_days=assistant.conversation_log_days,
+            )
+            self.assistant.monitor(hub)
+            CfnOutput(self, "AssistantBotId", value=self.assistant.bot.attr_id)
+            CfnOutput(self, "AssistantBotAliasId", value=self.assistant.alias.attr_bot_alias_id)
         # The gateway's EMF `service` and aliases: the cost alarm sums its per-alias EstimatedCost.
         self.gateway_cost = GatewayCost(
             gateway.handler.service_name, (*settings.aliases, *settings.embeddings, *settings.images)

@@ -141,6 +141,7 @@ class ProfileStacks(Construct):
             else None,
             host_volumes=bool(profile.hosting and profile.hosting.hosts),
             custom_models=bool(profile.training and profile.training.customizations),
+            assistant_records=profile.assistant is not None,
             bedrock_invocation_logs=bool(bedrock and bedrock.invocation_logging.enabled),
         )
         keep_retired_roles(self.foundation, profile)  # until 0.3: stacks/retired_roles.py says why
@@ -255,6 +256,8 @@ class ProfileStacks(Construct):
                 hosting=self.hosting,
                 endpoints=self.inference.endpoint_names if self.inference else None,
                 data_bucket=self.foundation.data_bucket,
+                assistant=profile.assistant,
+                assistant_records=self.foundation.assistant_records,
             )
 
         budgets_region = cost_region(profile.region)

@@ -1,5 +1,5 @@
-"""The gateway's stateful tables: the exact-match response cache, the key table and the tenants' spend
-(all retained)."""
+"""The stateful tables: the gateway's exact-match response cache, key table, tenants' spend and feedback,
+and the customer assistant's records (all retained)."""
 
 from __future__ import annotations
 
@@ -53,6 +53,16 @@ class GatewayFeedbackTable(Construct):
         self.table = stateful_table(
             self, "Table", encryption_key=encryption_key, time_to_live_attribute="expires_at"
         )
+
+
+class AssistantRecordsTable(Construct):
+    """The customer assistant's stand-in for the utility's systems (lambdas/assistant_fulfilment):
+    `pk` `account#<number>` and `outage#<district>` (loaded by the utility), `report#<reference>` and
+    `connection#<reference>` (written by the bot). Retained: the reports and requests are customers'."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, encryption_key: kms.IKey) -> None:
+        super().__init__(scope, construct_id)
+        self.table = stateful_table(self, "Table", encryption_key=encryption_key)
 
 
 def stateful_table(

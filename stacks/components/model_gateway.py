@@ -397,6 +397,8 @@ class ModelGateway(Construct):
             )
         if auth == "api_key":
             compliance.acknowledge(self.api, *compliance.GATEWAY_API_KEY_AUTH)
+        else:
+            compliance.acknowledge(self.api, *compliance.GATEWAY_IAM_AUTH)
         compliance.skip_checkov(
             self.api.deployment_stage.node.default_child, *compliance.GATEWAY_STAGE_CHECKOV_SKIPS
         )

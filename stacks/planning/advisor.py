@@ -20,6 +20,9 @@ DomainData = Literal["none", "labelled", "unlabelled"]
 # inference profile and a STANDARD-tier guardrail through apac.guardrail.v1:0
 # (docs/profiles/marketing-copy-apac.md).
 APAC_PROFILE = "marketing-copy-apac"
+# Grounded answers in Asia Pacific: a Lex assistant in English and Cantonese over a knowledge base, from
+# Sydney (docs/profiles/utility-assistant.md).
+APAC_GROUNDED_PROFILE = "utility-assistant"
 
 DEFAULT_MODELS = {"text": "amazon.nova-lite-v1:0", "embeddings": "amazon.titan-embed-text-v2:0"}
 SELF_HOSTED_TYPES = ("inf2.8xlarge", "g6.xlarge", "g5.xlarge")
@@ -134,6 +137,12 @@ def _regional(region: str, profile: str, reasons: list[str]) -> str:
             "apac.guardrail.v1:0."
         )
         return APAC_PROFILE
+    if region.startswith("ap-") and profile == "customer-service":
+        reasons.append(
+            f"Asia Pacific: {APAC_GROUNDED_PROFILE} grounds answers on a knowledge base from ap-southeast-2, "
+            "behind an Amazon Lex bot in English and Cantonese (zh_HK)."
+        )
+        return APAC_GROUNDED_PROFILE
     return profile
 
 

@@ -20,6 +20,7 @@ from genai_stack.catalog import (
     supported_regions,
     unsupported_reason,
 )
+from genai_stack.profile.assistant import Assistant, assistant_problems
 from genai_stack.profile.bedrock import Bedrock, bedrock_catalog_problems
 from genai_stack.profile.budget import Budget, CostAllocation, Notifications
 from genai_stack.profile.common import RESERVED_TAG_KEYS, ProfileError, TagKey, TagValue, _Strict, located
@@ -96,6 +97,9 @@ class Profile(_Strict):
     evaluation: Evaluation | None = Field(
         default=None,
         description="Evaluations as code: sets, Bedrock evaluation jobs, schedule (docs/evaluation.md)",
+    )
+    assistant: Assistant | None = Field(
+        default=None, description="An Amazon Lex V2 customer assistant in front of the gateway"
     )
 
     @field_validator("region")
@@ -270,6 +274,16 @@ class Profile(_Strict):
         if problems:
             raise ValueError("\n".join(problems))
         return evaluation
+
+    @field_validator("assistant")
+    @classmethod
+    def _assistant_gateway(cls, assistant: Assistant | None, info: ValidationInfo) -> Assistant | None:
+        if assistant is None or "gateway" in (info.context or {}).get("given", set()) - set(info.data):
+            return assistant  # the gateway's own errors are reported first
+        problems = assistant_problems(assistant, info.data.get("gateway"), info.data.get("region"))
+        if problems:
+            raise ValueError("\n".join(problems))
+        return assistant
 
     @field_validator("tags")
     @classmethod

@@ -42,6 +42,11 @@ section of each type's page, table below). A type or attribute that is not in th
 | AWS::S3Vectors::VectorBucket | ARN | VectorBucketArn | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-s3vectors-vectorbucket.html |
 | AWS::S3Vectors::Index | ARN | IndexArn | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-s3vectors-index.html |
 | AWS::Events::Rule | name | Arn | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-events-rule.html |
+| AWS::ApiGateway::RestApi | REST API id | RootResourceId | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-apigateway-restapi.html |
+| AWS::ApiGateway::Stage | stage name | - | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-apigateway-stage.html |
+| AWS::Lex::Bot | bot id | Arn = `arn:P:lex:R:A:bot/ID`, Id | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-lex-bot.html |
+| AWS::Lex::BotVersion | - | BotVersion ("1": a bot's first) | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-lex-botversion.html |
+| AWS::Lex::BotAlias | - | Arn = `arn:P:lex:R:A:bot-alias/BOTID/ALIASID`, BotAliasId | https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-lex-botalias.html |
 
 Intrinsic functions: Ref, Fn::GetAtt, Fn::Join, Fn::Sub, Fn::Select, Fn::Split, Fn::GetAZs,
 Fn::Base64, Fn::ImportValue (an `Export` of another stack), Fn::GetStackOutput (an output of
@@ -346,6 +351,23 @@ RETURN_VALUES: dict[str, dict[str, Attribute]] = {
     "AWS::Events::Rule": {
         "Ref": lambda p: p.name("Name", 64),
         "Arn": lambda p: p.arn("events", f"rule/{p.name('Name', 64)}"),
+    },
+    "AWS::ApiGateway::RestApi": {
+        "Ref": lambda p: p.short_id(10),
+        "RootResourceId": lambda p: p.short_id(10)[::-1],
+    },
+    "AWS::ApiGateway::Stage": {"Ref": lambda p: p.prop("StageName")},
+    # Lex ids: 10 upper-case letters and digits (the IAM service reference's bot and bot-alias ARNs:
+    # arn:${Partition}:lex:${Region}:${Account}:bot/${BotId}, .../bot-alias/${BotId}/${BotAliasId}).
+    "AWS::Lex::Bot": {
+        "Ref": lambda p: p.short_id(10, upper=True),
+        "Id": lambda p: p.short_id(10, upper=True),
+        "Arn": lambda p: p.arn("lex", f"bot/{p.short_id(10, upper=True)}"),
+    },
+    "AWS::Lex::BotVersion": {"BotVersion": lambda p: "1"},
+    "AWS::Lex::BotAlias": {
+        "BotAliasId": lambda p: p.short_id(10, upper=True),
+        "Arn": lambda p: p.arn("lex", f"bot-alias/{p.prop('BotId')}/{p.short_id(10, upper=True)}"),
     },
 }
 

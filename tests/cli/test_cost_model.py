@@ -170,9 +170,12 @@ def test_a_team_in_asia_pacific_starts_from_the_apac_profile():
     assert tokyo.profile == "marketing-copy-apac"
     assert not any("not offered" in r for r in tokyo.reasons)
     assert recommend(Workload(requests=10_000, region="eu-west-1")).profile == "managed-api"
-    # Grounding on documents still starts from customer-service: only the managed-API default moves.
-    assert recommend(Workload(requests=10_000, region="ap-east-1", domain_data="unlabelled")).profile == (
-        "customer-service"
+    grounded = recommend(Workload(requests=10_000, region="ap-east-1", domain_data="unlabelled"))
+    assert grounded.profile == "utility-assistant"
+    assert any("Cantonese" in r for r in grounded.reasons)
+    # Labelled data still starts from custom-model: only the managed and grounded defaults move.
+    assert recommend(Workload(requests=10_000, region="ap-east-1", domain_data="labelled")).profile == (
+        "custom-model"
     )
 
 

@@ -77,6 +77,7 @@ ServiceRoleBuilder = Callable[["Role", "Deployment"], "list[Call] | None"]
 
 # The row families of Lambda functions, one module of tests/access/rows each.
 FUNCTION_FAMILIES = (
+    "assistant_fulfilment",
     "cdk_provider",
     "custom_model_deployment",
     "custom_model_serving",
@@ -135,6 +136,7 @@ SERVICE_ROLE_FAMILIES: tuple[str, ...] = (
     "state_machine_roles",
     "spend_cap_role",
     "evaluation_role",
+    "lex_bot_role",
 )
 
 
