@@ -25,6 +25,8 @@ from genai_stack.config import Profile
 
 METRIC = "UnblendedCost"
 NO_TAG = "(no {key} tag)"
+# Cost Explorer API requests are billed (0.01 USD each, Cost Explorer pricing); a report is one
+# ListCostAllocationTags and one GetCostAndUsage per page.
 
 
 @dataclass(frozen=True)
@@ -132,8 +134,18 @@ def cost_request(profile: Profile, key: str, start: str, end: str) -> dict[str, 
 
 
 def tag_status(ce: Any, keys: list[str]) -> list[str]:
-    """Notes for the keys that are not active cost-allocation tags (ListCostAllocationTags)."""
-    listed = ce.list_cost_allocation_tags(TagKeys=keys)["CostAllocationTags"]
+    """Notes for the keys that are not active cost-allocation tags (ListCostAllocationTags). A caller
+    that may read costs but not the tags' status (a member account: tags are activated in the
+    management account) still gets the report, with a note."""
+    from botocore.exceptions import ClientError
+
+    try:
+        listed = ce.list_cost_allocation_tags(TagKeys=keys)["CostAllocationTags"]
+    except ClientError as error:
+        return [
+            f"could not check whether {', '.join(keys)} are active cost-allocation tags "
+            f"({error.response['Error']['Code']}); a tag that is not active splits nothing"
+        ]
     found = {t["TagKey"]: t.get("Status") for t in listed}
     notes = []
     for key in keys:

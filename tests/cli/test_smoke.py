@@ -479,15 +479,13 @@ def test_the_guardrail_check_passes_only_when_the_prompt_is_blocked():
 def test_the_guardrail_is_probed_with_every_word_and_topic_example_in_their_languages():
     guardrail = load_profile("marketing-copy-apac").bedrock.guardrail
     probes = sm.guardrail_probes(guardrail)
-    assert probes[:4] == [
-        "Tell me about risk-free.",
-        "Tell me about guaranteed returns.",
-        "請介紹零風險。",
-        "請介紹保證回報。",
-    ]
+    assert probes[:2] == ["Tell me about risk-free.", "Tell me about guaranteed returns."]
     examples = [e for topic in guardrail.denied_topics for e in topic.examples]
-    assert probes[4:] == examples
+    assert probes[2:] == examples
     assert any("\u4e00" <= ch <= "\u9fff" for example in examples for ch in example)  # Chinese examples too
+    # A Chinese word is asked about in Chinese.
+    chinese = guardrail.model_copy(update={"words": ["零風險"], "denied_topics": []})
+    assert sm.guardrail_probes(chinese) == ["請介紹零風險。"]
 
 
 def test_the_gateway_checks_cover_every_alias_and_every_guardrail_probe():

@@ -181,10 +181,25 @@ def test_bad_options_are_refused_before_any_call(args, message, monkeypatch):
     assert "Traceback" not in result.output
 
 
+def test_a_caller_that_may_not_read_the_tags_status_still_gets_the_report(stubs, managed_api):
+    ce = stubs("ce")
+    stubs["ce"].add_client_error("list_cost_allocation_tags", "AccessDeniedException", "member account")
+    stubs["ce"].add_response(
+        "get_cost_and_usage", page([group("campaign$card-rewards", "Amazon Bedrock", "4")])
+    )
+    report = spend.spend_by_tag(ce, managed_api, "campaign", month=None, today=TODAY)
+    assert report.total_usd == 4.0
+    assert report.notes == [
+        "could not check whether campaign, genai-stack:cost-center are active cost-allocation tags "
+        "(AccessDeniedException); a tag that is not active splits nothing"
+    ]
+
+
 def test_a_refused_call_is_a_clear_error(stubs, monkeypatch):
     ce = stubs("ce")
     monkeypatch.setattr(spend, "make_client", lambda: ce)
-    stubs["ce"].add_client_error("list_cost_allocation_tags", "AccessDeniedException", "not allowed")
+    stubs["ce"].add_response("list_cost_allocation_tags", ACTIVE)
+    stubs["ce"].add_client_error("get_cost_and_usage", "AccessDeniedException", "not allowed")
     result = runner.invoke(app, ["cost", "managed-api", "--by", "campaign"])
     assert result.exit_code == 2
     assert "Cost Explorer" in result.output

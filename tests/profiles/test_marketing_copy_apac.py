@@ -99,14 +99,20 @@ def test_the_guardrail_is_standard_through_the_apac_profile_with_bilingual_probe
     examples = [e for t in guardrail["TopicPolicyConfig"]["TopicsConfig"] for e in t.get("Examples", [])]
     assert any(re.search(r"[\u4e00-\u9fff]", e) for e in examples)
     words = [w["Text"] for w in guardrail["WordPolicyConfig"]["WordsConfig"]]
-    assert {"零風險", "保證回報"} <= set(words)
+    assert not any(
+        re.search(r"[\u4e00-\u9fff]", w) for w in words
+    )  # the word filter's languages lack Chinese
     regexes = {
         r["Name"]: r["Pattern"] for r in guardrail["SensitiveInformationPolicyConfig"]["RegexesConfig"]
     }
     assert re.fullmatch(regexes["hk-identity-card"], "A123456(7)")
     assert re.fullmatch(regexes["hk-identity-card"], "AB987654(A)")
-    assert re.fullmatch(regexes["hk-phone"], "+852 2345 6789")
-    assert not re.search(regexes["hk-phone"], "HK$12,000,000 from 2027")
+    for code in ("CNY2026888", "FA1234567", "HK$12,000,000"):  # promo codes, licences, amounts: not IDs
+        assert not re.search(regexes["hk-identity-card"], code), code
+    assert re.search(regexes["zh-promised-returns"], "這個計劃保證回報而且零風險")
+    assert not re.search(regexes["zh-promised-returns"], "投資涉及風險及過往表現不代表將來表現")
+    # No grounding check: its CLASSIC tier (the only one CloudFormation sets) cannot read Chinese.
+    assert "ContextualGroundingPolicyConfig" not in guardrail
 
 
 def test_a_bedrock_section_in_hong_kong_is_refused_with_where_to_go(tmp_path):
