@@ -89,7 +89,7 @@ class GatewayAnswers:
                     {"role": "user", "content": question},
                 ],
                 "knowledge_base": self.knowledge_base,
-                "max_tokens": 400,
+                "max_tokens": 300,  # about 1,200 characters of English: within two Lex messages
             }
         )
         request = AWSRequest(
@@ -123,6 +123,14 @@ class GatewayAnswers:
             raise AnswerUnavailable("an empty answer")
         sources = [c["source"].rsplit("/", 1)[-1] for c in document.get("citations") or [] if c.get("source")]
         return text, list(dict.fromkeys(sources))
+
+
+# The customers' day: Hong Kong time (UTC+8, no daylight saving), not the function's UTC.
+HONG_KONG = dt.timezone(dt.timedelta(hours=8), "HKT")
+
+
+def hong_kong_today() -> dt.date:
+    return dt.datetime.now(HONG_KONG).date()
 
 
 @cache
@@ -173,5 +181,5 @@ def on_event(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     intent = ((event.get("sessionState") or {}).get("intent") or {}).get("name")
     logger.info("turn", extra={"intent": intent, "locale": (event.get("bot") or {}).get("localeId")})
     return handle(
-        event, records=_records(), answers=_answers(), hotline=os.environ["HOTLINE"], today=dt.date.today()
+        event, records=_records(), answers=_answers(), hotline=os.environ["HOTLINE"], today=hong_kong_today()
     )

@@ -20,6 +20,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 INTENTS = ("CheckBill", "ReportOutage", "ConnectService", "FallbackIntent")
+ACCOUNT_MISSES = "accountMisses"  # session attribute: account numbers not found in this session
+MAX_ACCOUNT_TRIES = 2
+# A transcript that is only an identifier (an account, premises or phone number), not a question.
+IDENTIFIER = re.compile(r"[+A-Za-z]{0,4}[0-9][0-9 ()+\-]{4,}[0-9A-Za-z)]?")
 
 # The customer-facing texts, by language. {…} fields are filled from the records.
 # The customer-facing texts by language ({...} fields are filled from the records), and the gateway's
@@ -93,8 +97,39 @@ def parse(event: Mapping[str, Any]) -> Turn:
     )
 
 
-def close(turn: Turn, event: Mapping[str, Any], state: str, message: str) -> dict[str, Any]:
-    """The Close response: the intent Fulfilled or Failed, and one plain-text message."""
+# Lex V2 takes at most 1,024 characters in a message's content (Lex V2 runtime API reference, Message:
+# content, length 1 to 1024; botocore's lexv2-runtime model); a longer answer is split at paragraph or
+# sentence ends into at most MAX_MESSAGES messages, and the rest is cut with an ellipsis.
+MESSAGE_LIMIT = 1000
+MAX_MESSAGES = 4
+# Paragraph, line and sentence ends in English and Chinese (full stop, exclamation and question marks).
+_BREAKS = ("\n\n", "\n", "\u3002", ". ", "\uff01", "\uff1f", "; ", ", ", " ")
+
+
+def split_message(text: str) -> list[str]:
+    parts: list[str] = []
+    rest = text.strip()
+    while rest and len(parts) < MAX_MESSAGES:
+        if len(rest) <= MESSAGE_LIMIT:
+            parts.append(rest)
+            rest = ""
+            break
+        window = rest[:MESSAGE_LIMIT]
+        # The strongest break that still fills a third of a message: a paragraph before a sentence.
+        cut = next(
+            (window.rfind(mark) + len(mark) for mark in _BREAKS if window.rfind(mark) >= MESSAGE_LIMIT // 3),
+            MESSAGE_LIMIT,
+        )
+        parts.append(rest[:cut].strip())
+        rest = rest[cut:].strip()
+    if rest:
+        parts[-1] = parts[-1][: MESSAGE_LIMIT - 1].rstrip() + "…"
+    return parts
+
+
+def close(turn: Turn, event: Mapping[str, Any], state: str, *messages: str) -> dict[str, Any]:
+    """The Close response: the intent Fulfilled or Failed, and its plain-text messages (each within
+    Lex's limit)."""
     intent = dict(event["sessionState"]["intent"])
     intent["state"] = state
     return {
@@ -103,7 +138,9 @@ def close(turn: Turn, event: Mapping[str, Any], state: str, message: str) -> dic
             "dialogAction": {"type": "Close"},
             "intent": intent,
         },
-        "messages": [{"contentType": "PlainText", "content": message}],
+        "messages": [
+            {"contentType": "PlainText", "content": part} for text in messages for part in split_message(text)
+        ][: MAX_MESSAGES + 1],
     }
 
 
@@ -145,7 +182,12 @@ def fulfil(
         account = re.sub(r"\s+", "", turn.slots.get("AccountNumber", "")).upper()
         found = records.account(account) if account else None
         if found is None:
+            misses = int(turn.session_attributes.get(ACCOUNT_MISSES, "0")) + 1
+            turn.session_attributes[ACCOUNT_MISSES] = str(misses)
+            if misses >= MAX_ACCOUNT_TRIES:  # no third guess: a person helps from here
+                return close(turn, event, "Failed", text["failed"].format(phone=hotline))
             return elicit(turn, event, "AccountNumber", text["no_account"].format(account=account or "-"))
+        turn.session_attributes.pop(ACCOUNT_MISSES, None)
         message = text["bill"].format(
             account=account, balance=_money(found["balance_hkd"]), due=found["due_date"]
         )
@@ -180,11 +222,14 @@ def fulfil(
             "Fulfilled",
             text["connection"].format(reference=reference, premises=premises, date=date),
         )
-    # FallbackIntent: what the customer typed goes to the gateway, grounded on the knowledge base.
+    # FallbackIntent: what the customer typed goes to the gateway, grounded on the knowledge base. Lex
+    # falls back here when a slot's retries run out, and the transcript is then often the bare account
+    # or phone number: that is not a question, and it stays out of the model's prompts and logs.
+    if IDENTIFIER.fullmatch(turn.transcript.strip()):
+        return close(turn, event, "Failed", text["no_answer"].format(phone=hotline))
     try:
         answer, sources = answers(turn.transcript, turn.lang)
     except AnswerUnavailable:
         return close(turn, event, "Failed", text["no_answer"].format(phone=hotline))
-    if sources:
-        answer = f"{answer}\n{text['sources'].format(sources=', '.join(sources))}"
-    return close(turn, event, "Fulfilled", answer)
+    cited = [text["sources"].format(sources=", ".join(sources))] if sources else []
+    return close(turn, event, "Fulfilled", answer, *cited)

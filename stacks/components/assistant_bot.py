@@ -193,9 +193,10 @@ class AssistantBot(Construct):
         self.role = iam.Role(
             self,
             "Role",
-            assumed_by=iam.ServicePrincipal(
-                "lexv2.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": stack.account}}
-            ),
+            # No aws:SourceAccount condition: the Lex V2 page's trust policy has none, and no page says
+            # Lex sends the key (a condition it does not meet would silently stop the logs). The role
+            # can only write this bot's log group.
+            assumed_by=iam.ServicePrincipal("lexv2.amazonaws.com"),
             description=f"{name}: the Lex V2 bot writes its text conversation logs",
         )
         self.role.add_to_policy(
@@ -238,12 +239,15 @@ class AssistantBot(Construct):
             ),
         )
         self.bot.node.add_dependency(self.role)
-        # A new numbered version whenever the bot changes (its description carries a digest of the locales);
-        # the live alias moves to it. Replaced versions go: callers use the alias.
+        # A new numbered version whenever the bot changes, and the live alias moves to it. Only BotId
+        # replaces an AWS::Lex::BotVersion (CloudFormation template reference: Description and the locale
+        # specification update in place, and publish nothing), so the digest of the locales is in the
+        # logical id: a change is a new resource, a new version. The old one is deleted after the alias
+        # has moved: callers use the alias.
         digest = config_digest(self.bot, {"locales": self.bot.bot_locales})
         self.version = lex.CfnBotVersion(
             self,
-            "Version",
+            f"Version{digest[:8]}",
             bot_id=self.bot.attr_id,
             description=f"genai-stack config {digest}",
             bot_version_locale_specification=[

@@ -83,9 +83,14 @@ def fulfil(evt, records=None, answers=no_answers):
 
 
 def message(response: dict) -> str:
-    (only,) = response["messages"]
-    assert only["contentType"] == "PlainText"
-    return only["content"]
+    (only,) = messages(response)
+    return only
+
+
+def messages(response: dict) -> list[str]:
+    assert all(m["contentType"] == "PlainText" for m in response["messages"])
+    assert all(1 <= len(m["content"]) <= 1024 for m in response["messages"])  # Lex's limit per message
+    return [m["content"] for m in response["messages"]]
 
 
 def test_a_bill_is_read_and_the_intent_closes_fulfilled_in_the_customer_s_language():
@@ -161,8 +166,51 @@ def test_the_fallback_asks_the_gateway_and_cites_the_sources():
 
     response = fulfil(event("FallbackIntent", "zh_HK", transcript="幾耐出一次單？"), answers=answers)
     assert asked == [("幾耐出一次單？", "zh")]
-    assert message(response) == "Bills are issued every two months.\n資料來源：billing.md, tariffs.pdf"
+    assert messages(response) == ["Bills are issued every two months.", "資料來源：billing.md, tariffs.pdf"]
     assert response["sessionState"]["intent"]["state"] == "Fulfilled"
+
+
+def test_a_long_answer_is_split_into_messages_lex_takes():
+    paragraph = "Meters are read every two months. " * 20  # 680 characters
+    answer = "\n\n".join([paragraph.strip()] * 3)  # about 2,000
+
+    response = fulfil(
+        event("FallbackIntent", transcript="how are meters read"), answers=lambda q, lang: (answer, [])
+    )
+    parts = messages(response)
+    assert len(parts) == 3
+    assert all(part == paragraph.strip() for part in parts)  # cut at the paragraph ends
+    endless = fulfil(
+        event("FallbackIntent", transcript="everything"), answers=lambda q, lang: ("word " * 2000, ["a.md"])
+    )
+    parts = messages(endless)
+    assert len(parts) == logic.MAX_MESSAGES + 1  # the answer's messages, then the sources
+    assert parts[logic.MAX_MESSAGES - 1].endswith("…")
+    assert parts[-1] == "Sources: a.md"
+
+
+@pytest.mark.parametrize("typed", ["HK1234567", "9123 4567", "+852 9123 4567", "A123456(7)"])
+def test_a_bare_number_that_fell_through_to_the_fallback_never_reaches_the_model(typed):
+    response = fulfil(event("FallbackIntent", transcript=typed))  # no_answers fails if asked
+    assert response["sessionState"]["intent"]["state"] == "Failed"
+    assert HOTLINE in message(response)
+
+
+def test_an_unknown_account_is_asked_once_more_then_the_hotline():
+    first = fulfil(event("CheckBill", slots={"AccountNumber": ("X1", "X1")}))
+    assert first["sessionState"]["dialogAction"]["type"] == "ElicitSlot"
+    assert first["sessionState"]["sessionAttributes"][logic.ACCOUNT_MISSES] == "1"
+    again = event("CheckBill", slots={"AccountNumber": ("X2", "X2")})
+    again["sessionState"]["sessionAttributes"] = first["sessionState"]["sessionAttributes"]
+    second = fulfil(again)
+    assert second["sessionState"]["dialogAction"] == {"type": "Close"}
+    assert second["sessionState"]["intent"]["state"] == "Failed"
+    assert HOTLINE in message(second)
+
+
+def test_today_is_hong_kong_s_day():
+    assert handler.HONG_KONG.utcoffset(None) == dt.timedelta(hours=8)
+    assert abs((handler.hong_kong_today() - dt.datetime.now(dt.UTC).date()).days) <= 1
 
 
 def test_no_answer_from_the_gateway_closes_failed_with_the_hotline():

@@ -5,6 +5,7 @@ profile checks that refuse an assistant where it cannot work."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import yaml
@@ -47,6 +48,9 @@ def test_the_intents_are_the_function_s_and_each_locale_has_them_with_their_slot
                 assert ("ObfuscationSetting" in declared[slot]) is obfuscated
             utterances = [u["Utterance"] for u in intents[name]["SampleUtterances"]]
             assert utterances == bot_texts()[locale_id]["intents"][name]["utterances"]
+            assert len(utterances) >= 10  # Lex's guidance: ten or more per intent
+            for reference in re.findall(r"{(\w+)}", " ".join(utterances)):
+                assert reference in {slot for slot, _, _ in slots}, (locale_id, name, reference)
         (district,) = locale["SlotTypes"]
         assert len(district["SlotTypeValues"]) == 18
         assert {"Sha Tin", "Kwun Tong"} <= {v["SampleValue"]["Value"] for v in district["SlotTypeValues"]}
@@ -72,7 +76,12 @@ def test_the_function_is_attached_to_every_locale_of_the_live_and_the_test_alias
         assert {s["LocaleId"]: s["BotAliasLocaleSetting"] for s in settings} == {"en_GB": hook, "zh_HK": hook}
     version_id, version = one(orchestration, "AWS::Lex::BotVersion")
     assert alias["Properties"]["BotVersion"] == {"Fn::GetAtt": [version_id, "BotVersion"]}
-    assert version["Properties"]["Description"].startswith("genai-stack config ")
+    # Only BotId replaces a BotVersion: the locales' digest is in the logical id, so a change of the
+    # bot is a new resource, i.e. a new published version the alias moves to.
+    # (config_digest: a digest of the resolved locales, tests/stacks/test_versioning.py)
+    digest = version["Properties"]["Description"].removeprefix("genai-stack config ")
+    assert re.fullmatch(r"[0-9a-f]{16}", digest)
+    assert version_id.startswith(f"AssistantVersion{digest[:8]}")
     logs = alias["Properties"]["ConversationLogSettings"]["TextLogSettings"]
     assert logs[0]["Enabled"] is True
 
