@@ -183,6 +183,9 @@ class BedrockStack(Stack):
                 encryption_key=encryption_key,
             )
             self.knowledge_bases[kb.name] = created
+            CfnOutput(self, f"KnowledgeBaseId-{kb.name}", value=created.id)
+            if created.data_source_id is None:  # a Kendra index: it embeds and syncs its documents itself
+                continue
             self.invoking_roles.append(created.role)  # embeddings (budget.stop_invocations denies them)
             ingestion_targets.append(
                 IngestionTarget(
@@ -195,7 +198,6 @@ class BedrockStack(Stack):
                     storage=knowledge_base_storage[kb.name],
                 )
             )
-            CfnOutput(self, f"KnowledgeBaseId-{kb.name}", value=created.id)
         if ingestion_targets:
             KnowledgeBaseIngestion(
                 self,

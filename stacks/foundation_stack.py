@@ -30,6 +30,7 @@ from genai_stack.components.secure_bucket import SecureBucket
 from genai_stack.components.vector_store import (
     SEMANTIC_CACHE_NON_FILTERABLE_KEYS,
     IndexSpec,
+    KendraStorage,
     S3VectorsStorage,
     VectorStorage,
     VectorStore,
@@ -141,6 +142,13 @@ class FoundationStack(Stack):
         # with the knowledge bases (docs/architecture.md "Where each role lives").
         self.knowledge_base_storage: dict[str, VectorStorage] = {}
         on_s3_vectors = [kb for kb in knowledge_bases if kb.vector_store == "s3_vectors"]
+        for kb in knowledge_bases:  # an existing Kendra index: nothing to create, nothing to retain here
+            if kb.on_kendra:
+                self.knowledge_base_storage[kb.name] = KendraStorage(
+                    index_arn=self.format_arn(
+                        service="kendra", resource="index", resource_name=kb.kendra_index_id
+                    )
+                )
         on_aurora = [kb for kb in knowledge_bases if kb.vector_store == "aurora_pgvector"]
         # The gateway's semantic cache (`gateway_semantic_cache`: its vectors' dimensions) has an index
         # in the same bucket.

@@ -38,7 +38,13 @@ class Retriever:
         passages = []
         for result in response.get("retrievalResults", []):
             location = result.get("location", {})
-            source = location.get("s3Location", {}).get("uri") or location.get("type", "unknown")
+            # An S3 data source's object, or a Kendra GenAI index's document (RetrievalResultLocation:
+            # s3Location.uri, kendraDocumentLocation.uri); else the location's type.
+            source = (
+                location.get("s3Location", {}).get("uri")
+                or location.get("kendraDocumentLocation", {}).get("uri")
+                or location.get("type", "unknown")
+            )
             passages.append(Passage(text=result.get("content", {}).get("text", ""), source=source))
         return passages
 

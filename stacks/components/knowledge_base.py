@@ -10,7 +10,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from genai_stack.components.model_access import foundation_model_arn
-from genai_stack.components.vector_store import S3VectorsStorage, VectorStorage
+from genai_stack.components.vector_store import KendraStorage, S3VectorsStorage, VectorStorage
 from genai_stack.config import Chunking, FixedChunking, HierarchicalChunking, SemanticChunking
 
 
@@ -73,7 +73,10 @@ def storage_configuration(storage: VectorStorage) -> bedrock.CfnKnowledgeBase.St
 
 
 class KnowledgeBase(Construct):
-    """AWS::Bedrock::KnowledgeBase (VECTOR, S3_VECTORS storage) + AWS::Bedrock::DataSource (S3 prefix).
+    """AWS::Bedrock::KnowledgeBase (VECTOR, S3_VECTORS storage) + AWS::Bedrock::DataSource (S3 prefix);
+    on a Kendra GenAI index (`KendraStorage`), a KENDRA knowledge base and no data source: the index
+    syncs its own data sources (CloudFormation: KnowledgeBaseConfiguration Type KENDRA with
+    KendraKnowledgeBaseConfiguration.KendraIndexArn, and no StorageConfiguration).
 
     `role` is the knowledge base's service role (`KnowledgeBaseRole`, built beside the data it
     reads). The data source keeps embedded data when it is deleted (DataDeletionPolicy RETAIN).
@@ -86,8 +89,8 @@ class KnowledgeBase(Construct):
         *,
         name: str,
         description: str,
-        embedding_model_id: str,
-        dimensions: int,
+        embedding_model_id: str | None,
+        dimensions: int | None,
         storage: VectorStorage,
         role: iam.IRole,
         data_bucket: s3.IBucket,
@@ -97,6 +100,30 @@ class KnowledgeBase(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.role = role
+        self.data_source_id: str | None = None
+        if isinstance(storage, KendraStorage):
+            K = bedrock.CfnKnowledgeBase
+            self.knowledge_base = K(
+                self,
+                "KnowledgeBase",
+                name=name,
+                description=description,
+                role_arn=self.role.role_arn,
+                knowledge_base_configuration=K.KnowledgeBaseConfigurationProperty(
+                    type="KENDRA",
+                    kendra_knowledge_base_configuration=K.KendraKnowledgeBaseConfigurationProperty(
+                        kendra_index_arn=storage.index_arn
+                    ),
+                ),
+            )
+            self.knowledge_base.node.add_dependency(role)
+            self.arn = self.knowledge_base.attr_knowledge_base_arn
+            self.id = self.knowledge_base.attr_knowledge_base_id
+            return
+        if embedding_model_id is None or dimensions is None:
+            raise ValueError(
+                f"knowledge base {name}: a vector store needs the embedding model and dimensions"
+            )
         model_arn = foundation_model_arn(Stack.of(self).region, embedding_model_id)
         self.knowledge_base = bedrock.CfnKnowledgeBase(
             self,

@@ -11,7 +11,7 @@ from constructs import Construct
 
 from genai_stack import compliance
 from genai_stack.components.model_access import foundation_model_arn
-from genai_stack.components.vector_store import S3VectorsStorage, VectorStorage
+from genai_stack.components.vector_store import KendraStorage, S3VectorsStorage, VectorStorage
 
 # S3 Vectors actions the knowledge base uses on its index to write, read and remove vectors
 # (Amazon S3 user guide, "Identity and Access management in S3 Vectors": vector-level actions take
@@ -25,8 +25,19 @@ VECTOR_ACTIONS = [
 ]
 
 
+# What a knowledge base on a Kendra GenAI index does with it (Bedrock user guide, "Create a service role
+# for Amazon Bedrock Knowledge Bases", permissions to access your Amazon Kendra GenAI index).
+KENDRA_ACTIONS = ["kendra:Retrieve", "kendra:DescribeIndex"]
+
+
 def storage_statements(storage: VectorStorage) -> list[iam.PolicyStatement]:
     """What the knowledge base needs on its vector store."""
+    if isinstance(storage, KendraStorage):
+        return [
+            iam.PolicyStatement(
+                sid="RetrieveFromTheIndex", actions=KENDRA_ACTIONS, resources=[storage.index_arn]
+            )
+        ]
     if isinstance(storage, S3VectorsStorage):
         return [
             iam.PolicyStatement(
@@ -64,7 +75,7 @@ class KnowledgeBaseRole(Construct):
         construct_id: str,
         *,
         name: str,
-        embedding_model_id: str,
+        embedding_model_id: str | None,
         storage: VectorStorage,
         data_bucket: s3.Bucket,
         prefix: str,
@@ -75,7 +86,12 @@ class KnowledgeBaseRole(Construct):
         self.role = iam.Role(
             self,
             "Role",
-            description=f"Bedrock knowledge base {name}: embed the documents under {prefix}",
+            description=f"Bedrock knowledge base {name}: "
+            + (
+                "retrieve from its Kendra index"
+                if isinstance(storage, KendraStorage)
+                else f"embed the documents under {prefix}"
+            ),
             assumed_by=iam.ServicePrincipal(
                 "bedrock.amazonaws.com",
                 conditions={
@@ -88,6 +104,11 @@ class KnowledgeBaseRole(Construct):
                 },
             ),
         )
+        if isinstance(storage, KendraStorage):
+            # The index embeds and reads its documents itself: the role only retrieves from it.
+            for statement in storage_statements(storage):
+                self.role.add_to_policy(statement)
+            return
         statements = [
             iam.PolicyStatement(
                 sid="EmbedWithTheModel",

@@ -47,7 +47,16 @@ class AuroraStorage:
     table: str  # schema-qualified
 
 
-VectorStorage = S3VectorsStorage | AuroraStorage
+@dataclass(frozen=True)
+class KendraStorage:
+    """Where a knowledge base finds its passages: an existing Amazon Kendra GenAI index, which holds,
+    embeds and syncs its documents itself (Bedrock user guide, "Build a knowledge base with an Amazon
+    Kendra GenAI index": https://docs.aws.amazon.com/bedrock/latest/userguide/knowledge-base-build-kendra-genai-index.html)."""
+
+    index_arn: str
+
+
+VectorStorage = S3VectorsStorage | AuroraStorage | KendraStorage
 
 
 class VectorStore(Construct):

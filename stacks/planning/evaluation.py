@@ -220,7 +220,11 @@ def plan(profile: Profile) -> Plan:
                     f"evaluation:{job.name}": _digest(job.model_dump()),  # metrics, mode, generator
                     "judge": evaluation.judge,
                     f"set:{job.set}": _digest([r.model_dump() for r in rows]),
-                    f"knowledge_base:{job.knowledge_base}": _digest(kb.model_dump()),
+                    # Without kendra_index_id when unset, so a vector knowledge base's digest is what it was
+                    # before Kendra was a choice (and its accepted runs stay valid).
+                    f"knowledge_base:{job.knowledge_base}": _digest(
+                        {k: v for k, v in kb.model_dump().items() if k != "kendra_index_id" or v is not None}
+                    ),
                     **guardrail,
                 },
                 input_tokens=input_tokens,

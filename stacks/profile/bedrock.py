@@ -214,20 +214,59 @@ class HierarchicalChunking(_Strict):
 Chunking = Annotated[FixedChunking | SemanticChunking | HierarchicalChunking, Field(discriminator="strategy")]
 
 
+# Regions of Amazon Kendra GenAI Enterprise Edition indices, the only Kendra indices a Bedrock
+# knowledge base takes (Kendra developer guide, "Quotas": "only available in the US East (N. Virginia),
+# US West (Oregon), Europe (Ireland), and Asia Pacific (Sydney) Regions").
+KENDRA_GENAI_REGIONS = ("ap-southeast-2", "eu-west-1", "us-east-1", "us-west-2")
+
+
 class KnowledgeBase(_Strict):
-    """A knowledge base over the data bucket prefix `knowledge-bases/<name>/`."""
+    """A knowledge base over the data bucket prefix `knowledge-bases/<name>/`, or over an existing
+    Amazon Kendra GenAI index (`vector_store: kendra`)."""
 
     name: Slug
     description: str = Field(min_length=1, max_length=200)
-    embedding_model: str
-    dimensions: int = Field(gt=0)
-    vector_store: Literal["s3_vectors", "aurora_pgvector"] = Field(
+    embedding_model: str | None = Field(default=None, description="Required unless vector_store is kendra")
+    dimensions: int | None = Field(default=None, gt=0, description="Required unless vector_store is kendra")
+    vector_store: Literal["s3_vectors", "aurora_pgvector", "kendra"] = Field(
         default="s3_vectors",
         description="s3_vectors: pay per use, no idle compute; aurora_pgvector: Aurora PostgreSQL "
-        "Serverless v2 with pgvector, pausing at 0 ACU when idle",
+        "Serverless v2 with pgvector, pausing at 0 ACU when idle; kendra: an existing Kendra GenAI "
+        "index (kendra_index_id), which embeds and syncs its own documents",
+    )
+    kendra_index_id: str | None = Field(
+        default=None,
+        pattern=r"^[a-zA-Z0-9][a-zA-Z0-9-]{35}$",
+        description="With vector_store: kendra, the id of a GenAI Enterprise Edition index of this account "
+        "and region (Kendra takes no new customers: the profile does not create one)",
     )
     chunking: Chunking = Field(default_factory=FixedChunking)
     ingestion_schedule: str = Field(default="rate(1 day)", pattern=_SCHEDULE)
+
+    @model_validator(mode="after")
+    def _store_fields(self) -> KnowledgeBase:
+        if self.vector_store == "kendra":
+            given = [f for f in ("embedding_model", "dimensions") if getattr(self, f) is not None]
+            if self.kendra_index_id is None:
+                raise ValueError(located("kendra_index_id", "is required with vector_store: kendra"))
+            if given:
+                raise ValueError(
+                    located(
+                        given[0],
+                        "is not used with vector_store: kendra (the Kendra index embeds its documents)",
+                    )
+                )
+            return self
+        missing = [f for f in ("embedding_model", "dimensions") if getattr(self, f) is None]
+        if missing:
+            raise ValueError(located(missing[0], f"is required with vector_store: {self.vector_store}"))
+        if self.kendra_index_id is not None:
+            raise ValueError(located("kendra_index_id", "is only for vector_store: kendra"))
+        return self
+
+    @property
+    def on_kendra(self) -> bool:
+        return self.vector_store == "kendra"
 
     @property
     def prefix(self) -> str:
@@ -553,6 +592,16 @@ def bedrock_catalog_problems(bedrock: Bedrock, region: str) -> list[str]:
     allowed = set(bedrock.models) | set(bedrock.inference_profiles)
     for index, kb in enumerate(bedrock.knowledge_bases):
         where = f"knowledge_bases[{index}]"
+        if kb.on_kendra:
+            if region not in KENDRA_GENAI_REGIONS:
+                problems.append(
+                    located(
+                        f"{where}.vector_store",
+                        f"'kendra' needs a Kendra GenAI index, which {region} does not offer "
+                        f"(offered in {', '.join(KENDRA_GENAI_REGIONS)})",
+                    )
+                )
+            continue
         model = catalog.models.get(kb.embedding_model)
         if kb.embedding_model not in bedrock.models:
             problems.append(

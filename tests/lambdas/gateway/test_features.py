@@ -804,3 +804,37 @@ def test_a_tool_call_is_not_grounding_checked_and_retrieval_searches_the_users_q
     assert response["choices"][0]["message"]["tool_calls"] == list(calls)
     assert guardrail.guardrail_checks == []  # nothing to ground yet
     assert retriever.queries == ["Rates for 12 and 24 months?"]
+
+
+def test_a_passage_s_source_is_its_s3_object_or_its_kendra_document(stubs):
+    """RetrievalResultLocation: s3Location for an S3 data source, kendraDocumentLocation for a knowledge
+    base on a Kendra GenAI index; the citation names either."""
+    from lambdas.gateway.retrieval import Retriever
+
+    client = stubs("bedrock-agent-runtime")
+    stubs["bedrock-agent-runtime"].add_response(
+        "retrieve",
+        {
+            "retrievalResults": [
+                {
+                    "content": {"text": "a"},
+                    "location": {"type": "S3", "s3Location": {"uri": "s3://b/faq.md"}},
+                },
+                {
+                    "content": {"text": "b"},
+                    "location": {
+                        "type": "KENDRA",
+                        "kendraDocumentLocation": {"uri": "https://intranet/manual.pdf"},
+                    },
+                },
+                {"content": {"text": "c"}, "location": {"type": "WEB"}},
+            ]
+        },
+        {
+            "knowledgeBaseId": "KB12345678",
+            "retrievalQuery": {"text": "q"},
+            "retrievalConfiguration": {"vectorSearchConfiguration": {"numberOfResults": 5}},
+        },
+    )
+    passages = Retriever(client).retrieve("KB12345678", "q")
+    assert [p.source for p in passages] == ["s3://b/faq.md", "https://intranet/manual.pdf", "WEB"]
