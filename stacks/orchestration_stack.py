@@ -122,6 +122,7 @@ def gateway_config(
             "identifier": bedrock.guardrail.arn,
             "version": bedrock.guardrail.version,
             "config": bedrock.guardrail.config_digest,
+            "grounding": bedrock.guardrail.grounding,
         }
     if settings.images:
         # Image models are invoked by their foundation-model ARN: no application inference profile

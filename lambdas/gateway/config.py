@@ -79,6 +79,9 @@ class GuardrailSettings(_Strict):
     identifier: str
     version: str
     config: str | None = None  # the configuration's digest: unused here, it makes the template change
+    # The guardrail has a contextual grounding policy: grounded answers get ApplyGuardrail with their
+    # sources. Without one that call would check nothing the model call's guardrail has not.
+    grounding: bool = True
 
 
 class ImageAlias(_Strict):
@@ -312,7 +315,7 @@ def build_gateway(settings: Settings, client: Callable[[str], Any]) -> Gateway:
         else None,
         routes={name: Route(**route.model_dump()) for name, route in settings.routes.items()},
         guardrail=guardrail,
-        guardrail_client=client("bedrock-runtime") if guardrail else None,
+        guardrail_client=client("bedrock-runtime") if guardrail and settings.guardrail.grounding else None,
         knowledge_bases=settings.knowledge_bases,
         retriever=Retriever(client("bedrock-agent-runtime")) if settings.knowledge_bases else None,
         images=ImageService(

@@ -211,6 +211,7 @@ class Guardrail(Construct):
             version=self.version.attr_version,
             key_arn=encryption_key.key_arn,
             config_digest=digest,
+            grounding=settings.contextual_grounding is not None,
             accepted=(
                 self.window.resource.get_att_string("Current"),
                 self.window.resource.get_att_string("Previous"),

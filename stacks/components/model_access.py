@@ -83,6 +83,9 @@ class GuardrailRef:
     key_arn: str | None = None
     config_digest: str = ""
     accepted: tuple[str, ...] = ()
+    grounding: bool = (
+        False  # it has a contextual grounding policy (worth an ApplyGuardrail per grounded answer)
+    )
 
     @property
     def identifier(self) -> str:

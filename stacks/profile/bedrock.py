@@ -171,6 +171,20 @@ class Guardrail(_Strict):
                         f"is {len(topic.definition)} characters; the {self.tier} tier allows {limit}",
                     )
                 )
+        # CloudFormation sets no tier for the contextual grounding check (AWS::Bedrock::Guardrail has no
+        # grounding tier property), so it runs on the CLASSIC tier, which reads English, French and
+        # Spanish only (Bedrock API reference, GuardrailContextualGroundingTierConfig): on answers in
+        # another language it judges text it cannot read ("Guardrails are ineffective with languages
+        # that aren't supported", guardrails-supported-languages.html).
+        unread = [lang for lang in self.languages if lang not in guardrail_languages("CLASSIC")]
+        if self.contextual_grounding is not None and unread:
+            problems.append(
+                located(
+                    "contextual_grounding",
+                    f"runs on the CLASSIC tier (CloudFormation sets no other), which cannot read "
+                    f"{', '.join(unread)}: remove it, or those languages",
+                )
+            )
         types = [f.type for f in self.content_filters]
         for kind in sorted({t for t in types if types.count(t) > 1}):
             problems.append(located("content_filters", f"lists {kind} more than once"))

@@ -328,3 +328,22 @@ def test_logins_rotate_on_a_schedule_secrets_manager_accepts(tmp_path):
     )
     assert "bedrock.aurora.rotation.bedrock_login: " in message
     assert "alternating_users" in message
+
+
+def test_a_grounding_check_is_refused_for_languages_its_tier_cannot_read(tmp_path):
+    grounding = {"grounding_threshold": 0.75, "relevance_threshold": 0.5}
+    guardrail = {
+        **GUARDRAIL,
+        "tier": "STANDARD",
+        "languages": ["en", "zh-Hant"],
+        "contextual_grounding": grounding,
+    }
+    message = error(tmp_path, {"models": ["amazon.nova-lite-v1:0"], "guardrail": guardrail})
+    assert (
+        "bedrock.guardrail.contextual_grounding: runs on the CLASSIC tier (CloudFormation sets no other), "
+        "which cannot read zh-Hant" in " ".join(message.split())
+    )
+    english = {**guardrail, "languages": ["en", "fr"]}
+    assert load(
+        tmp_path, {"models": ["amazon.nova-lite-v1:0"], "guardrail": english}
+    ).bedrock.guardrail.contextual_grounding

@@ -292,12 +292,18 @@ def test_guardrail_has_every_policy_type_from_the_profile(guardrail, settings):
         p.type: p.action for p in g.pii_entities
     }
     assert pii["RegexesConfig"][0]["Pattern"] == g.regexes[0].pattern
-    grounding = {
-        f["Type"]: f["Threshold"] for f in guardrail["ContextualGroundingPolicyConfig"]["FiltersConfig"]
-    }
-    assert grounding == {"GROUNDING": 0.75, "RELEVANCE": 0.5}
+    # No grounding check: its CLASSIC tier cannot read the profile's Traditional Chinese.
+    assert g.contextual_grounding is None
+    assert "ContextualGroundingPolicyConfig" not in guardrail
     assert guardrail["BlockedInputMessaging"] == g.blocked_input_message
     assert guardrail["BlockedOutputsMessaging"] == g.blocked_output_message
+
+
+def test_the_grounding_check_carries_the_profile_s_thresholds(synthesized):
+    """customer-service (English only) keeps the contextual grounding check."""
+    (guardrail,) = synthesized.resources("customer-service", "Bedrock", "AWS::Bedrock::Guardrail").values()
+    filters = guardrail["Properties"]["ContextualGroundingPolicyConfig"]["FiltersConfig"]
+    assert {f["Type"]: f["Threshold"] for f in filters} == {"GROUNDING": 0.8, "RELEVANCE": 0.6}
 
 
 def test_guardrail_uses_the_platform_key_and_the_us_guardrail_profile(guardrail):

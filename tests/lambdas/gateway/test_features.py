@@ -838,3 +838,25 @@ def test_a_passage_s_source_is_its_s3_object_or_its_kendra_document(stubs):
     )
     passages = Retriever(client).retrieve("KB12345678", "q")
     assert [p.source for p in passages] == ["s3://b/faq.md", "https://intranet/manual.pdf", "WEB"]
+
+
+@pytest.mark.parametrize("grounding", [True, False])
+def test_a_guardrail_without_a_grounding_policy_gets_no_grounding_call(grounding):
+    """`guardrail.grounding` (stacks/orchestration_stack.py: the profile's contextual_grounding): without
+    a grounding policy, the ApplyGuardrail of a grounded answer would check nothing the model call's
+    guardrail has not, and bill its text units again."""
+    settings = Settings.model_validate(
+        {
+            "chat": {"a": [{"kind": "bedrock", "model": NOVA}]},
+            "guardrail": {"identifier": "gr", "version": "1", "grounding": grounding},
+            "knowledge_bases": {"faq": "KB12345678"},
+        }
+    )
+    gateway = build_gateway(settings, lambda service: FakeBedrock())
+    assert (gateway.guardrail_client is not None) is grounding
+    # A configuration written before the flag existed keeps checking grounded answers.
+    older = {
+        "chat": {"a": [{"kind": "bedrock", "model": NOVA}]},
+        "guardrail": {"identifier": "gr", "version": "1"},
+    }
+    assert Settings.model_validate(older).guardrail.grounding
