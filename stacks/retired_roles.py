@@ -51,7 +51,8 @@ def keep_retired_roles(foundation: FoundationStack, profile: Profile) -> None:
     bucket, artifacts, key = foundation.data_bucket, foundation.artifacts_bucket, foundation.key
     published: list[str] = []
     retired: list[Construct] = []
-    for kb in profile.bedrock.knowledge_bases if profile.bedrock else ():
+    # Kendra knowledge bases came after 0.1: no 0.1 stack reads a role of theirs.
+    for kb in (k for k in profile.bedrock.knowledge_bases if not k.on_kendra) if profile.bedrock else ():
         role = knowledge_base_role(
             foundation,
             kb,

@@ -69,6 +69,7 @@ class Clients:
     cost_ssm: Any = None
     cloudformation: Any = None
     rds: Any = None
+    kendra: Any = None
 
 
 def make_clients(region: str) -> Clients:
@@ -91,6 +92,7 @@ def make_clients(region: str) -> Clients:
         cost_ssm=boto3.Session(region_name=budgets).client("ssm") if budgets != region else None,
         cloudformation=session.client("cloudformation"),
         rds=session.client("rds"),
+        kendra=session.client("kendra"),
     )
 
 
@@ -716,6 +718,31 @@ def check_invocation_logging(bedrock: Any, *, enabled: bool, take_over: bool, st
     ]
 
 
+def check_kendra_index(kendra: Any, *, name: str, index_id: str) -> list[Row]:
+    """A knowledge base on a Kendra index needs a GenAI Enterprise Edition index (Bedrock user guide,
+    "Build a knowledge base with an Amazon Kendra GenAI index"), and CreateKnowledgeBase fails on one
+    that is not ACTIVE (DescribeIndex: Edition, Status)."""
+    check = f"Kendra index of {name}"
+    try:
+        index = kendra.describe_index(Id=index_id)
+    except ClientError as error:
+        if _code(error) == "ResourceNotFoundException":
+            return [Row(check, "fail", f"{index_id} is not an index of this account and region")]
+        raise
+    edition, status = index.get("Edition"), index.get("Status")
+    if edition != "GEN_AI_ENTERPRISE_EDITION":
+        return [
+            Row(check, "fail", f"{index_id} is a {edition} index: a knowledge base takes a GenAI index only")
+        ]
+    if status != "ACTIVE":
+        return [
+            Row(
+                check, "fail", f"{index_id} is {status}: the knowledge base can be created on an ACTIVE index"
+            )
+        ]
+    return [Row(check, "ok", f"{index_id}: GenAI Enterprise Edition, ACTIVE (English content only)")]
+
+
 def check_cost_allocation_tag(ce: Any, *, tag_key: str) -> list[Row]:
     """Budgets and anomaly monitors filter on the tag only once it is an active cost-allocation tag
     (Billing guide, "Activating user-defined cost allocation tags":
@@ -874,6 +901,11 @@ def run_checks(profile: Profile, requirements: Requirements, clients: Clients) -
                 stack_name=f"{profile.name}-foundation",
                 admin_username=profile.bedrock.aurora.admin_username,
             ),
+        )
+    for kb in (k for k in profile.bedrock.knowledge_bases if k.on_kendra) if profile.bedrock else ():
+        rows += _guarded(
+            f"Kendra index of {kb.name}",
+            lambda kb=kb: check_kendra_index(clients.kendra, name=kb.name, index_id=kb.kendra_index_id),
         )
     if requirements.uses_model_monitor:
         rows += _guarded("Model Monitor", lambda: check_model_monitor(clients.sagemaker))

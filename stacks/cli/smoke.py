@@ -562,7 +562,9 @@ def knowledge_base_targets(profile: Profile, stacks: Sequence[Stack]) -> list[Kn
         for k, r in bedrock.of_type("AWS::Bedrock::DataSource")
     }
     targets = []
-    for kb in profile.bedrock.knowledge_bases:
+    # A knowledge base on a Kendra index has no data source of ours to ingest into (its index syncs its
+    # own connectors): the ingest-and-retrieve check takes the vector knowledge bases only.
+    for kb in (k for k in profile.bedrock.knowledge_bases if not k.on_kendra):
         for logical_id, resource in bedrock.of_type("AWS::Bedrock::KnowledgeBase"):
             if (
                 resource["Properties"].get("Name") == f"{profile.name}-{kb.name}"

@@ -263,11 +263,13 @@ class KnowledgeBase(_Strict):
             given = [f for f in ("embedding_model", "dimensions") if getattr(self, f) is not None]
             if self.kendra_index_id is None:
                 raise ValueError(located("kendra_index_id", "is required with vector_store: kendra"))
+            given += [f for f in ("chunking", "ingestion_schedule") if f in self.model_fields_set]
             if given:
                 raise ValueError(
                     located(
                         given[0],
-                        "is not used with vector_store: kendra (the Kendra index embeds its documents)",
+                        "is not used with vector_store: kendra (the Kendra index chunks, embeds and "
+                        "syncs its documents itself)",
                     )
                 )
             return self

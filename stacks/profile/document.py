@@ -155,7 +155,10 @@ class Profile(_Strict):
     def _spend_cap_beside_the_roles(self) -> Profile:
         """The Budgets action names the invoking roles, which the profile's own stacks create: it can
         only live in a stack of their region, so not where the budgets move to us-east-1."""
-        invokes = self.gateway is not None or bool(self.bedrock and self.bedrock.knowledge_bases)
+        # A knowledge base on a Kendra index invokes no model (the index embeds its documents itself).
+        invokes = self.gateway is not None or bool(
+            self.bedrock and any(not kb.on_kendra for kb in self.bedrock.knowledge_bases)
+        )
         if self.budget.stop_invocations is not None and not invokes:
             raise ValueError(
                 located(

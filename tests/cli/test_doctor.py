@@ -777,3 +777,22 @@ def test_the_cluster_logical_id_doctor_reads_is_the_pinned_one(synthesized):
     assert doc.AURORA_CLUSTER_LOGICAL_ID in synthesized.resources(
         "customer-service", "Foundation", "AWS::RDS::DBCluster"
     )
+
+
+def test_a_kendra_knowledge_base_needs_an_active_genai_index(stubs):
+    kendra = stubs.client("kendra")
+    index = "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
+    for edition, status in (
+        ("GEN_AI_ENTERPRISE_EDITION", "ACTIVE"),
+        ("ENTERPRISE_EDITION", "ACTIVE"),
+        ("GEN_AI_ENTERPRISE_EDITION", "CREATING"),
+    ):
+        stubs["kendra"].add_response(
+            "describe_index", {"Id": index, "Edition": edition, "Status": status}, {"Id": index}
+        )
+    stubs["kendra"].add_client_error("describe_index", "ResourceNotFoundException", "no such index")
+    rows = [doc.check_kendra_index(kendra, name="manuals", index_id=index)[0] for _ in range(4)]
+    assert [r.status for r in rows] == ["ok", "fail", "fail", "fail"]
+    assert "ENTERPRISE_EDITION index: a knowledge base takes a GenAI index only" in rows[1].detail
+    assert "is CREATING" in rows[2].detail
+    assert "not an index of this account and region" in rows[3].detail

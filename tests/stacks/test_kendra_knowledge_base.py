@@ -61,6 +61,8 @@ def test_a_kendra_knowledge_base_names_its_index_and_nothing_to_embed(tmp_path):
         "dimensions": 1024,
     }
     assert "kendra_index_id: is only for vector_store: kendra" in refused(tmp_path, vectors)
+    tuned = {**KENDRA_KB, "ingestion_schedule": "rate(1 hour)"}
+    assert "ingestion_schedule: is not used with vector_store: kendra" in refused(tmp_path, tuned)
     bare = {"name": "xy", "description": "d"}
     assert "embedding_model: is required with vector_store: s3_vectors" in refused(tmp_path, bare)
 
@@ -144,3 +146,50 @@ def test_the_role_may_only_retrieve_from_its_index(template):
         != allowed
     ]
     assert not wrong
+
+
+def test_a_profile_whose_only_knowledge_base_is_on_kendra_has_no_spend_cap_to_apply(tmp_path):
+    """The spend cap denies model invocation to the gateway and the knowledge bases' roles; a Kendra
+    knowledge base's role invokes no model."""
+    document = yaml.safe_load((PROFILES_DIR / "utility-assistant.yaml").read_text(encoding="utf-8"))
+    for section in ("gateway", "assistant"):
+        document.pop(section)
+    document["bedrock"]["knowledge_bases"] = [KENDRA_KB]
+    document["budget"]["stop_invocations"] = {"at_percent": 100, "approval": "automatic"}
+    path = tmp_path / "kendra-only.yaml"
+    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ProfileError) as raised:
+        load_profile(str(path))
+    assert "budget.stop_invocations: has no role to stop" in str(raised.value)
+
+
+def test_smoke_ingests_into_vector_knowledge_bases_only(tmp_path):
+    from genai_stack.cli import smoke
+
+    profile = profile_with(tmp_path, KENDRA_KB)
+
+    class Deployed:
+        def __init__(self, name, resources, physical):
+            self.name, self.resources, self.physical = name, resources, physical
+
+        def of_type(self, kind):
+            return [(k, r) for k, r in self.resources.items() if r["Type"] == kind]
+
+    foundation = Deployed(
+        "utility-assistant-foundation",
+        {"DataBucketE1": {"Type": "AWS::S3::Bucket"}},
+        {"DataBucketE1": "data"},
+    )
+    bedrock = Deployed(
+        "utility-assistant-bedrock",
+        {
+            f"Kb{n}": {
+                "Type": "AWS::Bedrock::KnowledgeBase",
+                "Properties": {"Name": f"utility-assistant-{n}"},
+            }
+            for n in ("service-faq", "service-manuals")
+        },
+        {"Kbservice-faq": "KB1", "Kbservice-manuals": "KB2"},
+    )
+    targets = smoke.knowledge_base_targets(profile, [foundation, bedrock])
+    assert [t.name for t in targets] == ["service-faq"]
