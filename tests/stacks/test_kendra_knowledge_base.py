@@ -193,3 +193,49 @@ def test_smoke_ingests_into_vector_knowledge_bases_only(tmp_path):
     )
     targets = smoke.knowledge_base_targets(profile, [foundation, bedrock])
     assert [t.name for t in targets] == ["service-faq"]
+
+
+@pytest.fixture(scope="module")
+def kendra_variant(tmp_path_factory):
+    """utility-assistant with a second knowledge base on a Kendra index, synthesized through the real
+    stacks (cdk-nag runs in the synthesis)."""
+    from genai_stack.cli.synth import synthesize
+
+    directory = tmp_path_factory.mktemp("kendra")
+    document = yaml.safe_load((PROFILES_DIR / "utility-assistant.yaml").read_text(encoding="utf-8"))
+    document["name"] = "kendra-variant"
+    document["bedrock"]["knowledge_bases"].append(KENDRA_KB)
+    document["gateway"]["knowledge_bases"].append(KENDRA_KB["name"])
+    path = directory / "kendra-variant.yaml"
+    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    (synthesis,) = synthesize(str(path), directory / "cdk.out")
+    return synthesis.templates
+
+
+def test_through_the_stacks_the_kendra_knowledge_base_has_its_index_and_no_ingestion(kendra_variant):
+    bedrock = kendra_variant["kendra-variant-bedrock"]["Resources"]
+    kbs = {
+        r["Properties"]["Name"]: r["Properties"]
+        for r in bedrock.values()
+        if r["Type"] == "AWS::Bedrock::KnowledgeBase"
+    }
+    kendra = kbs["kendra-variant-service-manuals"]["KnowledgeBaseConfiguration"]
+    assert kendra["Type"] == "KENDRA"
+    arn = json.dumps(kendra["KendraKnowledgeBaseConfiguration"]["KendraIndexArn"])
+    assert f":kendra:{REGION}:" in arn
+    assert f":index/{INDEX_ID}" in arn
+    assert kbs["kendra-variant-service-faq"]["KnowledgeBaseConfiguration"]["Type"] == "VECTOR"
+    sources = [r for r in bedrock.values() if r["Type"] == "AWS::Bedrock::DataSource"]
+    assert len(sources) == 1  # service-faq's only
+    ingestion = [
+        r["Properties"]["Environment"]["Variables"]["KNOWLEDGE_BASES"]
+        for r in bedrock.values()
+        if r["Type"] == "AWS::Lambda::Function"
+        and "KNOWLEDGE_BASES" in json.dumps(r["Properties"].get("Environment", {}))
+    ]
+    assert ingestion
+    assert "service-manuals" not in json.dumps(ingestion)
+    foundation = json.dumps(kendra_variant["kendra-variant-foundation"])
+    assert "service-manuals" not in foundation  # no vector index, no retired 0.1 role
+    orchestration = json.dumps(kendra_variant["kendra-variant-orchestration"])
+    assert "service-manuals" in orchestration  # the gateway may ground on it
