@@ -10,7 +10,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-from genai_stack.catalog import bedrock_catalog, bedrock_prices, missing_types
+from genai_stack.catalog import bedrock_catalog, bedrock_image_prices, bedrock_prices, missing_types
 from genai_stack.planning.cost import DATA, HOURS_PER_MONTH, fixed_price, instance_price, network_price
 
 Modality = Literal["text", "image", "embeddings"]
@@ -20,6 +20,9 @@ DomainData = Literal["none", "labelled", "unlabelled"]
 # inference profile and a STANDARD-tier guardrail through apac.guardrail.v1:0
 # (docs/profiles/marketing-copy-apac.md).
 APAC_PROFILE = "marketing-copy-apac"
+# Image generation: Stability's models on Bedrock behind the gateway (docs/profiles/product-imagery.md).
+IMAGE_PROFILE = "product-imagery"
+IMAGE_MODEL = "stability.sd3-5-large-v1:0"
 # Grounded answers in Asia Pacific: a Lex assistant in English and Cantonese over a knowledge base, from
 # Sydney (docs/profiles/utility-assistant.md).
 APAC_GROUNDED_PROFILE = "utility-assistant"
@@ -150,14 +153,18 @@ def recommend(work: Workload) -> Recommendation:
     reasons: list[str] = []
     options: list[Option] = []
     if work.modality == "image":
-        note = "no image price in the price files: see the Amazon Bedrock pricing page"
+        # `requests` are images; the price per image is stacks/data/bedrock_prices.json's (per_image).
+        price = bedrock_image_prices()[IMAGE_MODEL]
+        detail = f"Bedrock {IMAGE_MODEL}, on demand ({price:g} USD an image)"
         options.append(
-            Option("managed API", "Bedrock image models, on demand", None, "managed-api", notes=[note])
+            Option("managed API", detail, round(price * work.requests + platform_usd(), 2), IMAGE_PROFILE)
         )
         reasons.append(
-            "Images: the self-hosted hosts serve text models only (vLLM); Bedrock serves image models."
+            "Images: the self-hosted hosts serve text models only (vLLM); Bedrock serves image models. "
+            f"{IMAGE_PROFILE} serves Stable Diffusion 3.5 Large through the gateway's images endpoint "
+            "(us-west-2), with the guardrail on each prompt and image."
         )
-        return Recommendation(options, reasons, "managed-api")
+        return Recommendation(options, reasons, IMAGE_PROFILE)
 
     model = work.model or DEFAULT_MODELS[work.modality]
     per_request = per_request_usd(model, work.input_tokens, work.output_tokens)

@@ -155,8 +155,8 @@ def test_the_advisor_ranks_by_cost_and_explains():
     assert any("knowledge base" in r for r in grounded.reasons)
     assert any("above the budget" in n for o in grounded.options for n in o.notes)
     images = recommend(Workload(modality="image", requests=100))
-    assert images.options[0].monthly_usd is None
-    assert images.profile == "managed-api"
+    assert images.options[0].monthly_usd == round(100 * 0.08 + 1 + 3, 2)  # SD3.5 Large, key, dashboard
+    assert images.profile == "product-imagery"
     embeddings = recommend(Workload(modality="embeddings", requests=100))
     assert [o.approach for o in embeddings.options] == ["managed API"]
 

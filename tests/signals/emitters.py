@@ -306,7 +306,7 @@ class _OutputOnly:
 
 def exercise_gateway(module: Any, function: Function, deployment: Deployment) -> None:
     """The per-request EMF documents the handler writes (handler.EmfMetrics, as on_event uses it), for
-    every alias and target of the template's GATEWAY_CONFIG and one tenant; a rating per chat alias
+    every alias and target of the template's GATEWAY_CONFIG (image aliases included) and one tenant; a rating per chat alias
     when feedback is on; and a request that hits a bug of ours, through on_event (UnhandledErrors)."""
     from lambdas.gateway.local import event_for
     from lambdas.gateway.service import Usage
@@ -324,6 +324,15 @@ def exercise_gateway(module: Any, function: Function, deployment: Deployment) ->
             module.EmfMetrics().record(
                 Usage(alias=alias, target=str(name), latency_ms=1.0), tenant="tenant-a"
             )
+
+    for alias, image in config.get("images", {}).items():  # an image request (service.generate_images)
+        from lambdas.gateway.images import ImageTarget
+
+        target = ImageTarget(image["model"], image["price_per_image"]).name
+        module.EmfMetrics().record(
+            Usage(alias=alias, target=target, latency_ms=1.0, cost_usd=image["price_per_image"]),
+            tenant="tenant-a",
+        )
 
     for alias in (config.get("semantic_cache") or {}).get("aliases", {}):  # a semantic cache hit
         from lambdas.gateway.semantic_cache import Probe
