@@ -718,6 +718,32 @@ def check_invocation_logging(bedrock: Any, *, enabled: bool, take_over: bool, st
     ]
 
 
+def check_report_tags(ce: Any, *, keys: Sequence[str]) -> list[Row]:
+    """`genai-stack cost PROFILE --by KEY` splits spend by the tags of the profile's campaign profiles
+    (bedrock.application_inference_profiles[].tags); Cost Explorer groups only by active
+    cost-allocation tags ("Activating user-defined cost allocation tags", Billing guide). A warning:
+    the budgets do not depend on them."""
+    listed = ce.list_cost_allocation_tags(TagKeys=list(keys)).get("CostAllocationTags", [])
+    status = {t["TagKey"]: t.get("Status") for t in listed}
+    rows = []
+    for key in keys:
+        check = f"report tag {key}"
+        if status.get(key) == "Active":
+            rows.append(Row(check, "ok", "active"))
+            continue
+        state = "inactive" if key in status else "not known to Billing yet (up to 24 hours after first use)"
+        rows.append(
+            Row(
+                check,
+                "warn",
+                f"{state}: `genai-stack cost --by {key}` puts the spend in its no-tag row until it is "
+                f"activated (`aws ce update-cost-allocation-tags-status --cost-allocation-tags-status "
+                f"TagKey={key},Status=Active`, in the management account)",
+            )
+        )
+    return rows
+
+
 def check_kendra_index(kendra: Any, *, name: str, index_id: str) -> list[Row]:
     """A knowledge base on a Kendra index needs a GenAI Enterprise Edition index (Bedrock user guide,
     "Build a knowledge base with an Amazon Kendra GenAI index"), and CreateKnowledgeBase fails on one
@@ -944,6 +970,13 @@ def run_checks(profile: Profile, requirements: Requirements, clients: Clients) -
         "cost-allocation tag",
         lambda: check_cost_allocation_tag(clients.ce, tag_key=profile.cost_allocation.tag_key),
     )
+    report = (
+        sorted({key for app in profile.bedrock.application_inference_profiles for key in app.tags})
+        if profile.bedrock
+        else []
+    )
+    if report:
+        rows += _guarded("report tags", lambda: check_report_tags(clients.ce, keys=report))
     return rows
 
 

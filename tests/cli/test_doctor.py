@@ -435,6 +435,20 @@ def test_the_cost_allocation_tag_must_be_active(stubs):
     assert statuses(doc.check_cost_allocation_tag(ce, tag_key=key)) == ["warn"]
 
 
+def test_the_campaign_tags_are_checked_for_the_per_campaign_report(stubs):
+    ce = stubs.client("ce")
+    stubs["ce"].add_response(
+        "list_cost_allocation_tags",
+        {"CostAllocationTags": [{"TagKey": "campaign", "Type": "UserDefined", "Status": "Inactive"}]},
+        {"TagKeys": ["campaign", "segment"]},
+    )
+    inactive, unknown = doc.check_report_tags(ce, keys=["campaign", "segment"])
+    assert (inactive.status, unknown.status) == ("warn", "warn")  # the budgets do not depend on them
+    assert inactive.detail.startswith("inactive: `genai-stack cost --by campaign`")
+    assert "TagKey=campaign,Status=Active" in inactive.detail
+    assert unknown.detail.startswith("not known to Billing yet")
+
+
 def test_a_refused_call_is_a_failed_row_not_a_traceback(stubs):
     ce = stubs.client("ce")
     stubs["ce"].add_client_error("list_cost_allocation_tags", "AccessDeniedException", "not allowed")
@@ -513,6 +527,11 @@ def stub_managed_api(stubs: Stubs, *, bootstrap: str) -> doc.Clients:
             ]
         },
         {"TagKeys": ["genai-stack:cost-center"]},
+    )
+    stubs["ce"].add_response(
+        "list_cost_allocation_tags",
+        {"CostAllocationTags": [{"TagKey": "campaign", "Type": "UserDefined", "Status": "Active"}]},
+        {"TagKeys": ["campaign"]},
     )
     return clients
 
