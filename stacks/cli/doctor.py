@@ -247,12 +247,15 @@ def check_api_gateway_role(
 
 
 def base_models(profile: Profile) -> list[str]:
-    """The foundation models behind the profile's models and inference profiles, in order."""
+    """The foundation models behind the profile's models and inference profiles, and its evaluation
+    judge (which need not be listed), in order."""
     if profile.bedrock is None:
         return []
     catalog = bedrock_catalog()
+    judge = [profile.evaluation.judge] if profile.evaluation is not None else []
     ids = [
-        catalog.model_of(m).model_id for m in [*profile.bedrock.models, *profile.bedrock.inference_profiles]
+        catalog.model_of(m).model_id
+        for m in [*profile.bedrock.models, *profile.bedrock.inference_profiles, *judge]
     ]
     return list(dict.fromkeys(ids))
 

@@ -272,7 +272,11 @@ class Profile(_Strict):
         if any(section in given and section not in info.data for section in ("bedrock", "gateway")):
             return evaluation  # the section's own errors are reported first
         problems = evaluation_problems(
-            evaluation, info.data.get("bedrock"), info.data.get("gateway"), info.data.get("training")
+            evaluation,
+            info.data.get("bedrock"),
+            info.data.get("gateway"),
+            info.data.get("training"),
+            info.data.get("region"),
         )
         if problems:
             raise ValueError("\n".join(problems))

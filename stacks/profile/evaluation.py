@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from genai_stack.catalog import bedrock_catalog
 from genai_stack.profile.common import Slug, _Strict, located, repeated_names
 
 # Bedrock's limit on a custom dataset's prompts ("Amazon Bedrock endpoints and quotas": prompts in a
@@ -372,10 +373,23 @@ class Evaluation(_Strict):
         return next((s for s in self.sets if s.name == name), None)
 
 
-def evaluation_problems(evaluation: Evaluation, bedrock, gateway, training=None) -> list[str]:
-    """The evaluations against the rest of the profile: the judge and generators are models the
-    profile lists, sets, aliases, prompts and knowledge bases exist, the rows carry what the metrics
-    and templates need; something is evaluated (an evaluation, or a training pipeline's gate)."""
+def _callable(model_or_profile: str, region: str | None) -> bool:
+    """A catalog model offered in `region`, or a system inference profile callable from it."""
+    if region is None:
+        return False
+    catalog = bedrock_catalog()
+    if model_or_profile in catalog.inference_profiles:
+        return region in catalog.inference_profiles[model_or_profile].source_regions
+    model = catalog.models.get(model_or_profile)
+    return model is not None and region in model.regions
+
+
+def evaluation_problems(evaluation: Evaluation, bedrock, gateway, training=None, region=None) -> list[str]:
+    """The evaluations against the rest of the profile: the judge is a model the profile lists, or one
+    the catalog knows and the region can call (the evaluation jobs' own role invokes it; the profile's
+    model-access policy need not grant it), generators are listed models, sets, aliases, prompts and
+    knowledge bases exist, the rows carry what the metrics and templates need; something is evaluated
+    (an evaluation, or a training pipeline's gate)."""
     if bedrock is None:
         return ["needs the bedrock section: evaluations run on Amazon Bedrock"]
     listed = set(bedrock.models) | set(bedrock.inference_profiles)
@@ -389,9 +403,13 @@ def evaluation_problems(evaluation: Evaluation, bedrock, gateway, training=None)
                 "nothing would be evaluated",
             )
         )
-    if evaluation.judge not in listed:
+    if evaluation.judge not in listed and not _callable(evaluation.judge, region):
         problems.append(
-            located("judge", f"{evaluation.judge!r} is not listed under bedrock.models or inference_profiles")
+            located(
+                "judge",
+                f"{evaluation.judge!r} is neither listed under bedrock.models or inference_profiles nor "
+                f"a model or inference profile of the catalog that {region or 'the region'} can call",
+            )
         )
     prompts = {p.name: p for p in bedrock.prompts}
     knowledge_bases = {kb.name for kb in bedrock.knowledge_bases}

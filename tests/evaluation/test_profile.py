@@ -79,13 +79,16 @@ def test_evaluations_name_what_the_profile_has_and_rows_carry_what_they_need(tmp
 
     def change(document):
         evaluation = document["evaluation"]
-        evaluation["judge"] = "amazon.nova-pro-v1:0"
+        evaluation["judge"] = "apac.amazon.nova-pro-v1:0"  # known, but not callable from us-east-1
         evaluation["models"][0].update(alias="nope", prompt="nope")
         evaluation["knowledge_bases"][0]["knowledge_base"] = "nope"
 
     edit(path, change)
     message = error_of(path)
-    assert "evaluation.judge: 'amazon.nova-pro-v1:0' is not listed under bedrock.models" in message
+    assert (
+        "evaluation.judge: 'apac.amazon.nova-pro-v1:0' is neither listed under bedrock.models or "
+        "inference_profiles nor a model or inference profile of the catalog that us-east-1 can call"
+    ) in " ".join(message.split())
     assert "evaluation.models[0].alias: 'nope' is not a gateway alias" in message
     assert "evaluation.models[0].prompt: 'nope' is not a name of bedrock.prompts (campaign-copy)" in message
     assert (

@@ -127,3 +127,18 @@ def test_a_bedrock_section_in_hong_kong_is_refused_with_where_to_go(tmp_path):
     assert "bedrock: needs Amazon Bedrock, which is not offered in ap-east-1" in message
     assert "ap-northeast-1" in message.split("STANDARD-tier guardrail:")[1]
     assert "not offered on demand" not in message  # one reason, not one per model
+
+
+def test_the_judge_is_invoked_by_the_evaluation_jobs_only(synthesized, profile):
+    """Nova Pro judges the evaluations and nothing else: it is not listed under bedrock, so the model-access
+    policy the gateway and the teams attach does not grant it; the evaluation jobs' role does."""
+    assert profile.evaluation.judge == "apac.amazon.nova-pro-v1:0"
+    assert profile.evaluation.judge not in profile.bedrock.inference_profiles
+    policies = synthesized.resources(NAME, "Bedrock", "AWS::IAM::ManagedPolicy")
+    granting = {
+        logical_id
+        for logical_id, policy in policies.items()
+        if "amazon.nova-pro-v1:0" in json.dumps(policy["Properties"]["PolicyDocument"])
+    }
+    assert granting
+    assert all("Evaluation" in logical_id for logical_id in granting), granting
