@@ -105,11 +105,11 @@ class GatewayAnswers:
 
     def __call__(self, question: str, lang: str) -> tuple[str, list[str]]:
         signed = self.request(question, lang)
-        http = urllib.request.Request(  # noqa: S310 - see below
+        # S310 (both noqa): the URL is GATEWAY_URL, the gateway's https base URL the stack writes, not input.
+        http = urllib.request.Request(  # noqa: S310
             signed.url, data=signed.body, headers=dict(signed.headers), method="POST"
         )
         try:
-            # S310: the URL is the gateway's https base URL from the stack, not user input.
             with urllib.request.urlopen(http, timeout=GATEWAY_TIMEOUT_SECONDS) as response:  # noqa: S310
                 document = json.loads(response.read())
         except (urllib.error.URLError, TimeoutError, ValueError) as error:

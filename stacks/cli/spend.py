@@ -31,11 +31,10 @@ NO_TAG = "(no {key} tag)"
 
 @dataclass(frozen=True)
 class Group:
-    """One value of the tag: the application inference profiles that carry it and what they copy."""
+    """One value of the tag: the application inference profiles that carry it."""
 
     value: str
     profiles: tuple[str, ...]
-    sources: tuple[str, ...]
 
 
 @dataclass
@@ -77,25 +76,22 @@ def tag_groups(profile: Profile, key: str) -> dict[str, Group]:
     """The values of `key` on the profile's application inference profiles: the campaign profiles'
     own tags (bedrock.application_inference_profiles[].tags) and `alias` on the gateway's. A key none
     of them carries is an error that names the keys they do carry."""
-    carried: dict[str, dict[str, list[tuple[str, str]]]] = defaultdict(lambda: defaultdict(list))
+    carried: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     bedrock = profile.bedrock
     for app in bedrock.application_inference_profiles if bedrock else ():
         for tag, value in app.tags.items():
-            carried[tag][value].append((f"{profile.name}-{app.name}", app.source))
+            carried[tag][value].append(f"{profile.name}-{app.name}")
     if bedrock is not None and profile.gateway is not None:
         for route in routes_of(profile.name, profile.gateway, bedrock):
             if route.campaign is None:
-                carried[ALIAS_TAG][route.alias].append((route.name, route.model))
+                carried[ALIAS_TAG][route.alias].append(route.name)
     if key not in carried:
         known = ", ".join(sorted(carried)) or "none: the profile has no application inference profiles"
         raise ValueError(
             f"no application inference profile of {profile.name} carries a {key!r} tag "
             f"(tags they carry: {known})"
         )
-    return {
-        value: Group(value, tuple(name for name, _ in pairs), tuple(sorted({s for _, s in pairs})))
-        for value, pairs in sorted(carried[key].items())
-    }
+    return {value: Group(value, tuple(names)) for value, names in sorted(carried[key].items())}
 
 
 def month_period(month: str | None, *, today: dt.date) -> tuple[str, str, str]:
