@@ -1,7 +1,9 @@
 """Lambda entry point: the evaluation step of a SageMaker training pipeline (Step Functions task).
 
 Input (from the state machine): {"training": <the createTrainingJob.sync result, i.e. the final
-DescribeTrainingJob response>, "rule": {"name", "threshold", "goal"}}. Output: {passed, metric,
+DescribeTrainingJob response>, "rule": {"name", "threshold", "goal"}}, and for pipelines with an
+image evaluation "images" (the evaluation job's description) and "image_rules" (one rule per image
+metric; all must pass). Output: {passed, metric,
 reason, customer_metadata, model_data_url, training_image, training_job_name}; the state machine
 registers the model when `passed` is true and fails the execution with `reason` otherwise.
 
@@ -17,7 +19,7 @@ from typing import Any, Literal
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .logic import MetricRule, evaluate
+from .logic import MetricRule, combine, evaluate, evaluate_images
 
 logger = Logger(service="training-evaluation")
 
@@ -53,8 +55,17 @@ class _Training(BaseModel):
 
 
 class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     training: _Training
     rule: _Rule
+    # The image evaluation job's description and its rules (pipelines with image_evaluation).
+    images: _Training | None = None
+    image_rules: list[_Rule] = Field(default_factory=list, max_length=10)
+
+
+def _metric_data(job: _Training) -> list[dict[str, object]]:
+    return [{"MetricName": m.name, "Value": m.value} for m in job.final_metrics]
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -68,9 +79,16 @@ def on_event(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.append_keys(training_job=training.job_name)
     result = evaluate(
         MetricRule(name=rule.name, threshold=rule.threshold, goal=rule.goal),
-        [{"MetricName": m.name, "Value": m.value} for m in training.final_metrics],
+        _metric_data(training),
         training.job_name,
     )
+    if (request.images is None) != (not request.image_rules):
+        raise ValueError("not a training evaluation request: images and image_rules come together")
+    if request.images is not None:
+        rules = [MetricRule(name=r.name, threshold=r.threshold, goal=r.goal) for r in request.image_rules]
+        result = combine(
+            result, evaluate_images(rules, _metric_data(request.images), request.images.job_name)
+        )
     logger.info("training job evaluated", extra={"passed": result.passed, "reason": result.reason})
     return {
         "passed": result.passed,

@@ -100,3 +100,50 @@ def evaluate(rule: MetricRule, metric_data: Sequence[Mapping[str, object]], job_
         f"({rule.goal}: {comparison} {format_number(rule.threshold)}), training job {job_name}"
     )
     return Evaluation(verdict, value, reason, customer_metadata(rule, metrics, job_name, value))
+
+
+def evaluate_images(
+    rules: Sequence[MetricRule], metric_data: Sequence[Mapping[str, object]], job_name: str
+) -> Evaluation:
+    """The verdict on an image evaluation job: every rule must pass (each metric reported, finite and
+    within its threshold). The reason names each metric's value and threshold, or what is missing."""
+    metrics = final_metrics(metric_data)
+    verdicts, failures, entries = [], [], {"image-evaluation-job": job_name}
+    for rule in rules:
+        value = metrics.get(rule.name)
+        comparison = "<=" if rule.goal == "minimize" else ">="
+        wanted = f"{comparison} {format_number(rule.threshold)}"
+        if value is None or not math.isfinite(value):
+            shown = "not reported" if value is None else f"{value} (not a finite number)"
+            failures.append(f"{rule.name} {shown}, wanted {wanted}")
+            entries[f"image:{rule.name}"] = "missing"
+            continue
+        entries[f"image:{rule.name}"] = format_number(value)
+        text = f"{rule.name} = {format_number(value)} (wanted {wanted})"
+        (verdicts if passes(value, rule) else failures).append(text)
+    if failures:
+        emitted = ", ".join(sorted(metrics)) or "none"
+        reason = f"image evaluation job {job_name}: {'; '.join(failures)} (metrics reported: {emitted})" + (
+            f"; met: {'; '.join(verdicts)}" if verdicts else ""
+        )
+        return Evaluation(False, None, reason, _bounded(entries))
+    return Evaluation(
+        True, None, f"image evaluation job {job_name}: {'; '.join(verdicts)}", _bounded(entries)
+    )
+
+
+def _bounded(entries: Mapping[str, str]) -> dict[str, str]:
+    return {key[:METADATA_KEY_MAX]: text[:METADATA_VALUE_MAX] for key, text in entries.items()}
+
+
+def combine(training: Evaluation, images: Evaluation) -> Evaluation:
+    """The training verdict and the image verdict as one: passed when both passed. The metadata keeps
+    every image entry and the training entries that still fit CreateModelPackage's 50; the reason
+    (the model version's description, at most 1,024 characters) names both."""
+    metadata = dict(images.customer_metadata)
+    for key, text in training.customer_metadata.items():
+        if len(metadata) >= METADATA_MAX_ENTRIES:
+            break
+        metadata.setdefault(key, text)
+    reason = f"{training.reason}; {images.reason}"
+    return Evaluation(training.passed and images.passed, training.metric, reason[:1024], metadata)

@@ -145,6 +145,20 @@ def container_environment(settings: InferenceEndpoint) -> dict[str, str]:
             "OPTION_DTYPE": "fp16",
             "OPTION_MODEL_LOADING_TIMEOUT": str(STARTUP_TIMEOUT_SECONDS["neuron"]),
         }
+    if settings.container == "diffusers":
+        # The Hugging Face inference toolkit runs the model's own code: /opt/ml/model/code/inference.py
+        # (model_fn loads the base pipeline and the LoRA adapter, transform_fn generates). One worker
+        # per GPU, since each worker loads its own copy of the pipeline; HF_MODEL_ID is not set, so
+        # nothing is fetched from the Hub (the endpoint runs with network isolation). The model
+        # server's timeout is SageMaker's longest asynchronous invocation, an hour
+        # (InvokeEndpointAsync InvocationTimeoutSeconds), the value SageMaker JumpStart's own
+        # diffusion models set; the gateway and the batch jobs set their own, shorter deadlines.
+        return {
+            "SAGEMAKER_PROGRAM": "inference.py",
+            "SAGEMAKER_SUBMIT_DIRECTORY": f"{MODEL_DIR}/code",
+            "SAGEMAKER_MODEL_SERVER_WORKERS": str(spec.accelerators),
+            "SAGEMAKER_MODEL_SERVER_TIMEOUT": "3600",
+        }
     # Hugging Face TGI: prompts may take half of the window, the rest is left for the answer.
     return {
         "HF_MODEL_ID": MODEL_DIR,

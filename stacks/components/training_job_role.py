@@ -32,16 +32,17 @@ TRAINING_METRICS_NAMESPACE = "/aws/sagemaker/TrainingJobs"
 TRAINING_DATA = Acknowledgement(
     finding="AwsSolutions-IAM5",
     reason=(
-        "A training job reads every object of its train channel (the pipeline's data prefix of the data "
-        "bucket); the file names are the data set's and not known in advance."
+        "A training job reads every object of its channels (the pipeline's data prefix of the data "
+        "bucket; an image evaluation job also its held-out and weights prefixes); the file names are the "
+        "data set's and not known in advance."
     ),
 )
 TRAINING_OUTPUT = Acknowledgement(
     finding="AwsSolutions-IAM5",
     reason=(
-        "SageMaker writes the model of each job under training/<pipeline>/output/<job name>/ and reads and "
-        "writes spot checkpoints under training/<pipeline>/checkpoints/<job name>/; job names are made "
-        "per execution."
+        "SageMaker writes the model of each job under training/<pipeline>/output/<job name>/ (an image "
+        "evaluation job reads the candidate's from there) and reads and writes spot checkpoints under "
+        "training/<pipeline>/checkpoints/<job name>/; job names are made per execution."
     ),
 )
 TRAINING_LOG_STREAMS = Acknowledgement(
@@ -76,12 +77,20 @@ def checkpoint_prefix(settings: TrainingPipeline) -> str:
     return f"{training_prefix(settings)}checkpoints/"
 
 
-def uses_volume_key(settings: TrainingPipeline) -> bool:
+def uses_volume_key(settings: TrainingPipeline, instance_type: str | None = None) -> bool:
     """Whether the job's storage volume takes the KMS key: SageMaker refuses VolumeKmsKeyId for
     instance types with local NVMe storage, which a hardware module encrypts (SageMaker API reference,
     ResourceConfig.VolumeKmsKeyId: "You can't request a VolumeKmsKeyId when using an instance type
-    with local storage")."""
-    return not training_instances()[settings.instance_type].local_nvme
+    with local storage"). `instance_type`: another job of the pipeline (the image evaluation)."""
+    return not training_instances()[instance_type or settings.instance_type].local_nvme
+
+
+def any_volume_key(settings: TrainingPipeline) -> bool:
+    """Whether any job of the pipeline (training, image evaluation) gives its volume the key."""
+    evaluation = settings.image_evaluation
+    return uses_volume_key(settings) or (
+        evaluation is not None and uses_volume_key(settings, evaluation.instance_type)
+    )
 
 
 class TrainingJobRole(Construct):
@@ -192,7 +201,7 @@ class TrainingJobRole(Construct):
                 conditions={"StringEquals": {"cloudwatch:namespace": TRAINING_METRICS_NAMESPACE}},
             ),
         ]
-        if uses_volume_key(settings):
+        if any_volume_key(settings):
             statements.append(
                 iam.PolicyStatement(
                     sid="EncryptTheTrainingVolume",
@@ -201,11 +210,50 @@ class TrainingJobRole(Construct):
                     conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
                 )
             )
+        evaluation = settings.image_evaluation
+        if evaluation is not None:
+            # The image evaluation job: the candidate's model.tar.gz under the output prefix, the
+            # held-out set and the offline weights in the data bucket.
+            held_out = [evaluation.holdout_prefix, evaluation.weights_prefix]
+            statements += [
+                iam.PolicyStatement(
+                    sid="ListTheHeldOutSet",
+                    actions=["s3:ListBucket"],
+                    resources=[data_bucket.bucket_arn],
+                    conditions={"StringLike": {"s3:prefix": [f"{p}*" for p in held_out]}},
+                ),
+                iam.PolicyStatement(
+                    sid="ReadTheHeldOutSet",
+                    actions=["s3:GetObject"],
+                    resources=[data_bucket.arn_for_objects(f"{p}*") for p in held_out],
+                ),
+                iam.PolicyStatement(
+                    sid="ListTheCandidates",
+                    actions=["s3:ListBucket"],
+                    resources=[artifacts_bucket.bucket_arn],
+                    conditions={"StringLike": {"s3:prefix": [f"{output_prefix(settings)}*"]}},
+                ),
+                iam.PolicyStatement(
+                    sid="ReadTheCandidates",
+                    actions=["s3:GetObject"],
+                    resources=[artifacts_bucket.arn_for_objects(f"{output_prefix(settings)}*")],
+                ),
+            ]
         for statement in statements:
             self.role.add_to_policy(statement)
         compliance.acknowledge(
             self.role,
-            TRAINING_DATA.on_resolved(data_bucket.arn_for_objects(f"{settings.data_prefix}*")),
+            *(
+                TRAINING_DATA.on_resolved(data_bucket.arn_for_objects(f"{p}*"))
+                for p in (
+                    settings.data_prefix,
+                    *(
+                        (evaluation.holdout_prefix, evaluation.weights_prefix)
+                        if evaluation is not None
+                        else ()
+                    ),
+                )
+            ),
             TRAINING_OUTPUT.on_resolved(artifacts_bucket.arn_for_objects(f"{output_prefix(settings)}*")),
             TRAINING_OUTPUT.on_resolved(artifacts_bucket.arn_for_objects(f"{checkpoints}*")),
             TRAINING_LOG_STREAMS.on(nag_resource(self, f"{log_group}:log-stream:*")),

@@ -43,6 +43,7 @@ from genai_stack.components.training_job_role import (
     output_prefix,
     uses_volume_key,
 )
+from genai_stack.config import TrainingMetric
 from genai_stack.config import TrainingPipeline as TrainingPipelineSettings
 
 if TYPE_CHECKING:  # the gate's construct imports the evaluation components, which need no pipeline
@@ -146,6 +147,11 @@ def _s3_channel(name: str, uri: str) -> dict[str, Any]:
     }
 
 
+def _rule(metric: TrainingMetric) -> dict[str, Any]:
+    """A metric's rule as the evaluation step reads it."""
+    return {"name": metric.name, "threshold": metric.threshold, "goal": metric.goal}
+
+
 class TrainingPipeline(Construct):
     """One training pipeline: a Standard state machine (X-Ray, every event logged without execution
     data to a KMS-encrypted log group) with the states
@@ -234,19 +240,7 @@ class TrainingPipeline(Construct):
             self,
             "NameTheJob",
             comment="One training job name per execution: retries reuse it, so they never start a second job",
-            parameters={
-                "name": sfn.JsonPath.format(
-                    f"{prefix}-{{}}",
-                    sfn.JsonPath.hash(
-                        sfn.JsonPath.format(
-                            "{}@{}",
-                            sfn.JsonPath.execution_id,
-                            sfn.JsonPath.string_at("$$.Execution.StartTime"),
-                        ),
-                        "MD5",
-                    ),
-                )
-            },
+            parameters=self._job_names(prefix),
             result_path="$.job",
         )
 
@@ -262,20 +256,32 @@ class TrainingPipeline(Construct):
         )
         train.add_catch(failed, **catch)
 
+        evaluation_payload: dict[str, Any] = {
+            "training": sfn.JsonPath.object_at("$.training"),
+            "rule": _rule(settings.metric),
+        }
+        evaluate_images = None
+        if settings.image_evaluation is not None:
+            # The candidate's images, scored by a second job of the same image on the held-out set.
+            evaluate_images = sfn.CustomState(
+                self,
+                "EvaluateImages",
+                state_json=self._image_evaluation_state(
+                    stack, role, data_bucket, artifacts_bucket, encryption_key, region
+                ),
+            )
+            evaluate_images.add_retry(
+                errors=TRAINING_RETRY_ERRORS, interval=Duration.seconds(30), max_attempts=3, backoff_rate=2
+            )
+            evaluate_images.add_catch(failed, **catch)
+            evaluation_payload["images"] = sfn.JsonPath.object_at("$.image_evaluation")
+            evaluation_payload["image_rules"] = [_rule(m) for m in settings.image_evaluation.metrics]
+
         evaluate = tasks.LambdaInvoke(
             self,
             "Evaluate",
             lambda_function=self.evaluation.function,
-            payload=sfn.TaskInput.from_object(
-                {
-                    "training": sfn.JsonPath.object_at("$.training"),
-                    "rule": {
-                        "name": settings.metric.name,
-                        "threshold": settings.metric.threshold,
-                        "goal": settings.metric.goal,
-                    },
-                }
-            ),
+            payload=sfn.TaskInput.from_object(evaluation_payload),
             payload_response_only=True,
             result_path="$.evaluation",
         )
@@ -340,14 +346,13 @@ class TrainingPipeline(Construct):
                 tags=self.tags,
             )
             passed = self.gate.chain(register=register, failed=failed, catch=catch)
-        definition = (
-            name_the_job.next(train)
-            .next(evaluate)
-            .next(
-                sfn.Choice(self, "Passed?")
-                .when(sfn.Condition.boolean_equals("$.evaluation.passed", True), passed)
-                .otherwise(evaluation_failed)
-            )
+        trained = name_the_job.next(train)
+        if evaluate_images is not None:
+            trained = trained.next(evaluate_images)
+        definition = trained.next(evaluate).next(
+            sfn.Choice(self, "Passed?")
+            .when(sfn.Condition.boolean_equals("$.evaluation.passed", True), passed)
+            .otherwise(evaluation_failed)
         )
         if (
             self.gate is not None
@@ -362,10 +367,15 @@ class TrainingPipeline(Construct):
             self, "Logs", encryption_key=encryption_key, days=log_retention_days
         )
         longest = settings.spot.max_wait_hours if settings.spot else settings.max_runtime_hours
+        if settings.image_evaluation is not None:
+            longest += settings.image_evaluation.max_runtime_hours
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
-            comment=f"genai-stack training pipeline {settings.name}: train, evaluate, register",
+            comment=(
+                f"genai-stack training pipeline {settings.name}: train, "
+                f"{'evaluate the images, ' if settings.image_evaluation else ''}evaluate, register"
+            ),
             definition_body=sfn.DefinitionBody.from_chainable(definition),
             # ALL events (cdk-nag SF1) but no execution data: hyperparameters, S3 locations and job
             # descriptions stay out of the logs; the execution history has them for those allowed.
@@ -419,6 +429,88 @@ class TrainingPipeline(Construct):
                     )
                 ],
             )
+
+    def _job_names(self, prefix: str) -> dict[str, Any]:
+        """The execution's job names, <prefix>-<MD5 of execution id @ start time> for training and the
+        MD5 of the same with '#images' for the image evaluation: unique per execution, stable across
+        retries, within the training job role's and the state machine's name prefix."""
+        run = sfn.JsonPath.format(
+            "{}@{}", sfn.JsonPath.execution_id, sfn.JsonPath.string_at("$$.Execution.StartTime")
+        )
+        names = {"name": sfn.JsonPath.format(f"{prefix}-{{}}", sfn.JsonPath.hash(run, "MD5"))}
+        if self.settings.image_evaluation is not None:
+            names["evaluation_name"] = sfn.JsonPath.format(
+                f"{prefix}-{{}}", sfn.JsonPath.hash(sfn.JsonPath.format("{}#images", run), "MD5")
+            )
+        return names
+
+    def _image_evaluation_state(
+        self,
+        stack: Stack,
+        role: iam.IRole,
+        data_bucket: s3.IBucket,
+        artifacts_bucket: s3.IBucket,
+        encryption_key: kms.IKey,
+        region: str,
+    ) -> dict[str, Any]:
+        """The EvaluateImages task: a training job of the pipeline's image running
+        `image_evaluation.entry_point` with the channels `model` (the candidate's model.tar.gz, as
+        SageMaker wrote it), `holdout` (held-out photos and captions) and `weights` (the base model and
+        the metric networks, read offline), and the metrics' definitions read from its log. The job
+        trains nothing; a training job is SageMaker's job that reports log metrics the evaluation step
+        reads (FinalMetricDataList), as the training metric is read."""
+        settings = self.settings
+        evaluation = settings.image_evaluation
+        assert evaluation is not None  # only called for pipelines with one
+        state = self._training_state(stack, role, data_bucket, artifacts_bucket, encryption_key, region)
+        parameters = state["Parameters"]
+        data = data_bucket.bucket_name
+        model_channel = _s3_channel("model", "")
+        model_channel["DataSource"]["S3DataSource"].pop("S3Uri")
+        model_channel["DataSource"]["S3DataSource"]["S3Uri.$"] = "$.training.ModelArtifacts.S3ModelArtifacts"
+        channels = [
+            _s3_channel("holdout", f"s3://{data}/{evaluation.holdout_prefix}"),
+            _s3_channel("weights", f"s3://{data}/{evaluation.weights_prefix}"),
+            model_channel,
+        ]
+        if settings.network_isolation:
+            channels.append(_s3_channel("code", f"s3://{artifacts_bucket.bucket_name}/{settings.source_key}"))
+        hyperparameters = {
+            key: value
+            for key, value in parameters["HyperParameters"].items()
+            if key in RESERVED_HYPERPARAMETERS
+        }
+        hyperparameters["sagemaker_program"] = json.dumps(evaluation.entry_point)
+        parameters.update(
+            {
+                "TrainingJobName.$": "$.job.evaluation_name",
+                "HyperParameters": hyperparameters,
+                "InputDataConfig": channels,
+                "StoppingCondition": {"MaxRuntimeInSeconds": round(evaluation.max_runtime_hours * 3600)},
+            }
+        )
+        parameters["AlgorithmSpecification"]["MetricDefinitions"] = [
+            {"Name": m.name, "Regex": m.regex} for m in evaluation.metrics
+        ]
+        resources = parameters["ResourceConfig"]
+        resources.update(
+            {
+                "InstanceType": evaluation.instance_type,
+                "InstanceCount": 1,
+                "VolumeSizeInGB": evaluation.volume_gb,
+            }
+        )
+        if uses_volume_key(settings, evaluation.instance_type):
+            resources["VolumeKmsKeyId"] = encryption_key.key_arn
+        else:
+            resources.pop("VolumeKmsKeyId", None)
+        for key in ("EnableManagedSpotTraining", "CheckpointConfig"):
+            parameters.pop(key, None)
+        return {
+            **state,
+            "Comment": "Generate images for the held-out captions with the candidate and score them (.sync)",
+            "ResultPath": "$.image_evaluation",
+        }
 
     def _training_state(
         self,

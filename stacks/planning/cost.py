@@ -306,7 +306,13 @@ def estimate(profile: Profile, templates: dict[str, dict], usage: Usage | None =
                 f"endpoint {endpoint.name}: 0 instances while its queue is empty, {endpoint.instance_type} "
                 "hours while it has work (asynchronous inference)"
             )
-    if profile.inference and profile.inference.drift:
+    # The drift monitor reads captured requests: the inference stack builds it only over endpoints that
+    # capture (stacks/inference_stack.py).
+    if (
+        profile.inference
+        and profile.inference.drift
+        and any(e.data_capture_percentage > 0 for e in profile.inference.endpoints)
+    ):
         result.unpriced.append(
             f"drift monitor: one Lambda run per {profile.inference.drift.schedule} and its custom metrics "
             "(counted above): cents"

@@ -499,6 +499,8 @@ def gate_problems(training, evaluation: Evaluation | None, inference=None) -> li
 def _endpoint_problems(where: str, gate: EvaluationGate, endpoint, evaluation, estimated_tokens) -> list[str]:
     problems = []
     first = f"the first deploy_to endpoint {endpoint.name!r}"
+    if endpoint.container == "diffusers":
+        return [located(where, f"{first} serves an image model; a judge scores text answers")]
     if endpoint.container == "lmi-neuron":
         problems.append(
             located(

@@ -31,8 +31,9 @@ class InferenceEndpoint(_Strict):
 
     name: Slug
     instance_type: str
-    container: Literal["lmi", "tgi", "lmi-neuron"] = Field(
-        description="LMI (DJL Serving + vLLM) or TGI on GPU; LMI with Neuron on Inferentia2"
+    container: Literal["lmi", "tgi", "lmi-neuron", "diffusers"] = Field(
+        description="LMI (DJL Serving + vLLM) or TGI on GPU; LMI with Neuron on Inferentia2; diffusers (the "
+        "Hugging Face inference image with the model's own code/inference.py) for image models on GPU"
     )
     model_prefix: str = Field(
         pattern=r"^models/[A-Za-z0-9._-]+/$", description="uncompressed weights in the artifacts bucket"
@@ -103,7 +104,7 @@ class InferenceEndpoint(_Strict):
         else:
             neuron_container = self.container == "lmi-neuron"
             if (spec.accelerator == "neuron") != neuron_container:
-                wanted = "lmi-neuron" if spec.accelerator == "neuron" else "lmi or tgi"
+                wanted = "lmi-neuron" if spec.accelerator == "neuron" else "lmi, tgi or diffusers"
                 problems.append(
                     located(
                         "container",
@@ -111,7 +112,15 @@ class InferenceEndpoint(_Strict):
                         f"use {wanted}",
                     )
                 )
-            if self.model is not None:
+            if self.model is not None and self.container == "diffusers":
+                problems.append(
+                    located(
+                        "model",
+                        "sizes a language model (weights, KV cache, max_model_len); a diffusers endpoint "
+                        "serves an image model: leave it out",
+                    )
+                )
+            elif self.model is not None:
                 fitting = {
                     n: i.memory_gib
                     for n, i in inference_instances().items()

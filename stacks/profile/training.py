@@ -61,12 +61,71 @@ class SpotTraining(_Strict):
     max_wait_hours: float = Field(gt=0, le=672, description="wait for spot capacity plus run time")
 
 
+_PREFIX = r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/$"
+
+
+def _overlap(first: str, second: str) -> bool:
+    """Whether one S3 prefix holds the other (a channel of one would list the other's objects)."""
+    return first.startswith(second) or second.startswith(first)
+
+
+class ImageEvaluation(_Strict):
+    """A second SageMaker job after training: the candidate generates images for held-out captions and
+    the job prints image metrics (e.g. CLIP score and FID against the held-out photos), each of
+    which must meet its threshold before the model is registered (docs/profiles/product-imagery.md)."""
+
+    entry_point: str = Field(
+        pattern=r"^[A-Za-z0-9._/-]+\.py$", description="evaluation script in the pipeline's sourcedir"
+    )
+    holdout_prefix: str = Field(
+        pattern=_PREFIX,
+        description="data bucket prefix of the held-out photos and captions (channel 'holdout'); "
+        "never under the training data prefix",
+    )
+    weights_prefix: str = Field(
+        pattern=_PREFIX,
+        description="data bucket prefix of the weights the evaluation loads offline: the base model the "
+        "adapter applies to, CLIP and the FID Inception network (channel 'weights')",
+    )
+    instance_type: str
+    volume_gb: int = Field(default=100, ge=30, le=16_384)
+    max_runtime_hours: float = Field(default=2, gt=0, le=72)
+    metrics: list[TrainingMetric] = Field(min_length=1, max_length=10)
+
+    @model_validator(mode="after")
+    def _checks(self) -> ImageEvaluation:
+        problems = []
+        if self.instance_type not in training_instances():
+            known = ", ".join(sorted(training_instances()))
+            problems.append(
+                located(
+                    "instance_type", f"{self.instance_type!r} is not a known training type (known: {known})"
+                )
+            )
+        names = [m.name for m in self.metrics]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            problems.append(located("metrics", f"names {', '.join(map(repr, repeated))} more than once"))
+        if _overlap(self.holdout_prefix, self.weights_prefix):
+            problems.append(
+                located(
+                    "weights_prefix",
+                    f"{self.weights_prefix!r} overlaps holdout_prefix {self.holdout_prefix!r}",
+                )
+            )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
 class TrainingPipeline(_Strict):
     """A Step Functions pipeline: train (SageMaker) -> evaluate -> register in the model registry."""
 
     name: Slug
-    image: Literal["pytorch-training"] = Field(
-        default="pytorch-training", description="Deep Learning Container (stacks/data/sagemaker.json)"
+    image: Literal["pytorch-training", "huggingface-training"] = Field(
+        default="pytorch-training",
+        description="Deep Learning Container (stacks/data/sagemaker.json): PyTorch, or Hugging Face with "
+        "transformers, diffusers and peft",
     )
     source_key: str = Field(
         pattern=r"^code/[A-Za-z0-9._/-]+\.tar\.gz$",
@@ -102,6 +161,11 @@ class TrainingPipeline(_Strict):
     evaluation_gate: EvaluationGate | None = Field(
         default=None, description="judge the candidate on a set before it is registered (docs/evaluation.md)"
     )
+    image_evaluation: ImageEvaluation | None = Field(
+        default=None,
+        description="image metrics of the candidate on a held-out set, each with a threshold, before it is "
+        "registered (image models)",
+    )
 
     @model_validator(mode="after")
     def _checks(self) -> TrainingPipeline:
@@ -116,6 +180,23 @@ class TrainingPipeline(_Strict):
         repeated = sorted({e for e in self.deploy_to if self.deploy_to.count(e) > 1})
         if repeated:
             problems.append(located("deploy_to", f"names {', '.join(map(repr, repeated))} more than once"))
+        if self.image_evaluation is not None:
+            holdout = self.image_evaluation.holdout_prefix
+            if _overlap(holdout, self.data_prefix):
+                problems.append(
+                    located(
+                        "image_evaluation.holdout_prefix",
+                        f"{holdout!r} overlaps data_prefix {self.data_prefix!r}: the training job would read "
+                        "the held-out photos, which would then not be held out",
+                    )
+                )
+            if self.evaluation_gate is not None:
+                problems.append(
+                    located(
+                        "image_evaluation",
+                        "cannot be combined with evaluation_gate (a judge scores text answers)",
+                    )
+                )
         if self.spot is not None and self.spot.max_wait_hours < self.max_runtime_hours:
             problems.append(
                 located(

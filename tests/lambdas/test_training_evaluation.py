@@ -16,7 +16,9 @@ from lambdas.training_evaluation.logic import (
     METADATA_MAX_ENTRIES,
     METADATA_VALUE_MAX,
     MetricRule,
+    combine,
     evaluate,
+    evaluate_images,
     final_metrics,
 )
 
@@ -199,3 +201,92 @@ def test_a_malformed_request_is_an_error_naming_the_field(context, change, messa
     with pytest.raises(ValueError, match="not a training evaluation request") as caught:
         handler.on_event(event, context)
     assert message in str(caught.value)
+
+
+# --- image evaluation ------------------------------------------------------------------------------
+
+CLIP = MetricRule(name="clip_score", threshold=30, goal="maximize")
+FID = MetricRule(name="fid", threshold=60, goal="minimize")
+IMAGE_JOB = "demo-brand-sdxl-fedcba9876543210fedcba9876543210"
+IMAGES = {
+    **copy.deepcopy(DESCRIPTION),
+    "TrainingJobName": IMAGE_JOB,
+    "ModelArtifacts": {
+        "S3ModelArtifacts": f"s3://artifacts-bucket/training/brand-sdxl/output/{IMAGE_JOB}/output/model.tar.gz"
+    },
+    "FinalMetricDataList": [
+        {"MetricName": "clip_score", "Value": 31.5, "Timestamp": "2026-12-02T10:00:00.000Z"},
+        {"MetricName": "fid", "Value": 48.25, "Timestamp": "2026-12-02T10:00:00.000Z"},
+    ],
+}
+
+
+def image_metrics(**values: float) -> list[dict]:
+    return [{"MetricName": name, "Value": value} for name, value in values.items()]
+
+
+IMAGE_RULES = [
+    {"name": "clip_score", "threshold": 30, "goal": "maximize"},
+    {"name": "fid", "threshold": 60, "goal": "minimize"},
+]
+
+
+def test_every_image_metric_must_meet_its_threshold():
+    passed = evaluate_images([CLIP, FID], image_metrics(clip_score=31.5, fid=48.25), IMAGE_JOB)
+    assert passed.passed is True
+    assert passed.reason == (
+        f"image evaluation job {IMAGE_JOB}: clip_score = 31.5 (wanted >= 30); fid = 48.25 (wanted <= 60)"
+    )
+    assert passed.customer_metadata == {
+        "image-evaluation-job": IMAGE_JOB,
+        "image:clip_score": "31.5",
+        "image:fid": "48.25",
+    }
+    one_miss = evaluate_images([CLIP, FID], image_metrics(clip_score=31.5, fid=75), IMAGE_JOB)
+    assert one_miss.passed is False
+    assert "fid = 75 (wanted <= 60)" in one_miss.reason
+    assert "met: clip_score = 31.5" in one_miss.reason
+
+
+def test_a_missing_or_infinite_image_metric_fails_and_says_which():
+    result = evaluate_images([CLIP, FID], [{"MetricName": "fid", "Value": float("inf")}], IMAGE_JOB)
+    assert result.passed is False
+    assert "clip_score not reported, wanted >= 30" in result.reason
+    assert "fid inf (not a finite number), wanted <= 60" in result.reason
+    assert result.customer_metadata["image:clip_score"] == "missing"
+
+
+def test_the_combined_verdict_needs_both_and_keeps_the_image_entries_within_the_limit():
+    training = evaluate(
+        LOSS, [{"MetricName": f"m{i}", "Value": i} for i in range(60)] + metrics(eval_loss=1.0), JOB
+    )
+    images = evaluate_images([CLIP, FID], image_metrics(clip_score=10, fid=40), IMAGE_JOB)
+    both = combine(training, images)
+    assert training.passed is True
+    assert both.passed is False
+    assert len(both.customer_metadata) == METADATA_MAX_ENTRIES
+    assert both.customer_metadata["image:clip_score"] == "10"
+    assert both.customer_metadata["evaluation-value"] == "1"
+    assert both.reason.startswith("eval:loss = 1 meets the threshold")
+    assert "clip_score = 10" in both.reason
+    assert combine(training, evaluate_images([CLIP], image_metrics(clip_score=40), IMAGE_JOB)).passed is True
+
+
+def test_the_handler_registers_only_when_the_images_pass_too(context):
+    event = {"training": DESCRIPTION, "rule": RULE, "images": IMAGES, "image_rules": IMAGE_RULES}
+    result = handler.on_event(copy.deepcopy(event), context)
+    assert result["passed"] is True
+    assert result["model_data_url"] == DESCRIPTION["ModelArtifacts"]["S3ModelArtifacts"]  # the candidate
+    assert result["customer_metadata"]["image:fid"] == "48.25"
+    assert result["customer_metadata"]["image-evaluation-job"] == IMAGE_JOB
+    event["image_rules"][1]["threshold"] = 40
+    result = handler.on_event(copy.deepcopy(event), context)
+    assert result["passed"] is False
+    assert "fid = 48.25 (wanted <= 40)" in result["reason"]
+
+
+def test_images_without_rules_or_rules_without_images_are_a_wiring_error(context):
+    with pytest.raises(ValueError, match="images and image_rules come together"):
+        handler.on_event({"training": DESCRIPTION, "rule": RULE, "images": IMAGES}, context)
+    with pytest.raises(ValueError, match="images and image_rules come together"):
+        handler.on_event({"training": DESCRIPTION, "rule": RULE, "image_rules": IMAGE_RULES}, context)

@@ -89,7 +89,7 @@ def test_inferentia2_needs_the_neuron_container_and_the_reverse(tmp_path):
         in message
     )
     message = error(tmp_path, inference={"endpoints": [endpoint(container="lmi-neuron")]})
-    assert "'lmi-neuron' does not run on ml.g6.2xlarge (gpu); use lmi or tgi" in message
+    assert "'lmi-neuron' does not run on ml.g6.2xlarge (gpu); use lmi, tgi or diffusers" in message
 
 
 def test_min_above_max_and_zero_instances_only_where_supported(tmp_path):
@@ -367,3 +367,73 @@ def test_the_built_in_endpoints_name_their_model_and_long_documents_take_long_co
     assert by_name["support-llm-inf2"].instance_type == "ml.inf2.8xlarge"
     hosted = load_profile("self-hosted").hosting.hosts
     assert all(h.model.architecture for h in hosted)
+
+
+IMAGE_EVALUATION = {
+    "entry_point": "evaluate.py",
+    "holdout_prefix": "evaluation/brand/holdout/",
+    "weights_prefix": "evaluation/brand/weights/",
+    "instance_type": "ml.g5.2xlarge",
+    "metrics": [
+        {"name": "clip_score", "regex": "clip_score=([0-9.]+)", "threshold": 30, "goal": "maximize"},
+        {"name": "fid", "regex": "fid=([0-9.]+)", "threshold": 60},
+    ],
+}
+
+
+def test_an_image_pipeline_loads_with_its_evaluation(tmp_path):
+    profile = load(
+        tmp_path,
+        training={"pipelines": [pipeline(image="huggingface-training", image_evaluation=IMAGE_EVALUATION)]},
+    )
+    evaluation = profile.training.pipelines[0].image_evaluation
+    assert [m.name for m in evaluation.metrics] == ["clip_score", "fid"]
+    assert evaluation.max_runtime_hours == 2
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"holdout_prefix": "training/support/holdout/"},
+            "image_evaluation.holdout_prefix: 'training/support/holdout/' overlaps data_prefix "
+            "'training/support/': the training job would read the held-out photos",
+        ),
+        (
+            {"weights_prefix": "evaluation/brand/"},
+            "weights_prefix: 'evaluation/brand/' overlaps holdout_prefix 'evaluation/brand/holdout/'",
+        ),
+        ({"instance_type": "ml.p9.xlarge"}, "instance_type: 'ml.p9.xlarge' is not a known training type"),
+        (
+            {"metrics": [IMAGE_EVALUATION["metrics"][0]] * 2},
+            "metrics: names 'clip_score' more than once",
+        ),
+    ],
+)
+def test_a_wrong_image_evaluation_names_the_field(tmp_path, changes, message):
+    evaluation = {**IMAGE_EVALUATION, **changes}
+    assert message in error(tmp_path, training={"pipelines": [pipeline(image_evaluation=evaluation)]})
+
+
+def test_image_evaluation_and_a_judge_gate_exclude_each_other(tmp_path):
+    gate = {"set": "support-questions", "judge_metrics": ["correctness"], "thresholds": {"correctness": 0.5}}
+    message = error(
+        tmp_path,
+        training={"pipelines": [pipeline(image_evaluation=IMAGE_EVALUATION, evaluation_gate=gate)]},
+    )
+    assert (
+        "image_evaluation: cannot be combined with evaluation_gate (a judge scores text answers)" in message
+    )
+
+
+def test_a_diffusers_endpoint_is_not_sized_as_a_language_model_and_needs_a_gpu(tmp_path):
+    llm = {"architecture": "llama-3.1-8b"}
+    message = error(tmp_path, inference={"endpoints": [endpoint(container="diffusers", model=llm)]})
+    assert "inference.endpoints[0].model: sizes a language model" in message
+    message = error(
+        tmp_path,
+        inference={
+            "endpoints": [endpoint(container="diffusers", model=None, instance_type="ml.inf2.xlarge")]
+        },
+    )
+    assert "'diffusers' does not run on ml.inf2.xlarge (neuron); use lmi-neuron" in message

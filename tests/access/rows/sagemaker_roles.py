@@ -265,6 +265,17 @@ def _training_tasks(deployment: Deployment) -> list[tuple[dict, dict]]:
     return tasks
 
 
+def _channel_uri(definition: dict, source: dict) -> str:
+    """A channel's S3 URI; `$.training.ModelArtifacts.S3ModelArtifacts` (an image evaluation's model
+    channel) is the model.tar.gz the Train state's job writes under its S3OutputPath."""
+    if "S3Uri" in source:
+        return source["S3Uri"]
+    assert source["S3Uri.$"] == "$.training.ModelArtifacts.S3ModelArtifacts", source
+    train = next(s for s in definition["States"].values() if s.get("ResultPath") == "$.training")
+    job = training_job_name(definition, train["Parameters"])
+    return f"{train['Parameters']['OutputDataConfig']['S3OutputPath']}{job}/output/model.tar.gz"
+
+
 def training_role(role: Role, deployment: Deployment) -> list[Call] | None:
     tasks = [(d, t) for d, t in _training_tasks(deployment) if t.get("RoleArn") == role.arn]
     if not tasks:
@@ -276,7 +287,7 @@ def training_role(role: Role, deployment: Deployment) -> list[Call] | None:
         for channel in task["InputDataConfig"]:
             result += _prefix_rows(
                 deployment,
-                channel["DataSource"]["S3DataSource"]["S3Uri"],
+                _channel_uri(definition, channel["DataSource"]["S3DataSource"]),
                 f"{TRAINING_WHY}: channel {channel['ChannelName']}",
             )
         output = task["OutputDataConfig"]
