@@ -12,7 +12,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from genai_stack.catalog import bedrock_catalog, guardrail_profile
+from genai_stack.catalog import bedrock_catalog, bedrock_image_prices, guardrail_profile
 from genai_stack.components.application_inference_profile import (
     ALIAS_TAG,
     ApplicationInferenceProfile,
@@ -22,6 +22,7 @@ from genai_stack.components.application_inference_profile import (
 from genai_stack.components.drift_monitor import ALL_MODELS as DRIFT_ALL_MODELS
 from genai_stack.components.drift_monitor import DriftMonitor, DriftSource, invocation_log_hours_prefix
 from genai_stack.components.guardrail import Guardrail
+from genai_stack.components.image_batch import ImageBatch
 from genai_stack.components.invocation_logging import InvocationLogging
 from genai_stack.components.knowledge_base import KnowledgeBase
 from genai_stack.components.knowledge_base_ingestion import IngestionTarget, KnowledgeBaseIngestion
@@ -280,6 +281,26 @@ class BedrockStack(Stack):
             self.invoking_roles.append(self.evaluation.service_role)  # budget.stop_invocations stops it too
             CfnOutput(
                 self, "EvaluationStateMachineArn", value=self.evaluation.state_machine.state_machine_arn
+            )
+
+        self.image_batch: ImageBatch | None = None
+        if settings.image_batch is not None and guardrail is not None:  # the profile requires a guardrail
+            self.image_batch = ImageBatch(
+                self,
+                "ImageBatch",
+                settings=settings.image_batch,
+                name=profile_name,
+                data_bucket=data_bucket,
+                encryption_key=encryption_key,
+                guardrail=guardrail,
+                guardrail_profile_arns=guardrail_profile_arns,
+                price_per_image=bedrock_image_prices().get(settings.image_batch.model, 0.0),
+                log_retention_days=log_retention_days,
+            )
+            self.image_batch.monitor(hub)
+            self.invoking_roles.append(self.image_batch.worker.role)  # budget.stop_invocations stops it too
+            CfnOutput(
+                self, "ImageBatchStateMachineArn", value=self.image_batch.state_machine.state_machine_arn
             )
 
         ModelMonitoring(

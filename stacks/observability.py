@@ -167,6 +167,17 @@ def _bedrock_sets(profile: Profile) -> list[MetricSet]:
                 f"{len(bedrock.knowledge_bases)} knowledge bases",
             )
         )
+    if bedrock.image_batch is not None:
+        result.append(
+            MetricSet(
+                "lambdas/image_batch/handler.py (EMF)",
+                "GenAiStack/ImageBatch",
+                ("ImagesGenerated", "EstimatedCost", "ImagesRefused", "BadItems"),
+                ("service",),
+                1,
+                "one image batch worker",
+            )
+        )
     logging = bedrock.invocation_logging
     if logging is not None and logging.enabled and logging.drift is not None and logging.text:
         # Target: each Bedrock model id seen in the logs, and `all` (lambdas/drift_monitor/logic.py);

@@ -41,7 +41,7 @@ class Guardrail:
             )
         except (ClientError, BotoCoreError) as error:
             raise provider_error("guardrail", error) from None
-        images = (response.get("usage") or {}).get("guardrailCoverage", {}).get("images")
+        images = (response.get("guardrailCoverage") or {}).get("images")
         if "image" in content and images and images.get("guarded", 0) < images.get("total", 0):
             # "The count of images guardrails guarded" below the total: an image went through no
             # filter (GuardrailImageCoverage, Bedrock API reference:

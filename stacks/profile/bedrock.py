@@ -34,6 +34,7 @@ from genai_stack.profile.common import (
     located,
     repeated_names,
 )
+from genai_stack.profile.imagery import ImageBatch
 
 # --------------------------------------------------------------------------------------------------
 # Managed API: Amazon Bedrock
@@ -505,6 +506,9 @@ class Bedrock(_Strict):
     application_inference_profiles: list[ApplicationInferenceProfile] = Field(default_factory=list)
     prompts: list[PromptTemplate] = Field(default_factory=list)
     alarms: BedrockAlarms = Field(default_factory=BedrockAlarms)
+    image_batch: ImageBatch | None = Field(
+        default=None, description="batches of product photos turned into images (image-to-image)"
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> Bedrock:
@@ -517,6 +521,26 @@ class Bedrock(_Strict):
             ]
         if not self.models and not self.inference_profiles:
             problems.append(located("models", "is empty: list at least one model or inference profile"))
+        if self.image_batch is not None and self.image_batch.model not in self.models:
+            problems.append(
+                located("image_batch.model", f"{self.image_batch.model!r} is not listed under models")
+            )
+        if self.image_batch is not None and self.guardrail is None:
+            problems.append(
+                located(
+                    "image_batch",
+                    "needs the guardrail: every generated image is checked with it before it is written",
+                )
+            )
+        elif self.image_batch is not None and not any(
+            "IMAGE" in f.modalities for f in self.guardrail.content_filters
+        ):
+            problems.append(
+                located(
+                    "image_batch",
+                    "needs a guardrail content filter whose modalities include IMAGE: only those read images",
+                )
+            )
         if problems:
             raise ValueError("\n".join(problems))
         return self

@@ -437,3 +437,56 @@ def test_a_diffusers_endpoint_is_not_sized_as_a_language_model_and_needs_a_gpu(t
         },
     )
     assert "'diffusers' does not run on ml.inf2.xlarge (neuron); use lmi-neuron" in message
+
+
+def imagery_bedrock(**batch) -> dict:
+    return {
+        "models": ["stability.sd3-5-large-v1:0"],
+        "guardrail": {
+            "tier": "STANDARD",
+            "languages": ["en"],
+            "mandatory": False,
+            "blocked_input_message": "No.",
+            "blocked_output_message": "No.",
+            "content_filters": [{"type": "SEXUAL", "modalities": ["TEXT", "IMAGE"]}],
+        },
+        "image_batch": {"categories": {"sofa": "The sofa in a living room."}, **batch},
+    }
+
+
+def test_an_image_batch_loads_with_its_defaults(tmp_path):
+    profile = load(tmp_path, region="us-west-2", bedrock=imagery_bedrock())
+    batch = profile.bedrock.image_batch
+    assert (batch.model, batch.strength, batch.max_concurrency) == ("stability.sd3-5-large-v1:0", 0.65, 4)
+    assert (batch.input_prefix, batch.output_prefix) == ("batches/input/", "batches/output/")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"output_prefix": "batches/input/out/"},
+            "bedrock.image_batch.output_prefix: 'batches/input/out/' overlaps input_prefix",
+        ),
+        ({"model": "stability.stable-image-core-v1:1"}, "has no image-to-image request here"),
+        ({"strength": 1.5}, "bedrock.image_batch.strength"),
+        ({"categories": {}}, "bedrock.image_batch.categories"),
+    ],
+)
+def test_a_wrong_image_batch_names_the_field(tmp_path, change, message):
+    assert message in error(tmp_path, region="us-west-2", bedrock=imagery_bedrock(**change))
+
+
+def test_an_image_batch_needs_its_model_listed_and_a_guardrail_that_reads_images(tmp_path):
+    bedrock = imagery_bedrock()
+    bedrock["models"] = ["amazon.nova-lite-v1:0"]
+    message = error(tmp_path, region="us-west-2", bedrock=bedrock)
+    assert "bedrock.image_batch.model: 'stability.sd3-5-large-v1:0' is not listed under models" in message
+    bedrock = imagery_bedrock()
+    bedrock["guardrail"]["content_filters"] = [{"type": "SEXUAL"}]
+    message = error(tmp_path, region="us-west-2", bedrock=bedrock)
+    assert "bedrock.image_batch: needs a guardrail content filter whose modalities include IMAGE" in message
+    bedrock = imagery_bedrock()
+    del bedrock["guardrail"]
+    message = error(tmp_path, region="us-west-2", bedrock=bedrock)
+    assert "bedrock.image_batch: needs the guardrail" in message

@@ -359,12 +359,45 @@ def exercise_gateway(module: Any, function: Function, deployment: Deployment) ->
     assert answer["statusCode"] == 500, answer
 
 
+def exercise_image_batch(module: Any, function: Function, deployment: Deployment) -> None:
+    """Three items through the handler: an image written (ImagesGenerated, EstimatedCost), one the
+    guardrail refused (ImagesRefused) and a bad manifest line (BadItems). S3 and Bedrock are stubbed
+    out at logic.process, whose own tests (tests/lambdas/test_image_batch.py) cover them."""
+    from lambdas.image_batch.logic import BadItem, ImageRefused, Result
+
+    settings = module.SETTINGS
+    outcomes = [
+        Result(
+            "SKU-1",
+            "sofa",
+            "batches/input/a.png",
+            "batches/output/run/SKU-1.png",
+            0,
+            settings.price_per_image,
+        ),
+        ImageRefused("SKU-2: the guardrail blocked the image"),
+        BadItem("SKU-3: category 'bed' is not one of sofa"),
+    ]
+
+    def process(raw: Any, **_: Any) -> Any:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    with patched(module, process=process, _clients=lambda: (None, None)):
+        for _ in range(3):
+            with contextlib.suppress(BadItem, ImageRefused):
+                module.on_event({"item": {}, "run": "run"}, LambdaContext())
+
+
 EXERCISES: dict[str, Callable[[Any, Function, Deployment], Any]] = {
     "lambdas.kb_ingestion.handler.on_event": exercise_kb_ingestion,
     "lambdas.model_deployer.handler.handler": exercise_model_deployer,
     "lambdas.drift_monitor.handler.on_event": exercise_drift_monitor,
     "lambdas.evaluation.handler.on_event": exercise_evaluation,
     "lambdas.gateway.handler.on_event": exercise_gateway,
+    "lambdas.image_batch.handler.on_event": exercise_image_batch,
 }
 
 

@@ -145,3 +145,60 @@ def test_the_endpoint_scales_to_zero_and_is_pinned_there_off_hours(synthesized):
     (config,) = synthesized.resources(PROFILE, "Inference", "AWS::SageMaker::EndpointConfig").values()
     client = config["Properties"]["AsyncInferenceConfig"]["ClientConfig"]
     assert client == {"MaxConcurrentInvocationsPerInstance": 1}
+
+
+# --- the batch --------------------------------------------------------------------------------------
+
+
+def batch_definition(synthesized) -> dict:
+    machines = synthesized.resources(PROFILE, "Bedrock", "AWS::StepFunctions::StateMachine")
+    (machine,) = [m for key, m in machines.items() if key.startswith("ImageBatch")]
+    assert machine["Properties"]["StateMachineName"] == "product-imagery-batch"
+    return json.loads(flat(machine["Properties"]["DefinitionString"]))
+
+
+def test_the_batch_is_a_distributed_map_over_the_manifest_with_a_result_writer(synthesized):
+    definition = batch_definition(synthesized)
+    assert definition["StartAt"] == "Photos"
+    photos = definition["States"]["Photos"]
+    assert photos["Type"] == "Map"
+    assert photos["End"] is True
+    assert photos["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"}
+    reader = photos["ItemReader"]
+    assert reader["Resource"] == "arn:aws:states:::s3:getObject"
+    assert reader["ReaderConfig"] == {"InputType": "JSONL"}
+    assert reader["Parameters"] == {"Bucket": "REF", "Key.$": "States.Format('batches/input/{}', $.manifest)"}
+    assert photos["ItemSelector"] == {"item.$": "$$.Map.Item.Value", "run.$": "$$.Execution.Name"}
+    assert photos["ResultWriter"] == {
+        "Resource": "arn:aws:states:::s3:putObject",
+        "Parameters": {"Bucket": "REF", "Prefix": "batches/output/results/"},
+    }
+    assert (photos["MaxConcurrency"], photos["ToleratedFailurePercentage"]) == (4, 5)
+    (task,) = photos["ItemProcessor"]["States"].values()
+    assert task["Resource"] == "arn:aws:states:::lambda:invoke"
+    assert task["OutputPath"] == "$.Payload"
+    retried = [r["ErrorEquals"] for r in task["Retry"]]
+    assert ["ModelBusy"] in retried
+    assert not any("BadItem" in e or "ImageRefused" in e for e in retried)  # those fail the item at once
+
+
+def test_the_worker_gets_the_categories_the_model_and_the_price(synthesized):
+    functions = synthesized.resources(PROFILE, "Bedrock", "AWS::Lambda::Function")
+    (worker,) = [f for key, f in functions.items() if key.startswith("ImageBatchWorker")]
+    environment = worker["Properties"]["Environment"]["Variables"]
+    batch = json.loads(flat(environment["BATCH"]))
+    assert batch["model_id"] == "stability.sd3-5-large-v1:0"
+    assert set(batch["categories"]) == {"sofa", "lamp", "kitchenware"}
+    assert batch["strength"] == 0.7
+    assert batch["price_per_image"] == 0.08
+    assert (batch["input_prefix"], batch["output_prefix"]) == ("batches/input/", "batches/output/")
+    assert worker["Properties"]["MemorySize"] == 1024
+
+
+def test_the_spend_cap_stops_the_batch_worker_too(synthesized):
+    """budget.stop_invocations attaches its deny policy to every role that invokes models."""
+    (action,) = synthesized.resources(PROFILE, "Observability", "AWS::Budgets::BudgetsAction").values()
+    roles = action["Properties"]["Definition"]["IamActionDefinition"]["Roles"]
+    outputs = [role["Fn::GetStackOutput"]["OutputName"] for role in roles]
+    assert any("ImageBatchWorkerRole" in name for name in outputs)
+    assert any("GatewayHandlerRole" in name for name in outputs)

@@ -87,6 +87,7 @@ FUNCTION_FAMILIES = (
     "gateway",
     "gateway_authorizer",
     "guardrail_window",
+    "image_batch",
     "invocation_logging",
     "kb_ingestion",
     "login_rotation",

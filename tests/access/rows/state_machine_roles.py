@@ -53,7 +53,7 @@ from genai_stack.catalog import bedrock_catalog
 from tests.access.deployment import Deployment, Role
 from tests.access.rows import Call, request_tag_context, resource_tag_context, sagemaker_tagged_create
 from tests.access.rows.bedrock_arns import foundation_model
-from tests.access.rows.s3_objects import TLS, denied_object, put_object
+from tests.access.rows.s3_objects import TLS, denied_object, get_object, put_object
 from tests.access.rows.service_resources import Resource, resources, s3_arn
 
 LOG_DELIVERY = (
@@ -432,6 +432,69 @@ def _invoke(deployment: Deployment, function_arn: str) -> list[Call]:
     ]
 
 
+def _distributed_map(deployment: Deployment, machine: Resource, state: dict) -> list[Call]:
+    """A Distributed Map ("IAM policies for using Distributed Map states":
+    https://docs.aws.amazon.com/step-functions/latest/dg/iam-policies-eg-dist-map.html): it starts its
+    child workflows as executions of its own state machine, describes and stops them, and redrives map
+    runs; its ItemReader reads the manifest (s3:GetObject, with the bucket key) and its ResultWriter
+    writes the results (PutObject, GetObject, ListMultipartUploadParts, AbortMultipartUpload)."""
+    name = machine.properties["StateMachineName"]
+    label = state.get("Label", "map")
+    why = "a Distributed Map runs its items as child executions (iam-policies-eg-dist-map)"
+    result = [
+        Call("states:StartExecution", deployment.arn("states", f"stateMachine:{name}"), why),
+        Call("states:DescribeExecution", deployment.arn("states", f"execution:{name}:run-1"), why),
+        Call(
+            "states:DescribeExecution",
+            deployment.arn("states", f"execution:{name}/{label}:0123-child"),
+            why,
+        ),
+        Call("states:StopExecution", deployment.arn("states", f"execution:{name}/{label}:0123-child"), why),
+        Call("states:RedriveExecution", deployment.arn("states", f"execution:{name}/{label}:run-1"), why),
+        Call(
+            "states:StartExecution",
+            deployment.arn("states", "stateMachine:another-machine"),
+            "no other state machine",
+            expect="deny",
+        ),
+    ]
+    reader = state["ItemReader"]["Parameters"]
+    # Key.$ States.Format('<prefix>{}', $.manifest): the manifest is under the prefix.
+    prefix = reader["Key.$"].split("'")[1].replace("{}", "")
+    result += get_object(
+        deployment,
+        reader["Bucket"],
+        f"{prefix}catalogue.jsonl",
+        "ItemReader (input-output-itemreader)",
+        api=None,
+    )
+    result.append(
+        denied_object(
+            deployment, "s3:GetObject", reader["Bucket"], "documents/faq.pdf", "only manifests are read"
+        )
+    )
+    writer = state["ResultWriter"]["Parameters"]
+    written = f"{writer['Prefix']}0123-map-run/SUCCEEDED_0.json"
+    result += put_object(
+        deployment, writer["Bucket"], written, "ResultWriter (input-output-resultwriter)", api=None
+    )
+    for action in ("s3:GetObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload"):
+        result.append(
+            Call(
+                action,
+                f"arn:{deployment.partition}:s3:::{writer['Bucket']}/{written}",
+                "ResultWriter",
+                context=TLS,
+            )
+        )
+    result.append(
+        denied_object(
+            deployment, "s3:PutObject", writer["Bucket"], f"{prefix}x.jsonl", "the manifests are read-only"
+        )
+    )
+    return result
+
+
 def state_machine_role(role: Role, deployment: Deployment) -> list[Call] | None:
     machines = [
         r
@@ -460,6 +523,9 @@ def state_machine_role(role: Role, deployment: Deployment) -> list[Call] | None:
                 result += _aws_sdk(deployment, service, action, parameters)
             else:
                 raise NotImplementedError(f"{machine.path}: no rows for the Task resource {resource}")
+        for state in all_states(definition).values():
+            if state.get("Type") == "Map" and "ItemReader" in state:
+                result += _distributed_map(deployment, machine, state)
         if machine.properties.get("LoggingConfiguration"):
             result += [
                 Call(action, "*", "execution logs (cw-logs); the actions only work on '*'")

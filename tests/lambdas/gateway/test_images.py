@@ -35,6 +35,23 @@ def valid(operation: str, call: dict) -> dict:
     return call
 
 
+def answer(operation: str, response: dict) -> dict:
+    """A fake's response, checked against the API model's output shape (as botocore's Stubber does):
+    the fake answers only what AWS can."""
+    validate_parameters(response, RUNTIME.operation_model(operation).output_shape)
+    return response
+
+
+USAGE = {
+    "topicPolicyUnits": 0,
+    "contentPolicyUnits": 1,
+    "wordPolicyUnits": 0,
+    "sensitiveInformationPolicyUnits": 0,
+    "sensitiveInformationPolicyFreeUnits": 0,
+    "contextualGroundingPolicyUnits": 0,
+}
+
+
 class FakeBedrock:
     def __init__(self) -> None:
         self.calls: list[dict] = []
@@ -56,10 +73,27 @@ class FakeBedrock:
     def apply_guardrail(self, **call):
         self.guardrail_checks.append(valid("ApplyGuardrail", call))
         if call["source"] in self.block:
-            return {"action": "GUARDRAIL_INTERVENED", "outputs": [{"text": "Sorry, that is not allowed."}]}
+            return answer(
+                "ApplyGuardrail",
+                {
+                    "usage": USAGE,
+                    "action": "GUARDRAIL_INTERVENED",
+                    "outputs": [{"text": "Sorry, that is not allowed."}],
+                    "assessments": [],
+                },
+            )
         images = sum(1 for block in call["content"] if "image" in block)
         coverage = {"images": {"guarded": images - self.unguarded_images, "total": images}} if images else {}
-        return {"action": "NONE", "outputs": [], "usage": {"guardrailCoverage": coverage}}
+        return answer(
+            "ApplyGuardrail",
+            {
+                "usage": USAGE,
+                "action": "NONE",
+                "outputs": [],
+                "assessments": [],
+                "guardrailCoverage": coverage,
+            },
+        )
 
 
 def client_error(code: str, message: str) -> ClientError:
