@@ -87,6 +87,7 @@ from genai_stack.profile.gateway import (
     GatewaySemanticCache,
     GatewayTarget,
     GatewayTenant,
+    ImageEndpointAlias,
     gateway_function_timeout_seconds,
     gateway_problems,
 )
@@ -165,6 +166,7 @@ __all__ = [
     "HierarchicalChunking",
     "HostTls",
     "Hosting",
+    "ImageEndpointAlias",
     "Inference",
     "InferenceEndpoint",
     "InvocationLogging",

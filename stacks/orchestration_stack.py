@@ -17,12 +17,13 @@ from genai_stack.bedrock_stack import BedrockStack
 from genai_stack.catalog import bedrock_catalog, bedrock_image_prices, bedrock_prices
 from genai_stack.components.assistant_bot import AssistantBot
 from genai_stack.components.cost_controls import GatewayCost
+from genai_stack.components.endpoint_layout import async_prefix
 from genai_stack.components.gateway_protection import GatewayProtection
 from genai_stack.components.model_access import ApplicationProfileRef
 from genai_stack.components.model_gateway import GatewayNetwork, ModelGateway, Tenant
 from genai_stack.components.model_network import ModelNetwork
 from genai_stack.components.monitoring import MonitoringHub
-from genai_stack.config import Assistant, Gateway, GatewayTarget
+from genai_stack.config import Assistant, Gateway, GatewayTarget, ImageEndpointAlias
 from genai_stack.hosting_stack import HostingStack
 
 
@@ -63,6 +64,40 @@ def target_config(
     return {"kind": "openai_http", "url": fleet.url, "model": fleet.host.model.name, **trust, **limits}
 
 
+# With a fallback, an endpoint's image is waited for until this many seconds before the deadline: SD3.5
+# Large on Bedrock answers within that, guardrail checks included.
+FALLBACK_SECONDS = 12.0
+# Without one, the guardrail check of the images and their storage still need this much.
+AFTER_IMAGE_SECONDS = 5.0
+
+
+def image_alias_config(
+    value: str | ImageEndpointAlias,
+    deadline_seconds: float,
+    endpoints: Mapping[str, str],
+    artifacts: Mapping[str, str],
+    prices: Mapping[str, float],
+) -> dict:
+    """One alias of the gateway's `images` (lambdas/gateway/config.py ImageAlias)."""
+    if isinstance(value, str):
+        return {"model": value, "price_per_image": prices.get(value, 0.0)}
+    name = endpoints.get(value.sagemaker, value.sagemaker)
+    reserve = FALLBACK_SECONDS if value.fallback else AFTER_IMAGE_SECONDS
+    wait = value.wait_seconds or max(1.0, deadline_seconds - reserve)
+    config: dict = {
+        "endpoint": {
+            "endpoint": name,
+            "bucket": artifacts["bucket"],
+            "input_prefix": f"{async_prefix(name)}input/gateway/",
+            "key_id": artifacts["key_id"],
+            "wait_seconds": wait,
+        }
+    }
+    if value.fallback:
+        config |= {"fallback": value.fallback, "fallback_price_per_image": prices.get(value.fallback, 0.0)}
+    return config
+
+
 def gateway_config(
     settings: Gateway,
     bedrock: BedrockStack,
@@ -74,9 +109,11 @@ def gateway_config(
     feedback_table: dynamodb.ITable | None = None,
     custom_models: Mapping[str, tuple[str, str]] | None = None,
     semantic_cache_index: str | None = None,
+    artifacts: Mapping[str, str] | None = None,
 ) -> dict:
     """The GATEWAY_CONFIG document (lambdas/gateway/config.py validates it at cold start).
     `image_store`: bucket and key_id for the images of url responses (when there are image aliases);
+    `artifacts`: bucket and key_id of the artifacts bucket (image aliases on asynchronous endpoints);
     `semantic_cache_index`: the ARN of the semantic cache's S3 Vectors index."""
     catalog, prices = bedrock_catalog(), bedrock_prices()
     image_prices = bedrock_image_prices()
@@ -130,8 +167,10 @@ def gateway_config(
         # because AWS's table of the models inference profiles support, which
         # stacks/data/bedrock_models.json records, lists no image-generation model.
         config["images"] = {
-            alias: {"model": model, "price_per_image": image_prices.get(model, 0.0)}
-            for alias, model in settings.images.items()
+            alias: image_alias_config(
+                value, settings.deadline_seconds, endpoints or {}, artifacts or {}, image_prices
+            )
+            for alias, value in settings.images.items()
         }
         if image_store is not None:
             config["image_store"] = dict(image_store)
@@ -209,6 +248,7 @@ class OrchestrationStack(Stack):
         hosting: HostingStack | None = None,
         endpoints: Mapping[str, str] | None = None,
         data_bucket: s3.IBucket | None = None,
+        artifacts_bucket: s3.IBucket | None = None,
         assistant: Assistant | None = None,
         assistant_records: dynamodb.ITable | None = None,
         **kwargs,
@@ -218,6 +258,13 @@ class OrchestrationStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         endpoints = dict(endpoints or {})
         image_bucket = data_bucket if settings.images else None
+        image_endpoints = sorted(
+            {
+                endpoints.get(v.sagemaker, v.sagemaker)
+                for v in settings.images.values()
+                if isinstance(v, ImageEndpointAlias)
+            }
+        )
         network = None
         if settings.uses_self_hosted:
             network = GatewayNetwork(
@@ -244,6 +291,9 @@ class OrchestrationStack(Stack):
                 feedback_table,
                 custom_models,
                 semantic_cache_index,
+                {"bucket": artifacts_bucket.bucket_name, "key_id": encryption_key.key_arn}
+                if artifacts_bucket and image_endpoints
+                else None,
             ),
             access_policy=bedrock.model_access_policy,
             encryption_key=encryption_key,
@@ -282,6 +332,8 @@ class OrchestrationStack(Stack):
                 waf_rate_limit=settings.waf_rate_limit,
             ),
             image_bucket=image_bucket,
+            image_endpoints=image_endpoints,
+            artifacts_bucket=artifacts_bucket if image_endpoints else None,
         )
         self.invoking_roles = [gateway.handler.role]  # what budget.stop_invocations denies
         self.assistant: AssistantBot | None = None

@@ -256,6 +256,7 @@ class ProfileStacks(Construct):
                 hosting=self.hosting,
                 endpoints=self.inference.endpoint_names if self.inference else None,
                 data_bucket=self.foundation.data_bucket,
+                artifacts_bucket=self.foundation.artifacts_bucket,
                 assistant=profile.assistant,
                 assistant_records=self.foundation.assistant_records,
             )

@@ -17,6 +17,9 @@ from .images import (
     IMAGE_MODELS,
     MAX_URL_SECONDS,
     BedrockImages,
+    EndpointImages,
+    EndpointTarget,
+    ImageBackend,
     ImageService,
     ImageStore,
     ImageTarget,
@@ -84,16 +87,37 @@ class GuardrailSettings(_Strict):
     grounding: bool = True
 
 
+class ImageEndpoint(_Strict):
+    """A SageMaker asynchronous endpoint of an image model (lambdas/gateway/images.py EndpointImages)."""
+
+    endpoint: str = Field(min_length=1, max_length=63)
+    bucket: str = Field(min_length=3)  # the endpoint's input goes to <bucket>/<input_prefix>
+    input_prefix: str = Field(pattern=r"^async/[A-Za-z0-9-]+/input/gateway/$")
+    key_id: str | None = None
+    wait_seconds: float = Field(gt=0, le=60)
+
+
 class ImageAlias(_Strict):
-    model: str  # a Bedrock image model id of lambdas/gateway/images.py IMAGE_MODELS
+    """One image alias: a Bedrock image model (`model`), or an endpoint with an optional Bedrock
+    `fallback` model tried when the endpoint gives no image in time."""
+
+    model: str | None = None  # a Bedrock image model id of lambdas/gateway/images.py IMAGE_MODELS
     price_per_image: float = Field(default=0.0, ge=0)  # USD, for EstimatedCost
+    endpoint: ImageEndpoint | None = None
+    fallback: str | None = None
+    fallback_price_per_image: float = Field(default=0.0, ge=0)
 
     @model_validator(mode="after")
     def _known(self) -> ImageAlias:
-        if self.model not in IMAGE_MODELS:
-            raise ValueError(
-                f"{self.model!r} is not an image model the gateway maps ({', '.join(IMAGE_MODELS)})"
-            )
+        if (self.model is None) == (self.endpoint is None):
+            raise ValueError("names exactly one of model or endpoint")
+        if self.fallback is not None and self.endpoint is None:
+            raise ValueError("a fallback follows an endpoint only")
+        for model in (self.model, self.fallback):
+            if model is not None and model not in IMAGE_MODELS:
+                raise ValueError(
+                    f"{model!r} is not an image model the gateway maps ({', '.join(IMAGE_MODELS)})"
+                )
         return self
 
 
@@ -319,10 +343,7 @@ def build_gateway(settings: Settings, client: Callable[[str], Any]) -> Gateway:
         knowledge_bases=settings.knowledge_bases,
         retriever=Retriever(client("bedrock-agent-runtime")) if settings.knowledge_bases else None,
         images=ImageService(
-            routes={
-                alias: BedrockImages(client("bedrock-runtime"), ImageTarget(a.model, a.price_per_image))
-                for alias, a in settings.images.items()
-            },
+            routes={alias: image_targets(a, client) for alias, a in settings.images.items()},
             guardrail=checks() if guardrail else None,
             store=ImageStore(
                 client("s3"),
@@ -339,3 +360,28 @@ def build_gateway(settings: Settings, client: Callable[[str], Any]) -> Gateway:
         if settings.images
         else None,
     )
+
+
+def image_targets(alias: ImageAlias, client: Callable[[str], Any]) -> tuple[ImageBackend, ...]:
+    """An image alias's targets, in the order they are tried."""
+    if alias.endpoint is None:
+        assert alias.model is not None  # ImageAlias._known
+        return (BedrockImages(client("bedrock-runtime"), ImageTarget(alias.model, alias.price_per_image)),)
+    endpoint = alias.endpoint
+    first = EndpointImages(
+        client("s3"),
+        client("sagemaker-runtime"),
+        EndpointTarget(
+            endpoint=endpoint.endpoint,
+            bucket=endpoint.bucket,
+            input_prefix=endpoint.input_prefix,
+            key_id=endpoint.key_id,
+            wait_seconds=endpoint.wait_seconds,
+        ),
+    )
+    if alias.fallback is None:
+        return (first,)
+    fallback = BedrockImages(
+        client("bedrock-runtime"), ImageTarget(alias.fallback, alias.fallback_price_per_image)
+    )
+    return (first, fallback)

@@ -22,11 +22,12 @@ The model-access policy exempts image models from its GuardrailIdentifier condit
 from __future__ import annotations
 
 import base64
+import json
 import math
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -87,6 +88,18 @@ IMAGE_MODELS: dict[str, ImageModel] = {
     ),
 }
 
+# The fine-tuned SDXL model on a SageMaker asynchronous endpoint (stacks/profile/inference.py, container
+# diffusers): its code/inference.py takes {"prompt", "width", "height", "num_images"} and answers
+# {"images": [<base64 PNG>, ...]} (the contract in docs/profiles/product-imagery.md). Sizes: SDXL's
+# ~1-megapixel training resolutions whose ratios Stable Diffusion 3.5 Large also takes, so a Bedrock
+# fallback answers every size the endpoint does.
+ENDPOINT_IMAGES = ImageModel(
+    family="diffusers",
+    max_images=4,
+    max_prompt_chars=2000,
+    sizes=("1024x1024", "1152x768", "768x1152", "1280x720", "720x1280", "1280x1024", "1024x1280"),
+)
+
 # OpenAI's quality values and the model's: "auto"/"standard" are a model's default, "hd"/"high" its best.
 _QUALITY = {
     "auto": "standard",
@@ -106,6 +119,11 @@ def aspect_ratio(size: str) -> str | None:
         return None
     divisor = math.gcd(width, height)
     return f"{width // divisor}:{height // divisor}"
+
+
+def fits(model: ImageModel, size: str) -> bool:
+    """Whether the model makes images of `size` (a ratio it takes, or one of its sizes)."""
+    return aspect_ratio(size) in model.aspect_ratios if model.family == "stability" else size in model.sizes
 
 
 def allowed_sizes(model: ImageModel) -> str:
@@ -136,6 +154,7 @@ class ImageTarget:
 class Generated:
     images: list[bytes]  # PNG bytes, one per image
     target: str
+    price_per_image: float = 0.0  # USD, the answering target's
 
 
 class BedrockImages:
@@ -145,6 +164,8 @@ class BedrockImages:
         self.clients = as_timed(client)
         self.target = target
         self.name = target.name
+        self.spec = target.spec
+        self.price_per_image = target.price_per_image
 
     def body(self, request: ImageRequest, size: str, quality: str) -> dict[str, Any]:
         spec = self.target.spec
@@ -182,6 +203,125 @@ class BedrockImages:
         return [base64.b64decode(image) for image in payload.get("images") or []]
 
 
+@dataclass(frozen=True)
+class EndpointTarget:
+    """A SageMaker asynchronous endpoint serving an image model, and where its requests go: the
+    endpoint's input prefix in the artifacts bucket (SSE-KMS with `key_id`). `wait_seconds`: how long
+    a request waits for its result before the alias's next target is tried."""
+
+    endpoint: str
+    bucket: str
+    input_prefix: str
+    key_id: str | None
+    wait_seconds: float
+
+
+READ_SECONDS = 0.25  # a GetObject of the endpoint's answer, at least
+
+
+class EndpointImages:
+    """InvokeEndpointAsync of an image endpoint: the request body is written to S3, the endpoint queues
+    it and writes its answer to S3, which is polled until the wait ends (SageMaker developer guide,
+    "Asynchronous inference": requests go in as an S3 InputLocation, results come back at the
+    OutputLocation or FailureLocation the call returns:
+    https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference-invoke-endpoint.html).
+
+    An endpoint at zero instances starts one when a request waits (HasBacklogWithoutCapacity), which
+    takes minutes: the wait then ends without a result. The request is given RequestTTLSeconds of 60
+    (the least SageMaker takes), so it expires in the queue instead of being generated for nobody,
+    and the alias's fallback answers; without one, the caller gets a 504 that says the endpoint is
+    starting."""
+
+    poll_seconds = 1.0
+
+    def __init__(
+        self,
+        s3: Any,
+        runtime: Any,
+        target: EndpointTarget,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.s3 = as_timed(s3)
+        self.runtime = as_timed(runtime)
+        self.target = target
+        self.name = f"sagemaker:{target.endpoint}"
+        self.spec = ENDPOINT_IMAGES
+        self.price_per_image = 0.0  # billed per instance hour, not per image
+        self.sleep = sleep
+
+    def body(self, request: ImageRequest, size: str, quality: str) -> dict[str, Any]:
+        width, height = (int(part) for part in size.split("x"))
+        return {"prompt": request.prompt, "width": width, "height": height, "num_images": request.n}
+
+    def generate(self, body: dict[str, Any], *, deadline: Deadline) -> list[bytes]:
+        target = self.target
+        key = f"{target.input_prefix}{uuid.uuid4().hex}.json"
+        extra = {"SSEKMSKeyId": target.key_id} if target.key_id else {}
+        try:
+            self.s3.within(deadline, "queueing the image request").put_object(
+                Bucket=target.bucket,
+                Key=key,
+                Body=json.dumps(body).encode(),
+                ContentType="application/json",
+                ServerSideEncryption="aws:kms",
+                **extra,
+            )
+            answer = self.runtime.within(deadline, self.name).invoke_endpoint_async(
+                EndpointName=target.endpoint,
+                InputLocation=f"s3://{target.bucket}/{key}",
+                ContentType="application/json",
+                Accept="application/json",
+                RequestTTLSeconds=60,
+                InvocationTimeoutSeconds=300,
+            )
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            throttled = code in ("ThrottlingException", "ServiceUnavailable")
+            raise ProviderError(
+                f"{self.name}: {code or error}", retryable=throttled, throttled=throttled
+            ) from None
+        except BotoCoreError as error:
+            raise ProviderError(f"{self.name}: {error}", retryable=True) from None
+        waited = deadline.capped(target.wait_seconds)
+        while True:
+            for location, failed in (
+                (answer["OutputLocation"], False),
+                (answer.get("FailureLocation"), True),
+            ):
+                if location and (found := self._read(location, waited)) is not None:
+                    if failed:
+                        raise ProviderError(f"{self.name}: the model failed: {found[:300]!r}", retryable=True)
+                    return [base64.b64decode(image) for image in json.loads(found)["images"]]
+            # Another read must fit after the pause, with room for the read itself.
+            if waited.remaining() < 2 * self.poll_seconds + READ_SECONDS:
+                raise ProviderError(
+                    f"{self.name} gave no image within {target.wait_seconds:g} s: it scales from zero "
+                    "instances when idle and takes minutes to start; retry in a few minutes",
+                    retryable=True,
+                    timeout=True,
+                )
+            self.sleep(self.poll_seconds)
+
+    def _read(self, location: str, deadline: Deadline) -> bytes | None:
+        bucket, _, key = location.removeprefix("s3://").partition("/")
+        try:
+            return (
+                self.s3.within(deadline, "reading the image")
+                .get_object(Bucket=bucket, Key=key)["Body"]
+                .read()
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise ProviderError(
+                f"{self.name}: reading its answer failed ({error})", retryable=False
+            ) from None
+
+
+ImageBackend = BedrockImages | EndpointImages
+
+
 class ImageStore:
     """Generated images in the data bucket under IMAGE_PREFIX (SSE-KMS with the platform key, which
     the bucket requires), handed out as pre-signed GET URLs signed by the gateway's role."""
@@ -214,21 +354,21 @@ class ImageStore:
 
 @dataclass
 class ImageService:
-    routes: dict[str, BedrockImages]
+    routes: dict[str, tuple[ImageBackend, ...]]  # alias -> its targets, in order (a fallback second)
     guardrail: Guardrail | None = None
     store: ImageStore | None = None
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     clock: Callable[[], float] = time.monotonic
 
-    def check(self, request: ImageRequest) -> tuple[BedrockImages, str, str]:
-        """The alias's target, size and model quality; every refusal before a model is called."""
-        target = self.routes.get(request.model)
-        if target is None:
+    def check(self, request: ImageRequest) -> tuple[tuple[ImageBackend, ...], str, str]:
+        """The alias's targets, size and model quality; every refusal before a model is called. The
+        request must suit the alias's first target (a fallback takes what its first does)."""
+        targets = self.routes.get(request.model)
+        if not targets:
             raise unknown_model(request.model, "image ")
-        spec = target.target.spec
+        spec = targets[0].spec
         size = request.size if request.size not in (None, "auto") else "1024x1024"
-        fits = aspect_ratio(size) in spec.aspect_ratios if spec.family == "stability" else size in spec.sizes
-        if not fits:
+        if not fits(spec, size):
             raise bad_request(
                 f"size {size!r} is not supported by image model {request.model!r}; allowed: "
                 f"{allowed_sizes(spec)}",
@@ -263,7 +403,7 @@ class ImageService:
                 param="response_format",
                 code="unsupported_parameter",
             )
-        return target, size, quality
+        return targets, size, quality
 
     def response_format(self, request: ImageRequest) -> str:
         """OpenAI's default is url; a gateway without an image store answers b64_json."""
@@ -292,17 +432,23 @@ class ImageService:
     def generate(
         self, request: ImageRequest, *, tenant: str, deadline: Deadline
     ) -> tuple[dict[str, Any], Generated, str, str]:
-        target, size, quality = self.check(request)
+        targets, size, quality = self.check(request)
         self._guard("INPUT", {"text": {"text": request.prompt}}, deadline)
-        body = target.body(request, size, quality)
+        # One attempt per endpoint target: a second would queue a second request for the same images.
+        policy = (
+            replace(self.policy, attempts_per_target=1)
+            if any(isinstance(t, EndpointImages) for t in targets)
+            else self.policy
+        )
         routed = route(
-            [target],
+            targets,
             request,
-            policy=self.policy,
+            policy=policy,
             clock=self.clock,
             deadline=deadline,
-            call=lambda t: t.generate(body, deadline=deadline),
+            call=lambda t: t.generate(t.body(request, size, quality), deadline=deadline),
         )
+        answered = next(t for t in targets if t.name == routed.target)
         images: list[bytes] = routed.result
         for image in images:
             self._guard("OUTPUT", {"image": {"format": "png", "source": {"bytes": image}}}, deadline)
@@ -313,4 +459,5 @@ class ImageService:
             else:
                 data.append({"b64_json": base64.b64encode(image).decode()})
         response = {"created": int(time.time()), "data": data}
-        return response, Generated(images=images, target=target.name), size, quality
+        generated = Generated(images=images, target=answered.name, price_per_image=answered.price_per_image)
+        return response, generated, size, quality

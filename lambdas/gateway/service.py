@@ -497,7 +497,8 @@ class Gateway:
         request = parse(ImageRequest, body)
         if self.images is None or request.model not in self.images.routes:
             raise unknown_model(request.model, "image ")
-        price = self.images.routes[request.model].target.price_per_image
+        # Held against the tenant's allowance: the dearest target's price (a fallback may answer).
+        price = max(t.price_per_image for t in self.images.routes[request.model])
         admission = self._admit(tenant, price * request.n, 0, deadline)
         started = self.clock()
         try:
@@ -511,7 +512,7 @@ class Gateway:
             alias=request.model,
             target=generated.target,
             latency_ms=self._ms(started),
-            cost_usd=price * len(generated.images),
+            cost_usd=generated.price_per_image * len(generated.images),
             user=hashed_user(request.user),
         )
         self._settle(admission, usage)

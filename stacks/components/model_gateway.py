@@ -46,6 +46,14 @@ STREAMED_ROUTE = ("chat", "completions")  # lambdas/gateway/runtime.py STREAMED_
 EMF_NAMESPACE = "GenAiStack/Gateway"  # lambdas/gateway/metrics.py
 
 
+ENDPOINT_IMAGES = compliance.Acknowledgement(
+    finding="AwsSolutions-IAM5",
+    reason=(
+        "An image alias on an asynchronous endpoint writes each request under a new random name below "
+        "the endpoint's async/<endpoint>/input/gateway/ prefix and reads the answer SageMaker writes "
+        "under its output/ or failure/ prefix with a name SageMaker makes per request."
+    ),
+)
 GENERATED_IMAGES = compliance.Acknowledgement(
     finding="AwsSolutions-IAM5",
     reason=(
@@ -138,9 +146,13 @@ class ModelGateway(Construct):
         account_logging_role: Literal["create", "existing"] = "create",
         protection: GatewayProtection = PUBLIC,
         image_bucket: s3.IBucket | None = None,
+        image_endpoints: Sequence[str] = (),
+        artifacts_bucket: s3.IBucket | None = None,
     ) -> None:
         """`image_bucket`: the data bucket, when the profile has image aliases: the route
-        POST /v1/images/generations, and the images of url responses under IMAGE_PREFIX."""
+        POST /v1/images/generations, and the images of url responses under IMAGE_PREFIX.
+        `image_endpoints`: asynchronous endpoints of image aliases (full names), whose requests and
+        answers are in `artifacts_bucket` (stacks/components/endpoint_layout.py async_prefix)."""
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self.handler = PythonFunction(
@@ -284,6 +296,11 @@ class ModelGateway(Construct):
             )
             # The bucket's SSE-KMS key, through S3 only.
             role.add_to_policy(key_through_s3(self, encryption_key.key_arn, sid="EncryptGeneratedImages"))
+
+        if image_endpoints:
+            if artifacts_bucket is None:
+                raise ValueError("image endpoints need the artifacts bucket, which holds their requests")
+            self._image_endpoint_access(role, stack, image_endpoints, artifacts_bucket, encryption_key)
 
         access_logs = encrypted_log_group(
             self, "AccessLogs", encryption_key=encryption_key, days=log_retention_days
@@ -521,6 +538,43 @@ class ModelGateway(Construct):
             statistic=statistic,
             period=period,
         )
+
+    def _image_endpoint_access(
+        self,
+        role: iam.IRole,
+        stack: Stack,
+        endpoints: Sequence[str],
+        bucket: s3.IBucket,
+        encryption_key: kms.IKey,
+    ) -> None:
+        """InvokeEndpointAsync (an action of its own: Service Authorization Reference, Amazon SageMaker
+        AI) on the endpoints; the request written under each endpoint's input prefix (the gateway's own
+        sub-prefix), its answer read from the output and failure prefixes, through the bucket's key
+        ("Asynchronous inference": the endpoint reads the InputLocation and writes the OutputLocation
+        or FailureLocation it returns)."""
+        from genai_stack.components.endpoint_layout import async_prefix
+
+        requests = [bucket.arn_for_objects(f"{async_prefix(e)}input/gateway/*") for e in endpoints]
+        answers = [
+            bucket.arn_for_objects(f"{async_prefix(e)}{kind}/*")
+            for e in endpoints
+            for kind in ("output", "failure")
+        ]
+        for statement in (
+            iam.PolicyStatement(
+                sid="QueueImageRequests",
+                actions=["sagemaker:InvokeEndpointAsync"],
+                resources=[
+                    stack.format_arn(service="sagemaker", resource="endpoint", resource_name=e.lower())
+                    for e in endpoints
+                ],
+            ),
+            iam.PolicyStatement(sid="WriteImageRequests", actions=["s3:PutObject"], resources=requests),
+            iam.PolicyStatement(sid="ReadImageAnswers", actions=["s3:GetObject"], resources=answers),
+            key_through_s3(self, encryption_key.key_arn, sid="EncryptImageRequests"),
+        ):
+            role.add_to_policy(statement)
+        compliance.acknowledge(role, *(ENDPOINT_IMAGES.on_resolved(arn) for arn in (*requests, *answers)))
 
     def monitor(
         self,

@@ -26,6 +26,7 @@ from genai_stack.catalog import (
 from genai_stack.config import OffHours, Profile
 from genai_stack.observability import custom_metric_sets
 from genai_stack.planning.schedules import monthly_hours
+from genai_stack.profile.gateway import image_models as image_models_of
 
 DATA = PACKAGE_DIR / "data"
 HOURS_PER_MONTH = 730
@@ -357,7 +358,10 @@ def estimate(profile: Profile, templates: dict[str, dict], usage: Usage | None =
         )
     elif usage.requests:
         result.unpriced.append("requests: the profile has no model to serve them")
-    image_models = list(profile.gateway.images.values()) if profile.gateway else []
+    # The Bedrock image models the aliases invoke (an endpoint alias: its fallback, if any).
+    image_models = (
+        [m for v in profile.gateway.images.values() for m in image_models_of(v)] if profile.gateway else []
+    )
     if usage.images and image_models and image_models[0] in bedrock_image_prices():
         # The gateway's first image alias makes the images (one price per image: bedrock_prices.json).
         result.usage.append(_line(f"{image_models[0]} images", usage.images, image_price(image_models[0])))

@@ -253,11 +253,16 @@ class Profile(_Strict):
             return gateway
         given = (info.context or {}).get("given", set())
         if any(
-            section in given and section not in info.data for section in ("bedrock", "hosting", "training")
+            section in given and section not in info.data
+            for section in ("bedrock", "hosting", "training", "inference")
         ):
             return gateway  # the section's own errors are reported; checked against it once it is valid
         problems = gateway_problems(
-            gateway, info.data.get("bedrock"), info.data.get("hosting"), info.data.get("training")
+            gateway,
+            info.data.get("bedrock"),
+            info.data.get("hosting"),
+            info.data.get("training"),
+            info.data.get("inference"),
         )
         if problems:
             raise ValueError("\n".join(problems))

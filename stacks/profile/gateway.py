@@ -17,10 +17,38 @@ from genai_stack.catalog import (
 from genai_stack.profile.bedrock import Bedrock
 from genai_stack.profile.common import Slug, VpcEndpointId, _Strict, located
 from genai_stack.profile.hosting import Hosting, Network
+from genai_stack.profile.inference import Inference
 from genai_stack.profile.training import Training
 
 # --------------------------------------------------------------------------------------------------
 # Lambda orchestration: the model gateway
+
+
+class ImageEndpointAlias(_Strict):
+    """An image alias on a SageMaker asynchronous endpoint of the inference section (container
+    diffusers), with an optional Bedrock image model that answers while the endpoint starts from zero
+    instances (docs/gateway.md, Images)."""
+
+    sagemaker: str = Field(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$", description="an endpoint name")
+    fallback: str | None = Field(
+        default=None, description="a Bedrock image model listed under bedrock.models"
+    )
+    wait_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=60,
+        description="how long a request waits for the endpoint's image before the fallback is asked "
+        "(default: the deadline less 12 s with a fallback, else the whole deadline)",
+    )
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return (self.fallback,) if self.fallback else ()
+
+
+def image_models(value: str | ImageEndpointAlias) -> tuple[str, ...]:
+    """The Bedrock image models an image alias invokes."""
+    return (value,) if isinstance(value, str) else value.models
 
 
 class GatewayTarget(_Strict):
@@ -236,10 +264,11 @@ class Gateway(_Strict):
         min_length=1
     )
     embeddings: dict[Slug, str] = Field(default_factory=dict, description="alias -> Bedrock embedding model")
-    images: dict[Slug, str] = Field(
+    images: dict[Slug, str | ImageEndpointAlias] = Field(
         default_factory=dict,
-        description="alias -> Bedrock image model listed under bedrock.models (POST /v1/images/generations; "
-        "docs/gateway.md, Images)",
+        description="alias -> Bedrock image model listed under bedrock.models, or {sagemaker: <an "
+        "asynchronous diffusers endpoint>, fallback: <a Bedrock image model>} (POST "
+        "/v1/images/generations; docs/gateway.md, Images)",
     )
     image_retention_days: int = Field(
         default=GATEWAY_IMAGE_RETENTION_DAYS,
@@ -510,6 +539,7 @@ def gateway_problems(
     bedrock: Bedrock | None,
     hosting: Hosting | None = None,
     training: Training | None = None,
+    inference: Inference | None = None,
 ) -> list[str]:
     """Every Bedrock model a gateway alias uses must be allowed by the profile's bedrock section, and
     every custom model must be a customization the training section serves."""
@@ -596,7 +626,7 @@ def gateway_problems(
             )
     from genai_stack.lambdas.gateway.images import IMAGE_MODELS  # the request bodies the gateway can build
 
-    image_models = sorted(
+    image_models_listed = sorted(
         m for m in bedrock.models if m in catalog.models and catalog.models[m].modality == "image"
     )
     guardrail = bedrock.guardrail if bedrock else None
@@ -613,32 +643,18 @@ def gateway_problems(
                 "VIOLENCE, HATE)",
             )
         )
-    for alias, model in gateway.images.items():
-        known = catalog.models.get(model)
-        if model not in bedrock.models:
-            problems.append(
-                located(
-                    f"images.{alias}",
-                    f"{model!r} is not listed under bedrock.models (image models listed: "
-                    f"{', '.join(image_models) or 'none'})",
-                )
-            )
-        elif known is None or known.modality != "image":
-            problems.append(
-                located(
-                    f"images.{alias}",
-                    f"{model!r} is not an image-generation model; allowed: an image model of "
-                    "stacks/data/bedrock_models.json "
-                    f"({', '.join(m for m in IMAGE_MODELS if m in catalog.models)})",
-                )
-            )
-        elif model not in IMAGE_MODELS:
-            problems.append(
-                located(
-                    f"images.{alias}",
-                    f"{model!r}: the gateway has no request body for this model; allowed: "
-                    f"{', '.join(IMAGE_MODELS)}",
-                )
+    endpoints = {e.name: e for e in inference.endpoints} if inference else {}
+    for alias, value in gateway.images.items():
+        if isinstance(value, ImageEndpointAlias):
+            problems += _image_endpoint_problems(alias, value, endpoints, gateway.deadline_seconds)
+        for model in image_models(value):
+            problems += _image_model_problems(
+                f"images.{alias}" + ("" if isinstance(value, str) else ".fallback"),
+                model,
+                bedrock,
+                catalog,
+                image_models_listed,
+                IMAGE_MODELS,
             )
     kb_names = {kb.name for kb in bedrock.knowledge_bases} if bedrock else set()
     for index, name in enumerate(gateway.knowledge_bases):
@@ -649,4 +665,61 @@ def gateway_problems(
                     f"{name!r} is not a knowledge base of bedrock.knowledge_bases",
                 )
             )
+    return problems
+
+
+def _image_model_problems(where, model, bedrock, catalog, image_models_listed, known_bodies) -> list[str]:
+    known = catalog.models.get(model)
+    if model not in bedrock.models:
+        return [
+            located(
+                where,
+                f"{model!r} is not listed under bedrock.models (image models listed: "
+                f"{', '.join(image_models_listed) or 'none'})",
+            )
+        ]
+    if known is None or known.modality != "image":
+        return [
+            located(
+                where,
+                f"{model!r} is not an image-generation model; allowed: an image model of "
+                "stacks/data/bedrock_models.json "
+                f"({', '.join(m for m in known_bodies if m in catalog.models)})",
+            )
+        ]
+    if model not in known_bodies:
+        return [
+            located(
+                where,
+                f"{model!r}: the gateway has no request body for this model; allowed: "
+                f"{', '.join(known_bodies)}",
+            )
+        ]
+    return []
+
+
+def _image_endpoint_problems(alias, value, endpoints, deadline_seconds) -> list[str]:
+    """An image alias on an endpoint: an asynchronous diffusers endpoint of the inference section (the
+    gateway queues the request and reads the answer: lambdas/gateway/images.py EndpointImages)."""
+    where = f"images.{alias}.sagemaker"
+    endpoint = endpoints.get(value.sagemaker)
+    if endpoint is None:
+        known = ", ".join(sorted(endpoints)) or "none: add an inference section"
+        return [located(where, f"{value.sagemaker!r} is not an inference endpoint ({known})")]
+    problems = []
+    if endpoint.container != "diffusers" or endpoint.async_inference is None:
+        problems.append(
+            located(
+                where,
+                f"{value.sagemaker!r} is not an asynchronous diffusers endpoint (container: diffusers with "
+                "async_inference): the gateway queues image requests on such endpoints only",
+            )
+        )
+    if value.wait_seconds is not None and value.wait_seconds >= deadline_seconds:
+        problems.append(
+            located(
+                f"images.{alias}.wait_seconds",
+                f"{value.wait_seconds:g} is not below the gateway's deadline_seconds ({deadline_seconds:g})",
+            )
+        )
     return problems

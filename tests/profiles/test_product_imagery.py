@@ -17,7 +17,8 @@ def test_the_image_model_is_current_in_the_region_and_sdxl_and_nova_canvas_are_n
     assert profile.region in catalog.models[MODEL].regions
     for gone in ("stability.stable-diffusion-xl-v1", "amazon.nova-canvas-v1:0"):
         assert gone not in catalog.models  # past their end of life: no profile can name them
-    assert profile.gateway.images == {"lifestyle": MODEL}
+    assert profile.gateway.images["lifestyle"] == MODEL
+    assert profile.gateway.images["brand"].fallback == MODEL  # while the brand endpoint starts
 
 
 def test_the_guardrail_reads_images_and_is_applied_by_the_gateway_not_by_iam():
@@ -37,8 +38,6 @@ def test_the_gateway_prices_each_image_and_checks_it_with_the_guardrail(synthesi
     ]
     text = "".join(part for part in config["Fn::Join"][1] if isinstance(part, str))
     price = bedrock_image_prices()[MODEL]
-    assert (
-        f'"images":{{"lifestyle":{{"model":"{MODEL}","price_per_image":{price}}}}}' in text
-    )  # EstimatedCost
+    assert f'"images":{{"lifestyle":{{"model":"{MODEL}","price_per_image":{price}}}' in text  # EstimatedCost
     assert '"guardrail":{"identifier":"' in text  # ApplyGuardrail on each prompt and image
     assert '"image_store":{"bucket":"' in text  # url responses: pre-signed, from the data bucket

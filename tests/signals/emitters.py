@@ -325,14 +325,14 @@ def exercise_gateway(module: Any, function: Function, deployment: Deployment) ->
                 Usage(alias=alias, target=str(name), latency_ms=1.0), tenant="tenant-a"
             )
 
-    for alias, image in config.get("images", {}).items():  # an image request (service.generate_images)
-        from lambdas.gateway.images import ImageTarget
+    for alias, image in config.get("images", {}).items():  # an image request of every target
+        from lambdas.gateway.config import ImageAlias, image_targets
 
-        target = ImageTarget(image["model"], image["price_per_image"]).name
-        module.EmfMetrics().record(
-            Usage(alias=alias, target=target, latency_ms=1.0, cost_usd=image["price_per_image"]),
-            tenant="tenant-a",
-        )
+        for target in image_targets(ImageAlias.model_validate(image), lambda service: object()):
+            module.EmfMetrics().record(
+                Usage(alias=alias, target=target.name, latency_ms=1.0, cost_usd=target.price_per_image),
+                tenant="tenant-a",
+            )
 
     for alias in (config.get("semantic_cache") or {}).get("aliases", {}):  # a semantic cache hit
         from lambdas.gateway.semantic_cache import Probe

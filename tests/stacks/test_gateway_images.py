@@ -191,3 +191,49 @@ def test_the_rows_catch_a_grant_wider_than_the_prefix():
     (function,) = [f for f in deployment.functions if f.package == "gateway"]
     problems = mismatches(deployment, function.role, function_rows(function, deployment))
     assert any("documents/faq.pdf" in p for p in problems)
+
+
+def product_imagery() -> dict:
+    from genai_stack.config import PROFILES_DIR
+
+    return yaml.safe_load((PROFILES_DIR / "product-imagery.yaml").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize(
+    ("brand", "message"),
+    [
+        (
+            {"sagemaker": "nowhere"},
+            "gateway.images.brand.sagemaker: 'nowhere' is not an inference endpoint (brand-sdxl)",
+        ),
+        (
+            {"sagemaker": "brand-sdxl", "fallback": "amazon.nova-lite-v1:0"},
+            "gateway.images.brand.fallback: 'amazon.nova-lite-v1:0' is not an image-generation model",
+        ),
+        (
+            {"sagemaker": "brand-sdxl", "wait_seconds": 30},
+            "gateway.images.brand.wait_seconds: 30 is not below the gateway's deadline_seconds (25)",
+        ),
+    ],
+)
+def test_an_endpoint_image_alias_names_an_endpoint_a_listed_fallback_and_a_wait_within_the_deadline(
+    tmp_path, brand, message
+):
+    data = product_imagery()
+    data["gateway"]["images"]["brand"] = brand
+    with pytest.raises(ProfileError) as caught:
+        load_profile(write(tmp_path, data))
+    assert message in str(caught.value)
+
+
+def test_an_endpoint_image_alias_needs_an_asynchronous_diffusers_endpoint(tmp_path):
+    data = product_imagery()
+    endpoint = data["inference"]["endpoints"][0]
+    endpoint.pop("async_inference")
+    endpoint.pop("off_hours")
+    endpoint["min_instances"] = 1
+    with pytest.raises(ProfileError) as caught:
+        load_profile(write(tmp_path, data))
+    assert "gateway.images.brand.sagemaker: 'brand-sdxl' is not an asynchronous diffusers endpoint" in str(
+        caught.value
+    )

@@ -202,3 +202,37 @@ def test_the_spend_cap_stops_the_batch_worker_too(synthesized):
     outputs = [role["Fn::GetStackOutput"]["OutputName"] for role in roles]
     assert any("ImageBatchWorkerRole" in name for name in outputs)
     assert any("GatewayHandlerRole" in name for name in outputs)
+
+
+# --- the brand alias on the endpoint -------------------------------------------------------------
+
+
+def gateway_config(synthesized) -> dict:
+    functions = synthesized.resources(PROFILE, "Orchestration", "AWS::Lambda::Function")
+    (gateway,) = [f for key, f in functions.items() if key.startswith("GatewayHandler")]
+    return json.loads(flat(gateway["Properties"]["Environment"]["Variables"]["GATEWAY_CONFIG"]))
+
+
+def test_the_brand_alias_queues_on_the_endpoint_and_falls_back_to_sd3_5_in_time(synthesized):
+    brand = gateway_config(synthesized)["images"]["brand"]
+    assert brand["endpoint"] == {
+        "endpoint": "product-imagery-brand-sdxl",
+        "bucket": "REF",
+        "input_prefix": "async/product-imagery-brand-sdxl/input/gateway/",
+        "key_id": "REF",
+        "wait_seconds": 13.0,  # the 25 s deadline less 12 s for SD3.5 Large and the guardrail
+    }
+    assert (brand["fallback"], brand["fallback_price_per_image"]) == ("stability.sd3-5-large-v1:0", 0.08)
+
+
+def test_the_gateway_may_queue_on_that_endpoint_and_read_its_answers_only(synthesized):
+    policies = synthesized.resources(PROFILE, "Orchestration", "AWS::IAM::Policy")
+    (policy,) = [p for key, p in policies.items() if key.startswith("GatewayHandlerRole")]
+    found = {s.get("Sid"): flat(s) for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+    assert found["QueueImageRequests"]["Action"] == "sagemaker:InvokeEndpointAsync"
+    assert found["QueueImageRequests"]["Resource"].endswith(":endpoint/product-imagery-brand-sdxl")
+    assert found["WriteImageRequests"]["Resource"] == "REF/async/product-imagery-brand-sdxl/input/gateway/*"
+    assert sorted(found["ReadImageAnswers"]["Resource"]) == [
+        "REF/async/product-imagery-brand-sdxl/failure/*",
+        "REF/async/product-imagery-brand-sdxl/output/*",
+    ]

@@ -72,6 +72,8 @@ APIS = frozenset(
         "bedrock-runtime.ApplyGuardrail",
         "sagemaker-runtime.InvokeEndpoint",
         "sagemaker-runtime.InvokeEndpointWithResponseStream",
+        "sagemaker-runtime.InvokeEndpointAsync",
+        "s3.GetObject",
         "dynamodb.GetItem",
         "dynamodb.PutItem",
         "dynamodb.UpdateItem",
@@ -272,19 +274,64 @@ def rows(function: Function, deployment: Deployment) -> list[Call]:
     return result
 
 
+def endpoint_image_rows(deployment: Deployment, alias: str, endpoint) -> list[Call]:
+    """An image alias on an asynchronous endpoint (images.py EndpointImages): the request body put
+    under the gateway's input prefix, InvokeEndpointAsync on the endpoint (its own IAM action:
+    Service Authorization Reference, Amazon SageMaker AI), the answer read from the output or failure
+    location SageMaker returns (async/<endpoint>/output/, failure/)."""
+    why = f"image alias {alias}: images.py EndpointImages"
+    base = endpoint.input_prefix.removesuffix("input/gateway/")
+    return [
+        *put_object(deployment, endpoint.bucket, f"{endpoint.input_prefix}0123abcd.json", why),
+        Call(
+            "sagemaker:InvokeEndpointAsync",
+            deployment.arn("sagemaker", f"endpoint/{endpoint.endpoint.lower()}"),
+            why,
+            api="sagemaker-runtime.InvokeEndpointAsync",
+        ),
+        *get_object(deployment, endpoint.bucket, f"{base}output/0123abcd.out", why),
+        *get_object(deployment, endpoint.bucket, f"{base}failure/0123abcd-error.out", why),
+        Call(
+            "s3:PutObject",
+            f"arn:{deployment.partition}:s3:::{endpoint.bucket}/{base}input/other-caller.json",
+            "only the gateway's own input prefix",
+            context=TLS,
+            expect="deny",
+        ),
+        Call(
+            "s3:GetObject",
+            f"arn:{deployment.partition}:s3:::{endpoint.bucket}/models/brand-sdxl/model.safetensors",
+            "not the endpoint's weights",
+            context=TLS,
+            expect="deny",
+        ),
+        Call(
+            "sagemaker:InvokeEndpointAsync",
+            deployment.arn("sagemaker", "endpoint/another-endpoint"),
+            "no other endpoint",
+            expect="deny",
+        ),
+    ]
+
+
 def image_rows(settings: Settings, deployment: Deployment, rail) -> list[Call]:
     """POST /v1/images/generations: the image model, the guardrail checks, the stored images."""
     result: list[Call] = []
     for alias, target in sorted(settings.images.items()):
-        result.append(
-            Call(
-                "bedrock:InvokeModel",
-                foundation_model(deployment, target.model),
-                f"image alias {alias}: InvokeModel (images.py BedrockImages), without a guardrail "
-                "(ApplyGuardrail checks the prompt and the images)",
-                api="bedrock-runtime.InvokeModel",
+        for model in (target.model, target.fallback):
+            if model is None:
+                continue
+            result.append(
+                Call(
+                    "bedrock:InvokeModel",
+                    foundation_model(deployment, model),
+                    f"image alias {alias}: InvokeModel (images.py BedrockImages), without a guardrail "
+                    "(ApplyGuardrail checks the prompt and the images)",
+                    api="bedrock-runtime.InvokeModel",
+                )
             )
-        )
+        if target.endpoint is not None:
+            result += endpoint_image_rows(deployment, alias, target.endpoint)
     if not settings.images:
         return result
     if rail:

@@ -153,8 +153,9 @@ def endpoint_role(role: Role, deployment: Deployment) -> list[Call] | None:
             if asynchronous:
                 bucket_name, output = s3_uri(asynchronous["S3OutputPath"])
                 _, failure = s3_uri(asynchronous["S3FailurePath"])
-                # The gateway puts the requests beside the outputs (lambdas/gateway async target).
-                request = output.rstrip("/").rsplit("/", 1)[0] + "/input/request-0001.json"
+                # The gateway puts its requests under input/gateway/, beside the outputs
+                # (lambdas/gateway/images.py EndpointImages); other callers under input/.
+                request = output.rstrip("/").rsplit("/", 1)[0] + "/input/gateway/request-0001.json"
                 async_why = f"{why}: asynchronous inference (async-inference-create-endpoint-prerequisites)"
                 result += get_object(deployment, bucket_name, request, async_why)
                 result += put_object(deployment, bucket_name, f"{output}request-0001.out", async_why)
