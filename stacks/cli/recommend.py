@@ -30,6 +30,12 @@ def recommend_command(
         str | None,
         typer.Option(help="Where the team works or its data should stay (e.g. ap-east-1): picks a profile."),
     ] = None,
+    seconds_per_image: Annotated[
+        float | None,
+        typer.Option(
+            min=0.1, help="Measured seconds per image of the fine-tuned image endpoint (--modality image)."
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
 ) -> None:
     """The approach advisor: approaches ranked by monthly cost at a volume, and where to start.
@@ -39,6 +45,7 @@ def recommend_command(
 
     [b]Examples[/]: genai-stack recommend --requests 2000000 ;
     genai-stack recommend --requests 300000 --region ap-east-1 ;
+    genai-stack recommend --modality image --requests 20000 ;
     genai-stack recommend --requests 50000 --domain-data unlabelled --budget 200 --json
     """
     if modality not in ("text", "image", "embeddings"):
@@ -67,6 +74,7 @@ def recommend_command(
         budget_usd=budget,
         model=model,
         tokens_per_second=tokens_per_second,
+        seconds_per_image=seconds_per_image,
     )
     result = recommend(work)
     if json_output:

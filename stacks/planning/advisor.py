@@ -11,7 +11,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from genai_stack.catalog import bedrock_catalog, bedrock_image_prices, bedrock_prices, missing_types
-from genai_stack.planning.cost import DATA, HOURS_PER_MONTH, fixed_price, instance_price, network_price
+from genai_stack.planning.cost import (
+    DATA,
+    HOURS_PER_MONTH,
+    fixed_price,
+    instance_price,
+    network_price,
+    sagemaker_price,
+)
 
 Modality = Literal["text", "image", "embeddings"]
 DomainData = Literal["none", "labelled", "unlabelled"]
@@ -47,6 +54,7 @@ class Workload:
     model: str | None = None
     tokens_per_second: float | None = None
     region: str | None = None  # where the team wants it run; None: no preference
+    seconds_per_image: float | None = None  # measured on the image endpoint; None: SECONDS_PER_IMAGE
 
 
 @dataclass
@@ -149,22 +157,98 @@ def _regional(region: str, profile: str, reasons: list[str]) -> str:
     return profile
 
 
+# The fine-tuned image model on a SageMaker endpoint (product-imagery's brand-sdxl): one SDXL image at
+# 1,024 px per instance at a time. SECONDS_PER_IMAGE is an assumption, not a measurement: Baseten
+# reports an optimised SDXL at 4-6 s per 1,024 px image on an A10G (20 steps, fp16 VAE, torch.compile;
+# "SDXL inference in under 2 seconds", baseten.co); 8 s leaves room for 30 steps without those.
+# `genai-stack recommend --seconds-per-image` takes a measured figure instead.
+IMAGE_ENDPOINT_TYPE = "ml.g5.xlarge"
+SECONDS_PER_IMAGE = 8.0
+# Working hours of the endpoint that is on from 08:00 to 20:00 on weekdays (product-imagery's
+# off_hours): 12 h x 5 days x 52 weeks / 12 months.
+WORKING_HOURS_PER_MONTH = 12 * 5 * 52 / 12
+# An endpoint that scales to zero pays for its busy hours and for each start: the instance is billed
+# from launch and stays until the scale-in alarm (15 minutes below target) removes it. Assumed: one
+# start a working day, half an hour each.
+STARTS_PER_MONTH = 5 * 52 / 12
+HOURS_PER_START = 0.5
+
+
+def _images(work: Workload) -> Recommendation:
+    """Images: Stable Diffusion 3.5 Large on Bedrock per image, against the fine-tuned SDXL on a
+    SageMaker endpoint that is on in working hours or scales to zero (docs/profiles/product-imagery.md)."""
+    # `requests` are images; the price per image is stacks/data/bedrock_prices.json's (per_image).
+    price = bedrock_image_prices()[IMAGE_MODEL]
+    hourly = sagemaker_price(IMAGE_ENDPOINT_TYPE).usd
+    seconds = work.seconds_per_image or SECONDS_PER_IMAGE
+    busy_hours = work.requests * seconds / 3600
+    per_image = hourly * seconds / 3600  # an endpoint's compute per image while it is busy
+    options = [
+        Option(
+            "managed API",
+            f"Bedrock {IMAGE_MODEL}, on demand ({price:g} USD an image)",
+            round(price * work.requests + platform_usd(), 2),
+            IMAGE_PROFILE,
+        )
+    ]
+    instances = max(1, math.ceil(busy_hours / WORKING_HOURS_PER_MONTH))
+    working = instances * WORKING_HOURS_PER_MONTH * hourly
+    options.append(
+        Option(
+            "training and tuning",
+            f"fine-tuned SDXL, {instances} x {IMAGE_ENDPOINT_TYPE} from 08:00 to 20:00 on weekdays "
+            f"({seconds:g} s an image)",
+            round(working + platform_usd(), 2),
+            IMAGE_PROFILE,
+            crossover_requests=math.ceil(WORKING_HOURS_PER_MONTH * hourly / price),
+            instances=instances,
+        )
+    )
+    starts = STARTS_PER_MONTH * HOURS_PER_START * hourly if work.requests else 0.0
+    if per_image < price:
+        options.append(
+            Option(
+                "training and tuning",
+                f"fine-tuned SDXL, {IMAGE_ENDPOINT_TYPE} that scales to zero (busy hours, and half an hour "
+                "per start)",
+                round(busy_hours * hourly + starts + platform_usd(), 2),
+                IMAGE_PROFILE,
+                crossover_requests=math.ceil(
+                    STARTS_PER_MONTH * HOURS_PER_START * hourly / (price - per_image)
+                ),
+                notes=["a request after idle waits minutes for the instance: batches, or a Bedrock fallback"],
+            )
+        )
+    options.sort(key=lambda o: (o.monthly_usd is None, o.monthly_usd or 0))
+    best = options[0]
+    reasons = [
+        "Images: the self-hosted hosts serve text models only (vLLM). "
+        f"{IMAGE_PROFILE} serves Stable Diffusion 3.5 Large on Bedrock through the gateway's images endpoint "
+        "(us-west-2), a LoRA of SDXL fine-tuned on the catalogue on an asynchronous SageMaker endpoint that "
+        "scales to zero, and batches of supplier photos.",
+        f"An endpoint image costs {per_image:.4f} USD of {IMAGE_ENDPOINT_TYPE} time against {price:g} USD "
+        f"on Bedrock at {seconds:g} s an image (an assumption: measure yours and pass --seconds-per-image); "
+        "the fine-tuning runs (a training job per retraining) come on top.",
+    ]
+    if best.approach != "managed API":
+        reasons.append(
+            f"At {work.requests:,} images a month, {best.detail} costs less than Bedrock "
+            f"(crossover at {best.crossover_requests:,} images a month)."
+        )
+    else:
+        reasons.append(f"Bedrock is cheapest at {work.requests:,} images a month.")
+    if work.budget_usd is not None:
+        for option in options:
+            if option.monthly_usd is not None and option.monthly_usd > work.budget_usd:
+                option.notes.append(f"above the budget of {work.budget_usd:,.0f} USD")
+    return Recommendation(options, reasons, IMAGE_PROFILE)
+
+
 def recommend(work: Workload) -> Recommendation:
     reasons: list[str] = []
     options: list[Option] = []
     if work.modality == "image":
-        # `requests` are images; the price per image is stacks/data/bedrock_prices.json's (per_image).
-        price = bedrock_image_prices()[IMAGE_MODEL]
-        detail = f"Bedrock {IMAGE_MODEL}, on demand ({price:g} USD an image)"
-        options.append(
-            Option("managed API", detail, round(price * work.requests + platform_usd(), 2), IMAGE_PROFILE)
-        )
-        reasons.append(
-            "Images: the self-hosted hosts serve text models only (vLLM); Bedrock serves image models. "
-            f"{IMAGE_PROFILE} serves Stable Diffusion 3.5 Large through the gateway's images endpoint "
-            "(us-west-2), with the guardrail on each prompt and image."
-        )
-        return Recommendation(options, reasons, IMAGE_PROFILE)
+        return _images(work)
 
     model = work.model or DEFAULT_MODELS[work.modality]
     per_request = per_request_usd(model, work.input_tokens, work.output_tokens)
@@ -238,3 +322,36 @@ def recommend(work: Workload) -> Recommendation:
         else:
             reasons.append("On-demand tokens are cheapest at this volume, and no instance type crosses over.")
     return Recommendation(options, reasons, best.profile)
+
+
+def image_crossover_markdown(volumes: tuple[int, ...] = (1_000, 10_000, 100_000)) -> str:
+    """docs/profiles/product-imagery.md's table: `genai-stack recommend --modality image` at a few volumes."""
+    rows = {}
+    crossovers = {}
+    for volume in volumes:
+        for option in _images(Workload(modality="image", requests=volume)).options:
+            key = option.detail.split(" (")[0] if option.approach == "managed API" else option.detail
+            key = key.replace(f"{option.instances} x ", "") if option.instances else key
+            rows.setdefault(key, {})[volume] = option.monthly_usd
+            if option.crossover_requests:
+                crossovers[key] = option.crossover_requests
+    header = "| Option | " + " | ".join(f"{v:,} images" for v in volumes) + " | Cheaper than Bedrock from |"
+    lines = [
+        f"`genai-stack recommend --modality image --requests N` (USD a month at us-east-1 prices, "
+        f"{SECONDS_PER_IMAGE:g} s an image assumed; the fine-tuning runs not included).",
+        "",
+        header,
+        "|" + "---|" * (len(volumes) + 2),
+    ]
+    for key, by_volume in rows.items():
+        cells = " | ".join(f"{by_volume[v]:,.2f}" for v in volumes)
+        cross = f"{crossovers[key]:,} images a month" if key in crossovers else ""
+        lines.append(f"| {key} | {cells} | {cross} |")
+    price = bedrock_image_prices()[IMAGE_MODEL]
+    busy = sagemaker_price(IMAGE_ENDPOINT_TYPE).usd * SECONDS_PER_IMAGE / 3600 * 1000
+    lines += [
+        "",
+        f"Per 1,000 images: {price * 1000:,.2f} USD on Bedrock; {busy:,.2f} USD of {IMAGE_ENDPOINT_TYPE} "
+        "time while the endpoint is busy, plus what it costs while it is on and idle.",
+    ]
+    return "\n".join(lines) + "\n"

@@ -216,6 +216,22 @@ def test_recommend_ranks_approaches_with_crossover_and_a_profile():
     assert "Start from the profile customer-service" in text.output
 
 
+def test_recommend_prices_images_against_the_fine_tuned_endpoint_with_a_measured_speed():
+    result = invoke(
+        "recommend", "--modality", "image", "--requests", "10000", "--seconds-per-image", "12", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["profile"] == "product-imagery"
+    details = [o["detail"] for o in document["options"]]
+    assert any("weekdays (12 s an image)" in d for d in details)
+    assert any(d.startswith("Bedrock stability.sd3-5-large-v1:0") for d in details)
+    assert (
+        invoke("recommend", "--modality", "image", "--requests", "1", "--seconds-per-image", "0").exit_code
+        != 0
+    )
+
+
 def test_the_profiles_table_fits_80_columns_without_cutting_a_name():
     """In an 80-column terminal (or a pipe) names were cut ("customer-serv…")."""
     result = invoke("profiles")

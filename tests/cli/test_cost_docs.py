@@ -61,3 +61,15 @@ def test_the_gateway_page_shows_the_semantic_cache_s_arithmetic():
     check_generated_block(
         REPO_ROOT / "docs" / "gateway.md", SEMANTIC_START, SEMANTIC_END, semantic_cache_markdown(costs)
     )
+
+
+CROSSOVER_START = "<!-- image-crossover:start (generated from stacks/planning/advisor.py; make docs-cost) -->"
+CROSSOVER_END = "<!-- image-crossover:end -->"
+
+
+def test_the_imagery_page_shows_the_advisor_s_crossover():
+    """docs/profiles/product-imagery.md's Bedrock-vs-endpoint table is `genai-stack recommend`'s."""
+    from genai_stack.planning.advisor import image_crossover_markdown
+
+    page = REPO_ROOT / "docs" / "profiles" / "product-imagery.md"
+    check_generated_block(page, CROSSOVER_START, CROSSOVER_END, image_crossover_markdown())

@@ -3,6 +3,8 @@ files (stacks/data/*.json). If a price changes, these examples must be recompute
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from genai_stack.config import load_profile
@@ -196,3 +198,38 @@ def test_custom_model_endpoints_by_hand(synthesized):
         "customization nova-support: training priced per 1,000 tokens trained",
     ):
         assert part in unpriced, part
+
+
+def test_images_compare_bedrock_with_the_fine_tuned_endpoint_at_its_crossover():
+    from genai_stack.planning.advisor import (
+        HOURS_PER_START,
+        IMAGE_ENDPOINT_TYPE,
+        STARTS_PER_MONTH,
+        WORKING_HOURS_PER_MONTH,
+    )
+    from genai_stack.planning.cost import sagemaker_price
+
+    hourly = sagemaker_price(IMAGE_ENDPOINT_TYPE).usd
+
+    def by_detail(volume: int, **work) -> dict[str, float]:
+        options = recommend(Workload(modality="image", requests=volume, **work)).options
+        return {o.detail.split(",")[1].strip() if "," in o.detail else o.detail: o for o in options}
+
+    working = next(o for o in by_detail(1).values() if "weekdays" in o.detail)
+    crossover = working.crossover_requests
+    assert crossover == math.ceil(WORKING_HOURS_PER_MONTH * hourly / 0.08)
+    for volume, cheaper in ((crossover - 1, False), (crossover, True)):
+        options = recommend(Workload(modality="image", requests=volume)).options
+        bedrock = next(o for o in options if o.approach == "managed API")
+        endpoint = next(o for o in options if "weekdays" in o.detail)
+        assert (endpoint.monthly_usd <= bedrock.monthly_usd) is cheaper, volume
+    scaling = next(o for o in by_detail(1000).values() if "scales to zero" in o.detail)
+    assert scaling.monthly_usd == round(
+        1000 * 8 / 3600 * hourly + STARTS_PER_MONTH * HOURS_PER_START * hourly + 4, 2
+    )
+    # A measured, slower model needs more busy hours, and past one instance's working hours a second.
+    slow = recommend(Workload(modality="image", requests=200_000, seconds_per_image=12))
+    endpoint = next(o for o in slow.options if "weekdays" in o.detail)
+    assert endpoint.instances == math.ceil(200_000 * 12 / 3600 / WORKING_HOURS_PER_MONTH) == 3
+    assert any("at 12 s an image" in r for r in slow.reasons)
+    assert slow.profile == "product-imagery"
