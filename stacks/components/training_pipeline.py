@@ -244,17 +244,18 @@ class TrainingPipeline(Construct):
             result_path="$.job",
         )
 
-        train = sfn.CustomState(
-            self,
-            "Train",
-            state_json=self._training_state(
-                stack, role, data_bucket, artifacts_bucket, encryption_key, region
-            ),
-        )
-        train.add_retry(
-            errors=TRAINING_RETRY_ERRORS, interval=Duration.seconds(30), max_attempts=3, backoff_rate=2
-        )
-        train.add_catch(failed, **catch)
+        def job_state(state_id: str, state_json: dict[str, Any]) -> sfn.CustomState:
+            """A createTrainingJob.sync state: transient errors retried (the name is reused, so no
+            second job starts), any other error caught into a failed execution."""
+            state = sfn.CustomState(self, state_id, state_json=state_json)
+            state.add_retry(
+                errors=TRAINING_RETRY_ERRORS, interval=Duration.seconds(30), max_attempts=3, backoff_rate=2
+            )
+            state.add_catch(failed, **catch)
+            return state
+
+        job_inputs = (stack, role, data_bucket, artifacts_bucket, encryption_key, region)
+        train = job_state("Train", self._training_state(*job_inputs))
 
         evaluation_payload: dict[str, Any] = {
             "training": sfn.JsonPath.object_at("$.training"),
@@ -263,17 +264,7 @@ class TrainingPipeline(Construct):
         evaluate_images = None
         if settings.image_evaluation is not None:
             # The candidate's images, scored by a second job of the same image on the held-out set.
-            evaluate_images = sfn.CustomState(
-                self,
-                "EvaluateImages",
-                state_json=self._image_evaluation_state(
-                    stack, role, data_bucket, artifacts_bucket, encryption_key, region
-                ),
-            )
-            evaluate_images.add_retry(
-                errors=TRAINING_RETRY_ERRORS, interval=Duration.seconds(30), max_attempts=3, backoff_rate=2
-            )
-            evaluate_images.add_catch(failed, **catch)
+            evaluate_images = job_state("EvaluateImages", self._image_evaluation_state(*job_inputs))
             evaluation_payload["images"] = sfn.JsonPath.object_at("$.image_evaluation")
             evaluation_payload["image_rules"] = [_rule(m) for m in settings.image_evaluation.metrics]
 

@@ -64,6 +64,13 @@ class SpotTraining(_Strict):
 _PREFIX = r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/$"
 
 
+def _training_type_problems(instance_type: str) -> list[str]:
+    if instance_type in training_instances():
+        return []
+    known = ", ".join(sorted(training_instances()))
+    return [located("instance_type", f"{instance_type!r} is not a known training type (known: {known})")]
+
+
 def _overlap(first: str, second: str) -> bool:
     """Whether one S3 prefix holds the other (a channel of one would list the other's objects)."""
     return first.startswith(second) or second.startswith(first)
@@ -94,14 +101,7 @@ class ImageEvaluation(_Strict):
 
     @model_validator(mode="after")
     def _checks(self) -> ImageEvaluation:
-        problems = []
-        if self.instance_type not in training_instances():
-            known = ", ".join(sorted(training_instances()))
-            problems.append(
-                located(
-                    "instance_type", f"{self.instance_type!r} is not a known training type (known: {known})"
-                )
-            )
+        problems = _training_type_problems(self.instance_type)
         names = [m.name for m in self.metrics]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
@@ -169,14 +169,7 @@ class TrainingPipeline(_Strict):
 
     @model_validator(mode="after")
     def _checks(self) -> TrainingPipeline:
-        problems = []
-        if self.instance_type not in training_instances():
-            known = ", ".join(sorted(training_instances()))
-            problems.append(
-                located(
-                    "instance_type", f"{self.instance_type!r} is not a known training type (known: {known})"
-                )
-            )
+        problems = _training_type_problems(self.instance_type)
         repeated = sorted({e for e in self.deploy_to if self.deploy_to.count(e) > 1})
         if repeated:
             problems.append(located("deploy_to", f"names {', '.join(map(repr, repeated))} more than once"))

@@ -25,6 +25,7 @@ from lambdas.image_batch.logic import (
     process,
     request_body,
 )
+from tests.lambdas.gateway.test_images import USAGE
 from tests.support.moto_server import moto_client, moto_server
 
 REGION = "us-west-2"
@@ -92,15 +93,7 @@ def expect_guardrail(stub: Stubber, action: str = "NONE", guarded: int = 1) -> N
             "action": action,
             "outputs": [],
             "assessments": [],
-            "usage": {
-                "topicPolicyUnits": 0,
-                "contentPolicyUnits": 1,
-                "wordPolicyUnits": 0,
-                "sensitiveInformationPolicyUnits": 0,
-                "sensitiveInformationPolicyFreeUnits": 0,
-                "contextualGroundingPolicyUnits": 0,
-                "contentPolicyImageUnits": 1,
-            },
+            "usage": {**USAGE, "contentPolicyImageUnits": 1},
             "guardrailCoverage": {"images": {"guarded": guarded, "total": 1}},
         },
         {

@@ -5,29 +5,29 @@ asynchronous diffusers endpoint that scales to zero and is pinned to zero off ho
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import botocore.session
 from botocore.validate import ParamValidator
 
 from genai_stack.catalog import image_uri
+from tests.stacks.test_training_pipeline import flat as flat_named
 
 PROFILE = "product-imagery"
 
 
 def flat(value: Any) -> Any:
-    """A template value with references written as <Name>."""
-    if isinstance(value, list):
-        return [flat(item) for item in value]
-    if not isinstance(value, dict):
-        return value
-    if "Fn::Join" in value:
-        delimiter, items = value["Fn::Join"]
-        return delimiter.join(str(flat(item)) for item in items)
-    for function in ("Ref", "Fn::GetAtt", "Fn::GetStackOutput"):
-        if function in value:
-            return "REF"
-    return {key: flat(item) for key, item in value.items()}
+    """A template value with references written as REF (tests/stacks/test_training_pipeline.py's flat
+    writes them <Name>)."""
+    named = flat_named(value)
+    if isinstance(named, str):
+        return re.sub(r"<[^<>]+>", "REF", named)
+    if isinstance(named, list):
+        return [flat(item) for item in named]
+    if isinstance(named, dict):
+        return {key: flat(item) for key, item in named.items()}
+    return named
 
 
 def definition(synthesized) -> dict:
