@@ -656,6 +656,8 @@ def sagemaker_instance_demand(profile: Profile) -> dict[str, int]:
     for pipeline in profile.training.pipelines if profile.training else ():
         kind = "spot training job usage" if pipeline.spot else "training job usage"
         demand[f"{pipeline.instance_type} for {kind}"] += pipeline.instance_count  # schedules may overlap
+        if pipeline.image_evaluation is not None:  # a second, on-demand job after the training job
+            demand[f"{pipeline.image_evaluation.instance_type} for training job usage"] += 1
     return dict(demand)
 
 

@@ -366,6 +366,12 @@ def test_sagemaker_demand_counts_endpoint_and_training_instances():
     assert demand["ml.inf2.8xlarge for endpoint usage"] == 2
     assert demand["ml.g5.2xlarge for endpoint usage"] == 2
     assert demand["ml.g5.2xlarge for spot training job usage"] == 1
+    imagery = doc.sagemaker_instance_demand(load_profile("product-imagery"))
+    assert imagery == {
+        "ml.g5.xlarge for endpoint usage": 2,
+        "ml.g5.2xlarge for spot training job usage": 1,
+        "ml.g5.2xlarge for training job usage": 1,  # the image evaluation job, on demand
+    }
 
 
 def sagemaker_quotas(stubs: Stubs, defaults: dict[str, float], applied: dict[str, float]) -> None:
