@@ -217,6 +217,11 @@ class EndpointTarget:
 
 
 READ_SECONDS = 0.25  # a GetObject of the endpoint's answer, at least
+# How long a queued request may wait for an instance. Long enough that a request which finds the
+# endpoint at zero stays in the queue while the instance starts (minutes), so that it is counted by
+# HasBacklogWithoutCapacity and starts one; AWS documents no backlog count for requests that expired.
+# A request answered after the gateway stopped waiting costs one image of instance time.
+REQUEST_TTL_SECONDS = 900
 
 
 class EndpointImages:
@@ -227,10 +232,9 @@ class EndpointImages:
     https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference-invoke-endpoint.html).
 
     An endpoint at zero instances starts one when a request waits (HasBacklogWithoutCapacity), which
-    takes minutes: the wait then ends without a result. The request is given RequestTTLSeconds of 60
-    (the least SageMaker takes), so it expires in the queue instead of being generated for nobody,
-    and the alias's fallback answers; without one, the caller gets a 504 that says the endpoint is
-    starting."""
+    takes minutes: the wait then ends without a result, and the alias's fallback answers; without
+    one, the caller gets a 504 that says the endpoint is starting. The request stays queued for
+    REQUEST_TTL_SECONDS, so that it is what starts the instance."""
 
     poll_seconds = 1.0
 
@@ -272,7 +276,7 @@ class EndpointImages:
                 InputLocation=f"s3://{target.bucket}/{key}",
                 ContentType="application/json",
                 Accept="application/json",
-                RequestTTLSeconds=60,
+                RequestTTLSeconds=REQUEST_TTL_SECONDS,
                 InvocationTimeoutSeconds=300,
             )
         except ClientError as error:
@@ -283,6 +287,8 @@ class EndpointImages:
             ) from None
         except BotoCoreError as error:
             raise ProviderError(f"{self.name}: {error}", retryable=True) from None
+        if not answer.get("OutputLocation"):  # no member of InvokeEndpointAsync's answer is required
+            raise ProviderError(f"{self.name}: InvokeEndpointAsync named no OutputLocation", retryable=False)
         waited = deadline.capped(target.wait_seconds)
         while True:
             for location, failed in (
@@ -304,16 +310,16 @@ class EndpointImages:
             self.sleep(self.poll_seconds)
 
     def _read(self, location: str, deadline: Deadline) -> bytes | None:
+        """The object at `location`, or None while it is not there. Probed with ListObjectsV2 first:
+        a GetObject of a missing key answers 403, not 404, to a caller without s3:ListBucket (Amazon
+        S3 API reference, GetObject), and the role's ListBucket is limited to the answers' prefixes."""
         bucket, _, key = location.removeprefix("s3://").partition("/")
+        client = self.s3.within(deadline, "reading the image")
         try:
-            return (
-                self.s3.within(deadline, "reading the image")
-                .get_object(Bucket=bucket, Key=key)["Body"]
-                .read()
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+            if not client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("KeyCount"):
                 return None
+            return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as error:
             raise ProviderError(
                 f"{self.name}: reading its answer failed ({error})", retryable=False
             ) from None

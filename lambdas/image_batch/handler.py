@@ -27,6 +27,7 @@ import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
 
 from .logic import BadItem, BatchSettings, ImageRefused, process
 
@@ -53,9 +54,15 @@ def load_settings(text: str | None) -> BatchSettings:
     )
 
 
+# Throttling goes back to the state machine (ModelBusy, retried with backoff and jitter) after one
+# retry of botocore's own ("standard" mode, 2 attempts), within the item's timeout; SD3.5 Large makes
+# an image in well under the read timeout.
+CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=90)
+
+
 @cache
 def _clients() -> tuple[Any, Any]:
-    return boto3.client("s3"), boto3.client("bedrock-runtime")
+    return boto3.client("s3", config=CLIENT_CONFIG), boto3.client("bedrock-runtime", config=CLIENT_CONFIG)
 
 
 def _count(name: str, **values: float) -> None:

@@ -19,7 +19,8 @@ https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-diffusion-
 checks the image with the profile's guardrail (ApplyGuardrail, source OUTPUT, an image block: PNG up
 to 4 MB, "Block harmful images with content filters",
 https://docs.aws.amazon.com/bedrock/latest/userguide/guardrails-mmfilter.html) and writes it under
-the batch's output prefix, `<output prefix><execution name>/<sku>.png`.
+the batch's output prefix, `<output prefix>images/<execution name>/<sku>.png` (the map's results go
+under `<output prefix>results/`).
 
 Errors are named for the state machine: BadItem (the line is wrong: not retried), ImageRefused (the
 model's filter or the guardrail refused it: not retried), ModelBusy (throttled or unavailable:
@@ -54,6 +55,8 @@ BUSY = frozenset(
         "ServiceUnavailableException",
         "ModelNotReadyException",
         "InternalServerException",
+        "ModelTimeoutException",  # "Processing time exceeded the model timeout length"
+        "ServiceQuotaExceededException",  # "You can resubmit your request later"
     }
 )
 
@@ -165,8 +168,11 @@ def process(raw: Any, *, run: str, settings: BatchSettings, s3: Any, bedrock: An
     try:
         head = s3.head_object(Bucket=settings.bucket, Key=item.image)
     except ClientError as error:
-        if _code(error) in {"404", "NoSuchKey", "NotFound"}:
-            raise BadItem(f"{item.sku}: image {item.image} does not exist") from None
+        # 404 with s3:ListBucket; 403 if S3 does not count the role's prefix-scoped ListBucket for
+        # a missing key (HeadObject: "If you don't have the s3:ListBucket permission, Amazon S3
+        # returns an HTTP status code 403"): both are a line naming no readable photo.
+        if _code(error) in {"404", "NoSuchKey", "NotFound", "403", "AccessDenied", "Forbidden"}:
+            raise BadItem(f"{item.sku}: image {item.image} does not exist or cannot be read") from None
         raise
     if head["ContentLength"] > MAX_PHOTO_BYTES:
         raise BadItem(
@@ -174,9 +180,9 @@ def process(raw: Any, *, run: str, settings: BatchSettings, s3: Any, bedrock: An
             "fit an InvokeModel body"
         )
     photo = s3.get_object(Bucket=settings.bucket, Key=item.image)["Body"].read()
-    image = _generate(item, photo, settings, bedrock)
+    image, seed = _generate(item, photo, settings, bedrock)
     _guard(item, image, settings, bedrock)
-    key = f"{settings.output_prefix}{run}/{item.sku}.png"
+    key = f"{settings.output_prefix}images/{run}/{item.sku}.png"
     extra = {"SSEKMSKeyId": settings.key_id} if settings.key_id else {}
     s3.put_object(
         Bucket=settings.bucket,
@@ -184,13 +190,15 @@ def process(raw: Any, *, run: str, settings: BatchSettings, s3: Any, bedrock: An
         Body=image,
         ContentType="image/png",
         ServerSideEncryption="aws:kms",
-        Metadata={"sku": item.sku, "category": item.category, "source": item.image, "seed": str(item.seed)},
+        Metadata={"sku": item.sku, "category": item.category, "source": item.image, "seed": str(seed)},
         **extra,
     )
-    return Result(item.sku, item.category, item.image, key, item.seed, settings.price_per_image)
+    return Result(item.sku, item.category, item.image, key, seed, settings.price_per_image)
 
 
-def _generate(item: Item, photo: bytes, settings: BatchSettings, bedrock: Any) -> bytes:
+def _generate(item: Item, photo: bytes, settings: BatchSettings, bedrock: Any) -> tuple[bytes, int]:
+    """The image and the seed the model used (seed 0 asks for a random one: "Default 0 (random
+    seed)"; the answer's `seeds` says which, so the image can be made again)."""
     try:
         response = bedrock.invoke_model(
             modelId=settings.model_id,
@@ -216,7 +224,8 @@ def _generate(item: Item, photo: bytes, settings: BatchSettings, bedrock: Any) -
     images = payload.get("images") or []
     if not images:
         raise ModelBusy(f"{item.sku}: {settings.model_id} returned no image")
-    return base64.b64decode(images[0])
+    seeds = payload.get("seeds") or [item.seed]
+    return base64.b64decode(images[0]), int(seeds[0])
 
 
 def _guard(item: Item, image: bytes, settings: BatchSettings, bedrock: Any) -> None:

@@ -147,17 +147,19 @@ def container_environment(settings: InferenceEndpoint) -> dict[str, str]:
         }
     if settings.container == "diffusers":
         # The Hugging Face inference toolkit runs the model's own code: /opt/ml/model/code/inference.py
-        # (model_fn loads the base pipeline and the LoRA adapter, transform_fn generates). One worker
-        # per GPU, since each worker loads its own copy of the pipeline; HF_MODEL_ID is not set, so
-        # nothing is fetched from the Hub (the endpoint runs with network isolation). The model
-        # server's timeout is SageMaker's longest asynchronous invocation, an hour
-        # (InvokeEndpointAsync InvocationTimeoutSeconds), the value SageMaker JumpStart's own
-        # diffusion models set; the gateway and the batch jobs set their own, shorter deadlines.
+        # (model_fn loads the base pipeline and the LoRA adapter from the model directory,
+        # transform_fn generates); the toolkit puts /opt/ml/model/code on the path and reads
+        # SAGEMAKER_PROGRAM. One worker per GPU, since each worker loads its own copy of the pipeline;
+        # HF_MODEL_ID is not set, so nothing is fetched from the Hub (network isolation; so no
+        # code/requirements.txt either, which the toolkit would pip-install at start). The model
+        # server's response timeout: multi-model-server reads this variable as minutes
+        # (ConfigManager.getDefaultResponseTimeoutSeconds multiplies it by 60, "due to a bug"), so 60
+        # is an hour, SageMaker's longest asynchronous invocation (InvokeEndpointAsync
+        # InvocationTimeoutSeconds); read as seconds it would still outlast four 1,024 px images.
         return {
             "SAGEMAKER_PROGRAM": "inference.py",
-            "SAGEMAKER_SUBMIT_DIRECTORY": f"{MODEL_DIR}/code",
             "SAGEMAKER_MODEL_SERVER_WORKERS": str(spec.accelerators),
-            "SAGEMAKER_MODEL_SERVER_TIMEOUT": "3600",
+            "SAGEMAKER_MODEL_SERVER_TIMEOUT": "60",
         }
     # Hugging Face TGI: prompts may take half of the window, the rest is left for the answer.
     return {

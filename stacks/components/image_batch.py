@@ -11,9 +11,10 @@ The state machine is one Distributed Map (Step Functions developer guide, "Using
 Distributed mode": https://docs.aws.amazon.com/step-functions/latest/dg/state-map-distributed.html):
 - its ItemReader reads the manifest from the data bucket (InputType JSONL), so a batch may hold more
   items than the 256 KiB of an execution's input;
-- each item is an Express child workflow that calls the worker function (image-to-image, the
-  guardrail on the image, the image written to `<output prefix><execution name>/<sku>.png`), retried
-  on ModelBusy (Bedrock throttling) with backoff; BadItem and ImageRefused fail the item at once;
+- each item is a Standard child workflow (exactly once) that calls the worker function
+  (image-to-image, the guardrail on the image, the image written to
+  `<output prefix>images/<execution name>/<sku>.png`), retried on ModelBusy (Bedrock throttling) with
+  backoff; BadItem and ImageRefused fail the item at once;
 - MaxConcurrency keeps the items at once within the model's quota, and ToleratedFailurePercentage
   lets a batch succeed with a few refused or wrong lines;
 - ResultWriter writes the results to `<output prefix>results/<map run id>/`: manifest.json and
@@ -49,7 +50,7 @@ from genai_stack.components.tag_conditions import key_through_s3
 from genai_stack.profile.imagery import ImageBatch as ImageBatchSettings
 
 NAMESPACE = "GenAiStack/ImageBatch"  # lambdas/image_batch/handler.py NAMESPACE
-RESULTS = "results/"  # under the output prefix: the map's ResultWriter
+RESULTS = "results/"  # under the output prefix: the map's ResultWriter (the images go under images/)
 # The worker holds a photo of up to 18 MB, its base64 text and the request body at once.
 WORKER_MEMORY_MB = 1024
 
@@ -271,7 +272,7 @@ class ImageBatch(Construct):
         }
         return {
             "Type": "Map",
-            "Comment": "One Express child workflow per manifest line",
+            "Comment": "One child workflow per manifest line",
             "ItemReader": {
                 "Resource": f"arn:{partition}:states:::s3:getObject",
                 "ReaderConfig": {"InputType": "JSONL"},
@@ -283,7 +284,11 @@ class ImageBatch(Construct):
             },
             "ItemSelector": {"item.$": "$$.Map.Item.Value", "run.$": "$$.Execution.Name"},
             "ItemProcessor": {
-                "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
+                # Standard children: exactly once (an Express child may run twice, a paid image
+                # twice) and not cut off at Express's five minutes, which the throttling retries and
+                # the item timeout can exceed ("Choosing workflow type in Step Functions":
+                # https://docs.aws.amazon.com/step-functions/latest/dg/choosing-workflow-type.html).
+                "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
                 "StartAt": "MakeTheImage",
                 "States": {
                     "MakeTheImage": {

@@ -570,6 +570,20 @@ class ModelGateway(Construct):
                 ],
             ),
             iam.PolicyStatement(sid="WriteImageRequests", actions=["s3:PutObject"], resources=requests),
+            # Whether the answer is there yet: ListObjectsV2 on its key (a GetObject of a missing key
+            # is a 403 without s3:ListBucket: Amazon S3 API reference, GetObject).
+            iam.PolicyStatement(
+                sid="FindImageAnswers",
+                actions=["s3:ListBucket"],
+                resources=[bucket.bucket_arn],
+                conditions={
+                    "StringLike": {
+                        "s3:prefix": [
+                            f"{async_prefix(e)}{kind}/*" for e in endpoints for kind in ("output", "failure")
+                        ]
+                    }
+                },
+            ),
             iam.PolicyStatement(sid="ReadImageAnswers", actions=["s3:GetObject"], resources=answers),
             key_through_s3(self, encryption_key.key_arn, sid="EncryptImageRequests"),
         ):

@@ -91,8 +91,8 @@ class ImageEvaluation(_Strict):
     )
     weights_prefix: str = Field(
         pattern=_PREFIX,
-        description="data bucket prefix of the weights the evaluation loads offline: the base model the "
-        "adapter applies to, CLIP and the FID Inception network (channel 'weights')",
+        description="data bucket prefix of the weights the evaluation's metrics load offline, such as CLIP "
+        "and the FID Inception network (channel 'weights'); the candidate itself is the 'model' channel",
     )
     instance_type: str
     volume_gb: int = Field(default=100, ge=30, le=16_384)

@@ -158,7 +158,7 @@ def test_an_item_becomes_a_guarded_image_under_the_output_prefix(s3):
         "sku": "SOFA-0042",
         "category": "sofa",
         "source": LINE["image"],
-        "output": "batches/output/catalogue-2026-12/SOFA-0042.png",
+        "output": "batches/output/images/catalogue-2026-12/SOFA-0042.png",
         "seed": 7,
         "cost_usd": 0.08,
     }
@@ -240,7 +240,7 @@ def test_the_handler_counts_images_and_their_cost(s3, capsys):
     expect_guardrail(stub)
     with stub:
         result = handler.handle({"item": LINE, "run": "batch-1"}, SETTINGS, s3, bedrock)
-    assert result["output"] == "batches/output/batch-1/SOFA-0042.png"
+    assert result["output"] == "batches/output/images/batch-1/SOFA-0042.png"
     documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     (metrics,) = documents
     assert metrics["ImagesGenerated"] == [1.0]  # one value each, as Powertools writes them
@@ -286,3 +286,34 @@ def test_other_client_errors_are_not_disguised(s3):
     stub.add_client_error("invoke_model", "AccessDeniedException", "no access", 403)
     with stub, pytest.raises(ClientError, match="AccessDeniedException"):
         process(LINE, run="r", settings=SETTINGS, s3=s3, bedrock=bedrock)
+
+
+def test_a_line_without_a_seed_records_the_seed_the_model_picked(s3):
+    bedrock, stub = bedrock_stub()
+    expect_generation(stub, {**GENERATED, "seeds": [2130420379]})  # seed 0 asks for a random one
+    expect_guardrail(stub)
+    line = {key: value for key, value in LINE.items() if key != "seed"}
+    with stub:
+        result = process(line, run="r", settings=SETTINGS, s3=s3, bedrock=bedrock)
+    assert result.seed == 2130420379
+    assert s3.head_object(Bucket=BUCKET, Key=result.output)["Metadata"]["seed"] == "2130420379"
+
+
+@pytest.mark.parametrize(
+    "code", ["ModelTimeoutException", "ServiceQuotaExceededException", "ServiceUnavailableException"]
+)
+def test_the_model_s_retryable_errors_are_model_busy(s3, code):
+    bedrock, stub = bedrock_stub()
+    stub.add_client_error("invoke_model", code, "later", 429)
+    with stub, pytest.raises(ModelBusy, match=code):
+        process(LINE, run="r", settings=SETTINGS, s3=s3, bedrock=bedrock)
+
+
+def test_a_photo_the_role_may_not_read_is_a_bad_line_not_a_crash():
+    class Forbidden:
+        def head_object(self, **_):
+            raise ClientError({"Error": {"Code": "403", "Message": "Forbidden"}}, "HeadObject")
+
+    bedrock, stub = bedrock_stub()
+    with stub, pytest.raises(BadItem, match="does not exist or cannot be read"):
+        process(LINE, run="r", settings=SETTINGS, s3=Forbidden(), bedrock=bedrock)

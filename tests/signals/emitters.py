@@ -371,7 +371,7 @@ def exercise_image_batch(module: Any, function: Function, deployment: Deployment
             "SKU-1",
             "sofa",
             "batches/input/a.png",
-            "batches/output/run/SKU-1.png",
+            "batches/output/images/run/SKU-1.png",
             0,
             settings.price_per_image,
         ),

@@ -118,9 +118,8 @@ def test_the_endpoint_runs_the_model_s_own_code_on_the_diffusers_image(synthesiz
     assert container["Image"] == image_uri("diffusers", "us-west-2")
     assert container["Environment"] == {
         "SAGEMAKER_PROGRAM": "inference.py",
-        "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
         "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
-        "SAGEMAKER_MODEL_SERVER_TIMEOUT": "3600",
+        "SAGEMAKER_MODEL_SERVER_TIMEOUT": "60",  # minutes to multi-model-server: an hour
     }
     assert "HF_MODEL_ID" not in container["Environment"]  # nothing is fetched from the Hub
     assert model["Properties"]["EnableNetworkIsolation"] is True
@@ -163,7 +162,8 @@ def test_the_batch_is_a_distributed_map_over_the_manifest_with_a_result_writer(s
     photos = definition["States"]["Photos"]
     assert photos["Type"] == "Map"
     assert photos["End"] is True
-    assert photos["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"}
+    # Standard children: exactly once, and not cut off at Express's five minutes.
+    assert photos["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
     reader = photos["ItemReader"]
     assert reader["Resource"] == "arn:aws:states:::s3:getObject"
     assert reader["ReaderConfig"] == {"InputType": "JSONL"}
@@ -232,6 +232,14 @@ def test_the_gateway_may_queue_on_that_endpoint_and_read_its_answers_only(synthe
     assert found["QueueImageRequests"]["Action"] == "sagemaker:InvokeEndpointAsync"
     assert found["QueueImageRequests"]["Resource"].endswith(":endpoint/product-imagery-brand-sdxl")
     assert found["WriteImageRequests"]["Resource"] == "REF/async/product-imagery-brand-sdxl/input/gateway/*"
+    assert found["FindImageAnswers"]["Condition"] == {
+        "StringLike": {
+            "s3:prefix": [
+                "async/product-imagery-brand-sdxl/output/*",
+                "async/product-imagery-brand-sdxl/failure/*",
+            ]
+        }
+    }
     assert sorted(found["ReadImageAnswers"]["Resource"]) == [
         "REF/async/product-imagery-brand-sdxl/failure/*",
         "REF/async/product-imagery-brand-sdxl/output/*",

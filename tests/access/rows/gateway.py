@@ -60,7 +60,7 @@ from tests.access.rows.bedrock_arns import (
     guardrail,
     invocation_targets,
 )
-from tests.access.rows.s3_objects import TLS, get_object, put_object
+from tests.access.rows.s3_objects import TLS, get_object, list_objects, put_object
 
 PACKAGE = "gateway"
 HANDLERS = ("lambdas.gateway.handler.on_event",)
@@ -74,6 +74,7 @@ APIS = frozenset(
         "sagemaker-runtime.InvokeEndpointWithResponseStream",
         "sagemaker-runtime.InvokeEndpointAsync",
         "s3.GetObject",
+        "s3.ListObjectsV2",
         "dynamodb.GetItem",
         "dynamodb.PutItem",
         "dynamodb.UpdateItem",
@@ -288,6 +289,12 @@ def endpoint_image_rows(deployment: Deployment, alias: str, endpoint) -> list[Ca
             deployment.arn("sagemaker", f"endpoint/{endpoint.endpoint.lower()}"),
             why,
             api="sagemaker-runtime.InvokeEndpointAsync",
+        ),
+        *list_objects(
+            deployment, endpoint.bucket, f"{base}output/0123abcd.out", f"{why}: is the answer there"
+        ),
+        *list_objects(
+            deployment, endpoint.bucket, f"{base}failure/0123abcd-error.out", f"{why}: or the error"
         ),
         *get_object(deployment, endpoint.bucket, f"{base}output/0123abcd.out", why),
         *get_object(deployment, endpoint.bucket, f"{base}failure/0123abcd-error.out", why),

@@ -37,7 +37,7 @@ def rows(function: Function, deployment: Deployment) -> list[Call]:
     batch = json.loads(function.environment["BATCH"])
     bucket, photos, images = batch["bucket"], batch["input_prefix"], batch["output_prefix"]
     photo = f"{photos}photos/sofa-0042.png"
-    image = f"{images}catalogue-2026-12/SOFA-0042.png"
+    image = f"{images}images/catalogue-2026-12/SOFA-0042.png"
     rail = guardrail(deployment, *batch["guardrail"])
     return [
         *list_objects(

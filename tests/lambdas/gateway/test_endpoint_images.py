@@ -16,6 +16,7 @@ import boto3
 import openai
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from botocore.validate import validate_parameters
 
 from lambdas.gateway.config import Settings, build_gateway
@@ -73,6 +74,26 @@ class FakeEndpoint:
             write()
 
 
+class WithoutListBucketOnGet:
+    """The artifacts bucket as IAM makes it look to the gateway role: a GetObject of a missing key is
+    a 403 AccessDenied, not a 404, since the role's s3:ListBucket is limited to prefixes (Amazon S3
+    API reference, GetObject); moto enforces no IAM, so this wrapper does."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.gets: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def get_object(self, **call: Any) -> dict:
+        self.gets.append(call["Key"])
+        listed = self.client.list_objects_v2(Bucket=call["Bucket"], Prefix=call["Key"], MaxKeys=1)
+        if not listed.get("KeyCount"):
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetObject")
+        return self.client.get_object(**call)
+
+
 @pytest.fixture
 def s3(moto_endpoint):
     client = moto_client(moto_endpoint, "s3", config=Config(signature_version="s3v4"))
@@ -99,7 +120,7 @@ def served(monkeypatch, s3, endpoint, bedrock):
     server = serve(module.on_event)
     metrics = RecordingMetrics()
 
-    def use(*, fallback: bool = False, wait_seconds: float = 2):
+    def use(*, fallback: bool = False, wait_seconds: float = 2, gateway_s3: Any = None):
         alias: dict[str, Any] = {
             "endpoint": {
                 "endpoint": ENDPOINT,
@@ -112,7 +133,7 @@ def served(monkeypatch, s3, endpoint, bedrock):
         if fallback:
             alias |= {"fallback": "stability.sd3-5-large-v1:0", "fallback_price_per_image": 0.08}
         settings = {"images": {"brand": alias}, "guardrail": {"identifier": "gr", "version": "1"}}
-        clients = {"s3": s3, "sagemaker-runtime": endpoint, "bedrock-runtime": bedrock}
+        clients = {"s3": gateway_s3 or s3, "sagemaker-runtime": endpoint, "bedrock-runtime": bedrock}
         gateway = build_gateway(Settings.model_validate(settings), lambda service: clients[service])
         module.gateway = lambda: gateway
         module.EmfMetrics = lambda: metrics
@@ -133,7 +154,7 @@ def test_the_endpoint_makes_the_images_from_a_request_it_reads_from_s3(served, e
     (call,) = endpoint.calls
     assert call["EndpointName"] == ENDPOINT
     assert call["InputLocation"].startswith(f"s3://artifacts/{PREFIX}")
-    assert call["RequestTTLSeconds"] == 60  # expires in the queue rather than being made for nobody
+    assert call["RequestTTLSeconds"] == 900  # queued long enough to start an instance from zero
     assert endpoint.bodies == [
         {"prompt": "a sofa in a bright room", "width": 1152, "height": 768, "num_images": 2}
     ]
@@ -204,3 +225,20 @@ def test_an_alias_names_a_model_or_an_endpoint_and_a_fallback_only_after_an_endp
                 }
             }
         )
+
+
+def test_waiting_for_the_answer_never_reads_a_key_that_is_not_there_yet(served, endpoint, s3):
+    """A GetObject of a missing key would be a 403 for the gateway role: the answer is looked for with
+    ListObjectsV2 first, so a slow endpoint is waited for and a cold one falls back."""
+    strict = WithoutListBucketOnGet(s3)
+    endpoint.delay = 0.5
+    result = served(gateway_s3=strict).images.generate(
+        model="brand", prompt="a lamp", response_format="b64_json"
+    )
+    assert base64.b64decode(result.data[0].b64_json) == PNG
+    assert len(strict.gets) == 1  # the answer, once it was there
+    endpoint.mode = "cold"
+    fallen_back = served(fallback=True, wait_seconds=0.5, gateway_s3=strict).images.generate(
+        model="brand", prompt="a lamp", response_format="b64_json"
+    )
+    assert fallen_back.data
