@@ -183,24 +183,18 @@ class ImageBatch(Construct):
             timeout=Duration.hours(24),
         )
         role = self.state_machine.role
-        machine_arn = stack.format_arn(
-            service="states",
-            resource="stateMachine",
-            resource_name=machine_name,
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )
-        executions = stack.format_arn(
-            service="states",
-            resource="execution",
-            resource_name=f"{machine_name}:*",
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )
-        map_runs = stack.format_arn(
-            service="states",
-            resource="execution",
-            resource_name=f"{machine_name}/*",
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )
+
+        def states_arn(resource: str, name: str) -> str:
+            return stack.format_arn(
+                service="states",
+                resource=resource,
+                resource_name=name,
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+
+        machine_arn = states_arn("stateMachine", machine_name)
+        executions = states_arn("execution", f"{machine_name}:*")  # its own executions
+        map_runs = states_arn("execution", f"{machine_name}/*")  # its map runs' child workflows
         results = data_bucket.arn_for_objects(f"{results_prefix}*")
         manifests = photos
         for statement in (

@@ -13,6 +13,7 @@ is what a ModelDeployment reacts to.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Mapping
@@ -254,8 +255,11 @@ class TrainingPipeline(Construct):
             state.add_catch(failed, **catch)
             return state
 
-        job_inputs = (stack, role, data_bucket, artifacts_bucket, encryption_key, region)
-        train = job_state("Train", self._training_state(*job_inputs))
+        self._volume_key = encryption_key.key_arn
+        training_json = self._training_state(
+            stack, role, data_bucket, artifacts_bucket, encryption_key, region
+        )
+        train = job_state("Train", training_json)
 
         evaluation_payload: dict[str, Any] = {
             "training": sfn.JsonPath.object_at("$.training"),
@@ -264,7 +268,9 @@ class TrainingPipeline(Construct):
         evaluate_images = None
         if settings.image_evaluation is not None:
             # The candidate's images, scored by a second job of the same image on the held-out set.
-            evaluate_images = job_state("EvaluateImages", self._image_evaluation_state(*job_inputs))
+            evaluate_images = job_state(
+                "EvaluateImages", self._image_evaluation_state(training_json, data_bucket, artifacts_bucket)
+            )
             evaluation_payload["images"] = sfn.JsonPath.object_at("$.image_evaluation")
             evaluation_payload["image_rules"] = [_rule(m) for m in settings.image_evaluation.metrics]
 
@@ -436,24 +442,18 @@ class TrainingPipeline(Construct):
         return names
 
     def _image_evaluation_state(
-        self,
-        stack: Stack,
-        role: iam.IRole,
-        data_bucket: s3.IBucket,
-        artifacts_bucket: s3.IBucket,
-        encryption_key: kms.IKey,
-        region: str,
+        self, training: dict[str, Any], data_bucket: s3.IBucket, artifacts_bucket: s3.IBucket
     ) -> dict[str, Any]:
         """The EvaluateImages task: a training job of the pipeline's image running
         `image_evaluation.entry_point` with the channels `model` (the candidate's model.tar.gz, as
-        SageMaker wrote it), `holdout` (held-out photos and captions) and `weights` (the base model and
-        the metric networks, read offline), and the metrics' definitions read from its log. The job
+        SageMaker wrote it), `holdout` (held-out photos and captions) and `weights` (the metric networks,
+        read offline), and the metrics' definitions read from its log. The job
         trains nothing; a training job is SageMaker's job that reports log metrics the evaluation step
         reads (FinalMetricDataList), as the training metric is read."""
         settings = self.settings
         evaluation = settings.image_evaluation
         assert evaluation is not None  # only called for pipelines with one
-        state = self._training_state(stack, role, data_bucket, artifacts_bucket, encryption_key, region)
+        state = copy.deepcopy(training)  # the Train state's job: image, role, output, network, tags
         parameters = state["Parameters"]
         data = data_bucket.bucket_name
         model_channel = _s3_channel("model", "")
@@ -491,10 +491,9 @@ class TrainingPipeline(Construct):
                 "VolumeSizeInGB": evaluation.volume_gb,
             }
         )
+        volume_key = resources.pop("VolumeKmsKeyId", None) or self._volume_key
         if uses_volume_key(settings, evaluation.instance_type):
-            resources["VolumeKmsKeyId"] = encryption_key.key_arn
-        else:
-            resources.pop("VolumeKmsKeyId", None)
+            resources["VolumeKmsKeyId"] = volume_key
         for key in ("EnableManagedSpotTraining", "CheckpointConfig"):
             parameters.pop(key, None)
         return {
