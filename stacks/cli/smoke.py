@@ -19,6 +19,7 @@ anything failed.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import tempfile
@@ -279,6 +280,30 @@ def check_embedding(call: Caller, alias: str) -> list[Result]:
     return [Result(check, "fail", _error(answer) if answer.status != 200 else "HTTP 200 without a vector")]
 
 
+# A prompt no content filter objects to, for one image per image alias (billed: one image each).
+SMOKE_IMAGE_PROMPT = "A plain white ceramic mug on a wooden table, soft daylight, product photo."
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def check_image(call: Caller, alias: str) -> list[Result]:
+    """One image through `alias` comes back as a PNG (b64_json), and says which target made it (an
+    endpoint alias may be answered by its fallback while the endpoint starts: x-genai-target)."""
+    check = f"gateway image {alias}"
+    answer = call(
+        "/images/generations",
+        {"model": alias, "prompt": SMOKE_IMAGE_PROMPT, "size": "1024x1024", "response_format": "b64_json"},
+    )
+    data = answer.body.get("data") or [{}]
+    try:
+        image = base64.b64decode(data[0].get("b64_json") or "", validate=True)
+    except ValueError:
+        image = b""
+    if answer.status == 200 and image.startswith(PNG_SIGNATURE):
+        target = next((v for k, v in answer.headers.items() if k.lower() == "x-genai-target"), "?")
+        return [Result(check, "pass", f"a {len(image):,}-byte PNG from {target}")]
+    return [Result(check, "fail", _error(answer) if answer.status != 200 else "HTTP 200 without a PNG")]
+
+
 def guardrail_probes(guardrail: Any) -> list[str]:
     """Prompts the guardrail must block: one per filtered word and every denied topic's examples, in
     the languages the profile wrote them. AWS documents few languages for denied topics and word filters
@@ -321,7 +346,8 @@ def check_guardrail_blocks(call: Caller, alias: str, prompt: str, blocked_messag
 def gateway_checks(
     profile: Profile, call: Caller, answered: list[tuple[str, Answer]] | None = None
 ) -> list[Result]:
-    """Chat per alias, embedding per embeddings alias, and each of the guardrail's probes blocked
+    """Chat per alias, embedding per embeddings alias, an image per image alias, and each of the
+    guardrail's probes blocked
     (guardrail_probes). The chat answers go to `answered`."""
     gateway = profile.gateway
     assert gateway is not None
@@ -330,6 +356,8 @@ def gateway_checks(
         results += _guarded(f"gateway chat {alias}", lambda a=alias: check_chat(call, a, answered))
     for alias in gateway.embeddings:
         results += _guarded(f"gateway embedding {alias}", lambda a=alias: check_embedding(call, a))
+    for alias in gateway.images:
+        results += _guarded(f"gateway image {alias}", lambda a=alias: check_image(call, a))
     guardrail = profile.bedrock.guardrail if profile.bedrock else None
     probes = guardrail_probes(guardrail) if guardrail is not None else []
     first = next(iter(gateway.aliases))

@@ -3,6 +3,7 @@ built-in profile's real templates with every deployed resource stubbed."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -811,3 +812,34 @@ def test_knowledge_bases_are_found_with_their_deployed_ids(synthesized):
             assert target.bucket.startswith("id-DataBucket")
             assert target.data_source_id.startswith("DS-")
             assert target.prefix == f"knowledge-bases/{target.name}/"
+
+
+def test_an_image_alias_must_answer_a_png_and_say_who_made_it():
+    png = base64.b64encode(sm.PNG_SIGNATURE + b"pixels").decode()
+    made = sm.Answer(200, {"data": [{"b64_json": png}]}, {"x-genai-target": "sagemaker:imagery-brand-sdxl"})
+    seen: list = []
+    (result,) = sm.check_image(caller({"/images/generations": made}, seen), "brand")
+    assert result.status == "pass"
+    assert "from sagemaker:imagery-brand-sdxl" in result.detail
+    assert seen[0][1]["response_format"] == "b64_json"
+    not_png = sm.Answer(200, {"data": [{"b64_json": base64.b64encode(b"GIF89a").decode()}]})
+    assert sm.check_image(caller({"/images/generations": not_png}), "brand")[0].status == "fail"
+    refused = sm.Answer(400, {"error": {"message": "blocked by the content policy"}})
+    (failed,) = sm.check_image(caller({"/images/generations": refused}), "brand")
+    assert failed.status == "fail"
+    assert "blocked by the content policy" in failed.detail
+
+
+def test_the_gateway_checks_make_one_image_per_image_alias():
+    profile = load_profile("product-imagery")
+    seen: list = []
+
+    def call(path, body):
+        seen.append((path, body["model"]))
+        if path == "/images/generations":
+            return sm.Answer(200, {"data": [{"b64_json": base64.b64encode(sm.PNG_SIGNATURE).decode()}]})
+        return CHAT_OK
+
+    results = sm.gateway_checks(profile, call)
+    assert [m for p, m in seen if p == "/images/generations"] == ["lifestyle", "brand"]
+    assert [r.status for r in results if r.check.startswith("gateway image")] == ["pass", "pass"]
