@@ -22,6 +22,7 @@ from genai_stack.catalog import (
     bedrock_prices,
     inference_instances,
     provenance,
+    training_instances,
 )
 from genai_stack.config import OffHours, Profile
 from genai_stack.observability import custom_metric_sets
@@ -296,10 +297,21 @@ def estimate(profile: Profile, templates: dict[str, dict], usage: Usage | None =
     for pipeline in profile.training.pipelines if profile.training else ():
         runs = f"on {pipeline.schedule}" if pipeline.schedule else "when started"
         kind = "spot (up to 90% off, billed for the seconds it runs)" if pipeline.spot else "on demand"
+        # Instance types with local NVMe storage get no EBS volume (ResourceConfig.VolumeSizeInGB: "When
+        # using an ML instance with NVMe SSD volumes, SageMaker doesn't provision Amazon EBS").
+        local = training_instances()[pipeline.instance_type].local_nvme
+        storage = "" if local else f"; plus {pipeline.volume_gb} GB of training storage while it runs"
+        evaluation = pipeline.image_evaluation
+        images = (
+            f"; then 1 x {evaluation.instance_type} on demand for the image evaluation, at most "
+            f"{evaluation.max_runtime_hours:g} h"
+            if evaluation
+            else ""
+        )
         result.unpriced.append(
             f"training pipeline {pipeline.name}: {pipeline.instance_count} x {pipeline.instance_type} {kind} "
-            f"per run, at most {pipeline.max_runtime_hours:g} h, {runs}; plus {pipeline.volume_gb} GB of "
-            "training storage while it runs (SageMaker AI pricing, Training)"
+            f"per run, at most {pipeline.max_runtime_hours:g} h, {runs}{storage}{images} (SageMaker AI "
+            "pricing, Training)"
         )
     for endpoint in profile.inference.endpoints if profile.inference else ():
         if endpoint.async_inference is not None and not endpoint.min_instances:

@@ -233,3 +233,13 @@ def test_images_compare_bedrock_with_the_fine_tuned_endpoint_at_its_crossover():
     assert endpoint.instances == math.ceil(200_000 * 12 / 3600 / WORKING_HOURS_PER_MONTH) == 3
     assert any("at 12 s an image" in r for r in slow.reasons)
     assert slow.profile == "product-imagery"
+
+
+def test_a_pipeline_s_unpriced_line_names_the_image_evaluation_and_no_storage_on_local_nvme():
+    from genai_stack.planning.cost import estimate
+
+    profile = load_profile("product-imagery")
+    result = estimate(profile, {})
+    (line,) = [n for n in result.unpriced if n.startswith("training pipeline brand-sdxl")]
+    assert "then 1 x ml.g5.2xlarge on demand for the image evaluation, at most 2 h" in line
+    assert "GB of training storage" not in line  # ml.g5 has local NVMe: SageMaker provisions no EBS
