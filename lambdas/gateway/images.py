@@ -1,9 +1,11 @@
-"""POST /v1/images/generations: OpenAI's images.generate on Bedrock image models.
+"""POST /v1/images/generations: OpenAI's images.generate on Bedrock image models, and on SageMaker
+asynchronous endpoints of image models (EndpointImages) with a Bedrock fallback.
 
-The request (lambdas/gateway/schema.py ImageRequest) is checked against the alias's model before
-anything is called: size, n and prompt length within what the model documents, every other
+The request (lambdas/gateway/schema.py ImageRequest) is checked against every target of the alias
+before anything is called: size, n and prompt length within what each documents, every other
 parameter refused by name. Then, in order: the profile's guardrail on the prompt (ApplyGuardrail,
-source INPUT); InvokeModel with the model's own body; the guardrail on each generated image
+source INPUT); InvokeModel with the model's own body (an endpoint: the request queued through S3 and
+InvokeEndpointAsync, its answer awaited); the guardrail on each generated image
 (ApplyGuardrail, source OUTPUT, an image content block); the images returned as b64_json or stored
 under `gateway-images/` in the data bucket and returned as pre-signed GET URLs.
 
@@ -220,7 +222,7 @@ READ_SECONDS = 0.25  # a GetObject of the endpoint's answer, at least
 # How long a queued request may wait for an instance. Long enough that a request which finds the
 # endpoint at zero stays in the queue while the instance starts (minutes), so that it is counted by
 # HasBacklogWithoutCapacity and starts one; AWS documents no backlog count for requests that expired.
-# A request answered after the gateway stopped waiting costs one image of instance time.
+# A request answered after the gateway stopped waiting costs its images' instance time.
 REQUEST_TTL_SECONDS = 900
 
 
@@ -234,7 +236,8 @@ class EndpointImages:
     An endpoint at zero instances starts one when a request waits (HasBacklogWithoutCapacity), which
     takes minutes: the wait then ends without a result, and the alias's fallback answers; without
     one, the caller gets a 504 that says the endpoint is starting. The request stays queued for
-    REQUEST_TTL_SECONDS, so that it is what starts the instance."""
+    REQUEST_TTL_SECONDS, so that it is what starts the instance; it is then made for nobody (its `n`
+    images of instance time)."""
 
     poll_seconds = 1.0
 
@@ -368,12 +371,17 @@ class ImageService:
 
     def check(self, request: ImageRequest) -> tuple[tuple[ImageBackend, ...], str, str]:
         """The alias's targets, size and model quality; every refusal before a model is called. The
-        request must suit the alias's first target (a fallback takes what its first does)."""
+        request must suit every target of the alias: a fallback that made fewer images, or another
+        size, would drop part of what was asked for without saying so."""
         targets = self.routes.get(request.model)
         if not targets:
             raise unknown_model(request.model, "image ")
-        spec = targets[0].spec
         size = request.size if request.size not in (None, "auto") else "1024x1024"
+        for target in targets:
+            quality = self._check(request, target.spec, size)
+        return targets, size, quality
+
+    def _check(self, request: ImageRequest, spec: ImageModel, size: str) -> str:
         if not fits(spec, size):
             raise bad_request(
                 f"size {size!r} is not supported by image model {request.model!r}; allowed: "
@@ -409,7 +417,7 @@ class ImageService:
                 param="response_format",
                 code="unsupported_parameter",
             )
-        return targets, size, quality
+        return quality
 
     def response_format(self, request: ImageRequest) -> str:
         """OpenAI's default is url; a gateway without an image store answers b64_json."""

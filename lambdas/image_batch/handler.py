@@ -55,9 +55,9 @@ def load_settings(text: str | None) -> BatchSettings:
 
 
 # Throttling goes back to the state machine (ModelBusy, retried with backoff and jitter) after one
-# retry of botocore's own ("standard" mode, 2 attempts), within the item's timeout; SD3.5 Large makes
-# an image in well under the read timeout.
-CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=90)
+# retry of botocore's own ("standard" mode, 2 attempts); two attempts of at most 40 s each fit the
+# item's default timeout of 120 s (SD3.5 Large makes a 1-megapixel image in seconds).
+CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=40)
 
 
 @cache

@@ -4,11 +4,12 @@ After `cdk deploy --all`, with the caller's credentials: every stack of the prof
 settled; no alarm of the profile is in ALARM; its budgets exist with the profile's limits and its
 anomaly monitor exists; each SageMaker endpoint is InService and each model host's load balancer sees
 healthy hosts (an endpoint or fleet scaled to zero is skipped with a note); the gateway answers a chat
-per alias and an embedding per embeddings alias, blocks each word its guardrail filters and each example
-of its denied topics, in the languages the profile wrote them (the probes of a language AWS does not
-document for those policies), and the answer's log line and metric reach CloudWatch; the first knowledge
-base ingests a document and Retrieve finds it. Everything is a read except the gateway's calls, the key
-smoke creates for them and the knowledge-base document, both removed afterwards.
+per alias, an embedding per embeddings alias and an image per image alias, blocks each word its
+guardrail filters and each example of its denied topics, in the languages the profile wrote them (the
+probes of a language AWS does not document for those policies), and the answer's log line and metric
+reach CloudWatch; the first knowledge base ingests a document and Retrieve finds it. Everything is a
+read except the gateway's calls, the key smoke creates for them and the knowledge-base document, both
+removed afterwards.
 
 What it looks for comes from the profile's templates, synthesized offline as `cdk synth` would: the
 stacks and their resources by logical ID; CloudFormation's DescribeStackResources gives the deployed

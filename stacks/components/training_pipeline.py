@@ -1,14 +1,15 @@
-"""TrainingPipeline: train (SageMaker) -> evaluate (Lambda) -> register (model registry), on Step Functions.
+"""TrainingPipeline: train (SageMaker) -> [evaluate the images (SageMaker)] -> evaluate (Lambda) ->
+register (model registry), on Step Functions.
 
 Start it by hand at any time (the schedule, when set, does the same):
 
     aws stepfunctions start-execution --state-machine-arn <StateMachineArn> --input '{}'
 
-The execution fails when training fails, when the metric misses the threshold (state
-EvaluationFailed, with the reason) or when registration fails; a passing model becomes a new
-version of the model package group, PendingManualApproval. Approving it (console, or
-`aws sagemaker update-model-package --model-package-arn ... --model-approval-status Approved`)
-is what a ModelDeployment reacts to.
+The execution fails when training or the image evaluation job fails, when the metric or an image
+metric misses its threshold (state EvaluationFailed, with the reason) or when registration fails; a
+passing model becomes a new version of the model package group, PendingManualApproval. Approving it
+(console, or `aws sagemaker update-model-package --model-package-arn ... --model-approval-status
+Approved`) is what a ModelDeployment reacts to.
 """
 
 from __future__ import annotations
@@ -157,7 +158,9 @@ class TrainingPipeline(Construct):
     """One training pipeline: a Standard state machine (X-Ray, every event logged without execution
     data to a KMS-encrypted log group) with the states
 
-        NameTheJob -> Train (sagemaker:createTrainingJob.sync) -> Evaluate (Lambda) -> Passed?
+        NameTheJob -> Train (sagemaker:createTrainingJob.sync)
+            [-> EvaluateImages (createTrainingJob.sync: image metrics on the held-out set)]
+            -> Evaluate (Lambda: every threshold) -> Passed?
             -> Register (sagemaker:createModelPackage, PendingManualApproval) | EvaluationFailed
 
     and `PipelineFailed` for any task error (caught, so the execution fails with the task's error and

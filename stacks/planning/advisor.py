@@ -228,7 +228,8 @@ def _images(work: Workload) -> Recommendation:
         "scales to zero, and batches of supplier photos.",
         f"An endpoint image costs {per_image:.4f} USD of {IMAGE_ENDPOINT_TYPE} time against {price:g} USD "
         f"on Bedrock at {seconds:g} s an image (an assumption: measure yours and pass --seconds-per-image); "
-        "the fine-tuning runs (a training job per retraining) come on top.",
+        f"the endpoint that scales to zero is priced with one start a working day ({STARTS_PER_MONTH:.1f} a "
+        f"month) of {HOURS_PER_START:g} h; the fine-tuning runs (a training job per retraining) come on top.",
     ]
     if best.approach != "managed API":
         reasons.append(
@@ -337,8 +338,10 @@ def image_crossover_markdown(volumes: tuple[int, ...] = (1_000, 10_000, 100_000)
                 crossovers[key] = option.crossover_requests
     header = "| Option | " + " | ".join(f"{v:,} images" for v in volumes) + " | Cheaper than Bedrock from |"
     lines = [
-        f"`genai-stack recommend --modality image --requests N` (USD a month at us-east-1 prices, "
-        f"{SECONDS_PER_IMAGE:g} s an image assumed; the fine-tuning runs not included).",
+        f"`genai-stack recommend --modality image --requests N` (USD a month at us-east-1 prices, each "
+        f"with the {platform_usd():.2f} USD of a profile's key and dashboard; {SECONDS_PER_IMAGE:g} s an "
+        f"image and, for the endpoint that scales to zero, {STARTS_PER_MONTH:.1f} starts a month of "
+        f"{HOURS_PER_START:g} h assumed; the fine-tuning runs not included).",
         "",
         header,
         "|" + "---|" * (len(volumes) + 2),

@@ -38,7 +38,7 @@ class ImageEndpointAlias(_Strict):
         gt=0,
         le=60,
         description="how long a request waits for the endpoint's image before the fallback is asked "
-        "(default: the deadline less 12 s with a fallback, else the whole deadline)",
+        "after it is queued (default: the deadline less 12 s with a fallback, else less 5 s)",
     )
 
     @property

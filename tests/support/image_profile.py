@@ -1,10 +1,9 @@
 """A profile with a gateway image alias (and a custom model on Provisioned Throughput), synthesized once
 per test session.
 
-No built-in profile has one (docs/gateway.md, Images: the only current image model of the catalog,
-Stable Diffusion 3.5 Large, is offered in us-west-2 only, and managed-api's mandatory guardrail cannot
-be enforced by IAM on image models), so the template and access tests of POST /v1/images/generations
-use the customer-service profile (us-west-2) with a gateway added and its guardrail made non-mandatory
+product-imagery has image aliases too; these tests keep their own, smaller profile beside it (and a
+custom model on Provisioned Throughput, which no built-in profile has): the customer-service profile
+(us-west-2) with a gateway added and its guardrail made non-mandatory
 with image content filters (what the validator asks of a profile with image models)."""
 
 from __future__ import annotations

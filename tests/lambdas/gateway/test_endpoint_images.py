@@ -242,3 +242,29 @@ def test_waiting_for_the_answer_never_reads_a_key_that_is_not_there_yet(served, 
         model="brand", prompt="a lamp", response_format="b64_json"
     )
     assert fallen_back.data
+
+
+def test_a_request_must_suit_the_fallback_too_so_nothing_asked_for_is_dropped(served, endpoint):
+    with pytest.raises(openai.BadRequestError) as caught:
+        served(fallback=True).images.generate(model="brand", prompt="a lamp", n=2)
+    assert caught.value.body["param"] == "n"
+    assert "makes at most 1 image per request" in caught.value.message
+    assert endpoint.calls == []
+
+
+def test_the_gateway_page_gives_the_endpoint_alias_s_figures_the_code_uses():
+    """docs/gateway.md's endpoint paragraph: the wait reserves, the queue TTL, the sizes, n and prompt
+    length, as lambdas/gateway/images.py and stacks/orchestration_stack.py have them."""
+    from genai_stack.orchestration_stack import AFTER_IMAGE_SECONDS, FALLBACK_SECONDS
+    from lambdas.gateway.images import ENDPOINT_IMAGES, REQUEST_TTL_SECONDS
+    from tests.support import REPO_ROOT
+
+    page = " ".join((REPO_ROOT / "docs" / "gateway.md").read_text(encoding="utf-8").split())
+    assert f"the deadline less {FALLBACK_SECONDS:g} s with a fallback" in page
+    assert f"the deadline less {AFTER_IMAGE_SECONDS:g} s without one" in page
+    assert f"(`RequestTTLSeconds` {REQUEST_TTL_SECONDS})" in page
+    assert f"are {', '.join(ENDPOINT_IMAGES.sizes)} (SDXL's" in page
+    assert (
+        f"`n` up to {ENDPOINT_IMAGES.max_images} and prompts up to {ENDPOINT_IMAGES.max_prompt_chars:,}"
+        in page
+    )
