@@ -367,17 +367,10 @@ def image_targets(alias: ImageAlias, client: Callable[[str], Any]) -> tuple[Imag
     if alias.endpoint is None:
         assert alias.model is not None  # ImageAlias._known
         return (BedrockImages(client("bedrock-runtime"), ImageTarget(alias.model, alias.price_per_image)),)
-    endpoint = alias.endpoint
     first = EndpointImages(
         client("s3"),
         client("sagemaker-runtime"),
-        EndpointTarget(
-            endpoint=endpoint.endpoint,
-            bucket=endpoint.bucket,
-            input_prefix=endpoint.input_prefix,
-            key_id=endpoint.key_id,
-            wait_seconds=endpoint.wait_seconds,
-        ),
+        EndpointTarget(**alias.endpoint.model_dump()),
     )
     if alias.fallback is None:
         return (first,)

@@ -37,6 +37,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .deadline import Deadline, as_timed
 from .errors import GatewayError, ProviderError, bad_request, unknown_model
 from .guardrail import Guardrail
+from .providers.aws_errors import provider_error
 from .providers.bedrock import invoke_json
 from .router import RetryPolicy, route
 from .schema import ImageRequest
@@ -282,14 +283,8 @@ class EndpointImages:
                 RequestTTLSeconds=REQUEST_TTL_SECONDS,
                 InvocationTimeoutSeconds=300,
             )
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
-            throttled = code in ("ThrottlingException", "ServiceUnavailable")
-            raise ProviderError(
-                f"{self.name}: {code or error}", retryable=throttled, throttled=throttled
-            ) from None
-        except BotoCoreError as error:
-            raise ProviderError(f"{self.name}: {error}", retryable=True) from None
+        except (ClientError, BotoCoreError) as error:  # the gateway's one classification of AWS errors
+            raise provider_error(self.name, error) from None
         if not answer.get("OutputLocation"):  # no member of InvokeEndpointAsync's answer is required
             raise ProviderError(f"{self.name}: InvokeEndpointAsync named no OutputLocation", retryable=False)
         waited = deadline.capped(target.wait_seconds)

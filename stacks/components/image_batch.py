@@ -44,6 +44,7 @@ from constructs import Construct
 from genai_stack import compliance
 from genai_stack.compliance import STATE_MACHINE_DELIVERY_AND_TRACING, Acknowledgement, nag_resource
 from genai_stack.components.model_access import GuardrailRef, foundation_model_arn
+from genai_stack.components.model_evaluation import LAMBDA_TRANSIENT
 from genai_stack.components.monitoring import MonitoringHub
 from genai_stack.components.python_function import PythonFunction, encrypted_log_group
 from genai_stack.components.tag_conditions import key_through_s3
@@ -245,13 +246,7 @@ class ImageBatch(Construct):
         settings = self.settings
         partition = stack.partition
         lambda_retry = {
-            "ErrorEquals": [
-                "Lambda.ClientExecutionTimeoutException",
-                "Lambda.ServiceException",
-                "Lambda.AWSLambdaException",
-                "Lambda.SdkClientException",
-                "Lambda.TooManyRequestsException",
-            ],
+            "ErrorEquals": LAMBDA_TRANSIENT,
             "IntervalSeconds": 2,
             "MaxAttempts": 6,
             "BackoffRate": 2,

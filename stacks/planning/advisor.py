@@ -238,11 +238,17 @@ def _images(work: Workload) -> Recommendation:
         )
     else:
         reasons.append(f"Bedrock is cheapest at {work.requests:,} images a month.")
-    if work.budget_usd is not None:
-        for option in options:
-            if option.monthly_usd is not None and option.monthly_usd > work.budget_usd:
-                option.notes.append(f"above the budget of {work.budget_usd:,.0f} USD")
+    _over_budget(options, work.budget_usd)
     return Recommendation(options, reasons, IMAGE_PROFILE)
+
+
+def _over_budget(options: list[Option], budget_usd: float | None) -> None:
+    """Notes the options that cost more than the budget."""
+    if budget_usd is None:
+        return
+    for option in options:
+        if option.monthly_usd is not None and option.monthly_usd > budget_usd:
+            option.notes.append(f"above the budget of {budget_usd:,.0f} USD")
 
 
 def recommend(work: Workload) -> Recommendation:
@@ -302,12 +308,9 @@ def recommend(work: Workload) -> Recommendation:
             if option.profile == best.profile:
                 option.profile = start_from
         best.profile = start_from
-    if work.budget_usd is not None:
-        over = [o for o in options if o.monthly_usd is not None and o.monthly_usd > work.budget_usd]
-        for option in over:
-            option.notes.append(f"above the budget of {work.budget_usd:,.0f} USD")
-        if best.monthly_usd is not None and best.monthly_usd > work.budget_usd:
-            reasons.append(f"No approach fits {work.budget_usd:,.0f} USD a month at this volume.")
+    _over_budget(options, work.budget_usd)
+    if work.budget_usd is not None and best.monthly_usd is not None and best.monthly_usd > work.budget_usd:
+        reasons.append(f"No approach fits {work.budget_usd:,.0f} USD a month at this volume.")
     if best.approach == "self-managed":
         reasons.append(
             f"At {work.requests:,} requests a month, {best.detail} costs less than on-demand tokens "

@@ -117,4 +117,13 @@ VpcEndpointId = Annotated[str, Field(pattern=r"^vpce-[0-9a-f]{8,17}$")]
 _SLUG_SCHEMA = TypeAdapter(Slug).json_schema()
 
 # EventBridge schedule expressions: rate(N unit) or cron(6 fields).
+# An S3 key prefix of the profile's buckets: segments of letters, digits, '.', '_' and '-', ending in '/'.
+S3_PREFIX = r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/$"
+
+
+def prefixes_overlap(first: str, second: str) -> bool:
+    """Whether one S3 prefix holds the other (a listing of one would include the other's objects)."""
+    return first.startswith(second) or second.startswith(first)
+
+
 _SCHEDULE = r"^(rate\((1 (minute|hour|day)|[1-9][0-9]* (minutes|hours|days))\)|cron\(\S+( \S+){5}\))$"

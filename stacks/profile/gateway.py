@@ -41,14 +41,12 @@ class ImageEndpointAlias(_Strict):
         "after it is queued (default: the deadline less 12 s with a fallback, else less 5 s)",
     )
 
-    @property
-    def models(self) -> tuple[str, ...]:
-        return (self.fallback,) if self.fallback else ()
-
 
 def image_models(value: str | ImageEndpointAlias) -> tuple[str, ...]:
     """The Bedrock image models an image alias invokes."""
-    return (value,) if isinstance(value, str) else value.models
+    if isinstance(value, str):
+        return (value,)
+    return (value.fallback,) if value.fallback else ()
 
 
 class GatewayTarget(_Strict):

@@ -6,9 +6,8 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from genai_stack.profile.common import Slug, _Strict, located
+from genai_stack.profile.common import S3_PREFIX, Slug, _Strict, located, prefixes_overlap
 
-_PREFIX = r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/$"
 # The Bedrock image models whose request the batch worker builds for image-to-image
 # (lambdas/image_batch/logic.py): Stable Diffusion 3.5 Large takes `mode: image-to-image` with `image`
 # and `strength` (Bedrock user guide, "Stability.ai Stable Diffusion 3.5 Large":
@@ -32,10 +31,10 @@ class ImageBatch(_Strict):
     )
     negative_prompt: str = Field(default="", max_length=10_000, description="what no image may show")
     input_prefix: str = Field(
-        default="batches/input/", pattern=_PREFIX, description="data bucket prefix of manifests and photos"
+        default="batches/input/", pattern=S3_PREFIX, description="data bucket prefix of manifests and photos"
     )
     output_prefix: str = Field(
-        default="batches/output/", pattern=_PREFIX, description="data bucket prefix of images and results"
+        default="batches/output/", pattern=S3_PREFIX, description="data bucket prefix of images and results"
     )
     max_concurrency: int = Field(
         default=4,
@@ -59,9 +58,7 @@ class ImageBatch(_Strict):
                     f"{', '.join(IMAGE_TO_IMAGE_MODELS)}",
                 )
             )
-        if self.input_prefix.startswith(self.output_prefix) or self.output_prefix.startswith(
-            self.input_prefix
-        ):
+        if prefixes_overlap(self.input_prefix, self.output_prefix):
             problems.append(
                 located(
                     "output_prefix",

@@ -19,7 +19,15 @@ from genai_stack.catalog import (
     sagemaker_data,
     training_instances,
 )
-from genai_stack.profile.common import _SCHEDULE, _SLUG_SCHEMA, Slug, _Strict, located
+from genai_stack.profile.common import (
+    _SCHEDULE,
+    _SLUG_SCHEMA,
+    S3_PREFIX,
+    Slug,
+    _Strict,
+    located,
+    prefixes_overlap,
+)
 from genai_stack.profile.evaluation import EvaluationGate
 from genai_stack.profile.inference import Inference
 
@@ -61,19 +69,11 @@ class SpotTraining(_Strict):
     max_wait_hours: float = Field(gt=0, le=672, description="wait for spot capacity plus run time")
 
 
-_PREFIX = r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/$"
-
-
 def _training_type_problems(instance_type: str) -> list[str]:
     if instance_type in training_instances():
         return []
     known = ", ".join(sorted(training_instances()))
     return [located("instance_type", f"{instance_type!r} is not a known training type (known: {known})")]
-
-
-def _overlap(first: str, second: str) -> bool:
-    """Whether one S3 prefix holds the other (a channel of one would list the other's objects)."""
-    return first.startswith(second) or second.startswith(first)
 
 
 class ImageEvaluation(_Strict):
@@ -85,12 +85,12 @@ class ImageEvaluation(_Strict):
         pattern=r"^[A-Za-z0-9._/-]+\.py$", description="evaluation script in the pipeline's sourcedir"
     )
     holdout_prefix: str = Field(
-        pattern=_PREFIX,
+        pattern=S3_PREFIX,
         description="data bucket prefix of the held-out photos and captions (channel 'holdout'); "
         "never under the training data prefix",
     )
     weights_prefix: str = Field(
-        pattern=_PREFIX,
+        pattern=S3_PREFIX,
         description="data bucket prefix of the weights the evaluation's metrics load offline, such as CLIP "
         "and the FID Inception network (channel 'weights'); the candidate itself is the 'model' channel",
     )
@@ -106,7 +106,7 @@ class ImageEvaluation(_Strict):
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             problems.append(located("metrics", f"names {', '.join(map(repr, repeated))} more than once"))
-        if _overlap(self.holdout_prefix, self.weights_prefix):
+        if prefixes_overlap(self.holdout_prefix, self.weights_prefix):
             problems.append(
                 located(
                     "weights_prefix",
@@ -132,9 +132,7 @@ class TrainingPipeline(_Strict):
         description="training code in the artifacts bucket (sourcedir.tar.gz with the entry point)",
     )
     entry_point: str = Field(pattern=r"^[A-Za-z0-9._/-]+\.py$")
-    data_prefix: str = Field(
-        pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/$", description="the 'train' channel in the data bucket"
-    )
+    data_prefix: str = Field(pattern=S3_PREFIX, description="the 'train' channel in the data bucket")
     instance_type: str
     instance_count: int = Field(default=1, ge=1, le=16)
     volume_gb: int = Field(default=100, ge=30, le=16_384)
@@ -175,7 +173,7 @@ class TrainingPipeline(_Strict):
             problems.append(located("deploy_to", f"names {', '.join(map(repr, repeated))} more than once"))
         if self.image_evaluation is not None:
             holdout = self.image_evaluation.holdout_prefix
-            if _overlap(holdout, self.data_prefix):
+            if prefixes_overlap(holdout, self.data_prefix):
                 problems.append(
                     located(
                         "image_evaluation.holdout_prefix",
@@ -209,7 +207,7 @@ class BedrockCustomization(_Strict):
     base_model: str = Field(description="customizable base model id, e.g. amazon.nova-micro-v1:0:128k")
     kind: Literal["FINE_TUNING", "CONTINUED_PRE_TRAINING"] = "FINE_TUNING"
     data_prefix: str = Field(
-        pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/$",
+        pattern=S3_PREFIX,
         description="data bucket prefix holding train.jsonl (and validation.jsonl if used)",
     )
     validation_data: bool = Field(default=False, description="also pass <prefix>validation.jsonl")

@@ -268,3 +268,27 @@ def test_the_gateway_page_gives_the_endpoint_alias_s_figures_the_code_uses():
         f"`n` up to {ENDPOINT_IMAGES.max_images} and prompts up to {ENDPOINT_IMAGES.max_prompt_chars:,}"
         in page
     )
+
+
+def test_invoke_errors_are_classified_as_every_aws_error_of_the_gateway(served, endpoint):
+    """InvokeEndpointAsync's errors go through providers/aws_errors.py: throttling falls back, a
+    ValidationException is the caller's 400, an AccessDenied (our configuration) a 502."""
+
+    def fail(code: str, status: int):
+        def invoke(**call):
+            raise ClientError(
+                {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}},
+                "InvokeEndpointAsync",
+            )
+
+        return invoke
+
+    endpoint.invoke_endpoint_async = fail("ThrottlingException", 429)
+    assert served(fallback=True).images.generate(model="brand", prompt="a lamp").data
+    endpoint.invoke_endpoint_async = fail("ValidationException", 400)
+    with pytest.raises(openai.BadRequestError):
+        served().images.generate(model="brand", prompt="a lamp")
+    endpoint.invoke_endpoint_async = fail("AccessDeniedException", 403)
+    with pytest.raises(openai.APIStatusError) as caught:
+        served(fallback=True).images.generate(model="brand", prompt="a lamp")
+    assert caught.value.status_code == 502
